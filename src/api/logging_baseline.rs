@@ -1,0 +1,459 @@
+use std::collections::BTreeMap;
+
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{PolicyRef, patterns};
+
+/// One AWS account whose audit logging trailkeeper keeps at the baseline.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "trailkeeper.io",
+    version = "v1alpha1",
+    kind = "LoggingBaseline",
+    namespaced,
+    shortname = "lb",
+    category = "trailkeeper",
+    status = "LoggingBaselineStatus",
+    cel,
+    printcolumn(name = "Account", type_ = "string", json_path = ".spec.accountId"),
+    printcolumn(name = "Region", type_ = "string", json_path = ".spec.primaryRegion"),
+    printcolumn(name = "Mode", type_ = "string", json_path = ".spec.mode"),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct LoggingBaselineSpec {
+    /// The AWS account; trailkeeper refuses to act when its credentials resolve to another one.
+    #[schemars(pattern(patterns::ACCOUNT_ID))]
+    #[x_kube(validation = kube::core::Rule::new("self == oldSelf").message("accountId is immutable: create a new LoggingBaseline for another account"))]
+    pub account_id: String,
+    /// The region of the trail and its buckets.
+    #[schemars(pattern(patterns::REGION))]
+    pub primary_region: String,
+    /// Regions where flow logs, instance logs and Config rules are enforced; empty means the
+    /// primary region only.
+    #[serde(default)]
+    #[schemars(inner(pattern(patterns::REGION)), length(max = 40))]
+    pub regions: Vec<String>,
+    /// Role to assume in the account; absent uses the operator's own identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<Credentials>,
+    #[serde(default)]
+    pub mode: Mode,
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+    #[serde(default)]
+    pub trail: TrailSpec,
+    #[serde(default)]
+    pub storage: StorageSpec,
+    #[serde(default)]
+    pub encryption: EncryptionSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_policy_ref: Option<PolicyRef>,
+    #[serde(default)]
+    pub flow_logs: FlowLogsSpec,
+    #[serde(default)]
+    pub instance_logs: InstanceLogsSpec,
+    #[serde(default)]
+    pub config_rules: ConfigRulesSpec,
+    /// Tags put on every AWS resource trailkeeper creates (besides its own `trailkeeper.io/*` tags).
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Credentials {
+    #[schemars(pattern(patterns::IAM_ROLE_ARN))]
+    pub assume_role_arn: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(r"^[A-Za-z0-9+=,.@:/-]{2,1224}$"))]
+    pub external_id: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum Mode {
+    /// Bring AWS to the baseline.
+    #[default]
+    Enforce,
+    /// Report drift in status and write nothing.
+    Observe,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum DeletionPolicy {
+    /// Deleting the LoggingBaseline leaves every AWS resource in place.
+    #[default]
+    Retain,
+    /// Deleting the LoggingBaseline stops and deletes the trail, schedules the key's deletion and
+    /// deletes the buckets that hold no objects.
+    Delete,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("self.source != 'Existing' || has(self.existingTrailArn)").message("source: Existing needs existingTrailArn, the ARN of the account's or Organization's trail"))]
+pub struct TrailSpec {
+    #[serde(default)]
+    pub source: TrailSource,
+    /// The name of the trail trailkeeper deploys (source Managed); a trail of that name is adopted.
+    #[serde(default = "default_trail_name")]
+    #[schemars(pattern(patterns::TRAIL_NAME))]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(patterns::TRAIL_ARN))]
+    pub existing_trail_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_ref: Option<PolicyRef>,
+}
+
+impl Default for TrailSpec {
+    fn default() -> Self {
+        Self { source: TrailSource::default(), name: default_trail_name(), existing_trail_arn: None, policy_ref: None }
+    }
+}
+
+pub const DEFAULT_TRAIL_NAME: &str = "trailkeeper";
+
+fn default_trail_name() -> String {
+    DEFAULT_TRAIL_NAME.to_string()
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum TrailSource {
+    /// trailkeeper deploys and keeps its own multi-region trail.
+    #[default]
+    Managed,
+    /// trailkeeper verifies the account's or Organization's trail named by existingTrailArn.
+    Existing,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageSpec {
+    /// The `{prefix}` of generated bucket names.
+    #[serde(default = "default_name_prefix")]
+    #[schemars(pattern(patterns::NAME_PREFIX))]
+    pub name_prefix: String,
+    /// Default `{prefix}-{accountId}-cloudtrail-{primaryRegion}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(patterns::BUCKET_NAME))]
+    pub bucket_name: Option<String>,
+    /// Key prefix of the trail's log files in the bucket.
+    #[serde(default = "default_key_prefix")]
+    #[schemars(pattern(patterns::KEY_PREFIX))]
+    pub key_prefix: String,
+    /// Default `{prefix}-{accountId}-cloudtrail-access-{primaryRegion}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(patterns::BUCKET_NAME))]
+    pub access_log_bucket_name: Option<String>,
+}
+
+impl Default for StorageSpec {
+    fn default() -> Self {
+        Self {
+            name_prefix: default_name_prefix(),
+            bucket_name: None,
+            key_prefix: default_key_prefix(),
+            access_log_bucket_name: None,
+        }
+    }
+}
+
+fn default_name_prefix() -> String {
+    "trailkeeper".to_string()
+}
+
+fn default_key_prefix() -> String {
+    "AWS/CloudTrail".to_string()
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct EncryptionSpec {
+    /// An existing key to use; absent: trailkeeper creates one (alias alias/trailkeeper/cloudtrail).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(patterns::KMS_KEY_ARN))]
+    pub kms_key_arn: Option<String>,
+    /// Principals allowed to administer the key, besides the account root.
+    #[serde(default)]
+    #[schemars(inner(pattern(patterns::IAM_PRINCIPAL_ARN)), length(max = 50))]
+    pub administrators: Vec<String>,
+    /// Principals allowed to decrypt the trail's log files.
+    #[serde(default)]
+    #[schemars(inner(pattern(patterns::IAM_PRINCIPAL_ARN)), length(max = 50))]
+    pub operators: Vec<String>,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct FlowLogsSpec {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub destination: FlowLogDestination,
+    #[serde(default)]
+    pub traffic_type: TrafficType,
+    /// The custom record format, as flow log field names (without `${}`).
+    #[serde(default = "default_flow_log_fields")]
+    #[schemars(inner(pattern(patterns::FLOW_LOG_FIELD)), length(min = 1, max = 64))]
+    pub fields: Vec<String>,
+    /// Seconds: 60 or 600.
+    #[serde(default = "default_aggregation_interval")]
+    #[x_kube(validation = kube::core::Rule::new("self == 60 || self == 600").message("maxAggregationInterval must be 60 or 600 seconds"))]
+    pub max_aggregation_interval: i32,
+    /// Replace a non-compliant flow log made by someone else (Enforce mode only).
+    #[serde(default)]
+    pub replace_non_compliant: bool,
+}
+
+impl Default for FlowLogsSpec {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            destination: FlowLogDestination::default(),
+            traffic_type: TrafficType::default(),
+            fields: default_flow_log_fields(),
+            max_aggregation_interval: default_aggregation_interval(),
+            replace_non_compliant: false,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_aggregation_interval() -> i32 {
+    600
+}
+
+/// The flow log record fields of versions 2 to 5.
+pub const DEFAULT_FLOW_LOG_FIELDS: [&str; 29] = [
+    "version",
+    "account-id",
+    "interface-id",
+    "srcaddr",
+    "dstaddr",
+    "srcport",
+    "dstport",
+    "protocol",
+    "packets",
+    "bytes",
+    "start",
+    "end",
+    "action",
+    "log-status",
+    "vpc-id",
+    "subnet-id",
+    "instance-id",
+    "tcp-flags",
+    "type",
+    "pkt-srcaddr",
+    "pkt-dstaddr",
+    "region",
+    "az-id",
+    "sublocation-type",
+    "sublocation-id",
+    "pkt-src-aws-service",
+    "pkt-dst-aws-service",
+    "flow-direction",
+    "traffic-path",
+];
+
+fn default_flow_log_fields() -> Vec<String> {
+    DEFAULT_FLOW_LOG_FIELDS.iter().map(|f| f.to_string()).collect()
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum FlowLogDestination {
+    #[default]
+    CloudWatchLogs,
+    S3,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum TrafficType {
+    #[default]
+    All,
+    Accept,
+    Reject,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceLogsSpec {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The instances the CloudWatch agent configuration goes to.
+    #[serde(default)]
+    pub targets: InstanceTargets,
+    #[serde(default = "default_linux_files")]
+    #[schemars(inner(pattern(r"^/[^\s]{1,511}$")), length(max = 100))]
+    pub linux_files: Vec<String>,
+    #[serde(default = "default_windows_files")]
+    #[schemars(inner(pattern(r"^[A-Za-z]:\\[^\t\n]{1,510}$")), length(max = 100))]
+    pub windows_files: Vec<String>,
+}
+
+impl Default for InstanceLogsSpec {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            targets: InstanceTargets::default(),
+            linux_files: default_linux_files(),
+            windows_files: default_windows_files(),
+        }
+    }
+}
+
+/// The Linux log files of the reference baseline.
+pub const DEFAULT_LINUX_FILES: [&str; 12] = [
+    "/var/log/amazon/ssm/amazon-ssm-agent.log",
+    "/var/log/amazon/ssm/errors.log",
+    "/var/log/audit/audit.log",
+    "/var/log/cloud-init-output.log",
+    "/var/log/cloud-init.log",
+    "/var/log/cron",
+    "/var/log/maillog",
+    "/var/log/messages",
+    "/var/log/secure",
+    "/var/log/spooler",
+    "/var/log/yum.log",
+    "/var/log/zypper.log",
+];
+
+/// The Windows log files of the reference baseline.
+pub const DEFAULT_WINDOWS_FILES: [&str; 4] = [
+    r"C:\ProgramData\Amazon\SSM\Logs\amazon-ssm-agent.log",
+    r"C:\ProgramData\Amazon\SSM\Logs\amazon-cloudwatch-agent.log",
+    r"C:\ProgramData\Amazon\SSM\Logs\errors.log",
+    r"C:\cfn\log\cfn-init.log",
+];
+
+fn default_linux_files() -> Vec<String> {
+    DEFAULT_LINUX_FILES.iter().map(|f| f.to_string()).collect()
+}
+
+fn default_windows_files() -> Vec<String> {
+    DEFAULT_WINDOWS_FILES.iter().map(|f| f.to_string()).collect()
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceTargets {
+    #[schemars(length(min = 1, max = 128))]
+    pub tag_key: String,
+    #[schemars(length(max = 256))]
+    pub tag_value: String,
+}
+
+impl Default for InstanceTargets {
+    fn default() -> Self {
+        Self { tag_key: "trailkeeper.io/managed".to_string(), tag_value: "true".to_string() }
+    }
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigRulesSpec {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Create a configuration recorder where a region has none (opt-in: it has a cost).
+    #[serde(default)]
+    pub create_recorder: bool,
+}
+
+impl Default for ConfigRulesSpec {
+    fn default() -> Self {
+        Self { enabled: true, create_recorder: false }
+    }
+}
+
+/// What trailkeeper observed and did at the last reconcile.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LoggingBaselineStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trail_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_log_bucket_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_arn: Option<String>,
+    /// What differed from the baseline at the last observation.
+    #[serde(default)]
+    pub drift: Vec<Drift>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_reconcile: Option<LastReconcile>,
+    /// The retention in force, with the approval that allowed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_retention: Option<AppliedRetention>,
+}
+
+/// A standard Kubernetes condition.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// True, False or Unknown.
+    pub status: String,
+    pub reason: String,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Drift {
+    /// The AWS resource, e.g. `s3://bucket` or a trail ARN.
+    pub resource: String,
+    pub field: String,
+    pub expected: String,
+    pub actual: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LastReconcile {
+    pub time: String,
+    pub reads: u32,
+    pub writes: u32,
+    pub duration_ms: u64,
+}
+
+/// The retention in force in AWS, as trailkeeper last applied it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AppliedRetention {
+    /// The RetentionPolicy it came from (`built-in` when none exists).
+    pub policy: String,
+    pub lock_mode: String,
+    pub lock_days: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trail_logs_expire_after_days: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trail_logs_noncurrent_expire_after_days: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_logs_expire_after_days: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_logs_retention_days: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow_logs_retention_days: Option<i32>,
+    /// The approval reference that allowed the last shortening, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<String>,
+}

@@ -1,0 +1,68 @@
+//! The three custom resources of trailkeeper (group `trailkeeper.io`, version `v1alpha1`), their
+//! defaults (the baseline of the AWS logging reference) and their validation rules.
+
+mod logging_baseline;
+mod retention_policy;
+mod rules;
+mod trail_policy;
+
+pub use logging_baseline::*;
+pub use retention_policy::*;
+pub use trail_policy::*;
+
+use kube::CustomResourceExt;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub const GROUP: &str = "trailkeeper.io";
+pub const VERSION: &str = "v1alpha1";
+pub const API_VERSION: &str = "trailkeeper.io/v1alpha1";
+/// The policy a baseline uses when it names none.
+pub const DEFAULT_POLICY_NAME: &str = "default";
+
+/// Validation patterns, shared by the schema and by the offline validator.
+pub mod patterns {
+    pub const ACCOUNT_ID: &str = r"^[0-9]{12}$";
+    pub const REGION: &str = r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}$";
+    pub const IAM_ROLE_ARN: &str = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$";
+    /// A principal of a key policy: an IAM role or user ARN, or an account root.
+    pub const IAM_PRINCIPAL_ARN: &str =
+        r"^arn:aws[a-z-]*:iam::[0-9]{12}:(root|role/[A-Za-z0-9+=,.@_/-]{1,512}|user/[A-Za-z0-9+=,.@_/-]{1,512})$";
+    pub const KMS_KEY_ARN: &str = r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]{1,128}$";
+    pub const TRAIL_ARN: &str = r"^arn:aws[a-z-]*:cloudtrail:[a-z0-9-]+:[0-9]{12}:trail/[A-Za-z0-9._-]{3,128}$";
+    pub const TRAIL_NAME: &str = r"^[A-Za-z0-9][A-Za-z0-9._-]{1,126}[A-Za-z0-9]$";
+    pub const BUCKET_NAME: &str = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$";
+    /// A prefix of generated names: short enough that every generated bucket name fits in 63 characters.
+    pub const NAME_PREFIX: &str = r"^[a-z0-9][a-z0-9-]{0,8}$";
+    pub const KEY_PREFIX: &str = r"^[A-Za-z0-9!_.*'()/-]{1,200}$";
+    pub const FLOW_LOG_FIELD: &str = r"^[a-z0-9-]{2,40}$";
+    pub const K8S_NAME: &str = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$";
+}
+
+/// The retention values CloudWatch Logs accepts, in days.
+pub const CLOUDWATCH_RETENTION_DAYS: [i32; 22] = [
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+];
+
+/// A reference to a policy in the same namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct PolicyRef {
+    #[schemars(pattern(patterns::K8S_NAME), length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// All CRDs served by trailkeeper, in a stable order.
+pub fn crds() -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>
+{
+    vec![LoggingBaseline::crd(), TrailPolicy::crd(), RetentionPolicy::crd()]
+}
+
+/// The CRDs as one multi-document YAML stream, as `trailkeeper crds` prints and `crds/` holds them.
+pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
+    let mut out = String::new();
+    for crd in crds() {
+        out.push_str("---\n");
+        out.push_str(&serde_yaml::to_string(&crd)?);
+    }
+    Ok(out)
+}

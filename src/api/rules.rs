@@ -1,0 +1,46 @@
+//! CEL rules of the CRDs that are built from parts (the retention transition rules). Each rule here
+//! is also evaluated client-side by `trailkeeper validate` and tested both ways.
+
+use kube::core::{Message, Rule};
+
+use super::CLOUDWATCH_RETENTION_DAYS;
+
+/// `self` is a CloudWatch Logs retention in days: only the values CloudWatch accepts.
+pub fn cloudwatch_retention_days() -> Rule {
+    let allowed = CLOUDWATCH_RETENTION_DAYS.map(|d| d.to_string()).join(", ");
+    Rule::new(format!("self in [{allowed}]")).message(Message::Message(format!(
+        "must be one of CloudWatch Logs' retention values: {allowed}"
+    )))
+}
+
+/// True when the change carries an approval whose reference is new in this change.
+const NEW_APPROVAL: &str = "has(self.approval) && (!has(oldSelf.approval) || self.approval.reference != oldSelf.approval.reference)";
+
+/// A retention in days at `path` (absent = kept forever) may only be shortened with a new approval.
+/// Forever to N days counts as shortening.
+pub fn not_shortened_without_approval(path: &str) -> Rule {
+    let (parent, field) = path.rsplit_once('.').unwrap_or(("", path));
+    let new = format!("self.{parent}");
+    let old = format!("oldSelf.{parent}");
+    let not_shortened =
+        format!("!has({new}.{field}) || (has({old}.{field}) && {new}.{field} >= {old}.{field})");
+    Rule::new(format!("({not_shortened}) || ({NEW_APPROVAL})")).message(Message::Message(format!(
+        "{path} shortens how long logs are kept: this needs spec.approval with a reference that is new in this change"
+    )))
+}
+
+/// The Object Lock of the trail bucket may only be weakened (lower mode, or fewer default days)
+/// with a new approval.
+pub fn lock_not_weakened_without_approval() -> Rule {
+    let rank = |side: &str| {
+        format!("{{'Disabled': 0, 'Governance': 1, 'Compliance': 2}}[{side}.trailLogs.objectLock.mode]")
+    };
+    let (new_rank, old_rank) = (rank("self"), rank("oldSelf"));
+    let weakened = format!(
+        "{new_rank} < {old_rank} || ({new_rank} > 0 && self.trailLogs.objectLock.defaultRetentionDays < oldSelf.trailLogs.objectLock.defaultRetentionDays)"
+    );
+    Rule::new(format!("!({weakened}) || ({NEW_APPROVAL})")).message(Message::Message(
+        "trailLogs.objectLock is weakened (mode lowered or fewer retention days): this needs spec.approval with a reference that is new in this change"
+            .to_string(),
+    ))
+}

@@ -1,0 +1,170 @@
+use std::collections::BTreeMap;
+
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::patterns;
+
+/// How the account's CloudTrail trail is configured. The defaults are the baseline: multi-region,
+/// global service events, log file validation, all management events.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "trailkeeper.io",
+    version = "v1alpha1",
+    kind = "TrailPolicy",
+    namespaced,
+    shortname = "tp",
+    category = "trailkeeper",
+    cel,
+    printcolumn(name = "MultiRegion", type_ = "boolean", json_path = ".spec.multiRegion"),
+    printcolumn(name = "Organization", type_ = "boolean", json_path = ".spec.organizationTrail"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[x_kube(validation = kube::core::Rule::new("size(self.advancedEventSelectors) == 0 || size(self.dataEvents) == 0").message("use either dataEvents or advancedEventSelectors, not both: CloudTrail accepts one kind of selector per trail"))]
+#[serde(rename_all = "camelCase")]
+pub struct TrailPolicySpec {
+    #[serde(default = "yes")]
+    pub multi_region: bool,
+    #[serde(default = "yes")]
+    pub include_global_service_events: bool,
+    #[serde(default = "yes")]
+    pub log_file_validation: bool,
+    #[serde(default)]
+    pub management_events: ManagementEvents,
+    /// Basic data event selectors (S3 objects, Lambda invocations, ...).
+    #[serde(default)]
+    pub data_events: Vec<DataEventSelector>,
+    /// Advanced event selectors; when set they replace managementEvents and dataEvents.
+    #[serde(default)]
+    pub advanced_event_selectors: Vec<AdvancedEventSelector>,
+    #[serde(default)]
+    pub insight_selectors: Vec<InsightType>,
+    /// Deliver the trail's events to a CloudWatch Logs group as well.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_watch_logs: Option<TrailCloudWatchLogs>,
+    #[serde(default)]
+    pub organization_trail: bool,
+    /// For a baseline whose trail is `Existing`: the settings trailkeeper may change on that trail.
+    /// Empty (the default): the trail is verified and reported, never changed.
+    #[serde(default)]
+    pub manage_existing: Vec<ExistingTrailSetting>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+impl Default for TrailPolicySpec {
+    fn default() -> Self {
+        Self {
+            multi_region: true,
+            include_global_service_events: true,
+            log_file_validation: true,
+            management_events: ManagementEvents::default(),
+            data_events: Vec::new(),
+            advanced_event_selectors: Vec::new(),
+            insight_selectors: Vec::new(),
+            cloud_watch_logs: None,
+            organization_trail: false,
+            manage_existing: Vec::new(),
+            tags: BTreeMap::new(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagementEvents {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub read_write_type: ReadWriteType,
+    /// Event sources excluded from management events, e.g. kms.amazonaws.com.
+    #[serde(default)]
+    #[schemars(inner(pattern(r"^(kms|rdsdata)\.amazonaws\.com$")))]
+    pub exclude_event_sources: Vec<String>,
+}
+
+impl Default for ManagementEvents {
+    fn default() -> Self {
+        Self { enabled: true, read_write_type: ReadWriteType::default(), exclude_event_sources: Vec::new() }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum ReadWriteType {
+    #[default]
+    All,
+    ReadOnly,
+    WriteOnly,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DataEventSelector {
+    /// A CloudTrail data resource type, e.g. AWS::S3::Object or AWS::Lambda::Function.
+    #[schemars(pattern(r"^AWS::[A-Za-z0-9]+::[A-Za-z0-9]+$"))]
+    #[serde(rename = "type")]
+    pub resource_type: String,
+    /// ARNs or ARN prefixes.
+    #[schemars(length(min = 1, max = 250))]
+    pub values: Vec<String>,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AdvancedEventSelector {
+    #[schemars(length(min = 1, max = 1000))]
+    pub name: String,
+    #[schemars(length(min = 1, max = 20))]
+    pub field_selectors: Vec<AdvancedFieldSelector>,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("size(self.equals) + size(self.notEquals) + size(self.startsWith) + size(self.notStartsWith) + size(self.endsWith) + size(self.notEndsWith) > 0").message("a field selector needs at least one operator"))]
+pub struct AdvancedFieldSelector {
+    #[schemars(pattern(r"^[A-Za-z.]{1,1000}$"))]
+    pub field: String,
+    #[serde(default)]
+    pub equals: Vec<String>,
+    #[serde(default)]
+    pub not_equals: Vec<String>,
+    #[serde(default)]
+    pub starts_with: Vec<String>,
+    #[serde(default)]
+    pub not_starts_with: Vec<String>,
+    #[serde(default)]
+    pub ends_with: Vec<String>,
+    #[serde(default)]
+    pub not_ends_with: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum InsightType {
+    ApiCallRateInsight,
+    ApiErrorRateInsight,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TrailCloudWatchLogs {
+    #[schemars(pattern(r"^arn:aws[a-z-]*:logs:[a-z0-9-]+:[0-9]{12}:log-group:[A-Za-z0-9_/.#-]+:\*$"))]
+    pub log_group_arn: String,
+    #[schemars(pattern(patterns::IAM_ROLE_ARN))]
+    pub role_arn: String,
+}
+
+/// A setting of an existing trail that trailkeeper may change.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum ExistingTrailSetting {
+    /// Start logging when it is stopped.
+    Logging,
+    LogFileValidation,
+    MultiRegion,
+    GlobalServiceEvents,
+    EventSelectors,
+}

@@ -1,0 +1,197 @@
+//! SDK errors classified once, here, into what the reconciler acts on.
+
+use std::fmt;
+
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    NotFound,
+    /// Rate exceeded even after the SDK's retries with backoff.
+    Throttled,
+    /// The identity lacks the IAM action.
+    AccessDenied,
+    /// AWS rejected the request as invalid (a spec value AWS does not accept).
+    Invalid,
+    /// The resource exists but belongs to someone else, or is in a conflicting state.
+    Conflict,
+    /// Network, timeout, 5xx: worth retrying later.
+    Transient,
+}
+
+/// A failed AWS call: which action, on which resource, and why, in words a person can act on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AwsError {
+    pub kind: ErrorKind,
+    /// The IAM action, e.g. `s3:PutBucketPolicy`.
+    pub action: String,
+    pub resource: String,
+    pub code: String,
+    pub message: String,
+}
+
+impl AwsError {
+    pub fn is_not_found(&self) -> bool {
+        self.kind == ErrorKind::NotFound
+    }
+
+    /// The reason used in conditions, events and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self.kind {
+            ErrorKind::NotFound => "NotFound",
+            ErrorKind::Throttled => "Throttled",
+            ErrorKind::AccessDenied => "AccessDenied",
+            ErrorKind::Invalid => "InvalidRequest",
+            ErrorKind::Conflict => "Conflict",
+            ErrorKind::Transient => "AwsUnavailable",
+        }
+    }
+}
+
+impl fmt::Display for AwsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let detail = if self.message.is_empty() { self.code.clone() } else { self.message.clone() };
+        match self.kind {
+            ErrorKind::AccessDenied => write!(
+                f,
+                "{} denied on {}: grant {} to the identity trailkeeper uses in this account ({detail})",
+                self.action, self.resource, self.action
+            ),
+            ErrorKind::Throttled => write!(
+                f,
+                "{} on {} was throttled after retries with backoff; trailkeeper will try again later ({detail})",
+                self.action, self.resource
+            ),
+            ErrorKind::NotFound => write!(f, "{} on {}: not found ({detail})", self.action, self.resource),
+            ErrorKind::Invalid => write!(f, "{} on {} was rejected: {detail}", self.action, self.resource),
+            ErrorKind::Conflict => write!(f, "{} on {} conflicts: {detail}", self.action, self.resource),
+            ErrorKind::Transient => {
+                write!(f, "{} on {} failed, will retry: {detail}", self.action, self.resource)
+            }
+        }
+    }
+}
+
+impl std::error::Error for AwsError {}
+
+const NOT_FOUND_CODES: [&str; 16] = [
+    "NotFound",
+    "NoSuchBucket",
+    "NoSuchBucketPolicy",
+    "NoSuchTagSet",
+    "NoSuchTagSetError",
+    "NoSuchLifecycleConfiguration",
+    "NoSuchPublicAccessBlockConfiguration",
+    "ServerSideEncryptionConfigurationNotFoundError",
+    "ObjectLockConfigurationNotFoundError",
+    "TrailNotFoundException",
+    "NotFoundException",
+    "ResourceNotFoundException",
+    "InsightNotEnabledException",
+    "NoSuchEntity",
+    "InvalidVpcID.NotFound",
+    "ParameterNotFound",
+];
+
+const THROTTLING_CODES: [&str; 8] = [
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "RequestThrottled",
+    "SlowDown",
+    "LimitExceededException",
+];
+
+const ACCESS_DENIED_CODES: [&str; 7] = [
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnauthorizedOperation",
+    "AuthorizationError",
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
+    "InsufficientDependencyServiceAccessPermissionException",
+];
+
+const CONFLICT_CODES: [&str; 6] = [
+    "BucketAlreadyExists",
+    "OperationAborted",
+    "ConflictException",
+    "KMSInvalidStateException",
+    "TrailAlreadyExistsException",
+    "AlreadyExistsException",
+];
+
+/// Classify a failed call. `action` is the IAM action and `resource` what it was called on.
+pub fn classify<E, R>(err: &SdkError<E, R>, action: &str, resource: &str) -> AwsError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: fmt::Debug,
+{
+    let (kind, code, message) = match err {
+        SdkError::ServiceError(service) => {
+            let e = service.err();
+            let code = e.code().unwrap_or("Unknown").to_string();
+            let message = e.message().unwrap_or_default().to_string();
+            (kind_of_code(&code, &message), code, message)
+        }
+        SdkError::TimeoutError(_) => (ErrorKind::Transient, "Timeout".into(), "request timed out".into()),
+        SdkError::DispatchFailure(d) => {
+            let message = format!("{}", aws_smithy_types::error::display::DisplayErrorContext(err));
+            let kind = if d.is_user() { ErrorKind::Invalid } else { ErrorKind::Transient };
+            (kind, "DispatchFailure".into(), message)
+        }
+        other => {
+            let code = other.code().unwrap_or("Unknown").to_string();
+            let message = format!("{}", aws_smithy_types::error::display::DisplayErrorContext(other));
+            (kind_of_code(&code, &message), code, message)
+        }
+    };
+    AwsError { kind, action: action.to_string(), resource: resource.to_string(), code, message }
+}
+
+fn kind_of_code(code: &str, message: &str) -> ErrorKind {
+    if NOT_FOUND_CODES.contains(&code) || code.ends_with(".NotFound") {
+        ErrorKind::NotFound
+    } else if THROTTLING_CODES.contains(&code) || message.contains("Rate exceeded") {
+        ErrorKind::Throttled
+    } else if ACCESS_DENIED_CODES.contains(&code) {
+        ErrorKind::AccessDenied
+    } else if CONFLICT_CODES.contains(&code) {
+        ErrorKind::Conflict
+    } else if code.starts_with("Invalid") || code.contains("Validation") || code.starts_with("Malformed") {
+        ErrorKind::Invalid
+    } else {
+        ErrorKind::Transient
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_classified_into_actionable_kinds() {
+        assert_eq!(kind_of_code("NoSuchBucketPolicy", ""), ErrorKind::NotFound);
+        assert_eq!(kind_of_code("InvalidVpcID.NotFound", ""), ErrorKind::NotFound);
+        assert_eq!(kind_of_code("ThrottlingException", ""), ErrorKind::Throttled);
+        assert_eq!(kind_of_code("AccessDenied", ""), ErrorKind::AccessDenied);
+        assert_eq!(kind_of_code("InvalidParameterValue", ""), ErrorKind::Invalid);
+        assert_eq!(kind_of_code("InternalError", ""), ErrorKind::Transient);
+    }
+
+    #[test]
+    fn access_denied_names_the_action_and_what_to_do() {
+        let e = AwsError {
+            kind: ErrorKind::AccessDenied,
+            action: "s3:PutBucketPolicy".into(),
+            resource: "bucket b".into(),
+            code: "AccessDenied".into(),
+            message: "Access Denied".into(),
+        };
+        let text = e.to_string();
+        assert!(text.starts_with("s3:PutBucketPolicy denied on bucket b: grant s3:PutBucketPolicy"), "{text}");
+    }
+}

@@ -1,0 +1,177 @@
+//! KMS: the key that encrypts the trail's log files.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_kms::types::{KeyManagerType, KeyState, Tag};
+use serde_json::Value;
+
+use super::{AccountClients, AwsError, ErrorKind, check, optional};
+use crate::desired::KeySource;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ObservedKey {
+    pub arn: String,
+    pub key_id: String,
+    /// Enabled, Disabled, PendingDeletion, ...
+    pub state: String,
+    /// Whether the alias trailkeeper looks the key up by points at it.
+    pub alias_exists: bool,
+    pub policy: Option<Value>,
+    pub rotation: bool,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// The key of the baseline: looked up by alias (or found again by its description when a
+/// previous run was stopped between creating the key and its alias), or by the ARN the baseline
+/// names. `None` when trailkeeper has not created it yet.
+pub async fn observe_key(clients: &AccountClients, source: &KeySource) -> Result<Option<ObservedKey>, AwsError> {
+    let (metadata, alias_exists) = match source {
+        KeySource::None => return Ok(None),
+        KeySource::Existing { arn } => {
+            let found = describe(clients, arn).await?;
+            let Some(found) = found else {
+                return Err(AwsError {
+                    kind: ErrorKind::NotFound,
+                    action: "kms:DescribeKey".into(),
+                    resource: format!("key {arn}"),
+                    code: "NotFoundException".into(),
+                    message: "the key named in spec.encryption.kmsKeyArn does not exist in this account and region"
+                        .into(),
+                });
+            };
+            (found, true)
+        }
+        KeySource::Create { alias, description } => match describe(clients, alias).await? {
+            Some(found) => (found, true),
+            None => match find_by_description(clients, description).await? {
+                Some(found) => (found, false),
+                None => return Ok(None),
+            },
+        },
+    };
+    let key_id = metadata.key_id().to_string();
+    let resource = format!("key {key_id}");
+    let (policy, rotation, tags) = tokio::join!(
+        clients.kms.get_key_policy().key_id(&key_id).policy_name("default").send(),
+        clients.kms.get_key_rotation_status().key_id(&key_id).send(),
+        clients.kms.list_resource_tags().key_id(&key_id).send(),
+    );
+    let policy = check(policy, "KMS", "GetKeyPolicy", &resource)?;
+    let rotation = check(rotation, "KMS", "GetKeyRotationStatus", &resource)?;
+    let tags = check(tags, "KMS", "ListResourceTags", &resource)?;
+    Ok(Some(ObservedKey {
+        arn: metadata.arn().unwrap_or_default().to_string(),
+        key_id,
+        state: metadata.key_state().map(|s| s.as_str().to_string()).unwrap_or_default(),
+        alias_exists,
+        policy: policy.policy().and_then(|p| serde_json::from_str(p).ok()),
+        rotation: rotation.key_rotation_enabled(),
+        tags: tags.tags().iter().map(|t| (t.tag_key().to_string(), t.tag_value().to_string())).collect(),
+    }))
+}
+
+async fn describe(
+    clients: &AccountClients,
+    key: &str,
+) -> Result<Option<aws_sdk_kms::types::KeyMetadata>, AwsError> {
+    let out = optional(clients.kms.describe_key().key_id(key).send().await, "KMS", "DescribeKey", &format!("key {key}"))?;
+    Ok(out.and_then(|o| o.key_metadata().cloned()))
+}
+
+/// A customer key with trailkeeper's description that is not being deleted.
+async fn find_by_description(
+    clients: &AccountClients,
+    description: &str,
+) -> Result<Option<aws_sdk_kms::types::KeyMetadata>, AwsError> {
+    let mut marker = None;
+    loop {
+        let page = check(
+            clients.kms.list_keys().limit(1000).set_marker(marker.take()).send().await,
+            "KMS",
+            "ListKeys",
+            "the account's keys",
+        )?;
+        for entry in page.keys() {
+            let Some(id) = entry.key_id() else { continue };
+            if let Some(m) = describe(clients, id).await? {
+                let usable = matches!(m.key_state(), Some(KeyState::Enabled) | Some(KeyState::Disabled));
+                if m.description() == Some(description) && m.key_manager() == Some(&KeyManagerType::Customer) && usable {
+                    return Ok(Some(m));
+                }
+            }
+        }
+        match (page.truncated(), page.next_marker()) {
+            (true, Some(next)) => marker = Some(next.to_string()),
+            _ => return Ok(None),
+        }
+    }
+}
+
+fn kms_tags(tags: &BTreeMap<String, String>) -> Result<Vec<Tag>, AwsError> {
+    tags.iter()
+        .map(|(k, v)| {
+            Tag::builder().tag_key(k).tag_value(v).build().map_err(|e| AwsError {
+                kind: ErrorKind::Invalid,
+                action: "kms:TagResource".into(),
+                resource: format!("tag {k}"),
+                code: "InvalidTag".into(),
+                message: e.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Creates the key with its policy and tags; returns (key id, ARN).
+pub async fn create_key(
+    clients: &AccountClients,
+    description: &str,
+    policy: &Value,
+    tags: &BTreeMap<String, String>,
+) -> Result<(String, String), AwsError> {
+    let out = check(
+        clients
+            .kms
+            .create_key()
+            .description(description)
+            .policy(policy.to_string())
+            .set_tags(Some(kms_tags(tags)?))
+            .send()
+            .await,
+        "KMS",
+        "CreateKey",
+        "a new key",
+    )?;
+    let m = out.key_metadata();
+    let id = m.map(|m| m.key_id().to_string()).unwrap_or_default();
+    let arn = m.and_then(|m| m.arn()).unwrap_or_default().to_string();
+    Ok((id, arn))
+}
+
+pub async fn create_alias(clients: &AccountClients, alias: &str, key_id: &str) -> Result<(), AwsError> {
+    let sent = clients.kms.create_alias().alias_name(alias).target_key_id(key_id).send().await;
+    check(sent, "KMS", "CreateAlias", &format!("alias {alias}")).map(|_| ())
+}
+
+pub async fn put_key_policy(clients: &AccountClients, key_id: &str, policy: &Value) -> Result<(), AwsError> {
+    let sent = clients.kms.put_key_policy().key_id(key_id).policy_name("default").policy(policy.to_string()).send().await;
+    check(sent, "KMS", "PutKeyPolicy", &format!("key {key_id}")).map(|_| ())
+}
+
+pub async fn enable_rotation(clients: &AccountClients, key_id: &str) -> Result<(), AwsError> {
+    let sent = clients.kms.enable_key_rotation().key_id(key_id).send().await;
+    check(sent, "KMS", "EnableKeyRotation", &format!("key {key_id}")).map(|_| ())
+}
+
+pub async fn tag_key(clients: &AccountClients, key_id: &str, tags: &BTreeMap<String, String>) -> Result<(), AwsError> {
+    let sent = clients.kms.tag_resource().key_id(key_id).set_tags(Some(kms_tags(tags)?)).send().await;
+    check(sent, "KMS", "TagResource", &format!("key {key_id}")).map(|_| ())
+}
+
+/// Brings a disabled key, or one scheduled for deletion, back to Enabled.
+pub async fn restore_key(clients: &AccountClients, key_id: &str, state: &str) -> Result<(), AwsError> {
+    let resource = format!("key {key_id}");
+    if state == KeyState::PendingDeletion.as_str() {
+        check(clients.kms.cancel_key_deletion().key_id(key_id).send().await, "KMS", "CancelKeyDeletion", &resource)?;
+    }
+    check(clients.kms.enable_key().key_id(key_id).send().await, "KMS", "EnableKey", &resource).map(|_| ())
+}

@@ -1,0 +1,309 @@
+//! S3: the trail bucket and its access-log bucket.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_s3::types::{
+    AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketLocationConstraint, BucketLoggingStatus,
+    BucketVersioningStatus, CreateBucketConfiguration, DefaultRetention, ExpirationStatus, LifecycleExpiration,
+    LifecycleRule, LifecycleRuleFilter, LoggingEnabled, NoncurrentVersionExpiration, ObjectLockConfiguration,
+    ObjectLockEnabled, ObjectLockRetentionMode, ObjectLockRule, PublicAccessBlockConfiguration,
+    ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
+    ServerSideEncryptionRule, Tag, Tagging, VersioningConfiguration,
+};
+use serde_json::Value;
+
+use super::{AccountClients, AwsError, ErrorKind, check, optional};
+use crate::api::LockMode;
+use crate::desired::{LIFECYCLE_RULE_ABORT, LIFECYCLE_RULE_EXPIRE, Lifecycle, LockRetention};
+
+/// A bucket as S3 reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ObservedBucket {
+    pub name: String,
+    pub object_lock_enabled: bool,
+    pub lock_retention: Option<LockRetention>,
+    /// Enabled, Suspended, or empty when never versioned.
+    pub versioning: String,
+    pub encryption: Option<ObservedEncryption>,
+    /// All four public access block settings on.
+    pub public_access_blocked: bool,
+    pub policy: Option<Value>,
+    pub access_logging: Option<(String, String)>,
+    /// The enabled lifecycle rules, folded into the shape trailkeeper writes.
+    pub lifecycle: Lifecycle,
+    /// Lifecycle rules not written by trailkeeper.
+    pub foreign_lifecycle_rules: Vec<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObservedEncryption {
+    /// aws:kms, aws:kms:dsse or AES256.
+    pub algorithm: String,
+    pub kms_key: Option<String>,
+    pub bucket_key: bool,
+}
+
+fn invalid(action: &str, resource: &str, e: impl std::fmt::Display) -> AwsError {
+    AwsError {
+        kind: ErrorKind::Invalid,
+        action: action.into(),
+        resource: resource.into(),
+        code: "InvalidRequest".into(),
+        message: e.to_string(),
+    }
+}
+
+/// Reads every setting trailkeeper manages on the bucket, concurrently. `None` when it does not exist.
+pub async fn observe_bucket(clients: &AccountClients, name: &str) -> Result<Option<ObservedBucket>, AwsError> {
+    let resource = format!("bucket {name}");
+    let r = resource.as_str();
+    let s3 = &clients.s3;
+    if optional(s3.head_bucket().bucket(name).send().await, "S3", "HeadBucket", r)?.is_none() {
+        return Ok(None);
+    }
+    let (lock, versioning, encryption, pab, policy, logging, lifecycle, tags) = tokio::join!(
+        s3.get_object_lock_configuration().bucket(name).send(),
+        s3.get_bucket_versioning().bucket(name).send(),
+        s3.get_bucket_encryption().bucket(name).send(),
+        s3.get_public_access_block().bucket(name).send(),
+        s3.get_bucket_policy().bucket(name).send(),
+        s3.get_bucket_logging().bucket(name).send(),
+        s3.get_bucket_lifecycle_configuration().bucket(name).send(),
+        s3.get_bucket_tagging().bucket(name).send(),
+    );
+    let lock = optional(lock, "S3", "GetObjectLockConfiguration", r)?;
+    let lock = lock.as_ref().and_then(|l| l.object_lock_configuration());
+    let versioning = check(versioning, "S3", "GetBucketVersioning", r)?;
+    let encryption = optional(encryption, "S3", "GetBucketEncryption", r)?;
+    let pab = optional(pab, "S3", "GetPublicAccessBlock", r)?;
+    let policy = optional(policy, "S3", "GetBucketPolicy", r)?;
+    let logging = check(logging, "S3", "GetBucketLogging", r)?;
+    let lifecycle = optional(lifecycle, "S3", "GetBucketLifecycleConfiguration", r)?;
+    let tags = optional(tags, "S3", "GetBucketTagging", r)?;
+
+    let rules = lifecycle.as_ref().map(|l| l.rules()).unwrap_or_default();
+    Ok(Some(ObservedBucket {
+        name: name.to_string(),
+        object_lock_enabled: lock.and_then(|l| l.object_lock_enabled()) == Some(&ObjectLockEnabled::Enabled),
+        lock_retention: lock.and_then(|l| l.rule()).and_then(|r| r.default_retention()).and_then(lock_retention),
+        versioning: versioning.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+        encryption: encryption
+            .as_ref()
+            .and_then(|e| e.server_side_encryption_configuration())
+            .and_then(|c| c.rules().first())
+            .map(|rule| ObservedEncryption {
+                algorithm: rule
+                    .apply_server_side_encryption_by_default()
+                    .map(|d| d.sse_algorithm().as_str().to_string())
+                    .unwrap_or_default(),
+                kms_key: rule
+                    .apply_server_side_encryption_by_default()
+                    .and_then(|d| d.kms_master_key_id())
+                    .map(str::to_string),
+                bucket_key: rule.bucket_key_enabled() == Some(true),
+            }),
+        public_access_blocked: pab.as_ref().and_then(|p| p.public_access_block_configuration()).is_some_and(|c| {
+            c.block_public_acls() == Some(true)
+                && c.ignore_public_acls() == Some(true)
+                && c.block_public_policy() == Some(true)
+                && c.restrict_public_buckets() == Some(true)
+        }),
+        policy: policy.as_ref().and_then(|p| p.policy()).and_then(|p| serde_json::from_str(p).ok()),
+        access_logging: logging
+            .logging_enabled()
+            .map(|l| (l.target_bucket().to_string(), l.target_prefix().to_string())),
+        lifecycle: fold_lifecycle(rules),
+        foreign_lifecycle_rules: rules
+            .iter()
+            .filter_map(|r| r.id())
+            .filter(|id| *id != LIFECYCLE_RULE_EXPIRE && *id != LIFECYCLE_RULE_ABORT)
+            .map(str::to_string)
+            .collect(),
+        tags: tags
+            .as_ref()
+            .map(|t| t.tag_set().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect())
+            .unwrap_or_default(),
+    }))
+}
+
+fn lock_retention(d: &DefaultRetention) -> Option<LockRetention> {
+    let mode = match d.mode()? {
+        ObjectLockRetentionMode::Compliance => LockMode::Compliance,
+        _ => LockMode::Governance,
+    };
+    // S3 stores either days or years; a zero is an absent value (moto reports both).
+    let days = match (d.days().filter(|d| *d > 0), d.years().filter(|y| *y > 0)) {
+        (Some(days), _) => days,
+        (None, Some(years)) => years * 365,
+        (None, None) => return None,
+    };
+    Some(LockRetention { mode, days })
+}
+
+/// The shortest expiration of each kind among the enabled rules: what is in force.
+fn fold_lifecycle(rules: &[LifecycleRule]) -> Lifecycle {
+    let enabled: Vec<&LifecycleRule> = rules.iter().filter(|r| r.status() == &ExpirationStatus::Enabled).collect();
+    let min = |f: &dyn Fn(&LifecycleRule) -> Option<i32>| enabled.iter().filter_map(|r| f(r)).min();
+    Lifecycle {
+        expire_current_after_days: min(&|r| r.expiration().and_then(|e| e.days())),
+        expire_noncurrent_after_days: min(&|r| r.noncurrent_version_expiration().and_then(|e| e.noncurrent_days())),
+        abort_incomplete_uploads_after_days: min(&|r| {
+            r.abort_incomplete_multipart_upload().and_then(|a| a.days_after_initiation())
+        })
+        .unwrap_or(0),
+    }
+}
+
+/// Creates the bucket (with Object Lock when asked: it can only be enabled at creation).
+/// A bucket this account already owns counts as created.
+pub async fn create_bucket(clients: &AccountClients, name: &str, object_lock: bool) -> Result<(), AwsError> {
+    let mut request = clients.s3.create_bucket().bucket(name).object_lock_enabled_for_bucket(object_lock);
+    if clients.region != "us-east-1" {
+        request = request.create_bucket_configuration(
+            CreateBucketConfiguration::builder()
+                .location_constraint(BucketLocationConstraint::from(clients.region.as_str()))
+                .build(),
+        );
+    }
+    match check(request.send().await, "S3", "CreateBucket", &format!("bucket {name}")) {
+        Ok(_) => Ok(()),
+        Err(e) if e.code == "BucketAlreadyOwnedByYou" => Ok(()),
+        Err(e) if e.code == "BucketAlreadyExists" => Err(AwsError {
+            message: format!("the name {name} is taken by another AWS account: set spec.storage.bucketName or namePrefix"),
+            ..e
+        }),
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn enable_versioning(clients: &AccountClients, name: &str) -> Result<(), AwsError> {
+    let config = VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build();
+    let sent = clients.s3.put_bucket_versioning().bucket(name).versioning_configuration(config).send().await;
+    check(sent, "S3", "PutBucketVersioning", &format!("bucket {name}")).map(|_| ())
+}
+
+/// Object Lock on, with the default retention (or none).
+pub async fn put_object_lock(
+    clients: &AccountClients,
+    name: &str,
+    retention: Option<&LockRetention>,
+) -> Result<(), AwsError> {
+    let mut config = ObjectLockConfiguration::builder().object_lock_enabled(ObjectLockEnabled::Enabled);
+    if let Some(r) = retention {
+        let mode = match r.mode {
+            LockMode::Compliance => ObjectLockRetentionMode::Compliance,
+            _ => ObjectLockRetentionMode::Governance,
+        };
+        config = config.rule(
+            ObjectLockRule::builder()
+                .default_retention(DefaultRetention::builder().mode(mode).days(r.days).build())
+                .build(),
+        );
+    }
+    let sent = clients.s3.put_object_lock_configuration().bucket(name).object_lock_configuration(config.build()).send().await;
+    check(sent, "S3", "PutObjectLockConfiguration", &format!("bucket {name}")).map(|_| ())
+}
+
+/// Default encryption: SSE-KMS with `kms_key` and an S3 bucket key, or SSE-S3 when `None`.
+pub async fn put_encryption(clients: &AccountClients, name: &str, kms_key: Option<&str>) -> Result<(), AwsError> {
+    let resource = format!("bucket {name}");
+    let action = "s3:PutEncryptionConfiguration";
+    let default = match kms_key {
+        Some(key) => ServerSideEncryptionByDefault::builder().sse_algorithm(ServerSideEncryption::AwsKms).kms_master_key_id(key),
+        None => ServerSideEncryptionByDefault::builder().sse_algorithm(ServerSideEncryption::Aes256),
+    };
+    let rule = ServerSideEncryptionRule::builder()
+        .apply_server_side_encryption_by_default(default.build().map_err(|e| invalid(action, &resource, e))?)
+        .bucket_key_enabled(kms_key.is_some())
+        .build();
+    let config = ServerSideEncryptionConfiguration::builder()
+        .rules(rule)
+        .build()
+        .map_err(|e| invalid(action, &resource, e))?;
+    let sent = clients.s3.put_bucket_encryption().bucket(name).server_side_encryption_configuration(config).send().await;
+    check(sent, "S3", "PutBucketEncryption", &resource).map(|_| ())
+}
+
+pub async fn block_public_access(clients: &AccountClients, name: &str) -> Result<(), AwsError> {
+    let config = PublicAccessBlockConfiguration::builder()
+        .block_public_acls(true)
+        .ignore_public_acls(true)
+        .block_public_policy(true)
+        .restrict_public_buckets(true)
+        .build();
+    let sent = clients.s3.put_public_access_block().bucket(name).public_access_block_configuration(config).send().await;
+    check(sent, "S3", "PutPublicAccessBlock", &format!("bucket {name}")).map(|_| ())
+}
+
+pub async fn put_policy(clients: &AccountClients, name: &str, policy: &Value) -> Result<(), AwsError> {
+    let sent = clients.s3.put_bucket_policy().bucket(name).policy(policy.to_string()).send().await;
+    check(sent, "S3", "PutBucketPolicy", &format!("bucket {name}")).map(|_| ())
+}
+
+pub async fn put_access_logging(
+    clients: &AccountClients,
+    name: &str,
+    target_bucket: &str,
+    target_prefix: &str,
+) -> Result<(), AwsError> {
+    let resource = format!("bucket {name}");
+    let enabled = LoggingEnabled::builder()
+        .target_bucket(target_bucket)
+        .target_prefix(target_prefix)
+        .build()
+        .map_err(|e| invalid("s3:PutBucketLogging", &resource, e))?;
+    let status = BucketLoggingStatus::builder().logging_enabled(enabled).build();
+    let sent = clients.s3.put_bucket_logging().bucket(name).bucket_logging_status(status).send().await;
+    check(sent, "S3", "PutBucketLogging", &resource).map(|_| ())
+}
+
+/// Replaces the bucket's lifecycle with trailkeeper's rules: abort incomplete uploads always, and
+/// an expiration rule only when a retention is set (absent means keep forever).
+pub async fn put_lifecycle(clients: &AccountClients, name: &str, lifecycle: &Lifecycle) -> Result<(), AwsError> {
+    let resource = format!("bucket {name}");
+    let action = "s3:PutLifecycleConfiguration";
+    let whole_bucket = || LifecycleRuleFilter::builder().prefix("").build();
+    let mut rules = vec![
+        LifecycleRule::builder()
+            .id(LIFECYCLE_RULE_ABORT)
+            .status(ExpirationStatus::Enabled)
+            .filter(whole_bucket())
+            .abort_incomplete_multipart_upload(
+                AbortIncompleteMultipartUpload::builder()
+                    .days_after_initiation(lifecycle.abort_incomplete_uploads_after_days)
+                    .build(),
+            )
+            .build()
+            .map_err(|e| invalid(action, &resource, e))?,
+    ];
+    if lifecycle.expire_current_after_days.is_some() || lifecycle.expire_noncurrent_after_days.is_some() {
+        let mut rule = LifecycleRule::builder().id(LIFECYCLE_RULE_EXPIRE).status(ExpirationStatus::Enabled).filter(whole_bucket());
+        if let Some(days) = lifecycle.expire_current_after_days {
+            rule = rule.expiration(LifecycleExpiration::builder().days(days).build());
+        }
+        if let Some(days) = lifecycle.expire_noncurrent_after_days {
+            rule = rule.noncurrent_version_expiration(NoncurrentVersionExpiration::builder().noncurrent_days(days).build());
+        }
+        rules.push(rule.build().map_err(|e| invalid(action, &resource, e))?);
+    }
+    let config = BucketLifecycleConfiguration::builder()
+        .set_rules(Some(rules))
+        .build()
+        .map_err(|e| invalid(action, &resource, e))?;
+    let sent = clients.s3.put_bucket_lifecycle_configuration().bucket(name).lifecycle_configuration(config).send().await;
+    check(sent, "S3", "PutBucketLifecycleConfiguration", &resource).map(|_| ())
+}
+
+/// Sets the bucket's tags (S3 replaces the whole set: callers pass the merged set).
+pub async fn put_tags(clients: &AccountClients, name: &str, tags: &BTreeMap<String, String>) -> Result<(), AwsError> {
+    let resource = format!("bucket {name}");
+    let action = "s3:PutBucketTagging";
+    let tag_set = tags
+        .iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build().map_err(|e| invalid(action, &resource, e)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let tagging = Tagging::builder().set_tag_set(Some(tag_set)).build().map_err(|e| invalid(action, &resource, e))?;
+    let sent = clients.s3.put_bucket_tagging().bucket(name).tagging(tagging).send().await;
+    check(sent, "S3", "PutBucketTagging", &resource).map(|_| ())
+}

@@ -1,0 +1,6 @@
+//! trailkeeper: keeps the audit logging of AWS accounts at a declared baseline.
+
+pub mod api;
+pub mod aws;
+pub mod desired;
+pub mod metrics;
