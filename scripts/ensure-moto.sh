@@ -9,4 +9,5 @@ if [ ! -x "$venv/bin/moto_server" ]; then
   python3 -m venv "$venv" >&2
   "$venv/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$moto_version" >&2
 fi
+"$venv/bin/python" "$root/scripts/patch-moto.py" >&2
 echo "$venv/bin/moto_server"

@@ -4,3 +4,7 @@ pub mod api;
 pub mod aws;
 pub mod desired;
 pub mod metrics;
+pub mod reconcile;
+pub mod manifests;
+pub mod cli;
+pub mod telemetry;

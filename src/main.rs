@@ -1,3 +1,9 @@
-fn main() {
-    print!("{}", trailkeeper::api::crds_yaml().unwrap_or_default());
+use std::process::ExitCode;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    trailkeeper::telemetry::init();
+    trailkeeper::cli::run(trailkeeper::cli::Cli::parse()).await
 }

@@ -1,0 +1,167 @@
+//! The subcommands: argument parsing and wiring only.
+
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use futures::StreamExt;
+
+use crate::manifests::{self, ManifestSet, ResolvedBaseline};
+use crate::reconcile::account::{self, AccountReport, PreviousApproval, RunMode};
+
+/// Exit codes shared by the subcommands.
+pub mod exit {
+    pub const OK: u8 = 0;
+    /// Invalid manifests, or a reconcile that failed.
+    pub const INVALID: u8 = 1;
+    /// Unreadable input (validate); changes pending (plan).
+    pub const UNREADABLE: u8 = 2;
+    pub const CHANGES_PENDING: u8 = 2;
+}
+
+#[derive(Parser, Debug)]
+#[command(name = "trailkeeper", version, about = "Keeps the audit logging of AWS accounts at a declared baseline")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Print the CustomResourceDefinitions of the three kinds.
+    Crds,
+    /// Check manifests offline: schema, CEL rules and references between them.
+    Validate {
+        /// Files or directories (YAML, multi-document).
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Observe AWS and print what an apply would change. Exit 0 in sync, 2 changes pending, 1 on errors.
+    Plan {
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<PathBuf>,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Text)]
+        output: Format,
+    },
+    /// Reconcile every LoggingBaseline of the manifests once against AWS, without a cluster.
+    Apply {
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<PathBuf>,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Text)]
+        output: Format,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    Markdown,
+}
+
+/// How many accounts are reconciled at once by `plan` and `apply`.
+const ACCOUNT_CONCURRENCY: usize = 16;
+
+pub async fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Crds => match crate::api::crds_yaml() {
+            Ok(yaml) => {
+                print!("{yaml}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: cannot render the CRDs: {e}");
+                ExitCode::from(exit::INVALID)
+            }
+        },
+        Command::Validate { files } => validate(&files),
+        Command::Plan { files, output } => reconcile(&files, RunMode::Plan, output).await,
+        Command::Apply { files, output } => reconcile(&files, RunMode::Apply, output).await,
+    }
+}
+
+/// Reads and validates manifests; prints one line per problem to stderr.
+fn load_valid(files: &[PathBuf]) -> Result<ManifestSet, u8> {
+    let paths = manifests::collect_files(files).map_err(|e| {
+        eprintln!("{e}");
+        exit::UNREADABLE
+    })?;
+    let (documents, mut problems) = manifests::load(&paths).map_err(|e| {
+        eprintln!("{e}");
+        exit::UNREADABLE
+    })?;
+    let (set, more) = manifests::validate(&documents);
+    problems.extend(more);
+    if problems.is_empty() {
+        Ok(set)
+    } else {
+        for p in &problems {
+            eprintln!("{p}");
+        }
+        Err(exit::INVALID)
+    }
+}
+
+fn validate(files: &[PathBuf]) -> ExitCode {
+    match load_valid(files) {
+        Ok(set) => {
+            println!(
+                "valid: {} LoggingBaseline, {} TrailPolicy, {} RetentionPolicy",
+                set.baselines.len(),
+                set.trail_policies.len(),
+                set.retention_policies.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(code) => ExitCode::from(code),
+    }
+}
+
+async fn reconcile(files: &[PathBuf], mode: RunMode, format: Format) -> ExitCode {
+    let set = match load_valid(files) {
+        Ok(set) => set,
+        Err(code) => return ExitCode::from(code),
+    };
+    let resolved = match set.resolve_all() {
+        Ok(r) => r,
+        Err(errors) => {
+            for e in errors {
+                eprintln!("{e}");
+            }
+            return ExitCode::from(exit::INVALID);
+        }
+    };
+    let base = crate::aws::load_base_config().await;
+    let reports = run_all(&base, &resolved, mode).await;
+    print!("{}", output::render(&reports, mode, format));
+    let code = if reports.iter().any(|(_, r)| r.failed()) {
+        exit::INVALID
+    } else if mode == RunMode::Plan && reports.iter().any(|(_, r)| !r.in_sync()) {
+        exit::CHANGES_PENDING
+    } else {
+        exit::OK
+    };
+    ExitCode::from(code)
+}
+
+/// Reconciles the accounts in parallel (each account's own calls are paced by its clients).
+pub async fn run_all(
+    base: &aws_types::SdkConfig,
+    baselines: &[ResolvedBaseline],
+    mode: RunMode,
+) -> Vec<(String, AccountReport)> {
+    let previous = PreviousApproval::default();
+    futures::stream::iter(baselines)
+        .map(|b| {
+            let previous = &previous;
+            async move {
+                let specs = b.specs();
+                (b.id.clone(), account::run_account(base, &specs, mode, previous).await)
+            }
+        })
+        .buffered(ACCOUNT_CONCURRENCY)
+        .collect()
+        .await
+}

@@ -1,0 +1,147 @@
+//! Rendering of plan and apply reports as text, JSON or Markdown.
+
+use std::fmt::Write;
+
+use serde_json::json;
+
+use super::Format;
+use crate::reconcile::account::{AccountReport, ComponentState, RunMode};
+
+pub fn render(reports: &[(String, AccountReport)], mode: RunMode, format: Format) -> String {
+    match format {
+        Format::Text => text(reports, mode),
+        Format::Json => serde_json::to_string_pretty(&json!({ "accounts": reports.iter().map(|(id, r)| to_json(id, r)).collect::<Vec<_>>() }))
+            .map(|s| s + "\n")
+            .unwrap_or_default(),
+        Format::Markdown => markdown(reports, mode),
+    }
+}
+
+pub fn state_name(state: &ComponentState) -> String {
+    match state {
+        ComponentState::InSync => "InSync".into(),
+        ComponentState::Repaired => "Repaired".into(),
+        ComponentState::Drifted => "Drifted".into(),
+        ComponentState::NotCompliant => "NotCompliant".into(),
+        ComponentState::ApprovalRequired(m) => format!("ApprovalRequired: {m}"),
+        ComponentState::NotManaged => "NotManaged".into(),
+        ComponentState::Failed(e) => format!("Failed: {e}"),
+        ComponentState::Waiting(c) => format!("Waiting for {c:?}"),
+    }
+}
+
+fn headline(r: &AccountReport, mode: RunMode) -> String {
+    if let Some(e) = &r.error {
+        return format!("error: {e}");
+    }
+    if r.failed() {
+        return "failed".into();
+    }
+    let not_compliant = if r.not_compliant.is_empty() {
+        String::new()
+    } else {
+        format!("; {} settings not compliant and not managed by trailkeeper", r.not_compliant.len())
+    };
+    let state = match mode {
+        _ if r.pending.is_empty() && r.applied.is_empty() && !r.not_compliant.is_empty() => "not compliant".into(),
+        RunMode::Plan if r.in_sync() => "in sync".into(),
+        RunMode::Plan => format!("{} changes pending", r.pending.len()),
+        RunMode::Apply if !r.applied.is_empty() => format!("{} changes applied", r.applied.len()),
+        RunMode::Apply if r.in_sync() => "in sync, nothing changed".into(),
+        RunMode::Apply => format!("not in sync: {} changes pending", r.pending.len()),
+    };
+    state + &not_compliant
+}
+
+fn text(reports: &[(String, AccountReport)], mode: RunMode) -> String {
+    let mut out = String::new();
+    let (mut reads, mut writes) = (0, 0);
+    for (id, r) in reports {
+        let _ = writeln!(out, "{id} (account {}, {}): {}", r.account_id, r.region, headline(r, mode));
+        for d in &r.drift {
+            let _ = writeln!(out, "  ~ {} {}: {} -> {}", d.resource, d.field, d.actual, d.expected);
+        }
+        for d in &r.not_compliant {
+            let _ = writeln!(out, "  ! {} {}: {} (expected {}; not managed by trailkeeper)", d.resource, d.field, d.actual, d.expected);
+        }
+        for c in &r.pending {
+            let _ = writeln!(out, "  + {}: {}", c.resource, c.action);
+        }
+        for c in &r.applied {
+            let _ = writeln!(out, "  = {}: {}", c.resource, c.action);
+        }
+        for (component, state) in &r.components {
+            if !matches!(state, ComponentState::InSync | ComponentState::Repaired | ComponentState::NotManaged | ComponentState::Drifted) {
+                let _ = writeln!(out, "  {component:?}: {}", state_name(state));
+            }
+        }
+        let _ = writeln!(
+            out,
+            "  calls: {} reads, {} writes in {} ms",
+            r.calls.reads,
+            r.calls.writes,
+            r.duration.as_millis()
+        );
+        reads += r.calls.reads;
+        writes += r.calls.writes;
+    }
+    let in_sync = reports.iter().filter(|(_, r)| r.in_sync()).count();
+    let _ = writeln!(
+        out,
+        "{} accounts: {in_sync} in sync; {reads} reads, {writes} writes",
+        reports.len()
+    );
+    out
+}
+
+fn to_json(id: &str, r: &AccountReport) -> serde_json::Value {
+    json!({
+        "baseline": id,
+        "accountId": r.account_id,
+        "region": r.region,
+        "inSync": r.in_sync(),
+        "error": r.error.as_ref().map(|e| json!({"reason": e.reason(), "message": e.to_string()})),
+        "drift": r.drift,
+        "notCompliant": r.not_compliant,
+        "pending": r.pending.iter().map(|c| json!({"resource": c.resource, "action": c.action})).collect::<Vec<_>>(),
+        "applied": r.applied.iter().map(|c| json!({"resource": c.resource, "action": c.action})).collect::<Vec<_>>(),
+        "components": r.components.iter().map(|(c, s)| (format!("{c:?}"), json!(state_name(s)))).collect::<serde_json::Map<_, _>>(),
+        "trailArn": r.trail_arn,
+        "kmsKeyArn": r.key_arn,
+        "bucketName": r.bucket_name,
+        "accessLogBucketName": r.access_log_bucket_name,
+        "calls": {"reads": r.calls.reads, "writes": r.calls.writes},
+        "durationMs": r.duration.as_millis() as u64,
+    })
+}
+
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+fn markdown(reports: &[(String, AccountReport)], mode: RunMode) -> String {
+    let mut out = String::new();
+    let title = if mode == RunMode::Plan { "trailkeeper plan" } else { "trailkeeper apply" };
+    let _ = writeln!(out, "### {title}\n");
+    let _ = writeln!(out, "| Baseline | Account | Region | Result |\n|---|---|---|---|");
+    for (id, r) in reports {
+        let _ = writeln!(out, "| {} | {} | {} | {} |", cell(id), r.account_id, r.region, cell(&headline(r, mode)));
+    }
+    for (id, r) in reports {
+        if r.drift.is_empty() && r.pending.is_empty() && r.not_compliant.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "\n#### {id}\n");
+        let _ = writeln!(out, "| Resource | Field | Current | Desired |\n|---|---|---|---|");
+        for d in r.drift.iter().chain(&r.not_compliant) {
+            let _ = writeln!(out, "| {} | {} | {} | {} |", cell(&d.resource), cell(&d.field), cell(&d.actual), cell(&d.expected));
+        }
+        if !r.pending.is_empty() {
+            let _ = writeln!(out);
+            for c in &r.pending {
+                let _ = writeln!(out, "- {}: {}", cell(&c.resource), cell(&c.action));
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,361 @@
+//! Manifests read from files: loading (files, directories, multi-document YAML), validation as
+//! the API server would (schema, CEL) plus the references between them, and the resolution of
+//! each LoggingBaseline to the policies it uses.
+
+pub mod schema;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use kube::CustomResourceExt;
+use kube::core::cel::Validator;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::api::{
+    API_VERSION, DEFAULT_POLICY_NAME, LoggingBaseline, PolicyRef, RetentionPolicy, RetentionPolicySpec, TrailPolicy,
+    TrailPolicySpec,
+};
+use crate::desired::AccountSpecs;
+
+/// Files larger than this are refused rather than parsed.
+pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// One problem found in the manifests, printed as one line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub file: String,
+    /// `Kind/namespace/name`, or `document N` when the document has no identity.
+    pub object: String,
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let path = if self.path.is_empty() { String::new() } else { format!(" {}:", self.path) };
+        write!(f, "{}: {}:{path} {}", self.file, self.object, self.message)
+    }
+}
+
+/// A file that could not be read at all (missing, unreadable, not text).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unreadable {
+    pub file: String,
+    pub message: String,
+}
+
+impl fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: cannot read: {}", self.file, self.message)
+    }
+}
+
+/// One YAML document of a file.
+#[derive(Clone, Debug)]
+pub struct Document {
+    pub file: String,
+    pub index: usize,
+    pub value: Value,
+}
+
+/// The trailkeeper objects of a set of manifests, typed.
+#[derive(Clone, Debug, Default)]
+pub struct ManifestSet {
+    pub baselines: Vec<(String, LoggingBaseline)>,
+    pub trail_policies: Vec<(String, TrailPolicy)>,
+    pub retention_policies: Vec<(String, RetentionPolicy)>,
+}
+
+/// Every `.yaml`/`.yml` file under the given paths (directories recursively, sorted), in order.
+pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Unreadable> {
+    let mut files = Vec::new();
+    for path in paths {
+        let meta = std::fs::metadata(path)
+            .map_err(|e| Unreadable { file: path.display().to_string(), message: e.to_string() })?;
+        if meta.is_dir() {
+            let mut found = Vec::new();
+            walk_dir(path, &mut found)?;
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    Ok(files)
+}
+
+fn walk_dir(dir: &Path, found: &mut Vec<PathBuf>) -> Result<(), Unreadable> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| Unreadable { file: dir.display().to_string(), message: e.to_string() })?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Unreadable { file: dir.display().to_string(), message: e.to_string() })?;
+        let path = entry.path();
+        if path.is_dir() {
+            walk_dir(&path, found)?;
+        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            found.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Reads the documents of the files. Unreadable files stop everything; YAML that does not parse
+/// is a problem of that file.
+pub fn load(files: &[PathBuf]) -> Result<(Vec<Document>, Vec<Problem>), Unreadable> {
+    let mut documents = Vec::new();
+    let mut problems = Vec::new();
+    for path in files {
+        let file = path.display().to_string();
+        let unreadable = |message: String| Unreadable { file: file.clone(), message };
+        let size = std::fs::metadata(path).map_err(|e| unreadable(e.to_string()))?.len();
+        if size > MAX_FILE_BYTES {
+            return Err(unreadable(format!("{size} bytes is larger than the {MAX_FILE_BYTES} bytes a manifest file may have")));
+        }
+        let bytes = std::fs::read(path).map_err(|e| unreadable(e.to_string()))?;
+        let text = String::from_utf8(bytes).map_err(|_| unreadable("not UTF-8 text".into()))?;
+        parse_documents(&file, &text, &mut documents, &mut problems);
+    }
+    Ok((documents, problems))
+}
+
+pub fn parse_documents(file: &str, text: &str, documents: &mut Vec<Document>, problems: &mut Vec<Problem>) {
+    for (index, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        let object = format!("document {}", index + 1);
+        let yaml = match serde_yaml::Value::deserialize(doc) {
+            Ok(v) => v,
+            Err(e) => {
+                problems.push(Problem { file: file.into(), object, path: String::new(), message: format!("not valid YAML: {e}") });
+                // The parser cannot resume after a syntax error.
+                return;
+            }
+        };
+        if yaml.is_null() {
+            continue;
+        }
+        match serde_json::to_value(&yaml) {
+            Ok(value) => documents.push(Document { file: file.into(), index, value }),
+            Err(e) => problems.push(Problem {
+                file: file.into(),
+                object,
+                path: String::new(),
+                message: format!("not a Kubernetes object: {e}"),
+            }),
+        }
+    }
+}
+
+fn object_id(doc: &Document) -> String {
+    let kind = doc.value["kind"].as_str().unwrap_or("?");
+    let ns = doc.value["metadata"]["namespace"].as_str().unwrap_or("default");
+    match doc.value["metadata"]["name"].as_str() {
+        Some(name) => format!("{kind}/{ns}/{name}"),
+        None => format!("{kind} (document {})", doc.index + 1),
+    }
+}
+
+fn crd_schema<K: CustomResourceExt>() -> Value {
+    let crd = K::crd();
+    crd.spec
+        .versions
+        .first()
+        .and_then(|v| v.schema.as_ref())
+        .and_then(|s| s.open_api_v3_schema.as_ref())
+        .and_then(|s| serde_json::to_value(s).ok())
+        .unwrap_or(Value::Null)
+}
+
+/// Validates the documents and returns the typed objects with every problem found.
+pub fn validate(documents: &[Document]) -> (ManifestSet, Vec<Problem>) {
+    let mut set = ManifestSet::default();
+    let mut problems = Vec::new();
+    let schemas: BTreeMap<&str, Value> = [
+        ("LoggingBaseline", crd_schema::<LoggingBaseline>()),
+        ("TrailPolicy", crd_schema::<TrailPolicy>()),
+        ("RetentionPolicy", crd_schema::<RetentionPolicy>()),
+    ]
+    .into_iter()
+    .collect();
+    let mut seen = BTreeSet::new();
+    for doc in documents {
+        let object = object_id(doc);
+        let mut problem = |path: &str, message: String| {
+            problems.push(Problem { file: doc.file.clone(), object: object.clone(), path: path.to_string(), message })
+        };
+        if !doc.value.is_object() {
+            problem("", "not a Kubernetes object (expected a mapping with apiVersion and kind)".into());
+            continue;
+        }
+        let api_version = doc.value["apiVersion"].as_str().unwrap_or_default();
+        let kind = doc.value["kind"].as_str().unwrap_or_default();
+        let Some(schema) = schemas.get(kind).filter(|_| api_version == API_VERSION) else {
+            problem(
+                "",
+                format!(
+                    "apiVersion {api_version:?} kind {kind:?} is not a trailkeeper resource (expected {API_VERSION} LoggingBaseline, TrailPolicy or RetentionPolicy)"
+                ),
+            );
+            continue;
+        };
+        let name = doc.value["metadata"]["name"].as_str().unwrap_or_default();
+        let name_ok = regex::Regex::new(crate::api::patterns::K8S_NAME).is_ok_and(|r| r.is_match(name)) && name.len() <= 253;
+        if !name_ok {
+            problem("metadata.name", format!("{name:?} is not a valid name (lowercase letters, digits, '-' and '.')"));
+            continue;
+        }
+        if !seen.insert(object.clone()) {
+            problem("", "defined more than once".into());
+            continue;
+        }
+        let mut body = doc.value.clone();
+        // Type and metadata are the API server's business (only name and namespace matter here),
+        // and status is written by the controller.
+        if let Some(map) = body.as_object_mut() {
+            for field in ["apiVersion", "kind", "metadata", "status"] {
+                map.remove(field);
+            }
+        }
+        let schema_errors = schema::validate(schema, &body);
+        for e in &schema_errors {
+            problem(&e.path, e.message.clone());
+        }
+        if !schema_errors.is_empty() {
+            continue;
+        }
+        if let Err(errors) = Validator::new().validate(schema, &body, None) {
+            for e in errors.into_vec() {
+                problem(&e.field_path, e.message.clone());
+            }
+            continue;
+        }
+        let typed = match kind {
+            "LoggingBaseline" => serde_json::from_value(doc.value.clone()).map(|b| set.baselines.push((doc.file.clone(), b))),
+            "TrailPolicy" => serde_json::from_value(doc.value.clone()).map(|p| set.trail_policies.push((doc.file.clone(), p))),
+            _ => serde_json::from_value(doc.value.clone()).map(|p| set.retention_policies.push((doc.file.clone(), p))),
+        };
+        if let Err(e) = typed {
+            problem("", format!("does not decode: {e}"));
+        }
+    }
+    problems.extend(check_references(&set));
+    (set, problems)
+}
+
+fn namespace_of(meta: &kube::core::ObjectMeta) -> String {
+    meta.namespace.clone().unwrap_or_else(|| "default".to_string())
+}
+
+fn name_of(meta: &kube::core::ObjectMeta) -> String {
+    meta.name.clone().unwrap_or_default()
+}
+
+/// Policy references that name a policy absent from the same namespace, and accounts claimed by
+/// more than one baseline.
+fn check_references(set: &ManifestSet) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let trail_policies: BTreeSet<(String, String)> =
+        set.trail_policies.iter().map(|(_, p)| (namespace_of(&p.metadata), name_of(&p.metadata))).collect();
+    let retention_policies: BTreeSet<(String, String)> =
+        set.retention_policies.iter().map(|(_, p)| (namespace_of(&p.metadata), name_of(&p.metadata))).collect();
+    let mut accounts: BTreeMap<&str, String> = BTreeMap::new();
+    for (file, b) in &set.baselines {
+        let ns = namespace_of(&b.metadata);
+        let object = format!("LoggingBaseline/{ns}/{}", name_of(&b.metadata));
+        let mut check = |path: &str, kind: &str, reference: &Option<PolicyRef>, known: &BTreeSet<(String, String)>| {
+            if let Some(r) = reference {
+                if !known.contains(&(ns.clone(), r.name.clone())) {
+                    problems.push(Problem {
+                        file: file.clone(),
+                        object: object.clone(),
+                        path: path.into(),
+                        message: format!("{kind} {:?} does not exist in namespace {ns:?}", r.name),
+                    });
+                }
+            }
+        };
+        check("spec.trail.policyRef.name", "TrailPolicy", &b.spec.trail.policy_ref, &trail_policies);
+        check("spec.retentionPolicyRef.name", "RetentionPolicy", &b.spec.retention_policy_ref, &retention_policies);
+        if let Some(other) = accounts.insert(&b.spec.account_id, object.clone()) {
+            problems.push(Problem {
+                file: file.clone(),
+                object,
+                path: "spec.accountId".into(),
+                message: format!("account {} is already claimed by {other}: one LoggingBaseline per account", b.spec.account_id),
+            });
+        }
+    }
+    problems
+}
+
+/// The policies a baseline uses: the referenced one, else `default` in its namespace, else the
+/// built-in baseline. A reference to a missing policy is an error.
+pub fn resolve<'a>(
+    baseline: &'a LoggingBaseline,
+    trail_policies: impl IntoIterator<Item = &'a TrailPolicy>,
+    retention_policies: impl IntoIterator<Item = &'a RetentionPolicy>,
+) -> Result<(TrailPolicySpec, RetentionPolicySpec, String), String> {
+    let ns = namespace_of(&baseline.metadata);
+    let trail = pick(&ns, baseline.spec.trail.policy_ref.as_ref(), trail_policies, |p| &p.metadata)
+        .map(|p| p.map(|p| p.spec.clone()).unwrap_or_default())
+        .map_err(|name| format!("TrailPolicy {name:?} referenced by spec.trail.policyRef does not exist in namespace {ns:?}"))?;
+    let retention = pick(&ns, baseline.spec.retention_policy_ref.as_ref(), retention_policies, |p| &p.metadata)
+        .map_err(|name| format!("RetentionPolicy {name:?} referenced by spec.retentionPolicyRef does not exist in namespace {ns:?}"))?;
+    let retention_name = retention.map_or_else(|| "built-in".to_string(), |p| name_of(&p.metadata));
+    Ok((trail, retention.map(|p| p.spec.clone()).unwrap_or_default(), retention_name))
+}
+
+fn pick<'a, T>(
+    ns: &str,
+    reference: Option<&PolicyRef>,
+    candidates: impl IntoIterator<Item = &'a T>,
+    meta: impl Fn(&T) -> &kube::core::ObjectMeta,
+) -> Result<Option<&'a T>, String>
+where
+    T: 'a,
+{
+    let wanted = reference.map_or(DEFAULT_POLICY_NAME, |r| r.name.as_str());
+    let found = candidates.into_iter().find(|c| namespace_of(meta(c)) == ns && name_of(meta(c)) == wanted);
+    match (found, reference) {
+        (Some(p), _) => Ok(Some(p)),
+        (None, Some(r)) => Err(r.name.clone()),
+        (None, None) => Ok(None),
+    }
+}
+
+/// A baseline with the policies it resolves to, ready for the engine.
+#[derive(Clone, Debug)]
+pub struct ResolvedBaseline {
+    pub id: String,
+    pub baseline: LoggingBaseline,
+    pub trail_policy: TrailPolicySpec,
+    pub retention: RetentionPolicySpec,
+    pub retention_policy_name: String,
+}
+
+impl ResolvedBaseline {
+    pub fn specs(&self) -> AccountSpecs<'_> {
+        AccountSpecs { baseline: &self.baseline.spec, trail_policy: &self.trail_policy, retention: &self.retention }
+    }
+}
+
+impl ManifestSet {
+    pub fn resolve_all(&self) -> Result<Vec<ResolvedBaseline>, Vec<String>> {
+        let mut resolved = Vec::new();
+        let mut errors = Vec::new();
+        for (_, b) in &self.baselines {
+            let id = format!("{}/{}", namespace_of(&b.metadata), name_of(&b.metadata));
+            match resolve(b, self.trail_policies.iter().map(|(_, p)| p), self.retention_policies.iter().map(|(_, p)| p)) {
+                Ok((trail_policy, retention, retention_policy_name)) => resolved.push(ResolvedBaseline {
+                    id,
+                    baseline: b.clone(),
+                    trail_policy,
+                    retention,
+                    retention_policy_name,
+                }),
+                Err(e) => errors.push(format!("LoggingBaseline/{id}: {e}")),
+            }
+        }
+        if errors.is_empty() { Ok(resolved) } else { Err(errors) }
+    }
+}

@@ -1,0 +1,535 @@
+//! One reconcile of one account: observe everything it manages, diff against the desired state,
+//! apply only the difference (in dependency order: key, access-log bucket, trail bucket, trail),
+//! and report what it saw and did.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use aws_types::SdkConfig;
+
+use super::diff::{self, Action, Delta};
+use crate::api::{Drift, Mode};
+use crate::aws::cloudtrail::{self, ObservedTrail};
+use crate::aws::kms::{self, ObservedKey};
+use crate::aws::s3::{self, ObservedBucket};
+use crate::aws::sts::{self, Identity};
+use crate::aws::{AccountClients, AwsError, CallCounts, CallRecorder};
+use crate::desired::{self, AccountSpecs, BucketEncryption, DesiredAccount, DesiredBucket, DesiredTrail, KeySource};
+
+/// Apply writes the difference (unless the baseline is in Observe mode); Plan only reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunMode {
+    Apply,
+    Plan,
+}
+
+/// The parts of an account's baseline, each with its own condition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Component {
+    Key,
+    Storage,
+    Trail,
+    Retention,
+}
+
+impl Component {
+    pub const ALL: [Component; 4] = [Component::Key, Component::Storage, Component::Trail, Component::Retention];
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ComponentState {
+    /// Observed in line with the baseline; nothing written.
+    InSync,
+    /// Drift found and repaired by the writes listed in the report.
+    Repaired,
+    /// Drift found and not repaired: a plan, or a baseline in Observe mode.
+    Drifted,
+    /// Drift that trailkeeper may not repair (an existing trail's unmanaged settings).
+    NotCompliant,
+    /// A change that needs an approval in the RetentionPolicy.
+    ApprovalRequired(String),
+    /// Not managed for this baseline (an existing trail's storage and key).
+    NotManaged,
+    Failed(AwsError),
+    /// Not attempted because a component it depends on failed.
+    Waiting(Component),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum EngineError {
+    /// The credentials belong to another account: nothing was written.
+    WrongAccount { expected: String, actual: String, arn: String },
+    Aws(AwsError),
+}
+
+impl fmt::Display for EngineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EngineError::WrongAccount { expected, actual, arn } => write!(
+                f,
+                "the credentials resolve to account {actual} ({arn}), not to spec.accountId {expected}: nothing was written; \
+                 set spec.credentials.assumeRoleArn to a role in account {expected}"
+            ),
+            EngineError::Aws(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl EngineError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            EngineError::WrongAccount { .. } => "WrongAccount",
+            EngineError::Aws(e) => e.reason(),
+        }
+    }
+}
+
+/// One planned or applied write.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Change {
+    pub resource: String,
+    pub action: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct AccountReport {
+    pub account_id: String,
+    pub region: String,
+    pub mode: Mode,
+    pub identity: Option<Identity>,
+    /// What differed from the baseline when observed.
+    pub drift: Vec<Drift>,
+    /// Drift trailkeeper reports but may not repair.
+    pub not_compliant: Vec<Drift>,
+    /// Writes that would bring the account in line (plan, Observe mode, or blocked).
+    pub pending: Vec<Change>,
+    /// Writes made.
+    pub applied: Vec<Change>,
+    pub components: BTreeMap<Component, ComponentState>,
+    pub error: Option<EngineError>,
+    pub key_arn: Option<String>,
+    pub trail_arn: Option<String>,
+    pub bucket_name: Option<String>,
+    pub access_log_bucket_name: Option<String>,
+    pub calls: CallCounts,
+    pub duration: Duration,
+}
+
+impl AccountReport {
+    /// In line with the baseline: nothing pending, nothing failed, nothing non-compliant.
+    pub fn in_sync(&self) -> bool {
+        self.error.is_none()
+            && self.pending.is_empty()
+            && self.not_compliant.is_empty()
+            && self.components.values().all(|s| matches!(s, ComponentState::InSync | ComponentState::Repaired | ComponentState::NotManaged))
+    }
+
+    pub fn failed(&self) -> bool {
+        self.error.is_some() || self.components.values().any(|s| matches!(s, ComponentState::Failed(_)))
+    }
+}
+
+/// What was in force before this change, against which shortening is judged: the retention last
+/// applied (with the approval that allowed it), or, when unknown, what AWS reports.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PreviousApproval {
+    pub reference: Option<String>,
+}
+
+struct Run<'a> {
+    clients: AccountClients,
+    desired: DesiredAccount,
+    specs: &'a AccountSpecs<'a>,
+    write: bool,
+    report: AccountReport,
+}
+
+/// Reconciles (or plans) one account. Never panics; every failure is in the report.
+pub async fn run_account(
+    base: &SdkConfig,
+    specs: &AccountSpecs<'_>,
+    mode: RunMode,
+    previous: &PreviousApproval,
+) -> AccountReport {
+    let started = Instant::now();
+    let spec = specs.baseline;
+    let calls = CallRecorder::new();
+    let clients = AccountClients::new(base, &spec.primary_region, spec.credentials.as_ref(), calls.clone());
+    let desired = desired::account(specs);
+    let report = AccountReport {
+        account_id: spec.account_id.clone(),
+        region: spec.primary_region.clone(),
+        mode: spec.mode,
+        identity: None,
+        drift: Vec::new(),
+        not_compliant: Vec::new(),
+        pending: Vec::new(),
+        applied: Vec::new(),
+        components: BTreeMap::new(),
+        error: None,
+        key_arn: None,
+        trail_arn: None,
+        bucket_name: None,
+        access_log_bucket_name: None,
+        calls: CallCounts::default(),
+        duration: Duration::ZERO,
+    };
+    let write = mode == RunMode::Apply && spec.mode == Mode::Enforce;
+    let mut run = Run { clients, desired, specs, write, report };
+    run.reconcile(previous).await;
+    let mut report = run.report;
+    report.calls = calls.snapshot();
+    report.duration = started.elapsed();
+    report
+}
+
+impl Run<'_> {
+    async fn reconcile(&mut self, previous: &PreviousApproval) {
+        match sts::caller_identity(&self.clients).await {
+            Err(e) => {
+                self.report.error = Some(EngineError::Aws(e));
+                return;
+            }
+            Ok(identity) if identity.account != self.desired.account_id => {
+                self.report.error = Some(EngineError::WrongAccount {
+                    expected: self.desired.account_id.clone(),
+                    actual: identity.account.clone(),
+                    arn: identity.arn.clone(),
+                });
+                self.report.identity = Some(identity);
+                return;
+            }
+            Ok(identity) => self.report.identity = Some(identity),
+        }
+
+        let storage = self.desired.storage.clone();
+        let trail_ref = match &self.desired.trail {
+            DesiredTrail::Managed(s) => s.name.clone(),
+            DesiredTrail::Existing { arn, .. } => arn.clone(),
+        };
+        let c = &self.clients;
+        let (key, access_log_bucket, trail_bucket, trail) = tokio::join!(
+            kms::observe_key(c, &self.desired.key.source),
+            observe_optional_bucket(c, storage.as_ref().map(|s| &s.access_log_bucket)),
+            observe_optional_bucket(c, storage.as_ref().map(|s| &s.trail_bucket)),
+            cloudtrail::observe_trail(c, &trail_ref),
+        );
+
+        let key_arn = self.reconcile_key(key).await;
+        let storage_ok = match &storage {
+            Some(storage) => {
+                self.report.bucket_name = Some(storage.trail_bucket.name.clone());
+                self.report.access_log_bucket_name = Some(storage.access_log_bucket.name.clone());
+                self.reconcile_storage(storage, access_log_bucket, trail_bucket, key_arn.as_deref(), previous).await
+            }
+            None => {
+                self.report.components.insert(Component::Storage, ComponentState::NotManaged);
+                self.report.components.insert(Component::Retention, ComponentState::NotManaged);
+                true
+            }
+        };
+        self.reconcile_trail(trail, key_arn.as_deref(), storage_ok).await;
+    }
+
+    /// Returns the key ARN when the key exists (or was just created).
+    async fn reconcile_key(&mut self, observed: Result<Option<ObservedKey>, AwsError>) -> Option<String> {
+        let desired = self.desired.key.clone();
+        if desired.source == KeySource::None {
+            self.report.components.insert(Component::Key, ComponentState::NotManaged);
+            return None;
+        }
+        let observed = match observed {
+            Ok(o) => o,
+            Err(e) => {
+                self.report.components.insert(Component::Key, ComponentState::Failed(e));
+                return None;
+            }
+        };
+        let delta = diff::diff_key(&desired, observed.as_ref());
+        let resource = delta.drift.first().map(|d| d.resource.clone()).unwrap_or_default();
+        let mut key = observed.map(|k| (k.key_id, k.arn));
+        let actions = self.begin(Component::Key, &resource, &delta);
+        let mut result = Ok(());
+        for action in actions {
+            let key_id = key.as_ref().map(|(id, _)| id.clone()).unwrap_or_default();
+            let c = &self.clients;
+            let step = match (&action, &desired.source) {
+                (Action::CreateKey, KeySource::Create { description, .. }) => {
+                    kms::create_key(c, description, &desired.policy, &desired.tags).await.map(|created| key = Some(created))
+                }
+                (Action::CreateAlias, KeySource::Create { alias, .. }) => kms::create_alias(c, alias, &key_id).await,
+                (Action::RestoreKey { state }, _) => kms::restore_key(c, &key_id, state).await,
+                (Action::PutKeyPolicy(policy), _) => kms::put_key_policy(c, &key_id, policy).await,
+                (Action::EnableKeyRotation, _) => kms::enable_rotation(c, &key_id).await,
+                (Action::TagKey(tags), _) => kms::tag_key(c, &key_id, tags).await,
+                _ => Ok(()),
+            };
+            result = self.record(&resource, &action, step);
+            if result.is_err() {
+                break;
+            }
+        }
+        let ok = self.finish(Component::Key, result);
+        let arn = key.map(|(_, arn)| arn);
+        self.report.key_arn = arn.clone();
+        if ok { arn } else { None }
+    }
+
+    async fn reconcile_storage(
+        &mut self,
+        storage: &desired::DesiredStorage,
+        access_log_bucket: Result<Option<ObservedBucket>, AwsError>,
+        trail_bucket: Result<Option<ObservedBucket>, AwsError>,
+        key_arn: Option<&str>,
+        previous: &PreviousApproval,
+    ) -> bool {
+        let key_ready = !matches!(self.report.components.get(&Component::Key), Some(ComponentState::Failed(_)) | Some(ComponentState::Waiting(_)));
+        let (access_log_bucket, trail_bucket) = match (access_log_bucket, trail_bucket) {
+            (Ok(a), Ok(t)) => (a, t),
+            (Err(e), _) | (_, Err(e)) => {
+                self.report.components.insert(Component::Storage, ComponentState::Failed(e));
+                self.report.components.insert(Component::Retention, ComponentState::Waiting(Component::Storage));
+                return false;
+            }
+        };
+        if !key_ready && self.write {
+            self.report.components.insert(Component::Storage, ComponentState::Waiting(Component::Key));
+            self.report.components.insert(Component::Retention, ComponentState::Waiting(Component::Key));
+            return false;
+        }
+        let access_delta = diff::diff_bucket(&storage.access_log_bucket, access_log_bucket.as_ref(), key_arn);
+        let mut trail_delta = diff::diff_bucket(&storage.trail_bucket, trail_bucket.as_ref(), key_arn);
+        let mut access_delta = access_delta;
+        let blocked = retention_guard(
+            &mut access_delta,
+            &mut trail_delta,
+            access_log_bucket.as_ref(),
+            trail_bucket.as_ref(),
+            self.specs.retention.approval.as_ref().map(|a| a.reference.as_str()),
+            previous,
+        );
+        let retention_changes = [&access_delta, &trail_delta]
+            .iter()
+            .any(|d| d.actions.iter().any(|a| matches!(a, Action::PutLifecycle(_) | Action::PutObjectLock(_))));
+
+        let mut ok = true;
+        for (bucket, delta, kms_key) in
+            [(&storage.access_log_bucket, access_delta, None), (&storage.trail_bucket, trail_delta, key_arn)]
+        {
+            let resource = format!("s3://{}", bucket.name);
+            let actions = self.begin(Component::Storage, &resource, &delta);
+            let mut result = Ok(());
+            for action in actions {
+                let step = apply_bucket(&self.clients, bucket, kms_key, &action).await;
+                result = self.record(&resource, &action, step);
+                if result.is_err() {
+                    break;
+                }
+            }
+            ok = self.finish(Component::Storage, result);
+            if !ok {
+                break;
+            }
+        }
+        let retention_state = match (blocked, ok) {
+            (Some(message), _) => ComponentState::ApprovalRequired(message),
+            (None, false) => ComponentState::Waiting(Component::Storage),
+            (None, true) if retention_changes && !self.write => ComponentState::Drifted,
+            (None, true) if retention_changes => ComponentState::Repaired,
+            (None, true) => ComponentState::InSync,
+        };
+        self.report.components.insert(Component::Retention, retention_state);
+        ok
+    }
+
+    async fn reconcile_trail(&mut self, observed: Result<Option<ObservedTrail>, AwsError>, key_arn: Option<&str>, storage_ok: bool) {
+        let observed = match observed {
+            Ok(o) => o,
+            Err(e) => {
+                self.report.components.insert(Component::Trail, ComponentState::Failed(e));
+                return;
+            }
+        };
+        let (settings, manage) = match &self.desired.trail {
+            DesiredTrail::Managed(s) => (s.clone(), None),
+            DesiredTrail::Existing { expected, manage, .. } => (expected.clone(), Some(manage.clone())),
+        };
+        self.report.trail_arn = observed.as_ref().map(|t| t.arn.clone()).or_else(|| Some(settings.arn.clone()));
+        if manage.is_none() && self.write && (!storage_ok || key_arn.is_none()) {
+            let waiting_for = if key_arn.is_none() { Component::Key } else { Component::Storage };
+            self.report.components.insert(Component::Trail, ComponentState::Waiting(waiting_for));
+            return;
+        }
+        let delta = diff::diff_trail(&settings, observed.as_ref(), key_arn, manage.as_deref());
+        let not_compliant = delta.unrepairable.clone();
+        let mut arn = observed.as_ref().map(|t| t.arn.clone()).unwrap_or_else(|| settings.arn.clone());
+        let resource = settings.arn.clone();
+        let actions = self.begin(Component::Trail, &resource, &delta);
+        let mut result = Ok(());
+        for action in actions {
+            let c = &self.clients;
+            let step = match &action {
+                Action::CreateTrail => cloudtrail::create_trail(c, &settings, key_arn.unwrap_or_default())
+                    .await
+                    .map(|created| arn = created),
+                Action::UpdateTrail(u) => cloudtrail::update_trail(c, &arn, u).await,
+                Action::PutEventSelectors(s) => cloudtrail::put_event_selectors(c, &arn, s).await,
+                Action::PutInsightSelectors(i) => cloudtrail::put_insight_selectors(c, &arn, i).await,
+                Action::AddTrailTags(t) => cloudtrail::add_tags(c, &arn, t).await,
+                Action::StartLogging => cloudtrail::start_logging(c, &arn).await,
+                _ => Ok(()),
+            };
+            result = self.record(&resource, &action, step);
+            if result.is_err() {
+                break;
+            }
+        }
+        let ok = self.finish(Component::Trail, result);
+        if ok && !not_compliant.is_empty() {
+            self.report.components.insert(Component::Trail, ComponentState::NotCompliant);
+        }
+        self.report.not_compliant.extend(not_compliant);
+        self.report.trail_arn = Some(arn);
+    }
+
+    /// Records the delta's drift and returns the actions to apply now: none when nothing differs
+    /// or nothing may be written (then the actions are recorded as pending).
+    fn begin(&mut self, component: Component, resource: &str, delta: &Delta) -> Vec<Action> {
+        self.report.drift.extend(delta.drift.iter().cloned());
+        let state = if delta.actions.is_empty() {
+            ComponentState::InSync
+        } else if !self.write {
+            self.report.pending.extend(
+                delta.actions.iter().map(|a| Change { resource: resource.to_string(), action: a.to_string() }),
+            );
+            ComponentState::Drifted
+        } else {
+            ComponentState::Repaired
+        };
+        self.merge_state(component, state);
+        if self.write { delta.actions.clone() } else { Vec::new() }
+    }
+
+    fn record(&mut self, resource: &str, action: &Action, step: Result<(), AwsError>) -> Result<(), AwsError> {
+        let change = Change { resource: resource.to_string(), action: action.to_string() };
+        match &step {
+            Ok(()) => {
+                tracing::info!(account = %self.desired.account_id, resource, action = %change.action, "applied");
+                self.report.applied.push(change);
+            }
+            Err(e) => tracing::warn!(account = %self.desired.account_id, resource, error = %e, "apply failed"),
+        }
+        step
+    }
+
+    /// Folds the outcome of a resource's writes into its component; false when they failed.
+    fn finish(&mut self, component: Component, result: Result<(), AwsError>) -> bool {
+        match result {
+            Ok(()) => true,
+            Err(e) => {
+                self.merge_state(component, ComponentState::Failed(e));
+                false
+            }
+        }
+    }
+
+    /// A component made of several resources keeps its worst state.
+    fn merge_state(&mut self, component: Component, state: ComponentState) {
+        let previous = self.report.components.remove(&component);
+        let merged = match (previous, state) {
+            (Some(p @ ComponentState::Failed(_)), _) => p,
+            (_, s @ ComponentState::Failed(_)) => s,
+            (Some(ComponentState::Drifted), _) | (_, ComponentState::Drifted) => ComponentState::Drifted,
+            (Some(ComponentState::Repaired), _) | (_, ComponentState::Repaired) => ComponentState::Repaired,
+            (_, s) => s,
+        };
+        self.report.components.insert(component, merged);
+    }
+}
+
+async fn observe_optional_bucket(
+    clients: &AccountClients,
+    bucket: Option<&DesiredBucket>,
+) -> Result<Option<ObservedBucket>, AwsError> {
+    match bucket {
+        Some(b) => s3::observe_bucket(clients, &b.name).await,
+        None => Ok(None),
+    }
+}
+
+async fn apply_bucket(
+    clients: &AccountClients,
+    bucket: &DesiredBucket,
+    key_arn: Option<&str>,
+    action: &Action,
+) -> Result<(), AwsError> {
+    let name = bucket.name.as_str();
+    match action {
+        Action::CreateBucket { object_lock } => s3::create_bucket(clients, name, *object_lock).await,
+        Action::EnableVersioning => s3::enable_versioning(clients, name).await,
+        Action::PutObjectLock(retention) => s3::put_object_lock(clients, name, retention.as_ref()).await,
+        Action::PutEncryption => {
+            let kms_key = match bucket.encryption {
+                BucketEncryption::KmsTrailKey => key_arn,
+                BucketEncryption::S3Managed => None,
+            };
+            s3::put_encryption(clients, name, kms_key).await
+        }
+        Action::BlockPublicAccess => s3::block_public_access(clients, name).await,
+        Action::PutBucketPolicy(policy) => s3::put_policy(clients, name, policy).await,
+        Action::PutAccessLogging { target_bucket, target_prefix } => {
+            s3::put_access_logging(clients, name, target_bucket, target_prefix).await
+        }
+        Action::PutLifecycle(lifecycle) => s3::put_lifecycle(clients, name, lifecycle).await,
+        Action::PutBucketTags(tags) => s3::put_tags(clients, name, tags).await,
+        _ => Ok(()),
+    }
+}
+
+/// Removes the retention writes that would shorten how long logs are kept, or weaken the lock,
+/// unless the RetentionPolicy carries an approval that is new (not the one already in force).
+/// Returns the reason when something was held back.
+fn retention_guard(
+    access_delta: &mut Delta,
+    trail_delta: &mut Delta,
+    access_observed: Option<&ObservedBucket>,
+    trail_observed: Option<&ObservedBucket>,
+    approval: Option<&str>,
+    previous: &PreviousApproval,
+) -> Option<String> {
+    let approved = approval.is_some_and(|a| previous.reference.as_deref() != Some(a));
+    if approved {
+        return None;
+    }
+    let mut held = Vec::new();
+    for (delta, observed, label) in [(trail_delta, trail_observed, "trail logs"), (access_delta, access_observed, "access logs")] {
+        let Some(observed) = observed else { continue };
+        delta.actions.retain(|action| {
+            let weakening = match action {
+                Action::PutObjectLock(desired) => diff::weakens_lock(&observed.lock_retention, desired)
+                    .then(|| format!("{label}: Object Lock would be weakened")),
+                Action::PutLifecycle(desired) => {
+                    let current = diff::shortens(observed.lifecycle.expire_current_after_days, desired.expire_current_after_days);
+                    let noncurrent =
+                        diff::shortens(observed.lifecycle.expire_noncurrent_after_days, desired.expire_noncurrent_after_days);
+                    (current || noncurrent).then(|| format!("{label}: expiration would be shortened"))
+                }
+                _ => None,
+            };
+            match weakening {
+                Some(reason) => {
+                    held.push(reason);
+                    false
+                }
+                None => true,
+            }
+        });
+    }
+    (!held.is_empty()).then(|| {
+        format!(
+            "{}: set spec.approval in the RetentionPolicy with a reference that is new in this change",
+            held.join("; ")
+        )
+    })
+}
