@@ -60,10 +60,10 @@ pub async fn observe_trail(clients: &AccountClients, name_or_arn: &str) -> Resul
     let Some(trail) = out.trail() else { return Ok(None) };
     let arn = trail.trail_arn().unwrap_or(name_or_arn).to_string();
     let (status, selectors, insights, tags) = tokio::join!(
-        ct.get_trail_status().name(&arn).send(),
-        ct.get_event_selectors().trail_name(&arn).send(),
-        ct.get_insight_selectors().trail_name(&arn).send(),
-        ct.list_tags().resource_id_list(&arn).send(),
+        Box::pin(ct.get_trail_status().name(&arn).send()),
+        Box::pin(ct.get_event_selectors().trail_name(&arn).send()),
+        Box::pin(ct.get_insight_selectors().trail_name(&arn).send()),
+        Box::pin(ct.list_tags().resource_id_list(&arn).send()),
     );
     let status = check(status, "CloudTrail", "GetTrailStatus", r)?;
     let selectors = check(selectors, "CloudTrail", "GetEventSelectors", r)?;

@@ -52,9 +52,9 @@ pub async fn observe_key(clients: &AccountClients, source: &KeySource) -> Result
     let key_id = metadata.key_id().to_string();
     let resource = format!("key {key_id}");
     let (policy, rotation, tags) = tokio::join!(
-        clients.kms.get_key_policy().key_id(&key_id).policy_name("default").send(),
-        clients.kms.get_key_rotation_status().key_id(&key_id).send(),
-        clients.kms.list_resource_tags().key_id(&key_id).send(),
+        Box::pin(clients.kms.get_key_policy().key_id(&key_id).policy_name("default").send()),
+        Box::pin(clients.kms.get_key_rotation_status().key_id(&key_id).send()),
+        Box::pin(clients.kms.list_resource_tags().key_id(&key_id).send()),
     );
     let policy = check(policy, "KMS", "GetKeyPolicy", &resource)?;
     let rotation = check(rotation, "KMS", "GetKeyRotationStatus", &resource)?;

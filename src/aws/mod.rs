@@ -93,6 +93,28 @@ impl AccountClients {
     }
 }
 
+impl AccountClients {
+    /// Clients built elsewhere (tests with mocked services, or a cache of clients).
+    pub fn from_parts(
+        region: &str,
+        sts: aws_sdk_sts::Client,
+        kms: aws_sdk_kms::Client,
+        s3: aws_sdk_s3::Client,
+        cloudtrail: aws_sdk_cloudtrail::Client,
+        calls: CallRecorder,
+    ) -> Self {
+        Self {
+            region: region.to_string(),
+            sts,
+            kms,
+            s3,
+            cloudtrail,
+            calls,
+            cloudtrail_writes: std::sync::Arc::new(Pacer::new(CLOUDTRAIL_WRITE_INTERVAL)),
+        }
+    }
+}
+
 /// Spaces calls of one kind at least `interval` apart, so an account's quota is respected rather
 /// than discovered.
 #[derive(Debug)]

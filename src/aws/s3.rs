@@ -62,15 +62,16 @@ pub async fn observe_bucket(clients: &AccountClients, name: &str) -> Result<Opti
     if optional(s3.head_bucket().bucket(name).send().await, "S3", "HeadBucket", r)?.is_none() {
         return Ok(None);
     }
+    // Boxed: eight SDK futures side by side would be a very large future on the stack.
     let (lock, versioning, encryption, pab, policy, logging, lifecycle, tags) = tokio::join!(
-        s3.get_object_lock_configuration().bucket(name).send(),
-        s3.get_bucket_versioning().bucket(name).send(),
-        s3.get_bucket_encryption().bucket(name).send(),
-        s3.get_public_access_block().bucket(name).send(),
-        s3.get_bucket_policy().bucket(name).send(),
-        s3.get_bucket_logging().bucket(name).send(),
-        s3.get_bucket_lifecycle_configuration().bucket(name).send(),
-        s3.get_bucket_tagging().bucket(name).send(),
+        Box::pin(s3.get_object_lock_configuration().bucket(name).send()),
+        Box::pin(s3.get_bucket_versioning().bucket(name).send()),
+        Box::pin(s3.get_bucket_encryption().bucket(name).send()),
+        Box::pin(s3.get_public_access_block().bucket(name).send()),
+        Box::pin(s3.get_bucket_policy().bucket(name).send()),
+        Box::pin(s3.get_bucket_logging().bucket(name).send()),
+        Box::pin(s3.get_bucket_lifecycle_configuration().bucket(name).send()),
+        Box::pin(s3.get_bucket_tagging().bucket(name).send()),
     );
     let lock = optional(lock, "S3", "GetObjectLockConfiguration", r)?;
     let lock = lock.as_ref().and_then(|l| l.object_lock_configuration());

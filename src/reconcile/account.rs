@@ -177,7 +177,8 @@ pub async fn run_account(
     };
     let write = mode == RunMode::Apply && spec.mode == Mode::Enforce;
     let mut run = Run { clients, desired, specs, write, report };
-    run.reconcile(previous).await;
+    // Boxed so that callers on small-stack threads (tokio workers, tests) can hold it.
+    Box::pin(run.reconcile(previous)).await;
     let mut report = run.report;
     report.calls = calls.snapshot();
     report.duration = started.elapsed();
@@ -210,10 +211,10 @@ impl Run<'_> {
         };
         let c = &self.clients;
         let (key, access_log_bucket, trail_bucket, trail) = tokio::join!(
-            kms::observe_key(c, &self.desired.key.source),
-            observe_optional_bucket(c, storage.as_ref().map(|s| &s.access_log_bucket)),
-            observe_optional_bucket(c, storage.as_ref().map(|s| &s.trail_bucket)),
-            cloudtrail::observe_trail(c, &trail_ref),
+            Box::pin(kms::observe_key(c, &self.desired.key.source)),
+            Box::pin(observe_optional_bucket(c, storage.as_ref().map(|s| &s.access_log_bucket))),
+            Box::pin(observe_optional_bucket(c, storage.as_ref().map(|s| &s.trail_bucket))),
+            Box::pin(cloudtrail::observe_trail(c, &trail_ref)),
         );
 
         let key_arn = self.reconcile_key(key).await;

@@ -1,0 +1,163 @@
+//! The test harness: one moto server per test binary, on a free loopback port, started on first
+//! use (installed by scripts/ensure-moto.sh when missing), and a fresh account id per test so
+//! tests run in parallel without sharing state.
+
+#![allow(dead_code)]
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_credential_types::Credentials;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextMut;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use aws_types::SdkConfig;
+use aws_types::region::Region;
+use trailkeeper::api::{LoggingBaseline, LoggingBaselineSpec, RetentionPolicySpec, TrailPolicySpec};
+
+pub const REGION: &str = "us-east-1";
+
+pub struct Moto {
+    pub endpoint: String,
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn moto_server_path() -> String {
+    if let Ok(path) = std::env::var("MOTO_SERVER") {
+        return path;
+    }
+    let out = Command::new("bash")
+        .arg(repo_root().join("scripts/ensure-moto.sh"))
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("scripts/ensure-moto.sh runs");
+    assert!(out.status.success(), "scripts/ensure-moto.sh failed");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The moto server of this test binary. It stops when the test process ends: a watcher shell
+/// kills it once its parent (this process) is gone.
+pub fn moto() -> &'static Moto {
+    static MOTO: OnceLock<Moto> = OnceLock::new();
+    MOTO.get_or_init(|| {
+        let server = moto_server_path();
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+        let script = format!(
+            "{server} -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
+             while kill -0 {parent} 2>/dev/null; do sleep 0.5; done; kill $m",
+            parent = std::process::id()
+        );
+        Command::new("bash")
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto server starts");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto server did not listen on port {port} within 60 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Moto { endpoint: format!("http://127.0.0.1:{port}") }
+    })
+}
+
+/// A fresh 12-digit account id, unique in this test process.
+pub fn new_account() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::SeqCst);
+    format!("{:012}", 200_000_000_000u64 + u64::from(std::process::id() % 1000) * 1_000_000 + n)
+}
+
+/// The SDK configuration trailkeeper runs with against moto: what `AWS_ENDPOINT_URL` and static
+/// credentials give a user of the binary. The identity is moto's default account.
+pub async fn base_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(&moto().endpoint)
+        .region(Region::new(REGION))
+        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+        .retry_config(RetryConfig::standard().with_max_attempts(3))
+        .load()
+        .await
+}
+
+/// Adds moto's account header: independent clients that read back (or break) an account's state.
+#[derive(Debug, Clone)]
+struct MotoAccount(String);
+
+impl Intercept for MotoAccount {
+    fn name(&self) -> &'static str {
+        "moto-account"
+    }
+
+    fn modify_before_signing(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _rc: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        context.request_mut().headers_mut().insert("x-moto-account-id", self.0.clone());
+        Ok(())
+    }
+}
+
+/// Clients acting directly in `account`, not through trailkeeper.
+pub struct Inspector {
+    pub s3: aws_sdk_s3::Client,
+    pub kms: aws_sdk_kms::Client,
+    pub cloudtrail: aws_sdk_cloudtrail::Client,
+}
+
+pub async fn inspector(account: &str) -> Inspector {
+    let config = base_config().await;
+    let header = MotoAccount(account.to_string());
+    Inspector {
+        s3: aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&config).force_path_style(true).interceptor(header.clone()).build(),
+        ),
+        kms: aws_sdk_kms::Client::from_conf(aws_sdk_kms::config::Builder::from(&config).interceptor(header.clone()).build()),
+        cloudtrail: aws_sdk_cloudtrail::Client::from_conf(
+            aws_sdk_cloudtrail::config::Builder::from(&config).interceptor(header).build(),
+        ),
+    }
+}
+
+/// A baseline for `account` with the built-in defaults, reached by assuming a role in it.
+pub fn baseline(account: &str) -> LoggingBaseline {
+    let manifest = format!(
+        r#"
+apiVersion: trailkeeper.io/v1alpha1
+kind: LoggingBaseline
+metadata: {{name: acct-{account}, namespace: accounts}}
+spec:
+  accountId: "{account}"
+  primaryRegion: {REGION}
+  credentials: {{assumeRoleArn: "arn:aws:iam::{account}:role/trailkeeper"}}
+  encryption:
+    administrators: ["arn:aws:iam::{account}:role/admin"]
+    operators: ["arn:aws:iam::{account}:role/operator"]
+"#
+    );
+    serde_yaml::from_str(&manifest).expect("the test baseline parses")
+}
+
+pub fn spec(account: &str) -> LoggingBaselineSpec {
+    baseline(account).spec
+}
+
+pub fn default_policies() -> (TrailPolicySpec, RetentionPolicySpec) {
+    (TrailPolicySpec::default(), RetentionPolicySpec::default())
+}
