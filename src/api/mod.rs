@@ -57,12 +57,33 @@ pub fn crds() -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensi
     vec![LoggingBaseline::crd(), TrailPolicy::crd(), RetentionPolicy::crd()]
 }
 
-/// The CRDs as one multi-document YAML stream, as `trailkeeper crds` prints and `crds/` holds them.
-pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
-    let mut out = String::new();
-    for crd in crds() {
-        out.push_str("---\n");
-        out.push_str(&serde_yaml::to_string(&crd)?);
+/// Each CRD as a YAML document, with the file name `crds/` holds it under (`<plural>.<group>.yaml`).
+pub fn crd_files() -> Result<Vec<(String, String)>, serde_yaml::Error> {
+    crds()
+        .into_iter()
+        .map(|crd| {
+            let name = format!("{}.yaml", crd.metadata.name.clone().unwrap_or_default());
+            let value = serde_json::to_value(&crd).map_err(<serde_yaml::Error as serde::ser::Error>::custom)?;
+            Ok((name, format!("---\n{}", serde_yaml::to_string(&sorted_keys(value))?)))
+        })
+        .collect()
+}
+
+/// The same value with every object's keys in order: schema defaults are generated in an order
+/// that varies from run to run, and `crds/` must not.
+fn sorted_keys(value: serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<_> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            serde_json::Value::Object(entries.into_iter().map(|(k, v)| (k, sorted_keys(v))).collect())
+        }
+        serde_json::Value::Array(items) => serde_json::Value::Array(items.into_iter().map(sorted_keys).collect()),
+        other => other,
     }
-    Ok(out)
+}
+
+/// The CRDs as one multi-document YAML stream, as `trailkeeper crds` prints them.
+pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
+    Ok(crd_files()?.into_iter().map(|(_, yaml)| yaml).collect())
 }

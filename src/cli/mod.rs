@@ -31,7 +31,11 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Print the CustomResourceDefinitions of the three kinds.
-    Crds,
+    Crds {
+        /// Write one file per CRD into this directory instead of printing them.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Check manifests offline: schema, CEL rules and references between them.
     Validate {
         /// Files or directories (YAML, multi-document).
@@ -66,20 +70,34 @@ const ACCOUNT_CONCURRENCY: usize = 16;
 
 pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Crds => match crate::api::crds_yaml() {
-            Ok(yaml) => {
-                print!("{yaml}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: cannot render the CRDs: {e}");
-                ExitCode::from(exit::INVALID)
-            }
-        },
+        Command::Crds { dir } => crds(dir),
         Command::Validate { files } => validate(&files),
         Command::Plan { files, output } => reconcile(&files, RunMode::Plan, output).await,
         Command::Apply { files, output } => reconcile(&files, RunMode::Apply, output).await,
     }
+}
+
+fn crds(dir: Option<PathBuf>) -> ExitCode {
+    let files = match crate::api::crd_files() {
+        Ok(files) => files,
+        Err(e) => {
+            eprintln!("error: cannot render the CRDs: {e}");
+            return ExitCode::from(exit::INVALID);
+        }
+    };
+    let Some(dir) = dir else {
+        files.iter().for_each(|(_, yaml)| print!("{yaml}"));
+        return ExitCode::SUCCESS;
+    };
+    for (name, yaml) in files {
+        let path = dir.join(name);
+        if let Err(e) = std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&path, yaml)) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return ExitCode::from(exit::INVALID);
+        }
+        println!("wrote {}", path.display());
+    }
+    ExitCode::SUCCESS
 }
 
 /// Reads and validates manifests; prints one line per problem to stderr.
