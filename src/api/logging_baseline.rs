@@ -59,7 +59,9 @@ pub struct LoggingBaselineSpec {
     #[serde(default)]
     pub config_rules: ConfigRulesSpec,
     /// Tags put on every AWS resource trailkeeper creates (besides its own `trailkeeper.io/*` tags).
+    /// AWS allows 50 tags a resource, values of at most 256 characters.
     #[serde(default)]
+    #[schemars(extend("maxProperties" = 40, "additionalProperties" = {"type": "string", "maxLength": 256}))]
     pub tags: BTreeMap<String, String>,
 }
 

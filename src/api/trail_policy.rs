@@ -50,6 +50,7 @@ pub struct TrailPolicySpec {
     #[serde(default)]
     pub manage_existing: Vec<ExistingTrailSetting>,
     #[serde(default)]
+    #[schemars(extend("maxProperties" = 40, "additionalProperties" = {"type": "string", "maxLength": 256}))]
     pub tags: BTreeMap<String, String>,
 }
 

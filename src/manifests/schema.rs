@@ -111,6 +111,9 @@ fn walk(schema: &Value, value: &Value, path: &str, errors: &mut Vec<SchemaError>
             }
         }
         Value::Object(map) => {
+            if schema["maxProperties"].as_u64().is_some_and(|m| (map.len() as u64) > m) {
+                fail(format!("must have at most {} entries", schema["maxProperties"]));
+            }
             if let Some(required) = schema["required"].as_array() {
                 for field in required.iter().filter_map(Value::as_str) {
                     if !map.contains_key(field) {
