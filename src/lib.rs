@@ -2,9 +2,9 @@
 
 pub mod api;
 pub mod aws;
+pub mod cli;
 pub mod desired;
+pub mod manifests;
 pub mod metrics;
 pub mod reconcile;
-pub mod manifests;
-pub mod cli;
 pub mod telemetry;

@@ -19,7 +19,9 @@ pub fn record_aws_call(action: &str, failed: bool) {
     let (service, operation) = action.split_once(':').unwrap_or(("unknown", action));
     let outcome = if failed { "error" } else { "ok" };
     if let Ok(mut r) = registry().lock() {
-        *r.aws_calls.entry((service.to_string(), operation.to_string(), outcome)).or_default() += 1;
+        *r.aws_calls
+            .entry((service.to_string(), operation.to_string(), outcome))
+            .or_default() += 1;
     }
 }
 

@@ -10,14 +10,20 @@ fn the_crds_directory_holds_what_trailkeeper_crds_prints() {
     assert_eq!(files.len(), 3);
     for (name, yaml) in files {
         let on_disk = std::fs::read_to_string(dir.join(&name)).unwrap_or_default();
-        assert!(on_disk == yaml, "crds/{name} is stale: run `cargo run -- crds --dir crds` and commit");
+        assert!(
+            on_disk == yaml,
+            "crds/{name} is stale: run `cargo run -- crds --dir crds` and commit"
+        );
     }
     let extra: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().to_string()))
         .filter(|n| !n.ends_with(".trailkeeper.io.yaml"))
         .collect();
-    assert!(extra.is_empty(), "files in crds/ that trailkeeper does not generate: {extra:?}");
+    assert!(
+        extra.is_empty(),
+        "files in crds/ that trailkeeper does not generate: {extra:?}"
+    );
 }
 
 #[test]
@@ -77,7 +83,10 @@ where
 
 #[test]
 fn an_existing_trail_needs_its_arn() {
-    rejected_with(baseline("  trail: {source: Existing}").validate_cel(), "existingTrailArn");
+    rejected_with(
+        baseline("  trail: {source: Existing}").validate_cel(),
+        "existingTrailArn",
+    );
     baseline("  trail: {source: Existing, existingTrailArn: 'arn:aws:cloudtrail:us-east-1:111122223333:trail/org'}")
         .validate_cel()
         .unwrap();
@@ -95,8 +104,13 @@ fn the_account_id_is_immutable() {
 
 #[test]
 fn the_flow_log_aggregation_interval_is_60_or_600() {
-    baseline("  flowLogs: {maxAggregationInterval: 60}").validate_cel().unwrap();
-    rejected_with(baseline("  flowLogs: {maxAggregationInterval: 300}").validate_cel(), "60 or 600");
+    baseline("  flowLogs: {maxAggregationInterval: 60}")
+        .validate_cel()
+        .unwrap();
+    rejected_with(
+        baseline("  flowLogs: {maxAggregationInterval: 300}").validate_cel(),
+        "60 or 600",
+    );
 }
 
 #[test]
@@ -105,23 +119,34 @@ fn a_compliance_lock_needs_the_acknowledgement() {
         retention("  trailLogs: {objectLock: {mode: Compliance, defaultRetentionDays: 365}}").validate_cel(),
         "acknowledgeIrreversible",
     );
-    retention("  trailLogs: {objectLock: {mode: Compliance, defaultRetentionDays: 365, acknowledgeIrreversible: true}}")
+    retention(
+        "  trailLogs: {objectLock: {mode: Compliance, defaultRetentionDays: 365, acknowledgeIrreversible: true}}",
+    )
+    .validate_cel()
+    .unwrap();
+    retention("  trailLogs: {objectLock: {mode: Governance, defaultRetentionDays: 365}}")
         .validate_cel()
         .unwrap();
-    retention("  trailLogs: {objectLock: {mode: Governance, defaultRetentionDays: 365}}").validate_cel().unwrap();
 }
 
 #[test]
 fn log_group_retention_only_takes_cloudwatch_values() {
     for field in ["instanceLogs", "flowLogs"] {
-        retention(&format!("  {field}: {{retentionDays: 90}}")).validate_cel().unwrap();
-        rejected_with(retention(&format!("  {field}: {{retentionDays: 100}}")).validate_cel(), "CloudWatch Logs");
+        retention(&format!("  {field}: {{retentionDays: 90}}"))
+            .validate_cel()
+            .unwrap();
+        rejected_with(
+            retention(&format!("  {field}: {{retentionDays: 100}}")).validate_cel(),
+            "CloudWatch Logs",
+        );
     }
 }
 
 #[test]
 fn data_and_advanced_selectors_are_exclusive_and_field_selectors_need_an_operator() {
-    trail_policy("  dataEvents: [{type: 'AWS::S3::Object', values: ['arn:aws:s3']}]").validate_cel().unwrap();
+    trail_policy("  dataEvents: [{type: 'AWS::S3::Object', values: ['arn:aws:s3']}]")
+        .validate_cel()
+        .unwrap();
     rejected_with(
         trail_policy(
             "  dataEvents: [{type: 'AWS::S3::Object', values: ['arn:aws:s3']}]\n  advancedEventSelectors: [{name: a, fieldSelectors: [{field: eventCategory, equals: [Data]}]}]",
@@ -138,7 +163,10 @@ fn data_and_advanced_selectors_are_exclusive_and_field_selectors_need_an_operato
 /// Each retention in days, with how to write it in a spec.
 const RETENTION_FIELDS: [(&str, &str); 5] = [
     ("trailLogs.expireAfterDays", "  trailLogs: {expireAfterDays: DAYS}"),
-    ("trailLogs.noncurrentVersionsExpireAfterDays", "  trailLogs: {noncurrentVersionsExpireAfterDays: DAYS}"),
+    (
+        "trailLogs.noncurrentVersionsExpireAfterDays",
+        "  trailLogs: {noncurrentVersionsExpireAfterDays: DAYS}",
+    ),
     ("accessLogs.expireAfterDays", "  accessLogs: {expireAfterDays: DAYS}"),
     ("instanceLogs.retentionDays", "  instanceLogs: {retentionDays: DAYS}"),
     ("flowLogs.retentionDays", "  flowLogs: {retentionDays: DAYS}"),
@@ -169,13 +197,22 @@ fn shortening_any_retention_needs_a_new_approval() {
         // forever -> 90 days without approval: rejected
         rejected_with(ninety.validate_cel_update(&forever), field);
         // with a new approval: accepted
-        with_days(template, Some(90), Some("CHG-1")).validate_cel_update(&forever).unwrap();
+        with_days(template, Some(90), Some("CHG-1"))
+            .validate_cel_update(&forever)
+            .unwrap();
         // with the approval already used for the previous change: rejected
         let previous = with_days(template, Some(180), Some("CHG-1"));
-        rejected_with(with_days(template, Some(90), Some("CHG-1")).validate_cel_update(&previous), field);
-        with_days(template, Some(90), Some("CHG-2")).validate_cel_update(&previous).unwrap();
+        rejected_with(
+            with_days(template, Some(90), Some("CHG-1")).validate_cel_update(&previous),
+            field,
+        );
+        with_days(template, Some(90), Some("CHG-2"))
+            .validate_cel_update(&previous)
+            .unwrap();
         // lengthening, and back to forever, need no approval
-        with_days(template, Some(365), None).validate_cel_update(&ninety).unwrap();
+        with_days(template, Some(365), None)
+            .validate_cel_update(&ninety)
+            .unwrap();
         forever.validate_cel_update(&ninety).unwrap();
         // a new object is never a transition
         ninety.validate_cel().unwrap();
@@ -183,7 +220,11 @@ fn shortening_any_retention_needs_a_new_approval() {
 }
 
 fn lock(mode: &str, days: i32, approval: Option<&str>) -> RetentionPolicy {
-    let ack = if mode == "Compliance" { ", acknowledgeIrreversible: true" } else { "" };
+    let ack = if mode == "Compliance" {
+        ", acknowledgeIrreversible: true"
+    } else {
+        ""
+    };
     let mut spec = format!("  trailLogs: {{objectLock: {{mode: {mode}, defaultRetentionDays: {days}{ack}}}}}");
     if let Some(reference) = approval {
         spec.push_str(&format!("\n  approval: {{reference: {reference}}}"));
@@ -194,13 +235,21 @@ fn lock(mode: &str, days: i32, approval: Option<&str>) -> RetentionPolicy {
 #[test]
 fn weakening_the_lock_needs_a_new_approval() {
     let governance = lock("Governance", 365, None);
-    rejected_with(lock("Governance", 30, None).validate_cel_update(&governance), "objectLock is weakened");
-    rejected_with(lock("Disabled", 365, None).validate_cel_update(&governance), "objectLock is weakened");
+    rejected_with(
+        lock("Governance", 30, None).validate_cel_update(&governance),
+        "objectLock is weakened",
+    );
+    rejected_with(
+        lock("Disabled", 365, None).validate_cel_update(&governance),
+        "objectLock is weakened",
+    );
     rejected_with(
         lock("Governance", 365, None).validate_cel_update(&lock("Compliance", 365, None)),
         "objectLock is weakened",
     );
-    lock("Governance", 30, Some("CHG-9")).validate_cel_update(&governance).unwrap();
+    lock("Governance", 30, Some("CHG-9"))
+        .validate_cel_update(&governance)
+        .unwrap();
     // Stronger needs no approval.
     lock("Governance", 730, None).validate_cel_update(&governance).unwrap();
     lock("Compliance", 365, None).validate_cel_update(&governance).unwrap();

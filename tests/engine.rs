@@ -8,7 +8,9 @@ use common::*;
 use serde_json::Value;
 use trailkeeper::api::{LoggingBaselineSpec, Mode, RetentionPolicySpec, TrailPolicySpec, TrailSource};
 use trailkeeper::desired::{self, AccountSpecs};
-use trailkeeper::reconcile::account::{AccountReport, ComponentState, EngineError, PreviousApproval, RunMode, run_account};
+use trailkeeper::reconcile::account::{
+    AccountReport, ComponentState, EngineError, PreviousApproval, RunMode, run_account,
+};
 
 async fn run(spec: &LoggingBaselineSpec, mode: RunMode) -> AccountReport {
     let (trail_policy, retention) = default_policies();
@@ -22,7 +24,11 @@ async fn run_with(
     mode: RunMode,
 ) -> AccountReport {
     let base = base_config().await;
-    let specs = AccountSpecs { baseline: spec, trail_policy, retention };
+    let specs = AccountSpecs {
+        baseline: spec,
+        trail_policy,
+        retention,
+    };
     run_account(&base, &specs, mode, &PreviousApproval::default()).await
 }
 
@@ -38,7 +44,12 @@ async fn converged(account: &str) -> LoggingBaselineSpec {
     assert_clean(&first);
     assert!(!first.applied.is_empty());
     let plan = run(&spec, RunMode::Plan).await;
-    assert!(plan.in_sync(), "not in sync after one apply: drift {:?} pending {:?}", plan.drift, plan.pending);
+    assert!(
+        plan.in_sync(),
+        "not in sync after one apply: drift {:?} pending {:?}",
+        plan.drift,
+        plan.pending
+    );
     spec
 }
 
@@ -49,11 +60,20 @@ async fn a_fresh_account_converges_in_one_apply_and_then_costs_reads_only() {
     let first = run(&spec, RunMode::Apply).await;
     assert_clean(&first);
     assert!(first.calls.writes > 0);
-    assert_eq!(first.calls.writes as usize, first.applied.len(), "one write per applied change");
+    assert_eq!(
+        first.calls.writes as usize,
+        first.applied.len(),
+        "one write per applied change"
+    );
     for mode in [RunMode::Apply, RunMode::Plan] {
         let again = run(&spec, mode).await;
         assert_clean(&again);
-        assert!(again.in_sync(), "{mode:?}: drift {:?} pending {:?}", again.drift, again.pending);
+        assert!(
+            again.in_sync(),
+            "{mode:?}: drift {:?} pending {:?}",
+            again.drift,
+            again.pending
+        );
         assert_eq!(again.calls.writes, 0, "{mode:?} wrote: {:?}", again.calls.by_action);
         assert!(again.applied.is_empty());
         assert!(again.drift.is_empty());
@@ -69,7 +89,15 @@ async fn the_converged_account_matches_the_baseline_when_read_back_independently
     let access_bucket = desired::access_log_bucket_name(&spec);
     let trail_arn = desired::trail_arn(&spec);
 
-    let trail = aws.cloudtrail.get_trail().name(&trail_arn).send().await.unwrap().trail.unwrap();
+    let trail = aws
+        .cloudtrail
+        .get_trail()
+        .name(&trail_arn)
+        .send()
+        .await
+        .unwrap()
+        .trail
+        .unwrap();
     assert_eq!(trail.is_multi_region_trail, Some(true));
     assert_eq!(trail.include_global_service_events, Some(true));
     assert_eq!(trail.log_file_validation_enabled, Some(true));
@@ -79,7 +107,13 @@ async fn the_converged_account_matches_the_baseline_when_read_back_independently
     let status = aws.cloudtrail.get_trail_status().name(&trail_arn).send().await.unwrap();
     assert_eq!(status.is_logging, Some(true));
 
-    let lock = aws.s3.get_object_lock_configuration().bucket(&bucket).send().await.unwrap();
+    let lock = aws
+        .s3
+        .get_object_lock_configuration()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
     let lock = lock.object_lock_configuration.unwrap();
     assert_eq!(lock.object_lock_enabled, Some(ObjectLockEnabled::Enabled));
     let retention = lock.rule.unwrap().default_retention.unwrap();
@@ -93,47 +127,119 @@ async fn the_converged_account_matches_the_baseline_when_read_back_independently
     assert_eq!(default.kms_master_key_id.as_deref(), Some(key_arn.as_str()));
     assert_eq!(rule.bucket_key_enabled, Some(true));
 
-    let policy: Value =
-        serde_json::from_str(&aws.s3.get_bucket_policy().bucket(&bucket).send().await.unwrap().policy.unwrap()).unwrap();
+    let policy: Value = serde_json::from_str(
+        &aws.s3
+            .get_bucket_policy()
+            .bucket(&bucket)
+            .send()
+            .await
+            .unwrap()
+            .policy
+            .unwrap(),
+    )
+    .unwrap();
     let statements = policy["Statement"].as_array().unwrap();
     let write = statements.iter().find(|s| s["Sid"] == "CloudTrailWrite").unwrap();
     assert_eq!(write["Condition"]["StringEquals"]["aws:SourceArn"], trail_arn.as_str());
-    assert_eq!(write["Resource"], format!("arn:aws:s3:::{bucket}/AWS/CloudTrail/AWSLogs/{account}/*").as_str());
-    assert!(statements.iter().any(|s| s["Effect"] == "Deny" && s["Condition"]["Bool"]["aws:SecureTransport"] == "false"));
+    assert_eq!(
+        write["Resource"],
+        format!("arn:aws:s3:::{bucket}/AWS/CloudTrail/AWSLogs/{account}/*").as_str()
+    );
+    assert!(
+        statements
+            .iter()
+            .any(|s| s["Effect"] == "Deny" && s["Condition"]["Bool"]["aws:SecureTransport"] == "false")
+    );
 
     let pab = aws.s3.get_public_access_block().bucket(&bucket).send().await.unwrap();
     let pab = pab.public_access_block_configuration.unwrap();
     assert_eq!(
-        (pab.block_public_acls, pab.ignore_public_acls, pab.block_public_policy, pab.restrict_public_buckets),
+        (
+            pab.block_public_acls,
+            pab.ignore_public_acls,
+            pab.block_public_policy,
+            pab.restrict_public_buckets
+        ),
         (Some(true), Some(true), Some(true), Some(true))
     );
     let logging = aws.s3.get_bucket_logging().bucket(&bucket).send().await.unwrap();
     assert_eq!(logging.logging_enabled.unwrap().target_bucket, access_bucket);
     // Logs are kept forever by default: no expiring lifecycle rule.
-    let lifecycle = aws.s3.get_bucket_lifecycle_configuration().bucket(&bucket).send().await.unwrap();
-    assert!(lifecycle.rules().iter().all(|r| r.expiration.is_none() && r.noncurrent_version_expiration.is_none()));
+    let lifecycle = aws
+        .s3
+        .get_bucket_lifecycle_configuration()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        lifecycle
+            .rules()
+            .iter()
+            .all(|r| r.expiration.is_none() && r.noncurrent_version_expiration.is_none())
+    );
 
-    let access_encryption = aws.s3.get_bucket_encryption().bucket(&access_bucket).send().await.unwrap();
+    let access_encryption = aws
+        .s3
+        .get_bucket_encryption()
+        .bucket(&access_bucket)
+        .send()
+        .await
+        .unwrap();
     let access_rule = &access_encryption.server_side_encryption_configuration.unwrap().rules[0];
     assert_eq!(
-        access_rule.apply_server_side_encryption_by_default.as_ref().unwrap().sse_algorithm,
+        access_rule
+            .apply_server_side_encryption_by_default
+            .as_ref()
+            .unwrap()
+            .sse_algorithm,
         ServerSideEncryption::Aes256
     );
-    let access_versioning = aws.s3.get_bucket_versioning().bucket(&access_bucket).send().await.unwrap();
+    let access_versioning = aws
+        .s3
+        .get_bucket_versioning()
+        .bucket(&access_bucket)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(access_versioning.status.unwrap().as_str(), "Enabled");
 
     let rotation = aws.kms.get_key_rotation_status().key_id(&key_arn).send().await.unwrap();
     assert!(rotation.key_rotation_enabled);
     let key_policy: Value = serde_json::from_str(
-        &aws.kms.get_key_policy().key_id(&key_arn).policy_name("default").send().await.unwrap().policy.unwrap(),
+        &aws.kms
+            .get_key_policy()
+            .key_id(&key_arn)
+            .policy_name("default")
+            .send()
+            .await
+            .unwrap()
+            .policy
+            .unwrap(),
     )
     .unwrap();
-    let sids: Vec<&str> = key_policy["Statement"].as_array().unwrap().iter().filter_map(|s| s["Sid"].as_str()).collect();
-    for sid in ["EnableIAMPolicies", "KeyAdministrators", "CloudTrailEncryptLogs", "CloudTrailDescribeKey", "OperatorsDecryptLogs"] {
+    let sids: Vec<&str> = key_policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["Sid"].as_str())
+        .collect();
+    for sid in [
+        "EnableIAMPolicies",
+        "KeyAdministrators",
+        "CloudTrailEncryptLogs",
+        "CloudTrailDescribeKey",
+        "OperatorsDecryptLogs",
+    ] {
         assert!(sids.contains(&sid), "key policy lacks {sid}: {sids:?}");
     }
     let aliases = aws.kms.list_aliases().key_id(&key_arn).send().await.unwrap();
-    assert!(aliases.aliases().iter().any(|a| a.alias_name() == Some(desired::KEY_ALIAS)));
+    assert!(
+        aliases
+            .aliases()
+            .iter()
+            .any(|a| a.alias_name() == Some(desired::KEY_ALIAS))
+    );
 }
 
 /// Makes drift behind trailkeeper's back, then checks plan finds `field` and apply repairs it.
@@ -150,7 +256,11 @@ where
     assert_clean(&plan);
     assert!(!plan.in_sync(), "plan missed the drift of {field}");
     assert_eq!(plan.calls.writes, 0);
-    assert!(plan.drift.iter().any(|d| d.field == field), "plan does not name {field}: {:?}", plan.drift);
+    assert!(
+        plan.drift.iter().any(|d| d.field == field),
+        "plan does not name {field}: {:?}",
+        plan.drift
+    );
 
     let apply = run(&spec, RunMode::Apply).await;
     assert_clean(&apply);
@@ -162,7 +272,12 @@ where
 #[tokio::test]
 async fn stopped_logging_is_found_and_restarted() {
     drift_is_found_and_repaired("logging", |aws, spec| async move {
-        aws.cloudtrail.stop_logging().name(desired::trail_arn(&spec)).send().await.unwrap();
+        aws.cloudtrail
+            .stop_logging()
+            .name(desired::trail_arn(&spec))
+            .send()
+            .await
+            .unwrap();
     })
     .await;
 }
@@ -184,7 +299,12 @@ async fn disabled_log_file_validation_is_found_and_enabled() {
 #[tokio::test]
 async fn removed_bucket_encryption_is_found_and_restored() {
     drift_is_found_and_repaired("encryption", |aws, spec| async move {
-        aws.s3.delete_bucket_encryption().bucket(desired::trail_bucket_name(&spec)).send().await.unwrap();
+        aws.s3
+            .delete_bucket_encryption()
+            .bucket(desired::trail_bucket_name(&spec))
+            .send()
+            .await
+            .unwrap();
     })
     .await;
 }
@@ -195,7 +315,13 @@ async fn a_replaced_bucket_policy_is_found_and_restored() {
         let bucket = desired::trail_bucket_name(&spec);
         let policy = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Sid": "Open", "Effect": "Allow",
             "Principal": "*", "Action": "s3:GetObject", "Resource": format!("arn:aws:s3:::{bucket}/*")}]});
-        aws.s3.put_bucket_policy().bucket(&bucket).policy(policy.to_string()).send().await.unwrap();
+        aws.s3
+            .put_bucket_policy()
+            .bucket(&bucket)
+            .policy(policy.to_string())
+            .send()
+            .await
+            .unwrap();
     })
     .await;
 }
@@ -203,7 +329,15 @@ async fn a_replaced_bucket_policy_is_found_and_restored() {
 #[tokio::test]
 async fn disabled_key_rotation_is_found_and_enabled() {
     drift_is_found_and_repaired("rotation", |aws, _spec| async move {
-        let key = aws.kms.describe_key().key_id(desired::KEY_ALIAS).send().await.unwrap().key_metadata.unwrap();
+        let key = aws
+            .kms
+            .describe_key()
+            .key_id(desired::KEY_ALIAS)
+            .send()
+            .await
+            .unwrap()
+            .key_metadata
+            .unwrap();
         aws.kms.disable_key_rotation().key_id(key.key_id).send().await.unwrap();
     })
     .await;
@@ -212,7 +346,12 @@ async fn disabled_key_rotation_is_found_and_enabled() {
 #[tokio::test]
 async fn a_removed_public_access_block_is_found_and_restored() {
     drift_is_found_and_repaired("publicAccessBlock", |aws, spec| async move {
-        aws.s3.delete_public_access_block().bucket(desired::trail_bucket_name(&spec)).send().await.unwrap();
+        aws.s3
+            .delete_public_access_block()
+            .bucket(desired::trail_bucket_name(&spec))
+            .send()
+            .await
+            .unwrap();
     })
     .await;
 }
@@ -229,7 +368,14 @@ async fn observe_mode_reports_drift_and_writes_nothing() {
     assert!(report.drift.iter().any(|d| d.field == "exists"));
     assert!(!report.pending.is_empty());
     let aws = inspector(&account).await;
-    assert!(aws.s3.head_bucket().bucket(desired::trail_bucket_name(&spec)).send().await.is_err());
+    assert!(
+        aws.s3
+            .head_bucket()
+            .bucket(desired::trail_bucket_name(&spec))
+            .send()
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]
@@ -237,7 +383,12 @@ async fn an_existing_trail_of_the_same_name_is_adopted_not_duplicated() {
     let account = new_account();
     let spec = spec(&account);
     let aws = inspector(&account).await;
-    aws.s3.create_bucket().bucket(format!("legacy-{account}")).send().await.unwrap();
+    aws.s3
+        .create_bucket()
+        .bucket(format!("legacy-{account}"))
+        .send()
+        .await
+        .unwrap();
     aws.cloudtrail
         .create_trail()
         .name(&spec.trail.name)
@@ -248,12 +399,19 @@ async fn an_existing_trail_of_the_same_name_is_adopted_not_duplicated() {
 
     let report = run(&spec, RunMode::Apply).await;
     assert_clean(&report);
-    assert!(!report.calls.by_action.contains_key("cloudtrail:CreateTrail"), "{:?}", report.calls.by_action);
+    assert!(
+        !report.calls.by_action.contains_key("cloudtrail:CreateTrail"),
+        "{:?}",
+        report.calls.by_action
+    );
     assert!(report.calls.by_action.contains_key("cloudtrail:UpdateTrail"));
     let trails = aws.cloudtrail.describe_trails().send().await.unwrap();
     assert_eq!(trails.trail_list().len(), 1);
     let trail = &trails.trail_list()[0];
-    assert_eq!(trail.s3_bucket_name.as_deref(), Some(desired::trail_bucket_name(&spec).as_str()));
+    assert_eq!(
+        trail.s3_bucket_name.as_deref(),
+        Some(desired::trail_bucket_name(&spec).as_str())
+    );
     assert_eq!(trail.log_file_validation_enabled, Some(true));
     assert!(run(&spec, RunMode::Plan).await.in_sync());
 }
@@ -262,7 +420,12 @@ async fn an_existing_trail_of_the_same_name_is_adopted_not_duplicated() {
 async fn an_existing_organization_trail_is_verified_without_a_second_trail() {
     let account = new_account();
     let aws = inspector(&account).await;
-    aws.s3.create_bucket().bucket(format!("org-{account}")).send().await.unwrap();
+    aws.s3
+        .create_bucket()
+        .bucket(format!("org-{account}"))
+        .send()
+        .await
+        .unwrap();
     let created = aws
         .cloudtrail
         .create_trail()
@@ -293,15 +456,24 @@ async fn an_existing_organization_trail_is_verified_without_a_second_trail() {
     let mut spec = spec(&account);
     spec.trail.source = TrailSource::Existing;
     spec.trail.existing_trail_arn = Some(arn.clone());
-    let mut trail_policy = TrailPolicySpec::default();
-    trail_policy.organization_trail = true;
+    let trail_policy = TrailPolicySpec {
+        organization_trail: true,
+        ..Default::default()
+    };
     let retention = RetentionPolicySpec::default();
 
     let plan = run_with(&spec, &trail_policy, &retention, RunMode::Plan).await;
     assert_clean(&plan);
     // Logging is stopped (never started): reported, and not repaired since the policy manages nothing.
-    assert!(plan.not_compliant.iter().any(|d| d.field == "logging"), "{:?}", plan.not_compliant);
-    assert_eq!(plan.components.get(&trailkeeper::reconcile::account::Component::Trail), Some(&ComponentState::NotCompliant));
+    assert!(
+        plan.not_compliant.iter().any(|d| d.field == "logging"),
+        "{:?}",
+        plan.not_compliant
+    );
+    assert_eq!(
+        plan.components.get(&trailkeeper::reconcile::account::Component::Trail),
+        Some(&ComponentState::NotCompliant)
+    );
 
     aws.cloudtrail.start_logging().name(&arn).send().await.unwrap();
     let apply = run_with(&spec, &trail_policy, &retention, RunMode::Apply).await;
@@ -309,8 +481,20 @@ async fn an_existing_organization_trail_is_verified_without_a_second_trail() {
     assert!(apply.in_sync(), "{:?} {:?}", apply.drift, apply.not_compliant);
     assert_eq!(apply.calls.writes, 0);
     assert_eq!(apply.trail_arn.as_deref(), Some(arn.as_str()));
-    assert_eq!(aws.cloudtrail.describe_trails().send().await.unwrap().trail_list().len(), 1);
-    assert!(aws.s3.list_buckets().send().await.unwrap().buckets().len() == 1, "no trailkeeper bucket for an Existing trail");
+    assert_eq!(
+        aws.cloudtrail
+            .describe_trails()
+            .send()
+            .await
+            .unwrap()
+            .trail_list()
+            .len(),
+        1
+    );
+    assert!(
+        aws.s3.list_buckets().send().await.unwrap().buckets().len() == 1,
+        "no trailkeeper bucket for an Existing trail"
+    );
 }
 
 #[tokio::test]
@@ -325,7 +509,10 @@ async fn credentials_of_another_account_write_nothing_and_name_both_accounts() {
     };
     assert_eq!(expected, &account);
     let message = report.error.as_ref().unwrap().to_string();
-    assert!(message.contains(&account) && message.contains(actual.as_str()), "{message}");
+    assert!(
+        message.contains(&account) && message.contains(actual.as_str()),
+        "{message}"
+    );
     assert_eq!(report.calls.writes, 0);
     assert!(report.failed());
 }
@@ -352,14 +539,129 @@ async fn two_accounts_in_one_apply_converge_in_parallel_without_interference() {
     }
     // Each account waits ~2 s for CloudTrail's write pacing: in sequence they would take twice that.
     let slowest = reports.iter().map(|(_, r)| r.duration).max().unwrap();
-    assert!(elapsed < slowest * 2, "accounts ran in sequence: {elapsed:?} for a slowest account of {slowest:?}");
+    assert!(
+        elapsed < slowest * 2,
+        "accounts ran in sequence: {elapsed:?} for a slowest account of {slowest:?}"
+    );
     for account in [&a, &b] {
         let aws = inspector(account).await;
-        let buckets: Vec<String> =
-            aws.s3.list_buckets().send().await.unwrap().buckets().iter().filter_map(|b| b.name.clone()).collect();
+        let buckets: Vec<String> = aws
+            .s3
+            .list_buckets()
+            .send()
+            .await
+            .unwrap()
+            .buckets()
+            .iter()
+            .filter_map(|b| b.name.clone())
+            .collect();
         assert_eq!(buckets.len(), 2, "{account}: {buckets:?}");
-        assert!(buckets.iter().all(|name| name.contains(account.as_str())), "{account}: {buckets:?}");
+        assert!(
+            buckets.iter().all(|name| name.contains(account.as_str())),
+            "{account}: {buckets:?}"
+        );
     }
     let plans = trailkeeper::cli::run_all(&base, &baselines, RunMode::Plan).await;
     assert!(plans.iter().all(|(_, r)| r.in_sync() && r.calls.writes == 0));
+}
+
+#[tokio::test]
+async fn a_key_scheduled_for_deletion_is_recovered() {
+    drift_is_found_and_repaired("state", |aws, _spec| async move {
+        let key = aws
+            .kms
+            .describe_key()
+            .key_id(desired::KEY_ALIAS)
+            .send()
+            .await
+            .unwrap()
+            .key_metadata
+            .unwrap();
+        aws.kms
+            .schedule_key_deletion()
+            .key_id(key.key_id)
+            .pending_window_in_days(7)
+            .send()
+            .await
+            .unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_replaced_key_policy_and_removed_tags_are_restored() {
+    drift_is_found_and_repaired("policy", |aws, _spec| async move {
+        let key = aws
+            .kms
+            .describe_key()
+            .key_id(desired::KEY_ALIAS)
+            .send()
+            .await
+            .unwrap()
+            .key_metadata
+            .unwrap();
+        let policy = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Sid": "RootOnly", "Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::000000000000:root"}, "Action": "kms:*", "Resource": "*"}]});
+        aws.kms
+            .put_key_policy()
+            .key_id(&key.key_id)
+            .policy_name("default")
+            .policy(policy.to_string())
+            .send()
+            .await
+            .unwrap();
+        aws.kms
+            .untag_resource()
+            .key_id(&key.key_id)
+            .tag_keys(desired::MANAGED_BY_TAG)
+            .send()
+            .await
+            .unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn insight_and_advanced_event_selectors_from_the_policy_are_applied_and_kept() {
+    let account = new_account();
+    let spec = spec(&account);
+    let trail_policy: TrailPolicySpec = serde_yaml::from_str(
+        r#"
+insightSelectors: [ApiCallRateInsight]
+advancedEventSelectors:
+  - name: management
+    fieldSelectors: [{field: eventCategory, equals: [Management]}]
+  - name: s3-writes
+    fieldSelectors:
+      - {field: eventCategory, equals: [Data]}
+      - {field: resources.type, equals: ["AWS::S3::Object"]}
+      - {field: readOnly, equals: ["false"]}
+"#,
+    )
+    .unwrap();
+    let retention = RetentionPolicySpec::default();
+    let first = run_with(&spec, &trail_policy, &retention, RunMode::Apply).await;
+    assert_clean(&first);
+    assert!(first.calls.by_action.contains_key("cloudtrail:PutInsightSelectors"));
+    let again = run_with(&spec, &trail_policy, &retention, RunMode::Apply).await;
+    assert!(again.in_sync(), "{:?}", again.drift);
+    assert_eq!(again.calls.writes, 0);
+
+    let aws = inspector(&account).await;
+    let selectors = aws
+        .cloudtrail
+        .get_event_selectors()
+        .trail_name(desired::trail_arn(&spec))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(selectors.advanced_event_selectors().len(), 2);
+    let insights = aws
+        .cloudtrail
+        .get_insight_selectors()
+        .trail_name(desired::trail_arn(&spec))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(insights.insight_selectors().len(), 1);
 }

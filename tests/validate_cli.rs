@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn trailkeeper(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_trailkeeper")).args(args).output().expect("the binary runs")
+    Command::new(env!("CARGO_BIN_EXE_trailkeeper"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
 }
 
 fn validate(paths: &[&Path]) -> (i32, String) {
@@ -44,9 +47,18 @@ fn validate_text(text: &str) -> (i32, String) {
 fn assert_problem(text: &str, path: &str, message: &str) {
     let (code, stderr) = validate_text(text);
     assert_eq!(code, 1, "expected exit 1 for {path}: {stderr}");
-    let line = stderr.lines().find(|l| l.contains(path)).unwrap_or_else(|| panic!("no line names {path}: {stderr}"));
-    assert!(line.contains(message), "the line for {path} does not say {message:?}: {line}");
-    assert!(line.contains("manifest.yaml: "), "the line does not name the file: {line}");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains(path))
+        .unwrap_or_else(|| panic!("no line names {path}: {stderr}"));
+    assert!(
+        line.contains(message),
+        "the line for {path} does not say {message:?}: {line}"
+    );
+    assert!(
+        line.contains("manifest.yaml: "),
+        "the line does not name the file: {line}"
+    );
 }
 
 #[test]
@@ -63,29 +75,65 @@ fn a_valid_baseline_alone_is_valid() {
 
 #[test]
 fn schema_violations_name_the_object_field_and_problem() {
-    assert_problem(&BASELINE.replace("111122223333", "12345"), "spec.accountId", "does not match the pattern");
-    assert_problem(&BASELINE.replace("us-east-1", "moon-base"), "spec.primaryRegion", "does not match the pattern");
+    assert_problem(
+        &BASELINE.replace("111122223333", "12345"),
+        "spec.accountId",
+        "does not match the pattern",
+    );
+    assert_problem(
+        &BASELINE.replace("us-east-1", "moon-base"),
+        "spec.primaryRegion",
+        "does not match the pattern",
+    );
     assert_problem(&format!("{BASELINE}  mode: Enforced\n"), "spec.mode", "must be one of");
-    assert_problem(&format!("{BASELINE}  deletionPolicy: Keep\n"), "spec.deletionPolicy", "must be one of");
-    assert_problem(&format!("{BASELINE}  flowLogs: {{destination: Kinesis}}\n"), "spec.flowLogs.destination", "must be one of");
-    assert_problem(&format!("{BASELINE}  flowLogs: {{fields: []}}\n"), "spec.flowLogs.fields", "at least 1 items");
+    assert_problem(
+        &format!("{BASELINE}  deletionPolicy: Keep\n"),
+        "spec.deletionPolicy",
+        "must be one of",
+    );
+    assert_problem(
+        &format!("{BASELINE}  flowLogs: {{destination: Kinesis}}\n"),
+        "spec.flowLogs.destination",
+        "must be one of",
+    );
+    assert_problem(
+        &format!("{BASELINE}  flowLogs: {{fields: []}}\n"),
+        "spec.flowLogs.fields",
+        "at least 1 items",
+    );
     assert_problem(
         &format!("{BASELINE}  credentials: {{assumeRoleArn: 'arn:aws:iam::1:role/x'}}\n"),
         "spec.credentials.assumeRoleArn",
         "does not match",
     );
-    assert_problem(&format!("{BASELINE}  encryption: {{kmsKeyArn: not-an-arn}}\n"), "spec.encryption.kmsKeyArn", "does not match");
+    assert_problem(
+        &format!("{BASELINE}  encryption: {{kmsKeyArn: not-an-arn}}\n"),
+        "spec.encryption.kmsKeyArn",
+        "does not match",
+    );
     assert_problem(&format!("{BASELINE}  trial: {{}}\n"), "spec.trial", "unknown field");
-    assert_problem(&BASELINE.replace("  primaryRegion: us-east-1\n", ""), "spec.primaryRegion", "is required");
+    assert_problem(
+        &BASELINE.replace("  primaryRegion: us-east-1\n", ""),
+        "spec.primaryRegion",
+        "is required",
+    );
     let (_, stderr) = validate_text(&BASELINE.replace("12345", "x"));
     assert!(stderr.is_empty());
 }
 
 #[test]
 fn cel_rules_are_enforced_offline() {
-    assert_problem(&format!("{BASELINE}  trail: {{source: Existing}}\n"), "LoggingBaseline/accounts/payments", "existingTrailArn");
+    assert_problem(
+        &format!("{BASELINE}  trail: {{source: Existing}}\n"),
+        "LoggingBaseline/accounts/payments",
+        "existingTrailArn",
+    );
     let compliance = "apiVersion: trailkeeper.io/v1alpha1\nkind: RetentionPolicy\nmetadata: {name: default, namespace: accounts}\nspec:\n  trailLogs: {objectLock: {mode: Compliance}}\n";
-    assert_problem(compliance, "RetentionPolicy/accounts/default", "acknowledgeIrreversible");
+    assert_problem(
+        compliance,
+        "RetentionPolicy/accounts/default",
+        "acknowledgeIrreversible",
+    );
     let bad_days = "apiVersion: trailkeeper.io/v1alpha1\nkind: RetentionPolicy\nmetadata: {name: default, namespace: accounts}\nspec:\n  flowLogs: {retentionDays: 100}\n";
     assert_problem(bad_days, "RetentionPolicy/accounts/default", "CloudWatch Logs");
 }
@@ -102,8 +150,15 @@ fn references_between_manifests_are_checked() {
         "spec.trail.policyRef.name",
         "TrailPolicy \"strict\" does not exist",
     );
-    let two = format!("{BASELINE}---\n{}", BASELINE.replace("name: payments", "name: payments-again"));
-    assert_problem(&two, "spec.accountId", "already claimed by LoggingBaseline/accounts/payments");
+    let two = format!(
+        "{BASELINE}---\n{}",
+        BASELINE.replace("name: payments", "name: payments-again")
+    );
+    assert_problem(
+        &two,
+        "spec.accountId",
+        "already claimed by LoggingBaseline/accounts/payments",
+    );
     let twice = format!("{BASELINE}---\n{BASELINE}");
     assert_problem(&twice, "LoggingBaseline/accounts/payments", "defined more than once");
 }
@@ -135,7 +190,7 @@ fn garbage_gets_a_message_and_exit_1_or_2_never_a_panic() {
         ("no metadata", "apiVersion: trailkeeper.io/v1alpha1\nkind: LoggingBaseline\nspec: {}\n".into()),
         ("spec is a list", "apiVersion: trailkeeper.io/v1alpha1\nkind: TrailPolicy\nmetadata: {name: a}\nspec: [1, 2]\n".into()),
         ("non-string keys", "apiVersion: trailkeeper.io/v1alpha1\nkind: TrailPolicy\nmetadata: {name: a}\nspec: {tags: {1: 2, [a]: b}}\n".into()),
-        ("deep nesting", format!("{}{}", "a: ".repeat(1), "[".repeat(5000))),
+        ("deep nesting", format!("a: {}", "[".repeat(5000))),
         ("huge document", format!("{BASELINE}  regions: [{}]\n", vec!["us-east-1"; 200_000].join(", "))),
         ("huge string", format!("{BASELINE}  tags: {{big: \"{}\"}}\n", "x".repeat(2_000_000))),
         ("anchors", "a: &a [*a]\n".into()),

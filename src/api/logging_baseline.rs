@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use super::{PolicyRef, patterns};
 
 /// One AWS account whose audit logging trailkeeper keeps at the baseline.
+// Several printer columns share `type_ = ...`, which clippy mistakes for a repeated attribute.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "trailkeeper.io",
@@ -20,7 +22,11 @@ use super::{PolicyRef, patterns};
     printcolumn(name = "Account", type_ = "string", json_path = ".spec.accountId"),
     printcolumn(name = "Region", type_ = "string", json_path = ".spec.primaryRegion"),
     printcolumn(name = "Mode", type_ = "string", json_path = ".spec.mode"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
@@ -113,7 +119,12 @@ pub struct TrailSpec {
 
 impl Default for TrailSpec {
     fn default() -> Self {
-        Self { source: TrailSource::default(), name: default_trail_name(), existing_trail_arn: None, policy_ref: None }
+        Self {
+            source: TrailSource::default(),
+            name: default_trail_name(),
+            existing_trail_arn: None,
+            policy_ref: None,
+        }
     }
 }
 
@@ -355,7 +366,10 @@ pub struct InstanceTargets {
 
 impl Default for InstanceTargets {
     fn default() -> Self {
-        Self { tag_key: "trailkeeper.io/managed".to_string(), tag_value: "true".to_string() }
+        Self {
+            tag_key: "trailkeeper.io/managed".to_string(),
+            tag_value: "true".to_string(),
+        }
     }
 }
 
@@ -371,7 +385,10 @@ pub struct ConfigRulesSpec {
 
 impl Default for ConfigRulesSpec {
     fn default() -> Self {
-        Self { enabled: true, create_recorder: false }
+        Self {
+            enabled: true,
+            create_recorder: false,
+        }
     }
 }
 

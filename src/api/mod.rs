@@ -52,8 +52,7 @@ pub struct PolicyRef {
 }
 
 /// All CRDs served by trailkeeper, in a stable order.
-pub fn crds() -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>
-{
+pub fn crds() -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> {
     vec![LoggingBaseline::crd(), TrailPolicy::crd(), RetentionPolicy::crd()]
 }
 

@@ -6,6 +6,8 @@ use super::rules;
 
 /// How long each kind of audit log is kept, and the Object Lock of the trail bucket. An absent
 /// number of days means kept forever (the baseline's default).
+// Several printer columns share `type_ = ...`, which clippy mistakes for a repeated attribute.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
     group = "trailkeeper.io",
@@ -16,7 +18,11 @@ use super::rules;
     category = "trailkeeper",
     cel,
     printcolumn(name = "Lock", type_ = "string", json_path = ".spec.trailLogs.objectLock.mode"),
-    printcolumn(name = "LockDays", type_ = "integer", json_path = ".spec.trailLogs.objectLock.defaultRetentionDays"),
+    printcolumn(
+        name = "LockDays",
+        type_ = "integer",
+        json_path = ".spec.trailLogs.objectLock.defaultRetentionDays"
+    ),
     printcolumn(name = "Approval", type_ = "string", json_path = ".spec.approval.reference"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
@@ -77,7 +83,11 @@ pub struct ObjectLock {
 
 impl Default for ObjectLock {
     fn default() -> Self {
-        Self { mode: LockMode::default(), default_retention_days: default_lock_days(), acknowledge_irreversible: false }
+        Self {
+            mode: LockMode::default(),
+            default_retention_days: default_lock_days(),
+            acknowledge_irreversible: false,
+        }
     }
 }
 

@@ -14,7 +14,8 @@ pub fn cloudwatch_retention_days() -> Rule {
 }
 
 /// True when the change carries an approval whose reference is new in this change.
-const NEW_APPROVAL: &str = "has(self.approval) && (!has(oldSelf.approval) || self.approval.reference != oldSelf.approval.reference)";
+const NEW_APPROVAL: &str =
+    "has(self.approval) && (!has(oldSelf.approval) || self.approval.reference != oldSelf.approval.reference)";
 
 /// A retention in days at `path` (absent = kept forever) may only be shortened with a new approval.
 /// Forever to N days counts as shortening.
@@ -22,8 +23,7 @@ pub fn not_shortened_without_approval(path: &str) -> Rule {
     let (parent, field) = path.rsplit_once('.').unwrap_or(("", path));
     let new = format!("self.{parent}");
     let old = format!("oldSelf.{parent}");
-    let not_shortened =
-        format!("!has({new}.{field}) || (has({old}.{field}) && {new}.{field} >= {old}.{field})");
+    let not_shortened = format!("!has({new}.{field}) || (has({old}.{field}) && {new}.{field} >= {old}.{field})");
     Rule::new(format!("({not_shortened}) || ({NEW_APPROVAL})")).message(Message::Message(format!(
         "{path} shortens how long logs are kept: this needs spec.approval with a reference that is new in this change"
     )))
@@ -32,9 +32,8 @@ pub fn not_shortened_without_approval(path: &str) -> Rule {
 /// The Object Lock of the trail bucket may only be weakened (lower mode, or fewer default days)
 /// with a new approval.
 pub fn lock_not_weakened_without_approval() -> Rule {
-    let rank = |side: &str| {
-        format!("{{'Disabled': 0, 'Governance': 1, 'Compliance': 2}}[{side}.trailLogs.objectLock.mode]")
-    };
+    let rank =
+        |side: &str| format!("{{'Disabled': 0, 'Governance': 1, 'Compliance': 2}}[{side}.trailLogs.objectLock.mode]");
     let (new_rank, old_rank) = (rank("self"), rank("oldSelf"));
     let weakened = format!(
         "{new_rank} < {old_rank} || ({new_rank} > 0 && self.trailLogs.objectLock.defaultRetentionDays < oldSelf.trailLogs.objectLock.defaultRetentionDays)"

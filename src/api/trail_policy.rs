@@ -8,6 +8,8 @@ use super::patterns;
 
 /// How the account's CloudTrail trail is configured. The defaults are the baseline: multi-region,
 /// global service events, log file validation, all management events.
+// Several printer columns share `type_ = ...`, which clippy mistakes for a repeated attribute.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "trailkeeper.io",
@@ -91,7 +93,11 @@ pub struct ManagementEvents {
 
 impl Default for ManagementEvents {
     fn default() -> Self {
-        Self { enabled: true, read_write_type: ReadWriteType::default(), exclude_event_sources: Vec::new() }
+        Self {
+            enabled: true,
+            read_write_type: ReadWriteType::default(),
+            exclude_event_sources: Vec::new(),
+        }
     }
 }
 

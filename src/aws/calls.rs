@@ -65,7 +65,9 @@ impl CallRecorder {
 
 /// Operations that change nothing in the account. AssumeRole only mints credentials.
 pub fn is_read(operation: &str) -> bool {
-    ["Get", "Describe", "List", "Head", "Lookup"].iter().any(|p| operation.starts_with(p))
+    ["Get", "Describe", "List", "Head", "Lookup"]
+        .iter()
+        .any(|p| operation.starts_with(p))
         || operation == "AssumeRole"
 }
 
@@ -138,6 +140,9 @@ mod tests {
         assert_eq!(iam_action("S3", "PutBucketEncryption"), "s3:PutEncryptionConfiguration");
         assert_eq!(iam_action("S3", "HeadBucket"), "s3:ListBucket");
         assert_eq!(iam_action("CloudTrail", "StartLogging"), "cloudtrail:StartLogging");
-        assert_eq!(iam_action("CloudWatch Logs", "PutRetentionPolicy"), "logs:PutRetentionPolicy");
+        assert_eq!(
+            iam_action("CloudWatch Logs", "PutRetentionPolicy"),
+            "logs:PutRetentionPolicy"
+        );
     }
 }

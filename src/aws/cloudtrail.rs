@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_cloudtrail::types::{
-    AdvancedEventSelector, AdvancedFieldSelector, DataResource, EventSelector, InsightSelector, InsightType, ReadWriteType,
-    Tag,
+    AdvancedEventSelector, AdvancedFieldSelector, DataResource, EventSelector, InsightSelector, InsightType,
+    ReadWriteType, Tag,
 };
 
 use super::{AccountClients, AwsError, ErrorKind, check, optional};
@@ -54,7 +54,13 @@ pub async fn observe_trail(clients: &AccountClients, name_or_arn: &str) -> Resul
     let resource = format!("trail {name_or_arn}");
     let r = resource.as_str();
     let ct = &clients.cloudtrail;
-    let Some(out) = optional(ct.get_trail().name(name_or_arn).send().await, "CloudTrail", "GetTrail", r)? else {
+    let Some(out) = optional(
+        ct.get_trail().name(name_or_arn).send().await,
+        "CloudTrail",
+        "GetTrail",
+        r,
+    )?
+    else {
         return Ok(None);
     };
     let Some(trail) = out.trail() else { return Ok(None) };
@@ -76,13 +82,22 @@ pub async fn observe_trail(clients: &AccountClients, name_or_arn: &str) -> Resul
         basic.sort();
         EventSelectors::Basic(basic)
     } else {
-        let mut advanced: Vec<AdvancedSelector> =
-            selectors.advanced_event_selectors().iter().map(advanced_selector).collect();
+        let mut advanced: Vec<AdvancedSelector> = selectors
+            .advanced_event_selectors()
+            .iter()
+            .map(advanced_selector)
+            .collect();
         advanced.sort();
         EventSelectors::Advanced(advanced)
     };
     let mut insight_selectors: Vec<String> = insights
-        .map(|i| i.insight_selectors().iter().filter_map(|s| s.insight_type()).map(|t| t.as_str().to_string()).collect())
+        .map(|i| {
+            i.insight_selectors()
+                .iter()
+                .filter_map(|s| s.insight_type())
+                .map(|t| t.as_str().to_string())
+                .collect()
+        })
         .unwrap_or_default();
     insight_selectors.sort();
     Ok(Some(ObservedTrail {
@@ -125,7 +140,10 @@ fn basic_selector(s: &EventSelector) -> BasicSelector {
         .collect();
     data_resources.sort();
     BasicSelector {
-        read_write_type: s.read_write_type().map(|t| t.as_str().to_string()).unwrap_or_else(|| "All".into()),
+        read_write_type: s
+            .read_write_type()
+            .map(|t| t.as_str().to_string())
+            .unwrap_or_else(|| "All".into()),
         include_management_events: s.include_management_events().unwrap_or(true),
         exclude_management_event_sources: sorted(s.exclude_management_event_sources()),
         data_resources,
@@ -147,7 +165,10 @@ fn advanced_selector(s: &AdvancedEventSelector) -> AdvancedSelector {
         })
         .collect();
     fields.sort();
-    AdvancedSelector { name: s.name().unwrap_or_default().to_string(), field_selectors: fields }
+    AdvancedSelector {
+        name: s.name().unwrap_or_default().to_string(),
+        field_selectors: fields,
+    }
 }
 
 fn tags_list(tags: &BTreeMap<String, String>) -> Result<Vec<Tag>, AwsError> {
@@ -209,7 +230,11 @@ pub async fn update_trail(clients: &AccountClients, arn: &str, u: &TrailUpdate) 
     check(sent, "CloudTrail", "UpdateTrail", &format!("trail {arn}")).map(|_| ())
 }
 
-pub async fn put_event_selectors(clients: &AccountClients, arn: &str, selectors: &EventSelectors) -> Result<(), AwsError> {
+pub async fn put_event_selectors(
+    clients: &AccountClients,
+    arn: &str,
+    selectors: &EventSelectors,
+) -> Result<(), AwsError> {
     clients.cloudtrail_writes.wait().await;
     let resource = format!("trail {arn}");
     let invalid = |e: aws_sdk_cloudtrail::error::BuildError| AwsError {
@@ -260,7 +285,11 @@ pub async fn put_event_selectors(clients: &AccountClients, arn: &str, selectors:
                                 .map_err(invalid)
                         })
                         .collect::<Result<Vec<_>, _>>()?;
-                    AdvancedEventSelector::builder().name(&s.name).set_field_selectors(Some(fields)).build().map_err(invalid)
+                    AdvancedEventSelector::builder()
+                        .name(&s.name)
+                        .set_field_selectors(Some(fields))
+                        .build()
+                        .map_err(invalid)
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             request.set_advanced_event_selectors(Some(selectors))
@@ -275,14 +304,33 @@ fn non_empty(values: &[String]) -> Option<Vec<String>> {
 
 pub async fn put_insight_selectors(clients: &AccountClients, arn: &str, insights: &[String]) -> Result<(), AwsError> {
     clients.cloudtrail_writes.wait().await;
-    let selectors = insights.iter().map(|i| InsightSelector::builder().insight_type(InsightType::from(i.as_str())).build()).collect();
-    let sent = clients.cloudtrail.put_insight_selectors().trail_name(arn).set_insight_selectors(Some(selectors)).send().await;
+    let selectors = insights
+        .iter()
+        .map(|i| {
+            InsightSelector::builder()
+                .insight_type(InsightType::from(i.as_str()))
+                .build()
+        })
+        .collect();
+    let sent = clients
+        .cloudtrail
+        .put_insight_selectors()
+        .trail_name(arn)
+        .set_insight_selectors(Some(selectors))
+        .send()
+        .await;
     check(sent, "CloudTrail", "PutInsightSelectors", &format!("trail {arn}")).map(|_| ())
 }
 
 pub async fn add_tags(clients: &AccountClients, arn: &str, tags: &BTreeMap<String, String>) -> Result<(), AwsError> {
     clients.cloudtrail_writes.wait().await;
-    let sent = clients.cloudtrail.add_tags().resource_id(arn).set_tags_list(Some(tags_list(tags)?)).send().await;
+    let sent = clients
+        .cloudtrail
+        .add_tags()
+        .resource_id(arn)
+        .set_tags_list(Some(tags_list(tags)?))
+        .send()
+        .await;
     check(sent, "CloudTrail", "AddTags", &format!("trail {arn}")).map(|_| ())
 }
 

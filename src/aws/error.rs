@@ -51,7 +51,11 @@ impl AwsError {
 
 impl fmt::Display for AwsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let detail = if self.message.is_empty() { self.code.clone() } else { self.message.clone() };
+        let detail = if self.message.is_empty() {
+            self.code.clone()
+        } else {
+            self.message.clone()
+        };
         match self.kind {
             ErrorKind::AccessDenied => write!(
                 f,
@@ -140,7 +144,11 @@ where
         SdkError::TimeoutError(_) => (ErrorKind::Transient, "Timeout".into(), "request timed out".into()),
         SdkError::DispatchFailure(d) => {
             let message = format!("{}", aws_smithy_types::error::display::DisplayErrorContext(err));
-            let kind = if d.is_user() { ErrorKind::Invalid } else { ErrorKind::Transient };
+            let kind = if d.is_user() {
+                ErrorKind::Invalid
+            } else {
+                ErrorKind::Transient
+            };
             (kind, "DispatchFailure".into(), message)
         }
         other => {
@@ -149,7 +157,13 @@ where
             (kind_of_code(&code, &message), code, message)
         }
     };
-    AwsError { kind, action: action.to_string(), resource: resource.to_string(), code, message }
+    AwsError {
+        kind,
+        action: action.to_string(),
+        resource: resource.to_string(),
+        code,
+        message,
+    }
 }
 
 fn kind_of_code(code: &str, message: &str) -> ErrorKind {
@@ -192,6 +206,9 @@ mod tests {
             message: "Access Denied".into(),
         };
         let text = e.to_string();
-        assert!(text.starts_with("s3:PutBucketPolicy denied on bucket b: grant s3:PutBucketPolicy"), "{text}");
+        assert!(
+            text.starts_with("s3:PutBucketPolicy denied on bucket b: grant s3:PutBucketPolicy"),
+            "{text}"
+        );
     }
 }

@@ -52,7 +52,14 @@ pub async fn observe_key(clients: &AccountClients, source: &KeySource) -> Result
     let key_id = metadata.key_id().to_string();
     let resource = format!("key {key_id}");
     let (policy, rotation, tags) = tokio::join!(
-        Box::pin(clients.kms.get_key_policy().key_id(&key_id).policy_name("default").send()),
+        Box::pin(
+            clients
+                .kms
+                .get_key_policy()
+                .key_id(&key_id)
+                .policy_name("default")
+                .send()
+        ),
         Box::pin(clients.kms.get_key_rotation_status().key_id(&key_id).send()),
         Box::pin(clients.kms.list_resource_tags().key_id(&key_id).send()),
     );
@@ -66,15 +73,21 @@ pub async fn observe_key(clients: &AccountClients, source: &KeySource) -> Result
         alias_exists,
         policy: policy.policy().and_then(|p| serde_json::from_str(p).ok()),
         rotation: rotation.key_rotation_enabled(),
-        tags: tags.tags().iter().map(|t| (t.tag_key().to_string(), t.tag_value().to_string())).collect(),
+        tags: tags
+            .tags()
+            .iter()
+            .map(|t| (t.tag_key().to_string(), t.tag_value().to_string()))
+            .collect(),
     }))
 }
 
-async fn describe(
-    clients: &AccountClients,
-    key: &str,
-) -> Result<Option<aws_sdk_kms::types::KeyMetadata>, AwsError> {
-    let out = optional(clients.kms.describe_key().key_id(key).send().await, "KMS", "DescribeKey", &format!("key {key}"))?;
+async fn describe(clients: &AccountClients, key: &str) -> Result<Option<aws_sdk_kms::types::KeyMetadata>, AwsError> {
+    let out = optional(
+        clients.kms.describe_key().key_id(key).send().await,
+        "KMS",
+        "DescribeKey",
+        &format!("key {key}"),
+    )?;
     Ok(out.and_then(|o| o.key_metadata().cloned()))
 }
 
@@ -86,7 +99,13 @@ async fn find_by_description(
     let mut marker = None;
     loop {
         let page = check(
-            clients.kms.list_keys().limit(1000).set_marker(marker.take()).send().await,
+            clients
+                .kms
+                .list_keys()
+                .limit(1000)
+                .set_marker(marker.take())
+                .send()
+                .await,
             "KMS",
             "ListKeys",
             "the account's keys",
@@ -95,7 +114,8 @@ async fn find_by_description(
             let Some(id) = entry.key_id() else { continue };
             if let Some(m) = describe(clients, id).await? {
                 let usable = matches!(m.key_state(), Some(KeyState::Enabled) | Some(KeyState::Disabled));
-                if m.description() == Some(description) && m.key_manager() == Some(&KeyManagerType::Customer) && usable {
+                if m.description() == Some(description) && m.key_manager() == Some(&KeyManagerType::Customer) && usable
+                {
                     return Ok(Some(m));
                 }
             }
@@ -148,12 +168,25 @@ pub async fn create_key(
 }
 
 pub async fn create_alias(clients: &AccountClients, alias: &str, key_id: &str) -> Result<(), AwsError> {
-    let sent = clients.kms.create_alias().alias_name(alias).target_key_id(key_id).send().await;
+    let sent = clients
+        .kms
+        .create_alias()
+        .alias_name(alias)
+        .target_key_id(key_id)
+        .send()
+        .await;
     check(sent, "KMS", "CreateAlias", &format!("alias {alias}")).map(|_| ())
 }
 
 pub async fn put_key_policy(clients: &AccountClients, key_id: &str, policy: &Value) -> Result<(), AwsError> {
-    let sent = clients.kms.put_key_policy().key_id(key_id).policy_name("default").policy(policy.to_string()).send().await;
+    let sent = clients
+        .kms
+        .put_key_policy()
+        .key_id(key_id)
+        .policy_name("default")
+        .policy(policy.to_string())
+        .send()
+        .await;
     check(sent, "KMS", "PutKeyPolicy", &format!("key {key_id}")).map(|_| ())
 }
 
@@ -163,7 +196,13 @@ pub async fn enable_rotation(clients: &AccountClients, key_id: &str) -> Result<(
 }
 
 pub async fn tag_key(clients: &AccountClients, key_id: &str, tags: &BTreeMap<String, String>) -> Result<(), AwsError> {
-    let sent = clients.kms.tag_resource().key_id(key_id).set_tags(Some(kms_tags(tags)?)).send().await;
+    let sent = clients
+        .kms
+        .tag_resource()
+        .key_id(key_id)
+        .set_tags(Some(kms_tags(tags)?))
+        .send()
+        .await;
     check(sent, "KMS", "TagResource", &format!("key {key_id}")).map(|_| ())
 }
 
@@ -171,7 +210,18 @@ pub async fn tag_key(clients: &AccountClients, key_id: &str, tags: &BTreeMap<Str
 pub async fn restore_key(clients: &AccountClients, key_id: &str, state: &str) -> Result<(), AwsError> {
     let resource = format!("key {key_id}");
     if state == KeyState::PendingDeletion.as_str() {
-        check(clients.kms.cancel_key_deletion().key_id(key_id).send().await, "KMS", "CancelKeyDeletion", &resource)?;
+        check(
+            clients.kms.cancel_key_deletion().key_id(key_id).send().await,
+            "KMS",
+            "CancelKeyDeletion",
+            &resource,
+        )?;
     }
-    check(clients.kms.enable_key().key_id(key_id).send().await, "KMS", "EnableKey", &resource).map(|_| ())
+    check(
+        clients.kms.enable_key().key_id(key_id).send().await,
+        "KMS",
+        "EnableKey",
+        &resource,
+    )
+    .map(|_| ())
 }

@@ -55,7 +55,9 @@ impl AccountClients {
     pub fn new(base: &SdkConfig, region: &str, credentials: Option<&Credentials>, calls: CallRecorder) -> Self {
         let regional = base.to_builder().region(Region::new(region.to_string())).build();
         let sts = aws_sdk_sts::Client::from_conf(
-            aws_sdk_sts::config::Builder::from(&regional).interceptor(calls.clone()).build(),
+            aws_sdk_sts::config::Builder::from(&regional)
+                .interceptor(calls.clone())
+                .build(),
         );
         let config = match credentials {
             Some(c) => regional
@@ -73,10 +75,14 @@ impl AccountClients {
         Self {
             region: region.to_string(),
             sts: aws_sdk_sts::Client::from_conf(
-                aws_sdk_sts::config::Builder::from(&config).interceptor(calls.clone()).build(),
+                aws_sdk_sts::config::Builder::from(&config)
+                    .interceptor(calls.clone())
+                    .build(),
             ),
             kms: aws_sdk_kms::Client::from_conf(
-                aws_sdk_kms::config::Builder::from(&config).interceptor(calls.clone()).build(),
+                aws_sdk_kms::config::Builder::from(&config)
+                    .interceptor(calls.clone())
+                    .build(),
             ),
             s3: aws_sdk_s3::Client::from_conf(
                 aws_sdk_s3::config::Builder::from(&config)
@@ -85,7 +91,9 @@ impl AccountClients {
                     .build(),
             ),
             cloudtrail: aws_sdk_cloudtrail::Client::from_conf(
-                aws_sdk_cloudtrail::config::Builder::from(&config).interceptor(calls.clone()).build(),
+                aws_sdk_cloudtrail::config::Builder::from(&config)
+                    .interceptor(calls.clone())
+                    .build(),
             ),
             calls,
             cloudtrail_writes: std::sync::Arc::new(Pacer::new(CLOUDTRAIL_WRITE_INTERVAL)),
@@ -125,7 +133,10 @@ pub struct Pacer {
 
 impl Pacer {
     pub fn new(interval: Duration) -> Self {
-        Self { interval, last: tokio::sync::Mutex::new(None) }
+        Self {
+            interval,
+            last: tokio::sync::Mutex::new(None),
+        }
     }
 
     pub async fn wait(&self) {

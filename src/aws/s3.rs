@@ -6,9 +6,9 @@ use aws_sdk_s3::types::{
     AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketLocationConstraint, BucketLoggingStatus,
     BucketVersioningStatus, CreateBucketConfiguration, DefaultRetention, ExpirationStatus, LifecycleExpiration,
     LifecycleRule, LifecycleRuleFilter, LoggingEnabled, NoncurrentVersionExpiration, ObjectLockConfiguration,
-    ObjectLockEnabled, ObjectLockRetentionMode, ObjectLockRule, PublicAccessBlockConfiguration,
-    ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
-    ServerSideEncryptionRule, Tag, Tagging, VersioningConfiguration,
+    ObjectLockEnabled, ObjectLockRetentionMode, ObjectLockRule, PublicAccessBlockConfiguration, ServerSideEncryption,
+    ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule, Tag, Tagging,
+    VersioningConfiguration,
 };
 use serde_json::Value;
 
@@ -87,7 +87,10 @@ pub async fn observe_bucket(clients: &AccountClients, name: &str) -> Result<Opti
     Ok(Some(ObservedBucket {
         name: name.to_string(),
         object_lock_enabled: lock.and_then(|l| l.object_lock_enabled()) == Some(&ObjectLockEnabled::Enabled),
-        lock_retention: lock.and_then(|l| l.rule()).and_then(|r| r.default_retention()).and_then(lock_retention),
+        lock_retention: lock
+            .and_then(|l| l.rule())
+            .and_then(|r| r.default_retention())
+            .and_then(lock_retention),
         versioning: versioning.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
         encryption: encryption
             .as_ref()
@@ -104,13 +107,19 @@ pub async fn observe_bucket(clients: &AccountClients, name: &str) -> Result<Opti
                     .map(str::to_string),
                 bucket_key: rule.bucket_key_enabled() == Some(true),
             }),
-        public_access_blocked: pab.as_ref().and_then(|p| p.public_access_block_configuration()).is_some_and(|c| {
-            c.block_public_acls() == Some(true)
-                && c.ignore_public_acls() == Some(true)
-                && c.block_public_policy() == Some(true)
-                && c.restrict_public_buckets() == Some(true)
-        }),
-        policy: policy.as_ref().and_then(|p| p.policy()).and_then(|p| serde_json::from_str(p).ok()),
+        public_access_blocked: pab
+            .as_ref()
+            .and_then(|p| p.public_access_block_configuration())
+            .is_some_and(|c| {
+                c.block_public_acls() == Some(true)
+                    && c.ignore_public_acls() == Some(true)
+                    && c.block_public_policy() == Some(true)
+                    && c.restrict_public_buckets() == Some(true)
+            }),
+        policy: policy
+            .as_ref()
+            .and_then(|p| p.policy())
+            .and_then(|p| serde_json::from_str(p).ok()),
         access_logging: logging
             .logging_enabled()
             .map(|l| (l.target_bucket().to_string(), l.target_prefix().to_string())),
@@ -123,7 +132,12 @@ pub async fn observe_bucket(clients: &AccountClients, name: &str) -> Result<Opti
             .collect(),
         tags: tags
             .as_ref()
-            .map(|t| t.tag_set().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect())
+            .map(|t| {
+                t.tag_set()
+                    .iter()
+                    .map(|t| (t.key().to_string(), t.value().to_string()))
+                    .collect()
+            })
             .unwrap_or_default(),
     }))
 }
@@ -144,13 +158,17 @@ fn lock_retention(d: &DefaultRetention) -> Option<LockRetention> {
 
 /// The shortest expiration of each kind among the enabled rules: what is in force.
 fn fold_lifecycle(rules: &[LifecycleRule]) -> Lifecycle {
-    let enabled: Vec<&LifecycleRule> = rules.iter().filter(|r| r.status() == &ExpirationStatus::Enabled).collect();
+    let enabled: Vec<&LifecycleRule> = rules
+        .iter()
+        .filter(|r| r.status() == &ExpirationStatus::Enabled)
+        .collect();
     let min = |f: &dyn Fn(&LifecycleRule) -> Option<i32>| enabled.iter().filter_map(|r| f(r)).min();
     Lifecycle {
         expire_current_after_days: min(&|r| r.expiration().and_then(|e| e.days())),
         expire_noncurrent_after_days: min(&|r| r.noncurrent_version_expiration().and_then(|e| e.noncurrent_days())),
         abort_incomplete_uploads_after_days: min(&|r| {
-            r.abort_incomplete_multipart_upload().and_then(|a| a.days_after_initiation())
+            r.abort_incomplete_multipart_upload()
+                .and_then(|a| a.days_after_initiation())
         })
         .unwrap_or(0),
     }
@@ -159,7 +177,11 @@ fn fold_lifecycle(rules: &[LifecycleRule]) -> Lifecycle {
 /// Creates the bucket (with Object Lock when asked: it can only be enabled at creation).
 /// A bucket this account already owns counts as created.
 pub async fn create_bucket(clients: &AccountClients, name: &str, object_lock: bool) -> Result<(), AwsError> {
-    let mut request = clients.s3.create_bucket().bucket(name).object_lock_enabled_for_bucket(object_lock);
+    let mut request = clients
+        .s3
+        .create_bucket()
+        .bucket(name)
+        .object_lock_enabled_for_bucket(object_lock);
     if clients.region != "us-east-1" {
         request = request.create_bucket_configuration(
             CreateBucketConfiguration::builder()
@@ -171,7 +193,9 @@ pub async fn create_bucket(clients: &AccountClients, name: &str, object_lock: bo
         Ok(_) => Ok(()),
         Err(e) if e.code == "BucketAlreadyOwnedByYou" => Ok(()),
         Err(e) if e.code == "BucketAlreadyExists" => Err(AwsError {
-            message: format!("the name {name} is taken by another AWS account: set spec.storage.bucketName or namePrefix"),
+            message: format!(
+                "the name {name} is taken by another AWS account: set spec.storage.bucketName or namePrefix"
+            ),
             ..e
         }),
         Err(e) => Err(e),
@@ -179,8 +203,16 @@ pub async fn create_bucket(clients: &AccountClients, name: &str, object_lock: bo
 }
 
 pub async fn enable_versioning(clients: &AccountClients, name: &str) -> Result<(), AwsError> {
-    let config = VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build();
-    let sent = clients.s3.put_bucket_versioning().bucket(name).versioning_configuration(config).send().await;
+    let config = VersioningConfiguration::builder()
+        .status(BucketVersioningStatus::Enabled)
+        .build();
+    let sent = clients
+        .s3
+        .put_bucket_versioning()
+        .bucket(name)
+        .versioning_configuration(config)
+        .send()
+        .await;
     check(sent, "S3", "PutBucketVersioning", &format!("bucket {name}")).map(|_| ())
 }
 
@@ -202,7 +234,13 @@ pub async fn put_object_lock(
                 .build(),
         );
     }
-    let sent = clients.s3.put_object_lock_configuration().bucket(name).object_lock_configuration(config.build()).send().await;
+    let sent = clients
+        .s3
+        .put_object_lock_configuration()
+        .bucket(name)
+        .object_lock_configuration(config.build())
+        .send()
+        .await;
     check(sent, "S3", "PutObjectLockConfiguration", &format!("bucket {name}")).map(|_| ())
 }
 
@@ -211,7 +249,9 @@ pub async fn put_encryption(clients: &AccountClients, name: &str, kms_key: Optio
     let resource = format!("bucket {name}");
     let action = "s3:PutEncryptionConfiguration";
     let default = match kms_key {
-        Some(key) => ServerSideEncryptionByDefault::builder().sse_algorithm(ServerSideEncryption::AwsKms).kms_master_key_id(key),
+        Some(key) => ServerSideEncryptionByDefault::builder()
+            .sse_algorithm(ServerSideEncryption::AwsKms)
+            .kms_master_key_id(key),
         None => ServerSideEncryptionByDefault::builder().sse_algorithm(ServerSideEncryption::Aes256),
     };
     let rule = ServerSideEncryptionRule::builder()
@@ -222,7 +262,13 @@ pub async fn put_encryption(clients: &AccountClients, name: &str, kms_key: Optio
         .rules(rule)
         .build()
         .map_err(|e| invalid(action, &resource, e))?;
-    let sent = clients.s3.put_bucket_encryption().bucket(name).server_side_encryption_configuration(config).send().await;
+    let sent = clients
+        .s3
+        .put_bucket_encryption()
+        .bucket(name)
+        .server_side_encryption_configuration(config)
+        .send()
+        .await;
     check(sent, "S3", "PutBucketEncryption", &resource).map(|_| ())
 }
 
@@ -233,12 +279,24 @@ pub async fn block_public_access(clients: &AccountClients, name: &str) -> Result
         .block_public_policy(true)
         .restrict_public_buckets(true)
         .build();
-    let sent = clients.s3.put_public_access_block().bucket(name).public_access_block_configuration(config).send().await;
+    let sent = clients
+        .s3
+        .put_public_access_block()
+        .bucket(name)
+        .public_access_block_configuration(config)
+        .send()
+        .await;
     check(sent, "S3", "PutPublicAccessBlock", &format!("bucket {name}")).map(|_| ())
 }
 
 pub async fn put_policy(clients: &AccountClients, name: &str, policy: &Value) -> Result<(), AwsError> {
-    let sent = clients.s3.put_bucket_policy().bucket(name).policy(policy.to_string()).send().await;
+    let sent = clients
+        .s3
+        .put_bucket_policy()
+        .bucket(name)
+        .policy(policy.to_string())
+        .send()
+        .await;
     check(sent, "S3", "PutBucketPolicy", &format!("bucket {name}")).map(|_| ())
 }
 
@@ -255,7 +313,13 @@ pub async fn put_access_logging(
         .build()
         .map_err(|e| invalid("s3:PutBucketLogging", &resource, e))?;
     let status = BucketLoggingStatus::builder().logging_enabled(enabled).build();
-    let sent = clients.s3.put_bucket_logging().bucket(name).bucket_logging_status(status).send().await;
+    let sent = clients
+        .s3
+        .put_bucket_logging()
+        .bucket(name)
+        .bucket_logging_status(status)
+        .send()
+        .await;
     check(sent, "S3", "PutBucketLogging", &resource).map(|_| ())
 }
 
@@ -279,12 +343,16 @@ pub async fn put_lifecycle(clients: &AccountClients, name: &str, lifecycle: &Lif
             .map_err(|e| invalid(action, &resource, e))?,
     ];
     if lifecycle.expire_current_after_days.is_some() || lifecycle.expire_noncurrent_after_days.is_some() {
-        let mut rule = LifecycleRule::builder().id(LIFECYCLE_RULE_EXPIRE).status(ExpirationStatus::Enabled).filter(whole_bucket());
+        let mut rule = LifecycleRule::builder()
+            .id(LIFECYCLE_RULE_EXPIRE)
+            .status(ExpirationStatus::Enabled)
+            .filter(whole_bucket());
         if let Some(days) = lifecycle.expire_current_after_days {
             rule = rule.expiration(LifecycleExpiration::builder().days(days).build());
         }
         if let Some(days) = lifecycle.expire_noncurrent_after_days {
-            rule = rule.noncurrent_version_expiration(NoncurrentVersionExpiration::builder().noncurrent_days(days).build());
+            rule = rule
+                .noncurrent_version_expiration(NoncurrentVersionExpiration::builder().noncurrent_days(days).build());
         }
         rules.push(rule.build().map_err(|e| invalid(action, &resource, e))?);
     }
@@ -292,7 +360,13 @@ pub async fn put_lifecycle(clients: &AccountClients, name: &str, lifecycle: &Lif
         .set_rules(Some(rules))
         .build()
         .map_err(|e| invalid(action, &resource, e))?;
-    let sent = clients.s3.put_bucket_lifecycle_configuration().bucket(name).lifecycle_configuration(config).send().await;
+    let sent = clients
+        .s3
+        .put_bucket_lifecycle_configuration()
+        .bucket(name)
+        .lifecycle_configuration(config)
+        .send()
+        .await;
     check(sent, "S3", "PutBucketLifecycleConfiguration", &resource).map(|_| ())
 }
 
@@ -302,9 +376,24 @@ pub async fn put_tags(clients: &AccountClients, name: &str, tags: &BTreeMap<Stri
     let action = "s3:PutBucketTagging";
     let tag_set = tags
         .iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build().map_err(|e| invalid(action, &resource, e)))
+        .map(|(k, v)| {
+            Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .map_err(|e| invalid(action, &resource, e))
+        })
         .collect::<Result<Vec<_>, _>>()?;
-    let tagging = Tagging::builder().set_tag_set(Some(tag_set)).build().map_err(|e| invalid(action, &resource, e))?;
-    let sent = clients.s3.put_bucket_tagging().bucket(name).tagging(tagging).send().await;
+    let tagging = Tagging::builder()
+        .set_tag_set(Some(tag_set))
+        .build()
+        .map_err(|e| invalid(action, &resource, e))?;
+    let sent = clients
+        .s3
+        .put_bucket_tagging()
+        .bucket(name)
+        .tagging(tagging)
+        .send()
+        .await;
     check(sent, "S3", "PutBucketTagging", &resource).map(|_| ())
 }

@@ -13,7 +13,12 @@ pub struct Identity {
 }
 
 pub async fn caller_identity(clients: &AccountClients) -> Result<Identity, AwsError> {
-    let out = check(clients.sts.get_caller_identity().send().await, "STS", "GetCallerIdentity", "the caller")?;
+    let out = check(
+        clients.sts.get_caller_identity().send().await,
+        "STS",
+        "GetCallerIdentity",
+        "the caller",
+    )?;
     Ok(Identity {
         account: out.account().unwrap_or_default().to_string(),
         arn: out.arn().unwrap_or_default().to_string(),
@@ -30,7 +35,11 @@ pub struct AssumedRole {
 
 impl AssumedRole {
     pub fn new(sts: aws_sdk_sts::Client, role_arn: String, external_id: Option<String>) -> Self {
-        Self { sts, role_arn, external_id }
+        Self {
+            sts,
+            role_arn,
+            external_id,
+        }
     }
 
     async fn assume(&self) -> provider::Result {
@@ -46,9 +55,9 @@ impl AssumedRole {
                 let e = super::error::classify(&e, "sts:AssumeRole", &self.role_arn);
                 CredentialsError::provider_error(e)
             })?;
-        let c = out
-            .credentials()
-            .ok_or_else(|| CredentialsError::unhandled(format!("AssumeRole {} returned no credentials", self.role_arn)))?;
+        let c = out.credentials().ok_or_else(|| {
+            CredentialsError::unhandled(format!("AssumeRole {} returned no credentials", self.role_arn))
+        })?;
         let expiry = std::time::SystemTime::try_from(*c.expiration()).ok();
         Ok(Credentials::new(
             c.access_key_id(),

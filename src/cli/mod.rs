@@ -22,7 +22,11 @@ pub mod exit {
 }
 
 #[derive(Parser, Debug)]
-#[command(name = "trailkeeper", version, about = "Keeps the audit logging of AWS accounts at a declared baseline")]
+#[command(
+    name = "trailkeeper",
+    version,
+    about = "Keeps the audit logging of AWS accounts at a declared baseline"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -10,9 +10,11 @@ use crate::reconcile::account::{AccountReport, ComponentState, RunMode};
 pub fn render(reports: &[(String, AccountReport)], mode: RunMode, format: Format) -> String {
     match format {
         Format::Text => text(reports, mode),
-        Format::Json => serde_json::to_string_pretty(&json!({ "accounts": reports.iter().map(|(id, r)| to_json(id, r)).collect::<Vec<_>>() }))
-            .map(|s| s + "\n")
-            .unwrap_or_default(),
+        Format::Json => serde_json::to_string_pretty(
+            &json!({ "accounts": reports.iter().map(|(id, r)| to_json(id, r)).collect::<Vec<_>>() }),
+        )
+        .map(|s| s + "\n")
+        .unwrap_or_default(),
         Format::Markdown => markdown(reports, mode),
     }
 }
@@ -40,7 +42,10 @@ fn headline(r: &AccountReport, mode: RunMode) -> String {
     let not_compliant = if r.not_compliant.is_empty() {
         String::new()
     } else {
-        format!("; {} settings not compliant and not managed by trailkeeper", r.not_compliant.len())
+        format!(
+            "; {} settings not compliant and not managed by trailkeeper",
+            r.not_compliant.len()
+        )
     };
     let state = match mode {
         _ if r.pending.is_empty() && r.applied.is_empty() && !r.not_compliant.is_empty() => "not compliant".into(),
@@ -57,12 +62,22 @@ fn text(reports: &[(String, AccountReport)], mode: RunMode) -> String {
     let mut out = String::new();
     let (mut reads, mut writes) = (0, 0);
     for (id, r) in reports {
-        let _ = writeln!(out, "{id} (account {}, {}): {}", r.account_id, r.region, headline(r, mode));
+        let _ = writeln!(
+            out,
+            "{id} (account {}, {}): {}",
+            r.account_id,
+            r.region,
+            headline(r, mode)
+        );
         for d in &r.drift {
             let _ = writeln!(out, "  ~ {} {}: {} -> {}", d.resource, d.field, d.actual, d.expected);
         }
         for d in &r.not_compliant {
-            let _ = writeln!(out, "  ! {} {}: {} (expected {}; not managed by trailkeeper)", d.resource, d.field, d.actual, d.expected);
+            let _ = writeln!(
+                out,
+                "  ! {} {}: {} (expected {}; not managed by trailkeeper)",
+                d.resource, d.field, d.actual, d.expected
+            );
         }
         for c in &r.pending {
             let _ = writeln!(out, "  + {}: {}", c.resource, c.action);
@@ -71,7 +86,13 @@ fn text(reports: &[(String, AccountReport)], mode: RunMode) -> String {
             let _ = writeln!(out, "  = {}: {}", c.resource, c.action);
         }
         for (component, state) in &r.components {
-            if !matches!(state, ComponentState::InSync | ComponentState::Repaired | ComponentState::NotManaged | ComponentState::Drifted) {
+            if !matches!(
+                state,
+                ComponentState::InSync
+                    | ComponentState::Repaired
+                    | ComponentState::NotManaged
+                    | ComponentState::Drifted
+            ) {
                 let _ = writeln!(out, "  {component:?}: {}", state_name(state));
             }
         }
@@ -121,11 +142,22 @@ fn cell(s: &str) -> String {
 
 fn markdown(reports: &[(String, AccountReport)], mode: RunMode) -> String {
     let mut out = String::new();
-    let title = if mode == RunMode::Plan { "trailkeeper plan" } else { "trailkeeper apply" };
+    let title = if mode == RunMode::Plan {
+        "trailkeeper plan"
+    } else {
+        "trailkeeper apply"
+    };
     let _ = writeln!(out, "### {title}\n");
     let _ = writeln!(out, "| Baseline | Account | Region | Result |\n|---|---|---|---|");
     for (id, r) in reports {
-        let _ = writeln!(out, "| {} | {} | {} | {} |", cell(id), r.account_id, r.region, cell(&headline(r, mode)));
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            cell(id),
+            r.account_id,
+            r.region,
+            cell(&headline(r, mode))
+        );
     }
     for (id, r) in reports {
         if r.drift.is_empty() && r.pending.is_empty() && r.not_compliant.is_empty() {
@@ -134,7 +166,14 @@ fn markdown(reports: &[(String, AccountReport)], mode: RunMode) -> String {
         let _ = writeln!(out, "\n#### {id}\n");
         let _ = writeln!(out, "| Resource | Field | Current | Desired |\n|---|---|---|---|");
         for d in r.drift.iter().chain(&r.not_compliant) {
-            let _ = writeln!(out, "| {} | {} | {} | {} |", cell(&d.resource), cell(&d.field), cell(&d.actual), cell(&d.expected));
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} |",
+                cell(&d.resource),
+                cell(&d.field),
+                cell(&d.actual),
+                cell(&d.expected)
+            );
         }
         if !r.pending.is_empty() {
             let _ = writeln!(out);

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use crate::api::{
-    ExistingTrailSetting, LockMode, LoggingBaselineSpec, ReadWriteType,
-    RetentionPolicySpec, TrailPolicySpec, TrailSource,
+    ExistingTrailSetting, LockMode, LoggingBaselineSpec, ReadWriteType, RetentionPolicySpec, TrailPolicySpec,
+    TrailSource,
 };
 
 /// Tag put on every resource trailkeeper creates, so people and trailkeeper can recognise them.
@@ -106,7 +106,11 @@ pub struct DesiredBucket {
 pub enum DesiredTrail {
     Managed(TrailSettings),
     /// An existing trail, verified against the settings; only `manage` may be changed.
-    Existing { arn: String, expected: TrailSettings, manage: Vec<ExistingTrailSetting> },
+    Existing {
+        arn: String,
+        expected: TrailSettings,
+        manage: Vec<ExistingTrailSetting>,
+    },
 }
 
 /// The settings of a trail that trailkeeper compares and, where allowed, sets.
@@ -175,20 +179,31 @@ pub fn partition(region: &str) -> &'static str {
 /// `{prefix}-{accountId}-cloudtrail-{primaryRegion}` unless the baseline names the bucket.
 pub fn trail_bucket_name(spec: &LoggingBaselineSpec) -> String {
     spec.storage.bucket_name.clone().unwrap_or_else(|| {
-        format!("{}-{}-cloudtrail-{}", spec.storage.name_prefix, spec.account_id, spec.primary_region)
+        format!(
+            "{}-{}-cloudtrail-{}",
+            spec.storage.name_prefix, spec.account_id, spec.primary_region
+        )
     })
 }
 
 /// `{prefix}-{accountId}-cloudtrail-access-{primaryRegion}` unless the baseline names the bucket.
 pub fn access_log_bucket_name(spec: &LoggingBaselineSpec) -> String {
     spec.storage.access_log_bucket_name.clone().unwrap_or_else(|| {
-        format!("{}-{}-cloudtrail-access-{}", spec.storage.name_prefix, spec.account_id, spec.primary_region)
+        format!(
+            "{}-{}-cloudtrail-access-{}",
+            spec.storage.name_prefix, spec.account_id, spec.primary_region
+        )
     })
 }
 
 pub fn trail_arn(spec: &LoggingBaselineSpec) -> String {
     let region = &spec.primary_region;
-    format!("arn:{}:cloudtrail:{region}:{}:trail/{}", partition(region), spec.account_id, spec.trail.name)
+    format!(
+        "arn:{}:cloudtrail:{region}:{}:trail/{}",
+        partition(region),
+        spec.account_id,
+        spec.trail.name
+    )
 }
 
 /// The tags of every resource trailkeeper creates: the baseline's own plus the managed-by tag.
@@ -206,7 +221,10 @@ pub fn account(specs: &AccountSpecs) -> DesiredAccount {
         (Some(arn), true) => KeySource::Existing { arn: arn.clone() },
         (None, true) => KeySource::Create {
             alias: KEY_ALIAS.to_string(),
-            description: format!("trailkeeper: encrypts the CloudTrail logs of account {}", spec.account_id),
+            description: format!(
+                "trailkeeper: encrypts the CloudTrail logs of account {}",
+                spec.account_id
+            ),
         },
     };
     let trail = if managed {
@@ -219,7 +237,11 @@ pub fn account(specs: &AccountSpecs) -> DesiredAccount {
         // The owner of an existing trail chooses where it delivers; trailkeeper checks its guarantees.
         expected.bucket = None;
         expected.key_prefix = None;
-        DesiredTrail::Existing { arn, expected, manage: specs.trail_policy.manage_existing.clone() }
+        DesiredTrail::Existing {
+            arn,
+            expected,
+            manage: specs.trail_policy.manage_existing.clone(),
+        }
     };
     DesiredAccount {
         account_id: spec.account_id.clone(),
@@ -381,8 +403,10 @@ pub fn trail_bucket(specs: &AccountSpecs) -> DesiredBucket {
         access_logging: Some((access_log_bucket_name(spec), format!("{name}/"))),
         name,
         object_lock: true,
-        lock_retention: (lock.mode != LockMode::Disabled)
-            .then_some(LockRetention { mode: lock.mode, days: lock.default_retention_days }),
+        lock_retention: (lock.mode != LockMode::Disabled).then_some(LockRetention {
+            mode: lock.mode,
+            days: lock.default_retention_days,
+        }),
         encryption: BucketEncryption::KmsTrailKey,
         policy: trail_bucket_policy(spec),
         lifecycle: Lifecycle {
@@ -430,12 +454,20 @@ pub fn trail_settings(specs: &AccountSpecs) -> TrailSettings {
         organization: policy.organization_trail,
         logging: true,
         encrypted: true,
-        cloud_watch_logs: policy.cloud_watch_logs.as_ref().map(|c| (c.log_group_arn.clone(), c.role_arn.clone())),
+        cloud_watch_logs: policy
+            .cloud_watch_logs
+            .as_ref()
+            .map(|c| (c.log_group_arn.clone(), c.role_arn.clone())),
         event_selectors: event_selectors(policy),
         insight_selectors: policy
             .insight_selectors
             .iter()
-            .map(|i| serde_json::to_value(i).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default())
+            .map(|i| {
+                serde_json::to_value(i)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            })
             .collect(),
         tags,
     }
@@ -461,7 +493,10 @@ pub fn event_selectors(policy: &TrailPolicySpec) -> EventSelectors {
                     })
                     .collect();
                 fields.sort();
-                AdvancedSelector { name: s.name.clone(), field_selectors: fields }
+                AdvancedSelector {
+                    name: s.name.clone(),
+                    field_selectors: fields,
+                }
             })
             .collect();
         selectors.sort();
@@ -473,8 +508,11 @@ pub fn event_selectors(policy: &TrailPolicySpec) -> EventSelectors {
         ReadWriteType::ReadOnly => "ReadOnly",
         ReadWriteType::WriteOnly => "WriteOnly",
     };
-    let mut data_resources: Vec<(String, Vec<String>)> =
-        policy.data_events.iter().map(|d| (d.resource_type.clone(), sorted(&d.values))).collect();
+    let mut data_resources: Vec<(String, Vec<String>)> = policy
+        .data_events
+        .iter()
+        .map(|d| (d.resource_type.clone(), sorted(&d.values)))
+        .collect();
     data_resources.sort();
     EventSelectors::Basic(vec![BasicSelector {
         read_write_type: read_write_type.to_string(),

@@ -34,7 +34,11 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let path = if self.path.is_empty() { String::new() } else { format!(" {}:", self.path) };
+        let path = if self.path.is_empty() {
+            String::new()
+        } else {
+            format!(" {}:", self.path)
+        };
         write!(f, "{}: {}:{path} {}", self.file, self.object, self.message)
     }
 }
@@ -72,8 +76,10 @@ pub struct ManifestSet {
 pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Unreadable> {
     let mut files = Vec::new();
     for path in paths {
-        let meta = std::fs::metadata(path)
-            .map_err(|e| Unreadable { file: path.display().to_string(), message: e.to_string() })?;
+        let meta = std::fs::metadata(path).map_err(|e| Unreadable {
+            file: path.display().to_string(),
+            message: e.to_string(),
+        })?;
         if meta.is_dir() {
             let mut found = Vec::new();
             walk_dir(path, &mut found)?;
@@ -87,10 +93,15 @@ pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Unreadable> {
 }
 
 fn walk_dir(dir: &Path, found: &mut Vec<PathBuf>) -> Result<(), Unreadable> {
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| Unreadable { file: dir.display().to_string(), message: e.to_string() })?;
+    let entries = std::fs::read_dir(dir).map_err(|e| Unreadable {
+        file: dir.display().to_string(),
+        message: e.to_string(),
+    })?;
     for entry in entries {
-        let entry = entry.map_err(|e| Unreadable { file: dir.display().to_string(), message: e.to_string() })?;
+        let entry = entry.map_err(|e| Unreadable {
+            file: dir.display().to_string(),
+            message: e.to_string(),
+        })?;
         let path = entry.path();
         if path.is_dir() {
             walk_dir(&path, found)?;
@@ -108,10 +119,15 @@ pub fn load(files: &[PathBuf]) -> Result<(Vec<Document>, Vec<Problem>), Unreadab
     let mut problems = Vec::new();
     for path in files {
         let file = path.display().to_string();
-        let unreadable = |message: String| Unreadable { file: file.clone(), message };
+        let unreadable = |message: String| Unreadable {
+            file: file.clone(),
+            message,
+        };
         let size = std::fs::metadata(path).map_err(|e| unreadable(e.to_string()))?.len();
         if size > MAX_FILE_BYTES {
-            return Err(unreadable(format!("{size} bytes is larger than the {MAX_FILE_BYTES} bytes a manifest file may have")));
+            return Err(unreadable(format!(
+                "{size} bytes is larger than the {MAX_FILE_BYTES} bytes a manifest file may have"
+            )));
         }
         let bytes = std::fs::read(path).map_err(|e| unreadable(e.to_string()))?;
         let text = String::from_utf8(bytes).map_err(|_| unreadable("not UTF-8 text".into()))?;
@@ -126,7 +142,12 @@ pub fn parse_documents(file: &str, text: &str, documents: &mut Vec<Document>, pr
         let yaml = match serde_yaml::Value::deserialize(doc) {
             Ok(v) => v,
             Err(e) => {
-                problems.push(Problem { file: file.into(), object, path: String::new(), message: format!("not valid YAML: {e}") });
+                problems.push(Problem {
+                    file: file.into(),
+                    object,
+                    path: String::new(),
+                    message: format!("not valid YAML: {e}"),
+                });
                 // The parser cannot resume after a syntax error.
                 return;
             }
@@ -135,7 +156,11 @@ pub fn parse_documents(file: &str, text: &str, documents: &mut Vec<Document>, pr
             continue;
         }
         match serde_json::to_value(&yaml) {
-            Ok(value) => documents.push(Document { file: file.into(), index, value }),
+            Ok(value) => documents.push(Document {
+                file: file.into(),
+                index,
+                value,
+            }),
             Err(e) => problems.push(Problem {
                 file: file.into(),
                 object,
@@ -181,10 +206,18 @@ pub fn validate(documents: &[Document]) -> (ManifestSet, Vec<Problem>) {
     for doc in documents {
         let object = object_id(doc);
         let mut problem = |path: &str, message: String| {
-            problems.push(Problem { file: doc.file.clone(), object: object.clone(), path: path.to_string(), message })
+            problems.push(Problem {
+                file: doc.file.clone(),
+                object: object.clone(),
+                path: path.to_string(),
+                message,
+            })
         };
         if !doc.value.is_object() {
-            problem("", "not a Kubernetes object (expected a mapping with apiVersion and kind)".into());
+            problem(
+                "",
+                "not a Kubernetes object (expected a mapping with apiVersion and kind)".into(),
+            );
             continue;
         }
         let api_version = doc.value["apiVersion"].as_str().unwrap_or_default();
@@ -199,9 +232,13 @@ pub fn validate(documents: &[Document]) -> (ManifestSet, Vec<Problem>) {
             continue;
         };
         let name = doc.value["metadata"]["name"].as_str().unwrap_or_default();
-        let name_ok = regex::Regex::new(crate::api::patterns::K8S_NAME).is_ok_and(|r| r.is_match(name)) && name.len() <= 253;
+        let name_ok =
+            schema::regex(crate::api::patterns::K8S_NAME).is_some_and(|r| r.is_match(name)) && name.len() <= 253;
         if !name_ok {
-            problem("metadata.name", format!("{name:?} is not a valid name (lowercase letters, digits, '-' and '.')"));
+            problem(
+                "metadata.name",
+                format!("{name:?} is not a valid name (lowercase letters, digits, '-' and '.')"),
+            );
             continue;
         }
         if !seen.insert(object.clone()) {
@@ -230,8 +267,12 @@ pub fn validate(documents: &[Document]) -> (ManifestSet, Vec<Problem>) {
             continue;
         }
         let typed = match kind {
-            "LoggingBaseline" => serde_json::from_value(doc.value.clone()).map(|b| set.baselines.push((doc.file.clone(), b))),
-            "TrailPolicy" => serde_json::from_value(doc.value.clone()).map(|p| set.trail_policies.push((doc.file.clone(), p))),
+            "LoggingBaseline" => {
+                serde_json::from_value(doc.value.clone()).map(|b| set.baselines.push((doc.file.clone(), b)))
+            }
+            "TrailPolicy" => {
+                serde_json::from_value(doc.value.clone()).map(|p| set.trail_policies.push((doc.file.clone(), p)))
+            }
             _ => serde_json::from_value(doc.value.clone()).map(|p| set.retention_policies.push((doc.file.clone(), p))),
         };
         if let Err(e) = typed {
@@ -254,34 +295,53 @@ fn name_of(meta: &kube::core::ObjectMeta) -> String {
 /// more than one baseline.
 fn check_references(set: &ManifestSet) -> Vec<Problem> {
     let mut problems = Vec::new();
-    let trail_policies: BTreeSet<(String, String)> =
-        set.trail_policies.iter().map(|(_, p)| (namespace_of(&p.metadata), name_of(&p.metadata))).collect();
-    let retention_policies: BTreeSet<(String, String)> =
-        set.retention_policies.iter().map(|(_, p)| (namespace_of(&p.metadata), name_of(&p.metadata))).collect();
+    let trail_policies: BTreeSet<(String, String)> = set
+        .trail_policies
+        .iter()
+        .map(|(_, p)| (namespace_of(&p.metadata), name_of(&p.metadata)))
+        .collect();
+    let retention_policies: BTreeSet<(String, String)> = set
+        .retention_policies
+        .iter()
+        .map(|(_, p)| (namespace_of(&p.metadata), name_of(&p.metadata)))
+        .collect();
     let mut accounts: BTreeMap<&str, String> = BTreeMap::new();
     for (file, b) in &set.baselines {
         let ns = namespace_of(&b.metadata);
         let object = format!("LoggingBaseline/{ns}/{}", name_of(&b.metadata));
         let mut check = |path: &str, kind: &str, reference: &Option<PolicyRef>, known: &BTreeSet<(String, String)>| {
-            if let Some(r) = reference {
-                if !known.contains(&(ns.clone(), r.name.clone())) {
-                    problems.push(Problem {
-                        file: file.clone(),
-                        object: object.clone(),
-                        path: path.into(),
-                        message: format!("{kind} {:?} does not exist in namespace {ns:?}", r.name),
-                    });
-                }
+            if let Some(r) = reference
+                && !known.contains(&(ns.clone(), r.name.clone()))
+            {
+                problems.push(Problem {
+                    file: file.clone(),
+                    object: object.clone(),
+                    path: path.into(),
+                    message: format!("{kind} {:?} does not exist in namespace {ns:?}", r.name),
+                });
             }
         };
-        check("spec.trail.policyRef.name", "TrailPolicy", &b.spec.trail.policy_ref, &trail_policies);
-        check("spec.retentionPolicyRef.name", "RetentionPolicy", &b.spec.retention_policy_ref, &retention_policies);
+        check(
+            "spec.trail.policyRef.name",
+            "TrailPolicy",
+            &b.spec.trail.policy_ref,
+            &trail_policies,
+        );
+        check(
+            "spec.retentionPolicyRef.name",
+            "RetentionPolicy",
+            &b.spec.retention_policy_ref,
+            &retention_policies,
+        );
         if let Some(other) = accounts.insert(&b.spec.account_id, object.clone()) {
             problems.push(Problem {
                 file: file.clone(),
                 object,
                 path: "spec.accountId".into(),
-                message: format!("account {} is already claimed by {other}: one LoggingBaseline per account", b.spec.account_id),
+                message: format!(
+                    "account {} is already claimed by {other}: one LoggingBaseline per account",
+                    b.spec.account_id
+                ),
             });
         }
     }
@@ -296,13 +356,28 @@ pub fn resolve<'a>(
     retention_policies: impl IntoIterator<Item = &'a RetentionPolicy>,
 ) -> Result<(TrailPolicySpec, RetentionPolicySpec, String), String> {
     let ns = namespace_of(&baseline.metadata);
-    let trail = pick(&ns, baseline.spec.trail.policy_ref.as_ref(), trail_policies, |p| &p.metadata)
-        .map(|p| p.map(|p| p.spec.clone()).unwrap_or_default())
-        .map_err(|name| format!("TrailPolicy {name:?} referenced by spec.trail.policyRef does not exist in namespace {ns:?}"))?;
-    let retention = pick(&ns, baseline.spec.retention_policy_ref.as_ref(), retention_policies, |p| &p.metadata)
-        .map_err(|name| format!("RetentionPolicy {name:?} referenced by spec.retentionPolicyRef does not exist in namespace {ns:?}"))?;
+    let trail = pick(&ns, baseline.spec.trail.policy_ref.as_ref(), trail_policies, |p| {
+        &p.metadata
+    })
+    .map(|p| p.map(|p| p.spec.clone()).unwrap_or_default())
+    .map_err(|name| {
+        format!("TrailPolicy {name:?} referenced by spec.trail.policyRef does not exist in namespace {ns:?}")
+    })?;
+    let retention = pick(
+        &ns,
+        baseline.spec.retention_policy_ref.as_ref(),
+        retention_policies,
+        |p| &p.metadata,
+    )
+    .map_err(|name| {
+        format!("RetentionPolicy {name:?} referenced by spec.retentionPolicyRef does not exist in namespace {ns:?}")
+    })?;
     let retention_name = retention.map_or_else(|| "built-in".to_string(), |p| name_of(&p.metadata));
-    Ok((trail, retention.map(|p| p.spec.clone()).unwrap_or_default(), retention_name))
+    Ok((
+        trail,
+        retention.map(|p| p.spec.clone()).unwrap_or_default(),
+        retention_name,
+    ))
 }
 
 fn pick<'a, T>(
@@ -315,7 +390,9 @@ where
     T: 'a,
 {
     let wanted = reference.map_or(DEFAULT_POLICY_NAME, |r| r.name.as_str());
-    let found = candidates.into_iter().find(|c| namespace_of(meta(c)) == ns && name_of(meta(c)) == wanted);
+    let found = candidates
+        .into_iter()
+        .find(|c| namespace_of(meta(c)) == ns && name_of(meta(c)) == wanted);
     match (found, reference) {
         (Some(p), _) => Ok(Some(p)),
         (None, Some(r)) => Err(r.name.clone()),
@@ -335,7 +412,11 @@ pub struct ResolvedBaseline {
 
 impl ResolvedBaseline {
     pub fn specs(&self) -> AccountSpecs<'_> {
-        AccountSpecs { baseline: &self.baseline.spec, trail_policy: &self.trail_policy, retention: &self.retention }
+        AccountSpecs {
+            baseline: &self.baseline.spec,
+            trail_policy: &self.trail_policy,
+            retention: &self.retention,
+        }
     }
 }
 
@@ -345,7 +426,11 @@ impl ManifestSet {
         let mut errors = Vec::new();
         for (_, b) in &self.baselines {
             let id = format!("{}/{}", namespace_of(&b.metadata), name_of(&b.metadata));
-            match resolve(b, self.trail_policies.iter().map(|(_, p)| p), self.retention_policies.iter().map(|(_, p)| p)) {
+            match resolve(
+                b,
+                self.trail_policies.iter().map(|(_, p)| p),
+                self.retention_policies.iter().map(|(_, p)| p),
+            ) {
                 Ok((trail_policy, retention, retention_policy_name)) => resolved.push(ResolvedBaseline {
                     id,
                     baseline: b.clone(),

@@ -21,7 +21,11 @@ pub fn validate(schema: &Value, value: &Value) -> Vec<SchemaError> {
 }
 
 fn join(path: &str, field: &str) -> String {
-    if path.is_empty() { field.to_string() } else { format!("{path}.{field}") }
+    if path.is_empty() {
+        field.to_string()
+    } else {
+        format!("{path}.{field}")
+    }
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -36,7 +40,7 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
-fn regex(pattern: &str) -> Option<Regex> {
+pub(crate) fn regex(pattern: &str) -> Option<Regex> {
     static CACHE: Mutex<Option<HashMap<String, Regex>>> = Mutex::new(None);
     let mut cache = CACHE.lock().ok()?;
     let cache = cache.get_or_insert_with(HashMap::new);
@@ -49,7 +53,12 @@ fn regex(pattern: &str) -> Option<Regex> {
 }
 
 fn walk(schema: &Value, value: &Value, path: &str, errors: &mut Vec<SchemaError>) {
-    let mut fail = |message: String| errors.push(SchemaError { path: path.to_string(), message });
+    let mut fail = |message: String| {
+        errors.push(SchemaError {
+            path: path.to_string(),
+            message,
+        })
+    };
     if value.is_null() {
         if schema["nullable"] != Value::Bool(true) {
             fail("must not be null".into());
@@ -67,18 +76,18 @@ fn walk(schema: &Value, value: &Value, path: &str, errors: &mut Vec<SchemaError>
             return;
         }
     }
-    if let Some(allowed) = schema["enum"].as_array() {
-        if !allowed.contains(value) {
-            let names: Vec<String> = allowed.iter().map(|a| a.to_string()).collect();
-            fail(format!("must be one of {}, got {value}", names.join(", ")));
-        }
+    if let Some(allowed) = schema["enum"].as_array()
+        && !allowed.contains(value)
+    {
+        let names: Vec<String> = allowed.iter().map(|a| a.to_string()).collect();
+        fail(format!("must be one of {}, got {value}", names.join(", ")));
     }
     match value {
         Value::String(s) => {
-            if let Some(p) = schema["pattern"].as_str() {
-                if regex(p).is_some_and(|r| !r.is_match(s)) {
-                    fail(format!("{s:?} does not match the pattern {p}"));
-                }
+            if let Some(p) = schema["pattern"].as_str()
+                && regex(p).is_some_and(|r| !r.is_match(s))
+            {
+                fail(format!("{s:?} does not match the pattern {p}"));
             }
             let len = s.chars().count() as u64;
             if schema["minLength"].as_u64().is_some_and(|m| len < m) {
@@ -117,7 +126,10 @@ fn walk(schema: &Value, value: &Value, path: &str, errors: &mut Vec<SchemaError>
             if let Some(required) = schema["required"].as_array() {
                 for field in required.iter().filter_map(Value::as_str) {
                     if !map.contains_key(field) {
-                        errors.push(SchemaError { path: join(path, field), message: "is required".into() });
+                        errors.push(SchemaError {
+                            path: join(path, field),
+                            message: "is required".into(),
+                        });
                     }
                 }
             }

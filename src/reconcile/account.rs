@@ -34,7 +34,12 @@ pub enum Component {
 }
 
 impl Component {
-    pub const ALL: [Component; 4] = [Component::Key, Component::Storage, Component::Trail, Component::Retention];
+    pub const ALL: [Component; 4] = [
+        Component::Key,
+        Component::Storage,
+        Component::Trail,
+        Component::Retention,
+    ];
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -59,7 +64,11 @@ pub enum ComponentState {
 #[derive(Clone, Debug, PartialEq)]
 pub enum EngineError {
     /// The credentials belong to another account: nothing was written.
-    WrongAccount { expected: String, actual: String, arn: String },
+    WrongAccount {
+        expected: String,
+        actual: String,
+        arn: String,
+    },
     Aws(AwsError),
 }
 
@@ -122,7 +131,12 @@ impl AccountReport {
         self.error.is_none()
             && self.pending.is_empty()
             && self.not_compliant.is_empty()
-            && self.components.values().all(|s| matches!(s, ComponentState::InSync | ComponentState::Repaired | ComponentState::NotManaged))
+            && self.components.values().all(|s| {
+                matches!(
+                    s,
+                    ComponentState::InSync | ComponentState::Repaired | ComponentState::NotManaged
+                )
+            })
     }
 
     pub fn failed(&self) -> bool {
@@ -152,10 +166,26 @@ pub async fn run_account(
     mode: RunMode,
     previous: &PreviousApproval,
 ) -> AccountReport {
+    let spec = specs.baseline;
+    let clients = AccountClients::new(
+        base,
+        &spec.primary_region,
+        spec.credentials.as_ref(),
+        CallRecorder::new(),
+    );
+    run_account_with(clients, specs, mode, previous).await
+}
+
+/// `run_account` with clients made by the caller (a cache of clients, or mocked services).
+pub async fn run_account_with(
+    clients: AccountClients,
+    specs: &AccountSpecs<'_>,
+    mode: RunMode,
+    previous: &PreviousApproval,
+) -> AccountReport {
     let started = Instant::now();
     let spec = specs.baseline;
-    let calls = CallRecorder::new();
-    let clients = AccountClients::new(base, &spec.primary_region, spec.credentials.as_ref(), calls.clone());
+    let calls = clients.calls.clone();
     let desired = desired::account(specs);
     let report = AccountReport {
         account_id: spec.account_id.clone(),
@@ -176,7 +206,13 @@ pub async fn run_account(
         duration: Duration::ZERO,
     };
     let write = mode == RunMode::Apply && spec.mode == Mode::Enforce;
-    let mut run = Run { clients, desired, specs, write, report };
+    let mut run = Run {
+        clients,
+        desired,
+        specs,
+        write,
+        report,
+    };
     // Boxed so that callers on small-stack threads (tokio workers, tests) can hold it.
     Box::pin(run.reconcile(previous)).await;
     let mut report = run.report;
@@ -212,7 +248,10 @@ impl Run<'_> {
         let c = &self.clients;
         let (key, access_log_bucket, trail_bucket, trail) = tokio::join!(
             Box::pin(kms::observe_key(c, &self.desired.key.source)),
-            Box::pin(observe_optional_bucket(c, storage.as_ref().map(|s| &s.access_log_bucket))),
+            Box::pin(observe_optional_bucket(
+                c,
+                storage.as_ref().map(|s| &s.access_log_bucket)
+            )),
             Box::pin(observe_optional_bucket(c, storage.as_ref().map(|s| &s.trail_bucket))),
             Box::pin(cloudtrail::observe_trail(c, &trail_ref)),
         );
@@ -222,11 +261,16 @@ impl Run<'_> {
             Some(storage) => {
                 self.report.bucket_name = Some(storage.trail_bucket.name.clone());
                 self.report.access_log_bucket_name = Some(storage.access_log_bucket.name.clone());
-                self.reconcile_storage(storage, access_log_bucket, trail_bucket, key_arn.as_deref(), previous).await
+                self.reconcile_storage(storage, access_log_bucket, trail_bucket, key_arn.as_deref(), previous)
+                    .await
             }
             None => {
-                self.report.components.insert(Component::Storage, ComponentState::NotManaged);
-                self.report.components.insert(Component::Retention, ComponentState::NotManaged);
+                self.report
+                    .components
+                    .insert(Component::Storage, ComponentState::NotManaged);
+                self.report
+                    .components
+                    .insert(Component::Retention, ComponentState::NotManaged);
                 true
             }
         };
@@ -237,7 +281,9 @@ impl Run<'_> {
     async fn reconcile_key(&mut self, observed: Result<Option<ObservedKey>, AwsError>) -> Option<String> {
         let desired = self.desired.key.clone();
         if desired.source == KeySource::None {
-            self.report.components.insert(Component::Key, ComponentState::NotManaged);
+            self.report
+                .components
+                .insert(Component::Key, ComponentState::NotManaged);
             return None;
         }
         let observed = match observed {
@@ -257,7 +303,9 @@ impl Run<'_> {
             let c = &self.clients;
             let step = match (&action, &desired.source) {
                 (Action::CreateKey, KeySource::Create { description, .. }) => {
-                    kms::create_key(c, description, &desired.policy, &desired.tags).await.map(|created| key = Some(created))
+                    kms::create_key(c, description, &desired.policy, &desired.tags)
+                        .await
+                        .map(|created| key = Some(created))
                 }
                 (Action::CreateAlias, KeySource::Create { alias, .. }) => kms::create_alias(c, alias, &key_id).await,
                 (Action::RestoreKey { state }, _) => kms::restore_key(c, &key_id, state).await,
@@ -285,18 +333,29 @@ impl Run<'_> {
         key_arn: Option<&str>,
         previous: &PreviousApproval,
     ) -> bool {
-        let key_ready = !matches!(self.report.components.get(&Component::Key), Some(ComponentState::Failed(_)) | Some(ComponentState::Waiting(_)));
+        let key_ready = !matches!(
+            self.report.components.get(&Component::Key),
+            Some(ComponentState::Failed(_)) | Some(ComponentState::Waiting(_))
+        );
         let (access_log_bucket, trail_bucket) = match (access_log_bucket, trail_bucket) {
             (Ok(a), Ok(t)) => (a, t),
             (Err(e), _) | (_, Err(e)) => {
-                self.report.components.insert(Component::Storage, ComponentState::Failed(e));
-                self.report.components.insert(Component::Retention, ComponentState::Waiting(Component::Storage));
+                self.report
+                    .components
+                    .insert(Component::Storage, ComponentState::Failed(e));
+                self.report
+                    .components
+                    .insert(Component::Retention, ComponentState::Waiting(Component::Storage));
                 return false;
             }
         };
         if !key_ready && self.write {
-            self.report.components.insert(Component::Storage, ComponentState::Waiting(Component::Key));
-            self.report.components.insert(Component::Retention, ComponentState::Waiting(Component::Key));
+            self.report
+                .components
+                .insert(Component::Storage, ComponentState::Waiting(Component::Key));
+            self.report
+                .components
+                .insert(Component::Retention, ComponentState::Waiting(Component::Key));
             return false;
         }
         let access_delta = diff::diff_bucket(&storage.access_log_bucket, access_log_bucket.as_ref(), key_arn);
@@ -310,14 +369,17 @@ impl Run<'_> {
             self.specs.retention.approval.as_ref().map(|a| a.reference.as_str()),
             previous,
         );
-        let retention_changes = [&access_delta, &trail_delta]
-            .iter()
-            .any(|d| d.actions.iter().any(|a| matches!(a, Action::PutLifecycle(_) | Action::PutObjectLock(_))));
+        let retention_changes = [&access_delta, &trail_delta].iter().any(|d| {
+            d.actions
+                .iter()
+                .any(|a| matches!(a, Action::PutLifecycle(_) | Action::PutObjectLock(_)))
+        });
 
         let mut ok = true;
-        for (bucket, delta, kms_key) in
-            [(&storage.access_log_bucket, access_delta, None), (&storage.trail_bucket, trail_delta, key_arn)]
-        {
+        for (bucket, delta, kms_key) in [
+            (&storage.access_log_bucket, access_delta, None),
+            (&storage.trail_bucket, trail_delta, key_arn),
+        ] {
             let resource = format!("s3://{}", bucket.name);
             let actions = self.begin(Component::Storage, &resource, &delta);
             let mut result = Ok(());
@@ -344,11 +406,18 @@ impl Run<'_> {
         ok
     }
 
-    async fn reconcile_trail(&mut self, observed: Result<Option<ObservedTrail>, AwsError>, key_arn: Option<&str>, storage_ok: bool) {
+    async fn reconcile_trail(
+        &mut self,
+        observed: Result<Option<ObservedTrail>, AwsError>,
+        key_arn: Option<&str>,
+        storage_ok: bool,
+    ) {
         let observed = match observed {
             Ok(o) => o,
             Err(e) => {
-                self.report.components.insert(Component::Trail, ComponentState::Failed(e));
+                self.report
+                    .components
+                    .insert(Component::Trail, ComponentState::Failed(e));
                 return;
             }
         };
@@ -356,15 +425,27 @@ impl Run<'_> {
             DesiredTrail::Managed(s) => (s.clone(), None),
             DesiredTrail::Existing { expected, manage, .. } => (expected.clone(), Some(manage.clone())),
         };
-        self.report.trail_arn = observed.as_ref().map(|t| t.arn.clone()).or_else(|| Some(settings.arn.clone()));
+        self.report.trail_arn = observed
+            .as_ref()
+            .map(|t| t.arn.clone())
+            .or_else(|| Some(settings.arn.clone()));
         if manage.is_none() && self.write && (!storage_ok || key_arn.is_none()) {
-            let waiting_for = if key_arn.is_none() { Component::Key } else { Component::Storage };
-            self.report.components.insert(Component::Trail, ComponentState::Waiting(waiting_for));
+            let waiting_for = if key_arn.is_none() {
+                Component::Key
+            } else {
+                Component::Storage
+            };
+            self.report
+                .components
+                .insert(Component::Trail, ComponentState::Waiting(waiting_for));
             return;
         }
         let delta = diff::diff_trail(&settings, observed.as_ref(), key_arn, manage.as_deref());
         let not_compliant = delta.unrepairable.clone();
-        let mut arn = observed.as_ref().map(|t| t.arn.clone()).unwrap_or_else(|| settings.arn.clone());
+        let mut arn = observed
+            .as_ref()
+            .map(|t| t.arn.clone())
+            .unwrap_or_else(|| settings.arn.clone());
         let resource = settings.arn.clone();
         let actions = self.begin(Component::Trail, &resource, &delta);
         let mut result = Ok(());
@@ -388,7 +469,9 @@ impl Run<'_> {
         }
         let ok = self.finish(Component::Trail, result);
         if ok && !not_compliant.is_empty() {
-            self.report.components.insert(Component::Trail, ComponentState::NotCompliant);
+            self.report
+                .components
+                .insert(Component::Trail, ComponentState::NotCompliant);
         }
         self.report.not_compliant.extend(not_compliant);
         self.report.trail_arn = Some(arn);
@@ -401,9 +484,10 @@ impl Run<'_> {
         let state = if delta.actions.is_empty() {
             ComponentState::InSync
         } else if !self.write {
-            self.report.pending.extend(
-                delta.actions.iter().map(|a| Change { resource: resource.to_string(), action: a.to_string() }),
-            );
+            self.report.pending.extend(delta.actions.iter().map(|a| Change {
+                resource: resource.to_string(),
+                action: a.to_string(),
+            }));
             ComponentState::Drifted
         } else {
             ComponentState::Repaired
@@ -413,7 +497,10 @@ impl Run<'_> {
     }
 
     fn record(&mut self, resource: &str, action: &Action, step: Result<(), AwsError>) -> Result<(), AwsError> {
-        let change = Change { resource: resource.to_string(), action: action.to_string() };
+        let change = Change {
+            resource: resource.to_string(),
+            action: action.to_string(),
+        };
         match &step {
             Ok(()) => {
                 tracing::info!(account = %self.desired.account_id, resource, action = %change.action, "applied");
@@ -479,9 +566,10 @@ async fn apply_bucket(
         }
         Action::BlockPublicAccess => s3::block_public_access(clients, name).await,
         Action::PutBucketPolicy(policy) => s3::put_policy(clients, name, policy).await,
-        Action::PutAccessLogging { target_bucket, target_prefix } => {
-            s3::put_access_logging(clients, name, target_bucket, target_prefix).await
-        }
+        Action::PutAccessLogging {
+            target_bucket,
+            target_prefix,
+        } => s3::put_access_logging(clients, name, target_bucket, target_prefix).await,
         Action::PutLifecycle(lifecycle) => s3::put_lifecycle(clients, name, lifecycle).await,
         Action::PutBucketTags(tags) => s3::put_tags(clients, name, tags).await,
         _ => Ok(()),
@@ -504,16 +592,24 @@ fn retention_guard(
         return None;
     }
     let mut held = Vec::new();
-    for (delta, observed, label) in [(trail_delta, trail_observed, "trail logs"), (access_delta, access_observed, "access logs")] {
+    for (delta, observed, label) in [
+        (trail_delta, trail_observed, "trail logs"),
+        (access_delta, access_observed, "access logs"),
+    ] {
         let Some(observed) = observed else { continue };
         delta.actions.retain(|action| {
             let weakening = match action {
                 Action::PutObjectLock(desired) => diff::weakens_lock(&observed.lock_retention, desired)
                     .then(|| format!("{label}: Object Lock would be weakened")),
                 Action::PutLifecycle(desired) => {
-                    let current = diff::shortens(observed.lifecycle.expire_current_after_days, desired.expire_current_after_days);
-                    let noncurrent =
-                        diff::shortens(observed.lifecycle.expire_noncurrent_after_days, desired.expire_noncurrent_after_days);
+                    let current = diff::shortens(
+                        observed.lifecycle.expire_current_after_days,
+                        desired.expire_current_after_days,
+                    );
+                    let noncurrent = diff::shortens(
+                        observed.lifecycle.expire_noncurrent_after_days,
+                        desired.expire_noncurrent_after_days,
+                    );
                     (current || noncurrent).then(|| format!("{label}: expiration would be shortened"))
                 }
                 _ => None,

@@ -20,17 +20,24 @@ use crate::desired::{
 pub enum Action {
     CreateKey,
     CreateAlias,
-    RestoreKey { state: String },
+    RestoreKey {
+        state: String,
+    },
     PutKeyPolicy(Value),
     EnableKeyRotation,
     TagKey(BTreeMap<String, String>),
-    CreateBucket { object_lock: bool },
+    CreateBucket {
+        object_lock: bool,
+    },
     EnableVersioning,
     PutObjectLock(Option<LockRetention>),
     PutEncryption,
     BlockPublicAccess,
     PutBucketPolicy(Value),
-    PutAccessLogging { target_bucket: String, target_prefix: String },
+    PutAccessLogging {
+        target_bucket: String,
+        target_prefix: String,
+    },
     PutLifecycle(Lifecycle),
     PutBucketTags(BTreeMap<String, String>),
     CreateTrail,
@@ -53,7 +60,9 @@ impl fmt::Display for Action {
             Action::CreateBucket { object_lock: true } => "create the bucket with Object Lock".to_string(),
             Action::CreateBucket { object_lock: false } => "create the bucket".to_string(),
             Action::EnableVersioning => "enable versioning".to_string(),
-            Action::PutObjectLock(Some(r)) => format!("set the Object Lock default retention to {:?} {} days", r.mode, r.days),
+            Action::PutObjectLock(Some(r)) => {
+                format!("set the Object Lock default retention to {:?} {} days", r.mode, r.days)
+            }
             Action::PutObjectLock(None) => "enable Object Lock without a default retention".to_string(),
             Action::PutEncryption => "set default encryption".to_string(),
             Action::BlockPublicAccess => "block public access".to_string(),
@@ -143,20 +152,32 @@ pub fn describe_selectors(selectors: &EventSelectors) -> String {
                 text
             })
             .collect(),
-        EventSelectors::Advanced(advanced) => {
-            advanced.iter().map(|s| format!("advanced selector {:?} ({} fields)", s.name, s.field_selectors.len())).collect()
-        }
+        EventSelectors::Advanced(advanced) => advanced
+            .iter()
+            .map(|s| format!("advanced selector {:?} ({} fields)", s.name, s.field_selectors.len()))
+            .collect(),
     };
-    if parts.is_empty() { "no event selectors".to_string() } else { parts.join(" | ") }
+    if parts.is_empty() {
+        "no event selectors".to_string()
+    } else {
+        parts.join(" | ")
+    }
 }
 
 fn describe_lock(l: &Option<LockRetention>) -> String {
-    l.as_ref().map_or_else(|| "no default retention".to_string(), |r| format!("{:?} {} days", r.mode, r.days))
+    l.as_ref().map_or_else(
+        || "no default retention".to_string(),
+        |r| format!("{:?} {} days", r.mode, r.days),
+    )
 }
 
 /// The tags of `desired` missing from `observed` or with another value there.
 fn missing_tags(desired: &BTreeMap<String, String>, observed: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-    desired.iter().filter(|(k, v)| observed.get(*k) != Some(*v)).map(|(k, v)| (k.clone(), v.clone())).collect()
+    desired
+        .iter()
+        .filter(|(k, v)| observed.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// True when `observed` (a key id, ARN or alias as an API echoes it) designates the key `arn`.
@@ -206,11 +227,20 @@ pub fn diff_key(desired: &DesiredKey, observed: Option<&ObservedKey>) -> Delta {
     }
     if key.state != "Enabled" {
         delta.differs(&resource, "state", "Enabled", &key.state);
-        delta.act(Action::RestoreKey { state: key.state.clone() });
+        delta.act(Action::RestoreKey {
+            state: key.state.clone(),
+        });
     }
-    let wanted = if created_by_us { desired.policy.clone() } else { merged_key_policy(&desired.policy, key.policy.as_ref()) };
+    let wanted = if created_by_us {
+        desired.policy.clone()
+    } else {
+        merged_key_policy(&desired.policy, key.policy.as_ref())
+    };
     if !key.policy.as_ref().is_some_and(|p| policy::equivalent(p, &wanted)) {
-        let actual = key.policy.as_ref().map_or_else(|| "(none)".to_string(), |p| p.to_string());
+        let actual = key
+            .policy
+            .as_ref()
+            .map_or_else(|| "(none)".to_string(), |p| p.to_string());
         delta.differs(&resource, "policy", wanted.to_string(), actual);
         delta.act(Action::PutKeyPolicy(wanted));
     }
@@ -237,13 +267,19 @@ pub fn diff_bucket(desired: &DesiredBucket, observed: Option<&ObservedBucket>, k
         Some(b) => b,
         None => {
             delta.differs(&resource, "exists", true, false);
-            delta.act(Action::CreateBucket { object_lock: desired.object_lock });
+            delta.act(Action::CreateBucket {
+                object_lock: desired.object_lock,
+            });
             // What a bucket is right after CreateBucket: Object Lock implies versioning.
             absent = ObservedBucket {
                 name: desired.name.clone(),
                 object_lock_enabled: desired.object_lock,
                 lock_retention: None,
-                versioning: if desired.object_lock { "Enabled".into() } else { String::new() },
+                versioning: if desired.object_lock {
+                    "Enabled".into()
+                } else {
+                    String::new()
+                },
                 encryption: None,
                 public_access_blocked: false,
                 policy: None,
@@ -260,12 +296,22 @@ pub fn diff_bucket(desired: &DesiredBucket, observed: Option<&ObservedBucket>, k
         }
     };
     if bucket.versioning != "Enabled" {
-        let actual = if bucket.versioning.is_empty() { "never enabled" } else { bucket.versioning.as_str() };
-        delta.differs(&resource, "versioning", "Enabled", actual);
+        let actual = if bucket.versioning.is_empty() {
+            "never enabled"
+        } else {
+            bucket.versioning.as_str()
+        };
+        if observed.is_some() {
+            delta.differs(&resource, "versioning", "Enabled", actual);
+        }
         delta.act(Action::EnableVersioning);
     }
     if desired.object_lock && (!bucket.object_lock_enabled || bucket.lock_retention != desired.lock_retention) {
-        let actual = if bucket.object_lock_enabled { describe_lock(&bucket.lock_retention) } else { "disabled".into() };
+        let actual = if bucket.object_lock_enabled {
+            describe_lock(&bucket.lock_retention)
+        } else {
+            "disabled".into()
+        };
         if observed.is_some() {
             delta.differs(&resource, "objectLock", describe_lock(&desired.lock_retention), actual);
         }
@@ -284,12 +330,19 @@ pub fn diff_bucket(desired: &DesiredBucket, observed: Option<&ObservedBucket>, k
         let expected = match &desired.encryption {
             BucketEncryption::S3Managed => "SSE-S3 (AES256)".to_string(),
             BucketEncryption::KmsTrailKey => {
-                format!("SSE-KMS with {} and a bucket key", key_arn.unwrap_or("the trail key (to be created)"))
+                format!(
+                    "SSE-KMS with {} and a bucket key",
+                    key_arn.unwrap_or("the trail key (to be created)")
+                )
             }
         };
         let actual = bucket.encryption.as_ref().map_or_else(
             || "none".to_string(),
-            |e| format!("{} {}", e.algorithm, e.kms_key.as_deref().unwrap_or("")).trim().to_string(),
+            |e| {
+                format!("{} {}", e.algorithm, e.kms_key.as_deref().unwrap_or(""))
+                    .trim()
+                    .to_string()
+            },
         );
         if observed.is_some() {
             delta.differs(&resource, "encryption", expected, actual);
@@ -302,27 +355,43 @@ pub fn diff_bucket(desired: &DesiredBucket, observed: Option<&ObservedBucket>, k
         }
         delta.act(Action::BlockPublicAccess);
     }
-    if !bucket.policy.as_ref().is_some_and(|p| policy::equivalent(p, &desired.policy)) {
+    if !bucket
+        .policy
+        .as_ref()
+        .is_some_and(|p| policy::equivalent(p, &desired.policy))
+    {
         if observed.is_some() {
-            let actual = bucket.policy.as_ref().map_or_else(|| "(none)".to_string(), |p| p.to_string());
+            let actual = bucket
+                .policy
+                .as_ref()
+                .map_or_else(|| "(none)".to_string(), |p| p.to_string());
             delta.differs(&resource, "policy", desired.policy.to_string(), actual);
         }
         delta.act(Action::PutBucketPolicy(desired.policy.clone()));
     }
-    if let Some((target, prefix)) = &desired.access_logging {
-        if bucket.access_logging.as_ref() != Some(&(target.clone(), prefix.clone())) {
-            if observed.is_some() {
-                let actual = bucket.access_logging.as_ref().map_or_else(|| "off".to_string(), |(t, p)| format!("s3://{t}/{p}"));
-                delta.differs(&resource, "accessLogging", format!("s3://{target}/{prefix}"), actual);
-            }
-            delta.act(Action::PutAccessLogging { target_bucket: target.clone(), target_prefix: prefix.clone() });
+    if let Some((target, prefix)) = &desired.access_logging
+        && bucket.access_logging.as_ref() != Some(&(target.clone(), prefix.clone()))
+    {
+        if observed.is_some() {
+            let actual = bucket
+                .access_logging
+                .as_ref()
+                .map_or_else(|| "off".to_string(), |(t, p)| format!("s3://{t}/{p}"));
+            delta.differs(&resource, "accessLogging", format!("s3://{target}/{prefix}"), actual);
         }
+        delta.act(Action::PutAccessLogging {
+            target_bucket: target.clone(),
+            target_prefix: prefix.clone(),
+        });
     }
     if bucket.lifecycle != desired.lifecycle || !bucket.foreign_lifecycle_rules.is_empty() {
         if observed.is_some() {
             let mut actual = describe_lifecycle(&bucket.lifecycle);
             if !bucket.foreign_lifecycle_rules.is_empty() {
-                actual.push_str(&format!(" (other rules: {})", bucket.foreign_lifecycle_rules.join(", ")));
+                actual.push_str(&format!(
+                    " (other rules: {})",
+                    bucket.foreign_lifecycle_rules.join(", ")
+                ));
             }
             delta.differs(&resource, "lifecycle", describe_lifecycle(&desired.lifecycle), actual);
         }
@@ -375,7 +444,12 @@ pub fn diff_trail(
     let mut update = TrailUpdate::default();
     let mut field = |name: &str, expected: String, actual: String, setting: Option<ExistingTrailSetting>| {
         fields.push(TrailField {
-            drift: Drift { resource: resource.clone(), field: name.to_string(), expected, actual },
+            drift: Drift {
+                resource: resource.clone(),
+                field: name.to_string(),
+                expected,
+                actual,
+            },
             setting,
         });
     };
@@ -395,15 +469,30 @@ pub fn diff_trail(
             update.kms_key = Some(arn.to_string());
         }
         (None, None) => {
-            field("kmsKeyId", "the trail key (to be created)".into(), show(&trail.kms_key), None);
+            field(
+                "kmsKeyId",
+                "the trail key (to be created)".into(),
+                show(&trail.kms_key),
+                None,
+            );
         }
         (Some(_), _) if desired.encrypted && trail.kms_key.is_none() => {
-            field("kmsKeyId", "encrypted with a KMS key".into(), "not encrypted (SSE-S3 only)".into(), None);
+            field(
+                "kmsKeyId",
+                "encrypted with a KMS key".into(),
+                "not encrypted (SSE-S3 only)".into(),
+                None,
+            );
         }
         _ => {}
     }
     if trail.multi_region != desired.multi_region {
-        field("isMultiRegionTrail", desired.multi_region.to_string(), trail.multi_region.to_string(), Some(ExistingTrailSetting::MultiRegion));
+        field(
+            "isMultiRegionTrail",
+            desired.multi_region.to_string(),
+            trail.multi_region.to_string(),
+            Some(ExistingTrailSetting::MultiRegion),
+        );
         update.multi_region = Some(desired.multi_region);
     }
     if trail.global_service_events != desired.global_service_events {
@@ -425,16 +514,32 @@ pub fn diff_trail(
         update.log_file_validation = Some(desired.log_file_validation);
     }
     if manage.is_none() && trail.organization != desired.organization {
-        field("isOrganizationTrail", desired.organization.to_string(), trail.organization.to_string(), None);
+        field(
+            "isOrganizationTrail",
+            desired.organization.to_string(),
+            trail.organization.to_string(),
+            None,
+        );
         update.organization = Some(desired.organization);
     }
     if manage.is_none() && trail.cloud_watch_logs != desired.cloud_watch_logs {
-        let show_cw = |c: &Option<(String, String)>| c.as_ref().map_or_else(|| "(none)".to_string(), |(g, _)| g.clone());
-        field("cloudWatchLogs", show_cw(&desired.cloud_watch_logs), show_cw(&trail.cloud_watch_logs), None);
+        let show_cw =
+            |c: &Option<(String, String)>| c.as_ref().map_or_else(|| "(none)".to_string(), |(g, _)| g.clone());
+        field(
+            "cloudWatchLogs",
+            show_cw(&desired.cloud_watch_logs),
+            show_cw(&trail.cloud_watch_logs),
+            None,
+        );
         update.cloud_watch_logs = desired.cloud_watch_logs.clone();
     }
     if trail.logging != desired.logging {
-        field("logging", on_off(desired.logging).into(), on_off(trail.logging).into(), Some(ExistingTrailSetting::Logging));
+        field(
+            "logging",
+            on_off(desired.logging).into(),
+            on_off(trail.logging).into(),
+            Some(ExistingTrailSetting::Logging),
+        );
     }
     if trail.event_selectors != desired.event_selectors {
         field(
@@ -446,9 +551,18 @@ pub fn diff_trail(
     }
     let insights_differ = trail.insight_selectors != desired.insight_selectors;
     if insights_differ && manage.is_none() {
-        field("insightSelectors", desired.insight_selectors.join(", "), trail.insight_selectors.join(", "), None);
+        field(
+            "insightSelectors",
+            desired.insight_selectors.join(", "),
+            trail.insight_selectors.join(", "),
+            None,
+        );
     }
-    let missing = if manage.is_none() { missing_tags(&desired.tags, &trail.tags) } else { BTreeMap::new() };
+    let missing = if manage.is_none() {
+        missing_tags(&desired.tags, &trail.tags)
+    } else {
+        BTreeMap::new()
+    };
     if !missing.is_empty() {
         field("tags", keys(&missing), "missing".into(), None);
     }

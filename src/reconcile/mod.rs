@@ -1,2 +1,2 @@
-pub mod diff;
 pub mod account;
+pub mod diff;

@@ -27,6 +27,8 @@ pub const REGION: &str = "us-east-1";
 
 pub struct Moto {
     pub endpoint: String,
+    /// The watcher shell; it ends with this process, taking the server with it.
+    _watcher: std::process::Child,
 }
 
 fn repo_root() -> PathBuf {
@@ -52,13 +54,16 @@ pub fn moto() -> &'static Moto {
     static MOTO: OnceLock<Moto> = OnceLock::new();
     MOTO.get_or_init(|| {
         let server = moto_server_path();
-        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
         let script = format!(
             "{server} -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
              while kill -0 {parent} 2>/dev/null; do sleep 0.5; done; kill $m",
             parent = std::process::id()
         );
-        Command::new("bash")
+        let watcher = Command::new("bash")
             .arg("-c")
             .arg(script)
             .stdin(Stdio::null())
@@ -68,10 +73,16 @@ pub fn moto() -> &'static Moto {
             .expect("moto server starts");
         let deadline = Instant::now() + Duration::from_secs(60);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto server did not listen on port {port} within 60 s");
+            assert!(
+                Instant::now() < deadline,
+                "moto server did not listen on port {port} within 60 s"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
-        Moto { endpoint: format!("http://127.0.0.1:{port}") }
+        Moto {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            _watcher: watcher,
+        }
     })
 }
 
@@ -79,7 +90,10 @@ pub fn moto() -> &'static Moto {
 pub fn new_account() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let n = NEXT.fetch_add(1, Ordering::SeqCst);
-    format!("{:012}", 200_000_000_000u64 + u64::from(std::process::id() % 1000) * 1_000_000 + n)
+    format!(
+        "{:012}",
+        200_000_000_000u64 + u64::from(std::process::id() % 1000) * 1_000_000 + n
+    )
 }
 
 /// The SDK configuration trailkeeper runs with against moto: what `AWS_ENDPOINT_URL` and static
@@ -109,7 +123,10 @@ impl Intercept for MotoAccount {
         _rc: &RuntimeComponents,
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        context.request_mut().headers_mut().insert("x-moto-account-id", self.0.clone());
+        context
+            .request_mut()
+            .headers_mut()
+            .insert("x-moto-account-id", self.0.clone());
         Ok(())
     }
 }
@@ -126,11 +143,20 @@ pub async fn inspector(account: &str) -> Inspector {
     let header = MotoAccount(account.to_string());
     Inspector {
         s3: aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&config).force_path_style(true).interceptor(header.clone()).build(),
+            aws_sdk_s3::config::Builder::from(&config)
+                .force_path_style(true)
+                .interceptor(header.clone())
+                .build(),
         ),
-        kms: aws_sdk_kms::Client::from_conf(aws_sdk_kms::config::Builder::from(&config).interceptor(header.clone()).build()),
+        kms: aws_sdk_kms::Client::from_conf(
+            aws_sdk_kms::config::Builder::from(&config)
+                .interceptor(header.clone())
+                .build(),
+        ),
         cloudtrail: aws_sdk_cloudtrail::Client::from_conf(
-            aws_sdk_cloudtrail::config::Builder::from(&config).interceptor(header).build(),
+            aws_sdk_cloudtrail::config::Builder::from(&config)
+                .interceptor(header)
+                .build(),
         ),
     }
 }

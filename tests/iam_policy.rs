@@ -1,0 +1,54 @@
+//! The least-privilege IAM policy (deploy/iam-policy.json) grants exactly the AWS actions the
+//! code calls. The test suite logs every call it makes (TRAILKEEPER_CALL_LOG, set by
+//! scripts/test.sh); this test runs last, over that log.
+
+use std::collections::BTreeSet;
+
+/// Operations AWS authorises without any IAM permission.
+const NEEDS_NO_PERMISSION: [&str; 1] = ["sts:GetCallerIdentity"];
+
+fn granted_actions() -> BTreeSet<String> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/iam-policy.json");
+    let policy: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut actions = BTreeSet::new();
+    for statement in policy["Statement"].as_array().unwrap() {
+        assert_eq!(statement["Effect"], "Allow");
+        for action in statement["Action"].as_array().unwrap() {
+            let action = action.as_str().unwrap();
+            assert!(
+                !action.contains('*'),
+                "wildcard action {action}: grant actions one by one"
+            );
+            assert!(actions.insert(action.to_string()), "{action} is granted twice");
+        }
+    }
+    actions
+}
+
+#[test]
+fn the_policy_is_well_formed_and_grants_no_wildcard_actions() {
+    assert!(!granted_actions().is_empty());
+}
+
+#[test]
+#[ignore = "runs after the whole suite, over its call log: scripts/test.sh"]
+fn the_policy_grants_exactly_the_actions_the_test_suite_called() {
+    let log = std::env::var(trailkeeper::aws::calls::CALL_LOG_ENV).expect("scripts/test.sh sets TRAILKEEPER_CALL_LOG");
+    let called: BTreeSet<String> = std::fs::read_to_string(&log)
+        .unwrap_or_else(|e| panic!("cannot read the call log {log}: {e}"))
+        .lines()
+        .map(str::to_string)
+        .filter(|a| !NEEDS_NO_PERMISSION.contains(&a.as_str()))
+        .collect();
+    let granted = granted_actions();
+    let missing: Vec<_> = called.difference(&granted).collect();
+    let unused: Vec<_> = granted.difference(&called).collect();
+    assert!(
+        missing.is_empty(),
+        "called but not granted by deploy/iam-policy.json: {missing:?}"
+    );
+    assert!(
+        unused.is_empty(),
+        "granted but never called by the test suite: {unused:?}"
+    );
+}
