@@ -55,9 +55,10 @@ impl CallRecorder {
         }
         crate::metrics::record_aws_call(&action, failed);
         if let Ok(path) = std::env::var(CALL_LOG_ENV) {
-            // Best effort: the log only feeds the IAM policy test.
+            // Best effort: the log only feeds the IAM policy test. One write per line, so that
+            // concurrent appends do not interleave.
             if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
-                let _ = writeln!(file, "{action}");
+                let _ = file.write_all(format!("{action}\n").as_bytes());
             }
         }
     }

@@ -521,3 +521,141 @@ pub fn event_selectors(policy: &TrailPolicySpec) -> EventSelectors {
         data_resources,
     }])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{LoggingBaselineSpec, RetentionPolicySpec, TrailPolicySpec};
+
+    fn spec() -> LoggingBaselineSpec {
+        serde_json::from_value(json!({
+            "accountId": "111122223333",
+            "primaryRegion": "eu-west-1",
+            "encryption": {"administrators": ["arn:aws:iam::111122223333:role/admin"], "operators": []}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn names_follow_the_templates() {
+        let s = spec();
+        assert_eq!(trail_bucket_name(&s), "trailkeeper-111122223333-cloudtrail-eu-west-1");
+        assert_eq!(
+            access_log_bucket_name(&s),
+            "trailkeeper-111122223333-cloudtrail-access-eu-west-1"
+        );
+        assert_eq!(
+            trail_arn(&s),
+            "arn:aws:cloudtrail:eu-west-1:111122223333:trail/trailkeeper"
+        );
+        assert_eq!(partition("cn-north-1"), "aws-cn");
+        assert_eq!(partition("us-gov-west-1"), "aws-us-gov");
+    }
+
+    #[test]
+    fn the_key_policy_admits_root_administrators_and_cloudtrail_for_this_trail_only() {
+        let policy = key_policy(&spec());
+        let statements = policy["Statement"].as_array().unwrap();
+        let sids: Vec<&str> = statements.iter().map(|s| s["Sid"].as_str().unwrap()).collect();
+        // No operators: no decrypt statement.
+        assert_eq!(
+            sids,
+            [
+                "EnableIAMPolicies",
+                "KeyAdministrators",
+                "CloudTrailEncryptLogs",
+                "CloudTrailDescribeKey"
+            ]
+        );
+        let encrypt = &statements[2];
+        let trail = "arn:aws:cloudtrail:eu-west-1:111122223333:trail/trailkeeper";
+        assert_eq!(encrypt["Condition"]["StringEquals"]["aws:SourceArn"], trail);
+        assert_eq!(
+            encrypt["Condition"]["StringLike"]["kms:EncryptionContext:aws:cloudtrail:arn"],
+            trail
+        );
+        assert_eq!(statements[0]["Principal"]["AWS"], "arn:aws:iam::111122223333:root");
+    }
+
+    #[test]
+    fn the_trail_bucket_policy_guards_against_confused_deputies_and_plain_http() {
+        let policy = trail_bucket_policy(&spec());
+        let statements = policy["Statement"].as_array().unwrap();
+        for s in &statements[..2] {
+            assert_eq!(s["Principal"]["Service"], "cloudtrail.amazonaws.com");
+            assert_eq!(
+                s["Condition"]["StringEquals"]["aws:SourceArn"],
+                "arn:aws:cloudtrail:eu-west-1:111122223333:trail/trailkeeper"
+            );
+        }
+        assert_eq!(
+            statements[1]["Resource"],
+            "arn:aws:s3:::trailkeeper-111122223333-cloudtrail-eu-west-1/AWS/CloudTrail/AWSLogs/111122223333/*"
+        );
+        assert_eq!(statements[2]["Effect"], "Deny");
+        assert_eq!(statements[2]["Condition"]["Bool"]["aws:SecureTransport"], "false");
+    }
+
+    #[test]
+    fn the_access_log_bucket_admits_only_s3_logging_for_the_trail_bucket() {
+        let policy = access_log_bucket_policy(&spec());
+        let allow = &policy["Statement"][0];
+        assert_eq!(allow["Principal"]["Service"], "logging.s3.amazonaws.com");
+        assert_eq!(
+            allow["Condition"]["ArnLike"]["aws:SourceArn"],
+            "arn:aws:s3:::trailkeeper-111122223333-cloudtrail-eu-west-1"
+        );
+    }
+
+    #[test]
+    fn the_default_retention_keeps_logs_forever_under_a_governance_lock() {
+        let (s, t, r) = (spec(), TrailPolicySpec::default(), RetentionPolicySpec::default());
+        let d = account(&AccountSpecs {
+            baseline: &s,
+            trail_policy: &t,
+            retention: &r,
+        });
+        let storage = d.storage.unwrap();
+        let trail_bucket = storage.trail_bucket;
+        assert!(trail_bucket.object_lock);
+        assert_eq!(
+            trail_bucket.lock_retention,
+            Some(LockRetention {
+                mode: LockMode::Governance,
+                days: 365
+            })
+        );
+        assert_eq!(trail_bucket.lifecycle.expire_current_after_days, None);
+        assert_eq!(trail_bucket.lifecycle.expire_noncurrent_after_days, None);
+        assert_eq!(trail_bucket.encryption, BucketEncryption::KmsTrailKey);
+        let access = storage.access_log_bucket;
+        assert!(!access.object_lock);
+        assert_eq!(access.encryption, BucketEncryption::S3Managed);
+        assert!(matches!(d.key.source, KeySource::Create { .. }));
+        let DesiredTrail::Managed(trail) = d.trail else {
+            panic!("a managed trail")
+        };
+        assert!(trail.multi_region && trail.global_service_events && trail.log_file_validation && trail.logging);
+    }
+
+    #[test]
+    fn an_existing_trail_gets_no_storage_and_no_key() {
+        let mut s = spec();
+        s.trail.source = TrailSource::Existing;
+        s.trail.existing_trail_arn = Some("arn:aws:cloudtrail:us-east-1:999988887777:trail/org".into());
+        let (t, r) = (TrailPolicySpec::default(), RetentionPolicySpec::default());
+        let d = account(&AccountSpecs {
+            baseline: &s,
+            trail_policy: &t,
+            retention: &r,
+        });
+        assert!(d.storage.is_none());
+        assert_eq!(d.key.source, KeySource::None);
+        let DesiredTrail::Existing { arn, expected, manage } = d.trail else {
+            panic!("an existing trail")
+        };
+        assert_eq!(arn, "arn:aws:cloudtrail:us-east-1:999988887777:trail/org");
+        assert_eq!(expected.name, "org");
+        assert!(expected.bucket.is_none() && manage.is_empty());
+    }
+}
