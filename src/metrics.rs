@@ -3,10 +3,23 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+/// Upper bounds of the reconcile duration histogram, in seconds.
+const DURATION_BUCKETS: [f64; 10] = [0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0];
 
 #[derive(Default)]
 struct Registry {
     aws_calls: BTreeMap<(String, String, &'static str), u64>,
+    reconciles: BTreeMap<&'static str, u64>,
+    reconcile_errors: BTreeMap<String, u64>,
+    duration_buckets: [u64; DURATION_BUCKETS.len()],
+    duration_count: u64,
+    duration_sum: f64,
+    drift_repairs: u64,
+    /// Ready state per baseline (`namespace/name`): "true", "false" or "unknown".
+    baselines: BTreeMap<String, &'static str>,
+    leader: bool,
 }
 
 fn registry() -> &'static Mutex<Registry> {
@@ -14,28 +27,131 @@ fn registry() -> &'static Mutex<Registry> {
     REGISTRY.get_or_init(Mutex::default)
 }
 
+fn with(f: impl FnOnce(&mut Registry)) {
+    if let Ok(mut r) = registry().lock() {
+        f(&mut r);
+    }
+}
+
 /// One AWS call, by IAM action (`s3:GetBucketPolicy`) and outcome.
 pub fn record_aws_call(action: &str, failed: bool) {
     let (service, operation) = action.split_once(':').unwrap_or(("unknown", action));
     let outcome = if failed { "error" } else { "ok" };
-    if let Ok(mut r) = registry().lock() {
+    with(|r| {
         *r.aws_calls
             .entry((service.to_string(), operation.to_string(), outcome))
+            .or_default() += 1
+    });
+}
+
+/// One reconcile: its duration, and the reason of its failure if it failed.
+pub fn record_reconcile(duration: Duration, error_reason: Option<&str>) {
+    with(|r| {
+        *r.reconciles
+            .entry(if error_reason.is_some() { "error" } else { "success" })
             .or_default() += 1;
-    }
+        if let Some(reason) = error_reason {
+            *r.reconcile_errors.entry(reason.to_string()).or_default() += 1;
+        }
+        let secs = duration.as_secs_f64();
+        for (i, bound) in DURATION_BUCKETS.iter().enumerate() {
+            if secs <= *bound {
+                r.duration_buckets[i] += 1;
+            }
+        }
+        r.duration_count += 1;
+        r.duration_sum += secs;
+    });
+}
+
+pub fn record_drift_repairs(changes: usize) {
+    with(|r| r.drift_repairs += changes as u64);
+}
+
+pub fn set_baseline_ready(baseline: &str, ready: Option<bool>) {
+    let state = match ready {
+        Some(true) => "true",
+        Some(false) => "false",
+        None => "unknown",
+    };
+    with(|r| {
+        r.baselines.insert(baseline.to_string(), state);
+    });
+}
+
+pub fn forget_baseline(baseline: &str) {
+    with(|r| {
+        r.baselines.remove(baseline);
+    });
+}
+
+pub fn set_leader(leader: bool) {
+    with(|r| r.leader = leader);
 }
 
 /// The metrics in the Prometheus text format.
 pub fn render() -> String {
     let mut out = String::new();
     let Ok(r) = registry().lock() else { return out };
-    out.push_str("# HELP trailkeeper_aws_calls_total AWS API calls by service, operation and outcome.\n");
-    out.push_str("# TYPE trailkeeper_aws_calls_total counter\n");
+    let _ = writeln!(
+        out,
+        "# HELP trailkeeper_reconciles_total Reconciles by result.\n# TYPE trailkeeper_reconciles_total counter"
+    );
+    for result in ["success", "error"] {
+        let n = r.reconciles.get(result).copied().unwrap_or(0);
+        let _ = writeln!(out, "trailkeeper_reconciles_total{{result=\"{result}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP trailkeeper_reconcile_errors_total Failed reconciles by reason.\n# TYPE trailkeeper_reconcile_errors_total counter"
+    );
+    for (reason, n) in &r.reconcile_errors {
+        let _ = writeln!(out, "trailkeeper_reconcile_errors_total{{reason=\"{reason}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP trailkeeper_reconcile_duration_seconds Duration of reconciles.\n# TYPE trailkeeper_reconcile_duration_seconds histogram"
+    );
+    for (bound, n) in DURATION_BUCKETS.iter().zip(r.duration_buckets) {
+        let _ = writeln!(
+            out,
+            "trailkeeper_reconcile_duration_seconds_bucket{{le=\"{bound}\"}} {n}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "trailkeeper_reconcile_duration_seconds_bucket{{le=\"+Inf\"}} {}",
+        r.duration_count
+    );
+    let _ = writeln!(out, "trailkeeper_reconcile_duration_seconds_sum {}", r.duration_sum);
+    let _ = writeln!(out, "trailkeeper_reconcile_duration_seconds_count {}", r.duration_count);
+    let _ = writeln!(
+        out,
+        "# HELP trailkeeper_aws_calls_total AWS API calls by service, operation and outcome.\n# TYPE trailkeeper_aws_calls_total counter"
+    );
     for ((service, operation, outcome), n) in &r.aws_calls {
         let _ = writeln!(
             out,
             "trailkeeper_aws_calls_total{{service=\"{service}\",operation=\"{operation}\",outcome=\"{outcome}\"}} {n}"
         );
     }
+    let _ = writeln!(
+        out,
+        "# HELP trailkeeper_drift_repairs_total Changes written to bring accounts back to the baseline.\n# TYPE trailkeeper_drift_repairs_total counter\ntrailkeeper_drift_repairs_total {}",
+        r.drift_repairs
+    );
+    let _ = writeln!(
+        out,
+        "# HELP trailkeeper_baselines LoggingBaselines by Ready state.\n# TYPE trailkeeper_baselines gauge"
+    );
+    for state in ["true", "false", "unknown"] {
+        let n = r.baselines.values().filter(|s| **s == state).count();
+        let _ = writeln!(out, "trailkeeper_baselines{{ready=\"{state}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP trailkeeper_leader Whether this replica holds the leader lease.\n# TYPE trailkeeper_leader gauge\ntrailkeeper_leader {}",
+        u8::from(r.leader)
+    );
     out
 }

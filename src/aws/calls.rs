@@ -25,6 +25,25 @@ pub struct CallCounts {
     pub by_action: BTreeMap<String, (u32, u32)>,
 }
 
+impl CallCounts {
+    /// The calls made since `earlier` (a snapshot of the same recorder).
+    pub fn since(&self, earlier: &CallCounts) -> CallCounts {
+        let by_action = self
+            .by_action
+            .iter()
+            .filter_map(|(action, (n, failed))| {
+                let (n0, failed0) = earlier.by_action.get(action).copied().unwrap_or_default();
+                (n > &n0).then(|| (action.clone(), (n - n0, failed - failed0)))
+            })
+            .collect();
+        CallCounts {
+            reads: self.reads - earlier.reads,
+            writes: self.writes - earlier.writes,
+            by_action,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct CallRecorder {
     counts: Arc<Mutex<CallCounts>>,

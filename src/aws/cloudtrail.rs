@@ -339,3 +339,15 @@ pub async fn start_logging(clients: &AccountClients, arn: &str) -> Result<(), Aw
     let sent = clients.cloudtrail.start_logging().name(arn).send().await;
     check(sent, "CloudTrail", "StartLogging", &format!("trail {arn}")).map(|_| ())
 }
+
+pub async fn stop_logging(clients: &AccountClients, arn: &str) -> Result<(), AwsError> {
+    clients.cloudtrail_writes.wait().await;
+    let sent = clients.cloudtrail.stop_logging().name(arn).send().await;
+    check(sent, "CloudTrail", "StopLogging", &format!("trail {arn}")).map(|_| ())
+}
+
+pub async fn delete_trail(clients: &AccountClients, arn: &str) -> Result<(), AwsError> {
+    clients.cloudtrail_writes.wait().await;
+    let sent = clients.cloudtrail.delete_trail().name(arn).send().await;
+    check(sent, "CloudTrail", "DeleteTrail", &format!("trail {arn}")).map(|_| ())
+}

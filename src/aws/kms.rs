@@ -225,3 +225,18 @@ pub async fn restore_key(clients: &AccountClients, key_id: &str, state: &str) ->
     )
     .map(|_| ())
 }
+
+/// The longest waiting period KMS allows before it deletes a key.
+pub const MAX_DELETION_WINDOW_DAYS: i32 = 30;
+
+/// Schedules the key's deletion with the longest window, during which it can still be cancelled.
+pub async fn schedule_deletion(clients: &AccountClients, key_id: &str) -> Result<(), AwsError> {
+    let sent = clients
+        .kms
+        .schedule_key_deletion()
+        .key_id(key_id)
+        .pending_window_in_days(MAX_DELETION_WINDOW_DAYS)
+        .send()
+        .await;
+    check(sent, "KMS", "ScheduleKeyDeletion", &format!("key {key_id}")).map(|_| ())
+}

@@ -397,3 +397,16 @@ pub async fn put_tags(clients: &AccountClients, name: &str, tags: &BTreeMap<Stri
         .await;
     check(sent, "S3", "PutBucketTagging", &resource).map(|_| ())
 }
+
+/// Whether the bucket holds any object version or delete marker.
+pub async fn holds_objects(clients: &AccountClients, name: &str) -> Result<bool, AwsError> {
+    let sent = clients.s3.list_object_versions().bucket(name).max_keys(1).send().await;
+    let out = check(sent, "S3", "ListObjectVersions", &format!("bucket {name}"))?;
+    Ok(!out.versions().is_empty() || !out.delete_markers().is_empty())
+}
+
+/// Deletes an empty bucket (S3 refuses to delete one that holds objects).
+pub async fn delete_bucket(clients: &AccountClients, name: &str) -> Result<(), AwsError> {
+    let sent = clients.s3.delete_bucket().bucket(name).send().await;
+    check(sent, "S3", "DeleteBucket", &format!("bucket {name}")).map(|_| ())
+}

@@ -53,6 +53,8 @@ pub enum Command {
         #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Text)]
         output: Format,
     },
+    /// Run the controller (in a cluster, or anywhere with a kubeconfig).
+    Run(RunArgs),
     /// Reconcile every LoggingBaseline of the manifests once against AWS, without a cluster.
     Apply {
         #[arg(short = 'f', long = "filename", required = true)]
@@ -60,6 +62,36 @@ pub enum Command {
         #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Text)]
         output: Format,
     },
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "TRAILKEEPER_WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
+    /// Reconcile only the LoggingBaselines matching this label selector (shard a large fleet).
+    #[arg(long, env = "TRAILKEEPER_SELECTOR")]
+    pub selector: Option<String>,
+    /// Seconds between two observations of an account in line (jittered by up to 10%).
+    #[arg(long, env = "TRAILKEEPER_RESYNC_SECONDS", default_value_t = 600)]
+    pub resync_seconds: u64,
+    /// LoggingBaselines reconciled at once.
+    #[arg(long, env = "TRAILKEEPER_CONCURRENCY", default_value_t = 8)]
+    pub concurrency: u16,
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(long, env = "TRAILKEEPER_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: String,
+    /// Take a Lease before reconciling, so that only one replica acts at a time.
+    #[arg(long, env = "TRAILKEEPER_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+    #[arg(long, env = "TRAILKEEPER_LEASE_NAME", default_value = "trailkeeper")]
+    pub lease_name: String,
+    /// Namespace of the Lease (default: the pod's namespace, POD_NAMESPACE).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub lease_namespace: String,
+    /// This replica's identity in the Lease (default: the pod's name, POD_NAME, else the host name).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -76,6 +108,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Crds { dir } => crds(dir),
         Command::Validate { files } => validate(&files),
+        Command::Run(args) => run_controller(args).await,
         Command::Plan { files, output } => reconcile(&files, RunMode::Plan, output).await,
         Command::Apply { files, output } => reconcile(&files, RunMode::Apply, output).await,
     }
@@ -102,6 +135,17 @@ fn crds(dir: Option<PathBuf>) -> ExitCode {
         println!("wrote {}", path.display());
     }
     ExitCode::SUCCESS
+}
+
+async fn run_controller(args: RunArgs) -> ExitCode {
+    match crate::operator::run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "trailkeeper stopped");
+            eprintln!("error: {e}");
+            ExitCode::from(exit::INVALID)
+        }
+    }
 }
 
 /// Reads and validates manifests; prints one line per problem to stderr.

@@ -186,6 +186,7 @@ pub async fn run_account_with(
     let started = Instant::now();
     let spec = specs.baseline;
     let calls = clients.calls.clone();
+    let calls_before = calls.snapshot();
     let desired = desired::account(specs);
     let report = AccountReport {
         account_id: spec.account_id.clone(),
@@ -216,7 +217,7 @@ pub async fn run_account_with(
     // Boxed so that callers on small-stack threads (tokio workers, tests) can hold it.
     Box::pin(run.reconcile(previous)).await;
     let mut report = run.report;
-    report.calls = calls.snapshot();
+    report.calls = calls.snapshot().since(&calls_before);
     report.duration = started.elapsed();
     report
 }

@@ -1,2 +1,5 @@
 pub mod account;
+pub mod cleanup;
+pub mod controller;
 pub mod diff;
+pub mod status;

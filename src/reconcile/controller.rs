@@ -1,0 +1,573 @@
+//! `trailkeeper run`: the kube-runtime Controller for LoggingBaselines. Reconciles hand the object
+//! to the finalizer, which calls `apply` or `cleanup`; status is written once per reconcile with
+//! server-side apply; TrailPolicy and RetentionPolicy changes re-reconcile the baselines using them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_types::SdkConfig;
+use futures::StreamExt;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use serde_json::json;
+
+use crate::api::{
+    DEFAULT_POLICY_NAME, LoggingBaseline, LoggingBaselineStatus, PolicyRef, RetentionPolicy, RetentionPolicySpec,
+    TrailPolicy, TrailPolicySpec,
+};
+use crate::aws::{AccountClients, CallCounts, CallRecorder, ErrorKind};
+use crate::desired::AccountSpecs;
+use crate::reconcile::account::{
+    AccountReport, ComponentState, EngineError, PreviousApproval, RunMode, run_account_with,
+};
+use crate::reconcile::{cleanup, status};
+
+pub const FINALIZER: &str = "trailkeeper.io/cleanup";
+/// The field manager of status patches and the reporting controller of events.
+pub const MANAGER: &str = "trailkeeper";
+
+#[derive(thiserror::Error, Debug)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("cleanup of {baseline} failed: {message}")]
+    Cleanup {
+        baseline: String,
+        message: String,
+        reason: &'static str,
+    },
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+}
+
+impl Error {
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "KubernetesApi",
+            Error::Cleanup { reason, .. } => reason,
+            Error::Finalizer(_) => "Finalizer",
+        }
+    }
+}
+
+/// Settings of a running controller.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// How often an account in line is observed again (jittered by up to 10%).
+    pub resync: Duration,
+    /// First retry delay after a failure; doubles per consecutive failure.
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    pub concurrency: u16,
+    pub watch_namespace: Option<String>,
+    pub selector: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            resync: Duration::from_secs(600),
+            retry_base: Duration::from_secs(5),
+            retry_max: Duration::from_secs(600),
+            concurrency: 8,
+            watch_namespace: None,
+            selector: None,
+        }
+    }
+}
+
+/// AWS clients per account, reused across reconciles (the SDK refreshes assumed-role credentials
+/// before they expire), rebuilt when the baseline's region or credentials change.
+pub struct AwsClients {
+    base: SdkConfig,
+    cache: Mutex<HashMap<String, AccountClients>>,
+}
+
+impl AwsClients {
+    pub fn new(base: SdkConfig) -> Self {
+        Self {
+            base,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn for_baseline(&self, spec: &crate::api::LoggingBaselineSpec) -> AccountClients {
+        let key = format!(
+            "{}|{}|{:?}",
+            spec.account_id,
+            spec.primary_region,
+            spec.credentials.as_ref().map(|c| (&c.assume_role_arn, &c.external_id))
+        );
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .entry(key)
+            .or_insert_with(|| {
+                AccountClients::new(
+                    &self.base,
+                    &spec.primary_region,
+                    spec.credentials.as_ref(),
+                    CallRecorder::new(),
+                )
+            })
+            .clone()
+    }
+
+    /// All calls made through the cached clients.
+    pub fn total_calls(&self) -> CallCounts {
+        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache.values().fold(CallCounts::default(), |mut total, c| {
+            let s = c.calls.snapshot();
+            total.reads += s.reads;
+            total.writes += s.writes;
+            total
+        })
+    }
+}
+
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub aws: AwsClients,
+    pub settings: Settings,
+    /// Consecutive failures per baseline, for exponential backoff.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    pub fn new(client: Client, base: SdkConfig, settings: Settings) -> Self {
+        let reporter = Reporter {
+            controller: MANAGER.into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            aws: AwsClients::new(base),
+            settings,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Records a failure and returns how long to wait: doubling from `retry_base`, longer for
+    /// throttling, and the resync interval for failures that only a person can fix.
+    fn failure_delay(&self, key: &str, kind: FailureKind) -> Duration {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let n = failures.entry(key.to_string()).or_default();
+        *n = n.saturating_add(1);
+        let exponent = (*n - 1).min(16);
+        let base = match kind {
+            FailureKind::NeedsAPerson => return self.settings.resync,
+            FailureKind::Throttled => self.settings.retry_base * 4,
+            FailureKind::Transient => self.settings.retry_base,
+        };
+        (base * 2u32.pow(exponent)).min(self.settings.retry_max)
+    }
+
+    fn succeeded(&self, key: &str) {
+        self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+    }
+
+    /// The resync interval, jittered by up to 10% so that baselines do not resync in lockstep.
+    fn resync(&self) -> Duration {
+        use std::hash::{BuildHasher, Hasher};
+        // RandomState is randomly keyed: a cheap source of jitter without a random number crate.
+        let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
+        let jitter = (random % 1000) as f64 / 10_000.0;
+        self.settings.resync.mul_f64(1.0 + jitter)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FailureKind {
+    /// AccessDenied, wrong account, invalid request: retrying soon cannot help.
+    NeedsAPerson,
+    Throttled,
+    Transient,
+}
+
+fn failure_kind(report: &AccountReport) -> Option<FailureKind> {
+    let kind_of = |e: &crate::aws::AwsError| match e.kind {
+        ErrorKind::Throttled => FailureKind::Throttled,
+        ErrorKind::AccessDenied | ErrorKind::Invalid | ErrorKind::Conflict | ErrorKind::NotFound => {
+            FailureKind::NeedsAPerson
+        }
+        ErrorKind::Transient => FailureKind::Transient,
+    };
+    match &report.error {
+        Some(EngineError::WrongAccount { .. }) => return Some(FailureKind::NeedsAPerson),
+        Some(EngineError::Aws(e)) => return Some(kind_of(e)),
+        None => {}
+    }
+    report.components.values().find_map(|s| match s {
+        ComponentState::Failed(e) => Some(kind_of(e)),
+        _ => None,
+    })
+}
+
+fn key_of(b: &LoggingBaseline) -> String {
+    format!("{}/{}", b.namespace().unwrap_or_default(), b.name_any())
+}
+
+fn now() -> String {
+    jiff::Timestamp::now()
+        .round(jiff::Unit::Second)
+        .unwrap_or_else(|_| jiff::Timestamp::now())
+        .to_string()
+}
+
+/// The reconcile entry: the finalizer calls `apply` or `cleanup`.
+pub async fn reconcile(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let ns = baseline.namespace().unwrap_or_default();
+    let api: Api<LoggingBaseline> = Api::namespaced(ctx.client.clone(), &ns);
+    let result = finalizer(&api, FINALIZER, baseline, |event| async {
+        match event {
+            Finalizer::Apply(b) => apply(b, ctx.clone()).await,
+            Finalizer::Cleanup(b) => cleanup(b, ctx.clone()).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    crate::metrics::record_reconcile(started.elapsed(), result.as_ref().err().map(|e| e.metric_label()));
+    result
+}
+
+/// Kubernetes API failures (AWS failures are reported in status and requeued by `apply`).
+pub fn error_policy(baseline: Arc<LoggingBaseline>, error: &Error, ctx: Arc<Context>) -> Action {
+    tracing::warn!(baseline = %key_of(&baseline), %error, "reconcile failed");
+    Action::requeue(ctx.failure_delay(&key_of(&baseline), FailureKind::Transient))
+}
+
+/// A policy reference resolved against the API: the named policy, else `default` in the
+/// namespace, else None (the built-in baseline). Err names a reference to a missing policy.
+async fn resolve<K>(
+    client: &Client,
+    ns: &str,
+    reference: Option<&PolicyRef>,
+) -> Result<Result<Option<K>, String>, Error>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), ns);
+    let name = reference.map_or(DEFAULT_POLICY_NAME, |r| r.name.as_str());
+    match (api.get_opt(name).await?, reference) {
+        (Some(p), _) => Ok(Ok(Some(p))),
+        (None, Some(r)) => Ok(Err(format!(
+            "{} {:?} does not exist in namespace {ns:?}",
+            K::kind(&()),
+            r.name
+        ))),
+        (None, None) => Ok(Ok(None)),
+    }
+}
+
+/// The policies of a baseline, or the reason they cannot be resolved.
+async fn policies(
+    ctx: &Context,
+    baseline: &LoggingBaseline,
+) -> Result<Result<(TrailPolicySpec, RetentionPolicySpec, String), String>, Error> {
+    let ns = baseline.namespace().unwrap_or_default();
+    let trail = resolve::<TrailPolicy>(&ctx.client, &ns, baseline.spec.trail.policy_ref.as_ref()).await?;
+    let retention = resolve::<RetentionPolicy>(&ctx.client, &ns, baseline.spec.retention_policy_ref.as_ref()).await?;
+    Ok(match (trail, retention) {
+        (Err(e), _) | (_, Err(e)) => Err(e),
+        (Ok(t), Ok(r)) => {
+            let name = r.as_ref().map_or_else(|| "built-in".to_string(), |p| p.name_any());
+            Ok((
+                t.map(|p| p.spec).unwrap_or_default(),
+                r.map(|p| p.spec).unwrap_or_default(),
+                name,
+            ))
+        }
+    })
+}
+
+async fn patch_status(ctx: &Context, baseline: &LoggingBaseline, status: &LoggingBaselineStatus) -> Result<(), Error> {
+    let api: Api<LoggingBaseline> = Api::namespaced(ctx.client.clone(), &baseline.namespace().unwrap_or_default());
+    let patch = json!({
+        "apiVersion": crate::api::API_VERSION,
+        "kind": "LoggingBaseline",
+        "status": status,
+    });
+    api.patch_status(
+        &baseline.name_any(),
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn publish(
+    ctx: &Context,
+    baseline: &LoggingBaseline,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
+    let mut note = note;
+    if note.len() > 1000 {
+        let cut = (0..=1000).rev().find(|i| note.is_char_boundary(*i)).unwrap_or(0);
+        note.truncate(cut);
+        note.push('…');
+    }
+    let event = KubeEvent {
+        type_,
+        reason: reason.into(),
+        note: Some(note),
+        action: action.into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &baseline.object_ref(&())).await {
+        tracing::warn!(baseline = %key_of(baseline), error = %e, "cannot publish event");
+    }
+}
+
+fn ready_of(status: &LoggingBaselineStatus) -> Option<(String, String)> {
+    status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == status::types::READY)
+        .map(|c| (c.status.clone(), c.reason.clone()))
+}
+
+async fn apply(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let key = key_of(&baseline);
+    let generation = baseline.metadata.generation;
+    let previous = baseline.status.as_ref();
+    let (trail_policy, retention, policy_name) = match policies(&ctx, &baseline).await? {
+        Ok(p) => p,
+        Err(message) => {
+            // Nothing reaches AWS until the reference resolves; a policy's creation re-triggers.
+            let status = status::invalid(
+                previous,
+                generation,
+                &now(),
+                status::reasons::INVALID_REFERENCE,
+                &message,
+            );
+            patch_status(&ctx, &baseline, &status).await?;
+            if previous.and_then(ready_of) != ready_of(&status) {
+                publish(
+                    &ctx,
+                    &baseline,
+                    EventType::Warning,
+                    status::reasons::INVALID_REFERENCE,
+                    "Resolve",
+                    message,
+                )
+                .await;
+            }
+            crate::metrics::set_baseline_ready(&key, Some(false));
+            return Ok(Action::await_change());
+        }
+    };
+    let specs = AccountSpecs {
+        baseline: &baseline.spec,
+        trail_policy: &trail_policy,
+        retention: &retention,
+    };
+    let clients = ctx.aws.for_baseline(&baseline.spec);
+    let previous_approval = PreviousApproval {
+        reference: previous
+            .and_then(|s| s.applied_retention.as_ref())
+            .and_then(|a| a.approval.clone()),
+    };
+    let report = run_account_with(clients, &specs, RunMode::Apply, &previous_approval).await;
+    let next = status::from_report(&report, previous, generation, &now(), &retention, &policy_name);
+    patch_status(&ctx, &baseline, &next).await?;
+    crate::metrics::record_drift_repairs(report.applied.len());
+    let ready = ready_of(&next);
+    crate::metrics::set_baseline_ready(&key, ready.as_ref().map(|(s, _)| s == "True"));
+
+    if !report.applied.is_empty() {
+        let changes: Vec<String> = report
+            .applied
+            .iter()
+            .map(|c| format!("{}: {}", c.resource, c.action))
+            .collect();
+        let reason = if report.drift.iter().any(|d| d.field == "exists") {
+            "Provisioned"
+        } else {
+            "DriftRepaired"
+        };
+        publish(&ctx, &baseline, EventType::Normal, reason, "Apply", changes.join("; ")).await;
+    }
+    if previous.and_then(ready_of) != ready
+        && let Some(c) = next
+            .conditions
+            .iter()
+            .find(|c| c.type_ == status::types::READY && c.status != "True")
+    {
+        publish(
+            &ctx,
+            &baseline,
+            EventType::Warning,
+            &c.reason,
+            "Reconcile",
+            c.message.clone(),
+        )
+        .await;
+    }
+    match failure_kind(&report) {
+        Some(kind) => Ok(Action::requeue(ctx.failure_delay(&key, kind))),
+        None => {
+            ctx.succeeded(&key);
+            Ok(Action::requeue(ctx.resync()))
+        }
+    }
+}
+
+async fn cleanup(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let key = key_of(&baseline);
+    let (trail_policy, retention) = (TrailPolicySpec::default(), RetentionPolicySpec::default());
+    let specs = AccountSpecs {
+        baseline: &baseline.spec,
+        trail_policy: &trail_policy,
+        retention: &retention,
+    };
+    if baseline.spec.deletion_policy == crate::api::DeletionPolicy::Retain {
+        let note = "deletionPolicy Retain: the trail, its buckets and key are left in place".to_string();
+        publish(&ctx, &baseline, EventType::Normal, "Retained", "Delete", note).await;
+        crate::metrics::forget_baseline(&key);
+        return Ok(Action::await_change());
+    }
+    let clients = ctx.aws.for_baseline(&baseline.spec);
+    match cleanup::cleanup(&clients, &specs).await {
+        Ok(steps) => {
+            for step in &steps {
+                let (type_, reason) = match step.outcome {
+                    cleanup::Outcome::Retained(_) => (EventType::Warning, "Retained"),
+                    cleanup::Outcome::Deleted | cleanup::Outcome::Scheduled => (EventType::Normal, "Deleted"),
+                    cleanup::Outcome::Absent => continue,
+                };
+                publish(&ctx, &baseline, type_, reason, "Delete", step.to_string()).await;
+            }
+            crate::metrics::forget_baseline(&key);
+            Ok(Action::await_change())
+        }
+        Err(e) => {
+            publish(&ctx, &baseline, EventType::Warning, e.reason(), "Delete", e.to_string()).await;
+            Err(Error::Cleanup {
+                baseline: key,
+                message: e.to_string(),
+                reason: e.reason(),
+            })
+        }
+    }
+}
+
+/// Whether a policy (by namespace and name) is the one a baseline uses.
+fn uses(baseline: &LoggingBaseline, ns: &str, name: &str, reference: Option<&PolicyRef>) -> bool {
+    baseline.namespace().as_deref() == Some(ns) && reference.map_or(DEFAULT_POLICY_NAME, |r| r.name.as_str()) == name
+}
+
+/// The baselines that use a TrailPolicy or RetentionPolicy, for re-reconciling them on its change.
+pub fn baselines_using_trail_policy(
+    store: &Store<LoggingBaseline>,
+    policy: &TrailPolicy,
+) -> Vec<ObjectRef<LoggingBaseline>> {
+    let (ns, name) = (policy.namespace().unwrap_or_default(), policy.name_any());
+    store
+        .state()
+        .iter()
+        .filter(|b| uses(b, &ns, &name, b.spec.trail.policy_ref.as_ref()))
+        .map(|b| ObjectRef::from_obj(b.as_ref()))
+        .collect()
+}
+
+pub fn baselines_using_retention_policy(
+    store: &Store<LoggingBaseline>,
+    policy: &RetentionPolicy,
+) -> Vec<ObjectRef<LoggingBaseline>> {
+    let (ns, name) = (policy.namespace().unwrap_or_default(), policy.name_any());
+    store
+        .state()
+        .iter()
+        .filter(|b| uses(b, &ns, &name, b.spec.retention_policy_ref.as_ref()))
+        .map(|b| ObjectRef::from_obj(b.as_ref()))
+        .collect()
+}
+
+fn api_for<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// The cache keeps no managedFields nor last-applied annotation: they are most of an object's
+/// size and the controller never reads them.
+fn slim(baseline: &mut LoggingBaseline) {
+    baseline.managed_fields_mut().clear();
+    baseline
+        .annotations_mut()
+        .remove("kubectl.kubernetes.io/last-applied-configuration");
+}
+
+/// A hash of what should trigger a reconcile: the spec (its generation), the finalizers and the
+/// deletion mark.
+fn spec_or_lifecycle(baseline: &LoggingBaseline) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    baseline.metadata.generation.hash(&mut hasher);
+    baseline.metadata.finalizers.hash(&mut hasher);
+    baseline.metadata.deletion_timestamp.is_some().hash(&mut hasher);
+    Some(hasher.finish())
+}
+
+/// Runs the controller until `shutdown` resolves; in-flight reconciles are finished first.
+pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+    let settings = ctx.settings.clone();
+    let ns = settings.watch_namespace.as_deref();
+    let mut config = watcher::Config::default().any_semantic();
+    if let Some(selector) = &settings.selector {
+        config = config.labels(selector);
+    }
+    let baselines = api_for::<LoggingBaseline>(&ctx.client, ns);
+    let (store, writer) = reflector::store();
+    // Status patches must not trigger reconciles (each would patch status again): only changes
+    // of spec, finalizers and deletion pass. Periodic resync finds drift made in AWS.
+    let stream = watcher(baselines, config)
+        .default_backoff()
+        .modify(slim)
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(spec_or_lifecycle, PredicateConfig::default());
+    let controller = Controller::for_stream(stream, store.clone());
+    let (store_tp, store_rp) = (store.clone(), store);
+    controller
+        .with_config(kube::runtime::controller::Config::default().concurrency(settings.concurrency))
+        .watches(
+            api_for::<TrailPolicy>(&ctx.client, ns),
+            watcher::Config::default(),
+            move |p| baselines_using_trail_policy(&store_tp, &p),
+        )
+        .watches(
+            api_for::<RetentionPolicy>(&ctx.client, ns),
+            watcher::Config::default(),
+            move |p| baselines_using_retention_policy(&store_rp, &p),
+        )
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((object, _)) => tracing::debug!(baseline = %object, "reconciled"),
+                Err(e) => tracing::warn!(error = %e, "reconcile error"),
+            }
+        })
+        .await;
+}
