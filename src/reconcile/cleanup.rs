@@ -80,12 +80,14 @@ pub async fn cleanup(clients: &AccountClients, specs: &AccountSpecs<'_>) -> Resu
         outcome,
     });
 
-    let mut logs_kept = false;
-    for bucket in [desired::trail_bucket_name(spec), desired::access_log_bucket_name(spec)] {
+    // Only the trail bucket holds logs encrypted with the key (access logs are SSE-S3).
+    let mut encrypted_logs_kept = false;
+    let trail_bucket = desired::trail_bucket_name(spec);
+    for bucket in [trail_bucket.clone(), desired::access_log_bucket_name(spec)] {
         let outcome = match s3::observe_bucket(clients, &bucket).await.map_err(aws)? {
             None => Outcome::Absent,
             Some(_) if s3::holds_objects(clients, &bucket).await.map_err(aws)? => {
-                logs_kept = true;
+                encrypted_logs_kept |= bucket == trail_bucket;
                 Outcome::Retained("it holds objects: trailkeeper never deletes logs".into())
             }
             Some(_) => {
@@ -104,7 +106,7 @@ pub async fn cleanup(clients: &AccountClients, specs: &AccountSpecs<'_>) -> Resu
         let outcome = match kms::observe_key(clients, &key_source).await.map_err(aws)? {
             None => Outcome::Absent,
             Some(k) if k.state == "PendingDeletion" => Outcome::Scheduled,
-            Some(_) if logs_kept => Outcome::Retained("retained logs are encrypted with it".into()),
+            Some(_) if encrypted_logs_kept => Outcome::Retained("retained logs are encrypted with it".into()),
             Some(k) => {
                 kms::schedule_deletion(clients, &k.key_id).await.map_err(aws)?;
                 Outcome::Scheduled

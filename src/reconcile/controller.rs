@@ -445,13 +445,22 @@ async fn cleanup(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Ac
     let clients = ctx.aws.for_baseline(&baseline.spec);
     match cleanup::cleanup(&clients, &specs).await {
         Ok(steps) => {
-            for step in &steps {
-                let (type_, reason) = match step.outcome {
-                    cleanup::Outcome::Retained(_) => (EventType::Warning, "Retained"),
-                    cleanup::Outcome::Deleted | cleanup::Outcome::Scheduled => (EventType::Normal, "Deleted"),
-                    cleanup::Outcome::Absent => continue,
-                };
-                publish(&ctx, &baseline, type_, reason, "Delete", step.to_string()).await;
+            // One event per outcome: the API server folds events of the same reason into a series.
+            let listed = |keep: fn(&cleanup::Outcome) -> bool| {
+                steps
+                    .iter()
+                    .filter(|s| keep(&s.outcome))
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            };
+            let deleted = listed(|o| matches!(o, cleanup::Outcome::Deleted | cleanup::Outcome::Scheduled));
+            let retained = listed(|o| matches!(o, cleanup::Outcome::Retained(_)));
+            if !deleted.is_empty() {
+                publish(&ctx, &baseline, EventType::Normal, "Deleted", "Delete", deleted).await;
+            }
+            if !retained.is_empty() {
+                publish(&ctx, &baseline, EventType::Warning, "Retained", "Delete", retained).await;
             }
             crate::metrics::forget_baseline(&key);
             Ok(Action::await_change())

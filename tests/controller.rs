@@ -1,0 +1,425 @@
+//! The controller's reconcile against a verified API server (tower-test: each request's method,
+//! path and body is asserted, and answered with a canned object) and AWS on moto.
+
+mod common;
+
+use std::sync::Arc;
+
+use aws_sdk_s3::primitives::ByteStream;
+use http::{Request, Response};
+use kube::Client;
+use kube::client::Body;
+use kube::runtime::controller::Action;
+use serde_json::{Value, json};
+use trailkeeper::api::{DeletionPolicy, LoggingBaseline};
+use trailkeeper::desired;
+use trailkeeper::reconcile::controller::{Context, FINALIZER, Settings, reconcile};
+
+type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+async fn context() -> (Arc<Context>, ApiServerVerifier) {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(service, "default");
+    let ctx = Arc::new(Context::new(client, common::base_config().await, Settings::default()));
+    (ctx, ApiServerVerifier(handle))
+}
+
+/// Answers the requests a reconcile makes, asserting each one.
+struct ApiServerVerifier(Handle);
+
+impl ApiServerVerifier {
+    /// Takes the next request, asserts its method and path, and answers `status` with `reply`.
+    /// Returns the request's JSON body (Null when empty).
+    async fn expect(&mut self, method: &str, path: &str, status: u16, reply: Value) -> Value {
+        let (request, send) = tokio::time::timeout(std::time::Duration::from_secs(60), self.0.next_request())
+            .await
+            .expect("a request within 60 s")
+            .expect("the service is alive");
+        assert_eq!(request.method().as_str(), method, "method of {}", request.uri());
+        assert_eq!(request.uri().path(), path);
+        let body = request.into_body().collect_bytes().await.unwrap();
+        let body: Value = if body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&body).unwrap()
+        };
+        send.send_response(
+            Response::builder()
+                .status(status)
+                .body(Body::from(serde_json::to_vec(&reply).unwrap()))
+                .unwrap(),
+        );
+        body
+    }
+
+    async fn not_found(&mut self, path: &str) {
+        let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"});
+        self.expect("GET", path, 404, status).await;
+    }
+
+    async fn event(&mut self, ns: &str) -> Value {
+        let path = format!("/apis/events.k8s.io/v1/namespaces/{ns}/events");
+        let event = json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e", "namespace": ns}, "eventTime": "2026-01-01T00:00:00.000000Z"});
+        self.expect("POST", &path, 201, event).await
+    }
+}
+
+const NS: &str = "accounts";
+
+fn baseline_object(account: &str, finalized: bool) -> LoggingBaseline {
+    let mut b = common::baseline(account);
+    b.metadata.namespace = Some(NS.into());
+    b.metadata.uid = Some(format!("uid-{account}"));
+    b.metadata.generation = Some(1);
+    b.metadata.resource_version = Some("1".into());
+    if finalized {
+        b.metadata.finalizers = Some(vec![FINALIZER.into()]);
+    }
+    b
+}
+
+fn path(b: &LoggingBaseline) -> String {
+    format!(
+        "/apis/trailkeeper.io/v1alpha1/namespaces/{NS}/loggingbaselines/{}",
+        b.metadata.name.as_deref().unwrap()
+    )
+}
+
+fn deleting(mut b: LoggingBaseline) -> LoggingBaseline {
+    b.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        "2026-11-26T00:00:00Z".parse().unwrap(),
+    ));
+    b
+}
+
+#[tokio::test]
+async fn the_finalizer_is_added_on_first_sight_before_anything_else() {
+    let (ctx, mut api) = context().await;
+    let b = baseline_object(&common::new_account(), false);
+    let reply = serde_json::to_value(baseline_object(&common::new_account(), true)).unwrap();
+    let object_path = path(&b);
+    let server = tokio::spawn(async move {
+        let patch = api.expect("PATCH", &object_path, 200, reply).await;
+        let ops = patch.as_array().expect("a JSON patch");
+        assert!(
+            ops.iter()
+                .any(|op| op["op"] == "add" && op["value"] == json!([FINALIZER])),
+            "{patch}"
+        );
+        api
+    });
+    let action = reconcile(Arc::new(b), ctx.clone()).await.unwrap();
+    assert_eq!(action, Action::await_change());
+    server.await.unwrap();
+    assert_eq!(
+        ctx.aws.total_calls().reads + ctx.aws.total_calls().writes,
+        0,
+        "no AWS call before the finalizer"
+    );
+}
+
+#[tokio::test]
+async fn a_reconcile_converges_the_account_and_patches_status_once() {
+    let (ctx, mut api) = context().await;
+    let account = common::new_account();
+    let b = baseline_object(&account, true);
+    let status_path = format!("{}/status", path(&b));
+    let reply = serde_json::to_value(&b).unwrap();
+    let server = tokio::spawn(async move {
+        api.not_found(&format!(
+            "/apis/trailkeeper.io/v1alpha1/namespaces/{NS}/trailpolicies/default"
+        ))
+        .await;
+        api.not_found(&format!(
+            "/apis/trailkeeper.io/v1alpha1/namespaces/{NS}/retentionpolicies/default"
+        ))
+        .await;
+        let patch = api.expect("PATCH", &status_path, 200, reply).await;
+        let event = api.event(NS).await;
+        (patch, event)
+    });
+    let action = reconcile(Arc::new(b.clone()), ctx).await.unwrap();
+    assert_ne!(
+        action,
+        Action::await_change(),
+        "an account in line is resynced periodically"
+    );
+    let (patch, event) = server.await.unwrap();
+
+    assert_eq!(patch["apiVersion"], "trailkeeper.io/v1alpha1");
+    assert_eq!(patch["kind"], "LoggingBaseline");
+    let status = &patch["status"];
+    assert_eq!(status["observedGeneration"], 1);
+    let conditions = status["conditions"].as_array().unwrap();
+    let types: Vec<&str> = conditions.iter().map(|c| c["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        ["KeyReady", "StorageReady", "TrailReady", "RetentionApplied", "Ready"]
+    );
+    assert!(
+        conditions
+            .iter()
+            .all(|c| c["status"] == "True" && c["lastTransitionTime"].is_string()),
+        "{conditions:?}"
+    );
+    assert_eq!(
+        status["trailArn"],
+        format!("arn:aws:cloudtrail:us-east-1:{account}:trail/trailkeeper")
+    );
+    assert_eq!(status["bucketName"], desired::trail_bucket_name(&b.spec));
+    assert!(
+        status["kmsKeyArn"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("arn:aws:kms:us-east-1:{account}:key/"))
+    );
+    assert!(status["lastReconcile"]["writes"].as_u64().unwrap() > 0);
+    assert!(status["lastReconcile"]["reads"].as_u64().unwrap() > 0);
+    assert_eq!(status["appliedRetention"]["lockMode"], "Governance");
+    assert_eq!(event["reason"], "Provisioned");
+    assert_eq!(event["type"], "Normal");
+}
+
+#[tokio::test]
+async fn an_invalid_reference_sets_a_false_condition_and_makes_no_aws_call() {
+    let (ctx, mut api) = context().await;
+    let mut b = baseline_object(&common::new_account(), true);
+    b.spec.retention_policy_ref = Some(trailkeeper::api::PolicyRef {
+        name: "long-term".into(),
+    });
+    let status_path = format!("{}/status", path(&b));
+    let reply = serde_json::to_value(&b).unwrap();
+    let server = tokio::spawn(async move {
+        api.not_found(&format!(
+            "/apis/trailkeeper.io/v1alpha1/namespaces/{NS}/trailpolicies/default"
+        ))
+        .await;
+        api.not_found(&format!(
+            "/apis/trailkeeper.io/v1alpha1/namespaces/{NS}/retentionpolicies/long-term"
+        ))
+        .await;
+        let patch = api.expect("PATCH", &status_path, 200, reply).await;
+        let event = api.event(NS).await;
+        (patch, event)
+    });
+    let action = reconcile(Arc::new(b), ctx.clone()).await.unwrap();
+    assert_eq!(
+        action,
+        Action::await_change(),
+        "nothing to retry until the reference changes"
+    );
+    let (patch, event) = server.await.unwrap();
+    let ready = &patch["status"]["conditions"][0];
+    assert_eq!(ready["type"], "Ready");
+    assert_eq!(ready["status"], "False");
+    assert_eq!(ready["reason"], "InvalidReference");
+    assert!(
+        ready["message"]
+            .as_str()
+            .unwrap()
+            .contains("RetentionPolicy \"long-term\" does not exist")
+    );
+    assert_eq!(event["type"], "Warning");
+    assert_eq!(event["reason"], "InvalidReference");
+    let calls = ctx.aws.total_calls();
+    assert_eq!(calls.reads + calls.writes, 0);
+}
+
+#[tokio::test]
+async fn retain_cleanup_removes_the_finalizer_and_touches_no_aws_resource() {
+    let (ctx, mut api) = context().await;
+    let b = deleting(baseline_object(&common::new_account(), true));
+    assert_eq!(b.spec.deletion_policy, DeletionPolicy::Retain);
+    let object_path = path(&b);
+    let reply = serde_json::to_value(&b).unwrap();
+    let server = tokio::spawn(async move {
+        let event = api.event(NS).await;
+        let patch = api.expect("PATCH", &object_path, 200, reply).await;
+        (event, patch)
+    });
+    reconcile(Arc::new(b), ctx.clone()).await.unwrap();
+    let (event, patch) = server.await.unwrap();
+    assert_eq!(event["reason"], "Retained");
+    assert!(
+        patch.as_array().unwrap().iter().any(|op| op["op"] == "remove"),
+        "{patch}"
+    );
+    let calls = ctx.aws.total_calls();
+    assert_eq!(calls.reads + calls.writes, 0, "Retain makes no AWS call");
+}
+
+#[tokio::test]
+async fn delete_cleanup_keeps_a_bucket_that_holds_objects_and_the_key_of_its_logs() {
+    let account = common::new_account();
+    let mut b = baseline_object(&account, true);
+    b.spec.deletion_policy = DeletionPolicy::Delete;
+    // Converge the account, then put a log file in the trail bucket.
+    let (trail_policy, retention) = common::default_policies();
+    let specs = desired::AccountSpecs {
+        baseline: &b.spec,
+        trail_policy: &trail_policy,
+        retention: &retention,
+    };
+    let base = common::base_config().await;
+    let report = trailkeeper::reconcile::account::run_account(
+        &base,
+        &specs,
+        trailkeeper::reconcile::account::RunMode::Apply,
+        &Default::default(),
+    )
+    .await;
+    assert!(!report.failed(), "{:?}", report.components);
+    let aws = common::inspector(&account).await;
+    let bucket = desired::trail_bucket_name(&b.spec);
+    // moto applies a bucket policy's Deny (here: non-TLS) to every object call, ignoring its
+    // condition: remove the policy before writing the object (AWS would accept it over TLS).
+    aws.s3.delete_bucket_policy().bucket(&bucket).send().await.unwrap();
+    aws.s3
+        .put_object()
+        .bucket(&bucket)
+        .key(format!("AWS/CloudTrail/AWSLogs/{account}/log.json.gz"))
+        .body(ByteStream::from_static(b"{}"))
+        .send()
+        .await
+        .unwrap();
+
+    let (ctx, mut api) = context().await;
+    let b = deleting(b);
+    let object_path = path(&b);
+    let reply = serde_json::to_value(&b).unwrap();
+    let server = tokio::spawn(async move {
+        let deleted = api.event(NS).await;
+        let retained = api.event(NS).await;
+        api.expect("PATCH", &object_path, 200, reply).await;
+        (deleted, retained)
+    });
+    reconcile(Arc::new(b.clone()), ctx).await.unwrap();
+    let (deleted, retained) = server.await.unwrap();
+    assert_eq!(deleted["reason"], "Deleted");
+    let deleted = deleted["note"].as_str().unwrap();
+    assert!(deleted.contains("trail/trailkeeper: deleted"), "{deleted}");
+    assert_eq!(retained["reason"], "Retained");
+    assert_eq!(retained["type"], "Warning");
+    let retained = retained["note"].as_str().unwrap();
+    assert!(
+        retained.contains(&format!("s3://{bucket}: retained: it holds objects")),
+        "{retained}"
+    );
+    // moto delivers the server access log of that PutObject: the access-log bucket holds it.
+    let access_bucket = desired::access_log_bucket_name(&b.spec);
+    assert!(
+        retained.contains(&format!("s3://{access_bucket}: retained: it holds objects")),
+        "{retained}"
+    );
+    assert!(retained.contains("retained logs are encrypted with it"), "{retained}");
+
+    // Read back: the bucket and its log are there, the trail and the empty bucket are gone.
+    aws.s3
+        .head_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("the bucket with logs is kept");
+    let objects = aws.s3.list_objects_v2().bucket(&bucket).send().await.unwrap();
+    assert_eq!(objects.key_count(), Some(1));
+    aws.s3
+        .head_bucket()
+        .bucket(&access_bucket)
+        .send()
+        .await
+        .expect("the bucket with access logs is kept");
+    // moto's DeleteTrail by ARN does nothing (AWS deletes the trail): check the trail stopped logging.
+    let trail_arn = desired::trail_arn(&b.spec);
+    let trail_status = aws.cloudtrail.get_trail_status().name(&trail_arn).send().await.unwrap();
+    assert_eq!(trail_status.is_logging, Some(false));
+    let key = aws
+        .kms
+        .describe_key()
+        .key_id(desired::KEY_ALIAS)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap();
+    assert_eq!(key.key_state.unwrap().as_str(), "Enabled");
+}
+
+#[tokio::test]
+async fn delete_cleanup_of_an_account_never_applied_succeeds() {
+    let (ctx, mut api) = context().await;
+    let mut b = deleting(baseline_object(&common::new_account(), true));
+    b.spec.deletion_policy = DeletionPolicy::Delete;
+    let object_path = path(&b);
+    let reply = serde_json::to_value(&b).unwrap();
+    let server = tokio::spawn(async move { api.expect("PATCH", &object_path, 200, reply).await });
+    reconcile(Arc::new(b), ctx.clone()).await.unwrap();
+    let patch = server.await.unwrap();
+    assert!(patch.as_array().unwrap().iter().any(|op| op["op"] == "remove"));
+    assert_eq!(ctx.aws.total_calls().writes, 0);
+}
+
+#[tokio::test]
+async fn delete_cleanup_deletes_an_empty_trail_bucket_and_schedules_the_key_with_the_longest_window() {
+    let account = common::new_account();
+    let mut b = baseline_object(&account, true);
+    b.spec.deletion_policy = DeletionPolicy::Delete;
+    let (trail_policy, retention) = common::default_policies();
+    let specs = desired::AccountSpecs {
+        baseline: &b.spec,
+        trail_policy: &trail_policy,
+        retention: &retention,
+    };
+    let base = common::base_config().await;
+    let previous = Default::default();
+    let run = trailkeeper::reconcile::account::run_account(
+        &base,
+        &specs,
+        trailkeeper::reconcile::account::RunMode::Apply,
+        &previous,
+    );
+    assert!(!run.await.failed());
+
+    let (ctx, mut api) = context().await;
+    let b = deleting(b);
+    let object_path = path(&b);
+    let reply = serde_json::to_value(&b).unwrap();
+    let server = tokio::spawn(async move {
+        let deleted = api.event(NS).await;
+        let second = api.event(NS).await;
+        api.expect("PATCH", &object_path, 200, reply).await;
+        (deleted, second)
+    });
+    reconcile(Arc::new(b.clone()), ctx).await.unwrap();
+    let (deleted, retained) = server.await.unwrap();
+    let bucket = desired::trail_bucket_name(&b.spec);
+    let access_bucket = desired::access_log_bucket_name(&b.spec);
+    let note = deleted["note"].as_str().unwrap();
+    assert!(note.contains(&format!("s3://{bucket}: deleted")), "{note}");
+    assert!(note.contains("scheduled for deletion in 30 days"), "{note}");
+    // moto logs the bucket operations into the access-log bucket, which is therefore kept.
+    let note = retained["note"].as_str().unwrap();
+    assert!(note.contains(&format!("s3://{access_bucket}: retained")), "{note}");
+
+    let aws = common::inspector(&account).await;
+    let buckets: Vec<String> = aws
+        .s3
+        .list_buckets()
+        .send()
+        .await
+        .unwrap()
+        .buckets()
+        .iter()
+        .filter_map(|b| b.name.clone())
+        .collect();
+    assert_eq!(buckets, [access_bucket]);
+    let key = aws
+        .kms
+        .describe_key()
+        .key_id(desired::KEY_ALIAS)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap();
+    assert_eq!(key.key_state.unwrap().as_str(), "PendingDeletion");
+}
