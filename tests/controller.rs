@@ -423,3 +423,44 @@ async fn delete_cleanup_deletes_an_empty_trail_bucket_and_schedules_the_key_with
         .unwrap();
     assert_eq!(key.key_state.unwrap().as_str(), "PendingDeletion");
 }
+
+#[tokio::test]
+async fn a_policy_that_breaks_the_crd_rules_is_reported_and_never_reaches_aws() {
+    let (ctx, mut api) = context().await;
+    let b = baseline_object(&common::new_account(), true);
+    let status_path = format!("{}/status", path(&b));
+    let reply = serde_json::to_value(&b).unwrap();
+    // Admitted under an older CRD, or written around admission: a Compliance lock not acknowledged.
+    let policy = json!({"apiVersion": "trailkeeper.io/v1alpha1", "kind": "RetentionPolicy",
+        "metadata": {"name": "default", "namespace": NS},
+        "spec": {"trailLogs": {"objectLock": {"mode": "Compliance", "defaultRetentionDays": 3650}}}});
+    let server = tokio::spawn(async move {
+        api.not_found(&format!(
+            "/apis/trailkeeper.io/v1alpha1/namespaces/{NS}/trailpolicies/default"
+        ))
+        .await;
+        api.expect(
+            "GET",
+            &format!("/apis/trailkeeper.io/v1alpha1/namespaces/{NS}/retentionpolicies/default"),
+            200,
+            policy,
+        )
+        .await;
+        let patch = api.expect("PATCH", &status_path, 200, reply).await;
+        api.event(NS).await;
+        patch
+    });
+    assert_eq!(
+        reconcile(Arc::new(b), ctx.clone()).await.unwrap(),
+        Action::await_change()
+    );
+    let patch = server.await.unwrap();
+    let ready = &patch["status"]["conditions"][0];
+    assert_eq!(ready["reason"], "InvalidSpec");
+    assert!(
+        ready["message"].as_str().unwrap().contains("acknowledgeIrreversible"),
+        "{ready}"
+    );
+    let calls = ctx.aws.total_calls();
+    assert_eq!(calls.reads + calls.writes, 0);
+}

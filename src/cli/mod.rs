@@ -53,6 +53,18 @@ pub enum Command {
         #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Text)]
         output: Format,
     },
+    /// Offline: what a manifest change does to the retention in force, per account. Exit 1 when
+    /// the change would be rejected (shortening without a new approval, or invalid manifests).
+    Diff {
+        /// The manifests before the change (a file or directory).
+        #[arg(long)]
+        base: Vec<PathBuf>,
+        /// The manifests after the change.
+        #[arg(long)]
+        head: Vec<PathBuf>,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Text)]
+        output: Format,
+    },
     /// Run the controller (in a cluster, or anywhere with a kubeconfig).
     Run(RunArgs),
     /// Reconcile every LoggingBaseline of the manifests once against AWS, without a cluster.
@@ -109,6 +121,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Crds { dir } => crds(dir),
         Command::Validate { files } => validate(&files),
         Command::Run(args) => run_controller(args).await,
+        Command::Diff { base, head, output } => diff(&base, &head, output),
         Command::Plan { files, output } => reconcile(&files, RunMode::Plan, output).await,
         Command::Apply { files, output } => reconcile(&files, RunMode::Apply, output).await,
     }
@@ -183,6 +196,34 @@ fn validate(files: &[PathBuf]) -> ExitCode {
         }
         Err(code) => ExitCode::from(code),
     }
+}
+
+fn resolved(files: &[PathBuf], side: &str) -> Result<Vec<ResolvedBaseline>, u8> {
+    let set = load_valid(files).map_err(|code| {
+        eprintln!("the {side} manifests are not valid");
+        code
+    })?;
+    set.resolve_all().map_err(|errors| {
+        errors.iter().for_each(|e| eprintln!("{e}"));
+        exit::INVALID
+    })
+}
+
+fn diff(base: &[PathBuf], head: &[PathBuf], format: Format) -> ExitCode {
+    if base.is_empty() || head.is_empty() {
+        eprintln!("error: diff needs --base and --head");
+        return ExitCode::from(exit::UNREADABLE);
+    }
+    let (base, head) = match (resolved(base, "base"), resolved(head, "head")) {
+        (Ok(b), Ok(h)) => (b, h),
+        (Err(code), _) | (_, Err(code)) => return ExitCode::from(code),
+    };
+    let changes = crate::reconcile::retention::diff(&base, &head);
+    print!("{}", output::render_diff(&changes, format));
+    let rejected = changes
+        .iter()
+        .any(|c| c.verdict == crate::reconcile::retention::Verdict::Rejected);
+    ExitCode::from(if rejected { exit::INVALID } else { exit::OK })
 }
 
 async fn reconcile(files: &[PathBuf], mode: RunMode, format: Format) -> ExitCode {

@@ -6,6 +6,7 @@ use serde_json::json;
 
 use super::Format;
 use crate::reconcile::account::{AccountReport, ComponentState, RunMode};
+use crate::reconcile::retention::{Change, Verdict};
 
 pub fn render(reports: &[(String, AccountReport)], mode: RunMode, format: Format) -> String {
     match format {
@@ -180,6 +181,80 @@ fn markdown(reports: &[(String, AccountReport)], mode: RunMode) -> String {
             for c in &r.pending {
                 let _ = writeln!(out, "- {}: {}", cell(&c.resource), cell(&c.action));
             }
+        }
+    }
+    out
+}
+
+fn verdict(c: &Change) -> String {
+    match (c.verdict, &c.approval) {
+        (Verdict::Rejected, _) => "**REJECTED**: approval required".into(),
+        (Verdict::Approved, Some(a)) => format!("approved ({a})"),
+        (Verdict::Approved, None) => "approved".into(),
+        (Verdict::Accepted, _) => "accepted".into(),
+        (Verdict::Unchanged, _) => "unchanged".into(),
+    }
+}
+
+/// The retention changes of a pull request, as text lines per account, JSON or a Markdown table.
+pub fn render_diff(changes: &[Change], format: Format) -> String {
+    let mut out = String::new();
+    let count = |v: Verdict| changes.iter().filter(|c| c.verdict == v).count();
+    let summary = format!(
+        "{} rejected, {} approved, {} accepted",
+        count(Verdict::Rejected),
+        count(Verdict::Approved),
+        count(Verdict::Accepted)
+    );
+    match format {
+        Format::Json => {
+            let items: Vec<serde_json::Value> = changes
+                .iter()
+                .map(|c| {
+                    json!({"baseline": c.baseline, "accountId": c.account_id, "setting": c.setting, "before": c.before,
+                        "after": c.after, "verdict": format!("{:?}", c.verdict), "approval": c.approval})
+                })
+                .collect();
+            out = serde_json::to_string_pretty(&json!({"changes": items})).unwrap_or_default() + "\n";
+        }
+        Format::Text => {
+            let mut current = None;
+            for c in changes {
+                if current != Some(&c.baseline) {
+                    let _ = writeln!(out, "{} ({})", c.baseline, c.account_id);
+                    current = Some(&c.baseline);
+                }
+                let _ = writeln!(out, "  {}", c.sentence());
+            }
+            if changes.is_empty() {
+                let _ = writeln!(out, "no retention change");
+            } else {
+                let _ = writeln!(out, "{summary}");
+            }
+        }
+        Format::Markdown => {
+            let _ = writeln!(out, "### trailkeeper diff: retention\n");
+            if changes.is_empty() {
+                let _ = writeln!(out, "No retention change.");
+                return out;
+            }
+            let _ = writeln!(
+                out,
+                "| Baseline | Account | Setting | Before | After | Verdict |\n|---|---|---|---|---|---|"
+            );
+            for c in changes {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} | {} | {} |",
+                    cell(&c.baseline),
+                    c.account_id,
+                    cell(&c.setting),
+                    cell(&c.before),
+                    cell(&c.after),
+                    verdict(c)
+                );
+            }
+            let _ = writeln!(out, "\n{summary}");
         }
     }
     out

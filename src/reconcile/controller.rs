@@ -270,25 +270,56 @@ where
     }
 }
 
-/// The policies of a baseline, or the reason they cannot be resolved.
+/// Why a baseline cannot be reconciled: (reason, message).
+type Unusable = (&'static str, String);
+
+fn cel_problems(kind: &str, name: &str, result: Result<(), kube::core::cel::ValidationErrors>) -> Result<(), Unusable> {
+    result.map_err(|errors| {
+        let problems: Vec<String> = errors
+            .into_vec()
+            .into_iter()
+            .map(|e| format!("{}: {}", e.field_path, e.message))
+            .collect();
+        (
+            status::reasons::INVALID_SPEC,
+            format!("{kind} {name} is invalid: {}", problems.join("; ")),
+        )
+    })
+}
+
+/// The policies of a baseline, checked against the CRDs' rules (objects admitted under an older
+/// CRD must not reach AWS either), or why they cannot be used.
 async fn policies(
     ctx: &Context,
     baseline: &LoggingBaseline,
-) -> Result<Result<(TrailPolicySpec, RetentionPolicySpec, String), String>, Error> {
+) -> Result<Result<(TrailPolicySpec, RetentionPolicySpec, String), Unusable>, Error> {
     let ns = baseline.namespace().unwrap_or_default();
     let trail = resolve::<TrailPolicy>(&ctx.client, &ns, baseline.spec.trail.policy_ref.as_ref()).await?;
     let retention = resolve::<RetentionPolicy>(&ctx.client, &ns, baseline.spec.retention_policy_ref.as_ref()).await?;
-    Ok(match (trail, retention) {
-        (Err(e), _) | (_, Err(e)) => Err(e),
-        (Ok(t), Ok(r)) => {
-            let name = r.as_ref().map_or_else(|| "built-in".to_string(), |p| p.name_any());
-            Ok((
-                t.map(|p| p.spec).unwrap_or_default(),
-                r.map(|p| p.spec).unwrap_or_default(),
-                name,
-            ))
-        }
-    })
+    let (trail, retention) = match (trail, retention) {
+        (Err(e), _) | (_, Err(e)) => return Ok(Err((status::reasons::INVALID_REFERENCE, e))),
+        (Ok(t), Ok(r)) => (t, r),
+    };
+    let checks = cel_problems("LoggingBaseline", &baseline.name_any(), baseline.validate_cel())
+        .and_then(|_| match &trail {
+            Some(p) => cel_problems("TrailPolicy", &p.name_any(), p.validate_cel()),
+            None => Ok(()),
+        })
+        .and_then(|_| match &retention {
+            Some(p) => cel_problems("RetentionPolicy", &p.name_any(), p.validate_cel()),
+            None => Ok(()),
+        });
+    if let Err(unusable) = checks {
+        return Ok(Err(unusable));
+    }
+    let name = retention
+        .as_ref()
+        .map_or_else(|| "built-in".to_string(), |p| p.name_any());
+    Ok(Ok((
+        trail.map(|p| p.spec).unwrap_or_default(),
+        retention.map(|p| p.spec).unwrap_or_default(),
+        name,
+    )))
 }
 
 async fn patch_status(ctx: &Context, baseline: &LoggingBaseline, status: &LoggingBaselineStatus) -> Result<(), Error> {
@@ -347,26 +378,12 @@ async fn apply(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Acti
     let previous = baseline.status.as_ref();
     let (trail_policy, retention, policy_name) = match policies(&ctx, &baseline).await? {
         Ok(p) => p,
-        Err(message) => {
-            // Nothing reaches AWS until the reference resolves; a policy's creation re-triggers.
-            let status = status::invalid(
-                previous,
-                generation,
-                &now(),
-                status::reasons::INVALID_REFERENCE,
-                &message,
-            );
+        Err((reason, message)) => {
+            // Nothing reaches AWS until the specs are usable; a change of any of them re-triggers.
+            let status = status::invalid(previous, generation, &now(), reason, &message);
             patch_status(&ctx, &baseline, &status).await?;
             if previous.and_then(ready_of) != ready_of(&status) {
-                publish(
-                    &ctx,
-                    &baseline,
-                    EventType::Warning,
-                    status::reasons::INVALID_REFERENCE,
-                    "Resolve",
-                    message,
-                )
-                .await;
+                publish(&ctx, &baseline, EventType::Warning, reason, "Resolve", message).await;
             }
             crate::metrics::set_baseline_ready(&key, Some(false));
             return Ok(Action::await_change());

@@ -2,4 +2,5 @@ pub mod account;
 pub mod cleanup;
 pub mod controller;
 pub mod diff;
+pub mod retention;
 pub mod status;

@@ -24,6 +24,7 @@ pub mod reasons {
     pub const APPROVAL_REQUIRED: &str = "ApprovalRequired";
     pub const WAITING: &str = "WaitingForDependency";
     pub const INVALID_REFERENCE: &str = "InvalidReference";
+    pub const INVALID_SPEC: &str = "InvalidSpec";
     pub const RECONCILED: &str = "Reconciled";
     pub const COMPONENTS_NOT_READY: &str = "ComponentsNotReady";
 }

@@ -1,0 +1,112 @@
+//! `trailkeeper diff`: what a retention change in a pull request does, per account, offline.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/retention")
+}
+
+fn diff(base: &Path, head: &Path, format: &str) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_trailkeeper"))
+        .args([
+            "diff",
+            "--base",
+            base.to_str().unwrap(),
+            "--head",
+            head.to_str().unwrap(),
+            "-o",
+            format,
+        ])
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[test]
+fn an_approved_retention_change_prints_what_it_does_per_account() {
+    let (code, stdout, stderr) = diff(&fixtures().join("base"), &fixtures().join("head"), "text");
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let expected = "\
+accounts/payments-prod (111122223333)
+  trail logs: kept forever -> expire after 2555 days (approval CHG-1234)
+  instance logs: kept forever -> 731 days (approval CHG-1234)
+  flow logs: 365 days -> 90 days (approval CHG-1234)
+accounts/org-management (444455556666)
+  instance logs: kept forever -> 731 days (approval CHG-1234)
+  flow logs: 365 days -> 90 days (approval CHG-1234)
+0 rejected, 5 approved, 0 accepted
+";
+    assert_eq!(stdout, expected);
+}
+
+#[test]
+fn the_same_change_without_approval_is_rejected_with_exit_1() {
+    let head = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(fixtures().join("head")).unwrap() {
+        let entry = entry.unwrap();
+        let text = std::fs::read_to_string(entry.path()).unwrap();
+        let without = text.split("  approval:").next().unwrap().to_string();
+        std::fs::write(head.path().join(entry.file_name()), without).unwrap();
+    }
+    let (code, stdout, _) = diff(&fixtures().join("base"), head.path(), "text");
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains("  flow logs: 365 days -> 90 days: REJECTED, approval required\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("  trail logs: kept forever -> expire after 2555 days: REJECTED, approval required\n"));
+    assert!(stdout.ends_with("5 rejected, 0 approved, 0 accepted\n"), "{stdout}");
+}
+
+#[test]
+fn the_markdown_renders_as_a_table_for_a_pull_request_comment() {
+    let (code, stdout, _) = diff(&fixtures().join("base"), &fixtures().join("head"), "markdown");
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "### trailkeeper diff: retention");
+    assert_eq!(lines[2], "| Baseline | Account | Setting | Before | After | Verdict |");
+    assert_eq!(lines[3], "|---|---|---|---|---|---|");
+    assert_eq!(
+        lines[4],
+        "| accounts/payments-prod | 111122223333 | trail logs | kept forever | expire after 2555 days | approved (CHG-1234) |"
+    );
+    let rows = lines.iter().filter(|l| l.starts_with("| accounts/")).count();
+    assert_eq!(rows, 5);
+    assert!(
+        lines.iter().all(|l| !l.starts_with('|') || l.matches('|').count() == 7),
+        "every row has six cells"
+    );
+}
+
+#[test]
+fn no_change_says_so() {
+    let (code, stdout, _) = diff(&fixtures().join("base"), &fixtures().join("base"), "text");
+    assert_eq!(code, 0);
+    assert_eq!(stdout, "no retention change\n");
+}
+
+#[test]
+fn a_manifest_with_retention_values_cloudwatch_does_not_allow_never_gets_through() {
+    let head = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(fixtures().join("head")).unwrap() {
+        let entry = entry.unwrap();
+        let text = std::fs::read_to_string(entry.path())
+            .unwrap()
+            .replace("retentionDays: 90", "retentionDays: 100");
+        std::fs::write(head.path().join(entry.file_name()), text).unwrap();
+    }
+    let (code, _, stderr) = diff(&fixtures().join("base"), head.path(), "text");
+    assert_eq!(code, 1);
+    assert!(stderr.contains("CloudWatch Logs"), "{stderr}");
+    let out = Command::new(env!("CARGO_BIN_EXE_trailkeeper"))
+        .args(["validate", "-f", head.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("flowLogs.retentionDays"));
+}
