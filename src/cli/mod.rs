@@ -199,10 +199,7 @@ fn validate(files: &[PathBuf]) -> ExitCode {
 }
 
 fn resolved(files: &[PathBuf], side: &str) -> Result<Vec<ResolvedBaseline>, u8> {
-    let set = load_valid(files).map_err(|code| {
-        eprintln!("the {side} manifests are not valid");
-        code
-    })?;
+    let set = load_valid(files).inspect_err(|_| eprintln!("the {side} manifests are not valid"))?;
     set.resolve_all().map_err(|errors| {
         errors.iter().for_each(|e| eprintln!("{e}"));
         exit::INVALID
