@@ -17,6 +17,17 @@ use trailkeeper::reconcile::controller::{Context, FINALIZER, Settings, reconcile
 
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
+/// Appends a request to the file named by TRAILKEEPER_K8S_CALL_LOG (set by scripts/test.sh):
+/// tests/chart.rs checks the chart's RBAC rules against every request the suite saw.
+fn record_k8s_request(method: &str, uri: &str) {
+    use std::io::Write;
+    if let Ok(path) = std::env::var("TRAILKEEPER_K8S_CALL_LOG")
+        && let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(path)
+    {
+        let _ = file.write_all(format!("{method} {uri}\n").as_bytes());
+    }
+}
+
 async fn context() -> (Arc<Context>, ApiServerVerifier) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "default");
@@ -37,6 +48,7 @@ impl ApiServerVerifier {
             .expect("the service is alive");
         assert_eq!(request.method().as_str(), method, "method of {}", request.uri());
         assert_eq!(request.uri().path(), path);
+        record_k8s_request(request.method().as_str(), &request.uri().to_string());
         let body = request.into_body().collect_bytes().await.unwrap();
         let body: Value = if body.is_empty() {
             Value::Null
@@ -463,4 +475,92 @@ async fn a_policy_that_breaks_the_crd_rules_is_reported_and_never_reaches_aws() 
     );
     let calls = ctx.aws.total_calls();
     assert_eq!(calls.reads + calls.writes, 0);
+}
+
+#[tokio::test]
+async fn the_controller_lists_and_watches_the_three_kinds_and_stops_on_shutdown() {
+    let (ctx, mut api) = context().await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(trailkeeper::reconcile::controller::run(ctx, async move {
+        let _ = stopped.await;
+    }));
+    let mut seen = std::collections::BTreeSet::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while seen.len() < 6 {
+        let next = tokio::time::timeout_at(deadline, api.0.next_request()).await;
+        let (request, send) = next.expect("list and watch of the three kinds within 60 s").unwrap();
+        let uri = request.uri().to_string();
+        record_k8s_request(request.method().as_str(), &uri);
+        let kind = ["loggingbaselines", "trailpolicies", "retentionpolicies"]
+            .into_iter()
+            .find(|k| request.uri().path().ends_with(k))
+            .unwrap_or_else(|| panic!("unexpected request {uri}"));
+        let watch = uri.contains("watch=true");
+        seen.insert((kind, watch));
+        let body = if watch {
+            Vec::new()
+        } else {
+            serde_json::to_vec(
+                &json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": "1"}, "items": []}),
+            )
+            .unwrap()
+        };
+        send.send_response(Response::builder().status(200).body(Body::from(body)).unwrap());
+    }
+    let _ = stop.send(());
+    drop(api);
+    tokio::time::timeout(std::time::Duration::from_secs(30), run)
+        .await
+        .expect("stops on shutdown")
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_lease_is_created_renewed_with_its_version_and_lost_on_conflict() {
+    use trailkeeper::leader::{Elector, KubeLease, Timing};
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(service, "default");
+    let mut api = ApiServerVerifier(handle);
+    let path = "/apis/coordination.k8s.io/v1/namespaces/trailkeeper/leases/trailkeeper";
+    let lease = |rv: &str, holder: &str| {
+        json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": "trailkeeper", "namespace": "trailkeeper", "resourceVersion": rv},
+            "spec": {"holderIdentity": holder, "leaseDurationSeconds": 15, "renewTime": "2026-11-26T00:00:00.000000Z", "leaseTransitions": 0}})
+    };
+    let server = tokio::spawn(async move {
+        api.not_found(path).await;
+        let created = api
+            .expect(
+                "POST",
+                "/apis/coordination.k8s.io/v1/namespaces/trailkeeper/leases",
+                201,
+                lease("1", "a"),
+            )
+            .await;
+        api.expect("GET", path, 200, lease("1", "a")).await;
+        let renewed = api.expect("PUT", path, 200, lease("2", "a")).await;
+        api.expect("GET", path, 200, lease("2", "a")).await;
+        let conflict = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Conflict", "code": 409, "message": "the object has been modified"});
+        api.expect("PUT", path, 409, conflict).await;
+        (created, renewed)
+    });
+    let mut elector = Elector::new(
+        KubeLease::new(client, "trailkeeper", "trailkeeper"),
+        "a",
+        Timing::default(),
+    );
+    let now = trailkeeper::leader::now_ms();
+    assert!(elector.round(now).await.unwrap());
+    assert!(elector.round(now + 2000).await.unwrap());
+    assert!(
+        !elector.round(now + 4000).await.unwrap(),
+        "a conflict means another replica wrote the lease"
+    );
+    assert!(!elector.is_leader(now + 4000));
+    let (created, renewed) = server.await.unwrap();
+    assert_eq!(created["spec"]["holderIdentity"], "a");
+    assert_eq!(
+        renewed["metadata"]["resourceVersion"], "1",
+        "a renewal carries the version it read"
+    );
 }
