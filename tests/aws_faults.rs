@@ -11,7 +11,7 @@ use aws_credential_types::Credentials;
 use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http_client, mock};
 use aws_smithy_types::error::ErrorMetadata;
 use aws_types::region::Region;
-use trailkeeper::aws::{AccountClients, CallRecorder, ErrorKind, MAX_ATTEMPTS, cloudtrail, kms, s3};
+use trailkeeper::aws::{AccountClients, CallRecorder, ErrorKind, MAX_ATTEMPTS, Services, cloudtrail, kms, s3};
 use trailkeeper::desired::AccountSpecs;
 use trailkeeper::reconcile::account::{Component, ComponentState, PreviousApproval, RunMode, run_account_with};
 
@@ -48,14 +48,18 @@ fn clients(rules: &[&Rule], calls: &CallRecorder) -> AccountClients {
             )
         };
     }
-    AccountClients::from_parts(
-        "us-east-1",
-        client!(aws_sdk_sts),
-        client!(aws_sdk_kms),
-        client!(aws_sdk_s3),
-        client!(aws_sdk_cloudtrail),
-        calls.clone(),
-    )
+    let services = Services {
+        sts: client!(aws_sdk_sts),
+        kms: client!(aws_sdk_kms),
+        s3: client!(aws_sdk_s3),
+        cloudtrail: client!(aws_sdk_cloudtrail),
+        ec2: client!(aws_sdk_ec2),
+        logs: client!(aws_sdk_cloudwatchlogs),
+        iam: client!(aws_sdk_iam),
+        ssm: client!(aws_sdk_ssm),
+        config: client!(aws_sdk_config),
+    };
+    AccountClients::from_parts("us-east-1", services, calls.clone())
 }
 
 #[tokio::test]

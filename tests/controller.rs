@@ -166,7 +166,14 @@ async fn a_reconcile_converges_the_account_and_patches_status_once() {
     let types: Vec<&str> = conditions.iter().map(|c| c["type"].as_str().unwrap()).collect();
     assert_eq!(
         types,
-        ["KeyReady", "StorageReady", "TrailReady", "RetentionApplied", "Ready"]
+        [
+            "KeyReady",
+            "StorageReady",
+            "TrailReady",
+            "RetentionApplied",
+            "FlowLogsReady",
+            "Ready"
+        ]
     );
     assert!(
         conditions

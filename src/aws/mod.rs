@@ -3,9 +3,14 @@
 
 pub mod calls;
 pub mod cloudtrail;
+pub mod config;
+pub mod ec2;
 pub mod error;
+pub mod iam;
 pub mod kms;
+pub mod logs;
 pub mod s3;
+pub mod ssm;
 pub mod sts;
 
 use std::time::{Duration, Instant};
@@ -45,8 +50,16 @@ pub struct AccountClients {
     pub kms: aws_sdk_kms::Client,
     pub s3: aws_sdk_s3::Client,
     pub cloudtrail: aws_sdk_cloudtrail::Client,
+    pub ec2: aws_sdk_ec2::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub iam: aws_sdk_iam::Client,
+    pub ssm: aws_sdk_ssm::Client,
+    pub config: aws_sdk_config::Client,
     pub calls: CallRecorder,
     cloudtrail_writes: std::sync::Arc<Pacer>,
+    /// What `for_region` needs to build the clients of another region (None for clients built by
+    /// `from_parts`, which serve every region).
+    origin: Option<(SdkConfig, Option<Credentials>)>,
 }
 
 impl AccountClients {
@@ -72,53 +85,89 @@ impl AccountClients {
         };
         // Emulators and S3-compatible endpoints do not resolve virtual-hosted bucket names.
         let path_style = config.endpoint_url().is_some();
-        Self {
-            region: region.to_string(),
-            sts: aws_sdk_sts::Client::from_conf(
-                aws_sdk_sts::config::Builder::from(&config)
-                    .interceptor(calls.clone())
-                    .build(),
-            ),
-            kms: aws_sdk_kms::Client::from_conf(
-                aws_sdk_kms::config::Builder::from(&config)
-                    .interceptor(calls.clone())
-                    .build(),
-            ),
+        macro_rules! client {
+            ($sdk:ident) => {
+                $sdk::Client::from_conf(
+                    $sdk::config::Builder::from(&config)
+                        .interceptor(calls.clone())
+                        .build(),
+                )
+            };
+        }
+        let services = Services {
+            sts: client!(aws_sdk_sts),
+            kms: client!(aws_sdk_kms),
             s3: aws_sdk_s3::Client::from_conf(
                 aws_sdk_s3::config::Builder::from(&config)
                     .force_path_style(path_style)
                     .interceptor(calls.clone())
                     .build(),
             ),
-            cloudtrail: aws_sdk_cloudtrail::Client::from_conf(
-                aws_sdk_cloudtrail::config::Builder::from(&config)
-                    .interceptor(calls.clone())
-                    .build(),
-            ),
-            calls,
-            cloudtrail_writes: std::sync::Arc::new(Pacer::new(CLOUDTRAIL_WRITE_INTERVAL)),
+            cloudtrail: client!(aws_sdk_cloudtrail),
+            ec2: client!(aws_sdk_ec2),
+            logs: client!(aws_sdk_cloudwatchlogs),
+            iam: client!(aws_sdk_iam),
+            ssm: client!(aws_sdk_ssm),
+            config: client!(aws_sdk_config),
+        };
+        let mut clients = Self::from_parts(region, services, calls);
+        clients.origin = Some((base.clone(), credentials.cloned()));
+        clients
+    }
+
+    /// The same account's clients in another region, sharing the call recorder.
+    pub fn for_region(&self, region: &str) -> AccountClients {
+        match &self.origin {
+            Some((base, credentials)) => AccountClients::new(base, region, credentials.as_ref(), self.calls.clone()),
+            None => AccountClients {
+                region: region.to_string(),
+                ..self.clone()
+            },
         }
     }
 }
 
+/// One client per service, for `AccountClients::from_parts`.
+pub struct Services {
+    pub sts: aws_sdk_sts::Client,
+    pub kms: aws_sdk_kms::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub cloudtrail: aws_sdk_cloudtrail::Client,
+    pub ec2: aws_sdk_ec2::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub iam: aws_sdk_iam::Client,
+    pub ssm: aws_sdk_ssm::Client,
+    pub config: aws_sdk_config::Client,
+}
+
 impl AccountClients {
-    /// Clients built elsewhere (tests with mocked services, or a cache of clients).
-    pub fn from_parts(
-        region: &str,
-        sts: aws_sdk_sts::Client,
-        kms: aws_sdk_kms::Client,
-        s3: aws_sdk_s3::Client,
-        cloudtrail: aws_sdk_cloudtrail::Client,
-        calls: CallRecorder,
-    ) -> Self {
+    /// Clients built elsewhere (tests with mocked services).
+    pub fn from_parts(region: &str, services: Services, calls: CallRecorder) -> Self {
+        let Services {
+            sts,
+            kms,
+            s3,
+            cloudtrail,
+            ec2,
+            logs,
+            iam,
+            ssm,
+            config,
+        } = services;
         Self {
             region: region.to_string(),
             sts,
             kms,
             s3,
             cloudtrail,
+            ec2,
+            logs,
+            iam,
+            ssm,
+            config,
             calls,
             cloudtrail_writes: std::sync::Arc::new(Pacer::new(CLOUDTRAIL_WRITE_INTERVAL)),
+            origin: None,
         }
     }
 }

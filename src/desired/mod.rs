@@ -659,3 +659,4 @@ mod tests {
         assert!(expected.bucket.is_none() && manage.is_empty());
     }
 }
+pub mod regional;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use aws_types::SdkConfig;
 
 use super::diff::{self, Action, Delta};
+use super::regional;
 use crate::api::{Drift, Mode};
 use crate::aws::cloudtrail::{self, ObservedTrail};
 use crate::aws::kms::{self, ObservedKey};
@@ -31,14 +32,20 @@ pub enum Component {
     Storage,
     Trail,
     Retention,
+    FlowLogs,
+    InstanceLogs,
+    ConfigRules,
 }
 
 impl Component {
-    pub const ALL: [Component; 4] = [
+    pub const ALL: [Component; 7] = [
         Component::Key,
         Component::Storage,
         Component::Trail,
         Component::Retention,
+        Component::FlowLogs,
+        Component::InstanceLogs,
+        Component::ConfigRules,
     ];
 }
 
@@ -116,6 +123,8 @@ pub struct AccountReport {
     /// Writes made.
     pub applied: Vec<Change>,
     pub components: BTreeMap<Component, ComponentState>,
+    /// Per component, one line per region (`us-east-1: 3/3 VPCs covered, ...`).
+    pub details: BTreeMap<Component, Vec<String>>,
     pub error: Option<EngineError>,
     pub key_arn: Option<String>,
     pub trail_arn: Option<String>,
@@ -156,6 +165,8 @@ struct Run<'a> {
     desired: DesiredAccount,
     specs: &'a AccountSpecs<'a>,
     write: bool,
+    /// The RetentionPolicy carries an approval that is new: retention may be shortened.
+    approved: bool,
     report: AccountReport,
 }
 
@@ -198,6 +209,7 @@ pub async fn run_account_with(
         pending: Vec::new(),
         applied: Vec::new(),
         components: BTreeMap::new(),
+        details: BTreeMap::new(),
         error: None,
         key_arn: None,
         trail_arn: None,
@@ -207,7 +219,13 @@ pub async fn run_account_with(
         duration: Duration::ZERO,
     };
     let write = mode == RunMode::Apply && spec.mode == Mode::Enforce;
+    let approved = specs
+        .retention
+        .approval
+        .as_ref()
+        .is_some_and(|a| previous.reference.as_deref() != Some(&a.reference));
     let mut run = Run {
+        approved,
         clients,
         desired,
         specs,
@@ -276,6 +294,7 @@ impl Run<'_> {
             }
         };
         self.reconcile_trail(trail, key_arn.as_deref(), storage_ok).await;
+        self.reconcile_regions().await;
     }
 
     /// Returns the key ARN when the key exists (or was just created).
@@ -525,15 +544,70 @@ impl Run<'_> {
 
     /// A component made of several resources keeps its worst state.
     fn merge_state(&mut self, component: Component, state: ComponentState) {
-        let previous = self.report.components.remove(&component);
-        let merged = match (previous, state) {
-            (Some(p @ ComponentState::Failed(_)), _) => p,
-            (_, s @ ComponentState::Failed(_)) => s,
-            (Some(ComponentState::Drifted), _) | (_, ComponentState::Drifted) => ComponentState::Drifted,
-            (Some(ComponentState::Repaired), _) | (_, ComponentState::Repaired) => ComponentState::Repaired,
-            (_, s) => s,
+        let merged = match self.report.components.remove(&component) {
+            Some(previous) if previous.severity() >= state.severity() => previous,
+            _ => state,
         };
         self.report.components.insert(component, merged);
+    }
+
+    /// The regional parts, in every region concurrently (the flow log role, global, first).
+    async fn reconcile_regions(&mut self) {
+        let specs = self.specs;
+        let regions = crate::desired::regional::regions(specs);
+        let needs_role = matches!(
+            crate::desired::regional::flow_logs(specs).map(|f| f.target),
+            Some(crate::desired::regional::FlowLogTarget::CloudWatchLogs { .. })
+        );
+        let mut outcomes = Vec::new();
+        let mut role_ok = true;
+        if needs_role {
+            let mut outcome = regional::RegionOutcome {
+                region: "global".into(),
+                ..Default::default()
+            };
+            if let Err(e) = regional::reconcile_flow_log_role(&self.clients, specs, self.write, &mut outcome).await {
+                role_ok = false;
+                outcome.parts.push((
+                    Component::FlowLogs,
+                    ComponentState::Failed(e.clone()),
+                    format!("IAM: {e}"),
+                ));
+            }
+            outcomes.push(outcome);
+        }
+        let approved = self.approved;
+        let write = self.write && role_ok;
+        let runs = regions.iter().map(|region| {
+            let clients = self.clients.for_region(region);
+            async move { Box::pin(regional::reconcile_region(&clients, specs, write, approved)).await }
+        });
+        outcomes.extend(futures::future::join_all(runs).await);
+        for outcome in outcomes {
+            self.report.drift.extend(outcome.drift);
+            self.report.pending.extend(outcome.pending);
+            self.report.applied.extend(outcome.applied);
+            for (component, state, detail) in outcome.parts {
+                self.merge_state(component, state);
+                self.report.details.entry(component).or_default().push(detail);
+            }
+        }
+    }
+}
+
+impl ComponentState {
+    /// How bad a state is: a component made of several resources or regions keeps its worst.
+    pub fn severity(&self) -> u8 {
+        match self {
+            ComponentState::NotManaged => 0,
+            ComponentState::InSync => 1,
+            ComponentState::Repaired => 2,
+            ComponentState::Drifted => 3,
+            ComponentState::Waiting(_) => 4,
+            ComponentState::NotCompliant => 5,
+            ComponentState::ApprovalRequired(_) => 6,
+            ComponentState::Failed(_) => 7,
+        }
     }
 }
 

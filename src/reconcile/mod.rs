@@ -2,5 +2,6 @@ pub mod account;
 pub mod cleanup;
 pub mod controller;
 pub mod diff;
+pub mod regional;
 pub mod retention;
 pub mod status;

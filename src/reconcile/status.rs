@@ -12,6 +12,9 @@ pub mod types {
     pub const STORAGE_READY: &str = "StorageReady";
     pub const TRAIL_READY: &str = "TrailReady";
     pub const RETENTION_APPLIED: &str = "RetentionApplied";
+    pub const FLOW_LOGS_READY: &str = "FlowLogsReady";
+    pub const INSTANCE_LOGS_READY: &str = "InstanceLogsReady";
+    pub const CONFIG_RULES_READY: &str = "ConfigRulesReady";
 }
 
 /// Condition reasons.
@@ -46,10 +49,24 @@ fn component_type(c: Component) -> &'static str {
         Component::Storage => types::STORAGE_READY,
         Component::Trail => types::TRAIL_READY,
         Component::Retention => types::RETENTION_APPLIED,
+        Component::FlowLogs => types::FLOW_LOGS_READY,
+        Component::InstanceLogs => types::INSTANCE_LOGS_READY,
+        Component::ConfigRules => types::CONFIG_RULES_READY,
     }
 }
 
 fn component_condition(c: Component, state: &ComponentState, report: &AccountReport) -> Condition {
+    let mut condition = component_condition_alone(c, state, report);
+    // The per-region detail (VPCs covered, log groups, rules) follows the condition's own message.
+    if let Some(details) = report.details.get(&c)
+        && !matches!(state, ComponentState::Failed(_))
+    {
+        condition.message = format!("{} ({})", condition.message, details.join("; "));
+    }
+    condition
+}
+
+fn component_condition_alone(c: Component, state: &ComponentState, report: &AccountReport) -> Condition {
     let t = component_type(c);
     match state {
         ComponentState::InSync => condition(t, true, reasons::IN_SYNC, "in line with the baseline".into()),

@@ -175,6 +175,10 @@ spec:
   encryption:
     administrators: ["arn:aws:iam::{account}:role/admin"]
     operators: ["arn:aws:iam::{account}:role/operator"]
+  # moto lacks SSM associations and Config compliance (HTTP 500): those parts are tested with
+  # aws-smithy-mocks, and with moto where it can (tests/regional.rs), not in every test.
+  instanceLogs: {{enabled: false}}
+  configRules: {{enabled: false}}
 "#
     );
     serde_yaml::from_str(&manifest).expect("the test baseline parses")

@@ -1,0 +1,114 @@
+//! AWS Config: the recorder that must exist, and the managed rules trailkeeper deploys.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_config::types::{ComplianceType, ConfigRule, Owner, Source};
+
+use super::{AccountClients, AwsError, check, optional};
+use crate::desired::regional::DesiredConfigRule;
+
+pub async fn has_recorder(clients: &AccountClients) -> Result<bool, AwsError> {
+    let sent = clients.config.describe_configuration_recorders().send().await;
+    let out = check(
+        sent,
+        "Config Service",
+        "DescribeConfigurationRecorders",
+        &format!("the recorders of {}", clients.region),
+    )?;
+    Ok(!out.configuration_recorders().is_empty())
+}
+
+/// Rule name -> (source identifier, input parameters) of the rules that exist among `names`.
+pub async fn observe_rules(
+    clients: &AccountClients,
+    names: &[String],
+) -> Result<BTreeMap<String, (String, Option<serde_json::Value>)>, AwsError> {
+    let mut found = BTreeMap::new();
+    let mut token = None;
+    loop {
+        let sent = clients
+            .config
+            .describe_config_rules()
+            .set_next_token(token.take())
+            .send()
+            .await;
+        let page = check(
+            sent,
+            "Config Service",
+            "DescribeConfigRules",
+            &format!("the Config rules of {}", clients.region),
+        )?;
+        for rule in page.config_rules() {
+            let Some(name) = rule.config_rule_name() else { continue };
+            if names.iter().any(|n| n == name) {
+                let source = rule
+                    .source()
+                    .and_then(|s| s.source_identifier())
+                    .unwrap_or_default()
+                    .to_string();
+                let input = rule.input_parameters().and_then(|p| serde_json::from_str(p).ok());
+                found.insert(name.to_string(), (source, input));
+            }
+        }
+        match page.next_token() {
+            Some(next) if !next.is_empty() => token = Some(next.to_string()),
+            _ => return Ok(found),
+        }
+    }
+}
+
+pub async fn put_rule(clients: &AccountClients, rule: &DesiredConfigRule) -> Result<(), AwsError> {
+    let resource = format!("Config rule {}", rule.name);
+    let invalid = |e: aws_sdk_config::error::BuildError| AwsError {
+        kind: super::ErrorKind::Invalid,
+        action: "config:PutConfigRule".into(),
+        resource: resource.clone(),
+        code: "InvalidRule".into(),
+        message: e.to_string(),
+    };
+    let source = Source::builder()
+        .owner(Owner::Aws)
+        .source_identifier(&rule.source)
+        .build()
+        .map_err(invalid)?;
+    let config_rule = ConfigRule::builder()
+        .config_rule_name(&rule.name)
+        .description("trailkeeper: checks the audit logging baseline")
+        .source(source)
+        .set_input_parameters(rule.input.as_ref().map(|i| i.to_string()))
+        .build();
+    let sent = clients.config.put_config_rule().config_rule(config_rule).send().await;
+    check(sent, "Config Service", "PutConfigRule", &resource).map(|_| ())
+}
+
+/// Rule name -> compliance (COMPLIANT, NON_COMPLIANT, ...). None when the API gives none.
+pub async fn compliance(
+    clients: &AccountClients,
+    names: &[String],
+) -> Result<Option<BTreeMap<String, String>>, AwsError> {
+    let sent = clients
+        .config
+        .describe_compliance_by_config_rule()
+        .set_config_rule_names(Some(names.to_vec()))
+        .send()
+        .await;
+    let out = optional(
+        sent,
+        "Config Service",
+        "DescribeComplianceByConfigRule",
+        &format!("the rules of {}", clients.region),
+    )?;
+    Ok(out.map(|o| {
+        o.compliance_by_config_rules()
+            .iter()
+            .filter_map(|c| {
+                let name = c.config_rule_name()?.to_string();
+                let kind = c
+                    .compliance()
+                    .and_then(|c| c.compliance_type())
+                    .map_or("INSUFFICIENT_DATA", ComplianceType::as_str);
+                Some((name, kind.to_string()))
+            })
+            .collect()
+    }))
+}

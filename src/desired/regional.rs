@@ -1,0 +1,401 @@
+//! The desired state of the regional parts of the baseline, in every region of `spec.regions`:
+//! VPC flow logs, the CloudWatch agent configuration of EC2 instance logs and the log groups it
+//! writes to, and the AWS Config rules that check the baseline. Pure functions.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use super::{AccountSpecs, partition, resource_tags, trail_bucket_name};
+use crate::api::{FlowLogDestination, TrafficType};
+
+/// The log group of the flow logs trailkeeper creates, in each region.
+pub const FLOW_LOG_GROUP: &str = "/trailkeeper/vpc-flow-logs";
+/// The role VPC Flow Logs assumes to deliver into that group (IAM is global: one per account).
+pub const FLOW_LOG_ROLE: &str = "trailkeeper-vpc-flow-logs";
+pub const FLOW_LOG_ROLE_POLICY: &str = "deliver-to-cloudwatch-logs";
+/// SSM parameters holding the CloudWatch agent configurations (the agent's managed policy reads
+/// `AmazonCloudWatch-*` parameters).
+pub const AGENT_PARAMETER_LINUX: &str = "AmazonCloudWatch-trailkeeper-linux";
+pub const AGENT_PARAMETER_WINDOWS: &str = "AmazonCloudWatch-trailkeeper-windows";
+/// The SSM document that installs and configures the CloudWatch agent.
+pub const AGENT_DOCUMENT: &str = "AmazonCloudWatch-ManageAgent";
+/// Config rules trailkeeper deploys are named with this prefix.
+pub const CONFIG_RULE_PREFIX: &str = "trailkeeper-";
+
+/// The regions of a baseline: `spec.regions`, or the primary region alone.
+pub fn regions(specs: &AccountSpecs) -> Vec<String> {
+    let spec = specs.baseline;
+    let mut regions = if spec.regions.is_empty() {
+        vec![spec.primary_region.clone()]
+    } else {
+        spec.regions.clone()
+    };
+    regions.sort();
+    regions.dedup();
+    regions
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FlowLogTarget {
+    /// The region's flow log group, delivered by the flow log role.
+    CloudWatchLogs { log_group: String, role_arn: String },
+    /// The trail bucket (a bare bucket ARN: flow logs add their own AWSLogs/ prefix).
+    S3 { bucket_arn: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DesiredFlowLogs {
+    /// ALL, ACCEPT or REJECT.
+    pub traffic_type: String,
+    pub fields: Vec<String>,
+    pub max_aggregation_interval: i32,
+    pub target: FlowLogTarget,
+    pub replace_non_compliant: bool,
+    pub tags: BTreeMap<String, String>,
+}
+
+impl DesiredFlowLogs {
+    /// The custom record format: `${version} ${account-id} ...`.
+    pub fn format(&self) -> String {
+        self.fields
+            .iter()
+            .map(|f| format!("${{{f}}}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+pub fn flow_log_role_arn(specs: &AccountSpecs) -> String {
+    let spec = specs.baseline;
+    format!(
+        "arn:{}:iam::{}:role/{FLOW_LOG_ROLE}",
+        partition(&spec.primary_region),
+        spec.account_id
+    )
+}
+
+pub fn flow_logs(specs: &AccountSpecs) -> Option<DesiredFlowLogs> {
+    let f = &specs.baseline.flow_logs;
+    if !f.enabled {
+        return None;
+    }
+    let traffic_type = match f.traffic_type {
+        TrafficType::All => "ALL",
+        TrafficType::Accept => "ACCEPT",
+        TrafficType::Reject => "REJECT",
+    };
+    let target = match f.destination {
+        FlowLogDestination::CloudWatchLogs => FlowLogTarget::CloudWatchLogs {
+            log_group: FLOW_LOG_GROUP.into(),
+            role_arn: flow_log_role_arn(specs),
+        },
+        FlowLogDestination::S3 => FlowLogTarget::S3 {
+            bucket_arn: format!(
+                "arn:{}:s3:::{}",
+                partition(&specs.baseline.primary_region),
+                trail_bucket_name(specs.baseline)
+            ),
+        },
+    };
+    Some(DesiredFlowLogs {
+        traffic_type: traffic_type.into(),
+        fields: f.fields.clone(),
+        max_aggregation_interval: f.max_aggregation_interval,
+        target,
+        replace_non_compliant: f.replace_non_compliant,
+        tags: resource_tags(specs.baseline),
+    })
+}
+
+/// Trust policy of the flow log role: only VPC Flow Logs, only for this account.
+pub fn flow_log_role_trust(specs: &AccountSpecs) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"aws:SourceAccount": specs.baseline.account_id}}
+        }]
+    })
+}
+
+/// Permissions of the flow log role: write into the flow log groups of this account, nothing else.
+pub fn flow_log_role_policy(specs: &AccountSpecs) -> Value {
+    let spec = specs.baseline;
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogGroups", "logs:DescribeLogStreams"],
+            "Resource": format!(
+                "arn:{}:logs:*:{}:log-group:{FLOW_LOG_GROUP}:*",
+                partition(&spec.primary_region),
+                spec.account_id
+            )
+        }]
+    })
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DesiredLogGroup {
+    pub name: String,
+    /// None: never expire.
+    pub retention_days: Option<i32>,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// The log group of a log file: the file's own name, made valid for CloudWatch Logs (which allows
+/// `[.-_/#A-Za-z0-9]`): Windows `C:\a\b.log` becomes `C/a/b.log`.
+pub fn log_group_name(file: &str) -> String {
+    file.chars()
+        .filter_map(|c| match c {
+            '\\' => Some('/'),
+            c if c.is_ascii_alphanumeric() || "._-/#".contains(c) => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every log group trailkeeper keeps in a region: the flow log group and one per instance log file.
+pub fn log_groups(specs: &AccountSpecs) -> Vec<DesiredLogGroup> {
+    let tags = resource_tags(specs.baseline);
+    let mut groups = Vec::new();
+    if let Some(FlowLogTarget::CloudWatchLogs { log_group, .. }) = flow_logs(specs).map(|f| f.target) {
+        groups.push(DesiredLogGroup {
+            name: log_group,
+            retention_days: specs.retention.flow_logs.retention_days,
+            tags: tags.clone(),
+        });
+    }
+    let instance = &specs.baseline.instance_logs;
+    if instance.enabled {
+        for file in instance.linux_files.iter().chain(&instance.windows_files) {
+            groups.push(DesiredLogGroup {
+                name: log_group_name(file),
+                retention_days: specs.retention.instance_logs.retention_days,
+                tags: tags.clone(),
+            });
+        }
+    }
+    groups.sort_by(|a, b| a.name.cmp(&b.name));
+    groups.dedup_by(|a, b| a.name == b.name);
+    groups
+}
+
+/// The CloudWatch agent configuration that ships `files`: each to a log group named after the
+/// file, one stream per instance id.
+pub fn agent_config(files: &[String]) -> Value {
+    let collect: Vec<Value> = files
+        .iter()
+        .map(|f| json!({"file_path": f, "log_group_name": log_group_name(f), "log_stream_name": "{instance_id}"}))
+        .collect();
+    json!({"logs": {"logs_collected": {"files": {"collect_list": collect}}}})
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DesiredAgentConfig {
+    /// linux or windows.
+    pub platform: &'static str,
+    pub parameter: &'static str,
+    /// The agent configuration JSON, as stored in the parameter.
+    pub value: String,
+    /// The association that applies it: its name, and the instances it targets (tag key, value).
+    pub association: String,
+    pub target: (String, String),
+}
+
+/// One agent configuration per platform, and the association that applies it to the targeted
+/// instances of that platform (the instances carry the target tag and `trailkeeper.io/platform`).
+pub fn agent_configs(specs: &AccountSpecs) -> Vec<DesiredAgentConfig> {
+    let instance = &specs.baseline.instance_logs;
+    if !instance.enabled {
+        return Vec::new();
+    }
+    let target = (instance.targets.tag_key.clone(), instance.targets.tag_value.clone());
+    [
+        ("linux", AGENT_PARAMETER_LINUX, &instance.linux_files),
+        ("windows", AGENT_PARAMETER_WINDOWS, &instance.windows_files),
+    ]
+    .into_iter()
+    .filter(|(_, _, files)| !files.is_empty())
+    .map(|(platform, parameter, files)| DesiredAgentConfig {
+        platform,
+        parameter,
+        value: agent_config(files).to_string(),
+        association: format!("trailkeeper-cloudwatch-agent-{platform}"),
+        target: target.clone(),
+    })
+    .collect()
+}
+
+/// The tag that tells an instance's platform to the associations.
+pub const PLATFORM_TAG: &str = "trailkeeper.io/platform";
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DesiredConfigRule {
+    pub name: String,
+    /// The AWS managed rule identifier, e.g. MULTI_REGION_CLOUD_TRAIL_ENABLED.
+    pub source: String,
+    pub input: Option<Value>,
+}
+
+/// The managed Config rules that check the trail, its bucket, the key and the flow logs.
+pub fn config_rules(specs: &AccountSpecs) -> Vec<DesiredConfigRule> {
+    if !specs.baseline.config_rules.enabled {
+        return Vec::new();
+    }
+    let bucket = trail_bucket_name(specs.baseline);
+    let rule = |name: &str, source: &str, input: Option<Value>| DesiredConfigRule {
+        name: format!("{CONFIG_RULE_PREFIX}{name}"),
+        source: source.into(),
+        input,
+    };
+    let mut rules = vec![
+        rule("cloudtrail-enabled", "CLOUD_TRAIL_ENABLED", None),
+        rule(
+            "multi-region-cloudtrail-enabled",
+            "MULTI_REGION_CLOUD_TRAIL_ENABLED",
+            None,
+        ),
+        rule("cloud-trail-encryption-enabled", "CLOUD_TRAIL_ENCRYPTION_ENABLED", None),
+        rule(
+            "cloud-trail-log-file-validation-enabled",
+            "CLOUD_TRAIL_LOG_FILE_VALIDATION_ENABLED",
+            None,
+        ),
+        rule(
+            "cloudtrail-s3-bucket-access-logging",
+            "CLOUDTRAIL_S3_BUCKET_ACCESS_LOGGING",
+            None,
+        ),
+        rule(
+            "s3-bucket-default-lock-enabled",
+            "S3_BUCKET_DEFAULT_LOCK_ENABLED",
+            Some(json!({"mode": "GOVERNANCE"})),
+        ),
+        rule(
+            "cmk-backing-key-rotation-enabled",
+            "CMK_BACKING_KEY_ROTATION_ENABLED",
+            None,
+        ),
+        rule(
+            "vpc-flow-logs-enabled",
+            "VPC_FLOW_LOGS_ENABLED",
+            Some(json!({"trafficType": "ALL"})),
+        ),
+        rule(
+            "cw-loggroup-retention-period-check",
+            "CW_LOGGROUP_RETENTION_PERIOD_CHECK",
+            None,
+        ),
+    ];
+    // The lock rule checks the trail bucket only.
+    if let Some(r) = rules.iter_mut().find(|r| r.source == "S3_BUCKET_DEFAULT_LOCK_ENABLED") {
+        r.input = Some(json!({"mode": "GOVERNANCE", "bucketNames": bucket}));
+        if specs.retention.trail_logs.object_lock.mode == crate::api::LockMode::Compliance {
+            r.input = Some(json!({"mode": "COMPLIANCE", "bucketNames": bucket}));
+        }
+    }
+    rules
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{
+        DEFAULT_LINUX_FILES, DEFAULT_WINDOWS_FILES, LoggingBaselineSpec, RetentionPolicySpec, TrailPolicySpec,
+    };
+
+    fn with<T>(f: impl FnOnce(&AccountSpecs) -> T) -> T {
+        let spec: LoggingBaselineSpec =
+            serde_json::from_value(json!({"accountId": "111122223333", "primaryRegion": "us-east-1"})).unwrap();
+        let (t, r) = (TrailPolicySpec::default(), RetentionPolicySpec::default());
+        f(&AccountSpecs {
+            baseline: &spec,
+            trail_policy: &t,
+            retention: &r,
+        })
+    }
+
+    fn collect_list(config: &Value) -> Vec<Value> {
+        config["logs"]["logs_collected"]["files"]["collect_list"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    #[test]
+    fn the_linux_agent_config_ships_each_reference_file_to_its_own_group_with_a_stream_per_instance() {
+        let configs = with(agent_configs);
+        let linux: Value = serde_json::from_str(&configs[0].value).unwrap();
+        let list = collect_list(&linux);
+        assert_eq!(list.len(), DEFAULT_LINUX_FILES.len());
+        for (entry, file) in list.iter().zip(DEFAULT_LINUX_FILES) {
+            assert_eq!(entry["file_path"], file);
+            assert_eq!(
+                entry["log_group_name"], file,
+                "a Linux path is a valid group name as it is"
+            );
+            assert_eq!(entry["log_stream_name"], "{instance_id}");
+        }
+        assert_eq!(configs[0].parameter, AGENT_PARAMETER_LINUX);
+    }
+
+    #[test]
+    fn the_windows_agent_config_ships_each_reference_file_under_a_valid_group_name() {
+        let configs = with(agent_configs);
+        let windows: Value = serde_json::from_str(&configs[1].value).unwrap();
+        let list = collect_list(&windows);
+        let groups: Vec<&str> = list.iter().map(|e| e["log_group_name"].as_str().unwrap()).collect();
+        assert_eq!(
+            groups,
+            [
+                "C/ProgramData/Amazon/SSM/Logs/amazon-ssm-agent.log",
+                "C/ProgramData/Amazon/SSM/Logs/amazon-cloudwatch-agent.log",
+                "C/ProgramData/Amazon/SSM/Logs/errors.log",
+                "C/cfn/log/cfn-init.log",
+            ]
+        );
+        for (entry, file) in list.iter().zip(DEFAULT_WINDOWS_FILES) {
+            assert_eq!(entry["file_path"], file);
+            assert_eq!(entry["log_stream_name"], "{instance_id}");
+        }
+    }
+
+    #[test]
+    fn log_groups_exist_for_flow_logs_and_every_instance_log_file_kept_forever_by_default() {
+        let groups = with(log_groups);
+        assert_eq!(
+            groups.len(),
+            1 + DEFAULT_LINUX_FILES.len() + DEFAULT_WINDOWS_FILES.len()
+        );
+        assert!(groups.iter().all(|g| g.retention_days.is_none()));
+        assert!(groups.iter().any(|g| g.name == FLOW_LOG_GROUP));
+    }
+
+    #[test]
+    fn the_flow_log_format_lists_the_v2_to_v5_fields() {
+        let flow = with(flow_logs).unwrap();
+        assert!(flow.format().starts_with("${version} ${account-id} ${interface-id}"));
+        assert!(flow.format().ends_with("${flow-direction} ${traffic-path}"));
+        assert_eq!(flow.traffic_type, "ALL");
+        assert_eq!(flow.max_aggregation_interval, 600);
+    }
+
+    #[test]
+    fn the_config_rules_cover_trail_bucket_key_and_flow_logs() {
+        let rules = with(config_rules);
+        let sources: Vec<&str> = rules.iter().map(|r| r.source.as_str()).collect();
+        for s in [
+            "MULTI_REGION_CLOUD_TRAIL_ENABLED",
+            "S3_BUCKET_DEFAULT_LOCK_ENABLED",
+            "CMK_BACKING_KEY_ROTATION_ENABLED",
+            "VPC_FLOW_LOGS_ENABLED",
+        ] {
+            assert!(sources.contains(&s), "{s}");
+        }
+        assert!(rules.iter().all(|r| r.name.starts_with(CONFIG_RULE_PREFIX)));
+    }
+}

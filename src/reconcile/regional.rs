@@ -1,0 +1,464 @@
+//! The regional parts of an account's baseline, reconciled in each region of `spec.regions`
+//! (concurrently): the log groups (with their retention), VPC flow logs, the CloudWatch agent
+//! configuration of EC2 instance logs, and the AWS Config rules.
+
+use std::collections::BTreeMap;
+
+use crate::api::Drift;
+use crate::aws::{AccountClients, AwsError, config, ec2, iam, logs, ssm};
+use crate::desired::regional::{self, DesiredFlowLogs, FLOW_LOG_ROLE, FLOW_LOG_ROLE_POLICY, FlowLogTarget};
+use crate::desired::{AccountSpecs, policy};
+use crate::reconcile::account::{Change, Component, ComponentState};
+use crate::reconcile::diff::shortens;
+
+/// What one region's reconcile saw and did.
+#[derive(Clone, Debug, Default)]
+pub struct RegionOutcome {
+    pub region: String,
+    pub drift: Vec<Drift>,
+    pub pending: Vec<Change>,
+    pub applied: Vec<Change>,
+    /// Per component: its state in this region and a line of detail for the status.
+    pub parts: Vec<(Component, ComponentState, String)>,
+}
+
+/// The writes of one part, recorded as drift and applied (or left pending) in order.
+struct Part<'a> {
+    outcome: &'a mut RegionOutcome,
+    write: bool,
+    component: Component,
+    changed: bool,
+}
+
+impl Part<'_> {
+    fn differs(&mut self, resource: &str, field: &str, expected: impl ToString, actual: impl ToString) {
+        self.outcome.drift.push(Drift {
+            resource: resource.to_string(),
+            field: field.to_string(),
+            expected: expected.to_string(),
+            actual: actual.to_string(),
+        });
+    }
+
+    /// Runs `write` when writing is allowed; records it as applied or pending.
+    async fn act<F, Fut>(&mut self, resource: &str, action: &str, write: F) -> Result<(), AwsError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<(), AwsError>>,
+    {
+        self.changed = true;
+        let change = Change {
+            resource: resource.to_string(),
+            action: action.to_string(),
+        };
+        if !self.write {
+            self.outcome.pending.push(change);
+            return Ok(());
+        }
+        write().await?;
+        self.outcome.applied.push(change);
+        Ok(())
+    }
+
+    fn finish(self, result: Result<String, AwsError>) {
+        let (state, detail) = match result {
+            Ok(detail) if !self.changed => (ComponentState::InSync, detail),
+            Ok(detail) if self.write => (ComponentState::Repaired, detail),
+            Ok(detail) => (ComponentState::Drifted, detail),
+            Err(e) if e.code == "ApprovalRequired" => (
+                ComponentState::ApprovalRequired(format!("{}: {}", e.resource, e.message)),
+                e.message.clone(),
+            ),
+            Err(e) => (ComponentState::Failed(e.clone()), format!("{e}")),
+        };
+        let region = self.outcome.region.clone();
+        self.outcome
+            .parts
+            .push((self.component, state, format!("{region}: {detail}")));
+    }
+}
+
+fn days(d: Option<i32>) -> String {
+    d.map_or_else(|| "never expire".to_string(), |d| format!("{d} days"))
+}
+
+/// The flow log delivery role (IAM is global: once per account, before the regions).
+pub async fn reconcile_flow_log_role(
+    clients: &AccountClients,
+    specs: &AccountSpecs<'_>,
+    write: bool,
+    outcome: &mut RegionOutcome,
+) -> Result<(), AwsError> {
+    let trust = regional::flow_log_role_trust(specs);
+    let permissions = regional::flow_log_role_policy(specs);
+    let resource = regional::flow_log_role_arn(specs);
+    let observed = iam::observe_role(clients, FLOW_LOG_ROLE, FLOW_LOG_ROLE_POLICY).await?;
+    let mut part = Part {
+        outcome,
+        write,
+        component: Component::FlowLogs,
+        changed: false,
+    };
+    let tags = crate::desired::resource_tags(specs.baseline);
+    let (trust_now, policy_now) = match observed {
+        None => {
+            part.differs(&resource, "exists", true, false);
+            part.act(&resource, "create the flow log delivery role", || {
+                iam::create_role(clients, FLOW_LOG_ROLE, &trust, &tags)
+            })
+            .await?;
+            (Some(trust.clone()), None)
+        }
+        Some(found) => found,
+    };
+    if !trust_now.as_ref().is_some_and(|t| policy::equivalent(t, &trust)) {
+        part.differs(
+            &resource,
+            "trustPolicy",
+            trust.to_string(),
+            trust_now.map_or("(none)".into(), |t| t.to_string()),
+        );
+        part.act(&resource, "put the role's trust policy", || {
+            iam::update_trust(clients, FLOW_LOG_ROLE, &trust)
+        })
+        .await?;
+    }
+    if !policy_now.as_ref().is_some_and(|p| policy::equivalent(p, &permissions)) {
+        part.differs(
+            &resource,
+            "policy",
+            permissions.to_string(),
+            policy_now.map_or("(none)".into(), |p| p.to_string()),
+        );
+        part.act(&resource, "put the role's delivery policy", || {
+            iam::put_role_policy(clients, FLOW_LOG_ROLE, FLOW_LOG_ROLE_POLICY, &permissions)
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+/// Whether an existing flow log meets the baseline: the traffic type, every desired field, and an
+/// aggregation interval no longer than the desired one.
+pub fn compliant(flow: &ec2::ObservedFlowLog, desired: &DesiredFlowLogs) -> bool {
+    let fields: Vec<&str> = flow.log_format.split_whitespace().collect();
+    flow.traffic_type == desired.traffic_type
+        && desired
+            .fields
+            .iter()
+            .all(|f| fields.contains(&format!("${{{f}}}").as_str()))
+        && flow.max_aggregation_interval <= desired.max_aggregation_interval
+}
+
+/// Reconciles one region. `approved`: the RetentionPolicy carries a new approval, so retentions
+/// may be shortened.
+pub async fn reconcile_region(
+    clients: &AccountClients,
+    specs: &AccountSpecs<'_>,
+    write: bool,
+    approved: bool,
+) -> RegionOutcome {
+    let mut outcome = RegionOutcome {
+        region: clients.region.clone(),
+        ..Default::default()
+    };
+    let groups = regional::log_groups(specs);
+    let flow = regional::flow_logs(specs);
+    let agents = regional::agent_configs(specs);
+    let rules = regional::config_rules(specs);
+
+    // Log groups first: flow logs and the agent deliver into them.
+    let mut groups_ok = true;
+    if !groups.is_empty() {
+        let mut part = Part {
+            outcome: &mut outcome,
+            write,
+            component: Component::Retention,
+            changed: false,
+        };
+        let result = reconcile_log_groups(clients, &groups, approved, &mut part).await;
+        groups_ok = result.is_ok();
+        part.finish(result);
+    }
+    if let Some(flow) = &flow {
+        let mut part = Part {
+            outcome: &mut outcome,
+            write,
+            component: Component::FlowLogs,
+            changed: false,
+        };
+        let result = if groups_ok {
+            reconcile_flow_logs(clients, flow, &mut part).await
+        } else {
+            Ok("waiting for the log groups".into())
+        };
+        part.finish(result);
+    }
+    if !agents.is_empty() {
+        let mut part = Part {
+            outcome: &mut outcome,
+            write,
+            component: Component::InstanceLogs,
+            changed: false,
+        };
+        let tags = crate::desired::resource_tags(specs.baseline);
+        let result = reconcile_agents(clients, &agents, &tags, &mut part).await;
+        part.finish(result);
+    }
+    if !rules.is_empty() {
+        let mut part = Part {
+            outcome: &mut outcome,
+            write,
+            component: Component::ConfigRules,
+            changed: false,
+        };
+        let result = reconcile_rules(clients, &rules, &mut part).await;
+        part.finish(result);
+    }
+    outcome
+}
+
+async fn reconcile_log_groups(
+    clients: &AccountClients,
+    groups: &[regional::DesiredLogGroup],
+    approved: bool,
+    part: &mut Part<'_>,
+) -> Result<String, AwsError> {
+    let observed = logs::list_log_groups(clients).await?;
+    let mut held = Vec::new();
+    for group in groups {
+        let resource = format!("logs:{}:{}", clients.region, group.name);
+        match observed.get(&group.name) {
+            None => {
+                part.differs(&resource, "exists", true, false);
+                part.act(&resource, "create the log group", || {
+                    logs::create_log_group(clients, &group.name, &group.tags)
+                })
+                .await?;
+                if group.retention_days.is_some() {
+                    let action = format!("set retention to {}", days(group.retention_days));
+                    part.act(&resource, &action, || {
+                        logs::set_retention(clients, &group.name, group.retention_days)
+                    })
+                    .await?;
+                }
+            }
+            Some(current) if *current != group.retention_days => {
+                part.differs(&resource, "retention", days(group.retention_days), days(*current));
+                if shortens(*current, group.retention_days) && !approved {
+                    held.push(group.name.clone());
+                    continue;
+                }
+                let action = format!("set retention to {}", days(group.retention_days));
+                part.act(&resource, &action, || {
+                    logs::set_retention(clients, &group.name, group.retention_days)
+                })
+                .await?;
+            }
+            Some(_) => {}
+        }
+    }
+    if !held.is_empty() {
+        return Err(AwsError {
+            kind: crate::aws::ErrorKind::Invalid,
+            action: "logs:PutRetentionPolicy".into(),
+            resource: held.join(", "),
+            code: "ApprovalRequired".into(),
+            message: "shortening the retention of these log groups needs spec.approval with a new reference in the RetentionPolicy".into(),
+        });
+    }
+    let retention = groups.first().map(|g| days(g.retention_days)).unwrap_or_default();
+    Ok(format!("{} log groups ({retention})", groups.len()))
+}
+
+async fn reconcile_flow_logs(
+    clients: &AccountClients,
+    desired: &DesiredFlowLogs,
+    part: &mut Part<'_>,
+) -> Result<String, AwsError> {
+    let (vpcs, flows) = tokio::join!(
+        Box::pin(ec2::list_vpcs(clients)),
+        Box::pin(ec2::list_flow_logs(clients))
+    );
+    let (vpcs, flows) = (vpcs?, flows?);
+    let mut by_vpc: BTreeMap<&str, Vec<&ec2::ObservedFlowLog>> = BTreeMap::new();
+    for f in &flows {
+        by_vpc.entry(f.resource_id.as_str()).or_default().push(f);
+    }
+    let mut uncovered = Vec::new();
+    let mut replace = Vec::new();
+    let mut not_compliant = Vec::new();
+    for vpc in &vpcs {
+        let existing = by_vpc.get(vpc.as_str()).cloned().unwrap_or_default();
+        if existing.iter().any(|f| compliant(f, desired)) {
+            continue;
+        }
+        let resource = format!("ec2:{}:{vpc}", clients.region);
+        if existing.is_empty() {
+            part.differs(&resource, "flowLog", "a flow log with the custom fields", "none");
+            uncovered.push(vpc.clone());
+        } else {
+            part.differs(
+                &resource,
+                "flowLog",
+                "traffic, fields and interval of the baseline",
+                "a non-compliant flow log",
+            );
+            if desired.replace_non_compliant {
+                replace.extend(existing.iter().map(|f| f.id.clone()));
+                uncovered.push(vpc.clone());
+            } else {
+                not_compliant.push(vpc.clone());
+            }
+        }
+    }
+    if !replace.is_empty() {
+        let resource = format!("ec2:{}", clients.region);
+        part.act(
+            &resource,
+            &format!("delete non-compliant flow logs {}", replace.join(", ")),
+            || ec2::delete_flow_logs(clients, &replace),
+        )
+        .await?;
+    }
+    if !uncovered.is_empty() {
+        let resource = format!("ec2:{}", clients.region);
+        let action = format!("create flow logs for {}", uncovered.join(", "));
+        part.act(&resource, &action, || {
+            ec2::create_flow_logs(clients, &uncovered, desired, &desired.tags)
+        })
+        .await?;
+    }
+    let destination = match &desired.target {
+        FlowLogTarget::CloudWatchLogs { log_group, .. } => log_group.clone(),
+        FlowLogTarget::S3 { bucket_arn } => bucket_arn.clone(),
+    };
+    let covered = vpcs.len() - not_compliant.len();
+    let mut detail = format!("{covered}/{} VPCs covered, into {destination}", vpcs.len());
+    if !not_compliant.is_empty() {
+        detail.push_str(&format!(
+            "; not compliant (set replaceNonCompliant to replace): {}",
+            not_compliant.join(", ")
+        ));
+        return Err(AwsError {
+            kind: crate::aws::ErrorKind::Conflict,
+            action: "ec2:CreateFlowLogs".into(),
+            resource: not_compliant.join(", "),
+            code: "NonCompliantFlowLog".into(),
+            message: detail,
+        });
+    }
+    Ok(detail)
+}
+
+async fn reconcile_agents(
+    clients: &AccountClients,
+    agents: &[regional::DesiredAgentConfig],
+    tags: &BTreeMap<String, String>,
+    part: &mut Part<'_>,
+) -> Result<String, AwsError> {
+    for agent in agents {
+        let resource = format!("ssm:{}:{}", clients.region, agent.parameter);
+        let current = ssm::get_parameter(clients, agent.parameter).await?;
+        let same = current
+            .as_deref()
+            .and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok())
+            == serde_json::from_str::<serde_json::Value>(&agent.value).ok();
+        if !same {
+            part.differs(
+                &resource,
+                "value",
+                "the agent configuration of the baseline",
+                current.as_ref().map_or("(none)", |_| "another configuration"),
+            );
+            part.act(&resource, "put the agent configuration", || {
+                ssm::put_parameter(clients, agent.parameter, &agent.value, current.is_some(), tags)
+            })
+            .await?;
+        }
+        let association = format!("ssm:{}:association/{}", clients.region, agent.association);
+        match ssm::find_association(clients, &agent.association).await? {
+            None => {
+                part.differs(&association, "exists", true, false);
+                part.act(&association, "create the agent association", || {
+                    ssm::put_association(clients, agent, None)
+                })
+                .await?;
+            }
+            Some((id, location)) if location.as_deref() != Some(agent.parameter) => {
+                part.differs(
+                    &association,
+                    "configuration",
+                    agent.parameter,
+                    location.unwrap_or_default(),
+                );
+                part.act(&association, "update the agent association", || {
+                    ssm::put_association(clients, agent, Some(&id))
+                })
+                .await?;
+            }
+            Some(_) => {}
+        }
+    }
+    let platforms: Vec<&str> = agents.iter().map(|a| a.platform).collect();
+    Ok(format!(
+        "agent configuration for {} applied to instances tagged {}={}",
+        platforms.join(" and "),
+        agents[0].target.0,
+        agents[0].target.1
+    ))
+}
+
+async fn reconcile_rules(
+    clients: &AccountClients,
+    rules: &[regional::DesiredConfigRule],
+    part: &mut Part<'_>,
+) -> Result<String, AwsError> {
+    if !config::has_recorder(clients).await? {
+        return Err(AwsError {
+            kind: crate::aws::ErrorKind::NotFound,
+            action: "config:DescribeConfigurationRecorders".into(),
+            resource: format!("region {}", clients.region),
+            code: "NoConfigurationRecorder".into(),
+            message: "AWS Config has no configuration recorder in this region: Config rules cannot run; set one up (see the AWS Config console)".into(),
+        });
+    }
+    let names: Vec<String> = rules.iter().map(|r| r.name.clone()).collect();
+    let observed = config::observe_rules(clients, &names).await?;
+    for rule in rules {
+        let resource = format!("config:{}:{}", clients.region, rule.name);
+        let wanted = (rule.source.clone(), rule.input.clone());
+        if observed.get(&rule.name) != Some(&wanted) {
+            let actual = if observed.contains_key(&rule.name) {
+                "other settings"
+            } else {
+                "absent"
+            };
+            part.differs(&resource, "rule", &rule.source, actual);
+            part.act(&resource, "put the Config rule", || config::put_rule(clients, rule))
+                .await?;
+        }
+    }
+    // Compliance is information for the status: when the API cannot give it, say so and go on.
+    let detail = match config::compliance(clients, &names).await {
+        Ok(Some(c)) => {
+            let failing: Vec<&String> = c
+                .iter()
+                .filter(|(_, v)| v.as_str() == "NON_COMPLIANT")
+                .map(|(k, _)| k)
+                .collect();
+            if failing.is_empty() {
+                format!("{} rules, none non-compliant", rules.len())
+            } else {
+                format!(
+                    "{} rules, non-compliant: {}",
+                    rules.len(),
+                    failing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                )
+            }
+        }
+        Ok(None) => format!("{} rules, compliance not evaluated yet", rules.len()),
+        Err(e) => format!("{} rules, compliance unavailable: {e}", rules.len()),
+    };
+    Ok(detail)
+}
