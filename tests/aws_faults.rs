@@ -3,63 +3,15 @@
 
 mod common;
 
-use std::time::Duration;
-
-use aws_config::BehaviorVersion;
-use aws_config::retry::RetryConfig;
-use aws_credential_types::Credentials;
-use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http_client, mock};
-use aws_smithy_types::error::ErrorMetadata;
-use aws_types::region::Region;
-use trailkeeper::aws::{AccountClients, CallRecorder, ErrorKind, MAX_ATTEMPTS, Services, cloudtrail, kms, s3};
+use aws_smithy_mocks::{Rule, mock};
+use trailkeeper::aws::{AccountClients, CallRecorder, ErrorKind, MAX_ATTEMPTS, cloudtrail, kms, s3};
 use trailkeeper::desired::AccountSpecs;
 use trailkeeper::reconcile::account::{Component, ComponentState, PreviousApproval, RunMode, run_account_with};
 
-fn error(code: &str, message: &str) -> ErrorMetadata {
-    ErrorMetadata::builder().code(code).message(message).build()
-}
+use common::error;
 
-fn interceptor(rules: &[&Rule]) -> MockResponseInterceptor {
-    rules
-        .iter()
-        .fold(MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny), |i, r| {
-            i.with_rule(r)
-        })
-}
-
-/// Clients whose every service answers from `rules`, with the product's retry policy (but a
-/// short first backoff so the test is quick).
 fn clients(rules: &[&Rule], calls: &CallRecorder) -> AccountClients {
-    let retry = RetryConfig::standard()
-        .with_max_attempts(MAX_ATTEMPTS)
-        .with_initial_backoff(Duration::from_millis(5));
-    macro_rules! client {
-        ($sdk:ident) => {
-            $sdk::Client::from_conf(
-                $sdk::Config::builder()
-                    .behavior_version(BehaviorVersion::latest())
-                    .region(Region::new("us-east-1"))
-                    .credentials_provider(Credentials::new("a", "b", None, None, "test"))
-                    .http_client(create_mock_http_client())
-                    .interceptor(interceptor(rules))
-                    .interceptor(calls.clone())
-                    .retry_config(retry.clone())
-                    .build(),
-            )
-        };
-    }
-    let services = Services {
-        sts: client!(aws_sdk_sts),
-        kms: client!(aws_sdk_kms),
-        s3: client!(aws_sdk_s3),
-        cloudtrail: client!(aws_sdk_cloudtrail),
-        ec2: client!(aws_sdk_ec2),
-        logs: client!(aws_sdk_cloudwatchlogs),
-        iam: client!(aws_sdk_iam),
-        ssm: client!(aws_sdk_ssm),
-        config: client!(aws_sdk_config),
-    };
-    AccountClients::from_parts("us-east-1", services, calls.clone())
+    common::mocked_clients(rules, calls)
 }
 
 #[tokio::test]
@@ -163,6 +115,8 @@ async fn a_key_that_cannot_be_read_fails_its_component_and_nothing_is_written() 
     let c = clients(&[&identity, &key_denied, &no_bucket, &no_trail], &calls);
     let mut spec = common::spec(account);
     spec.credentials = None;
+    // This test is about the primary-region resources.
+    spec.flow_logs.enabled = false;
     let (trail_policy, retention) = common::default_policies();
     let specs = AccountSpecs {
         baseline: &spec,
@@ -186,4 +140,234 @@ async fn a_key_that_cannot_be_read_fails_its_component_and_nothing_is_written() 
     );
     assert!(report.failed());
     assert_eq!(report.calls.writes, 0, "{:?}", report.calls.by_action);
+}
+
+fn instance_logs_only(account: &str) -> trailkeeper::api::LoggingBaselineSpec {
+    let mut spec = common::spec(account);
+    spec.flow_logs.enabled = false;
+    spec.instance_logs.enabled = true;
+    spec
+}
+
+/// The instance log groups as DescribeLogGroups returns them when they already exist.
+fn existing_log_groups(spec: &trailkeeper::api::LoggingBaselineSpec) -> Rule {
+    let groups: Vec<String> = spec
+        .instance_logs
+        .linux_files
+        .iter()
+        .chain(&spec.instance_logs.windows_files)
+        .map(|f| trailkeeper::desired::regional::log_group_name(f))
+        .collect();
+    mock!(aws_sdk_cloudwatchlogs::Client::describe_log_groups).then_output(move || {
+        aws_sdk_cloudwatchlogs::operation::describe_log_groups::DescribeLogGroupsOutput::builder()
+            .set_log_groups(Some(
+                groups
+                    .iter()
+                    .map(|g| {
+                        aws_sdk_cloudwatchlogs::types::LogGroup::builder()
+                            .log_group_name(g)
+                            .build()
+                    })
+                    .collect(),
+            ))
+            .build()
+    })
+}
+
+async fn reconcile_region(
+    clients: &AccountClients,
+    spec: &trailkeeper::api::LoggingBaselineSpec,
+) -> trailkeeper::reconcile::regional::RegionOutcome {
+    let (trail_policy, retention) = common::default_policies();
+    let specs = AccountSpecs {
+        baseline: spec,
+        trail_policy: &trail_policy,
+        retention: &retention,
+    };
+    trailkeeper::reconcile::regional::reconcile_region(clients, &specs, true, false).await
+}
+
+fn state_of(outcome: &trailkeeper::reconcile::regional::RegionOutcome, c: Component) -> &ComponentState {
+    &outcome
+        .parts
+        .iter()
+        .find(|(component, _, _)| *component == c)
+        .unwrap()
+        .1
+}
+
+#[tokio::test]
+async fn the_agent_configurations_are_stored_and_associated_with_the_targeted_instances() {
+    use aws_sdk_ssm::operation::{create_association, get_parameter, list_associations, put_parameter};
+    let spec = instance_logs_only("111122223333");
+    let groups = existing_log_groups(&spec);
+    let no_parameter = mock!(aws_sdk_ssm::Client::get_parameter)
+        .then_error(|| get_parameter::GetParameterError::generic(error("ParameterNotFound", "")));
+    let put = mock!(aws_sdk_ssm::Client::put_parameter)
+        .then_output(|| put_parameter::PutParameterOutput::builder().version(1).build());
+    let no_association = mock!(aws_sdk_ssm::Client::list_associations)
+        .then_output(|| list_associations::ListAssociationsOutput::builder().build());
+    let create = mock!(aws_sdk_ssm::Client::create_association)
+        .match_requests(|r| {
+            r.name() == Some("AmazonCloudWatch-ManageAgent")
+                && r.targets()
+                    .iter()
+                    .any(|t| t.key() == Some("tag:trailkeeper.io/managed"))
+                && r.parameters()
+                    .and_then(|p| p.get("optionalConfigurationLocation"))
+                    .is_some()
+        })
+        .then_output(|| create_association::CreateAssociationOutput::builder().build());
+    let calls = CallRecorder::new();
+    let clients = common::mocked_clients(&[&groups, &no_parameter, &put, &no_association, &create], &calls);
+    let outcome = reconcile_region(&clients, &spec).await;
+    assert_eq!(state_of(&outcome, Component::InstanceLogs), &ComponentState::Repaired);
+    assert_eq!(put.num_calls(), 2, "one configuration per platform");
+    assert_eq!(create.num_calls(), 2, "one association per platform");
+}
+
+#[tokio::test]
+async fn an_association_that_cannot_be_created_fails_instance_logs_with_the_action_named() {
+    use aws_sdk_ssm::operation::{create_association, get_parameter, list_associations};
+    let spec = instance_logs_only("111122223333");
+    let groups = existing_log_groups(&spec);
+    let configs = trailkeeper::desired::regional::agent_configs(&AccountSpecs {
+        baseline: &spec,
+        trail_policy: &Default::default(),
+        retention: &Default::default(),
+    });
+    let value = configs[0].value.clone();
+    let parameter = mock!(aws_sdk_ssm::Client::get_parameter).then_output(move || {
+        get_parameter::GetParameterOutput::builder()
+            .parameter(aws_sdk_ssm::types::Parameter::builder().value(&value).build())
+            .build()
+    });
+    let no_association = mock!(aws_sdk_ssm::Client::list_associations)
+        .then_output(|| list_associations::ListAssociationsOutput::builder().build());
+    let denied = mock!(aws_sdk_ssm::Client::create_association).then_error(|| {
+        create_association::CreateAssociationError::generic(error("AccessDeniedException", "not authorized"))
+    });
+    let calls = CallRecorder::new();
+    let clients = common::mocked_clients(&[&groups, &parameter, &no_association, &denied], &calls);
+    let outcome = reconcile_region(&clients, &spec).await;
+    let ComponentState::Failed(e) = state_of(&outcome, Component::InstanceLogs) else {
+        panic!("{:?}", outcome.parts)
+    };
+    assert_eq!(e.kind, ErrorKind::AccessDenied);
+    assert!(e.to_string().starts_with("ssm:CreateAssociation denied"), "{e}");
+}
+
+#[tokio::test]
+async fn config_rule_compliance_is_reported_and_its_failure_does_not_fail_the_rules() {
+    use aws_sdk_config::operation::{
+        describe_compliance_by_config_rule as compliance, describe_config_rules, describe_configuration_recorders,
+        put_config_rule,
+    };
+    let mut spec = common::spec("111122223333");
+    spec.flow_logs.enabled = false;
+    spec.config_rules.enabled = true;
+    let recorder = mock!(aws_sdk_config::Client::describe_configuration_recorders).then_output(|| {
+        describe_configuration_recorders::DescribeConfigurationRecordersOutput::builder()
+            .configuration_recorders(
+                aws_sdk_config::types::ConfigurationRecorder::builder()
+                    .name("default")
+                    .build(),
+            )
+            .build()
+    });
+    let no_rules = mock!(aws_sdk_config::Client::describe_config_rules)
+        .then_output(|| describe_config_rules::DescribeConfigRulesOutput::builder().build());
+    let put = mock!(aws_sdk_config::Client::put_config_rule)
+        .then_output(|| put_config_rule::PutConfigRuleOutput::builder().build());
+    let non_compliant = mock!(aws_sdk_config::Client::describe_compliance_by_config_rule).then_output(|| {
+        compliance::DescribeComplianceByConfigRuleOutput::builder()
+            .compliance_by_config_rules(
+                aws_sdk_config::types::ComplianceByConfigRule::builder()
+                    .config_rule_name("trailkeeper-vpc-flow-logs-enabled")
+                    .compliance(
+                        aws_sdk_config::types::Compliance::builder()
+                            .compliance_type(aws_sdk_config::types::ComplianceType::NonCompliant)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+    });
+    let calls = CallRecorder::new();
+    let clients = common::mocked_clients(&[&recorder, &no_rules, &put, &non_compliant], &calls);
+    let outcome = reconcile_region(&clients, &spec).await;
+    assert_eq!(state_of(&outcome, Component::ConfigRules), &ComponentState::Repaired);
+    assert_eq!(put.num_calls(), 9);
+    let detail = &outcome.parts.iter().find(|p| p.0 == Component::ConfigRules).unwrap().2;
+    assert!(
+        detail.contains("non-compliant: trailkeeper-vpc-flow-logs-enabled"),
+        "{detail}"
+    );
+
+    let denied = mock!(aws_sdk_config::Client::describe_compliance_by_config_rule)
+        .then_error(|| compliance::DescribeComplianceByConfigRuleError::generic(error("AccessDeniedException", "no")));
+    let clients = common::mocked_clients(&[&recorder, &no_rules, &put, &denied], &calls);
+    let outcome = reconcile_region(&clients, &spec).await;
+    assert_eq!(state_of(&outcome, Component::ConfigRules), &ComponentState::Repaired);
+    let detail = &outcome.parts.iter().find(|p| p.0 == Component::ConfigRules).unwrap().2;
+    assert!(
+        detail.contains("compliance unavailable: config:DescribeComplianceByConfigRule denied"),
+        "{detail}"
+    );
+}
+
+#[tokio::test]
+async fn an_association_applying_another_configuration_is_updated() {
+    use aws_sdk_ssm::operation::{describe_association, get_parameter, list_associations, update_association};
+    let mut spec = instance_logs_only("111122223333");
+    spec.instance_logs.windows_files.clear();
+    let groups = existing_log_groups(&spec);
+    let value = trailkeeper::desired::regional::agent_configs(&AccountSpecs {
+        baseline: &spec,
+        trail_policy: &Default::default(),
+        retention: &Default::default(),
+    })[0]
+        .value
+        .clone();
+    let parameter = mock!(aws_sdk_ssm::Client::get_parameter).then_output(move || {
+        get_parameter::GetParameterOutput::builder()
+            .parameter(aws_sdk_ssm::types::Parameter::builder().value(&value).build())
+            .build()
+    });
+    let listed = mock!(aws_sdk_ssm::Client::list_associations).then_output(|| {
+        list_associations::ListAssociationsOutput::builder()
+            .associations(
+                aws_sdk_ssm::types::Association::builder()
+                    .association_name("trailkeeper-cloudwatch-agent-linux")
+                    .association_id("assoc-1")
+                    .build(),
+            )
+            .build()
+    });
+    let described = mock!(aws_sdk_ssm::Client::describe_association).then_output(|| {
+        describe_association::DescribeAssociationOutput::builder()
+            .association_description(
+                aws_sdk_ssm::types::AssociationDescription::builder()
+                    .parameters(
+                        "optionalConfigurationLocation",
+                        vec!["someone-elses-config".to_string()],
+                    )
+                    .build(),
+            )
+            .build()
+    });
+    let update = mock!(aws_sdk_ssm::Client::update_association)
+        .match_requests(|r| r.association_id() == Some("assoc-1"))
+        .then_output(|| update_association::UpdateAssociationOutput::builder().build());
+    let calls = CallRecorder::new();
+    let clients = common::mocked_clients(&[&groups, &parameter, &listed, &described, &update], &calls);
+    let outcome = reconcile_region(&clients, &spec).await;
+    assert_eq!(state_of(&outcome, Component::InstanceLogs), &ComponentState::Repaired);
+    assert_eq!(update.num_calls(), 1);
+    assert!(
+        outcome
+            .drift
+            .iter()
+            .any(|d| d.field == "configuration" && d.actual == "someone-elses-config")
+    );
 }

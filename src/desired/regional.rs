@@ -246,7 +246,6 @@ pub fn config_rules(specs: &AccountSpecs) -> Vec<DesiredConfigRule> {
     if !specs.baseline.config_rules.enabled {
         return Vec::new();
     }
-    let bucket = trail_bucket_name(specs.baseline);
     let rule = |name: &str, source: &str, input: Option<Value>| DesiredConfigRule {
         name: format!("{CONFIG_RULE_PREFIX}{name}"),
         source: source.into(),
@@ -291,12 +290,11 @@ pub fn config_rules(specs: &AccountSpecs) -> Vec<DesiredConfigRule> {
             None,
         ),
     ];
-    // The lock rule checks the trail bucket only.
-    if let Some(r) = rules.iter_mut().find(|r| r.source == "S3_BUCKET_DEFAULT_LOCK_ENABLED") {
-        r.input = Some(json!({"mode": "GOVERNANCE", "bucketNames": bucket}));
-        if specs.retention.trail_logs.object_lock.mode == crate::api::LockMode::Compliance {
-            r.input = Some(json!({"mode": "COMPLIANCE", "bucketNames": bucket}));
-        }
+    // The lock rule checks the mode the RetentionPolicy asks for.
+    if specs.retention.trail_logs.object_lock.mode == crate::api::LockMode::Compliance
+        && let Some(r) = rules.iter_mut().find(|r| r.source == "S3_BUCKET_DEFAULT_LOCK_ENABLED")
+    {
+        r.input = Some(json!({"mode": "COMPLIANCE"}));
     }
     rules
 }

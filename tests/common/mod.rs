@@ -110,7 +110,7 @@ pub async fn base_config() -> SdkConfig {
 
 /// Adds moto's account header: independent clients that read back (or break) an account's state.
 #[derive(Debug, Clone)]
-struct MotoAccount(String);
+pub struct MotoAccount(pub String);
 
 impl Intercept for MotoAccount {
     fn name(&self) -> &'static str {
@@ -136,11 +136,31 @@ pub struct Inspector {
     pub s3: aws_sdk_s3::Client,
     pub kms: aws_sdk_kms::Client,
     pub cloudtrail: aws_sdk_cloudtrail::Client,
+    pub ec2: aws_sdk_ec2::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub config: aws_sdk_config::Client,
 }
 
 pub async fn inspector(account: &str) -> Inspector {
-    let config = base_config().await;
+    inspector_in(account, REGION).await
+}
+
+pub async fn inspector_in(account: &str, region: &str) -> Inspector {
+    let config = base_config()
+        .await
+        .to_builder()
+        .region(Region::new(region.to_string()))
+        .build();
     let header = MotoAccount(account.to_string());
+    macro_rules! client {
+        ($sdk:ident) => {
+            $sdk::Client::from_conf(
+                $sdk::config::Builder::from(&config)
+                    .interceptor(header.clone())
+                    .build(),
+            )
+        };
+    }
     Inspector {
         s3: aws_sdk_s3::Client::from_conf(
             aws_sdk_s3::config::Builder::from(&config)
@@ -148,16 +168,11 @@ pub async fn inspector(account: &str) -> Inspector {
                 .interceptor(header.clone())
                 .build(),
         ),
-        kms: aws_sdk_kms::Client::from_conf(
-            aws_sdk_kms::config::Builder::from(&config)
-                .interceptor(header.clone())
-                .build(),
-        ),
-        cloudtrail: aws_sdk_cloudtrail::Client::from_conf(
-            aws_sdk_cloudtrail::config::Builder::from(&config)
-                .interceptor(header)
-                .build(),
-        ),
+        kms: client!(aws_sdk_kms),
+        cloudtrail: client!(aws_sdk_cloudtrail),
+        ec2: client!(aws_sdk_ec2),
+        logs: client!(aws_sdk_cloudwatchlogs),
+        config: client!(aws_sdk_config),
     }
 }
 
@@ -190,4 +205,57 @@ pub fn spec(account: &str) -> LoggingBaselineSpec {
 
 pub fn default_policies() -> (TrailPolicySpec, RetentionPolicySpec) {
     (TrailPolicySpec::default(), RetentionPolicySpec::default())
+}
+
+pub fn error(code: &str, message: &str) -> aws_smithy_types::error::ErrorMetadata {
+    aws_smithy_types::error::ErrorMetadata::builder()
+        .code(code)
+        .message(message)
+        .build()
+}
+
+/// Clients whose every service answers from `rules` (aws-smithy-mocks), with the product's retry
+/// policy but a short first backoff so that tests are quick.
+pub fn mocked_clients(
+    rules: &[&aws_smithy_mocks::Rule],
+    calls: &trailkeeper::aws::CallRecorder,
+) -> trailkeeper::aws::AccountClients {
+    use aws_smithy_mocks::{MockResponseInterceptor, RuleMode, create_mock_http_client};
+    let retry = RetryConfig::standard()
+        .with_max_attempts(trailkeeper::aws::MAX_ATTEMPTS)
+        .with_initial_backoff(Duration::from_millis(5));
+    let interceptor = || {
+        rules
+            .iter()
+            .fold(MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny), |i, r| {
+                i.with_rule(r)
+            })
+    };
+    macro_rules! client {
+        ($sdk:ident) => {
+            $sdk::Client::from_conf(
+                $sdk::Config::builder()
+                    .behavior_version(BehaviorVersion::latest())
+                    .region(Region::new(REGION))
+                    .credentials_provider(Credentials::new("a", "b", None, None, "test"))
+                    .http_client(create_mock_http_client())
+                    .interceptor(interceptor())
+                    .interceptor(calls.clone())
+                    .retry_config(retry.clone())
+                    .build(),
+            )
+        };
+    }
+    let services = trailkeeper::aws::Services {
+        sts: client!(aws_sdk_sts),
+        kms: client!(aws_sdk_kms),
+        s3: client!(aws_sdk_s3),
+        cloudtrail: client!(aws_sdk_cloudtrail),
+        ec2: client!(aws_sdk_ec2),
+        logs: client!(aws_sdk_cloudwatchlogs),
+        iam: client!(aws_sdk_iam),
+        ssm: client!(aws_sdk_ssm),
+        config: client!(aws_sdk_config),
+    };
+    trailkeeper::aws::AccountClients::from_parts(REGION, services, calls.clone())
 }

@@ -1,0 +1,379 @@
+//! The regional baseline on moto: flow logs for every VPC in every region, log group retention,
+//! Config rules; and with aws-smithy-mocks what moto lacks (SSM associations, Config compliance).
+
+mod common;
+
+use aws_sdk_ec2::types::{FlowLogsResourceType, LogDestinationType, TrafficType};
+use common::*;
+use trailkeeper::api::{Approval, LoggingBaselineSpec, RetentionPolicySpec, TrailPolicySpec};
+use trailkeeper::desired::AccountSpecs;
+use trailkeeper::desired::regional::{self, FLOW_LOG_GROUP};
+use trailkeeper::reconcile::account::{
+    AccountReport, Component, ComponentState, PreviousApproval, RunMode, run_account,
+};
+
+async fn apply_with(
+    spec: &LoggingBaselineSpec,
+    retention: &RetentionPolicySpec,
+    previous: Option<&str>,
+) -> AccountReport {
+    let trail_policy = TrailPolicySpec::default();
+    let specs = AccountSpecs {
+        baseline: spec,
+        trail_policy: &trail_policy,
+        retention,
+    };
+    let previous = PreviousApproval {
+        reference: previous.map(str::to_string),
+    };
+    run_account(&base_config().await, &specs, RunMode::Apply, &previous).await
+}
+
+async fn apply(spec: &LoggingBaselineSpec) -> AccountReport {
+    apply_with(spec, &RetentionPolicySpec::default(), None).await
+}
+
+async fn vpcs(aws: &Inspector) -> Vec<String> {
+    let out = aws.ec2.describe_vpcs().send().await.unwrap();
+    out.vpcs().iter().filter_map(|v| v.vpc_id.clone()).collect()
+}
+
+async fn flow_logs(aws: &Inspector) -> Vec<aws_sdk_ec2::types::FlowLog> {
+    aws.ec2.describe_flow_logs().send().await.unwrap().flow_logs().to_vec()
+}
+
+fn spec_in(account: &str, regions: &[&str]) -> LoggingBaselineSpec {
+    let mut spec = spec(account);
+    spec.regions = regions.iter().map(|r| r.to_string()).collect();
+    spec
+}
+
+#[tokio::test]
+async fn every_vpc_of_every_region_gets_one_compliant_flow_log_and_new_vpcs_are_covered_next_time() {
+    let account = new_account();
+    let (east, west) = (
+        inspector_in(&account, "us-east-1").await,
+        inspector_in(&account, "eu-west-1").await,
+    );
+    // moto gives each region a default VPC: cover those as someone else would, with a compliant
+    // flow log, so that the three VPCs of this test are the ones that matter.
+    let format = regional::flow_logs(&AccountSpecs {
+        baseline: &spec(&account),
+        trail_policy: &TrailPolicySpec::default(),
+        retention: &RetentionPolicySpec::default(),
+    })
+    .unwrap()
+    .format();
+    east.s3
+        .create_bucket()
+        .bucket(format!("others-{account}"))
+        .send()
+        .await
+        .unwrap();
+    let cover = |aws: &Inspector, vpc: String| {
+        let (ec2, format, bucket) = (
+            aws.ec2.clone(),
+            format.clone(),
+            format!("arn:aws:s3:::others-{account}"),
+        );
+        async move {
+            ec2.create_flow_logs()
+                .resource_ids(vpc)
+                .resource_type(FlowLogsResourceType::Vpc)
+                .traffic_type(TrafficType::All)
+                .log_destination_type(LogDestinationType::S3)
+                .log_destination(bucket)
+                .log_format(format)
+                .max_aggregation_interval(60)
+                .send()
+                .await
+                .unwrap();
+        }
+    };
+    for aws in [&east, &west] {
+        for vpc in vpcs(aws).await {
+            cover(aws, vpc).await;
+        }
+    }
+    let a = east
+        .ec2
+        .create_vpc()
+        .cidr_block("10.1.0.0/16")
+        .send()
+        .await
+        .unwrap()
+        .vpc
+        .unwrap()
+        .vpc_id
+        .unwrap();
+    let b = east
+        .ec2
+        .create_vpc()
+        .cidr_block("10.2.0.0/16")
+        .send()
+        .await
+        .unwrap()
+        .vpc
+        .unwrap()
+        .vpc_id
+        .unwrap();
+    let c = west
+        .ec2
+        .create_vpc()
+        .cidr_block("10.3.0.0/16")
+        .send()
+        .await
+        .unwrap()
+        .vpc
+        .unwrap()
+        .vpc_id
+        .unwrap();
+    cover(&east, b.clone()).await;
+    let before = flow_logs(&east).await.len() + flow_logs(&west).await.len();
+
+    let spec = spec_in(&account, &["us-east-1", "eu-west-1"]);
+    let report = apply(&spec).await;
+    assert!(!report.failed(), "{:?}", report.components);
+    let after_east = flow_logs(&east).await;
+    let after_west = flow_logs(&west).await;
+    assert_eq!(
+        after_east.len() + after_west.len() - before,
+        2,
+        "exactly two flow logs created"
+    );
+    for vpc in [&a, &c] {
+        let created: Vec<_> = after_east
+            .iter()
+            .chain(&after_west)
+            .filter(|f| f.resource_id.as_deref() == Some(vpc))
+            .collect();
+        assert_eq!(created.len(), 1, "{vpc}");
+        assert_eq!(
+            created[0].log_format.as_deref(),
+            Some(format.as_str()),
+            "the custom format round-trips"
+        );
+        assert_eq!(created[0].log_group_name.as_deref(), Some(FLOW_LOG_GROUP));
+        assert_eq!(created[0].max_aggregation_interval, Some(600));
+    }
+    let detail = report.details.get(&Component::FlowLogs).unwrap().join("; ");
+    assert!(
+        detail.contains("us-east-1: 3/3 VPCs covered") && detail.contains("eu-west-1: 2/2 VPCs covered"),
+        "{detail}"
+    );
+
+    let again = apply(&spec).await;
+    assert_eq!(again.calls.writes, 0, "{:?}", again.calls.by_action);
+    assert!(again.in_sync(), "{:?}", again.drift);
+
+    let d = west
+        .ec2
+        .create_vpc()
+        .cidr_block("10.4.0.0/16")
+        .send()
+        .await
+        .unwrap()
+        .vpc
+        .unwrap()
+        .vpc_id
+        .unwrap();
+    let next = apply(&spec).await;
+    assert!(next.applied.iter().any(|c| c.action.contains(&d)), "{:?}", next.applied);
+    assert_eq!(
+        flow_logs(&west)
+            .await
+            .iter()
+            .filter(|f| f.resource_id.as_deref() == Some(d.as_str()))
+            .count(),
+        1
+    );
+}
+
+async fn retention_of(aws: &Inspector, group: &str) -> Option<i32> {
+    let out = aws
+        .logs
+        .describe_log_groups()
+        .log_group_name_prefix(group)
+        .send()
+        .await
+        .unwrap();
+    out.log_groups()
+        .iter()
+        .find(|g| g.log_group_name() == Some(group))
+        .unwrap()
+        .retention_in_days()
+}
+
+#[tokio::test]
+async fn log_group_retention_goes_from_forever_to_days_with_approval_and_back() {
+    let account = new_account();
+    let aws = inspector(&account).await;
+    let mut spec = spec(&account);
+    spec.instance_logs.enabled = true;
+    spec.instance_logs.windows_files.clear();
+    spec.instance_logs.linux_files = vec!["/var/log/messages".into()];
+    // moto lacks SSM associations: the association write fails, the log groups are made first.
+    apply(&spec).await;
+    assert_eq!(
+        retention_of(&aws, FLOW_LOG_GROUP).await,
+        None,
+        "never expire by default"
+    );
+    assert_eq!(retention_of(&aws, "/var/log/messages").await, None);
+
+    let mut ninety = RetentionPolicySpec::default();
+    ninety.flow_logs.retention_days = Some(90);
+    ninety.instance_logs.retention_days = Some(90);
+    let report = apply_with(&spec, &ninety, None).await;
+    assert!(matches!(
+        report.components.get(&Component::Retention),
+        Some(ComponentState::ApprovalRequired(_))
+    ));
+    assert_eq!(
+        retention_of(&aws, FLOW_LOG_GROUP).await,
+        None,
+        "not shortened without approval"
+    );
+
+    ninety.approval = Some(Approval {
+        reference: "CHG-90".into(),
+        reason: None,
+    });
+    apply_with(&spec, &ninety, None).await;
+    assert_eq!(retention_of(&aws, FLOW_LOG_GROUP).await, Some(90));
+    assert_eq!(retention_of(&aws, "/var/log/messages").await, Some(90));
+
+    apply_with(&spec, &RetentionPolicySpec::default(), Some("CHG-90")).await;
+    assert_eq!(retention_of(&aws, FLOW_LOG_GROUP).await, None, "back to never expire");
+    assert_eq!(retention_of(&aws, "/var/log/messages").await, None);
+}
+
+#[tokio::test]
+async fn config_rules_need_a_recorder_and_are_then_deployed_once() {
+    let account = new_account();
+    let aws = inspector(&account).await;
+    let mut spec = spec(&account);
+    spec.config_rules.enabled = true;
+    spec.flow_logs.enabled = false;
+    let report = apply(&spec).await;
+    let Some(ComponentState::Failed(e)) = report.components.get(&Component::ConfigRules) else {
+        panic!("{:?}", report.components)
+    };
+    assert_eq!(e.code, "NoConfigurationRecorder");
+
+    let recorder = aws_sdk_config::types::ConfigurationRecorder::builder()
+        .name("default")
+        .role_arn(format!("arn:aws:iam::{account}:role/config"))
+        .build();
+    aws.config
+        .put_configuration_recorder()
+        .configuration_recorder(recorder)
+        .send()
+        .await
+        .unwrap();
+    let report = apply(&spec).await;
+    assert_eq!(
+        report.components.get(&Component::ConfigRules),
+        Some(&ComponentState::Repaired)
+    );
+    let rules = aws.config.describe_config_rules().send().await.unwrap();
+    let names: Vec<&str> = rules
+        .config_rules()
+        .iter()
+        .filter_map(|r| r.config_rule_name())
+        .collect();
+    assert_eq!(
+        names.len(),
+        regional::config_rules(&AccountSpecs {
+            baseline: &spec,
+            trail_policy: &TrailPolicySpec::default(),
+            retention: &RetentionPolicySpec::default()
+        })
+        .len()
+    );
+    assert!(names.contains(&"trailkeeper-multi-region-cloudtrail-enabled"));
+    let again = apply(&spec).await;
+    assert_eq!(again.calls.writes, 0, "{:?}", again.calls.by_action);
+    // moto lacks DescribeComplianceByConfigRule: the status says compliance is unavailable.
+    let detail = again.details.get(&Component::ConfigRules).unwrap().join("; ");
+    assert!(detail.contains("rules, compliance"), "{detail}");
+}
+
+#[tokio::test]
+async fn a_non_compliant_flow_log_is_reported_and_replaced_only_when_the_spec_says_so() {
+    let account = new_account();
+    let aws = inspector(&account).await;
+    aws.s3
+        .create_bucket()
+        .bucket(format!("others-{account}"))
+        .send()
+        .await
+        .unwrap();
+    for vpc in vpcs(&aws).await {
+        // Only rejected traffic, the default format: not the baseline.
+        aws.ec2
+            .create_flow_logs()
+            .resource_ids(vpc)
+            .resource_type(FlowLogsResourceType::Vpc)
+            .traffic_type(TrafficType::Reject)
+            .log_destination_type(LogDestinationType::S3)
+            .log_destination(format!("arn:aws:s3:::others-{account}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let mut spec = spec(&account);
+    let report = apply(&spec).await;
+    let Some(ComponentState::Failed(e)) = report.components.get(&Component::FlowLogs) else {
+        panic!("{:?}", report.components)
+    };
+    assert!(
+        e.message.contains("not compliant (set replaceNonCompliant to replace)"),
+        "{e}"
+    );
+    assert!(
+        flow_logs(&aws)
+            .await
+            .iter()
+            .all(|f| f.traffic_type == Some(TrafficType::Reject)),
+        "left as it is"
+    );
+
+    spec.flow_logs.replace_non_compliant = true;
+    let report = apply(&spec).await;
+    assert!(!report.failed(), "{:?}", report.components);
+    let logs = flow_logs(&aws).await;
+    assert!(
+        logs.iter().all(|f| f.traffic_type == Some(TrafficType::All)),
+        "{logs:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_changed_trust_policy_of_the_delivery_role_is_restored() {
+    let account = new_account();
+    let spec = spec(&account);
+    assert!(!apply(&spec).await.failed());
+    let iam_config = base_config().await;
+    let header_account = account.clone();
+    let iam = aws_sdk_iam::Client::from_conf(
+        aws_sdk_iam::config::Builder::from(&iam_config)
+            .interceptor(common::MotoAccount(header_account))
+            .build(),
+    );
+    let open = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}]});
+    iam.update_assume_role_policy()
+        .role_name(regional::FLOW_LOG_ROLE)
+        .policy_document(open.to_string())
+        .send()
+        .await
+        .unwrap();
+    let report = apply(&spec).await;
+    assert!(
+        report.drift.iter().any(|d| d.field == "trustPolicy"),
+        "{:?}",
+        report.drift
+    );
+    assert!(apply(&spec).await.in_sync());
+}
