@@ -55,31 +55,58 @@ fn invalid(action: &str, resource: &str, e: impl std::fmt::Display) -> AwsError 
 }
 
 /// Reads every setting trailkeeper manages on the bucket, concurrently. `None` when it does not exist.
-pub async fn observe_bucket(clients: &AccountClients, name: &str) -> Result<Option<ObservedBucket>, AwsError> {
+/// Which optional settings to read: a bucket that should have no Object Lock or access logging
+/// (the access-log bucket) is not asked for them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reads {
+    pub object_lock: bool,
+    pub access_logging: bool,
+}
+
+pub async fn observe_bucket(
+    clients: &AccountClients,
+    name: &str,
+    reads: Reads,
+) -> Result<Option<ObservedBucket>, AwsError> {
     let resource = format!("bucket {name}");
     let r = resource.as_str();
     let s3 = &clients.s3;
     if optional(s3.head_bucket().bucket(name).send().await, "S3", "HeadBucket", r)?.is_none() {
         return Ok(None);
     }
+    let lock_read = async {
+        match reads.object_lock {
+            true => Some(s3.get_object_lock_configuration().bucket(name).send().await),
+            false => None,
+        }
+    };
+    let logging_read = async {
+        match reads.access_logging {
+            true => Some(s3.get_bucket_logging().bucket(name).send().await),
+            false => None,
+        }
+    };
     // Boxed: eight SDK futures side by side would be a very large future on the stack.
     let (lock, versioning, encryption, pab, policy, logging, lifecycle, tags) = tokio::join!(
-        Box::pin(s3.get_object_lock_configuration().bucket(name).send()),
+        Box::pin(lock_read),
         Box::pin(s3.get_bucket_versioning().bucket(name).send()),
         Box::pin(s3.get_bucket_encryption().bucket(name).send()),
         Box::pin(s3.get_public_access_block().bucket(name).send()),
         Box::pin(s3.get_bucket_policy().bucket(name).send()),
-        Box::pin(s3.get_bucket_logging().bucket(name).send()),
+        Box::pin(logging_read),
         Box::pin(s3.get_bucket_lifecycle_configuration().bucket(name).send()),
         Box::pin(s3.get_bucket_tagging().bucket(name).send()),
     );
-    let lock = optional(lock, "S3", "GetObjectLockConfiguration", r)?;
+    let lock = lock
+        .map(|l| optional(l, "S3", "GetObjectLockConfiguration", r))
+        .transpose()?
+        .flatten();
     let lock = lock.as_ref().and_then(|l| l.object_lock_configuration());
     let versioning = check(versioning, "S3", "GetBucketVersioning", r)?;
     let encryption = optional(encryption, "S3", "GetBucketEncryption", r)?;
     let pab = optional(pab, "S3", "GetPublicAccessBlock", r)?;
     let policy = optional(policy, "S3", "GetBucketPolicy", r)?;
-    let logging = check(logging, "S3", "GetBucketLogging", r)?;
+    let logging = logging.map(|l| check(l, "S3", "GetBucketLogging", r)).transpose()?;
     let lifecycle = optional(lifecycle, "S3", "GetBucketLifecycleConfiguration", r)?;
     let tags = optional(tags, "S3", "GetBucketTagging", r)?;
 
@@ -121,7 +148,8 @@ pub async fn observe_bucket(clients: &AccountClients, name: &str) -> Result<Opti
             .and_then(|p| p.policy())
             .and_then(|p| serde_json::from_str(p).ok()),
         access_logging: logging
-            .logging_enabled()
+            .as_ref()
+            .and_then(|l| l.logging_enabled())
             .map(|l| (l.target_bucket().to_string(), l.target_prefix().to_string())),
         lifecycle: fold_lifecycle(rules),
         foreign_lifecycle_rules: rules
@@ -396,6 +424,12 @@ pub async fn put_tags(clients: &AccountClients, name: &str, tags: &BTreeMap<Stri
         .send()
         .await;
     check(sent, "S3", "PutBucketTagging", &resource).map(|_| ())
+}
+
+/// Whether the bucket exists (and is this account's).
+pub async fn exists(clients: &AccountClients, name: &str) -> Result<bool, AwsError> {
+    let sent = clients.s3.head_bucket().bucket(name).send().await;
+    Ok(optional(sent, "S3", "HeadBucket", &format!("bucket {name}"))?.is_some())
 }
 
 /// Whether the bucket holds any object version or delete marker.

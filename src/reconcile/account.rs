@@ -616,7 +616,13 @@ async fn observe_optional_bucket(
     bucket: Option<&DesiredBucket>,
 ) -> Result<Option<ObservedBucket>, AwsError> {
     match bucket {
-        Some(b) => s3::observe_bucket(clients, &b.name).await,
+        Some(b) => {
+            let reads = s3::Reads {
+                object_lock: b.object_lock,
+                access_logging: b.access_logging.is_some(),
+            };
+            s3::observe_bucket(clients, &b.name, reads).await
+        }
         None => Ok(None),
     }
 }

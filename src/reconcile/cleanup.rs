@@ -84,13 +84,13 @@ pub async fn cleanup(clients: &AccountClients, specs: &AccountSpecs<'_>) -> Resu
     let mut encrypted_logs_kept = false;
     let trail_bucket = desired::trail_bucket_name(spec);
     for bucket in [trail_bucket.clone(), desired::access_log_bucket_name(spec)] {
-        let outcome = match s3::observe_bucket(clients, &bucket).await.map_err(aws)? {
-            None => Outcome::Absent,
-            Some(_) if s3::holds_objects(clients, &bucket).await.map_err(aws)? => {
+        let outcome = match s3::exists(clients, &bucket).await.map_err(aws)? {
+            false => Outcome::Absent,
+            true if s3::holds_objects(clients, &bucket).await.map_err(aws)? => {
                 encrypted_logs_kept |= bucket == trail_bucket;
                 Outcome::Retained("it holds objects: trailkeeper never deletes logs".into())
             }
-            Some(_) => {
+            true => {
                 s3::delete_bucket(clients, &bucket).await.map_err(aws)?;
                 Outcome::Deleted
             }

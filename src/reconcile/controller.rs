@@ -537,7 +537,7 @@ where
 
 /// The cache keeps no managedFields nor last-applied annotation: they are most of an object's
 /// size and the controller never reads them.
-fn slim(baseline: &mut LoggingBaseline) {
+pub fn slim(baseline: &mut LoggingBaseline) {
     baseline.managed_fields_mut().clear();
     baseline
         .annotations_mut()

@@ -1,0 +1,227 @@
+//! The cost of a fleet: N fresh accounts converged from empty against the moto server on loopback,
+//! then one in-sync pass; and the memory of the controller's cache of LoggingBaselines.
+//!
+//! `cargo bench --bench fleet` (N = 10, 100, 500; `TRAILKEEPER_BENCH_N=10,50` to choose).
+//! Prints, per N: wall time, AWS reads and writes per account for the converge and the in-sync
+//! pass, calls per second, peak resident memory, CPU seconds per account reconcile, and the ratio
+//! of in-sync reads to the floor (the fewest reads an in-sync check needs).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use kube::runtime::reflector;
+use kube::runtime::watcher::Event;
+use trailkeeper::api::{LoggingBaseline, RetentionPolicySpec, TrailPolicySpec};
+use trailkeeper::manifests::ResolvedBaseline;
+use trailkeeper::reconcile::account::{AccountReport, RunMode};
+
+/// Counts the bytes allocated and live, to measure the cache precisely.
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(new_size, Ordering::Relaxed);
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn proc_status(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// User + system CPU seconds of this process.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The fewest reads an in-sync check of one account needs with what trailkeeper manages in one
+/// region, one read per setting that has no batch read:
+/// STS GetCallerIdentity (the account must be verified before any write) 1;
+/// KMS DescribeKey, GetKeyPolicy, GetKeyRotationStatus, ListResourceTags 4;
+/// trail bucket: Object Lock, versioning, encryption, public access block, policy, logging,
+/// lifecycle, tags 8; access-log bucket: versioning, encryption, public access block, policy,
+/// lifecycle, tags 6; CloudTrail GetTrail, GetTrailStatus, GetEventSelectors, GetInsightSelectors,
+/// ListTags 5; flow logs: IAM GetRole, GetRolePolicy, EC2 DescribeVpcs, DescribeFlowLogs,
+/// CloudWatch Logs DescribeLogGroups 5. Credentials (AssumeRole) are not counted: the controller
+/// caches them for their lifetime.
+const FLOOR_READS: u32 = 1 + 4 + 8 + 6 + 5 + 5;
+/// The fewest writes for a fresh account: CreateKey (with policy and tags), CreateAlias,
+/// EnableKeyRotation; access-log bucket: create, versioning, encryption, public access block,
+/// policy, lifecycle, tags; trail bucket: create (with lock), default retention, encryption, public
+/// access block, policy, logging, lifecycle, tags; CreateTrail (with settings and tags),
+/// PutEventSelectors, StartLogging; flow logs: CreateRole, PutRolePolicy, CreateLogGroup,
+/// CreateFlowLogs.
+const FLOOR_WRITES: u32 = 3 + 7 + 8 + 3 + 4;
+
+fn resolved(account: &str) -> ResolvedBaseline {
+    ResolvedBaseline {
+        id: format!("bench/{account}"),
+        baseline: common::baseline(account),
+        trail_policy: TrailPolicySpec::default(),
+        retention: RetentionPolicySpec::default(),
+        retention_policy_name: "built-in".into(),
+    }
+}
+
+fn per_account(reports: &[(String, AccountReport)]) -> (f64, f64) {
+    let n = reports.len() as f64;
+    let reads: u32 = reports.iter().map(|(_, r)| r.calls.reads.saturating_sub(1)).sum(); // minus AssumeRole
+    let writes: u32 = reports.iter().map(|(_, r)| r.calls.writes).sum();
+    (f64::from(reads) / n, f64::from(writes) / n)
+}
+
+async fn fleet(n: usize) {
+    let base = common::base_config().await;
+    let baselines: Vec<ResolvedBaseline> = (0..n).map(|_| resolved(&common::new_account())).collect();
+    let cpu0 = cpu_seconds();
+    let started = Instant::now();
+    let converge = trailkeeper::cli::run_all(&base, &baselines, RunMode::Apply).await;
+    let converge_wall = started.elapsed();
+    let failed = converge.iter().filter(|(_, r)| r.failed()).count();
+    let started = Instant::now();
+    let in_sync = trailkeeper::cli::run_all(&base, &baselines, RunMode::Apply).await;
+    let sync_wall = started.elapsed();
+    let cpu = cpu_seconds() - cpu0;
+    let (c_reads, c_writes) = per_account(&converge);
+    let (s_reads, s_writes) = per_account(&in_sync);
+    let calls = |reports: &[(String, AccountReport)]| -> u32 {
+        reports.iter().map(|(_, r)| r.calls.reads + r.calls.writes).sum()
+    };
+    let not_in_sync = in_sync.iter().filter(|(_, r)| !r.in_sync()).count();
+    println!("N = {n}");
+    println!(
+        "  converge: {:.1} s wall, {c_reads:.1} reads and {c_writes:.1} writes per account, {:.0} calls/s, {failed} failed",
+        converge_wall.as_secs_f64(),
+        f64::from(calls(&converge)) / converge_wall.as_secs_f64()
+    );
+    println!(
+        "  in-sync:  {:.1} s wall, {s_reads:.1} reads and {s_writes:.1} writes per account, {:.0} calls/s, {not_in_sync} not in sync",
+        sync_wall.as_secs_f64(),
+        f64::from(calls(&in_sync)) / sync_wall.as_secs_f64()
+    );
+    println!(
+        "  floor: {FLOOR_READS} reads in sync (measured/floor {:.2}), {FLOOR_WRITES} writes fresh (measured/floor {:.2})",
+        s_reads / f64::from(FLOOR_READS),
+        c_writes / f64::from(FLOOR_WRITES)
+    );
+    println!(
+        "  CPU: {:.4} s per account reconcile; peak resident memory {} MiB",
+        cpu / (2.0 * n as f64),
+        proc_status("VmHWM:") / 1024
+    );
+}
+
+/// A LoggingBaseline as the API server sends it: with managedFields, the last-applied annotation
+/// and a full status.
+fn cached_object(i: usize) -> LoggingBaseline {
+    let account = format!("{:012}", 300_000_000_000u64 + i as u64);
+    let mut b = common::baseline(&account);
+    b.metadata.uid = Some(format!("6f1c3a52-0000-4000-8000-{i:012}"));
+    b.metadata.resource_version = Some(format!("{}", 1_000_000 + i));
+    b.metadata.generation = Some(3);
+    b.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        "2026-11-01T00:00:00Z".parse().unwrap(),
+    ));
+    b.metadata.finalizers = Some(vec!["trailkeeper.io/cleanup".into()]);
+    b.metadata.annotations = Some(
+        [(
+            "kubectl.kubernetes.io/last-applied-configuration".to_string(),
+            serde_json::to_string(&b.spec).unwrap(),
+        )]
+        .into(),
+    );
+    b.metadata.managed_fields = Some(vec![serde_json::from_value(serde_json::json!({
+        "manager": "kubectl", "operation": "Apply", "apiVersion": "trailkeeper.io/v1alpha1", "time": "2026-11-01T00:00:00Z",
+        "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:accountId": {}, "f:primaryRegion": {}, "f:credentials": {"f:assumeRoleArn": {}}}}
+    })).unwrap()]);
+    let conditions = [
+        "KeyReady",
+        "StorageReady",
+        "TrailReady",
+        "RetentionApplied",
+        "FlowLogsReady",
+        "Ready",
+    ]
+    .iter()
+    .map(|t| trailkeeper::api::Condition {
+        type_: t.to_string(),
+        status: "True".into(),
+        reason: "InSync".into(),
+        message: "in line with the baseline".into(),
+        last_transition_time: Some("2026-11-01T00:00:00Z".into()),
+        observed_generation: Some(3),
+    })
+    .collect();
+    b.status = Some(trailkeeper::api::LoggingBaselineStatus {
+        observed_generation: Some(3),
+        conditions,
+        trail_arn: Some(format!("arn:aws:cloudtrail:us-east-1:{account}:trail/trailkeeper")),
+        bucket_name: Some(format!("trailkeeper-{account}-cloudtrail-us-east-1")),
+        ..Default::default()
+    });
+    b
+}
+
+fn cache_memory(n: usize) {
+    let (store, mut writer) = reflector::store::<LoggingBaseline>();
+    let before = LIVE.load(Ordering::Relaxed);
+    for i in 0..n {
+        let mut object = cached_object(i);
+        trailkeeper::reconcile::controller::slim(&mut object);
+        writer.apply_watcher_event(&Event::Apply(object));
+    }
+    let after = LIVE.load(Ordering::Relaxed);
+    assert_eq!(store.state().len(), n);
+    println!(
+        "cache of {n} LoggingBaselines: {} bytes per baseline (managedFields and last-applied dropped)",
+        (after - before) / n
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    if std::env::args().any(|a| a == "--list" || a == "--test") {
+        return; // `cargo test --benches` lists and runs nothing here.
+    }
+    let sizes: Vec<usize> = std::env::var("TRAILKEEPER_BENCH_N")
+        .ok()
+        .map(|v| v.split(',').filter_map(|s| s.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![10, 100, 500]);
+    println!(
+        "trailkeeper fleet benchmark on {} cores",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    );
+    for n in [1_000, 10_000] {
+        cache_memory(n);
+    }
+    for n in sizes {
+        fleet(n).await;
+    }
+}
