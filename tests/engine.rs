@@ -329,16 +329,8 @@ async fn a_replaced_bucket_policy_is_found_and_restored() {
 #[tokio::test]
 async fn disabled_key_rotation_is_found_and_enabled() {
     drift_is_found_and_repaired("rotation", |aws, _spec| async move {
-        let key = aws
-            .kms
-            .describe_key()
-            .key_id(desired::KEY_ALIAS)
-            .send()
-            .await
-            .unwrap()
-            .key_metadata
-            .unwrap();
-        aws.kms.disable_key_rotation().key_id(key.key_id).send().await.unwrap();
+        let key_id = aws.trail_key_id().await;
+        aws.kms.disable_key_rotation().key_id(&key_id).send().await.unwrap();
     })
     .await;
 }
@@ -570,18 +562,10 @@ async fn two_accounts_in_one_apply_converge_in_parallel_without_interference() {
 #[tokio::test]
 async fn a_key_scheduled_for_deletion_is_recovered() {
     drift_is_found_and_repaired("state", |aws, _spec| async move {
-        let key = aws
-            .kms
-            .describe_key()
-            .key_id(desired::KEY_ALIAS)
-            .send()
-            .await
-            .unwrap()
-            .key_metadata
-            .unwrap();
+        let key_id = aws.trail_key_id().await;
         aws.kms
             .schedule_key_deletion()
-            .key_id(key.key_id)
+            .key_id(&key_id)
             .pending_window_in_days(7)
             .send()
             .await
@@ -593,20 +577,12 @@ async fn a_key_scheduled_for_deletion_is_recovered() {
 #[tokio::test]
 async fn a_replaced_key_policy_and_removed_tags_are_restored() {
     drift_is_found_and_repaired("policy", |aws, _spec| async move {
-        let key = aws
-            .kms
-            .describe_key()
-            .key_id(desired::KEY_ALIAS)
-            .send()
-            .await
-            .unwrap()
-            .key_metadata
-            .unwrap();
+        let key_id = aws.trail_key_id().await;
         let policy = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Sid": "RootOnly", "Effect": "Allow",
             "Principal": {"AWS": "arn:aws:iam::000000000000:root"}, "Action": "kms:*", "Resource": "*"}]});
         aws.kms
             .put_key_policy()
-            .key_id(&key.key_id)
+            .key_id(&key_id)
             .policy_name("default")
             .policy(policy.to_string())
             .send()
@@ -614,7 +590,7 @@ async fn a_replaced_key_policy_and_removed_tags_are_restored() {
             .unwrap();
         aws.kms
             .untag_resource()
-            .key_id(&key.key_id)
+            .key_id(&key_id)
             .tag_keys(desired::MANAGED_BY_TAG)
             .send()
             .await

@@ -2,6 +2,7 @@
 //! Kubernetes types: every value here is data that tests can compare.
 
 pub mod policy;
+pub mod regional;
 
 use std::collections::BTreeMap;
 
@@ -659,4 +660,3 @@ mod tests {
         assert!(expected.bucket.is_none() && manage.is_empty());
     }
 }
-pub mod regional;

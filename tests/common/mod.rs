@@ -141,6 +141,20 @@ pub struct Inspector {
     pub config: aws_sdk_config::Client,
 }
 
+impl Inspector {
+    /// The id of the key trailkeeper created (found by its alias).
+    pub async fn trail_key_id(&self) -> String {
+        let described = self
+            .kms
+            .describe_key()
+            .key_id(trailkeeper::desired::KEY_ALIAS)
+            .send()
+            .await
+            .unwrap();
+        described.key_metadata.unwrap().key_id
+    }
+}
+
 pub async fn inspector(account: &str) -> Inspector {
     inspector_in(account, REGION).await
 }
