@@ -396,18 +396,23 @@ pub fn access_log_bucket_policy(spec: &LoggingBaselineSpec) -> Value {
     })
 }
 
+/// The lock's default retention of a RetentionPolicy; None for a Disabled lock.
+pub fn lock_retention(retention: &RetentionPolicySpec) -> Option<LockRetention> {
+    let lock = &retention.trail_logs.object_lock;
+    (lock.mode != LockMode::Disabled).then_some(LockRetention {
+        mode: lock.mode,
+        days: lock.default_retention_days,
+    })
+}
+
 pub fn trail_bucket(specs: &AccountSpecs) -> DesiredBucket {
     let spec = specs.baseline;
-    let lock = &specs.retention.trail_logs.object_lock;
     let name = trail_bucket_name(spec);
     DesiredBucket {
         access_logging: Some((access_log_bucket_name(spec), format!("{name}/"))),
         name,
         object_lock: true,
-        lock_retention: (lock.mode != LockMode::Disabled).then_some(LockRetention {
-            mode: lock.mode,
-            days: lock.default_retention_days,
-        }),
+        lock_retention: lock_retention(specs.retention),
         encryption: BucketEncryption::KmsTrailKey,
         policy: trail_bucket_policy(spec),
         lifecycle: Lifecycle {

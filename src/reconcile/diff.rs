@@ -119,7 +119,8 @@ fn on_off(b: bool) -> &'static str {
     if b { "enabled" } else { "disabled" }
 }
 
-fn days(d: Option<i32>) -> String {
+/// A retention in days in words: `90 days`, or `kept forever` for none.
+pub fn days(d: Option<i32>) -> String {
     d.map_or_else(|| "kept forever".to_string(), |d| format!("{d} days"))
 }
 
@@ -164,7 +165,7 @@ pub fn describe_selectors(selectors: &EventSelectors) -> String {
     }
 }
 
-fn describe_lock(l: &Option<LockRetention>) -> String {
+pub fn describe_lock(l: &Option<LockRetention>) -> String {
     l.as_ref().map_or_else(
         || "no default retention".to_string(),
         |r| format!("{:?} {} days", r.mode, r.days),

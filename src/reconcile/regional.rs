@@ -9,7 +9,7 @@ use crate::aws::{AccountClients, AwsError, config, ec2, iam, logs, ssm};
 use crate::desired::regional::{self, DesiredFlowLogs, FLOW_LOG_ROLE, FLOW_LOG_ROLE_POLICY, FlowLogTarget};
 use crate::desired::{AccountSpecs, policy};
 use crate::reconcile::account::{Change, Component, ComponentState};
-use crate::reconcile::diff::shortens;
+use crate::reconcile::diff::{days, shortens};
 
 /// What one region's reconcile saw and did.
 #[derive(Clone, Debug, Default)]
@@ -76,10 +76,6 @@ impl Part<'_> {
             .parts
             .push((self.component, state, format!("{region}: {detail}")));
     }
-}
-
-fn days(d: Option<i32>) -> String {
-    d.map_or_else(|| "never expire".to_string(), |d| format!("{d} days"))
 }
 
 /// The flow log delivery role (IAM is global: once per account, before the regions).

@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::api::{LockMode, RetentionPolicySpec};
-use crate::desired::LockRetention;
+use crate::api::RetentionPolicySpec;
+use crate::desired::lock_retention;
 use crate::manifests::ResolvedBaseline;
-use crate::reconcile::diff::{shortens, weakens_lock};
+use crate::reconcile::diff::{days as log_days, describe_lock, shortens, weakens_lock};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -44,27 +44,8 @@ impl Change {
     }
 }
 
-fn days(d: Option<i32>, verb: &str) -> String {
+fn expire(d: Option<i32>, verb: &str) -> String {
     d.map_or_else(|| "kept forever".to_string(), |d| format!("{verb} after {d} days"))
-}
-
-fn log_days(d: Option<i32>) -> String {
-    d.map_or_else(|| "kept forever".to_string(), |d| format!("{d} days"))
-}
-
-fn lock(spec: &RetentionPolicySpec) -> Option<LockRetention> {
-    let l = &spec.trail_logs.object_lock;
-    (l.mode != LockMode::Disabled).then_some(LockRetention {
-        mode: l.mode,
-        days: l.default_retention_days,
-    })
-}
-
-fn describe_lock(l: &Option<LockRetention>) -> String {
-    l.as_ref().map_or_else(
-        || "no default retention".to_string(),
-        |l| format!("{:?} {} days", l.mode, l.days),
-    )
 }
 
 /// The approval of `head` when it is new relative to `base`.
@@ -99,7 +80,7 @@ pub fn changes(base: &ResolvedBaseline, head: &ResolvedBaseline) -> Vec<Change> 
     };
     // The storage of an Existing trail is its owner's: only the log groups' retention applies.
     let managed_storage = head.baseline.spec.trail.source == crate::api::TrailSource::Managed;
-    let (lock_b, lock_h) = (lock(b), lock(h));
+    let (lock_b, lock_h) = (lock_retention(b), lock_retention(h));
     if managed_storage {
         push(
             "trail logs lock",
@@ -139,7 +120,7 @@ pub fn changes(base: &ResolvedBaseline, head: &ResolvedBaseline) -> Vec<Change> 
         if !managed_storage && !verb.is_empty() {
             continue;
         }
-        let text = |d| if verb.is_empty() { log_days(d) } else { days(d, verb) };
+        let text = |d| if verb.is_empty() { log_days(d) } else { expire(d, verb) };
         push(setting, text(before), text(after), shortens(before, after));
     }
     out
