@@ -377,3 +377,55 @@ async fn a_changed_trust_policy_of_the_delivery_role_is_restored() {
     );
     assert!(apply(&spec).await.in_sync());
 }
+
+#[tokio::test]
+async fn with_create_recorder_a_recorder_is_created_delivering_to_the_access_log_bucket() {
+    let account = new_account();
+    let aws = inspector(&account).await;
+    let mut spec = spec(&account);
+    spec.config_rules.enabled = true;
+    spec.config_rules.create_recorder = true;
+    spec.flow_logs.enabled = false;
+    let report = apply(&spec).await;
+    assert_eq!(
+        report.components.get(&Component::ConfigRules),
+        Some(&ComponentState::Repaired),
+        "{:?}",
+        report.components
+    );
+    let recorders = aws.config.describe_configuration_recorders().send().await.unwrap();
+    let recorder = &recorders.configuration_recorders()[0];
+    assert!(recorder.role_arn().unwrap().ends_with("/AWSServiceRoleForConfig"));
+    let channels = aws.config.describe_delivery_channels().send().await.unwrap();
+    let channel = &channels.delivery_channels()[0];
+    assert_eq!(
+        channel.s3_bucket_name(),
+        Some(trailkeeper::desired::access_log_bucket_name(&spec).as_str())
+    );
+    assert_eq!(channel.s3_key_prefix(), Some("AWS/Config"));
+    assert!(
+        !aws.config
+            .describe_config_rules()
+            .send()
+            .await
+            .unwrap()
+            .config_rules()
+            .is_empty()
+    );
+    // moto names the service-linked role AWSServiceRoleForconfig (AWS: AWSServiceRoleForConfig), so
+    // trailkeeper would not find it again: make the role AWS would have made.
+    let iam = aws_sdk_iam::Client::from_conf(
+        aws_sdk_iam::config::Builder::from(&base_config().await)
+            .interceptor(common::MotoAccount(account.clone()))
+            .build(),
+    );
+    iam.create_role()
+        .role_name("AWSServiceRoleForConfig")
+        .path("/aws-service-role/config.amazonaws.com/")
+        .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[]}"#)
+        .send()
+        .await
+        .unwrap();
+    let again = apply(&spec).await;
+    assert_eq!(again.calls.writes, 0, "{:?}", again.calls.by_action);
+}

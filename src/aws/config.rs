@@ -112,3 +112,47 @@ pub async fn compliance(
             .collect()
     }))
 }
+
+/// Creates and starts the recorder `default` with its delivery channel.
+pub async fn create_recorder(
+    clients: &AccountClients,
+    recorder: &crate::desired::regional::DesiredRecorder,
+) -> Result<(), AwsError> {
+    use aws_sdk_config::types::{ConfigurationRecorder, DeliveryChannel, RecordingGroup};
+    let resource = format!("the configuration recorder of {}", clients.region);
+    let group = RecordingGroup::builder()
+        .all_supported(true)
+        .include_global_resource_types(recorder.include_global)
+        .build();
+    let definition = ConfigurationRecorder::builder()
+        .name("default")
+        .role_arn(&recorder.role_arn)
+        .recording_group(group)
+        .build();
+    let sent = clients
+        .config
+        .put_configuration_recorder()
+        .configuration_recorder(definition)
+        .send()
+        .await;
+    check(sent, "Config Service", "PutConfigurationRecorder", &resource)?;
+    let channel = DeliveryChannel::builder()
+        .name("default")
+        .s3_bucket_name(&recorder.bucket)
+        .s3_key_prefix(&recorder.prefix)
+        .build();
+    let sent = clients
+        .config
+        .put_delivery_channel()
+        .delivery_channel(channel)
+        .send()
+        .await;
+    check(sent, "Config Service", "PutDeliveryChannel", &resource)?;
+    let sent = clients
+        .config
+        .start_configuration_recorder()
+        .configuration_recorder_name("default")
+        .send()
+        .await;
+    check(sent, "Config Service", "StartConfigurationRecorder", &resource).map(|_| ())
+}

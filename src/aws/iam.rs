@@ -124,6 +124,37 @@ pub async fn put_role_policy(clients: &AccountClients, role: &str, name: &str, p
     check(sent, "IAM", "PutRolePolicy", &format!("role {role}")).map(|_| ())
 }
 
+/// Makes sure the service-linked role of a service exists (e.g. AWSServiceRoleForConfig).
+pub async fn ensure_service_linked_role(clients: &AccountClients, role: &str, service: &str) -> Result<bool, AwsError> {
+    let resource = format!("role {role}");
+    if optional(
+        clients.iam.get_role().role_name(role).send().await,
+        "IAM",
+        "GetRole",
+        &resource,
+    )?
+    .is_some()
+    {
+        return Ok(false);
+    }
+    let sent = clients
+        .iam
+        .create_service_linked_role()
+        .aws_service_name(service)
+        .send()
+        .await;
+    match check(sent, "IAM", "CreateServiceLinkedRole", &resource) {
+        // Created meanwhile (AWS answers InvalidInput "... has been taken").
+        Err(e)
+            if e.code == "EntityAlreadyExists"
+                || (e.code == "InvalidInput" && e.message.contains("has been taken")) =>
+        {
+            Ok(false)
+        }
+        other => other.map(|_| true),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -377,23 +377,39 @@ pub fn trail_bucket_policy(spec: &LoggingBaselineSpec) -> Value {
 pub fn access_log_bucket_policy(spec: &LoggingBaselineSpec) -> Value {
     let part = partition(&spec.primary_region);
     let bucket_arn = format!("arn:{part}:s3:::{}", access_log_bucket_name(spec));
-    json!({
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "S3ServerAccessLogs",
-                "Effect": "Allow",
-                "Principal": {"Service": "logging.s3.amazonaws.com"},
-                "Action": "s3:PutObject",
-                "Resource": format!("{bucket_arn}/*"),
-                "Condition": {
-                    "ArnLike": {"aws:SourceArn": format!("arn:{part}:s3:::{}", trail_bucket_name(spec))},
-                    "StringEquals": {"aws:SourceAccount": spec.account_id}
-                }
-            },
-            deny_insecure_transport(&bucket_arn)
-        ]
-    })
+    let mut statements = vec![json!({
+        "Sid": "S3ServerAccessLogs",
+        "Effect": "Allow",
+        "Principal": {"Service": "logging.s3.amazonaws.com"},
+        "Action": "s3:PutObject",
+        "Resource": format!("{bucket_arn}/*"),
+        "Condition": {
+            "ArnLike": {"aws:SourceArn": format!("arn:{part}:s3:::{}", trail_bucket_name(spec))},
+            "StringEquals": {"aws:SourceAccount": spec.account_id}
+        }
+    })];
+    if spec.config_rules.enabled && spec.config_rules.create_recorder {
+        // The recorders trailkeeper creates deliver here, for this account only.
+        let account = &spec.account_id;
+        statements.push(json!({
+            "Sid": "AWSConfigBucketCheck",
+            "Effect": "Allow",
+            "Principal": {"Service": "config.amazonaws.com"},
+            "Action": ["s3:GetBucketAcl", "s3:ListBucket"],
+            "Resource": bucket_arn,
+            "Condition": {"StringEquals": {"aws:SourceAccount": account}}
+        }));
+        statements.push(json!({
+            "Sid": "AWSConfigBucketDelivery",
+            "Effect": "Allow",
+            "Principal": {"Service": "config.amazonaws.com"},
+            "Action": "s3:PutObject",
+            "Resource": format!("{bucket_arn}/{}/AWSLogs/{account}/Config/*", regional::CONFIG_DELIVERY_PREFIX),
+            "Condition": {"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control", "aws:SourceAccount": account}}
+        }));
+    }
+    statements.push(deny_insecure_transport(&bucket_arn));
+    json!({"Version": "2012-10-17", "Statement": statements})
 }
 
 /// The lock's default retention of a RetentionPolicy; None for a Disabled lock.

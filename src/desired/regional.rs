@@ -233,6 +233,36 @@ pub fn agent_configs(specs: &AccountSpecs) -> Vec<DesiredAgentConfig> {
 /// The tag that tells an instance's platform to the associations.
 pub const PLATFORM_TAG: &str = "trailkeeper.io/platform";
 
+/// The AWS Config service-linked role a recorder trailkeeper creates uses.
+pub const CONFIG_SERVICE_ROLE: &str = "AWSServiceRoleForConfig";
+/// Where those recorders deliver: the access-log bucket (SSE-S3, so Config needs no key grant).
+pub const CONFIG_DELIVERY_PREFIX: &str = "AWS/Config";
+
+/// A configuration recorder trailkeeper creates (`configRules.createRecorder`), recording all
+/// supported resources (global ones in the primary region only), delivering to the access-log bucket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DesiredRecorder {
+    pub role_arn: String,
+    pub bucket: String,
+    pub prefix: String,
+    pub include_global: bool,
+}
+
+pub fn recorder(specs: &AccountSpecs, region: &str) -> Option<DesiredRecorder> {
+    let spec = specs.baseline;
+    let rules = &spec.config_rules;
+    (rules.enabled && rules.create_recorder).then(|| DesiredRecorder {
+        role_arn: format!(
+            "arn:{}:iam::{}:role/aws-service-role/config.amazonaws.com/{CONFIG_SERVICE_ROLE}",
+            partition(&spec.primary_region),
+            spec.account_id
+        ),
+        bucket: super::access_log_bucket_name(spec),
+        prefix: CONFIG_DELIVERY_PREFIX.into(),
+        include_global: region == spec.primary_region,
+    })
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DesiredConfigRule {
     pub name: String,

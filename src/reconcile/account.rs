@@ -576,6 +576,20 @@ impl Run<'_> {
             }
             outcomes.push(outcome);
         }
+        if specs.baseline.config_rules.enabled && specs.baseline.config_rules.create_recorder {
+            let mut outcome = regional::RegionOutcome {
+                region: "global".into(),
+                ..Default::default()
+            };
+            if let Err(e) = regional::reconcile_config_role(&self.clients, self.write, &mut outcome).await {
+                outcome.parts.push((
+                    Component::ConfigRules,
+                    ComponentState::Failed(e.clone()),
+                    format!("IAM: {e}"),
+                ));
+            }
+            outcomes.push(outcome);
+        }
         let approved = self.approved;
         let write = self.write && role_ok;
         let runs = regions.iter().map(|region| {

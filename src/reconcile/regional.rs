@@ -134,6 +134,23 @@ pub async fn reconcile_flow_log_role(
     Ok(())
 }
 
+/// The service-linked role of AWS Config, for the recorders trailkeeper creates (global, once).
+pub async fn reconcile_config_role(
+    clients: &AccountClients,
+    write: bool,
+    outcome: &mut RegionOutcome,
+) -> Result<(), AwsError> {
+    let role = regional::CONFIG_SERVICE_ROLE;
+    if write && iam::ensure_service_linked_role(clients, role, "config.amazonaws.com").await? {
+        let action = "create the service-linked role of AWS Config".to_string();
+        outcome.applied.push(Change {
+            resource: format!("iam:{role}"),
+            action,
+        });
+    }
+    Ok(())
+}
+
 /// Whether an existing flow log meets the baseline: the traffic type, every desired field, and an
 /// aggregation interval no longer than the desired one.
 pub fn compliant(flow: &ec2::ObservedFlowLog, desired: &DesiredFlowLogs) -> bool {
@@ -208,7 +225,8 @@ pub async fn reconcile_region(
             component: Component::ConfigRules,
             changed: false,
         };
-        let result = reconcile_rules(clients, &rules, &mut part).await;
+        let recorder = regional::recorder(specs, &clients.region);
+        let result = reconcile_rules(clients, &rules, recorder.as_ref(), &mut part).await;
         part.finish(result);
     }
     outcome
@@ -408,16 +426,27 @@ async fn reconcile_agents(
 async fn reconcile_rules(
     clients: &AccountClients,
     rules: &[regional::DesiredConfigRule],
+    recorder: Option<&regional::DesiredRecorder>,
     part: &mut Part<'_>,
 ) -> Result<String, AwsError> {
     if !config::has_recorder(clients).await? {
-        return Err(AwsError {
-            kind: crate::aws::ErrorKind::NotFound,
-            action: "config:DescribeConfigurationRecorders".into(),
-            resource: format!("region {}", clients.region),
-            code: "NoConfigurationRecorder".into(),
-            message: "AWS Config has no configuration recorder in this region: Config rules cannot run; set one up (see the AWS Config console)".into(),
-        });
+        let Some(recorder) = recorder else {
+            return Err(AwsError {
+                kind: crate::aws::ErrorKind::NotFound,
+                action: "config:DescribeConfigurationRecorders".into(),
+                resource: format!("region {}", clients.region),
+                code: "NoConfigurationRecorder".into(),
+                message: "AWS Config has no configuration recorder in this region, so Config rules cannot run: \
+                          set one up, or set configRules.createRecorder: true"
+                    .into(),
+            });
+        };
+        let resource = format!("config:{}:recorder/default", clients.region);
+        part.differs(&resource, "exists", true, false);
+        part.act(&resource, "create and start the configuration recorder", || {
+            config::create_recorder(clients, recorder)
+        })
+        .await?;
     }
     let names: Vec<String> = rules.iter().map(|r| r.name.clone()).collect();
     let observed = config::observe_rules(clients, &names).await?;
