@@ -115,6 +115,17 @@ async fn fleet(n: usize) {
         reports.iter().map(|(_, r)| r.calls.reads + r.calls.writes).sum()
     };
     let not_in_sync = in_sync.iter().filter(|(_, r)| !r.in_sync()).count();
+    if std::env::var("TRAILKEEPER_BENCH_ACTIONS").is_ok() {
+        let mut totals: std::collections::BTreeMap<String, u32> = std::collections::BTreeMap::new();
+        for (_, r) in &in_sync {
+            for (action, (count, _)) in &r.calls.by_action {
+                *totals.entry(action.clone()).or_default() += count;
+            }
+        }
+        for (action, count) in totals {
+            println!("  in-sync {action}: {:.2} per account", f64::from(count) / n as f64);
+        }
+    }
     println!("N = {n}");
     println!(
         "  converge: {:.1} s wall, {c_reads:.1} reads and {c_writes:.1} writes per account, {:.0} calls/s, {failed} failed",

@@ -80,6 +80,10 @@ impl AccountClients {
                     c.assume_role_arn.clone(),
                     c.external_id.clone(),
                 )))
+                // An identity cache of the account's own: the process-wide one holds a bounded
+                // number of credential sources and stops caching past it, which with many
+                // accounts would assume the role again for every call.
+                .identity_cache(aws_config::identity::IdentityCache::lazy().build())
                 .build(),
             None => regional,
         };
@@ -117,6 +121,9 @@ impl AccountClients {
 
     /// The same account's clients in another region, sharing the call recorder.
     pub fn for_region(&self, region: &str) -> AccountClients {
+        if region == self.region {
+            return self.clone();
+        }
         match &self.origin {
             Some((base, credentials)) => AccountClients::new(base, region, credentials.as_ref(), self.calls.clone()),
             None => AccountClients {
