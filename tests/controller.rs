@@ -273,21 +273,7 @@ async fn delete_cleanup_keeps_a_bucket_that_holds_objects_and_the_key_of_its_log
     let mut b = baseline_object(&account, true);
     b.spec.deletion_policy = DeletionPolicy::Delete;
     // Converge the account, then put a log file in the trail bucket.
-    let (trail_policy, retention) = common::default_policies();
-    let specs = desired::AccountSpecs {
-        baseline: &b.spec,
-        trail_policy: &trail_policy,
-        retention: &retention,
-    };
-    let base = common::base_config().await;
-    let report = trailkeeper::reconcile::account::run_account(
-        &base,
-        &specs,
-        trailkeeper::reconcile::account::RunMode::Apply,
-        &Default::default(),
-    )
-    .await;
-    assert!(!report.failed(), "{:?}", report.components);
+    common::converge(&b.spec).await;
     let aws = common::inspector(&account).await;
     let bucket = desired::trail_bucket_name(&b.spec);
     // moto applies a bucket policy's Deny (here: non-TLS) to every object call, ignoring its
@@ -351,16 +337,7 @@ async fn delete_cleanup_keeps_a_bucket_that_holds_objects_and_the_key_of_its_log
     let trail_arn = desired::trail_arn(&b.spec);
     let trail_status = aws.cloudtrail.get_trail_status().name(&trail_arn).send().await.unwrap();
     assert_eq!(trail_status.is_logging, Some(false));
-    let key = aws
-        .kms
-        .describe_key()
-        .key_id(desired::KEY_ALIAS)
-        .send()
-        .await
-        .unwrap()
-        .key_metadata
-        .unwrap();
-    assert_eq!(key.key_state.unwrap().as_str(), "Enabled");
+    assert_eq!(aws.trail_key_state().await, "Enabled");
 }
 
 #[tokio::test]
@@ -382,21 +359,7 @@ async fn delete_cleanup_deletes_an_empty_trail_bucket_and_schedules_the_key_with
     let account = common::new_account();
     let mut b = baseline_object(&account, true);
     b.spec.deletion_policy = DeletionPolicy::Delete;
-    let (trail_policy, retention) = common::default_policies();
-    let specs = desired::AccountSpecs {
-        baseline: &b.spec,
-        trail_policy: &trail_policy,
-        retention: &retention,
-    };
-    let base = common::base_config().await;
-    let previous = Default::default();
-    let run = trailkeeper::reconcile::account::run_account(
-        &base,
-        &specs,
-        trailkeeper::reconcile::account::RunMode::Apply,
-        &previous,
-    );
-    assert!(!run.await.failed());
+    common::converge(&b.spec).await;
 
     let (ctx, mut api) = context().await;
     let b = deleting(b);
@@ -431,16 +394,7 @@ async fn delete_cleanup_deletes_an_empty_trail_bucket_and_schedules_the_key_with
         .filter_map(|b| b.name.clone())
         .collect();
     assert_eq!(buckets, [access_bucket]);
-    let key = aws
-        .kms
-        .describe_key()
-        .key_id(desired::KEY_ALIAS)
-        .send()
-        .await
-        .unwrap()
-        .key_metadata
-        .unwrap();
-    assert_eq!(key.key_state.unwrap().as_str(), "PendingDeletion");
+    assert_eq!(aws.trail_key_state().await, "PendingDeletion");
 }
 
 #[tokio::test]

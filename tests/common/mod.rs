@@ -144,6 +144,19 @@ pub struct Inspector {
 impl Inspector {
     /// The id of the key trailkeeper created (found by its alias).
     pub async fn trail_key_id(&self) -> String {
+        self.trail_key().await.key_id
+    }
+
+    /// The state of that key (Enabled, PendingDeletion, ...).
+    pub async fn trail_key_state(&self) -> String {
+        self.trail_key()
+            .await
+            .key_state
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default()
+    }
+
+    async fn trail_key(&self) -> aws_sdk_kms::types::KeyMetadata {
         let described = self
             .kms
             .describe_key()
@@ -151,7 +164,7 @@ impl Inspector {
             .send()
             .await
             .unwrap();
-        described.key_metadata.unwrap().key_id
+        described.key_metadata.unwrap()
     }
 }
 
@@ -272,4 +285,18 @@ pub fn mocked_clients(
         config: client!(aws_sdk_config),
     };
     trailkeeper::aws::AccountClients::from_parts(REGION, services, calls.clone())
+}
+
+/// Brings the account of `spec` to the baseline (built-in policies) and checks that nothing failed.
+pub async fn converge(spec: &LoggingBaselineSpec) {
+    let (trail_policy, retention) = default_policies();
+    let specs = trailkeeper::desired::AccountSpecs {
+        baseline: spec,
+        trail_policy: &trail_policy,
+        retention: &retention,
+    };
+    let previous = trailkeeper::reconcile::account::PreviousApproval::default();
+    let mode = trailkeeper::reconcile::account::RunMode::Apply;
+    let report = trailkeeper::reconcile::account::run_account(&base_config().await, &specs, mode, &previous).await;
+    assert!(!report.failed(), "{:?} {:?}", report.error, report.components);
 }
