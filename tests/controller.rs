@@ -97,6 +97,10 @@ fn path(b: &LoggingBaseline) -> String {
     )
 }
 
+fn policy_path(plural: &str, name: &str) -> String {
+    format!("/apis/trailkeeper.io/v1alpha1/namespaces/{NS}/{plural}/{name}")
+}
+
 fn deleting(mut b: LoggingBaseline) -> LoggingBaseline {
     b.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
         "2026-11-26T00:00:00Z".parse().unwrap(),
@@ -138,14 +142,8 @@ async fn a_reconcile_converges_the_account_and_patches_status_once() {
     let status_path = format!("{}/status", path(&b));
     let reply = serde_json::to_value(&b).unwrap();
     let server = tokio::spawn(async move {
-        api.not_found(&format!(
-            "/apis/trailkeeper.io/v1alpha1/namespaces/{NS}/trailpolicies/default"
-        ))
-        .await;
-        api.not_found(&format!(
-            "/apis/trailkeeper.io/v1alpha1/namespaces/{NS}/retentionpolicies/default"
-        ))
-        .await;
+        api.not_found(&policy_path("trailpolicies", "default")).await;
+        api.not_found(&policy_path("retentionpolicies", "default")).await;
         let patch = api.expect("PATCH", &status_path, 200, reply).await;
         let event = api.event(NS).await;
         (patch, event)
@@ -209,14 +207,8 @@ async fn an_invalid_reference_sets_a_false_condition_and_makes_no_aws_call() {
     let status_path = format!("{}/status", path(&b));
     let reply = serde_json::to_value(&b).unwrap();
     let server = tokio::spawn(async move {
-        api.not_found(&format!(
-            "/apis/trailkeeper.io/v1alpha1/namespaces/{NS}/trailpolicies/default"
-        ))
-        .await;
-        api.not_found(&format!(
-            "/apis/trailkeeper.io/v1alpha1/namespaces/{NS}/retentionpolicies/long-term"
-        ))
-        .await;
+        api.not_found(&policy_path("trailpolicies", "default")).await;
+        api.not_found(&policy_path("retentionpolicies", "long-term")).await;
         let patch = api.expect("PATCH", &status_path, 200, reply).await;
         let event = api.event(NS).await;
         (patch, event)
@@ -408,17 +400,9 @@ async fn a_policy_that_breaks_the_crd_rules_is_reported_and_never_reaches_aws() 
         "metadata": {"name": "default", "namespace": NS},
         "spec": {"trailLogs": {"objectLock": {"mode": "Compliance", "defaultRetentionDays": 3650}}}});
     let server = tokio::spawn(async move {
-        api.not_found(&format!(
-            "/apis/trailkeeper.io/v1alpha1/namespaces/{NS}/trailpolicies/default"
-        ))
-        .await;
-        api.expect(
-            "GET",
-            &format!("/apis/trailkeeper.io/v1alpha1/namespaces/{NS}/retentionpolicies/default"),
-            200,
-            policy,
-        )
-        .await;
+        api.not_found(&policy_path("trailpolicies", "default")).await;
+        api.expect("GET", &policy_path("retentionpolicies", "default"), 200, policy)
+            .await;
         let patch = api.expect("PATCH", &status_path, 200, reply).await;
         api.event(NS).await;
         patch

@@ -8,29 +8,23 @@ use common::*;
 use trailkeeper::api::{Approval, LoggingBaselineSpec, RetentionPolicySpec, TrailPolicySpec};
 use trailkeeper::desired::AccountSpecs;
 use trailkeeper::desired::regional::{self, FLOW_LOG_GROUP};
-use trailkeeper::reconcile::account::{
-    AccountReport, Component, ComponentState, PreviousApproval, RunMode, run_account,
-};
+use trailkeeper::reconcile::account::{AccountReport, Component, ComponentState};
 
 async fn apply_with(
     spec: &LoggingBaselineSpec,
     retention: &RetentionPolicySpec,
     previous: Option<&str>,
 ) -> AccountReport {
-    let trail_policy = TrailPolicySpec::default();
-    let specs = AccountSpecs {
-        baseline: spec,
-        trail_policy: &trail_policy,
-        retention,
-    };
-    let previous = PreviousApproval {
-        reference: previous.map(str::to_string),
-    };
-    run_account(&base_config().await, &specs, RunMode::Apply, &previous).await
+    apply_with_retention(spec, retention, previous).await
 }
 
 async fn apply(spec: &LoggingBaselineSpec) -> AccountReport {
     apply_with(spec, &RetentionPolicySpec::default(), None).await
+}
+
+async fn create_vpc(aws: &Inspector, cidr: &str) -> String {
+    let created = aws.ec2.create_vpc().cidr_block(cidr).send().await.unwrap();
+    created.vpc.unwrap().vpc_id.unwrap()
 }
 
 async fn vpcs(aws: &Inspector) -> Vec<String> {
@@ -95,39 +89,9 @@ async fn every_vpc_of_every_region_gets_one_compliant_flow_log_and_new_vpcs_are_
             cover(aws, vpc).await;
         }
     }
-    let a = east
-        .ec2
-        .create_vpc()
-        .cidr_block("10.1.0.0/16")
-        .send()
-        .await
-        .unwrap()
-        .vpc
-        .unwrap()
-        .vpc_id
-        .unwrap();
-    let b = east
-        .ec2
-        .create_vpc()
-        .cidr_block("10.2.0.0/16")
-        .send()
-        .await
-        .unwrap()
-        .vpc
-        .unwrap()
-        .vpc_id
-        .unwrap();
-    let c = west
-        .ec2
-        .create_vpc()
-        .cidr_block("10.3.0.0/16")
-        .send()
-        .await
-        .unwrap()
-        .vpc
-        .unwrap()
-        .vpc_id
-        .unwrap();
+    let a = create_vpc(&east, "10.1.0.0/16").await;
+    let b = create_vpc(&east, "10.2.0.0/16").await;
+    let c = create_vpc(&west, "10.3.0.0/16").await;
     cover(&east, b.clone()).await;
     let before = flow_logs(&east).await.len() + flow_logs(&west).await.len();
 
@@ -166,17 +130,7 @@ async fn every_vpc_of_every_region_gets_one_compliant_flow_log_and_new_vpcs_are_
     assert_eq!(again.calls.writes, 0, "{:?}", again.calls.by_action);
     assert!(again.in_sync(), "{:?}", again.drift);
 
-    let d = west
-        .ec2
-        .create_vpc()
-        .cidr_block("10.4.0.0/16")
-        .send()
-        .await
-        .unwrap()
-        .vpc
-        .unwrap()
-        .vpc_id
-        .unwrap();
+    let d = create_vpc(&west, "10.4.0.0/16").await;
     let next = apply(&spec).await;
     assert!(next.applied.iter().any(|c| c.action.contains(&d)), "{:?}", next.applied);
     assert_eq!(

@@ -4,23 +4,12 @@
 mod common;
 
 use common::*;
-use trailkeeper::api::{Approval, LoggingBaselineSpec, RetentionPolicySpec, TrailPolicySpec};
-use trailkeeper::desired::{self, AccountSpecs};
-use trailkeeper::reconcile::account::{
-    AccountReport, Component, ComponentState, PreviousApproval, RunMode, run_account,
-};
+use trailkeeper::api::{Approval, LoggingBaselineSpec, RetentionPolicySpec};
+use trailkeeper::desired;
+use trailkeeper::reconcile::account::{AccountReport, Component, ComponentState};
 
 async fn apply(spec: &LoggingBaselineSpec, retention: &RetentionPolicySpec, previous: Option<&str>) -> AccountReport {
-    let trail_policy = TrailPolicySpec::default();
-    let specs = AccountSpecs {
-        baseline: spec,
-        trail_policy: &trail_policy,
-        retention,
-    };
-    let previous = PreviousApproval {
-        reference: previous.map(str::to_string),
-    };
-    let report = run_account(&base_config().await, &specs, RunMode::Apply, &previous).await;
+    let report = apply_with_retention(spec, retention, previous).await;
     assert!(!report.failed(), "{:?} {:?}", report.error, report.components);
     report
 }

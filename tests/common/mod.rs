@@ -287,16 +287,27 @@ pub fn mocked_clients(
     trailkeeper::aws::AccountClients::from_parts(REGION, services, calls.clone())
 }
 
-/// Brings the account of `spec` to the baseline (built-in policies) and checks that nothing failed.
-pub async fn converge(spec: &LoggingBaselineSpec) {
-    let (trail_policy, retention) = default_policies();
+/// One apply of `spec` with `retention` against moto, judged against the approval in force.
+pub async fn apply_with_retention(
+    spec: &LoggingBaselineSpec,
+    retention: &RetentionPolicySpec,
+    previous: Option<&str>,
+) -> trailkeeper::reconcile::account::AccountReport {
+    use trailkeeper::reconcile::account::{PreviousApproval, RunMode, run_account};
+    let trail_policy = TrailPolicySpec::default();
     let specs = trailkeeper::desired::AccountSpecs {
         baseline: spec,
         trail_policy: &trail_policy,
-        retention: &retention,
+        retention,
     };
-    let previous = trailkeeper::reconcile::account::PreviousApproval::default();
-    let mode = trailkeeper::reconcile::account::RunMode::Apply;
-    let report = trailkeeper::reconcile::account::run_account(&base_config().await, &specs, mode, &previous).await;
+    let previous = PreviousApproval {
+        reference: previous.map(str::to_string),
+    };
+    run_account(&base_config().await, &specs, RunMode::Apply, &previous).await
+}
+
+/// Brings the account of `spec` to the baseline (built-in policies) and checks that nothing failed.
+pub async fn converge(spec: &LoggingBaselineSpec) {
+    let report = apply_with_retention(spec, &RetentionPolicySpec::default(), None).await;
     assert!(!report.failed(), "{:?} {:?}", report.error, report.components);
 }
