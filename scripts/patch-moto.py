@@ -2,11 +2,15 @@
 
 - GetBucketVersioning: moto 5.2.x answers with a <GetBucketVersioningResponse> root; S3 (and the
   Rust SDK's strict XML parser) use <VersioningConfiguration>.
+- Athena: moto 5.2.x lacks UpdateWorkGroup, UpdateNamedQuery and DeleteNamedQuery (the calls that
+  repair a workgroup's result configuration and a changed audit query); added here with AWS's
+  semantics for the fields trailkeeper uses.
 Idempotent: a patched file is left as it is.
 """
 import pathlib
 import sys
 
+import moto.athena.responses as athena_responses
 import moto.s3.responses as responses
 
 path = pathlib.Path(responses.__file__)
@@ -21,8 +25,59 @@ new = '''        status = f"<Status>{versioning}</Status>" if versioning else ""
             f"{status}</VersioningConfiguration>"
         )
         return 200, {}, body'''
-if new in source:
-    sys.exit(0)
-if old not in source:
-    sys.exit(f"moto's get_bucket_versioning changed; review {path}")
-path.write_text(source.replace(old, new))
+if new not in source:
+    if old not in source:
+        sys.exit(f"moto's get_bucket_versioning changed; review {path}")
+    path.write_text(source.replace(old, new))
+
+ATHENA_MARK = "# trailkeeper: UpdateWorkGroup, UpdateNamedQuery, DeleteNamedQuery"
+ATHENA_PATCH = ATHENA_MARK + '''
+
+
+def _tk_update_work_group(self):
+    name = self._get_param("WorkGroup")
+    wg = self.athena_backend.work_groups.get(name)
+    if wg is None:
+        return self.error(f"WorkGroup {name} is not found.", 400)
+    if self._get_param("Description") is not None:
+        wg.description = self._get_param("Description")
+    if self._get_param("State"):
+        wg.state = self._get_param("State")
+    updates = self._get_param("ConfigurationUpdates") or {}
+    config = wg.configuration
+    for flag in ("EnforceWorkGroupConfiguration", "PublishCloudWatchMetricsEnabled", "RequesterPaysEnabled"):
+        if flag in updates:
+            config[flag] = updates[flag]
+    results = updates.get("ResultConfigurationUpdates") or {}
+    current = config.setdefault("ResultConfiguration", {})
+    for field in ("OutputLocation", "EncryptionConfiguration", "ExpectedBucketOwner", "AclConfiguration"):
+        if results.get("Remove" + field):
+            current.pop(field, None)
+        if field in results:
+            current[field] = results[field]
+    return "{}"
+
+
+def _tk_update_named_query(self):
+    nq = self.athena_backend.named_queries.get(self._get_param("NamedQueryId"))
+    if nq is None:
+        return self.error("NamedQuery not found", 400)
+    nq.name = self._get_param("Name")
+    nq.description = self._get_param("Description")
+    nq.query_string = self._get_param("QueryString")
+    return "{}"
+
+
+def _tk_delete_named_query(self):
+    self.athena_backend.named_queries.pop(self._get_param("NamedQueryId"), None)
+    return "{}"
+
+
+AthenaResponse.update_work_group = _tk_update_work_group
+AthenaResponse.update_named_query = _tk_update_named_query
+AthenaResponse.delete_named_query = _tk_delete_named_query
+'''
+athena_path = pathlib.Path(athena_responses.__file__)
+athena_source = athena_path.read_text()
+if ATHENA_MARK not in athena_source:
+    athena_path.write_text(athena_source.rstrip("\n") + "\n\n\n" + ATHENA_PATCH)

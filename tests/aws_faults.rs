@@ -371,3 +371,39 @@ async fn an_association_applying_another_configuration_is_updated() {
             .any(|d| d.field == "configuration" && d.actual == "someone-elses-config")
     );
 }
+
+#[tokio::test]
+async fn a_workgroup_athena_reports_not_found_is_absent_and_a_denied_read_names_the_athena_action() {
+    use aws_sdk_athena::operation::get_work_group::GetWorkGroupError;
+    use trailkeeper::aws::athena;
+    let missing = mock!(aws_sdk_athena::Client::get_work_group)
+        .match_requests(|r| r.work_group() == Some("gone"))
+        .then_error(|| GetWorkGroupError::generic(error("InvalidRequestException", "WorkGroup gone is not found.")));
+    let denied = mock!(aws_sdk_athena::Client::get_work_group)
+        .match_requests(|r| r.work_group() == Some("locked"))
+        .then_error(|| GetWorkGroupError::generic(error("AccessDeniedException", "not authorized")));
+    let calls = CallRecorder::new();
+    let c = clients(&[&missing, &denied], &calls);
+    assert_eq!(athena::observe_work_group(&c, "gone").await, Ok(None));
+    let err = athena::observe_work_group(&c, "locked").await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::AccessDenied);
+    assert!(
+        err.to_string()
+            .starts_with("athena:GetWorkGroup denied on Athena workgroup locked: grant athena:GetWorkGroup"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn an_account_outside_any_organization_has_no_organization_id() {
+    use aws_sdk_organizations::operation::describe_organization::DescribeOrganizationError;
+    let not_in_use = mock!(aws_sdk_organizations::Client::describe_organization).then_error(|| {
+        DescribeOrganizationError::generic(error(
+            "AWSOrganizationsNotInUseException",
+            "Your account is not a member of an organization.",
+        ))
+    });
+    let calls = CallRecorder::new();
+    let c = clients(&[&not_in_use], &calls);
+    assert_eq!(trailkeeper::aws::organizations::organization_id(&c).await, Ok(None));
+}

@@ -114,6 +114,32 @@ fn the_flow_log_aggregation_interval_is_60_or_600() {
 }
 
 #[test]
+fn the_results_bucket_may_not_be_the_trail_or_access_log_bucket() {
+    for name in [
+        "trailkeeper-111122223333-cloudtrail-us-east-1",
+        "trailkeeper-111122223333-cloudtrail-access-us-east-1",
+    ] {
+        rejected_with(
+            baseline(&format!("  auditQueries: {{resultsBucketName: {name}}}")).validate_cel(),
+            "a bucket of their own",
+        );
+    }
+    rejected_with(
+        baseline("  storage: {bucketName: my-logs}\n  auditQueries: {resultsBucketName: my-logs}").validate_cel(),
+        "a bucket of their own",
+    );
+    rejected_with(
+        baseline("  storage: {namePrefix: acme}\n  auditQueries: {resultsBucketName: acme-111122223333-cloudtrail-us-east-1}")
+            .validate_cel(),
+        "a bucket of their own",
+    );
+    baseline("  auditQueries: {resultsBucketName: my-query-results}")
+        .validate_cel()
+        .unwrap();
+    baseline("").validate_cel().unwrap();
+}
+
+#[test]
 fn a_compliance_lock_needs_the_acknowledgement() {
     rejected_with(
         retention("  trailLogs: {objectLock: {mode: Compliance, defaultRetentionDays: 365}}").validate_cel(),

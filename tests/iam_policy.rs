@@ -9,7 +9,7 @@ const NEEDS_NO_PERMISSION: [&str; 1] = ["sts:GetCallerIdentity"];
 
 /// Permissions AWS checks besides the operation's own action (tagging on creation, passing a role):
 /// no API call of their own shows them, so they are listed with the call that needs them.
-const IMPLIED: [(&str, &str); 7] = [
+const IMPLIED: [(&str, &str); 9] = [
     ("config:PutConfigurationRecorder", "iam:PassRole"),
     ("ec2:CreateFlowLogs", "ec2:CreateTags"),
     ("ec2:CreateFlowLogs", "iam:PassRole"),
@@ -17,6 +17,8 @@ const IMPLIED: [(&str, &str); 7] = [
     ("logs:CreateLogGroup", "logs:TagResource"),
     ("ssm:PutParameter", "ssm:AddTagsToResource"),
     ("kms:CreateKey", "kms:TagResource"),
+    ("glue:CreateDatabase", "glue:TagResource"),
+    ("athena:CreateWorkGroup", "athena:TagResource"),
 ];
 
 fn granted_actions() -> BTreeSet<String> {

@@ -30,13 +30,14 @@ use super::{PolicyRef, patterns};
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = super::rules::results_bucket_is_its_own())]
 pub struct LoggingBaselineSpec {
     /// The AWS account; trailkeeper refuses to act when its credentials resolve to another one.
-    #[schemars(pattern(patterns::ACCOUNT_ID))]
+    #[schemars(pattern(patterns::ACCOUNT_ID), length(max = 12))]
     #[x_kube(validation = kube::core::Rule::new("self == oldSelf").message("accountId is immutable: create a new LoggingBaseline for another account"))]
     pub account_id: String,
     /// The region of the trail and its buckets.
-    #[schemars(pattern(patterns::REGION))]
+    #[schemars(pattern(patterns::REGION), length(max = 32))]
     pub primary_region: String,
     /// Regions where flow logs, instance logs and Config rules are enforced; empty means the
     /// primary region only.
@@ -64,6 +65,8 @@ pub struct LoggingBaselineSpec {
     pub instance_logs: InstanceLogsSpec,
     #[serde(default)]
     pub config_rules: ConfigRulesSpec,
+    #[serde(default)]
+    pub audit_queries: AuditQueriesSpec,
     /// Tags put on every AWS resource trailkeeper creates (besides its own `trailkeeper.io/*` tags).
     /// AWS allows 50 tags a resource, values of at most 256 characters.
     #[serde(default)]
@@ -148,11 +151,11 @@ pub enum TrailSource {
 pub struct StorageSpec {
     /// The `{prefix}` of generated bucket names.
     #[serde(default = "default_name_prefix")]
-    #[schemars(pattern(patterns::NAME_PREFIX))]
+    #[schemars(pattern(patterns::NAME_PREFIX), length(max = 9))]
     pub name_prefix: String,
     /// Default `{prefix}-{accountId}-cloudtrail-{primaryRegion}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(pattern(patterns::BUCKET_NAME))]
+    #[schemars(pattern(patterns::BUCKET_NAME), length(max = 63))]
     pub bucket_name: Option<String>,
     /// Key prefix of the trail's log files in the bucket.
     #[serde(default = "default_key_prefix")]
@@ -160,7 +163,7 @@ pub struct StorageSpec {
     pub key_prefix: String,
     /// Default `{prefix}-{accountId}-cloudtrail-access-{primaryRegion}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(pattern(patterns::BUCKET_NAME))]
+    #[schemars(pattern(patterns::BUCKET_NAME), length(max = 63))]
     pub access_log_bucket_name: Option<String>,
 }
 
@@ -392,6 +395,64 @@ impl Default for ConfigRulesSpec {
     }
 }
 
+/// Athena over the trail's logs: a Glue database and CloudTrail table (partition projection, so no
+/// partition maintenance), a workgroup that enforces encrypted results, and named audit queries.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditQueriesSpec {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The Glue database (Athena names: lowercase letters, digits and underscores).
+    #[serde(default = "default_audit_database")]
+    #[schemars(pattern(patterns::GLUE_NAME), length(max = 255))]
+    pub database: String,
+    /// The CloudTrail table in that database.
+    #[serde(default = "default_audit_table")]
+    #[schemars(pattern(patterns::GLUE_NAME), length(max = 255))]
+    pub table: String,
+    /// The Athena workgroup that holds the named queries and enforces where results go.
+    #[serde(default = "default_audit_work_group")]
+    #[schemars(pattern(patterns::WORK_GROUP_NAME), length(max = 128))]
+    pub work_group: String,
+    /// Default `{prefix}-{accountId}-athena-results-{primaryRegion}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(patterns::BUCKET_NAME), length(max = 63))]
+    pub results_bucket_name: Option<String>,
+    /// Query results (not logs) are deleted this many days after they are written.
+    #[serde(default = "default_results_expire_after_days")]
+    #[schemars(range(min = 1, max = 3650))]
+    pub results_expire_after_days: i32,
+}
+
+impl Default for AuditQueriesSpec {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            database: default_audit_database(),
+            table: default_audit_table(),
+            work_group: default_audit_work_group(),
+            results_bucket_name: None,
+            results_expire_after_days: default_results_expire_after_days(),
+        }
+    }
+}
+
+fn default_audit_database() -> String {
+    "trailkeeper_audit".to_string()
+}
+
+fn default_audit_table() -> String {
+    "cloudtrail_logs".to_string()
+}
+
+fn default_audit_work_group() -> String {
+    "trailkeeper-audit".to_string()
+}
+
+fn default_results_expire_after_days() -> i32 {
+    30
+}
+
 /// What trailkeeper observed and did at the last reconcile.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -416,6 +477,21 @@ pub struct LoggingBaselineStatus {
     /// The retention in force, with the approval that allowed it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied_retention: Option<AppliedRetention>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_queries: Option<AuditQueriesStatus>,
+}
+
+/// Where to run the audit queries.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditQueriesStatus {
+    pub database: String,
+    pub table: String,
+    pub work_group: String,
+    /// The `s3://` location the workgroup writes (encrypted) results to.
+    pub results_location: String,
+    /// The named queries of trailkeeper in the workgroup.
+    pub named_queries: u32,
 }
 
 /// A standard Kubernetes condition.

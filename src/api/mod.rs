@@ -36,6 +36,9 @@ pub mod patterns {
     pub const NAME_PREFIX: &str = r"^[a-z0-9][a-z0-9-]{0,8}$";
     pub const KEY_PREFIX: &str = r"^[A-Za-z0-9!_.*'()/-]{1,200}$";
     pub const FLOW_LOG_FIELD: &str = r"^[a-z0-9-]{2,40}$";
+    /// A Glue database or table name that Athena can query without quoting.
+    pub const GLUE_NAME: &str = r"^[a-z0-9_]{1,255}$";
+    pub const WORK_GROUP_NAME: &str = r"^[a-zA-Z0-9._-]{1,128}$";
     pub const K8S_NAME: &str = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$";
 }
 

@@ -43,3 +43,25 @@ pub fn lock_not_weakened_without_approval() -> Rule {
             .to_string(),
     ))
 }
+
+/// The audit queries' results bucket expires what it holds: it may not be the trail bucket nor the
+/// access-log bucket (named, or by the default pattern).
+pub fn results_bucket_is_its_own() -> Rule {
+    let prefix = "(has(self.storage) && has(self.storage.namePrefix) ? self.storage.namePrefix : 'trailkeeper')";
+    let generated = |kind: &str| format!("{prefix} + '-' + self.accountId + '-{kind}-' + self.primaryRegion");
+    let trail = format!(
+        "(has(self.storage) && has(self.storage.bucketName) ? self.storage.bucketName : {})",
+        generated("cloudtrail")
+    );
+    let access = format!(
+        "(has(self.storage) && has(self.storage.accessLogBucketName) ? self.storage.accessLogBucketName : {})",
+        generated("cloudtrail-access")
+    );
+    Rule::new(format!(
+        "!has(self.auditQueries) || !has(self.auditQueries.resultsBucketName) || !(self.auditQueries.resultsBucketName in [{trail}, {access}])"
+    ))
+    .message(Message::Message(
+        "auditQueries.resultsBucketName names the trail or access-log bucket: query results expire, so they need a bucket of their own"
+            .to_string(),
+    ))
+}

@@ -79,7 +79,7 @@ impl fmt::Display for AwsError {
 
 impl std::error::Error for AwsError {}
 
-const NOT_FOUND_CODES: [&str; 16] = [
+const NOT_FOUND_CODES: [&str; 17] = [
     "NotFound",
     "NoSuchBucket",
     "NoSuchBucketPolicy",
@@ -96,6 +96,7 @@ const NOT_FOUND_CODES: [&str; 16] = [
     "NoSuchEntity",
     "InvalidVpcID.NotFound",
     "ParameterNotFound",
+    "EntityNotFoundException",
 ];
 
 const THROTTLING_CODES: [&str; 8] = [

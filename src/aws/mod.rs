@@ -1,14 +1,17 @@
 //! One adapter per AWS service: each observes (reads) and applies (writes) and classifies SDK
 //! errors into `AwsError`. Nothing above this module sees an SDK type.
 
+pub mod athena;
 pub mod calls;
 pub mod cloudtrail;
 pub mod config;
 pub mod ec2;
 pub mod error;
+pub mod glue;
 pub mod iam;
 pub mod kms;
 pub mod logs;
+pub mod organizations;
 pub mod s3;
 pub mod ssm;
 pub mod sts;
@@ -55,6 +58,9 @@ pub struct AccountClients {
     pub iam: aws_sdk_iam::Client,
     pub ssm: aws_sdk_ssm::Client,
     pub config: aws_sdk_config::Client,
+    pub glue: aws_sdk_glue::Client,
+    pub athena: aws_sdk_athena::Client,
+    pub organizations: aws_sdk_organizations::Client,
     pub calls: CallRecorder,
     cloudtrail_writes: std::sync::Arc<Pacer>,
     /// What `for_region` needs to build the clients of another region (None for clients built by
@@ -113,6 +119,9 @@ impl AccountClients {
             iam: client!(aws_sdk_iam),
             ssm: client!(aws_sdk_ssm),
             config: client!(aws_sdk_config),
+            glue: client!(aws_sdk_glue),
+            athena: client!(aws_sdk_athena),
+            organizations: client!(aws_sdk_organizations),
         };
         let mut clients = Self::from_parts(region, services, calls);
         clients.origin = Some((base.clone(), credentials.cloned()));
@@ -145,6 +154,9 @@ pub struct Services {
     pub iam: aws_sdk_iam::Client,
     pub ssm: aws_sdk_ssm::Client,
     pub config: aws_sdk_config::Client,
+    pub glue: aws_sdk_glue::Client,
+    pub athena: aws_sdk_athena::Client,
+    pub organizations: aws_sdk_organizations::Client,
 }
 
 impl AccountClients {
@@ -160,6 +172,9 @@ impl AccountClients {
             iam,
             ssm,
             config,
+            glue,
+            athena,
+            organizations,
         } = services;
         Self {
             region: region.to_string(),
@@ -172,6 +187,9 @@ impl AccountClients {
             iam,
             ssm,
             config,
+            glue,
+            athena,
+            organizations,
             calls,
             cloudtrail_writes: std::sync::Arc::new(Pacer::new(CLOUDTRAIL_WRITE_INTERVAL)),
             origin: None,

@@ -97,6 +97,13 @@ fn text(reports: &[(String, AccountReport)], mode: RunMode) -> String {
                 let _ = writeln!(out, "  {component:?}: {}", state_name(state));
             }
         }
+        if let Some(a) = &r.audit_queries {
+            let _ = writeln!(
+                out,
+                "  audit queries: {} named queries over {}.{} in workgroup {} (results in {})",
+                a.named_queries, a.database, a.table, a.work_group, a.results_location
+            );
+        }
         let _ = writeln!(
             out,
             "  calls: {} reads, {} writes in {} ms",
@@ -132,6 +139,7 @@ fn to_json(id: &str, r: &AccountReport) -> serde_json::Value {
         "kmsKeyArn": r.key_arn,
         "bucketName": r.bucket_name,
         "accessLogBucketName": r.access_log_bucket_name,
+        "auditQueries": r.audit_queries,
         "calls": {"reads": r.calls.reads, "writes": r.calls.writes},
         "durationMs": r.duration.as_millis() as u64,
     })

@@ -1,6 +1,7 @@
 //! The desired state of an account's AWS resources, as pure functions of the specs. No SDK and no
 //! Kubernetes types: every value here is data that tests can compare.
 
+pub mod athena;
 pub mod policy;
 pub mod regional;
 
@@ -330,7 +331,7 @@ fn sorted(items: &[String]) -> Vec<String> {
     items
 }
 
-fn deny_insecure_transport(bucket_arn: &str) -> Value {
+pub(crate) fn deny_insecure_transport(bucket_arn: &str) -> Value {
     json!({
         "Sid": "DenyInsecureTransport",
         "Effect": "Deny",

@@ -10,13 +10,15 @@ use aws_types::SdkConfig;
 
 use super::diff::{self, Action, Delta};
 use super::regional;
-use crate::api::{Drift, Mode};
+use crate::api::{AuditQueriesStatus, Drift, Mode};
 use crate::aws::cloudtrail::{self, ObservedTrail};
 use crate::aws::kms::{self, ObservedKey};
 use crate::aws::s3::{self, ObservedBucket};
 use crate::aws::sts::{self, Identity};
-use crate::aws::{AccountClients, AwsError, CallCounts, CallRecorder};
-use crate::desired::{self, AccountSpecs, BucketEncryption, DesiredAccount, DesiredBucket, DesiredTrail, KeySource};
+use crate::aws::{AccountClients, AwsError, CallCounts, CallRecorder, ErrorKind, organizations};
+use crate::desired::{
+    self, AccountSpecs, BucketEncryption, DesiredAccount, DesiredBucket, DesiredTrail, KeySource, athena,
+};
 
 /// Apply writes the difference (unless the baseline is in Observe mode); Plan only reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,10 +37,11 @@ pub enum Component {
     FlowLogs,
     InstanceLogs,
     ConfigRules,
+    AuditQueries,
 }
 
 impl Component {
-    pub const ALL: [Component; 7] = [
+    pub const ALL: [Component; 8] = [
         Component::Key,
         Component::Storage,
         Component::Trail,
@@ -46,6 +49,7 @@ impl Component {
         Component::FlowLogs,
         Component::InstanceLogs,
         Component::ConfigRules,
+        Component::AuditQueries,
     ];
 }
 
@@ -130,6 +134,8 @@ pub struct AccountReport {
     pub trail_arn: Option<String>,
     pub bucket_name: Option<String>,
     pub access_log_bucket_name: Option<String>,
+    /// Where to run the audit queries (when they are enabled and were reconciled).
+    pub audit_queries: Option<AuditQueriesStatus>,
     pub calls: CallCounts,
     pub duration: Duration,
 }
@@ -167,6 +173,8 @@ struct Run<'a> {
     write: bool,
     /// The RetentionPolicy carries an approval that is new: retention may be shortened.
     approved: bool,
+    /// The trail as observed before any write (for the audit queries' table location).
+    observed_trail: Option<ObservedTrail>,
     report: AccountReport,
 }
 
@@ -215,6 +223,7 @@ pub async fn run_account_with(
         trail_arn: None,
         bucket_name: None,
         access_log_bucket_name: None,
+        audit_queries: None,
         calls: CallCounts::default(),
         duration: Duration::ZERO,
     };
@@ -230,6 +239,7 @@ pub async fn run_account_with(
         desired,
         specs,
         write,
+        observed_trail: None,
         report,
     };
     // Boxed so that callers on small-stack threads (tokio workers, tests) can hold it.
@@ -293,7 +303,10 @@ impl Run<'_> {
                 true
             }
         };
+        self.observed_trail = trail.as_ref().ok().and_then(|t| t.clone());
+        let trail_ok = trail.is_ok();
         self.reconcile_trail(trail, key_arn.as_deref(), storage_ok).await;
+        self.reconcile_audit_queries(key_arn.as_deref(), trail_ok).await;
         self.reconcile_regions().await;
     }
 
@@ -551,6 +564,125 @@ impl Run<'_> {
         self.report.components.insert(component, merged);
     }
 
+    /// Athena over the trail's logs, in the primary region, once the key and the trail are known.
+    async fn reconcile_audit_queries(&mut self, key_arn: Option<&str>, trail_observed: bool) {
+        let specs = self.specs;
+        let spec = specs.baseline;
+        if !spec.audit_queries.enabled {
+            return;
+        }
+        let managed = matches!(self.desired.trail, DesiredTrail::Managed(_));
+        let waiting = if !trail_observed || (!managed && self.observed_trail.is_none()) {
+            Some(Component::Trail)
+        } else if managed && key_arn.is_none() && self.write {
+            Some(Component::Key)
+        } else {
+            None
+        };
+        if let Some(on) = waiting {
+            self.merge_state(Component::AuditQueries, ComponentState::Waiting(on));
+            return;
+        }
+        let (location, key) = match (&self.desired.trail, &self.observed_trail) {
+            (DesiredTrail::Managed(settings), _) => (
+                athena::TrailLocation {
+                    bucket: settings.bucket.clone().unwrap_or_default(),
+                    key_prefix: settings.key_prefix.clone(),
+                    organization_id: None,
+                },
+                key_arn.map(str::to_string),
+            ),
+            (DesiredTrail::Existing { .. }, observed) => {
+                let observed = observed.as_ref();
+                (
+                    athena::TrailLocation {
+                        bucket: observed.and_then(|t| t.bucket.clone()).unwrap_or_default(),
+                        key_prefix: observed.and_then(|t| t.key_prefix.clone()),
+                        organization_id: None,
+                    },
+                    spec.encryption
+                        .kms_key_arn
+                        .clone()
+                        .or_else(|| observed.and_then(|t| t.kms_key.clone())),
+                )
+            }
+        };
+        let organization = match (&self.desired.trail, &self.observed_trail) {
+            (DesiredTrail::Managed(s), _) => s.organization,
+            (DesiredTrail::Existing { .. }, t) => t.as_ref().is_some_and(|t| t.organization),
+        };
+        let location = if organization {
+            match organizations::organization_id(&self.clients).await {
+                Ok(id) => athena::TrailLocation {
+                    organization_id: id,
+                    ..location
+                },
+                Err(e) => {
+                    self.merge_state(Component::AuditQueries, ComponentState::Failed(e));
+                    return;
+                }
+            }
+        } else {
+            location
+        };
+        let results_bucket = athena::results_bucket_name(spec);
+        let log_buckets = [
+            Some(location.bucket.as_str()),
+            self.desired.storage.as_ref().map(|s| s.access_log_bucket.name.as_str()),
+        ];
+        let invalid = if log_buckets.contains(&Some(results_bucket.as_str())) {
+            // Results expire: a bucket that holds logs must never get that lifecycle.
+            Some((
+                format!("s3://{results_bucket}"),
+                "auditQueries.resultsBucketName names a bucket that holds logs: give the query results a bucket of their own",
+            ))
+        } else if !managed && key.is_none() {
+            Some((
+                format!("Athena workgroup {}", spec.audit_queries.work_group),
+                "the existing trail is not encrypted with a KMS key, and query results must be: \
+                 set spec.encryption.kmsKeyArn to the key for the results",
+            ))
+        } else {
+            None
+        };
+        if let Some((resource, message)) = invalid {
+            let e = AwsError {
+                kind: ErrorKind::Invalid,
+                action: "trailkeeper:ValidateSpec".into(),
+                resource,
+                code: "InvalidSpec".into(),
+                message: message.into(),
+            };
+            self.merge_state(Component::AuditQueries, ComponentState::Failed(e));
+            return;
+        }
+        let mut outcome = regional::RegionOutcome {
+            region: spec.primary_region.clone(),
+            ..Default::default()
+        };
+        let status = Box::pin(super::athena::reconcile_audit_queries(
+            &self.clients,
+            specs,
+            self.write,
+            key.as_deref(),
+            &location,
+            &mut outcome,
+        ))
+        .await;
+        self.report.audit_queries = Some(status);
+        self.absorb(outcome);
+    }
+
+    fn absorb(&mut self, outcome: regional::RegionOutcome) {
+        self.report.drift.extend(outcome.drift);
+        self.report.pending.extend(outcome.pending);
+        self.report.applied.extend(outcome.applied);
+        for (component, state, detail) in outcome.parts {
+            self.merge_state(component, state);
+            self.report.details.entry(component).or_default().push(detail);
+        }
+    }
+
     /// The regional parts, in every region concurrently (the flow log role, global, first).
     async fn reconcile_regions(&mut self) {
         let specs = self.specs;
@@ -598,13 +730,7 @@ impl Run<'_> {
         });
         outcomes.extend(futures::future::join_all(runs).await);
         for outcome in outcomes {
-            self.report.drift.extend(outcome.drift);
-            self.report.pending.extend(outcome.pending);
-            self.report.applied.extend(outcome.applied);
-            for (component, state, detail) in outcome.parts {
-                self.merge_state(component, state);
-                self.report.details.entry(component).or_default().push(detail);
-            }
+            self.absorb(outcome);
         }
     }
 }
@@ -641,7 +767,7 @@ async fn observe_optional_bucket(
     }
 }
 
-async fn apply_bucket(
+pub(crate) async fn apply_bucket(
     clients: &AccountClients,
     bucket: &DesiredBucket,
     key_arn: Option<&str>,

@@ -1,12 +1,14 @@
 //! What happens in AWS when a LoggingBaseline is deleted. `Retain` (the default): nothing.
 //! `Delete`: the managed trail is stopped and deleted, each bucket is deleted only when it holds no
 //! objects, and the key trailkeeper created is scheduled for deletion (longest window) only when
-//! no log encrypted with it is kept. Idempotent; works when apply never ran.
+//! no log encrypted with it is kept; the audit queries' table, database (when it holds no other
+//! table), workgroup (when it holds no query of people's own) and empty results bucket go too.
+//! Idempotent; works when apply never ran.
 
 use std::fmt;
 
 use crate::api::{DeletionPolicy, TrailSource};
-use crate::aws::{AccountClients, AwsError, cloudtrail, kms, s3, sts};
+use crate::aws::{AccountClients, AwsError, athena, cloudtrail, glue, kms, s3, sts};
 use crate::desired::{self, AccountSpecs, KeySource};
 use crate::reconcile::account::EngineError;
 
@@ -59,6 +61,9 @@ pub async fn cleanup(clients: &AccountClients, specs: &AccountSpecs<'_>) -> Resu
     }
     let aws = |e: AwsError| EngineError::Aws(e);
     let mut steps = Vec::new();
+    if spec.audit_queries.enabled {
+        steps.extend(cleanup_audit_queries(clients, specs).await.map_err(aws)?);
+    }
     if spec.trail.source == TrailSource::Existing {
         // The account's or Organization's trail is not trailkeeper's to delete.
         return Ok(steps);
@@ -84,21 +89,9 @@ pub async fn cleanup(clients: &AccountClients, specs: &AccountSpecs<'_>) -> Resu
     let mut encrypted_logs_kept = false;
     let trail_bucket = desired::trail_bucket_name(spec);
     for bucket in [trail_bucket.clone(), desired::access_log_bucket_name(spec)] {
-        let outcome = match s3::exists(clients, &bucket).await.map_err(aws)? {
-            false => Outcome::Absent,
-            true if s3::holds_objects(clients, &bucket).await.map_err(aws)? => {
-                encrypted_logs_kept |= bucket == trail_bucket;
-                Outcome::Retained("it holds objects: trailkeeper never deletes logs".into())
-            }
-            true => {
-                s3::delete_bucket(clients, &bucket).await.map_err(aws)?;
-                Outcome::Deleted
-            }
-        };
-        steps.push(Step {
-            resource: format!("s3://{bucket}"),
-            outcome,
-        });
+        let step = delete_empty_bucket(clients, &bucket).await.map_err(aws)?;
+        encrypted_logs_kept |= bucket == trail_bucket && matches!(step.outcome, Outcome::Retained(_));
+        steps.push(step);
     }
 
     let key_source = desired::account(specs).key.source;
@@ -117,5 +110,69 @@ pub async fn cleanup(clients: &AccountClients, specs: &AccountSpecs<'_>) -> Resu
             outcome,
         });
     }
+    Ok(steps)
+}
+
+/// Deletes the bucket unless it holds objects.
+async fn delete_empty_bucket(clients: &AccountClients, bucket: &str) -> Result<Step, AwsError> {
+    let outcome = match s3::exists(clients, bucket).await? {
+        false => Outcome::Absent,
+        true if s3::holds_objects(clients, bucket).await? => {
+            Outcome::Retained("it holds objects: trailkeeper never deletes logs".into())
+        }
+        true => {
+            s3::delete_bucket(clients, bucket).await?;
+            Outcome::Deleted
+        }
+    };
+    Ok(Step {
+        resource: format!("s3://{bucket}"),
+        outcome,
+    })
+}
+
+/// The audit queries' resources hold no logs (the table only points at them), but the workgroup
+/// and database may hold people's own queries and tables: those are kept.
+async fn cleanup_audit_queries(clients: &AccountClients, specs: &AccountSpecs<'_>) -> Result<Vec<Step>, AwsError> {
+    let audit = &specs.baseline.audit_queries;
+    let mut steps = Vec::new();
+    let work_group = &audit.work_group;
+    let outcome = match athena::observe_work_group(clients, work_group).await? {
+        None => Outcome::Absent,
+        Some(_) => {
+            let queries = athena::list_named_queries(clients, work_group).await?;
+            if queries
+                .iter()
+                .all(|q| q.query.name.starts_with(desired::athena::NAMED_QUERY_PREFIX))
+            {
+                athena::delete_work_group(clients, work_group).await?;
+                Outcome::Deleted
+            } else {
+                Outcome::Retained("it holds named queries that are not trailkeeper's".into())
+            }
+        }
+    };
+    steps.push(Step {
+        resource: format!("athena:workgroup/{work_group}"),
+        outcome,
+    });
+    let outcome = match glue::delete_table(clients, &audit.database, &audit.table).await? {
+        true => Outcome::Deleted,
+        false => Outcome::Absent,
+    };
+    steps.push(Step {
+        resource: format!("glue:{}.{}", audit.database, audit.table),
+        outcome,
+    });
+    let outcome = match glue::delete_database_if_empty(clients, &audit.database).await? {
+        None => Outcome::Absent,
+        Some(true) => Outcome::Deleted,
+        Some(false) => Outcome::Retained("it holds tables that are not trailkeeper's".into()),
+    };
+    steps.push(Step {
+        resource: format!("glue:{}", audit.database),
+        outcome,
+    });
+    steps.push(delete_empty_bucket(clients, &desired::athena::results_bucket_name(specs.baseline)).await?);
     Ok(steps)
 }

@@ -121,7 +121,11 @@ fn on_off(b: bool) -> &'static str {
 
 /// A retention in days in words: `90 days`, or `kept forever` for none.
 pub fn days(d: Option<i32>) -> String {
-    d.map_or_else(|| "kept forever".to_string(), |d| format!("{d} days"))
+    match d {
+        None => "kept forever".to_string(),
+        Some(1) => "1 day".to_string(),
+        Some(d) => format!("{d} days"),
+    }
 }
 
 pub fn describe_lifecycle(l: &Lifecycle) -> String {

@@ -1,4 +1,5 @@
 pub mod account;
+pub mod athena;
 pub mod cleanup;
 pub mod controller;
 pub mod diff;

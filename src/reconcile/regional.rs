@@ -23,15 +23,15 @@ pub struct RegionOutcome {
 }
 
 /// The writes of one part, recorded as drift and applied (or left pending) in order.
-struct Part<'a> {
-    outcome: &'a mut RegionOutcome,
-    write: bool,
-    component: Component,
-    changed: bool,
+pub(crate) struct Part<'a> {
+    pub(crate) outcome: &'a mut RegionOutcome,
+    pub(crate) write: bool,
+    pub(crate) component: Component,
+    pub(crate) changed: bool,
 }
 
 impl Part<'_> {
-    fn differs(&mut self, resource: &str, field: &str, expected: impl ToString, actual: impl ToString) {
+    pub(crate) fn differs(&mut self, resource: &str, field: &str, expected: impl ToString, actual: impl ToString) {
         self.outcome.drift.push(Drift {
             resource: resource.to_string(),
             field: field.to_string(),
@@ -41,7 +41,7 @@ impl Part<'_> {
     }
 
     /// Runs `write` when writing is allowed; records it as applied or pending.
-    async fn act<F, Fut>(&mut self, resource: &str, action: &str, write: F) -> Result<(), AwsError>
+    pub(crate) async fn act<F, Fut>(&mut self, resource: &str, action: &str, write: F) -> Result<(), AwsError>
     where
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<(), AwsError>>,
@@ -60,7 +60,7 @@ impl Part<'_> {
         Ok(())
     }
 
-    fn finish(self, result: Result<String, AwsError>) {
+    pub(crate) fn finish(self, result: Result<String, AwsError>) {
         let (state, detail) = match result {
             Ok(detail) if !self.changed => (ComponentState::InSync, detail),
             Ok(detail) if self.write => (ComponentState::Repaired, detail),

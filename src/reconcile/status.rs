@@ -15,6 +15,7 @@ pub mod types {
     pub const FLOW_LOGS_READY: &str = "FlowLogsReady";
     pub const INSTANCE_LOGS_READY: &str = "InstanceLogsReady";
     pub const CONFIG_RULES_READY: &str = "ConfigRulesReady";
+    pub const AUDIT_QUERIES_READY: &str = "AuditQueriesReady";
 }
 
 /// Condition reasons.
@@ -52,6 +53,7 @@ fn component_type(c: Component) -> &'static str {
         Component::FlowLogs => types::FLOW_LOGS_READY,
         Component::InstanceLogs => types::INSTANCE_LOGS_READY,
         Component::ConfigRules => types::CONFIG_RULES_READY,
+        Component::AuditQueries => types::AUDIT_QUERIES_READY,
     }
 }
 
@@ -234,6 +236,7 @@ pub fn from_report(
             policy_name,
             previous.and_then(|p| p.applied_retention.as_ref()),
         ),
+        audit_queries: report.audit_queries.clone(),
     }
 }
 

@@ -139,6 +139,9 @@ pub struct Inspector {
     pub ec2: aws_sdk_ec2::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
     pub config: aws_sdk_config::Client,
+    pub glue: aws_sdk_glue::Client,
+    pub athena: aws_sdk_athena::Client,
+    pub organizations: aws_sdk_organizations::Client,
 }
 
 impl Inspector {
@@ -200,6 +203,9 @@ pub async fn inspector_in(account: &str, region: &str) -> Inspector {
         ec2: client!(aws_sdk_ec2),
         logs: client!(aws_sdk_cloudwatchlogs),
         config: client!(aws_sdk_config),
+        glue: client!(aws_sdk_glue),
+        athena: client!(aws_sdk_athena),
+        organizations: client!(aws_sdk_organizations),
     }
 }
 
@@ -221,6 +227,8 @@ spec:
   # aws-smithy-mocks, and with moto where it can (tests/regional.rs), not in every test.
   instanceLogs: {{enabled: false}}
   configRules: {{enabled: false}}
+  # The audit queries have their own tests (tests/athena.rs); here they would only add calls.
+  auditQueries: {{enabled: false}}
 "#
     );
     serde_yaml::from_str(&manifest).expect("the test baseline parses")
@@ -283,6 +291,9 @@ pub fn mocked_clients(
         iam: client!(aws_sdk_iam),
         ssm: client!(aws_sdk_ssm),
         config: client!(aws_sdk_config),
+        glue: client!(aws_sdk_glue),
+        athena: client!(aws_sdk_athena),
+        organizations: client!(aws_sdk_organizations),
     };
     trailkeeper::aws::AccountClients::from_parts(REGION, services, calls.clone())
 }
