@@ -69,21 +69,32 @@ fn cpu_seconds() -> f64 {
 /// lifecycle, tags 8; access-log bucket: versioning, encryption, public access block, policy,
 /// lifecycle, tags 6; CloudTrail GetTrail, GetTrailStatus, GetEventSelectors, GetInsightSelectors,
 /// ListTags 5; flow logs: IAM GetRole, GetRolePolicy, EC2 DescribeVpcs, DescribeFlowLogs,
-/// CloudWatch Logs DescribeLogGroups 5. Credentials (AssumeRole) are not counted: the controller
-/// caches them for their lifetime.
-const FLOOR_READS: u32 = 1 + 4 + 8 + 6 + 5 + 5;
+/// CloudWatch Logs DescribeLogGroups 5; audit queries: results bucket versioning, encryption,
+/// public access block, policy, lifecycle, tags 6, Glue GetDatabase, GetTable, Athena GetWorkGroup,
+/// ListNamedQueries 4, GetNamedQuery per named query 6. Credentials (AssumeRole) are not counted:
+/// the controller caches them for their lifetime.
+const FLOOR_READS: u32 = 1 + 4 + 8 + 6 + 5 + 5 + 6 + 4 + 6;
 /// The fewest writes for a fresh account: CreateKey (with policy and tags), CreateAlias,
 /// EnableKeyRotation; access-log bucket: create, versioning, encryption, public access block,
 /// policy, lifecycle, tags; trail bucket: create (with lock), default retention, encryption, public
 /// access block, policy, logging, lifecycle, tags; CreateTrail (with settings and tags),
 /// PutEventSelectors, StartLogging; flow logs: CreateRole, PutRolePolicy, CreateLogGroup,
-/// CreateFlowLogs.
-const FLOOR_WRITES: u32 = 3 + 7 + 8 + 3 + 4;
+/// CreateFlowLogs; audit queries: results bucket create, versioning, encryption, public access
+/// block, policy, lifecycle, tags, CreateDatabase, CreateTable, CreateWorkGroup, a CreateNamedQuery
+/// per named query.
+const FLOOR_WRITES: u32 = 3 + 7 + 8 + 3 + 4 + 7 + 3 + 6;
+
+/// The test baseline with the audit queries on, as a production baseline has them by default.
+fn bench_baseline(account: &str) -> LoggingBaseline {
+    let mut b = common::baseline(account);
+    b.spec.audit_queries.enabled = true;
+    b
+}
 
 fn resolved(account: &str) -> ResolvedBaseline {
     ResolvedBaseline {
         id: format!("bench/{account}"),
-        baseline: common::baseline(account),
+        baseline: bench_baseline(account),
         trail_policy: TrailPolicySpec::default(),
         retention: RetentionPolicySpec::default(),
         retention_policy_name: "built-in".into(),
@@ -153,7 +164,7 @@ async fn fleet(n: usize) {
 /// and a full status.
 fn cached_object(i: usize) -> LoggingBaseline {
     let account = format!("{:012}", 300_000_000_000u64 + i as u64);
-    let mut b = common::baseline(&account);
+    let mut b = bench_baseline(&account);
     b.metadata.uid = Some(format!("6f1c3a52-0000-4000-8000-{i:012}"));
     b.metadata.resource_version = Some(format!("{}", 1_000_000 + i));
     b.metadata.generation = Some(3);
@@ -178,6 +189,7 @@ fn cached_object(i: usize) -> LoggingBaseline {
         "TrailReady",
         "RetentionApplied",
         "FlowLogsReady",
+        "AuditQueriesReady",
         "Ready",
     ]
     .iter()

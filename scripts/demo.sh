@@ -20,6 +20,7 @@ def client(service):
     c = session.client(service, endpoint_url=os.environ["AWS_ENDPOINT_URL"])
     c.meta.events.register("before-sign.*.*", lambda request, **_: request.headers.__setitem__("x-moto-account-id", "444455556666"))
     return c
+client("organizations").create_organization(FeatureSet="ALL")
 client("s3").create_bucket(Bucket="org-trail-logs-444455556666")
 trail = client("cloudtrail").create_trail(Name="organization-trail", S3BucketName="org-trail-logs-444455556666",
     IsMultiRegionTrail=True, IsOrganizationTrail=True, KmsKeyId="arn:aws:kms:us-east-1:444455556666:key/org")
