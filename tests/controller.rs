@@ -138,7 +138,9 @@ async fn the_finalizer_is_added_on_first_sight_before_anything_else() {
 async fn a_reconcile_converges_the_account_and_patches_status_once() {
     let (ctx, mut api) = context().await;
     let account = common::new_account();
-    let b = baseline_object(&account, true);
+    let mut b = baseline_object(&account, true);
+    // As in production, where the audit queries are on by default.
+    b.spec.audit_queries.enabled = true;
     let status_path = format!("{}/status", path(&b));
     let reply = serde_json::to_value(&b).unwrap();
     let server = tokio::spawn(async move {
@@ -170,6 +172,7 @@ async fn a_reconcile_converges_the_account_and_patches_status_once() {
             "TrailReady",
             "RetentionApplied",
             "FlowLogsReady",
+            "AuditQueriesReady",
             "Ready"
         ]
     );
@@ -193,6 +196,16 @@ async fn a_reconcile_converges_the_account_and_patches_status_once() {
     assert!(status["lastReconcile"]["writes"].as_u64().unwrap() > 0);
     assert!(status["lastReconcile"]["reads"].as_u64().unwrap() > 0);
     assert_eq!(status["appliedRetention"]["lockMode"], "Governance");
+    assert_eq!(
+        status["auditQueries"],
+        json!({
+            "database": "trailkeeper_audit",
+            "table": "cloudtrail_logs",
+            "workGroup": "trailkeeper-audit",
+            "resultsLocation": format!("s3://trailkeeper-{account}-athena-results-us-east-1/results/"),
+            "namedQueries": 6
+        })
+    );
     assert_eq!(event["reason"], "Provisioned");
     assert_eq!(event["type"], "Normal");
 }
