@@ -63,6 +63,18 @@ async fn named_queries(aws: &Inspector, work_group: &str) -> Vec<aws_sdk_athena:
     queries
 }
 
+/// The Glue table, read back directly.
+async fn glue_table(aws: &Inspector, database: &str, name: &str) -> aws_sdk_glue::types::Table {
+    let found = aws.glue.get_table().database_name(database).name(name).send().await;
+    found.unwrap().table.unwrap()
+}
+
+/// The audit workgroup's configuration, read back directly.
+async fn work_group_config(aws: &Inspector) -> aws_sdk_athena::types::WorkGroupConfiguration {
+    let found = aws.athena.get_work_group().work_group("trailkeeper-audit").send().await;
+    found.unwrap().work_group.unwrap().configuration.unwrap()
+}
+
 #[tokio::test]
 async fn the_audit_queries_exist_after_apply_and_a_second_apply_writes_nothing() {
     let account = new_account();
@@ -75,16 +87,7 @@ async fn the_audit_queries_exist_after_apply_and_a_second_apply_writes_nothing()
     let aws = inspector(&account).await;
     let key_id = aws.trail_key_id().await;
     aws.glue.get_database().name("trailkeeper_audit").send().await.unwrap();
-    let table = aws
-        .glue
-        .get_table()
-        .database_name("trailkeeper_audit")
-        .name("cloudtrail_logs")
-        .send()
-        .await
-        .unwrap()
-        .table
-        .unwrap();
+    let table = glue_table(&aws, "trailkeeper_audit", "cloudtrail_logs").await;
     let storage = table.storage_descriptor().unwrap();
     let bucket = desired::trail_bucket_name(&spec);
     assert_eq!(
@@ -102,16 +105,7 @@ async fn the_audit_queries_exist_after_apply_and_a_second_apply_writes_nothing()
         format!("s3://{bucket}/AWS/CloudTrail/AWSLogs/${{account}}/CloudTrail/${{region}}/${{date}}")
     );
 
-    let wg = aws
-        .athena
-        .get_work_group()
-        .work_group("trailkeeper-audit")
-        .send()
-        .await
-        .unwrap()
-        .work_group
-        .unwrap();
-    let config = wg.configuration().unwrap();
+    let config = work_group_config(&aws).await;
     assert_eq!(config.enforce_work_group_configuration(), Some(true));
     let results = config.result_configuration().unwrap();
     let results_bucket = athena::results_bucket_name(&spec);
@@ -230,16 +224,7 @@ async fn a_workgroup_whose_encryption_was_turned_off_is_repaired() {
     let repair = run(&spec, RunMode::Apply).await;
     assert_eq!(repair.applied.len(), 1, "{:?}", repair.applied);
     assert!(repair.applied[0].action.starts_with("update the workgroup"));
-    let wg = aws
-        .athena
-        .get_work_group()
-        .work_group("trailkeeper-audit")
-        .send()
-        .await
-        .unwrap()
-        .work_group
-        .unwrap();
-    let config = wg.configuration().unwrap();
+    let config = work_group_config(&aws).await;
     assert_eq!(config.enforce_work_group_configuration(), Some(true));
     let encryption = config
         .result_configuration()
@@ -259,16 +244,7 @@ async fn a_changed_table_and_an_edited_named_query_are_put_back_and_peoples_quer
     let aws = inspector(&account).await;
 
     // Someone turns partition projection off and edits one of trailkeeper's queries...
-    let table = aws
-        .glue
-        .get_table()
-        .database_name("trailkeeper_audit")
-        .name("cloudtrail_logs")
-        .send()
-        .await
-        .unwrap()
-        .table
-        .unwrap();
+    let table = glue_table(&aws, "trailkeeper_audit", "cloudtrail_logs").await;
     let mut parameters = table.parameters().unwrap().clone();
     parameters.insert("projection.enabled".into(), "false".into());
     let input = aws_sdk_glue::types::TableInput::builder()
@@ -387,33 +363,15 @@ async fn an_existing_organization_trail_is_queried_in_its_bucket_under_the_organ
         "{:?}",
         report.components
     );
-    let table = aws
-        .glue
-        .get_table()
-        .database_name("trailkeeper_audit")
-        .name("cloudtrail_logs")
-        .send()
-        .await
-        .unwrap()
-        .table
-        .unwrap();
+    let table = glue_table(&aws, "trailkeeper_audit", "cloudtrail_logs").await;
     assert_eq!(
         table.storage_descriptor().unwrap().location(),
         Some(format!("s3://{bucket}/org/AWSLogs/{org_id}/{account}/CloudTrail/").as_str())
     );
     // Results are encrypted with the trail's key (the baseline names none).
-    let wg = aws
-        .athena
-        .get_work_group()
-        .work_group("trailkeeper-audit")
-        .send()
-        .await
-        .unwrap()
-        .work_group
-        .unwrap();
-    let encryption = wg
-        .configuration()
-        .and_then(|c| c.result_configuration())
+    let config = work_group_config(&aws).await;
+    let encryption = config
+        .result_configuration()
         .and_then(|r| r.encryption_configuration())
         .unwrap();
     assert_eq!(encryption.kms_key(), Some(key_arn.as_str()));
@@ -600,13 +558,7 @@ async fn a_new_database_name_moves_the_table_and_the_named_queries_to_it() {
         .count();
     assert_eq!(replaced, 6, "{:?}", moved.applied);
     let aws = inspector(&account).await;
-    aws.glue
-        .get_table()
-        .database_name("audit_v2")
-        .name("cloudtrail_logs")
-        .send()
-        .await
-        .unwrap();
+    glue_table(&aws, "audit_v2", "cloudtrail_logs").await;
     let queries = named_queries(&aws, "trailkeeper-audit").await;
     assert_eq!(queries.len(), 6);
     assert!(
@@ -615,13 +567,7 @@ async fn a_new_database_name_moves_the_table_and_the_named_queries_to_it() {
             .all(|q| q.database == "audit_v2" && q.query_string.contains("\"audit_v2\"."))
     );
     // The old table is left where it is: it holds no logs, and people may still use it.
-    aws.glue
-        .get_table()
-        .database_name("trailkeeper_audit")
-        .name("cloudtrail_logs")
-        .send()
-        .await
-        .unwrap();
+    glue_table(&aws, "trailkeeper_audit", "cloudtrail_logs").await;
     assert_eq!(run(&spec, RunMode::Apply).await.calls.writes, 0);
 }
 
@@ -674,13 +620,7 @@ async fn deleting_a_baseline_under_delete_removes_the_audit_resources_but_not_pe
     let wg = aws.athena.get_work_group().work_group("trailkeeper-audit").send().await;
     // moto answers an empty workgroup for a missing one (AWS: InvalidRequestException).
     assert!(wg.map(|o| o.work_group.is_none()).unwrap_or(true));
-    aws.glue
-        .get_table()
-        .database_name("trailkeeper_audit")
-        .name("mine")
-        .send()
-        .await
-        .unwrap();
+    glue_table(&aws, "trailkeeper_audit", "mine").await;
 
     // Again, once people's table is gone: what is left goes, what is gone is reported absent.
     aws.glue

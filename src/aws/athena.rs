@@ -5,7 +5,7 @@ use aws_sdk_athena::types::{
     WorkGroupConfiguration, WorkGroupConfigurationUpdates, WorkGroupState,
 };
 
-use super::{AccountClients, AwsError, ErrorKind, check};
+use super::{AccountClients, AwsError, check};
 use crate::desired::athena::{DesiredWorkGroup, NamedQuery};
 
 const SERVICE: &str = "Athena";
@@ -32,16 +32,6 @@ pub struct ObservedNamedQuery {
 /// Athena reports a missing workgroup as an invalid request.
 fn absent(e: &AwsError) -> bool {
     e.is_not_found() || (e.code == "InvalidRequestException" && e.message.to_lowercase().contains("not found"))
-}
-
-fn invalid(action: &str, resource: &str, message: String) -> AwsError {
-    AwsError {
-        kind: ErrorKind::Invalid,
-        action: action.to_string(),
-        resource: resource.to_string(),
-        code: "InvalidInput".into(),
-        message,
-    }
 }
 
 pub async fn observe_work_group(clients: &AccountClients, name: &str) -> Result<Option<ObservedWorkGroup>, AwsError> {
@@ -73,7 +63,7 @@ fn encryption(wg: &DesiredWorkGroup, resource: &str, action: &str) -> Result<Enc
         .encryption_option(EncryptionOption::SseKms)
         .set_kms_key(wg.kms_key.clone())
         .build()
-        .map_err(|e| invalid(action, resource, e.to_string()))
+        .map_err(|e| AwsError::invalid(action, resource, e))
 }
 
 pub async fn create_work_group(clients: &AccountClients, wg: &DesiredWorkGroup) -> Result<(), AwsError> {

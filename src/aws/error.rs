@@ -32,6 +32,17 @@ pub struct AwsError {
 }
 
 impl AwsError {
+    /// A request trailkeeper could not even build from the desired state (a required field missing).
+    pub fn invalid(action: &str, resource: &str, message: impl ToString) -> Self {
+        AwsError {
+            kind: ErrorKind::Invalid,
+            action: action.to_string(),
+            resource: resource.to_string(),
+            code: "InvalidInput".into(),
+            message: message.to_string(),
+        }
+    }
+
     pub fn is_not_found(&self) -> bool {
         self.kind == ErrorKind::NotFound
     }

@@ -4,20 +4,10 @@ use std::collections::BTreeMap;
 
 use aws_sdk_glue::types::{Column, DatabaseInput, SerDeInfo, StorageDescriptor, TableInput};
 
-use super::{AccountClients, AwsError, ErrorKind, check, optional};
+use super::{AccountClients, AwsError, check, optional};
 use crate::desired::athena::{DesiredDatabase, TableDefinition};
 
 const SERVICE: &str = "Glue";
-
-fn invalid(action: &str, resource: &str, message: String) -> AwsError {
-    AwsError {
-        kind: ErrorKind::Invalid,
-        action: action.to_string(),
-        resource: resource.to_string(),
-        code: "InvalidInput".into(),
-        message,
-    }
-}
 
 /// Whether the database exists.
 pub async fn database_exists(clients: &AccountClients, name: &str) -> Result<bool, AwsError> {
@@ -31,7 +21,7 @@ pub async fn create_database(clients: &AccountClients, database: &DesiredDatabas
         .name(&database.name)
         .description(&database.description)
         .build()
-        .map_err(|e| invalid("glue:CreateDatabase", &resource, e.to_string()))?;
+        .map_err(|e| AwsError::invalid("glue:CreateDatabase", &resource, e))?;
     let sent = clients
         .glue
         .create_database()
@@ -94,7 +84,7 @@ fn table_input(table: &TableDefinition, resource: &str, action: &str) -> Result<
             .name(name)
             .r#type(type_)
             .build()
-            .map_err(|e| invalid(action, resource, e.to_string()))
+            .map_err(|e| AwsError::invalid(action, resource, e))
     };
     let storage = StorageDescriptor::builder()
         .set_columns(Some(table.columns.iter().map(column).collect::<Result<_, _>>()?))
@@ -110,7 +100,7 @@ fn table_input(table: &TableDefinition, resource: &str, action: &str) -> Result<
         .set_partition_keys(Some(table.partition_keys.iter().map(column).collect::<Result<_, _>>()?))
         .set_parameters(Some(table.parameters.clone().into_iter().collect()))
         .build()
-        .map_err(|e| invalid(action, resource, e.to_string()))
+        .map_err(|e| AwsError::invalid(action, resource, e))
 }
 
 pub async fn create_table(clients: &AccountClients, database: &str, table: &TableDefinition) -> Result<(), AwsError> {
