@@ -407,3 +407,17 @@ async fn an_account_outside_any_organization_has_no_organization_id() {
     let c = clients(&[&not_in_use], &calls);
     assert_eq!(trailkeeper::aws::organizations::organization_id(&c).await, Ok(None));
 }
+
+#[tokio::test]
+async fn creating_a_workgroup_an_interrupted_reconcile_already_created_succeeds() {
+    use aws_sdk_athena::operation::create_work_group::CreateWorkGroupError;
+    let exists = mock!(aws_sdk_athena::Client::create_work_group)
+        .then_error(|| CreateWorkGroupError::generic(error("InvalidRequestException", "WorkGroup is already created")));
+    let calls = CallRecorder::new();
+    let c = clients(&[&exists], &calls);
+    let spec: trailkeeper::api::LoggingBaselineSpec =
+        serde_json::from_value(serde_json::json!({"accountId": "111122223333", "primaryRegion": "us-east-1"})).unwrap();
+    let wg = trailkeeper::desired::athena::work_group(&spec, Some("arn:aws:kms:us-east-1:111122223333:key/k"));
+    trailkeeper::aws::athena::create_work_group(&c, &wg).await.unwrap();
+    assert_eq!(exists.num_calls(), 1);
+}

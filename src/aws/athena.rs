@@ -93,7 +93,12 @@ pub async fn create_work_group(clients: &AccountClients, wg: &DesiredWorkGroup) 
         .set_tags(Some(tags))
         .send()
         .await;
-    check(sent, SERVICE, "CreateWorkGroup", &resource).map(|_| ())
+    match check(sent, SERVICE, "CreateWorkGroup", &resource) {
+        // Created by an earlier reconcile that stopped before it could tell: the next observe
+        // compares it like any other.
+        Err(e) if e.code == "InvalidRequestException" && e.message.to_lowercase().contains("already") => Ok(()),
+        other => other.map(|_| ()),
+    }
 }
 
 /// Puts back the enforced result configuration (and enables the workgroup), leaving the rest
