@@ -583,48 +583,8 @@ impl Run<'_> {
             self.merge_state(Component::AuditQueries, ComponentState::Waiting(on));
             return;
         }
-        let (location, key) = match (&self.desired.trail, &self.observed_trail) {
-            (DesiredTrail::Managed(settings), _) => (
-                athena::TrailLocation {
-                    bucket: settings.bucket.clone().unwrap_or_default(),
-                    key_prefix: settings.key_prefix.clone(),
-                    organization_id: None,
-                },
-                key_arn.map(str::to_string),
-            ),
-            (DesiredTrail::Existing { .. }, observed) => {
-                let observed = observed.as_ref();
-                (
-                    athena::TrailLocation {
-                        bucket: observed.and_then(|t| t.bucket.clone()).unwrap_or_default(),
-                        key_prefix: observed.and_then(|t| t.key_prefix.clone()),
-                        organization_id: None,
-                    },
-                    spec.encryption
-                        .kms_key_arn
-                        .clone()
-                        .or_else(|| observed.and_then(|t| t.kms_key.clone())),
-                )
-            }
-        };
-        let organization = match (&self.desired.trail, &self.observed_trail) {
-            (DesiredTrail::Managed(s), _) => s.organization,
-            (DesiredTrail::Existing { .. }, t) => t.as_ref().is_some_and(|t| t.organization),
-        };
-        let location = if organization {
-            match organizations::organization_id(&self.clients).await {
-                Ok(id) => athena::TrailLocation {
-                    organization_id: id,
-                    ..location
-                },
-                Err(e) => {
-                    self.merge_state(Component::AuditQueries, ComponentState::Failed(e));
-                    return;
-                }
-            }
-        } else {
-            location
-        };
+        // Checked before any call: nothing invalid reaches AWS.
+        let (location, key, organization) = self.audit_target(key_arn);
         let results_bucket = athena::results_bucket_name(spec);
         let log_buckets = [
             Some(location.bucket.as_str()),
@@ -656,6 +616,20 @@ impl Run<'_> {
             self.merge_state(Component::AuditQueries, ComponentState::Failed(e));
             return;
         }
+        let location = if organization {
+            match organizations::organization_id(&self.clients).await {
+                Ok(organization_id) => athena::TrailLocation {
+                    organization_id,
+                    ..location
+                },
+                Err(e) => {
+                    self.merge_state(Component::AuditQueries, ComponentState::Failed(e));
+                    return;
+                }
+            }
+        } else {
+            location
+        };
         let mut outcome = regional::RegionOutcome {
             region: spec.primary_region.clone(),
             ..Default::default()
@@ -671,6 +645,37 @@ impl Run<'_> {
         .await;
         self.report.audit_queries = Some(status);
         self.absorb(outcome);
+    }
+
+    /// Where the trail delivers, the key the query results are encrypted with, and whether the
+    /// trail is an Organization trail (its keys then carry the Organization's id). A managed trail
+    /// is known from the desired state (it may have just been created); an existing one as observed.
+    fn audit_target(&self, key_arn: Option<&str>) -> (athena::TrailLocation, Option<String>, bool) {
+        match (&self.desired.trail, self.observed_trail.as_ref()) {
+            (DesiredTrail::Managed(settings), _) => (
+                athena::TrailLocation {
+                    bucket: settings.bucket.clone().unwrap_or_default(),
+                    key_prefix: settings.key_prefix.clone(),
+                    organization_id: None,
+                },
+                key_arn.map(str::to_string),
+                settings.organization,
+            ),
+            (DesiredTrail::Existing { .. }, trail) => (
+                athena::TrailLocation {
+                    bucket: trail.and_then(|t| t.bucket.clone()).unwrap_or_default(),
+                    key_prefix: trail.and_then(|t| t.key_prefix.clone()),
+                    organization_id: None,
+                },
+                self.specs
+                    .baseline
+                    .encryption
+                    .kms_key_arn
+                    .clone()
+                    .or_else(|| trail.and_then(|t| t.kms_key.clone())),
+                trail.is_some_and(|t| t.organization),
+            ),
+        }
     }
 
     fn absorb(&mut self, outcome: regional::RegionOutcome) {

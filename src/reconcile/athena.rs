@@ -292,7 +292,7 @@ async fn reconcile(
                 .await?;
             }
             QueryFix::Update(id) => {
-                part.differs(&resource, "queryString", "trailkeeper's audit query", "changed");
+                part.differs(&resource, "definition", "trailkeeper's audit query", "edited");
                 part.act(&resource, "update the named query", || {
                     athena::update_named_query(clients, &id, &query)
                 })
