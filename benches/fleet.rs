@@ -71,9 +71,9 @@ fn cpu_seconds() -> f64 {
 /// ListTags 5; flow logs: IAM GetRole, GetRolePolicy, EC2 DescribeVpcs, DescribeFlowLogs,
 /// CloudWatch Logs DescribeLogGroups 5; audit queries: results bucket versioning, encryption,
 /// public access block, policy, lifecycle, tags 6, Glue GetDatabase, GetTable, Athena GetWorkGroup,
-/// ListNamedQueries 4, GetNamedQuery per named query 6. Credentials (AssumeRole) are not counted:
-/// the controller caches them for their lifetime.
-const FLOOR_READS: u32 = 1 + 4 + 8 + 6 + 5 + 5 + 6 + 4 + 6;
+/// ListNamedQueries 4, BatchGetNamedQuery 1 (up to 50 queries). Credentials (AssumeRole) are not
+/// counted: the controller caches them for their lifetime.
+const FLOOR_READS: u32 = 1 + 4 + 8 + 6 + 5 + 5 + 6 + 4 + 1;
 /// The fewest writes for a fresh account: CreateKey (with policy and tags), CreateAlias,
 /// EnableKeyRotation; access-log bucket: create, versioning, encryption, public access block,
 /// policy, lifecycle, tags; trail bucket: create (with lock), default retention, encryption, public

@@ -2,9 +2,10 @@
 
 - GetBucketVersioning: moto 5.2.x answers with a <GetBucketVersioningResponse> root; S3 (and the
   Rust SDK's strict XML parser) use <VersioningConfiguration>.
-- Athena: moto 5.2.x lacks UpdateWorkGroup, UpdateNamedQuery and DeleteNamedQuery (the calls that
-  repair a workgroup's result configuration and a changed audit query); added here with AWS's
-  semantics for the fields trailkeeper uses.
+- Athena: moto 5.2.x lacks BatchGetNamedQuery (how trailkeeper reads its named queries, one call
+  for up to 50), UpdateWorkGroup, UpdateNamedQuery and DeleteNamedQuery (the calls that repair a
+  workgroup's result configuration and a changed audit query); added here with AWS's semantics for
+  the fields trailkeeper uses.
 Idempotent: a patched file is left as it is.
 """
 import pathlib
@@ -30,8 +31,26 @@ if new not in source:
         sys.exit(f"moto's get_bucket_versioning changed; review {path}")
     path.write_text(source.replace(old, new))
 
-ATHENA_MARK = "# trailkeeper: UpdateWorkGroup, UpdateNamedQuery, DeleteNamedQuery"
+ATHENA_MARK = "# trailkeeper: BatchGetNamedQuery, UpdateWorkGroup, UpdateNamedQuery, DeleteNamedQuery"
 ATHENA_PATCH = ATHENA_MARK + '''
+
+
+def _tk_batch_get_named_query(self):
+    found, unprocessed = [], []
+    for query_id in self._get_param("NamedQueryIds") or []:
+        nq = self.athena_backend.named_queries.get(query_id)
+        if nq is None:
+            unprocessed.append({"NamedQueryId": query_id, "ErrorCode": "INVALID_INPUT", "ErrorMessage": "not found"})
+            continue
+        found.append({
+            "Name": nq.name,
+            "Description": nq.description,
+            "Database": nq.database,
+            "QueryString": nq.query_string,
+            "NamedQueryId": nq.id,
+            "WorkGroup": nq.workgroup.name,
+        })
+    return json.dumps({"NamedQueries": found, "UnprocessedNamedQueryIds": unprocessed})
 
 
 def _tk_update_work_group(self):
@@ -73,6 +92,7 @@ def _tk_delete_named_query(self):
     return "{}"
 
 
+AthenaResponse.batch_get_named_query = _tk_batch_get_named_query
 AthenaResponse.update_work_group = _tk_update_work_group
 AthenaResponse.update_named_query = _tk_update_named_query
 AthenaResponse.delete_named_query = _tk_delete_named_query

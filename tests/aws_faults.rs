@@ -421,3 +421,32 @@ async fn creating_a_workgroup_an_interrupted_reconcile_already_created_succeeds(
     trailkeeper::aws::athena::create_work_group(&c, &wg).await.unwrap();
     assert_eq!(exists.num_calls(), 1);
 }
+
+#[tokio::test]
+async fn a_named_query_athena_does_not_return_fails_the_read_to_be_retried_not_recreated() {
+    use aws_sdk_athena::operation::batch_get_named_query::BatchGetNamedQueryOutput;
+    use aws_sdk_athena::operation::list_named_queries::ListNamedQueriesOutput;
+    use aws_sdk_athena::types::UnprocessedNamedQueryId;
+    let listed = mock!(aws_sdk_athena::Client::list_named_queries)
+        .then_output(|| ListNamedQueriesOutput::builder().named_query_ids("q-1").build());
+    let unprocessed = mock!(aws_sdk_athena::Client::batch_get_named_query).then_output(|| {
+        BatchGetNamedQueryOutput::builder()
+            .unprocessed_named_query_ids(
+                UnprocessedNamedQueryId::builder()
+                    .named_query_id("q-1")
+                    .error_code("INTERNAL_ERROR")
+                    .error_message("try again")
+                    .build(),
+            )
+            .build()
+    });
+    let calls = CallRecorder::new();
+    let c = clients(&[&listed, &unprocessed], &calls);
+    let err = trailkeeper::aws::athena::list_named_queries(&c, "wg")
+        .await
+        .unwrap_err();
+    // Not an empty list: that would make the engine create the query a second time.
+    assert_eq!(err.kind, ErrorKind::Transient);
+    assert_eq!(err.resource, "Athena named query q-1");
+    assert_eq!(calls.snapshot().writes, 0, "BatchGet is a read");
+}

@@ -5,7 +5,7 @@ use aws_sdk_athena::types::{
     WorkGroupConfiguration, WorkGroupConfigurationUpdates, WorkGroupState,
 };
 
-use super::{AccountClients, AwsError, check};
+use super::{AccountClients, AwsError, ErrorKind, check};
 use crate::desired::athena::{DesiredWorkGroup, NamedQuery};
 
 const SERVICE: &str = "Athena";
@@ -166,21 +166,40 @@ pub async fn list_named_queries(
             _ => break,
         }
     }
+    // One read per 50 queries (BatchGetNamedQuery's limit), not one per query.
     let mut queries = Vec::with_capacity(ids.len());
-    for id in ids {
-        let sent = clients.athena.get_named_query().named_query_id(&id).send().await;
-        let found = check(sent, SERVICE, "GetNamedQuery", &format!("Athena named query {id}"))?;
-        if let Some(q) = found.named_query() {
-            queries.push(ObservedNamedQuery {
-                id,
-                query: NamedQuery {
-                    name: q.name().to_string(),
-                    description: q.description().unwrap_or_default().to_string(),
-                    database: q.database().to_string(),
-                    sql: q.query_string().to_string(),
-                },
+    for chunk in ids.chunks(50) {
+        let sent = clients
+            .athena
+            .batch_get_named_query()
+            .set_named_query_ids(Some(chunk.to_vec()))
+            .send()
+            .await;
+        let found = check(sent, SERVICE, "BatchGetNamedQuery", &resource)?;
+        if let Some(unprocessed) = found.unprocessed_named_query_ids().first() {
+            return Err(AwsError {
+                kind: ErrorKind::Transient,
+                action: "athena:BatchGetNamedQuery".into(),
+                resource: format!(
+                    "Athena named query {}",
+                    unprocessed.named_query_id().unwrap_or_default()
+                ),
+                code: unprocessed.error_code().unwrap_or("Unprocessed").to_string(),
+                message: unprocessed
+                    .error_message()
+                    .unwrap_or("Athena did not return the named query; trailkeeper reads it again next time")
+                    .to_string(),
             });
         }
+        queries.extend(found.named_queries().iter().map(|q| ObservedNamedQuery {
+            id: q.named_query_id().unwrap_or_default().to_string(),
+            query: NamedQuery {
+                name: q.name().to_string(),
+                description: q.description().unwrap_or_default().to_string(),
+                database: q.database().to_string(),
+                sql: q.query_string().to_string(),
+            },
+        }));
     }
     Ok(queries)
 }

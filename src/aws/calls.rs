@@ -85,7 +85,7 @@ impl CallRecorder {
 
 /// Operations that change nothing in the account. AssumeRole only mints credentials.
 pub fn is_read(operation: &str) -> bool {
-    ["Get", "Describe", "List", "Head", "Lookup"]
+    ["Get", "Describe", "List", "Head", "Lookup", "BatchGet"]
         .iter()
         .any(|p| operation.starts_with(p))
         || operation == "AssumeRole"
@@ -151,6 +151,7 @@ mod tests {
         assert!(is_read("GetBucketPolicy"));
         assert!(is_read("HeadBucket"));
         assert!(is_read("AssumeRole"));
+        assert!(is_read("BatchGetNamedQuery"));
         assert!(!is_read("PutBucketPolicy"));
         assert!(!is_read("StartLogging"));
     }
