@@ -272,6 +272,23 @@ async fn retain_cleanup_removes_the_finalizer_and_touches_no_aws_resource() {
     assert_eq!(calls.reads + calls.writes, 0, "Retain makes no AWS call");
 }
 
+/// Deletes `b` (Delete policy) through the controller: the cleanup's two events (what was
+/// deleted, what was retained), then the finalizer's removal.
+async fn delete_with_cleanup_events(b: &LoggingBaseline) -> (Value, Value) {
+    let (ctx, mut api) = context().await;
+    let b = deleting(b.clone());
+    let object_path = path(&b);
+    let reply = serde_json::to_value(&b).unwrap();
+    let server = tokio::spawn(async move {
+        let deleted = api.event(NS).await;
+        let retained = api.event(NS).await;
+        api.expect("PATCH", &object_path, 200, reply).await;
+        (deleted, retained)
+    });
+    reconcile(Arc::new(b), ctx).await.unwrap();
+    server.await.unwrap()
+}
+
 #[tokio::test]
 async fn delete_cleanup_keeps_a_bucket_that_holds_objects_and_the_key_of_its_logs() {
     let account = common::new_account();
@@ -293,18 +310,7 @@ async fn delete_cleanup_keeps_a_bucket_that_holds_objects_and_the_key_of_its_log
         .await
         .unwrap();
 
-    let (ctx, mut api) = context().await;
-    let b = deleting(b);
-    let object_path = path(&b);
-    let reply = serde_json::to_value(&b).unwrap();
-    let server = tokio::spawn(async move {
-        let deleted = api.event(NS).await;
-        let retained = api.event(NS).await;
-        api.expect("PATCH", &object_path, 200, reply).await;
-        (deleted, retained)
-    });
-    reconcile(Arc::new(b.clone()), ctx).await.unwrap();
-    let (deleted, retained) = server.await.unwrap();
+    let (deleted, retained) = delete_with_cleanup_events(&b).await;
     assert_eq!(deleted["reason"], "Deleted");
     let deleted = deleted["note"].as_str().unwrap();
     assert!(deleted.contains("trail/trailkeeper: deleted"), "{deleted}");
@@ -366,18 +372,7 @@ async fn delete_cleanup_deletes_an_empty_trail_bucket_and_schedules_the_key_with
     b.spec.deletion_policy = DeletionPolicy::Delete;
     common::converge(&b.spec).await;
 
-    let (ctx, mut api) = context().await;
-    let b = deleting(b);
-    let object_path = path(&b);
-    let reply = serde_json::to_value(&b).unwrap();
-    let server = tokio::spawn(async move {
-        let deleted = api.event(NS).await;
-        let second = api.event(NS).await;
-        api.expect("PATCH", &object_path, 200, reply).await;
-        (deleted, second)
-    });
-    reconcile(Arc::new(b.clone()), ctx).await.unwrap();
-    let (deleted, retained) = server.await.unwrap();
+    let (deleted, retained) = delete_with_cleanup_events(&b).await;
     let bucket = desired::trail_bucket_name(&b.spec);
     let access_bucket = desired::access_log_bucket_name(&b.spec);
     let note = deleted["note"].as_str().unwrap();
@@ -388,17 +383,7 @@ async fn delete_cleanup_deletes_an_empty_trail_bucket_and_schedules_the_key_with
     assert!(note.contains(&format!("s3://{access_bucket}: retained")), "{note}");
 
     let aws = common::inspector(&account).await;
-    let buckets: Vec<String> = aws
-        .s3
-        .list_buckets()
-        .send()
-        .await
-        .unwrap()
-        .buckets()
-        .iter()
-        .filter_map(|b| b.name.clone())
-        .collect();
-    assert_eq!(buckets, [access_bucket]);
+    assert_eq!(aws.bucket_names().await, [access_bucket]);
     assert_eq!(aws.trail_key_state().await, "PendingDeletion");
 }
 

@@ -539,16 +539,7 @@ async fn two_accounts_in_one_apply_converge_in_parallel_without_interference() {
     );
     for account in [&a, &b] {
         let aws = inspector(account).await;
-        let buckets: Vec<String> = aws
-            .s3
-            .list_buckets()
-            .send()
-            .await
-            .unwrap()
-            .buckets()
-            .iter()
-            .filter_map(|b| b.name.clone())
-            .collect();
+        let buckets = aws.bucket_names().await;
         assert_eq!(buckets.len(), 2, "{account}: {buckets:?}");
         assert!(
             buckets.iter().all(|name| name.contains(account.as_str())),

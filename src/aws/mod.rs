@@ -45,22 +45,12 @@ pub async fn load_base_config() -> SdkConfig {
         .await
 }
 
-/// The clients of one account in one region, sharing one call recorder.
+/// The clients of one account in one region, sharing one call recorder. Its services are reached
+/// as `clients.s3`, `clients.kms`, ... (through `Deref`).
 #[derive(Clone, Debug)]
 pub struct AccountClients {
     pub region: String,
-    pub sts: aws_sdk_sts::Client,
-    pub kms: aws_sdk_kms::Client,
-    pub s3: aws_sdk_s3::Client,
-    pub cloudtrail: aws_sdk_cloudtrail::Client,
-    pub ec2: aws_sdk_ec2::Client,
-    pub logs: aws_sdk_cloudwatchlogs::Client,
-    pub iam: aws_sdk_iam::Client,
-    pub ssm: aws_sdk_ssm::Client,
-    pub config: aws_sdk_config::Client,
-    pub glue: aws_sdk_glue::Client,
-    pub athena: aws_sdk_athena::Client,
-    pub organizations: aws_sdk_organizations::Client,
+    services: Services,
     pub calls: CallRecorder,
     cloudtrail_writes: std::sync::Arc<Pacer>,
     /// What `for_region` needs to build the clients of another region (None for clients built by
@@ -143,7 +133,8 @@ impl AccountClients {
     }
 }
 
-/// One client per service, for `AccountClients::from_parts`.
+/// One client per service.
+#[derive(Clone, Debug)]
 pub struct Services {
     pub sts: aws_sdk_sts::Client,
     pub kms: aws_sdk_kms::Client,
@@ -162,38 +153,21 @@ pub struct Services {
 impl AccountClients {
     /// Clients built elsewhere (tests with mocked services).
     pub fn from_parts(region: &str, services: Services, calls: CallRecorder) -> Self {
-        let Services {
-            sts,
-            kms,
-            s3,
-            cloudtrail,
-            ec2,
-            logs,
-            iam,
-            ssm,
-            config,
-            glue,
-            athena,
-            organizations,
-        } = services;
         Self {
             region: region.to_string(),
-            sts,
-            kms,
-            s3,
-            cloudtrail,
-            ec2,
-            logs,
-            iam,
-            ssm,
-            config,
-            glue,
-            athena,
-            organizations,
+            services,
             calls,
             cloudtrail_writes: std::sync::Arc::new(Pacer::new(CLOUDTRAIL_WRITE_INTERVAL)),
             origin: None,
         }
+    }
+}
+
+impl std::ops::Deref for AccountClients {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.services
     }
 }
 

@@ -150,6 +150,12 @@ impl Inspector {
         self.trail_key().await.key_id
     }
 
+    /// The names of the account's buckets.
+    pub async fn bucket_names(&self) -> Vec<String> {
+        let listed = self.s3.list_buckets().send().await.unwrap();
+        listed.buckets().iter().filter_map(|b| b.name.clone()).collect()
+    }
+
     /// The state of that key (Enabled, PendingDeletion, ...).
     pub async fn trail_key_state(&self) -> String {
         self.trail_key()
