@@ -30,7 +30,10 @@ use super::{PolicyRef, patterns};
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = super::rules::results_bucket_is_its_own())]
+#[x_kube(
+    validation = super::rules::results_bucket_is_its_own(),
+    validation = super::rules::generated_bucket_names_fit()
+)]
 pub struct LoggingBaselineSpec {
     /// The AWS account; trailkeeper refuses to act when its credentials resolve to another one.
     #[schemars(pattern(patterns::ACCOUNT_ID), length(max = 12))]
@@ -47,24 +50,34 @@ pub struct LoggingBaselineSpec {
     /// Role to assume in the account; absent uses the operator's own identity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials: Option<Credentials>,
+    /// Enforce: bring AWS to the baseline. Observe: report drift in status and write nothing.
     #[serde(default)]
     pub mode: Mode,
+    /// What deleting this LoggingBaseline does in AWS. Retain (default): nothing. Delete: stops and deletes the trail, schedules the key's deletion and deletes the buckets that hold no objects.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+    /// The CloudTrail trail: deployed by trailkeeper (Managed) or the account's or Organization's own (Existing).
     #[serde(default)]
     pub trail: TrailSpec,
+    /// The S3 buckets that receive the trail's log files and the server access logs.
     #[serde(default)]
     pub storage: StorageSpec,
+    /// The KMS key that encrypts the trail's log files, and who may use it.
     #[serde(default)]
     pub encryption: EncryptionSpec,
+    /// The RetentionPolicy in this namespace; absent: the one named `default`, else the built-in baseline (kept forever, Governance lock of 365 days).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_policy_ref: Option<PolicyRef>,
+    /// VPC Flow Logs for every VPC of the enforced regions.
     #[serde(default)]
     pub flow_logs: FlowLogsSpec,
+    /// The CloudWatch agent configuration that ships EC2 instance log files to CloudWatch Logs.
     #[serde(default)]
     pub instance_logs: InstanceLogsSpec,
+    /// AWS Config managed rules that check the trail, the bucket, the key and the flow logs.
     #[serde(default)]
     pub config_rules: ConfigRulesSpec,
+    /// Athena over the trail's logs: a Glue table, a workgroup with encrypted results and named audit queries.
     #[serde(default)]
     pub audit_queries: AuditQueriesSpec,
     /// Tags put on every AWS resource trailkeeper creates (besides its own `trailkeeper.io/*` tags).
@@ -77,10 +90,12 @@ pub struct LoggingBaselineSpec {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Credentials {
+    /// The IAM role in the account that trailkeeper assumes (its trust policy must admit the operator's identity).
     #[schemars(pattern(patterns::IAM_ROLE_ARN))]
     pub assume_role_arn: String,
+    /// The external id the role's trust policy requires, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(pattern(r"^[A-Za-z0-9+=,.@:/-]{2,1224}$"))]
+    #[schemars(pattern(patterns::EXTERNAL_ID), length(min = 2, max = 1224))]
     pub external_id: Option<String>,
 }
 
@@ -107,15 +122,18 @@ pub enum DeletionPolicy {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = kube::core::Rule::new("self.source != 'Existing' || has(self.existingTrailArn)").message("source: Existing needs existingTrailArn, the ARN of the account's or Organization's trail"))]
 pub struct TrailSpec {
+    /// Managed: trailkeeper deploys and keeps its own multi-region trail. Existing: trailkeeper verifies the trail named by existingTrailArn.
     #[serde(default)]
     pub source: TrailSource,
     /// The name of the trail trailkeeper deploys (source Managed); a trail of that name is adopted.
     #[serde(default = "default_trail_name")]
     #[schemars(pattern(patterns::TRAIL_NAME))]
     pub name: String,
+    /// With source Existing: the ARN of the account's or Organization's trail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(pattern(patterns::TRAIL_ARN))]
     pub existing_trail_arn: Option<String>,
+    /// The TrailPolicy in this namespace; absent: the one named `default`, else the built-in baseline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_ref: Option<PolicyRef>,
 }
@@ -151,7 +169,7 @@ pub enum TrailSource {
 pub struct StorageSpec {
     /// The `{prefix}` of generated bucket names.
     #[serde(default = "default_name_prefix")]
-    #[schemars(pattern(patterns::NAME_PREFIX), length(max = 9))]
+    #[schemars(pattern(patterns::NAME_PREFIX), length(max = 16))]
     pub name_prefix: String,
     /// Default `{prefix}-{accountId}-cloudtrail-{primaryRegion}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -178,8 +196,11 @@ impl Default for StorageSpec {
     }
 }
 
+/// The `{prefix}` of generated bucket names when the spec names none.
+pub const DEFAULT_NAME_PREFIX: &str = "trailkeeper";
+
 fn default_name_prefix() -> String {
-    "trailkeeper".to_string()
+    DEFAULT_NAME_PREFIX.to_string()
 }
 
 fn default_key_prefix() -> String {
@@ -206,10 +227,13 @@ pub struct EncryptionSpec {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct FlowLogsSpec {
+    /// Whether trailkeeper enforces flow logs.
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// Where flow log records go: CloudWatchLogs (the log group /trailkeeper/vpc-flow-logs) or S3 (the trail bucket).
     #[serde(default)]
     pub destination: FlowLogDestination,
+    /// The traffic captured: ALL, ACCEPT or REJECT.
     #[serde(default)]
     pub traffic_type: TrafficType,
     /// The custom record format, as flow log field names (without `${}`).
@@ -302,14 +326,17 @@ pub enum TrafficType {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct InstanceLogsSpec {
+    /// Whether trailkeeper configures the CloudWatch agent on tagged instances.
     #[serde(default = "yes")]
     pub enabled: bool,
     /// The instances the CloudWatch agent configuration goes to.
     #[serde(default)]
     pub targets: InstanceTargets,
+    /// The Linux log files shipped, each to a log group of the same name (default: the baseline's list).
     #[serde(default = "default_linux_files")]
     #[schemars(inner(pattern(r"^/[^\s]{1,511}$")), length(max = 100))]
     pub linux_files: Vec<String>,
+    /// The Windows log files shipped, each to a log group named after it (default: the baseline's list).
     #[serde(default = "default_windows_files")]
     #[schemars(inner(pattern(r"^[A-Za-z]:\\[^\t\n]{1,510}$")), length(max = 100))]
     pub windows_files: Vec<String>,
@@ -361,8 +388,10 @@ fn default_windows_files() -> Vec<String> {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct InstanceTargets {
+    /// The tag key that marks the instances to configure.
     #[schemars(length(min = 1, max = 128))]
     pub tag_key: String,
+    /// The value of that tag.
     #[schemars(length(max = 256))]
     pub tag_value: String,
 }
@@ -379,6 +408,7 @@ impl Default for InstanceTargets {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ConfigRulesSpec {
+    /// Whether trailkeeper deploys the Config rules (in regions with a configuration recorder).
     #[serde(default = "yes")]
     pub enabled: bool,
     /// Create a configuration recorder where a region has none (opt-in: it has a cost).
@@ -400,6 +430,7 @@ impl Default for ConfigRulesSpec {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditQueriesSpec {
+    /// Whether trailkeeper deploys the audit queries.
     #[serde(default = "yes")]
     pub enabled: bool,
     /// The Glue database (Athena names: lowercase letters, digits and underscores).
@@ -457,26 +488,34 @@ fn default_results_expire_after_days() -> i32 {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LoggingBaselineStatus {
+    /// The generation of the spec the last reconcile acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// Ready and one condition per part of the baseline (KeyReady, StorageReady, TrailReady, ...).
     #[serde(default)]
     pub conditions: Vec<Condition>,
+    /// The ARN of the trail in force.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trail_arn: Option<String>,
+    /// The bucket that receives the trail's log files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bucket_name: Option<String>,
+    /// The bucket that receives the trail bucket's server access logs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_log_bucket_name: Option<String>,
+    /// The KMS key that encrypts the trail's log files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kms_key_arn: Option<String>,
     /// What differed from the baseline at the last observation.
     #[serde(default)]
     pub drift: Vec<Drift>,
+    /// When the last reconcile ran, and the AWS calls it made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_reconcile: Option<LastReconcile>,
     /// The retention in force, with the approval that allowed it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied_retention: Option<AppliedRetention>,
+    /// Where to run the audit queries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit_queries: Option<AuditQueriesStatus>,
 }
@@ -485,8 +524,11 @@ pub struct LoggingBaselineStatus {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditQueriesStatus {
+    /// The Glue database.
     pub database: String,
+    /// The CloudTrail table.
     pub table: String,
+    /// The Athena workgroup that holds the named queries.
     pub work_group: String,
     /// The `s3://` location the workgroup writes (encrypted) results to.
     pub results_location: String,
@@ -498,15 +540,20 @@ pub struct AuditQueriesStatus {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
+    /// The part of the baseline, e.g. TrailReady, or Ready for the whole.
     #[serde(rename = "type")]
     pub type_: String,
     /// True, False or Unknown.
     pub status: String,
+    /// A CamelCase reason a person can act on, e.g. AccessDenied or ApprovalRequired.
     pub reason: String,
+    /// What was found, and what to do about it.
     #[serde(default)]
     pub message: String,
+    /// When the status last changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_transition_time: Option<String>,
+    /// The generation of the spec the condition was computed from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 }
@@ -516,17 +563,24 @@ pub struct Condition {
 pub struct Drift {
     /// The AWS resource, e.g. `s3://bucket` or a trail ARN.
     pub resource: String,
+    /// The setting that differed.
     pub field: String,
+    /// The value the baseline requires.
     pub expected: String,
+    /// The value found in AWS.
     pub actual: String,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LastReconcile {
+    /// When it ended (RFC 3339).
     pub time: String,
+    /// AWS read calls made.
     pub reads: u32,
+    /// AWS write calls made (0 for an account in line).
     pub writes: u32,
+    /// How long it took, in milliseconds.
     pub duration_ms: u64,
 }
 
@@ -536,16 +590,23 @@ pub struct LastReconcile {
 pub struct AppliedRetention {
     /// The RetentionPolicy it came from (`built-in` when none exists).
     pub policy: String,
+    /// The Object Lock mode of the trail bucket's default retention.
     pub lock_mode: String,
+    /// The Object Lock default retention in days.
     pub lock_days: i32,
+    /// Days after which trail log files expire; absent: kept forever.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trail_logs_expire_after_days: Option<i32>,
+    /// Days after which noncurrent versions of trail log files expire; absent: kept forever.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trail_logs_noncurrent_expire_after_days: Option<i32>,
+    /// Days after which server access logs expire; absent: kept forever.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_logs_expire_after_days: Option<i32>,
+    /// Retention of the instance log groups in days; absent: never expire.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance_logs_retention_days: Option<i32>,
+    /// Retention of the flow log group in days; absent: never expire.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flow_logs_retention_days: Option<i32>,
     /// The approval reference that allowed the last shortening, if any.

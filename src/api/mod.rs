@@ -32,8 +32,12 @@ pub mod patterns {
     pub const TRAIL_ARN: &str = r"^arn:aws[a-z-]*:cloudtrail:[a-z0-9-]+:[0-9]{12}:trail/[A-Za-z0-9._-]{3,128}$";
     pub const TRAIL_NAME: &str = r"^[A-Za-z0-9][A-Za-z0-9._-]{1,126}[A-Za-z0-9]$";
     pub const BUCKET_NAME: &str = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$";
-    /// A prefix of generated names: short enough that every generated bucket name fits in 63 characters.
-    pub const NAME_PREFIX: &str = r"^[a-z0-9][a-z0-9-]{0,8}$";
+    /// A prefix of generated bucket names (with the region, a CEL rule keeps every generated name
+    /// within S3's 63 characters).
+    pub const NAME_PREFIX: &str = r"^[a-z0-9][a-z0-9-]{0,15}$";
+    /// An STS external id: 2 to 1224 characters (the length is a separate limit because the API
+    /// server compiles patterns with RE2, which refuses a repeat count above 1000).
+    pub const EXTERNAL_ID: &str = r"^[A-Za-z0-9+=,.@:/-]+$";
     pub const KEY_PREFIX: &str = r"^[A-Za-z0-9!_.*'()/-]{1,200}$";
     pub const FLOW_LOG_FIELD: &str = r"^[a-z0-9-]{2,40}$";
     /// A Glue database or table name that Athena can query without quoting.
@@ -50,13 +54,46 @@ pub const CLOUDWATCH_RETENTION_DAYS: [i32; 22] = [
 /// A reference to a policy in the same namespace.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 pub struct PolicyRef {
+    /// The name of the policy in the same namespace.
     #[schemars(pattern(patterns::K8S_NAME), length(min = 1, max = 253))]
     pub name: String,
 }
 
+type Crd = k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+
 /// All CRDs served by trailkeeper, in a stable order.
-pub fn crds() -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> {
-    vec![LoggingBaseline::crd(), TrailPolicy::crd(), RetentionPolicy::crd()]
+pub fn crds() -> Vec<Crd> {
+    [LoggingBaseline::crd(), TrailPolicy::crd(), RetentionPolicy::crd()]
+        .into_iter()
+        .map(with_kubernetes_formats)
+        .collect()
+}
+
+/// schemars writes `format: uint32`/`uint64` for unsigned fields; the API server knows neither
+/// and warns on every apply. The signed formats with the `minimum: 0` schemars also writes say
+/// the same.
+fn with_kubernetes_formats(crd: Crd) -> Crd {
+    fn walk(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                if let Some(format) = map.get_mut("format") {
+                    match format.as_str() {
+                        Some("uint32") => *format = "int32".into(),
+                        Some("uint64") => *format = "int64".into(),
+                        _ => {}
+                    }
+                }
+                map.values_mut().for_each(walk);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    let Ok(mut value) = serde_json::to_value(&crd) else {
+        return crd;
+    };
+    walk(&mut value);
+    serde_json::from_value(value).unwrap_or(crd)
 }
 
 /// Each CRD as a YAML document, with the file name `crds/` holds it under (`<plural>.<group>.yaml`).

@@ -36,12 +36,16 @@ use super::rules;
 )]
 #[serde(rename_all = "camelCase")]
 pub struct RetentionPolicySpec {
+    /// The CloudTrail log files in the trail bucket, and its Object Lock.
     #[serde(default)]
     pub trail_logs: TrailLogRetention,
+    /// The server access logs of the trail bucket.
     #[serde(default)]
     pub access_logs: AccessLogRetention,
+    /// The CloudWatch Logs groups of EC2 instance log files.
     #[serde(default)]
     pub instance_logs: LogGroupRetention,
+    /// The CloudWatch Logs group of VPC flow logs.
     #[serde(default)]
     pub flow_logs: LogGroupRetention,
     /// Required for any change that shortens a retention or weakens the lock; its reference must
@@ -71,8 +75,10 @@ pub struct TrailLogRetention {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = kube::core::Rule::new("self.mode != 'Compliance' || self.acknowledgeIrreversible").message("a Compliance lock cannot be shortened or removed by anyone, root included, until it expires: set acknowledgeIrreversible: true to confirm"))]
 pub struct ObjectLock {
+    /// Governance (the baseline: users with s3:BypassGovernanceRetention may still delete), Compliance (nobody may, until the retention ends) or Disabled (no default retention on new log files).
     #[serde(default)]
     pub mode: LockMode,
+    /// Days each new log file version is locked for.
     #[serde(default = "default_lock_days")]
     #[schemars(range(min = 1, max = 36500))]
     pub default_retention_days: i32,
@@ -129,6 +135,7 @@ pub struct Approval {
     /// The change ticket that approves this retention change, e.g. CHG-1234.
     #[schemars(length(min = 1, max = 128))]
     pub reference: String,
+    /// Why the change is made, for the reviewers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 1024))]
     pub reason: Option<String>,

@@ -3,7 +3,7 @@
 
 use kube::core::{Message, Rule};
 
-use super::CLOUDWATCH_RETENTION_DAYS;
+use super::{CLOUDWATCH_RETENTION_DAYS, DEFAULT_NAME_PREFIX};
 
 /// `self` is a CloudWatch Logs retention in days: only the values CloudWatch accepts.
 pub fn cloudwatch_retention_days() -> Rule {
@@ -44,10 +44,24 @@ pub fn lock_not_weakened_without_approval() -> Rule {
     ))
 }
 
+/// The `{prefix}` of generated names in a CEL expression over the spec.
+fn name_prefix() -> String {
+    format!("(has(self.storage) && has(self.storage.namePrefix) ? self.storage.namePrefix : '{DEFAULT_NAME_PREFIX}')")
+}
+
+/// The longest generated bucket name, `{prefix}-{accountId}-cloudtrail-access-{primaryRegion}`,
+/// has 32 characters besides the prefix and the region; S3 allows 63.
+pub fn generated_bucket_names_fit() -> Rule {
+    Rule::new(format!("size({}) + size(self.primaryRegion) <= 31", name_prefix())).message(Message::Message(
+        "storage.namePrefix and primaryRegion together make generated bucket names longer than S3's 63 characters: shorten namePrefix (prefix and region at most 31 characters)"
+            .to_string(),
+    ))
+}
+
 /// The audit queries' results bucket expires what it holds: it may not be the trail bucket nor the
 /// access-log bucket (named, or by the default pattern).
 pub fn results_bucket_is_its_own() -> Rule {
-    let prefix = "(has(self.storage) && has(self.storage.namePrefix) ? self.storage.namePrefix : 'trailkeeper')";
+    let prefix = name_prefix();
     let generated = |kind: &str| format!("{prefix} + '-' + self.accountId + '-{kind}-' + self.primaryRegion");
     let trail = format!(
         "(has(self.storage) && has(self.storage.bucketName) ? self.storage.bucketName : {})",

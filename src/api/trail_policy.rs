@@ -26,12 +26,16 @@ use super::patterns;
 #[x_kube(validation = kube::core::Rule::new("size(self.advancedEventSelectors) == 0 || size(self.dataEvents) == 0").message("use either dataEvents or advancedEventSelectors, not both: CloudTrail accepts one kind of selector per trail"))]
 #[serde(rename_all = "camelCase")]
 pub struct TrailPolicySpec {
+    /// Log the events of every region in one trail.
     #[serde(default = "yes")]
     pub multi_region: bool,
+    /// Log the events of global services (IAM, STS, CloudFront).
     #[serde(default = "yes")]
     pub include_global_service_events: bool,
+    /// Deliver signed digest files, so that log files can be proven intact.
     #[serde(default = "yes")]
     pub log_file_validation: bool,
+    /// Which management (control plane) events the trail logs.
     #[serde(default)]
     pub management_events: ManagementEvents,
     /// Basic data event selectors (S3 objects, Lambda invocations, ...).
@@ -40,17 +44,20 @@ pub struct TrailPolicySpec {
     /// Advanced event selectors; when set they replace managementEvents and dataEvents.
     #[serde(default)]
     pub advanced_event_selectors: Vec<AdvancedEventSelector>,
+    /// CloudTrail Insights: unusual API call rates or error rates.
     #[serde(default)]
     pub insight_selectors: Vec<InsightType>,
     /// Deliver the trail's events to a CloudWatch Logs group as well.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cloud_watch_logs: Option<TrailCloudWatchLogs>,
+    /// Log the events of every account of the Organization (the trail must be in the management account or a delegated administrator).
     #[serde(default)]
     pub organization_trail: bool,
     /// For a baseline whose trail is `Existing`: the settings trailkeeper may change on that trail.
     /// Empty (the default): the trail is verified and reported, never changed.
     #[serde(default)]
     pub manage_existing: Vec<ExistingTrailSetting>,
+    /// Tags put on the trail (besides trailkeeper's own). AWS allows 50 tags a resource.
     #[serde(default)]
     #[schemars(extend("maxProperties" = 40, "additionalProperties" = {"type": "string", "maxLength": 256}))]
     pub tags: BTreeMap<String, String>,
@@ -81,8 +88,10 @@ fn yes() -> bool {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ManagementEvents {
+    /// Whether management events are logged.
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// All, ReadOnly or WriteOnly management events.
     #[serde(default)]
     pub read_write_type: ReadWriteType,
     /// Event sources excluded from management events, e.g. kms.amazonaws.com.
@@ -124,8 +133,10 @@ pub struct DataEventSelector {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct AdvancedEventSelector {
+    /// A name for the selector.
     #[schemars(length(min = 1, max = 1000))]
     pub name: String,
+    /// Conditions on event fields; an event is logged when it matches all of them.
     #[schemars(length(min = 1, max = 20))]
     pub field_selectors: Vec<AdvancedFieldSelector>,
 }
@@ -134,18 +145,25 @@ pub struct AdvancedEventSelector {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = kube::core::Rule::new("size(self.equals) + size(self.notEquals) + size(self.startsWith) + size(self.notStartsWith) + size(self.endsWith) + size(self.notEndsWith) > 0").message("a field selector needs at least one operator"))]
 pub struct AdvancedFieldSelector {
+    /// The event field, e.g. eventCategory, resources.type, eventName, readOnly.
     #[schemars(pattern(r"^[A-Za-z.]{1,1000}$"))]
     pub field: String,
+    /// Values the field must equal (one of).
     #[serde(default)]
     pub equals: Vec<String>,
+    /// Values the field must not equal.
     #[serde(default)]
     pub not_equals: Vec<String>,
+    /// Prefixes the field must start with (one of).
     #[serde(default)]
     pub starts_with: Vec<String>,
+    /// Prefixes the field must not start with.
     #[serde(default)]
     pub not_starts_with: Vec<String>,
+    /// Suffixes the field must end with (one of).
     #[serde(default)]
     pub ends_with: Vec<String>,
+    /// Suffixes the field must not end with.
     #[serde(default)]
     pub not_ends_with: Vec<String>,
 }
@@ -159,8 +177,10 @@ pub enum InsightType {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct TrailCloudWatchLogs {
+    /// The log group, as `arn:aws:logs:REGION:ACCOUNT:log-group:NAME:*`.
     #[schemars(pattern(r"^arn:aws[a-z-]*:logs:[a-z0-9-]+:[0-9]{12}:log-group:[A-Za-z0-9_/.#-]+:\*$"))]
     pub log_group_arn: String,
+    /// The role CloudTrail assumes to write to that log group (trailkeeper passes it: iam:PassRole).
     #[schemars(pattern(patterns::IAM_ROLE_ARN))]
     pub role_arn: String,
 }
