@@ -46,9 +46,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     // The API server must answer and the CRDs be installed before we call ourselves ready.
     client.apiserver_version().await?;
-    kube::Api::<crate::api::LoggingBaseline>::all(client.clone())
-        .list(&kube::api::ListParams::default().limit(1))
-        .await?;
+    // At the scope the controller watches: with --watch-namespace its RBAC is a Role there only.
+    let baselines: kube::Api<crate::api::LoggingBaseline> = match &args.watch_namespace {
+        Some(ns) => kube::Api::namespaced(client.clone(), ns),
+        None => kube::Api::all(client.clone()),
+    };
+    baselines.list(&kube::api::ListParams::default().limit(1)).await?;
     health.ready.store(true, Ordering::Relaxed);
 
     let ctx = Arc::new(Context::new(client.clone(), base, settings));
