@@ -1,6 +1,17 @@
-//! The generated CRDs: `crds/` is current, and every CEL rule answers as the API server would,
-//! both ways (client-side CEL evaluation of kube 5).
+//! The generated CRDs: `crds/` is current, the real API server accepts them (defaults valid
+//! against their own schemas, no warnings), every field is described where `kubectl explain` reads
+//! it, and every CEL rule answers both ways, on the API server at admission and with kube's
+//! client-side CEL (what `trailkeeper validate` uses), which must agree.
 
+mod common;
+
+use std::fmt::Debug;
+
+use common::cluster;
+use kube::api::{Api, PostParams};
+use kube::{Client, CustomResourceExt, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use trailkeeper::api::{LoggingBaseline, RetentionPolicy, TrailPolicy};
 
 #[test]
@@ -51,9 +62,155 @@ fn the_crds_carry_names_columns_and_the_cel_rules() {
     }
 }
 
+#[test]
+fn no_unsigned_formats_reach_the_crds() {
+    let yaml = trailkeeper::api::crds_yaml().unwrap();
+    assert!(
+        !yaml.contains("format: uint"),
+        "the API server does not know uint32/uint64 and warns on every apply"
+    );
+}
+
+/// Judges objects the way the API server does and the way `trailkeeper validate` does, and fails
+/// when either disagrees with the expected verdict.
+struct Judge {
+    client: Client,
+    namespace: String,
+}
+
+static NEXT_NAME: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn fresh_name() -> String {
+    format!("o{}", NEXT_NAME.fetch_add(1, std::sync::atomic::Ordering::SeqCst))
+}
+
+trait Kind:
+    Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+    + CustomResourceExt
+    + Serialize
+    + DeserializeOwned
+    + Clone
+    + Debug
+{
+}
+impl Kind for LoggingBaseline {}
+impl Kind for TrailPolicy {}
+impl Kind for RetentionPolicy {}
+
+fn dry_run() -> PostParams {
+    PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    }
+}
+
+impl Judge {
+    async fn new() -> Self {
+        let client = cluster::admin().await;
+        cluster::install_crds(&client).await;
+        let namespace = cluster::fresh_namespace(&client, "crds").await;
+        Self { client, namespace }
+    }
+
+    fn api<K: Kind>(&self) -> Api<K> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    fn named<K: Kind>(&self, object: &K) -> K {
+        let mut object = object.clone();
+        object.meta_mut().name = Some(fresh_name());
+        object.meta_mut().namespace = Some(self.namespace.clone());
+        object
+    }
+
+    /// The API server's verdict on creating `object` (dry run: nothing is stored).
+    async fn server_create<K: Kind>(&self, object: &K) -> Result<(), String> {
+        self.api::<K>()
+            .create(&dry_run(), &self.named(object))
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// The API server's verdict on changing `old` (stored for real) into `new` (dry run).
+    async fn server_update<K: Kind>(&self, new: &K, old: &K) -> Result<(), String> {
+        let stored = self
+            .api::<K>()
+            .create(&PostParams::default(), &self.named(old))
+            .await
+            .unwrap_or_else(|e| panic!("the old object is valid, but the API server refused it: {e}"));
+        let mut new = new.clone();
+        new.meta_mut().name = stored.meta().name.clone();
+        new.meta_mut().namespace = stored.meta().namespace.clone();
+        new.meta_mut().resource_version = stored.resource_version();
+        self.api::<K>()
+            .replace(&stored.name_any(), &dry_run(), &new)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    async fn accepts<K: Kind>(&self, object: &K) {
+        offline(object).unwrap_or_else(|e| panic!("trailkeeper validate rejected {object:?}: {e}"));
+        self.server_create(object)
+            .await
+            .unwrap_or_else(|e| panic!("the API server rejected {object:?}: {e}"));
+    }
+
+    async fn rejects<K: Kind>(&self, object: &K, needle: &str) {
+        rejected_with(offline(object), needle, "trailkeeper validate");
+        rejected_with(self.server_create(object).await, needle, "the API server");
+    }
+
+    async fn accepts_update<K: Kind>(&self, new: &K, old: &K) {
+        kube::core::cel::validate_cel_update(new, old)
+            .unwrap_or_else(|e| panic!("client-side CEL rejected the update to {new:?}: {e:?}"));
+        self.server_update(new, old)
+            .await
+            .unwrap_or_else(|e| panic!("the API server rejected the update to {new:?}: {e}"));
+    }
+
+    async fn rejects_update<K: Kind>(&self, new: &K, old: &K, needle: &str) {
+        rejected_with(
+            kube::core::cel::validate_cel_update(new, old),
+            needle,
+            "client-side CEL",
+        );
+        rejected_with(self.server_update(new, old).await, needle, "the API server");
+    }
+}
+
+/// The verdict of `trailkeeper validate` (schema and CEL rules, offline) on `object`.
+fn offline<K: Kind>(object: &K) -> Result<(), String> {
+    let value = serde_json::to_value(object).unwrap();
+    let documents = [trailkeeper::manifests::Document {
+        file: "test.yaml".into(),
+        index: 0,
+        value,
+    }];
+    let (_, problems) = trailkeeper::manifests::validate(&documents);
+    match problems.is_empty() {
+        true => Ok(()),
+        false => Err(problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n")),
+    }
+}
+
+fn rejected_with<T: Debug>(result: Result<(), T>, needle: &str, judge: &str) {
+    let err = result.expect_err(&format!("{judge} should reject this ({needle})"));
+    let text = format!("{err:?}");
+    assert!(
+        text.contains(needle),
+        "{judge} rejected it, but not for {needle:?}: {text}"
+    );
+}
+
 fn baseline(extra: &str) -> LoggingBaseline {
+    baseline_in("us-east-1", extra)
+}
+
+fn baseline_in(region: &str, extra: &str) -> LoggingBaseline {
     serde_yaml::from_str(&format!(
-        "apiVersion: trailkeeper.io/v1alpha1\nkind: LoggingBaseline\nmetadata: {{name: b, namespace: n}}\nspec:\n  accountId: \"111122223333\"\n  primaryRegion: us-east-1\n{extra}"
+        "apiVersion: trailkeeper.io/v1alpha1\nkind: LoggingBaseline\nmetadata: {{name: b, namespace: n}}\nspec:\n  accountId: \"111122223333\"\n  primaryRegion: {region}\n{extra}"
     ))
     .unwrap()
 }
@@ -72,118 +229,165 @@ fn trail_policy(spec: &str) -> TrailPolicy {
     .unwrap()
 }
 
-fn rejected_with<T>(result: Result<(), T>, needle: &str)
-where
-    T: std::fmt::Debug,
-{
-    let err = result.expect_err("the rule should reject this");
-    let text = format!("{err:?}");
-    assert!(text.contains(needle), "rejected, but not for {needle:?}: {text}");
+#[tokio::test]
+async fn an_existing_trail_needs_its_arn() {
+    let judge = Judge::new().await;
+    judge
+        .rejects(&baseline("  trail: {source: Existing}"), "existingTrailArn")
+        .await;
+    judge
+        .accepts(&baseline(
+            "  trail: {source: Existing, existingTrailArn: 'arn:aws:cloudtrail:us-east-1:111122223333:trail/org'}",
+        ))
+        .await;
+    judge.accepts(&baseline("  trail: {source: Managed}")).await;
 }
 
-#[test]
-fn an_existing_trail_needs_its_arn() {
-    rejected_with(
-        baseline("  trail: {source: Existing}").validate_cel(),
-        "existingTrailArn",
-    );
-    baseline("  trail: {source: Existing, existingTrailArn: 'arn:aws:cloudtrail:us-east-1:111122223333:trail/org'}")
-        .validate_cel()
-        .unwrap();
-    baseline("  trail: {source: Managed}").validate_cel().unwrap();
-}
-
-#[test]
-fn the_account_id_is_immutable() {
+#[tokio::test]
+async fn the_account_id_is_immutable() {
+    let judge = Judge::new().await;
     let old = baseline("");
+    judge.accepts_update(&old.clone(), &old).await;
     let mut new = old.clone();
-    new.validate_cel_update(&old).unwrap();
     new.spec.account_id = "999988887777".into();
-    rejected_with(new.validate_cel_update(&old), "accountId is immutable");
+    judge.rejects_update(&new, &old, "accountId is immutable").await;
 }
 
-#[test]
-fn the_flow_log_aggregation_interval_is_60_or_600() {
-    baseline("  flowLogs: {maxAggregationInterval: 60}")
-        .validate_cel()
-        .unwrap();
-    rejected_with(
-        baseline("  flowLogs: {maxAggregationInterval: 300}").validate_cel(),
-        "60 or 600",
-    );
+#[tokio::test]
+async fn the_flow_log_aggregation_interval_is_60_or_600() {
+    let judge = Judge::new().await;
+    judge
+        .accepts(&baseline("  flowLogs: {maxAggregationInterval: 60}"))
+        .await;
+    judge
+        .rejects(&baseline("  flowLogs: {maxAggregationInterval: 300}"), "60 or 600")
+        .await;
 }
 
-#[test]
-fn the_results_bucket_may_not_be_the_trail_or_access_log_bucket() {
+#[tokio::test]
+async fn generated_bucket_names_stay_within_63_characters() {
+    let judge = Judge::new().await;
+    // The default prefix (11 characters) with the longest region of the partition today.
+    judge.accepts(&baseline("  storage: {}")).await;
+    judge
+        .accepts(&baseline("  storage: {namePrefix: a-sixteen-chars}"))
+        .await;
+    judge
+        .rejects(
+            &baseline_in("us-isob-northeast-12", "  storage: {namePrefix: a-sixteen-chars}"),
+            "63 characters",
+        )
+        .await;
+}
+
+#[tokio::test]
+async fn an_external_id_of_up_to_1224_characters_is_accepted() {
+    let judge = Judge::new().await;
+    let role = "arn:aws:iam::111122223333:role/trailkeeper";
+    let with_id = |id: &str| {
+        baseline(&format!(
+            "  credentials: {{assumeRoleArn: '{role}', externalId: '{id}'}}"
+        ))
+    };
+    judge.accepts(&with_id(&"a".repeat(1224))).await;
+    judge.accepts(&with_id("payments:prod/2026")).await;
+    judge.rejects(&with_id(&"a".repeat(1225)), "1224").await;
+    judge.rejects(&with_id("no spaces"), "externalId").await;
+}
+
+#[tokio::test]
+async fn the_results_bucket_may_not_be_the_trail_or_access_log_bucket() {
+    let judge = Judge::new().await;
     for name in [
         "trailkeeper-111122223333-cloudtrail-us-east-1",
         "trailkeeper-111122223333-cloudtrail-access-us-east-1",
     ] {
-        rejected_with(
-            baseline(&format!("  auditQueries: {{resultsBucketName: {name}}}")).validate_cel(),
+        judge
+            .rejects(
+                &baseline(&format!("  auditQueries: {{resultsBucketName: {name}}}")),
+                "a bucket of their own",
+            )
+            .await;
+    }
+    judge
+        .rejects(
+            &baseline("  storage: {bucketName: my-logs}\n  auditQueries: {resultsBucketName: my-logs}"),
             "a bucket of their own",
-        );
-    }
-    rejected_with(
-        baseline("  storage: {bucketName: my-logs}\n  auditQueries: {resultsBucketName: my-logs}").validate_cel(),
-        "a bucket of their own",
-    );
-    rejected_with(
-        baseline("  storage: {namePrefix: acme}\n  auditQueries: {resultsBucketName: acme-111122223333-cloudtrail-us-east-1}")
-            .validate_cel(),
-        "a bucket of their own",
-    );
-    baseline("  auditQueries: {resultsBucketName: my-query-results}")
-        .validate_cel()
-        .unwrap();
-    baseline("").validate_cel().unwrap();
-}
-
-#[test]
-fn a_compliance_lock_needs_the_acknowledgement() {
-    rejected_with(
-        retention("  trailLogs: {objectLock: {mode: Compliance, defaultRetentionDays: 365}}").validate_cel(),
-        "acknowledgeIrreversible",
-    );
-    retention(
-        "  trailLogs: {objectLock: {mode: Compliance, defaultRetentionDays: 365, acknowledgeIrreversible: true}}",
-    )
-    .validate_cel()
-    .unwrap();
-    retention("  trailLogs: {objectLock: {mode: Governance, defaultRetentionDays: 365}}")
-        .validate_cel()
-        .unwrap();
-}
-
-#[test]
-fn log_group_retention_only_takes_cloudwatch_values() {
-    for field in ["instanceLogs", "flowLogs"] {
-        retention(&format!("  {field}: {{retentionDays: 90}}"))
-            .validate_cel()
-            .unwrap();
-        rejected_with(
-            retention(&format!("  {field}: {{retentionDays: 100}}")).validate_cel(),
-            "CloudWatch Logs",
-        );
-    }
-}
-
-#[test]
-fn data_and_advanced_selectors_are_exclusive_and_field_selectors_need_an_operator() {
-    trail_policy("  dataEvents: [{type: 'AWS::S3::Object', values: ['arn:aws:s3']}]")
-        .validate_cel()
-        .unwrap();
-    rejected_with(
-        trail_policy(
-            "  dataEvents: [{type: 'AWS::S3::Object', values: ['arn:aws:s3']}]\n  advancedEventSelectors: [{name: a, fieldSelectors: [{field: eventCategory, equals: [Data]}]}]",
         )
-        .validate_cel(),
-        "either dataEvents or advancedEventSelectors",
-    );
-    rejected_with(
-        trail_policy("  advancedEventSelectors: [{name: a, fieldSelectors: [{field: eventCategory}]}]").validate_cel(),
-        "at least one operator",
-    );
+        .await;
+    judge
+        .rejects(
+            &baseline(
+                "  storage: {namePrefix: acme}\n  auditQueries: {resultsBucketName: acme-111122223333-cloudtrail-us-east-1}",
+            ),
+            "a bucket of their own",
+        )
+        .await;
+    judge
+        .accepts(&baseline("  auditQueries: {resultsBucketName: my-query-results}"))
+        .await;
+    judge.accepts(&baseline("")).await;
+}
+
+#[tokio::test]
+async fn a_compliance_lock_needs_the_acknowledgement() {
+    let judge = Judge::new().await;
+    judge
+        .rejects(
+            &retention("  trailLogs: {objectLock: {mode: Compliance, defaultRetentionDays: 365}}"),
+            "acknowledgeIrreversible",
+        )
+        .await;
+    judge
+        .accepts(&retention(
+            "  trailLogs: {objectLock: {mode: Compliance, defaultRetentionDays: 365, acknowledgeIrreversible: true}}",
+        ))
+        .await;
+    judge
+        .accepts(&retention(
+            "  trailLogs: {objectLock: {mode: Governance, defaultRetentionDays: 365}}",
+        ))
+        .await;
+}
+
+#[tokio::test]
+async fn log_group_retention_only_takes_cloudwatch_values() {
+    let judge = Judge::new().await;
+    for field in ["instanceLogs", "flowLogs"] {
+        judge
+            .accepts(&retention(&format!("  {field}: {{retentionDays: 90}}")))
+            .await;
+        judge
+            .rejects(
+                &retention(&format!("  {field}: {{retentionDays: 100}}")),
+                "CloudWatch Logs",
+            )
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn data_and_advanced_selectors_are_exclusive_and_field_selectors_need_an_operator() {
+    let judge = Judge::new().await;
+    judge
+        .accepts(&trail_policy(
+            "  dataEvents: [{type: 'AWS::S3::Object', values: ['arn:aws:s3']}]",
+        ))
+        .await;
+    judge
+        .rejects(
+            &trail_policy(
+                "  dataEvents: [{type: 'AWS::S3::Object', values: ['arn:aws:s3']}]\n  advancedEventSelectors: [{name: a, fieldSelectors: [{field: eventCategory, equals: [Data]}]}]",
+            ),
+            "either dataEvents or advancedEventSelectors",
+        )
+        .await;
+    judge
+        .rejects(
+            &trail_policy("  advancedEventSelectors: [{name: a, fieldSelectors: [{field: eventCategory}]}]"),
+            "at least one operator",
+        )
+        .await;
 }
 
 /// Each retention in days, with how to write it in a spec.
@@ -209,39 +413,37 @@ fn with_days(template: &str, days: Option<i32>, approval: Option<&str>) -> Reten
     if spec.is_empty() {
         spec = "  {}".into();
     }
-    let mut policy = retention(&spec);
-    // The API server applies defaults before the rules run; serde did the same here.
-    policy.metadata.name = Some("default".into());
-    policy
+    // The API server applies defaults before the rules run; serde does the same here.
+    retention(&spec)
 }
 
-#[test]
-fn shortening_any_retention_needs_a_new_approval() {
+#[tokio::test]
+async fn shortening_any_retention_needs_a_new_approval() {
+    let judge = Judge::new().await;
     for (field, template) in RETENTION_FIELDS {
         let forever = with_days(template, None, None);
         let ninety = with_days(template, Some(90), None);
         // forever -> 90 days without approval: rejected
-        rejected_with(ninety.validate_cel_update(&forever), field);
+        judge.rejects_update(&ninety, &forever, field).await;
         // with a new approval: accepted
-        with_days(template, Some(90), Some("CHG-1"))
-            .validate_cel_update(&forever)
-            .unwrap();
+        judge
+            .accepts_update(&with_days(template, Some(90), Some("CHG-1")), &forever)
+            .await;
         // with the approval already used for the previous change: rejected
         let previous = with_days(template, Some(180), Some("CHG-1"));
-        rejected_with(
-            with_days(template, Some(90), Some("CHG-1")).validate_cel_update(&previous),
-            field,
-        );
-        with_days(template, Some(90), Some("CHG-2"))
-            .validate_cel_update(&previous)
-            .unwrap();
+        judge
+            .rejects_update(&with_days(template, Some(90), Some("CHG-1")), &previous, field)
+            .await;
+        judge
+            .accepts_update(&with_days(template, Some(90), Some("CHG-2")), &previous)
+            .await;
         // lengthening, and back to forever, need no approval
-        with_days(template, Some(365), None)
-            .validate_cel_update(&ninety)
-            .unwrap();
-        forever.validate_cel_update(&ninety).unwrap();
+        judge
+            .accepts_update(&with_days(template, Some(365), None), &ninety)
+            .await;
+        judge.accepts_update(&forever, &ninety).await;
         // a new object is never a transition
-        ninety.validate_cel().unwrap();
+        judge.accepts(&ninety).await;
     }
 }
 
@@ -258,25 +460,151 @@ fn lock(mode: &str, days: i32, approval: Option<&str>) -> RetentionPolicy {
     retention(&spec)
 }
 
-#[test]
-fn weakening_the_lock_needs_a_new_approval() {
+#[tokio::test]
+async fn weakening_the_lock_needs_a_new_approval() {
+    let judge = Judge::new().await;
     let governance = lock("Governance", 365, None);
-    rejected_with(
-        lock("Governance", 30, None).validate_cel_update(&governance),
-        "objectLock is weakened",
-    );
-    rejected_with(
-        lock("Disabled", 365, None).validate_cel_update(&governance),
-        "objectLock is weakened",
-    );
-    rejected_with(
-        lock("Governance", 365, None).validate_cel_update(&lock("Compliance", 365, None)),
-        "objectLock is weakened",
-    );
-    lock("Governance", 30, Some("CHG-9"))
-        .validate_cel_update(&governance)
-        .unwrap();
+    judge
+        .rejects_update(&lock("Governance", 30, None), &governance, "objectLock is weakened")
+        .await;
+    judge
+        .rejects_update(&lock("Disabled", 365, None), &governance, "objectLock is weakened")
+        .await;
+    judge
+        .rejects_update(
+            &lock("Governance", 365, None),
+            &lock("Compliance", 365, None),
+            "objectLock is weakened",
+        )
+        .await;
+    judge
+        .accepts_update(&lock("Governance", 30, Some("CHG-9")), &governance)
+        .await;
     // Stronger needs no approval.
-    lock("Governance", 730, None).validate_cel_update(&governance).unwrap();
-    lock("Compliance", 365, None).validate_cel_update(&governance).unwrap();
+    judge.accepts_update(&lock("Governance", 730, None), &governance).await;
+    judge.accepts_update(&lock("Compliance", 365, None), &governance).await;
+}
+
+#[tokio::test]
+async fn the_api_server_accepts_every_crd_without_a_warning() {
+    let client = cluster::admin().await;
+    for crd in trailkeeper::api::crds() {
+        let name = crd.name_any();
+        let request = http::Request::patch(format!(
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}?fieldManager=trailkeeper-tests&force=true"
+        ))
+        .header("content-type", "application/apply-patch+yaml")
+        .body(kube::client::Body::from(serde_json::to_vec(&crd).unwrap()))
+        .unwrap();
+        let response = client.send(request).await.unwrap();
+        let status = response.status();
+        let warnings: Vec<String> = response
+            .headers()
+            .get_all("warning")
+            .iter()
+            .map(|w| String::from_utf8_lossy(w.as_bytes()).to_string())
+            .collect();
+        let body = response.into_body().collect_bytes().await.unwrap_or_default();
+        assert!(
+            status.is_success(),
+            "the API server refused the CRD {name} ({status}): {}",
+            String::from_utf8_lossy(&body)
+        );
+        assert!(warnings.is_empty(), "the API server warned on {name}: {warnings:?}");
+    }
+    cluster::apply_crds(&client, &trailkeeper::api::crds()).await;
+}
+
+/// The API server fills in the schema's defaults; the controller reads objects with serde's
+/// defaults. Both must give the same spec, or an object means one thing to the API server (and
+/// to `kubectl get -o yaml`) and another to trailkeeper.
+#[tokio::test]
+async fn the_api_servers_defaults_are_trailkeepers_defaults() {
+    let judge = Judge::new().await;
+    async fn check<K: Kind>(judge: &Judge, minimal: K, spec_of: impl Fn(&K) -> serde_json::Value) {
+        let stored = judge
+            .api::<K>()
+            .create(&PostParams::default(), &judge.named(&minimal))
+            .await
+            .unwrap_or_else(|e| panic!("the API server refused a minimal {}: {e}", K::kind(&())));
+        let raw: Api<kube::api::DynamicObject> = Api::namespaced_with(
+            judge.client.clone(),
+            &judge.namespace,
+            &kube::api::ApiResource::erase::<K>(&()),
+        );
+        let served = raw.get(&stored.name_any()).await.unwrap();
+        assert_eq!(
+            served.data["spec"],
+            spec_of(&minimal),
+            "{}: the API server's defaults (left) differ from trailkeeper's (right)",
+            K::kind(&())
+        );
+        // The defaulted object is itself valid: an update that changes nothing is accepted.
+        judge
+            .api::<K>()
+            .replace(&stored.name_any(), &PostParams::default(), &stored)
+            .await
+            .unwrap();
+    }
+    check(&judge, baseline(""), |b| serde_json::to_value(&b.spec).unwrap()).await;
+    check(&judge, trail_policy("  {}"), |p| serde_json::to_value(&p.spec).unwrap()).await;
+    check(&judge, retention("  {}"), |p| serde_json::to_value(&p.spec).unwrap()).await;
+}
+
+/// Every field of the three kinds is described where `kubectl explain` reads it: the OpenAPI v3
+/// document the API server publishes for the group.
+#[tokio::test]
+async fn every_field_has_a_description_that_kubectl_explain_shows() {
+    let client = cluster::admin().await;
+    cluster::install_crds(&client).await;
+    let path = "/openapi/v3/apis/trailkeeper.io/v1alpha1";
+    // The API server publishes a new CRD's schema a moment after it is established.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    let document = loop {
+        let request = http::Request::get(path).body(Vec::new()).unwrap();
+        match client.request::<serde_json::Value>(request).await {
+            Ok(d) if d["components"]["schemas"]["io.trailkeeper.v1alpha1.RetentionPolicy"].is_object() => break d,
+            _ if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await
+            }
+            other => panic!("no schema of trailkeeper.io at {path}: {other:?}"),
+        }
+    };
+    fn walk(schema: &serde_json::Value, path: &str, missing: &mut Vec<String>) {
+        if let Some(properties) = schema["properties"].as_object() {
+            for (name, field) in properties {
+                let field_path = format!("{path}.{name}");
+                let described = field["description"].as_str().is_some_and(|d| !d.trim().is_empty());
+                if !described {
+                    missing.push(field_path.clone());
+                }
+                walk(field, &field_path, missing);
+            }
+        }
+        for nested in ["items", "additionalProperties"] {
+            if schema[nested].is_object() {
+                walk(&schema[nested], &format!("{path}[]"), missing);
+            }
+        }
+        if let Some(all) = schema["allOf"].as_array() {
+            all.iter().for_each(|s| walk(s, path, missing));
+        }
+    }
+    let mut missing = Vec::new();
+    let mut fields = 0;
+    for kind in ["LoggingBaseline", "TrailPolicy", "RetentionPolicy"] {
+        let schema = &document["components"]["schemas"][format!("io.trailkeeper.v1alpha1.{kind}")];
+        for part in ["spec", "status"] {
+            if schema["properties"][part].is_object() {
+                let text = serde_json::to_string(&schema["properties"][part]).unwrap();
+                fields += text.matches("\"type\"").count();
+                walk(&schema["properties"][part], &format!("{kind}.{part}"), &mut missing);
+            }
+        }
+    }
+    assert!(
+        fields > 100,
+        "the served schemas hold only {fields} typed nodes: the walk read the wrong document"
+    );
+    assert!(missing.is_empty(), "fields without a description: {missing:#?}");
 }

@@ -1,6 +1,5 @@
-//! End to end against a real Kubernetes API server, with AWS on moto. Runs when
-//! TRAILKEEPER_E2E_KUBECONFIG names a kubeconfig; skipped with a printed reason otherwise.
-//! Needs nothing but the API server and etcd: the controller runs in this process, and nothing
+//! End to end on a real Kubernetes API server (tests/common/cluster.rs: etcd and kube-apiserver,
+//! started by this test binary), with AWS on moto. The controller runs in this process; nothing
 //! relies on pods, the garbage collector or a controller-manager.
 
 mod common;
@@ -8,68 +7,50 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::cluster;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config, ResourceExt};
+use kube::{Client, ResourceExt};
 use serde_json::json;
-use trailkeeper::api::{LoggingBaseline, RetentionPolicy};
+use trailkeeper::api::{DeletionPolicy, LoggingBaseline, RetentionPolicy};
 use trailkeeper::desired;
 use trailkeeper::reconcile::controller::{self, Context, Settings};
 
-const KUBECONFIG_ENV: &str = "TRAILKEEPER_E2E_KUBECONFIG";
 const TIMEOUT: Duration = Duration::from_secs(180);
 
-async fn client() -> Option<Client> {
-    let Ok(path) = std::env::var(KUBECONFIG_ENV) else {
-        eprintln!("skipped: set {KUBECONFIG_ENV} to a kubeconfig to run the end-to-end tests against a cluster");
-        return None;
-    };
-    let kubeconfig = Kubeconfig::read_from(&path).expect("the kubeconfig reads");
-    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .expect("a config");
-    Some(Client::try_from(config).expect("a client"))
-}
-
-/// Polls `check` every second until it is true, or fails with `what` after TIMEOUT.
-async fn eventually<F, Fut>(what: &str, mut check: F)
+async fn eventually<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    cluster::eventually(what, TIMEOUT, check).await
 }
 
-async fn install_crds(client: &Client) {
-    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
-        Api::all(client.clone());
-    for crd in trailkeeper::api::crds() {
-        let name = crd.name_any();
-        crds.patch(
-            &name,
-            &PatchParams::apply("trailkeeper-e2e").force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .unwrap();
-        let api = crds.clone();
-        eventually(&format!("CRD {name} established"), || {
-            let (api, name) = (api.clone(), name.clone());
-            async move {
-                api.get(&name)
-                    .await
-                    .ok()
-                    .and_then(|c| c.status)
-                    .and_then(|s| s.conditions)
-                    .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True"))
-            }
-        })
-        .await;
-    }
+/// A client, the CRDs installed, and a namespace of a fresh name.
+async fn setup() -> (Client, String) {
+    let client = cluster::admin().await;
+    cluster::install_crds(&client).await;
+    let ns = cluster::fresh_namespace(&client, "e2e").await;
+    (client, ns)
+}
+
+/// Runs the controller (in this process) on `ns` until the returned sender is used.
+fn start_controller(
+    client: &Client,
+    ns: &str,
+    base: aws_types::SdkConfig,
+) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let settings = Settings {
+        resync: Duration::from_secs(5),
+        retry_base: Duration::from_secs(1),
+        watch_namespace: Some(ns.to_string()),
+        ..Settings::default()
+    };
+    let ctx = Arc::new(Context::new(client.clone(), base, settings));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let controller = tokio::spawn(controller::run(ctx, async move {
+        let _ = stopped.await;
+    }));
+    (stop, controller)
 }
 
 fn ready(b: &LoggingBaseline) -> bool {
@@ -80,29 +61,8 @@ fn ready(b: &LoggingBaseline) -> bool {
 
 #[tokio::test]
 async fn the_operator_converges_examples_follows_policy_changes_repairs_drift_and_retains_on_delete() {
-    let Some(client) = client().await else { return };
-    install_crds(&client).await;
-    let ns = format!("trailkeeper-e2e-{}", std::process::id());
-    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
-    namespaces
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
-        )
-        .await
-        .unwrap();
-
-    let settings = Settings {
-        resync: Duration::from_secs(5),
-        retry_base: Duration::from_secs(1),
-        watch_namespace: Some(ns.clone()),
-        ..Settings::default()
-    };
-    let ctx = Arc::new(Context::new(client.clone(), common::base_config().await, settings));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let controller = tokio::spawn(controller::run(ctx, async move {
-        let _ = stopped.await;
-    }));
+    let (client, ns) = setup().await;
+    let (stop, controller) = start_controller(&client, &ns, common::base_config().await);
 
     let retention: Api<RetentionPolicy> = Api::namespaced(client.clone(), &ns);
     let policy = json!({"apiVersion": "trailkeeper.io/v1alpha1", "kind": "RetentionPolicy",
@@ -203,16 +163,77 @@ async fn the_operator_converges_examples_follows_policy_changes_repairs_drift_an
 
     let _ = stop.send(());
     controller.await.unwrap();
-    for account in &accounts[1..] {
-        // The controller is stopped: strip the finalizer so that the namespace can go.
-        let name = format!("acct-{account}");
-        let _ = baselines
-            .patch(
-                &name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({"metadata": {"finalizers": null}})),
-            )
-            .await;
-    }
-    let _ = namespaces.delete(&ns, &DeleteParams::default()).await;
+}
+
+async fn wait_ready(api: &Api<LoggingBaseline>, name: &str) {
+    eventually(&format!("{name} Ready"), || {
+        let (api, name) = (api.clone(), name.to_string());
+        async move { api.get(&name).await.is_ok_and(|b| ready(&b)) }
+    })
+    .await;
+}
+
+async fn wait_gone(api: &Api<LoggingBaseline>, name: &str) {
+    eventually(&format!("{name} gone"), || {
+        let (api, name) = (api.clone(), name.to_string());
+        async move { api.get_opt(&name).await.is_ok_and(|b| b.is_none()) }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn deleting_a_baseline_with_the_delete_policy_cleans_up_what_holds_no_logs() {
+    let (client, ns) = setup().await;
+    let (stop, controller) = start_controller(&client, &ns, common::base_config().await);
+    let baselines: Api<LoggingBaseline> = Api::namespaced(client.clone(), &ns);
+    let account = common::new_account();
+    let mut b = common::baseline(&account);
+    b.metadata.namespace = Some(ns.clone());
+    b.spec.deletion_policy = DeletionPolicy::Delete;
+    baselines.create(&PostParams::default(), &b).await.unwrap();
+    let name = b.name_any();
+    wait_ready(&baselines, &name).await;
+    let stored = baselines.get(&name).await.unwrap();
+    assert_eq!(
+        stored.finalizers(),
+        [controller::FINALIZER],
+        "the finalizer guards the cleanup"
+    );
+
+    baselines.delete(&name, &DeleteParams::default()).await.unwrap();
+    wait_gone(&baselines, &name).await;
+
+    // Read back in AWS: the empty trail bucket is gone, the key is scheduled for deletion, and
+    // the trail no longer logs (moto's DeleteTrail by ARN does nothing; AWS deletes the trail).
+    let aws = common::inspector(&account).await;
+    let spec = common::spec(&account);
+    let buckets = aws.bucket_names().await;
+    assert!(
+        !buckets.contains(&desired::trail_bucket_name(&spec)),
+        "the empty trail bucket is deleted: {buckets:?}"
+    );
+    assert_eq!(aws.trail_key_state().await, "PendingDeletion");
+    let status = aws
+        .cloudtrail
+        .get_trail_status()
+        .name(desired::trail_arn(&spec))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status.is_logging, Some(false));
+
+    // The Events name what was deleted and what was kept.
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), &ns);
+    let reasons: Vec<String> = events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|e| e.reason)
+        .collect();
+    assert!(reasons.iter().any(|r| r == "Deleted"), "{reasons:?}");
+
+    let _ = stop.send(());
+    controller.await.unwrap();
 }
