@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# The project's test command. Installs the AWS emulator (moto) into .tools/ when it is missing,
-# runs every test, then checks deploy/iam-policy.json and the chart's RBAC against the AWS calls
-# and Kubernetes API requests the tests made.
+# The project's test command. Provides what the tests run against when it is missing (into
+# .tools/): the AWS emulator (moto), a real Kubernetes API server and etcd (kube-apiserver built
+# from its Go module), and Helm. Runs every test, then checks deploy/iam-policy.json and the
+# chart's RBAC against the AWS calls and Kubernetes API requests the tests made.
 # Extra arguments go to the first `cargo test` (e.g. a test name filter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MOTO_SERVER="$(scripts/ensure-moto.sh)"
-export MOTO_SERVER
+TRAILKEEPER_KUBE_BIN="$(scripts/ensure-kube.sh)"
+scripts/ensure-chart-tools.sh
+TRAILKEEPER_HELM="$PWD/.tools/helm/helm"
+export MOTO_SERVER TRAILKEEPER_KUBE_BIN TRAILKEEPER_HELM
 mkdir -p target
 # Every AWS call and Kubernetes API request the tests make is logged; the last step checks the
 # IAM policy and the chart's RBAC against these logs.
