@@ -1,10 +1,16 @@
 //! Leader election on a coordination.k8s.io Lease, so that two replicas never reconcile at once.
-//! The lease holder renews it every `retry` and considers itself leader only until `renew_deadline`
-//! after the start of its last successful renewal; another replica takes the lease only once
-//! `duration` (> `renew_deadline`) has passed since that renewal. Writes use the resourceVersion,
-//! so two replicas racing for an expired lease cannot both win.
+//!
+//! Time is judged on this replica's monotonic clock, never by comparing another replica's
+//! `renewTime` with the local wall clock (clock skew would let two replicas lead): as client-go
+//! does, a lease held by another replica counts as expired once it has not changed for
+//! `duration` as observed here. The holder renews every `retry` and leads only until
+//! `renew_deadline` after the start of its last successful renewal (< `duration`), so it has
+//! stopped before anyone else may take over. Writes carry the resourceVersion, so two replicas
+//! racing for an expired lease cannot both win.
 
-use std::time::Duration;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
@@ -14,8 +20,11 @@ use kube::api::{Api, ObjectMeta, PostParams};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LeaseRecord {
     pub holder: Option<String>,
-    /// Unix time of the last renewal, in milliseconds.
+    /// The holder's wall-clock time of its last renewal (Unix ms), for people reading the Lease.
+    /// Never compared with this replica's clock.
     pub renewed_at_ms: i64,
+    /// When the holder acquired the lease (Unix ms); kept across renewals.
+    pub acquired_at_ms: i64,
     pub duration_secs: i32,
     pub transitions: i32,
     /// The store's version of the record (resourceVersion), for optimistic concurrency.
@@ -46,11 +55,35 @@ impl Default for Timing {
     }
 }
 
+/// Milliseconds on this process's monotonic clock (it keeps counting while the process is
+/// stopped, so a replica frozen past its deadline wakes up no longer leading).
+pub fn monotonic_ms() -> i64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as i64
+}
+
+/// Unix time in milliseconds, written into the Lease for people to read.
+pub fn wall_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+/// The record of another holder as last seen, and when (locally) it was first seen so.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Observed {
+    holder: Option<String>,
+    renewed_at_ms: i64,
+    version: Option<String>,
+    since_ms: i64,
+}
+
 pub struct Elector<S> {
     store: S,
     identity: String,
     timing: Timing,
+    /// Local time until which this replica leads.
     leading_until_ms: Option<i64>,
+    observed: Option<Observed>,
+    acquired_at_ms: Option<i64>,
 }
 
 impl<S: LeaseStore> Elector<S> {
@@ -60,6 +93,8 @@ impl<S: LeaseStore> Elector<S> {
             identity: identity.into(),
             timing,
             leading_until_ms: None,
+            observed: None,
+            acquired_at_ms: None,
         }
     }
 
@@ -71,44 +106,96 @@ impl<S: LeaseStore> Elector<S> {
         &self.timing
     }
 
-    /// Whether this replica may act as leader at `now_ms`.
+    /// Whether this replica may act as leader at local time `now_ms`.
     pub fn is_leader(&self, now_ms: i64) -> bool {
         self.leading_until_ms.is_some_and(|until| now_ms < until)
     }
 
-    /// One round, started at `now_ms`: renew the lease we hold, or take it when it is free or
-    /// expired. Returns whether this replica leads.
-    pub async fn round(&mut self, now_ms: i64) -> Result<bool, kube::Error> {
-        let mine = |transitions: i32, version: Option<String>| LeaseRecord {
-            holder: Some(self.identity.clone()),
-            renewed_at_ms: now_ms,
-            duration_secs: self.timing.duration.as_secs() as i32,
-            transitions,
-            version,
-        };
+    /// The local time until which this replica leads, if it does.
+    pub fn leading_until(&self) -> Option<i64> {
+        self.leading_until_ms
+    }
+
+    /// One round, started at local time `now_ms` (wall clock `wall_ms`): renew the lease we hold,
+    /// or take it when it is free or has not changed for `duration` as observed here.
+    /// Returns whether this replica leads.
+    pub async fn round(&mut self, now_ms: i64, wall_ms: i64) -> Result<bool, kube::Error> {
+        let duration_ms = self.timing.duration.as_millis() as i64;
         let won = match self.store.get().await? {
-            None => self.store.create(&mine(0, None)).await?,
+            None => {
+                let record = self.mine(0, None, wall_ms, wall_ms);
+                self.store.create(&record).await?
+            }
             Some(current) if current.holder.as_deref() == Some(self.identity.as_str()) => {
-                self.store.replace(&mine(current.transitions, current.version)).await?
+                let acquired = self.acquired_at_ms.unwrap_or(current.acquired_at_ms);
+                let record = self.mine(current.transitions, current.version, wall_ms, acquired);
+                self.store.replace(&record).await?
             }
             Some(current) => {
-                let expired = current.renewed_at_ms + i64::from(current.duration_secs) * 1000 < now_ms;
-                if current.holder.is_none() || expired {
-                    self.store
-                        .replace(&mine(current.transitions + 1, current.version))
-                        .await?
+                self.acquired_at_ms = None;
+                let seen = Observed {
+                    holder: current.holder.clone(),
+                    renewed_at_ms: current.renewed_at_ms,
+                    version: current.version.clone(),
+                    since_ms: now_ms,
+                };
+                let unchanged_since = match &self.observed {
+                    Some(o)
+                        if (&o.holder, o.renewed_at_ms, &o.version)
+                            == (&seen.holder, seen.renewed_at_ms, &seen.version) =>
+                    {
+                        o.since_ms
+                    }
+                    _ => {
+                        self.observed = Some(seen);
+                        now_ms
+                    }
+                };
+                let expired = now_ms - unchanged_since > duration_ms;
+                if current.holder.as_deref().is_none_or(str::is_empty) || expired {
+                    let record = self.mine(current.transitions + 1, current.version, wall_ms, wall_ms);
+                    self.store.replace(&record).await?
                 } else {
                     false
                 }
             }
         };
+        if won {
+            self.acquired_at_ms.get_or_insert(wall_ms);
+            self.observed = None;
+        }
         self.leading_until_ms = won.then(|| now_ms + self.timing.renew_deadline.as_millis() as i64);
         Ok(won)
     }
-}
 
-pub fn now_ms() -> i64 {
-    jiff::Timestamp::now().as_millisecond()
+    fn mine(&self, transitions: i32, version: Option<String>, wall_ms: i64, acquired_at_ms: i64) -> LeaseRecord {
+        LeaseRecord {
+            holder: Some(self.identity.clone()),
+            renewed_at_ms: wall_ms,
+            acquired_at_ms,
+            duration_secs: self.timing.duration.as_secs() as i32,
+            transitions,
+            version,
+        }
+    }
+
+    /// Hands the lease back (on shutdown) so that another replica takes over at once, as
+    /// client-go's ReleaseOnCancel does: no holder, a one-second duration.
+    pub async fn release(&mut self) -> Result<(), kube::Error> {
+        self.leading_until_ms = None;
+        if let Some(current) = self.store.get().await?
+            && current.holder.as_deref() == Some(self.identity.as_str())
+        {
+            let record = LeaseRecord {
+                holder: None,
+                duration_secs: 1,
+                ..current
+            };
+            self.store.replace(&record).await?;
+        }
+        self.acquired_at_ms = None;
+        Ok(())
+    }
 }
 
 /// A Lease object in the cluster.
@@ -126,7 +213,7 @@ impl KubeLease {
     }
 
     fn to_lease(&self, r: &LeaseRecord) -> Lease {
-        let renewed = jiff::Timestamp::from_millisecond(r.renewed_at_ms).ok().map(MicroTime);
+        let time = |ms: i64| jiff::Timestamp::from_millisecond(ms).ok().map(MicroTime);
         Lease {
             metadata: ObjectMeta {
                 name: Some(self.name.clone()),
@@ -136,8 +223,8 @@ impl KubeLease {
             spec: Some(LeaseSpec {
                 holder_identity: r.holder.clone(),
                 lease_duration_seconds: Some(r.duration_secs),
-                renew_time: renewed.clone(),
-                acquire_time: renewed,
+                renew_time: time(r.renewed_at_ms),
+                acquire_time: time(r.acquired_at_ms),
                 lease_transitions: Some(r.transitions),
                 ..Default::default()
             }),
@@ -156,6 +243,7 @@ impl LeaseStore for KubeLease {
             LeaseRecord {
                 holder: spec.holder_identity,
                 renewed_at_ms: spec.renew_time.map(|t| t.0.as_millisecond()).unwrap_or(0),
+                acquired_at_ms: spec.acquire_time.map(|t| t.0.as_millisecond()).unwrap_or(0),
                 duration_secs: spec.lease_duration_seconds.unwrap_or(0),
                 transitions: spec.lease_transitions.unwrap_or(0),
                 version: lease.metadata.resource_version,
@@ -184,17 +272,84 @@ impl LeaseStore for KubeLease {
     }
 }
 
-/// Campaigns forever: publishes on `leading` whether this replica leads, after every round.
-/// A failed round counts as not leading once the renew deadline has passed.
-pub async fn campaign<S: LeaseStore>(mut elector: Elector<S>, leading: tokio::sync::watch::Sender<bool>) {
+/// Whether AWS writes are allowed: open while this replica leads (or without election), shut the
+/// moment the renew deadline passes, on its own clock, even if the task that renews is stuck.
+/// Every AWS client of the controller checks it before a mutating call.
+#[derive(Clone, Debug)]
+pub struct WriteGate(std::sync::Arc<AtomicI64>);
+
+impl WriteGate {
+    /// A gate that is open forever (no leader election).
+    pub fn open() -> Self {
+        Self(std::sync::Arc::new(AtomicI64::new(i64::MAX)))
+    }
+
+    /// A gate that is shut until `lead_until` opens it.
+    pub fn shut() -> Self {
+        Self(std::sync::Arc::new(AtomicI64::new(i64::MIN)))
+    }
+
+    pub fn lead_until(&self, until_ms: Option<i64>) {
+        self.0.store(until_ms.unwrap_or(i64::MIN), Ordering::SeqCst);
+    }
+
+    pub fn is_open(&self) -> bool {
+        monotonic_ms() < self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// How long one round may wait on the API server: a hung request must not outlive the deadline.
+fn round_timeout(timing: &Timing) -> Duration {
+    (timing.renew_deadline / 2).max(Duration::from_millis(500))
+}
+
+/// Campaigns until `stop` resolves, then releases the lease if it holds it. After every round it
+/// publishes on `leading` the local time until which this replica leads (None: it does not).
+pub async fn campaign<S: LeaseStore>(
+    mut elector: Elector<S>,
+    leading: tokio::sync::watch::Sender<Option<i64>>,
+    stop: impl Future<Output = ()>,
+) {
+    tokio::pin!(stop);
     loop {
-        let started = now_ms();
-        if let Err(e) = elector.round(started).await {
-            tracing::warn!(error = %e, "leader election round failed");
+        let started = monotonic_ms();
+        let round = tokio::time::timeout(round_timeout(elector.timing()), elector.round(started, wall_ms()));
+        match round.await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "leader election round failed"),
+            Err(_) => tracing::warn!("leader election round timed out: the API server did not answer"),
         }
-        let is_leader = elector.is_leader(now_ms());
-        crate::metrics::set_leader(is_leader);
-        leading.send_if_modified(|l| std::mem::replace(l, is_leader) != is_leader);
-        tokio::time::sleep(elector.timing().retry).await;
+        let until = elector.leading_until().filter(|until| monotonic_ms() < *until);
+        crate::metrics::set_leader(until.is_some());
+        leading.send_if_modified(|l| std::mem::replace(l, until) != until);
+        tokio::select! {
+            _ = tokio::time::sleep(elector.timing().retry) => {}
+            _ = &mut stop => break,
+        }
+    }
+    crate::metrics::set_leader(false);
+    leading.send_replace(None);
+    match tokio::time::timeout(round_timeout(elector.timing()), elector.release()).await {
+        Ok(Ok(())) => tracing::info!("released the leader lease"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "cannot release the leader lease"),
+        Err(_) => tracing::warn!("releasing the leader lease timed out"),
+    }
+}
+
+/// Resolves when the leadership published on `leading` ends: its deadline passes without a
+/// renewal, on this replica's own timer, or the campaign says so.
+pub async fn lost(mut leading: tokio::sync::watch::Receiver<Option<i64>>) {
+    loop {
+        let Some(until) = *leading.borrow_and_update() else {
+            return;
+        };
+        let left = Duration::from_millis((until - monotonic_ms()).max(0) as u64);
+        if left.is_zero() {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(left) => {}
+            changed = leading.changed() => if changed.is_err() { return },
+        }
     }
 }
