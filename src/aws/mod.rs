@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
 use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_smithy_runtime::client::retries::RetryPartition;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use aws_types::SdkConfig;
@@ -37,10 +39,25 @@ pub const CLOUDTRAIL_WRITE_INTERVAL: Duration = Duration::from_millis(1000);
 /// which backs off longer on throttling errors).
 pub const MAX_ATTEMPTS: u32 = 5;
 
+/// How long one attempt of an AWS call may take, and the call with its retries: a response that
+/// never completes fails instead of holding a reconcile (and a controller slot) forever.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The timeouts of every AWS call trailkeeper makes.
+pub fn timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_millis(3100))
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .operation_timeout(OPERATION_TIMEOUT)
+        .build()
+}
+
 /// The SDK's standard configuration (`AWS_ENDPOINT_URL`, `AWS_REGION`, profiles, IRSA, Pod Identity).
 pub async fn load_base_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+        .timeout_config(timeouts())
         .load()
         .await
 }
@@ -85,10 +102,15 @@ impl AccountClients {
         };
         // Emulators and S3-compatible endpoints do not resolve virtual-hosted bucket names.
         let path_style = config.endpoint_url().is_some();
+        // The SDK's retry token bucket is shared per service and region unless partitioned: one
+        // throttled account would drain the retries of the whole fleet.
+        let account = credentials.map_or("operator", |c| c.assume_role_arn.as_str());
+        let partition = |service: &str| RetryPartition::new(format!("{service}|{region}|{account}"));
         macro_rules! client {
             ($sdk:ident) => {
                 $sdk::Client::from_conf(
                     $sdk::config::Builder::from(&config)
+                        .retry_partition(partition(stringify!($sdk)))
                         .interceptor(calls.clone())
                         .build(),
                 )
@@ -100,6 +122,7 @@ impl AccountClients {
             s3: aws_sdk_s3::Client::from_conf(
                 aws_sdk_s3::config::Builder::from(&config)
                     .force_path_style(path_style)
+                    .retry_partition(partition("s3"))
                     .interceptor(calls.clone())
                     .build(),
             ),

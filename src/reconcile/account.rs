@@ -7,8 +7,12 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use aws_types::SdkConfig;
+use futures::StreamExt;
 
 use super::diff::{self, Action, Delta};
+
+/// Regions of one account reconciled at once.
+const REGION_CONCURRENCY: usize = 4;
 use super::regional;
 use crate::api::{AuditQueriesStatus, Drift, Mode};
 use crate::aws::cloudtrail::{self, ObservedTrail};
@@ -729,11 +733,21 @@ impl Run<'_> {
         }
         let approved = self.approved;
         let write = self.write && role_ok;
-        let runs = regions.iter().map(|region| {
-            let clients = self.clients.for_region(region);
-            async move { Box::pin(regional::reconcile_region(&clients, specs, write, approved)).await }
-        });
-        outcomes.extend(futures::future::join_all(runs).await);
+        // Bounded: a baseline of 30 regions times the controller's concurrency would otherwise
+        // run hundreds of region reconciles (and build their clients) at once.
+        let account = &self.clients;
+        let runs: Vec<futures::future::BoxFuture<'_, _>> = regions
+            .iter()
+            .map(|region| {
+                let run = async move {
+                    let clients = account.for_region(region);
+                    regional::reconcile_region(&clients, specs, write, approved).await
+                };
+                Box::pin(run) as futures::future::BoxFuture<'_, _>
+            })
+            .collect();
+        let regional: Vec<_> = futures::stream::iter(runs).buffered(REGION_CONCURRENCY).collect().await;
+        outcomes.extend(regional);
         for outcome in outcomes {
             self.absorb(outcome);
         }
