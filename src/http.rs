@@ -1,5 +1,6 @@
 //! The operator's HTTP endpoint: `/healthz` (the process serves), `/readyz` (it can reach the API
-//! server and, when leading, its caches are filled) and `/metrics` (Prometheus text format).
+//! server and, when it runs the controller, its cache has synced; a replica standing by for the
+//! lease is ready, so that rolling updates proceed) and `/metrics` (Prometheus text format).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,7 +10,25 @@ use tokio::net::TcpListener;
 
 #[derive(Debug, Default)]
 pub struct Health {
-    pub ready: AtomicBool,
+    /// The API server answered and the CRDs are installed.
+    pub api_reachable: AtomicBool,
+    /// This replica runs the controller (it leads, or runs without leader election).
+    pub active: AtomicBool,
+    /// The controller's cache of LoggingBaselines has synced.
+    pub synced: AtomicBool,
+}
+
+impl Health {
+    /// Whether the replica is ready, and in what role.
+    pub fn readiness(&self) -> (bool, &'static str) {
+        let flag = |f: &AtomicBool| f.load(Ordering::Relaxed);
+        match (flag(&self.api_reachable), flag(&self.active), flag(&self.synced)) {
+            (false, _, _) => (false, "not ready: the API server has not answered"),
+            (true, true, false) => (false, "not ready: leading, the cache is filling"),
+            (true, true, true) => (true, "ready: leading, cache synced"),
+            (true, false, _) => (true, "ready: standing by for the lease"),
+        }
+    }
 }
 
 /// What a request line asks for: (status line, content type, body).
@@ -18,8 +37,10 @@ pub fn respond(request_line: &str, health: &Health) -> (&'static str, &'static s
     let path = path.split('?').next().unwrap_or(path);
     match path {
         "/healthz" => ("200 OK", "text/plain", "ok\n".into()),
-        "/readyz" if health.ready.load(Ordering::Relaxed) => ("200 OK", "text/plain", "ready\n".into()),
-        "/readyz" => ("503 Service Unavailable", "text/plain", "not ready\n".into()),
+        "/readyz" => match health.readiness() {
+            (true, what) => ("200 OK", "text/plain", format!("{what}\n")),
+            (false, what) => ("503 Service Unavailable", "text/plain", format!("{what}\n")),
+        },
         "/metrics" => ("200 OK", "text/plain; version=0.0.4", crate::metrics::render()),
         _ => ("404 Not Found", "text/plain", "not found\n".into()),
     }
@@ -28,8 +49,14 @@ pub fn respond(request_line: &str, health: &Health) -> (&'static str, &'static s
 /// Serves until the process ends. Each connection answers one request.
 pub async fn serve(listener: TcpListener, health: Arc<Health>) {
     loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
-            continue;
+        let mut stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors and the like: pause rather than spin on the error.
+                tracing::warn!(error = %e, "cannot accept a connection on the HTTP endpoint");
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                continue;
+            }
         };
         let health = health.clone();
         tokio::spawn(async move {
@@ -56,7 +83,19 @@ mod tests {
         let health = Health::default();
         assert_eq!(respond("GET /healthz HTTP/1.1", &health).0, "200 OK");
         assert_eq!(respond("GET /readyz HTTP/1.1", &health).0, "503 Service Unavailable");
-        health.ready.store(true, Ordering::Relaxed);
+        health.api_reachable.store(true, Ordering::Relaxed);
+        let (status, _, body) = respond("GET /readyz HTTP/1.1", &health);
+        assert_eq!(
+            (status, body.as_str()),
+            ("200 OK", "ready: standing by for the lease\n")
+        );
+        health.active.store(true, Ordering::Relaxed);
+        assert_eq!(
+            respond("GET /readyz HTTP/1.1", &health).0,
+            "503 Service Unavailable",
+            "leading with an empty cache"
+        );
+        health.synced.store(true, Ordering::Relaxed);
         assert_eq!(respond("GET /readyz HTTP/1.1", &health).0, "200 OK");
         let (status, _, body) = respond("GET /metrics HTTP/1.1", &health);
         assert_eq!(status, "200 OK");

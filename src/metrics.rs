@@ -79,6 +79,11 @@ pub fn set_baseline_ready(baseline: &str, ready: Option<bool>) {
     });
 }
 
+/// A reconcile cut off by its bound (counted with the errors, reason Timeout).
+pub fn record_reconcile_timeout() {
+    with(|r| *r.reconcile_errors.entry("Timeout".to_string()).or_default() += 1);
+}
+
 pub fn forget_baseline(baseline: &str) {
     with(|r| {
         r.baselines.remove(baseline);

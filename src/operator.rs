@@ -8,7 +8,7 @@ use kube::Client;
 
 use crate::cli::RunArgs;
 use crate::http::Health;
-use crate::leader::{Elector, KubeLease, Timing};
+use crate::leader::{Elector, KubeLease, Timing, WriteGate};
 use crate::reconcile::controller::{self, Context, Settings};
 
 /// Resolves on SIGTERM or Ctrl-C.
@@ -30,14 +30,21 @@ async fn termination() {
     }
 }
 
+/// The resync interval a user may ask for: at least 10 s, at most a week (beyond, duration
+/// arithmetic would overflow, and drift would go unseen for too long anyway).
+pub fn resync_interval(seconds: u64) -> Duration {
+    Duration::from_secs(seconds.clamp(10, 7 * 24 * 3600))
+}
+
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let client = Client::try_default().await?;
     let base = crate::aws::load_base_config().await;
     let settings = Settings {
-        resync: Duration::from_secs(args.resync_seconds.max(10)),
+        resync: resync_interval(args.resync_seconds),
         concurrency: args.concurrency.max(1),
         watch_namespace: args.watch_namespace.clone(),
         selector: args.selector.clone(),
+        reconcile_timeout: Duration::from_secs(args.reconcile_timeout_seconds.clamp(30, 3600)),
         ..Settings::default()
     };
     let health = Arc::new(Health::default());
@@ -52,49 +59,86 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         None => kube::Api::all(client.clone()),
     };
     baselines.list(&kube::api::ListParams::default().limit(1)).await?;
-    health.ready.store(true, Ordering::Relaxed);
+    health.api_reachable.store(true, Ordering::Relaxed);
 
-    let ctx = Arc::new(Context::new(client.clone(), base, settings));
     if !args.leader_election {
         crate::metrics::set_leader(true);
+        health.active.store(true, Ordering::Relaxed);
         tracing::info!("starting without leader election");
-        controller::run(ctx, termination()).await;
+        let ctx = Context::with_gate(client, base, settings, WriteGate::open(), health);
+        controller::run(Arc::new(ctx), termination()).await;
         return Ok(());
     }
+    let termination = termination();
+    tokio::pin!(termination);
+
     let identity = args
         .identity
         .clone()
         .unwrap_or_else(|| std::env::var("HOSTNAME").unwrap_or_else(|_| format!("trailkeeper-{}", std::process::id())));
     let elector = Elector::new(
-        KubeLease::new(client, &args.lease_namespace, &args.lease_name),
+        KubeLease::new(client.clone(), &args.lease_namespace, &args.lease_name),
         identity,
         Timing::default(),
     );
-    let (leading_tx, mut leading) = tokio::sync::watch::channel(false);
-    tokio::spawn(crate::leader::campaign(elector, leading_tx));
+    let (leading_tx, mut leading) = tokio::sync::watch::channel(None);
+    let (stop_campaign, campaign_stopped) = tokio::sync::oneshot::channel::<()>();
+    let campaign = tokio::spawn(crate::leader::campaign(elector, leading_tx, async move {
+        let _ = campaign_stopped.await;
+    }));
+    // AWS writes follow the lease on their own: shut at the renew deadline even if this task, or
+    // the whole process, was stalled.
+    let gate = WriteGate::shut();
+    {
+        let (gate, mut leading, health) = (gate.clone(), leading.clone(), health.clone());
+        tokio::spawn(async move {
+            loop {
+                let until = *leading.borrow_and_update();
+                gate.lead_until(until);
+                health.active.store(until.is_some(), Ordering::Relaxed);
+                if leading.changed().await.is_err() {
+                    gate.lead_until(None);
+                    return;
+                }
+            }
+        });
+    }
+
+    let stop = |campaign: tokio::task::JoinHandle<()>| async move {
+        let _ = stop_campaign.send(());
+        let _ = campaign.await;
+    };
     tokio::select! {
-        _ = termination() => return Ok(()),
-        _ = leading.wait_for(|l| *l) => {}
+        _ = &mut termination => {
+            stop(campaign).await;
+            return Ok(());
+        }
+        _ = leading.wait_for(Option::is_some) => {}
     }
     tracing::info!("leading: starting the controller");
-    let mut lost = leading.clone();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<&'static str>();
-    let watch_stop = async move {
-        let reason = tokio::select! {
-            _ = termination() => "terminated",
-            _ = lost.wait_for(|l| !*l) => "lost the lease",
-        };
-        let _ = stop_tx.send(reason);
+    let ctx = Arc::new(Context::with_gate(client, base, settings, gate, health.clone()));
+    let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut controller = tokio::spawn(controller::run(ctx, async move {
+        let _ = shutdown_rx.await;
+    }));
+    let outcome = tokio::select! {
+        _ = &mut controller => Ok(()),
+        _ = crate::leader::lost(leading.clone()) => Err(()),
+        _ = &mut termination => {
+            // In-flight reconciles finish while the lease is still ours, and no longer.
+            let _ = shutdown_tx.send(());
+            tokio::select! {
+                _ = &mut controller => Ok(()),
+                _ = crate::leader::lost(leading.clone()) => Err(()),
+            }
+        }
     };
-    tokio::spawn(watch_stop);
-    let (reason_tx, reason_rx) = tokio::sync::oneshot::channel();
-    let shutdown = async move {
-        let reason = stop_rx.await.unwrap_or("terminated");
-        let _ = reason_tx.send(reason);
-    };
-    controller::run(ctx, shutdown).await;
-    match reason_rx.await.unwrap_or("terminated") {
-        "lost the lease" => anyhow::bail!("lost the leader lease: stopping so that another replica takes over"),
-        _ => Ok(()),
+    // Losing the lease aborts in-flight reconciles at once: another replica may be writing.
+    controller.abort();
+    health.active.store(false, Ordering::Relaxed);
+    stop(campaign).await;
+    match outcome {
+        Ok(()) => Ok(()),
+        Err(()) => anyhow::bail!("lost the leader lease: stopped at once so that another replica takes over"),
     }
 }

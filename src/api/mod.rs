@@ -10,6 +10,8 @@ pub use logging_baseline::*;
 pub use retention_policy::*;
 pub use trail_policy::*;
 
+use std::collections::BTreeMap;
+
 use kube::CustomResourceExt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -60,6 +62,40 @@ pub struct PolicyRef {
 }
 
 type Crd = k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+
+/// The CEL rules of `object`'s kind, checked client-side as the API server would at admission.
+/// Each kind's rules are compiled once per thread, not per call (the controller checks every
+/// reconcile).
+pub fn check_cel<K>(object: &K) -> Result<(), kube::core::cel::ValidationErrors>
+where
+    K: CustomResourceExt + Serialize,
+{
+    thread_local! {
+        static COMPILED: std::cell::RefCell<BTreeMap<String, std::rc::Rc<kube::core::cel::CompiledSchema>>> =
+            const { std::cell::RefCell::new(BTreeMap::new()) };
+    }
+    let kind = K::crd_name();
+    let compiled = COMPILED.with(|c| c.borrow().get(kind).cloned());
+    let compiled = match compiled {
+        Some(compiled) => compiled,
+        None => {
+            let crd = K::crd();
+            let schema = crd
+                .spec
+                .versions
+                .first()
+                .and_then(|v| v.schema.as_ref())
+                .and_then(|s| s.open_api_v3_schema.as_ref())
+                .and_then(|s| serde_json::to_value(s).ok())
+                .unwrap_or_default();
+            let compiled = std::rc::Rc::new(kube::core::cel::compile_schema(&schema));
+            COMPILED.with(|c| c.borrow_mut().insert(kind.to_string(), compiled.clone()));
+            compiled
+        }
+    };
+    let value = serde_json::to_value(object).unwrap_or_default();
+    kube::core::cel::validate_compiled(&compiled, &value, None)
+}
 
 /// All CRDs served by trailkeeper, in a stable order.
 pub fn crds() -> Vec<Crd> {

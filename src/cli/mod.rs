@@ -84,9 +84,13 @@ pub struct RunArgs {
     /// Reconcile only the LoggingBaselines matching this label selector (shard a large fleet).
     #[arg(long, env = "TRAILKEEPER_SELECTOR")]
     pub selector: Option<String>,
-    /// Seconds between two observations of an account in line (jittered by up to 10%).
+    /// Seconds between two observations of an account in line (jittered by up to 10%; 10 s to a week).
     #[arg(long, env = "TRAILKEEPER_RESYNC_SECONDS", default_value_t = 600)]
     pub resync_seconds: u64,
+    /// Seconds one account's reconcile may take as a whole before it fails with reason Timeout
+    /// (30 to 3600; each AWS call also has its own timeout).
+    #[arg(long, env = "TRAILKEEPER_RECONCILE_TIMEOUT_SECONDS", default_value_t = 300)]
+    pub reconcile_timeout_seconds: u64,
     /// LoggingBaselines reconciled at once.
     #[arg(long, env = "TRAILKEEPER_CONCURRENCY", default_value_t = 8)]
     pub concurrency: u16,

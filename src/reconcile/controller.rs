@@ -23,6 +23,8 @@ use crate::api::{
 };
 use crate::aws::{AccountClients, CallCounts, CallRecorder, ErrorKind};
 use crate::desired::AccountSpecs;
+use crate::http::Health;
+use crate::leader::WriteGate;
 use crate::reconcile::account::{
     AccountReport, ComponentState, EngineError, PreviousApproval, RunMode, run_account_with,
 };
@@ -51,7 +53,15 @@ impl Error {
         match self {
             Error::Kube(_) => "KubernetesApi",
             Error::Cleanup { reason, .. } => reason,
-            Error::Finalizer(_) => "Finalizer",
+            Error::Finalizer(e) => match e.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(inner)
+                | kube::runtime::finalizer::Error::CleanupFailed(inner) => inner.metric_label(),
+                kube::runtime::finalizer::Error::AddFinalizer(_)
+                | kube::runtime::finalizer::Error::RemoveFinalizer(_) => "KubernetesApi",
+                kube::runtime::finalizer::Error::UnnamedObject | kube::runtime::finalizer::Error::InvalidFinalizer => {
+                    "InvalidObject"
+                }
+            },
         }
     }
 }
@@ -67,6 +77,8 @@ pub struct Settings {
     pub concurrency: u16,
     pub watch_namespace: Option<String>,
     pub selector: Option<String>,
+    /// The bound of one account's reconcile as a whole (each AWS call has its own, shorter one).
+    pub reconcile_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -78,50 +90,73 @@ impl Default for Settings {
             concurrency: 8,
             watch_namespace: None,
             selector: None,
+            reconcile_timeout: Duration::from_secs(300),
         }
     }
 }
 
-/// AWS clients per account, reused across reconciles (the SDK refreshes assumed-role credentials
-/// before they expire), rebuilt when the baseline's region or credentials change.
+/// AWS clients per baseline, reused across reconciles (the SDK refreshes assumed-role credentials
+/// before they expire), rebuilt when the baseline's account, region or credentials change, and
+/// dropped with the baseline.
 pub struct AwsClients {
     base: SdkConfig,
-    cache: Mutex<HashMap<String, AccountClients>>,
+    /// Shut while this replica does not lead: the clients refuse AWS writes.
+    gate: WriteGate,
+    cache: Mutex<HashMap<String, (String, AccountClients)>>,
 }
 
 impl AwsClients {
-    pub fn new(base: SdkConfig) -> Self {
+    pub fn new(base: SdkConfig, gate: WriteGate) -> Self {
         Self {
             base,
+            gate,
             cache: Mutex::new(HashMap::new()),
         }
     }
 
-    pub fn for_baseline(&self, spec: &crate::api::LoggingBaselineSpec) -> AccountClients {
-        let key = format!(
+    /// The clients of the baseline `key` (namespace/name).
+    pub fn for_baseline(&self, key: &str, spec: &crate::api::LoggingBaselineSpec) -> AccountClients {
+        let identity = format!(
             "{}|{}|{:?}",
             spec.account_id,
             spec.primary_region,
             spec.credentials.as_ref().map(|c| (&c.assume_role_arn, &c.external_id))
         );
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        cache
-            .entry(key)
-            .or_insert_with(|| {
-                AccountClients::new(
-                    &self.base,
-                    &spec.primary_region,
-                    spec.credentials.as_ref(),
-                    CallRecorder::new(),
-                )
-            })
-            .clone()
+        let cached = self
+            .lock()
+            .get(key)
+            .filter(|(i, _)| *i == identity)
+            .map(|(_, c)| c.clone());
+        if let Some(clients) = cached {
+            return clients;
+        }
+        // Built outside the lock: a dozen SDK clients take a while, and other reconciles wait.
+        let clients = AccountClients::new(
+            &self.base,
+            &spec.primary_region,
+            spec.credentials.as_ref(),
+            CallRecorder::gated(self.gate.clone()),
+        );
+        self.lock().insert(key.to_string(), (identity, clients.clone()));
+        clients
+    }
+
+    /// Drops the clients of a deleted baseline.
+    pub fn forget(&self, key: &str) {
+        self.lock().remove(key);
+    }
+
+    pub fn cached(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, AccountClients)>> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// All calls made through the cached clients.
     pub fn total_calls(&self) -> CallCounts {
-        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        cache.values().fold(CallCounts::default(), |mut total, c| {
+        self.lock().values().fold(CallCounts::default(), |mut total, (_, c)| {
             let s = c.calls.snapshot();
             total.reads += s.reads;
             total.writes += s.writes;
@@ -135,12 +170,28 @@ pub struct Context {
     pub recorder: Recorder,
     pub aws: AwsClients,
     pub settings: Settings,
+    /// What /readyz reports; the controller marks its caches synced here.
+    pub health: Arc<Health>,
+    /// Set by `run`: the policies as its watches see them.
+    policies: std::sync::OnceLock<PolicyStores>,
     /// Consecutive failures per baseline, for exponential backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
 
 impl Context {
+    /// A context whose AWS writes are always allowed (no leader election).
     pub fn new(client: Client, base: SdkConfig, settings: Settings) -> Self {
+        Self::with_gate(client, base, settings, WriteGate::open(), Arc::new(Health::default()))
+    }
+
+    /// A context whose AWS writes go through only while `gate` is open (this replica leads).
+    pub fn with_gate(
+        client: Client,
+        base: SdkConfig,
+        settings: Settings,
+        gate: WriteGate,
+        health: Arc<Health>,
+    ) -> Self {
         let reporter = Reporter {
             controller: MANAGER.into(),
             instance: std::env::var("POD_NAME").ok(),
@@ -148,10 +199,19 @@ impl Context {
         Self {
             recorder: Recorder::new(client.clone(), reporter),
             client,
-            aws: AwsClients::new(base),
+            aws: AwsClients::new(base, gate),
             settings,
+            health,
+            policies: std::sync::OnceLock::new(),
             failures: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Forgets what is kept per baseline (clients, failure count) once it is deleted.
+    fn forget(&self, key: &str) {
+        self.aws.forget(key);
+        self.succeeded(key);
+        crate::metrics::forget_baseline(key);
     }
 
     /// Records a failure and returns how long to wait: doubling from `retry_base`, longer for
@@ -244,10 +304,13 @@ pub fn error_policy(baseline: Arc<LoggingBaseline>, error: &Error, ctx: Arc<Cont
     Action::requeue(ctx.failure_delay(&key_of(&baseline), FailureKind::Transient))
 }
 
-/// A policy reference resolved against the API: the named policy, else `default` in the
-/// namespace, else None (the built-in baseline). Err names a reference to a missing policy.
+/// A policy reference resolved: the named policy, else `default` in the namespace, else None
+/// (the built-in baseline). Err names a reference to a missing policy. Read from the
+/// controller's cache of policies when it runs (a reconcile costs no API request for them),
+/// else from the API server.
 async fn resolve<K>(
     client: &Client,
+    cache: Option<&Store<K>>,
     ns: &str,
     reference: Option<&PolicyRef>,
 ) -> Result<Result<Option<K>, String>, Error>
@@ -257,9 +320,16 @@ where
         + serde::de::DeserializeOwned
         + std::fmt::Debug,
 {
-    let api: Api<K> = Api::namespaced(client.clone(), ns);
     let name = reference.map_or(DEFAULT_POLICY_NAME, |r| r.name.as_str());
-    match (api.get_opt(name).await?, reference) {
+    let found = match cache {
+        Some(store) => {
+            // Until the cache has listed the policies, an absent one would read as "none": wait.
+            let _ = store.wait_until_ready().await;
+            store.get(&ObjectRef::new(name).within(ns)).map(|p| p.as_ref().clone())
+        }
+        None => Api::<K>::namespaced(client.clone(), ns).get_opt(name).await?,
+    };
+    match (found, reference) {
         (Some(p), _) => Ok(Ok(Some(p))),
         (None, Some(r)) => Ok(Err(format!(
             "{} {:?} does not exist in namespace {ns:?}",
@@ -268,6 +338,12 @@ where
         ))),
         (None, None) => Ok(Ok(None)),
     }
+}
+
+/// The controller's caches of the policies (reflector stores of its policy watches).
+pub struct PolicyStores {
+    pub trail: Store<TrailPolicy>,
+    pub retention: Store<RetentionPolicy>,
 }
 
 /// Why a baseline cannot be reconciled: (reason, message).
@@ -294,19 +370,32 @@ async fn policies(
     baseline: &LoggingBaseline,
 ) -> Result<Result<(TrailPolicySpec, RetentionPolicySpec, String), Unusable>, Error> {
     let ns = baseline.namespace().unwrap_or_default();
-    let trail = resolve::<TrailPolicy>(&ctx.client, &ns, baseline.spec.trail.policy_ref.as_ref()).await?;
-    let retention = resolve::<RetentionPolicy>(&ctx.client, &ns, baseline.spec.retention_policy_ref.as_ref()).await?;
+    let stores = ctx.policies.get();
+    let trail = resolve(
+        &ctx.client,
+        stores.map(|s| &s.trail),
+        &ns,
+        baseline.spec.trail.policy_ref.as_ref(),
+    )
+    .await?;
+    let retention = resolve(
+        &ctx.client,
+        stores.map(|s| &s.retention),
+        &ns,
+        baseline.spec.retention_policy_ref.as_ref(),
+    )
+    .await?;
     let (trail, retention) = match (trail, retention) {
         (Err(e), _) | (_, Err(e)) => return Ok(Err((status::reasons::INVALID_REFERENCE, e))),
         (Ok(t), Ok(r)) => (t, r),
     };
-    let checks = cel_problems("LoggingBaseline", &baseline.name_any(), baseline.validate_cel())
+    let checks = cel_problems("LoggingBaseline", &baseline.name_any(), crate::api::check_cel(baseline))
         .and_then(|_| match &trail {
-            Some(p) => cel_problems("TrailPolicy", &p.name_any(), p.validate_cel()),
+            Some(p) => cel_problems("TrailPolicy", &p.name_any(), crate::api::check_cel(p)),
             None => Ok(()),
         })
         .and_then(|_| match &retention {
-            Some(p) => cel_problems("RetentionPolicy", &p.name_any(), p.validate_cel()),
+            Some(p) => cel_problems("RetentionPolicy", &p.name_any(), crate::api::check_cel(p)),
             None => Ok(()),
         });
     if let Err(unusable) = checks {
@@ -380,7 +469,7 @@ async fn apply(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Acti
         Ok(p) => p,
         Err((reason, message)) => {
             // Nothing reaches AWS until the specs are usable; a change of any of them re-triggers.
-            let status = status::invalid(previous, generation, &now(), reason, &message);
+            let status = status::not_ready(previous, generation, &now(), reason, &message);
             patch_status(&ctx, &baseline, &status).await?;
             if previous.and_then(ready_of) != ready_of(&status) {
                 publish(&ctx, &baseline, EventType::Warning, reason, "Resolve", message).await;
@@ -394,13 +483,38 @@ async fn apply(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Acti
         trail_policy: &trail_policy,
         retention: &retention,
     };
-    let clients = ctx.aws.for_baseline(&baseline.spec);
+    let clients = ctx.aws.for_baseline(&key, &baseline.spec);
     let previous_approval = PreviousApproval {
         reference: previous
             .and_then(|s| s.applied_retention.as_ref())
             .and_then(|a| a.approval.clone()),
     };
-    let report = run_account_with(clients, &specs, RunMode::Apply, &previous_approval).await;
+    let run = run_account_with(clients, &specs, RunMode::Apply, &previous_approval);
+    let Ok(report) = tokio::time::timeout(ctx.settings.reconcile_timeout, run).await else {
+        // Each AWS call has its own timeout; this bounds the whole (a stalled endpoint, a call
+        // that retries for long), so that the slot goes to other baselines.
+        let message = format!(
+            "the reconcile of account {} did not finish within {} s: AWS did not answer in time; trailkeeper will try again",
+            baseline.spec.account_id,
+            ctx.settings.reconcile_timeout.as_secs()
+        );
+        let status = status::not_ready(previous, generation, &now(), status::reasons::TIMEOUT, &message);
+        patch_status(&ctx, &baseline, &status).await?;
+        if previous.and_then(ready_of) != ready_of(&status) {
+            publish(
+                &ctx,
+                &baseline,
+                EventType::Warning,
+                status::reasons::TIMEOUT,
+                "Reconcile",
+                message,
+            )
+            .await;
+        }
+        crate::metrics::set_baseline_ready(&key, Some(false));
+        crate::metrics::record_reconcile_timeout();
+        return Ok(Action::requeue(ctx.failure_delay(&key, FailureKind::Transient)));
+    };
     let next = status::from_report(&report, previous, generation, &now(), &retention, &policy_name);
     patch_status(&ctx, &baseline, &next).await?;
     crate::metrics::record_drift_repairs(report.applied.len());
@@ -456,10 +570,10 @@ async fn cleanup(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Ac
     if baseline.spec.deletion_policy == crate::api::DeletionPolicy::Retain {
         let note = "deletionPolicy Retain: the trail, its buckets and key are left in place".to_string();
         publish(&ctx, &baseline, EventType::Normal, "Retained", "Delete", note).await;
-        crate::metrics::forget_baseline(&key);
+        ctx.forget(&key);
         return Ok(Action::await_change());
     }
-    let clients = ctx.aws.for_baseline(&baseline.spec);
+    let clients = ctx.aws.for_baseline(&key, &baseline.spec);
     match cleanup::cleanup(&clients, &specs).await {
         Ok(steps) => {
             // One event per outcome: the API server folds events of the same reason into a series.
@@ -479,7 +593,7 @@ async fn cleanup(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Ac
             if !retained.is_empty() {
                 publish(&ctx, &baseline, EventType::Warning, "Retained", "Delete", retained).await;
             }
-            crate::metrics::forget_baseline(&key);
+            ctx.forget(&key);
             Ok(Action::await_change())
         }
         Err(e) => {
@@ -555,6 +669,38 @@ fn spec_or_lifecycle(baseline: &LoggingBaseline) -> Option<u64> {
     Some(hasher.finish())
 }
 
+/// The policies, cached in `cache`, and a stream of those whose spec changed (a new
+/// generation), appeared or were deleted: a label, annotation or status change of a policy must
+/// not re-reconcile (and re-observe in AWS) every baseline that uses it.
+fn spec_changes<K>(
+    api: Api<K>,
+    cache: reflector::store::Writer<K>,
+) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    let mut generations: HashMap<String, Option<i64>> = HashMap::new();
+    watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect(cache)
+        .filter_map(move |event| {
+            let changed = match event {
+                Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) => {
+                    let uid = p.meta().uid.clone().unwrap_or_default();
+                    let generation = p.meta().generation;
+                    (generations.insert(uid, generation) != Some(generation)).then_some(Ok(p))
+                }
+                Ok(watcher::Event::Delete(p)) => {
+                    generations.remove(&p.meta().uid.clone().unwrap_or_default());
+                    Some(Ok(p))
+                }
+                Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
+                Err(e) => Some(Err(e)),
+            };
+            futures::future::ready(changed)
+        })
+}
+
 /// Runs the controller until `shutdown` resolves; in-flight reconciles are finished first.
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
     let settings = ctx.settings.clone();
@@ -574,19 +720,29 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         .applied_objects()
         .predicate_filter(spec_or_lifecycle, PredicateConfig::default());
     let controller = Controller::for_stream(stream, store.clone());
+    {
+        let (store, health) = (store.clone(), ctx.health.clone());
+        tokio::spawn(async move {
+            if store.wait_until_ready().await.is_ok() {
+                health.synced.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+    }
+    let (trail_store, trail_writer) = reflector::store();
+    let (retention_store, retention_writer) = reflector::store();
+    let trail_policies = spec_changes(api_for::<TrailPolicy>(&ctx.client, ns), trail_writer);
+    let retention_policies = spec_changes(api_for::<RetentionPolicy>(&ctx.client, ns), retention_writer);
+    let _ = ctx.policies.set(PolicyStores {
+        trail: trail_store,
+        retention: retention_store,
+    });
     let (store_tp, store_rp) = (store.clone(), store);
     controller
         .with_config(kube::runtime::controller::Config::default().concurrency(settings.concurrency))
-        .watches(
-            api_for::<TrailPolicy>(&ctx.client, ns),
-            watcher::Config::default(),
-            move |p| baselines_using_trail_policy(&store_tp, &p),
-        )
-        .watches(
-            api_for::<RetentionPolicy>(&ctx.client, ns),
-            watcher::Config::default(),
-            move |p| baselines_using_retention_policy(&store_rp, &p),
-        )
+        .watches_stream(trail_policies, move |p| baselines_using_trail_policy(&store_tp, &p))
+        .watches_stream(retention_policies, move |p| {
+            baselines_using_retention_policy(&store_rp, &p)
+        })
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {

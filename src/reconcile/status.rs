@@ -31,6 +31,8 @@ pub mod reasons {
     pub const INVALID_SPEC: &str = "InvalidSpec";
     pub const RECONCILED: &str = "Reconciled";
     pub const COMPONENTS_NOT_READY: &str = "ComponentsNotReady";
+    /// The reconcile did not finish within its bound (AWS did not answer in time).
+    pub const TIMEOUT: &str = "Timeout";
 }
 
 fn condition(type_: &str, ok: bool, reason: &str, message: String) -> Condition {
@@ -242,7 +244,9 @@ pub fn from_report(
 
 /// A status for a baseline that could not be reconciled at all (an invalid reference): a single
 /// False Ready condition, the rest of the previous status kept.
-pub fn invalid(
+/// Ready False for a reason that kept the reconcile from running (an invalid spec, a timeout);
+/// the other conditions stay as they were.
+pub fn not_ready(
     previous: Option<&LoggingBaselineStatus>,
     generation: Option<i64>,
     now: &str,
