@@ -492,11 +492,11 @@ async fn the_lease_is_created_renewed_with_its_version_and_lost_on_conflict() {
         "a",
         Timing::default(),
     );
-    let now = trailkeeper::leader::now_ms();
-    assert!(elector.round(now).await.unwrap());
-    assert!(elector.round(now + 2000).await.unwrap());
+    let (now, wall) = (trailkeeper::leader::monotonic_ms(), trailkeeper::leader::wall_ms());
+    assert!(elector.round(now, wall).await.unwrap());
+    assert!(elector.round(now + 2000, wall + 2000).await.unwrap());
     assert!(
-        !elector.round(now + 4000).await.unwrap(),
+        !elector.round(now + 4000, wall + 4000).await.unwrap(),
         "a conflict means another replica wrote the lease"
     );
     assert!(!elector.is_leader(now + 4000));
@@ -505,5 +505,9 @@ async fn the_lease_is_created_renewed_with_its_version_and_lost_on_conflict() {
     assert_eq!(
         renewed["metadata"]["resourceVersion"], "1",
         "a renewal carries the version it read"
+    );
+    assert_eq!(
+        renewed["spec"]["acquireTime"], created["spec"]["acquireTime"],
+        "a renewal keeps acquireTime"
     );
 }

@@ -33,24 +33,30 @@ async fn setup() -> (Client, String) {
     (client, ns)
 }
 
+type Running = (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+    Arc<Context>,
+);
+
 /// Runs the controller (in this process) on `ns` until the returned sender is used.
-fn start_controller(
-    client: &Client,
-    ns: &str,
-    base: aws_types::SdkConfig,
-) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+fn start_controller(client: &Client, ns: &str, base: aws_types::SdkConfig) -> Running {
+    start_controller_with(client, ns, base, Settings::default())
+}
+
+fn start_controller_with(client: &Client, ns: &str, base: aws_types::SdkConfig, settings: Settings) -> Running {
     let settings = Settings {
         resync: Duration::from_secs(5),
         retry_base: Duration::from_secs(1),
         watch_namespace: Some(ns.to_string()),
-        ..Settings::default()
+        ..settings
     };
     let ctx = Arc::new(Context::new(client.clone(), base, settings));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let controller = tokio::spawn(controller::run(ctx, async move {
+    let controller = tokio::spawn(controller::run(ctx.clone(), async move {
         let _ = stopped.await;
     }));
-    (stop, controller)
+    (stop, controller, ctx)
 }
 
 fn ready(b: &LoggingBaseline) -> bool {
@@ -62,7 +68,7 @@ fn ready(b: &LoggingBaseline) -> bool {
 #[tokio::test]
 async fn the_operator_converges_examples_follows_policy_changes_repairs_drift_and_retains_on_delete() {
     let (client, ns) = setup().await;
-    let (stop, controller) = start_controller(&client, &ns, common::base_config().await);
+    let (stop, controller, _) = start_controller(&client, &ns, common::base_config().await);
 
     let retention: Api<RetentionPolicy> = Api::namespaced(client.clone(), &ns);
     let policy = json!({"apiVersion": "trailkeeper.io/v1alpha1", "kind": "RetentionPolicy",
@@ -184,7 +190,7 @@ async fn wait_gone(api: &Api<LoggingBaseline>, name: &str) {
 #[tokio::test]
 async fn deleting_a_baseline_with_the_delete_policy_cleans_up_what_holds_no_logs() {
     let (client, ns) = setup().await;
-    let (stop, controller) = start_controller(&client, &ns, common::base_config().await);
+    let (stop, controller, _) = start_controller(&client, &ns, common::base_config().await);
     let baselines: Api<LoggingBaseline> = Api::namespaced(client.clone(), &ns);
     let account = common::new_account();
     let mut b = common::baseline(&account);
@@ -234,6 +240,143 @@ async fn deleting_a_baseline_with_the_delete_policy_cleans_up_what_holds_no_logs
         .collect();
     assert!(reasons.iter().any(|r| r == "Deleted"), "{reasons:?}");
 
+    let _ = stop.send(());
+    controller.await.unwrap();
+}
+
+fn condition(b: &LoggingBaseline, type_: &str) -> Option<trailkeeper::api::Condition> {
+    b.status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_).cloned())
+}
+
+/// An AWS endpoint that takes the connection and never answers (here: every request for one
+/// account, through a proxy in front of moto). With one reconcile at a time, that baseline must
+/// fail with reason Timeout within the bound, and the other baseline must still become Ready.
+#[tokio::test]
+async fn a_stalled_aws_endpoint_fails_its_reconcile_with_reason_timeout_and_the_others_proceed() {
+    let (client, ns) = setup().await;
+    let (stalled, healthy) = (common::new_account(), common::new_account());
+    let proxy = common::proxy::Proxy::start(Some(stalled.clone())).await;
+    let base = common::base_config()
+        .await
+        .to_builder()
+        .endpoint_url(&proxy.endpoint)
+        .build();
+    let bound = Duration::from_secs(5);
+    let settings = Settings {
+        concurrency: 1,
+        reconcile_timeout: bound,
+        ..Settings::default()
+    };
+    let (stop, controller, _) = start_controller_with(&client, &ns, base, settings);
+    let baselines: Api<LoggingBaseline> = Api::namespaced(client.clone(), &ns);
+    let started = tokio::time::Instant::now();
+    for account in [&stalled, &healthy] {
+        let mut b = common::baseline(account);
+        b.metadata.namespace = Some(ns.clone());
+        baselines.create(&PostParams::default(), &b).await.unwrap();
+    }
+    let name = format!("acct-{stalled}");
+    eventually(&format!("{name} Ready=False with reason Timeout"), || {
+        let (api, name) = (baselines.clone(), name.clone());
+        async move {
+            api.get(&name)
+                .await
+                .is_ok_and(|b| condition(&b, "Ready").is_some_and(|c| c.status == "False" && c.reason == "Timeout"))
+        }
+    })
+    .await;
+    let first_timeout = started.elapsed();
+    assert!(
+        first_timeout < bound * 3,
+        "the Timeout came after {first_timeout:?}, with a bound of {bound:?}"
+    );
+    let stored = baselines.get(&name).await.unwrap();
+    let message = condition(&stored, "Ready").unwrap().message;
+    assert!(message.contains(&stalled) && message.contains("5 s"), "{message}");
+    wait_ready(&baselines, &format!("acct-{healthy}")).await;
+
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), &ns);
+    let events = events.list(&Default::default()).await.unwrap().items;
+    assert!(
+        events.iter().any(|e| e.reason.as_deref() == Some("Timeout")),
+        "a Warning event with reason Timeout"
+    );
+    let _ = stop.send(());
+    controller.await.unwrap();
+}
+
+/// Labels, annotations and status of a policy are not its spec: changing them re-reconciles no
+/// baseline (each reconcile re-observes the account in AWS). A spec change does.
+#[tokio::test]
+async fn a_policy_whose_labels_or_status_change_triggers_no_reconcile() {
+    let (client, ns) = setup().await;
+    let settings = Settings {
+        resync: Duration::from_secs(3600),
+        ..Settings::default()
+    };
+    // start_controller_with sets a short resync: this test needs the long one.
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        common::base_config().await,
+        Settings {
+            watch_namespace: Some(ns.clone()),
+            ..settings
+        },
+    ));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let controller = tokio::spawn(controller::run(ctx.clone(), async move {
+        let _ = stopped.await;
+    }));
+    let retention: Api<RetentionPolicy> = Api::namespaced(client.clone(), &ns);
+    let policy = json!({"apiVersion": "trailkeeper.io/v1alpha1", "kind": "RetentionPolicy",
+        "metadata": {"name": "default"}, "spec": {}});
+    retention
+        .create(&PostParams::default(), &serde_json::from_value(policy).unwrap())
+        .await
+        .unwrap();
+    let baselines: Api<LoggingBaseline> = Api::namespaced(client.clone(), &ns);
+    let account = common::new_account();
+    let mut b = common::baseline(&account);
+    b.metadata.namespace = Some(ns.clone());
+    baselines.create(&PostParams::default(), &b).await.unwrap();
+    wait_ready(&baselines, &b.name_any()).await;
+    // Let the reconciles that Ready's own status patch may cause settle.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = ctx.aws.total_calls();
+
+    retention
+        .patch(
+            "default",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"team": "audit"}, "annotations": {"note": "reviewed"}}})),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = ctx.aws.total_calls();
+    assert_eq!(
+        (after.reads, after.writes),
+        (before.reads, before.writes),
+        "a label or annotation change of the policy reconciled a baseline"
+    );
+
+    // The control: a spec change reconciles the baseline (it reads the account again).
+    retention
+        .patch(
+            "default",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"trailLogs": {"objectLock": {"defaultRetentionDays": 400}}}})),
+        )
+        .await
+        .unwrap();
+    eventually("a reconcile after the spec change", || {
+        let ctx = ctx.clone();
+        let reads = before.reads;
+        async move { ctx.aws.total_calls().reads > reads }
+    })
+    .await;
     let _ = stop.send(());
     controller.await.unwrap();
 }

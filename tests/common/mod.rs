@@ -6,6 +6,7 @@
 
 pub mod cluster;
 pub mod helm;
+pub mod proxy;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -107,6 +108,7 @@ pub async fn base_config() -> SdkConfig {
         .region(Region::new(REGION))
         .credentials_provider(Credentials::new("test", "test", None, None, "test"))
         .retry_config(RetryConfig::standard().with_max_attempts(3))
+        .timeout_config(trailkeeper::aws::timeouts())
         .load()
         .await
 }

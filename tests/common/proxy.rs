@@ -1,0 +1,137 @@
+//! An HTTP proxy in front of moto, one request per connection, that sees what a trailkeeper
+//! process sends to AWS: it can stall the requests that name an account (read, and never
+//! answered, the way a hung endpoint behaves) and it records each operation it forwards, so a
+//! test counts a process's AWS writes through its own endpoint.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+#[derive(Clone)]
+pub struct Proxy {
+    /// `http://127.0.0.1:PORT`, for AWS_ENDPOINT_URL.
+    pub endpoint: String,
+    /// Each forwarded operation (`CloudTrail StartLogging`, `S3 PUT`, ...) with whether it writes.
+    forwarded: Arc<Mutex<Vec<(String, bool)>>>,
+}
+
+impl Proxy {
+    /// Starts the proxy on the current runtime. Requests whose text contains `stall` (an account
+    /// id, say) are read and never answered.
+    pub async fn start(stall: Option<String>) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let upstream = super::moto().endpoint.trim_start_matches("http://").to_string();
+        let forwarded = Arc::new(Mutex::new(Vec::new()));
+        let log = forwarded.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let (upstream, stall, log) = (upstream.clone(), stall.clone(), log.clone());
+                tokio::spawn(async move {
+                    let _ = serve(client, &upstream, stall.as_deref(), &log).await;
+                });
+            }
+        });
+        Proxy { endpoint, forwarded }
+    }
+
+    /// The writes forwarded so far.
+    pub fn writes(&self) -> Vec<String> {
+        let forwarded = self.forwarded.lock().unwrap();
+        forwarded.iter().filter(|(_, w)| *w).map(|(op, _)| op.clone()).collect()
+    }
+
+    pub fn requests(&self) -> usize {
+        self.forwarded.lock().unwrap().len()
+    }
+}
+
+/// The operation of a request and whether it writes: the JSON protocols name it in X-Amz-Target,
+/// the query protocols in the body's Action; S3 says it with the method.
+fn operation(head: &str, body: &[u8]) -> (String, bool) {
+    let header = |name: &str| {
+        head.lines()
+            .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case(name)))
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let reads = ["Get", "Describe", "List", "Head", "Lookup", "BatchGet", "AssumeRole"];
+    let named = header("x-amz-target")
+        .and_then(|t| t.rsplit('.').next().map(str::to_string))
+        .or_else(|| {
+            String::from_utf8_lossy(body)
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("Action=").map(str::to_string))
+        });
+    match named {
+        Some(op) => {
+            let write = !reads.iter().any(|r| op.starts_with(r));
+            (op, write)
+        }
+        None => {
+            let method = head.split_whitespace().next().unwrap_or("GET").to_string();
+            let write = matches!(method.as_str(), "PUT" | "POST" | "DELETE");
+            (format!("S3 {method}"), write)
+        }
+    }
+}
+
+async fn serve(
+    mut client: TcpStream,
+    upstream: &str,
+    stall: Option<&str>,
+    log: &Mutex<Vec<(String, bool)>>,
+) -> std::io::Result<()> {
+    let mut request = Vec::new();
+    let mut buffer = [0u8; 16384];
+    let head_end = loop {
+        let n = client.read(&mut buffer).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        request.extend_from_slice(&buffer[..n]);
+        if let Some(i) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&request[..head_end]).to_string();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            l.split_once(':')
+                .filter(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        })
+        .and_then(|(_, v)| v.trim().parse().ok())
+        .unwrap_or(0);
+    while request.len() < head_end + length {
+        let n = client.read(&mut buffer).await?;
+        if n == 0 {
+            break;
+        }
+        request.extend_from_slice(&buffer[..n]);
+    }
+    let body = request[head_end..].to_vec();
+    if let Some(needle) = stall
+        && (head.contains(needle) || String::from_utf8_lossy(&body).contains(needle))
+    {
+        // Hold the connection open and never answer.
+        std::future::pending::<()>().await;
+    }
+    log.lock().unwrap().push(operation(&head, &body));
+    // One request per connection: later requests, for other accounts, come on new connections.
+    let mut head_lines: Vec<&str> = head
+        .trim_end()
+        .lines()
+        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+        .collect();
+    head_lines.push("Connection: close");
+    let mut forward = head_lines.join("\r\n").into_bytes();
+    forward.extend_from_slice(b"\r\n\r\n");
+    forward.extend_from_slice(&body);
+    let mut server = TcpStream::connect(upstream).await?;
+    server.write_all(&forward).await?;
+    let mut response = Vec::new();
+    server.read_to_end(&mut response).await?;
+    client.write_all(&response).await?;
+    client.shutdown().await
+}
