@@ -169,3 +169,64 @@ async fn a_frozen_leader_writes_nothing_after_it_wakes_while_the_other_replica_l
     drop(a);
     drop(b);
 }
+
+/// A Lease on the real API server whose holder's clock is an hour behind or ahead (its
+/// `renewTime` is written that way, every second). A replica judges by what it observes: it never
+/// takes the lease while the holder renews, and takes it once the holder has been silent for the
+/// lease duration, whatever `renewTime` says.
+#[tokio::test]
+async fn a_lease_renewed_with_a_skewed_clock_is_neither_stolen_nor_held_forever() {
+    use trailkeeper::leader::{Elector, KubeLease, LeaseRecord, LeaseStore, Timing, monotonic_ms, wall_ms};
+    let client = cluster::admin().await;
+    let ns = cluster::fresh_namespace(&client, "skew").await;
+    let timing = Timing {
+        duration: Duration::from_secs(3),
+        renew_deadline: Duration::from_secs(2),
+        retry: Duration::from_millis(250),
+    };
+    for (i, skew_ms) in [-3_600_000i64, 3_600_000].into_iter().enumerate() {
+        let name = format!("skewed-{i}");
+        let ghost = KubeLease::new(client.clone(), &ns, &name);
+        let record = |version: Option<String>| LeaseRecord {
+            holder: Some("skewed-holder".into()),
+            renewed_at_ms: wall_ms() + skew_ms,
+            acquired_at_ms: wall_ms() + skew_ms,
+            duration_secs: 3,
+            transitions: 0,
+            version,
+        };
+        assert!(ghost.create(&record(None)).await.unwrap());
+        let mut replica = Elector::new(KubeLease::new(client.clone(), &ns, &name), "replica", timing.clone());
+        // The holder renews every second for 8 s (well past the 3 s duration).
+        let renewing_until = tokio::time::Instant::now() + Duration::from_secs(8);
+        let mut next_renewal = tokio::time::Instant::now();
+        while tokio::time::Instant::now() < renewing_until {
+            if tokio::time::Instant::now() >= next_renewal {
+                let current = ghost.get().await.unwrap().unwrap();
+                assert_eq!(
+                    current.holder.as_deref(),
+                    Some("skewed-holder"),
+                    "the replica took a lease that was being renewed (skew {skew_ms} ms)"
+                );
+                assert!(ghost.replace(&record(current.version)).await.unwrap());
+                next_renewal += Duration::from_secs(1);
+            }
+            assert!(!replica.round(monotonic_ms(), wall_ms()).await.unwrap());
+            tokio::time::sleep(timing.retry).await;
+        }
+        // The holder is silent from now on: the replica takes over after the duration.
+        let silent = tokio::time::Instant::now();
+        while !replica.round(monotonic_ms(), wall_ms()).await.unwrap() {
+            assert!(
+                silent.elapsed() < Duration::from_secs(10),
+                "the replica waits on a silent holder (skew {skew_ms} ms)"
+            );
+            tokio::time::sleep(timing.retry).await;
+        }
+        assert!(
+            silent.elapsed() >= Duration::from_secs(2),
+            "taken after {:?}",
+            silent.elapsed()
+        );
+    }
+}
