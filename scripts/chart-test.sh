@@ -38,5 +38,44 @@ echo 'leaderElecton: {enabled: true}' > "$out/typo.yaml"
 check "an unknown key is rejected" rejects "$helm" template tk "$chart" -f "$out/typo.yaml"
 printf 'replicaCount: 2\nleaderElection: {enabled: false}\n' > "$out/no-election.yaml"
 check "two replicas without leader election are rejected" rejects "$helm" template tk "$chart" -f "$out/no-election.yaml"
+printf 'podDisruptionBudget: {enabled: true}\n' > "$out/pdb-one.yaml"
+check "a disruption budget with one replica is rejected (it would block every drain)" rejects "$helm" template tk "$chart" -f "$out/pdb-one.yaml"
+printf 'replicaCount: 2\npodDisruptionBudget: {enabled: true, minAvailable: 2}\n' > "$out/pdb-all.yaml"
+check "minAvailable equal to the replicas is rejected" rejects "$helm" template tk "$chart" -f "$out/pdb-all.yaml"
+# The rendered objects, as JSON lines, for the checks below.
+objects() { "$helm" template tk "$chart" "$@" | .tools/validate/bin/python -c '
+import json, sys, yaml
+for o in yaml.safe_load_all(sys.stdin):
+    if o: print(json.dumps(o))'; }
+expect() { # expect NAME PYTHON-EXPRESSION-OVER-objs HELM-ARGS...
+  local name=$1 expr=$2; shift 2
+  check "$name" sh -c "$(declare -f objects); helm=\"$helm\" chart=\"$chart\" objects $* | .tools/validate/bin/python -c '
+import json, sys
+objs = [json.loads(l) for l in sys.stdin]
+kind = lambda k: [o for o in objs if o[\"kind\"] == k]
+assert $expr, \"not as documented\"'"
+}
+expect "PodDisruptionBudget: maxUnavailable 1 by default" \
+  'kind("PodDisruptionBudget")[0]["spec"] == {"maxUnavailable": 1, "selector": kind("PodDisruptionBudget")[0]["spec"]["selector"]}' \
+  --set replicaCount=2 --set podDisruptionBudget.enabled=true
+expect "NetworkPolicy without metricsFrom admits the namespace's pods only" \
+  'kind("NetworkPolicy")[0]["spec"]["ingress"][0]["from"] == [{"podSelector": {}}] and kind("NetworkPolicy")[0]["spec"]["policyTypes"] == ["Ingress"]' \
+  --set networkPolicy.enabled=true
+expect "NetworkPolicy egress: DNS, the API server, HTTPS to AWS" \
+  '[sorted(p["port"] for p in r["ports"]) for r in kind("NetworkPolicy")[0]["spec"]["egress"]] == [[53, 53], [443, 6443], [443]] and kind("NetworkPolicy")[0]["spec"]["egress"][1]["to"] == [{"ipBlock": {"cidr": "10.96.0.1/32"}}, {"ipBlock": {"cidr": "172.20.0.0/16"}}]' \
+  -f "$chart/ci/ha-values.yaml"
+cat > "$out/extras.yaml" <<'VALUES'
+strategy: {type: Recreate}
+terminationGracePeriodSeconds: 60
+extraEnv: [{name: HTTPS_PROXY, value: "http://proxy:3128"}]
+extraVolumes: [{name: ca, emptyDir: {}}]
+extraVolumeMounts: [{name: ca, mountPath: /etc/ca}]
+VALUES
+expect "fullnameOverride names every object" \
+  'all(o["metadata"]["name"].startswith("audit") for o in objs)' \
+  --set fullnameOverride=audit
+expect "extraEnv, extraVolumes, strategy and grace period reach the Deployment" \
+  'kind("Deployment")[0]["spec"]["strategy"] == {"type": "Recreate"} and kind("Deployment")[0]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 60 and {"name": "HTTPS_PROXY", "value": "http://proxy:3128"} in kind("Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["env"] and kind("Deployment")[0]["spec"]["template"]["spec"]["volumes"] == [{"name": "ca", "emptyDir": {}}] and kind("Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] == [{"name": "ca", "mountPath": "/etc/ca"}]' \
+  -f "$out/extras.yaml"
 echo "chart: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
