@@ -77,5 +77,7 @@ expect "fullnameOverride names every object" \
 expect "extraEnv, extraVolumes, strategy and grace period reach the Deployment" \
   'kind("Deployment")[0]["spec"]["strategy"] == {"type": "Recreate"} and kind("Deployment")[0]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 60 and {"name": "HTTPS_PROXY", "value": "http://proxy:3128"} in kind("Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["env"] and kind("Deployment")[0]["spec"]["template"]["spec"]["volumes"] == [{"name": "ca", "emptyDir": {}}] and kind("Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] == [{"name": "ca", "mountPath": "/etc/ca"}]' \
   -f "$out/extras.yaml"
+check "scripts/release.sh --chart-only packages the chart at the Cargo version" \
+  sh -c 'scripts/release.sh --chart-only >/dev/null && test -f "dist/trailkeeper-$(sed -n "s/^version = \"\(.*\)\"$/\1/p" Cargo.toml | head -n 1).tgz" && (cd dist && sha256sum -c SHA256SUMS >/dev/null)'
 echo "chart: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
