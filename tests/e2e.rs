@@ -86,33 +86,14 @@ async fn the_operator_converges_examples_follows_policy_changes_repairs_drift_an
         baselines.create(&PostParams::default(), &b).await.unwrap();
     }
     for account in &accounts {
-        let (api, name) = (baselines.clone(), format!("acct-{account}"));
-        eventually(&format!("{name} Ready"), || {
-            let (api, name) = (api.clone(), name.clone());
-            async move { api.get(&name).await.is_ok_and(|b| ready(&b)) }
-        })
-        .await;
+        wait_ready(&baselines, &format!("acct-{account}")).await;
         let aws = common::inspector(account).await;
-        let spec = common::spec(account);
-        let status = aws
-            .cloudtrail
-            .get_trail_status()
-            .name(desired::trail_arn(&spec))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(status.is_logging, Some(true));
+        let trail = desired::trail_arn(&common::spec(account));
+        assert_eq!(aws.trail_is_logging(&trail).await, Some(true));
     }
 
     // A RetentionPolicy change reaches every baseline that uses it.
-    retention
-        .patch(
-            "default",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"trailLogs": {"objectLock": {"defaultRetentionDays": 400}}}})),
-        )
-        .await
-        .unwrap();
+    set_lock_days(&retention, 400).await;
     for account in &accounts {
         let bucket = desired::trail_bucket_name(&common::spec(account));
         let aws = common::inspector(account).await;
@@ -135,17 +116,8 @@ async fn the_operator_converges_examples_follows_policy_changes_repairs_drift_an
     let aws = common::inspector(account).await;
     let trail = desired::trail_arn(&common::spec(account));
     aws.cloudtrail.stop_logging().name(&trail).send().await.unwrap();
-    eventually("logging restarted", || {
-        let (ct, trail) = (aws.cloudtrail.clone(), trail.clone());
-        async move {
-            ct.get_trail_status()
-                .name(&trail)
-                .send()
-                .await
-                .ok()
-                .and_then(|s| s.is_logging)
-                == Some(true)
-        }
+    eventually("logging restarted", || async {
+        aws.trail_is_logging(&trail).await == Some(true)
     })
     .await;
 
@@ -164,8 +136,11 @@ async fn the_operator_converges_examples_follows_policy_changes_repairs_drift_an
         .send()
         .await
         .expect("the trail bucket is retained");
-    let status = aws.cloudtrail.get_trail_status().name(&trail).send().await.unwrap();
-    assert_eq!(status.is_logging, Some(true), "Retain never stops logging");
+    assert_eq!(
+        aws.trail_is_logging(&trail).await,
+        Some(true),
+        "Retain never stops logging"
+    );
 
     let _ = stop.send(());
     controller.await.unwrap();
@@ -219,29 +194,30 @@ async fn deleting_a_baseline_with_the_delete_policy_cleans_up_what_holds_no_logs
         "the empty trail bucket is deleted: {buckets:?}"
     );
     assert_eq!(aws.trail_key_state().await, "PendingDeletion");
-    let status = aws
-        .cloudtrail
-        .get_trail_status()
-        .name(desired::trail_arn(&spec))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(status.is_logging, Some(false));
+    assert_eq!(aws.trail_is_logging(&desired::trail_arn(&spec)).await, Some(false));
 
     // The Events name what was deleted and what was kept.
-    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), &ns);
-    let reasons: Vec<String> = events
-        .list(&Default::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter_map(|e| e.reason)
-        .collect();
+    let reasons = event_reasons(&client, &ns).await;
     assert!(reasons.iter().any(|r| r == "Deleted"), "{reasons:?}");
 
     let _ = stop.send(());
     controller.await.unwrap();
+}
+
+/// Sets the default lock retention of the RetentionPolicy `default`.
+async fn set_lock_days(retention: &Api<RetentionPolicy>, days: i32) {
+    let patch = json!({"spec": {"trailLogs": {"objectLock": {"defaultRetentionDays": days}}}});
+    retention
+        .patch("default", &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .unwrap();
+}
+
+/// The reasons of the Events in `ns`.
+async fn event_reasons(client: &Client, ns: &str) -> Vec<String> {
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns);
+    let listed = events.list(&Default::default()).await.unwrap();
+    listed.items.into_iter().filter_map(|e| e.reason).collect()
 }
 
 fn condition(b: &LoggingBaseline, type_: &str) -> Option<trailkeeper::api::Condition> {
@@ -297,11 +273,10 @@ async fn a_stalled_aws_endpoint_fails_its_reconcile_with_reason_timeout_and_the_
     assert!(message.contains(&stalled) && message.contains("5 s"), "{message}");
     wait_ready(&baselines, &format!("acct-{healthy}")).await;
 
-    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), &ns);
-    let events = events.list(&Default::default()).await.unwrap().items;
+    let reasons = event_reasons(&client, &ns).await;
     assert!(
-        events.iter().any(|e| e.reason.as_deref() == Some("Timeout")),
-        "a Warning event with reason Timeout"
+        reasons.iter().any(|r| r == "Timeout"),
+        "a Warning event with reason Timeout: {reasons:?}"
     );
     let _ = stop.send(());
     controller.await.unwrap();
@@ -363,14 +338,7 @@ async fn a_policy_whose_labels_or_status_change_triggers_no_reconcile() {
     );
 
     // The control: a spec change reconciles the baseline (it reads the account again).
-    retention
-        .patch(
-            "default",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"trailLogs": {"objectLock": {"defaultRetentionDays": 400}}}})),
-        )
-        .await
-        .unwrap();
+    set_lock_days(&retention, 400).await;
     eventually("a reconcile after the spec change", || {
         let ctx = ctx.clone();
         let reads = before.reads;

@@ -84,14 +84,7 @@ async fn holder(client: &Client, namespace: &str) -> Option<String> {
 }
 
 async fn logging(aws: &common::Inspector, trail: &str) -> bool {
-    aws.cloudtrail
-        .get_trail_status()
-        .name(trail)
-        .send()
-        .await
-        .ok()
-        .and_then(|s| s.is_logging)
-        == Some(true)
+    aws.trail_is_logging(trail).await == Some(true)
 }
 
 #[tokio::test]

@@ -146,10 +146,6 @@ impl AwsClients {
         self.lock().remove(key);
     }
 
-    pub fn cached(&self) -> usize {
-        self.lock().len()
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, AccountClients)>> {
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }

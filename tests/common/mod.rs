@@ -161,6 +161,12 @@ impl Inspector {
         listed.buckets().iter().filter_map(|b| b.name.clone()).collect()
     }
 
+    /// Whether the trail logs (None when it cannot be read).
+    pub async fn trail_is_logging(&self, trail: &str) -> Option<bool> {
+        let status = self.cloudtrail.get_trail_status().name(trail).send().await.ok()?;
+        status.is_logging
+    }
+
     /// The state of that key (Enabled, PendingDeletion, ...).
     pub async fn trail_key_state(&self) -> String {
         self.trail_key()

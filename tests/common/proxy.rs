@@ -41,10 +41,6 @@ impl Proxy {
         let forwarded = self.forwarded.lock().unwrap();
         forwarded.iter().filter(|(_, w)| *w).map(|(op, _)| op.clone()).collect()
     }
-
-    pub fn requests(&self) -> usize {
-        self.forwarded.lock().unwrap().len()
-    }
 }
 
 /// The operation of a request and whether it writes: the JSON protocols name it in X-Amz-Target,
