@@ -46,6 +46,8 @@ pub enum Error {
     },
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    #[error("the cache of {0} has not synced: can the operator list and watch them (RBAC)?")]
+    CacheNotSynced(String),
 }
 
 impl Error {
@@ -53,6 +55,7 @@ impl Error {
         match self {
             Error::Kube(_) => "KubernetesApi",
             Error::Cleanup { reason, .. } => reason,
+            Error::CacheNotSynced(_) => "CacheNotSynced",
             Error::Finalizer(e) => match e.as_ref() {
                 kube::runtime::finalizer::Error::ApplyFailed(inner)
                 | kube::runtime::finalizer::Error::CleanupFailed(inner) => inner.metric_label(),
@@ -319,8 +322,12 @@ where
     let name = reference.map_or(DEFAULT_POLICY_NAME, |r| r.name.as_str());
     let found = match cache {
         Some(store) => {
-            // Until the cache has listed the policies, an absent one would read as "none": wait.
-            let _ = store.wait_until_ready().await;
+            // Until the cache has listed the policies, an absent one would read as "none": wait,
+            // boundedly (a watch that cannot list must not hold the reconcile forever).
+            let synced = tokio::time::timeout(POLICY_CACHE_WAIT, store.wait_until_ready()).await;
+            if !matches!(synced, Ok(Ok(()))) {
+                return Err(Error::CacheNotSynced(K::plural(&()).to_string()));
+            }
             store.get(&ObjectRef::new(name).within(ns)).map(|p| p.as_ref().clone())
         }
         None => Api::<K>::namespaced(client.clone(), ns).get_opt(name).await?,
@@ -335,6 +342,9 @@ where
         (None, None) => Ok(Ok(None)),
     }
 }
+
+/// How long a reconcile waits for the policy caches to fill after the controller starts.
+const POLICY_CACHE_WAIT: Duration = Duration::from_secs(30);
 
 /// The controller's caches of the policies (reflector stores of its policy watches).
 pub struct PolicyStores {
