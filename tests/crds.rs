@@ -392,7 +392,11 @@ async fn data_and_advanced_selectors_are_exclusive_and_field_selectors_need_an_o
 
 /// Each retention in days, with how to write it in a spec.
 const RETENTION_FIELDS: [(&str, &str); 5] = [
-    ("trailLogs.expireAfterDays", "  trailLogs: {expireAfterDays: DAYS}"),
+    // A one-day lock: expiry may not come before the lock ends (tested on its own below).
+    (
+        "trailLogs.expireAfterDays",
+        "  trailLogs: {expireAfterDays: DAYS, objectLock: {mode: Governance, defaultRetentionDays: 1}}",
+    ),
     (
         "trailLogs.noncurrentVersionsExpireAfterDays",
         "  trailLogs: {noncurrentVersionsExpireAfterDays: DAYS}",
@@ -445,6 +449,34 @@ async fn shortening_any_retention_needs_a_new_approval() {
         // a new object is never a transition
         judge.accepts(&ninety).await;
     }
+}
+
+#[tokio::test]
+async fn trail_logs_may_not_expire_before_their_lock_ends() {
+    let judge = Judge::new().await;
+    let needle = "expire them no earlier than the lock ends";
+    // The default lock: Governance, 365 days.
+    judge
+        .rejects(&retention("  trailLogs: {expireAfterDays: 30}"), needle)
+        .await;
+    judge
+        .rejects(
+            &retention(
+                "  trailLogs: {expireAfterDays: 364, objectLock: {mode: Governance, defaultRetentionDays: 365}}",
+            ),
+            needle,
+        )
+        .await;
+    judge
+        .accepts(&retention(
+            "  trailLogs: {expireAfterDays: 365, objectLock: {mode: Governance, defaultRetentionDays: 365}}",
+        ))
+        .await;
+    judge
+        .accepts(&retention(
+            "  trailLogs: {expireAfterDays: 30, objectLock: {mode: Disabled, defaultRetentionDays: 365}}",
+        ))
+        .await;
 }
 
 fn lock(mode: &str, days: i32, approval: Option<&str>) -> RetentionPolicy {

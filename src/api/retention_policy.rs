@@ -57,6 +57,7 @@ pub struct RetentionPolicySpec {
 /// Retention of the CloudTrail log files in the trail bucket.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = rules::expiry_not_before_lock_ends())]
 pub struct TrailLogRetention {
     #[serde(default)]
     pub object_lock: ObjectLock,

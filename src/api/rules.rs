@@ -44,6 +44,19 @@ pub fn lock_not_weakened_without_approval() -> Rule {
     ))
 }
 
+/// On `trailLogs`: current log files may not expire before their Object Lock ends. S3 would keep the
+/// locked versions, but the expiration puts delete markers over them: the logs vanish from Athena
+/// and from digest validation while they still exist.
+pub fn expiry_not_before_lock_ends() -> Rule {
+    Rule::new(
+        "!has(self.expireAfterDays) || self.objectLock.mode == 'Disabled' || self.expireAfterDays >= self.objectLock.defaultRetentionDays",
+    )
+    .message(Message::Message(
+        "trailLogs.expireAfterDays is shorter than objectLock.defaultRetentionDays: log files would expire while locked (delete markers would hide them from queries and digest validation); expire them no earlier than the lock ends"
+            .to_string(),
+    ))
+}
+
 /// The `{prefix}` of generated names in a CEL expression over the spec.
 fn name_prefix() -> String {
     format!("(has(self.storage) && has(self.storage.namePrefix) ? self.storage.namePrefix : '{DEFAULT_NAME_PREFIX}')")
