@@ -108,33 +108,52 @@ pub fn flow_logs(specs: &AccountSpecs) -> Option<DesiredFlowLogs> {
     })
 }
 
-/// Trust policy of the flow log role: only VPC Flow Logs, only for this account.
+/// Trust policy of the flow log role: only VPC Flow Logs, only for this account's flow logs (the
+/// confused-deputy guard of the VPC user guide, "IAM role for publishing flow logs to CloudWatch
+/// Logs": `aws:SourceAccount` and `aws:SourceArn` of `vpc-flow-log/*`).
 pub fn flow_log_role_trust(specs: &AccountSpecs) -> Value {
+    let spec = specs.baseline;
     json!({
         "Version": "2012-10-17",
         "Statement": [{
             "Effect": "Allow",
             "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
             "Action": "sts:AssumeRole",
-            "Condition": {"StringEquals": {"aws:SourceAccount": specs.baseline.account_id}}
+            "Condition": {
+                "StringEquals": {"aws:SourceAccount": spec.account_id},
+                "ArnLike": {"aws:SourceArn": format!(
+                    "arn:{}:ec2:*:{}:vpc-flow-log/*",
+                    partition(&spec.primary_region),
+                    spec.account_id
+                )}
+            }
         }]
     })
 }
 
-/// Permissions of the flow log role: write into the flow log groups of this account, nothing else.
+/// Permissions of the flow log role: write into the flow log group of this account, nothing else.
+/// `logs:DescribeLogGroups` authorizes only on `*` (it lists, it names no group: CloudWatch Logs
+/// user guide, "Enabling logging from AWS services"), so it has a statement of its own.
 pub fn flow_log_role_policy(specs: &AccountSpecs) -> Value {
     let spec = specs.baseline;
     json!({
         "Version": "2012-10-17",
-        "Statement": [{
-            "Effect": "Allow",
-            "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogGroups", "logs:DescribeLogStreams"],
-            "Resource": format!(
-                "arn:{}:logs:*:{}:log-group:{FLOW_LOG_GROUP}:*",
-                partition(&spec.primary_region),
-                spec.account_id
-            )
-        }]
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                "Resource": format!(
+                    "arn:{}:logs:*:{}:log-group:{FLOW_LOG_GROUP}:*",
+                    partition(&spec.primary_region),
+                    spec.account_id
+                )
+            },
+            {
+                "Effect": "Allow",
+                "Action": "logs:DescribeLogGroups",
+                "Resource": "*"
+            }
+        ]
     })
 }
 
@@ -352,6 +371,34 @@ mod tests {
             .as_array()
             .unwrap()
             .clone()
+    }
+
+    #[test]
+    fn the_flow_log_role_is_trusted_only_by_this_accounts_flow_logs_and_lists_groups_on_star() {
+        let (trust, policy) = with(|s| (flow_log_role_trust(s), flow_log_role_policy(s)));
+        let condition = &trust["Statement"][0]["Condition"];
+        assert_eq!(condition["StringEquals"]["aws:SourceAccount"], "111122223333");
+        assert_eq!(
+            condition["ArnLike"]["aws:SourceArn"],
+            "arn:aws:ec2:*:111122223333:vpc-flow-log/*"
+        );
+        let statements = policy["Statement"].as_array().unwrap();
+        let describe = statements
+            .iter()
+            .find(|s| s["Action"] == "logs:DescribeLogGroups")
+            .expect("DescribeLogGroups has a statement of its own");
+        assert_eq!(describe["Resource"], "*");
+        let write = statements.iter().find(|s| s["Action"].is_array()).unwrap();
+        assert_eq!(
+            write["Resource"],
+            "arn:aws:logs:*:111122223333:log-group:/trailkeeper/vpc-flow-logs:*"
+        );
+        assert!(
+            !write["Action"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("logs:DescribeLogGroups"))
+        );
     }
 
     #[test]
