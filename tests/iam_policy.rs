@@ -44,6 +44,24 @@ fn the_policy_is_well_formed_and_grants_no_wildcard_actions() {
     assert!(!granted_actions().is_empty());
 }
 
+/// CreateTrail and UpdateTrail pass `TrailPolicy.cloudWatchLogs.roleArn` (a role the user names,
+/// so any role) to CloudTrail: iam:PassRole must allow that, and only to CloudTrail. No call of
+/// the suite shows it (moto checks no PassRole), hence this test of the policy itself.
+#[test]
+fn the_trails_cloudwatch_logs_role_may_be_passed_to_cloudtrail_only() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/iam-policy.json");
+    let policy: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let passes_to_cloudtrail = policy["Statement"].as_array().unwrap().iter().any(|s| {
+        s["Action"].as_array().unwrap().iter().any(|a| a == "iam:PassRole")
+            && s["Resource"] == "arn:aws:iam::*:role/*"
+            && s["Condition"]["StringEquals"]["iam:PassedToService"] == "cloudtrail.amazonaws.com"
+    });
+    assert!(
+        passes_to_cloudtrail,
+        "no statement lets the operator pass the trail's CloudWatch Logs role to CloudTrail"
+    );
+}
+
 #[test]
 #[ignore = "runs after the whole suite, over its call log: scripts/test.sh"]
 fn the_policy_grants_exactly_the_actions_the_test_suite_called() {
