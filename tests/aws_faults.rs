@@ -450,3 +450,34 @@ async fn a_named_query_athena_does_not_return_fails_the_read_to_be_retried_not_r
     assert_eq!(err.resource, "Athena named query q-1");
     assert_eq!(calls.snapshot().writes, 0, "BatchGet is a read");
 }
+
+/// CloudTrail checks the bucket policy when a trail is created or updated; a policy broken behind
+/// trailkeeper's back cannot be fixed by retrying: one call, no retries, a reason a person acts on.
+#[tokio::test]
+async fn an_insufficient_bucket_policy_is_a_precondition_not_retried() {
+    let refused = mock!(aws_sdk_cloudtrail::Client::update_trail).then_error(|| {
+        aws_sdk_cloudtrail::operation::update_trail::UpdateTrailError::generic(error(
+            "InsufficientS3BucketPolicyException",
+            "Incorrect S3 bucket policy is detected for bucket: b",
+        ))
+    });
+    let calls = CallRecorder::new();
+    let c = clients(&[&refused], &calls);
+    let update = cloudtrail::TrailUpdate {
+        bucket: Some("b".into()),
+        ..Default::default()
+    };
+    let err = cloudtrail::update_trail(&c, "arn:aws:cloudtrail:us-east-1:111122223333:trail/t", &update)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Precondition);
+    assert_eq!(err.reason(), "PreconditionFailed");
+    assert_eq!(refused.num_calls(), 1, "not retried");
+    let text = err.to_string();
+    assert!(
+        text.contains("cloudtrail:UpdateTrail")
+            && text.contains("InsufficientS3BucketPolicyException")
+            && text.contains("next resync"),
+        "{text}"
+    );
+}

@@ -16,6 +16,9 @@ pub enum ErrorKind {
     Invalid,
     /// The resource exists but belongs to someone else, or is in a conflicting state.
     Conflict,
+    /// AWS refuses the call until something outside the request is fixed (a bucket or key
+    /// policy, a quota, Organizations access): retrying soon cannot succeed.
+    Precondition,
     /// Network, timeout, 5xx: worth retrying later.
     Transient,
 }
@@ -55,6 +58,7 @@ impl AwsError {
             ErrorKind::AccessDenied => "AccessDenied",
             ErrorKind::Invalid => "InvalidRequest",
             ErrorKind::Conflict => "Conflict",
+            ErrorKind::Precondition => "PreconditionFailed",
             ErrorKind::Transient => "AwsUnavailable",
         }
     }
@@ -81,6 +85,11 @@ impl fmt::Display for AwsError {
             ErrorKind::NotFound => write!(f, "{} on {}: not found ({detail})", self.action, self.resource),
             ErrorKind::Invalid => write!(f, "{} on {} was rejected: {detail}", self.action, self.resource),
             ErrorKind::Conflict => write!(f, "{} on {} conflicts: {detail}", self.action, self.resource),
+            ErrorKind::Precondition => write!(
+                f,
+                "{} on {} is refused until a precondition is met ({}): {detail}; trailkeeper tries again at the next resync",
+                self.action, self.resource, self.code
+            ),
             ErrorKind::Transient => {
                 write!(f, "{} on {} failed, will retry: {detail}", self.action, self.resource)
             }
@@ -110,7 +119,7 @@ const NOT_FOUND_CODES: [&str; 17] = [
     "EntityNotFoundException",
 ];
 
-const THROTTLING_CODES: [&str; 8] = [
+const THROTTLING_CODES: [&str; 7] = [
     "Throttling",
     "ThrottlingException",
     "ThrottledException",
@@ -118,7 +127,22 @@ const THROTTLING_CODES: [&str; 8] = [
     "TooManyRequestsException",
     "RequestThrottled",
     "SlowDown",
+];
+
+/// Errors no retry can fix: CloudTrail checks the bucket and key policies at CreateTrail and
+/// UpdateTrail, an Organization trail needs trusted access and the service-linked role, and a
+/// resource quota (LimitExceeded in KMS, CloudWatch Logs and IAM, the trail count) stays exceeded.
+const PRECONDITION_CODES: [&str; 10] = [
+    "InsufficientS3BucketPolicyException",
+    "InsufficientEncryptionPolicyException",
+    "InsufficientSnsTopicPolicyException",
+    "CloudTrailARNInvalidException",
+    "NoManagementAccountSLRExistsException",
+    "CloudTrailAccessNotEnabledException",
+    "OrganizationsNotInUseException",
+    "MaximumNumberOfTrailsExceededException",
     "LimitExceededException",
+    "LimitExceeded",
 ];
 
 const ACCESS_DENIED_CODES: [&str; 7] = [
@@ -183,6 +207,8 @@ fn kind_of_code(code: &str, message: &str) -> ErrorKind {
         ErrorKind::NotFound
     } else if THROTTLING_CODES.contains(&code) || message.contains("Rate exceeded") {
         ErrorKind::Throttled
+    } else if PRECONDITION_CODES.contains(&code) {
+        ErrorKind::Precondition
     } else if ACCESS_DENIED_CODES.contains(&code) {
         ErrorKind::AccessDenied
     } else if CONFLICT_CODES.contains(&code) {
@@ -206,6 +232,21 @@ mod tests {
         assert_eq!(kind_of_code("AccessDenied", ""), ErrorKind::AccessDenied);
         assert_eq!(kind_of_code("InvalidParameterValue", ""), ErrorKind::Invalid);
         assert_eq!(kind_of_code("InternalError", ""), ErrorKind::Transient);
+        for code in [
+            "InsufficientS3BucketPolicyException",
+            "InsufficientEncryptionPolicyException",
+            "CloudTrailARNInvalidException",
+            "NoManagementAccountSLRExistsException",
+            "LimitExceededException",
+            "LimitExceeded",
+        ] {
+            assert_eq!(kind_of_code(code, ""), ErrorKind::Precondition, "{code}");
+        }
+        // A rate limit that calls itself LimitExceeded is still throttling.
+        assert_eq!(
+            kind_of_code("LimitExceededException", "Rate exceeded"),
+            ErrorKind::Throttled
+        );
     }
 
     #[test]

@@ -253,9 +253,11 @@ enum FailureKind {
 fn failure_kind(report: &AccountReport) -> Option<FailureKind> {
     let kind_of = |e: &crate::aws::AwsError| match e.kind {
         ErrorKind::Throttled => FailureKind::Throttled,
-        ErrorKind::AccessDenied | ErrorKind::Invalid | ErrorKind::Conflict | ErrorKind::NotFound => {
-            FailureKind::NeedsAPerson
-        }
+        ErrorKind::AccessDenied
+        | ErrorKind::Invalid
+        | ErrorKind::Conflict
+        | ErrorKind::NotFound
+        | ErrorKind::Precondition => FailureKind::NeedsAPerson,
         ErrorKind::Transient => FailureKind::Transient,
     };
     match &report.error {
