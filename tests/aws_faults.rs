@@ -184,7 +184,9 @@ async fn reconcile_region(
         trail_policy: &trail_policy,
         retention: &retention,
     };
-    trailkeeper::reconcile::regional::reconcile_region(clients, &specs, true, false).await
+    // As after the key step of a converged account: the trail key exists.
+    let key = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    trailkeeper::reconcile::regional::reconcile_region(clients, &specs, Some(key), true, false).await
 }
 
 fn state_of(outcome: &trailkeeper::reconcile::regional::RegionOutcome, c: Component) -> &ComponentState {

@@ -238,14 +238,29 @@ async fn config_rules_need_a_recorder_and_are_then_deployed_once() {
         .collect();
     assert_eq!(
         names.len(),
-        regional::config_rules(&AccountSpecs {
-            baseline: &spec,
-            trail_policy: &TrailPolicySpec::default(),
-            retention: &RetentionPolicySpec::default()
-        })
+        regional::config_rules(
+            &AccountSpecs {
+                baseline: &spec,
+                trail_policy: &TrailPolicySpec::default(),
+                retention: &RetentionPolicySpec::default()
+            },
+            report.key_arn.as_deref()
+        )
         .len()
     );
     assert!(names.contains(&"trailkeeper-multi-region-cloudtrail-enabled"));
+    // The lock rule judges the trail bucket only (read back from Config).
+    let lock = rules
+        .config_rules()
+        .iter()
+        .find(|r| r.config_rule_name() == Some("trailkeeper-s3-bucket-default-lock-enabled"))
+        .unwrap();
+    let scope = lock.scope().expect("the lock rule is scoped");
+    assert_eq!(scope.compliance_resource_types(), ["AWS::S3::Bucket"]);
+    assert_eq!(
+        scope.compliance_resource_id(),
+        Some(trailkeeper::desired::trail_bucket_name(&spec).as_str())
+    );
     let again = apply(&spec).await;
     assert_eq!(again.calls.writes, 0, "{:?}", again.calls.by_action);
     // moto lacks DescribeComplianceByConfigRule: the status says compliance is unavailable.

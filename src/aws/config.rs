@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use aws_sdk_config::types::{ComplianceType, ConfigRule, Owner, Source};
 
 use super::{AccountClients, AwsError, check, optional};
-use crate::desired::regional::DesiredConfigRule;
+use crate::desired::regional::{DesiredConfigRule, RuleScope};
 
 pub async fn has_recorder(clients: &AccountClients) -> Result<bool, AwsError> {
     let sent = clients.config.describe_configuration_recorders().send().await;
@@ -18,11 +18,10 @@ pub async fn has_recorder(clients: &AccountClients) -> Result<bool, AwsError> {
     Ok(!out.configuration_recorders().is_empty())
 }
 
-/// Rule name -> (source identifier, input parameters) of the rules that exist among `names`.
-pub async fn observe_rules(
-    clients: &AccountClients,
-    names: &[String],
-) -> Result<BTreeMap<String, (String, Option<serde_json::Value>)>, AwsError> {
+/// Rule name -> (source identifier, input parameters, scope) of the rules that exist among `names`.
+pub type ObservedRules = BTreeMap<String, (String, Option<serde_json::Value>, Option<RuleScope>)>;
+
+pub async fn observe_rules(clients: &AccountClients, names: &[String]) -> Result<ObservedRules, AwsError> {
     let mut found = BTreeMap::new();
     let mut token = None;
     loop {
@@ -47,7 +46,15 @@ pub async fn observe_rules(
                     .unwrap_or_default()
                     .to_string();
                 let input = rule.input_parameters().and_then(|p| serde_json::from_str(p).ok());
-                found.insert(name.to_string(), (source, input));
+                let scope = rule.scope().and_then(|s| {
+                    let resource_type = s.compliance_resource_types().first()?.to_string();
+                    let resource_id = s.compliance_resource_id()?.to_string();
+                    Some(RuleScope {
+                        resource_type,
+                        resource_id,
+                    })
+                });
+                found.insert(name.to_string(), (source, input, scope));
             }
         }
         match page.next_token() {
@@ -76,6 +83,12 @@ pub async fn put_rule(clients: &AccountClients, rule: &DesiredConfigRule) -> Res
         .description("trailkeeper: checks the audit logging baseline")
         .source(source)
         .set_input_parameters(rule.input.as_ref().map(|i| i.to_string()))
+        .set_scope(rule.scope.as_ref().map(|s| {
+            aws_sdk_config::types::Scope::builder()
+                .compliance_resource_types(&s.resource_type)
+                .compliance_resource_id(&s.resource_id)
+                .build()
+        }))
         .build();
     let sent = clients.config.put_config_rule().config_rule(config_rule).send().await;
     check(sent, "Config Service", "PutConfigRule", &resource).map(|_| ())

@@ -288,10 +288,22 @@ pub struct DesiredConfigRule {
     /// The AWS managed rule identifier, e.g. MULTI_REGION_CLOUD_TRAIL_ENABLED.
     pub source: String,
     pub input: Option<Value>,
+    /// The one resource the rule evaluates, for rules that would otherwise judge every resource
+    /// of their type in the account.
+    pub scope: Option<RuleScope>,
+}
+
+/// A Config rule's scope: one resource of one type (`ComplianceResourceTypes` and
+/// `ComplianceResourceId`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleScope {
+    pub resource_type: String,
+    pub resource_id: String,
 }
 
 /// The managed Config rules that check the trail, its bucket, the key and the flow logs.
-pub fn config_rules(specs: &AccountSpecs) -> Vec<DesiredConfigRule> {
+/// `key_arn` is the trail's key, once it exists.
+pub fn config_rules(specs: &AccountSpecs, key_arn: Option<&str>) -> Vec<DesiredConfigRule> {
     if !specs.baseline.config_rules.enabled {
         return Vec::new();
     }
@@ -299,6 +311,7 @@ pub fn config_rules(specs: &AccountSpecs) -> Vec<DesiredConfigRule> {
         name: format!("{CONFIG_RULE_PREFIX}{name}"),
         source: source.into(),
         input,
+        scope: None,
     };
     let mut rules = vec![
         rule("cloudtrail-enabled", "CLOUD_TRAIL_ENABLED", None),
@@ -345,6 +358,27 @@ pub fn config_rules(specs: &AccountSpecs) -> Vec<DesiredConfigRule> {
     {
         r.input = Some(json!({"mode": "COMPLIANCE"}));
     }
+    // The lock and rotation rules judge every bucket and key of the account: the access-log and
+    // results buckets have no lock by design, and keys of others are not the baseline's business.
+    // Scoped to the trail bucket and the trail key (the key rule waits until the key exists).
+    for r in &mut rules {
+        r.scope = match r.source.as_str() {
+            "S3_BUCKET_DEFAULT_LOCK_ENABLED" => Some(RuleScope {
+                resource_type: "AWS::S3::Bucket".into(),
+                resource_id: trail_bucket_name(specs.baseline),
+            }),
+            "CMK_BACKING_KEY_ROTATION_ENABLED" => {
+                key_arn
+                    .and_then(|arn| arn.rsplit_once("key/"))
+                    .map(|(_, id)| RuleScope {
+                        resource_type: "AWS::KMS::Key".into(),
+                        resource_id: id.to_string(),
+                    })
+            }
+            _ => None,
+        };
+    }
+    rules.retain(|r| r.source != "CMK_BACKING_KEY_ROTATION_ENABLED" || r.scope.is_some());
     rules
 }
 
@@ -459,9 +493,43 @@ mod tests {
         assert_eq!(flow.max_aggregation_interval, 600);
     }
 
+    const KEY: &str = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+
+    #[test]
+    fn the_lock_and_rotation_rules_judge_only_the_trail_bucket_and_the_trail_key() {
+        let rules = with(|s| config_rules(s, Some(KEY)));
+        let scope_of = |source: &str| rules.iter().find(|r| r.source == source).and_then(|r| r.scope.clone());
+        assert_eq!(
+            scope_of("S3_BUCKET_DEFAULT_LOCK_ENABLED"),
+            Some(RuleScope {
+                resource_type: "AWS::S3::Bucket".into(),
+                resource_id: "trailkeeper-111122223333-cloudtrail-us-east-1".into()
+            })
+        );
+        assert_eq!(
+            scope_of("CMK_BACKING_KEY_ROTATION_ENABLED"),
+            Some(RuleScope {
+                resource_type: "AWS::KMS::Key".into(),
+                resource_id: "1234abcd-12ab-34cd-56ef-1234567890ab".into()
+            })
+        );
+        assert_eq!(
+            scope_of("CLOUD_TRAIL_ENABLED"),
+            None,
+            "account-wide rules stay unscoped"
+        );
+        // Before the key exists, no rule that would judge every key of the account.
+        let without_key = with(|s| config_rules(s, None));
+        assert!(
+            without_key
+                .iter()
+                .all(|r| r.source != "CMK_BACKING_KEY_ROTATION_ENABLED")
+        );
+    }
+
     #[test]
     fn the_config_rules_cover_trail_bucket_key_and_flow_logs() {
-        let rules = with(config_rules);
+        let rules = with(|s| config_rules(s, Some(KEY)));
         let sources: Vec<&str> = rules.iter().map(|r| r.source.as_str()).collect();
         for s in [
             "MULTI_REGION_CLOUD_TRAIL_ENABLED",

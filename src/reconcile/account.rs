@@ -736,12 +736,13 @@ impl Run<'_> {
         // Bounded: a baseline of 30 regions times the controller's concurrency would otherwise
         // run hundreds of region reconciles (and build their clients) at once.
         let account = &self.clients;
+        let key_arn = self.report.key_arn.as_deref();
         let runs: Vec<futures::future::BoxFuture<'_, _>> = regions
             .iter()
             .map(|region| {
                 let run = async move {
                     let clients = account.for_region(region);
-                    regional::reconcile_region(&clients, specs, write, approved).await
+                    regional::reconcile_region(&clients, specs, key_arn, write, approved).await
                 };
                 Box::pin(run) as futures::future::BoxFuture<'_, _>
             })

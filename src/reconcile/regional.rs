@@ -168,6 +168,7 @@ pub fn compliant(flow: &ec2::ObservedFlowLog, desired: &DesiredFlowLogs) -> bool
 pub async fn reconcile_region(
     clients: &AccountClients,
     specs: &AccountSpecs<'_>,
+    key_arn: Option<&str>,
     write: bool,
     approved: bool,
 ) -> RegionOutcome {
@@ -178,7 +179,7 @@ pub async fn reconcile_region(
     let groups = regional::log_groups(specs);
     let flow = regional::flow_logs(specs);
     let agents = regional::agent_configs(specs);
-    let rules = regional::config_rules(specs);
+    let rules = regional::config_rules(specs, key_arn);
 
     // Log groups first: flow logs and the agent deliver into them.
     let mut groups_ok = true;
@@ -452,7 +453,7 @@ async fn reconcile_rules(
     let observed = config::observe_rules(clients, &names).await?;
     for rule in rules {
         let resource = format!("config:{}:{}", clients.region, rule.name);
-        let wanted = (rule.source.clone(), rule.input.clone());
+        let wanted = (rule.source.clone(), rule.input.clone(), rule.scope.clone());
         if observed.get(&rule.name) != Some(&wanted) {
             let actual = if observed.contains_key(&rule.name) {
                 "other settings"
