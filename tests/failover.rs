@@ -172,9 +172,11 @@ async fn a_lease_renewed_with_a_skewed_clock_is_neither_stolen_nor_held_forever(
     use trailkeeper::leader::{Elector, KubeLease, LeaseRecord, LeaseStore, Timing, monotonic_ms, wall_ms};
     let client = cluster::admin().await;
     let ns = cluster::fresh_namespace(&client, "skew").await;
+    // Short, for a quick test, yet long enough that a slow API server under a loaded CI machine
+    // does not delay the holder's renewals past the lease.
     let timing = Timing {
-        duration: Duration::from_secs(3),
-        renew_deadline: Duration::from_secs(2),
+        duration: Duration::from_secs(6),
+        renew_deadline: Duration::from_secs(4),
         retry: Duration::from_millis(250),
     };
     for (i, skew_ms) in [-3_600_000i64, 3_600_000].into_iter().enumerate() {
@@ -184,14 +186,14 @@ async fn a_lease_renewed_with_a_skewed_clock_is_neither_stolen_nor_held_forever(
             holder: Some("skewed-holder".into()),
             renewed_at_ms: wall_ms() + skew_ms,
             acquired_at_ms: wall_ms() + skew_ms,
-            duration_secs: 3,
+            duration_secs: 6,
             transitions: 0,
             version,
         };
         assert!(ghost.create(&record(None)).await.unwrap());
         let mut replica = Elector::new(KubeLease::new(client.clone(), &ns, &name), "replica", timing.clone());
-        // The holder renews every second for 8 s (well past the 3 s duration).
-        let renewing_until = tokio::time::Instant::now() + Duration::from_secs(8);
+        // The holder renews every second for 12 s (twice the lease duration).
+        let renewing_until = tokio::time::Instant::now() + Duration::from_secs(12);
         let mut next_renewal = tokio::time::Instant::now();
         while tokio::time::Instant::now() < renewing_until {
             if tokio::time::Instant::now() >= next_renewal {
@@ -211,7 +213,7 @@ async fn a_lease_renewed_with_a_skewed_clock_is_neither_stolen_nor_held_forever(
         let silent = tokio::time::Instant::now();
         while !replica.round(monotonic_ms(), wall_ms()).await.unwrap() {
             assert!(
-                silent.elapsed() < Duration::from_secs(10),
+                silent.elapsed() < Duration::from_secs(20),
                 "the replica waits on a silent holder (skew {skew_ms} ms)"
             );
             tokio::time::sleep(timing.retry).await;
