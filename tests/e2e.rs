@@ -297,10 +297,11 @@ async fn a_stalled_aws_endpoint_fails_its_reconcile_with_reason_timeout_and_the_
     controller.await.unwrap();
 }
 
-/// Labels, annotations and status of a policy are not its spec: changing them re-reconciles no
-/// baseline (each reconcile re-observes the account in AWS). A spec change does.
+/// Labels and annotations of a policy are not its spec (the policy kinds have no status):
+/// changing them re-reconciles no baseline (each reconcile re-observes the account in AWS).
+/// A spec change does.
 #[tokio::test]
-async fn a_policy_whose_labels_or_status_change_triggers_no_reconcile() {
+async fn a_policy_whose_labels_or_annotations_change_triggers_no_reconcile() {
     let (client, ns) = setup().await;
     let settings = Settings {
         resync: Duration::from_secs(3600),
