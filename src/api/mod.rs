@@ -63,6 +63,18 @@ pub struct PolicyRef {
 
 type Crd = k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 
+/// The openAPIV3Schema of a kind's CRD, as JSON (Null if it has none).
+pub fn schema_of<K: CustomResourceExt>() -> serde_json::Value {
+    K::crd()
+        .spec
+        .versions
+        .first()
+        .and_then(|v| v.schema.as_ref())
+        .and_then(|s| s.open_api_v3_schema.as_ref())
+        .and_then(|s| serde_json::to_value(s).ok())
+        .unwrap_or_default()
+}
+
 /// The CEL rules of `object`'s kind, checked client-side as the API server would at admission.
 /// Each kind's rules are compiled once per thread, not per call (the controller checks every
 /// reconcile).
@@ -79,16 +91,7 @@ where
     let compiled = match compiled {
         Some(compiled) => compiled,
         None => {
-            let crd = K::crd();
-            let schema = crd
-                .spec
-                .versions
-                .first()
-                .and_then(|v| v.schema.as_ref())
-                .and_then(|s| s.open_api_v3_schema.as_ref())
-                .and_then(|s| serde_json::to_value(s).ok())
-                .unwrap_or_default();
-            let compiled = std::rc::Rc::new(kube::core::cel::compile_schema(&schema));
+            let compiled = std::rc::Rc::new(kube::core::cel::compile_schema(&schema_of::<K>()));
             COMPILED.with(|c| c.borrow_mut().insert(kind.to_string(), compiled.clone()));
             compiled
         }

@@ -8,7 +8,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use kube::CustomResourceExt;
 use kube::core::cel::Validator;
 use serde::Deserialize;
 use serde_json::Value;
@@ -180,25 +179,14 @@ fn object_id(doc: &Document) -> String {
     }
 }
 
-fn crd_schema<K: CustomResourceExt>() -> Value {
-    let crd = K::crd();
-    crd.spec
-        .versions
-        .first()
-        .and_then(|v| v.schema.as_ref())
-        .and_then(|s| s.open_api_v3_schema.as_ref())
-        .and_then(|s| serde_json::to_value(s).ok())
-        .unwrap_or(Value::Null)
-}
-
 /// Validates the documents and returns the typed objects with every problem found.
 pub fn validate(documents: &[Document]) -> (ManifestSet, Vec<Problem>) {
     let mut set = ManifestSet::default();
     let mut problems = Vec::new();
     let schemas: BTreeMap<&str, Value> = [
-        ("LoggingBaseline", crd_schema::<LoggingBaseline>()),
-        ("TrailPolicy", crd_schema::<TrailPolicy>()),
-        ("RetentionPolicy", crd_schema::<RetentionPolicy>()),
+        ("LoggingBaseline", crate::api::schema_of::<LoggingBaseline>()),
+        ("TrailPolicy", crate::api::schema_of::<TrailPolicy>()),
+        ("RetentionPolicy", crate::api::schema_of::<RetentionPolicy>()),
     ]
     .into_iter()
     .collect();
