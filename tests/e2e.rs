@@ -273,9 +273,12 @@ async fn a_stalled_aws_endpoint_fails_its_reconcile_with_reason_timeout_and_the_
         }
     })
     .await;
+    // Only the reconcile bound sets reason Timeout (an SDK timeout is AwsUnavailable, after 20 s an
+    // attempt and 60 s a call): the reason and the bound in the message prove which fired. The
+    // time is checked against the SDK's, with room for a loaded machine.
     let first_timeout = started.elapsed();
     assert!(
-        first_timeout < bound + Duration::from_secs(10),
+        first_timeout < bound + Duration::from_secs(25),
         "the Timeout came {first_timeout:?} after the reconcile began, with a bound of {bound:?}"
     );
     // One reconcile at a time, and the stalled baseline keeps retrying: another still gets through.
