@@ -6,6 +6,9 @@
   for up to 50), UpdateWorkGroup, UpdateNamedQuery and DeleteNamedQuery (the calls that repair a
   workgroup's result configuration and a changed audit query); added here with AWS's semantics for
   the fields trailkeeper uses.
+- AWS preconditions moto does not check (bucket and key policies CloudTrail needs, Organization
+  trails, the bucket policy CreateFlowLogs writes): scripts/emulator/trailkeeper_strict.py, loaded
+  when the moto server's app module is imported.
 Idempotent: a patched file is left as it is.
 """
 import pathlib
@@ -101,3 +104,22 @@ athena_path = pathlib.Path(athena_responses.__file__)
 athena_source = athena_path.read_text()
 if ATHENA_MARK not in athena_source:
     athena_path.write_text(athena_source.rstrip("\n") + "\n\n\n" + ATHENA_PATCH)
+
+# The strict rules: loaded by the server's app module, from this checkout (the path is rewritten
+# when the checkout moves).
+import moto.moto_server.werkzeug_app as werkzeug_app
+
+STRICT_MARK = "# trailkeeper: strict AWS preconditions"
+strict_dir = pathlib.Path(__file__).resolve().parent / "emulator"
+strict_hook = (
+    f"{STRICT_MARK}\n"
+    f"import sys as _tk_sys\n"
+    f"_tk_sys.path.insert(0, {str(strict_dir)!r})\n"
+    f"import trailkeeper_strict\n"
+    f"trailkeeper_strict.install()\n"
+)
+app_path = pathlib.Path(werkzeug_app.__file__)
+app_source = app_path.read_text()
+if strict_hook not in app_source:
+    app_source = app_source.split(STRICT_MARK)[0].rstrip("\n")
+    app_path.write_text(app_source + "\n\n\n" + strict_hook)

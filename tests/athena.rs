@@ -326,18 +326,16 @@ async fn an_existing_organization_trail_is_queried_in_its_bucket_under_the_organ
         .unwrap()
         .id
         .unwrap();
-    let key_arn = aws
-        .kms
-        .create_key()
-        .send()
-        .await
-        .unwrap()
-        .key_metadata
-        .unwrap()
-        .arn
-        .unwrap();
     let bucket = format!("org-trail-{account}");
-    aws.s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let key_arn = common::trail_destination(
+        &aws,
+        &account,
+        &bucket,
+        Some("org"),
+        "organization-trail",
+        Some(&org_id),
+    )
+    .await;
     let arn = aws
         .cloudtrail
         .create_trail()
@@ -648,14 +646,14 @@ async fn a_results_bucket_that_is_the_existing_trails_bucket_is_refused_before_a
     let account = new_account();
     let aws = inspector(&account).await;
     let bucket = format!("shared-logs-{account}");
-    aws.s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let key = common::trail_destination(&aws, &account, &bucket, None, "account-trail", None).await;
     let arn = aws
         .cloudtrail
         .create_trail()
         .name("account-trail")
         .s3_bucket_name(&bucket)
         .is_multi_region_trail(true)
-        .kms_key_id(format!("arn:aws:kms:{REGION}:{account}:key/k"))
+        .kms_key_id(key)
         .send()
         .await
         .unwrap()

@@ -220,12 +220,36 @@ async fn the_agent_configurations_are_stored_and_associated_with_the_targeted_in
                     .is_some()
         })
         .then_output(|| create_association::CreateAssociationOutput::builder().build());
+    // The configure document needs an installed agent: AWS-ConfigureAWSPackage installs it, on the
+    // same instances.
+    let install = mock!(aws_sdk_ssm::Client::create_association)
+        .match_requests(|r| {
+            let parameter = |k: &str| r.parameters().and_then(|p| p.get(k)).and_then(|v| v.first()).cloned();
+            r.name() == Some("AWS-ConfigureAWSPackage")
+                && parameter("action").as_deref() == Some("Install")
+                && parameter("name").as_deref() == Some("AmazonCloudWatchAgent")
+                && r.targets()
+                    .iter()
+                    .any(|t| t.key() == Some("tag:trailkeeper.io/managed"))
+        })
+        .then_output(|| create_association::CreateAssociationOutput::builder().build());
     let calls = CallRecorder::new();
-    let clients = common::mocked_clients(&[&groups, &no_parameter, &put, &no_association, &create], &calls);
+    let clients = common::mocked_clients(
+        &[&groups, &no_parameter, &put, &no_association, &install, &create],
+        &calls,
+    );
     let outcome = reconcile_region(&clients, &spec).await;
     assert_eq!(state_of(&outcome, Component::InstanceLogs), &ComponentState::Repaired);
     assert_eq!(put.num_calls(), 2, "one configuration per platform");
-    assert_eq!(create.num_calls(), 2, "one association per platform");
+    assert_eq!(install.num_calls(), 2, "one install association per platform");
+    assert_eq!(create.num_calls(), 2, "one configure association per platform");
+    let applied: Vec<&String> = outcome.applied.iter().map(|c| &c.action).collect();
+    let first_install = applied.iter().position(|a| a.contains("AWS-ConfigureAWSPackage"));
+    let first_configure = applied.iter().position(|a| a.contains("AmazonCloudWatch-ManageAgent"));
+    assert!(
+        first_install < first_configure,
+        "installed before configured: {applied:?}"
+    );
 }
 
 #[tokio::test]
@@ -340,29 +364,58 @@ async fn an_association_applying_another_configuration_is_updated() {
         list_associations::ListAssociationsOutput::builder()
             .associations(
                 aws_sdk_ssm::types::Association::builder()
+                    .association_name("trailkeeper-cloudwatch-agent-install-linux")
+                    .association_id("assoc-0")
+                    .build(),
+            )
+            .associations(
+                aws_sdk_ssm::types::Association::builder()
                     .association_name("trailkeeper-cloudwatch-agent-linux")
                     .association_id("assoc-1")
                     .build(),
             )
             .build()
     });
-    let described = mock!(aws_sdk_ssm::Client::describe_association).then_output(|| {
-        describe_association::DescribeAssociationOutput::builder()
-            .association_description(
-                aws_sdk_ssm::types::AssociationDescription::builder()
-                    .parameters(
-                        "optionalConfigurationLocation",
-                        vec!["someone-elses-config".to_string()],
-                    )
-                    .build(),
-            )
-            .build()
-    });
+    let install_described = mock!(aws_sdk_ssm::Client::describe_association)
+        .match_requests(|r| r.association_id() == Some("assoc-0"))
+        .then_output(|| {
+            describe_association::DescribeAssociationOutput::builder()
+                .association_description(
+                    aws_sdk_ssm::types::AssociationDescription::builder()
+                        .name("AWS-ConfigureAWSPackage")
+                        .parameters("action", vec!["Install".to_string()])
+                        .parameters("name", vec!["AmazonCloudWatchAgent".to_string()])
+                        .build(),
+                )
+                .build()
+        });
+    let described = mock!(aws_sdk_ssm::Client::describe_association)
+        .match_requests(|r| r.association_id() == Some("assoc-1"))
+        .then_output(|| {
+            describe_association::DescribeAssociationOutput::builder()
+                .association_description(
+                    aws_sdk_ssm::types::AssociationDescription::builder()
+                        .name("AmazonCloudWatch-ManageAgent")
+                        .parameters("action", vec!["configure".to_string()])
+                        .parameters("mode", vec!["ec2".to_string()])
+                        .parameters("optionalConfigurationSource", vec!["ssm".to_string()])
+                        .parameters(
+                            "optionalConfigurationLocation",
+                            vec!["someone-elses-config".to_string()],
+                        )
+                        .parameters("optionalRestart", vec!["yes".to_string()])
+                        .build(),
+                )
+                .build()
+        });
     let update = mock!(aws_sdk_ssm::Client::update_association)
         .match_requests(|r| r.association_id() == Some("assoc-1"))
         .then_output(|| update_association::UpdateAssociationOutput::builder().build());
     let calls = CallRecorder::new();
-    let clients = common::mocked_clients(&[&groups, &parameter, &listed, &described, &update], &calls);
+    let clients = common::mocked_clients(
+        &[&groups, &parameter, &listed, &install_described, &described, &update],
+        &calls,
+    );
     let outcome = reconcile_region(&clients, &spec).await;
     assert_eq!(state_of(&outcome, Component::InstanceLogs), &ComponentState::Repaired);
     assert_eq!(update.num_calls(), 1);

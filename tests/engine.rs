@@ -375,16 +375,12 @@ async fn an_existing_trail_of_the_same_name_is_adopted_not_duplicated() {
     let account = new_account();
     let spec = spec(&account);
     let aws = inspector(&account).await;
-    aws.s3
-        .create_bucket()
-        .bucket(format!("legacy-{account}"))
-        .send()
-        .await
-        .unwrap();
+    let legacy = format!("legacy-{account}");
+    common::trail_destination(&aws, &account, &legacy, None, &spec.trail.name, None).await;
     aws.cloudtrail
         .create_trail()
         .name(&spec.trail.name)
-        .s3_bucket_name(format!("legacy-{account}"))
+        .s3_bucket_name(&legacy)
         .send()
         .await
         .unwrap();
@@ -412,21 +408,27 @@ async fn an_existing_trail_of_the_same_name_is_adopted_not_duplicated() {
 async fn an_existing_organization_trail_is_verified_without_a_second_trail() {
     let account = new_account();
     let aws = inspector(&account).await;
-    aws.s3
-        .create_bucket()
-        .bucket(format!("org-{account}"))
+    let organization = aws
+        .organizations
+        .create_organization()
         .send()
         .await
+        .unwrap()
+        .organization
+        .unwrap()
+        .id
         .unwrap();
+    let bucket = format!("org-{account}");
+    let key = common::trail_destination(&aws, &account, &bucket, None, "organization-trail", Some(&organization)).await;
     let created = aws
         .cloudtrail
         .create_trail()
         .name("organization-trail")
-        .s3_bucket_name(format!("org-{account}"))
+        .s3_bucket_name(&bucket)
         .is_multi_region_trail(true)
         .is_organization_trail(true)
         .enable_log_file_validation(true)
-        .kms_key_id(format!("arn:aws:kms:us-east-1:{account}:key/org-key"))
+        .kms_key_id(key)
         .send()
         .await
         .unwrap();

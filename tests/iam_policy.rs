@@ -9,7 +9,12 @@ const NEEDS_NO_PERMISSION: [&str; 1] = ["sts:GetCallerIdentity"];
 
 /// Permissions AWS checks besides the operation's own action (tagging on creation, passing a role):
 /// no API call of their own shows them, so they are listed with the call that needs them.
-const IMPLIED: [(&str, &str); 9] = [
+const IMPLIED: [(&str, &str); 11] = [
+    // The trail bucket has an S3 Bucket Key: creating or updating an SSE-KMS trail then needs
+    // kms:Decrypt for the caller (CloudTrail user guide, "Configure AWS KMS key policies for
+    // CloudTrail", S3 Bucket Keys).
+    ("cloudtrail:CreateTrail", "kms:Decrypt"),
+    ("cloudtrail:UpdateTrail", "kms:Decrypt"),
     ("config:PutConfigurationRecorder", "iam:PassRole"),
     ("ec2:CreateFlowLogs", "ec2:CreateTags"),
     ("ec2:CreateFlowLogs", "iam:PassRole"),

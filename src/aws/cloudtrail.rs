@@ -28,6 +28,9 @@ pub struct ObservedTrail {
     pub event_selectors: EventSelectors,
     pub insight_selectors: Vec<String>,
     pub tags: BTreeMap<String, String>,
+    /// False for another account's trail (an Organization trail seen from a member account): only
+    /// its settings are readable, not its status, selectors or tags.
+    pub details_observable: bool,
 }
 
 /// Settings to change on an existing trail; `None` leaves a setting as it is.
@@ -123,6 +126,46 @@ pub async fn observe_trail(clients: &AccountClients, name_or_arn: &str) -> Resul
             .flat_map(|r| r.tags_list())
             .map(|t| (t.key().to_string(), t.value().unwrap_or_default().to_string()))
             .collect(),
+        details_observable: true,
+    }))
+}
+
+/// Another account's trail as this account may see it: an Organization trail is listed to its
+/// members by DescribeTrails (as a shadow trail), while GetTrailStatus, GetEventSelectors and
+/// ListTags on its ARN answer TrailNotFound / CloudTrailARNInvalid there (CloudTrail user guide,
+/// "Organization trails": member accounts can see the trail, not change or inspect it). Its
+/// status, selectors and tags are reported as not observable, not as a failure.
+pub async fn observe_foreign_trail(clients: &AccountClients, arn: &str) -> Result<Option<ObservedTrail>, AwsError> {
+    let sent = clients
+        .cloudtrail
+        .describe_trails()
+        .trail_name_list(arn)
+        .include_shadow_trails(true)
+        .send()
+        .await;
+    let out = check(sent, "CloudTrail", "DescribeTrails", &format!("trail {arn}"))?;
+    let Some(trail) = out.trail_list().iter().find(|t| t.trail_arn() == Some(arn)) else {
+        return Ok(None);
+    };
+    Ok(Some(ObservedTrail {
+        name: trail.name().unwrap_or_default().to_string(),
+        arn: arn.to_string(),
+        bucket: trail.s3_bucket_name().map(str::to_string),
+        key_prefix: trail.s3_key_prefix().map(str::to_string),
+        kms_key: trail.kms_key_id().map(str::to_string),
+        multi_region: trail.is_multi_region_trail() == Some(true),
+        global_service_events: trail.include_global_service_events() == Some(true),
+        log_file_validation: trail.log_file_validation_enabled() == Some(true),
+        organization: trail.is_organization_trail() == Some(true),
+        cloud_watch_logs: trail
+            .cloud_watch_logs_log_group_arn()
+            .zip(trail.cloud_watch_logs_role_arn())
+            .map(|(g, r)| (g.to_string(), r.to_string())),
+        logging: false,
+        event_selectors: EventSelectors::Basic(Vec::new()),
+        insight_selectors: Vec::new(),
+        tags: BTreeMap::new(),
+        details_observable: false,
     }))
 }
 

@@ -124,6 +124,17 @@ pub async fn put_role_policy(clients: &AccountClients, role: &str, name: &str, p
     check(sent, "IAM", "PutRolePolicy", &format!("role {role}")).map(|_| ())
 }
 
+/// Whether the role exists.
+pub async fn role_exists(clients: &AccountClients, role: &str) -> Result<bool, AwsError> {
+    let found = optional(
+        clients.iam.get_role().role_name(role).send().await,
+        "IAM",
+        "GetRole",
+        &format!("role {role}"),
+    )?;
+    Ok(found.is_some())
+}
+
 /// Makes sure the service-linked role of a service exists (e.g. AWSServiceRoleForConfig).
 pub async fn ensure_service_linked_role(clients: &AccountClients, role: &str, service: &str) -> Result<bool, AwsError> {
     let resource = format!("role {role}");

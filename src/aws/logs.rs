@@ -4,34 +4,45 @@ use std::collections::BTreeMap;
 
 use super::{AccountClients, AwsError, check};
 
-/// Log group name -> retention in days (None: never expire), for every group of the region.
-pub async fn list_log_groups(clients: &AccountClients) -> Result<BTreeMap<String, Option<i32>>, AwsError> {
+/// DescribeLogGroups takes at most this many identifiers per request.
+const IDENTIFIERS_PER_REQUEST: usize = 50;
+
+/// Log group name -> retention in days (None: never expire), for those of `names` that exist.
+/// Asked by name (`logGroupIdentifiers`), so the cost does not grow with the account's other
+/// groups: one request per 50 names.
+pub async fn observe_log_groups(
+    clients: &AccountClients,
+    names: &[String],
+) -> Result<BTreeMap<String, Option<i32>>, AwsError> {
     let mut groups = BTreeMap::new();
-    let mut token = None;
-    loop {
-        let sent = clients
-            .logs
-            .describe_log_groups()
-            .set_next_token(token.take())
-            .limit(50)
-            .send()
-            .await;
-        let page = check(
-            sent,
-            "CloudWatch Logs",
-            "DescribeLogGroups",
-            &format!("the log groups of {}", clients.region),
-        )?;
-        for g in page.log_groups() {
-            if let Some(name) = g.log_group_name() {
-                groups.insert(name.to_string(), g.retention_in_days());
+    for chunk in names.chunks(IDENTIFIERS_PER_REQUEST) {
+        let mut token = None;
+        loop {
+            let sent = clients
+                .logs
+                .describe_log_groups()
+                .set_log_group_identifiers(Some(chunk.to_vec()))
+                .set_next_token(token.take())
+                .send()
+                .await;
+            let page = check(
+                sent,
+                "CloudWatch Logs",
+                "DescribeLogGroups",
+                &format!("the log groups of {}", clients.region),
+            )?;
+            for g in page.log_groups() {
+                if let Some(name) = g.log_group_name().filter(|n| chunk.iter().any(|c| c == n)) {
+                    groups.insert(name.to_string(), g.retention_in_days());
+                }
+            }
+            match page.next_token() {
+                Some(next) if !next.is_empty() => token = Some(next.to_string()),
+                _ => break,
             }
         }
-        match page.next_token() {
-            Some(next) if !next.is_empty() => token = Some(next.to_string()),
-            _ => return Ok(groups),
-        }
     }
+    Ok(groups)
 }
 
 pub async fn create_log_group(

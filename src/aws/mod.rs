@@ -70,9 +70,19 @@ pub struct AccountClients {
     services: Services,
     pub calls: CallRecorder,
     cloudtrail_writes: std::sync::Arc<Pacer>,
-    /// What `for_region` needs to build the clients of another region (None for clients built by
+    /// What `for_region` needs to give the clients of another region (None for clients built by
     /// `from_parts`, which serve every region).
-    origin: Option<(SdkConfig, Option<Credentials>)>,
+    origin: Option<std::sync::Arc<Origin>>,
+}
+
+/// The account's identity (one credentials provider and identity cache for every region and
+/// service: one AssumeRole per credential lifetime, not per region or reconcile) and the clients
+/// of each region, built once when first needed.
+#[derive(Debug)]
+struct Origin {
+    config: SdkConfig,
+    account: String,
+    regions: std::sync::Mutex<std::collections::HashMap<String, Services>>,
 }
 
 impl AccountClients {
@@ -100,11 +110,51 @@ impl AccountClients {
                 .build(),
             None => regional,
         };
+        let origin = Origin {
+            config,
+            account: credentials
+                .map_or("operator", |c| c.assume_role_arn.as_str())
+                .to_string(),
+            regions: Default::default(),
+        };
+        let services = origin.services(region, &calls);
+        let mut clients = Self::from_parts(region, services, calls);
+        clients.origin = Some(std::sync::Arc::new(origin));
+        clients
+    }
+
+    /// The same account's clients in another region, sharing the call recorder, the identity and
+    /// the CloudTrail pacer; built on first use, then reused.
+    pub fn for_region(&self, region: &str) -> AccountClients {
+        if region == self.region {
+            return self.clone();
+        }
+        let services = match &self.origin {
+            Some(origin) => {
+                let mut regions = origin.regions.lock().unwrap_or_else(|e| e.into_inner());
+                regions
+                    .entry(region.to_string())
+                    .or_insert_with(|| origin.services(region, &self.calls))
+                    .clone()
+            }
+            None => self.services.clone(),
+        };
+        AccountClients {
+            region: region.to_string(),
+            services,
+            ..self.clone()
+        }
+    }
+}
+
+impl Origin {
+    fn services(&self, region: &str, calls: &CallRecorder) -> Services {
+        let config = self.config.to_builder().region(Region::new(region.to_string())).build();
         // Emulators and S3-compatible endpoints do not resolve virtual-hosted bucket names.
         let path_style = config.endpoint_url().is_some();
         // The SDK's retry token bucket is shared per service and region unless partitioned: one
         // throttled account would drain the retries of the whole fleet.
-        let account = credentials.map_or("operator", |c| c.assume_role_arn.as_str());
+        let account = &self.account;
         let partition = |service: &str| RetryPartition::new(format!("{service}|{region}|{account}"));
         macro_rules! client {
             ($sdk:ident) => {
@@ -116,7 +166,7 @@ impl AccountClients {
                 )
             };
         }
-        let services = Services {
+        Services {
             sts: client!(aws_sdk_sts),
             kms: client!(aws_sdk_kms),
             s3: aws_sdk_s3::Client::from_conf(
@@ -135,23 +185,6 @@ impl AccountClients {
             glue: client!(aws_sdk_glue),
             athena: client!(aws_sdk_athena),
             organizations: client!(aws_sdk_organizations),
-        };
-        let mut clients = Self::from_parts(region, services, calls);
-        clients.origin = Some((base.clone(), credentials.cloned()));
-        clients
-    }
-
-    /// The same account's clients in another region, sharing the call recorder.
-    pub fn for_region(&self, region: &str) -> AccountClients {
-        if region == self.region {
-            return self.clone();
-        }
-        match &self.origin {
-            Some((base, credentials)) => AccountClients::new(base, region, credentials.as_ref(), self.calls.clone()),
-            None => AccountClients {
-                region: region.to_string(),
-                ..self.clone()
-            },
         }
     }
 }

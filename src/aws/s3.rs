@@ -6,9 +6,9 @@ use aws_sdk_s3::types::{
     AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketLocationConstraint, BucketLoggingStatus,
     BucketVersioningStatus, CreateBucketConfiguration, DefaultRetention, ExpirationStatus, LifecycleExpiration,
     LifecycleRule, LifecycleRuleFilter, LoggingEnabled, NoncurrentVersionExpiration, ObjectLockConfiguration,
-    ObjectLockEnabled, ObjectLockRetentionMode, ObjectLockRule, PublicAccessBlockConfiguration, ServerSideEncryption,
-    ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule, Tag, Tagging,
-    VersioningConfiguration,
+    ObjectLockEnabled, ObjectLockRetentionMode, ObjectLockRule, ObjectOwnership, OwnershipControls,
+    OwnershipControlsRule, PublicAccessBlockConfiguration, ServerSideEncryption, ServerSideEncryptionByDefault,
+    ServerSideEncryptionConfiguration, ServerSideEncryptionRule, Tag, Tagging, VersioningConfiguration,
 };
 use serde_json::Value;
 
@@ -27,6 +27,8 @@ pub struct ObservedBucket {
     pub encryption: Option<ObservedEncryption>,
     /// All four public access block settings on.
     pub public_access_blocked: bool,
+    /// Object Ownership is BucketOwnerEnforced: ACLs are off, the bucket owner owns every object.
+    pub owner_enforced: bool,
     pub policy: Option<Value>,
     pub access_logging: Option<(String, String)>,
     /// The enabled lifecycle rules, folded into the shape trailkeeper writes.
@@ -86,12 +88,13 @@ pub async fn observe_bucket(
             false => None,
         }
     };
-    // Boxed: eight SDK futures side by side would be a very large future on the stack.
-    let (lock, versioning, encryption, pab, policy, logging, lifecycle, tags) = tokio::join!(
+    // Boxed: nine SDK futures side by side would be a very large future on the stack.
+    let (lock, versioning, encryption, pab, ownership, policy, logging, lifecycle, tags) = tokio::join!(
         Box::pin(lock_read),
         Box::pin(s3.get_bucket_versioning().bucket(name).send()),
         Box::pin(s3.get_bucket_encryption().bucket(name).send()),
         Box::pin(s3.get_public_access_block().bucket(name).send()),
+        Box::pin(s3.get_bucket_ownership_controls().bucket(name).send()),
         Box::pin(s3.get_bucket_policy().bucket(name).send()),
         Box::pin(logging_read),
         Box::pin(s3.get_bucket_lifecycle_configuration().bucket(name).send()),
@@ -105,6 +108,7 @@ pub async fn observe_bucket(
     let versioning = check(versioning, "S3", "GetBucketVersioning", r)?;
     let encryption = optional(encryption, "S3", "GetBucketEncryption", r)?;
     let pab = optional(pab, "S3", "GetPublicAccessBlock", r)?;
+    let ownership = optional(ownership, "S3", "GetBucketOwnershipControls", r)?;
     let policy = optional(policy, "S3", "GetBucketPolicy", r)?;
     let logging = logging.map(|l| check(l, "S3", "GetBucketLogging", r)).transpose()?;
     let lifecycle = optional(lifecycle, "S3", "GetBucketLifecycleConfiguration", r)?;
@@ -142,6 +146,14 @@ pub async fn observe_bucket(
                     && c.ignore_public_acls() == Some(true)
                     && c.block_public_policy() == Some(true)
                     && c.restrict_public_buckets() == Some(true)
+            }),
+        owner_enforced: ownership
+            .as_ref()
+            .and_then(|o| o.ownership_controls())
+            .is_some_and(|c| {
+                c.rules()
+                    .iter()
+                    .any(|r| r.object_ownership() == &ObjectOwnership::BucketOwnerEnforced)
             }),
         policy: policy
             .as_ref()
@@ -202,13 +214,14 @@ fn fold_lifecycle(rules: &[LifecycleRule]) -> Lifecycle {
     }
 }
 
-/// Creates the bucket (with Object Lock when asked: it can only be enabled at creation).
+/// Creates the bucket (with Object Lock when asked: it can only be enabled at creation), ACLs off.
 /// A bucket this account already owns counts as created.
 pub async fn create_bucket(clients: &AccountClients, name: &str, object_lock: bool) -> Result<(), AwsError> {
     let mut request = clients
         .s3
         .create_bucket()
         .bucket(name)
+        .object_ownership(ObjectOwnership::BucketOwnerEnforced)
         .object_lock_enabled_for_bucket(object_lock);
     if clients.region != "us-east-1" {
         request = request.create_bucket_configuration(
@@ -228,6 +241,28 @@ pub async fn create_bucket(clients: &AccountClients, name: &str, object_lock: bo
         }),
         Err(e) => Err(e),
     }
+}
+
+/// ACLs off: the bucket owner owns every object, whoever wrote it (S3 user guide, "Controlling
+/// ownership of objects and disabling ACLs for your bucket").
+pub async fn enforce_bucket_owner(clients: &AccountClients, name: &str) -> Result<(), AwsError> {
+    let controls = OwnershipControls::builder()
+        .rules(
+            OwnershipControlsRule::builder()
+                .object_ownership(ObjectOwnership::BucketOwnerEnforced)
+                .build()
+                .map_err(|e| invalid("s3:PutBucketOwnershipControls", name, e))?,
+        )
+        .build()
+        .map_err(|e| invalid("s3:PutBucketOwnershipControls", name, e))?;
+    let sent = clients
+        .s3
+        .put_bucket_ownership_controls()
+        .bucket(name)
+        .ownership_controls(controls)
+        .send()
+        .await;
+    check(sent, "S3", "PutBucketOwnershipControls", &format!("bucket {name}")).map(|_| ())
 }
 
 pub async fn enable_versioning(clients: &AccountClients, name: &str) -> Result<(), AwsError> {

@@ -1,11 +1,11 @@
 //! SSM: the CloudWatch agent configurations (parameters) and the associations that apply them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_ssm::types::{AssociationFilter, AssociationFilterKey, ParameterType, Tag, Target};
 
 use super::{AccountClients, AwsError, check, optional};
-use crate::desired::regional::{AGENT_DOCUMENT, DesiredAgentConfig, PLATFORM_TAG};
+use crate::desired::regional::{DesiredAgentConfig, DesiredAssociation, PLATFORM_TAG};
 
 pub async fn get_parameter(clients: &AccountClients, name: &str) -> Result<Option<String>, AwsError> {
     let sent = clients.ssm.get_parameter().name(name).send().await;
@@ -45,11 +45,16 @@ pub async fn put_parameter(
     .map(|_| ())
 }
 
-/// The association of this name: its id, and the parameter location it applies. None when absent.
-pub async fn find_association(
-    clients: &AccountClients,
-    name: &str,
-) -> Result<Option<(String, Option<String>)>, AwsError> {
+/// An association as SSM reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObservedAssociation {
+    pub id: String,
+    pub document: String,
+    pub parameters: BTreeMap<String, Vec<String>>,
+}
+
+/// The association of this name; None when absent.
+pub async fn find_association(clients: &AccountClients, name: &str) -> Result<Option<ObservedAssociation>, AwsError> {
     let filter = AssociationFilter::builder()
         .key(AssociationFilterKey::AssociationName)
         .value(name)
@@ -74,13 +79,19 @@ pub async fn find_association(
     let id = found.association_id().unwrap_or_default().to_string();
     let sent = clients.ssm.describe_association().association_id(&id).send().await;
     let described = check(sent, "SSM", "DescribeAssociation", &format!("association {name}"))?;
-    let location = described
-        .association_description()
-        .and_then(|d| d.parameters())
-        .and_then(|p| p.get("optionalConfigurationLocation"))
-        .and_then(|v| v.first())
-        .cloned();
-    Ok(Some((id, location)))
+    let description = described.association_description();
+    Ok(Some(ObservedAssociation {
+        id,
+        document: description
+            .and_then(|d| d.name())
+            .or(found.name())
+            .unwrap_or_default()
+            .to_string(),
+        parameters: description
+            .and_then(|d| d.parameters())
+            .map(|p| p.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default(),
+    }))
 }
 
 fn targets(config: &DesiredAgentConfig) -> Vec<Target> {
@@ -96,35 +107,31 @@ fn targets(config: &DesiredAgentConfig) -> Vec<Target> {
     ]
 }
 
-fn parameters(config: &DesiredAgentConfig) -> std::collections::HashMap<String, Vec<String>> {
-    [
-        ("action", "configure"),
-        ("mode", "ec2"),
-        ("optionalConfigurationSource", "ssm"),
-        ("optionalConfigurationLocation", config.parameter),
-        ("optionalRestart", "yes"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), vec![v.to_string()]))
-    .collect()
+fn parameters(association: &DesiredAssociation) -> HashMap<String, Vec<String>> {
+    association
+        .parameters
+        .iter()
+        .map(|(k, v)| (k.clone(), vec![v.clone()]))
+        .collect()
 }
 
-/// Creates the association that applies `config` to its targets, or updates the existing one.
+/// Creates `association` on the instances `config` targets, or updates the existing one.
 pub async fn put_association(
     clients: &AccountClients,
     config: &DesiredAgentConfig,
+    association: &DesiredAssociation,
     existing: Option<&str>,
 ) -> Result<(), AwsError> {
-    let resource = format!("association {}", config.association);
+    let resource = format!("association {}", association.name);
     match existing {
         None => {
             let sent = clients
                 .ssm
                 .create_association()
-                .name(AGENT_DOCUMENT)
-                .association_name(&config.association)
+                .name(association.document)
+                .association_name(&association.name)
                 .set_targets(Some(targets(config)))
-                .set_parameters(Some(parameters(config)))
+                .set_parameters(Some(parameters(association)))
                 .send()
                 .await;
             check(sent, "SSM", "CreateAssociation", &resource).map(|_| ())
@@ -134,9 +141,9 @@ pub async fn put_association(
                 .ssm
                 .update_association()
                 .association_id(id)
-                .name(AGENT_DOCUMENT)
+                .name(association.document)
                 .set_targets(Some(targets(config)))
-                .set_parameters(Some(parameters(config)))
+                .set_parameters(Some(parameters(association)))
                 .send()
                 .await;
             check(sent, "SSM", "UpdateAssociation", &resource).map(|_| ())

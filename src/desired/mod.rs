@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use crate::api::{
-    ExistingTrailSetting, LockMode, LoggingBaselineSpec, ReadWriteType, RetentionPolicySpec, TrailPolicySpec,
-    TrailSource,
+    ExistingTrailSetting, FlowLogDestination, LockMode, LoggingBaselineSpec, ReadWriteType, RetentionPolicySpec,
+    TrailPolicySpec, TrailSource,
 };
 
 /// Tag put on every resource trailkeeper creates, so people and trailkeeper can recognise them.
@@ -262,9 +262,20 @@ pub fn account(specs: &AccountSpecs) -> DesiredAccount {
     }
 }
 
+/// Flow logs go to S3: into the trail bucket, written by the log delivery service.
+pub fn flow_logs_to_trail_bucket(spec: &LoggingBaselineSpec) -> bool {
+    spec.flow_logs.enabled && spec.flow_logs.destination == FlowLogDestination::S3
+}
+
+/// The source ARN of log deliveries (flow logs to S3) of this account, from any region.
+fn log_delivery_source(spec: &LoggingBaselineSpec) -> String {
+    format!("arn:{}:logs:*:{}:*", partition(&spec.primary_region), spec.account_id)
+}
+
 /// The key policy: the account root (so IAM policies apply), the administrators, CloudTrail
-/// (GenerateDataKey only for this trail's encryption context and source ARN) and the operators
-/// (Decrypt of this account's CloudTrail logs).
+/// (GenerateDataKey only for this trail's encryption context and source ARN), the log delivery
+/// service when flow logs go to the trail bucket, and the operators (Decrypt of this account's
+/// CloudTrail logs, and the audit queries' results through S3).
 pub fn key_policy(spec: &LoggingBaselineSpec) -> Value {
     let account = &spec.account_id;
     let part = partition(&spec.primary_region);
@@ -308,6 +319,21 @@ pub fn key_policy(spec: &LoggingBaselineSpec) -> Value {
         "Resource": "*",
         "Condition": {"StringEquals": {"aws:SourceArn": trail}}
     }));
+    if flow_logs_to_trail_bucket(spec) {
+        // SSE-KMS buckets: the delivery service encrypts with the bucket's key (VPC user guide,
+        // "Amazon S3 bucket permissions for flow logs", SSE-KMS), for this account's deliveries only.
+        statements.push(json!({
+            "Sid": "LogDeliveryEncryptFlowLogs",
+            "Effect": "Allow",
+            "Principal": {"Service": "delivery.logs.amazonaws.com"},
+            "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
+            "Resource": "*",
+            "Condition": {
+                "StringEquals": {"aws:SourceAccount": account},
+                "ArnLike": {"aws:SourceArn": log_delivery_source(spec)}
+            }
+        }));
+    }
     if !spec.encryption.operators.is_empty() {
         statements.push(json!({
             "Sid": "OperatorsDecryptLogs",
@@ -320,6 +346,24 @@ pub fn key_policy(spec: &LoggingBaselineSpec) -> Value {
                 "StringLike": {"kms:EncryptionContext:aws:cloudtrail:arn": format!("arn:{part}:cloudtrail:*:{account}:trail/*")}
             }
         }));
+        if spec.audit_queries.enabled {
+            // Athena writes and reads query results through S3, encrypted with this key.
+            let results = format!("arn:{part}:s3:::{}", athena::results_bucket_name(spec));
+            statements.push(json!({
+                "Sid": "OperatorsUseAuditQueryResults",
+                "Effect": "Allow",
+                "Principal": {"AWS": sorted(&spec.encryption.operators)},
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+                "Resource": "*",
+                "Condition": {
+                    "StringEquals": {
+                        "kms:CallerAccount": account,
+                        "kms:ViaService": format!("s3.{}.amazonaws.com", spec.primary_region)
+                    },
+                    "StringLike": {"kms:EncryptionContext:aws:s3:arn": [results.clone(), format!("{results}/*")]}
+                }
+            }));
+        }
     }
     json!({"Version": "2012-10-17", "Id": "trailkeeper-cloudtrail-key", "Statement": statements})
 }
@@ -343,34 +387,72 @@ pub(crate) fn deny_insecure_transport(bucket_arn: &str) -> Value {
 }
 
 /// The trail bucket's policy: CloudTrail may check the ACL and write under the prefix only on
-/// behalf of this trail (confused-deputy guard); nobody may use plain HTTP.
-pub fn trail_bucket_policy(spec: &LoggingBaselineSpec) -> Value {
+/// behalf of this trail (confused-deputy guard), also under the Organization's path for an
+/// Organization trail (`organization_id`); the log delivery service may write flow logs of this
+/// account when they go to S3; nobody may use plain HTTP.
+///
+/// The flow-log statements are ours so that CreateFlowLogs, which attaches its own policy to a
+/// bucket lacking them (VPC user guide, "Amazon S3 bucket permissions for flow logs"), never
+/// replaces CloudTrail's.
+pub fn trail_bucket_policy(spec: &LoggingBaselineSpec, organization_id: Option<&str>) -> Value {
     let part = partition(&spec.primary_region);
     let bucket_arn = format!("arn:{part}:s3:::{}", trail_bucket_name(spec));
     let trail = trail_arn(spec);
     let prefix = spec.storage.key_prefix.trim_end_matches('/');
-    json!({
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "CloudTrailAclCheck",
-                "Effect": "Allow",
-                "Principal": {"Service": "cloudtrail.amazonaws.com"},
-                "Action": "s3:GetBucketAcl",
-                "Resource": bucket_arn,
-                "Condition": {"StringEquals": {"aws:SourceArn": trail}}
-            },
-            {
-                "Sid": "CloudTrailWrite",
-                "Effect": "Allow",
-                "Principal": {"Service": "cloudtrail.amazonaws.com"},
-                "Action": "s3:PutObject",
-                "Resource": format!("{bucket_arn}/{prefix}/AWSLogs/{}/*", spec.account_id),
-                "Condition": {"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control", "aws:SourceArn": trail}}
-            },
-            deny_insecure_transport(&bucket_arn)
-        ]
-    })
+    let mut statements = vec![
+        json!({
+            "Sid": "CloudTrailAclCheck",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudtrail.amazonaws.com"},
+            "Action": "s3:GetBucketAcl",
+            "Resource": bucket_arn,
+            "Condition": {"StringEquals": {"aws:SourceArn": trail}}
+        }),
+        json!({
+            "Sid": "CloudTrailWrite",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudtrail.amazonaws.com"},
+            "Action": "s3:PutObject",
+            "Resource": format!("{bucket_arn}/{prefix}/AWSLogs/{}/*", spec.account_id),
+            "Condition": {"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control", "aws:SourceArn": trail}}
+        }),
+    ];
+    if let Some(organization) = organization_id {
+        // An Organization trail writes every member's logs under AWSLogs/{o-id}/{account}/.
+        statements.push(json!({
+            "Sid": "CloudTrailWriteOrganization",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudtrail.amazonaws.com"},
+            "Action": "s3:PutObject",
+            "Resource": format!("{bucket_arn}/{prefix}/AWSLogs/{organization}/*"),
+            "Condition": {"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control", "aws:SourceArn": trail}}
+        }));
+    }
+    if flow_logs_to_trail_bucket(spec) {
+        let account = &spec.account_id;
+        let source = log_delivery_source(spec);
+        statements.push(json!({
+            "Sid": "AWSLogDeliveryWrite",
+            "Effect": "Allow",
+            "Principal": {"Service": "delivery.logs.amazonaws.com"},
+            "Action": "s3:PutObject",
+            "Resource": format!("{bucket_arn}/AWSLogs/{account}/*"),
+            "Condition": {
+                "StringEquals": {"aws:SourceAccount": account, "s3:x-amz-acl": "bucket-owner-full-control"},
+                "ArnLike": {"aws:SourceArn": source}
+            }
+        }));
+        statements.push(json!({
+            "Sid": "AWSLogDeliveryAclCheck",
+            "Effect": "Allow",
+            "Principal": {"Service": "delivery.logs.amazonaws.com"},
+            "Action": "s3:GetBucketAcl",
+            "Resource": bucket_arn,
+            "Condition": {"StringEquals": {"aws:SourceAccount": account}, "ArnLike": {"aws:SourceArn": source}}
+        }));
+    }
+    statements.push(deny_insecure_transport(&bucket_arn));
+    json!({"Version": "2012-10-17", "Statement": statements})
 }
 
 /// The access-log bucket's policy: only the S3 logging service, for the trail bucket of this
@@ -431,7 +513,7 @@ pub fn trail_bucket(specs: &AccountSpecs) -> DesiredBucket {
         object_lock: true,
         lock_retention: lock_retention(specs.retention),
         encryption: BucketEncryption::KmsTrailKey,
-        policy: trail_bucket_policy(spec),
+        policy: trail_bucket_policy(spec, None),
         lifecycle: Lifecycle {
             expire_current_after_days: specs.retention.trail_logs.expire_after_days,
             expire_noncurrent_after_days: specs.retention.trail_logs.noncurrent_versions_expire_after_days,
@@ -602,7 +684,7 @@ mod tests {
 
     #[test]
     fn the_trail_bucket_policy_guards_against_confused_deputies_and_plain_http() {
-        let policy = trail_bucket_policy(&spec());
+        let policy = trail_bucket_policy(&spec(), None);
         let statements = policy["Statement"].as_array().unwrap();
         for s in &statements[..2] {
             assert_eq!(s["Principal"]["Service"], "cloudtrail.amazonaws.com");
@@ -680,5 +762,78 @@ mod tests {
         assert_eq!(arn, "arn:aws:cloudtrail:us-east-1:999988887777:trail/org");
         assert_eq!(expected.name, "org");
         assert!(expected.bucket.is_none() && manage.is_empty());
+    }
+
+    fn statement<'a>(policy: &'a Value, sid: &str) -> Option<&'a Value> {
+        policy["Statement"].as_array().unwrap().iter().find(|s| s["Sid"] == sid)
+    }
+
+    #[test]
+    fn an_organization_trail_may_write_under_the_organization_path_for_this_trail_only() {
+        let s = spec();
+        assert!(statement(&trail_bucket_policy(&s, None), "CloudTrailWriteOrganization").is_none());
+        let policy = trail_bucket_policy(&s, Some("o-abc123defg"));
+        let write = statement(&policy, "CloudTrailWriteOrganization").unwrap();
+        assert_eq!(
+            write["Resource"],
+            "arn:aws:s3:::trailkeeper-111122223333-cloudtrail-eu-west-1/AWS/CloudTrail/AWSLogs/o-abc123defg/*"
+        );
+        assert_eq!(write["Condition"]["StringEquals"]["aws:SourceArn"], trail_arn(&s));
+        assert_eq!(
+            write["Condition"]["StringEquals"]["s3:x-amz-acl"],
+            "bucket-owner-full-control"
+        );
+    }
+
+    #[test]
+    fn flow_logs_to_s3_own_the_log_delivery_statements_of_the_bucket_and_the_key() {
+        let mut s = spec();
+        assert!(statement(&trail_bucket_policy(&s, None), "AWSLogDeliveryWrite").is_none());
+        assert!(statement(&key_policy(&s), "LogDeliveryEncryptFlowLogs").is_none());
+        s.flow_logs.destination = FlowLogDestination::S3;
+        let policy = trail_bucket_policy(&s, None);
+        let write = statement(&policy, "AWSLogDeliveryWrite").unwrap();
+        assert_eq!(write["Principal"]["Service"], "delivery.logs.amazonaws.com");
+        assert_eq!(
+            write["Resource"],
+            "arn:aws:s3:::trailkeeper-111122223333-cloudtrail-eu-west-1/AWSLogs/111122223333/*"
+        );
+        assert_eq!(write["Condition"]["StringEquals"]["aws:SourceAccount"], "111122223333");
+        assert_eq!(
+            write["Condition"]["ArnLike"]["aws:SourceArn"],
+            "arn:aws:logs:*:111122223333:*"
+        );
+        assert!(statement(&policy, "AWSLogDeliveryAclCheck").is_some());
+        // CloudTrail's statements stay, and the deny comes last.
+        assert!(statement(&policy, "CloudTrailWrite").is_some());
+        assert_eq!(
+            policy["Statement"].as_array().unwrap().last().unwrap()["Effect"],
+            "Deny"
+        );
+        let key = key_policy(&s);
+        let encrypt = statement(&key, "LogDeliveryEncryptFlowLogs").unwrap();
+        assert_eq!(
+            encrypt["Condition"]["StringEquals"]["aws:SourceAccount"],
+            "111122223333"
+        );
+    }
+
+    #[test]
+    fn operators_may_use_the_audit_query_results_through_s3_only() {
+        let mut s = spec();
+        s.encryption.operators = vec!["arn:aws:iam::111122223333:role/auditor".into()];
+        let key = key_policy(&s);
+        let results = statement(&key, "OperatorsUseAuditQueryResults").unwrap();
+        assert_eq!(results["Principal"]["AWS"][0], "arn:aws:iam::111122223333:role/auditor");
+        assert_eq!(
+            results["Condition"]["StringEquals"]["kms:ViaService"],
+            "s3.eu-west-1.amazonaws.com"
+        );
+        assert_eq!(
+            results["Condition"]["StringLike"]["kms:EncryptionContext:aws:s3:arn"][0],
+            "arn:aws:s3:::trailkeeper-111122223333-athena-results-eu-west-1"
+        );
+        s.audit_queries.enabled = false;
+        assert!(statement(&key_policy(&s), "OperatorsUseAuditQueryResults").is_none());
     }
 }

@@ -220,9 +220,33 @@ pub struct DesiredAgentConfig {
     pub parameter: &'static str,
     /// The agent configuration JSON, as stored in the parameter.
     pub value: String,
-    /// The association that applies it: its name, and the instances it targets (tag key, value).
-    pub association: String,
+    /// The associations applied to the targeted instances, in order: the agent's install, then
+    /// its configuration.
+    pub associations: Vec<DesiredAssociation>,
+    /// The instances they target (tag key, value), with the platform tag.
     pub target: (String, String),
+}
+
+/// An SSM association: a document run with these parameters on the targeted instances.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DesiredAssociation {
+    pub name: String,
+    pub document: &'static str,
+    pub parameters: BTreeMap<String, String>,
+}
+
+/// Installs (and keeps installed) the CloudWatch agent: `AmazonCloudWatch-ManageAgent` only
+/// configures an agent that is already there (CloudWatch user guide, "Installing the CloudWatch
+/// agent using Systems Manager").
+pub const INSTALL_DOCUMENT: &str = "AWS-ConfigureAWSPackage";
+pub const AGENT_PACKAGE: &str = "AmazonCloudWatchAgent";
+
+fn association(name: String, document: &'static str, parameters: &[(&str, &str)]) -> DesiredAssociation {
+    DesiredAssociation {
+        name,
+        document,
+        parameters: parameters.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+    }
 }
 
 /// One agent configuration per platform, and the association that applies it to the targeted
@@ -243,7 +267,24 @@ pub fn agent_configs(specs: &AccountSpecs) -> Vec<DesiredAgentConfig> {
         platform,
         parameter,
         value: agent_config(files).to_string(),
-        association: format!("trailkeeper-cloudwatch-agent-{platform}"),
+        associations: vec![
+            association(
+                format!("trailkeeper-cloudwatch-agent-install-{platform}"),
+                INSTALL_DOCUMENT,
+                &[("action", "Install"), ("name", AGENT_PACKAGE)],
+            ),
+            association(
+                format!("trailkeeper-cloudwatch-agent-{platform}"),
+                AGENT_DOCUMENT,
+                &[
+                    ("action", "configure"),
+                    ("mode", "ec2"),
+                    ("optionalConfigurationSource", "ssm"),
+                    ("optionalConfigurationLocation", parameter),
+                    ("optionalRestart", "yes"),
+                ],
+            ),
+        ],
         target: target.clone(),
     })
     .collect()

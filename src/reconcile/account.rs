@@ -13,13 +13,15 @@ use super::diff::{self, Action, Delta};
 
 /// Regions of one account reconciled at once.
 const REGION_CONCURRENCY: usize = 4;
+const CLOUDTRAIL_PRINCIPAL: &str = "cloudtrail.amazonaws.com";
 use super::regional;
 use crate::api::{AuditQueriesStatus, Drift, Mode};
 use crate::aws::cloudtrail::{self, ObservedTrail};
 use crate::aws::kms::{self, ObservedKey};
+use crate::aws::organizations::{self, Organization};
 use crate::aws::s3::{self, ObservedBucket};
 use crate::aws::sts::{self, Identity};
-use crate::aws::{AccountClients, AwsError, CallCounts, CallRecorder, ErrorKind, organizations};
+use crate::aws::{AccountClients, AwsError, CallCounts, CallRecorder, ErrorKind, iam};
 use crate::desired::{
     self, AccountSpecs, BucketEncryption, DesiredAccount, DesiredBucket, DesiredTrail, KeySource, athena,
 };
@@ -179,6 +181,8 @@ struct Run<'a> {
     approved: bool,
     /// The trail as observed before any write (for the audit queries' table location).
     observed_trail: Option<ObservedTrail>,
+    /// For a managed Organization trail: the account's Organization as read this reconcile.
+    organization: Option<Result<Option<Organization>, AwsError>>,
     report: AccountReport,
 }
 
@@ -244,6 +248,7 @@ pub async fn run_account_with(
         specs,
         write,
         observed_trail: None,
+        organization: None,
         report,
     };
     // Boxed so that callers on small-stack threads (tokio workers, tests) can hold it.
@@ -273,10 +278,25 @@ impl Run<'_> {
             Ok(identity) => self.report.identity = Some(identity),
         }
 
+        if matches!(&self.desired.trail, DesiredTrail::Managed(s) if s.organization) {
+            let found = organizations::describe(&self.clients).await;
+            let account = &self.desired.account_id;
+            if let (Ok(Some(o)), Some(storage)) = (&found, self.desired.storage.as_mut())
+                && &o.management_account == account
+            {
+                storage.trail_bucket.policy = desired::trail_bucket_policy(self.specs.baseline, Some(&o.id));
+            }
+            self.organization = Some(found);
+        }
         let storage = self.desired.storage.clone();
-        let trail_ref = match &self.desired.trail {
-            DesiredTrail::Managed(s) => s.name.clone(),
-            DesiredTrail::Existing { arn, .. } => arn.clone(),
+        let (trail_ref, foreign_trail) = match &self.desired.trail {
+            DesiredTrail::Managed(s) => (s.name.clone(), false),
+            DesiredTrail::Existing { arn, .. } => (
+                arn.clone(),
+                arn.split(':')
+                    .nth(4)
+                    .is_some_and(|owner| owner != self.desired.account_id),
+            ),
         };
         let c = &self.clients;
         let (key, access_log_bucket, trail_bucket, trail) = tokio::join!(
@@ -286,7 +306,13 @@ impl Run<'_> {
                 storage.as_ref().map(|s| &s.access_log_bucket)
             )),
             Box::pin(observe_optional_bucket(c, storage.as_ref().map(|s| &s.trail_bucket))),
-            Box::pin(cloudtrail::observe_trail(c, &trail_ref)),
+            Box::pin(async {
+                if foreign_trail {
+                    cloudtrail::observe_foreign_trail(c, &trail_ref).await
+                } else {
+                    cloudtrail::observe_trail(c, &trail_ref).await
+                }
+            }),
         );
 
         let key_arn = self.reconcile_key(key).await;
@@ -458,10 +484,21 @@ impl Run<'_> {
                 return;
             }
         };
+        let foreign = observed.as_ref().is_some_and(|t| !t.details_observable);
         let (settings, manage) = match &self.desired.trail {
             DesiredTrail::Managed(s) => (s.clone(), None),
+            // Another account's trail: nothing of it can be changed from here.
+            DesiredTrail::Existing { expected, .. } if foreign => (expected.clone(), Some(Vec::new())),
             DesiredTrail::Existing { expected, manage, .. } => (expected.clone(), Some(manage.clone())),
         };
+        if foreign {
+            self.report.details.entry(Component::Trail).or_default().push(
+                "the trail belongs to another account (an Organization trail seen from a member): its settings \
+                 were verified; its logging status, event selectors and tags are not observable from this account \
+                 (check them in the trail owner's account)"
+                    .to_string(),
+            );
+        }
         self.report.trail_arn = observed
             .as_ref()
             .map(|t| t.arn.clone())
@@ -477,7 +514,18 @@ impl Run<'_> {
                 .insert(Component::Trail, ComponentState::Waiting(waiting_for));
             return;
         }
-        let delta = diff::diff_trail(&settings, observed.as_ref(), key_arn, manage.as_deref());
+        let mut delta = diff::diff_trail(&settings, observed.as_ref(), key_arn, manage.as_deref());
+        if manage.is_none() && settings.organization {
+            match self.organization_trail_prerequisites(&settings.arn).await {
+                Ok(prerequisites) => delta.prepend(prerequisites),
+                Err(e) => {
+                    self.report
+                        .components
+                        .insert(Component::Trail, ComponentState::Failed(e));
+                    return;
+                }
+            }
+        }
         let not_compliant = delta.unrepairable.clone();
         let mut arn = observed
             .as_ref()
@@ -497,6 +545,14 @@ impl Run<'_> {
                 Action::PutInsightSelectors(i) => cloudtrail::put_insight_selectors(c, &arn, i).await,
                 Action::AddTrailTags(t) => cloudtrail::add_tags(c, &arn, t).await,
                 Action::StartLogging => cloudtrail::start_logging(c, &arn).await,
+                Action::EnableCloudTrailTrustedAccess => {
+                    organizations::enable_trusted_access(c, CLOUDTRAIL_PRINCIPAL).await
+                }
+                Action::CreateCloudTrailServiceRole => {
+                    iam::ensure_service_linked_role(c, diff::CLOUDTRAIL_SERVICE_ROLE, CLOUDTRAIL_PRINCIPAL)
+                        .await
+                        .map(|_| ())
+                }
                 _ => Ok(()),
             };
             result = self.record(&resource, &action, step);
@@ -512,6 +568,42 @@ impl Run<'_> {
         }
         self.report.not_compliant.extend(not_compliant);
         self.report.trail_arn = Some(arn);
+    }
+
+    /// An Organization trail is created by the Organization's management account, with CloudTrail's
+    /// trusted access and service-linked role (CloudTrail user guide, "Prepare for creating a
+    /// trail for your organization"): what of that is missing, or why it cannot be had.
+    async fn organization_trail_prerequisites(&self, trail_arn: &str) -> Result<Delta, AwsError> {
+        let account = &self.desired.account_id;
+        match &self.organization {
+            Some(Err(e)) => return Err(e.clone()),
+            Some(Ok(Some(o))) if &o.management_account == account => {}
+            found => {
+                let whose = match found {
+                    Some(Ok(Some(o))) => format!(
+                        "it is a member of {} whose management account is {}",
+                        o.id, o.management_account
+                    ),
+                    _ => "it belongs to no AWS Organization".to_string(),
+                };
+                return Err(AwsError {
+                    kind: ErrorKind::Precondition,
+                    action: "cloudtrail:CreateTrail".into(),
+                    resource: trail_arn.to_string(),
+                    code: "NotOrganizationManagementAccount".into(),
+                    message: format!(
+                        "organizationTrail needs account {account} to be an Organization's management account, but {whose}; \
+                         set organizationTrail: false in the TrailPolicy, or adopt the Organization's trail (trail.source: Existing)"
+                    ),
+                });
+            }
+        }
+        let c = &self.clients;
+        let (trusted, role) = tokio::try_join!(
+            organizations::trusted_access(c, CLOUDTRAIL_PRINCIPAL),
+            iam::role_exists(c, diff::CLOUDTRAIL_SERVICE_ROLE)
+        )?;
+        Ok(diff::diff_organization_trail_prerequisites(trusted, role))
     }
 
     /// Records the delta's drift and returns the actions to apply now: none when nothing differs
@@ -806,6 +898,7 @@ pub(crate) async fn apply_bucket(
             s3::put_encryption(clients, name, kms_key).await
         }
         Action::BlockPublicAccess => s3::block_public_access(clients, name).await,
+        Action::EnforceBucketOwner => s3::enforce_bucket_owner(clients, name).await,
         Action::PutBucketPolicy(policy) => s3::put_policy(clients, name, policy).await,
         Action::PutAccessLogging {
             target_bucket,

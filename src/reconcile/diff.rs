@@ -33,6 +33,7 @@ pub enum Action {
     PutObjectLock(Option<LockRetention>),
     PutEncryption,
     BlockPublicAccess,
+    EnforceBucketOwner,
     PutBucketPolicy(Value),
     PutAccessLogging {
         target_bucket: String,
@@ -46,6 +47,10 @@ pub enum Action {
     PutInsightSelectors(Vec<String>),
     AddTrailTags(BTreeMap<String, String>),
     StartLogging,
+    /// Organization trails: CloudTrail's trusted access in AWS Organizations.
+    EnableCloudTrailTrustedAccess,
+    /// Organization trails: the service-linked role AWSServiceRoleForCloudTrail.
+    CreateCloudTrailServiceRole,
 }
 
 impl fmt::Display for Action {
@@ -66,6 +71,7 @@ impl fmt::Display for Action {
             Action::PutObjectLock(None) => "enable Object Lock without a default retention".to_string(),
             Action::PutEncryption => "set default encryption".to_string(),
             Action::BlockPublicAccess => "block public access".to_string(),
+            Action::EnforceBucketOwner => "turn ACLs off (Object Ownership BucketOwnerEnforced)".to_string(),
             Action::PutBucketPolicy(_) => "put the bucket policy".to_string(),
             Action::PutAccessLogging { target_bucket, .. } => format!("log access to {target_bucket}"),
             Action::PutLifecycle(l) => format!("put the lifecycle ({})", describe_lifecycle(l)),
@@ -76,6 +82,12 @@ impl fmt::Display for Action {
             Action::PutInsightSelectors(_) => "put the insight selectors".to_string(),
             Action::AddTrailTags(t) => format!("tag the trail ({})", keys(t)),
             Action::StartLogging => "start logging".to_string(),
+            Action::EnableCloudTrailTrustedAccess => {
+                "enable trusted access for CloudTrail in AWS Organizations".to_string()
+            }
+            Action::CreateCloudTrailServiceRole => {
+                format!("create the service-linked role {CLOUDTRAIL_SERVICE_ROLE}")
+            }
         };
         f.write_str(&text)
     }
@@ -83,6 +95,30 @@ impl fmt::Display for Action {
 
 fn keys(tags: &BTreeMap<String, String>) -> String {
     tags.keys().cloned().collect::<Vec<_>>().join(", ")
+}
+
+/// The service-linked role an Organization trail needs in the management account.
+pub const CLOUDTRAIL_SERVICE_ROLE: &str = "AWSServiceRoleForCloudTrail";
+
+/// What an Organization trail needs besides itself, as observed: CloudTrail's trusted access in
+/// AWS Organizations and its service-linked role (CloudTrail user guide, "Prepare for creating a
+/// trail for your organization"). Prepended to the trail's delta.
+pub fn diff_organization_trail_prerequisites(trusted_access: bool, service_role: bool) -> Delta {
+    let mut delta = Delta::default();
+    if !trusted_access {
+        delta.differs(
+            "organizations:cloudtrail.amazonaws.com",
+            "trustedAccess",
+            "enabled",
+            "disabled",
+        );
+        delta.act(Action::EnableCloudTrailTrustedAccess);
+    }
+    if !service_role {
+        delta.differs(&format!("iam:role/{CLOUDTRAIL_SERVICE_ROLE}"), "exists", true, false);
+        delta.act(Action::CreateCloudTrailServiceRole);
+    }
+    delta
 }
 
 /// What differs on one resource and the writes that repair it.
@@ -108,6 +144,17 @@ impl Delta {
         if !self.actions.contains(&action) {
             self.actions.push(action);
         }
+    }
+
+    /// Puts `first`'s drift and writes before this delta's own.
+    pub fn prepend(&mut self, first: Delta) {
+        let mut drift = first.drift;
+        drift.append(&mut self.drift);
+        self.drift = drift;
+        let mut actions = first.actions;
+        actions.retain(|a| !self.actions.contains(a));
+        actions.append(&mut self.actions);
+        self.actions = actions;
     }
 
     pub fn in_sync(&self) -> bool {
@@ -287,6 +334,8 @@ pub fn diff_bucket(desired: &DesiredBucket, observed: Option<&ObservedBucket>, k
                 },
                 encryption: None,
                 public_access_blocked: false,
+                // CreateBucket sets it.
+                owner_enforced: true,
                 policy: None,
                 access_logging: None,
                 lifecycle: Lifecycle {
@@ -359,6 +408,12 @@ pub fn diff_bucket(desired: &DesiredBucket, observed: Option<&ObservedBucket>, k
             delta.differs(&resource, "publicAccessBlock", "all four settings on", "off or partial");
         }
         delta.act(Action::BlockPublicAccess);
+    }
+    if !bucket.owner_enforced {
+        if observed.is_some() {
+            delta.differs(&resource, "objectOwnership", "BucketOwnerEnforced", "ACLs enabled");
+        }
+        delta.act(Action::EnforceBucketOwner);
     }
     if !bucket
         .policy
@@ -538,7 +593,7 @@ pub fn diff_trail(
         );
         update.cloud_watch_logs = desired.cloud_watch_logs.clone();
     }
-    if trail.logging != desired.logging {
+    if trail.details_observable && trail.logging != desired.logging {
         field(
             "logging",
             on_off(desired.logging).into(),
@@ -546,7 +601,7 @@ pub fn diff_trail(
             Some(ExistingTrailSetting::Logging),
         );
     }
-    if trail.event_selectors != desired.event_selectors {
+    if trail.details_observable && trail.event_selectors != desired.event_selectors {
         field(
             "eventSelectors",
             describe_selectors(&desired.event_selectors),
@@ -554,7 +609,7 @@ pub fn diff_trail(
             Some(ExistingTrailSetting::EventSelectors),
         );
     }
-    let insights_differ = trail.insight_selectors != desired.insight_selectors;
+    let insights_differ = trail.details_observable && trail.insight_selectors != desired.insight_selectors;
     if insights_differ && manage.is_none() {
         field(
             "insightSelectors",

@@ -239,7 +239,8 @@ async fn reconcile_log_groups(
     approved: bool,
     part: &mut Part<'_>,
 ) -> Result<String, AwsError> {
-    let observed = logs::list_log_groups(clients).await?;
+    let names: Vec<String> = groups.iter().map(|g| g.name.clone()).collect();
+    let observed = logs::observe_log_groups(clients, &names).await?;
     let mut held = Vec::new();
     for group in groups {
         let resource = format!("logs:{}:{}", clients.region, group.name);
@@ -391,28 +392,55 @@ async fn reconcile_agents(
             })
             .await?;
         }
-        let association = format!("ssm:{}:association/{}", clients.region, agent.association);
-        match ssm::find_association(clients, &agent.association).await? {
-            None => {
-                part.differs(&association, "exists", true, false);
-                part.act(&association, "create the agent association", || {
-                    ssm::put_association(clients, agent, None)
-                })
-                .await?;
+        for association in &agent.associations {
+            let resource = format!("ssm:{}:association/{}", clients.region, association.name);
+            match ssm::find_association(clients, &association.name).await? {
+                None => {
+                    part.differs(&resource, "exists", true, false);
+                    part.act(
+                        &resource,
+                        &format!("create the association ({})", association.document),
+                        || ssm::put_association(clients, agent, association, None),
+                    )
+                    .await?;
+                }
+                Some(found) => {
+                    let differs = association
+                        .parameters
+                        .iter()
+                        .find(|(k, v)| found.parameters.get(*k).and_then(|p| p.first()) != Some(*v));
+                    let (field, expected, actual) = match differs {
+                        _ if found.document != association.document => (
+                            "document".to_string(),
+                            association.document.to_string(),
+                            found.document.clone(),
+                        ),
+                        // The configuration's location reads as such in drift reports.
+                        Some((k, v)) => (
+                            if k == "optionalConfigurationLocation" {
+                                "configuration".to_string()
+                            } else {
+                                format!("parameters.{k}")
+                            },
+                            v.clone(),
+                            found
+                                .parameters
+                                .get(k)
+                                .and_then(|p| p.first())
+                                .cloned()
+                                .unwrap_or_default(),
+                        ),
+                        None => continue,
+                    };
+                    part.differs(&resource, &field, expected, actual);
+                    part.act(
+                        &resource,
+                        &format!("update the association ({})", association.document),
+                        || ssm::put_association(clients, agent, association, Some(&found.id)),
+                    )
+                    .await?;
+                }
             }
-            Some((id, location)) if location.as_deref() != Some(agent.parameter) => {
-                part.differs(
-                    &association,
-                    "configuration",
-                    agent.parameter,
-                    location.unwrap_or_default(),
-                );
-                part.act(&association, "update the agent association", || {
-                    ssm::put_association(clients, agent, Some(&id))
-                })
-                .await?;
-            }
-            Some(_) => {}
         }
     }
     let platforms: Vec<&str> = agents.iter().map(|a| a.platform).collect();

@@ -147,6 +147,7 @@ pub struct Inspector {
     pub glue: aws_sdk_glue::Client,
     pub athena: aws_sdk_athena::Client,
     pub organizations: aws_sdk_organizations::Client,
+    pub iam: aws_sdk_iam::Client,
 }
 
 impl Inspector {
@@ -223,6 +224,7 @@ pub async fn inspector_in(account: &str, region: &str) -> Inspector {
         glue: client!(aws_sdk_glue),
         athena: client!(aws_sdk_athena),
         organizations: client!(aws_sdk_organizations),
+        iam: client!(aws_sdk_iam),
     }
 }
 
@@ -338,4 +340,80 @@ pub async fn apply_with_retention(
 pub async fn converge(spec: &LoggingBaselineSpec) {
     let report = apply_with_retention(spec, &RetentionPolicySpec::default(), None).await;
     assert!(!report.failed(), "{:?} {:?}", report.error, report.components);
+}
+
+/// What CloudTrail requires before someone else's trail (one trailkeeper adopts) can deliver into
+/// `bucket`, as the strict emulator checks it: the bucket (created here) with a policy letting
+/// CloudTrail check its ACL and write under `[prefix/]AWSLogs/{account}/` (and the Organization's
+/// path), a key whose policy lets CloudTrail encrypt for the trail (its ARN is returned), and for
+/// an Organization trail CloudTrail's trusted access and service-linked role.
+pub async fn trail_destination(
+    aws: &Inspector,
+    account: &str,
+    bucket: &str,
+    prefix: Option<&str>,
+    trail_name: &str,
+    organization: Option<&str>,
+) -> String {
+    let trail = format!("arn:aws:cloudtrail:{REGION}:{account}:trail/{trail_name}");
+    let base = match prefix {
+        Some(p) => format!("arn:aws:s3:::{bucket}/{p}/AWSLogs"),
+        None => format!("arn:aws:s3:::{bucket}/AWSLogs"),
+    };
+    let mut paths = vec![format!("{base}/{account}/*")];
+    if let Some(o) = organization {
+        paths.push(format!("{base}/{o}/*"));
+    }
+    let bucket_policy = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"}, "Action": "s3:GetBucketAcl",
+             "Resource": format!("arn:aws:s3:::{bucket}"), "Condition": {"StringEquals": {"aws:SourceArn": trail}}},
+            {"Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"}, "Action": "s3:PutObject",
+             "Resource": paths,
+             "Condition": {"StringEquals": {"aws:SourceArn": trail, "s3:x-amz-acl": "bucket-owner-full-control"}}}
+        ]
+    });
+    aws.s3.create_bucket().bucket(bucket).send().await.unwrap();
+    aws.s3
+        .put_bucket_policy()
+        .bucket(bucket)
+        .policy(bucket_policy.to_string())
+        .send()
+        .await
+        .unwrap();
+    let key_policy = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{account}:root")}, "Action": "kms:*", "Resource": "*"},
+            {"Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"}, "Action": "kms:GenerateDataKey*",
+             "Resource": "*", "Condition": {"StringLike": {"kms:EncryptionContext:aws:cloudtrail:arn": format!("arn:aws:cloudtrail:*:{account}:trail/*")}}}
+        ]
+    });
+    let key = aws
+        .kms
+        .create_key()
+        .policy(key_policy.to_string())
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap()
+        .arn
+        .unwrap();
+    if organization.is_some() {
+        aws.organizations
+            .enable_aws_service_access()
+            .service_principal("cloudtrail.amazonaws.com")
+            .send()
+            .await
+            .unwrap();
+        aws.iam
+            .create_service_linked_role()
+            .aws_service_name("cloudtrail.amazonaws.com")
+            .send()
+            .await
+            .unwrap();
+    }
+    key
 }

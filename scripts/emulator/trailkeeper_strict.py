@@ -1,0 +1,326 @@
+"""AWS preconditions the test emulator enforces on top of moto (which stores what it is sent).
+
+Loaded into the moto server by scripts/patch-moto.py; test tooling only, never the product. Each
+rule cites the AWS page it comes from. Policies are judged the way the service that reads them
+would: a statement counts when it is an Allow for the service principal, its action and resource
+patterns match what the service does, and every condition trailkeeper or a user might write
+(aws:SourceArn, aws:SourceAccount, s3:x-amz-acl, the CloudTrail encryption context) holds for
+the service's request. Conditions on other keys make a statement not count (AWS would not send
+them), which is stricter than AWS only for policies nobody writes.
+"""
+import fnmatch
+import json
+
+from moto.core.exceptions import JsonRESTError
+
+CLOUDTRAIL = "cloudtrail.amazonaws.com"
+LOG_DELIVERY = "delivery.logs.amazonaws.com"
+
+
+class _Refused(JsonRESTError):
+    code = 400
+
+    def __init__(self, error_type: str, message: str):
+        super().__init__(error_type, message)
+
+
+def _as_list(value):
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _principal_is(statement, service):
+    principal = statement.get("Principal")
+    if principal == "*":
+        return True
+    if isinstance(principal, dict):
+        return service in _as_list(principal.get("Service")) or "*" in _as_list(principal.get("AWS"))
+    return False
+
+
+def _matches(patterns, value):
+    return any(fnmatch.fnmatchcase(value, p) for p in _as_list(patterns))
+
+
+def _conditions_hold(statement, context):
+    """Every condition key must be in `context` and hold for its value there."""
+    for operator, block in (statement.get("Condition") or {}).items():
+        for key, expected in block.items():
+            if key not in context:
+                return False
+            actual = context[key]
+            expected = _as_list(expected)
+            op = operator.replace("IfExists", "")
+            if op in ("StringEquals", "ArnEquals"):
+                ok = actual in expected
+            elif op in ("StringLike", "ArnLike"):
+                ok = _matches(expected, actual)
+            elif op == "Bool":
+                ok = str(actual).lower() in [str(e).lower() for e in expected]
+            else:
+                return False
+            if not ok:
+                return False
+    return True
+
+
+def allows(policy_text, service, action, resource, context):
+    """Whether `policy_text` lets `service` do `action` on `resource` in `context`, and no Deny stops it."""
+    try:
+        policy = json.loads(policy_text) if policy_text else {}
+    except ValueError:
+        return False
+    allowed = False
+    for statement in _as_list(policy.get("Statement")):
+        if not _principal_is(statement, service):
+            continue
+        if not _matches(statement.get("Action"), action) or not _matches(statement.get("Resource"), resource):
+            continue
+        if not _conditions_hold(statement, context):
+            continue
+        if statement.get("Effect") == "Deny":
+            return False
+        if statement.get("Effect") == "Allow":
+            allowed = True
+    return allowed
+
+
+def _s3_backend(account_id, partition):
+    from moto.s3.models import s3_backends
+
+    return s3_backends[account_id][partition]
+
+
+def _org_of(account_id):
+    """(organization id, management account id, enabled service principals) or None."""
+    from moto.organizations.models import organizations_backends
+
+    backend = organizations_backends[account_id]["aws"]
+    org = backend.org
+    if org is None and account_id in organizations_backends.master_accounts:
+        master, partition = organizations_backends.master_accounts[account_id]
+        backend = organizations_backends[master][partition]
+        org = backend.org
+    if org is None:
+        return None
+    services = [s["ServicePrincipal"] for s in backend.services]
+    return org.id, org.master_account_id, services
+
+
+def check_trail(trail_arn, account_id, region, partition, bucket, prefix, kms_key_id, is_org):
+    """CreateTrail/UpdateTrail preconditions.
+
+    - Bucket policy: CloudTrail must be able to GetBucketAcl on the bucket and PutObject under
+      `[prefix/]AWSLogs/{account}/` (and `AWSLogs/{o-id}/` for an Organization trail) with the
+      bucket-owner-full-control ACL, for this trail's source ARN; else
+      InsufficientS3BucketPolicyException.
+      https://docs.aws.amazon.com/awscloudtrail/latest/userguide/create-s3-bucket-policy-for-cloudtrail.html
+    - Key policy: CloudTrail must be allowed kms:GenerateDataKey* for the trail's encryption
+      context (kms:EncryptionContext:aws:cloudtrail:arn = the trail ARN) and source ARN; else
+      InsufficientEncryptionPolicyException.
+      https://docs.aws.amazon.com/awscloudtrail/latest/userguide/create-kms-key-policy-for-cloudtrail.html
+    - Organization trail: only the management account (or a delegated administrator) creates
+      one, with trusted access for CloudTrail enabled (CloudTrailAccessNotEnabledException) and
+      the service-linked role AWSServiceRoleForCloudTrail (NoManagementAccountSLRExistsException).
+      https://docs.aws.amazon.com/awscloudtrail/latest/userguide/creating-an-organizational-trail-prepare.html
+      https://docs.aws.amazon.com/awscloudtrail/latest/userguide/using-service-linked-roles-create-slr-for-org-trails.html
+    """
+    org = _org_of(account_id) if is_org else None
+    if is_org:
+        if org is None or org[1] != account_id:
+            raise _Refused(
+                "NotOrganizationMasterAccountException",
+                "This operation can be performed only by the management account of an organization.",
+            )
+        if CLOUDTRAIL not in org[2]:
+            raise _Refused(
+                "CloudTrailAccessNotEnabledException",
+                "Trusted access for CloudTrail is not enabled in AWS Organizations.",
+            )
+        from moto.iam.models import iam_backends
+
+        if not any(r.name == "AWSServiceRoleForCloudTrail" for r in iam_backends[account_id][partition].roles.values()):
+            raise _Refused(
+                "NoManagementAccountSLRExistsException",
+                "The management account has no service-linked role AWSServiceRoleForCloudTrail.",
+            )
+
+    policy = _s3_backend(account_id, partition).get_bucket(bucket).policy
+    policy_text = policy.decode() if policy else ""
+    bucket_arn = f"arn:{partition}:s3:::{bucket}"
+    service_context = {"aws:SourceArn": trail_arn, "aws:SourceAccount": account_id}
+    write_context = dict(service_context, **{"s3:x-amz-acl": "bucket-owner-full-control"})
+    base = f"{bucket_arn}/{prefix.strip('/')}/AWSLogs" if prefix else f"{bucket_arn}/AWSLogs"
+    paths = [f"{base}/{account_id}/CloudTrail/{region}/2026/01/01/file.json.gz"]
+    if is_org:
+        paths.append(f"{base}/{org[0]}/{account_id}/CloudTrail/{region}/2026/01/01/file.json.gz")
+    if not allows(policy_text, CLOUDTRAIL, "s3:GetBucketAcl", bucket_arn, service_context) or not all(
+        allows(policy_text, CLOUDTRAIL, "s3:PutObject", path, write_context) for path in paths
+    ):
+        raise _Refused(
+            "InsufficientS3BucketPolicyException",
+            f"Incorrect S3 bucket policy is detected for bucket: {bucket}",
+        )
+
+    if kms_key_id:
+        from moto.kms.models import kms_backends
+
+        key_region = kms_key_id.split(":")[3] if kms_key_id.startswith("arn:") else region
+        backend = kms_backends[account_id][key_region]
+        try:
+            key = backend.keys[backend.any_id_to_key_id(kms_key_id)]
+        except Exception:
+            raise _Refused("KmsKeyNotFoundException", f"KMS key {kms_key_id} does not exist.")
+        context = {"aws:SourceArn": trail_arn, "aws:SourceAccount": account_id,
+                   "kms:EncryptionContext:aws:cloudtrail:arn": trail_arn}
+        if not allows(key.policy, CLOUDTRAIL, "kms:GenerateDataKey", "*", context):
+            raise _Refused(
+                "InsufficientEncryptionPolicyException",
+                "Insufficient permissions to access S3 bucket or KMS key.",
+            )
+
+
+def flow_log_bucket_policy(partition, bucket, account_id, region):
+    """The policy AWS attaches for flow logs to S3 (VPC user guide, "Amazon S3 bucket permissions
+    for flow logs"): "This policy overwrites any existing policy attached to the bucket."
+    https://docs.aws.amazon.com/vpc/latest/userguide/flow-logs-s3-permissions.html"""
+    bucket_arn = f"arn:{partition}:s3:::{bucket}"
+    source = f"arn:{partition}:logs:{region}:{account_id}:*"
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "AWSLogDeliveryWrite", "Effect": "Allow", "Principal": {"Service": LOG_DELIVERY},
+             "Action": "s3:PutObject", "Resource": f"{bucket_arn}/AWSLogs/{account_id}/*",
+             "Condition": {"StringEquals": {"aws:SourceAccount": account_id, "s3:x-amz-acl": "bucket-owner-full-control"},
+                           "ArnLike": {"aws:SourceArn": source}}},
+            {"Sid": "AWSLogDeliveryAclCheck", "Effect": "Allow", "Principal": {"Service": LOG_DELIVERY},
+             "Action": "s3:GetBucketAcl", "Resource": bucket_arn,
+             "Condition": {"StringEquals": {"aws:SourceAccount": account_id}, "ArnLike": {"aws:SourceArn": source}}},
+        ],
+    })
+
+
+def flow_logs_to_s3(account_id, partition, region, destination):
+    """CreateFlowLogs to S3, when the caller owns the bucket and may read and write its policy:
+    AWS attaches its own delivery policy unless the bucket's policy already lets the log
+    delivery service write under AWSLogs/{account}/ and read the ACL.
+    https://docs.aws.amazon.com/vpc/latest/userguide/flow-logs-s3-permissions.html"""
+    bucket, _, sub = destination.split(":", 5)[5].partition("/")
+    backend = _s3_backend(account_id, partition)
+    stored = backend.get_bucket(bucket).policy
+    policy_text = stored.decode() if stored else ""
+    bucket_arn = f"arn:{partition}:s3:::{bucket}"
+    source = f"arn:{partition}:logs:{region}:{account_id}:*"
+    context = {"aws:SourceAccount": account_id, "aws:SourceArn": source.replace("*", "delivery-source")}
+    key = f"{bucket_arn}/{sub.strip('/') + '/' if sub else ''}AWSLogs/{account_id}/vpcflowlogs/{region}/file.log.gz"
+    write_context = dict(context, **{"s3:x-amz-acl": "bucket-owner-full-control"})
+    if allows(policy_text, LOG_DELIVERY, "s3:GetBucketAcl", bucket_arn, context) and allows(
+        policy_text, LOG_DELIVERY, "s3:PutObject", key, write_context
+    ):
+        return
+    backend.put_bucket_policy(bucket, flow_log_bucket_policy(partition, bucket, account_id, region).encode())
+
+
+def install():
+    """Wraps the moto backends the rules apply to. Idempotent."""
+    from moto.cloudtrail import models as cloudtrail
+    from moto.ec2.models import flow_logs
+    from moto.iam import models as iam
+
+    # The service-linked role's name as AWS spells it (moto would make AWSServiceRoleForcloudtrail).
+    iam.SERVICE_NAME_CONVERSION.setdefault("cloudtrail", "CloudTrail")
+
+    backend = cloudtrail.CloudTrailBackend
+    if getattr(backend, "_trailkeeper_strict", False):
+        return
+    backend._trailkeeper_strict = True
+    create_trail, update_trail = backend.create_trail, backend.update_trail
+
+    def strict_create_trail(self, name, bucket_name, s3_key_prefix, sns_topic_name, is_global, is_multi_region,
+                            log_validation, is_org_trail, cw_log_group_arn, cw_role_arn, kms_key_id, tags_list):
+        from moto.utilities.utils import get_partition
+
+        partition = get_partition(self.region_name)
+        arn = f"arn:{partition}:cloudtrail:{self.region_name}:{self.account_id}:trail/{name}"
+        try:
+            _s3_backend(self.account_id, partition).get_bucket(bucket_name)
+        except Exception:
+            pass  # moto's own check reports a missing bucket
+        else:
+            check_trail(arn, self.account_id, self.region_name, partition, bucket_name, s3_key_prefix,
+                        kms_key_id, bool(is_org_trail))
+        return create_trail(self, name, bucket_name, s3_key_prefix, sns_topic_name, is_global, is_multi_region,
+                            log_validation, is_org_trail, cw_log_group_arn, cw_role_arn, kms_key_id, tags_list)
+
+    def strict_update_trail(self, name, s3_bucket_name, s3_key_prefix, sns_topic_name, include_global_service_events,
+                            is_multi_region_trail, enable_log_file_validation, is_organization_trail,
+                            cw_log_group_arn, cw_role_arn, kms_key_id):
+        trail = self.get_trail(name_or_arn=name)
+        bucket = s3_bucket_name if s3_bucket_name is not None else trail.bucket_name
+        prefix = s3_key_prefix if s3_key_prefix is not None else trail.s3_key_prefix
+        key = kms_key_id if kms_key_id is not None else trail.kms_key_id
+        is_org = is_organization_trail if is_organization_trail is not None else trail.is_org_trail
+        check_trail(trail.arn, self.account_id, trail.region_name, trail.partition, bucket, prefix, key, bool(is_org))
+        return update_trail(self, name, s3_bucket_name, s3_key_prefix, sns_topic_name, include_global_service_events,
+                            is_multi_region_trail, enable_log_file_validation, is_organization_trail,
+                            cw_log_group_arn, cw_role_arn, kms_key_id)
+
+    backend.create_trail = strict_create_trail
+    backend.update_trail = strict_update_trail
+
+    from moto.cloudtrail import responses as cloudtrail_responses
+
+    def organization_describe_trails(self):
+        """Members of an Organization see its Organization trails (CloudTrail user guide,
+        "Organization trails": member accounts can see the organization trail, not change it);
+        moto lists only the caller's own. Reading such a trail's status, selectors or tags stays
+        refused (TrailNotFound), as AWS refuses it to members: only DescribeTrails is widened.
+        https://docs.aws.amazon.com/awscloudtrail/latest/userguide/creating-trail-organization.html"""
+        include_shadow_trails = self._get_bool_param("includeShadowTrails", True)
+        backend = self.cloudtrail_backend
+        trails = list(backend.describe_trails(include_shadow_trails))
+        org = _org_of(backend.account_id)
+        if include_shadow_trails and org is not None and org[1] != backend.account_id:
+            for regional in cloudtrail.cloudtrail_backends[org[1]].values():
+                trails.extend(
+                    t for t in regional.trails.values()
+                    if t.is_org_trail and (t.is_multi_region or t.region_name == backend.region_name)
+                )
+        return json.dumps({"trailList": [t.description(include_region=True) for t in trails]})
+
+    cloudtrail_responses.CloudTrailResponse.describe_trails = organization_describe_trails
+
+    flow_backend = flow_logs.FlowLogsBackend
+    create_flow_logs = flow_backend.create_flow_logs
+
+    def strict_create_flow_logs(self, resource_type, resource_ids, traffic_type, deliver_logs_permission_arn,
+                                log_destination_type, log_destination, log_group_name, log_format,
+                                max_aggregation_interval):
+        created = create_flow_logs(self, resource_type, resource_ids, traffic_type, deliver_logs_permission_arn,
+                                   log_destination_type, log_destination, log_group_name, log_format,
+                                   max_aggregation_interval)
+        if log_destination_type == "s3" and created[0]:
+            flow_logs_to_s3(self.account_id, self.partition, self.region_name, log_destination)
+        return created
+
+    flow_backend.create_flow_logs = strict_create_flow_logs
+
+    # A moto gap, not a rule: DescribeLogGroups ignores logGroupIdentifiers (names in a
+    # non-monitoring account, "Use this array to filter the list of log groups returned"), so
+    # every group of the region would come back.
+    # https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_DescribeLogGroups.html
+    from moto.logs import responses as logs_responses
+
+    describe_log_groups = logs_responses.LogsResponse.describe_log_groups
+
+    def describe_log_groups_by_identifier(self):
+        identifiers = self._get_param("logGroupIdentifiers")
+        if not identifiers:
+            return describe_log_groups(self)
+        if len(identifiers) > 50:
+            raise _Refused("InvalidParameterException", "logGroupIdentifiers: at most 50 members")
+        groups = [g for name, g in self.logs_backend.groups.items() if name in identifiers or getattr(g, "arn", None) in identifiers]
+        return json.dumps({"logGroups": [g.to_describe_dict() for g in sorted(groups, key=lambda g: g.name)]})
+
+    logs_responses.LogsResponse.describe_log_groups = describe_log_groups_by_identifier

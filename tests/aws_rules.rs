@@ -1,0 +1,480 @@
+//! What real AWS accepts: the strict emulator's rules (each refuses what AWS refuses), and the
+//! baselines that depend on them: Organization trails (managed, and seen from a member), flow logs
+//! into the trail bucket, Object Ownership, the CloudWatch agent's install.
+
+mod common;
+
+use aws_sdk_s3::types::{ObjectOwnership, OwnershipControls, OwnershipControlsRule};
+use common::*;
+use serde_json::Value;
+use trailkeeper::api::{FlowLogDestination, LoggingBaselineSpec, RetentionPolicySpec, TrailPolicySpec, TrailSource};
+use trailkeeper::aws::ErrorKind;
+use trailkeeper::desired::{self, AccountSpecs};
+use trailkeeper::reconcile::account::{
+    AccountReport, Component, ComponentState, PreviousApproval, RunMode, run_account,
+};
+
+async fn run_with(spec: &LoggingBaselineSpec, trail_policy: &TrailPolicySpec, mode: RunMode) -> AccountReport {
+    let base = base_config().await;
+    let retention = RetentionPolicySpec::default();
+    let specs = AccountSpecs {
+        baseline: spec,
+        trail_policy,
+        retention: &retention,
+    };
+    run_account(&base, &specs, mode, &PreviousApproval::default()).await
+}
+
+/// The trail, key and storage only: the regional parts have tests of their own.
+fn trail_only(account: &str) -> LoggingBaselineSpec {
+    let mut spec = spec(account);
+    spec.flow_logs.enabled = false;
+    spec.instance_logs.enabled = false;
+    spec.config_rules.enabled = false;
+    spec.audit_queries.enabled = false;
+    spec
+}
+
+fn organization_trail() -> TrailPolicySpec {
+    TrailPolicySpec {
+        organization_trail: true,
+        ..Default::default()
+    }
+}
+
+fn assert_clean(report: &AccountReport) {
+    assert!(report.error.is_none(), "error: {:?}", report.error);
+    assert!(!report.failed(), "failed components: {:?}", report.components);
+}
+
+async fn create_organization(aws: &Inspector) -> String {
+    aws.organizations
+        .create_organization()
+        .send()
+        .await
+        .unwrap()
+        .organization
+        .unwrap()
+        .id
+        .unwrap()
+}
+
+async fn bucket_policy(aws: &Inspector, bucket: &str) -> Value {
+    let policy = aws.s3.get_bucket_policy().bucket(bucket).send().await.unwrap();
+    serde_json::from_str(policy.policy().unwrap()).unwrap()
+}
+
+fn sids(policy: &Value) -> Vec<String> {
+    policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["Sid"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn code_of<E: aws_smithy_types::error::metadata::ProvideErrorMetadata>(e: &E) -> String {
+    e.code().unwrap_or_default().to_string()
+}
+
+// The strict emulator, on its own.
+
+#[tokio::test]
+async fn the_emulator_refuses_a_trail_whose_bucket_policy_lacks_cloudtrail() {
+    let account = new_account();
+    let aws = inspector(&account).await;
+    let bucket = format!("no-policy-{account}");
+    aws.s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let refused = aws
+        .cloudtrail
+        .create_trail()
+        .name("plain")
+        .s3_bucket_name(&bucket)
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert_eq!(code_of(&refused), "InsufficientS3BucketPolicyException");
+
+    // A policy for another prefix is no better: CloudTrail writes under the exact prefix path.
+    let key = trail_destination(
+        &aws,
+        &account,
+        &format!("prefixed-{account}"),
+        Some("logs"),
+        "plain",
+        None,
+    )
+    .await;
+    let refused = aws
+        .cloudtrail
+        .create_trail()
+        .name("plain")
+        .s3_bucket_name(format!("prefixed-{account}"))
+        .s3_key_prefix("other")
+        .kms_key_id(&key)
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert_eq!(code_of(&refused), "InsufficientS3BucketPolicyException");
+    aws.cloudtrail
+        .create_trail()
+        .name("plain")
+        .s3_bucket_name(format!("prefixed-{account}"))
+        .s3_key_prefix("logs")
+        .kms_key_id(&key)
+        .send()
+        .await
+        .expect("the documented policy is accepted");
+}
+
+#[tokio::test]
+async fn the_emulator_refuses_a_key_whose_policy_lacks_cloudtrail() {
+    let account = new_account();
+    let aws = inspector(&account).await;
+    let bucket = format!("keyed-{account}");
+    trail_destination(&aws, &account, &bucket, None, "keyed", None).await;
+    // The default key policy admits the account (IAM), not the CloudTrail service.
+    let bare_key = aws
+        .kms
+        .create_key()
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap()
+        .arn
+        .unwrap();
+    let refused = aws
+        .cloudtrail
+        .create_trail()
+        .name("keyed")
+        .s3_bucket_name(&bucket)
+        .kms_key_id(&bare_key)
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert_eq!(code_of(&refused), "InsufficientEncryptionPolicyException");
+}
+
+#[tokio::test]
+async fn the_emulator_refuses_an_organization_trail_without_its_prerequisites_or_the_organization_path() {
+    let account = new_account();
+    let aws = inspector(&account).await;
+    let bucket = format!("org-path-{account}");
+    // A destination for an account trail only: no AWSLogs/o-.../ statement.
+    let key = trail_destination(&aws, &account, &bucket, None, "org", None).await;
+    let create = || {
+        aws.cloudtrail
+            .create_trail()
+            .name("org")
+            .s3_bucket_name(&bucket)
+            .kms_key_id(&key)
+            .is_multi_region_trail(true)
+            .is_organization_trail(true)
+            .send()
+    };
+    let refused = create().await.unwrap_err().into_service_error();
+    assert_eq!(code_of(&refused), "NotOrganizationMasterAccountException");
+    let organization = create_organization(&aws).await;
+    let refused = create().await.unwrap_err().into_service_error();
+    assert_eq!(code_of(&refused), "CloudTrailAccessNotEnabledException");
+    aws.organizations
+        .enable_aws_service_access()
+        .service_principal("cloudtrail.amazonaws.com")
+        .send()
+        .await
+        .unwrap();
+    let refused = create().await.unwrap_err().into_service_error();
+    assert_eq!(code_of(&refused), "NoManagementAccountSLRExistsException");
+    let role = aws
+        .iam
+        .create_service_linked_role()
+        .aws_service_name("cloudtrail.amazonaws.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(role.role().unwrap().role_name(), "AWSServiceRoleForCloudTrail");
+    let refused = create().await.unwrap_err().into_service_error();
+    assert_eq!(
+        code_of(&refused),
+        "InsufficientS3BucketPolicyException",
+        "the bucket policy lacks AWSLogs/{organization}/"
+    );
+}
+
+#[tokio::test]
+async fn the_emulator_replaces_a_bucket_policy_without_the_log_delivery_statements_on_create_flow_logs() {
+    let account = new_account();
+    let aws = inspector(&account).await;
+    let bucket = format!("flow-dest-{account}");
+    trail_destination(&aws, &account, &bucket, None, "trail", None).await;
+    let vpc = aws.ec2.create_vpc().cidr_block("10.9.0.0/16").send().await.unwrap();
+    let vpc_id = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
+    aws.ec2
+        .create_flow_logs()
+        .resource_type(aws_sdk_ec2::types::FlowLogsResourceType::Vpc)
+        .resource_ids(&vpc_id)
+        .traffic_type(aws_sdk_ec2::types::TrafficType::All)
+        .log_destination_type(aws_sdk_ec2::types::LogDestinationType::S3)
+        .log_destination(format!("arn:aws:s3:::{bucket}"))
+        .send()
+        .await
+        .unwrap();
+    let policy = bucket_policy(&aws, &bucket).await;
+    assert_eq!(sids(&policy), ["AWSLogDeliveryWrite", "AWSLogDeliveryAclCheck"]);
+    assert!(
+        !policy.to_string().contains("cloudtrail.amazonaws.com"),
+        "CloudTrail's statements are gone"
+    );
+}
+
+// trailkeeper against those rules.
+
+#[tokio::test]
+async fn a_managed_organization_trail_is_created_with_the_organization_path_and_its_prerequisites() {
+    let account = new_account();
+    let aws = inspector(&account).await;
+    let organization = create_organization(&aws).await;
+    let spec = trail_only(&account);
+    let first = run_with(&spec, &organization_trail(), RunMode::Apply).await;
+    assert_clean(&first);
+    let actions: Vec<&str> = first.applied.iter().map(|c| c.action.as_str()).collect();
+    assert!(
+        actions.contains(&"enable trusted access for CloudTrail in AWS Organizations")
+            && actions.contains(&"create the service-linked role AWSServiceRoleForCloudTrail"),
+        "{actions:?}"
+    );
+    let trail = aws
+        .cloudtrail
+        .get_trail()
+        .name(desired::trail_arn(&spec))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(trail.trail().unwrap().is_organization_trail(), Some(true));
+    let policy = bucket_policy(&aws, &desired::trail_bucket_name(&spec)).await;
+    let organization_write = policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Sid"] == "CloudTrailWriteOrganization")
+        .expect("the Organization's path");
+    assert!(
+        organization_write["Resource"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/AWSLogs/{organization}/*")),
+        "{organization_write}"
+    );
+    let again = run_with(&spec, &organization_trail(), RunMode::Apply).await;
+    assert_clean(&again);
+    assert_eq!(again.calls.writes, 0, "{:?}", again.calls.by_action);
+    assert!(again.in_sync(), "{:?}", again.drift);
+}
+
+#[tokio::test]
+async fn an_organization_trail_outside_a_management_account_is_refused_with_a_reason_before_create_trail() {
+    let account = new_account();
+    let spec = trail_only(&account);
+    let report = run_with(&spec, &organization_trail(), RunMode::Apply).await;
+    let Some(ComponentState::Failed(e)) = report.components.get(&Component::Trail) else {
+        panic!("{:?}", report.components)
+    };
+    assert_eq!(e.kind, ErrorKind::Precondition);
+    assert_eq!(e.reason(), "PreconditionFailed");
+    assert!(e.message.contains("belongs to no AWS Organization"), "{e}");
+    assert!(
+        !report.calls.by_action.contains_key("cloudtrail:CreateTrail"),
+        "{:?}",
+        report.calls.by_action
+    );
+}
+
+#[tokio::test]
+async fn an_organization_trail_is_verified_from_a_member_account_with_what_a_member_may_read() {
+    let management = new_account();
+    let aws = inspector(&management).await;
+    create_organization(&aws).await;
+    // The management account's trail, made by trailkeeper.
+    let management_spec = trail_only(&management);
+    assert_clean(&run_with(&management_spec, &organization_trail(), RunMode::Apply).await);
+    let member = aws
+        .organizations
+        .create_account()
+        .account_name("member")
+        .email("member@example.com")
+        .send()
+        .await
+        .unwrap()
+        .create_account_status
+        .unwrap()
+        .account_id
+        .unwrap();
+
+    let mut spec = trail_only(&member);
+    spec.trail.source = TrailSource::Existing;
+    spec.trail.existing_trail_arn = Some(desired::trail_arn(&management_spec));
+    let report = run_with(&spec, &organization_trail(), RunMode::Apply).await;
+    assert_clean(&report);
+    assert_eq!(report.calls.writes, 0);
+    assert!(report.in_sync(), "{:?} {:?}", report.drift, report.not_compliant);
+    let details = report.details.get(&Component::Trail).cloned().unwrap_or_default();
+    assert!(details.iter().any(|d| d.contains("not observable")), "{details:?}");
+    for refused in [
+        "cloudtrail:GetTrailStatus",
+        "cloudtrail:GetEventSelectors",
+        "cloudtrail:ListTags",
+    ] {
+        assert!(
+            !report.calls.by_action.contains_key(refused),
+            "{refused} is refused to members"
+        );
+    }
+}
+
+#[tokio::test]
+async fn flow_logs_into_the_trail_bucket_keep_cloudtrails_statements_and_cost_no_writes_once_in_line() {
+    let account = new_account();
+    let aws = inspector(&account).await;
+    aws.ec2.create_vpc().cidr_block("10.7.0.0/16").send().await.unwrap();
+    let mut spec = trail_only(&account);
+    spec.flow_logs.enabled = true;
+    spec.flow_logs.destination = FlowLogDestination::S3;
+    spec.regions = vec![REGION.to_string()];
+    let first = run_with(&spec, &TrailPolicySpec::default(), RunMode::Apply).await;
+    assert_clean(&first);
+    let policy = bucket_policy(&aws, &desired::trail_bucket_name(&spec)).await;
+    let statements = sids(&policy);
+    for sid in ["CloudTrailWrite", "AWSLogDeliveryWrite", "AWSLogDeliveryAclCheck"] {
+        assert!(statements.contains(&sid.to_string()), "{sid} in {statements:?}");
+    }
+    let key = aws.trail_key_id().await;
+    let key_policy: Value = serde_json::from_str(
+        aws.kms
+            .get_key_policy()
+            .key_id(key)
+            .policy_name("default")
+            .send()
+            .await
+            .unwrap()
+            .policy()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(sids(&key_policy).contains(&"LogDeliveryEncryptFlowLogs".to_string()));
+    let again = run_with(&spec, &TrailPolicySpec::default(), RunMode::Apply).await;
+    assert_clean(&again);
+    assert_eq!(
+        again.calls.writes, 0,
+        "CreateFlowLogs left the policy as it was: {:?}",
+        again.calls.by_action
+    );
+}
+
+#[tokio::test]
+async fn buckets_are_created_without_acls_and_acls_turned_back_on_are_turned_off() {
+    let account = new_account();
+    let aws = inspector(&account).await;
+    let spec = trail_only(&account);
+    assert_clean(&run_with(&spec, &TrailPolicySpec::default(), RunMode::Apply).await);
+    let bucket = desired::trail_bucket_name(&spec);
+    let ownership = |bucket: String| {
+        let s3 = aws.s3.clone();
+        async move {
+            let got = s3.get_bucket_ownership_controls().bucket(bucket).send().await.unwrap();
+            got.ownership_controls().unwrap().rules()[0].object_ownership().clone()
+        }
+    };
+    assert_eq!(ownership(bucket.clone()).await, ObjectOwnership::BucketOwnerEnforced);
+    assert_eq!(
+        ownership(desired::access_log_bucket_name(&spec)).await,
+        ObjectOwnership::BucketOwnerEnforced
+    );
+    aws.s3
+        .put_bucket_ownership_controls()
+        .bucket(&bucket)
+        .ownership_controls(
+            OwnershipControls::builder()
+                .rules(
+                    OwnershipControlsRule::builder()
+                        .object_ownership(ObjectOwnership::ObjectWriter)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let repaired = run_with(&spec, &TrailPolicySpec::default(), RunMode::Apply).await;
+    assert_clean(&repaired);
+    assert!(
+        repaired.drift.iter().any(|d| d.field == "objectOwnership"),
+        "{:?}",
+        repaired.drift
+    );
+    assert_eq!(repaired.calls.writes, 1, "{:?}", repaired.calls.by_action);
+    assert_eq!(ownership(bucket).await, ObjectOwnership::BucketOwnerEnforced);
+}
+
+// Scale: what an in-sync reconcile reads is O(what trailkeeper owns).
+
+async fn converged_reads(spec: &LoggingBaselineSpec) -> u32 {
+    assert_clean(&run_with(spec, &TrailPolicySpec::default(), RunMode::Apply).await);
+    let again = run_with(spec, &TrailPolicySpec::default(), RunMode::Apply).await;
+    assert_clean(&again);
+    assert!(again.in_sync(), "{:?}", again.drift);
+    assert_eq!(again.calls.writes, 0, "{:?}", again.calls.by_action);
+    again.calls.reads
+}
+
+/// The trail and flow logs to CloudWatch Logs (moto has no SSM associations, so no instance logs).
+fn owned_parts(account: &str) -> LoggingBaselineSpec {
+    let mut spec = trail_only(account);
+    spec.flow_logs.enabled = true;
+    spec.regions = vec![REGION.to_string()];
+    spec
+}
+
+#[tokio::test]
+async fn in_sync_reads_do_not_grow_with_the_accounts_other_log_groups_and_keys() {
+    let quiet = new_account();
+    let busy = new_account();
+    let aws = inspector(&busy).await;
+    for i in 0..200 {
+        aws.logs
+            .create_log_group()
+            .log_group_name(format!("/var/log/other-team/app-{i:03}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    for _ in 0..50 {
+        aws.kms.create_key().send().await.unwrap();
+    }
+    let baseline = converged_reads(&owned_parts(&quiet)).await;
+    let crowded = converged_reads(&owned_parts(&busy)).await;
+    assert_eq!(
+        crowded, baseline,
+        "200 foreign log groups and 50 foreign keys changed the reads of an in-sync reconcile"
+    );
+}
+
+#[tokio::test]
+async fn the_role_is_assumed_once_for_every_region_of_a_reconcile() {
+    let account = new_account();
+    let mut spec = owned_parts(&account);
+    spec.regions = vec![REGION.to_string(), "us-west-2".into(), "eu-west-1".into()];
+    let report = run_with(&spec, &TrailPolicySpec::default(), RunMode::Apply).await;
+    assert_clean(&report);
+    assert_eq!(
+        report.calls.by_action.get("sts:AssumeRole").map_or(0, |(n, _)| *n),
+        1,
+        "{:?}",
+        report.calls.by_action
+    );
+}
