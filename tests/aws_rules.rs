@@ -478,3 +478,167 @@ async fn the_role_is_assumed_once_for_every_region_of_a_reconcile() {
         report.calls.by_action
     );
 }
+
+// Log groups encrypted with a key of their region.
+
+#[tokio::test]
+async fn the_emulator_refuses_a_log_group_key_whose_policy_lacks_cloudwatch_logs() {
+    let account = new_account();
+    let aws = inspector(&account).await;
+    let bare_key = aws
+        .kms
+        .create_key()
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap()
+        .arn
+        .unwrap();
+    let refused = aws
+        .logs
+        .create_log_group()
+        .log_group_name("/someone/else")
+        .kms_key_id(&bare_key)
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert_eq!(code_of(&refused), "AccessDeniedException");
+    aws.logs
+        .create_log_group()
+        .log_group_name("/someone/else")
+        .send()
+        .await
+        .unwrap();
+    let refused = aws
+        .logs
+        .associate_kms_key()
+        .log_group_name("/someone/else")
+        .kms_key_id(&bare_key)
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert_eq!(code_of(&refused), "AccessDeniedException");
+}
+
+#[tokio::test]
+async fn log_groups_are_encrypted_with_a_key_of_their_region_that_admits_cloudwatch_logs_for_them_only() {
+    let account = new_account();
+    let aws = inspector(&account).await;
+    // A group made before encryption was asked for: encrypted in place.
+    aws.logs
+        .create_log_group()
+        .log_group_name(trailkeeper::desired::regional::FLOW_LOG_GROUP)
+        .send()
+        .await
+        .unwrap();
+    let mut spec = owned_parts(&account);
+    spec.encryption.log_groups = true;
+    let first = run_with(&spec, &TrailPolicySpec::default(), RunMode::Apply).await;
+    assert_clean(&first);
+    assert!(
+        first.applied.iter().any(|c| c.action == "encrypt the log group"),
+        "{:?}",
+        first.applied
+    );
+    let key = aws
+        .kms
+        .describe_key()
+        .key_id(trailkeeper::desired::regional::LOG_KEY_ALIAS)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap();
+    let groups = aws
+        .logs
+        .describe_log_groups()
+        .log_group_name_prefix(trailkeeper::desired::regional::FLOW_LOG_GROUP)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(groups.log_groups()[0].kms_key_id(), key.arn());
+    let key_policy: Value = serde_json::from_str(
+        aws.kms
+            .get_key_policy()
+            .key_id(key.key_id())
+            .policy_name("default")
+            .send()
+            .await
+            .unwrap()
+            .policy()
+            .unwrap(),
+    )
+    .unwrap();
+    let logs = key_policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Sid"] == "CloudWatchLogsEncryptTrailkeeperGroups")
+        .unwrap();
+    assert_eq!(logs["Principal"]["Service"], format!("logs.{REGION}.amazonaws.com"));
+    assert_eq!(
+        logs["Condition"]["ArnEquals"]["kms:EncryptionContext:aws:logs:arn"][0],
+        format!(
+            "arn:aws:logs:{REGION}:{account}:log-group:{}",
+            trailkeeper::desired::regional::FLOW_LOG_GROUP
+        )
+    );
+    let again = run_with(&spec, &TrailPolicySpec::default(), RunMode::Apply).await;
+    assert_clean(&again);
+    assert_eq!(again.calls.writes, 0, "{:?}", again.calls.by_action);
+}
+
+#[tokio::test]
+async fn a_key_whose_alias_was_deleted_is_found_again_without_reading_every_key_of_the_account() {
+    let account = new_account();
+    let aws = inspector(&account).await;
+    let spec = trail_only(&account);
+    let first = run_with(&spec, &TrailPolicySpec::default(), RunMode::Apply).await;
+    assert_clean(&first);
+    let key_arn = first.key_arn.clone().unwrap();
+    for _ in 0..50 {
+        aws.kms.create_key().send().await.unwrap();
+    }
+    aws.kms
+        .delete_alias()
+        .alias_name(desired::KEY_ALIAS)
+        .send()
+        .await
+        .unwrap();
+
+    let base = base_config().await;
+    let retention = RetentionPolicySpec::default();
+    let trail_policy = TrailPolicySpec::default();
+    let specs = AccountSpecs {
+        baseline: &spec,
+        trail_policy: &trail_policy,
+        retention: &retention,
+    };
+    // What the controller passes: the key its status reported.
+    let previous = PreviousApproval {
+        key_arn: Some(key_arn.clone()),
+        ..Default::default()
+    };
+    let repaired = run_account(&base, &specs, RunMode::Apply, &previous).await;
+    assert_clean(&repaired);
+    assert_eq!(
+        repaired.key_arn.as_deref(),
+        Some(key_arn.as_str()),
+        "the same key, no second one"
+    );
+    let describes = repaired.calls.by_action.get("kms:DescribeKey").map_or(0, |(n, _)| *n);
+    assert!(
+        describes <= 2,
+        "{describes} DescribeKey calls: {:?}",
+        repaired.calls.by_action
+    );
+    assert!(!repaired.calls.by_action.contains_key("kms:ListKeys"));
+    assert!(
+        repaired.applied.iter().any(|c| c.action == "create the key alias"),
+        "{:?}",
+        repaired.applied
+    );
+}

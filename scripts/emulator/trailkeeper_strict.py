@@ -222,6 +222,33 @@ def flow_logs_to_s3(account_id, partition, region, destination):
     backend.put_bucket_policy(bucket, flow_log_bucket_policy(partition, bucket, account_id, region).encode())
 
 
+def check_log_group_key(account_id, region, group, key_arn):
+    """CreateLogGroup with kmsKeyId and AssociateKmsKey: the key must exist in the group's region
+    and its policy must let CloudWatch Logs of that region use it for this group's ARN (the
+    kms:EncryptionContext:aws:logs:arn context); else AccessDeniedException.
+    https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html"""
+    from moto.kms.models import kms_backends
+    from moto.utilities.utils import get_partition
+
+    partition = get_partition(region)
+    group_arn = f"arn:{partition}:logs:{region}:{account_id}:log-group:{group}"
+    refused = _Refused(
+        "AccessDeniedException",
+        f"The specified KMS key does not exist or is not allowed to be used with Arn '{group_arn}'",
+    )
+    key_region = key_arn.split(":")[3] if key_arn.startswith("arn:") else region
+    if key_region != region:
+        raise refused
+    backend = kms_backends[account_id][region]
+    try:
+        key = backend.keys[backend.any_id_to_key_id(key_arn)]
+    except Exception:
+        raise refused
+    context = {"kms:EncryptionContext:aws:logs:arn": group_arn, "aws:SourceAccount": account_id}
+    if not allows(key.policy, f"logs.{region}.amazonaws.com", "kms:GenerateDataKey", "*", context):
+        raise refused
+
+
 def install():
     """Wraps the moto backends the rules apply to. Idempotent."""
     from moto.cloudtrail import models as cloudtrail
@@ -324,3 +351,26 @@ def install():
         return json.dumps({"logGroups": [g.to_describe_dict() for g in sorted(groups, key=lambda g: g.name)]})
 
     logs_responses.LogsResponse.describe_log_groups = describe_log_groups_by_identifier
+
+    from moto.logs import models as logs_models
+
+    create_log_group = logs_models.LogsBackend.create_log_group
+
+    def strict_create_log_group(self, log_group_name, tags, **kwargs):
+        if kwargs.get("kmsKeyId"):
+            check_log_group_key(self.account_id, self.region_name, log_group_name, kwargs["kmsKeyId"])
+        return create_log_group(self, log_group_name, tags, **kwargs)
+
+    logs_models.LogsBackend.create_log_group = strict_create_log_group
+
+    def associate_kms_key(self):
+        """AssociateKmsKey, which moto lacks, with the key policy rule of check_log_group_key."""
+        name, key = self._get_param("logGroupName"), self._get_param("kmsKeyId")
+        group = self.logs_backend.groups.get(name)
+        if group is None:
+            raise _Refused("ResourceNotFoundException", "The specified log group does not exist.")
+        check_log_group_key(self.logs_backend.account_id, self.logs_backend.region_name, name, key)
+        group.kms_key_id = key
+        return "{}"
+
+    logs_responses.LogsResponse.associate_kms_key = associate_kms_key

@@ -222,6 +222,9 @@ pub struct EncryptionSpec {
     #[serde(default)]
     #[schemars(inner(pattern(patterns::IAM_PRINCIPAL_ARN)), length(max = 50))]
     pub operators: Vec<String>,
+    /// Encrypt the log groups trailkeeper keeps (flow logs, instance logs) with a KMS key per region that trailkeeper creates (alias alias/trailkeeper/logs), whose policy admits CloudWatch Logs for those groups only. Turning it off later leaves the groups encrypted.
+    #[serde(default)]
+    pub log_groups: bool,
 }
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]

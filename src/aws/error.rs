@@ -133,7 +133,10 @@ const THROTTLING_CODES: [&str; 7] = [
 /// Errors no retry can fix: CloudTrail checks the bucket and key policies at CreateTrail and
 /// UpdateTrail, an Organization trail needs trusted access and the service-linked role, and a
 /// resource quota (LimitExceeded in KMS, CloudWatch Logs and IAM, the trail count) stays exceeded.
-const PRECONDITION_CODES: [&str; 10] = [
+const PRECONDITION_CODES: [&str; 13] = [
+    "NotOrganizationMasterAccountException",
+    "OrganizationNotInAllFeaturesModeException",
+    "AWSOrganizationsNotInUseException",
     "InsufficientS3BucketPolicyException",
     "InsufficientEncryptionPolicyException",
     "InsufficientSnsTopicPolicyException",

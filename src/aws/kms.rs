@@ -21,10 +21,15 @@ pub struct ObservedKey {
     pub tags: BTreeMap<String, String>,
 }
 
-/// The key of the baseline: looked up by alias (or found again by its description when a
-/// previous run was stopped between creating the key and its alias), or by the ARN the baseline
-/// names. `None` when trailkeeper has not created it yet.
-pub async fn observe_key(clients: &AccountClients, source: &KeySource) -> Result<Option<ObservedKey>, AwsError> {
+/// The key of the baseline: looked up by alias (or, when the alias is gone, found again as the
+/// key last reported, `known`, else by its description: a previous run stopped between creating
+/// the key and its alias), or by the ARN the baseline names. `None` when trailkeeper has not
+/// created it yet.
+pub async fn observe_key(
+    clients: &AccountClients,
+    source: &KeySource,
+    known: Option<&str>,
+) -> Result<Option<ObservedKey>, AwsError> {
     let (metadata, alias_exists) = match source {
         KeySource::None => return Ok(None),
         KeySource::Existing { arn } => {
@@ -43,10 +48,21 @@ pub async fn observe_key(clients: &AccountClients, source: &KeySource) -> Result
         }
         KeySource::Create { alias, description } => match describe(clients, alias).await? {
             Some(found) => (found, true),
-            None => match find_by_description(clients, description).await? {
-                Some(found) => (found, false),
-                None => return Ok(None),
-            },
+            None => {
+                let remembered = match known {
+                    Some(arn) => describe(clients, arn)
+                        .await?
+                        .filter(|m| m.description() == Some(description.as_str()) && usable(m)),
+                    None => None,
+                };
+                match remembered {
+                    Some(found) => (found, false),
+                    None => match find_by_description(clients, description).await? {
+                        Some(found) => (found, false),
+                        None => return Ok(None),
+                    },
+                }
+            }
         },
     };
     let key_id = metadata.key_id().to_string();
@@ -91,6 +107,12 @@ async fn describe(clients: &AccountClients, key: &str) -> Result<Option<aws_sdk_
     Ok(out.and_then(|o| o.key_metadata().cloned()))
 }
 
+/// A customer key that is not being deleted.
+fn usable(m: &aws_sdk_kms::types::KeyMetadata) -> bool {
+    m.key_manager() == Some(&KeyManagerType::Customer)
+        && matches!(m.key_state(), Some(KeyState::Enabled) | Some(KeyState::Disabled))
+}
+
 /// A customer key with trailkeeper's description that is not being deleted.
 async fn find_by_description(
     clients: &AccountClients,
@@ -112,12 +134,11 @@ async fn find_by_description(
         )?;
         for entry in page.keys() {
             let Some(id) = entry.key_id() else { continue };
-            if let Some(m) = describe(clients, id).await? {
-                let usable = matches!(m.key_state(), Some(KeyState::Enabled) | Some(KeyState::Disabled));
-                if m.description() == Some(description) && m.key_manager() == Some(&KeyManagerType::Customer) && usable
-                {
-                    return Ok(Some(m));
-                }
+            if let Some(m) = describe(clients, id).await?
+                && m.description() == Some(description)
+                && usable(&m)
+            {
+                return Ok(Some(m));
             }
         }
         match (page.truncated(), page.next_marker()) {

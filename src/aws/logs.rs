@@ -7,13 +7,21 @@ use super::{AccountClients, AwsError, check};
 /// DescribeLogGroups takes at most this many identifiers per request.
 const IDENTIFIERS_PER_REQUEST: usize = 50;
 
-/// Log group name -> retention in days (None: never expire), for those of `names` that exist.
+/// A log group as CloudWatch Logs reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObservedLogGroup {
+    /// None: never expire.
+    pub retention_days: Option<i32>,
+    pub kms_key: Option<String>,
+}
+
+/// Log group name -> what it is, for those of `names` that exist.
 /// Asked by name (`logGroupIdentifiers`), so the cost does not grow with the account's other
 /// groups: one request per 50 names.
 pub async fn observe_log_groups(
     clients: &AccountClients,
     names: &[String],
-) -> Result<BTreeMap<String, Option<i32>>, AwsError> {
+) -> Result<BTreeMap<String, ObservedLogGroup>, AwsError> {
     let mut groups = BTreeMap::new();
     for chunk in names.chunks(IDENTIFIERS_PER_REQUEST) {
         let mut token = None;
@@ -33,7 +41,13 @@ pub async fn observe_log_groups(
             )?;
             for g in page.log_groups() {
                 if let Some(name) = g.log_group_name().filter(|n| chunk.iter().any(|c| c == n)) {
-                    groups.insert(name.to_string(), g.retention_in_days());
+                    groups.insert(
+                        name.to_string(),
+                        ObservedLogGroup {
+                            retention_days: g.retention_in_days(),
+                            kms_key: g.kms_key_id().map(str::to_string),
+                        },
+                    );
                 }
             }
             match page.next_token() {
@@ -48,12 +62,14 @@ pub async fn observe_log_groups(
 pub async fn create_log_group(
     clients: &AccountClients,
     name: &str,
+    kms_key: Option<&str>,
     tags: &BTreeMap<String, String>,
 ) -> Result<(), AwsError> {
     let sent = clients
         .logs
         .create_log_group()
         .log_group_name(name)
+        .set_kms_key_id(kms_key.map(str::to_string))
         .set_tags(Some(tags.clone().into_iter().collect()))
         .send()
         .await;
@@ -61,6 +77,18 @@ pub async fn create_log_group(
         Err(e) if e.code == "ResourceAlreadyExistsException" => Ok(()),
         other => other.map(|_| ()),
     }
+}
+
+/// Encrypts the group's new log data with `kms_key` (CloudWatch Logs checks the key policy).
+pub async fn associate_key(clients: &AccountClients, name: &str, kms_key: &str) -> Result<(), AwsError> {
+    let sent = clients
+        .logs
+        .associate_kms_key()
+        .log_group_name(name)
+        .kms_key_id(kms_key)
+        .send()
+        .await;
+    check(sent, "CloudWatch Logs", "AssociateKmsKey", &format!("log group {name}")).map(|_| ())
 }
 
 /// Sets the retention, or removes it (never expire) for `None`.

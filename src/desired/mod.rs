@@ -280,26 +280,10 @@ pub fn key_policy(spec: &LoggingBaselineSpec) -> Value {
     let account = &spec.account_id;
     let part = partition(&spec.primary_region);
     let trail = trail_arn(spec);
-    let mut statements = vec![json!({
-        "Sid": "EnableIAMPolicies",
-        "Effect": "Allow",
-        "Principal": {"AWS": format!("arn:{part}:iam::{account}:root")},
-        "Action": "kms:*",
-        "Resource": "*"
-    })];
-    if !spec.encryption.administrators.is_empty() {
-        statements.push(json!({
-            "Sid": "KeyAdministrators",
-            "Effect": "Allow",
-            "Principal": {"AWS": sorted(&spec.encryption.administrators)},
-            "Action": [
-                "kms:Create*", "kms:Describe*", "kms:Enable*", "kms:List*", "kms:Put*", "kms:Update*",
-                "kms:Revoke*", "kms:Disable*", "kms:Get*", "kms:Delete*", "kms:TagResource",
-                "kms:UntagResource", "kms:ScheduleKeyDeletion", "kms:CancelKeyDeletion"
-            ],
-            "Resource": "*"
-        }));
-    }
+    let mut statements = key_policy_base(spec)["Statement"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     statements.push(json!({
         "Sid": "CloudTrailEncryptLogs",
         "Effect": "Allow",
@@ -364,6 +348,33 @@ pub fn key_policy(spec: &LoggingBaselineSpec) -> Value {
                 }
             }));
         }
+    }
+    json!({"Version": "2012-10-17", "Id": "trailkeeper-cloudtrail-key", "Statement": statements})
+}
+
+/// What every key trailkeeper creates admits: the account root (so IAM policies apply) and the
+/// administrators.
+pub fn key_policy_base(spec: &LoggingBaselineSpec) -> Value {
+    let part = partition(&spec.primary_region);
+    let mut statements = vec![json!({
+        "Sid": "EnableIAMPolicies",
+        "Effect": "Allow",
+        "Principal": {"AWS": format!("arn:{part}:iam::{}:root", spec.account_id)},
+        "Action": "kms:*",
+        "Resource": "*"
+    })];
+    if !spec.encryption.administrators.is_empty() {
+        statements.push(json!({
+            "Sid": "KeyAdministrators",
+            "Effect": "Allow",
+            "Principal": {"AWS": sorted(&spec.encryption.administrators)},
+            "Action": [
+                "kms:Create*", "kms:Describe*", "kms:Enable*", "kms:List*", "kms:Put*", "kms:Update*",
+                "kms:Revoke*", "kms:Disable*", "kms:Get*", "kms:Delete*", "kms:TagResource",
+                "kms:UntagResource", "kms:ScheduleKeyDeletion", "kms:CancelKeyDeletion"
+            ],
+            "Resource": "*"
+        }));
     }
     json!({"Version": "2012-10-17", "Id": "trailkeeper-cloudtrail-key", "Statement": statements})
 }

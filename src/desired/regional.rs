@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::{AccountSpecs, partition, resource_tags, trail_bucket_name};
+use super::{AccountSpecs, DesiredKey, KeySource, partition, resource_tags, trail_bucket_name};
 use crate::api::{FlowLogDestination, TrafficType};
 
 /// The log group of the flow logs trailkeeper creates, in each region.
@@ -162,7 +162,50 @@ pub struct DesiredLogGroup {
     pub name: String,
     /// None: never expire.
     pub retention_days: Option<i32>,
+    /// Encrypted with the region's log key (`log_group_key`).
+    pub encrypted: bool,
     pub tags: BTreeMap<String, String>,
+}
+
+/// Alias of the key that encrypts trailkeeper's log groups, one key per region.
+pub const LOG_KEY_ALIAS: &str = "alias/trailkeeper/logs";
+
+/// The key that encrypts the log groups of `region` (`encryption.logGroups`): the account root and
+/// the administrators, and CloudWatch Logs of that region for exactly these groups (CloudWatch
+/// Logs user guide, "Encrypt log data in CloudWatch Logs using AWS Key Management Service").
+pub fn log_group_key(specs: &AccountSpecs, region: &str, groups: &[DesiredLogGroup]) -> Option<DesiredKey> {
+    let spec = specs.baseline;
+    if !spec.encryption.log_groups || groups.is_empty() {
+        return None;
+    }
+    let part = partition(region);
+    let account = &spec.account_id;
+    let mut arns: Vec<String> = groups
+        .iter()
+        .map(|g| format!("arn:{part}:logs:{region}:{account}:log-group:{}", g.name))
+        .collect();
+    arns.sort();
+    let mut policy = crate::desired::key_policy_base(spec);
+    policy["Id"] = json!("trailkeeper-logs-key");
+    if let Some(statements) = policy["Statement"].as_array_mut() {
+        statements.push(json!({
+            "Sid": "CloudWatchLogsEncryptTrailkeeperGroups",
+            "Effect": "Allow",
+            "Principal": {"Service": format!("logs.{region}.amazonaws.com")},
+            "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+            "Resource": "*",
+            "Condition": {"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": arns}}
+        }));
+    }
+    Some(DesiredKey {
+        source: KeySource::Create {
+            alias: LOG_KEY_ALIAS.to_string(),
+            description: format!("trailkeeper: encrypts the log groups of account {account} in {region}"),
+        },
+        policy,
+        rotation: true,
+        tags: resource_tags(spec),
+    })
 }
 
 /// The log group of a log file: the file's own name, made valid for CloudWatch Logs (which allows
@@ -185,6 +228,7 @@ pub fn log_groups(specs: &AccountSpecs) -> Vec<DesiredLogGroup> {
         groups.push(DesiredLogGroup {
             name: log_group,
             retention_days: specs.retention.flow_logs.retention_days,
+            encrypted: specs.baseline.encryption.log_groups,
             tags: tags.clone(),
         });
     }
@@ -194,6 +238,7 @@ pub fn log_groups(specs: &AccountSpecs) -> Vec<DesiredLogGroup> {
             groups.push(DesiredLogGroup {
                 name: log_group_name(file),
                 retention_days: specs.retention.instance_logs.retention_days,
+                encrypted: specs.baseline.encryption.log_groups,
                 tags: tags.clone(),
             });
         }

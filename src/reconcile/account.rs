@@ -170,6 +170,9 @@ impl AccountReport {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PreviousApproval {
     pub reference: Option<String>,
+    /// The trail key's ARN as last reported (status): found again with one call when its alias
+    /// is gone, instead of a scan of every key of the account.
+    pub key_arn: Option<String>,
 }
 
 struct Run<'a> {
@@ -300,7 +303,11 @@ impl Run<'_> {
         };
         let c = &self.clients;
         let (key, access_log_bucket, trail_bucket, trail) = tokio::join!(
-            Box::pin(kms::observe_key(c, &self.desired.key.source)),
+            Box::pin(kms::observe_key(
+                c,
+                &self.desired.key.source,
+                previous.key_arn.as_deref()
+            )),
             Box::pin(observe_optional_bucket(
                 c,
                 storage.as_ref().map(|s| &s.access_log_bucket)

@@ -96,7 +96,7 @@ pub async fn cleanup(clients: &AccountClients, specs: &AccountSpecs<'_>) -> Resu
 
     let key_source = desired::account(specs).key.source;
     if let KeySource::Create { .. } = &key_source {
-        let outcome = match kms::observe_key(clients, &key_source).await.map_err(aws)? {
+        let outcome = match kms::observe_key(clients, &key_source, None).await.map_err(aws)? {
             None => Outcome::Absent,
             Some(k) if k.state == "PendingDeletion" => Outcome::Scheduled,
             Some(_) if encrypted_logs_kept => Outcome::Retained("retained logs are encrypted with it".into()),

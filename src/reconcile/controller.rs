@@ -496,6 +496,7 @@ async fn apply(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Acti
         reference: previous
             .and_then(|s| s.applied_retention.as_ref())
             .and_then(|a| a.approval.clone()),
+        key_arn: previous.and_then(|s| s.kms_key_arn.clone()),
     };
     let run = run_account_with(clients, &specs, RunMode::Apply, &previous_approval);
     let Ok(report) = tokio::time::timeout(ctx.settings.reconcile_timeout, run).await else {

@@ -5,11 +5,11 @@
 use std::collections::BTreeMap;
 
 use crate::api::Drift;
-use crate::aws::{AccountClients, AwsError, config, ec2, iam, logs, ssm};
+use crate::aws::{AccountClients, AwsError, config, ec2, iam, kms, logs, ssm};
 use crate::desired::regional::{self, DesiredFlowLogs, FLOW_LOG_ROLE, FLOW_LOG_ROLE_POLICY, FlowLogTarget};
-use crate::desired::{AccountSpecs, policy};
+use crate::desired::{AccountSpecs, KeySource, policy};
 use crate::reconcile::account::{Change, Component, ComponentState};
-use crate::reconcile::diff::{days, shortens};
+use crate::reconcile::diff::{self, Action, days, shortens};
 
 /// What one region's reconcile saw and did.
 #[derive(Clone, Debug, Default)]
@@ -181,16 +181,31 @@ pub async fn reconcile_region(
     let agents = regional::agent_configs(specs);
     let rules = regional::config_rules(specs, key_arn);
 
-    // Log groups first: flow logs and the agent deliver into them.
+    // The log groups' key, then the groups: flow logs and the agent deliver into them.
     let mut groups_ok = true;
-    if !groups.is_empty() {
+    let mut log_key = None;
+    if let Some(key) = regional::log_group_key(specs, &clients.region, &groups) {
+        let mut part = Part {
+            outcome: &mut outcome,
+            write,
+            component: Component::Key,
+            changed: false,
+        };
+        let result = reconcile_log_key(clients, &key, &mut part).await;
+        match &result {
+            Ok((arn, _)) => log_key = arn.clone(),
+            Err(_) => groups_ok = false,
+        }
+        part.finish(result.map(|(_, detail)| detail));
+    }
+    if !groups.is_empty() && groups_ok {
         let mut part = Part {
             outcome: &mut outcome,
             write,
             component: Component::Retention,
             changed: false,
         };
-        let result = reconcile_log_groups(clients, &groups, approved, &mut part).await;
+        let result = reconcile_log_groups(clients, &groups, log_key.as_deref(), approved, &mut part).await;
         groups_ok = result.is_ok();
         part.finish(result);
     }
@@ -233,9 +248,69 @@ pub async fn reconcile_region(
     outcome
 }
 
+/// The region's log-group key: found by its alias, created or repaired like the trail key.
+/// Returns its ARN (None while a plan has yet to create it) and a line of detail.
+async fn reconcile_log_key(
+    clients: &AccountClients,
+    desired: &crate::desired::DesiredKey,
+    part: &mut Part<'_>,
+) -> Result<(Option<String>, String), AwsError> {
+    let observed = kms::observe_key(clients, &desired.source, None).await?;
+    let delta = diff::diff_key(desired, observed.as_ref());
+    let resource = format!("kms:{}:{}", clients.region, regional::LOG_KEY_ALIAS);
+    for d in &delta.drift {
+        part.differs(&resource, &d.field, &d.expected, &d.actual);
+    }
+    let KeySource::Create { alias, description } = &desired.source else {
+        return Ok((observed.map(|k| k.arn), String::new()));
+    };
+    let mut key = observed.map(|k| (k.key_id, k.arn));
+    for action in &delta.actions {
+        let key_id = key.as_ref().map(|(id, _)| id.clone()).unwrap_or_default();
+        let text = action.to_string();
+        match action {
+            Action::CreateKey => {
+                let mut created = None;
+                part.act(&resource, &text, || async {
+                    created = Some(kms::create_key(clients, description, &desired.policy, &desired.tags).await?);
+                    Ok(())
+                })
+                .await?;
+                if created.is_some() {
+                    key = created;
+                }
+            }
+            Action::CreateAlias => {
+                part.act(&resource, &text, || kms::create_alias(clients, alias, &key_id))
+                    .await?
+            }
+            Action::RestoreKey { state } => {
+                part.act(&resource, &text, || kms::restore_key(clients, &key_id, state))
+                    .await?
+            }
+            Action::PutKeyPolicy(policy) => {
+                part.act(&resource, &text, || kms::put_key_policy(clients, &key_id, policy))
+                    .await?
+            }
+            Action::EnableKeyRotation => {
+                part.act(&resource, &text, || kms::enable_rotation(clients, &key_id))
+                    .await?
+            }
+            Action::TagKey(tags) => {
+                part.act(&resource, &text, || kms::tag_key(clients, &key_id, tags))
+                    .await?
+            }
+            _ => {}
+        }
+    }
+    let arn = key.map(|(_, arn)| arn);
+    Ok((arn, format!("log groups encrypted with {}", regional::LOG_KEY_ALIAS)))
+}
+
 async fn reconcile_log_groups(
     clients: &AccountClients,
     groups: &[regional::DesiredLogGroup],
+    log_key: Option<&str>,
     approved: bool,
     part: &mut Part<'_>,
 ) -> Result<String, AwsError> {
@@ -244,11 +319,27 @@ async fn reconcile_log_groups(
     let mut held = Vec::new();
     for group in groups {
         let resource = format!("logs:{}:{}", clients.region, group.name);
-        match observed.get(&group.name) {
+        let key = log_key.filter(|_| group.encrypted);
+        if let (Some(key), Some(current)) = (key, observed.get(&group.name))
+            && !current.kms_key.as_deref().is_some_and(|k| diff::key_matches(k, key))
+        {
+            // Never the other way: a group is not decrypted when encryption is turned off.
+            part.differs(
+                &resource,
+                "kmsKeyId",
+                key,
+                current.kms_key.as_deref().unwrap_or("(not encrypted)"),
+            );
+            part.act(&resource, "encrypt the log group", || {
+                logs::associate_key(clients, &group.name, key)
+            })
+            .await?;
+        }
+        match observed.get(&group.name).map(|g| g.retention_days) {
             None => {
                 part.differs(&resource, "exists", true, false);
                 part.act(&resource, "create the log group", || {
-                    logs::create_log_group(clients, &group.name, &group.tags)
+                    logs::create_log_group(clients, &group.name, key, &group.tags)
                 })
                 .await?;
                 if group.retention_days.is_some() {
@@ -259,9 +350,9 @@ async fn reconcile_log_groups(
                     .await?;
                 }
             }
-            Some(current) if *current != group.retention_days => {
-                part.differs(&resource, "retention", days(group.retention_days), days(*current));
-                if shortens(*current, group.retention_days) && !approved {
+            Some(current) if current != group.retention_days => {
+                part.differs(&resource, "retention", days(group.retention_days), days(current));
+                if shortens(current, group.retention_days) && !approved {
                     held.push(group.name.clone());
                     continue;
                 }

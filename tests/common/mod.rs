@@ -332,6 +332,7 @@ pub async fn apply_with_retention(
     };
     let previous = PreviousApproval {
         reference: previous.map(str::to_string),
+        ..Default::default()
     };
     run_account(&base_config().await, &specs, RunMode::Apply, &previous).await
 }
