@@ -65,15 +65,15 @@ fn cpu_seconds() -> f64 {
 /// region, one read per setting that has no batch read:
 /// STS GetCallerIdentity (the account must be verified before any write) 1;
 /// KMS DescribeKey, GetKeyPolicy, GetKeyRotationStatus, ListResourceTags 4;
-/// trail bucket: Object Lock, versioning, encryption, public access block, policy, logging,
-/// lifecycle, tags 8; access-log bucket: versioning, encryption, public access block, policy,
-/// lifecycle, tags 6; CloudTrail GetTrail, GetTrailStatus, GetEventSelectors, GetInsightSelectors,
+/// trail bucket: Object Lock, versioning, encryption, public access block, ownership, policy,
+/// logging, lifecycle, tags 9; access-log bucket: versioning, encryption, public access block,
+/// ownership, policy, lifecycle, tags 7; CloudTrail GetTrail, GetTrailStatus, GetEventSelectors, GetInsightSelectors,
 /// ListTags 5; flow logs: IAM GetRole, GetRolePolicy, EC2 DescribeVpcs, DescribeFlowLogs,
 /// CloudWatch Logs DescribeLogGroups 5; audit queries: results bucket versioning, encryption,
-/// public access block, policy, lifecycle, tags 6, Glue GetDatabase, GetTable, Athena GetWorkGroup,
+/// public access block, ownership, policy, lifecycle, tags 7, Glue GetDatabase, GetTable, Athena GetWorkGroup,
 /// ListNamedQueries 4, BatchGetNamedQuery 1 (up to 50 queries). Credentials (AssumeRole) are not
 /// counted: the controller caches them for their lifetime.
-const FLOOR_READS: u32 = 1 + 4 + 8 + 6 + 5 + 5 + 6 + 4 + 1;
+const FLOOR_READS: u32 = 1 + 4 + 9 + 7 + 5 + 5 + 7 + 4 + 1;
 /// The fewest writes for a fresh account: CreateKey (with policy and tags), CreateAlias,
 /// EnableKeyRotation; access-log bucket: create, versioning, encryption, public access block,
 /// policy, lifecycle, tags; trail bucket: create (with lock), default retention, encryption, public
@@ -157,6 +157,35 @@ async fn fleet(n: usize) {
         "  CPU: {:.4} s per account reconcile; peak resident memory {} MiB",
         cpu / (2.0 * n as f64),
         proc_status("VmHWM:") / 1024
+    );
+}
+
+/// In-sync reads of one account, alone and with `groups` log groups and `keys` keys of other
+/// people in it: what trailkeeper reads should depend on what it owns only.
+async fn crowded(groups: usize, keys: usize) {
+    let base = common::base_config().await;
+    let quiet = resolved(&common::new_account());
+    let busy = resolved(&common::new_account());
+    let aws = common::inspector(&busy.baseline.spec.account_id).await;
+    for i in 0..groups {
+        aws.logs
+            .create_log_group()
+            .log_group_name(format!("/var/log/other-team/app-{i:04}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    for _ in 0..keys {
+        aws.kms.create_key().send().await.unwrap();
+    }
+    let baselines = [quiet, busy];
+    trailkeeper::cli::run_all(&base, &baselines, RunMode::Apply).await;
+    let in_sync = trailkeeper::cli::run_all(&base, &baselines, RunMode::Apply).await;
+    let reads = |i: usize| in_sync[i].1.calls.reads.saturating_sub(1);
+    println!(
+        "crowded account: in-sync reads {} alone, {} with {groups} foreign log groups and {keys} foreign keys",
+        reads(0),
+        reads(1)
     );
 }
 
@@ -244,6 +273,7 @@ async fn main() {
     for n in [1_000, 10_000] {
         cache_memory(n);
     }
+    crowded(200, 50).await;
     for n in sizes {
         fleet(n).await;
     }

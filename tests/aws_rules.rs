@@ -642,3 +642,42 @@ async fn a_key_whose_alias_was_deleted_is_found_again_without_reading_every_key_
         repaired.applied
     );
 }
+
+#[tokio::test]
+async fn a_flow_log_role_without_its_permissions_boundary_gets_it() {
+    let account = new_account();
+    let aws = inspector(&account).await;
+    // A role of the same name made before trailkeeper bounded it (or by someone else).
+    let trust = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"Service": "vpc-flow-logs.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
+    aws.iam
+        .create_role()
+        .role_name(trailkeeper::desired::regional::FLOW_LOG_ROLE)
+        .assume_role_policy_document(trust.to_string())
+        .send()
+        .await
+        .unwrap();
+    let spec = owned_parts(&account);
+    let report = run_with(&spec, &TrailPolicySpec::default(), RunMode::Apply).await;
+    assert_clean(&report);
+    assert!(
+        report.drift.iter().any(|d| d.field == "permissionsBoundary"),
+        "{:?}",
+        report.drift
+    );
+    let role = aws
+        .iam
+        .get_role()
+        .role_name(trailkeeper::desired::regional::FLOW_LOG_ROLE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        role.role()
+            .and_then(|r| r.permissions_boundary())
+            .and_then(|b| b.permissions_boundary_arn()),
+        Some("arn:aws:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs")
+    );
+    let again = run_with(&spec, &TrailPolicySpec::default(), RunMode::Apply).await;
+    assert_eq!(again.calls.writes, 0, "{:?}", again.calls.by_action);
+}

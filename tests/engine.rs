@@ -230,6 +230,8 @@ async fn the_converged_account_matches_the_baseline_when_read_back_independently
         "CloudTrailEncryptLogs",
         "CloudTrailDescribeKey",
         "OperatorsDecryptLogs",
+        // The account role trailkeeper assumes maintains the key through its policy.
+        "TrailkeeperMaintainsKey",
     ] {
         assert!(sids.contains(&sid), "key policy lacks {sid}: {sids:?}");
     }

@@ -35,12 +35,21 @@ fn decode(document: &str) -> Option<Value> {
         .or_else(|| serde_json::from_str(document).ok())
 }
 
-/// The role's trust policy, and its inline policy named `policy_name`; None when the role is absent.
+/// A role as IAM reports it: its trust policy, its inline policy of the name asked for, and its
+/// permissions boundary.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ObservedRole {
+    pub trust: Option<Value>,
+    pub inline: Option<Value>,
+    pub boundary: Option<String>,
+}
+
+/// The role with its inline policy named `policy_name`; None when the role is absent.
 pub async fn observe_role(
     clients: &AccountClients,
     role: &str,
     policy_name: &str,
-) -> Result<Option<(Option<Value>, Option<Value>)>, AwsError> {
+) -> Result<Option<ObservedRole>, AwsError> {
     let resource = format!("role {role}");
     let Some(found) = optional(
         clients.iam.get_role().role_name(role).send().await,
@@ -55,6 +64,11 @@ pub async fn observe_role(
         .role()
         .and_then(|r| r.assume_role_policy_document())
         .and_then(decode);
+    let boundary = found
+        .role()
+        .and_then(|r| r.permissions_boundary())
+        .and_then(|b| b.permissions_boundary_arn())
+        .map(str::to_string);
     let inline = optional(
         clients
             .iam
@@ -67,19 +81,22 @@ pub async fn observe_role(
         "GetRolePolicy",
         &resource,
     )?;
-    Ok(Some((
+    Ok(Some(ObservedRole {
         trust,
-        inline
+        inline: inline
             .map(|p| p.policy_document().to_string())
             .as_deref()
             .and_then(decode),
-    )))
+        boundary,
+    }))
 }
 
+/// Creates the role with its trust policy, bounded by `boundary`.
 pub async fn create_role(
     clients: &AccountClients,
     role: &str,
     trust: &Value,
+    boundary: &str,
     tags: &BTreeMap<String, String>,
 ) -> Result<(), AwsError> {
     let tags = tags
@@ -91,6 +108,7 @@ pub async fn create_role(
         .create_role()
         .role_name(role)
         .assume_role_policy_document(trust.to_string())
+        .permissions_boundary(boundary)
         .description("trailkeeper: lets VPC Flow Logs deliver into trailkeeper's log groups")
         .set_tags(Some(tags))
         .send()
@@ -99,6 +117,18 @@ pub async fn create_role(
         Err(e) if e.code == "EntityAlreadyExists" => Ok(()),
         other => other.map(|_| ()),
     }
+}
+
+/// Sets the role's permissions boundary.
+pub async fn put_boundary(clients: &AccountClients, role: &str, boundary: &str) -> Result<(), AwsError> {
+    let sent = clients
+        .iam
+        .put_role_permissions_boundary()
+        .role_name(role)
+        .permissions_boundary(boundary)
+        .send()
+        .await;
+    check(sent, "IAM", "PutRolePermissionsBoundary", &format!("role {role}")).map(|_| ())
 }
 
 pub async fn update_trust(clients: &AccountClients, role: &str, trust: &Value) -> Result<(), AwsError> {

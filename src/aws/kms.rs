@@ -163,11 +163,11 @@ fn kms_tags(tags: &BTreeMap<String, String>) -> Result<Vec<Tag>, AwsError> {
 }
 
 /// Creates the key with its policy and tags; returns (key id, ARN).
+/// Creates a symmetric encryption key with its policy (tags come after, under that policy).
 pub async fn create_key(
     clients: &AccountClients,
     description: &str,
     policy: &Value,
-    tags: &BTreeMap<String, String>,
 ) -> Result<(String, String), AwsError> {
     let out = check(
         clients
@@ -175,7 +175,6 @@ pub async fn create_key(
             .create_key()
             .description(description)
             .policy(policy.to_string())
-            .set_tags(Some(kms_tags(tags)?))
             .send()
             .await,
         "KMS",

@@ -67,6 +67,9 @@ pub enum Command {
     },
     /// Run the controller (in a cluster, or anywhere with a kubeconfig).
     Run(RunArgs),
+    /// Print the IAM policy trailkeeper needs, scoped to what it owns: the account role's policy
+    /// (default), the operator identity's policy, or the account role's trust policy.
+    IamPolicy(IamPolicyArgs),
     /// Reconcile every LoggingBaseline of the manifests once against AWS, without a cluster.
     Apply {
         #[arg(short = 'f', long = "filename", required = true)]
@@ -110,6 +113,63 @@ pub struct RunArgs {
     pub identity: Option<String>,
 }
 
+#[derive(clap::Args, Debug, Clone)]
+pub struct IamPolicyArgs {
+    #[arg(long, value_enum, default_value_t = IamDocument::Account)]
+    pub document: IamDocument,
+    /// The ARN partition: aws, aws-cn or aws-us-gov.
+    #[arg(long, default_value = "aws", value_parser = ["aws", "aws-cn", "aws-us-gov"])]
+    pub partition: String,
+    /// The role trailkeeper assumes in each account.
+    #[arg(long, default_value = "trailkeeper")]
+    pub account_role: String,
+    /// storage.namePrefix of the baselines.
+    #[arg(long, default_value = "trailkeeper")]
+    pub name_prefix: String,
+    /// trail.name of the Managed trails (repeatable).
+    #[arg(long = "trail-name")]
+    pub trail_names: Vec<String>,
+    /// A bucket a baseline names itself (repeatable).
+    #[arg(long = "bucket")]
+    pub buckets: Vec<String>,
+    /// A key a baseline names in encryption.kmsKeyArn (repeatable).
+    #[arg(long = "kms-key-arn")]
+    pub kms_keys: Vec<String>,
+    /// An Existing trail a TrailPolicy lets trailkeeper repair (repeatable).
+    #[arg(long = "existing-trail-arn")]
+    pub existing_trails: Vec<String>,
+    /// A log group besides the defaults (an instance log file's group; repeatable).
+    #[arg(long = "log-group")]
+    pub log_groups: Vec<String>,
+    #[arg(long, default_value = "trailkeeper_audit")]
+    pub audit_database: String,
+    #[arg(long, default_value = "trailkeeper-audit")]
+    pub audit_work_group: String,
+    /// The operator's own role (trust policy).
+    #[arg(long)]
+    pub operator_role_arn: Option<String>,
+    /// The external id the baselines set (trust policy).
+    #[arg(long)]
+    pub external_id: Option<String>,
+    /// For baselines without credentials (trailkeeper as its own identity): key maintenance on
+    /// every key of the account, since no key policy can name trailkeeper's role.
+    #[arg(long)]
+    pub own_identity: bool,
+    /// Take the names above from these manifests too (their LoggingBaselines).
+    #[arg(short = 'f', long = "filename")]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum IamDocument {
+    /// The policy of the role trailkeeper assumes in each account.
+    Account,
+    /// The policy of the operator's own identity (IRSA, Pod Identity).
+    Operator,
+    /// The trust policy of the account role.
+    Trust,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Text,
@@ -128,6 +188,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Diff { base, head, output } => diff(&base, &head, output),
         Command::Plan { files, output } => reconcile(&files, RunMode::Plan, output).await,
         Command::Apply { files, output } => reconcile(&files, RunMode::Apply, output).await,
+        Command::IamPolicy(args) => iam_policy(args),
     }
 }
 
@@ -200,6 +261,85 @@ fn validate(files: &[PathBuf]) -> ExitCode {
         }
         Err(code) => ExitCode::from(code),
     }
+}
+
+fn iam_policy(args: IamPolicyArgs) -> ExitCode {
+    use crate::desired::iam::{self, IamSettings};
+    let mut settings = IamSettings {
+        partition: args.partition,
+        account_role: args.account_role,
+        name_prefix: args.name_prefix,
+        trail_names: args.trail_names,
+        buckets: args.buckets,
+        kms_keys: args.kms_keys,
+        existing_trails: args.existing_trails,
+        log_groups: args.log_groups,
+        audit_database: args.audit_database,
+        audit_work_group: args.audit_work_group,
+        operator_role_arn: args.operator_role_arn,
+        external_id: args.external_id,
+        own_identity: args.own_identity,
+    };
+    if !args.files.is_empty() {
+        let baselines = match resolved(&args.files, "input") {
+            Ok(b) => b,
+            Err(code) => return ExitCode::from(code),
+        };
+        for b in &baselines {
+            let spec = &b.baseline.spec;
+            settings.trail_names.push(spec.trail.name.clone());
+            settings.buckets.extend(
+                [
+                    &spec.storage.bucket_name,
+                    &spec.storage.access_log_bucket_name,
+                    &spec.audit_queries.results_bucket_name,
+                ]
+                .into_iter()
+                .flatten()
+                .cloned(),
+            );
+            settings.kms_keys.extend(spec.encryption.kms_key_arn.clone());
+            if let Some(arn) = &spec.trail.existing_trail_arn
+                && !b.trail_policy.manage_existing.is_empty()
+            {
+                settings.existing_trails.push(arn.clone());
+            }
+            let instance = &spec.instance_logs;
+            settings.log_groups.extend(
+                instance
+                    .linux_files
+                    .iter()
+                    .chain(&instance.windows_files)
+                    .map(|f| crate::desired::regional::log_group_name(f)),
+            );
+            if spec.storage.name_prefix != settings.name_prefix {
+                eprintln!(
+                    "warning: {} uses namePrefix {:?}, not {:?}: pass --name-prefix, or print one policy per prefix",
+                    b.id, spec.storage.name_prefix, settings.name_prefix
+                );
+            }
+        }
+    }
+    if settings.trail_names.is_empty() {
+        settings.trail_names.push("trailkeeper".into());
+    }
+    for list in [
+        &mut settings.trail_names,
+        &mut settings.buckets,
+        &mut settings.kms_keys,
+        &mut settings.existing_trails,
+        &mut settings.log_groups,
+    ] {
+        list.sort();
+        list.dedup();
+    }
+    let document = match args.document {
+        IamDocument::Account => iam::account_policy(&settings),
+        IamDocument::Operator => iam::operator_policy(&settings),
+        IamDocument::Trust => iam::trust_policy(&settings),
+    };
+    println!("{}", serde_json::to_string_pretty(&document).unwrap_or_default());
+    ExitCode::from(exit::OK)
 }
 
 fn resolved(files: &[PathBuf], side: &str) -> Result<Vec<ResolvedBaseline>, u8> {

@@ -2,6 +2,7 @@
 //! Kubernetes types: every value here is data that tests can compare.
 
 pub mod athena;
+pub mod iam;
 pub mod policy;
 pub mod regional;
 
@@ -10,8 +11,8 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use crate::api::{
-    ExistingTrailSetting, FlowLogDestination, LockMode, LoggingBaselineSpec, ReadWriteType, RetentionPolicySpec,
-    TrailPolicySpec, TrailSource,
+    DeletionPolicy, ExistingTrailSetting, FlowLogDestination, LockMode, LoggingBaselineSpec, ReadWriteType,
+    RetentionPolicySpec, TrailPolicySpec, TrailSource,
 };
 
 /// Tag put on every resource trailkeeper creates, so people and trailkeeper can recognise them.
@@ -373,6 +374,18 @@ pub fn key_policy_base(spec: &LoggingBaselineSpec) -> Value {
                 "kms:Revoke*", "kms:Disable*", "kms:Get*", "kms:Delete*", "kms:TagResource",
                 "kms:UntagResource", "kms:ScheduleKeyDeletion", "kms:CancelKeyDeletion"
             ],
+            "Resource": "*"
+        }));
+    }
+    if let Some(credentials) = &spec.credentials {
+        // trailkeeper's own maintenance of the key, granted here rather than by an IAM policy on
+        // every key (or on tagged keys, which anyone who may tag could claim).
+        let delete = spec.deletion_policy == DeletionPolicy::Delete;
+        statements.push(json!({
+            "Sid": "TrailkeeperMaintainsKey",
+            "Effect": "Allow",
+            "Principal": {"AWS": credentials.assume_role_arn},
+            "Action": iam::key_maintenance_actions(delete),
             "Resource": "*"
         }));
     }
@@ -846,5 +859,31 @@ mod tests {
         );
         s.audit_queries.enabled = false;
         assert!(statement(&key_policy(&s), "OperatorsUseAuditQueryResults").is_none());
+    }
+
+    #[test]
+    fn the_account_role_maintains_the_key_through_its_policy_and_deletes_it_only_under_delete() {
+        let mut s = spec();
+        assert!(statement(&key_policy(&s), "TrailkeeperMaintainsKey").is_none());
+        s.credentials = Some(crate::api::Credentials {
+            assume_role_arn: "arn:aws:iam::111122223333:role/trailkeeper".into(),
+            external_id: None,
+        });
+        let key = key_policy(&s);
+        let maintains = statement(&key, "TrailkeeperMaintainsKey").unwrap();
+        assert_eq!(
+            maintains["Principal"]["AWS"],
+            "arn:aws:iam::111122223333:role/trailkeeper"
+        );
+        let actions = maintains["Action"].to_string();
+        assert!(actions.contains("kms:PutKeyPolicy") && actions.contains("kms:Decrypt"));
+        assert!(!actions.contains("kms:ScheduleKeyDeletion"));
+        s.deletion_policy = DeletionPolicy::Delete;
+        let key = key_policy(&s);
+        assert!(
+            statement(&key, "TrailkeeperMaintainsKey").unwrap()["Action"]
+                .to_string()
+                .contains("kms:ScheduleKeyDeletion")
+        );
     }
 }

@@ -373,7 +373,7 @@ impl Run<'_> {
             let c = &self.clients;
             let step = match (&action, &desired.source) {
                 (Action::CreateKey, KeySource::Create { description, .. }) => {
-                    kms::create_key(c, description, &desired.policy, &desired.tags)
+                    kms::create_key(c, description, &desired.policy)
                         .await
                         .map(|created| key = Some(created))
                 }

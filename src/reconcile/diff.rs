@@ -268,6 +268,11 @@ pub fn diff_key(desired: &DesiredKey, observed: Option<&ObservedKey>) -> Delta {
     let Some(key) = observed else {
         delta.differs(&resource, "exists", true, false);
         delta.act(Action::CreateKey);
+        // Tagged once it exists, under its own policy: tagging on creation would need
+        // kms:TagResource on every key in the IAM policy.
+        if !desired.tags.is_empty() {
+            delta.act(Action::TagKey(desired.tags.clone()));
+        }
         delta.act(Action::CreateAlias);
         delta.act(Action::EnableKeyRotation);
         return delta;

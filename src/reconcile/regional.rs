@@ -96,17 +96,36 @@ pub async fn reconcile_flow_log_role(
         changed: false,
     };
     let tags = crate::desired::resource_tags(specs.baseline);
-    let (trust_now, policy_now) = match observed {
+    let boundary = crate::desired::iam::flow_log_role_boundary(crate::desired::partition(&clients.region));
+    let observed = match observed {
         None => {
             part.differs(&resource, "exists", true, false);
             part.act(&resource, "create the flow log delivery role", || {
-                iam::create_role(clients, FLOW_LOG_ROLE, &trust, &tags)
+                iam::create_role(clients, FLOW_LOG_ROLE, &trust, &boundary, &tags)
             })
             .await?;
-            (Some(trust.clone()), None)
+            iam::ObservedRole {
+                trust: Some(trust.clone()),
+                inline: None,
+                boundary: Some(boundary.clone()),
+            }
         }
         Some(found) => found,
     };
+    let (trust_now, policy_now) = (observed.trust, observed.inline);
+    if observed.boundary.as_deref() != Some(boundary.as_str()) {
+        // The boundary caps the role at CloudWatch Logs writes whatever its inline policy says.
+        part.differs(
+            &resource,
+            "permissionsBoundary",
+            &boundary,
+            observed.boundary.as_deref().unwrap_or("(none)"),
+        );
+        part.act(&resource, "bound the role by its permissions boundary", || {
+            iam::put_boundary(clients, FLOW_LOG_ROLE, &boundary)
+        })
+        .await?;
+    }
     if !trust_now.as_ref().is_some_and(|t| policy::equivalent(t, &trust)) {
         part.differs(
             &resource,
@@ -272,7 +291,7 @@ async fn reconcile_log_key(
             Action::CreateKey => {
                 let mut created = None;
                 part.act(&resource, &text, || async {
-                    created = Some(kms::create_key(clients, description, &desired.policy, &desired.tags).await?);
+                    created = Some(kms::create_key(clients, description, &desired.policy).await?);
                     Ok(())
                 })
                 .await?;
