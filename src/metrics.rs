@@ -19,6 +19,9 @@ struct Registry {
     drift_repairs: u64,
     /// Ready state per baseline (`namespace/name`): "true", "false" or "unknown".
     baselines: BTreeMap<String, &'static str>,
+    /// Per account and delivering component: seconds since its last delivery (when it delivered),
+    /// and whether it reports an error or is late.
+    delivery: BTreeMap<(String, String), (Option<i64>, bool)>,
     leader: bool,
 }
 
@@ -90,6 +93,19 @@ pub fn forget_baseline(baseline: &str) {
     });
 }
 
+/// The delivery findings of one account's last reconcile (replacing the account's previous ones).
+pub fn set_delivery(account: &str, findings: &[crate::reconcile::delivery::DeliveryFinding]) {
+    with(|r| {
+        r.delivery.retain(|(a, _), _| a != account);
+        for f in findings {
+            r.delivery.insert(
+                (account.to_string(), f.component.clone()),
+                (f.age_seconds, f.problem.is_some()),
+            );
+        }
+    });
+}
+
 pub fn set_leader(leader: bool) {
     with(|r| r.leader = leader);
 }
@@ -152,6 +168,29 @@ pub fn render() -> String {
     for state in ["true", "false", "unknown"] {
         let n = r.baselines.values().filter(|s| **s == state).count();
         let _ = writeln!(out, "trailkeeper_baselines{{ready=\"{state}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP trailkeeper_delivery_age_seconds Seconds since the component's last delivery.\n# TYPE trailkeeper_delivery_age_seconds gauge"
+    );
+    for ((account, component), (age, _)) in &r.delivery {
+        if let Some(age) = age {
+            let _ = writeln!(
+                out,
+                "trailkeeper_delivery_age_seconds{{account=\"{account}\",component=\"{component}\"}} {age}"
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP trailkeeper_delivery_errors Whether the component's delivery fails (an error, or late past the alarm).\n# TYPE trailkeeper_delivery_errors gauge"
+    );
+    for ((account, component), (_, failing)) in &r.delivery {
+        let _ = writeln!(
+            out,
+            "trailkeeper_delivery_errors{{account=\"{account}\",component=\"{component}\"}} {}",
+            u8::from(*failing)
+        );
     }
     let _ = writeln!(
         out,

@@ -367,3 +367,65 @@ async fn a_policy_whose_labels_or_annotations_change_triggers_no_reconcile() {
     let _ = stop.send(());
     controller.await.unwrap();
 }
+
+/// Delivery health through the controller: a trail whose last log file is two hours old gets
+/// DeliveryHealthy False and a Warning Event naming the part; a fresh delivery clears it with a
+/// Normal Event.
+#[tokio::test]
+async fn a_trail_that_stops_delivering_raises_delivery_healthy_false_and_an_event_and_recovers() {
+    let (client, ns) = setup().await;
+    let (stop, controller, _) = start_controller(&client, &ns, common::base_config().await);
+    let baselines: Api<LoggingBaseline> = Api::namespaced(client.clone(), &ns);
+    let account = common::new_account();
+    let mut b = common::baseline(&account);
+    b.metadata.namespace = Some(ns.clone());
+    b.spec.flow_logs.enabled = false;
+    b.spec.audit_queries.enabled = false;
+    baselines.create(&PostParams::default(), &b).await.unwrap();
+    let name = b.name_any();
+    wait_ready(&baselines, &name).await;
+    let aws = common::inspector(&account).await;
+    common::deliver(&aws, &b.spec, "CloudTrail", 120).await;
+    common::deliver(&aws, &b.spec, "CloudTrail-Digest", 10).await;
+    let delivery_state = |wanted: &'static str| {
+        let (api, name) = (baselines.clone(), name.clone());
+        move || {
+            let (api, name) = (api.clone(), name.clone());
+            async move {
+                api.get(&name)
+                    .await
+                    .is_ok_and(|b| condition(&b, "DeliveryHealthy").is_some_and(|c| c.status == wanted))
+            }
+        }
+    };
+    eventually("DeliveryHealthy False", delivery_state("False")).await;
+    let stored = baselines.get(&name).await.unwrap();
+    let c = condition(&stored, "DeliveryHealthy").unwrap();
+    assert_eq!(c.reason, "DeliveryFailing");
+    assert!(
+        c.message.starts_with("cloudtrail: nothing delivered for"),
+        "{}",
+        c.message
+    );
+    assert!(ready(&stored), "delivery is an alarm of its own, not Ready");
+    eventually("a DeliveryFailing Event", || {
+        let (client, ns) = (client.clone(), ns.clone());
+        async move { event_reasons(&client, &ns).await.iter().any(|r| r == "DeliveryFailing") }
+    })
+    .await;
+
+    common::deliver(&aws, &b.spec, "CloudTrail", 1).await;
+    eventually("DeliveryHealthy True", delivery_state("True")).await;
+    eventually("a DeliveryRecovered Event", || {
+        let (client, ns) = (client.clone(), ns.clone());
+        async move {
+            event_reasons(&client, &ns)
+                .await
+                .iter()
+                .any(|r| r == "DeliveryRecovered")
+        }
+    })
+    .await;
+    let _ = stop.send(());
+    controller.await.unwrap();
+}

@@ -249,6 +249,58 @@ def check_log_group_key(account_id, region, group, key_arn):
         raise refused
 
 
+def _delivery_of(trail):
+    """What GetTrailStatus says of `trail`'s deliveries (see delivering_get_trail_status)."""
+    import calendar
+    import re
+    import time
+
+    out = {}
+    try:
+        bucket = _s3_backend(trail.account_id, trail.partition).get_bucket(trail.bucket_name)
+    except Exception:
+        return {"LatestDeliveryError": "NoSuchBucket"}
+    prefix = f"{trail.s3_key_prefix.strip('/')}/" if trail.s3_key_prefix else ""
+    stamp = re.compile(r"_(\d{8}T\d{4}Z)_")
+    newest = {"CloudTrail": None, "CloudTrail-Digest": None}
+    for key in list(bucket.keys.keys()):
+        if not key.startswith(f"{prefix}AWSLogs/"):
+            continue
+        kind = "CloudTrail-Digest" if "/CloudTrail-Digest/" in key else "CloudTrail" if "/CloudTrail/" in key else None
+        found = stamp.search(key)
+        if kind is None or found is None:
+            continue
+        when = calendar.timegm(time.strptime(found.group(1), "%Y%m%dT%H%MZ"))
+        if newest[kind] is None or when > newest[kind]:
+            newest[kind] = when
+    if newest["CloudTrail"] is not None:
+        out["LatestDeliveryTime"] = newest["CloudTrail"]
+    if newest["CloudTrail-Digest"] is not None:
+        out["LatestDigestDeliveryTime"] = newest["CloudTrail-Digest"]
+    bucket_arn = f"arn:{trail.partition}:s3:::{trail.bucket_name}"
+    policy = bucket.policy.decode() if bucket.policy else ""
+    context = {"aws:SourceArn": trail.arn, "aws:SourceAccount": trail.account_id,
+               "s3:x-amz-acl": "bucket-owner-full-control"}
+    path = f"{bucket_arn}/{prefix}AWSLogs/{trail.account_id}/CloudTrail/{trail.region_name}/x.json.gz"
+    if not allows(policy, CLOUDTRAIL, "s3:PutObject", path, context):
+        out["LatestDeliveryError"] = "AccessDenied"
+    elif trail.kms_key_id:
+        from moto.kms.models import kms_backends
+
+        region = trail.kms_key_id.split(":")[3] if trail.kms_key_id.startswith("arn:") else trail.region_name
+        backend = kms_backends[trail.account_id][region]
+        try:
+            key = backend.keys[backend.any_id_to_key_id(trail.kms_key_id)]
+        except Exception:
+            key = None
+        kms_context = {"aws:SourceArn": trail.arn, "kms:EncryptionContext:aws:cloudtrail:arn": trail.arn}
+        if key is None or key.key_state != "Enabled":
+            out["LatestDeliveryError"] = "KMS.DisabledException"
+        elif not allows(key.policy, CLOUDTRAIL, "kms:GenerateDataKey", "*", kms_context):
+            out["LatestDeliveryError"] = "KMS.AccessDeniedException"
+    return out
+
+
 def install():
     """Wraps the moto backends the rules apply to. Idempotent."""
     from moto.cloudtrail import models as cloudtrail
@@ -318,6 +370,30 @@ def install():
 
     cloudtrail_responses.CloudTrailResponse.describe_trails = organization_describe_trails
 
+    def delivering_get_trail_status(self):
+        """GetTrailStatus with delivery as it happened: moto reports a delivery "now" whenever
+        the trail logs. Here LatestDeliveryTime is the time of the newest log file under the
+        trail's prefix (from its name, as CloudTrail names them:
+        {account}_CloudTrail_{region}_{YYYYMMDDTHHmmZ}_{id}.json.gz, so a test delivers by putting
+        one), LatestDigestDeliveryTime the same for digests, and LatestDeliveryError what a
+        delivery would meet now: AccessDenied when the bucket policy no longer admits CloudTrail,
+        KMS.DisabledException / KMS.AccessDeniedException for the key.
+        https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_GetTrailStatus.html"""
+        name = self._get_param("Name")
+        backend = self.cloudtrail_backend
+        status = backend.get_trail_status(name)
+        description = status.description()
+        for key in ("LatestDeliveryTime", "LatestDeliveryAttemptTime", "LatestDeliveryAttemptSucceeded"):
+            description.pop(key, None)
+        trail = next(
+            (t for t in backend.describe_trails(True) if name in (t.trail_name, t.arn)), None
+        )
+        if trail is not None:
+            description.update(_delivery_of(trail))
+        return json.dumps(description)
+
+    cloudtrail_responses.CloudTrailResponse.get_trail_status = delivering_get_trail_status
+
     flow_backend = flow_logs.FlowLogsBackend
     create_flow_logs = flow_backend.create_flow_logs
 
@@ -332,6 +408,25 @@ def install():
         return created
 
     flow_backend.create_flow_logs = strict_create_flow_logs
+
+    # A moto bug, not a rule: bucket policies are applied to object requests without their
+    # conditions, so the usual "deny aws:SecureTransport false" statement denies every request.
+    # Requests here stand for the SDK's, which are TLS in AWS: such statements do not apply.
+    from moto.s3 import models as s3_models
+
+    def get_permission_over_tls(self, action, resource):
+        from moto.iam.access_control import IAMPolicy, PermissionResult
+
+        if self.policy is None:
+            return PermissionResult.NEUTRAL
+        policy = json.loads(self.policy.decode())
+        policy["Statement"] = [
+            st for st in _as_list(policy.get("Statement"))
+            if str(((st.get("Condition") or {}).get("Bool") or {}).get("aws:SecureTransport", "")).lower() != "false"
+        ]
+        return IAMPolicy(json.dumps(policy)).is_action_permitted(action, resource)
+
+    s3_models.FakeBucket.get_permission = get_permission_over_tls
 
     # A moto gap, not a rule: DescribeLogGroups ignores logGroupIdentifiers (names in a
     # non-monitoring account, "Use this array to filter the list of log groups returned"), so

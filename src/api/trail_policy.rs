@@ -57,6 +57,10 @@ pub struct TrailPolicySpec {
     /// Empty (the default): the trail is verified and reported, never changed.
     #[serde(default)]
     pub manage_existing: Vec<ExistingTrailSetting>,
+    /// Minutes without a delivery (log files, CloudWatch Logs; digests get an hour more) after which the trail's delivery is not healthy (condition DeliveryHealthy).
+    #[serde(default = "default_delivery_alarm")]
+    #[schemars(range(min = 5, max = 10080))]
+    pub delivery_alarm_after_minutes: i32,
     /// Tags put on the trail (besides trailkeeper's own). AWS allows 50 tags a resource.
     #[serde(default)]
     #[schemars(extend("maxProperties" = 40, "additionalProperties" = {"type": "string", "maxLength": 256}))]
@@ -76,6 +80,7 @@ impl Default for TrailPolicySpec {
             cloud_watch_logs: None,
             organization_trail: false,
             manage_existing: Vec::new(),
+            delivery_alarm_after_minutes: default_delivery_alarm(),
             tags: BTreeMap::new(),
         }
     }
@@ -83,6 +88,10 @@ impl Default for TrailPolicySpec {
 
 fn yes() -> bool {
     true
+}
+
+fn default_delivery_alarm() -> i32 {
+    60
 }
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -31,6 +31,21 @@ pub struct ObservedTrail {
     /// False for another account's trail (an Organization trail seen from a member account): only
     /// its settings are readable, not its status, selectors or tags.
     pub details_observable: bool,
+    /// What GetTrailStatus says of the trail's deliveries (None when not observable).
+    pub delivery: Option<TrailDelivery>,
+}
+
+/// The deliveries of a trail, as GetTrailStatus reports them (times in seconds since the epoch).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TrailDelivery {
+    pub logging_started: Option<i64>,
+    pub log_files: Option<i64>,
+    pub log_files_error: Option<String>,
+    pub digests: Option<i64>,
+    pub digests_error: Option<String>,
+    pub cloud_watch_logs: Option<i64>,
+    pub cloud_watch_logs_error: Option<String>,
+    pub notification_error: Option<String>,
 }
 
 /// Settings to change on an existing trail; `None` leaves a setting as it is.
@@ -127,7 +142,23 @@ pub async fn observe_trail(clients: &AccountClients, name_or_arn: &str) -> Resul
             .map(|t| (t.key().to_string(), t.value().unwrap_or_default().to_string()))
             .collect(),
         details_observable: true,
+        delivery: Some(delivery_of(&status)),
     }))
+}
+
+fn delivery_of(status: &aws_sdk_cloudtrail::operation::get_trail_status::GetTrailStatusOutput) -> TrailDelivery {
+    let error = |e: Option<&str>| e.filter(|e| !e.is_empty()).map(str::to_string);
+    let time = |t: Option<&aws_smithy_types::DateTime>| t.map(|t| t.secs());
+    TrailDelivery {
+        logging_started: time(status.start_logging_time()),
+        log_files: time(status.latest_delivery_time()),
+        log_files_error: error(status.latest_delivery_error()),
+        digests: time(status.latest_digest_delivery_time()),
+        digests_error: error(status.latest_digest_delivery_error()),
+        cloud_watch_logs: time(status.latest_cloud_watch_logs_delivery_time()),
+        cloud_watch_logs_error: error(status.latest_cloud_watch_logs_delivery_error()),
+        notification_error: error(status.latest_notification_error()),
+    }
 }
 
 /// Another account's trail as this account may see it: an Organization trail is listed to its
@@ -166,6 +197,7 @@ pub async fn observe_foreign_trail(clients: &AccountClients, arn: &str) -> Resul
         insight_selectors: Vec::new(),
         tags: BTreeMap::new(),
         details_observable: false,
+        delivery: None,
     }))
 }
 

@@ -15,6 +15,9 @@ pub struct ObservedFlowLog {
     pub log_format: String,
     pub max_aggregation_interval: i32,
     pub destination: String,
+    /// SUCCESS or FAILED, with AWS's message when it failed.
+    pub deliver_logs_status: Option<String>,
+    pub deliver_logs_error: Option<String>,
 }
 
 /// Every VPC id of the region (all pages).
@@ -68,6 +71,8 @@ pub async fn list_flow_logs(clients: &AccountClients) -> Result<Vec<ObservedFlow
                     .or(f.log_group_name())
                     .unwrap_or_default()
                     .to_string(),
+                deliver_logs_status: f.deliver_logs_status().map(str::to_string),
+                deliver_logs_error: f.deliver_logs_error_message().map(str::to_string),
             }
         }));
         match page.next_token() {

@@ -142,6 +142,10 @@ pub struct AccountReport {
     pub access_log_bucket_name: Option<String>,
     /// Where to run the audit queries (when they are enabled and were reconciled).
     pub audit_queries: Option<AuditQueriesStatus>,
+    /// Whether logs arrive: the trail's deliveries and each region's flow logs, as last read.
+    pub delivery: Vec<super::delivery::DeliveryFinding>,
+    /// The trail's deliveries could be read (a trail of this account, observed).
+    pub delivery_observed: bool,
     pub calls: CallCounts,
     pub duration: Duration,
 }
@@ -235,6 +239,8 @@ pub async fn run_account_with(
         bucket_name: None,
         access_log_bucket_name: None,
         audit_queries: None,
+        delivery: Vec::new(),
+        delivery_observed: false,
         calls: CallCounts::default(),
         duration: Duration::ZERO,
     };
@@ -492,6 +498,21 @@ impl Run<'_> {
             }
         };
         let foreign = observed.as_ref().is_some_and(|t| !t.details_observable);
+        if let Some((trail, delivery)) = observed.as_ref().and_then(|t| t.delivery.as_ref().map(|d| (t, d))) {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            let alarm_after = i64::from(self.specs.trail_policy.delivery_alarm_after_minutes) * 60;
+            self.report.delivery.extend(super::delivery::trail(
+                delivery,
+                trail.logging,
+                trail.log_file_validation,
+                trail.cloud_watch_logs.is_some(),
+                now,
+                alarm_after,
+            ));
+            self.report.delivery_observed = true;
+        }
         let (settings, manage) = match &self.desired.trail {
             DesiredTrail::Managed(s) => (s.clone(), None),
             // Another account's trail: nothing of it can be changed from here.
@@ -782,6 +803,7 @@ impl Run<'_> {
     }
 
     fn absorb(&mut self, outcome: regional::RegionOutcome) {
+        self.report.delivery.extend(outcome.delivery);
         self.report.drift.extend(outcome.drift);
         self.report.pending.extend(outcome.pending);
         self.report.applied.extend(outcome.applied);

@@ -543,6 +543,28 @@ async fn apply(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Acti
         };
         publish(&ctx, &baseline, EventType::Normal, reason, "Apply", changes.join("; ")).await;
     }
+    if report.delivery_observed {
+        crate::metrics::set_delivery(&baseline.spec.account_id, &report.delivery);
+    }
+    let delivery_of = |s: &crate::api::LoggingBaselineStatus| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == status::types::DELIVERY_HEALTHY)
+            .map(|c| (c.status.clone(), c.message.clone()))
+    };
+    if let Some((now_status, message)) = delivery_of(&next)
+        && previous.and_then(delivery_of).map(|(s, _)| s) != Some(now_status.clone())
+    {
+        let (kind, reason) = if now_status == "True" {
+            (EventType::Normal, "DeliveryRecovered")
+        } else {
+            (EventType::Warning, status::reasons::DELIVERY_FAILING)
+        };
+        // The first healthy observation of a new baseline is no news.
+        if previous.is_some() || now_status != "True" {
+            publish(&ctx, &baseline, kind, reason, "Deliver", message).await;
+        }
+    }
     if previous.and_then(ready_of) != ready
         && let Some(c) = next
             .conditions

@@ -2,6 +2,7 @@ pub mod account;
 pub mod athena;
 pub mod cleanup;
 pub mod controller;
+pub mod delivery;
 pub mod diff;
 pub mod regional;
 pub mod retention;

@@ -20,6 +20,8 @@ pub struct RegionOutcome {
     pub applied: Vec<Change>,
     /// Per component: its state in this region and a line of detail for the status.
     pub parts: Vec<(Component, ComponentState, String)>,
+    /// Whether this region's flow logs deliver.
+    pub delivery: Vec<crate::reconcile::delivery::DeliveryFinding>,
 }
 
 /// The writes of one part, recorded as drift and applied (or left pending) in order.
@@ -411,6 +413,13 @@ async fn reconcile_flow_logs(
     for f in &flows {
         by_vpc.entry(f.resource_id.as_str()).or_default().push(f);
     }
+    let covering: Vec<&ec2::ObservedFlowLog> = vpcs
+        .iter()
+        .flat_map(|v| by_vpc.get(v.as_str()).cloned().unwrap_or_default())
+        .collect();
+    part.outcome
+        .delivery
+        .push(crate::reconcile::delivery::flow_logs(&clients.region, &covering));
     let mut uncovered = Vec::new();
     let mut replace = Vec::new();
     let mut not_compliant = Vec::new();

@@ -16,6 +16,8 @@ pub mod types {
     pub const INSTANCE_LOGS_READY: &str = "InstanceLogsReady";
     pub const CONFIG_RULES_READY: &str = "ConfigRulesReady";
     pub const AUDIT_QUERIES_READY: &str = "AuditQueriesReady";
+    /// Logs arrive: not part of Ready (which is about settings), an alarm of its own.
+    pub const DELIVERY_HEALTHY: &str = "DeliveryHealthy";
 }
 
 /// Condition reasons.
@@ -33,6 +35,39 @@ pub mod reasons {
     pub const COMPONENTS_NOT_READY: &str = "ComponentsNotReady";
     /// The reconcile did not finish within its bound (AWS did not answer in time).
     pub const TIMEOUT: &str = "Timeout";
+    pub const DELIVERING: &str = "Delivering";
+    pub const DELIVERY_FAILING: &str = "DeliveryFailing";
+}
+
+/// DeliveryHealthy, when the trail's deliveries could be read: the first failing part named.
+pub fn delivery_condition(report: &AccountReport) -> Option<Condition> {
+    if !report.delivery_observed {
+        return None;
+    }
+    Some(match crate::reconcile::delivery::first_problem(&report.delivery) {
+        Some(failing) => condition(
+            types::DELIVERY_HEALTHY,
+            false,
+            reasons::DELIVERY_FAILING,
+            failing.problem.clone().unwrap_or_default(),
+        ),
+        None => {
+            let seen: Vec<String> = report
+                .delivery
+                .iter()
+                .map(|f| match f.age_seconds {
+                    Some(age) => format!("{} {} min ago", f.component, age / 60),
+                    None => format!("{} (awaiting its first delivery)", f.component),
+                })
+                .collect();
+            condition(
+                types::DELIVERY_HEALTHY,
+                true,
+                reasons::DELIVERING,
+                format!("logs delivered: {}", seen.join(", ")),
+            )
+        }
+    })
 }
 
 fn condition(type_: &str, ok: bool, reason: &str, message: String) -> Condition {
@@ -156,6 +191,7 @@ pub fn conditions(report: &AccountReport) -> Vec<Condition> {
             format!("{} not ready: {}", names.join(", "), first.message),
         )
     };
+    out.extend(delivery_condition(report));
     out.push(ready);
     out
 }

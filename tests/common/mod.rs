@@ -418,3 +418,29 @@ pub async fn trail_destination(
     }
     key
 }
+
+/// Puts a log file (or digest) into the trail bucket as CloudTrail would have `minutes_ago`.
+pub async fn deliver(aws: &Inspector, spec: &LoggingBaselineSpec, kind: &str, minutes_ago: i64) {
+    let when = std::time::SystemTime::now() - std::time::Duration::from_secs(minutes_ago as u64 * 60);
+    let secs = when.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let stamp = aws_smithy_types::DateTime::from_secs(secs)
+        .fmt(aws_smithy_types::date_time::Format::DateTime)
+        .unwrap();
+    // 2026-11-27T05:26:06Z -> 20261127T0526Z
+    let compact: String = stamp.chars().filter(|c| c.is_ascii_digit() || *c == 'T').collect();
+    let compact = format!("{}Z", &compact[..13]);
+    let account = &spec.account_id;
+    let key = format!(
+        "{}/AWSLogs/{account}/{kind}/{REGION}/{}/{account}_{kind}_{REGION}_{compact}_test.json.gz",
+        spec.storage.key_prefix,
+        &stamp[..10].replace('-', "/")
+    );
+    aws.s3
+        .put_object()
+        .bucket(trailkeeper::desired::trail_bucket_name(spec))
+        .key(key)
+        .body(b"{}".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+}

@@ -1,0 +1,232 @@
+//! Delivery health: whether logs actually arrive, judged from what the reconcile already read
+//! (GetTrailStatus, DescribeFlowLogs). Pure functions.
+
+use crate::aws::cloudtrail::TrailDelivery;
+use crate::aws::ec2::ObservedFlowLog;
+
+/// Digests are delivered hourly: they are late only an hour after log files would be.
+const DIGEST_PERIOD_SECONDS: i64 = 3600;
+
+/// What one delivering part was last seen doing. `problem` set: it is not healthy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliveryFinding {
+    /// `cloudtrail`, `cloudtrail-digest`, `cloudtrail-cloudwatch-logs`, `vpc-flow-logs/{region}`.
+    pub component: String,
+    /// Seconds since its last delivery, when it delivered at all.
+    pub age_seconds: Option<i64>,
+    /// The error the service reports, if any.
+    pub error: Option<String>,
+    pub problem: Option<String>,
+}
+
+impl DeliveryFinding {
+    fn new(component: &str) -> Self {
+        Self {
+            component: component.to_string(),
+            age_seconds: None,
+            error: None,
+            problem: None,
+        }
+    }
+}
+
+fn minutes(seconds: i64) -> String {
+    match seconds / 60 {
+        1 => "1 minute".to_string(),
+        m => format!("{m} minutes"),
+    }
+}
+
+/// One timed delivery: late after `alarm_after` seconds (or, before any delivery, that long after
+/// logging started), failing when the service reports an error.
+fn judge(
+    component: &str,
+    latest: Option<i64>,
+    error: &Option<String>,
+    started: Option<i64>,
+    now: i64,
+    alarm_after: i64,
+) -> DeliveryFinding {
+    let mut finding = DeliveryFinding::new(component);
+    finding.age_seconds = latest.map(|t| (now - t).max(0));
+    finding.error = error.clone();
+    finding.problem = match (error, finding.age_seconds, started) {
+        (Some(e), _, _) => Some(format!(
+            "{component}: the service reports the delivery error {e} (a bucket policy, key or role changed behind trailkeeper's back?)"
+        )),
+        (None, Some(age), _) if age > alarm_after => Some(format!(
+            "{component}: nothing delivered for {} (alarm after {})",
+            minutes(age),
+            minutes(alarm_after)
+        )),
+        (None, None, Some(started)) if now - started > alarm_after => Some(format!(
+            "{component}: nothing delivered since logging started {} ago",
+            minutes(now - started)
+        )),
+        _ => None,
+    };
+    finding
+}
+
+/// The trail's deliveries: log files always; digests when log file validation is on; CloudWatch
+/// Logs when the trail sends there. A trail that does not log is the Trail component's business.
+pub fn trail(
+    delivery: &TrailDelivery,
+    logging: bool,
+    log_file_validation: bool,
+    cloud_watch_logs: bool,
+    now: i64,
+    alarm_after: i64,
+) -> Vec<DeliveryFinding> {
+    if !logging {
+        return Vec::new();
+    }
+    let started = delivery.logging_started;
+    let mut findings = vec![judge(
+        "cloudtrail",
+        delivery.log_files,
+        &delivery.log_files_error,
+        started,
+        now,
+        alarm_after,
+    )];
+    if log_file_validation {
+        findings.push(judge(
+            "cloudtrail-digest",
+            delivery.digests,
+            &delivery.digests_error,
+            started,
+            now,
+            alarm_after + DIGEST_PERIOD_SECONDS,
+        ));
+    }
+    if cloud_watch_logs {
+        findings.push(judge(
+            "cloudtrail-cloudwatch-logs",
+            delivery.cloud_watch_logs,
+            &delivery.cloud_watch_logs_error,
+            started,
+            now,
+            alarm_after,
+        ));
+    }
+    if let Some(e) = &delivery.notification_error {
+        let mut finding = DeliveryFinding::new("cloudtrail-notifications");
+        finding.error = Some(e.clone());
+        finding.problem = Some(format!("cloudtrail-notifications: the SNS notification error {e}"));
+        findings.push(finding);
+    }
+    findings
+}
+
+/// The flow logs of a region: one finding, failing when any of them reports FAILED.
+pub fn flow_logs(region: &str, flows: &[&ObservedFlowLog]) -> DeliveryFinding {
+    let mut finding = DeliveryFinding::new(&format!("vpc-flow-logs/{region}"));
+    let failed: Vec<String> = flows
+        .iter()
+        .filter(|f| f.deliver_logs_status.as_deref() == Some("FAILED"))
+        .map(|f| {
+            format!(
+                "{} of {} ({})",
+                f.id,
+                f.resource_id,
+                f.deliver_logs_error.as_deref().unwrap_or("no message")
+            )
+        })
+        .collect();
+    if !failed.is_empty() {
+        finding.error = Some("FAILED".into());
+        finding.problem = Some(format!(
+            "vpc-flow-logs/{region}: delivery FAILED for {}",
+            failed.join(", ")
+        ));
+    }
+    finding
+}
+
+/// The first part that is not healthy, if any.
+pub fn first_problem(findings: &[DeliveryFinding]) -> Option<&DeliveryFinding> {
+    findings.iter().find(|f| f.problem.is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000;
+    const HOUR: i64 = 3600;
+
+    fn delivered(minutes_ago: i64) -> TrailDelivery {
+        TrailDelivery {
+            logging_started: Some(NOW - 48 * HOUR),
+            log_files: Some(NOW - minutes_ago * 60),
+            digests: Some(NOW - minutes_ago * 60),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_trail_that_delivered_recently_is_healthy() {
+        let findings = trail(&delivered(5), true, true, false, NOW, HOUR);
+        assert_eq!(findings.len(), 2);
+        assert!(first_problem(&findings).is_none(), "{findings:?}");
+        assert_eq!(findings[0].age_seconds, Some(300));
+    }
+
+    #[test]
+    fn a_trail_silent_past_the_alarm_is_not() {
+        let findings = trail(&delivered(90), true, false, false, NOW, HOUR);
+        let problem = first_problem(&findings).unwrap().problem.clone().unwrap();
+        assert_eq!(
+            problem,
+            "cloudtrail: nothing delivered for 90 minutes (alarm after 60 minutes)"
+        );
+    }
+
+    #[test]
+    fn digests_get_their_hour() {
+        let mut d = delivered(5);
+        d.digests = Some(NOW - 100 * 60);
+        assert!(first_problem(&trail(&d, true, true, false, NOW, HOUR)).is_none());
+        d.digests = Some(NOW - 130 * 60);
+        assert_eq!(
+            first_problem(&trail(&d, true, true, false, NOW, HOUR))
+                .unwrap()
+                .component,
+            "cloudtrail-digest"
+        );
+    }
+
+    #[test]
+    fn a_delivery_error_is_a_problem_whatever_the_age() {
+        let mut d = delivered(1);
+        d.log_files_error = Some("AccessDenied".into());
+        let findings = trail(&d, true, false, false, NOW, HOUR);
+        assert!(
+            first_problem(&findings)
+                .unwrap()
+                .problem
+                .as_ref()
+                .unwrap()
+                .contains("AccessDenied")
+        );
+    }
+
+    #[test]
+    fn a_new_trail_waits_for_its_first_delivery_until_the_alarm() {
+        let d = TrailDelivery {
+            logging_started: Some(NOW - 10 * 60),
+            ..Default::default()
+        };
+        assert!(first_problem(&trail(&d, true, false, false, NOW, HOUR)).is_none());
+        let d = TrailDelivery {
+            logging_started: Some(NOW - 2 * HOUR),
+            ..Default::default()
+        };
+        assert!(first_problem(&trail(&d, true, false, false, NOW, HOUR)).is_some());
+        assert!(
+            trail(&d, false, false, false, NOW, HOUR).is_empty(),
+            "not logging: not judged here"
+        );
+    }
+}

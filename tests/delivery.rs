@@ -1,0 +1,169 @@
+//! Delivery health against the emulator: the trail's deliveries are what its bucket holds (the
+//! test delivers by putting a log file named as CloudTrail names them) and what a delivery would
+//! meet now (a bucket policy or key broken behind trailkeeper's back); flow logs report FAILED.
+
+mod common;
+
+use common::*;
+use trailkeeper::api::{LoggingBaselineSpec, RetentionPolicySpec, TrailPolicySpec};
+use trailkeeper::desired::{self, AccountSpecs};
+use trailkeeper::reconcile::account::{AccountReport, PreviousApproval, RunMode, run_account};
+use trailkeeper::reconcile::{delivery, status};
+
+async fn run(spec: &LoggingBaselineSpec) -> AccountReport {
+    let base = base_config().await;
+    let (trail_policy, retention) = (TrailPolicySpec::default(), RetentionPolicySpec::default());
+    let specs = AccountSpecs {
+        baseline: spec,
+        trail_policy: &trail_policy,
+        retention: &retention,
+    };
+    run_account(&base, &specs, RunMode::Apply, &PreviousApproval::default()).await
+}
+
+fn trail_only(account: &str) -> LoggingBaselineSpec {
+    let mut spec = spec(account);
+    spec.flow_logs.enabled = false;
+    spec.instance_logs.enabled = false;
+    spec.config_rules.enabled = false;
+    spec.audit_queries.enabled = false;
+    spec
+}
+
+fn delivery_condition(report: &AccountReport) -> (String, String) {
+    let c = status::delivery_condition(report).expect("the trail's deliveries were read");
+    (c.status, c.message)
+}
+
+#[tokio::test]
+async fn a_trail_that_delivers_is_healthy_and_one_that_stopped_is_not() {
+    let account = new_account();
+    let aws = inspector(&account).await;
+    let spec = trail_only(&account);
+    let first = run(&spec).await;
+    assert!(!first.failed(), "{:?}", first.components);
+    // Just started: awaiting its first delivery, not an alarm.
+    let (state, message) = delivery_condition(&run(&spec).await);
+    assert_eq!(state, "True", "{message}");
+    assert!(message.contains("awaiting its first delivery"), "{message}");
+
+    deliver(&aws, &spec, "CloudTrail", 3).await;
+    deliver(&aws, &spec, "CloudTrail-Digest", 20).await;
+    let healthy = run(&spec).await;
+    let (state, message) = delivery_condition(&healthy);
+    assert_eq!(state, "True", "{message}");
+    let log_files = healthy.delivery.iter().find(|f| f.component == "cloudtrail").unwrap();
+    assert!((120..=300).contains(&log_files.age_seconds.unwrap()), "{log_files:?}");
+
+    // Delivery stopped two hours ago (a newer file never came).
+    let stopped_account = new_account();
+    let aws = inspector(&stopped_account).await;
+    let spec = trail_only(&stopped_account);
+    run(&spec).await;
+    deliver(&aws, &spec, "CloudTrail", 120).await;
+    deliver(&aws, &spec, "CloudTrail-Digest", 30).await;
+    let stopped = run(&spec).await;
+    let (state, message) = delivery_condition(&stopped);
+    assert_eq!(state, "False");
+    assert!(
+        message.starts_with("cloudtrail: nothing delivered for 1") && message.contains("(alarm after 60 minutes)"),
+        "{message}"
+    );
+    // Delivery resumed: the alarm clears.
+    deliver(&aws, &spec, "CloudTrail", 1).await;
+    assert_eq!(delivery_condition(&run(&spec).await).0, "True");
+}
+
+#[tokio::test]
+async fn a_bucket_policy_broken_behind_trailkeepers_back_is_a_delivery_error_until_repaired() {
+    let account = new_account();
+    let aws = inspector(&account).await;
+    let spec = trail_only(&account);
+    run(&spec).await;
+    deliver(&aws, &spec, "CloudTrail", 2).await;
+    deliver(&aws, &spec, "CloudTrail-Digest", 2).await;
+    let bucket = desired::trail_bucket_name(&spec);
+    let locked_out = serde_json::json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Deny", "Principal": "*", "Action": "s3:*",
+         "Resource": [format!("arn:aws:s3:::{bucket}"), format!("arn:aws:s3:::{bucket}/*")],
+         "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]});
+    aws.s3
+        .put_bucket_policy()
+        .bucket(&bucket)
+        .policy(locked_out.to_string())
+        .send()
+        .await
+        .unwrap();
+    // This reconcile reads the error (before it restores the policy)...
+    let broken = run(&spec).await;
+    let (state, message) = delivery_condition(&broken);
+    assert_eq!(state, "False");
+    assert!(message.contains("AccessDenied"), "{message}");
+    let failing = delivery::first_problem(&broken.delivery).unwrap();
+    assert_eq!(
+        (failing.component.as_str(), failing.error.as_deref()),
+        ("cloudtrail", Some("AccessDenied"))
+    );
+    assert!(broken.applied.iter().any(|c| c.action == "put the bucket policy"));
+    // ...and the next finds delivery possible again.
+    assert_eq!(delivery_condition(&run(&spec).await).0, "True");
+}
+
+#[tokio::test]
+async fn a_disabled_key_is_a_delivery_error() {
+    let account = new_account();
+    let aws = inspector(&account).await;
+    let mut spec = trail_only(&account);
+    run(&spec).await;
+    deliver(&aws, &spec, "CloudTrail", 2).await;
+    aws.kms
+        .disable_key()
+        .key_id(aws.trail_key_id().await)
+        .send()
+        .await
+        .unwrap();
+    spec.mode = trailkeeper::api::Mode::Observe; // read what is, repair nothing
+    let report = run(&spec).await;
+    let failing = delivery::first_problem(&report.delivery).expect("a failing part");
+    assert_eq!(failing.error.as_deref(), Some("KMS.DisabledException"));
+}
+
+#[tokio::test]
+async fn a_flow_log_whose_delivery_failed_is_reported() {
+    let account = new_account();
+    let aws = inspector(&account).await;
+    let vpc = aws.ec2.create_vpc().cidr_block("10.3.0.0/16").send().await.unwrap();
+    let vpc_id = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
+    let mut spec = trail_only(&account);
+    spec.flow_logs.enabled = true;
+    spec.regions = vec![REGION.to_string()];
+    let format = trailkeeper::desired::regional::flow_logs(&AccountSpecs {
+        baseline: &spec,
+        trail_policy: &TrailPolicySpec::default(),
+        retention: &RetentionPolicySpec::default(),
+    })
+    .unwrap()
+    .format();
+    // Someone else's flow log, compliant in format, into a group that does not exist: the
+    // emulator (like AWS) reports its delivery FAILED.
+    aws.ec2
+        .create_flow_logs()
+        .resource_type(aws_sdk_ec2::types::FlowLogsResourceType::Vpc)
+        .resource_ids(&vpc_id)
+        .traffic_type(aws_sdk_ec2::types::TrafficType::All)
+        .log_group_name("/someone/missing")
+        .deliver_logs_permission_arn(format!("arn:aws:iam::{account}:role/someone"))
+        .log_format(format)
+        .max_aggregation_interval(60)
+        .send()
+        .await
+        .unwrap();
+    let report = run(&spec).await;
+    let failing: Vec<&delivery::DeliveryFinding> = report.delivery.iter().filter(|f| f.problem.is_some()).collect();
+    let flow = failing
+        .iter()
+        .find(|f| f.component == format!("vpc-flow-logs/{REGION}"))
+        .unwrap_or_else(|| panic!("{:?}", report.delivery));
+    let problem = flow.problem.as_deref().unwrap();
+    assert!(problem.contains("FAILED") && problem.contains(&vpc_id), "{problem}");
+}
