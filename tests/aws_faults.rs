@@ -319,8 +319,18 @@ async fn config_rule_compliance_is_reported_and_its_failure_does_not_fail_the_ru
             )
             .build()
     });
+    let recording = mock!(aws_sdk_config::Client::describe_configuration_recorder_status).then_output(|| {
+        aws_sdk_config::operation::describe_configuration_recorder_status::DescribeConfigurationRecorderStatusOutput::builder()
+            .configuration_recorders_status(
+                aws_sdk_config::types::ConfigurationRecorderStatus::builder()
+                    .name("default")
+                    .recording(true)
+                    .build(),
+            )
+            .build()
+    });
     let calls = CallRecorder::new();
-    let clients = common::mocked_clients(&[&recorder, &no_rules, &put, &non_compliant], &calls);
+    let clients = common::mocked_clients(&[&recorder, &no_rules, &put, &non_compliant, &recording], &calls);
     let outcome = reconcile_region(&clients, &spec).await;
     assert_eq!(state_of(&outcome, Component::ConfigRules), &ComponentState::Repaired);
     assert_eq!(put.num_calls(), 9);
@@ -332,7 +342,7 @@ async fn config_rule_compliance_is_reported_and_its_failure_does_not_fail_the_ru
 
     let denied = mock!(aws_sdk_config::Client::describe_compliance_by_config_rule)
         .then_error(|| compliance::DescribeComplianceByConfigRuleError::generic(error("AccessDeniedException", "no")));
-    let clients = common::mocked_clients(&[&recorder, &no_rules, &put, &denied], &calls);
+    let clients = common::mocked_clients(&[&recorder, &no_rules, &put, &denied, &recording], &calls);
     let outcome = reconcile_region(&clients, &spec).await;
     assert_eq!(state_of(&outcome, Component::ConfigRules), &ComponentState::Repaired);
     let detail = &outcome.parts.iter().find(|p| p.0 == Component::ConfigRules).unwrap().2;

@@ -167,3 +167,38 @@ async fn a_flow_log_whose_delivery_failed_is_reported() {
     let problem = flow.problem.as_deref().unwrap();
     assert!(problem.contains("FAILED") && problem.contains(&vpc_id), "{problem}");
 }
+
+#[tokio::test]
+async fn a_configuration_recorder_that_stopped_recording_is_reported() {
+    let account = new_account();
+    let aws = inspector(&account).await;
+    let mut spec = trail_only(&account);
+    spec.regions = vec![REGION.to_string()];
+    spec.config_rules.enabled = true;
+    spec.config_rules.create_recorder = true;
+    let first = run(&spec).await;
+    assert!(
+        delivery::first_problem(&first.delivery).is_none(),
+        "{:?}",
+        first.delivery
+    );
+    let recorders = aws.config.describe_configuration_recorders().send().await.unwrap();
+    let name = recorders.configuration_recorders()[0].name().unwrap().to_string();
+    aws.config
+        .stop_configuration_recorder()
+        .configuration_recorder_name(&name)
+        .send()
+        .await
+        .unwrap();
+    let report = run(&spec).await;
+    let failing = delivery::first_problem(&report.delivery).expect("a failing part");
+    assert_eq!(failing.component, format!("aws-config/{REGION}"));
+    assert!(
+        failing
+            .problem
+            .as_deref()
+            .unwrap()
+            .contains(&format!("recorder {name} is not recording")),
+        "{failing:?}"
+    );
+}

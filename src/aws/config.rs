@@ -18,6 +18,40 @@ pub async fn has_recorder(clients: &AccountClients) -> Result<bool, AwsError> {
     Ok(!out.configuration_recorders().is_empty())
 }
 
+/// What a recorder says of itself: its name, whether it records, and its last error.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecorderStatus {
+    pub name: String,
+    pub recording: bool,
+    pub last_status: Option<String>,
+    pub last_error: Option<String>,
+}
+
+/// The status of the region's recorders (DescribeConfigurationRecorderStatus).
+pub async fn recorder_status(clients: &AccountClients) -> Result<Vec<RecorderStatus>, AwsError> {
+    let sent = clients.config.describe_configuration_recorder_status().send().await;
+    let out = check(
+        sent,
+        "Config Service",
+        "DescribeConfigurationRecorderStatus",
+        &format!("the recorders of {}", clients.region),
+    )?;
+    Ok(out
+        .configuration_recorders_status()
+        .iter()
+        .map(|r| RecorderStatus {
+            name: r.name().unwrap_or_default().to_string(),
+            recording: r.recording(),
+            last_status: r.last_status().map(|s| s.as_str().to_string()),
+            last_error: r
+                .last_error_code()
+                .or(r.last_error_message())
+                .filter(|e| !e.is_empty())
+                .map(str::to_string),
+        })
+        .collect())
+}
+
 /// Rule name -> (source identifier, input parameters, scope) of the rules that exist among `names`.
 pub type ObservedRules = BTreeMap<String, (String, Option<serde_json::Value>, Option<RuleScope>)>;
 

@@ -222,6 +222,7 @@ pub fn account_policy(s: &IamSettings) -> Value {
                 "cloudtrail:ListTags",
                 "config:DescribeComplianceByConfigRule",
                 "config:DescribeConfigRules",
+                "config:DescribeConfigurationRecorderStatus",
                 "config:DescribeConfigurationRecorders",
                 "ec2:DescribeFlowLogs",
                 "ec2:DescribeVpcs",

@@ -144,6 +144,32 @@ pub fn flow_logs(region: &str, flows: &[&ObservedFlowLog]) -> DeliveryFinding {
     finding
 }
 
+/// The region's configuration recorders: failing when one does not record or reports an error.
+pub fn config_recorders(region: &str, recorders: &[crate::aws::config::RecorderStatus]) -> DeliveryFinding {
+    let mut finding = DeliveryFinding::new(&format!("aws-config/{region}"));
+    let failing: Vec<String> = recorders
+        .iter()
+        .filter_map(|r| {
+            if !r.recording {
+                Some(format!("recorder {} is not recording", r.name))
+            } else if r.last_status.as_deref() == Some("Failure") {
+                Some(format!(
+                    "recorder {} failed: {}",
+                    r.name,
+                    r.last_error.as_deref().unwrap_or("no message")
+                ))
+            } else {
+                None
+            }
+        })
+        .collect();
+    if !failing.is_empty() {
+        finding.error = recorders.iter().find_map(|r| r.last_error.clone());
+        finding.problem = Some(format!("aws-config/{region}: {}", failing.join("; ")));
+    }
+    finding
+}
+
 /// The first part that is not healthy, if any.
 pub fn first_problem(findings: &[DeliveryFinding]) -> Option<&DeliveryFinding> {
     findings.iter().find(|f| f.problem.is_some())

@@ -612,6 +612,12 @@ async fn reconcile_rules(
                 .await?;
         }
     }
+    // Whether the recorders record: delivery health, information like compliance below.
+    if let Ok(status) = config::recorder_status(clients).await {
+        part.outcome
+            .delivery
+            .push(crate::reconcile::delivery::config_recorders(&clients.region, &status));
+    }
     // Compliance is information for the status: when the API cannot give it, say so and go on.
     let detail = match config::compliance(clients, &names).await {
         Ok(Some(c)) => {
