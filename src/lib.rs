@@ -11,3 +11,4 @@ pub mod metrics;
 pub mod operator;
 pub mod reconcile;
 pub mod telemetry;
+pub mod verify;

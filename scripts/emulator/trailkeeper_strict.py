@@ -10,6 +10,7 @@ them), which is stricter than AWS only for policies nobody writes.
 """
 import fnmatch
 import json
+import pathlib
 
 from moto.core.exceptions import JsonRESTError
 
@@ -393,6 +394,24 @@ def install():
         return json.dumps(description)
 
     cloudtrail_responses.CloudTrailResponse.get_trail_status = delivering_get_trail_status
+
+    def list_public_keys(self):
+        """ListPublicKeys, which moto lacks: the key that signs digest files, here the test key of
+        tests/fixtures (the tests sign their digest chains with its private half). One key valid
+        for all time; its fingerprint is the MD5 of its DER form, as CloudTrail's is a hex digest.
+        https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_ListPublicKeys.html"""
+        import base64
+        import hashlib
+
+        der = (pathlib.Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "cloudtrail-test-key.pub.der").read_bytes()
+        return json.dumps({"PublicKeyList": [{
+            "Value": base64.b64encode(der).decode(),
+            "ValidityStartTime": 0,
+            "ValidityEndTime": 4102444800,
+            "Fingerprint": hashlib.md5(der).hexdigest(),
+        }]})
+
+    cloudtrail_responses.CloudTrailResponse.list_public_keys = list_public_keys
 
     flow_backend = flow_logs.FlowLogsBackend
     create_flow_logs = flow_backend.create_flow_logs

@@ -426,3 +426,34 @@ pub async fn delete_trail(clients: &AccountClients, arn: &str) -> Result<(), Aws
     let sent = clients.cloudtrail.delete_trail().name(arn).send().await;
     check(sent, "CloudTrail", "DeleteTrail", &format!("trail {arn}")).map(|_| ())
 }
+
+/// CloudTrail's public keys valid between `start` and `end` (seconds): fingerprint -> DER
+/// (PKCS#1 RSAPublicKey), the keys that sign digest files.
+pub async fn list_public_keys(
+    clients: &AccountClients,
+    start: i64,
+    end: i64,
+) -> Result<BTreeMap<String, Vec<u8>>, AwsError> {
+    let mut keys = BTreeMap::new();
+    let mut token = None;
+    loop {
+        let sent = clients
+            .cloudtrail
+            .list_public_keys()
+            .start_time(aws_smithy_types::DateTime::from_secs(start))
+            .end_time(aws_smithy_types::DateTime::from_secs(end))
+            .set_next_token(token.take())
+            .send()
+            .await;
+        let page = check(sent, "CloudTrail", "ListPublicKeys", "CloudTrail's public keys")?;
+        for key in page.public_key_list() {
+            if let (Some(fingerprint), Some(value)) = (key.fingerprint(), key.value()) {
+                keys.insert(fingerprint.to_string(), value.as_ref().to_vec());
+            }
+        }
+        match page.next_token() {
+            Some(next) if !next.is_empty() => token = Some(next.to_string()),
+            _ => return Ok(keys),
+        }
+    }
+}

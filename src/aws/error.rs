@@ -99,8 +99,9 @@ impl fmt::Display for AwsError {
 
 impl std::error::Error for AwsError {}
 
-const NOT_FOUND_CODES: [&str; 18] = [
+const NOT_FOUND_CODES: [&str; 19] = [
     "NotFound",
+    "NoSuchKey",
     "OwnershipControlsNotFoundError",
     "NoSuchBucket",
     "NoSuchBucketPolicy",

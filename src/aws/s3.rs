@@ -479,3 +479,69 @@ pub async fn delete_bucket(clients: &AccountClients, name: &str) -> Result<(), A
     let sent = clients.s3.delete_bucket().bucket(name).send().await;
     check(sent, "S3", "DeleteBucket", &format!("bucket {name}")).map(|_| ())
 }
+
+/// The common prefixes one level below `prefix` (folders), all pages.
+pub async fn list_folders(clients: &AccountClients, bucket: &str, prefix: &str) -> Result<Vec<String>, AwsError> {
+    let mut folders = Vec::new();
+    let mut pages = clients
+        .s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .delimiter("/")
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = check(page, "S3", "ListBucket", &format!("s3://{bucket}/{prefix}"))?;
+        folders.extend(
+            page.common_prefixes()
+                .iter()
+                .filter_map(|p| p.prefix().map(str::to_string)),
+        );
+    }
+    Ok(folders)
+}
+
+/// The keys under `prefix`, all pages.
+pub async fn list_keys(clients: &AccountClients, bucket: &str, prefix: &str) -> Result<Vec<String>, AwsError> {
+    let mut keys = Vec::new();
+    let mut pages = clients
+        .s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = check(page, "S3", "ListBucket", &format!("s3://{bucket}/{prefix}"))?;
+        keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_string)));
+    }
+    Ok(keys)
+}
+
+/// An object's bytes and user metadata; None when it does not exist.
+pub async fn get_object(
+    clients: &AccountClients,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<(Vec<u8>, std::collections::HashMap<String, String>)>, AwsError> {
+    let resource = format!("s3://{bucket}/{key}");
+    let Some(out) = optional(
+        clients.s3.get_object().bucket(bucket).key(key).send().await,
+        "S3",
+        "GetObject",
+        &resource,
+    )?
+    else {
+        return Ok(None);
+    };
+    let metadata = out.metadata().cloned().unwrap_or_default();
+    let body = out
+        .body
+        .collect()
+        .await
+        .map_err(|e| invalid("s3:GetObject", &resource, e))?
+        .into_bytes()
+        .to_vec();
+    Ok(Some((body, metadata)))
+}

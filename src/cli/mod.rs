@@ -67,6 +67,24 @@ pub enum Command {
     },
     /// Run the controller (in a cluster, or anywhere with a kubeconfig).
     Run(RunArgs),
+    /// Validate the integrity of delivered CloudTrail logs (as `aws cloudtrail validate-logs`):
+    /// digest signatures, the digest chain and every log file's hash, for each LoggingBaseline of
+    /// the manifests (or `--account`). Exit 0 only when every file is valid.
+    Verify {
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<PathBuf>,
+        /// Only the baseline of this account.
+        #[arg(long)]
+        account: Option<String>,
+        /// Digests that end at or after this time (RFC 3339, e.g. 2026-11-26T00:00:00Z).
+        #[arg(long)]
+        start_time: String,
+        /// Digests that end at or before this time (default: now).
+        #[arg(long)]
+        end_time: Option<String>,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Text)]
+        output: Format,
+    },
     /// Print the IAM policy trailkeeper needs, scoped to what it owns: the account role's policy
     /// (default), the operator identity's policy, or the account role's trust policy.
     IamPolicy(IamPolicyArgs),
@@ -189,6 +207,13 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Plan { files, output } => reconcile(&files, RunMode::Plan, output).await,
         Command::Apply { files, output } => reconcile(&files, RunMode::Apply, output).await,
         Command::IamPolicy(args) => iam_policy(args),
+        Command::Verify {
+            files,
+            account,
+            start_time,
+            end_time,
+            output,
+        } => verify(&files, account.as_deref(), &start_time, end_time.as_deref(), output).await,
     }
 }
 
@@ -261,6 +286,141 @@ fn validate(files: &[PathBuf]) -> ExitCode {
         }
         Err(code) => ExitCode::from(code),
     }
+}
+
+async fn verify(files: &[PathBuf], account: Option<&str>, start: &str, end: Option<&str>, format: Format) -> ExitCode {
+    use crate::verify;
+    let time = |t: &str| {
+        aws_smithy_types::DateTime::from_str(t, aws_smithy_types::date_time::Format::DateTime)
+            .map(|t| t.secs())
+            .map_err(|e| eprintln!("error: {t} is not an RFC 3339 time: {e}"))
+    };
+    let Ok(start) = time(start) else {
+        return ExitCode::from(exit::UNREADABLE);
+    };
+    let end = match end {
+        Some(e) => match time(e) {
+            Ok(e) => e,
+            Err(()) => return ExitCode::from(exit::UNREADABLE),
+        },
+        None => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64),
+    };
+    let baselines = match resolved(files, "input") {
+        Ok(b) => b,
+        Err(code) => return ExitCode::from(code),
+    };
+    let base = crate::aws::load_base_config().await;
+    let mut all_valid = true;
+    let mut reports = Vec::new();
+    for b in baselines
+        .iter()
+        .filter(|b| account.is_none_or(|a| a == b.baseline.spec.account_id))
+    {
+        let spec = &b.baseline.spec;
+        let clients = crate::aws::AccountClients::new(
+            &base,
+            &spec.primary_region,
+            spec.credentials.as_ref(),
+            crate::aws::CallRecorder::new(),
+        );
+        let location = match log_location(&clients, b).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("{}: {e}", b.id);
+                all_valid = false;
+                continue;
+            }
+        };
+        let started = std::time::Instant::now();
+        match verify::verify(&clients, &location, start, end).await {
+            Ok(report) => {
+                all_valid &= report.valid();
+                let calls = clients.calls.snapshot();
+                reports.push((b.id.clone(), report, calls.reads, started.elapsed()));
+            }
+            Err(e) => {
+                eprintln!("{}: {e}", b.id);
+                all_valid = false;
+            }
+        }
+    }
+    if format == Format::Json {
+        let json: Vec<_> = reports
+            .iter()
+            .map(|(id, r, reads, _)| serde_json::json!({"baseline": id, "valid": r.valid(), "reads": reads, "report": r}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&json).unwrap_or_default());
+    } else {
+        for (id, r, reads, took) in &reports {
+            println!(
+                "{id}: {} digest files and {} log files checked in {:.1} s ({reads} reads): {}",
+                r.digests,
+                r.log_files,
+                took.as_secs_f64(),
+                if r.valid() {
+                    "all valid"
+                } else if r.digests == 0 {
+                    "no digest file in the time range"
+                } else {
+                    "NOT VALID"
+                }
+            );
+            for p in &r.problems {
+                println!("  {:?} {} {}: {}", p.verdict, p.kind, p.key, p.detail);
+            }
+        }
+    }
+    ExitCode::from(if all_valid && !reports.is_empty() {
+        exit::OK
+    } else {
+        exit::INVALID
+    })
+}
+
+/// Where the baseline's trail delivers: its own bucket, or the Existing trail's.
+async fn log_location(
+    clients: &crate::aws::AccountClients,
+    b: &ResolvedBaseline,
+) -> Result<crate::verify::LogLocation, crate::aws::AwsError> {
+    use crate::api::TrailSource;
+    let spec = &b.baseline.spec;
+    let (bucket, prefix, organization) = match spec.trail.source {
+        TrailSource::Managed => (
+            crate::desired::trail_bucket_name(spec),
+            Some(spec.storage.key_prefix.clone()),
+            b.trail_policy.organization_trail,
+        ),
+        TrailSource::Existing => {
+            let arn = spec.trail.existing_trail_arn.clone().unwrap_or_default();
+            let foreign = arn.split(':').nth(4).is_some_and(|o| o != spec.account_id);
+            let trail = if foreign {
+                crate::aws::cloudtrail::observe_foreign_trail(clients, &arn).await?
+            } else {
+                crate::aws::cloudtrail::observe_trail(clients, &arn).await?
+            };
+            let Some(trail) = trail else {
+                return Err(crate::aws::AwsError::invalid(
+                    "cloudtrail:GetTrail",
+                    &arn,
+                    "the Existing trail was not found",
+                ));
+            };
+            (trail.bucket.unwrap_or_default(), trail.key_prefix, trail.organization)
+        }
+    };
+    let organization_id = if organization {
+        crate::aws::organizations::organization_id(clients).await?
+    } else {
+        None
+    };
+    Ok(crate::verify::LogLocation {
+        bucket,
+        prefix,
+        organization_id,
+        account: spec.account_id.clone(),
+    })
 }
 
 fn iam_policy(args: IamPolicyArgs) -> ExitCode {
