@@ -41,7 +41,19 @@ async fn setup(hours: i64, organization: Option<&str>) -> Setup {
         Some(o) => format!("AWS/CloudTrail/AWSLogs/{o}/{account}/"),
         None => format!("AWS/CloudTrail/AWSLogs/{account}/"),
     };
-    let chain = chain::write_chain(&aws, &bucket, &root, &account, REGION, end, hours, 3).await;
+    let chain = chain::write_chain(
+        &aws,
+        chain::ChainSpec {
+            bucket: &bucket,
+            root: &root,
+            account: &account,
+            region: REGION,
+            end,
+            hours,
+            files_per_digest: 3,
+        },
+    )
+    .await;
     let spec = spec(&account);
     let clients = AccountClients::new(
         &base_config().await,

@@ -27,6 +27,12 @@ use super::{PolicyRef, patterns};
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
     ),
+    printcolumn(
+        name = "Delivery",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"DeliveryHealthy\")].status"
+    ),
+    printcolumn(name = "CIS", type_ = "string", json_path = ".status.compliance.summary"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
@@ -521,6 +527,40 @@ pub struct LoggingBaselineStatus {
     /// Where to run the audit queries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit_queries: Option<AuditQueriesStatus>,
+    /// The logging controls of the CIS benchmark, judged at the last reconcile, with evidence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compliance: Option<ComplianceStatus>,
+}
+
+/// Audit evidence: each logging control of a benchmark, passed or failed, and what was read.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ComplianceStatus {
+    /// The benchmark and version the controls are from.
+    pub benchmark: String,
+    /// Controls passed of those that apply, e.g. `8/9`.
+    pub summary: String,
+    pub controls: Vec<Control>,
+}
+
+/// One control of the benchmark, judged, with its evidence.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Control {
+    /// The control's number in the benchmark, e.g. `3.1`.
+    pub id: String,
+    pub title: String,
+    /// Pass, Fail or NotApplicable.
+    pub result: ControlResult,
+    /// The resource and the setting read.
+    pub evidence: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub enum ControlResult {
+    Pass,
+    Fail,
+    NotApplicable,
 }
 
 /// Where to run the audit queries.

@@ -1,6 +1,6 @@
 //! The subcommands: argument parsing and wiring only.
 
-mod output;
+pub mod output;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -83,6 +83,14 @@ pub enum Command {
         #[arg(long)]
         end_time: Option<String>,
         #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Text)]
+        output: Format,
+    },
+    /// Audit evidence for a fleet without a cluster: the logging controls of the CIS benchmark per
+    /// account, with the setting read as evidence (reads only). Markdown for an auditor, or JSON.
+    Report {
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<PathBuf>,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Markdown)]
         output: Format,
     },
     /// Print the IAM policy trailkeeper needs, scoped to what it owns: the account role's policy
@@ -207,6 +215,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Plan { files, output } => reconcile(&files, RunMode::Plan, output).await,
         Command::Apply { files, output } => reconcile(&files, RunMode::Apply, output).await,
         Command::IamPolicy(args) => iam_policy(args),
+        Command::Report { files, output } => report(&files, output).await,
         Command::Verify {
             files,
             account,
@@ -552,6 +561,21 @@ async fn reconcile(files: &[PathBuf], mode: RunMode, format: Format) -> ExitCode
         exit::OK
     };
     ExitCode::from(code)
+}
+
+async fn report(files: &[PathBuf], format: Format) -> ExitCode {
+    let baselines = match resolved(files, "input") {
+        Ok(b) => b,
+        Err(code) => return ExitCode::from(code),
+    };
+    let base = crate::aws::load_base_config().await;
+    let reports = run_all(&base, &baselines, RunMode::Plan).await;
+    print!("{}", output::render_compliance(&reports, format));
+    ExitCode::from(if reports.iter().any(|(_, r)| r.error.is_some()) {
+        exit::INVALID
+    } else {
+        exit::OK
+    })
 }
 
 /// Reconciles the accounts in parallel (each account's own calls are paced by its clients).

@@ -5,7 +5,7 @@ use std::fmt::Write;
 use serde_json::json;
 
 use super::Format;
-use crate::reconcile::account::{AccountReport, ComponentState, RunMode};
+use crate::reconcile::account::{AccountReport, Component, ComponentState, RunMode};
 use crate::reconcile::retention::{Change, Verdict};
 
 pub fn render(reports: &[(String, AccountReport)], mode: RunMode, format: Format) -> String {
@@ -263,6 +263,58 @@ pub fn render_diff(changes: &[Change], format: Format) -> String {
                 );
             }
             let _ = writeln!(out, "\n{summary}");
+        }
+    }
+    out
+}
+
+/// The compliance evidence of each account (`trailkeeper report`): one section per account, the
+/// benchmark's logging controls with result and evidence, and the Config rules beside them.
+pub fn render_compliance(reports: &[(String, AccountReport)], format: Format) -> String {
+    let judged: Vec<(&String, &AccountReport, crate::api::ComplianceStatus)> = reports
+        .iter()
+        .map(|(id, r)| (id, r, crate::reconcile::compliance::status(&r.evidence)))
+        .collect();
+    if format == Format::Json {
+        let json: Vec<serde_json::Value> = judged
+            .iter()
+            .map(|(id, r, c)| {
+                serde_json::json!({
+                    "baseline": id,
+                    "account": r.account_id,
+                    "error": r.error.as_ref().map(|e| e.to_string()),
+                    "compliance": c,
+                    "configRules": r.details.get(&Component::ConfigRules),
+                })
+            })
+            .collect();
+        return serde_json::to_string_pretty(&json).unwrap_or_default() + "\n";
+    }
+    let mut out = format!(
+        "# Audit logging evidence\n\n{}. Read from AWS by `trailkeeper report` (nothing written).\n",
+        crate::reconcile::compliance::BENCHMARK
+    );
+    for (id, r, c) in judged {
+        out.push_str(&format!("\n## Account {} ({id})\n\n", r.account_id));
+        if let Some(e) = &r.error {
+            out.push_str(&format!("Not evaluated: {}\n", cell(&e.to_string())));
+            continue;
+        }
+        out.push_str(&format!(
+            "{} controls pass.\n\n| Control | Result | Evidence |\n|---|---|---|\n",
+            c.summary
+        ));
+        for control in &c.controls {
+            out.push_str(&format!(
+                "| {} {} | {:?} | {} |\n",
+                control.id,
+                cell(&control.title),
+                control.result,
+                cell(&control.evidence)
+            ));
+        }
+        if let Some(rules) = r.details.get(&Component::ConfigRules) {
+            out.push_str(&format!("\nAWS Config rules: {}\n", cell(&rules.join("; "))));
         }
     }
     out

@@ -146,6 +146,8 @@ pub struct AccountReport {
     pub delivery: Vec<super::delivery::DeliveryFinding>,
     /// The trail's deliveries could be read (a trail of this account, observed).
     pub delivery_observed: bool,
+    /// What the benchmark's logging controls are judged on.
+    pub evidence: super::compliance::Evidence,
     pub calls: CallCounts,
     pub duration: Duration,
 }
@@ -241,6 +243,7 @@ pub async fn run_account_with(
         audit_queries: None,
         delivery: Vec::new(),
         delivery_observed: false,
+        evidence: Default::default(),
         calls: CallCounts::default(),
         duration: Duration::ZERO,
     };
@@ -371,6 +374,7 @@ impl Run<'_> {
         };
         let delta = diff::diff_key(&desired, observed.as_ref());
         let resource = delta.drift.first().map(|d| d.resource.clone()).unwrap_or_default();
+        let rotation_before = observed.as_ref().is_some_and(|k| k.rotation);
         let mut key = observed.map(|k| (k.key_id, k.arn));
         let actions = self.begin(Component::Key, &resource, &delta);
         let mut result = Ok(());
@@ -398,6 +402,9 @@ impl Run<'_> {
         let ok = self.finish(Component::Key, result);
         let arn = key.map(|(_, arn)| arn);
         self.report.key_arn = arn.clone();
+        // What holds now: rotation as read, or as just enabled.
+        let rotation = rotation_before || (ok && self.write && desired.rotation);
+        self.report.evidence.key = Some(arn.clone().map(|arn| (arn, rotation)));
         if ok { arn } else { None }
     }
 
@@ -471,6 +478,22 @@ impl Run<'_> {
                 break;
             }
         }
+        let logging_now = if ok && self.write {
+            storage
+                .trail_bucket
+                .access_logging
+                .as_ref()
+                .map(|(target, _)| target.clone())
+        } else {
+            trail_bucket
+                .as_ref()
+                .and_then(|b| b.access_logging.as_ref().map(|(target, _)| target.clone()))
+        };
+        self.report.evidence.trail_bucket = Some(super::compliance::BucketEvidence {
+            name: storage.trail_bucket.name.clone(),
+            exists: trail_bucket.is_some() || (ok && self.write),
+            access_logs_to: logging_now,
+        });
         let retention_state = match (blocked, ok) {
             (Some(message), _) => ComponentState::ApprovalRequired(message),
             (None, false) => ComponentState::Waiting(Component::Storage),
@@ -589,6 +612,18 @@ impl Run<'_> {
             }
         }
         let ok = self.finish(Component::Trail, result);
+        let repaired_all = ok && self.write && manage.is_none() && not_compliant.is_empty();
+        self.report.evidence.trail = match (&observed, repaired_all) {
+            // What holds now: the settings just written.
+            (_, true) => Some(super::compliance::TrailEvidence::of(
+                &settings,
+                &arn,
+                true,
+                key_arn.map(str::to_string),
+            )),
+            (Some(t), false) => Some(super::compliance::TrailEvidence::observed(t)),
+            (None, false) => None,
+        };
         if ok && !not_compliant.is_empty() {
             self.report
                 .components
@@ -804,6 +839,14 @@ impl Run<'_> {
 
     fn absorb(&mut self, outcome: regional::RegionOutcome) {
         self.report.delivery.extend(outcome.delivery);
+        self.report
+            .evidence
+            .config
+            .push((outcome.region.clone(), outcome.config_recording));
+        self.report
+            .evidence
+            .flow_logs
+            .push((outcome.region.clone(), outcome.flow_log_coverage));
         self.report.drift.extend(outcome.drift);
         self.report.pending.extend(outcome.pending);
         self.report.applied.extend(outcome.applied);

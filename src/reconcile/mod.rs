@@ -1,6 +1,7 @@
 pub mod account;
 pub mod athena;
 pub mod cleanup;
+pub mod compliance;
 pub mod controller;
 pub mod delivery;
 pub mod diff;

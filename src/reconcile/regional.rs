@@ -22,6 +22,10 @@ pub struct RegionOutcome {
     pub parts: Vec<(Component, ComponentState, String)>,
     /// Whether this region's flow logs deliver.
     pub delivery: Vec<crate::reconcile::delivery::DeliveryFinding>,
+    /// Whether a configuration recorder records (None: not read).
+    pub config_recording: Option<bool>,
+    /// VPCs with a compliant flow log (counting those created now), VPCs (None: not read).
+    pub flow_log_coverage: Option<(usize, usize)>,
 }
 
 /// The writes of one part, recorded as drift and applied (or left pending) in order.
@@ -469,6 +473,9 @@ async fn reconcile_flow_logs(
         FlowLogTarget::S3 { bucket_arn } => bucket_arn.clone(),
     };
     let covered = vpcs.len() - not_compliant.len();
+    // What holds now: without writes, the VPCs still to cover are not covered.
+    let covered_now = if part.write { covered } else { covered - uncovered.len() };
+    part.outcome.flow_log_coverage = Some((covered_now, vpcs.len()));
     let mut detail = format!("{covered}/{} VPCs covered, into {destination}", vpcs.len());
     if !not_compliant.is_empty() {
         detail.push_str(&format!(
@@ -614,6 +621,7 @@ async fn reconcile_rules(
     }
     // Whether the recorders record: delivery health, information like compliance below.
     if let Ok(status) = config::recorder_status(clients).await {
+        part.outcome.config_recording = Some(!status.is_empty() && status.iter().all(|r| r.recording));
         part.outcome
             .delivery
             .push(crate::reconcile::delivery::config_recorders(&clients.region, &status));

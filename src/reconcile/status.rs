@@ -275,6 +275,11 @@ pub fn from_report(
             previous.and_then(|p| p.applied_retention.as_ref()),
         ),
         audit_queries: report.audit_queries.clone(),
+        // Judged only when the account could be read (not after a wrong-account error).
+        compliance: report
+            .error
+            .is_none()
+            .then(|| crate::reconcile::compliance::status(&report.evidence)),
     }
 }
 

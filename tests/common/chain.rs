@@ -63,18 +63,28 @@ pub struct Chain {
     pub log_files: Vec<String>,
 }
 
-/// Writes `hours` hourly digests ending at `end` (seconds, on the hour), each listing
+/// A chain to write: `hours` hourly digests ending at `end` (seconds, on the hour), each listing
 /// `files_per_digest` log files, under `root` (`{prefix}/AWSLogs/{account}/`) of `bucket`.
-pub async fn write_chain(
-    aws: &Inspector,
-    bucket: &str,
-    root: &str,
-    account: &str,
-    region: &str,
-    end: i64,
-    hours: i64,
-    files_per_digest: usize,
-) -> Chain {
+pub struct ChainSpec<'a> {
+    pub bucket: &'a str,
+    pub root: &'a str,
+    pub account: &'a str,
+    pub region: &'a str,
+    pub end: i64,
+    pub hours: i64,
+    pub files_per_digest: usize,
+}
+
+pub async fn write_chain(aws: &Inspector, spec: ChainSpec<'_>) -> Chain {
+    let ChainSpec {
+        bucket,
+        root,
+        account,
+        region,
+        end,
+        hours,
+        files_per_digest,
+    } = spec;
     let key = fixture("cloudtrail-test-key.pk8");
     let public = aws.cloudtrail.list_public_keys().send().await.unwrap();
     let fingerprint = public.public_key_list()[0].fingerprint().unwrap().to_string();
