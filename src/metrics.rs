@@ -22,6 +22,8 @@ struct Registry {
     /// Per account and delivering component: seconds since its last delivery (when it delivered),
     /// and whether it reports an error or is late.
     delivery: BTreeMap<(String, String), (Option<i64>, bool)>,
+    /// Per account: whether the last integrity verification found every file valid.
+    integrity: BTreeMap<String, bool>,
     leader: bool,
 }
 
@@ -90,6 +92,13 @@ pub fn record_reconcile_timeout() {
 pub fn forget_baseline(baseline: &str) {
     with(|r| {
         r.baselines.remove(baseline);
+    });
+}
+
+/// The result of an account's last integrity verification.
+pub fn set_integrity(account: &str, valid: bool) {
+    with(|r| {
+        r.integrity.insert(account.to_string(), valid);
     });
 }
 
@@ -190,6 +199,17 @@ pub fn render() -> String {
             out,
             "trailkeeper_delivery_errors{{account=\"{account}\",component=\"{component}\"}} {}",
             u8::from(*failing)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP trailkeeper_integrity_valid Whether the last integrity verification found every digest and log file valid.\n# TYPE trailkeeper_integrity_valid gauge"
+    );
+    for (account, valid) in &r.integrity {
+        let _ = writeln!(
+            out,
+            "trailkeeper_integrity_valid{{account=\"{account}\"}} {}",
+            u8::from(*valid)
         );
     }
     let _ = writeln!(

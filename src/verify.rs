@@ -40,6 +40,50 @@ impl LogLocation {
     }
 }
 
+/// Where a baseline's trail delivers: its own bucket, or the Existing trail's (read from it).
+pub async fn location_of(
+    clients: &AccountClients,
+    spec: &crate::api::LoggingBaselineSpec,
+    trail_policy: &crate::api::TrailPolicySpec,
+) -> Result<LogLocation, AwsError> {
+    use crate::api::TrailSource;
+    let (bucket, prefix, organization) = match spec.trail.source {
+        TrailSource::Managed => (
+            crate::desired::trail_bucket_name(spec),
+            Some(spec.storage.key_prefix.clone()),
+            trail_policy.organization_trail,
+        ),
+        TrailSource::Existing => {
+            let arn = spec.trail.existing_trail_arn.clone().unwrap_or_default();
+            let foreign = arn.split(':').nth(4).is_some_and(|o| o != spec.account_id);
+            let trail = if foreign {
+                cloudtrail::observe_foreign_trail(clients, &arn).await?
+            } else {
+                cloudtrail::observe_trail(clients, &arn).await?
+            };
+            let Some(trail) = trail else {
+                return Err(AwsError::invalid(
+                    "cloudtrail:GetTrail",
+                    &arn,
+                    "the Existing trail was not found",
+                ));
+            };
+            (trail.bucket.unwrap_or_default(), trail.key_prefix, trail.organization)
+        }
+    };
+    let organization_id = if organization {
+        crate::aws::organizations::organization_id(clients).await?
+    } else {
+        None
+    };
+    Ok(LogLocation {
+        bucket,
+        prefix,
+        organization_id,
+        account: spec.account_id.clone(),
+    })
+}
+
 /// A digest file, as CloudTrail writes it (the fields integrity validation reads).
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -304,22 +348,31 @@ pub async fn verify(
     }
 
     // Every log file a trusted digest lists.
-    let listed: Vec<&ListedLogFile> = trusted.iter().flat_map(|d| &d.digest.log_files).collect();
+    // Owned, with the clients cloned into each read: the futures must be Send for any lifetime
+    // (the controller runs this inside its reconcile).
+    let listed: Vec<ListedLogFile> = trusted
+        .iter()
+        .flat_map(|d| d.digest.log_files.iter().cloned())
+        .collect();
     report.log_files = listed.len();
     let results: Vec<Result<Option<FileResult>, AwsError>> = futures::stream::iter(listed)
-        .map(|f| async move {
-            let verdict = match s3::get_object(clients, &f.s3_bucket, &f.s3_object).await? {
-                None => Some((Verdict::Deleted, "listed by its digest and gone".to_string())),
-                Some((bytes, _)) => match gunzip(&bytes) {
-                    Err(e) => Some((Verdict::Unreadable, e)),
-                    Ok(content) if sha256_hex(&content) != f.hash_value => Some((
-                        Verdict::Modified,
-                        "its SHA-256 differs from the one its digest lists".to_string(),
-                    )),
-                    Ok(_) => None,
-                },
-            };
-            Ok(verdict.map(|(v, detail)| problem("log", &f.s3_object, v, detail)))
+        .map(|f| {
+            let clients = clients.clone();
+            async move {
+                let clients = &clients;
+                let verdict = match s3::get_object(clients, &f.s3_bucket, &f.s3_object).await? {
+                    None => Some((Verdict::Deleted, "listed by its digest and gone".to_string())),
+                    Some((bytes, _)) => match gunzip(&bytes) {
+                        Err(e) => Some((Verdict::Unreadable, e)),
+                        Ok(content) if sha256_hex(&content) != f.hash_value => Some((
+                            Verdict::Modified,
+                            "its SHA-256 differs from the one its digest lists".to_string(),
+                        )),
+                        Ok(_) => None,
+                    },
+                };
+                Ok(verdict.map(|(v, detail)| problem("log", &f.s3_object, v, detail)))
+            }
         })
         .buffer_unordered(CONCURRENCY)
         .collect()

@@ -429,3 +429,59 @@ async fn a_trail_that_stops_delivering_raises_delivery_healthy_false_and_an_even
     let _ = stop.send(());
     controller.await.unwrap();
 }
+
+/// spec.verifyIntegrity: the controller verifies the delivered logs on its schedule and puts the
+/// result in status (here a signed chain of 6 hourly digests in the trail bucket, all valid).
+#[tokio::test]
+async fn with_verify_integrity_the_controller_verifies_the_delivered_logs_into_status() {
+    let (client, ns) = setup().await;
+    let (stop, controller, _) = start_controller(&client, &ns, common::base_config().await);
+    let baselines: Api<LoggingBaseline> = Api::namespaced(client.clone(), &ns);
+    let account = common::new_account();
+    let mut b = common::baseline(&account);
+    b.metadata.namespace = Some(ns.clone());
+    b.spec.flow_logs.enabled = false;
+    baselines.create(&PostParams::default(), &b).await.unwrap();
+    let name = b.name_any();
+    wait_ready(&baselines, &name).await;
+
+    let aws = common::inspector(&account).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let bucket = desired::trail_bucket_name(&b.spec);
+    let root = format!("{}/AWSLogs/{account}/", b.spec.storage.key_prefix);
+    common::chain::write_chain(
+        &aws,
+        common::chain::ChainSpec {
+            bucket: &bucket,
+            root: &root,
+            account: &account,
+            region: common::REGION,
+            end: now - now % 3600 - 3600,
+            hours: 6,
+            files_per_digest: 2,
+        },
+    )
+    .await;
+    let patch = json!({"spec": {"verifyIntegrity": {"enabled": true}}});
+    baselines
+        .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .unwrap();
+    eventually("status.integrity", || {
+        let (api, name) = (baselines.clone(), name.clone());
+        async move {
+            api.get(&name)
+                .await
+                .is_ok_and(|b| b.status.and_then(|s| s.integrity).is_some())
+        }
+    })
+    .await;
+    let integrity = baselines.get(&name).await.unwrap().status.unwrap().integrity.unwrap();
+    assert!(integrity.valid, "{integrity:?}");
+    assert_eq!((integrity.digests, integrity.log_files), (6, 12), "{integrity:?}");
+    let _ = stop.send(());
+    controller.await.unwrap();
+}

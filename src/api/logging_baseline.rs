@@ -86,6 +86,9 @@ pub struct LoggingBaselineSpec {
     /// Athena over the trail's logs: a Glue table, a workgroup with encrypted results and named audit queries.
     #[serde(default)]
     pub audit_queries: AuditQueriesSpec,
+    /// Validate the integrity of the delivered logs on a schedule (digest signatures, the chain, every log file's hash), as `trailkeeper verify` does; the result goes to status.integrity.
+    #[serde(default)]
+    pub verify_integrity: VerifyIntegritySpec,
     /// Tags put on every AWS resource trailkeeper creates (besides its own `trailkeeper.io/*` tags).
     /// AWS allows 50 tags a resource, values of at most 256 characters.
     #[serde(default)]
@@ -493,6 +496,48 @@ fn default_results_expire_after_days() -> i32 {
     30
 }
 
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyIntegritySpec {
+    /// Off by default: each verification reads every log file of the period.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Hours between verifications, each over the digests of the period before (1 to 168).
+    #[serde(default = "default_verify_interval")]
+    #[schemars(range(min = 1, max = 168))]
+    pub interval_hours: i32,
+}
+
+impl Default for VerifyIntegritySpec {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            interval_hours: default_verify_interval(),
+        }
+    }
+}
+
+fn default_verify_interval() -> i32 {
+    24
+}
+
+/// The last integrity verification of the delivered logs.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IntegrityStatus {
+    /// When it ran (RFC 3339).
+    pub verified_at: String,
+    /// The digests verified end between these times.
+    pub from: String,
+    pub to: String,
+    pub valid: bool,
+    pub digests: u32,
+    pub log_files: u32,
+    /// The files that are not valid (at most 20): verdict, key and why.
+    #[serde(default)]
+    pub problems: Vec<String>,
+}
+
 /// What trailkeeper observed and did at the last reconcile.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -530,6 +575,9 @@ pub struct LoggingBaselineStatus {
     /// The logging controls of the CIS benchmark, judged at the last reconcile, with evidence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compliance: Option<ComplianceStatus>,
+    /// The last integrity verification (spec.verifyIntegrity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integrity: Option<IntegrityStatus>,
 }
 
 /// Audit evidence: each logging control of a benchmark, passed or failed, and what was read.

@@ -334,7 +334,7 @@ async fn verify(files: &[PathBuf], account: Option<&str>, start: &str, end: Opti
             spec.credentials.as_ref(),
             crate::aws::CallRecorder::new(),
         );
-        let location = match log_location(&clients, b).await {
+        let location = match verify::location_of(&clients, &b.baseline.spec, &b.trail_policy).await {
             Ok(l) => l,
             Err(e) => {
                 eprintln!("{}: {e}", b.id);
@@ -385,50 +385,6 @@ async fn verify(files: &[PathBuf], account: Option<&str>, start: &str, end: Opti
         exit::OK
     } else {
         exit::INVALID
-    })
-}
-
-/// Where the baseline's trail delivers: its own bucket, or the Existing trail's.
-async fn log_location(
-    clients: &crate::aws::AccountClients,
-    b: &ResolvedBaseline,
-) -> Result<crate::verify::LogLocation, crate::aws::AwsError> {
-    use crate::api::TrailSource;
-    let spec = &b.baseline.spec;
-    let (bucket, prefix, organization) = match spec.trail.source {
-        TrailSource::Managed => (
-            crate::desired::trail_bucket_name(spec),
-            Some(spec.storage.key_prefix.clone()),
-            b.trail_policy.organization_trail,
-        ),
-        TrailSource::Existing => {
-            let arn = spec.trail.existing_trail_arn.clone().unwrap_or_default();
-            let foreign = arn.split(':').nth(4).is_some_and(|o| o != spec.account_id);
-            let trail = if foreign {
-                crate::aws::cloudtrail::observe_foreign_trail(clients, &arn).await?
-            } else {
-                crate::aws::cloudtrail::observe_trail(clients, &arn).await?
-            };
-            let Some(trail) = trail else {
-                return Err(crate::aws::AwsError::invalid(
-                    "cloudtrail:GetTrail",
-                    &arn,
-                    "the Existing trail was not found",
-                ));
-            };
-            (trail.bucket.unwrap_or_default(), trail.key_prefix, trail.organization)
-        }
-    };
-    let organization_id = if organization {
-        crate::aws::organizations::organization_id(clients).await?
-    } else {
-        None
-    };
-    Ok(crate::verify::LogLocation {
-        bucket,
-        prefix,
-        organization_id,
-        account: spec.account_id.clone(),
     })
 }
 

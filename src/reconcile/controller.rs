@@ -524,7 +524,31 @@ async fn apply(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Acti
         crate::metrics::record_reconcile_timeout();
         return Ok(Action::requeue(ctx.failure_delay(&key, FailureKind::Transient)));
     };
-    let next = status::from_report(&report, previous, generation, &now(), &retention, &policy_name);
+    let mut next = status::from_report(&report, previous, generation, &now(), &retention, &policy_name);
+    if baseline.spec.verify_integrity.enabled && report.error.is_none() {
+        let clients = ctx.aws.for_baseline(&key, &baseline.spec);
+        if let Some(verified) = verify_if_due(&ctx, &baseline, &trail_policy, &clients, previous).await {
+            if !verified.valid {
+                let message = format!(
+                    "the delivered logs of {} to {} are not intact: {}",
+                    verified.from,
+                    verified.to,
+                    verified.problems.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
+                );
+                publish(
+                    &ctx,
+                    &baseline,
+                    EventType::Warning,
+                    "IntegrityViolated",
+                    "Verify",
+                    message,
+                )
+                .await;
+            }
+            crate::metrics::set_integrity(&baseline.spec.account_id, verified.valid);
+            next.integrity = Some(verified);
+        }
+    }
     patch_status(&ctx, &baseline, &next).await?;
     crate::metrics::record_drift_repairs(report.applied.len());
     let ready = ready_of(&next);
@@ -588,6 +612,70 @@ async fn apply(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Acti
             Ok(Action::requeue(ctx.resync()))
         }
     }
+}
+
+/// The scheduled integrity verification (spec.verifyIntegrity), when its interval has passed since
+/// the last: the digests of the period before, ending an hour ago (digests are hourly).
+async fn verify_if_due(
+    ctx: &Context,
+    baseline: &LoggingBaseline,
+    trail_policy: &TrailPolicySpec,
+    clients: &crate::aws::AccountClients,
+    previous: Option<&crate::api::LoggingBaselineStatus>,
+) -> Option<crate::api::IntegrityStatus> {
+    use aws_smithy_types::DateTime;
+    use aws_smithy_types::date_time::Format;
+    let now_text = now();
+    let now_secs = DateTime::from_str(&now_text, Format::DateTime).ok()?.secs();
+    let interval = i64::from(baseline.spec.verify_integrity.interval_hours.max(1)) * 3600;
+    let last = previous
+        .and_then(|p| p.integrity.as_ref())
+        .and_then(|i| DateTime::from_str(&i.verified_at, Format::DateTime).ok())
+        .map(|t| t.secs());
+    if last.is_some_and(|t| now_secs - t < interval) {
+        return None;
+    }
+    let to = now_secs - 3600;
+    let from = to - interval;
+    let text = |t: i64| DateTime::from_secs(t).fmt(Format::DateTime).unwrap_or_default();
+    let run = async {
+        let location = crate::verify::location_of(clients, &baseline.spec, trail_policy).await?;
+        crate::verify::verify(clients, &location, from, to).await
+    };
+    let outcome = tokio::time::timeout(ctx.settings.reconcile_timeout, run).await;
+    let (valid, digests, log_files, problems) = match outcome {
+        Ok(Ok(report)) => (
+            report.valid(),
+            report.digests as u32,
+            report.log_files as u32,
+            if report.digests == 0 {
+                vec!["no digest file in the period: is log file validation on, and does the trail deliver?".to_string()]
+            } else {
+                report
+                    .problems
+                    .iter()
+                    .take(20)
+                    .map(|p| format!("{:?} {}: {}", p.verdict, p.key, p.detail))
+                    .collect()
+            },
+        ),
+        Ok(Err(e)) => (false, 0, 0, vec![format!("not verified: {e}")]),
+        Err(_) => (
+            false,
+            0,
+            0,
+            vec!["not verified: the verification did not finish in time".to_string()],
+        ),
+    };
+    Some(crate::api::IntegrityStatus {
+        verified_at: now_text,
+        from: text(from),
+        to: text(to),
+        valid,
+        digests,
+        log_files,
+        problems,
+    })
 }
 
 async fn cleanup(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Action, Error> {

@@ -280,6 +280,8 @@ pub fn from_report(
             .error
             .is_none()
             .then(|| crate::reconcile::compliance::status(&report.evidence)),
+        // Verified on its own schedule (the controller): the last result stands until the next.
+        integrity: previous.and_then(|p| p.integrity.clone()),
     }
 }
 
