@@ -527,11 +527,15 @@ fn default_verify_interval() -> i32 {
 pub struct IntegrityStatus {
     /// When it ran (RFC 3339).
     pub verified_at: String,
-    /// The digests verified end between these times.
+    /// The digests verified end between these times (RFC 3339): from...
     pub from: String,
+    /// ...to.
     pub to: String,
+    /// Every digest and log file of the period is valid (and there was at least one digest).
     pub valid: bool,
+    /// Digest files verified.
     pub digests: u32,
+    /// Log files verified (every one the digests list).
     pub log_files: u32,
     /// The files that are not valid (at most 20): verdict, key and why.
     #[serde(default)]
@@ -588,6 +592,7 @@ pub struct ComplianceStatus {
     pub benchmark: String,
     /// Controls passed of those that apply, e.g. `8/9`.
     pub summary: String,
+    /// Each control, judged, with its evidence.
     pub controls: Vec<Control>,
 }
 
@@ -597,6 +602,7 @@ pub struct ComplianceStatus {
 pub struct Control {
     /// The control's number in the benchmark, e.g. `3.1`.
     pub id: String,
+    /// The control's title in the benchmark.
     pub title: String,
     /// Pass, Fail or NotApplicable.
     pub result: ControlResult,
