@@ -219,6 +219,7 @@ pub fn account_policy(s: &IamSettings) -> Value {
                 "cloudtrail:GetInsightSelectors",
                 "cloudtrail:GetTrail",
                 "cloudtrail:GetTrailStatus",
+                "cloudtrail:ListPublicKeys",
                 "cloudtrail:ListTags",
                 "config:DescribeComplianceByConfigRule",
                 "config:DescribeConfigRules",
@@ -255,6 +256,12 @@ pub fn account_policy(s: &IamSettings) -> Value {
             vec![format!("arn:{p}:kms:*:*:{}", KEY_ALIAS.replace("/cloudtrail", "/*"))],
         ),
         statement("TrailBuckets", &bucket_actions, buckets.clone()),
+        // verify and spec.verifyIntegrity read the digests and log files of the trail bucket.
+        statement(
+            "VerifyIntegrity",
+            &["s3:GetObject"],
+            vec![format!("arn:{p}:s3:::{prefix}-*-cloudtrail-*/*")],
+        ),
         statement("Trails", &trail_writes, trails.clone()),
         // The role is the user's (TrailPolicy.cloudWatchLogs.roleArn): any role, to CloudTrail only.
         with_condition(
@@ -423,7 +430,13 @@ pub fn account_policy(s: &IamSettings) -> Value {
     ];
     if !s.buckets.is_empty() {
         let named: Vec<String> = s.buckets.iter().map(|b| format!("arn:{p}:s3:::{b}")).collect();
-        statements.push(statement("UserNamedBuckets", &bucket_actions, named));
+        statements.push(statement("UserNamedBuckets", &bucket_actions, named.clone()));
+        // An Existing trail's bucket: verify reads its digests and log files.
+        statements.push(statement(
+            "VerifyUserNamedBuckets",
+            &["s3:GetObject"],
+            named.iter().map(|b| format!("{b}/*")).collect(),
+        ));
     }
     if !s.kms_keys.is_empty() {
         // A key the baseline names: its owner's policy must admit the account (root statement);
