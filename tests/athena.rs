@@ -316,16 +316,7 @@ async fn a_changed_table_and_an_edited_named_query_are_put_back_and_peoples_quer
 async fn an_existing_organization_trail_is_queried_in_its_bucket_under_the_organization_id() {
     let account = new_account();
     let aws = inspector(&account).await;
-    let org_id = aws
-        .organizations
-        .create_organization()
-        .send()
-        .await
-        .unwrap()
-        .organization
-        .unwrap()
-        .id
-        .unwrap();
+    let org_id = common::create_organization(&aws).await;
     let bucket = format!("org-trail-{account}");
     let key_arn = common::trail_destination(
         &aws,

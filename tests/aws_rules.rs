@@ -47,18 +47,6 @@ fn assert_clean(report: &AccountReport) {
     assert!(!report.failed(), "failed components: {:?}", report.components);
 }
 
-async fn create_organization(aws: &Inspector) -> String {
-    aws.organizations
-        .create_organization()
-        .send()
-        .await
-        .unwrap()
-        .organization
-        .unwrap()
-        .id
-        .unwrap()
-}
-
 async fn bucket_policy(aws: &Inspector, bucket: &str) -> Value {
     let policy = aws.s3.get_bucket_policy().bucket(bucket).send().await.unwrap();
     serde_json::from_str(policy.policy().unwrap()).unwrap()
@@ -351,19 +339,7 @@ async fn flow_logs_into_the_trail_bucket_keep_cloudtrails_statements_and_cost_no
     for sid in ["CloudTrailWrite", "AWSLogDeliveryWrite", "AWSLogDeliveryAclCheck"] {
         assert!(statements.contains(&sid.to_string()), "{sid} in {statements:?}");
     }
-    let key = aws.trail_key_id().await;
-    let key_policy: Value = serde_json::from_str(
-        aws.kms
-            .get_key_policy()
-            .key_id(key)
-            .policy_name("default")
-            .send()
-            .await
-            .unwrap()
-            .policy()
-            .unwrap(),
-    )
-    .unwrap();
+    let key_policy = key_policy_of(&aws, &aws.trail_key_id().await).await;
     assert!(sids(&key_policy).contains(&"LogDeliveryEncryptFlowLogs".to_string()));
     let again = run_with(&spec, &TrailPolicySpec::default(), RunMode::Apply).await;
     assert_clean(&again);
@@ -560,18 +536,7 @@ async fn log_groups_are_encrypted_with_a_key_of_their_region_that_admits_cloudwa
         .await
         .unwrap();
     assert_eq!(groups.log_groups()[0].kms_key_id(), key.arn());
-    let key_policy: Value = serde_json::from_str(
-        aws.kms
-            .get_key_policy()
-            .key_id(key.key_id())
-            .policy_name("default")
-            .send()
-            .await
-            .unwrap()
-            .policy()
-            .unwrap(),
-    )
-    .unwrap();
+    let key_policy = key_policy_of(&aws, key.key_id()).await;
     let logs = key_policy["Statement"]
         .as_array()
         .unwrap()

@@ -410,16 +410,7 @@ async fn an_existing_trail_of_the_same_name_is_adopted_not_duplicated() {
 async fn an_existing_organization_trail_is_verified_without_a_second_trail() {
     let account = new_account();
     let aws = inspector(&account).await;
-    let organization = aws
-        .organizations
-        .create_organization()
-        .send()
-        .await
-        .unwrap()
-        .organization
-        .unwrap()
-        .id
-        .unwrap();
+    let organization = common::create_organization(&aws).await;
     let bucket = format!("org-{account}");
     let key = common::trail_destination(&aws, &account, &bucket, None, "organization-trail", Some(&organization)).await;
     let created = aws

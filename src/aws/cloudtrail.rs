@@ -119,19 +119,6 @@ pub async fn observe_trail(clients: &AccountClients, name_or_arn: &str) -> Resul
         .unwrap_or_default();
     insight_selectors.sort();
     Ok(Some(ObservedTrail {
-        name: trail.name().unwrap_or_default().to_string(),
-        arn,
-        bucket: trail.s3_bucket_name().map(str::to_string),
-        key_prefix: trail.s3_key_prefix().map(str::to_string),
-        kms_key: trail.kms_key_id().map(str::to_string),
-        multi_region: trail.is_multi_region_trail() == Some(true),
-        global_service_events: trail.include_global_service_events() == Some(true),
-        log_file_validation: trail.log_file_validation_enabled() == Some(true),
-        organization: trail.is_organization_trail() == Some(true),
-        cloud_watch_logs: trail
-            .cloud_watch_logs_log_group_arn()
-            .zip(trail.cloud_watch_logs_role_arn())
-            .map(|(g, r)| (g.to_string(), r.to_string())),
         logging: status.is_logging() == Some(true),
         event_selectors,
         insight_selectors,
@@ -143,7 +130,34 @@ pub async fn observe_trail(clients: &AccountClients, name_or_arn: &str) -> Resul
             .collect(),
         details_observable: true,
         delivery: Some(delivery_of(&status)),
+        ..settings_of(trail, &arn)
     }))
+}
+
+/// A trail's settings as GetTrail or DescribeTrails report them; its status, selectors and tags
+/// are read apart (empty here).
+fn settings_of(trail: &aws_sdk_cloudtrail::types::Trail, arn: &str) -> ObservedTrail {
+    ObservedTrail {
+        name: trail.name().unwrap_or_default().to_string(),
+        arn: arn.to_string(),
+        bucket: trail.s3_bucket_name().map(str::to_string),
+        key_prefix: trail.s3_key_prefix().map(str::to_string),
+        kms_key: trail.kms_key_id().map(str::to_string),
+        multi_region: trail.is_multi_region_trail() == Some(true),
+        global_service_events: trail.include_global_service_events() == Some(true),
+        log_file_validation: trail.log_file_validation_enabled() == Some(true),
+        organization: trail.is_organization_trail() == Some(true),
+        cloud_watch_logs: trail
+            .cloud_watch_logs_log_group_arn()
+            .zip(trail.cloud_watch_logs_role_arn())
+            .map(|(g, r)| (g.to_string(), r.to_string())),
+        logging: false,
+        event_selectors: EventSelectors::Basic(Vec::new()),
+        insight_selectors: Vec::new(),
+        tags: BTreeMap::new(),
+        details_observable: false,
+        delivery: None,
+    }
 }
 
 fn delivery_of(status: &aws_sdk_cloudtrail::operation::get_trail_status::GetTrailStatusOutput) -> TrailDelivery {
@@ -178,27 +192,7 @@ pub async fn observe_foreign_trail(clients: &AccountClients, arn: &str) -> Resul
     let Some(trail) = out.trail_list().iter().find(|t| t.trail_arn() == Some(arn)) else {
         return Ok(None);
     };
-    Ok(Some(ObservedTrail {
-        name: trail.name().unwrap_or_default().to_string(),
-        arn: arn.to_string(),
-        bucket: trail.s3_bucket_name().map(str::to_string),
-        key_prefix: trail.s3_key_prefix().map(str::to_string),
-        kms_key: trail.kms_key_id().map(str::to_string),
-        multi_region: trail.is_multi_region_trail() == Some(true),
-        global_service_events: trail.include_global_service_events() == Some(true),
-        log_file_validation: trail.log_file_validation_enabled() == Some(true),
-        organization: trail.is_organization_trail() == Some(true),
-        cloud_watch_logs: trail
-            .cloud_watch_logs_log_group_arn()
-            .zip(trail.cloud_watch_logs_role_arn())
-            .map(|(g, r)| (g.to_string(), r.to_string())),
-        logging: false,
-        event_selectors: EventSelectors::Basic(Vec::new()),
-        insight_selectors: Vec::new(),
-        tags: BTreeMap::new(),
-        details_observable: false,
-        delivery: None,
-    }))
+    Ok(Some(settings_of(trail, arn)))
 }
 
 fn sorted(items: &[String]) -> Vec<String> {

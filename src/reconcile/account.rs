@@ -776,7 +776,16 @@ impl Run<'_> {
             return;
         }
         let location = if organization {
-            match organizations::organization_id(&self.clients).await {
+            // Read once per reconcile: a managed Organization trail read it already.
+            let known = match &self.organization {
+                Some(Ok(found)) => Some(Ok(found.as_ref().map(|o| o.id.clone()))),
+                _ => None,
+            };
+            let organization_id = match known {
+                Some(id) => id,
+                None => organizations::organization_id(&self.clients).await,
+            };
+            match organization_id {
                 Ok(organization_id) => athena::TrailLocation {
                     organization_id,
                     ..location

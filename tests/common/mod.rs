@@ -445,3 +445,29 @@ pub async fn deliver(aws: &Inspector, spec: &LoggingBaselineSpec, kind: &str, mi
         .await
         .unwrap();
 }
+
+/// Makes the account the management account of a new Organization; returns its id.
+pub async fn create_organization(aws: &Inspector) -> String {
+    aws.organizations
+        .create_organization()
+        .send()
+        .await
+        .unwrap()
+        .organization
+        .unwrap()
+        .id
+        .unwrap()
+}
+
+/// The key's policy, parsed.
+pub async fn key_policy_of(aws: &Inspector, key_id: &str) -> serde_json::Value {
+    let policy = aws
+        .kms
+        .get_key_policy()
+        .key_id(key_id)
+        .policy_name("default")
+        .send()
+        .await
+        .unwrap();
+    serde_json::from_str(policy.policy().unwrap()).unwrap()
+}
