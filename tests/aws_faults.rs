@@ -395,6 +395,14 @@ async fn an_association_applying_another_configuration_is_updated() {
                         .name("AWS-ConfigureAWSPackage")
                         .parameters("action", vec!["Install".to_string()])
                         .parameters("name", vec!["AmazonCloudWatchAgent".to_string()])
+                        // Two instances could not install the agent: their logs never ship.
+                        .overview(
+                            aws_sdk_ssm::types::AssociationOverview::builder()
+                                .status("Failed")
+                                .association_status_aggregated_count("Success", 3)
+                                .association_status_aggregated_count("Failed", 2)
+                                .build(),
+                        )
                         .build(),
                 )
                 .build()
@@ -429,6 +437,11 @@ async fn an_association_applying_another_configuration_is_updated() {
     let outcome = reconcile_region(&clients, &spec).await;
     assert_eq!(state_of(&outcome, Component::InstanceLogs), &ComponentState::Repaired);
     assert_eq!(update.num_calls(), 1);
+    let failing = trailkeeper::reconcile::delivery::first_problem(&outcome.delivery).expect("instance logs failing");
+    assert_eq!(
+        failing.problem.as_deref(),
+        Some("instance-logs/us-east-1: trailkeeper-cloudwatch-agent-install-linux: 2 of 5 instances failed")
+    );
     assert!(
         outcome
             .drift

@@ -51,6 +51,8 @@ pub struct ObservedAssociation {
     pub id: String,
     pub document: String,
     pub parameters: BTreeMap<String, Vec<String>>,
+    /// Instances by the status of their last run (Success, Failed, Pending, ...).
+    pub instances_by_status: BTreeMap<String, i32>,
 }
 
 /// The association of this name; None when absent.
@@ -90,6 +92,11 @@ pub async fn find_association(clients: &AccountClients, name: &str) -> Result<Op
         parameters: description
             .and_then(|d| d.parameters())
             .map(|p| p.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default(),
+        instances_by_status: description
+            .and_then(|d| d.overview())
+            .and_then(|o| o.association_status_aggregated_count())
+            .map(|c| c.iter().map(|(k, v)| (k.clone(), *v)).collect())
             .unwrap_or_default(),
     }))
 }

@@ -1,6 +1,8 @@
 //! Delivery health: whether logs actually arrive, judged from what the reconcile already read
 //! (GetTrailStatus, DescribeFlowLogs). Pure functions.
 
+use std::collections::BTreeMap;
+
 use crate::aws::cloudtrail::TrailDelivery;
 use crate::aws::ec2::ObservedFlowLog;
 
@@ -166,6 +168,27 @@ pub fn config_recorders(region: &str, recorders: &[crate::aws::config::RecorderS
     if !failing.is_empty() {
         finding.error = recorders.iter().find_map(|r| r.last_error.clone());
         finding.problem = Some(format!("aws-config/{region}: {}", failing.join("; ")));
+    }
+    finding
+}
+
+/// The agent's associations of a region: failing when instances report a Failed run (from
+/// DescribeAssociation's overview, read anyway to compare the association).
+pub fn instance_logs(region: &str, associations: &[(String, BTreeMap<String, i32>)]) -> DeliveryFinding {
+    let mut finding = DeliveryFinding::new(&format!("instance-logs/{region}"));
+    let failed: Vec<String> = associations
+        .iter()
+        .filter_map(|(name, counts)| {
+            let failed = counts.get("Failed").copied().unwrap_or(0);
+            (failed > 0).then(|| {
+                let total: i32 = counts.values().sum();
+                format!("{name}: {failed} of {total} instances failed")
+            })
+        })
+        .collect();
+    if !failed.is_empty() {
+        finding.error = Some("Failed".into());
+        finding.problem = Some(format!("instance-logs/{region}: {}", failed.join("; ")));
     }
     finding
 }

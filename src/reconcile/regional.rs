@@ -499,6 +499,8 @@ async fn reconcile_agents(
     tags: &BTreeMap<String, String>,
     part: &mut Part<'_>,
 ) -> Result<String, AwsError> {
+    // Each association's instances by the status of their last run, for delivery health.
+    let mut runs = Vec::new();
     for agent in agents {
         let resource = format!("ssm:{}:{}", clients.region, agent.parameter);
         let current = ssm::get_parameter(clients, agent.parameter).await?;
@@ -520,7 +522,11 @@ async fn reconcile_agents(
         }
         for association in &agent.associations {
             let resource = format!("ssm:{}:association/{}", clients.region, association.name);
-            match ssm::find_association(clients, &association.name).await? {
+            let found = ssm::find_association(clients, &association.name).await?;
+            if let Some(f) = &found {
+                runs.push((association.name.clone(), f.instances_by_status.clone()));
+            }
+            match found {
                 None => {
                     part.differs(&resource, "exists", true, false);
                     part.act(
@@ -569,6 +575,9 @@ async fn reconcile_agents(
             }
         }
     }
+    part.outcome
+        .delivery
+        .push(crate::reconcile::delivery::instance_logs(&clients.region, &runs));
     let platforms: Vec<&str> = agents.iter().map(|a| a.platform).collect();
     Ok(format!(
         "agent configuration for {} applied to instances tagged {}={}",
