@@ -27,10 +27,7 @@ async fn main() {
     let aws = common::inspector(&account).await;
     let bucket = format!("verify-bench-{account}");
     aws.s3.create_bucket().bucket(&bucket).send().await.unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let now = common::now_secs();
     let end = now - now % 3600 - 3600;
     let root = format!("AWS/CloudTrail/AWSLogs/{account}/");
     let written = Instant::now();

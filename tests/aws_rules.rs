@@ -25,16 +25,6 @@ async fn run_with(spec: &LoggingBaselineSpec, trail_policy: &TrailPolicySpec, mo
     run_account(&base, &specs, mode, &PreviousApproval::default()).await
 }
 
-/// The trail, key and storage only: the regional parts have tests of their own.
-fn trail_only(account: &str) -> LoggingBaselineSpec {
-    let mut spec = spec(account);
-    spec.flow_logs.enabled = false;
-    spec.instance_logs.enabled = false;
-    spec.config_rules.enabled = false;
-    spec.audit_queries.enabled = false;
-    spec
-}
-
 fn organization_trail() -> TrailPolicySpec {
     TrailPolicySpec {
         organization_trail: true,

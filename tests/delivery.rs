@@ -21,15 +21,6 @@ async fn run(spec: &LoggingBaselineSpec) -> AccountReport {
     run_account(&base, &specs, RunMode::Apply, &PreviousApproval::default()).await
 }
 
-fn trail_only(account: &str) -> LoggingBaselineSpec {
-    let mut spec = spec(account);
-    spec.flow_logs.enabled = false;
-    spec.instance_logs.enabled = false;
-    spec.config_rules.enabled = false;
-    spec.audit_queries.enabled = false;
-    spec
-}
-
 fn delivery_condition(report: &AccountReport) -> (String, String) {
     let c = status::delivery_condition(report).expect("the trail's deliveries were read");
     (c.status, c.message)

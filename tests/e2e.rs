@@ -446,10 +446,7 @@ async fn with_verify_integrity_the_controller_verifies_the_delivered_logs_into_s
     wait_ready(&baselines, &name).await;
 
     let aws = common::inspector(&account).await;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let now = common::now_secs();
     let bucket = desired::trail_bucket_name(&b.spec);
     let root = format!("{}/AWSLogs/{account}/", b.spec.storage.key_prefix);
     common::chain::write_chain(

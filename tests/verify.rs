@@ -26,10 +26,7 @@ async fn setup(hours: i64, organization: Option<&str>) -> Setup {
     let aws = inspector(&account).await;
     let bucket = format!("verify-{account}");
     aws.s3.create_bucket().bucket(&bucket).send().await.unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let now = now_secs();
     let end = now - now % HOUR - HOUR;
     let location = LogLocation {
         bucket: bucket.clone(),

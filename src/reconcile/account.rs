@@ -379,21 +379,7 @@ impl Run<'_> {
         let actions = self.begin(Component::Key, &resource, &delta);
         let mut result = Ok(());
         for action in actions {
-            let key_id = key.as_ref().map(|(id, _)| id.clone()).unwrap_or_default();
-            let c = &self.clients;
-            let step = match (&action, &desired.source) {
-                (Action::CreateKey, KeySource::Create { description, .. }) => {
-                    kms::create_key(c, description, &desired.policy)
-                        .await
-                        .map(|created| key = Some(created))
-                }
-                (Action::CreateAlias, KeySource::Create { alias, .. }) => kms::create_alias(c, alias, &key_id).await,
-                (Action::RestoreKey { state }, _) => kms::restore_key(c, &key_id, state).await,
-                (Action::PutKeyPolicy(policy), _) => kms::put_key_policy(c, &key_id, policy).await,
-                (Action::EnableKeyRotation, _) => kms::enable_rotation(c, &key_id).await,
-                (Action::TagKey(tags), _) => kms::tag_key(c, &key_id, tags).await,
-                _ => Ok(()),
-            };
+            let step = apply_key(&self.clients, &desired, &mut key, &action).await;
             result = self.record(&resource, &action, step);
             if result.is_err() {
                 break;
@@ -957,6 +943,29 @@ async fn observe_optional_bucket(
             s3::observe_bucket(clients, &b.name, reads).await
         }
         None => Ok(None),
+    }
+}
+
+/// One write to a key trailkeeper keeps (the trail key, a region's log-group key). `key` is its
+/// (id, ARN), set by CreateKey for the writes after it.
+pub(crate) async fn apply_key(
+    clients: &AccountClients,
+    desired: &desired::DesiredKey,
+    key: &mut Option<(String, String)>,
+    action: &Action,
+) -> Result<(), AwsError> {
+    let key_id = key.as_ref().map(|(id, _)| id.clone()).unwrap_or_default();
+    match (action, &desired.source) {
+        (Action::CreateKey, KeySource::Create { description, .. }) => {
+            *key = Some(kms::create_key(clients, description, &desired.policy).await?);
+            Ok(())
+        }
+        (Action::CreateAlias, KeySource::Create { alias, .. }) => kms::create_alias(clients, alias, &key_id).await,
+        (Action::RestoreKey { state }, _) => kms::restore_key(clients, &key_id, state).await,
+        (Action::PutKeyPolicy(policy), _) => kms::put_key_policy(clients, &key_id, policy).await,
+        (Action::EnableKeyRotation, _) => kms::enable_rotation(clients, &key_id).await,
+        (Action::TagKey(tags), _) => kms::tag_key(clients, &key_id, tags).await,
+        _ => Ok(()),
     }
 }
 

@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use crate::api::Drift;
 use crate::aws::{AccountClients, AwsError, config, ec2, iam, kms, logs, ssm};
 use crate::desired::regional::{self, DesiredFlowLogs, FLOW_LOG_ROLE, FLOW_LOG_ROLE_POLICY, FlowLogTarget};
-use crate::desired::{AccountSpecs, KeySource, policy};
+use crate::desired::{AccountSpecs, policy};
 use crate::reconcile::account::{Change, Component, ComponentState};
-use crate::reconcile::diff::{self, Action, days, shortens};
+use crate::reconcile::diff::{self, days, shortens};
 
 /// What one region's reconcile saw and did.
 #[derive(Clone, Debug, Default)]
@@ -286,47 +286,12 @@ async fn reconcile_log_key(
     for d in &delta.drift {
         part.differs(&resource, &d.field, &d.expected, &d.actual);
     }
-    let KeySource::Create { alias, description } = &desired.source else {
-        return Ok((observed.map(|k| k.arn), String::new()));
-    };
     let mut key = observed.map(|k| (k.key_id, k.arn));
     for action in &delta.actions {
-        let key_id = key.as_ref().map(|(id, _)| id.clone()).unwrap_or_default();
-        let text = action.to_string();
-        match action {
-            Action::CreateKey => {
-                let mut created = None;
-                part.act(&resource, &text, || async {
-                    created = Some(kms::create_key(clients, description, &desired.policy).await?);
-                    Ok(())
-                })
-                .await?;
-                if created.is_some() {
-                    key = created;
-                }
-            }
-            Action::CreateAlias => {
-                part.act(&resource, &text, || kms::create_alias(clients, alias, &key_id))
-                    .await?
-            }
-            Action::RestoreKey { state } => {
-                part.act(&resource, &text, || kms::restore_key(clients, &key_id, state))
-                    .await?
-            }
-            Action::PutKeyPolicy(policy) => {
-                part.act(&resource, &text, || kms::put_key_policy(clients, &key_id, policy))
-                    .await?
-            }
-            Action::EnableKeyRotation => {
-                part.act(&resource, &text, || kms::enable_rotation(clients, &key_id))
-                    .await?
-            }
-            Action::TagKey(tags) => {
-                part.act(&resource, &text, || kms::tag_key(clients, &key_id, tags))
-                    .await?
-            }
-            _ => {}
-        }
+        part.act(&resource, &action.to_string(), || {
+            crate::reconcile::account::apply_key(clients, desired, &mut key, action)
+        })
+        .await?;
     }
     let arn = key.map(|(_, arn)| arn);
     Ok((arn, format!("log groups encrypted with {}", regional::LOG_KEY_ALIAS)))

@@ -258,6 +258,24 @@ pub fn spec(account: &str) -> LoggingBaselineSpec {
     baseline(account).spec
 }
 
+/// The trail, key and storage only: the regional parts have tests of their own.
+pub fn trail_only(account: &str) -> LoggingBaselineSpec {
+    let mut spec = spec(account);
+    spec.flow_logs.enabled = false;
+    spec.instance_logs.enabled = false;
+    spec.config_rules.enabled = false;
+    spec.audit_queries.enabled = false;
+    spec
+}
+
+/// Seconds since the epoch.
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
 pub fn default_policies() -> (TrailPolicySpec, RetentionPolicySpec) {
     (TrailPolicySpec::default(), RetentionPolicySpec::default())
 }
@@ -422,8 +440,7 @@ pub async fn trail_destination(
 
 /// Puts a log file (or digest) into the trail bucket as CloudTrail would have `minutes_ago`.
 pub async fn deliver(aws: &Inspector, spec: &LoggingBaselineSpec, kind: &str, minutes_ago: i64) {
-    let when = std::time::SystemTime::now() - std::time::Duration::from_secs(minutes_ago as u64 * 60);
-    let secs = when.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let secs = now_secs() - minutes_ago * 60;
     let stamp = aws_smithy_types::DateTime::from_secs(secs)
         .fmt(aws_smithy_types::date_time::Format::DateTime)
         .unwrap();
