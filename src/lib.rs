@@ -4,6 +4,7 @@ pub mod api;
 pub mod aws;
 pub mod cli;
 pub mod desired;
+pub mod events;
 pub mod http;
 pub mod leader;
 pub mod manifests;

@@ -25,6 +25,11 @@ struct Registry {
     /// Per account: whether the last integrity verification found every file valid.
     integrity: BTreeMap<String, bool>,
     leader: bool,
+    /// Tampering events taken from the queue, by what became of them.
+    drift_events: BTreeMap<&'static str, u64>,
+    /// Seconds from a tampering call (the event's time) to the reconcile it triggered starting.
+    event_lag_sum: f64,
+    event_lag_count: u64,
 }
 
 fn registry() -> &'static Mutex<Registry> {
@@ -112,6 +117,20 @@ pub fn set_delivery(account: &str, findings: &[crate::reconcile::delivery::Deliv
                 (f.age_seconds, f.problem.is_some()),
             );
         }
+    });
+}
+
+/// One message of the events queue, by outcome: `reconcile`, `duplicate`, `unknown_account`,
+/// `own_write`, `ignored`, `malformed`, or `receive_error` (a failed ReceiveMessage).
+pub fn record_drift_event(outcome: &'static str) {
+    with(|r| *r.drift_events.entry(outcome).or_default() += 1);
+}
+
+/// How long after its call a tampering event reached the operator.
+pub fn record_event_lag(seconds: f64) {
+    with(|r| {
+        r.event_lag_sum += seconds.max(0.0);
+        r.event_lag_count += 1;
     });
 }
 
@@ -212,6 +231,18 @@ pub fn render() -> String {
             u8::from(*valid)
         );
     }
+    let _ = writeln!(
+        out,
+        "# HELP trailkeeper_drift_events_total Messages of the events queue by outcome.\n# TYPE trailkeeper_drift_events_total counter"
+    );
+    for (outcome, n) in &r.drift_events {
+        let _ = writeln!(out, "trailkeeper_drift_events_total{{outcome=\"{outcome}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP trailkeeper_drift_event_lag_seconds Seconds from a tampering call to the operator receiving its event.\n# TYPE trailkeeper_drift_event_lag_seconds summary\ntrailkeeper_drift_event_lag_seconds_sum {}\ntrailkeeper_drift_event_lag_seconds_count {}",
+        r.event_lag_sum, r.event_lag_count
+    );
     let _ = writeln!(
         out,
         "# HELP trailkeeper_leader Whether this replica holds the leader lease.\n# TYPE trailkeeper_leader gauge\ntrailkeeper_leader {}",

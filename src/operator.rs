@@ -39,8 +39,19 @@ pub fn resync_interval(seconds: u64) -> Duration {
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let client = Client::try_default().await?;
     let base = crate::aws::load_base_config().await;
+    let events = args
+        .events_queue_url
+        .clone()
+        .filter(|u| !u.is_empty())
+        .map(|queue_url| crate::events::EventSettings {
+            queue_url,
+            bus_name: args.events_bus_name.clone(),
+            organization_id: args.events_organization_id.clone().filter(|o| !o.is_empty()),
+        });
+    let default_resync = if events.is_some() { 3600 } else { 600 };
     let settings = Settings {
-        resync: resync_interval(args.resync_seconds),
+        resync: resync_interval(args.resync_seconds.unwrap_or(default_resync)),
+        events,
         concurrency: args.concurrency.max(1),
         watch_namespace: args.watch_namespace.clone(),
         selector: args.selector.clone(),

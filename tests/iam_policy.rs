@@ -9,7 +9,7 @@ const NEEDS_NO_PERMISSION: [&str; 1] = ["sts:GetCallerIdentity"];
 
 /// Permissions AWS checks besides the operation's own action (tagging on creation, passing a role):
 /// no API call of their own shows them, so they are listed with the call that needs them.
-const IMPLIED: [(&str, &str); 11] = [
+const IMPLIED: [(&str, &str); 14] = [
     // The trail bucket has an S3 Bucket Key: creating or updating an SSE-KMS trail then needs
     // kms:Decrypt for the caller (CloudTrail user guide, "Configure AWS KMS key policies for
     // CloudTrail", S3 Bucket Keys).
@@ -24,6 +24,10 @@ const IMPLIED: [(&str, &str); 11] = [
     ("kms:CreateKey", "kms:TagResource"),
     ("glue:CreateDatabase", "glue:TagResource"),
     ("athena:CreateWorkGroup", "athena:TagResource"),
+    ("events:PutRule", "events:TagResource"),
+    ("events:CreateEventBus", "events:TagResource"),
+    // A target with a role (the forwarding rule's): EventBridge checks the caller may pass it.
+    ("events:PutTargets", "iam:PassRole"),
 ];
 
 fn deployed(file: &str) -> serde_json::Value {
@@ -119,11 +123,17 @@ fn no_policy_lets_trailkeeper_assume_or_widen_a_role_it_manages() {
             continue;
         }
         assert!(!actions.contains("sts:AssumeRole"), "{statement}");
+        // Each role trailkeeper creates, by its boundary: flow-log delivery (CloudWatch Logs
+        // writes only) and tamper-event forwarding (EventBridge only).
         for widening in ["iam:PutRolePolicy", "iam:CreateRole", "iam:PutRolePermissionsBoundary"] {
             if actions.contains(widening) {
+                let boundary = if statement["Resource"] == "arn:aws:iam::*:role/trailkeeper-events" {
+                    "arn:aws:iam::aws:policy/AmazonEventBridgeFullAccess"
+                } else {
+                    "arn:aws:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+                };
                 assert_eq!(
-                    statement["Condition"]["StringEquals"]["iam:PermissionsBoundary"],
-                    "arn:aws:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs",
+                    statement["Condition"]["StringEquals"]["iam:PermissionsBoundary"], boundary,
                     "{widening} without the boundary: {statement}"
                 );
             }

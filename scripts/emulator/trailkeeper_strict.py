@@ -488,3 +488,8 @@ def install():
         return "{}"
 
     logs_responses.LogsResponse.associate_kms_key = associate_kms_key
+
+    # CloudTrail's events on EventBridge, and EventBridge's delivery rules.
+    import trailkeeper_events
+
+    trailkeeper_events.install()

@@ -113,7 +113,7 @@ impl CallRecorder {
 
 /// Operations that change nothing in the account. AssumeRole only mints credentials.
 pub fn is_read(operation: &str) -> bool {
-    ["Get", "Describe", "List", "Head", "Lookup", "BatchGet"]
+    ["Get", "Describe", "List", "Head", "Lookup", "BatchGet", "Receive"]
         .iter()
         .any(|p| operation.starts_with(p))
         || operation == "AssumeRole"
@@ -132,6 +132,8 @@ pub fn iam_action(service: &str, operation: &str) -> String {
         "IAM" => "iam",
         "SSM" => "ssm",
         "Config Service" => "config",
+        "EventBridge" => "events",
+        "SQS" => "sqs",
         other => return format!("{}:{operation}", other.to_lowercase().replace(' ', "")),
     };
     let action = match (prefix, operation) {
@@ -146,6 +148,7 @@ pub fn iam_action(service: &str, operation: &str) -> String {
         ("s3", "PutPublicAccessBlock") => "PutBucketPublicAccessBlock",
         ("s3", "GetObjectLockConfiguration") => "GetBucketObjectLockConfiguration",
         ("s3", "PutObjectLockConfiguration") => "PutBucketObjectLockConfiguration",
+        ("sqs", "DeleteMessageBatch") => "DeleteMessage",
         (_, op) => op,
     };
     format!("{prefix}:{action}")

@@ -46,6 +46,18 @@ impl AwsError {
         }
     }
 
+    /// A refusal AWS reports in a successful answer (PutTargets' failed entries), classified as
+    /// the same code would be as an error.
+    pub fn refused(action: &str, resource: &str, code: &str, message: &str) -> Self {
+        AwsError {
+            kind: kind_of_code(code, message),
+            action: action.to_string(),
+            resource: resource.to_string(),
+            code: code.to_string(),
+            message: message.to_string(),
+        }
+    }
+
     pub fn is_not_found(&self) -> bool {
         self.kind == ErrorKind::NotFound
     }

@@ -97,6 +97,7 @@ pub async fn create_role(
     role: &str,
     trust: &Value,
     boundary: &str,
+    description: &str,
     tags: &BTreeMap<String, String>,
 ) -> Result<(), AwsError> {
     let tags = tags
@@ -109,7 +110,7 @@ pub async fn create_role(
         .role_name(role)
         .assume_role_policy_document(trust.to_string())
         .permissions_boundary(boundary)
-        .description("trailkeeper: lets VPC Flow Logs deliver into trailkeeper's log groups")
+        .description(description)
         .set_tags(Some(tags))
         .send()
         .await;
@@ -152,6 +153,24 @@ pub async fn put_role_policy(clients: &AccountClients, role: &str, name: &str, p
         .send()
         .await;
     check(sent, "IAM", "PutRolePolicy", &format!("role {role}")).map(|_| ())
+}
+
+/// Deletes the role and its inline policies (a role with policies cannot be deleted). Returns
+/// whether it existed.
+pub async fn delete_role(clients: &AccountClients, role: &str, inline_policies: &[&str]) -> Result<bool, AwsError> {
+    let resource = format!("role {role}");
+    for name in inline_policies {
+        let sent = clients
+            .iam
+            .delete_role_policy()
+            .role_name(role)
+            .policy_name(*name)
+            .send()
+            .await;
+        optional(sent, "IAM", "DeleteRolePolicy", &resource)?;
+    }
+    let sent = clients.iam.delete_role().role_name(role).send().await;
+    Ok(optional(sent, "IAM", "DeleteRole", &resource)?.is_some())
 }
 
 /// Whether the role exists.

@@ -5,6 +5,10 @@ use aws_credential_types::provider::{self, ProvideCredentials, error::Credential
 
 use super::{AccountClients, AwsError, check};
 
+/// The session name of every role trailkeeper assumes: its calls show in CloudTrail as
+/// `assumed-role/{role}/trailkeeper`, which is how its own writes are told from tampering.
+pub const SESSION_NAME: &str = "trailkeeper";
+
 /// The caller's account id and ARN.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Identity {
@@ -47,7 +51,7 @@ impl AssumedRole {
             .sts
             .assume_role()
             .role_arn(&self.role_arn)
-            .role_session_name("trailkeeper")
+            .role_session_name(SESSION_NAME)
             .set_external_id(self.external_id.clone())
             .send()
             .await

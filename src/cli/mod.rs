@@ -113,9 +113,22 @@ pub struct RunArgs {
     /// Reconcile only the LoggingBaselines matching this label selector (shard a large fleet).
     #[arg(long, env = "TRAILKEEPER_SELECTOR")]
     pub selector: Option<String>,
-    /// Seconds between two observations of an account in line (jittered by up to 10%; 10 s to a week).
-    #[arg(long, env = "TRAILKEEPER_RESYNC_SECONDS", default_value_t = 600)]
-    pub resync_seconds: u64,
+    /// Seconds between two observations of an account in line (jittered by up to 10%; 10 s to a
+    /// week). Default: 600, or 3600 with `--events-queue-url` (tampering is then repaired on its
+    /// event, and the resync only catches what no event reports).
+    #[arg(long, env = "TRAILKEEPER_RESYNC_SECONDS")]
+    pub resync_seconds: Option<u64>,
+    /// The SQS queue to long-poll for tampering events: trailkeeper sets up, in the queue's
+    /// account and region, a central EventBridge bus and its rule into the queue, and in each
+    /// account and region it enforces, a rule forwarding the calls that tamper with the baseline.
+    #[arg(long, env = "TRAILKEEPER_EVENTS_QUEUE_URL")]
+    pub events_queue_url: Option<String>,
+    /// The name of the central event bus.
+    #[arg(long, env = "TRAILKEEPER_EVENTS_BUS_NAME", default_value = crate::desired::events::DEFAULT_BUS)]
+    pub events_bus_name: String,
+    /// Admit forwarded events from this AWS Organization's accounts only (o-...).
+    #[arg(long, env = "TRAILKEEPER_EVENTS_ORGANIZATION_ID")]
+    pub events_organization_id: Option<String>,
     /// Seconds one account's reconcile may take as a whole before it fails with reason Timeout
     /// (30 to 3600; each AWS call also has its own timeout).
     #[arg(long, env = "TRAILKEEPER_RECONCILE_TIMEOUT_SECONDS", default_value_t = 300)]
@@ -158,6 +171,12 @@ pub struct IamPolicyArgs {
     /// A bucket a baseline names itself (repeatable).
     #[arg(long = "bucket")]
     pub buckets: Vec<String>,
+    /// The name of the operator's events queue (`--events-queue-url`'s last part).
+    #[arg(long, default_value = "trailkeeper-events")]
+    pub events_queue_name: String,
+    /// The name of the central event bus (`--events-bus-name`).
+    #[arg(long, default_value = crate::desired::events::DEFAULT_BUS)]
+    pub events_bus_name: String,
     /// A key a baseline names in encryption.kmsKeyArn (repeatable).
     #[arg(long = "kms-key-arn")]
     pub kms_keys: Vec<String>,
@@ -403,6 +422,8 @@ fn iam_policy(args: IamPolicyArgs) -> ExitCode {
         audit_work_group: args.audit_work_group,
         operator_role_arn: args.operator_role_arn,
         external_id: args.external_id,
+        events_queue_name: args.events_queue_name,
+        events_bus_name: args.events_bus_name,
         own_identity: args.own_identity,
     };
     if !args.files.is_empty() {

@@ -15,6 +15,7 @@
 use serde_json::{Value, json};
 
 use super::KEY_ALIAS;
+use super::events::{FORWARD_ROLE, FORWARD_RULE};
 use super::regional::{AGENT_DOCUMENT, FLOW_LOG_GROUP, FLOW_LOG_ROLE, INSTALL_DOCUMENT, log_group_name};
 use crate::api::InstanceLogsSpec;
 
@@ -53,6 +54,9 @@ pub struct IamSettings {
     /// The operator's own identity (IRSA / Pod Identity role), trusted by the account role.
     pub operator_role_arn: Option<String>,
     pub external_id: Option<String>,
+    /// The operator's events queue (`--events-queue-url`'s last part) and central bus.
+    pub events_queue_name: String,
+    pub events_bus_name: String,
     /// Baselines without credentials (trailkeeper acts as its own identity, one account): their
     /// keys' policies name no trailkeeper role, so key maintenance must come from IAM, on every
     /// key of the account. Weaker; off by default.
@@ -74,6 +78,8 @@ impl Default for IamSettings {
             audit_work_group: "trailkeeper-audit".into(),
             operator_role_arn: None,
             external_id: None,
+            events_queue_name: "trailkeeper-events".into(),
+            events_bus_name: super::events::DEFAULT_BUS.into(),
             own_identity: false,
         }
     }
@@ -197,6 +203,8 @@ pub fn account_policy(s: &IamSettings) -> Value {
     let cloudtrail_role =
         format!("arn:{p}:iam::*:role/aws-service-role/cloudtrail.amazonaws.com/AWSServiceRoleForCloudTrail");
     let database = &s.audit_database;
+    let events_role = format!("arn:{p}:iam::*:role/{FORWARD_ROLE}");
+    let events_boundary = json!({"StringEquals": {"iam:PermissionsBoundary": super::events::forward_role_boundary(p)}});
 
     let mut statements = vec![
         // The roles trailkeeper manages are never assumed by it, even if their trust policy were
@@ -205,7 +213,7 @@ pub fn account_policy(s: &IamSettings) -> Value {
             "Sid": "NeverAssumeManagedRoles",
             "Effect": "Deny",
             "Action": "sts:AssumeRole",
-            "Resource": [flow_log_role.clone(), format!("arn:{p}:iam::*:role/aws-service-role/*")]
+            "Resource": [flow_log_role.clone(), events_role.clone(), format!("arn:{p}:iam::*:role/aws-service-role/*")]
         }),
         // Reads that list, or that verify resources trailkeeper does not own (an Existing trail is
         // anyone's): no write among them.
@@ -416,6 +424,45 @@ pub fn account_policy(s: &IamSettings) -> Value {
             &["iam:GetRole"],
             vec![config_role, cloudtrail_role],
         ),
+        // Event-driven drift detection: the forwarding rule of each region, and the role
+        // EventBridge forwards as (bounded by AmazonEventBridgeFullAccess: EventBridge only).
+        statement(
+            "TamperEventsForwardingRule",
+            &[
+                "events:DeleteRule",
+                "events:DescribeRule",
+                "events:ListTargetsByRule",
+                "events:PutRule",
+                "events:PutTargets",
+                "events:RemoveTargets",
+                "events:TagResource",
+            ],
+            vec![format!("arn:{p}:events:*:*:rule/{FORWARD_RULE}")],
+        ),
+        with_condition(
+            statement(
+                "TamperEventsRoleBounded",
+                &["iam:CreateRole", "iam:PutRolePermissionsBoundary", "iam:PutRolePolicy"],
+                vec![events_role.clone()],
+            ),
+            events_boundary,
+        ),
+        statement(
+            "TamperEventsRole",
+            &[
+                "iam:DeleteRole",
+                "iam:DeleteRolePolicy",
+                "iam:GetRole",
+                "iam:GetRolePolicy",
+                "iam:TagRole",
+                "iam:UpdateAssumeRolePolicy",
+            ],
+            vec![events_role.clone()],
+        ),
+        with_condition(
+            statement("PassTamperEventsRole", &["iam:PassRole"], vec![events_role]),
+            json!({"StringEquals": {"iam:PassedToService": "events.amazonaws.com"}}),
+        ),
         // deletionPolicy: Delete only. Never on a trail or bucket of another name.
         statement(
             "DeletionPolicyDelete",
@@ -471,13 +518,46 @@ pub fn account_policy(s: &IamSettings) -> Value {
 /// The policy of the operator's own identity: it only assumes the account role, by its exact
 /// name (never a role trailkeeper manages, such as the flow-log delivery role).
 pub fn operator_policy(s: &IamSettings) -> Value {
+    let p = &s.partition;
+    let bus = &s.events_bus_name;
     json!({
         "Version": "2012-10-17",
-        "Statement": [statement(
-            "AssumeAccountRole",
-            &["sts:AssumeRole"],
-            vec![format!("arn:{}:iam::*:role/{}", s.partition, s.account_role)],
-        )]
+        "Statement": [
+            statement(
+                "AssumeAccountRole",
+                &["sts:AssumeRole"],
+                vec![format!("arn:{p}:iam::*:role/{}", s.account_role)],
+            ),
+            // --events-queue-url: the queue the operator long-polls (yours; trailkeeper adds one
+            // statement to its policy), the central bus and its rule into the queue.
+            statement(
+                "TamperEventsQueue",
+                &[
+                    "sqs:DeleteMessage",
+                    "sqs:GetQueueAttributes",
+                    "sqs:ReceiveMessage",
+                    "sqs:SetQueueAttributes",
+                ],
+                vec![format!("arn:{p}:sqs:*:*:{}", s.events_queue_name)],
+            ),
+            statement(
+                "TamperEventsCentralBus",
+                &[
+                    "events:CreateEventBus",
+                    "events:DescribeEventBus",
+                    "events:DescribeRule",
+                    "events:ListTargetsByRule",
+                    "events:PutPermission",
+                    "events:PutRule",
+                    "events:PutTargets",
+                    "events:TagResource",
+                ],
+                vec![
+                    format!("arn:{p}:events:*:*:event-bus/{bus}"),
+                    format!("arn:{p}:events:*:*:rule/{bus}/{}", super::events::CENTRAL_RULE),
+                ],
+            ),
+        ]
     })
 }
 
@@ -543,9 +623,13 @@ mod tests {
         {
             let actions = statement["Action"].to_string();
             if actions.contains("iam:PutRolePolicy") || actions.contains("iam:CreateRole") {
+                let boundary = if statement["Resource"].to_string().contains(FORWARD_ROLE) {
+                    "arn:aws:iam::aws:policy/AmazonEventBridgeFullAccess"
+                } else {
+                    "arn:aws:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+                };
                 assert_eq!(
-                    statement["Condition"]["StringEquals"]["iam:PermissionsBoundary"],
-                    "arn:aws:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs",
+                    statement["Condition"]["StringEquals"]["iam:PermissionsBoundary"], boundary,
                     "{statement}"
                 );
             }

@@ -2,6 +2,7 @@
 //! Kubernetes types: every value here is data that tests can compare.
 
 pub mod athena;
+pub mod events;
 pub mod iam;
 pub mod policy;
 pub mod regional;

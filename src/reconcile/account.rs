@@ -22,6 +22,7 @@ use crate::aws::organizations::{self, Organization};
 use crate::aws::s3::{self, ObservedBucket};
 use crate::aws::sts::{self, Identity};
 use crate::aws::{AccountClients, AwsError, CallCounts, CallRecorder, ErrorKind, iam};
+use crate::desired::events::Forwarding;
 use crate::desired::{
     self, AccountSpecs, BucketEncryption, DesiredAccount, DesiredBucket, DesiredTrail, KeySource, athena,
 };
@@ -44,10 +45,12 @@ pub enum Component {
     InstanceLogs,
     ConfigRules,
     AuditQueries,
+    /// The rules that forward tampering to the operator's queue (with `--events-queue-url`).
+    DriftEvents,
 }
 
 impl Component {
-    pub const ALL: [Component; 8] = [
+    pub const ALL: [Component; 9] = [
         Component::Key,
         Component::Storage,
         Component::Trail,
@@ -56,6 +59,7 @@ impl Component {
         Component::InstanceLogs,
         Component::ConfigRules,
         Component::AuditQueries,
+        Component::DriftEvents,
     ];
 }
 
@@ -192,6 +196,8 @@ struct Run<'a> {
     observed_trail: Option<ObservedTrail>,
     /// For a managed Organization trail: the account's Organization as read this reconcile.
     organization: Option<Result<Option<Organization>, AwsError>>,
+    /// Where tampering is forwarded (the controller's central bus), when events are on.
+    forwarding: Option<Forwarding>,
     report: AccountReport,
 }
 
@@ -218,6 +224,17 @@ pub async fn run_account_with(
     specs: &AccountSpecs<'_>,
     mode: RunMode,
     previous: &PreviousApproval,
+) -> AccountReport {
+    run_account_forwarding(clients, specs, mode, previous, None).await
+}
+
+/// `run_account_with`, keeping the forwarding of tampering events to `forwarding` too.
+pub async fn run_account_forwarding(
+    clients: AccountClients,
+    specs: &AccountSpecs<'_>,
+    mode: RunMode,
+    previous: &PreviousApproval,
+    forwarding: Option<Forwarding>,
 ) -> AccountReport {
     let started = Instant::now();
     let spec = specs.baseline;
@@ -261,6 +278,7 @@ pub async fn run_account_with(
         write,
         observed_trail: None,
         organization: None,
+        forwarding,
         report,
     };
     // Boxed so that callers on small-stack threads (tokio workers, tests) can hold it.
@@ -833,7 +851,7 @@ impl Run<'_> {
     }
 
     fn absorb(&mut self, outcome: regional::RegionOutcome) {
-        self.report.delivery.extend(outcome.delivery);
+        self.report.delivery.extend(outcome.delivery.clone());
         self.report
             .evidence
             .config
@@ -842,6 +860,11 @@ impl Run<'_> {
             .evidence
             .flow_logs
             .push((outcome.region.clone(), outcome.flow_log_coverage));
+        self.absorb_changes(outcome);
+    }
+
+    /// The drift, writes and component states of an outcome (not its evidence).
+    fn absorb_changes(&mut self, outcome: regional::RegionOutcome) {
         self.report.drift.extend(outcome.drift);
         self.report.pending.extend(outcome.pending);
         self.report.applied.extend(outcome.applied);
@@ -911,6 +934,64 @@ impl Run<'_> {
         for outcome in outcomes {
             self.absorb(outcome);
         }
+        if let Some(forwarding) = self.forwarding.clone() {
+            for outcome in self.reconcile_forwarding(&forwarding, regions).await {
+                self.absorb_changes(outcome);
+            }
+        }
+    }
+
+    /// The forwarding of tampering events: the role (IAM, global), then the rule of each region
+    /// trailkeeper enforces and of the primary region.
+    async fn reconcile_forwarding(
+        &self,
+        forwarding: &Forwarding,
+        mut regions: Vec<String>,
+    ) -> Vec<regional::RegionOutcome> {
+        let account = self.desired.account_id.as_str();
+        let tags = desired::resource_tags(self.specs.baseline);
+        let mut role = regional::RegionOutcome {
+            region: "global".into(),
+            ..Default::default()
+        };
+        if let Err(e) =
+            super::events::reconcile_forwarding_role(&self.clients, account, forwarding, &tags, self.write, &mut role)
+                .await
+        {
+            role.parts.push((
+                Component::DriftEvents,
+                ComponentState::Failed(e.clone()),
+                format!("IAM: {e}"),
+            ));
+            return vec![role];
+        }
+        regions.push(self.clients.region.clone());
+        regions.sort();
+        regions.dedup();
+        let (clients, tags, write) = (&self.clients, &tags, self.write);
+        let runs: Vec<futures::future::BoxFuture<'_, _>> = regions
+            .into_iter()
+            .map(|region| {
+                Box::pin(async move {
+                    let mut outcome = regional::RegionOutcome {
+                        region: region.clone(),
+                        ..Default::default()
+                    };
+                    let clients = clients.for_region(&region);
+                    super::events::reconcile_forwarding_rule(&clients, account, forwarding, tags, write, &mut outcome)
+                        .await;
+                    outcome
+                }) as futures::future::BoxFuture<'_, _>
+            })
+            .collect();
+        let mut outcomes = vec![role];
+        outcomes.extend(
+            futures::stream::iter(runs)
+                .buffered(REGION_CONCURRENCY)
+                .collect::<Vec<_>>()
+                .await,
+        );
+        outcomes
     }
 }
 

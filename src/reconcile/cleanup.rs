@@ -8,7 +8,7 @@
 use std::fmt;
 
 use crate::api::{DeletionPolicy, TrailSource};
-use crate::aws::{AccountClients, AwsError, athena, cloudtrail, glue, kms, s3, sts};
+use crate::aws::{AccountClients, AwsError, athena, cloudtrail, glue, iam, kms, s3, sts};
 use crate::desired::{self, AccountSpecs, KeySource};
 use crate::reconcile::account::EngineError;
 
@@ -60,7 +60,7 @@ pub async fn cleanup(clients: &AccountClients, specs: &AccountSpecs<'_>) -> Resu
         });
     }
     let aws = |e: AwsError| EngineError::Aws(e);
-    let mut steps = Vec::new();
+    let mut steps = cleanup_forwarding(clients, specs).await.map_err(aws)?;
     if spec.audit_queries.enabled {
         steps.extend(cleanup_audit_queries(clients, specs).await.map_err(aws)?);
     }
@@ -114,6 +114,37 @@ pub async fn cleanup(clients: &AccountClients, specs: &AccountSpecs<'_>) -> Resu
 }
 
 /// Deletes the bucket unless it holds objects.
+/// The forwarding of tampering events: the rule of each region (enforced ones and the primary)
+/// and the role EventBridge forwards as. Whether or not events are on now: a baseline may have
+/// had them.
+async fn cleanup_forwarding(clients: &AccountClients, specs: &AccountSpecs<'_>) -> Result<Vec<Step>, AwsError> {
+    use crate::desired::events::{FORWARD_ROLE, FORWARD_ROLE_POLICY, FORWARD_RULE};
+    let mut regions = desired::regional::regions(specs);
+    regions.push(clients.region.clone());
+    regions.sort();
+    regions.dedup();
+    let mut steps = Vec::new();
+    for region in regions {
+        let outcome = match super::events::delete_forwarding_rule(&clients.for_region(&region)).await? {
+            true => Outcome::Deleted,
+            false => Outcome::Absent,
+        };
+        steps.push(Step {
+            resource: format!("events:{region}:rule/{FORWARD_RULE}"),
+            outcome,
+        });
+    }
+    let outcome = match iam::delete_role(clients, FORWARD_ROLE, &[FORWARD_ROLE_POLICY]).await? {
+        true => Outcome::Deleted,
+        false => Outcome::Absent,
+    };
+    steps.push(Step {
+        resource: format!("iam:role/{FORWARD_ROLE}"),
+        outcome,
+    });
+    Ok(steps)
+}
+
 async fn delete_empty_bucket(clients: &AccountClients, bucket: &str) -> Result<Step, AwsError> {
     let outcome = match s3::exists(clients, bucket).await? {
         false => Outcome::Absent,

@@ -21,12 +21,12 @@ use crate::api::{
     DEFAULT_POLICY_NAME, LoggingBaseline, LoggingBaselineStatus, PolicyRef, RetentionPolicy, RetentionPolicySpec,
     TrailPolicy, TrailPolicySpec,
 };
-use crate::aws::{AccountClients, CallCounts, CallRecorder, ErrorKind};
+use crate::aws::{AccountClients, CallCounts, CallRecorder, ErrorKind, Origin};
 use crate::desired::AccountSpecs;
 use crate::http::Health;
 use crate::leader::WriteGate;
 use crate::reconcile::account::{
-    AccountReport, ComponentState, EngineError, PreviousApproval, RunMode, run_account_with,
+    AccountReport, ComponentState, EngineError, PreviousApproval, RunMode, run_account_forwarding,
 };
 use crate::reconcile::{cleanup, status};
 
@@ -82,6 +82,8 @@ pub struct Settings {
     pub selector: Option<String>,
     /// The bound of one account's reconcile as a whole (each AWS call has its own, shorter one).
     pub reconcile_timeout: Duration,
+    /// Reconcile on tampering events from this queue (None: on resync and spec changes only).
+    pub events: Option<crate::events::EventSettings>,
 }
 
 impl Default for Settings {
@@ -94,18 +96,28 @@ impl Default for Settings {
             watch_namespace: None,
             selector: None,
             reconcile_timeout: Duration::from_secs(300),
+            events: None,
         }
     }
 }
 
-/// AWS clients per baseline, reused across reconciles (the SDK refreshes assumed-role credentials
-/// before they expire), rebuilt when the baseline's account, region or credentials change, and
-/// dropped with the baseline.
+/// The AWS identity of each baseline (its credentials provider and identity cache, and its call
+/// recorder), kept across reconciles so assumed-role credentials are reused for their lifetime;
+/// rebuilt when the baseline's account, region or credentials change, and dropped with the
+/// baseline. The SDK clients themselves are built per reconcile from it and dropped after: a
+/// region's dozen clients cost far more memory than a reconcile's CPU to build them (issue 17).
 pub struct AwsClients {
     base: SdkConfig,
     /// Shut while this replica does not lead: the clients refuse AWS writes.
     gate: WriteGate,
-    cache: Mutex<HashMap<String, (String, AccountClients)>>,
+    cache: Mutex<HashMap<String, CachedIdentity>>,
+}
+
+struct CachedIdentity {
+    /// Account, region and credentials the identity was built for.
+    key: String,
+    origin: Arc<Origin>,
+    calls: CallRecorder,
 }
 
 impl AwsClients {
@@ -128,34 +140,39 @@ impl AwsClients {
         let cached = self
             .lock()
             .get(key)
-            .filter(|(i, _)| *i == identity)
-            .map(|(_, c)| c.clone());
-        if let Some(clients) = cached {
-            return clients;
-        }
-        // Built outside the lock: a dozen SDK clients take a while, and other reconciles wait.
-        let clients = AccountClients::new(
-            &self.base,
-            &spec.primary_region,
-            spec.credentials.as_ref(),
-            CallRecorder::gated(self.gate.clone()),
-        );
-        self.lock().insert(key.to_string(), (identity, clients.clone()));
-        clients
+            .filter(|c| c.key == identity)
+            .map(|c| (c.origin.clone(), c.calls.clone()));
+        let (origin, calls) = match cached {
+            Some(found) => found,
+            None => {
+                let calls = CallRecorder::gated(self.gate.clone());
+                let origin = Origin::new(&self.base, &spec.primary_region, spec.credentials.as_ref(), &calls);
+                self.lock().insert(
+                    key.to_string(),
+                    CachedIdentity {
+                        key: identity,
+                        origin: origin.clone(),
+                        calls: calls.clone(),
+                    },
+                );
+                (origin, calls)
+            }
+        };
+        AccountClients::from_origin(origin, &spec.primary_region, calls)
     }
 
-    /// Drops the clients of a deleted baseline.
+    /// Drops the identity of a deleted baseline.
     pub fn forget(&self, key: &str) {
         self.lock().remove(key);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, AccountClients)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, CachedIdentity>> {
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// All calls made through the cached clients.
+    /// All calls made for the baselines known.
     pub fn total_calls(&self) -> CallCounts {
-        self.lock().values().fold(CallCounts::default(), |mut total, (_, c)| {
+        self.lock().values().fold(CallCounts::default(), |mut total, c| {
             let s = c.calls.snapshot();
             total.reads += s.reads;
             total.writes += s.writes;
@@ -175,6 +192,8 @@ pub struct Context {
     policies: std::sync::OnceLock<PolicyStores>,
     /// Consecutive failures per baseline, for exponential backoff.
     failures: Mutex<HashMap<String, u32>>,
+    /// Where accounts forward tampering events, once the central bus is set up (with events on).
+    forwarding: crate::events::SharedForwarding,
 }
 
 impl Context {
@@ -203,6 +222,7 @@ impl Context {
             health,
             policies: std::sync::OnceLock::new(),
             failures: Mutex::new(HashMap::new()),
+            forwarding: Default::default(),
         }
     }
 
@@ -498,7 +518,8 @@ async fn apply(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Acti
             .and_then(|a| a.approval.clone()),
         key_arn: previous.and_then(|s| s.kms_key_arn.clone()),
     };
-    let run = run_account_with(clients, &specs, RunMode::Apply, &previous_approval);
+    let forwarding = ctx.forwarding.get().cloned();
+    let run = run_account_forwarding(clients, &specs, RunMode::Apply, &previous_approval, forwarding);
     let Ok(report) = tokio::time::timeout(ctx.settings.reconcile_timeout, run).await else {
         // Each AWS call has its own timeout; this bounds the whole (a stalled endpoint, a call
         // that retries for long), so that the slot goes to other baselines.
@@ -855,9 +876,24 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         trail: trail_store,
         retention: retention_store,
     });
+    let (tamper_tx, tamper_rx) = futures::channel::mpsc::channel(1024);
+    if let Some(events) = settings.events.clone() {
+        let forwarding = ctx.forwarding.clone();
+        tokio::spawn(crate::events::run(
+            events,
+            ctx.aws.base.clone(),
+            store.clone(),
+            ctx.aws.gate.clone(),
+            move |f| {
+                let _ = forwarding.set(f);
+            },
+            tamper_tx,
+        ));
+    }
     let (store_tp, store_rp) = (store.clone(), store);
     controller
         .with_config(kube::runtime::controller::Config::default().concurrency(settings.concurrency))
+        .reconcile_on(tamper_rx)
         .watches_stream(trail_policies, move |p| baselines_using_trail_policy(&store_tp, &p))
         .watches_stream(retention_policies, move |p| {
             baselines_using_retention_policy(&store_rp, &p)

@@ -5,6 +5,7 @@ pub mod compliance;
 pub mod controller;
 pub mod delivery;
 pub mod diff;
+pub mod events;
 pub mod regional;
 pub mod retention;
 pub mod status;

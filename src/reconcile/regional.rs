@@ -91,23 +91,52 @@ pub async fn reconcile_flow_log_role(
     write: bool,
     outcome: &mut RegionOutcome,
 ) -> Result<(), AwsError> {
-    let trust = regional::flow_log_role_trust(specs);
-    let permissions = regional::flow_log_role_policy(specs);
-    let resource = regional::flow_log_role_arn(specs);
-    let observed = iam::observe_role(clients, FLOW_LOG_ROLE, FLOW_LOG_ROLE_POLICY).await?;
+    let role = ServiceRole {
+        name: FLOW_LOG_ROLE,
+        policy_name: FLOW_LOG_ROLE_POLICY,
+        arn: regional::flow_log_role_arn(specs),
+        description: "trailkeeper: lets VPC Flow Logs deliver into trailkeeper's log groups",
+        trust: regional::flow_log_role_trust(specs),
+        permissions: regional::flow_log_role_policy(specs),
+        boundary: crate::desired::iam::flow_log_role_boundary(crate::desired::partition(&clients.region)),
+        tags: crate::desired::resource_tags(specs.baseline),
+    };
+    reconcile_service_role(clients, &role, Component::FlowLogs, write, outcome).await
+}
+
+/// A role trailkeeper keeps for an AWS service to assume: its trust, its one inline policy and
+/// its permissions boundary.
+pub(crate) struct ServiceRole {
+    pub(crate) name: &'static str,
+    pub(crate) policy_name: &'static str,
+    pub(crate) arn: String,
+    pub(crate) description: &'static str,
+    pub(crate) trust: serde_json::Value,
+    pub(crate) permissions: serde_json::Value,
+    pub(crate) boundary: String,
+    pub(crate) tags: BTreeMap<String, String>,
+}
+
+pub(crate) async fn reconcile_service_role(
+    clients: &AccountClients,
+    role: &ServiceRole,
+    component: Component,
+    write: bool,
+    outcome: &mut RegionOutcome,
+) -> Result<(), AwsError> {
+    let (trust, permissions, boundary, resource) = (&role.trust, &role.permissions, &role.boundary, &role.arn);
+    let observed = iam::observe_role(clients, role.name, role.policy_name).await?;
     let mut part = Part {
         outcome,
         write,
-        component: Component::FlowLogs,
+        component,
         changed: false,
     };
-    let tags = crate::desired::resource_tags(specs.baseline);
-    let boundary = crate::desired::iam::flow_log_role_boundary(crate::desired::partition(&clients.region));
     let observed = match observed {
         None => {
-            part.differs(&resource, "exists", true, false);
-            part.act(&resource, "create the flow log delivery role", || {
-                iam::create_role(clients, FLOW_LOG_ROLE, &trust, &boundary, &tags)
+            part.differs(resource, "exists", true, false);
+            part.act(resource, &format!("create the role {}", role.name), || {
+                iam::create_role(clients, role.name, trust, boundary, role.description, &role.tags)
             })
             .await?;
             iam::ObservedRole {
@@ -120,39 +149,39 @@ pub async fn reconcile_flow_log_role(
     };
     let (trust_now, policy_now) = (observed.trust, observed.inline);
     if observed.boundary.as_deref() != Some(boundary.as_str()) {
-        // The boundary caps the role at CloudWatch Logs writes whatever its inline policy says.
+        // The boundary caps the role whatever its inline policy says.
         part.differs(
-            &resource,
+            resource,
             "permissionsBoundary",
-            &boundary,
+            boundary,
             observed.boundary.as_deref().unwrap_or("(none)"),
         );
-        part.act(&resource, "bound the role by its permissions boundary", || {
-            iam::put_boundary(clients, FLOW_LOG_ROLE, &boundary)
+        part.act(resource, "bound the role by its permissions boundary", || {
+            iam::put_boundary(clients, role.name, boundary)
         })
         .await?;
     }
-    if !trust_now.as_ref().is_some_and(|t| policy::equivalent(t, &trust)) {
+    if !trust_now.as_ref().is_some_and(|t| policy::equivalent(t, trust)) {
         part.differs(
-            &resource,
+            resource,
             "trustPolicy",
             trust.to_string(),
             trust_now.map_or("(none)".into(), |t| t.to_string()),
         );
-        part.act(&resource, "put the role's trust policy", || {
-            iam::update_trust(clients, FLOW_LOG_ROLE, &trust)
+        part.act(resource, "put the role's trust policy", || {
+            iam::update_trust(clients, role.name, trust)
         })
         .await?;
     }
-    if !policy_now.as_ref().is_some_and(|p| policy::equivalent(p, &permissions)) {
+    if !policy_now.as_ref().is_some_and(|p| policy::equivalent(p, permissions)) {
         part.differs(
-            &resource,
+            resource,
             "policy",
             permissions.to_string(),
             policy_now.map_or("(none)".into(), |p| p.to_string()),
         );
-        part.act(&resource, "put the role's delivery policy", || {
-            iam::put_role_policy(clients, FLOW_LOG_ROLE, FLOW_LOG_ROLE_POLICY, &permissions)
+        part.act(resource, "put the role's policy", || {
+            iam::put_role_policy(clients, role.name, role.policy_name, permissions)
         })
         .await?;
     }

@@ -16,6 +16,7 @@ pub mod types {
     pub const INSTANCE_LOGS_READY: &str = "InstanceLogsReady";
     pub const CONFIG_RULES_READY: &str = "ConfigRulesReady";
     pub const AUDIT_QUERIES_READY: &str = "AuditQueriesReady";
+    pub const DRIFT_EVENTS_READY: &str = "DriftEventsReady";
     /// Logs arrive: not part of Ready (which is about settings), an alarm of its own.
     pub const DELIVERY_HEALTHY: &str = "DeliveryHealthy";
 }
@@ -91,6 +92,7 @@ fn component_type(c: Component) -> &'static str {
         Component::InstanceLogs => types::INSTANCE_LOGS_READY,
         Component::ConfigRules => types::CONFIG_RULES_READY,
         Component::AuditQueries => types::AUDIT_QUERIES_READY,
+        Component::DriftEvents => types::DRIFT_EVENTS_READY,
     }
 }
 

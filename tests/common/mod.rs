@@ -149,6 +149,8 @@ pub struct Inspector {
     pub athena: aws_sdk_athena::Client,
     pub organizations: aws_sdk_organizations::Client,
     pub iam: aws_sdk_iam::Client,
+    pub events: aws_sdk_eventbridge::Client,
+    pub sqs: aws_sdk_sqs::Client,
 }
 
 impl Inspector {
@@ -226,6 +228,8 @@ pub async fn inspector_in(account: &str, region: &str) -> Inspector {
         athena: client!(aws_sdk_athena),
         organizations: client!(aws_sdk_organizations),
         iam: client!(aws_sdk_iam),
+        events: client!(aws_sdk_eventbridge),
+        sqs: client!(aws_sdk_sqs),
     }
 }
 
@@ -332,6 +336,7 @@ pub fn mocked_clients(
         glue: client!(aws_sdk_glue),
         athena: client!(aws_sdk_athena),
         organizations: client!(aws_sdk_organizations),
+        events: client!(aws_sdk_eventbridge),
     };
     trailkeeper::aws::AccountClients::from_parts(REGION, services, calls.clone())
 }

@@ -1,0 +1,335 @@
+//! Event-driven drift detection, as data: the rule each account forwards its tampering calls
+//! with (in each region trailkeeper enforces, and the primary), the role EventBridge forwards
+//! them as, and the operator's central bus, rule and queue policy.
+//!
+//! Tampering reaches the operator as CloudTrail's "AWS API Call via CloudTrail" events (which
+//! need a logging trail: the baseline's own), from the account's default bus, through the central
+//! bus (another account or region needs a bus-to-bus hop with a role), into the SQS queue the
+//! operator long-polls.
+
+use serde_json::{Value, json};
+
+/// The forwarding rule on each account's default bus.
+pub const FORWARD_RULE: &str = "trailkeeper-tamper";
+pub const FORWARD_TARGET_ID: &str = "trailkeeper-central-bus";
+/// The role EventBridge assumes to put the events on the central bus (required for another
+/// region, recommended by AWS for another account).
+pub const FORWARD_ROLE: &str = "trailkeeper-events";
+pub const FORWARD_ROLE_POLICY: &str = "trailkeeper-forward-tamper-events";
+/// The AWS managed policy that bounds the forwarding role: EventBridge only (no IAM beyond passing
+/// roles to EventBridge, no data). Its inline policy narrows it to PutEvents on the central bus.
+pub const FORWARD_ROLE_BOUNDARY: &str = "policy/AmazonEventBridgeFullAccess";
+/// The central bus's rule into the queue, and its target id.
+pub const CENTRAL_RULE: &str = "trailkeeper-tamper-to-queue";
+pub const CENTRAL_TARGET_ID: &str = "trailkeeper-queue";
+pub const DEFAULT_BUS: &str = "trailkeeper-events";
+/// The `detail-type` of the events CloudTrail delivers for API calls.
+pub const API_CALL: &str = "AWS API Call via CloudTrail";
+
+/// The calls that undo part of a baseline, by event source, as CloudTrail names them (S3's
+/// names are its CloudTrail event names, which differ from some API names; both are listed
+/// where they do). Read-only calls never arrive: EventBridge receives only mutating ones.
+pub const TAMPER_EVENTS: &[(&str, &[&str])] = &[
+    (
+        "aws.cloudtrail",
+        &[
+            "StopLogging",
+            "DeleteTrail",
+            "UpdateTrail",
+            "PutEventSelectors",
+            "PutInsightSelectors",
+            "RemoveTags",
+        ],
+    ),
+    (
+        "aws.s3",
+        &[
+            "PutBucketPolicy",
+            "DeleteBucketPolicy",
+            "PutBucketLogging",
+            "PutBucketEncryption",
+            "DeleteBucketEncryption",
+            "PutBucketLifecycle",
+            "PutBucketLifecycleConfiguration",
+            "DeleteBucketLifecycle",
+            "PutObjectLockConfiguration",
+            "PutBucketObjectLockConfiguration",
+            "PutBucketPublicAccessBlock",
+            "DeleteBucketPublicAccessBlock",
+            "PutBucketVersioning",
+            "PutBucketOwnershipControls",
+            "DeleteBucketOwnershipControls",
+            "PutBucketAcl",
+            "PutBucketTagging",
+            "DeleteBucketTagging",
+            "DeleteBucket",
+        ],
+    ),
+    (
+        "aws.kms",
+        &[
+            "PutKeyPolicy",
+            "DisableKeyRotation",
+            "DisableKey",
+            "ScheduleKeyDeletion",
+            "DeleteAlias",
+            "UpdateAlias",
+        ],
+    ),
+    ("aws.ec2", &["DeleteFlowLogs"]),
+    (
+        "aws.logs",
+        &[
+            "DeleteLogGroup",
+            "PutRetentionPolicy",
+            "DeleteRetentionPolicy",
+            "DisassociateKmsKey",
+        ],
+    ),
+    (
+        "aws.config",
+        &[
+            "DeleteConfigRule",
+            "PutConfigRule",
+            "StopConfigurationRecorder",
+            "DeleteConfigurationRecorder",
+            "DeleteDeliveryChannel",
+        ],
+    ),
+    (
+        "aws.ssm",
+        &[
+            "DeleteAssociation",
+            "UpdateAssociation",
+            "DeleteParameter",
+            "PutParameter",
+        ],
+    ),
+    (
+        "aws.iam",
+        &[
+            "DeleteRole",
+            "DeleteRolePolicy",
+            "PutRolePolicy",
+            "UpdateAssumeRolePolicy",
+        ],
+    ),
+    ("aws.glue", &["DeleteDatabase", "DeleteTable", "UpdateTable"]),
+    (
+        "aws.athena",
+        &["DeleteWorkGroup", "UpdateWorkGroup", "DeleteNamedQuery"],
+    ),
+    (
+        "aws.events",
+        &["DeleteRule", "DisableRule", "RemoveTargets", "PutRule", "PutTargets"],
+    ),
+];
+
+/// Whether an event name is one the forwarding rule matches.
+pub fn is_tamper_event(name: &str) -> bool {
+    TAMPER_EVENTS.iter().any(|(_, names)| names.contains(&name))
+}
+
+/// The forwarding rule's event pattern, compact (EventBridge stores it as sent, and a pattern is
+/// compared as JSON, not text).
+pub fn forward_pattern() -> Value {
+    let sources: Vec<&str> = TAMPER_EVENTS.iter().map(|(s, _)| *s).collect();
+    let mut names: Vec<&str> = TAMPER_EVENTS.iter().flat_map(|(_, n)| n.iter().copied()).collect();
+    names.sort_unstable();
+    names.dedup();
+    json!({
+        "source": sources,
+        "detail-type": [API_CALL],
+        "detail": {"eventName": names},
+    })
+}
+
+/// The central rule's pattern: every forwarded API call event.
+pub fn central_pattern() -> Value {
+    json!({"detail-type": [API_CALL]})
+}
+
+/// Where an account's rule forwards to: the operator's central bus.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Forwarding {
+    pub bus_arn: String,
+}
+
+impl Forwarding {
+    /// The central bus of a queue: same account and region, named `bus_name`.
+    pub fn for_queue(queue_arn: &str, bus_name: &str) -> Option<Forwarding> {
+        let parts: Vec<&str> = queue_arn.split(':').collect();
+        match parts.as_slice() {
+            ["arn", partition, "sqs", region, account, _name] if !region.is_empty() && !account.is_empty() => {
+                Some(Forwarding {
+                    bus_arn: format!("arn:{partition}:events:{region}:{account}:event-bus/{bus_name}"),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    fn partition(&self) -> &str {
+        self.bus_arn.split(':').nth(1).unwrap_or("aws")
+    }
+
+    /// The forwarding role of `account`.
+    pub fn role_arn(&self, account: &str) -> String {
+        format!("arn:{}:iam::{account}:role/{FORWARD_ROLE}", self.partition())
+    }
+}
+
+/// Who may assume the forwarding role: EventBridge, for rules of this account only.
+pub fn forward_role_trust(account: &str) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Service": "events.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"aws:SourceAccount": account}},
+        }],
+    })
+}
+
+/// What the forwarding role may do: put events on the central bus, nothing else.
+pub fn forward_role_policy(forwarding: &Forwarding) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "PutTamperEventsOnTheCentralBus",
+            "Effect": "Allow",
+            "Action": "events:PutEvents",
+            "Resource": forwarding.bus_arn,
+        }],
+    })
+}
+
+/// The forwarding role's permissions boundary in a partition.
+pub fn forward_role_boundary(partition: &str) -> String {
+    format!("arn:{partition}:iam::aws:{FORWARD_ROLE_BOUNDARY}")
+}
+
+/// The statement of the central bus's policy that admits the accounts' forwarding roles (the
+/// Organization's only, when its id is given). Events arrive with their source kept, and only
+/// AWS may put `aws.*` sources: another account can forward its own calls, never forge one of
+/// ours.
+pub const BUS_STATEMENT: &str = "TrailkeeperAccountsForwardTamperEvents";
+
+pub fn bus_statement(bus_arn: &str, organization_id: Option<&str>) -> Value {
+    let partition = bus_arn.split(':').nth(1).unwrap_or("aws");
+    let mut condition = json!({"ArnLike": {"aws:PrincipalArn": format!("arn:{partition}:iam::*:role/{FORWARD_ROLE}")}});
+    if let Some(org) = organization_id {
+        condition["StringEquals"] = json!({"aws:PrincipalOrgID": org});
+    }
+    json!({
+        "Sid": BUS_STATEMENT,
+        "Effect": "Allow",
+        "Principal": {"AWS": "*"},
+        "Action": "events:PutEvents",
+        "Resource": bus_arn,
+        "Condition": condition,
+    })
+}
+
+/// The statement of the queue's policy that lets the central rule send to it.
+pub const QUEUE_STATEMENT: &str = "TrailkeeperCentralRuleSendsTamperEvents";
+
+pub fn queue_statement(queue_arn: &str, central_rule_arn: &str) -> Value {
+    json!({
+        "Sid": QUEUE_STATEMENT,
+        "Effect": "Allow",
+        "Principal": {"Service": "events.amazonaws.com"},
+        "Action": "sqs:SendMessage",
+        "Resource": queue_arn,
+        "Condition": {"ArnEquals": {"aws:SourceArn": central_rule_arn}},
+    })
+}
+
+/// `policy` (None: none yet) with the statement `statement` (by Sid) added or replaced, or None
+/// when it is already there as it should be. Other statements are kept as they are.
+pub fn with_statement(policy: Option<&str>, statement: &Value) -> Option<Value> {
+    let sid = statement["Sid"].as_str().unwrap_or_default();
+    let mut document: Value = policy
+        .and_then(|p| serde_json::from_str(p).ok())
+        .unwrap_or_else(|| json!({"Version": "2012-10-17", "Statement": []}));
+    if !document["Statement"].is_array() {
+        let single = document["Statement"].take();
+        document["Statement"] = if single.is_null() { json!([]) } else { json!([single]) };
+    }
+    let statements = document["Statement"].as_array_mut()?;
+    match statements.iter_mut().find(|s| s["Sid"] == sid) {
+        Some(existing) if same_statement(existing, statement) => None,
+        Some(existing) => {
+            *existing = statement.clone();
+            Some(document)
+        }
+        None => {
+            statements.push(statement.clone());
+            Some(document)
+        }
+    }
+}
+
+fn same_statement(a: &Value, b: &Value) -> bool {
+    let document = |s: &Value| json!({"Statement": [s]});
+    super::policy::equivalent(&document(a), &document(b))
+}
+
+/// Whether a stored pattern is the desired one (compared as JSON).
+pub fn same_pattern(stored: Option<&str>, desired: &Value) -> bool {
+    stored
+        .and_then(|p| serde_json::from_str::<Value>(p).ok())
+        .is_some_and(|p| &p == desired)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_forwarding_pattern_matches_the_tampering_calls_and_fits_eventbridges_limit() {
+        let pattern = forward_pattern();
+        let names = pattern["detail"]["eventName"].as_array().unwrap();
+        for name in [
+            "StopLogging",
+            "PutBucketPolicy",
+            "DisableKey",
+            "DeleteFlowLogs",
+            "DeleteLogGroup",
+            "DeleteConfigRule",
+            "StopConfigurationRecorder",
+        ] {
+            assert!(names.iter().any(|n| n == name), "{name}");
+        }
+        // EventBridge refuses event patterns over 4096 characters.
+        assert!(pattern.to_string().len() < 2048, "{}", pattern.to_string().len());
+    }
+
+    #[test]
+    fn the_central_bus_is_the_queues_account_and_region() {
+        let f = Forwarding::for_queue("arn:aws:sqs:eu-west-1:111122223333:trailkeeper", "trailkeeper-events").unwrap();
+        assert_eq!(
+            f.bus_arn,
+            "arn:aws:events:eu-west-1:111122223333:event-bus/trailkeeper-events"
+        );
+        assert_eq!(
+            f.role_arn("444455556666"),
+            "arn:aws:iam::444455556666:role/trailkeeper-events"
+        );
+        assert!(Forwarding::for_queue("not-an-arn", "b").is_none());
+    }
+
+    #[test]
+    fn a_statement_is_added_once_and_others_are_kept() {
+        let ours = queue_statement(
+            "arn:aws:sqs:us-east-1:1:q",
+            "arn:aws:events:us-east-1:1:rule/trailkeeper-events/r",
+        );
+        let theirs = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Theirs","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::1:root"},"Action":"sqs:*","Resource":"*"}]}"#;
+        let merged = with_statement(Some(theirs), &ours).expect("added");
+        assert_eq!(merged["Statement"].as_array().unwrap().len(), 2);
+        assert!(with_statement(Some(&merged.to_string()), &ours).is_none());
+        assert!(with_statement(None, &ours).is_some());
+    }
+}
