@@ -1,0 +1,354 @@
+//! The controller itself at fleet scale (issue 17): N LoggingBaselines on a real API server
+//! (tests/common/cluster.rs) against the emulator, reconciled by `trailkeeper run` (this package's
+//! binary, as a subprocess, with events on and the resync at its events default of an hour).
+//!
+//! `cargo bench --bench controller` (N = 100; `TRAILKEEPER_BENCH_N=100,1000` to choose;
+//! `TRAILKEEPER_BENCH_TAMPERS` tampers, default 20). Prints, per N:
+//! - time to all-Ready from empty accounts, and the controller's peak and final RSS;
+//! - a restart: a fresh process reconciles every baseline once, all in sync: its wall time, AWS
+//!   reads and writes per account, and its RSS with every baseline seen (the steady state);
+//! - AWS calls per account per hour in sync: with events (resync 1 h) and without (resync 10 min);
+//! - Kubernetes API requests of each process by verb (from the API server's audit log): watches,
+//!   not polling;
+//! - time from a tamper call (StopLogging) to its repair, p50 and p95 over the tampers.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::cluster;
+use kube::Client;
+use kube::api::{Api, PostParams};
+use trailkeeper::api::LoggingBaseline;
+
+const OPERATOR_ACCOUNT: &str = "123456789012";
+
+struct Controller {
+    child: Child,
+    metrics_url: String,
+    started: Instant,
+}
+
+impl Controller {
+    fn rss_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with(field))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Sums of `trailkeeper_aws_calls_total` by (service:operation), ok and error alike.
+    async fn aws_calls(&self) -> BTreeMap<String, u64> {
+        let text = reqwest_get(&self.metrics_url).await;
+        let mut calls = BTreeMap::new();
+        for line in text.lines().filter(|l| l.starts_with("trailkeeper_aws_calls_total{")) {
+            let label = |name: &str| {
+                line.split(&format!("{name}=\""))
+                    .nth(1)
+                    .and_then(|r| r.split('"').next())
+                    .unwrap_or("")
+                    .to_string()
+            };
+            let n: u64 = line.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0);
+            *calls
+                .entry(format!("{}:{}", label("service"), label("operation")))
+                .or_default() += n;
+        }
+        calls
+    }
+
+    fn stop(mut self) {
+        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        let _ = self.child.wait();
+    }
+}
+
+/// A plain HTTP GET of the metrics endpoint (no HTTP client crate for one request).
+async fn reqwest_get(url: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.trim_start_matches("http://");
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let Ok(mut stream) = tokio::net::TcpStream::connect(host).await else {
+        return String::new();
+    };
+    let request = format!("GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n");
+    if stream.write_all(request.as_bytes()).await.is_err() {
+        return String::new();
+    }
+    let mut body = String::new();
+    let _ = stream.read_to_string(&mut body).await;
+    body
+}
+
+fn is_read(operation: &str) -> bool {
+    trailkeeper::aws::calls::is_read(operation)
+}
+
+/// (reads, writes) of a count by action.
+fn split(calls: &BTreeMap<String, u64>) -> (u64, u64) {
+    calls.iter().fold((0, 0), |(r, w), (action, n)| {
+        let operation = action.split(':').nth(1).unwrap_or("");
+        if is_read(operation) { (r + n, w) } else { (r, w + n) }
+    })
+}
+
+fn since(after: &BTreeMap<String, u64>, before: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
+        .filter(|(_, v)| *v > 0)
+        .collect()
+}
+
+fn start_controller(kubeconfig: &std::path::Path, ns: &str, queue_url: &str, bus: &str) -> Controller {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let child = Command::new(env!("CARGO_BIN_EXE_trailkeeper"))
+        .args(["run", "--leader-election", "false", "--concurrency", "16"])
+        .args(["--watch-namespace", ns])
+        .args(["--http-addr", &format!("127.0.0.1:{port}")])
+        .env("KUBECONFIG", kubeconfig)
+        .env("AWS_ENDPOINT_URL", &common::moto().endpoint)
+        .env("AWS_REGION", common::REGION)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("TRAILKEEPER_EVENTS_QUEUE_URL", queue_url)
+        .env("TRAILKEEPER_EVENTS_BUS_NAME", bus)
+        .env("RUST_LOG", "error")
+        .env_remove("TRAILKEEPER_CALL_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("trailkeeper run starts");
+    Controller {
+        child,
+        metrics_url: format!("http://127.0.0.1:{port}/metrics"),
+        started: Instant::now(),
+    }
+}
+
+async fn ready_count(api: &Api<LoggingBaseline>) -> usize {
+    api.list(&Default::default())
+        .await
+        .map(|l| {
+            l.items
+                .iter()
+                .filter(|b| {
+                    b.status
+                        .as_ref()
+                        .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// API requests of `user` by verb since line `from` of the audit log; returns the new length too.
+fn api_requests(user: &str, from: usize) -> (BTreeMap<String, usize>, usize) {
+    let log = std::fs::read_to_string(&cluster::api_server().audit_log).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    let mut verbs = BTreeMap::new();
+    for line in lines.iter().skip(from) {
+        let Ok(event) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        if event["user"]["username"] == user && event["stage"] == "ResponseComplete" {
+            *verbs.entry(event["verb"].as_str().unwrap_or("?").to_string()).or_default() += 1;
+        }
+    }
+    (verbs, lines.len())
+}
+
+async fn controller_identity(client: &Client, ns: &str) -> (std::path::PathBuf, String) {
+    let sa: k8s_openapi::api::core::v1::ServiceAccount =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "bench-controller"}})).unwrap();
+    Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &sa)
+        .await
+        .unwrap();
+    let binding: k8s_openapi::api::rbac::v1::ClusterRoleBinding = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": format!("bench-controller-{ns}")},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"kind": "ServiceAccount", "name": "bench-controller", "namespace": ns}]
+    }))
+    .unwrap();
+    Api::<k8s_openapi::api::rbac::v1::ClusterRoleBinding>::all(client.clone())
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+    let token = cluster::service_account_token(client, ns, "bench-controller").await;
+    (
+        cluster::api_server().write_kubeconfig(&format!("bench-{ns}"), &token),
+        format!("system:serviceaccount:{ns}:bench-controller"),
+    )
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+async fn bench(n: usize, tampers: usize) {
+    let client = cluster::admin().await;
+    cluster::install_crds(&client).await;
+    let ns = cluster::fresh_namespace(&client, "bench").await;
+    let (kubeconfig, user) = controller_identity(&client, &ns).await;
+    let operator = common::inspector(OPERATOR_ACCOUNT).await;
+    let queue = operator
+        .sqs
+        .create_queue()
+        .queue_name(format!("bench-{ns}"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
+    let bus = format!("bench-{ns}");
+
+    let api: Api<LoggingBaseline> = Api::namespaced(client.clone(), &ns);
+    let accounts: Vec<String> = (0..n).map(|_| common::new_account()).collect();
+    for (i, account) in accounts.iter().enumerate() {
+        let mut b = common::baseline(account);
+        b.metadata.name = Some(format!("acct-{i:04}"));
+        b.metadata.namespace = Some(ns.clone());
+        api.create(&PostParams::default(), &b).await.unwrap();
+    }
+
+    // 1. From empty accounts to all Ready.
+    let (_, audit_from) = api_requests(&user, 0);
+    let first = start_controller(&kubeconfig, &ns, &queue, &bus);
+    let mut peak = 0;
+    loop {
+        peak = peak.max(first.rss_kib("VmRSS"));
+        let ready = ready_count(&api).await;
+        if ready == n {
+            break;
+        }
+        assert!(
+            first.started.elapsed() < Duration::from_secs(3600),
+            "only {ready}/{n} Ready after an hour"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let converge = first.started.elapsed();
+    // Settle: the events of its own writes, the status writes.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let converge_calls = first.aws_calls().await;
+    let (first_hwm, first_rss) = (first.rss_kib("VmHWM"), first.rss_kib("VmRSS"));
+    first.stop();
+    let (first_requests, audit_mid) = api_requests(&user, audit_from);
+
+    // 2. A fresh process: every baseline reconciled once, in sync.
+    let second = start_controller(&kubeconfig, &ns, &queue, &bus);
+    let mut in_sync = Duration::ZERO;
+    let mut last = BTreeMap::new();
+    let mut stable_since = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let calls = second.aws_calls().await;
+        let reconciled = calls.get("sts:GetCallerIdentity").copied().unwrap_or(0) as usize;
+        if calls != last {
+            last = calls;
+            stable_since = Instant::now();
+            if reconciled >= n {
+                in_sync = second.started.elapsed();
+            }
+        } else if reconciled >= n && stable_since.elapsed() > Duration::from_secs(5) {
+            break;
+        }
+        assert!(second.started.elapsed() < Duration::from_secs(3600), "the in-sync pass did not end");
+    }
+    let pass = last.clone();
+    let (reads, writes) = split(&pass);
+    // The one-time central wiring check of the new process (its four reads) is in `pass` too.
+    let events_reads: u64 = pass
+        .iter()
+        .filter(|(k, _)| k.starts_with("events:") || k.contains("trailkeeper-events"))
+        .map(|(_, v)| *v)
+        .sum();
+    let forwarding_role_reads = 2 * n as u64; // GetRole and GetRolePolicy of the forwarding role
+    let per_account = reads as f64 / n as f64;
+    let without_events = (reads - events_reads - forwarding_role_reads) as f64 / n as f64;
+    let (steady_hwm, steady_rss) = (second.rss_kib("VmHWM"), second.rss_kib("VmRSS"));
+
+    // 3. Tampering: StopLogging on a trail, until trailkeeper has it logging again.
+    let before_tampers = second.aws_calls().await;
+    let mut repairs = Vec::new();
+    for t in 0..tampers {
+        let account = &accounts[(t * 7919) % n];
+        let aws = common::inspector(account).await;
+        let trail = format!("arn:aws:cloudtrail:{}:{account}:trail/trailkeeper", common::REGION);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let tampered = Instant::now();
+        aws.cloudtrail.stop_logging().name(&trail).send().await.unwrap();
+        while aws.trail_is_logging(&trail).await != Some(true) {
+            assert!(tampered.elapsed() < Duration::from_secs(120), "no repair in 2 min");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        repairs.push(tampered.elapsed());
+    }
+    repairs.sort();
+    let tamper_calls = since(&second.aws_calls().await, &before_tampers);
+    let (tamper_reads, tamper_writes) = split(&tamper_calls);
+    let final_rss = second.rss_kib("VmRSS");
+    second.stop();
+    let (second_requests, _) = api_requests(&user, audit_mid);
+
+    let (converge_reads, converge_writes) = split(&converge_calls);
+    println!("\n## N = {n} (controller: release build, concurrency 16, events on, resync 1 h)");
+    println!(
+        "all Ready after {:.1} s; AWS reads/writes per account {:.1} / {:.1}; RSS peak {} MiB, at the end {} MiB",
+        converge.as_secs_f64(),
+        converge_reads as f64 / n as f64,
+        converge_writes as f64 / n as f64,
+        first_hwm.max(peak) / 1024,
+        first_rss / 1024
+    );
+    println!(
+        "restart, every baseline in sync: {:.1} s; reads per account {per_account:.1} ({without_events:.1} without events' rule and role), writes {writes}; RSS peak {} MiB, steady {} MiB",
+        in_sync.as_secs_f64(),
+        steady_hwm / 1024,
+        steady_rss / 1024
+    );
+    println!(
+        "AWS calls per account per hour in sync: {per_account:.1} with events (resync 1 h), {:.1} without (resync 10 min: 6 x {without_events:.1})",
+        without_events * 6.0
+    );
+    println!("Kubernetes API requests, converge process: {first_requests:?}; restart process: {second_requests:?}");
+    println!(
+        "tamper -> repair over {} StopLogging: p50 {:.2} s, p95 {:.2} s, max {:.2} s; calls per tamper {:.1} reads / {:.1} writes; RSS after {} MiB",
+        repairs.len(),
+        percentile(&repairs, 0.5).as_secs_f64(),
+        percentile(&repairs, 0.95).as_secs_f64(),
+        repairs.last().copied().unwrap_or_default().as_secs_f64(),
+        tamper_reads as f64 / tampers.max(1) as f64,
+        tamper_writes as f64 / tampers.max(1) as f64,
+        final_rss / 1024
+    );
+}
+
+fn main() {
+    let sizes: Vec<usize> = std::env::var("TRAILKEEPER_BENCH_N")
+        .unwrap_or_else(|_| "100".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let tampers = std::env::var("TRAILKEEPER_BENCH_TAMPERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for n in sizes {
+        runtime.block_on(bench(n, tampers));
+    }
+}
