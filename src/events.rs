@@ -202,14 +202,16 @@ pub fn queue_client(base: &aws_types::SdkConfig) -> aws_sdk_sqs::Client {
 }
 
 /// Sets up the central bus, rule and queue policy (retrying with backoff until it works), hands
-/// the forwarding to `forwarding_ready`, then long-polls the queue while this replica leads, and
-/// sends the baselines to reconcile into `reconcile`. Runs until `reconcile` is closed.
+/// the forwarding to `forwarding_ready` (which returns the baselines reconciled without it
+/// meanwhile: they are reconciled again, to get their rules), then long-polls the queue while this
+/// replica leads, and sends the baselines to reconcile into `reconcile`. Runs until `reconcile`
+/// is closed.
 pub async fn run(
     settings: EventSettings,
     base: aws_types::SdkConfig,
     store: Store<LoggingBaseline>,
     gate: WriteGate,
-    forwarding_ready: impl FnOnce(Forwarding) + Send,
+    forwarding_ready: impl FnOnce(Forwarding) -> Vec<ObjectRef<LoggingBaseline>> + Send,
     mut reconcile: futures::channel::mpsc::Sender<ObjectRef<LoggingBaseline>>,
 ) {
     let sqs_client = queue_client(&base);
@@ -245,13 +247,8 @@ pub async fn run(
             }
         }
     };
-    forwarding_ready(forwarding);
-    // Every baseline once, so that those reconciled before the forwarding was known get their rules.
-    let _ = store.wait_until_ready().await;
-    for target in targets(&store) {
-        if reconcile.try_send(target.baseline).is_err() {
-            break;
-        }
+    for baseline in forwarding_ready(forwarding) {
+        let _ = reconcile.try_send(baseline);
     }
 
     let mut router = Router::default();

@@ -1,12 +1,14 @@
-//! The three custom resources of trailkeeper (group `trailkeeper.io`, version `v1alpha1`), their
+//! The four custom resources of trailkeeper (group `trailkeeper.io`, version `v1alpha1`), their
 //! defaults (the baseline of the AWS logging reference) and their validation rules.
 
 mod logging_baseline;
+mod logging_baseline_set;
 mod retention_policy;
 mod rules;
 mod trail_policy;
 
 pub use logging_baseline::*;
+pub use logging_baseline_set::*;
 pub use retention_policy::*;
 pub use trail_policy::*;
 
@@ -61,6 +63,11 @@ pub struct PolicyRef {
     pub name: String,
 }
 
+/// An object whose fields the schema does not list (a template, validated once rendered).
+pub(crate) fn preserve_unknown_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"type": "object", "x-kubernetes-preserve-unknown-fields": true})
+}
+
 type Crd = k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 
 /// The openAPIV3Schema of a kind's CRD, as JSON (Null if it has none).
@@ -102,10 +109,15 @@ where
 
 /// All CRDs served by trailkeeper, in a stable order.
 pub fn crds() -> Vec<Crd> {
-    [LoggingBaseline::crd(), TrailPolicy::crd(), RetentionPolicy::crd()]
-        .into_iter()
-        .map(with_kubernetes_formats)
-        .collect()
+    [
+        LoggingBaseline::crd(),
+        TrailPolicy::crd(),
+        RetentionPolicy::crd(),
+        LoggingBaselineSet::crd(),
+    ]
+    .into_iter()
+    .map(with_kubernetes_formats)
+    .collect()
 }
 
 /// schemars writes `format: uint32`/`uint64` for unsigned fields; the API server knows neither

@@ -120,26 +120,36 @@ impl Origin {
         calls: &CallRecorder,
     ) -> std::sync::Arc<Origin> {
         let regional = base.to_builder().region(Region::new(region.to_string())).build();
+        let sts = aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::config::Builder::from(&regional)
+                .interceptor(calls.clone())
+                .build(),
+        );
+        Self::with_sts(base, region, credentials, &sts)
+    }
+
+    /// `new`, assuming the role through `sts`: a client of the base identity in `region`, which
+    /// many accounts' identities can share (the controller keeps one per region).
+    pub fn with_sts(
+        base: &SdkConfig,
+        region: &str,
+        credentials: Option<&Credentials>,
+        sts: &aws_sdk_sts::Client,
+    ) -> std::sync::Arc<Origin> {
+        let regional = base.to_builder().region(Region::new(region.to_string())).build();
         let config = match credentials {
-            Some(c) => {
-                let sts = aws_sdk_sts::Client::from_conf(
-                    aws_sdk_sts::config::Builder::from(&regional)
-                        .interceptor(calls.clone())
-                        .build(),
-                );
-                regional
-                    .to_builder()
-                    .credentials_provider(SharedCredentialsProvider::new(sts::AssumedRole::new(
-                        sts,
-                        c.assume_role_arn.clone(),
-                        c.external_id.clone(),
-                    )))
-                    // An identity cache of the account's own: the process-wide one holds a bounded
-                    // number of credential sources and stops caching past it, which with many
-                    // accounts would assume the role again for every call.
-                    .identity_cache(aws_config::identity::IdentityCache::lazy().build())
-                    .build()
-            }
+            Some(c) => regional
+                .to_builder()
+                .credentials_provider(SharedCredentialsProvider::new(sts::AssumedRole::new(
+                    sts.clone(),
+                    c.assume_role_arn.clone(),
+                    c.external_id.clone(),
+                )))
+                // An identity cache of the account's own: the process-wide one holds a bounded
+                // number of credential sources and stops caching past it, which with many
+                // accounts would assume the role again for every call.
+                .identity_cache(aws_config::identity::IdentityCache::lazy().build())
+                .build(),
             None => regional,
         };
         std::sync::Arc::new(Origin {

@@ -305,11 +305,24 @@ fn validate(files: &[PathBuf]) -> ExitCode {
     match load_valid(files) {
         Ok(set) => {
             println!(
-                "valid: {} LoggingBaseline, {} TrailPolicy, {} RetentionPolicy",
+                "valid: {} LoggingBaseline, {} LoggingBaselineSet, {} TrailPolicy, {} RetentionPolicy",
                 set.baselines.len(),
+                set.sets.len(),
                 set.trail_policies.len(),
                 set.retention_policies.len()
             );
+            for (set_name, expansion) in &set.expansions {
+                match expansion {
+                    Some(names) => println!(
+                        "{set_name} expands to {} LoggingBaselines: {}",
+                        names.len(),
+                        names.join(", ")
+                    ),
+                    None => println!(
+                        "{set_name}: accounts read from AWS Organizations by the controller (not expanded offline)"
+                    ),
+                }
+            }
             ExitCode::SUCCESS
         }
         Err(code) => ExitCode::from(code),

@@ -240,6 +240,12 @@ pub fn account_policy(s: &IamSettings) -> Value {
                 "logs:DescribeLogGroups",
                 "organizations:DescribeOrganization",
                 "organizations:ListAWSServiceAccessForOrganization",
+                // LoggingBaselineSets' organization generator, through the management account's
+                // (or a delegated administrator's) trailkeeper role.
+                "organizations:ListAccountsForParent",
+                "organizations:ListOrganizationalUnitsForParent",
+                "organizations:ListRoots",
+                "organizations:ListTagsForResource",
                 "ssm:DescribeAssociation",
                 "ssm:ListAssociations",
             ],

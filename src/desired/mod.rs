@@ -6,6 +6,7 @@ pub mod events;
 pub mod iam;
 pub mod policy;
 pub mod regional;
+pub mod set;
 
 use std::collections::BTreeMap;
 

@@ -13,8 +13,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::api::{
-    API_VERSION, DEFAULT_POLICY_NAME, LoggingBaseline, PolicyRef, RetentionPolicy, RetentionPolicySpec, TrailPolicy,
-    TrailPolicySpec,
+    API_VERSION, DEFAULT_POLICY_NAME, LoggingBaseline, LoggingBaselineSet, PolicyRef, RetentionPolicy,
+    RetentionPolicySpec, TrailPolicy, TrailPolicySpec,
 };
 use crate::desired::AccountSpecs;
 
@@ -66,7 +66,12 @@ pub struct Document {
 /// The trailkeeper objects of a set of manifests, typed.
 #[derive(Clone, Debug, Default)]
 pub struct ManifestSet {
+    /// The LoggingBaselines written out, and those of the sets with an `accounts` generator.
     pub baselines: Vec<(String, LoggingBaseline)>,
+    pub sets: Vec<(String, LoggingBaselineSet)>,
+    /// Per set: the names of the baselines it expands to (None: an `organization` generator,
+    /// expanded by the controller from AWS Organizations).
+    pub expansions: Vec<(String, Option<Vec<String>>)>,
     pub trail_policies: Vec<(String, TrailPolicy)>,
     pub retention_policies: Vec<(String, RetentionPolicy)>,
 }
@@ -187,6 +192,7 @@ pub fn validate(documents: &[Document]) -> (ManifestSet, Vec<Problem>) {
         ("LoggingBaseline", crate::api::schema_of::<LoggingBaseline>()),
         ("TrailPolicy", crate::api::schema_of::<TrailPolicy>()),
         ("RetentionPolicy", crate::api::schema_of::<RetentionPolicy>()),
+        ("LoggingBaselineSet", crate::api::schema_of::<LoggingBaselineSet>()),
     ]
     .into_iter()
     .collect();
@@ -214,7 +220,7 @@ pub fn validate(documents: &[Document]) -> (ManifestSet, Vec<Problem>) {
             problem(
                 "",
                 format!(
-                    "apiVersion {api_version:?} kind {kind:?} is not a trailkeeper resource (expected {API_VERSION} LoggingBaseline, TrailPolicy or RetentionPolicy)"
+                    "apiVersion {api_version:?} kind {kind:?} is not a trailkeeper resource (expected {API_VERSION} LoggingBaseline, LoggingBaselineSet, TrailPolicy or RetentionPolicy)"
                 ),
             );
             continue;
@@ -261,14 +267,79 @@ pub fn validate(documents: &[Document]) -> (ManifestSet, Vec<Problem>) {
             "TrailPolicy" => {
                 serde_json::from_value(doc.value.clone()).map(|p| set.trail_policies.push((doc.file.clone(), p)))
             }
+            "LoggingBaselineSet" => {
+                serde_json::from_value(doc.value.clone()).map(|p| set.sets.push((doc.file.clone(), p)))
+            }
             _ => serde_json::from_value(doc.value.clone()).map(|p| set.retention_policies.push((doc.file.clone(), p))),
         };
         if let Err(e) = typed {
             problem("", format!("does not decode: {e}"));
         }
     }
+    let expanded = expand_sets(&mut set, schemas["LoggingBaseline"].clone(), &mut seen);
+    problems.extend(expanded);
     problems.extend(check_references(&set));
     (set, problems)
+}
+
+/// The baselines of the sets with an `accounts` generator, rendered and validated as written-out
+/// LoggingBaselines would be (schema and CEL rules), added to `set.baselines`.
+fn expand_sets(set: &mut ManifestSet, schema: Value, seen: &mut BTreeSet<String>) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for (file, s) in &set.sets {
+        let ns = namespace_of(&s.metadata);
+        let object = format!("LoggingBaselineSet/{ns}/{}", name_of(&s.metadata));
+        let Some(accounts) = crate::desired::set::listed_accounts(s) else {
+            set.expansions.push((object, None));
+            continue;
+        };
+        let mut names = Vec::new();
+        for account in &accounts {
+            let mut problem = |message: String| {
+                problems.push(Problem {
+                    file: file.clone(),
+                    object: object.clone(),
+                    path: format!("generator.accounts[{}]", account.id),
+                    message,
+                })
+            };
+            let baseline = match crate::desired::set::render(s, account) {
+                Ok(b) => b,
+                Err(e) => {
+                    problem(e);
+                    continue;
+                }
+            };
+            let Ok(mut body) = serde_json::to_value(&baseline) else {
+                continue;
+            };
+            if let Some(map) = body.as_object_mut() {
+                for field in ["apiVersion", "kind", "metadata", "status"] {
+                    map.remove(field);
+                }
+            }
+            let errors = schema::validate(&schema, &body);
+            if let Some(e) = errors.first() {
+                problem(format!("the rendered LoggingBaseline: {}: {}", e.path, e.message));
+                continue;
+            }
+            if let Err(errors) = Validator::new().validate(&schema, &body, None) {
+                if let Some(e) = errors.into_vec().first() {
+                    problem(format!("the rendered LoggingBaseline: {}: {}", e.field_path, e.message));
+                }
+                continue;
+            }
+            let id = format!("LoggingBaseline/{ns}/{}", name_of(&baseline.metadata));
+            if !seen.insert(id.clone()) {
+                problem(format!("{id} is defined more than once"));
+                continue;
+            }
+            names.push(name_of(&baseline.metadata));
+            set.baselines.push((file.clone(), baseline));
+        }
+        set.expansions.push((object, Some(names)));
+    }
+    problems
 }
 
 fn namespace_of(meta: &kube::core::ObjectMeta) -> String {

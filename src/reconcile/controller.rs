@@ -111,6 +111,8 @@ pub struct AwsClients {
     /// Shut while this replica does not lead: the clients refuse AWS writes.
     gate: WriteGate,
     cache: Mutex<HashMap<String, CachedIdentity>>,
+    /// One STS client per region, shared by every account's role assumption.
+    sts: Mutex<HashMap<String, aws_sdk_sts::Client>>,
 }
 
 struct CachedIdentity {
@@ -126,6 +128,7 @@ impl AwsClients {
             base,
             gate,
             cache: Mutex::new(HashMap::new()),
+            sts: Mutex::new(HashMap::new()),
         }
     }
 
@@ -146,7 +149,25 @@ impl AwsClients {
             Some(found) => found,
             None => {
                 let calls = CallRecorder::gated(self.gate.clone());
-                let origin = Origin::new(&self.base, &spec.primary_region, spec.credentials.as_ref(), &calls);
+                let sts = self
+                    .sts
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .entry(spec.primary_region.clone())
+                    .or_insert_with(|| {
+                        let regional = self
+                            .base
+                            .to_builder()
+                            .region(aws_types::region::Region::new(spec.primary_region.clone()))
+                            .build();
+                        aws_sdk_sts::Client::from_conf(
+                            aws_sdk_sts::config::Builder::from(&regional)
+                                .interceptor(CallRecorder::new())
+                                .build(),
+                        )
+                    })
+                    .clone();
+                let origin = Origin::with_sts(&self.base, &spec.primary_region, spec.credentials.as_ref(), &sts);
                 self.lock().insert(
                     key.to_string(),
                     CachedIdentity {
@@ -194,6 +215,9 @@ pub struct Context {
     failures: Mutex<HashMap<String, u32>>,
     /// Where accounts forward tampering events, once the central bus is set up (with events on).
     forwarding: crate::events::SharedForwarding,
+    /// Baselines reconciled with events on before the forwarding was known: reconciled again
+    /// once it is (their rules could not be set up).
+    unforwarded: Arc<Mutex<std::collections::HashSet<ObjectRef<LoggingBaseline>>>>,
 }
 
 impl Context {
@@ -223,6 +247,7 @@ impl Context {
             policies: std::sync::OnceLock::new(),
             failures: Mutex::new(HashMap::new()),
             forwarding: Default::default(),
+            unforwarded: Default::default(),
         }
     }
 
@@ -518,7 +543,7 @@ async fn apply(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Acti
             .and_then(|a| a.approval.clone()),
         key_arn: previous.and_then(|s| s.kms_key_arn.clone()),
     };
-    let forwarding = ctx.forwarding.get().cloned();
+    let forwarding = forwarding_for(&ctx, &baseline);
     let run = run_account_forwarding(clients, &specs, RunMode::Apply, &previous_approval, forwarding);
     let Ok(report) = tokio::time::timeout(ctx.settings.reconcile_timeout, run).await else {
         // Each AWS call has its own timeout; this bounds the whole (a stalled endpoint, a call
@@ -842,7 +867,44 @@ where
 }
 
 /// Runs the controller until `shutdown` resolves; in-flight reconciles are finished first.
+/// The forwarding of tampering events for this reconcile, when known. With events on and the
+/// central bus not set up yet, the baseline is noted first (then the forwarding read), so that
+/// the events loop reconciles it again once the bus is ready, whichever happens first.
+fn forwarding_for(ctx: &Context, baseline: &LoggingBaseline) -> Option<crate::desired::events::Forwarding> {
+    ctx.settings.events.as_ref()?;
+    let key = ObjectRef::from_obj(baseline);
+    let lock = || ctx.unforwarded.lock().unwrap_or_else(|e| e.into_inner());
+    lock().insert(key.clone());
+    let forwarding = ctx.forwarding.get().cloned();
+    if forwarding.is_some() {
+        lock().remove(&key);
+    }
+    forwarding
+}
+
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+    // One shutdown for both controllers: the baselines' and the sets'.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let sets = Arc::new(super::sets::SetContext::new(
+        ctx.client.clone(),
+        ctx.aws.base.clone(),
+        ctx.recorder.clone(),
+        ctx.settings.resync,
+    ));
+    tokio::join!(
+        run_baselines(ctx.clone(), stopped(stop_rx.clone())),
+        super::sets::run(sets, ctx.settings.watch_namespace.clone(), stopped(stop_rx)),
+    );
+}
+
+async fn run_baselines(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
     let settings = ctx.settings.clone();
     let ns = settings.watch_namespace.as_deref();
     let mut config = watcher::Config::default().any_semantic();
@@ -878,7 +940,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     });
     let (tamper_tx, tamper_rx) = futures::channel::mpsc::channel(1024);
     if let Some(events) = settings.events.clone() {
-        let forwarding = ctx.forwarding.clone();
+        let (forwarding, unforwarded) = (ctx.forwarding.clone(), ctx.unforwarded.clone());
         tokio::spawn(crate::events::run(
             events,
             ctx.aws.base.clone(),
@@ -886,6 +948,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
             ctx.aws.gate.clone(),
             move |f| {
                 let _ = forwarding.set(f);
+                unforwarded.lock().unwrap_or_else(|e| e.into_inner()).drain().collect()
             },
             tamper_tx,
         ));

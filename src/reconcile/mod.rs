@@ -8,4 +8,5 @@ pub mod diff;
 pub mod events;
 pub mod regional;
 pub mod retention;
+pub mod sets;
 pub mod status;

@@ -63,8 +63,10 @@ pub fn moto() -> &'static Moto {
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
+        // TRAILKEEPER_MOTO_LOG names a file for the emulator's output (to debug a test).
+        let log = std::env::var("TRAILKEEPER_MOTO_LOG").unwrap_or_else(|_| "/dev/null".into());
         let script = format!(
-            "{server} -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
+            "{server} -H 127.0.0.1 -p {port} >{log} 2>&1 & m=$!; \
              while kill -0 {parent} 2>/dev/null; do sleep 0.5; done; kill $m",
             parent = std::process::id()
         );

@@ -1,0 +1,435 @@
+//! LoggingBaselineSet (issue 18): baselines stamped per account from a template, on a real
+//! Kubernetes API server, with AWS Organizations and the accounts on the emulator.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::cluster;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use trailkeeper::api::{LoggingBaseline, LoggingBaselineSet};
+use trailkeeper::desired::set::SET_LABEL;
+use trailkeeper::reconcile::controller::{self, Context, Settings};
+
+const TIMEOUT: Duration = Duration::from_secs(240);
+
+type Running = (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+    Arc<Context>,
+);
+
+fn start(client: &Client, ns: &str, base: aws_types::SdkConfig) -> Running {
+    let settings = Settings {
+        // Organizations is re-read on the resync: short here, so a moved account is seen soon.
+        resync: Duration::from_secs(5),
+        retry_base: Duration::from_secs(1),
+        watch_namespace: Some(ns.to_string()),
+        ..Settings::default()
+    };
+    let ctx = Arc::new(Context::new(client.clone(), base, settings));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let controller = tokio::spawn(controller::run(ctx.clone(), async move {
+        let _ = stopped.await;
+    }));
+    (stop, controller, ctx)
+}
+
+async fn setup(prefix: &str) -> (Client, String) {
+    let client = cluster::admin().await;
+    cluster::install_crds(&client).await;
+    let ns = cluster::fresh_namespace(&client, prefix).await;
+    (client, ns)
+}
+
+/// The baseline of the template: the trail, its key and storage (the regional parts have tests
+/// of their own), reached through each account's trailkeeper role.
+fn template() -> serde_json::Value {
+    serde_json::json!({
+        "primaryRegion": common::REGION,
+        "credentials": {"assumeRoleArn": "arn:aws:iam::{{accountId}}:role/trailkeeper"},
+        "encryption": {"administrators": ["arn:aws:iam::{{accountId}}:role/admin"]},
+        "tags": {"account-name": "{{accountName}}"},
+        "flowLogs": {"enabled": false},
+        "instanceLogs": {"enabled": false},
+        "configRules": {"enabled": false},
+        "auditQueries": {"enabled": false}
+    })
+}
+
+fn set(ns: &str, name: &str, generator: serde_json::Value) -> LoggingBaselineSet {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "trailkeeper.io/v1alpha1", "kind": "LoggingBaselineSet",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"template": {"labels": {"fleet": "test"}, "spec": template()}, "generator": generator}
+    }))
+    .unwrap()
+}
+
+fn is_ready(b: &LoggingBaseline) -> bool {
+    b.status
+        .as_ref()
+        .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// The set's baselines by account id.
+async fn children(api: &Api<LoggingBaseline>, set: &str) -> BTreeMap<String, LoggingBaseline> {
+    api.list(&ListParams::default().labels(&format!("{SET_LABEL}={set}")))
+        .await
+        .map(|l| l.items.into_iter().map(|b| (b.spec.account_id.clone(), b)).collect())
+        .unwrap_or_default()
+}
+
+struct Organization {
+    management: String,
+    ou_a: String,
+    ou_a1: String,
+    ou_b: String,
+    root: String,
+    /// Accounts by where they are: A, A1 (a child of A), B, root.
+    in_a: Vec<String>,
+    in_a1: Vec<String>,
+    in_b: Vec<String>,
+}
+
+/// An Organization of 3 units (A, its child A1, and B) and 12 accounts: 4 in A, 2 in A1, 3 in B,
+/// 3 under the root.
+async fn organization() -> Organization {
+    let management = common::new_account();
+    let aws = common::inspector(&management).await;
+    common::create_organization(&aws).await;
+    let root = aws.organizations.list_roots().send().await.unwrap().roots()[0]
+        .id()
+        .unwrap()
+        .to_string();
+    let unit = |parent: String, name: &'static str| {
+        let aws = &aws;
+        async move {
+            aws.organizations
+                .create_organizational_unit()
+                .parent_id(parent)
+                .name(name)
+                .send()
+                .await
+                .unwrap()
+                .organizational_unit()
+                .unwrap()
+                .id()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let ou_a = unit(root.clone(), "workloads").await;
+    let ou_a1 = unit(ou_a.clone(), "workloads-prod").await;
+    let ou_b = unit(root.clone(), "sandbox").await;
+    let mut placed: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (i, target) in ["a", "a", "a", "a", "a1", "a1", "b", "b", "b", "root", "root", "root"]
+        .into_iter()
+        .enumerate()
+    {
+        let created = aws
+            .organizations
+            .create_account()
+            .account_name(format!("member-{i}"))
+            .email(format!("member-{i}-{management}@example.com"))
+            .send()
+            .await
+            .unwrap();
+        let id = created
+            .create_account_status()
+            .unwrap()
+            .account_id()
+            .unwrap()
+            .to_string();
+        let destination = match target {
+            "a" => Some(&ou_a),
+            "a1" => Some(&ou_a1),
+            "b" => Some(&ou_b),
+            _ => None,
+        };
+        if let Some(destination) = destination {
+            aws.organizations
+                .move_account()
+                .account_id(&id)
+                .source_parent_id(&root)
+                .destination_parent_id(destination)
+                .send()
+                .await
+                .unwrap();
+        }
+        placed.entry(target).or_default().push(id);
+    }
+    Organization {
+        management,
+        in_a: placed["a"].clone(),
+        in_a1: placed["a1"].clone(),
+        in_b: placed["b"].clone(),
+        ou_a,
+        ou_a1,
+        ou_b,
+        root,
+    }
+}
+
+#[tokio::test]
+async fn a_set_of_one_unit_keeps_exactly_its_accounts_baselines_as_accounts_move() {
+    let (client, ns) = setup("sets-org").await;
+    let org = organization().await;
+    let sets: Api<LoggingBaselineSet> = Api::namespaced(client.clone(), &ns);
+    let baselines: Api<LoggingBaseline> = Api::namespaced(client.clone(), &ns);
+    let generator = serde_json::json!({"organization": {
+        "roleArn": format!("arn:aws:iam::{}:role/trailkeeper", org.management),
+        "organizationalUnits": [{"id": org.ou_a, "includeChildren": true}]
+    }});
+    sets.create(&PostParams::default(), &set(&ns, "workloads", generator))
+        .await
+        .unwrap();
+    let (stop, running, _ctx) = start(&client, &ns, common::base_config().await);
+
+    let mut expected: Vec<String> = org.in_a.iter().chain(&org.in_a1).cloned().collect();
+    expected.sort();
+    cluster::eventually("the unit's 6 accounts each with a Ready baseline", TIMEOUT, || async {
+        let found = children(&baselines, "workloads").await;
+        found.keys().cloned().collect::<Vec<_>>() == expected && found.values().all(is_ready)
+    })
+    .await;
+    cluster::eventually("the set's status counts them", TIMEOUT, || async {
+        sets.get_status("workloads")
+            .await
+            .ok()
+            .and_then(|s| s.status)
+            .is_some_and(|s| {
+                s.selected == 6
+                    && s.baselines == 6
+                    && s.ready == 6
+                    && s.conflict_count == 0
+                    && s.last_organizations_read.is_some()
+            })
+    })
+    .await;
+
+    // An account of B moved into A1 gets a baseline at the next read; one of A moved to the root
+    // loses its baseline, and AWS keeps what it had (deletionPolicy Retain).
+    let aws = common::inspector(&org.management).await;
+    let (arriving, leaving) = (org.in_b[0].clone(), org.in_a[0].clone());
+    aws.organizations
+        .move_account()
+        .account_id(&arriving)
+        .source_parent_id(&org.ou_b)
+        .destination_parent_id(&org.ou_a1)
+        .send()
+        .await
+        .unwrap();
+    aws.organizations
+        .move_account()
+        .account_id(&leaving)
+        .source_parent_id(&org.ou_a)
+        .destination_parent_id(&org.root)
+        .send()
+        .await
+        .unwrap();
+    cluster::eventually("the moved accounts' baselines follow", TIMEOUT, || async {
+        let found = children(&baselines, "workloads").await;
+        found.contains_key(&arriving) && !found.contains_key(&leaving) && found.len() == 6
+    })
+    .await;
+    cluster::eventually("the arriving account's baseline is Ready", TIMEOUT, || async {
+        children(&baselines, "workloads")
+            .await
+            .get(&arriving)
+            .is_some_and(is_ready)
+    })
+    .await;
+    let left = common::inspector(&leaving).await;
+    let trail = format!("arn:aws:cloudtrail:{}:{leaving}:trail/trailkeeper", common::REGION);
+    assert_eq!(
+        left.trail_is_logging(&trail).await,
+        Some(true),
+        "Retain: the trail stays, logging"
+    );
+    assert!(!left.bucket_names().await.is_empty(), "Retain: the buckets stay");
+    let _ = stop.send(());
+    let _ = running.await;
+}
+
+#[tokio::test]
+async fn children_are_owned_and_labelled_a_template_change_updates_each_once_and_hand_written_baselines_are_left_alone()
+{
+    let (client, ns) = setup("sets-list").await;
+    let sets: Api<LoggingBaselineSet> = Api::namespaced(client.clone(), &ns);
+    let baselines: Api<LoggingBaseline> = Api::namespaced(client.clone(), &ns);
+    let accounts: Vec<String> = (0..3).map(|_| common::new_account()).collect();
+    // A person's baseline for the third account, written before the set.
+    let mut hand = common::baseline(&accounts[2]);
+    hand.spec = common::trail_only(&accounts[2]);
+    hand.metadata.name = Some("written-by-hand".into());
+    hand.metadata.namespace = Some(ns.clone());
+    baselines.create(&PostParams::default(), &hand).await.unwrap();
+    let listed: Vec<serde_json::Value> = accounts
+        .iter()
+        .enumerate()
+        .map(|(i, id)| serde_json::json!({"id": id, "name": format!("team-{i}")}))
+        .collect();
+    let created = sets
+        .create(
+            &PostParams::default(),
+            &set(&ns, "teams", serde_json::json!({"accounts": listed})),
+        )
+        .await
+        .unwrap();
+    let (stop, running, ctx) = start(&client, &ns, common::base_config().await);
+
+    cluster::eventually("two children Ready and the conflict reported", TIMEOUT, || async {
+        let found = children(&baselines, "teams").await;
+        let status = sets.get_status("teams").await.ok().and_then(|s| s.status);
+        found.len() == 2
+            && found.values().all(is_ready)
+            && status.is_some_and(|s| s.conflict_count == 1 && s.ready == 2)
+    })
+    .await;
+    let found = children(&baselines, "teams").await;
+    for (i, account) in accounts[..2].iter().enumerate() {
+        let child = &found[account];
+        assert_eq!(child.name_any(), format!("teams-{account}"));
+        let owner = &child.owner_references()[0];
+        assert_eq!(
+            (
+                owner.kind.as_str(),
+                owner.name.as_str(),
+                owner.uid.as_str(),
+                owner.controller
+            ),
+            (
+                "LoggingBaselineSet",
+                "teams",
+                created.uid().unwrap().as_str(),
+                Some(true)
+            )
+        );
+        assert_eq!(child.labels()["fleet"], "test");
+        assert_eq!(child.labels()["trailkeeper.io/account-id"], *account);
+        assert_eq!(child.spec.tags["account-name"], format!("team-{i}"));
+    }
+    let status = sets.get_status("teams").await.unwrap().status.unwrap();
+    assert_eq!(status.conflicts[0].account_id, accounts[2]);
+    assert_eq!(status.conflicts[0].baseline.as_deref(), Some("written-by-hand"));
+    let hand_now = baselines.get("written-by-hand").await.unwrap();
+    assert!(
+        hand_now.owner_references().is_empty(),
+        "the hand-written baseline is left alone"
+    );
+    assert!(hand_now.labels().get(SET_LABEL).is_none());
+    assert_eq!(hand_now.metadata.generation, Some(1));
+    cluster::eventually("the hand-written baseline is Ready on its own", TIMEOUT, || async {
+        baselines.get("written-by-hand").await.is_ok_and(|b| is_ready(&b))
+    })
+    .await;
+
+    // A template change that changes nothing in AWS (the enforced regions written out: the
+    // primary, as by default): every child updated once, no AWS write.
+    let generations: BTreeMap<String, i64> = found
+        .iter()
+        .map(|(a, b)| (a.clone(), b.metadata.generation.unwrap()))
+        .collect();
+    let writes_before = ctx.aws.total_calls().writes;
+    sets.patch(
+        "teams",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"spec": {"template": {"spec": {"regions": [common::REGION]}}}})),
+    )
+    .await
+    .unwrap();
+    cluster::eventually("every child follows the template", TIMEOUT, || async {
+        let found = children(&baselines, "teams").await;
+        found.len() == 2 && found.values().all(|b| b.spec.regions == [common::REGION])
+    })
+    .await;
+    // A few resyncs later: each child was written once, and AWS not at all.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    for (account, child) in children(&baselines, "teams").await {
+        assert_eq!(
+            child.metadata.generation,
+            Some(generations[&account] + 1),
+            "{account} updated once"
+        );
+    }
+    assert_eq!(
+        ctx.aws.total_calls().writes,
+        writes_before,
+        "AWS writes after a template change AWS does not see"
+    );
+    let hand_now = baselines.get("written-by-hand").await.unwrap();
+    assert!(
+        hand_now.spec.regions.is_empty(),
+        "the hand-written baseline is not the set's"
+    );
+    assert_eq!(hand_now.metadata.generation, Some(1));
+    let _ = stop.send(());
+    let _ = running.await;
+}
+
+fn trailkeeper(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_trailkeeper"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn validate_and_plan_expand_a_set_of_listed_accounts_into_its_baselines() {
+    let dir = tempfile::tempdir().unwrap();
+    let accounts: Vec<String> = (0..2).map(|_| common::new_account()).collect();
+    let manifest = serde_json::json!({
+        "apiVersion": "trailkeeper.io/v1alpha1", "kind": "LoggingBaselineSet",
+        "metadata": {"name": "fleet", "namespace": "accounts"},
+        "spec": {"template": {"spec": template()}, "generator": {"accounts": [
+            {"id": accounts[0], "name": "payments"}, {"id": accounts[1], "name": "search"}
+        ]}}
+    });
+    std::fs::write(dir.path().join("fleet.yaml"), serde_yaml::to_string(&manifest).unwrap()).unwrap();
+    let path = dir.path().to_str().unwrap();
+    let (code, out) = trailkeeper(&["validate", "-f", path], &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("2 LoggingBaseline, 1 LoggingBaselineSet"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "LoggingBaselineSet/accounts/fleet expands to 2 LoggingBaselines: fleet-{}, fleet-{}",
+            accounts[0], accounts[1]
+        )),
+        "{out}"
+    );
+    let moto = &common::moto().endpoint;
+    let (code, out) = trailkeeper(
+        &["plan", "-f", path],
+        &[
+            ("AWS_ENDPOINT_URL", moto),
+            ("AWS_REGION", common::REGION),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+        ],
+    );
+    // Fresh accounts: changes pending in both (exit 2), each listed.
+    assert_eq!(code, 2, "{out}");
+    for account in &accounts {
+        assert!(out.contains(account.as_str()), "{account} not in the plan:\n{out}");
+    }
+    // A template that does not render is a problem of the set, named with the account.
+    let mut broken = manifest.clone();
+    broken["spec"]["template"]["spec"]["tags"]["team"] = "{{tag:team}}".into();
+    std::fs::write(dir.path().join("fleet.yaml"), serde_yaml::to_string(&broken).unwrap()).unwrap();
+    let (code, out) = trailkeeper(&["validate", "-f", path], &[]);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("has no tag \"team\""), "{out}");
+}
