@@ -421,7 +421,7 @@ async fn a_policy_that_breaks_the_crd_rules_is_reported_and_never_reaches_aws() 
 }
 
 #[tokio::test]
-async fn the_controller_lists_and_watches_the_three_kinds_and_stops_on_shutdown() {
+async fn the_controller_lists_and_watches_its_four_kinds_and_stops_on_shutdown() {
     let (ctx, mut api) = context().await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let run = tokio::spawn(trailkeeper::reconcile::controller::run(ctx, async move {
@@ -429,15 +429,22 @@ async fn the_controller_lists_and_watches_the_three_kinds_and_stops_on_shutdown(
     }));
     let mut seen = std::collections::BTreeSet::new();
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
-    while seen.len() < 6 {
+    // The baselines' controller watches baselines and both policies; the sets' controller, sets
+    // and (as their owner) baselines.
+    while seen.len() < 8 {
         let next = tokio::time::timeout_at(deadline, api.0.next_request()).await;
-        let (request, send) = next.expect("list and watch of the three kinds within 60 s").unwrap();
+        let (request, send) = next.expect("list and watch of the four kinds within 60 s").unwrap();
         let uri = request.uri().to_string();
         record_k8s_request(request.method().as_str(), &uri);
-        let kind = ["loggingbaselines", "trailpolicies", "retentionpolicies"]
-            .into_iter()
-            .find(|k| request.uri().path().ends_with(k))
-            .unwrap_or_else(|| panic!("unexpected request {uri}"));
+        let kind = [
+            "loggingbaselines",
+            "trailpolicies",
+            "retentionpolicies",
+            "loggingbaselinesets",
+        ]
+        .into_iter()
+        .find(|k| request.uri().path().ends_with(k))
+        .unwrap_or_else(|| panic!("unexpected request {uri}"));
         let watch = uri.contains("watch=true");
         seen.insert((kind, watch));
         let body = if watch {

@@ -12,13 +12,13 @@ use kube::api::{Api, PostParams};
 use kube::{Client, CustomResourceExt, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use trailkeeper::api::{LoggingBaseline, RetentionPolicy, TrailPolicy};
+use trailkeeper::api::{LoggingBaseline, LoggingBaselineSet, RetentionPolicy, TrailPolicy};
 
 #[test]
 fn the_crds_directory_holds_what_trailkeeper_crds_prints() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
     let files = trailkeeper::api::crd_files().unwrap();
-    assert_eq!(files.len(), 3);
+    assert_eq!(files.len(), 4);
     for (name, yaml) in files {
         let on_disk = std::fs::read_to_string(dir.join(&name)).unwrap_or_default();
         assert!(
@@ -51,6 +51,10 @@ fn the_crds_carry_names_columns_and_the_cel_rules() {
         "- lb",
         "- tp",
         "- rp",
+        "- lbs",
+        "has(self.accounts) != has(self.organization)",
+        "x-kubernetes-preserve-unknown-fields: true",
+        "name: Conflicts",
         "- trailkeeper",
         "name: Account",
         "name: Region",
@@ -96,6 +100,7 @@ trait Kind:
 impl Kind for LoggingBaseline {}
 impl Kind for TrailPolicy {}
 impl Kind for RetentionPolicy {}
+impl Kind for LoggingBaselineSet {}
 
 fn dry_run() -> PostParams {
     PostParams {
@@ -639,4 +644,36 @@ async fn every_field_has_a_description_that_kubectl_explain_shows() {
         "the served schemas hold only {fields} typed nodes: the walk read the wrong document"
     );
     assert!(missing.is_empty(), "fields without a description: {missing:#?}");
+}
+
+fn baseline_set(generator: &str) -> LoggingBaselineSet {
+    serde_yaml::from_str(&format!(
+        "apiVersion: trailkeeper.io/v1alpha1\nkind: LoggingBaselineSet\nmetadata: {{name: s}}\nspec:\n  template:\n    spec:\n      primaryRegion: us-east-1\n      credentials: {{assumeRoleArn: 'arn:aws:iam::{{{{accountId}}}}:role/trailkeeper'}}\n{generator}\n"
+    ))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_set_has_exactly_one_generator_and_valid_account_ids() {
+    let judge = Judge::new().await;
+    judge
+        .rejects(&baseline_set("  generator: {}"), "exactly one generator")
+        .await;
+    judge
+        .rejects(
+            &baseline_set("  generator: {accounts: [{id: '111122223333'}], organization: {}}"),
+            "exactly one generator",
+        )
+        .await;
+    judge
+        .accepts(&baseline_set("  generator: {accounts: [{id: '111122223333'}]}"))
+        .await;
+    judge
+        .accepts(&baseline_set(
+            "  generator: {organization: {organizationalUnits: [{id: ou-ab12-abcd1234}], exclude: ['111122223333']}}",
+        ))
+        .await;
+    judge
+        .rejects(&baseline_set("  generator: {accounts: [{id: '1234'}]}"), "id")
+        .await;
 }

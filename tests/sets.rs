@@ -433,3 +433,60 @@ fn validate_and_plan_expand_a_set_of_listed_accounts_into_its_baselines() {
     assert_ne!(code, 0, "{out}");
     assert!(out.contains("has no tag \"team\""), "{out}");
 }
+
+#[tokio::test]
+async fn the_organization_generator_reads_the_whole_organization_or_its_tagged_accounts_without_the_excluded() {
+    use trailkeeper::api::OrganizationGenerator;
+    let org = organization().await;
+    let aws = common::inspector(&org.management).await;
+    for account in [&org.in_b[1], &org.in_a1[0]] {
+        aws.organizations
+            .tag_resource()
+            .resource_id(account.as_str())
+            .tags(
+                aws_sdk_organizations::types::Tag::builder()
+                    .key("audit")
+                    .value("yes")
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    let clients = trailkeeper::aws::AccountClients::new(
+        &common::base_config().await,
+        common::REGION,
+        Some(&trailkeeper::api::Credentials {
+            assume_role_arn: format!("arn:aws:iam::{}:role/trailkeeper", org.management),
+            external_id: None,
+        }),
+        Default::default(),
+    );
+    // The whole Organization (from its root, every unit at any depth), the management account
+    // excluded: the 12 members.
+    let everything = OrganizationGenerator {
+        role_arn: None,
+        organizational_units: Vec::new(),
+        account_tags: Default::default(),
+        exclude: vec![org.management.clone()],
+    };
+    let all = trailkeeper::reconcile::sets::select_from_organization(&clients, &everything, false)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 12, "{all:?}");
+    assert!(all.iter().all(|a| a.id != org.management));
+    // By tag: the two tagged accounts, with their tags for the template.
+    let tagged = OrganizationGenerator {
+        account_tags: [("audit".to_string(), "yes".to_string())].into(),
+        ..everything
+    };
+    let mut found = trailkeeper::reconcile::sets::select_from_organization(&clients, &tagged, false)
+        .await
+        .unwrap();
+    found.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut expected = vec![org.in_b[1].clone(), org.in_a1[0].clone()];
+    expected.sort();
+    assert_eq!(found.iter().map(|a| a.id.clone()).collect::<Vec<_>>(), expected);
+    assert_eq!(found[0].tags["audit"], "yes");
+}
