@@ -553,7 +553,6 @@ pub fn operator_policy(s: &IamSettings) -> Value {
                     "events:DescribeEventBus",
                     "events:DescribeRule",
                     "events:ListTargetsByRule",
-                    "events:PutPermission",
                     "events:PutRule",
                     "events:PutTargets",
                     "events:TagResource",
@@ -562,6 +561,12 @@ pub fn operator_policy(s: &IamSettings) -> Value {
                     format!("arn:{p}:events:*:*:event-bus/{bus}"),
                     format!("arn:{p}:events:*:*:rule/{bus}/{}", super::events::CENTRAL_RULE),
                 ],
+            ),
+            // PutPermission authorizes on no resource: the bus is named in the request.
+            statement(
+                "TamperEventsCentralBusPolicyWithoutResourceScope",
+                &["events:PutPermission"],
+                vec!["*".to_string()],
             ),
         ]
     })
