@@ -77,6 +77,15 @@ expect "fullnameOverride names every object" \
 expect "extraEnv, extraVolumes, strategy and grace period reach the Deployment" \
   'kind("Deployment")[0]["spec"]["strategy"] == {"type": "Recreate"} and kind("Deployment")[0]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 60 and {"name": "HTTPS_PROXY", "value": "http://proxy:3128"} in kind("Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["env"] and kind("Deployment")[0]["spec"]["template"]["spec"]["volumes"] == [{"name": "ca", "emptyDir": {}}] and kind("Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] == [{"name": "ca", "mountPath": "/etc/ca"}]' \
   -f "$out/extras.yaml"
+# The controller's environment, by name.
+env='{e["name"]: e.get("value") for e in kind("Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["env"]}'
+expect "events off by default: no queue, the binary's resync default" \
+  "\"TRAILKEEPER_EVENTS_QUEUE_URL\" not in $env and \"TRAILKEEPER_RESYNC_SECONDS\" not in $env"
+expect "events.queueUrl reaches the controller with the bus name" \
+  "$env[\"TRAILKEEPER_EVENTS_QUEUE_URL\"].endswith(\"/111122223333/trailkeeper-events\") and $env[\"TRAILKEEPER_EVENTS_BUS_NAME\"] == \"trailkeeper-events\"" \
+  --set events.queueUrl=https://sqs.eu-west-1.amazonaws.com/111122223333/trailkeeper-events
+printf 'events: {queueUrl: "sqs-queue"}\n' > "$out/bad-queue.yaml"
+check "an events queue that is not a URL is rejected" rejects "$helm" template tk "$chart" -f "$out/bad-queue.yaml"
 check "scripts/release.sh --chart-only packages the chart at the Cargo version" \
   sh -c 'scripts/release.sh --chart-only >/dev/null && test -f "dist/trailkeeper-$(sed -n "s/^version = \"\(.*\)\"$/\1/p" Cargo.toml | head -n 1).tgz" && (cd dist && sha256sum -c SHA256SUMS >/dev/null)'
 echo "chart: $passed passed, $failed failed"
