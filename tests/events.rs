@@ -9,7 +9,6 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::cluster;
@@ -18,17 +17,11 @@ use kube::{Client, ResourceExt};
 use trailkeeper::api::{DeletionPolicy, LoggingBaseline};
 use trailkeeper::desired::events::{FORWARD_ROLE, FORWARD_RULE, FORWARD_TARGET_ID};
 use trailkeeper::events::EventSettings;
-use trailkeeper::reconcile::controller::{self, Context, Settings};
+use trailkeeper::reconcile::controller::Settings;
 
 const TIMEOUT: Duration = Duration::from_secs(180);
 /// moto's default account: the identity of the base configuration (the operator's own).
 const OPERATOR_ACCOUNT: &str = "123456789012";
-
-type Running = (
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<()>,
-    Arc<Context>,
-);
 
 /// A queue of a fresh name in the operator's account, and the events settings naming it with a
 /// bus of a fresh name (tests share the emulator).
@@ -43,7 +36,7 @@ async fn events_settings(tag: &str) -> EventSettings {
     }
 }
 
-fn start(client: &Client, ns: &str, base: aws_types::SdkConfig, events: &EventSettings) -> Running {
+fn start(client: &Client, ns: &str, base: aws_types::SdkConfig, events: &EventSettings) -> cluster::Running {
     let settings = Settings {
         // The resync with events on: a repair within seconds can only come from the event.
         resync: Duration::from_secs(3600),
@@ -52,12 +45,7 @@ fn start(client: &Client, ns: &str, base: aws_types::SdkConfig, events: &EventSe
         events: Some(events.clone()),
         ..Settings::default()
     };
-    let ctx = Arc::new(Context::new(client.clone(), base, settings));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let controller = tokio::spawn(controller::run(ctx.clone(), async move {
-        let _ = stopped.await;
-    }));
-    (stop, controller, ctx)
+    cluster::start_controller(client, base, settings)
 }
 
 fn condition(b: &LoggingBaseline, type_: &str) -> Option<String> {

@@ -4,7 +4,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::cluster;
@@ -12,17 +11,11 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use trailkeeper::api::{LoggingBaseline, LoggingBaselineSet};
 use trailkeeper::desired::set::SET_LABEL;
-use trailkeeper::reconcile::controller::{self, Context, Settings};
+use trailkeeper::reconcile::controller::Settings;
 
 const TIMEOUT: Duration = Duration::from_secs(240);
 
-type Running = (
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<()>,
-    Arc<Context>,
-);
-
-fn start(client: &Client, ns: &str, base: aws_types::SdkConfig) -> Running {
+fn start(client: &Client, ns: &str, base: aws_types::SdkConfig) -> cluster::Running {
     let settings = Settings {
         // Organizations is re-read on the resync: short here, so a moved account is seen soon.
         resync: Duration::from_secs(5),
@@ -30,12 +23,7 @@ fn start(client: &Client, ns: &str, base: aws_types::SdkConfig) -> Running {
         watch_namespace: Some(ns.to_string()),
         ..Settings::default()
     };
-    let ctx = Arc::new(Context::new(client.clone(), base, settings));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let controller = tokio::spawn(controller::run(ctx.clone(), async move {
-        let _ = stopped.await;
-    }));
-    (stop, controller, ctx)
+    cluster::start_controller(client, base, settings)
 }
 
 async fn setup(prefix: &str) -> (Client, String) {

@@ -74,7 +74,7 @@ pub async fn observe_rule(
     }))
 }
 
-/// Creates or updates the rule (PutRule is an upsert), enabled.
+/// Creates or updates the rule (PutRule is an upsert), enabled. Returns its ARN.
 pub async fn put_rule(
     clients: &AccountClients,
     bus: Option<&str>,
@@ -82,7 +82,7 @@ pub async fn put_rule(
     pattern: &str,
     description: &str,
     tags: &BTreeMap<String, String>,
-) -> Result<(), AwsError> {
+) -> Result<String, AwsError> {
     let tags = tags
         .iter()
         .filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok())
@@ -104,7 +104,7 @@ pub async fn put_rule(
         "PutRule",
         &format!("EventBridge rule {name} in {}", clients.region),
     )
-    .map(|_| ())
+    .map(|out| out.rule_arn().unwrap_or_default().to_string())
 }
 
 /// Sets one target of the rule (an upsert by target id). PutTargets reports refused targets in

@@ -892,19 +892,29 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
+    let (store, writer) = reflector::store();
+    // The sets find their namespace's baselines in the baselines' cache, without a request; a
+    // shard (`--selector`) sees only its own baselines there, so its sets list them instead.
+    let cached = ctx.settings.selector.is_none().then(|| store.clone());
     let sets = Arc::new(super::sets::SetContext::new(
         ctx.client.clone(),
         ctx.aws.base.clone(),
         ctx.recorder.clone(),
         ctx.settings.resync,
+        cached,
     ));
     tokio::join!(
-        run_baselines(ctx.clone(), stopped(stop_rx.clone())),
+        run_baselines(ctx.clone(), store, writer, stopped(stop_rx.clone())),
         super::sets::run(sets, ctx.settings.watch_namespace.clone(), stopped(stop_rx)),
     );
 }
 
-async fn run_baselines(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+async fn run_baselines(
+    ctx: Arc<Context>,
+    store: Store<LoggingBaseline>,
+    writer: reflector::store::Writer<LoggingBaseline>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
     let settings = ctx.settings.clone();
     let ns = settings.watch_namespace.as_deref();
     let mut config = watcher::Config::default().any_semantic();
@@ -912,7 +922,6 @@ async fn run_baselines(ctx: Arc<Context>, shutdown: impl std::future::Future<Out
         config = config.labels(selector);
     }
     let baselines = api_for::<LoggingBaseline>(&ctx.client, ns);
-    let (store, writer) = reflector::store();
     // Status patches must not trigger reconciles (each would patch status again): only changes
     // of spec, finalizers and deletion pass. Periodic resync finds drift made in AWS.
     let stream = watcher(baselines, config)

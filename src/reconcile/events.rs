@@ -84,7 +84,7 @@ async fn forwarding_rule(
         part.act(
             &resource,
             "put the rule that forwards tampering to the operator",
-            || {
+            || async {
                 events::put_rule(
                     clients,
                     None,
@@ -93,6 +93,8 @@ async fn forwarding_rule(
                     "trailkeeper: forwards calls that tamper with the logging baseline to the operator",
                     tags,
                 )
+                .await
+                .map(|_| ())
             },
         )
         .await?;
@@ -180,11 +182,12 @@ pub async fn ensure_central(
         role_arn: None,
     };
     let observed = events::observe_rule(clients, Some(bus_name), CENTRAL_RULE).await?;
+    let mut rule_arn = observed.as_ref().map(|r| r.arn.clone()).unwrap_or_default();
     if !observed
         .as_ref()
         .is_some_and(|r| r.enabled && desired::same_pattern(r.pattern.as_deref(), &pattern))
     {
-        events::put_rule(
+        rule_arn = events::put_rule(
             clients,
             Some(bus_name),
             CENTRAL_RULE,
@@ -199,13 +202,6 @@ pub async fn ensure_central(
         events::put_target(clients, Some(bus_name), CENTRAL_RULE, &target).await?;
         writes.push(format!("PutTargets {CENTRAL_RULE}"));
     }
-    let rule_arn = match observed {
-        Some(r) if !r.arn.is_empty() => r.arn,
-        _ => events::observe_rule(clients, Some(bus_name), CENTRAL_RULE)
-            .await?
-            .map(|r| r.arn)
-            .unwrap_or_default(),
-    };
     if let Some(policy) =
         desired::with_statement(queue_policy.as_deref(), &desired::queue_statement(queue_arn, &rule_arn))
     {

@@ -13,6 +13,7 @@ use futures::StreamExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
+use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
@@ -35,6 +36,8 @@ pub struct SetContext {
     pub resync: Duration,
     /// Per set (namespace/name): the generator read, when, and what it selected.
     cache: Mutex<HashMap<String, CachedSelection>>,
+    /// The baselines' controller's cache (None: list them from the API server).
+    baselines: Option<Store<LoggingBaseline>>,
 }
 
 struct CachedSelection {
@@ -45,14 +48,39 @@ struct CachedSelection {
 }
 
 impl SetContext {
-    pub fn new(client: Client, base: SdkConfig, recorder: Recorder, resync: Duration) -> Self {
+    pub fn new(
+        client: Client,
+        base: SdkConfig,
+        recorder: Recorder,
+        resync: Duration,
+        baselines: Option<Store<LoggingBaseline>>,
+    ) -> Self {
         Self {
             client,
             base,
             recorder,
             resync,
             cache: Mutex::new(HashMap::new()),
+            baselines,
         }
+    }
+
+    /// The baselines of a namespace: from the cache once it has synced, else listed.
+    async fn baselines_in(
+        &self,
+        api: &Api<LoggingBaseline>,
+        namespace: &str,
+    ) -> Result<Vec<LoggingBaseline>, kube::Error> {
+        if let Some(store) = &self.baselines {
+            let _ = store.wait_until_ready().await;
+            return Ok(store
+                .state()
+                .iter()
+                .filter(|b| b.namespace().as_deref() == Some(namespace))
+                .map(|b| b.as_ref().clone())
+                .collect());
+        }
+        Ok(api.list(&ListParams::default()).await?.items)
     }
 }
 
@@ -235,7 +263,7 @@ pub async fn reconcile(set: Arc<LoggingBaselineSet>, ctx: Arc<SetContext>) -> Re
     if set.meta().deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
-    let existing = baselines.list(&ListParams::default()).await?.items;
+    let existing = ctx.baselines_in(&baselines, &ns).await?;
     let plan = set::plan(&set, &selected, &existing);
     let apply = PatchParams::apply(SET_MANAGER).force();
     let mut created = 0;

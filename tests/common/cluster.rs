@@ -217,3 +217,25 @@ pub async fn service_account_token(client: &Client, namespace: &str, name: &str)
         .expect("a token in the TokenRequest status")
         .to_string()
 }
+
+/// A controller running in this process, its stop signal and its context.
+pub type Running = (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+    std::sync::Arc<trailkeeper::reconcile::controller::Context>,
+);
+
+/// Runs the controller (in this process) with `settings`, until the returned sender is used.
+pub fn start_controller(
+    client: &Client,
+    base: aws_types::SdkConfig,
+    settings: trailkeeper::reconcile::controller::Settings,
+) -> Running {
+    use trailkeeper::reconcile::controller::{self, Context};
+    let ctx = std::sync::Arc::new(Context::new(client.clone(), base, settings));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let controller = tokio::spawn(controller::run(ctx.clone(), async move {
+        let _ = stopped.await;
+    }));
+    (stop, controller, ctx)
+}
