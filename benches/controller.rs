@@ -34,13 +34,7 @@ struct Controller {
 
 impl Controller {
     fn rss_kib(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
-        status
-            .lines()
-            .find(|l| l.starts_with(field))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
+        common::proc_status_kib(&self.child.id().to_string(), field)
     }
 
     /// Sums of `trailkeeper_aws_calls_total` by (service:operation), ok and error alike.

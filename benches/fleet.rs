@@ -43,16 +43,6 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-fn proc_status(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 /// User + system CPU seconds of this process.
 fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
@@ -156,7 +146,7 @@ async fn fleet(n: usize) {
     println!(
         "  CPU: {:.4} s per account reconcile; peak resident memory {} MiB",
         cpu / (2.0 * n as f64),
-        proc_status("VmHWM:") / 1024
+        common::proc_status_kib("self", "VmHWM:") / 1024
     );
 }
 

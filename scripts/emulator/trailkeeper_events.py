@@ -179,73 +179,40 @@ def _wrap_app(app_class):
     app_class.__call__ = recording_call
 
 
-def _identity_allows(policy_text, action, resource):
-    from trailkeeper_strict import _as_list, _matches
-
-    try:
-        policy = json.loads(policy_text) if isinstance(policy_text, str) else (policy_text or {})
-    except ValueError:
-        return False
-    allowed = False
-    for statement in _as_list(policy.get("Statement")):
-        if not _matches(statement.get("Action"), action) or not _matches(statement.get("Resource"), resource):
-            continue
-        if statement.get("Effect") == "Deny":
-            return False
-        allowed = allowed or statement.get("Effect") == "Allow"
-    return allowed
-
-
 def _principal_admits(statement, principal_arn, account):
+    from trailkeeper_strict import _as_list
+
     principal = statement.get("Principal")
     if principal == "*":
         return True
-    from trailkeeper_strict import _as_list
-
     aws = _as_list(principal.get("AWS")) if isinstance(principal, dict) else []
     return any(p in ("*", account, principal_arn, f"arn:aws:iam::{account}:root") for p in aws)
 
 
 def _bus_admits(policy_text, principal_arn, account, bus_arn):
-    from trailkeeper_strict import _as_list, _conditions_hold, _matches, _org_of
+    from trailkeeper_strict import _org_of, evaluate
 
-    if not policy_text:
-        return False
-    policy = json.loads(policy_text)
     org = _org_of(account)
     context = {"aws:PrincipalArn": principal_arn, "aws:PrincipalAccount": account}
     if org is not None:
         context["aws:PrincipalOrgID"] = org[0]
-    allowed = False
-    for statement in _as_list(policy.get("Statement")):
-        if not _principal_admits(statement, principal_arn, account):
-            continue
-        if not _matches(statement.get("Action"), "events:PutEvents") or not _matches(statement.get("Resource"), bus_arn):
-            continue
-        if not _conditions_hold(statement, context):
-            continue
-        if statement.get("Effect") == "Deny":
-            return False
-        allowed = allowed or statement.get("Effect") == "Allow"
-    return allowed
+    admits = lambda statement: _principal_admits(statement, principal_arn, account)  # noqa: E731
+    return evaluate(policy_text, admits, "events:PutEvents", bus_arn, context)
 
 
 def _role_may_put(account, role_arn, bus_arn):
     from moto.iam.models import iam_backends
-    from trailkeeper_strict import _as_list, allows
+    from trailkeeper_strict import allows, evaluate
 
     try:
         role = iam_backends[account]["aws"].get_role_by_arn(role_arn)
     except Exception:
         return False
-    trust = role.assume_role_policy_document
-    trust = json.loads(trust) if isinstance(trust, str) else (trust or {})
     # A trust policy names no resource: the role itself is what is assumed.
-    for statement in _as_list(trust.get("Statement")):
-        statement.setdefault("Resource", role_arn)
-    if not allows(json.dumps(trust), "events.amazonaws.com", "sts:AssumeRole", role_arn, {"aws:SourceAccount": account}):
+    trust = role.assume_role_policy_document
+    if not allows(trust, "events.amazonaws.com", "sts:AssumeRole", None, {"aws:SourceAccount": account}):
         return False
-    return any(_identity_allows(policy, "events:PutEvents", bus_arn) for policy in role.policies.values())
+    return any(evaluate(policy, lambda _: True, "events:PutEvents", bus_arn, {}) for policy in role.policies.values())
 
 
 def _forward(rule, target, event):

@@ -66,17 +66,19 @@ def _conditions_hold(statement, context):
     return True
 
 
-def allows(policy_text, service, action, resource, context):
-    """Whether `policy_text` lets `service` do `action` on `resource` in `context`, and no Deny stops it."""
+def evaluate(policy_text, principal_ok, action, resource, context):
+    """Whether `policy_text` allows `action` on `resource` (None: a trust policy, which names no
+    resource) in `context` for a principal `principal_ok(statement)` accepts, and no Deny stops
+    it. Identity policies pass a `principal_ok` that accepts every statement."""
     try:
-        policy = json.loads(policy_text) if policy_text else {}
+        policy = json.loads(policy_text) if isinstance(policy_text, str) else (policy_text or {})
     except ValueError:
         return False
     allowed = False
     for statement in _as_list(policy.get("Statement")):
-        if not _principal_is(statement, service):
+        if not principal_ok(statement) or not _matches(statement.get("Action"), action):
             continue
-        if not _matches(statement.get("Action"), action) or not _matches(statement.get("Resource"), resource):
+        if resource is not None and not _matches(statement.get("Resource"), resource):
             continue
         if not _conditions_hold(statement, context):
             continue
@@ -85,6 +87,11 @@ def allows(policy_text, service, action, resource, context):
         if statement.get("Effect") == "Allow":
             allowed = True
     return allowed
+
+
+def allows(policy_text, service, action, resource, context):
+    """Whether `policy_text` lets `service` do `action` on `resource` in `context`, and no Deny stops it."""
+    return evaluate(policy_text, lambda statement: _principal_is(statement, service), action, resource, context)
 
 
 def _s3_backend(account_id, partition):

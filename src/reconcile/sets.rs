@@ -248,6 +248,10 @@ pub async fn reconcile(set: Arc<LoggingBaselineSet>, ctx: Arc<SetContext>) -> Re
     let baselines: Api<LoggingBaseline> = Api::namespaced(ctx.client.clone(), &ns);
     let previous = set.status.as_ref();
     let generation = set.metadata.generation;
+    // A set being deleted: its children go with it (ownerReferences), nothing to read or write.
+    if set.meta().deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
     let (selected, read_at) = match selection(&ctx, &set).await {
         Ok(found) => found,
         Err(e) => {
@@ -260,9 +264,6 @@ pub async fn reconcile(set: Arc<LoggingBaselineSet>, ctx: Arc<SetContext>) -> Re
             return Ok(Action::requeue(Duration::from_secs(60).min(ctx.resync)));
         }
     };
-    if set.meta().deletion_timestamp.is_some() {
-        return Ok(Action::await_change());
-    }
     let existing = ctx.baselines_in(&baselines, &ns).await?;
     let plan = set::plan(&set, &selected, &existing);
     let apply = PatchParams::apply(SET_MANAGER).force();

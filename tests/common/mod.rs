@@ -495,3 +495,15 @@ pub async fn key_policy_of(aws: &Inspector, key_id: &str) -> serde_json::Value {
         .unwrap();
     serde_json::from_str(policy.policy().unwrap()).unwrap()
 }
+
+/// A kB field of `/proc/{process}/status` (`process`: a pid, or `self`), e.g. `VmHWM` (0 when
+/// unreadable): the benchmarks' memory figures.
+pub fn proc_status_kib(process: &str, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{process}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
