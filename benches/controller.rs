@@ -11,6 +11,8 @@
 //! - Kubernetes API requests of each process by verb (from the API server's audit log): watches,
 //!   not polling;
 //! - time from a tamper call (StopLogging) to its repair, p50 and p95 over the tampers.
+//!
+//! `TRAILKEEPER_BENCH_WRAP="heaptrack -o /tmp/controller"` profiles the controller's heap.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -110,7 +112,19 @@ fn start_controller(kubeconfig: &std::path::Path, ns: &str, queue_url: &str, bus
         .and_then(|l| l.local_addr())
         .unwrap()
         .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_trailkeeper"))
+    // TRAILKEEPER_BENCH_WRAP runs the controller under another program, e.g. a heap profiler
+    // ("heaptrack -o /tmp/controller"); its RSS figures are then the wrapper's.
+    let wrap = std::env::var("TRAILKEEPER_BENCH_WRAP").unwrap_or_default();
+    let mut wrap = wrap.split_whitespace();
+    let mut command = match wrap.next() {
+        Some(program) => {
+            let mut command = Command::new(program);
+            command.args(wrap).arg(env!("CARGO_BIN_EXE_trailkeeper"));
+            command
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_trailkeeper")),
+    };
+    let child = command
         .args(["run", "--leader-election", "false", "--concurrency", "16"])
         .args(["--watch-namespace", ns])
         .args(["--http-addr", &format!("127.0.0.1:{port}")])
@@ -302,6 +316,9 @@ async fn bench(n: usize, tampers: usize) {
     let per_account = reads as f64 / n as f64;
     let without_events = (reads - events_reads - forwarding_role_reads) as f64 / n as f64;
     let (steady_hwm, steady_rss) = (second.rss_kib("VmHWM"), second.rss_kib("VmRSS"));
+    // What the steady RSS is made of: the heap (RssAnon, grows with N) and the binary's pages
+    // (RssFile, flat in N).
+    let (steady_anon, steady_file) = (second.rss_kib("RssAnon"), second.rss_kib("RssFile"));
 
     // 3. Tampering: StopLogging on a trail, until trailkeeper has it logging again.
     let before_tampers = second.aws_calls().await;
@@ -342,10 +359,12 @@ async fn bench(n: usize, tampers: usize) {
         first_rss / 1024
     );
     println!(
-        "restart, every baseline in sync: {:.1} s; reads per account {per_account:.1} ({without_events:.1} without events' rule and role), writes {writes}; RSS peak {} MiB, steady {} MiB",
+        "restart, every baseline in sync: {:.1} s; reads per account {per_account:.1} ({without_events:.1} without events' rule and role), writes {writes}; RSS peak {} MiB, steady {} MiB ({} MiB anonymous, {} MiB file)",
         in_sync.as_secs_f64(),
         steady_hwm / 1024,
-        steady_rss / 1024
+        steady_rss / 1024,
+        steady_anon / 1024,
+        steady_file / 1024
     );
     println!(
         "AWS calls per account per hour in sync: {per_account:.1} with events (resync 1 h), {:.1} without (resync 10 min: 6 x {without_events:.1})",

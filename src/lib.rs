@@ -1,5 +1,6 @@
 //! trailkeeper: keeps the audit logging of AWS accounts at a declared baseline.
 
+pub mod allocator;
 pub mod api;
 pub mod aws;
 pub mod cli;

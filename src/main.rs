@@ -2,8 +2,17 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    trailkeeper::telemetry::init();
-    trailkeeper::cli::run(trailkeeper::cli::Cli::parse()).await
+fn main() -> ExitCode {
+    trailkeeper::allocator::tune();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        trailkeeper::telemetry::init();
+        trailkeeper::cli::run(trailkeeper::cli::Cli::parse()).await
+    })
 }
