@@ -8,9 +8,9 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use kube::runtime::reflector;
@@ -18,30 +18,6 @@ use kube::runtime::watcher::Event;
 use trailkeeper::api::{LoggingBaseline, RetentionPolicySpec, TrailPolicySpec};
 use trailkeeper::manifests::ResolvedBaseline;
 use trailkeeper::reconcile::account::{AccountReport, RunMode};
-
-/// Counts the bytes allocated and live, to measure the cache precisely.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size, Ordering::Relaxed);
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
 
 /// User + system CPU seconds of this process.
 fn cpu_seconds() -> f64 {
@@ -233,13 +209,13 @@ fn cached_object(i: usize) -> LoggingBaseline {
 
 fn cache_memory(n: usize) {
     let (store, mut writer) = reflector::store::<LoggingBaseline>();
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = counting_alloc::live();
     for i in 0..n {
         let mut object = cached_object(i);
         trailkeeper::reconcile::controller::slim(&mut object);
         writer.apply_watcher_event(&Event::Apply(object));
     }
-    let after = LIVE.load(Ordering::Relaxed);
+    let after = counting_alloc::live();
     assert_eq!(store.state().len(), n);
     println!(
         "cache of {n} LoggingBaselines: {} bytes per baseline (managedFields and last-applied dropped)",
