@@ -1,36 +1,108 @@
-# Shared by scripts/demo.sh and scripts/demo-operator.sh (sourced): the AWS emulator on loopback,
-# the Organization trail examples/org-management.yaml integrates, and a copy of examples/ for it.
+# Shared by scripts/demo.sh and scripts/demo-operator.sh (sourced): the AWS emulator on a free
+# loopback port, the Organization trail examples/org-management.yaml integrates, a copy of
+# examples/ for the emulator, and what to look at next.
 
-# start_moto PORT: starts moto on 127.0.0.1:PORT (stopped with the calling shell's EXIT trap) and
-# exports what the SDK needs to reach it.
+# free_port: a loopback port that was free a moment ago (the caller retries if it is taken before
+# it binds it).
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# start_moto [PORT]: starts moto on 127.0.0.1:PORT (default: a free port; DEMO_PORT also sets it),
+# stopped with the calling shell's EXIT trap, and exports what the SDK needs to reach it. A port
+# someone else holds is never used: the emulator must be ours (its process alive and answering
+# with the reset moto exposes), else another port is tried.
 start_moto() {
-  local port=$1 moto_server
+  local wanted=${1:-${DEMO_PORT:-}} moto_server port pid attempt
   moto_server="$(scripts/ensure-moto.sh)"
-  "$moto_server" -H 127.0.0.1 -p "$port" >/dev/null 2>&1 &
-  demo_pids+=($!)
-  export AWS_ENDPOINT_URL="http://127.0.0.1:$port" AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo
-  for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0; sleep 0.2; done
-  echo "moto did not start on port $port" >&2
+  for attempt in 1 2 3; do
+    port=${wanted:-$(free_port)}
+    "$moto_server" -H 127.0.0.1 -p "$port" >"${demo_log_dir:-/tmp}/moto-$port.log" 2>&1 &
+    pid=$!
+    for _ in $(seq 100); do
+      kill -0 "$pid" 2>/dev/null || break
+      if curl -sf --max-time 2 -X POST "http://127.0.0.1:$port/moto-api/reset" >/dev/null 2>&1; then
+        # Answering, and still ours: moto exits at once when the port was taken.
+        if kill -0 "$pid" 2>/dev/null; then
+          demo_pids+=("$pid")
+          export AWS_ENDPOINT_URL="http://127.0.0.1:$port" AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo
+          echo "== the AWS emulator (moto) on 127.0.0.1:$port"
+          return 0
+        fi
+        break
+      fi
+      sleep 0.2
+    done
+    kill "$pid" 2>/dev/null || true
+    if [ -n "$wanted" ]; then
+      echo "moto did not start on port $wanted (is it taken? leave DEMO_PORT unset for a free port)" >&2
+      return 1
+    fi
+    echo "moto did not start on port $port (attempt $attempt); trying another" >&2
+  done
+  echo "moto did not start" >&2
   return 1
 }
 
 # seed_org_trail: the Organization's trail that examples/org-management.yaml integrates, made as
-# an Organization would have made it (stopped, without log file validation).
+# the Organization's administrator makes it on AWS: trusted access for CloudTrail enabled in
+# Organizations and its service-linked role (both required before an Organization trail can be
+# created), a bucket whose policy lets CloudTrail write the account's and the Organization's
+# logs for this trail only, and a key whose policy lets CloudTrail encrypt them. Then the trail is
+# left stopped and without log file validation: what trailkeeper repairs in the demo.
+# https://docs.aws.amazon.com/awscloudtrail/latest/userguide/creating-an-organizational-trail-prepare.html
+# https://docs.aws.amazon.com/awscloudtrail/latest/userguide/create-s3-bucket-policy-for-cloudtrail.html
+# https://docs.aws.amazon.com/awscloudtrail/latest/userguide/create-kms-key-policy-for-cloudtrail.html
 seed_org_trail() {
+  echo "== seeding the emulator: an Organization (management account 444455556666) and its trail"
   .tools/moto/bin/python - <<'PY'
-import boto3, os
-session = boto3.Session(region_name="us-east-1")
+import json, os
+import boto3
+
+ACCOUNT, REGION = "444455556666", "us-east-1"
+TRAIL = "organization-trail"
+BUCKET = f"org-trail-logs-{ACCOUNT}"
+trail_arn = f"arn:aws:cloudtrail:{REGION}:{ACCOUNT}:trail/{TRAIL}"
+session = boto3.Session(region_name=REGION)
+
 def client(service):
     c = session.client(service, endpoint_url=os.environ["AWS_ENDPOINT_URL"])
-    c.meta.events.register("before-sign.*.*", lambda request, **_: request.headers.__setitem__("x-moto-account-id", "444455556666"))
+    c.meta.events.register("before-sign.*.*", lambda request, **_: request.headers.__setitem__("x-moto-account-id", ACCOUNT))
     return c
-client("organizations").create_organization(FeatureSet="ALL")
-client("s3").create_bucket(Bucket="org-trail-logs-444455556666")
-trail = client("cloudtrail").create_trail(Name="organization-trail", S3BucketName="org-trail-logs-444455556666",
-    IsMultiRegionTrail=True, IsOrganizationTrail=True, KmsKeyId="arn:aws:kms:us-east-1:444455556666:key/org")
+
+org_id = client("organizations").create_organization(FeatureSet="ALL")["Organization"]["Id"]
+client("organizations").enable_aws_service_access(ServicePrincipal="cloudtrail.amazonaws.com")
+client("iam").create_service_linked_role(AWSServiceName="cloudtrail.amazonaws.com")
+
+source = {"aws:SourceArn": trail_arn}
+client("s3").create_bucket(Bucket=BUCKET)
+client("s3").put_bucket_policy(Bucket=BUCKET, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+    {"Sid": "AWSCloudTrailAclCheck", "Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
+     "Action": "s3:GetBucketAcl", "Resource": f"arn:aws:s3:::{BUCKET}", "Condition": {"StringEquals": source}},
+    {"Sid": "AWSCloudTrailWrite", "Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
+     "Action": "s3:PutObject",
+     "Resource": [f"arn:aws:s3:::{BUCKET}/AWSLogs/{ACCOUNT}/*", f"arn:aws:s3:::{BUCKET}/AWSLogs/{org_id}/*"],
+     "Condition": {"StringEquals": dict(source, **{"s3:x-amz-acl": "bucket-owner-full-control"})}},
+]}))
+
+key_policy = {"Version": "2012-10-17", "Statement": [
+    {"Sid": "Administrators", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+     "Action": "kms:*", "Resource": "*"},
+    {"Sid": "CloudTrailEncrypt", "Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
+     "Action": "kms:GenerateDataKey*", "Resource": "*",
+     "Condition": {"StringEquals": source,
+                   "StringLike": {"kms:EncryptionContext:aws:cloudtrail:arn": f"arn:aws:cloudtrail:*:{ACCOUNT}:trail/*"}}},
+    {"Sid": "CloudTrailDescribe", "Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
+     "Action": "kms:DescribeKey", "Resource": "*"},
+]}
+key = client("kms").create_key(Description="Organization trail", Policy=json.dumps(key_policy))["KeyMetadata"]["Arn"]
+
+trail = client("cloudtrail").create_trail(Name=TRAIL, S3BucketName=BUCKET, IsMultiRegionTrail=True,
+                                          IsOrganizationTrail=True, KmsKeyId=key)
 # moto returns no selectors for a new trail where AWS returns the default one: set it explicitly.
 client("cloudtrail").put_event_selectors(TrailName=trail["TrailARN"],
     EventSelectors=[{"ReadWriteType": "All", "IncludeManagementEvents": True}])
+print(f"   Organization {org_id}, trail {trail['TrailARN']} (stopped, no log file validation)")
 PY
 }
 

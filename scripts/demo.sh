@@ -1,23 +1,39 @@
 #!/usr/bin/env bash
-# The one-shot commands on a machine with no AWS account: starts the AWS emulator on loopback,
-# applies examples/ (two accounts), then plans again and shows both accounts in sync (exit 0).
+# The one-shot commands on a machine with no AWS account: starts the AWS emulator on a free
+# loopback port, validates examples/, plans (changes pending, exit 2), applies (two accounts),
+# plans again (in sync, exit 0) and prints the accounts' CIS evidence with `trailkeeper report`.
 # The operator itself, on a local control plane: scripts/demo-operator.sh.
+# DEMO_PORT=N puts the emulator on port N (default: a free port). Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/demo-lib.sh
 demo_pids=()
 demo=$(mktemp -d)
+demo_log_dir=$demo
 trap 'kill "${demo_pids[@]}" 2>/dev/null || true; rm -rf "$demo"' EXIT
-start_moto "${DEMO_PORT:-4566}"
+start_moto
 seed_org_trail
 
-cargo build --quiet
+tk=$(scripts/ensure-bin.sh)
 echo "== trailkeeper validate -f examples/"
-target/debug/trailkeeper validate -f examples/
+$tk validate -f examples/
 emulator_examples "$demo"
 echo "== trailkeeper plan -f examples/   (a fresh emulator: changes pending, exit 2)"
-target/debug/trailkeeper plan -f "$demo" || test $? -eq 2
+rc=0; $tk plan -f "$demo" || rc=$?
+[ "$rc" -eq 2 ] || { echo "demo: plan on a fresh emulator exited $rc, expected 2 (changes pending)" >&2; exit 1; }
 echo "== trailkeeper apply -f examples/"
-target/debug/trailkeeper apply -f "$demo"
+$tk apply -f "$demo"
 echo "== trailkeeper plan -f examples/   (in sync: exit 0)"
-target/debug/trailkeeper plan -f "$demo"
+$tk plan -f "$demo"
+echo "== trailkeeper report -f examples/   (CIS AWS Foundations Benchmark v3.0.0, section 3)"
+$tk report -f "$demo"
+cat <<NEXT
+
+== The demo ran to its end. What to look at next:
+   - the same commands against your own accounts: trailkeeper plan -f examples/ (AWS_PROFILE=...),
+     then trailkeeper apply, or run the operator (scripts/demo-operator.sh shows it locally);
+   - the evidence as JSON: trailkeeper report -f examples/ -o json;
+   - a retention change as a reviewer sees it: trailkeeper diff --base OLD_DIR --head NEW_DIR -o markdown
+     (docs/retention-reviews.md);
+   - what trailkeeper writes and never writes: README.md.
+NEXT
