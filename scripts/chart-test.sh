@@ -20,9 +20,16 @@ check() {
     failed=$((failed + 1)); echo "FAILED: $name"; cat "$out/log"
   fi
 }
-rejects() {
-  # Succeeds when the command fails: a values file the chart must refuse.
-  ! "$@"
+rejects() { # rejects REASON COMMAND...
+  # Succeeds when the command fails with REASON in its output: a values file the chart must refuse,
+  # for the reason it must refuse it (any other failure, a typo in the chart say, is not a pass).
+  local reason=$1 output; shift
+  if output=$("$@" 2>&1); then
+    echo "accepted, but must be rejected with: $reason"; return 1
+  fi
+  if ! grep -qF -- "$reason" <<<"$output"; then
+    echo "rejected, but not with: $reason"; echo "$output"; return 1
+  fi
 }
 check "helm lint --strict" "$helm" lint --strict "$chart"
 for values in default "$chart"/ci/*-values.yaml; do
@@ -33,15 +40,15 @@ for values in default "$chart"/ci/*-values.yaml; do
   check "kubernetes-validate --strict $name" "$validate" --strict "$out/$name.yaml"
 done
 echo 'replicaCount: "two"' > "$out/wrong-type.yaml"
-check "a wrong type is rejected by values.schema.json" rejects "$helm" template tk "$chart" -f "$out/wrong-type.yaml"
+check "a wrong type is rejected by values.schema.json" rejects "at '/replicaCount': got string, want integer" "$helm" template tk "$chart" -f "$out/wrong-type.yaml"
 echo 'leaderElecton: {enabled: true}' > "$out/typo.yaml"
-check "an unknown key is rejected" rejects "$helm" template tk "$chart" -f "$out/typo.yaml"
+check "an unknown key is rejected" rejects "additional properties 'leaderElecton' not allowed" "$helm" template tk "$chart" -f "$out/typo.yaml"
 printf 'replicaCount: 2\nleaderElection: {enabled: false}\n' > "$out/no-election.yaml"
-check "two replicas without leader election are rejected" rejects "$helm" template tk "$chart" -f "$out/no-election.yaml"
+check "two replicas without leader election are rejected" rejects "replicaCount > 1 needs leaderElection.enabled: true" "$helm" template tk "$chart" -f "$out/no-election.yaml"
 printf 'podDisruptionBudget: {enabled: true}\n' > "$out/pdb-one.yaml"
-check "a disruption budget with one replica is rejected (it would block every drain)" rejects "$helm" template tk "$chart" -f "$out/pdb-one.yaml"
+check "a disruption budget with one replica is rejected (it would block every drain)" rejects "podDisruptionBudget.enabled needs replicaCount > 1" "$helm" template tk "$chart" -f "$out/pdb-one.yaml"
 printf 'replicaCount: 2\npodDisruptionBudget: {enabled: true, minAvailable: 2}\n' > "$out/pdb-all.yaml"
-check "minAvailable equal to the replicas is rejected" rejects "$helm" template tk "$chart" -f "$out/pdb-all.yaml"
+check "minAvailable equal to the replicas is rejected" rejects "podDisruptionBudget.minAvailable must be lower than replicaCount" "$helm" template tk "$chart" -f "$out/pdb-all.yaml"
 # The rendered objects, as JSON lines, for the checks below.
 objects() { "$helm" template tk "$chart" "$@" | .tools/validate/bin/python -c '
 import json, sys, yaml
@@ -85,7 +92,7 @@ expect "events.queueUrl reaches the controller with the bus name" \
   "$env[\"TRAILKEEPER_EVENTS_QUEUE_URL\"].endswith(\"/111122223333/trailkeeper-events\") and $env[\"TRAILKEEPER_EVENTS_BUS_NAME\"] == \"trailkeeper-events\"" \
   --set events.queueUrl=https://sqs.eu-west-1.amazonaws.com/111122223333/trailkeeper-events
 printf 'events: {queueUrl: "sqs-queue"}\n' > "$out/bad-queue.yaml"
-check "an events queue that is not a URL is rejected" rejects "$helm" template tk "$chart" -f "$out/bad-queue.yaml"
+check "an events queue that is not a URL is rejected" rejects "at '/events/queueUrl': 'sqs-queue' does not match pattern" "$helm" template tk "$chart" -f "$out/bad-queue.yaml"
 check "scripts/release.sh --chart-only packages the chart at the Cargo version" \
   sh -c 'scripts/release.sh --chart-only >/dev/null && test -f "dist/trailkeeper-$(sed -n "s/^version = \"\(.*\)\"$/\1/p" Cargo.toml | head -n 1).tgz" && (cd dist && sha256sum -c SHA256SUMS >/dev/null)'
 echo "chart: $passed passed, $failed failed"
