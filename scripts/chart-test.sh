@@ -91,6 +91,17 @@ expect "events off by default: no queue, the binary's resync default" \
 expect "events.queueUrl reaches the controller with the bus name" \
   "$env[\"TRAILKEEPER_EVENTS_QUEUE_URL\"].endswith(\"/111122223333/trailkeeper-events\") and $env[\"TRAILKEEPER_EVENTS_BUS_NAME\"] == \"trailkeeper-events\"" \
   --set events.queueUrl=https://sqs.eu-west-1.amazonaws.com/111122223333/trailkeeper-events
+# The PrometheusRule as Prometheus loads it: its groups checked and unit-tested by promtool, every
+# alert firing on its condition and silent on its near miss (charts/trailkeeper/tests/alerts-test.yaml).
+check "PrometheusRule off by default" sh -c "! \"$helm\" template tk \"$chart\" | grep -q 'kind: PrometheusRule'"
+check "render the PrometheusRule's groups" sh -c "\"$helm\" template tk \"$chart\" --set prometheusRule.enabled=true -s templates/prometheusrule.yaml \
+  | .tools/validate/bin/python -c 'import sys, yaml; o = yaml.safe_load(sys.stdin); yaml.safe_dump({\"groups\": o[\"spec\"][\"groups\"]}, sys.stdout, sort_keys=False)' > \"$out/alerts.yaml\""
+cp "$chart/tests/alerts-test.yaml" "$out/alerts-test.yaml"
+check "promtool check rules" promtool check rules "$out/alerts.yaml"
+check "promtool test rules (every alert fires and stays silent as tested)" promtool test rules "$out/alerts-test.yaml"
+expect "every alert has a runbook section in docs/alerts.md" \
+  'all(("## " + r["alert"]) in open("docs/alerts.md").read() for o in kind("PrometheusRule") for g in o["spec"]["groups"] for r in g["rules"])' \
+  --set prometheusRule.enabled=true
 printf 'events: {queueUrl: "sqs-queue"}\n' > "$out/bad-queue.yaml"
 check "an events queue that is not a URL is rejected" rejects "at '/events/queueUrl': 'sqs-queue' does not match pattern" "$helm" template tk "$chart" -f "$out/bad-queue.yaml"
 check "scripts/release.sh --chart-only packages the chart at the Cargo version" \

@@ -214,18 +214,27 @@ async fn with_default_values_the_operator_runs_cluster_wide_as_the_charts_servic
 #[tokio::test]
 async fn with_each_ci_values_file_the_chart_installs_and_the_operator_runs_as_configured() {
     let client = cluster::admin().await;
-    // monitoring-values.yaml renders a ServiceMonitor: the cluster has the Prometheus Operator's
-    // CRD, as any cluster that sets serviceMonitor.enabled does (a minimal stand-in here).
-    let service_monitor: CustomResourceDefinition = serde_json::from_value(serde_json::json!({
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
-        "spec": {"group": "monitoring.coreos.com", "scope": "Namespaced",
-            "names": {"kind": "ServiceMonitor", "plural": "servicemonitors", "singular": "servicemonitor"},
-            "versions": [{"name": "v1", "served": true, "storage": true,
-                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
-    }))
-    .unwrap();
-    cluster::apply_crds(&client, &[service_monitor]).await;
+    // monitoring-values.yaml renders a ServiceMonitor and a PrometheusRule: the cluster has the
+    // Prometheus Operator's CRDs, as any cluster that enables them does (minimal stand-ins here).
+    let stand_in = |kind: &str, plural: &str| -> CustomResourceDefinition {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": format!("{plural}.monitoring.coreos.com")},
+            "spec": {"group": "monitoring.coreos.com", "scope": "Namespaced",
+                "names": {"kind": kind, "plural": plural, "singular": kind.to_lowercase()},
+                "versions": [{"name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
+        }))
+        .unwrap()
+    };
+    cluster::apply_crds(
+        &client,
+        &[
+            stand_in("ServiceMonitor", "servicemonitors"),
+            stand_in("PrometheusRule", "prometheusrules"),
+        ],
+    )
+    .await;
 
     let mut files: Vec<String> = std::fs::read_dir(root().join("charts/trailkeeper/ci"))
         .unwrap()
