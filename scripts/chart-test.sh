@@ -104,6 +104,11 @@ expect "every alert has a runbook section in docs/alerts.md" \
   --set prometheusRule.enabled=true
 check "Argo CD health checks: every health_test.yaml case with Lua 5.1, the argocd-cm patch current" \
   .tools/validate/bin/python scripts/argocd_health_test.py
+check "the Grafana dashboard passes the dashboard-linter's rules (scripts/dashboard_lint.py)" \
+  .tools/validate/bin/python scripts/dashboard_lint.py "$chart/dashboards/trailkeeper.json"
+expect "the dashboard ConfigMap carries the dashboard as is, with the sidecar's label" \
+  'json.loads(kind("ConfigMap")[0]["data"]["trailkeeper.json"]) == json.load(open("'"$chart"'/dashboards/trailkeeper.json")) and kind("ConfigMap")[0]["metadata"]["labels"]["grafana_dashboard"] == "1"' \
+  --set grafanaDashboard.enabled=true
 printf 'events: {queueUrl: "sqs-queue"}\n' > "$out/bad-queue.yaml"
 check "an events queue that is not a URL is rejected" rejects "at '/events/queueUrl': 'sqs-queue' does not match pattern" "$helm" template tk "$chart" -f "$out/bad-queue.yaml"
 check "scripts/release.sh --chart-only packages the chart at the Cargo version" \
