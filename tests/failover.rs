@@ -169,7 +169,7 @@ async fn a_frozen_leader_writes_nothing_after_it_wakes_while_the_other_replica_l
 /// lease duration, whatever `renewTime` says.
 #[tokio::test]
 async fn a_lease_renewed_with_a_skewed_clock_is_neither_stolen_nor_held_forever() {
-    use trailkeeper::leader::{Elector, KubeLease, LeaseRecord, LeaseStore, Timing, monotonic_ms, wall_ms};
+    use trailkeeper::runtime::leader::{Elector, KubeLease, LeaseRecord, LeaseStore, Timing, monotonic_ms, wall_ms};
     let client = cluster::admin().await;
     let ns = cluster::fresh_namespace(&client, "skew").await;
     // Short, for a quick test, yet long enough that a slow API server under a loaded CI machine

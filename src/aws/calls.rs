@@ -15,7 +15,7 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
-use crate::leader::WriteGate;
+use crate::runtime::leader::WriteGate;
 
 /// The message of a mutating call refused because this replica no longer leads.
 pub const NOT_LEADING: &str = "refused: this replica no longer holds the leader lease";
@@ -100,7 +100,7 @@ impl CallRecorder {
                 entry.1 += 1;
             }
         }
-        crate::metrics::record_aws_call(&action, failed);
+        crate::runtime::metrics::record_aws_call(&action, failed);
         if let Some(log) = call_log()
             && let Ok(mut file) = log.lock()
         {

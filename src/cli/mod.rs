@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use futures::StreamExt;
 
+use crate::engine::account::{self, AccountReport, PreviousApproval, RunMode};
 use crate::manifests::{self, ManifestSet, ResolvedBaseline};
-use crate::reconcile::account::{self, AccountReport, PreviousApproval, RunMode};
 
 /// Exit codes shared by the subcommands.
 pub mod exit {
@@ -269,7 +269,7 @@ fn crds(dir: Option<PathBuf>) -> ExitCode {
 }
 
 async fn run_controller(args: RunArgs) -> ExitCode {
-    match crate::operator::run(args).await {
+    match crate::runtime::operator::run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "trailkeeper stopped");
@@ -330,7 +330,7 @@ fn validate(files: &[PathBuf]) -> ExitCode {
 }
 
 async fn verify(files: &[PathBuf], account: Option<&str>, start: &str, end: Option<&str>, format: Format) -> ExitCode {
-    use crate::verify;
+    use crate::engine::verify;
     let time = |t: &str| {
         aws_smithy_types::DateTime::from_str(t, aws_smithy_types::date_time::Format::DateTime)
             .map(|t| t.secs())
@@ -518,11 +518,11 @@ fn diff(base: &[PathBuf], head: &[PathBuf], format: Format) -> ExitCode {
         (Ok(b), Ok(h)) => (b, h),
         (Err(code), _) | (_, Err(code)) => return ExitCode::from(code),
     };
-    let changes = crate::reconcile::retention::diff(&base, &head);
+    let changes = crate::judge::retention_review::diff(&base, &head);
     print!("{}", output::render_diff(&changes, format));
     let rejected = changes
         .iter()
-        .any(|c| c.verdict == crate::reconcile::retention::Verdict::Rejected);
+        .any(|c| c.verdict == crate::judge::retention_review::Verdict::Rejected);
     ExitCode::from(if rejected { exit::INVALID } else { exit::OK })
 }
 

@@ -320,14 +320,14 @@ pub async fn campaign<S: LeaseStore>(
             Err(_) => tracing::warn!("leader election round timed out: the API server did not answer"),
         }
         let until = elector.leading_until().filter(|until| monotonic_ms() < *until);
-        crate::metrics::set_leader(until.is_some());
+        crate::runtime::metrics::set_leader(until.is_some());
         leading.send_if_modified(|l| std::mem::replace(l, until) != until);
         tokio::select! {
             _ = tokio::time::sleep(elector.timing().retry) => {}
             _ = &mut stop => break,
         }
     }
-    crate::metrics::set_leader(false);
+    crate::runtime::metrics::set_leader(false);
     leading.send_replace(None);
     match tokio::time::timeout(round_timeout(elector.timing()), elector.release()).await {
         Ok(Ok(())) => tracing::info!("released the leader lease"),

@@ -22,13 +22,14 @@ use crate::api::{
     TrailPolicy, TrailPolicySpec,
 };
 use crate::aws::{AccountClients, CallCounts, CallRecorder, ErrorKind, Origin};
+use crate::controller::status;
 use crate::desired::AccountSpecs;
-use crate::http::Health;
-use crate::leader::WriteGate;
-use crate::reconcile::account::{
+use crate::engine::account::{
     AccountReport, ComponentState, EngineError, PreviousApproval, RunMode, run_account_forwarding,
 };
-use crate::reconcile::{cleanup, status};
+use crate::engine::cleanup;
+use crate::runtime::http::Health;
+use crate::runtime::leader::WriteGate;
 
 pub const FINALIZER: &str = "trailkeeper.io/cleanup";
 /// The field manager of status patches and the reporting controller of events.
@@ -83,7 +84,7 @@ pub struct Settings {
     /// The bound of one account's reconcile as a whole (each AWS call has its own, shorter one).
     pub reconcile_timeout: Duration,
     /// Reconcile on tampering events from this queue (None: on resync and spec changes only).
-    pub events: Option<crate::events::EventSettings>,
+    pub events: Option<crate::drift_events::queue::EventSettings>,
 }
 
 impl Default for Settings {
@@ -214,7 +215,7 @@ pub struct Context {
     /// Consecutive failures per baseline, for exponential backoff.
     failures: Mutex<HashMap<String, u32>>,
     /// Where accounts forward tampering events, once the central bus is set up (with events on).
-    forwarding: crate::events::SharedForwarding,
+    forwarding: crate::drift_events::queue::SharedForwarding,
     /// Baselines reconciled with events on before the forwarding was known: reconciled again
     /// once it is (their rules could not be set up).
     unforwarded: Arc<Mutex<std::collections::HashSet<ObjectRef<LoggingBaseline>>>>,
@@ -255,7 +256,7 @@ impl Context {
     fn forget(&self, key: &str) {
         self.aws.forget(key);
         self.succeeded(key);
-        crate::metrics::forget_baseline(key);
+        crate::runtime::metrics::forget_baseline(key);
     }
 
     /// Records a failure and returns how long to wait: doubling from `retry_base`, longer for
@@ -340,7 +341,7 @@ pub async fn reconcile(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Res
     })
     .await
     .map_err(|e| Error::Finalizer(Box::new(e)));
-    crate::metrics::record_reconcile(started.elapsed(), result.as_ref().err().map(|e| e.metric_label()));
+    crate::runtime::metrics::record_reconcile(started.elapsed(), result.as_ref().err().map(|e| e.metric_label()));
     result
 }
 
@@ -527,7 +528,7 @@ async fn apply(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Acti
             if previous.and_then(ready_of) != ready_of(&status) {
                 publish(&ctx, &baseline, EventType::Warning, reason, "Resolve", message).await;
             }
-            crate::metrics::set_baseline_ready(&key, Some(false));
+            crate::runtime::metrics::set_baseline_ready(&key, Some(false));
             return Ok(Action::await_change());
         }
     };
@@ -566,8 +567,8 @@ async fn apply(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Acti
             )
             .await;
         }
-        crate::metrics::set_baseline_ready(&key, Some(false));
-        crate::metrics::record_reconcile_timeout();
+        crate::runtime::metrics::set_baseline_ready(&key, Some(false));
+        crate::runtime::metrics::record_reconcile_timeout();
         return Ok(Action::requeue(ctx.failure_delay(&key, FailureKind::Transient)));
     };
     let mut next = status::from_report(&report, previous, generation, &now(), &retention, &policy_name);
@@ -591,14 +592,14 @@ async fn apply(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Acti
                 )
                 .await;
             }
-            crate::metrics::set_integrity(&baseline.spec.account_id, verified.valid);
+            crate::runtime::metrics::set_integrity(&baseline.spec.account_id, verified.valid);
             next.integrity = Some(verified);
         }
     }
     patch_status(&ctx, &baseline, &next).await?;
-    crate::metrics::record_drift_repairs(report.applied.len());
+    crate::runtime::metrics::record_drift_repairs(report.applied.len());
     let ready = ready_of(&next);
-    crate::metrics::set_baseline_ready(&key, ready.as_ref().map(|(s, _)| s == "True"));
+    crate::runtime::metrics::set_baseline_ready(&key, ready.as_ref().map(|(s, _)| s == "True"));
 
     if !report.applied.is_empty() {
         let changes: Vec<String> = report
@@ -614,7 +615,7 @@ async fn apply(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Acti
         publish(&ctx, &baseline, EventType::Normal, reason, "Apply", changes.join("; ")).await;
     }
     if report.delivery_observed {
-        crate::metrics::set_delivery(&baseline.spec.account_id, &report.delivery);
+        crate::runtime::metrics::set_delivery(&baseline.spec.account_id, &report.delivery);
     }
     let delivery_of = |s: &crate::api::LoggingBaselineStatus| {
         s.conditions
@@ -685,8 +686,8 @@ async fn verify_if_due(
     let from = to - interval;
     let text = |t: i64| DateTime::from_secs(t).fmt(Format::DateTime).unwrap_or_default();
     let run = async {
-        let location = crate::verify::location_of(clients, &baseline.spec, trail_policy).await?;
-        crate::verify::verify(clients, &location, from, to).await
+        let location = crate::engine::verify::location_of(clients, &baseline.spec, trail_policy).await?;
+        crate::engine::verify::verify(clients, &location, from, to).await
     };
     let outcome = tokio::time::timeout(ctx.settings.reconcile_timeout, run).await;
     let (valid, digests, log_files, problems) = match outcome {
@@ -950,7 +951,7 @@ async fn run_baselines(
     let (tamper_tx, tamper_rx) = futures::channel::mpsc::channel(1024);
     if let Some(events) = settings.events.clone() {
         let (forwarding, unforwarded) = (ctx.forwarding.clone(), ctx.unforwarded.clone());
-        tokio::spawn(crate::events::run(
+        tokio::spawn(crate::drift_events::queue::run(
             events,
             ctx.aws.base.clone(),
             store.clone(),

@@ -7,9 +7,9 @@ use std::time::Duration;
 use kube::Client;
 
 use crate::cli::RunArgs;
-use crate::http::Health;
-use crate::leader::{Elector, KubeLease, Timing, WriteGate};
-use crate::reconcile::controller::{self, Context, Settings};
+use crate::controller::baselines::{self, Context, Settings};
+use crate::runtime::http::Health;
+use crate::runtime::leader::{Elector, KubeLease, Timing, WriteGate};
 
 /// Resolves on SIGTERM or Ctrl-C.
 async fn termination() {
@@ -43,7 +43,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .events_queue_url
         .clone()
         .filter(|u| !u.is_empty())
-        .map(|queue_url| crate::events::EventSettings {
+        .map(|queue_url| crate::drift_events::queue::EventSettings {
             queue_url,
             bus_name: args.events_bus_name.clone(),
             organization_id: args.events_organization_id.clone().filter(|o| !o.is_empty()),
@@ -60,7 +60,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let health = Arc::new(Health::default());
     let listener = tokio::net::TcpListener::bind(&args.http_addr).await?;
-    tokio::spawn(crate::http::serve(listener, health.clone()));
+    tokio::spawn(crate::runtime::http::serve(listener, health.clone()));
 
     // The API server must answer and the CRDs be installed before we call ourselves ready.
     client.apiserver_version().await?;
@@ -73,11 +73,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     health.api_reachable.store(true, Ordering::Relaxed);
 
     if !args.leader_election {
-        crate::metrics::set_leader(true);
+        crate::runtime::metrics::set_leader(true);
         health.active.store(true, Ordering::Relaxed);
         tracing::info!("starting without leader election");
         let ctx = Context::with_gate(client, base, settings, WriteGate::open(), health);
-        controller::run(Arc::new(ctx), termination()).await;
+        baselines::run(Arc::new(ctx), termination()).await;
         return Ok(());
     }
     let termination = termination();
@@ -94,7 +94,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     );
     let (leading_tx, mut leading) = tokio::sync::watch::channel(None);
     let (stop_campaign, campaign_stopped) = tokio::sync::oneshot::channel::<()>();
-    let campaign = tokio::spawn(crate::leader::campaign(elector, leading_tx, async move {
+    let campaign = tokio::spawn(crate::runtime::leader::campaign(elector, leading_tx, async move {
         let _ = campaign_stopped.await;
     }));
     // AWS writes follow the lease on their own: shut at the renew deadline even if this task, or
@@ -129,18 +129,18 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     tracing::info!("leading: starting the controller");
     let ctx = Arc::new(Context::with_gate(client, base, settings, gate, health.clone()));
     let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
-    let mut controller = tokio::spawn(controller::run(ctx, async move {
+    let mut controller = tokio::spawn(baselines::run(ctx, async move {
         let _ = shutdown_rx.await;
     }));
     let outcome = tokio::select! {
         _ = &mut controller => Ok(()),
-        _ = crate::leader::lost(leading.clone()) => Err(()),
+        _ = crate::runtime::leader::lost(leading.clone()) => Err(()),
         _ = &mut termination => {
             // In-flight reconciles finish while the lease is still ours, and no longer.
             let _ = shutdown_tx.send(());
             tokio::select! {
                 _ = &mut controller => Ok(()),
-                _ = crate::leader::lost(leading.clone()) => Err(()),
+                _ = crate::runtime::leader::lost(leading.clone()) => Err(()),
             }
         }
     };

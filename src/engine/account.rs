@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use aws_types::SdkConfig;
 use futures::StreamExt;
 
-use super::diff::{self, Action, Delta};
+use crate::judge::diff::{self, Action, Delta};
 
 /// Regions of one account reconciled at once.
 const REGION_CONCURRENCY: usize = 4;
@@ -147,11 +147,11 @@ pub struct AccountReport {
     /// Where to run the audit queries (when they are enabled and were reconciled).
     pub audit_queries: Option<AuditQueriesStatus>,
     /// Whether logs arrive: the trail's deliveries and each region's flow logs, as last read.
-    pub delivery: Vec<super::delivery::DeliveryFinding>,
+    pub delivery: Vec<crate::judge::delivery::DeliveryFinding>,
     /// The trail's deliveries could be read (a trail of this account, observed).
     pub delivery_observed: bool,
     /// What the benchmark's logging controls are judged on.
-    pub evidence: super::compliance::Evidence,
+    pub evidence: crate::judge::compliance::Evidence,
     pub calls: CallCounts,
     pub duration: Duration,
 }
@@ -493,7 +493,7 @@ impl Run<'_> {
                 .as_ref()
                 .and_then(|b| b.access_logging.as_ref().map(|(target, _)| target.clone()))
         };
-        self.report.evidence.trail_bucket = Some(super::compliance::BucketEvidence {
+        self.report.evidence.trail_bucket = Some(crate::judge::compliance::BucketEvidence {
             name: storage.trail_bucket.name.clone(),
             exists: trail_bucket.is_some() || (ok && self.write),
             access_logs_to: logging_now,
@@ -530,7 +530,7 @@ impl Run<'_> {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64);
             let alarm_after = i64::from(self.specs.trail_policy.delivery_alarm_after_minutes) * 60;
-            self.report.delivery.extend(super::delivery::trail(
+            self.report.delivery.extend(crate::judge::delivery::trail(
                 delivery,
                 trail.logging,
                 trail.log_file_validation,
@@ -619,13 +619,13 @@ impl Run<'_> {
         let repaired_all = ok && self.write && manage.is_none() && not_compliant.is_empty();
         self.report.evidence.trail = match (&observed, repaired_all) {
             // What holds now: the settings just written.
-            (_, true) => Some(super::compliance::TrailEvidence::of(
+            (_, true) => Some(crate::judge::compliance::TrailEvidence::of(
                 &settings,
                 &arn,
                 true,
                 key_arn.map(str::to_string),
             )),
-            (Some(t), false) => Some(super::compliance::TrailEvidence::observed(t)),
+            (Some(t), false) => Some(crate::judge::compliance::TrailEvidence::observed(t)),
             (None, false) => None,
         };
         if ok && !not_compliant.is_empty() {
@@ -806,7 +806,7 @@ impl Run<'_> {
             region: spec.primary_region.clone(),
             ..Default::default()
         };
-        let status = Box::pin(super::athena::reconcile_audit_queries(
+        let status = Box::pin(super::audit_queries::reconcile_audit_queries(
             &self.clients,
             specs,
             self.write,
@@ -954,9 +954,15 @@ impl Run<'_> {
             region: "global".into(),
             ..Default::default()
         };
-        if let Err(e) =
-            super::events::reconcile_forwarding_role(&self.clients, account, forwarding, &tags, self.write, &mut role)
-                .await
+        if let Err(e) = super::forwarding::reconcile_forwarding_role(
+            &self.clients,
+            account,
+            forwarding,
+            &tags,
+            self.write,
+            &mut role,
+        )
+        .await
         {
             role.parts.push((
                 Component::DriftEvents,
@@ -978,8 +984,15 @@ impl Run<'_> {
                         ..Default::default()
                     };
                     let clients = clients.for_region(&region);
-                    super::events::reconcile_forwarding_rule(&clients, account, forwarding, tags, write, &mut outcome)
-                        .await;
+                    super::forwarding::reconcile_forwarding_rule(
+                        &clients,
+                        account,
+                        forwarding,
+                        tags,
+                        write,
+                        &mut outcome,
+                    )
+                    .await;
                     outcome
                 }) as futures::future::BoxFuture<'_, _>
             })

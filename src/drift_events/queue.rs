@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::api::LoggingBaseline;
 use crate::aws::{AccountClients, CallRecorder, sqs};
 use crate::desired::events::{API_CALL, Forwarding, is_tamper_event};
-use crate::leader::WriteGate;
+use crate::runtime::leader::WriteGate;
 
 /// The operator's events settings (`--events-queue-url` and friends).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -226,7 +226,7 @@ pub async fn run(
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         }
-        let result = crate::reconcile::events::ensure_central(
+        let result = crate::engine::forwarding::ensure_central(
             &central,
             &sqs_client,
             &settings.queue_url,
@@ -241,7 +241,7 @@ pub async fn run(
             }
             Err(e) => {
                 tracing::warn!(error = %e, retry_in = ?backoff, "tampering events: the central bus or queue cannot be set up");
-                crate::metrics::record_drift_event("setup_error");
+                crate::runtime::metrics::record_drift_event("setup_error");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
@@ -268,7 +268,7 @@ pub async fn run(
                 m
             }
             Err(e) => {
-                crate::metrics::record_drift_event("receive_error");
+                crate::runtime::metrics::record_drift_event("receive_error");
                 tracing::warn!(error = %e, retry_in = ?backoff, "tampering events: ReceiveMessage failed");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -285,16 +285,16 @@ pub async fn run(
             let event = match parse(&message.body) {
                 Ok(e) => e,
                 Err(why) => {
-                    crate::metrics::record_drift_event("malformed");
+                    crate::runtime::metrics::record_drift_event("malformed");
                     tracing::warn!(%why, "tampering events: a malformed message, deleted");
                     continue;
                 }
             };
             let routed = router.route(&event, &known);
-            crate::metrics::record_drift_event(routed.metric());
+            crate::runtime::metrics::record_drift_event(routed.metric());
             if let Routed::Reconcile(baselines) = routed {
                 if let Some(age) = event.time.as_deref().and_then(age_seconds) {
-                    crate::metrics::record_event_lag(age);
+                    crate::runtime::metrics::record_event_lag(age);
                 }
                 tracing::info!(account = %event.account, event = %event.name, caller = ?event.caller, "tampering event: reconciling");
                 for baseline in baselines {

@@ -1,0 +1,6 @@
+//! The Kubernetes controllers: LoggingBaselines (`baselines`) and LoggingBaselineSets (`sets`),
+//! and the status they write.
+
+pub mod baselines;
+pub mod sets;
+pub mod status;

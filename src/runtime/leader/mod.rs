@@ -1,0 +1,5 @@
+//! Leader election on a Lease.
+
+pub mod election;
+
+pub use election::*;
