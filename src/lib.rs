@@ -7,6 +7,7 @@ pub mod controller;
 pub mod desired;
 pub mod drift_events;
 pub mod engine;
+pub mod fence;
 pub mod judge;
 pub mod manifests;
 pub mod runtime;

@@ -176,7 +176,7 @@ async fn stop_logging_is_repaired_within_seconds_through_the_event_with_a_resync
     let central = trailkeeper::aws::AccountClients::new(&base, common::REGION, None, Default::default());
     let (_, writes) = trailkeeper::engine::forwarding::ensure_central(
         &central,
-        &trailkeeper::drift_events::queue::queue_client(&base),
+        &trailkeeper::drift_events::queue::queue_client(&base, &trailkeeper::fence::WriteGate::open()),
         &events.queue_url,
         &events.bus_name,
         None,

@@ -21,15 +21,15 @@ use crate::api::{
     DEFAULT_POLICY_NAME, LoggingBaseline, LoggingBaselineStatus, PolicyRef, RetentionPolicy, RetentionPolicySpec,
     TrailPolicy, TrailPolicySpec,
 };
-use crate::aws::{AccountClients, CallCounts, CallRecorder, ErrorKind, Origin};
+use crate::aws::{AccountClients, CallCounts, CallRecorder, ErrorKind, Origin, WriteFence};
 use crate::controller::status;
 use crate::desired::AccountSpecs;
 use crate::engine::account::{
     AccountReport, ComponentState, EngineError, PreviousApproval, RunMode, run_account_forwarding,
 };
 use crate::engine::cleanup;
+use crate::fence::WriteGate;
 use crate::runtime::http::Health;
-use crate::runtime::leader::WriteGate;
 
 pub const FINALIZER: &str = "trailkeeper.io/cleanup";
 /// The field manager of status patches and the reporting controller of events.
@@ -149,7 +149,7 @@ impl AwsClients {
         let (origin, calls) = match cached {
             Some(found) => found,
             None => {
-                let calls = CallRecorder::gated(self.gate.clone());
+                let calls = CallRecorder::new();
                 let sts = self
                     .sts
                     .lock()
@@ -180,7 +180,12 @@ impl AwsClients {
                 (origin, calls)
             }
         };
-        AccountClients::from_origin(origin, &spec.primary_region, calls)
+        AccountClients::from_origin_fenced(
+            origin,
+            &spec.primary_region,
+            calls,
+            Some(WriteFence::new(self.gate.clone())),
+        )
     }
 
     /// Drops the identity of a deleted baseline.
@@ -949,22 +954,26 @@ async fn run_baselines(
         retention: retention_store,
     });
     let (tamper_tx, tamper_rx) = futures::channel::mpsc::channel(1024);
-    if let Some(events) = settings.events.clone() {
+    // The queue loop is part of this future, not a task of its own: when the controller stops,
+    // or is cancelled on the lease's loss, the loop stops with it (mid long poll too).
+    let drift_events = {
         let (forwarding, unforwarded) = (ctx.forwarding.clone(), ctx.unforwarded.clone());
-        tokio::spawn(crate::drift_events::queue::run(
-            events,
-            ctx.aws.base.clone(),
-            store.clone(),
-            ctx.aws.gate.clone(),
-            move |f| {
-                let _ = forwarding.set(f);
-                unforwarded.lock().unwrap_or_else(|e| e.into_inner()).drain().collect()
-            },
-            tamper_tx,
-        ));
-    }
+        let (store, base, gate) = (store.clone(), ctx.aws.base.clone(), ctx.aws.gate.clone());
+        let events = settings.events.clone();
+        async move {
+            if let Some(events) = events {
+                let ready = move |f| {
+                    let _ = forwarding.set(f);
+                    unforwarded.lock().unwrap_or_else(|e| e.into_inner()).drain().collect()
+                };
+                crate::drift_events::queue::run(events, base, store, gate, ready, tamper_tx).await;
+            }
+            // Without events (or once the loop returns), only the controller runs.
+            std::future::pending::<()>().await
+        }
+    };
     let (store_tp, store_rp) = (store.clone(), store);
-    controller
+    let controller = controller
         .with_config(kube::runtime::controller::Config::default().concurrency(settings.concurrency))
         .reconcile_on(tamper_rx)
         .watches_stream(trail_policies, move |p| baselines_using_trail_policy(&store_tp, &p))
@@ -978,6 +987,9 @@ async fn run_baselines(
                 Ok((object, _)) => tracing::debug!(baseline = %object, "reconciled"),
                 Err(e) => tracing::warn!(error = %e, "reconcile error"),
             }
-        })
-        .await;
+        });
+    tokio::select! {
+        _ = controller => {}
+        _ = drift_events => {}
+    }
 }

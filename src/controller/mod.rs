@@ -4,3 +4,4 @@
 pub mod baselines;
 pub mod sets;
 pub mod status;
+pub mod writer;

@@ -13,9 +13,9 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use serde_json::Value;
 
 use crate::api::LoggingBaseline;
-use crate::aws::{AccountClients, CallRecorder, sqs};
+use crate::aws::{AccountClients, CallRecorder, WriteFence, sqs};
 use crate::desired::events::{API_CALL, Forwarding, is_tamper_event};
-use crate::runtime::leader::WriteGate;
+use crate::fence::WriteGate;
 
 /// The operator's events settings (`--events-queue-url` and friends).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -186,8 +186,9 @@ fn age_seconds(time: &str) -> Option<f64> {
     Some((jiff::Timestamp::now() - at).total(jiff::Unit::Second).ok()?.max(0.0))
 }
 
-/// The SQS client of the operator's own identity, its attempt timeout above the long poll's wait.
-pub fn queue_client(base: &aws_types::SdkConfig) -> aws_sdk_sqs::Client {
+/// The SQS client of the operator's own identity, its attempt timeout above the long poll's wait;
+/// its writes (DeleteMessageBatch, SetQueueAttributes) go out only while `gate` is open.
+pub fn queue_client(base: &aws_types::SdkConfig, gate: &WriteGate) -> aws_sdk_sqs::Client {
     let timeouts = aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(Duration::from_millis(3100))
         .operation_attempt_timeout(Duration::from_secs(WAIT_SECONDS as u64 + 10))
@@ -197,6 +198,7 @@ pub fn queue_client(base: &aws_types::SdkConfig) -> aws_sdk_sqs::Client {
         aws_sdk_sqs::config::Builder::from(base)
             .timeout_config(timeouts)
             .interceptor(CallRecorder::new())
+            .interceptor(WriteFence::new(gate.clone()))
             .build(),
     )
 }
@@ -214,12 +216,12 @@ pub async fn run(
     forwarding_ready: impl FnOnce(Forwarding) -> Vec<ObjectRef<LoggingBaseline>> + Send,
     mut reconcile: futures::channel::mpsc::Sender<ObjectRef<LoggingBaseline>>,
 ) {
-    let sqs_client = queue_client(&base);
+    let sqs_client = queue_client(&base, &gate);
     let region = base
         .region()
         .map(|r| r.to_string())
         .unwrap_or_else(|| "us-east-1".into());
-    let central = AccountClients::new(&base, &region, None, CallRecorder::gated(gate.clone()));
+    let central = AccountClients::new_fenced(&base, &region, None, CallRecorder::new(), WriteFence::new(gate.clone()));
     let mut backoff = Duration::from_secs(1);
     let forwarding = loop {
         if !gate.is_open() {
@@ -275,7 +277,9 @@ pub async fn run(
                 continue;
             }
         };
-        if messages.is_empty() {
+        // The long poll may return after the lease was lost: the messages are left to the
+        // replica that leads (redelivered after their visibility timeout).
+        if messages.is_empty() || !gate.is_open() {
             continue;
         }
         let known = targets(&store);

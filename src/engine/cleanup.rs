@@ -10,7 +10,7 @@ use std::fmt;
 use crate::api::{DeletionPolicy, TrailSource};
 use crate::aws::{AccountClients, AwsError, athena, cloudtrail, glue, iam, kms, s3, sts};
 use crate::desired::{self, AccountSpecs, KeySource};
-use crate::engine::account::EngineError;
+use crate::engine::report::EngineError;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {

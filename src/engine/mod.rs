@@ -6,4 +6,6 @@ pub mod audit_queries;
 pub mod cleanup;
 pub mod forwarding;
 pub mod regional;
+pub mod report;
 pub mod verify;
+pub mod writes;

@@ -8,7 +8,7 @@ use crate::api::Drift;
 use crate::aws::{AccountClients, AwsError, config, ec2, iam, kms, logs, ssm};
 use crate::desired::regional::{self, DesiredFlowLogs, FLOW_LOG_ROLE, FLOW_LOG_ROLE_POLICY, FlowLogTarget};
 use crate::desired::{AccountSpecs, policy};
-use crate::engine::account::{Change, Component, ComponentState};
+use crate::engine::report::{Change, Component, ComponentState};
 use crate::judge::diff::{self, days, shortens};
 
 /// What one region's reconcile saw and did.
@@ -318,7 +318,7 @@ async fn reconcile_log_key(
     let mut key = observed.map(|k| (k.key_id, k.arn));
     for action in &delta.actions {
         part.act(&resource, &action.to_string(), || {
-            crate::engine::account::apply_key(clients, desired, &mut key, action)
+            crate::engine::writes::apply_key(clients, desired, &mut key, action)
         })
         .await?;
     }

@@ -6,10 +6,59 @@ use std::time::Duration;
 
 use kube::Client;
 
-use crate::cli::RunArgs;
 use crate::controller::baselines::{self, Context, Settings};
+use crate::controller::writer::FencedWrites;
+use crate::fence::WriteGate;
 use crate::runtime::http::Health;
-use crate::runtime::leader::{Elector, KubeLease, Timing, WriteGate};
+use crate::runtime::leader::{Elector, KubeLease, TermEnd, Timing};
+
+/// The flags of `trailkeeper run`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "TRAILKEEPER_WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
+    /// Reconcile only the LoggingBaselines matching this label selector (shard a large fleet).
+    #[arg(long, env = "TRAILKEEPER_SELECTOR")]
+    pub selector: Option<String>,
+    /// Seconds between two observations of an account in line (jittered by up to 10%; 10 s to a
+    /// week). Default: 600, or 3600 with `--events-queue-url` (tampering is then repaired on its
+    /// event, and the resync only catches what no event reports).
+    #[arg(long, env = "TRAILKEEPER_RESYNC_SECONDS")]
+    pub resync_seconds: Option<u64>,
+    /// The SQS queue to long-poll for tampering events: trailkeeper sets up, in the queue's
+    /// account and region, a central EventBridge bus and its rule into the queue, and in each
+    /// account and region it enforces, a rule forwarding the calls that tamper with the baseline.
+    #[arg(long, env = "TRAILKEEPER_EVENTS_QUEUE_URL")]
+    pub events_queue_url: Option<String>,
+    /// The name of the central event bus.
+    #[arg(long, env = "TRAILKEEPER_EVENTS_BUS_NAME", default_value = crate::desired::events::DEFAULT_BUS)]
+    pub events_bus_name: String,
+    /// Admit forwarded events from this AWS Organization's accounts only (o-...).
+    #[arg(long, env = "TRAILKEEPER_EVENTS_ORGANIZATION_ID")]
+    pub events_organization_id: Option<String>,
+    /// Seconds one account's reconcile may take as a whole before it fails with reason Timeout
+    /// (30 to 3600; each AWS call also has its own timeout).
+    #[arg(long, env = "TRAILKEEPER_RECONCILE_TIMEOUT_SECONDS", default_value_t = 300)]
+    pub reconcile_timeout_seconds: u64,
+    /// LoggingBaselines reconciled at once.
+    #[arg(long, env = "TRAILKEEPER_CONCURRENCY", default_value_t = 8)]
+    pub concurrency: u16,
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(long, env = "TRAILKEEPER_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: String,
+    /// Take a Lease before reconciling, so that only one replica acts at a time.
+    #[arg(long, env = "TRAILKEEPER_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+    #[arg(long, env = "TRAILKEEPER_LEASE_NAME", default_value = "trailkeeper")]
+    pub lease_name: String,
+    /// Namespace of the Lease (default: the pod's namespace, POD_NAMESPACE).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub lease_namespace: String,
+    /// This replica's identity in the Lease (default: the pod's name, POD_NAME, else the host name).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+}
 
 /// Resolves on SIGTERM or Ctrl-C.
 async fn termination() {
@@ -37,7 +86,9 @@ pub fn resync_interval(seconds: u64) -> Duration {
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let client = Client::try_default().await?;
+    let config = kube::Config::infer().await?;
+    // Reads, and the Lease.
+    let client = Client::try_from(config.clone())?;
     let base = crate::aws::load_base_config().await;
     let events = args
         .events_queue_url
@@ -76,80 +127,53 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         crate::runtime::metrics::set_leader(true);
         health.active.store(true, Ordering::Relaxed);
         tracing::info!("starting without leader election");
-        let ctx = Context::with_gate(client, base, settings, WriteGate::open(), health);
+        let gate = WriteGate::open();
+        let writer = controller_client(config, &gate)?;
+        let ctx = Context::with_gate(writer, base, settings, gate, health);
         baselines::run(Arc::new(ctx), termination()).await;
         return Ok(());
     }
-    let termination = termination();
-    tokio::pin!(termination);
 
     let identity = args
         .identity
         .clone()
         .unwrap_or_else(|| std::env::var("HOSTNAME").unwrap_or_else(|_| format!("trailkeeper-{}", std::process::id())));
+    // The Lease is written with a client of its own: election writes while it does not lead.
     let elector = Elector::new(
-        KubeLease::new(client.clone(), &args.lease_namespace, &args.lease_name),
+        KubeLease::new(client, &args.lease_namespace, &args.lease_name),
         identity,
         Timing::default(),
     );
-    let (leading_tx, mut leading) = tokio::sync::watch::channel(None);
-    let (stop_campaign, campaign_stopped) = tokio::sync::oneshot::channel::<()>();
-    let campaign = tokio::spawn(crate::runtime::leader::campaign(elector, leading_tx, async move {
-        let _ = campaign_stopped.await;
-    }));
-    // AWS writes follow the lease on their own: shut at the renew deadline even if this task, or
-    // the whole process, was stalled.
+    // Every write of the controller, to AWS and to the API server, follows the lease: shut at the
+    // renew deadline even if this task, or the whole process, was stalled.
     let gate = WriteGate::shut();
-    {
-        let (gate, mut leading, health) = (gate.clone(), leading.clone(), health.clone());
-        tokio::spawn(async move {
-            loop {
-                let until = *leading.borrow_and_update();
-                gate.lead_until(until);
-                health.active.store(until.is_some(), Ordering::Relaxed);
-                if leading.changed().await.is_err() {
-                    gate.lead_until(None);
-                    return;
-                }
-            }
-        });
-    }
-
-    let stop = |campaign: tokio::task::JoinHandle<()>| async move {
-        let _ = stop_campaign.send(());
-        let _ = campaign.await;
+    let writer = controller_client(config, &gate)?;
+    let ctx = Arc::new(Context::with_gate(writer, base, settings, gate.clone(), health.clone()));
+    let on_leading = {
+        let health = health.clone();
+        move |leads: bool| health.active.store(leads, Ordering::Relaxed)
     };
-    tokio::select! {
-        _ = &mut termination => {
-            stop(campaign).await;
-            return Ok(());
-        }
-        _ = leading.wait_for(Option::is_some) => {}
-    }
-    tracing::info!("leading: starting the controller");
-    let ctx = Arc::new(Context::with_gate(client, base, settings, gate, health.clone()));
-    let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
-    let mut controller = tokio::spawn(baselines::run(ctx, async move {
-        let _ = shutdown_rx.await;
-    }));
-    let outcome = tokio::select! {
-        _ = &mut controller => Ok(()),
-        _ = crate::runtime::leader::lost(leading.clone()) => Err(()),
-        _ = &mut termination => {
-            // In-flight reconciles finish while the lease is still ours, and no longer.
-            let _ = shutdown_tx.send(());
-            tokio::select! {
-                _ = &mut controller => Ok(()),
-                _ = crate::runtime::leader::lost(leading.clone()) => Err(()),
-            }
-        }
-    };
-    // Losing the lease aborts in-flight reconciles at once: another replica may be writing.
-    controller.abort();
+    let end = crate::runtime::leader::serve(elector, gate, on_leading, termination(), CANCEL_GRACE, move |stop| {
+        baselines::run(ctx, stop)
+    })
+    .await;
     health.active.store(false, Ordering::Relaxed);
-    stop(campaign).await;
-    match outcome {
-        Ok(()) => Ok(()),
-        Err(()) => anyhow::bail!("lost the leader lease: stopped at once so that another replica takes over"),
+    match end {
+        TermEnd::NeverLed | TermEnd::Finished => Ok(()),
+        TermEnd::LeaseLost => {
+            anyhow::bail!("lost the leader lease: stopped at once, the lease left to the replica that takes over")
+        }
     }
+}
+
+/// How long cancelled reconciles may take to unwind after the lease is lost (their writes are
+/// refused meanwhile).
+const CANCEL_GRACE: Duration = Duration::from_secs(5);
+
+/// The controllers' client: every write they make goes through the one writer
+/// (`controller::writer`), fenced on `gate`.
+fn controller_client(config: kube::Config, gate: &WriteGate) -> anyhow::Result<Client> {
+    Ok(kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&FencedWrites::new(gate.clone()))
+        .build())
 }
