@@ -16,8 +16,8 @@ use std::time::Instant;
 use kube::runtime::reflector;
 use kube::runtime::watcher::Event;
 use trailkeeper::api::{LoggingBaseline, RetentionPolicySpec, TrailPolicySpec};
+use trailkeeper::engine::account::{AccountReport, RunMode};
 use trailkeeper::manifests::ResolvedBaseline;
-use trailkeeper::reconcile::account::{AccountReport, RunMode};
 
 /// User + system CPU seconds of this process.
 fn cpu_seconds() -> f64 {
@@ -212,7 +212,7 @@ fn cache_memory(n: usize) {
     let before = counting_alloc::live();
     for i in 0..n {
         let mut object = cached_object(i);
-        trailkeeper::reconcile::controller::slim(&mut object);
+        trailkeeper::controller::baselines::slim(&mut object);
         writer.apply_watcher_event(&Event::Apply(object));
     }
     let after = counting_alloc::live();

@@ -10,7 +10,7 @@ mod common;
 use std::time::Instant;
 
 use trailkeeper::aws::{AccountClients, CallRecorder};
-use trailkeeper::verify::{self, LogLocation};
+use trailkeeper::engine::verify::{self, LogLocation};
 
 #[tokio::main]
 async fn main() {

@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    trailkeeper::allocator::tune();
+    trailkeeper::runtime::allocator::tune();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -12,7 +12,7 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async {
-        trailkeeper::telemetry::init();
+        trailkeeper::runtime::telemetry::init();
         trailkeeper::cli::run(trailkeeper::cli::Cli::parse()).await
     })
 }

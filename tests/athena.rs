@@ -15,9 +15,7 @@ use sqlparser::parser::Parser;
 use trailkeeper::api::{LoggingBaselineSpec, RetentionPolicySpec, TrailPolicySpec, TrailSource};
 use trailkeeper::desired::athena::{self, HiveType, TrailLocation};
 use trailkeeper::desired::{self, AccountSpecs};
-use trailkeeper::reconcile::account::{
-    AccountReport, Component, ComponentState, PreviousApproval, RunMode, run_account,
-};
+use trailkeeper::engine::account::{AccountReport, Component, ComponentState, PreviousApproval, RunMode, run_account};
 
 /// The default baseline with its audit queries on; flow logs off (they have their own tests).
 fn audit_spec(account: &str) -> LoggingBaselineSpec {
@@ -562,7 +560,7 @@ async fn a_new_database_name_moves_the_table_and_the_named_queries_to_it() {
 
 #[tokio::test]
 async fn deleting_a_baseline_under_delete_removes_the_audit_resources_but_not_peoples_tables() {
-    use trailkeeper::reconcile::cleanup::{Outcome, cleanup};
+    use trailkeeper::engine::cleanup::{Outcome, cleanup};
     let account = new_account();
     let mut spec = audit_spec(&account);
     spec.deletion_policy = trailkeeper::api::DeletionPolicy::Delete;
@@ -588,7 +586,7 @@ async fn deleting_a_baseline_under_delete_removes_the_audit_resources_but_not_pe
         spec.credentials.as_ref(),
         trailkeeper::aws::CallRecorder::new(),
     );
-    let outcome_of = |steps: &[trailkeeper::reconcile::cleanup::Step], resource: &str| {
+    let outcome_of = |steps: &[trailkeeper::engine::cleanup::Step], resource: &str| {
         steps.iter().find(|s| s.resource == resource).map(|s| s.outcome.clone())
     };
     let results_bucket = format!("s3://{}", athena::results_bucket_name(&spec));

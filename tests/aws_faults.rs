@@ -6,7 +6,7 @@ mod common;
 use aws_smithy_mocks::{Rule, mock};
 use trailkeeper::aws::{AccountClients, CallRecorder, ErrorKind, MAX_ATTEMPTS, cloudtrail, kms, s3};
 use trailkeeper::desired::AccountSpecs;
-use trailkeeper::reconcile::account::{Component, ComponentState, PreviousApproval, RunMode, run_account_with};
+use trailkeeper::engine::account::{Component, ComponentState, PreviousApproval, RunMode, run_account_with};
 
 use common::error;
 
@@ -177,7 +177,7 @@ fn existing_log_groups(spec: &trailkeeper::api::LoggingBaselineSpec) -> Rule {
 async fn reconcile_region(
     clients: &AccountClients,
     spec: &trailkeeper::api::LoggingBaselineSpec,
-) -> trailkeeper::reconcile::regional::RegionOutcome {
+) -> trailkeeper::engine::regional::RegionOutcome {
     let (trail_policy, retention) = common::default_policies();
     let specs = AccountSpecs {
         baseline: spec,
@@ -186,10 +186,10 @@ async fn reconcile_region(
     };
     // As after the key step of a converged account: the trail key exists.
     let key = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
-    trailkeeper::reconcile::regional::reconcile_region(clients, &specs, Some(key), true, false).await
+    trailkeeper::engine::regional::reconcile_region(clients, &specs, Some(key), true, false).await
 }
 
-fn state_of(outcome: &trailkeeper::reconcile::regional::RegionOutcome, c: Component) -> &ComponentState {
+fn state_of(outcome: &trailkeeper::engine::regional::RegionOutcome, c: Component) -> &ComponentState {
     &outcome
         .parts
         .iter()
@@ -437,7 +437,7 @@ async fn an_association_applying_another_configuration_is_updated() {
     let outcome = reconcile_region(&clients, &spec).await;
     assert_eq!(state_of(&outcome, Component::InstanceLogs), &ComponentState::Repaired);
     assert_eq!(update.num_calls(), 1);
-    let failing = trailkeeper::reconcile::delivery::first_problem(&outcome.delivery).expect("instance logs failing");
+    let failing = trailkeeper::judge::delivery::first_problem(&outcome.delivery).expect("instance logs failing");
     assert_eq!(
         failing.problem.as_deref(),
         Some("instance-logs/us-east-1: trailkeeper-cloudwatch-agent-install-linux: 2 of 5 instances failed")

@@ -10,9 +10,7 @@ use serde_json::Value;
 use trailkeeper::api::{FlowLogDestination, LoggingBaselineSpec, RetentionPolicySpec, TrailPolicySpec, TrailSource};
 use trailkeeper::aws::ErrorKind;
 use trailkeeper::desired::{self, AccountSpecs};
-use trailkeeper::reconcile::account::{
-    AccountReport, Component, ComponentState, PreviousApproval, RunMode, run_account,
-};
+use trailkeeper::engine::account::{AccountReport, Component, ComponentState, PreviousApproval, RunMode, run_account};
 
 async fn run_with(spec: &LoggingBaselineSpec, trail_policy: &TrailPolicySpec, mode: RunMode) -> AccountReport {
     let base = base_config().await;

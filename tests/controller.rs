@@ -12,8 +12,8 @@ use kube::client::Body;
 use kube::runtime::controller::Action;
 use serde_json::{Value, json};
 use trailkeeper::api::{DeletionPolicy, LoggingBaseline};
+use trailkeeper::controller::baselines::{Context, FINALIZER, Settings, reconcile};
 use trailkeeper::desired;
-use trailkeeper::reconcile::controller::{Context, FINALIZER, Settings, reconcile};
 
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
@@ -424,7 +424,7 @@ async fn a_policy_that_breaks_the_crd_rules_is_reported_and_never_reaches_aws() 
 async fn the_controller_lists_and_watches_its_four_kinds_and_stops_on_shutdown() {
     let (ctx, mut api) = context().await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let run = tokio::spawn(trailkeeper::reconcile::controller::run(ctx, async move {
+    let run = tokio::spawn(trailkeeper::controller::baselines::run(ctx, async move {
         let _ = stopped.await;
     }));
     let mut seen = std::collections::BTreeSet::new();
@@ -467,7 +467,7 @@ async fn the_controller_lists_and_watches_its_four_kinds_and_stops_on_shutdown()
 
 #[tokio::test]
 async fn the_lease_is_created_renewed_with_its_version_and_lost_on_conflict() {
-    use trailkeeper::leader::{Elector, KubeLease, Timing};
+    use trailkeeper::runtime::leader::{Elector, KubeLease, Timing};
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "default");
     let mut api = ApiServerVerifier(handle);
@@ -499,7 +499,10 @@ async fn the_lease_is_created_renewed_with_its_version_and_lost_on_conflict() {
         "a",
         Timing::default(),
     );
-    let (now, wall) = (trailkeeper::leader::monotonic_ms(), trailkeeper::leader::wall_ms());
+    let (now, wall) = (
+        trailkeeper::runtime::leader::monotonic_ms(),
+        trailkeeper::runtime::leader::wall_ms(),
+    );
     assert!(elector.round(now, wall).await.unwrap());
     assert!(elector.round(now + 2000, wall + 2000).await.unwrap());
     assert!(

@@ -6,9 +6,10 @@ mod common;
 
 use common::*;
 use trailkeeper::api::{LoggingBaselineSpec, RetentionPolicySpec, TrailPolicySpec};
+use trailkeeper::controller::status;
 use trailkeeper::desired::{self, AccountSpecs};
-use trailkeeper::reconcile::account::{AccountReport, PreviousApproval, RunMode, run_account};
-use trailkeeper::reconcile::{delivery, status};
+use trailkeeper::engine::account::{AccountReport, PreviousApproval, RunMode, run_account};
+use trailkeeper::judge::delivery;
 
 async fn run(spec: &LoggingBaselineSpec) -> AccountReport {
     let base = base_config().await;

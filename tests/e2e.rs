@@ -12,8 +12,8 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use trailkeeper::api::{DeletionPolicy, LoggingBaseline, RetentionPolicy};
+use trailkeeper::controller::baselines::{self, Context, Settings};
 use trailkeeper::desired;
-use trailkeeper::reconcile::controller::{self, Context, Settings};
 
 const TIMEOUT: Duration = Duration::from_secs(180);
 
@@ -53,7 +53,7 @@ fn start_controller_with(client: &Client, ns: &str, base: aws_types::SdkConfig, 
     };
     let ctx = Arc::new(Context::new(client.clone(), base, settings));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let controller = tokio::spawn(controller::run(ctx.clone(), async move {
+    let controller = tokio::spawn(baselines::run(ctx.clone(), async move {
         let _ = stopped.await;
     }));
     (stop, controller, ctx)
@@ -177,7 +177,7 @@ async fn deleting_a_baseline_with_the_delete_policy_cleans_up_what_holds_no_logs
     let stored = baselines.get(&name).await.unwrap();
     assert_eq!(
         stored.finalizers(),
-        [controller::FINALIZER],
+        [baselines::FINALIZER],
         "the finalizer guards the cleanup"
     );
 
@@ -320,7 +320,7 @@ async fn a_policy_whose_labels_or_annotations_change_triggers_no_reconcile() {
         },
     ));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let controller = tokio::spawn(controller::run(ctx.clone(), async move {
+    let controller = tokio::spawn(baselines::run(ctx.clone(), async move {
         let _ = stopped.await;
     }));
     let retention: Api<RetentionPolicy> = Api::namespaced(client.clone(), &ns);

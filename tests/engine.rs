@@ -8,7 +8,7 @@ use common::*;
 use serde_json::Value;
 use trailkeeper::api::{LoggingBaselineSpec, Mode, RetentionPolicySpec, TrailPolicySpec, TrailSource};
 use trailkeeper::desired::{self, AccountSpecs};
-use trailkeeper::reconcile::account::{
+use trailkeeper::engine::account::{
     AccountReport, ComponentState, EngineError, PreviousApproval, RunMode, run_account,
 };
 
@@ -460,7 +460,7 @@ async fn an_existing_organization_trail_is_verified_without_a_second_trail() {
         plan.not_compliant
     );
     assert_eq!(
-        plan.components.get(&trailkeeper::reconcile::account::Component::Trail),
+        plan.components.get(&trailkeeper::engine::account::Component::Trail),
         Some(&ComponentState::NotCompliant)
     );
 

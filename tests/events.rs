@@ -15,9 +15,9 @@ use common::cluster;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::{Client, ResourceExt};
 use trailkeeper::api::{DeletionPolicy, LoggingBaseline};
+use trailkeeper::controller::baselines::Settings;
 use trailkeeper::desired::events::{FORWARD_ROLE, FORWARD_RULE, FORWARD_TARGET_ID};
-use trailkeeper::events::EventSettings;
-use trailkeeper::reconcile::controller::Settings;
+use trailkeeper::drift_events::queue::EventSettings;
 
 const TIMEOUT: Duration = Duration::from_secs(180);
 /// moto's default account: the identity of the base configuration (the operator's own).
@@ -149,7 +149,7 @@ async fn stop_logging_is_repaired_within_seconds_through_the_event_with_a_resync
     }
     println!("StopLogging repaired after {repairs:?} (resync 1 h)");
     assert!(repairs.iter().all(|r| *r < Duration::from_secs(10)), "{repairs:?}");
-    let metrics = trailkeeper::metrics::render();
+    let metrics = trailkeeper::runtime::metrics::render();
     for outcome in ["reconcile", "malformed", "unknown_account", "own_write"] {
         assert!(
             metrics.contains(&format!("trailkeeper_drift_events_total{{outcome=\"{outcome}\"}}")),
@@ -174,9 +174,9 @@ async fn stop_logging_is_repaired_within_seconds_through_the_event_with_a_resync
         ctx.aws.total_calls()
     );
     let central = trailkeeper::aws::AccountClients::new(&base, common::REGION, None, Default::default());
-    let (_, writes) = trailkeeper::reconcile::events::ensure_central(
+    let (_, writes) = trailkeeper::engine::forwarding::ensure_central(
         &central,
-        &trailkeeper::events::queue_client(&base),
+        &trailkeeper::drift_events::queue::queue_client(&base, &trailkeeper::fence::WriteGate::open()),
         &events.queue_url,
         &events.bus_name,
         None,

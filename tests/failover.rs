@@ -1,7 +1,9 @@
 //! Two replicas of `trailkeeper run` on a real API server, each reaching AWS (moto) through a proxy
 //! of its own that counts the writes it sends. The leader is frozen (SIGSTOP) past its lease; the
 //! other takes over and repairs drift; the first, woken while drift is there to repair, makes no
-//! AWS write while the other holds the lease.
+//! AWS write while the other holds the lease. Frozen in the middle of a reconcile (its AWS answers
+//! held back), it makes no write to the API server either: each replica acts as a ServiceAccount
+//! of its own, and the API server's audit log counts its requests.
 
 mod common;
 
@@ -34,6 +36,10 @@ impl Drop for Replica {
 
 impl Replica {
     async fn start(name: &str, namespace: &str) -> Replica {
+        Self::start_with(name, namespace, &cluster::api_server().admin_kubeconfig).await
+    }
+
+    async fn start_with(name: &str, namespace: &str, kubeconfig: &std::path::Path) -> Replica {
         let server = cluster::api_server();
         let proxy = Proxy::start(None).await;
         let log = server.dir.join(format!("{name}.log"));
@@ -47,7 +53,7 @@ impl Replica {
                 "--identity",
                 name,
             ])
-            .env("KUBECONFIG", &server.admin_kubeconfig)
+            .env("KUBECONFIG", kubeconfig)
             .env("AWS_ENDPOINT_URL", &proxy.endpoint)
             .env("AWS_REGION", common::REGION)
             .env("AWS_ACCESS_KEY_ID", "test")
@@ -169,7 +175,7 @@ async fn a_frozen_leader_writes_nothing_after_it_wakes_while_the_other_replica_l
 /// lease duration, whatever `renewTime` says.
 #[tokio::test]
 async fn a_lease_renewed_with_a_skewed_clock_is_neither_stolen_nor_held_forever() {
-    use trailkeeper::leader::{Elector, KubeLease, LeaseRecord, LeaseStore, Timing, monotonic_ms, wall_ms};
+    use trailkeeper::runtime::leader::{Elector, KubeLease, LeaseRecord, LeaseStore, Timing, monotonic_ms, wall_ms};
     let client = cluster::admin().await;
     let ns = cluster::fresh_namespace(&client, "skew").await;
     // Short, for a quick test, yet long enough that a slow API server under a loaded CI machine
@@ -224,4 +230,151 @@ async fn a_lease_renewed_with_a_skewed_clock_is_neither_stolen_nor_held_forever(
             silent.elapsed()
         );
     }
+}
+
+/// A ServiceAccount of its own for each replica, bound to cluster-admin: the API server's audit
+/// log then tells the requests of one replica from the other's.
+async fn identity_of(client: &Client, namespace: &str, name: &str) -> (std::path::PathBuf, String) {
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleRef, Subject};
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
+    let mut account = ServiceAccount::default();
+    account.metadata.name = Some(name.to_string());
+    accounts.create(&PostParams::default(), &account).await.unwrap();
+    let binding = ClusterRoleBinding {
+        metadata: kube::api::ObjectMeta {
+            name: Some(format!("{namespace}-{name}")),
+            ..Default::default()
+        },
+        role_ref: RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            kind: "ClusterRole".into(),
+            name: "cluster-admin".into(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: name.to_string(),
+            namespace: Some(namespace.to_string()),
+            ..Default::default()
+        }]),
+    };
+    Api::<ClusterRoleBinding>::all(client.clone())
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+    let token = cluster::service_account_token(client, namespace, name).await;
+    let kubeconfig = cluster::api_server().write_kubeconfig(&format!("{namespace}-{name}"), &token);
+    (kubeconfig, format!("system:serviceaccount:{namespace}:{name}"))
+}
+
+/// The writes (create, update, patch, delete) `user` made, as the API server's audit log has them
+/// (one entry per request, at its ResponseComplete stage): (verb, resource, response code).
+fn api_writes_of(user: &str) -> Vec<(String, String, i64)> {
+    cluster::api_server()
+        .audit_events_of(user)
+        .into_iter()
+        .filter(|e| e["stage"] == "ResponseComplete")
+        .filter(|e| {
+            matches!(
+                e["verb"].as_str(),
+                Some("create" | "update" | "patch" | "delete" | "deletecollection")
+            )
+        })
+        .map(|e| {
+            (
+                e["verb"].as_str().unwrap_or_default().to_string(),
+                e["objectRef"]["resource"].as_str().unwrap_or_default().to_string(),
+                e["responseStatus"]["code"].as_i64().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// Replica A is frozen while one of its reconciles waits for AWS (its answers held back by its
+/// proxy); B takes the lease and repairs; A, woken with the answers now there and drift still to
+/// repair, sends the API server no write (status, Event, finalizer: counted in the server's audit
+/// log under A's own identity) and AWS no write (counted by its proxy).
+#[tokio::test]
+async fn a_leader_frozen_mid_reconcile_writes_nothing_to_the_api_server_or_aws_after_it_wakes() {
+    let client = cluster::admin().await;
+    cluster::install_crds(&client).await;
+    let ns = cluster::fresh_namespace(&client, "frozen").await;
+    let (kubeconfig_a, user_a) = identity_of(&client, &ns, "replica-a").await;
+    let (kubeconfig_b, _) = identity_of(&client, &ns, "replica-b").await;
+
+    let a = Replica::start_with("replica-a", &ns, &kubeconfig_a).await;
+    cluster::eventually("replica-a holds the lease", TIMEOUT, || {
+        let (client, ns) = (client.clone(), ns.clone());
+        async move { holder(&client, &ns).await.as_deref() == Some("replica-a") }
+    })
+    .await;
+    let b = Replica::start_with("replica-b", &ns, &kubeconfig_b).await;
+    let baselines: Api<LoggingBaseline> = Api::namespaced(client.clone(), &ns);
+    let account = common::new_account();
+    let mut baseline = common::baseline(&account);
+    baseline.metadata.namespace = Some(ns.clone());
+    baselines.create(&PostParams::default(), &baseline).await.unwrap();
+    let name = baseline.name_any();
+    cluster::eventually(&format!("{name} Ready"), TIMEOUT, || {
+        let api = baselines.clone();
+        let name = name.clone();
+        async move {
+            api.get(&name).await.is_ok_and(|b| {
+                b.status
+                    .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+            })
+        }
+    })
+    .await;
+    assert!(
+        api_writes_of(&user_a)
+            .iter()
+            .any(|(verb, resource, _)| verb == "patch" && resource == "loggingbaselines"),
+        "A's status writes are in the audit log under its identity: {:?}",
+        api_writes_of(&user_a)
+    );
+
+    // Drift, and A's answers from AWS held back: its next reconcile (resync 10 s) waits on AWS.
+    let aws = common::inspector(&account).await;
+    let trail = desired::trail_arn(&common::spec(&account));
+    a.proxy.delay_answers(Some(Duration::from_secs(8)));
+    aws.cloudtrail.stop_logging().name(&trail).send().await.unwrap();
+    cluster::eventually("a reconcile of replica-a waits on AWS", TIMEOUT, || async {
+        a.proxy.answers_held() > 0
+    })
+    .await;
+    a.signal("STOP").unwrap();
+    cluster::eventually("replica-b takes the lease", TIMEOUT, || {
+        let (client, ns) = (client.clone(), ns.clone());
+        async move { holder(&client, &ns).await.as_deref() == Some("replica-b") }
+    })
+    .await;
+    cluster::eventually("replica-b restarts logging", TIMEOUT, || logging(&aws, &trail)).await;
+    // Drift again for A to find: its held answers have arrived by now.
+    aws.cloudtrail.stop_logging().name(&trail).send().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let (aws_before, api_before) = (a.proxy.writes().len(), api_writes_of(&user_a).len());
+    a.signal("CONT").unwrap();
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let aws_after = a.proxy.writes()[aws_before..].to_vec();
+    let api_after = api_writes_of(&user_a)[api_before..].to_vec();
+    assert_eq!(
+        holder(&client, &ns).await.as_deref(),
+        Some("replica-b"),
+        "replica-b still leads"
+    );
+    assert!(
+        aws_after.is_empty(),
+        "the woken replica wrote to AWS: {aws_after:?}\n--- its log\n{}",
+        a.log()
+    );
+    assert!(
+        api_after.is_empty(),
+        "the woken replica wrote to the API server: {api_after:?}\n--- its log\n{}",
+        a.log()
+    );
+    cluster::eventually("the drift repaired by replica-b", TIMEOUT, || logging(&aws, &trail)).await;
+    drop(a);
+    drop(b);
 }

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use trailkeeper::leader::{Elector, LeaseRecord, LeaseStore, Timing};
+use trailkeeper::runtime::leader::{Elector, LeaseRecord, LeaseStore, Timing};
 
 /// An in-memory lease with the API server's optimistic concurrency: a write must carry the
 /// current version.

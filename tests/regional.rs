@@ -8,7 +8,7 @@ use common::*;
 use trailkeeper::api::{Approval, LoggingBaselineSpec, RetentionPolicySpec, TrailPolicySpec};
 use trailkeeper::desired::AccountSpecs;
 use trailkeeper::desired::regional::{self, FLOW_LOG_GROUP};
-use trailkeeper::reconcile::account::{AccountReport, Component, ComponentState};
+use trailkeeper::engine::account::{AccountReport, Component, ComponentState};
 
 async fn apply_with(
     spec: &LoggingBaselineSpec,

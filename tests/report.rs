@@ -6,9 +6,9 @@ mod common;
 use common::*;
 use trailkeeper::api::{ControlResult, DataEventSelector, RetentionPolicySpec, TrailPolicySpec};
 use trailkeeper::cli::Format;
+use trailkeeper::controller::status;
+use trailkeeper::engine::account::RunMode;
 use trailkeeper::manifests::ResolvedBaseline;
-use trailkeeper::reconcile::account::RunMode;
-use trailkeeper::reconcile::status;
 
 fn resolved(account: &str, trail_policy: TrailPolicySpec) -> ResolvedBaseline {
     let mut baseline = common::baseline(account);
@@ -95,7 +95,7 @@ async fn the_status_carries_each_control_with_its_evidence() {
     let baselines = [resolved(&account, s3_data_events())];
     trailkeeper::cli::run_all(&base, &baselines, RunMode::Apply).await;
     let reports = trailkeeper::cli::run_all(&base, &baselines, RunMode::Plan).await;
-    let controls = trailkeeper::reconcile::compliance::evaluate(&reports[0].1.evidence);
+    let controls = trailkeeper::judge::compliance::evaluate(&reports[0].1.evidence);
     assert!(
         controls
             .iter()

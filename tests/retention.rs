@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use trailkeeper::api::{Approval, LoggingBaselineSpec, RetentionPolicySpec};
 use trailkeeper::desired;
-use trailkeeper::reconcile::account::{AccountReport, Component, ComponentState};
+use trailkeeper::engine::account::{AccountReport, Component, ComponentState};
 
 async fn apply(spec: &LoggingBaselineSpec, retention: &RetentionPolicySpec, previous: Option<&str>) -> AccountReport {
     let report = apply_with_retention(spec, retention, previous).await;

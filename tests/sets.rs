@@ -10,8 +10,8 @@ use common::cluster;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use trailkeeper::api::{LoggingBaseline, LoggingBaselineSet};
+use trailkeeper::controller::baselines::Settings;
 use trailkeeper::desired::set::SET_LABEL;
-use trailkeeper::reconcile::controller::Settings;
 
 const TIMEOUT: Duration = Duration::from_secs(240);
 
@@ -459,7 +459,7 @@ async fn the_organization_generator_reads_the_whole_organization_or_its_tagged_a
         account_tags: Default::default(),
         exclude: vec![org.management.clone()],
     };
-    let all = trailkeeper::reconcile::sets::select_from_organization(&clients, &everything, false)
+    let all = trailkeeper::controller::sets::select_from_organization(&clients, &everything, false)
         .await
         .unwrap();
     assert_eq!(all.len(), 12, "{all:?}");
@@ -469,7 +469,7 @@ async fn the_organization_generator_reads_the_whole_organization_or_its_tagged_a
         account_tags: [("audit".to_string(), "yes".to_string())].into(),
         ..everything
     };
-    let mut found = trailkeeper::reconcile::sets::select_from_organization(&clients, &tagged, false)
+    let mut found = trailkeeper::controller::sets::select_from_organization(&clients, &tagged, false)
         .await
         .unwrap();
     found.sort_by(|a, b| a.id.cmp(&b.id));

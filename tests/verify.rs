@@ -7,7 +7,7 @@ mod common;
 use common::chain::{self, Chain};
 use common::*;
 use trailkeeper::aws::{AccountClients, CallRecorder};
-use trailkeeper::verify::{self, DigestFile, LogLocation, Verdict, VerifyReport, sha256_hex, signing_string};
+use trailkeeper::engine::verify::{self, DigestFile, LogLocation, Verdict, VerifyReport, sha256_hex, signing_string};
 
 const HOUR: i64 = 3600;
 

@@ -8,17 +8,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::{
-    BeforeSerializationInterceptorContextRef, FinalizerInterceptorContextRef,
-};
+use aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
-
-use crate::leader::WriteGate;
-
-/// The message of a mutating call refused because this replica no longer leads.
-pub const NOT_LEADING: &str = "refused: this replica no longer holds the leader lease";
 
 /// Environment variable naming a file to which every operation is appended as `iam-action` lines.
 pub const CALL_LOG_ENV: &str = "TRAILKEEPER_CALL_LOG";
@@ -54,8 +47,6 @@ impl CallCounts {
 #[derive(Clone, Debug, Default)]
 pub struct CallRecorder {
     counts: Arc<Mutex<CallCounts>>,
-    /// Mutating calls go through only while the gate is open (the controller's leadership).
-    gate: Option<WriteGate>,
 }
 
 /// The file of `TRAILKEEPER_CALL_LOG`, opened once per process (None without the variable).
@@ -72,14 +63,6 @@ fn call_log() -> Option<&'static Mutex<std::fs::File>> {
 impl CallRecorder {
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// A recorder whose clients refuse mutating calls while `gate` is shut.
-    pub fn gated(gate: WriteGate) -> Self {
-        Self {
-            gate: Some(gate),
-            ..Self::default()
-        }
     }
 
     pub fn snapshot(&self) -> CallCounts {
@@ -100,7 +83,7 @@ impl CallRecorder {
                 entry.1 += 1;
             }
         }
-        crate::metrics::record_aws_call(&action, failed);
+        crate::runtime::metrics::record_aws_call(&action, failed);
         if let Some(log) = call_log()
             && let Ok(mut file) = log.lock()
         {
@@ -157,22 +140,6 @@ pub fn iam_action(service: &str, operation: &str) -> String {
 impl Intercept for CallRecorder {
     fn name(&self) -> &'static str {
         "trailkeeper-call-recorder"
-    }
-
-    /// A replica that lost the lease (or woke up from a freeze past it) makes no AWS write: the
-    /// call fails before anything is sent.
-    fn read_before_execution(
-        &self,
-        _context: &BeforeSerializationInterceptorContextRef<'_>,
-        cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        if let (Some(gate), Some(metadata)) = (&self.gate, cfg.load::<Metadata>())
-            && !is_read(metadata.name())
-            && !gate.is_open()
-        {
-            return Err(format!("{} {NOT_LEADING}", iam_action(metadata.service(), metadata.name())).into());
-        }
-        Ok(())
     }
 
     fn read_after_execution(

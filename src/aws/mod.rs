@@ -8,6 +8,7 @@ pub mod config;
 pub mod ec2;
 pub mod error;
 pub mod events;
+pub mod fence;
 pub mod glue;
 pub mod iam;
 pub mod kms;
@@ -25,6 +26,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_smithy_runtime::client::retries::RetryPartition;
+use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use aws_types::SdkConfig;
@@ -32,6 +34,7 @@ use aws_types::region::Region;
 
 pub use calls::{CallCounts, CallRecorder};
 pub use error::{AwsError, ErrorKind};
+pub use fence::WriteFence;
 
 use crate::api::Credentials;
 
@@ -91,6 +94,8 @@ pub struct AccountClients {
     pub region: String,
     services: Services,
     pub calls: CallRecorder,
+    /// Refuses mutating calls once this replica no longer leads (None: offline, no election).
+    fence: Option<WriteFence>,
     /// What `for_region` needs to give the clients of another region (None for clients built by
     /// `from_parts`, which serve every region).
     origin: Option<std::sync::Arc<Origin>>,
@@ -169,13 +174,36 @@ impl AccountClients {
         Self::from_origin(origin, region, calls)
     }
 
+    /// `new`, the clients refusing mutating calls while `fence` is shut.
+    pub fn new_fenced(
+        base: &SdkConfig,
+        region: &str,
+        credentials: Option<&Credentials>,
+        calls: CallRecorder,
+        fence: WriteFence,
+    ) -> Self {
+        let origin = Origin::new(base, region, credentials, &calls);
+        Self::from_origin_fenced(origin, region, calls, Some(fence))
+    }
+
     /// Clients for `region` with an identity kept from earlier (the controller's, per baseline).
     pub fn from_origin(origin: std::sync::Arc<Origin>, region: &str, calls: CallRecorder) -> Self {
-        let services = origin.services(region, &calls);
+        Self::from_origin_fenced(origin, region, calls, None)
+    }
+
+    /// `from_origin`, the clients refusing mutating calls while `fence` is shut.
+    pub fn from_origin_fenced(
+        origin: std::sync::Arc<Origin>,
+        region: &str,
+        calls: CallRecorder,
+        fence: Option<WriteFence>,
+    ) -> Self {
+        let services = origin.services(region, &calls, fence.as_ref());
         AccountClients {
             region: region.to_string(),
             services,
             calls,
+            fence,
             cloudtrail_writes: origin.cloudtrail_writes.clone(),
             origin: Some(origin),
             regions: Default::default(),
@@ -193,7 +221,7 @@ impl AccountClients {
                 let mut regions = self.regions.lock().unwrap_or_else(|e| e.into_inner());
                 regions
                     .entry(region.to_string())
-                    .or_insert_with(|| origin.services(region, &self.calls))
+                    .or_insert_with(|| origin.services(region, &self.calls, self.fence.as_ref()))
                     .clone()
             }
             None => self.services.clone(),
@@ -207,7 +235,7 @@ impl AccountClients {
 }
 
 impl Origin {
-    fn services(&self, region: &str, calls: &CallRecorder) -> Services {
+    fn services(&self, region: &str, calls: &CallRecorder, fence: Option<&WriteFence>) -> Services {
         let config = self.config.to_builder().region(Region::new(region.to_string())).build();
         // Emulators and S3-compatible endpoints do not resolve virtual-hosted bucket names.
         let path_style = config.endpoint_url().is_some();
@@ -216,25 +244,29 @@ impl Origin {
         let account = &self.account;
         let partition = |service: &str| RetryPartition::new(format!("{service}|{region}|{account}"));
         macro_rules! client {
-            ($sdk:ident) => {
-                $sdk::Client::from_conf(
-                    $sdk::config::Builder::from(&config)
-                        .retry_partition(partition(stringify!($sdk)))
-                        .interceptor(calls.clone())
-                        .build(),
-                )
-            };
+            ($sdk:ident) => {{
+                let mut builder = $sdk::config::Builder::from(&config)
+                    .retry_partition(partition(stringify!($sdk)))
+                    .interceptor(calls.clone());
+                if let Some(fence) = fence {
+                    builder.push_interceptor(SharedInterceptor::new(fence.clone()));
+                }
+                $sdk::Client::from_conf(builder.build())
+            }};
         }
         Services {
             sts: client!(aws_sdk_sts),
             kms: client!(aws_sdk_kms),
-            s3: aws_sdk_s3::Client::from_conf(
-                aws_sdk_s3::config::Builder::from(&config)
+            s3: {
+                let mut builder = aws_sdk_s3::config::Builder::from(&config)
                     .force_path_style(path_style)
                     .retry_partition(partition("s3"))
-                    .interceptor(calls.clone())
-                    .build(),
-            ),
+                    .interceptor(calls.clone());
+                if let Some(fence) = fence {
+                    builder.push_interceptor(SharedInterceptor::new(fence.clone()));
+                }
+                aws_sdk_s3::Client::from_conf(builder.build())
+            },
             cloudtrail: client!(aws_sdk_cloudtrail),
             ec2: client!(aws_sdk_ec2),
             logs: client!(aws_sdk_cloudwatchlogs),
@@ -274,6 +306,7 @@ impl AccountClients {
             region: region.to_string(),
             services,
             calls,
+            fence: None,
             cloudtrail_writes: std::sync::Arc::new(Pacer::new(CLOUDTRAIL_WRITE_INTERVAL)),
             origin: None,
             regions: Default::default(),

@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use futures::StreamExt;
 
+use crate::engine::account::{self, AccountReport, PreviousApproval, RunMode};
 use crate::manifests::{self, ManifestSet, ResolvedBaseline};
-use crate::reconcile::account::{self, AccountReport, PreviousApproval, RunMode};
 
 /// Exit codes shared by the subcommands.
 pub mod exit {
@@ -105,52 +105,8 @@ pub enum Command {
     },
 }
 
-#[derive(clap::Args, Debug, Clone)]
-pub struct RunArgs {
-    /// Watch only this namespace (default: all namespaces).
-    #[arg(long, env = "TRAILKEEPER_WATCH_NAMESPACE")]
-    pub watch_namespace: Option<String>,
-    /// Reconcile only the LoggingBaselines matching this label selector (shard a large fleet).
-    #[arg(long, env = "TRAILKEEPER_SELECTOR")]
-    pub selector: Option<String>,
-    /// Seconds between two observations of an account in line (jittered by up to 10%; 10 s to a
-    /// week). Default: 600, or 3600 with `--events-queue-url` (tampering is then repaired on its
-    /// event, and the resync only catches what no event reports).
-    #[arg(long, env = "TRAILKEEPER_RESYNC_SECONDS")]
-    pub resync_seconds: Option<u64>,
-    /// The SQS queue to long-poll for tampering events: trailkeeper sets up, in the queue's
-    /// account and region, a central EventBridge bus and its rule into the queue, and in each
-    /// account and region it enforces, a rule forwarding the calls that tamper with the baseline.
-    #[arg(long, env = "TRAILKEEPER_EVENTS_QUEUE_URL")]
-    pub events_queue_url: Option<String>,
-    /// The name of the central event bus.
-    #[arg(long, env = "TRAILKEEPER_EVENTS_BUS_NAME", default_value = crate::desired::events::DEFAULT_BUS)]
-    pub events_bus_name: String,
-    /// Admit forwarded events from this AWS Organization's accounts only (o-...).
-    #[arg(long, env = "TRAILKEEPER_EVENTS_ORGANIZATION_ID")]
-    pub events_organization_id: Option<String>,
-    /// Seconds one account's reconcile may take as a whole before it fails with reason Timeout
-    /// (30 to 3600; each AWS call also has its own timeout).
-    #[arg(long, env = "TRAILKEEPER_RECONCILE_TIMEOUT_SECONDS", default_value_t = 300)]
-    pub reconcile_timeout_seconds: u64,
-    /// LoggingBaselines reconciled at once.
-    #[arg(long, env = "TRAILKEEPER_CONCURRENCY", default_value_t = 8)]
-    pub concurrency: u16,
-    /// Address of /healthz, /readyz and /metrics.
-    #[arg(long, env = "TRAILKEEPER_HTTP_ADDR", default_value = "0.0.0.0:8080")]
-    pub http_addr: String,
-    /// Take a Lease before reconciling, so that only one replica acts at a time.
-    #[arg(long, env = "TRAILKEEPER_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
-    pub leader_election: bool,
-    #[arg(long, env = "TRAILKEEPER_LEASE_NAME", default_value = "trailkeeper")]
-    pub lease_name: String,
-    /// Namespace of the Lease (default: the pod's namespace, POD_NAMESPACE).
-    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
-    pub lease_namespace: String,
-    /// This replica's identity in the Lease (default: the pod's name, POD_NAME, else the host name).
-    #[arg(long, env = "POD_NAME")]
-    pub identity: Option<String>,
-}
+/// The flags of `trailkeeper run`, defined with the operator they configure.
+pub use crate::runtime::operator::RunArgs;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct IamPolicyArgs {
@@ -269,7 +225,7 @@ fn crds(dir: Option<PathBuf>) -> ExitCode {
 }
 
 async fn run_controller(args: RunArgs) -> ExitCode {
-    match crate::operator::run(args).await {
+    match crate::runtime::operator::run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "trailkeeper stopped");
@@ -330,7 +286,7 @@ fn validate(files: &[PathBuf]) -> ExitCode {
 }
 
 async fn verify(files: &[PathBuf], account: Option<&str>, start: &str, end: Option<&str>, format: Format) -> ExitCode {
-    use crate::verify;
+    use crate::engine::verify;
     let time = |t: &str| {
         aws_smithy_types::DateTime::from_str(t, aws_smithy_types::date_time::Format::DateTime)
             .map(|t| t.secs())
@@ -518,11 +474,11 @@ fn diff(base: &[PathBuf], head: &[PathBuf], format: Format) -> ExitCode {
         (Ok(b), Ok(h)) => (b, h),
         (Err(code), _) | (_, Err(code)) => return ExitCode::from(code),
     };
-    let changes = crate::reconcile::retention::diff(&base, &head);
+    let changes = crate::judge::retention_review::diff(&base, &head);
     print!("{}", output::render_diff(&changes, format));
     let rejected = changes
         .iter()
-        .any(|c| c.verdict == crate::reconcile::retention::Verdict::Rejected);
+        .any(|c| c.verdict == crate::judge::retention_review::Verdict::Rejected);
     ExitCode::from(if rejected { exit::INVALID } else { exit::OK })
 }
 

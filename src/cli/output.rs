@@ -5,8 +5,8 @@ use std::fmt::Write;
 use serde_json::json;
 
 use super::Format;
-use crate::reconcile::account::{AccountReport, Component, ComponentState, RunMode};
-use crate::reconcile::retention::{Change, Verdict};
+use crate::engine::account::{AccountReport, Component, ComponentState, RunMode};
+use crate::judge::retention_review::{Change, Verdict};
 
 pub fn render(reports: &[(String, AccountReport)], mode: RunMode, format: Format) -> String {
     match format {
@@ -273,7 +273,7 @@ pub fn render_diff(changes: &[Change], format: Format) -> String {
 pub fn render_compliance(reports: &[(String, AccountReport)], format: Format) -> String {
     let judged: Vec<(&String, &AccountReport, crate::api::ComplianceStatus)> = reports
         .iter()
-        .map(|(id, r)| (id, r, crate::reconcile::compliance::status(&r.evidence)))
+        .map(|(id, r)| (id, r, crate::judge::compliance::status(&r.evidence)))
         .collect();
     if format == Format::Json {
         let json: Vec<serde_json::Value> = judged
@@ -292,7 +292,7 @@ pub fn render_compliance(reports: &[(String, AccountReport)], format: Format) ->
     }
     let mut out = format!(
         "# Audit logging evidence\n\n{}. Read from AWS by `trailkeeper report` (nothing written).\n",
-        crate::reconcile::compliance::BENCHMARK
+        crate::judge::compliance::BENCHMARK
     );
     for (id, r, c) in judged {
         out.push_str(&format!("\n## Account {} ({id})\n\n", r.account_id));

@@ -5,7 +5,7 @@
 
 use std::io::Write;
 
-use trailkeeper::verify::{DigestFile, ListedLogFile, sha256_hex, signing_string};
+use trailkeeper::engine::verify::{DigestFile, ListedLogFile, sha256_hex, signing_string};
 
 use super::Inspector;
 

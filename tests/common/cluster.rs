@@ -222,19 +222,19 @@ pub async fn service_account_token(client: &Client, namespace: &str, name: &str)
 pub type Running = (
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<()>,
-    std::sync::Arc<trailkeeper::reconcile::controller::Context>,
+    std::sync::Arc<trailkeeper::controller::baselines::Context>,
 );
 
 /// Runs the controller (in this process) with `settings`, until the returned sender is used.
 pub fn start_controller(
     client: &Client,
     base: aws_types::SdkConfig,
-    settings: trailkeeper::reconcile::controller::Settings,
+    settings: trailkeeper::controller::baselines::Settings,
 ) -> Running {
-    use trailkeeper::reconcile::controller::{self, Context};
+    use trailkeeper::controller::baselines::{self, Context};
     let ctx = std::sync::Arc::new(Context::new(client.clone(), base, settings));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let controller = tokio::spawn(controller::run(ctx.clone(), async move {
+    let controller = tokio::spawn(baselines::run(ctx.clone(), async move {
         let _ = stopped.await;
     }));
     (stop, controller, ctx)

@@ -348,8 +348,8 @@ pub async fn apply_with_retention(
     spec: &LoggingBaselineSpec,
     retention: &RetentionPolicySpec,
     previous: Option<&str>,
-) -> trailkeeper::reconcile::account::AccountReport {
-    use trailkeeper::reconcile::account::{PreviousApproval, RunMode, run_account};
+) -> trailkeeper::engine::account::AccountReport {
+    use trailkeeper::engine::account::{PreviousApproval, RunMode, run_account};
     let trail_policy = TrailPolicySpec::default();
     let specs = trailkeeper::desired::AccountSpecs {
         baseline: spec,

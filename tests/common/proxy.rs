@@ -1,6 +1,7 @@
 //! An HTTP proxy in front of moto, one request per connection, that sees what a trailkeeper
 //! process sends to AWS: it can stall the requests that name an account (read, and never
-//! answered, the way a hung endpoint behaves) and it records each operation it forwards, so a
+//! answered, the way a hung endpoint behaves) or hold every answer back a while (a slow AWS), and
+//! it records each operation it forwards, so a
 //! test counts a process's AWS writes through its own endpoint.
 
 use std::sync::{Arc, Mutex};
@@ -14,6 +15,10 @@ pub struct Proxy {
     pub endpoint: String,
     /// Each forwarded operation (`CloudTrail StartLogging`, `S3 PUT`, ...) with whether it writes.
     forwarded: Arc<Mutex<Vec<(String, bool)>>>,
+    /// How long each answer is held back once received (None: passed on at once).
+    delay: Arc<Mutex<Option<std::time::Duration>>>,
+    /// Answers being held back now.
+    held: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Proxy {
@@ -23,17 +28,38 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let upstream = super::moto().endpoint.trim_start_matches("http://").to_string();
-        let forwarded = Arc::new(Mutex::new(Vec::new()));
-        let log = forwarded.clone();
+        let proxy = Proxy {
+            endpoint,
+            forwarded: Arc::default(),
+            delay: Arc::default(),
+            held: Arc::default(),
+        };
+        let shared = proxy.clone();
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let (upstream, stall, log) = (upstream.clone(), stall.clone(), log.clone());
+                let (upstream, stall, proxy) = (upstream.clone(), stall.clone(), shared.clone());
                 tokio::spawn(async move {
-                    let _ = serve(client, &upstream, stall.as_deref(), &log).await;
+                    let _ = serve(client, &upstream, stall.as_deref(), &proxy).await;
                 });
             }
         });
-        Proxy { endpoint, forwarded }
+        proxy
+    }
+
+    /// Holds each answer back for `delay` (the request itself is forwarded at once), from now on.
+    pub fn delay_answers(&self, delay: Option<std::time::Duration>) {
+        *self.delay.lock().unwrap() = delay;
+    }
+
+    /// How many answers are being held back now.
+    pub fn answers_held(&self) -> usize {
+        self.held.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Every operation forwarded so far, reads and writes.
+    pub fn operations(&self) -> Vec<String> {
+        let forwarded = self.forwarded.lock().unwrap();
+        forwarded.iter().map(|(op, _)| op.clone()).collect()
     }
 
     /// The writes forwarded so far.
@@ -72,12 +98,7 @@ fn operation(head: &str, body: &[u8]) -> (String, bool) {
     }
 }
 
-async fn serve(
-    mut client: TcpStream,
-    upstream: &str,
-    stall: Option<&str>,
-    log: &Mutex<Vec<(String, bool)>>,
-) -> std::io::Result<()> {
+async fn serve(mut client: TcpStream, upstream: &str, stall: Option<&str>, proxy: &Proxy) -> std::io::Result<()> {
     let mut request = Vec::new();
     let mut buffer = [0u8; 16384];
     let head_end = loop {
@@ -113,7 +134,7 @@ async fn serve(
         // Hold the connection open and never answer.
         std::future::pending::<()>().await;
     }
-    log.lock().unwrap().push(operation(&head, &body));
+    proxy.forwarded.lock().unwrap().push(operation(&head, &body));
     // One request per connection: later requests, for other accounts, come on new connections.
     let mut head_lines: Vec<&str> = head
         .trim_end()
@@ -128,6 +149,12 @@ async fn serve(
     server.write_all(&forward).await?;
     let mut response = Vec::new();
     server.read_to_end(&mut response).await?;
+    let delay = *proxy.delay.lock().unwrap();
+    if let Some(delay) = delay {
+        proxy.held.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        tokio::time::sleep(delay).await;
+        proxy.held.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
     client.write_all(&response).await?;
     client.shutdown().await
 }

@@ -7,9 +7,10 @@ use crate::aws::athena::{self, ObservedNamedQuery, ObservedWorkGroup};
 use crate::aws::{AccountClients, AwsError, glue, s3};
 use crate::desired::AccountSpecs;
 use crate::desired::athena::{self as desired, DesiredWorkGroup, NamedQuery, TableDefinition, TrailLocation};
-use crate::reconcile::account::{Component, apply_bucket};
-use crate::reconcile::diff::{self, key_matches};
-use crate::reconcile::regional::{Part, RegionOutcome};
+use crate::engine::regional::{Part, RegionOutcome};
+use crate::engine::report::Component;
+use crate::engine::writes::apply_bucket;
+use crate::judge::diff::{self, key_matches};
 
 /// One field that differs: (field, expected, actual).
 type FieldDrift = (String, String, String);

@@ -10,7 +10,7 @@ use std::fmt;
 use crate::api::{DeletionPolicy, TrailSource};
 use crate::aws::{AccountClients, AwsError, athena, cloudtrail, glue, iam, kms, s3, sts};
 use crate::desired::{self, AccountSpecs, KeySource};
-use crate::reconcile::account::EngineError;
+use crate::engine::report::EngineError;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -125,7 +125,7 @@ async fn cleanup_forwarding(clients: &AccountClients, specs: &AccountSpecs<'_>) 
     regions.dedup();
     let mut steps = Vec::new();
     for region in regions {
-        let outcome = match super::events::delete_forwarding_rule(&clients.for_region(&region)).await? {
+        let outcome = match super::forwarding::delete_forwarding_rule(&clients.for_region(&region)).await? {
             true => Outcome::Deleted,
             false => Outcome::Absent,
         };

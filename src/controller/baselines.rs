@@ -21,14 +21,15 @@ use crate::api::{
     DEFAULT_POLICY_NAME, LoggingBaseline, LoggingBaselineStatus, PolicyRef, RetentionPolicy, RetentionPolicySpec,
     TrailPolicy, TrailPolicySpec,
 };
-use crate::aws::{AccountClients, CallCounts, CallRecorder, ErrorKind, Origin};
+use crate::aws::{AccountClients, CallCounts, CallRecorder, ErrorKind, Origin, WriteFence};
+use crate::controller::status;
 use crate::desired::AccountSpecs;
-use crate::http::Health;
-use crate::leader::WriteGate;
-use crate::reconcile::account::{
+use crate::engine::account::{
     AccountReport, ComponentState, EngineError, PreviousApproval, RunMode, run_account_forwarding,
 };
-use crate::reconcile::{cleanup, status};
+use crate::engine::cleanup;
+use crate::fence::WriteGate;
+use crate::runtime::http::Health;
 
 pub const FINALIZER: &str = "trailkeeper.io/cleanup";
 /// The field manager of status patches and the reporting controller of events.
@@ -83,7 +84,7 @@ pub struct Settings {
     /// The bound of one account's reconcile as a whole (each AWS call has its own, shorter one).
     pub reconcile_timeout: Duration,
     /// Reconcile on tampering events from this queue (None: on resync and spec changes only).
-    pub events: Option<crate::events::EventSettings>,
+    pub events: Option<crate::drift_events::queue::EventSettings>,
 }
 
 impl Default for Settings {
@@ -148,7 +149,7 @@ impl AwsClients {
         let (origin, calls) = match cached {
             Some(found) => found,
             None => {
-                let calls = CallRecorder::gated(self.gate.clone());
+                let calls = CallRecorder::new();
                 let sts = self
                     .sts
                     .lock()
@@ -179,7 +180,12 @@ impl AwsClients {
                 (origin, calls)
             }
         };
-        AccountClients::from_origin(origin, &spec.primary_region, calls)
+        AccountClients::from_origin_fenced(
+            origin,
+            &spec.primary_region,
+            calls,
+            Some(WriteFence::new(self.gate.clone())),
+        )
     }
 
     /// Drops the identity of a deleted baseline.
@@ -214,7 +220,7 @@ pub struct Context {
     /// Consecutive failures per baseline, for exponential backoff.
     failures: Mutex<HashMap<String, u32>>,
     /// Where accounts forward tampering events, once the central bus is set up (with events on).
-    forwarding: crate::events::SharedForwarding,
+    forwarding: crate::drift_events::queue::SharedForwarding,
     /// Baselines reconciled with events on before the forwarding was known: reconciled again
     /// once it is (their rules could not be set up).
     unforwarded: Arc<Mutex<std::collections::HashSet<ObjectRef<LoggingBaseline>>>>,
@@ -255,7 +261,7 @@ impl Context {
     fn forget(&self, key: &str) {
         self.aws.forget(key);
         self.succeeded(key);
-        crate::metrics::forget_baseline(key);
+        crate::runtime::metrics::forget_baseline(key);
     }
 
     /// Records a failure and returns how long to wait: doubling from `retry_base`, longer for
@@ -340,7 +346,7 @@ pub async fn reconcile(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Res
     })
     .await
     .map_err(|e| Error::Finalizer(Box::new(e)));
-    crate::metrics::record_reconcile(started.elapsed(), result.as_ref().err().map(|e| e.metric_label()));
+    crate::runtime::metrics::record_reconcile(started.elapsed(), result.as_ref().err().map(|e| e.metric_label()));
     result
 }
 
@@ -527,7 +533,7 @@ async fn apply(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Acti
             if previous.and_then(ready_of) != ready_of(&status) {
                 publish(&ctx, &baseline, EventType::Warning, reason, "Resolve", message).await;
             }
-            crate::metrics::set_baseline_ready(&key, Some(false));
+            crate::runtime::metrics::set_baseline_ready(&key, Some(false));
             return Ok(Action::await_change());
         }
     };
@@ -566,8 +572,8 @@ async fn apply(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Acti
             )
             .await;
         }
-        crate::metrics::set_baseline_ready(&key, Some(false));
-        crate::metrics::record_reconcile_timeout();
+        crate::runtime::metrics::set_baseline_ready(&key, Some(false));
+        crate::runtime::metrics::record_reconcile_timeout();
         return Ok(Action::requeue(ctx.failure_delay(&key, FailureKind::Transient)));
     };
     let mut next = status::from_report(&report, previous, generation, &now(), &retention, &policy_name);
@@ -591,14 +597,14 @@ async fn apply(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Acti
                 )
                 .await;
             }
-            crate::metrics::set_integrity(&baseline.spec.account_id, verified.valid);
+            crate::runtime::metrics::set_integrity(&baseline.spec.account_id, verified.valid);
             next.integrity = Some(verified);
         }
     }
     patch_status(&ctx, &baseline, &next).await?;
-    crate::metrics::record_drift_repairs(report.applied.len());
+    crate::runtime::metrics::record_drift_repairs(report.applied.len());
     let ready = ready_of(&next);
-    crate::metrics::set_baseline_ready(&key, ready.as_ref().map(|(s, _)| s == "True"));
+    crate::runtime::metrics::set_baseline_ready(&key, ready.as_ref().map(|(s, _)| s == "True"));
 
     if !report.applied.is_empty() {
         let changes: Vec<String> = report
@@ -614,7 +620,7 @@ async fn apply(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Acti
         publish(&ctx, &baseline, EventType::Normal, reason, "Apply", changes.join("; ")).await;
     }
     if report.delivery_observed {
-        crate::metrics::set_delivery(&baseline.spec.account_id, &report.delivery);
+        crate::runtime::metrics::set_delivery(&baseline.spec.account_id, &report.delivery);
     }
     let delivery_of = |s: &crate::api::LoggingBaselineStatus| {
         s.conditions
@@ -685,8 +691,8 @@ async fn verify_if_due(
     let from = to - interval;
     let text = |t: i64| DateTime::from_secs(t).fmt(Format::DateTime).unwrap_or_default();
     let run = async {
-        let location = crate::verify::location_of(clients, &baseline.spec, trail_policy).await?;
-        crate::verify::verify(clients, &location, from, to).await
+        let location = crate::engine::verify::location_of(clients, &baseline.spec, trail_policy).await?;
+        crate::engine::verify::verify(clients, &location, from, to).await
     };
     let outcome = tokio::time::timeout(ctx.settings.reconcile_timeout, run).await;
     let (valid, digests, log_files, problems) = match outcome {
@@ -948,22 +954,26 @@ async fn run_baselines(
         retention: retention_store,
     });
     let (tamper_tx, tamper_rx) = futures::channel::mpsc::channel(1024);
-    if let Some(events) = settings.events.clone() {
+    // The queue loop is part of this future, not a task of its own: when the controller stops,
+    // or is cancelled on the lease's loss, the loop stops with it (mid long poll too).
+    let drift_events = {
         let (forwarding, unforwarded) = (ctx.forwarding.clone(), ctx.unforwarded.clone());
-        tokio::spawn(crate::events::run(
-            events,
-            ctx.aws.base.clone(),
-            store.clone(),
-            ctx.aws.gate.clone(),
-            move |f| {
-                let _ = forwarding.set(f);
-                unforwarded.lock().unwrap_or_else(|e| e.into_inner()).drain().collect()
-            },
-            tamper_tx,
-        ));
-    }
+        let (store, base, gate) = (store.clone(), ctx.aws.base.clone(), ctx.aws.gate.clone());
+        let events = settings.events.clone();
+        async move {
+            if let Some(events) = events {
+                let ready = move |f| {
+                    let _ = forwarding.set(f);
+                    unforwarded.lock().unwrap_or_else(|e| e.into_inner()).drain().collect()
+                };
+                crate::drift_events::queue::run(events, base, store, gate, ready, tamper_tx).await;
+            }
+            // Without events (or once the loop returns), only the controller runs.
+            std::future::pending::<()>().await
+        }
+    };
     let (store_tp, store_rp) = (store.clone(), store);
-    controller
+    let controller = controller
         .with_config(kube::runtime::controller::Config::default().concurrency(settings.concurrency))
         .reconcile_on(tamper_rx)
         .watches_stream(trail_policies, move |p| baselines_using_trail_policy(&store_tp, &p))
@@ -977,6 +987,9 @@ async fn run_baselines(
                 Ok((object, _)) => tracing::debug!(baseline = %object, "reconciled"),
                 Err(e) => tracing::warn!(error = %e, "reconcile error"),
             }
-        })
-        .await;
+        });
+    tokio::select! {
+        _ = controller => {}
+        _ = drift_events => {}
+    }
 }

@@ -108,7 +108,7 @@ pub fn set_integrity(account: &str, valid: bool) {
 }
 
 /// The delivery findings of one account's last reconcile (replacing the account's previous ones).
-pub fn set_delivery(account: &str, findings: &[crate::reconcile::delivery::DeliveryFinding]) {
+pub fn set_delivery(account: &str, findings: &[crate::judge::delivery::DeliveryFinding]) {
     with(|r| {
         r.delivery.retain(|(a, _), _| a != account);
         for f in findings {

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use crate::api::RetentionPolicySpec;
 use crate::desired::lock_retention;
+use crate::judge::diff::{days as log_days, describe_lock, shortens, weakens_lock};
 use crate::manifests::ResolvedBaseline;
-use crate::reconcile::diff::{days as log_days, describe_lock, shortens, weakens_lock};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {

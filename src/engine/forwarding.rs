@@ -1,8 +1,8 @@
 //! Event-driven drift detection: per account, the forwarding role (IAM, once) and the forwarding
 //! rule in each region; for the operator, the central bus, its rule and the queue's policy.
 
-use super::account::Component;
 use super::regional::{Part, RegionOutcome, ServiceRole, reconcile_service_role};
+use super::report::Component;
 use crate::aws::events::{self, ObservedTarget};
 use crate::aws::{AccountClients, AwsError, sqs};
 use crate::desired::events::{

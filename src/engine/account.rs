@@ -3,187 +3,29 @@
 //! and report what it saw and did.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::time::{Duration, Instant};
 
 use aws_types::SdkConfig;
 use futures::StreamExt;
 
-use super::diff::{self, Action, Delta};
+use crate::judge::diff::{self, Action, Delta};
 
 /// Regions of one account reconciled at once.
 const REGION_CONCURRENCY: usize = 4;
 const CLOUDTRAIL_PRINCIPAL: &str = "cloudtrail.amazonaws.com";
 use super::regional;
-use crate::api::{AuditQueriesStatus, Drift, Mode};
+use crate::api::Mode;
 use crate::aws::cloudtrail::{self, ObservedTrail};
 use crate::aws::kms::{self, ObservedKey};
 use crate::aws::organizations::{self, Organization};
 use crate::aws::s3::{self, ObservedBucket};
-use crate::aws::sts::{self, Identity};
+use crate::aws::sts;
 use crate::aws::{AccountClients, AwsError, CallCounts, CallRecorder, ErrorKind, iam};
 use crate::desired::events::Forwarding;
-use crate::desired::{
-    self, AccountSpecs, BucketEncryption, DesiredAccount, DesiredBucket, DesiredTrail, KeySource, athena,
-};
+use crate::desired::{self, AccountSpecs, DesiredAccount, DesiredBucket, DesiredTrail, KeySource, athena};
 
-/// Apply writes the difference (unless the baseline is in Observe mode); Plan only reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RunMode {
-    Apply,
-    Plan,
-}
-
-/// The parts of an account's baseline, each with its own condition.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Component {
-    Key,
-    Storage,
-    Trail,
-    Retention,
-    FlowLogs,
-    InstanceLogs,
-    ConfigRules,
-    AuditQueries,
-    /// The rules that forward tampering to the operator's queue (with `--events-queue-url`).
-    DriftEvents,
-}
-
-impl Component {
-    pub const ALL: [Component; 9] = [
-        Component::Key,
-        Component::Storage,
-        Component::Trail,
-        Component::Retention,
-        Component::FlowLogs,
-        Component::InstanceLogs,
-        Component::ConfigRules,
-        Component::AuditQueries,
-        Component::DriftEvents,
-    ];
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum ComponentState {
-    /// Observed in line with the baseline; nothing written.
-    InSync,
-    /// Drift found and repaired by the writes listed in the report.
-    Repaired,
-    /// Drift found and not repaired: a plan, or a baseline in Observe mode.
-    Drifted,
-    /// Drift that trailkeeper may not repair (an existing trail's unmanaged settings).
-    NotCompliant,
-    /// A change that needs an approval in the RetentionPolicy.
-    ApprovalRequired(String),
-    /// Not managed for this baseline (an existing trail's storage and key).
-    NotManaged,
-    Failed(AwsError),
-    /// Not attempted because a component it depends on failed.
-    Waiting(Component),
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum EngineError {
-    /// The credentials belong to another account: nothing was written.
-    WrongAccount {
-        expected: String,
-        actual: String,
-        arn: String,
-    },
-    Aws(AwsError),
-}
-
-impl fmt::Display for EngineError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            EngineError::WrongAccount { expected, actual, arn } => write!(
-                f,
-                "the credentials resolve to account {actual} ({arn}), not to spec.accountId {expected}: nothing was written; \
-                 set spec.credentials.assumeRoleArn to a role in account {expected}"
-            ),
-            EngineError::Aws(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-impl EngineError {
-    pub fn reason(&self) -> &'static str {
-        match self {
-            EngineError::WrongAccount { .. } => "WrongAccount",
-            EngineError::Aws(e) => e.reason(),
-        }
-    }
-}
-
-/// One planned or applied write.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Change {
-    pub resource: String,
-    pub action: String,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct AccountReport {
-    pub account_id: String,
-    pub region: String,
-    pub mode: Mode,
-    pub identity: Option<Identity>,
-    /// What differed from the baseline when observed.
-    pub drift: Vec<Drift>,
-    /// Drift trailkeeper reports but may not repair.
-    pub not_compliant: Vec<Drift>,
-    /// Writes that would bring the account in line (plan, Observe mode, or blocked).
-    pub pending: Vec<Change>,
-    /// Writes made.
-    pub applied: Vec<Change>,
-    pub components: BTreeMap<Component, ComponentState>,
-    /// Per component, one line per region (`us-east-1: 3/3 VPCs covered, ...`).
-    pub details: BTreeMap<Component, Vec<String>>,
-    pub error: Option<EngineError>,
-    pub key_arn: Option<String>,
-    pub trail_arn: Option<String>,
-    pub bucket_name: Option<String>,
-    pub access_log_bucket_name: Option<String>,
-    /// Where to run the audit queries (when they are enabled and were reconciled).
-    pub audit_queries: Option<AuditQueriesStatus>,
-    /// Whether logs arrive: the trail's deliveries and each region's flow logs, as last read.
-    pub delivery: Vec<super::delivery::DeliveryFinding>,
-    /// The trail's deliveries could be read (a trail of this account, observed).
-    pub delivery_observed: bool,
-    /// What the benchmark's logging controls are judged on.
-    pub evidence: super::compliance::Evidence,
-    pub calls: CallCounts,
-    pub duration: Duration,
-}
-
-impl AccountReport {
-    /// In line with the baseline: nothing pending, nothing failed, nothing non-compliant.
-    pub fn in_sync(&self) -> bool {
-        self.error.is_none()
-            && self.pending.is_empty()
-            && self.not_compliant.is_empty()
-            && self.components.values().all(|s| {
-                matches!(
-                    s,
-                    ComponentState::InSync | ComponentState::Repaired | ComponentState::NotManaged
-                )
-            })
-    }
-
-    pub fn failed(&self) -> bool {
-        self.error.is_some() || self.components.values().any(|s| matches!(s, ComponentState::Failed(_)))
-    }
-}
-
-/// What was in force before this change, against which shortening is judged: the retention last
-/// applied (with the approval that allowed it), or, when unknown, what AWS reports.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct PreviousApproval {
-    pub reference: Option<String>,
-    /// The trail key's ARN as last reported (status): found again with one call when its alias
-    /// is gone, instead of a scan of every key of the account.
-    pub key_arn: Option<String>,
-}
+pub use super::report::{AccountReport, Change, Component, ComponentState, EngineError, PreviousApproval, RunMode};
+pub(crate) use super::writes::{apply_bucket, apply_key};
 
 struct Run<'a> {
     clients: AccountClients,
@@ -493,7 +335,7 @@ impl Run<'_> {
                 .as_ref()
                 .and_then(|b| b.access_logging.as_ref().map(|(target, _)| target.clone()))
         };
-        self.report.evidence.trail_bucket = Some(super::compliance::BucketEvidence {
+        self.report.evidence.trail_bucket = Some(crate::judge::compliance::BucketEvidence {
             name: storage.trail_bucket.name.clone(),
             exists: trail_bucket.is_some() || (ok && self.write),
             access_logs_to: logging_now,
@@ -530,7 +372,7 @@ impl Run<'_> {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64);
             let alarm_after = i64::from(self.specs.trail_policy.delivery_alarm_after_minutes) * 60;
-            self.report.delivery.extend(super::delivery::trail(
+            self.report.delivery.extend(crate::judge::delivery::trail(
                 delivery,
                 trail.logging,
                 trail.log_file_validation,
@@ -619,13 +461,13 @@ impl Run<'_> {
         let repaired_all = ok && self.write && manage.is_none() && not_compliant.is_empty();
         self.report.evidence.trail = match (&observed, repaired_all) {
             // What holds now: the settings just written.
-            (_, true) => Some(super::compliance::TrailEvidence::of(
+            (_, true) => Some(crate::judge::compliance::TrailEvidence::of(
                 &settings,
                 &arn,
                 true,
                 key_arn.map(str::to_string),
             )),
-            (Some(t), false) => Some(super::compliance::TrailEvidence::observed(t)),
+            (Some(t), false) => Some(crate::judge::compliance::TrailEvidence::observed(t)),
             (None, false) => None,
         };
         if ok && !not_compliant.is_empty() {
@@ -806,7 +648,7 @@ impl Run<'_> {
             region: spec.primary_region.clone(),
             ..Default::default()
         };
-        let status = Box::pin(super::athena::reconcile_audit_queries(
+        let status = Box::pin(super::audit_queries::reconcile_audit_queries(
             &self.clients,
             specs,
             self.write,
@@ -954,9 +796,15 @@ impl Run<'_> {
             region: "global".into(),
             ..Default::default()
         };
-        if let Err(e) =
-            super::events::reconcile_forwarding_role(&self.clients, account, forwarding, &tags, self.write, &mut role)
-                .await
+        if let Err(e) = super::forwarding::reconcile_forwarding_role(
+            &self.clients,
+            account,
+            forwarding,
+            &tags,
+            self.write,
+            &mut role,
+        )
+        .await
         {
             role.parts.push((
                 Component::DriftEvents,
@@ -978,8 +826,15 @@ impl Run<'_> {
                         ..Default::default()
                     };
                     let clients = clients.for_region(&region);
-                    super::events::reconcile_forwarding_rule(&clients, account, forwarding, tags, write, &mut outcome)
-                        .await;
+                    super::forwarding::reconcile_forwarding_rule(
+                        &clients,
+                        account,
+                        forwarding,
+                        tags,
+                        write,
+                        &mut outcome,
+                    )
+                    .await;
                     outcome
                 }) as futures::future::BoxFuture<'_, _>
             })
@@ -992,22 +847,6 @@ impl Run<'_> {
                 .await,
         );
         outcomes
-    }
-}
-
-impl ComponentState {
-    /// How bad a state is: a component made of several resources or regions keeps its worst.
-    pub fn severity(&self) -> u8 {
-        match self {
-            ComponentState::NotManaged => 0,
-            ComponentState::InSync => 1,
-            ComponentState::Repaired => 2,
-            ComponentState::Drifted => 3,
-            ComponentState::Waiting(_) => 4,
-            ComponentState::NotCompliant => 5,
-            ComponentState::ApprovalRequired(_) => 6,
-            ComponentState::Failed(_) => 7,
-        }
     }
 }
 
@@ -1024,60 +863,6 @@ async fn observe_optional_bucket(
             s3::observe_bucket(clients, &b.name, reads).await
         }
         None => Ok(None),
-    }
-}
-
-/// One write to a key trailkeeper keeps (the trail key, a region's log-group key). `key` is its
-/// (id, ARN), set by CreateKey for the writes after it.
-pub(crate) async fn apply_key(
-    clients: &AccountClients,
-    desired: &desired::DesiredKey,
-    key: &mut Option<(String, String)>,
-    action: &Action,
-) -> Result<(), AwsError> {
-    let key_id = key.as_ref().map(|(id, _)| id.clone()).unwrap_or_default();
-    match (action, &desired.source) {
-        (Action::CreateKey, KeySource::Create { description, .. }) => {
-            *key = Some(kms::create_key(clients, description, &desired.policy).await?);
-            Ok(())
-        }
-        (Action::CreateAlias, KeySource::Create { alias, .. }) => kms::create_alias(clients, alias, &key_id).await,
-        (Action::RestoreKey { state }, _) => kms::restore_key(clients, &key_id, state).await,
-        (Action::PutKeyPolicy(policy), _) => kms::put_key_policy(clients, &key_id, policy).await,
-        (Action::EnableKeyRotation, _) => kms::enable_rotation(clients, &key_id).await,
-        (Action::TagKey(tags), _) => kms::tag_key(clients, &key_id, tags).await,
-        _ => Ok(()),
-    }
-}
-
-pub(crate) async fn apply_bucket(
-    clients: &AccountClients,
-    bucket: &DesiredBucket,
-    key_arn: Option<&str>,
-    action: &Action,
-) -> Result<(), AwsError> {
-    let name = bucket.name.as_str();
-    match action {
-        Action::CreateBucket { object_lock } => s3::create_bucket(clients, name, *object_lock).await,
-        Action::EnableVersioning => s3::enable_versioning(clients, name).await,
-        Action::PutObjectLock(retention) => s3::put_object_lock(clients, name, retention.as_ref()).await,
-        Action::PutEncryption => {
-            let kms_key = match bucket.encryption {
-                BucketEncryption::KmsTrailKey => key_arn,
-                BucketEncryption::S3Managed => None,
-            };
-            s3::put_encryption(clients, name, kms_key).await
-        }
-        Action::BlockPublicAccess => s3::block_public_access(clients, name).await,
-        Action::EnforceBucketOwner => s3::enforce_bucket_owner(clients, name).await,
-        Action::PutBucketPolicy(policy) => s3::put_policy(clients, name, policy).await,
-        Action::PutAccessLogging {
-            target_bucket,
-            target_prefix,
-        } => s3::put_access_logging(clients, name, target_bucket, target_prefix).await,
-        Action::PutLifecycle(lifecycle) => s3::put_lifecycle(clients, name, lifecycle).await,
-        Action::PutBucketTags(tags) => s3::put_tags(clients, name, tags).await,
-        _ => Ok(()),
     }
 }
 

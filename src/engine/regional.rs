@@ -8,8 +8,8 @@ use crate::api::Drift;
 use crate::aws::{AccountClients, AwsError, config, ec2, iam, kms, logs, ssm};
 use crate::desired::regional::{self, DesiredFlowLogs, FLOW_LOG_ROLE, FLOW_LOG_ROLE_POLICY, FlowLogTarget};
 use crate::desired::{AccountSpecs, policy};
-use crate::reconcile::account::{Change, Component, ComponentState};
-use crate::reconcile::diff::{self, days, shortens};
+use crate::engine::report::{Change, Component, ComponentState};
+use crate::judge::diff::{self, days, shortens};
 
 /// What one region's reconcile saw and did.
 #[derive(Clone, Debug, Default)]
@@ -21,7 +21,7 @@ pub struct RegionOutcome {
     /// Per component: its state in this region and a line of detail for the status.
     pub parts: Vec<(Component, ComponentState, String)>,
     /// Whether this region's flow logs deliver.
-    pub delivery: Vec<crate::reconcile::delivery::DeliveryFinding>,
+    pub delivery: Vec<crate::judge::delivery::DeliveryFinding>,
     /// Whether a configuration recorder records (None: not read).
     pub config_recording: Option<bool>,
     /// VPCs with a compliant flow log (counting those created now), VPCs (None: not read).
@@ -318,7 +318,7 @@ async fn reconcile_log_key(
     let mut key = observed.map(|k| (k.key_id, k.arn));
     for action in &delta.actions {
         part.act(&resource, &action.to_string(), || {
-            crate::reconcile::account::apply_key(clients, desired, &mut key, action)
+            crate::engine::writes::apply_key(clients, desired, &mut key, action)
         })
         .await?;
     }
@@ -417,7 +417,7 @@ async fn reconcile_flow_logs(
         .collect();
     part.outcome
         .delivery
-        .push(crate::reconcile::delivery::flow_logs(&clients.region, &covering));
+        .push(crate::judge::delivery::flow_logs(&clients.region, &covering));
     let mut uncovered = Vec::new();
     let mut replace = Vec::new();
     let mut not_compliant = Vec::new();
@@ -571,7 +571,7 @@ async fn reconcile_agents(
     }
     part.outcome
         .delivery
-        .push(crate::reconcile::delivery::instance_logs(&clients.region, &runs));
+        .push(crate::judge::delivery::instance_logs(&clients.region, &runs));
     let platforms: Vec<&str> = agents.iter().map(|a| a.platform).collect();
     Ok(format!(
         "agent configuration for {} applied to instances tagged {}={}",
@@ -627,7 +627,7 @@ async fn reconcile_rules(
         part.outcome.config_recording = Some(!status.is_empty() && status.iter().all(|r| r.recording));
         part.outcome
             .delivery
-            .push(crate::reconcile::delivery::config_recorders(&clients.region, &status));
+            .push(crate::judge::delivery::config_recorders(&clients.region, &status));
     }
     // Compliance is information for the status: when the API cannot give it, say so and go on.
     let detail = match config::compliance(clients, &names).await {

@@ -8,13 +8,13 @@
 //! stopped before anyone else may take over. Writes carry the resourceVersion, so two replicas
 //! racing for an expired lease cannot both win.
 
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, ObjectMeta, PostParams};
+
+pub use crate::fence::monotonic_ms;
 
 /// What a lease says, as far as the election is concerned.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,13 +53,6 @@ impl Default for Timing {
             retry: Duration::from_secs(2),
         }
     }
-}
-
-/// Milliseconds on this process's monotonic clock (it keeps counting while the process is
-/// stopped, so a replica frozen past its deadline wakes up no longer leading).
-pub fn monotonic_ms() -> i64 {
-    static START: OnceLock<Instant> = OnceLock::new();
-    START.get_or_init(Instant::now).elapsed().as_millis() as i64
 }
 
 /// Unix time in milliseconds, written into the Lease for people to read.
@@ -272,44 +265,19 @@ impl LeaseStore for KubeLease {
     }
 }
 
-/// Whether AWS writes are allowed: open while this replica leads (or without election), shut the
-/// moment the renew deadline passes, on its own clock, even if the task that renews is stuck.
-/// Every AWS client of the controller checks it before a mutating call.
-#[derive(Clone, Debug)]
-pub struct WriteGate(std::sync::Arc<AtomicI64>);
-
-impl WriteGate {
-    /// A gate that is open forever (no leader election).
-    pub fn open() -> Self {
-        Self(std::sync::Arc::new(AtomicI64::new(i64::MAX)))
-    }
-
-    /// A gate that is shut until `lead_until` opens it.
-    pub fn shut() -> Self {
-        Self(std::sync::Arc::new(AtomicI64::new(i64::MIN)))
-    }
-
-    pub fn lead_until(&self, until_ms: Option<i64>) {
-        self.0.store(until_ms.unwrap_or(i64::MIN), Ordering::SeqCst);
-    }
-
-    pub fn is_open(&self) -> bool {
-        monotonic_ms() < self.0.load(Ordering::SeqCst)
-    }
-}
-
 /// How long one round may wait on the API server: a hung request must not outlive the deadline.
 fn round_timeout(timing: &Timing) -> Duration {
     (timing.renew_deadline / 2).max(Duration::from_millis(500))
 }
 
-/// Campaigns until `stop` resolves, then releases the lease if it holds it. After every round it
-/// publishes on `leading` the local time until which this replica leads (None: it does not).
+/// Campaigns until `stop` resolves, and hands back the elector. After every round it publishes
+/// on `leading` the local time until which this replica leads (None: it does not). It does not
+/// release the lease: only a replica that still leads when its work is done may (`release`).
 pub async fn campaign<S: LeaseStore>(
     mut elector: Elector<S>,
     leading: tokio::sync::watch::Sender<Option<i64>>,
     stop: impl Future<Output = ()>,
-) {
+) -> Elector<S> {
     tokio::pin!(stop);
     loop {
         let started = monotonic_ms();
@@ -320,15 +288,21 @@ pub async fn campaign<S: LeaseStore>(
             Err(_) => tracing::warn!("leader election round timed out: the API server did not answer"),
         }
         let until = elector.leading_until().filter(|until| monotonic_ms() < *until);
-        crate::metrics::set_leader(until.is_some());
+        crate::runtime::metrics::set_leader(until.is_some());
         leading.send_if_modified(|l| std::mem::replace(l, until) != until);
         tokio::select! {
             _ = tokio::time::sleep(elector.timing().retry) => {}
             _ = &mut stop => break,
         }
     }
-    crate::metrics::set_leader(false);
+    crate::runtime::metrics::set_leader(false);
     leading.send_replace(None);
+    elector
+}
+
+/// Hands the lease back, boundedly, so that another replica takes over at once. Only for a
+/// replica that still leads (its work finished inside the lease).
+pub async fn release<S: LeaseStore>(mut elector: Elector<S>) {
     match tokio::time::timeout(round_timeout(elector.timing()), elector.release()).await {
         Ok(Ok(())) => tracing::info!("released the leader lease"),
         Ok(Err(e)) => tracing::warn!(error = %e, "cannot release the leader lease"),

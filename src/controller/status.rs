@@ -3,7 +3,7 @@
 //! cost of the reconcile. Pure functions.
 
 use crate::api::{AppliedRetention, Condition, LastReconcile, LoggingBaselineStatus, RetentionPolicySpec};
-use crate::reconcile::account::{AccountReport, Component, ComponentState};
+use crate::engine::account::{AccountReport, Component, ComponentState};
 
 /// Condition types.
 pub mod types {
@@ -45,7 +45,7 @@ pub fn delivery_condition(report: &AccountReport) -> Option<Condition> {
     if !report.delivery_observed {
         return None;
     }
-    Some(match crate::reconcile::delivery::first_problem(&report.delivery) {
+    Some(match crate::judge::delivery::first_problem(&report.delivery) {
         Some(failing) => condition(
             types::DELIVERY_HEALTHY,
             false,
@@ -281,7 +281,7 @@ pub fn from_report(
         compliance: report
             .error
             .is_none()
-            .then(|| crate::reconcile::compliance::status(&report.evidence)),
+            .then(|| crate::judge::compliance::status(&report.evidence)),
         // Verified on its own schedule (the controller): the last result stands until the next.
         integrity: previous.and_then(|p| p.integrity.clone()),
     }

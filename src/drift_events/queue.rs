@@ -13,9 +13,9 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use serde_json::Value;
 
 use crate::api::LoggingBaseline;
-use crate::aws::{AccountClients, CallRecorder, sqs};
+use crate::aws::{AccountClients, CallRecorder, WriteFence, sqs};
 use crate::desired::events::{API_CALL, Forwarding, is_tamper_event};
-use crate::leader::WriteGate;
+use crate::fence::WriteGate;
 
 /// The operator's events settings (`--events-queue-url` and friends).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -186,8 +186,9 @@ fn age_seconds(time: &str) -> Option<f64> {
     Some((jiff::Timestamp::now() - at).total(jiff::Unit::Second).ok()?.max(0.0))
 }
 
-/// The SQS client of the operator's own identity, its attempt timeout above the long poll's wait.
-pub fn queue_client(base: &aws_types::SdkConfig) -> aws_sdk_sqs::Client {
+/// The SQS client of the operator's own identity, its attempt timeout above the long poll's wait;
+/// its writes (DeleteMessageBatch, SetQueueAttributes) go out only while `gate` is open.
+pub fn queue_client(base: &aws_types::SdkConfig, gate: &WriteGate) -> aws_sdk_sqs::Client {
     let timeouts = aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(Duration::from_millis(3100))
         .operation_attempt_timeout(Duration::from_secs(WAIT_SECONDS as u64 + 10))
@@ -197,6 +198,7 @@ pub fn queue_client(base: &aws_types::SdkConfig) -> aws_sdk_sqs::Client {
         aws_sdk_sqs::config::Builder::from(base)
             .timeout_config(timeouts)
             .interceptor(CallRecorder::new())
+            .interceptor(WriteFence::new(gate.clone()))
             .build(),
     )
 }
@@ -214,19 +216,19 @@ pub async fn run(
     forwarding_ready: impl FnOnce(Forwarding) -> Vec<ObjectRef<LoggingBaseline>> + Send,
     mut reconcile: futures::channel::mpsc::Sender<ObjectRef<LoggingBaseline>>,
 ) {
-    let sqs_client = queue_client(&base);
+    let sqs_client = queue_client(&base, &gate);
     let region = base
         .region()
         .map(|r| r.to_string())
         .unwrap_or_else(|| "us-east-1".into());
-    let central = AccountClients::new(&base, &region, None, CallRecorder::gated(gate.clone()));
+    let central = AccountClients::new_fenced(&base, &region, None, CallRecorder::new(), WriteFence::new(gate.clone()));
     let mut backoff = Duration::from_secs(1);
     let forwarding = loop {
         if !gate.is_open() {
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         }
-        let result = crate::reconcile::events::ensure_central(
+        let result = crate::engine::forwarding::ensure_central(
             &central,
             &sqs_client,
             &settings.queue_url,
@@ -241,7 +243,7 @@ pub async fn run(
             }
             Err(e) => {
                 tracing::warn!(error = %e, retry_in = ?backoff, "tampering events: the central bus or queue cannot be set up");
-                crate::metrics::record_drift_event("setup_error");
+                crate::runtime::metrics::record_drift_event("setup_error");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
@@ -268,14 +270,16 @@ pub async fn run(
                 m
             }
             Err(e) => {
-                crate::metrics::record_drift_event("receive_error");
+                crate::runtime::metrics::record_drift_event("receive_error");
                 tracing::warn!(error = %e, retry_in = ?backoff, "tampering events: ReceiveMessage failed");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
                 continue;
             }
         };
-        if messages.is_empty() {
+        // The long poll may return after the lease was lost: the messages are left to the
+        // replica that leads (redelivered after their visibility timeout).
+        if messages.is_empty() || !gate.is_open() {
             continue;
         }
         let known = targets(&store);
@@ -285,16 +289,16 @@ pub async fn run(
             let event = match parse(&message.body) {
                 Ok(e) => e,
                 Err(why) => {
-                    crate::metrics::record_drift_event("malformed");
+                    crate::runtime::metrics::record_drift_event("malformed");
                     tracing::warn!(%why, "tampering events: a malformed message, deleted");
                     continue;
                 }
             };
             let routed = router.route(&event, &known);
-            crate::metrics::record_drift_event(routed.metric());
+            crate::runtime::metrics::record_drift_event(routed.metric());
             if let Routed::Reconcile(baselines) = routed {
                 if let Some(age) = event.time.as_deref().and_then(age_seconds) {
-                    crate::metrics::record_event_lag(age);
+                    crate::runtime::metrics::record_event_lag(age);
                 }
                 tracing::info!(account = %event.account, event = %event.name, caller = ?event.caller, "tampering event: reconciling");
                 for baseline in baselines {

@@ -41,7 +41,7 @@ pub fn respond(request_line: &str, health: &Health) -> (&'static str, &'static s
             (true, what) => ("200 OK", "text/plain", format!("{what}\n")),
             (false, what) => ("503 Service Unavailable", "text/plain", format!("{what}\n")),
         },
-        "/metrics" => ("200 OK", "text/plain; version=0.0.4", crate::metrics::render()),
+        "/metrics" => ("200 OK", "text/plain; version=0.0.4", crate::runtime::metrics::render()),
         _ => ("404 Not Found", "text/plain", "not found\n".into()),
     }
 }

@@ -1,0 +1,7 @@
+//! The Kubernetes controllers: LoggingBaselines (`baselines`) and LoggingBaselineSets (`sets`),
+//! and the status they write.
+
+pub mod baselines;
+pub mod sets;
+pub mod status;
+pub mod writer;

@@ -1,0 +1,185 @@
+//! What one reconcile (or plan) of an account reports: per component its state, the drift seen,
+//! the writes pending and made. Shared by the engine's parts, the controller's status and the
+//! command line's output.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use crate::api::{AuditQueriesStatus, Drift, Mode};
+use crate::aws::sts::Identity;
+use crate::aws::{AwsError, CallCounts};
+
+/// Apply writes the difference (unless the baseline is in Observe mode); Plan only reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunMode {
+    Apply,
+    Plan,
+}
+
+/// The parts of an account's baseline, each with its own condition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Component {
+    Key,
+    Storage,
+    Trail,
+    Retention,
+    FlowLogs,
+    InstanceLogs,
+    ConfigRules,
+    AuditQueries,
+    /// The rules that forward tampering to the operator's queue (with `--events-queue-url`).
+    DriftEvents,
+}
+
+impl Component {
+    pub const ALL: [Component; 9] = [
+        Component::Key,
+        Component::Storage,
+        Component::Trail,
+        Component::Retention,
+        Component::FlowLogs,
+        Component::InstanceLogs,
+        Component::ConfigRules,
+        Component::AuditQueries,
+        Component::DriftEvents,
+    ];
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ComponentState {
+    /// Observed in line with the baseline; nothing written.
+    InSync,
+    /// Drift found and repaired by the writes listed in the report.
+    Repaired,
+    /// Drift found and not repaired: a plan, or a baseline in Observe mode.
+    Drifted,
+    /// Drift that trailkeeper may not repair (an existing trail's unmanaged settings).
+    NotCompliant,
+    /// A change that needs an approval in the RetentionPolicy.
+    ApprovalRequired(String),
+    /// Not managed for this baseline (an existing trail's storage and key).
+    NotManaged,
+    Failed(AwsError),
+    /// Not attempted because a component it depends on failed.
+    Waiting(Component),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum EngineError {
+    /// The credentials belong to another account: nothing was written.
+    WrongAccount {
+        expected: String,
+        actual: String,
+        arn: String,
+    },
+    Aws(AwsError),
+}
+
+impl fmt::Display for EngineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EngineError::WrongAccount { expected, actual, arn } => write!(
+                f,
+                "the credentials resolve to account {actual} ({arn}), not to spec.accountId {expected}: nothing was written; \
+                 set spec.credentials.assumeRoleArn to a role in account {expected}"
+            ),
+            EngineError::Aws(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl EngineError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            EngineError::WrongAccount { .. } => "WrongAccount",
+            EngineError::Aws(e) => e.reason(),
+        }
+    }
+}
+
+/// One planned or applied write.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Change {
+    pub resource: String,
+    pub action: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct AccountReport {
+    pub account_id: String,
+    pub region: String,
+    pub mode: Mode,
+    pub identity: Option<Identity>,
+    /// What differed from the baseline when observed.
+    pub drift: Vec<Drift>,
+    /// Drift trailkeeper reports but may not repair.
+    pub not_compliant: Vec<Drift>,
+    /// Writes that would bring the account in line (plan, Observe mode, or blocked).
+    pub pending: Vec<Change>,
+    /// Writes made.
+    pub applied: Vec<Change>,
+    pub components: BTreeMap<Component, ComponentState>,
+    /// Per component, one line per region (`us-east-1: 3/3 VPCs covered, ...`).
+    pub details: BTreeMap<Component, Vec<String>>,
+    pub error: Option<EngineError>,
+    pub key_arn: Option<String>,
+    pub trail_arn: Option<String>,
+    pub bucket_name: Option<String>,
+    pub access_log_bucket_name: Option<String>,
+    /// Where to run the audit queries (when they are enabled and were reconciled).
+    pub audit_queries: Option<AuditQueriesStatus>,
+    /// Whether logs arrive: the trail's deliveries and each region's flow logs, as last read.
+    pub delivery: Vec<crate::judge::delivery::DeliveryFinding>,
+    /// The trail's deliveries could be read (a trail of this account, observed).
+    pub delivery_observed: bool,
+    /// What the benchmark's logging controls are judged on.
+    pub evidence: crate::judge::compliance::Evidence,
+    pub calls: CallCounts,
+    pub duration: Duration,
+}
+
+impl AccountReport {
+    /// In line with the baseline: nothing pending, nothing failed, nothing non-compliant.
+    pub fn in_sync(&self) -> bool {
+        self.error.is_none()
+            && self.pending.is_empty()
+            && self.not_compliant.is_empty()
+            && self.components.values().all(|s| {
+                matches!(
+                    s,
+                    ComponentState::InSync | ComponentState::Repaired | ComponentState::NotManaged
+                )
+            })
+    }
+
+    pub fn failed(&self) -> bool {
+        self.error.is_some() || self.components.values().any(|s| matches!(s, ComponentState::Failed(_)))
+    }
+}
+
+/// What was in force before this change, against which shortening is judged: the retention last
+/// applied (with the approval that allowed it), or, when unknown, what AWS reports.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PreviousApproval {
+    pub reference: Option<String>,
+    /// The trail key's ARN as last reported (status): found again with one call when its alias
+    /// is gone, instead of a scan of every key of the account.
+    pub key_arn: Option<String>,
+}
+
+impl ComponentState {
+    /// How bad a state is: a component made of several resources or regions keeps its worst.
+    pub fn severity(&self) -> u8 {
+        match self {
+            ComponentState::NotManaged => 0,
+            ComponentState::InSync => 1,
+            ComponentState::Repaired => 2,
+            ComponentState::Drifted => 3,
+            ComponentState::Waiting(_) => 4,
+            ComponentState::NotCompliant => 5,
+            ComponentState::ApprovalRequired(_) => 6,
+            ComponentState::Failed(_) => 7,
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! Pure judgements: what differs between desired and observed, compliance, delivery health, and
+//! whether a retention change may be made.
+
+pub mod compliance;
+pub mod delivery;
+pub mod diff;
+pub mod retention_review;

@@ -1,0 +1,124 @@
+//! A term of leadership, owned from start to end: campaign until elected, open the write gate,
+//! run the work, and end in one of three ways.
+//! - Lease lost (its deadline passed without a renewal, or another replica holds it): the gate is
+//!   shut at once, the campaign stopped (it must not win again while old work unwinds), the work
+//!   cancelled and awaited (bounded by `grace`), and the lease is left as it is: it is no longer
+//!   this replica's to release. The caller exits.
+//! - Termination (SIGTERM): the work is asked to stop and finishes in-flight reconciles while the
+//!   lease is held (if the lease is lost meanwhile, as above); then the lease is released.
+//! - The work ends by itself: as termination.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::election::{Elector, LeaseStore, campaign, lost, release};
+use crate::fence::WriteGate;
+
+/// How a term ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TermEnd {
+    /// Terminated before it was elected: nothing ran.
+    NeverLed,
+    /// Its work finished while it held the lease; the lease was released.
+    Finished,
+    /// The lease was lost: the work was cancelled and the lease left as it was.
+    LeaseLost,
+}
+
+/// The future a term's work is given: it resolves when the work should finish what it is doing
+/// and stop (termination).
+pub type StopSignal = std::pin::Pin<Box<dyn Future<Output = ()> + Send + Sync>>;
+
+/// Campaigns on `elector` and, once elected, runs `work` under `gate` until termination or the
+/// lease's loss. `on_leading` hears each change of leadership (health, metrics).
+pub async fn serve<S, W, F>(
+    elector: Elector<S>,
+    gate: WriteGate,
+    on_leading: impl Fn(bool) + Send + 'static,
+    termination: impl Future<Output = ()>,
+    grace: Duration,
+    work: W,
+) -> TermEnd
+where
+    S: LeaseStore + Send + 'static,
+    W: FnOnce(StopSignal) -> F,
+    F: Future<Output = ()> + Send + 'static,
+{
+    tokio::pin!(termination);
+    let (leading_tx, mut leading) = watch::channel(None);
+    let (stop_campaign, campaign_stopped) = tokio::sync::oneshot::channel::<()>();
+    let campaign = tokio::spawn(campaign(elector, leading_tx, async move {
+        let _ = campaign_stopped.await;
+    }));
+    // The gate follows the published deadline; it also shuts on its own once the deadline
+    // passes (the clock is read at each check), even if this task or the process stalled.
+    let follower = {
+        let (gate, mut leading) = (gate.clone(), leading.clone());
+        tokio::spawn(async move {
+            loop {
+                let until = *leading.borrow_and_update();
+                gate.lead_until(until);
+                on_leading(until.is_some());
+                if leading.changed().await.is_err() {
+                    gate.lead_until(None);
+                    on_leading(false);
+                    return;
+                }
+            }
+        })
+    };
+    let stop_campaign = move |campaign: tokio::task::JoinHandle<Elector<S>>| {
+        let _ = stop_campaign.send(());
+        async move { campaign.await.ok() }
+    };
+
+    tokio::select! {
+        _ = &mut termination => {
+            gate.lead_until(None);
+            follower.abort();
+            if let Some(elector) = stop_campaign(campaign).await {
+                // Elected in the last round, perhaps: a lease that names this replica is freed.
+                release(elector).await;
+            }
+            return TermEnd::NeverLed;
+        }
+        _ = async { leading.wait_for(Option::is_some).await.is_ok() } => {}
+    }
+    tracing::info!("leading: starting the controller");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut work = tokio::spawn(work(Box::pin(async move {
+        let _ = stop_rx.await;
+    })));
+    let finished = tokio::select! {
+        _ = &mut work => true,
+        _ = lost(leading.clone()) => false,
+        _ = &mut termination => {
+            // In-flight reconciles finish while the lease is still ours, and no longer.
+            let _ = stop_tx.send(());
+            tokio::select! {
+                _ = &mut work => true,
+                _ = lost(leading.clone()) => false,
+            }
+        }
+    };
+    if finished && gate.is_open() {
+        gate.lead_until(None);
+        follower.abort();
+        if let Some(elector) = stop_campaign(campaign).await {
+            release(elector).await;
+        }
+        return TermEnd::Finished;
+    }
+    // Lost: no write from now on, no new term while the old work unwinds, and the old work
+    // cancelled and awaited.
+    gate.lead_until(None);
+    follower.abort();
+    let _ = stop_campaign(campaign).await;
+    work.abort();
+    if tokio::time::timeout(grace, &mut work).await.is_err() {
+        tracing::warn!(?grace, "the cancelled work did not stop in time");
+    }
+    TermEnd::LeaseLost
+}

@@ -1,0 +1,179 @@
+//! `trailkeeper run`: wiring of the controller, leader election, the HTTP endpoint and shutdown.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use kube::Client;
+
+use crate::controller::baselines::{self, Context, Settings};
+use crate::controller::writer::FencedWrites;
+use crate::fence::WriteGate;
+use crate::runtime::http::Health;
+use crate::runtime::leader::{Elector, KubeLease, TermEnd, Timing};
+
+/// The flags of `trailkeeper run`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "TRAILKEEPER_WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
+    /// Reconcile only the LoggingBaselines matching this label selector (shard a large fleet).
+    #[arg(long, env = "TRAILKEEPER_SELECTOR")]
+    pub selector: Option<String>,
+    /// Seconds between two observations of an account in line (jittered by up to 10%; 10 s to a
+    /// week). Default: 600, or 3600 with `--events-queue-url` (tampering is then repaired on its
+    /// event, and the resync only catches what no event reports).
+    #[arg(long, env = "TRAILKEEPER_RESYNC_SECONDS")]
+    pub resync_seconds: Option<u64>,
+    /// The SQS queue to long-poll for tampering events: trailkeeper sets up, in the queue's
+    /// account and region, a central EventBridge bus and its rule into the queue, and in each
+    /// account and region it enforces, a rule forwarding the calls that tamper with the baseline.
+    #[arg(long, env = "TRAILKEEPER_EVENTS_QUEUE_URL")]
+    pub events_queue_url: Option<String>,
+    /// The name of the central event bus.
+    #[arg(long, env = "TRAILKEEPER_EVENTS_BUS_NAME", default_value = crate::desired::events::DEFAULT_BUS)]
+    pub events_bus_name: String,
+    /// Admit forwarded events from this AWS Organization's accounts only (o-...).
+    #[arg(long, env = "TRAILKEEPER_EVENTS_ORGANIZATION_ID")]
+    pub events_organization_id: Option<String>,
+    /// Seconds one account's reconcile may take as a whole before it fails with reason Timeout
+    /// (30 to 3600; each AWS call also has its own timeout).
+    #[arg(long, env = "TRAILKEEPER_RECONCILE_TIMEOUT_SECONDS", default_value_t = 300)]
+    pub reconcile_timeout_seconds: u64,
+    /// LoggingBaselines reconciled at once.
+    #[arg(long, env = "TRAILKEEPER_CONCURRENCY", default_value_t = 8)]
+    pub concurrency: u16,
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(long, env = "TRAILKEEPER_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: String,
+    /// Take a Lease before reconciling, so that only one replica acts at a time.
+    #[arg(long, env = "TRAILKEEPER_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+    #[arg(long, env = "TRAILKEEPER_LEASE_NAME", default_value = "trailkeeper")]
+    pub lease_name: String,
+    /// Namespace of the Lease (default: the pod's namespace, POD_NAMESPACE).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub lease_namespace: String,
+    /// This replica's identity in the Lease (default: the pod's name, POD_NAME, else the host name).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn termination() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// The resync interval a user may ask for: at least 10 s, at most a week (beyond, duration
+/// arithmetic would overflow, and drift would go unseen for too long anyway).
+pub fn resync_interval(seconds: u64) -> Duration {
+    Duration::from_secs(seconds.clamp(10, 7 * 24 * 3600))
+}
+
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let config = kube::Config::infer().await?;
+    // Reads, and the Lease.
+    let client = Client::try_from(config.clone())?;
+    let base = crate::aws::load_base_config().await;
+    let events = args
+        .events_queue_url
+        .clone()
+        .filter(|u| !u.is_empty())
+        .map(|queue_url| crate::drift_events::queue::EventSettings {
+            queue_url,
+            bus_name: args.events_bus_name.clone(),
+            organization_id: args.events_organization_id.clone().filter(|o| !o.is_empty()),
+        });
+    let default_resync = if events.is_some() { 3600 } else { 600 };
+    let settings = Settings {
+        resync: resync_interval(args.resync_seconds.unwrap_or(default_resync)),
+        events,
+        concurrency: args.concurrency.max(1),
+        watch_namespace: args.watch_namespace.clone(),
+        selector: args.selector.clone(),
+        reconcile_timeout: Duration::from_secs(args.reconcile_timeout_seconds.clamp(30, 3600)),
+        ..Settings::default()
+    };
+    let health = Arc::new(Health::default());
+    let listener = tokio::net::TcpListener::bind(&args.http_addr).await?;
+    tokio::spawn(crate::runtime::http::serve(listener, health.clone()));
+
+    // The API server must answer and the CRDs be installed before we call ourselves ready.
+    client.apiserver_version().await?;
+    // At the scope the controller watches: with --watch-namespace its RBAC is a Role there only.
+    let baselines: kube::Api<crate::api::LoggingBaseline> = match &args.watch_namespace {
+        Some(ns) => kube::Api::namespaced(client.clone(), ns),
+        None => kube::Api::all(client.clone()),
+    };
+    baselines.list(&kube::api::ListParams::default().limit(1)).await?;
+    health.api_reachable.store(true, Ordering::Relaxed);
+
+    if !args.leader_election {
+        crate::runtime::metrics::set_leader(true);
+        health.active.store(true, Ordering::Relaxed);
+        tracing::info!("starting without leader election");
+        let gate = WriteGate::open();
+        let writer = controller_client(config, &gate)?;
+        let ctx = Context::with_gate(writer, base, settings, gate, health);
+        baselines::run(Arc::new(ctx), termination()).await;
+        return Ok(());
+    }
+
+    let identity = args
+        .identity
+        .clone()
+        .unwrap_or_else(|| std::env::var("HOSTNAME").unwrap_or_else(|_| format!("trailkeeper-{}", std::process::id())));
+    // The Lease is written with a client of its own: election writes while it does not lead.
+    let elector = Elector::new(
+        KubeLease::new(client, &args.lease_namespace, &args.lease_name),
+        identity,
+        Timing::default(),
+    );
+    // Every write of the controller, to AWS and to the API server, follows the lease: shut at the
+    // renew deadline even if this task, or the whole process, was stalled.
+    let gate = WriteGate::shut();
+    let writer = controller_client(config, &gate)?;
+    let ctx = Arc::new(Context::with_gate(writer, base, settings, gate.clone(), health.clone()));
+    let on_leading = {
+        let health = health.clone();
+        move |leads: bool| health.active.store(leads, Ordering::Relaxed)
+    };
+    let end = crate::runtime::leader::serve(elector, gate, on_leading, termination(), CANCEL_GRACE, move |stop| {
+        baselines::run(ctx, stop)
+    })
+    .await;
+    health.active.store(false, Ordering::Relaxed);
+    match end {
+        TermEnd::NeverLed | TermEnd::Finished => Ok(()),
+        TermEnd::LeaseLost => {
+            anyhow::bail!("lost the leader lease: stopped at once, the lease left to the replica that takes over")
+        }
+    }
+}
+
+/// How long cancelled reconciles may take to unwind after the lease is lost (their writes are
+/// refused meanwhile).
+const CANCEL_GRACE: Duration = Duration::from_secs(5);
+
+/// The controllers' client: every write they make goes through the one writer
+/// (`controller::writer`), fenced on `gate`.
+fn controller_client(config: kube::Config, gate: &WriteGate) -> anyhow::Result<Client> {
+    Ok(kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&FencedWrites::new(gate.clone()))
+        .build())
+}
