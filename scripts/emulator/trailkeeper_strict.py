@@ -309,6 +309,26 @@ def _delivery_of(trail):
     return out
 
 
+_REGION_KEYS = {}
+
+
+def _public_key_of(region):
+    """The DER (PKCS#1) public key CloudTrail signs `region`'s digests with (see list_public_keys)."""
+    if region not in _REGION_KEYS:
+        fixtures = pathlib.Path(__file__).resolve().parents[2] / "tests" / "fixtures"
+        name = "cloudtrail-test-key.pub.der" if region == "us-east-1" else f"cloudtrail-test-key-{region}.pub.der"
+        if (fixtures / name).is_file():
+            _REGION_KEYS[region] = (fixtures / name).read_bytes()
+        else:
+            from cryptography.hazmat.primitives import serialization
+            from cryptography.hazmat.primitives.asymmetric import rsa
+
+            key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            _REGION_KEYS[region] = key.public_key().public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.PKCS1)
+    return _REGION_KEYS[region]
+
+
 def install():
     """Wraps the moto backends the rules apply to. Idempotent."""
     from moto.cloudtrail import models as cloudtrail
@@ -403,14 +423,19 @@ def install():
     cloudtrail_responses.CloudTrailResponse.get_trail_status = delivering_get_trail_status
 
     def list_public_keys(self):
-        """ListPublicKeys, which moto lacks: the key that signs digest files, here the test key of
-        tests/fixtures (the tests sign their digest chains with its private half). One key valid
-        for all time; its fingerprint is the MD5 of its DER form, as CloudTrail's is a hex digest.
+        """ListPublicKeys, which moto lacks: the key that signs the digest files of this region.
+        "Each digest file is signed with a private key unique to its Region. When you validate a
+        digest file from a specific Region, you must look in the same Region for its corresponding
+        public key": so each region serves its own key. us-east-1's is the test key of
+        tests/fixtures/cloudtrail-test-key.*, eu-west-1's tests/fixtures/cloudtrail-test-key-eu-west-1.*
+        (the tests sign their digest chains with the private halves); any other region's is made
+        here, once per server, and no one holds its private half. Valid for all time; the
+        fingerprint is the MD5 of the DER form, as CloudTrail's is a hex digest.
         https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_ListPublicKeys.html"""
         import base64
         import hashlib
 
-        der = (pathlib.Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "cloudtrail-test-key.pub.der").read_bytes()
+        der = _public_key_of(self.region)
         return json.dumps({"PublicKeyList": [{
             "Value": base64.b64encode(der).decode(),
             "ValidityStartTime": 0,
@@ -419,6 +444,35 @@ def install():
         }]})
 
     cloudtrail_responses.CloudTrailResponse.list_public_keys = list_public_keys
+
+    from moto.core.utils import extract_region_from_aws_authorization
+    from moto.s3 import responses as s3_responses
+    from moto.s3.exceptions import S3ClientError
+
+    def in_bucket_region(handler):
+        """An object request signed for another region than its bucket's is refused: S3 answers
+        AuthorizationHeaderMalformed ("the region 'us-east-1' is wrong; expecting 'eu-west-1'"),
+        or PermanentRedirect from another region's endpoint; moto serves every bucket from every
+        region. GetBucketLocation stays answered from any region: it is how a reader finds the
+        region to ask (awscli's S3ClientProvider does).
+        https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html#ErrorCodeList"""
+        def refusing(self, *args, **kwargs):
+            signed_for = extract_region_from_aws_authorization(self.request.headers.get("Authorization", ""))
+            try:
+                location = self.backend.get_bucket(self.bucket_name).location
+            except Exception:
+                location = None  # moto reports a missing bucket
+            if signed_for and location and signed_for != location:
+                raise S3ClientError(
+                    "AuthorizationHeaderMalformed",
+                    f"The authorization header is malformed; the region '{signed_for}' is wrong; "
+                    f"expecting '{location}'",
+                )
+            return handler(self, *args, **kwargs)
+        return refusing
+
+    for name in ("get_object", "head_object", "put_object", "list_objects", "list_objects_v2"):
+        setattr(s3_responses.S3Response, name, in_bucket_region(getattr(s3_responses.S3Response, name)))
 
     flow_backend = flow_logs.FlowLogsBackend
     create_flow_logs = flow_backend.create_flow_logs
