@@ -269,7 +269,10 @@ def _delivery_of(trail):
     except Exception:
         return {"LatestDeliveryError": "NoSuchBucket"}
     prefix = f"{trail.s3_key_prefix.strip('/')}/" if trail.s3_key_prefix else ""
-    stamp = re.compile(r"_(\d{8}T\d{4}Z)_")
+    # Log files: {account}_CloudTrail_{region}_{YYYYMMDDTHHmmZ}_{id}.json.gz; digests end with the
+    # time to the second: {account}_CloudTrail-Digest_{region}_{trail}_{home}_{YYYYMMDDTHHmmssZ}.json.gz
+    # (CloudTrail user guide, "CloudTrail log file examples" and "CloudTrail digest file structure").
+    stamp = re.compile(r"_(\d{8}T\d{4})(\d{2})?Z[_.]")
     newest = {"CloudTrail": None, "CloudTrail-Digest": None}
     for key in list(bucket.keys.keys()):
         if not key.startswith(f"{prefix}AWSLogs/"):
@@ -278,7 +281,7 @@ def _delivery_of(trail):
         found = stamp.search(key)
         if kind is None or found is None:
             continue
-        when = calendar.timegm(time.strptime(found.group(1), "%Y%m%dT%H%MZ"))
+        when = calendar.timegm(time.strptime(found.group(1), "%Y%m%dT%H%M")) + int(found.group(2) or 0)
         if newest[kind] is None or when > newest[kind]:
             newest[kind] = when
     if newest["CloudTrail"] is not None:
