@@ -44,11 +44,22 @@ def _matches(patterns, value):
     return any(fnmatch.fnmatchcase(value, p) for p in _as_list(patterns))
 
 
+def _matches_action(patterns, action):
+    """Action names are case-insensitive, prefix and name ("s3:PutObject" is "S3:putobject"):
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_action.html"""
+    return any(fnmatch.fnmatchcase(action.lower(), p.lower()) for p in _as_list(patterns))
+
+
 def _conditions_hold(statement, context):
-    """Every condition key must be in `context` and hold for its value there."""
+    """Every condition key must be in `context` and hold for its value there; a key of an
+    ...IfExists operator that is absent from the context holds ("If the key is not present,
+    evaluate the condition element as true":
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html#Conditions_IfExists)."""
     for operator, block in (statement.get("Condition") or {}).items():
         for key, expected in block.items():
             if key not in context:
+                if operator.endswith("IfExists"):
+                    continue
                 return False
             actual = context[key]
             expected = _as_list(expected)
@@ -76,7 +87,7 @@ def evaluate(policy_text, principal_ok, action, resource, context):
         return False
     allowed = False
     for statement in _as_list(policy.get("Statement")):
-        if not principal_ok(statement) or not _matches(statement.get("Action"), action):
+        if not principal_ok(statement) or not _matches_action(statement.get("Action"), action):
             continue
         if resource is not None and not _matches(statement.get("Resource"), resource):
             continue
