@@ -566,6 +566,48 @@ mod tests {
         );
     }
 
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(bytes).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    #[test]
+    fn only_one_whole_gzip_stream_is_content() {
+        assert_eq!(gunzip(&gzip(b"{}")), Ok(b"{}".to_vec()));
+        let mut appended = gzip(b"{}");
+        appended.extend(gzip(b"forged"));
+        assert_eq!(gunzip(&appended), Err(GzipError::TrailingData));
+        let mut padded = gzip(b"{}");
+        padded.push(0);
+        assert_eq!(gunzip(&padded), Err(GzipError::TrailingData));
+        assert_eq!(gunzip(b"{}"), Err(GzipError::NotGzip));
+        let truncated = gzip(b"{\"Records\":[]}");
+        assert!(matches!(
+            gunzip(&truncated[..truncated.len() - 4]),
+            Err(GzipError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn region_folders_are_region_names_only() {
+        for region in ["us-east-1", "us-gov-west-1", "ap-southeast-5", "il-central-1"] {
+            assert!(is_region(region), "{region}");
+        }
+        for other in [
+            "",
+            "us",
+            "us-east",
+            "US-EAST-1",
+            "us-east-1.evil.example",
+            "..",
+            "us--1",
+        ] {
+            assert!(!is_region(other), "{other}");
+        }
+    }
+
     #[test]
     fn days_cover_the_range() {
         let start = seconds_of("2026-11-25T23:00:00Z").unwrap();
