@@ -502,6 +502,56 @@ async fn an_organization_trail_is_verified_from_a_member_account_with_what_a_mem
     }
 }
 
+/// GetTrailStatus of an Organization trail is answered to a member account that names the trail
+/// by its full ARN ("If the trail is an organization trail and you are a member account in the
+/// organization in AWS Organizations, you must provide the full ARN of that trail, and not just
+/// the name": https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_GetTrailStatus.html);
+/// by name, or to an account outside the Organization, the trail is unknown.
+#[tokio::test]
+async fn the_emulator_answers_an_organization_trails_status_to_a_member_by_its_full_arn() {
+    let management = new_account();
+    let aws = inspector(&management).await;
+    create_organization(&aws).await;
+    let management_spec = trail_only(&management);
+    assert_clean(&run_with(&management_spec, &organization_trail(), RunMode::Apply).await);
+    let member = aws
+        .organizations
+        .create_account()
+        .account_name("member")
+        .email("member@example.com")
+        .send()
+        .await
+        .unwrap()
+        .create_account_status
+        .unwrap()
+        .account_id
+        .unwrap();
+    let arn = desired::trail_arn(&management_spec);
+    let status = inspector(&member)
+        .await
+        .cloudtrail
+        .get_trail_status()
+        .name(&arn)
+        .send()
+        .await
+        .expect("a member reads the Organization trail's status by its ARN");
+    assert_eq!(status.is_logging(), Some(true));
+    let name = arn.rsplit('/').next().unwrap();
+    let outsider = new_account();
+    for (account, name_or_arn) in [(&member, name), (&outsider, arn.as_str())] {
+        let refused = inspector(account)
+            .await
+            .cloudtrail
+            .get_trail_status()
+            .name(name_or_arn)
+            .send()
+            .await
+            .unwrap_err()
+            .into_service_error();
+        assert_eq!(code_of(&refused), "TrailNotFoundException", "{account} {name_or_arn}");
+    }
+}
+
 #[tokio::test]
 async fn flow_logs_into_the_trail_bucket_keep_cloudtrails_statements_and_cost_no_writes_once_in_line() {
     let account = new_account();

@@ -395,8 +395,9 @@ def install():
     def organization_describe_trails(self):
         """Members of an Organization see its Organization trails (CloudTrail user guide,
         "Organization trails": member accounts can see the organization trail, not change it);
-        moto lists only the caller's own. Reading such a trail's status, selectors or tags stays
-        refused (TrailNotFound), as AWS refuses it to members: only DescribeTrails is widened.
+        moto lists only the caller's own. Reading such a trail's selectors or tags stays refused
+        (TrailNotFound), as AWS refuses it to members; its status is answered with the full ARN
+        (see delivering_get_trail_status).
         https://docs.aws.amazon.com/awscloudtrail/latest/userguide/creating-trail-organization.html"""
         include_shadow_trails = self._get_bool_param("includeShadowTrails", True)
         backend = self.cloudtrail_backend
@@ -420,9 +421,22 @@ def install():
         one), LatestDigestDeliveryTime the same for digests, and LatestDeliveryError what a
         delivery would meet now: AccessDenied when the bucket policy no longer admits CloudTrail,
         KMS.DisabledException / KMS.AccessDeniedException for the key.
+        A member of an Organization gets the status of the Organization's trail when it names
+        the trail by its full ARN ("If the trail is an organization trail and you are a member
+        account in the organization in AWS Organizations, you must provide the full ARN of that
+        trail, and not just the name"); by name it is another account's unknown trail.
         https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_GetTrailStatus.html"""
         name = self._get_param("Name")
         backend = self.cloudtrail_backend
+        parts = name.split(":") if name.startswith("arn:") else []
+        if len(parts) == 6 and parts[4] != backend.account_id:
+            from moto.cloudtrail.exceptions import TrailNotFoundException
+
+            org = _org_of(backend.account_id)
+            owner = cloudtrail.cloudtrail_backends[parts[4]][parts[3]] if org and org[1] == parts[4] else None
+            if owner is None or not any(t.arn == name and t.is_org_trail for t in owner.trails.values()):
+                raise TrailNotFoundException(account_id=backend.account_id, name=name)
+            backend = owner
         status = backend.get_trail_status(name)
         description = status.description()
         for key in ("LatestDeliveryTime", "LatestDeliveryAttemptTime", "LatestDeliveryAttemptSucceeded"):
