@@ -8,10 +8,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MOTO_SERVER="$(scripts/ensure-moto.sh)"
+TRAILKEEPER_AWSCLI="$(scripts/ensure-awscli.sh)"
 TRAILKEEPER_KUBE_BIN="$(scripts/ensure-kube.sh --kubectl)"
 scripts/ensure-chart-tools.sh
 TRAILKEEPER_HELM="$PWD/.tools/helm/helm"
-export MOTO_SERVER TRAILKEEPER_KUBE_BIN TRAILKEEPER_HELM
+export MOTO_SERVER TRAILKEEPER_AWSCLI TRAILKEEPER_KUBE_BIN TRAILKEEPER_HELM
 mkdir -p target
 # Every AWS call and Kubernetes API request the tests make is logged; the last step checks the
 # IAM policy and the chart's RBAC against these logs.

@@ -207,6 +207,195 @@ async fn the_emulator_replaces_a_bucket_policy_without_the_log_delivery_statemen
     );
 }
 
+/// CloudTrail signs each region's digests with a key of that region, and ListPublicKeys of a
+/// region serves that region's keys: "you must look in the same Region for its corresponding
+/// public key" (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_ListPublicKeys.html).
+#[tokio::test]
+async fn the_emulator_serves_one_public_key_per_region() {
+    let account = new_account();
+    let mut served = Vec::new();
+    for region in ["us-east-1", "eu-west-1", "ap-south-1"] {
+        let keys = inspector_in(&account, region)
+            .await
+            .cloudtrail
+            .list_public_keys()
+            .send()
+            .await
+            .unwrap();
+        let [key] = keys.public_key_list() else {
+            panic!("one key in {region}: {keys:?}");
+        };
+        served.push((
+            key.fingerprint().unwrap().to_string(),
+            key.value().unwrap().as_ref().to_vec(),
+        ));
+    }
+    assert_eq!(served[0].1, common::chain::fixture("cloudtrail-test-key.pub.der"));
+    assert_eq!(
+        served[1].1,
+        common::chain::fixture("cloudtrail-test-key-eu-west-1.pub.der")
+    );
+    assert!(
+        served[2].0 != served[0].0 && served[2].0 != served[1].0,
+        "another region, another key"
+    );
+}
+
+/// S3 refuses an object request signed for another region than its bucket's
+/// (AuthorizationHeaderMalformed: "the region 'us-east-1' is wrong; expecting 'eu-west-1'"), and
+/// answers GetBucketLocation from any region (how a reader finds the region to ask).
+/// https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html#ErrorCodeList
+#[tokio::test]
+async fn the_emulator_refuses_object_requests_signed_for_another_region_than_the_buckets() {
+    let account = new_account();
+    let (east, west) = (
+        inspector_in(&account, "us-east-1").await,
+        inspector_in(&account, "eu-west-1").await,
+    );
+    let bucket = format!("west-{account}");
+    west.s3
+        .create_bucket()
+        .bucket(&bucket)
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let refused = east
+        .s3
+        .put_object()
+        .bucket(&bucket)
+        .key("k")
+        .body(b"x".to_vec().into())
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert_eq!(code_of(&refused), "AuthorizationHeaderMalformed");
+    west.s3
+        .put_object()
+        .bucket(&bucket)
+        .key("k")
+        .body(b"x".to_vec().into())
+        .send()
+        .await
+        .expect("signed for the bucket's region");
+    let refused = east
+        .s3
+        .list_objects_v2()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert_eq!(code_of(&refused), "AuthorizationHeaderMalformed");
+    let location = east.s3.get_bucket_location().bucket(&bucket).send().await.unwrap();
+    assert_eq!(location.location_constraint().map(|c| c.as_str()), Some("eu-west-1"));
+    // The suite's us-east-1 buckets are untouched by the rule.
+    let here = format!("east-{account}");
+    east.s3.create_bucket().bucket(&here).send().await.unwrap();
+    east.s3
+        .put_object()
+        .bucket(&here)
+        .key("k")
+        .body(b"x".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+}
+
+/// The bucket policy CloudTrail needs, with `condition` on its PutObject statement and actions
+/// spelled `get_acl` and `put`.
+fn cloudtrail_bucket_policy(bucket: &str, account: &str, get_acl: &str, put: &str, condition: Value) -> String {
+    serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "cloudtrail.amazonaws.com"},
+                "Action": get_acl,
+                "Resource": format!("arn:aws:s3:::{bucket}")
+            },
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "cloudtrail.amazonaws.com"},
+                "Action": put,
+                "Resource": format!("arn:aws:s3:::{bucket}/AWSLogs/{account}/*"),
+                "Condition": condition
+            }
+        ]
+    })
+    .to_string()
+}
+
+/// IAM's policy language as AWS evaluates it: an ...IfExists condition on a key the request does
+/// not carry holds ("If the key is not present, evaluate the condition element as true":
+/// https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html#Conditions_IfExists),
+/// the same condition without IfExists does not; action names are case-insensitive
+/// (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_action.html).
+#[tokio::test]
+async fn the_emulator_evaluates_ifexists_conditions_and_action_names_as_iam_does() {
+    let account = new_account();
+    let aws = inspector(&account).await;
+    let bucket = format!("conditions-{account}");
+    aws.s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let acl = serde_json::json!({"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control"}});
+    // CloudTrail's delivery carries no aws:SourceOrgID here (no Organization).
+    let cases = [
+        (
+            "s3:GetBucketAcl",
+            "s3:PutObject",
+            serde_json::json!({"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control"},
+                               "StringEqualsIfExists": {"aws:SourceOrgID": "o-abcd123456"}}),
+            true,
+        ),
+        (
+            "s3:GetBucketAcl",
+            "s3:PutObject",
+            serde_json::json!({"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control",
+                                                "aws:SourceOrgID": "o-abcd123456"}}),
+            false,
+        ),
+        ("S3:getbucketacl", "s3:PUTOBJECT", acl.clone(), true),
+        ("s3:GetBucket*", "s3:Put*", acl, true),
+    ];
+    for (i, (get_acl, put, condition, accepted)) in cases.into_iter().enumerate() {
+        aws.s3
+            .put_bucket_policy()
+            .bucket(&bucket)
+            .policy(cloudtrail_bucket_policy(
+                &bucket,
+                &account,
+                get_acl,
+                put,
+                condition.clone(),
+            ))
+            .send()
+            .await
+            .unwrap();
+        let created = aws
+            .cloudtrail
+            .create_trail()
+            .name(format!("case-{i}"))
+            .s3_bucket_name(&bucket)
+            .send()
+            .await;
+        match created {
+            Ok(_) => assert!(accepted, "case {i} ({get_acl}, {put}, {condition}) must be refused"),
+            Err(e) => {
+                assert!(
+                    !accepted,
+                    "case {i} ({get_acl}, {put}, {condition}) must be accepted: {e:?}"
+                );
+                assert_eq!(code_of(&e.into_service_error()), "InsufficientS3BucketPolicyException");
+            }
+        }
+    }
+}
+
 // trailkeeper against those rules.
 
 #[tokio::test]
@@ -308,6 +497,56 @@ async fn an_organization_trail_is_verified_from_a_member_account_with_what_a_mem
             !report.calls.by_action.contains_key(refused),
             "{refused} is refused to members"
         );
+    }
+}
+
+/// GetTrailStatus of an Organization trail is answered to a member account that names the trail
+/// by its full ARN ("If the trail is an organization trail and you are a member account in the
+/// organization in AWS Organizations, you must provide the full ARN of that trail, and not just
+/// the name": https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_GetTrailStatus.html);
+/// by name, or to an account outside the Organization, the trail is unknown.
+#[tokio::test]
+async fn the_emulator_answers_an_organization_trails_status_to_a_member_by_its_full_arn() {
+    let management = new_account();
+    let aws = inspector(&management).await;
+    create_organization(&aws).await;
+    let management_spec = trail_only(&management);
+    assert_clean(&run_with(&management_spec, &organization_trail(), RunMode::Apply).await);
+    let member = aws
+        .organizations
+        .create_account()
+        .account_name("member")
+        .email("member@example.com")
+        .send()
+        .await
+        .unwrap()
+        .create_account_status
+        .unwrap()
+        .account_id
+        .unwrap();
+    let arn = desired::trail_arn(&management_spec);
+    let status = inspector(&member)
+        .await
+        .cloudtrail
+        .get_trail_status()
+        .name(&arn)
+        .send()
+        .await
+        .expect("a member reads the Organization trail's status by its ARN");
+    assert_eq!(status.is_logging(), Some(true));
+    let name = arn.rsplit('/').next().unwrap();
+    let outsider = new_account();
+    for (account, name_or_arn) in [(&member, name), (&outsider, arn.as_str())] {
+        let refused = inspector(account)
+            .await
+            .cloudtrail
+            .get_trail_status()
+            .name(name_or_arn)
+            .send()
+            .await
+            .unwrap_err()
+            .into_service_error();
+        assert_eq!(code_of(&refused), "TrailNotFoundException", "{account} {name_or_arn}");
     }
 }
 

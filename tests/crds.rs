@@ -677,3 +677,135 @@ async fn a_set_has_exactly_one_generator_and_valid_account_ids() {
         .rejects(&baseline_set("  generator: {accounts: [{id: '1234'}]}"), "id")
         .await;
 }
+
+/// The paths of the optional fields (not `required` by their object's schema) of `value`'s
+/// objects, at any depth, list items included.
+fn optional_fields(
+    schema: &serde_json::Value,
+    value: &serde_json::Value,
+    path: &mut Vec<String>,
+    out: &mut Vec<Vec<String>>,
+) {
+    match value {
+        serde_json::Value::Object(map) => {
+            let required: Vec<&str> = schema["required"]
+                .as_array()
+                .map(|r| r.iter().filter_map(|f| f.as_str()).collect())
+                .unwrap_or_default();
+            for (field, field_schema) in schema["properties"].as_object().into_iter().flatten() {
+                path.push(field.clone());
+                if !required.contains(&field.as_str()) {
+                    out.push(path.clone());
+                }
+                if let Some(child) = map.get(field) {
+                    optional_fields(field_schema, child, path, out);
+                }
+                path.pop();
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                path.push(i.to_string());
+                optional_fields(&schema["items"], item, path, out);
+                path.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+fn set_null(value: &mut serde_json::Value, path: &[String]) {
+    let (last, parents) = path.split_last().unwrap();
+    let mut at = value;
+    for p in parents {
+        at = match at {
+            serde_json::Value::Array(items) => &mut items[p.parse::<usize>().unwrap()],
+            other => &mut other[p.as_str()],
+        };
+    }
+    at[last.as_str()] = serde_json::Value::Null;
+}
+
+/// Every optional field of each kind set to null, in an object the API server accepted as
+/// written and with its defaults: `trailkeeper validate` (and so `diff`, which reads manifests
+/// the same way) gives the API server's verdict. The API server prunes a null of a non-nullable
+/// field and takes a nullable one set to null as absent in its rules; a rule that fails to
+/// evaluate offline is no verdict.
+#[tokio::test]
+async fn explicit_nulls_are_judged_as_the_api_server_judges_them() {
+    use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+    let judge = Judge::new().await;
+    let kinds = [
+        (
+            "LoggingBaseline",
+            trailkeeper::api::schema_of::<LoggingBaseline>(),
+            serde_json::json!({"accountId": "111122223333", "primaryRegion": "us-east-1",
+                "regions": ["us-east-1", "eu-west-1"], "tags": {"team": "audit"}}),
+        ),
+        (
+            "TrailPolicy",
+            trailkeeper::api::schema_of::<TrailPolicy>(),
+            serde_json::json!({}),
+        ),
+        (
+            "RetentionPolicy",
+            trailkeeper::api::schema_of::<RetentionPolicy>(),
+            serde_json::json!({"trailLogs": {"expireAfterDays": 400}, "approval": {"reference": "CHG-1"}}),
+        ),
+        (
+            "LoggingBaselineSet",
+            trailkeeper::api::schema_of::<LoggingBaselineSet>(),
+            serde_json::json!({"template": {"spec": {"primaryRegion": "us-east-1",
+                "credentials": {"assumeRoleArn": "arn:aws:iam::{{accountId}}:role/trailkeeper"}}},
+                "generator": {"accounts": [{"id": "111122223333"}]}}),
+        ),
+    ];
+    let mut disagreements = Vec::new();
+    let mut judged = 0;
+    for (kind, schema, spec) in kinds {
+        let gvk = GroupVersionKind::gvk("trailkeeper.io", "v1alpha1", kind);
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(judge.client.clone(), &judge.namespace, &ApiResource::from_gvk(&gvk));
+        let object = |spec: &serde_json::Value| {
+            serde_json::json!({"apiVersion": "trailkeeper.io/v1alpha1", "kind": kind,
+                "metadata": {"name": fresh_name(), "namespace": judge.namespace}, "spec": spec})
+        };
+        // The object as written, and as the API server stores it (its defaults filled in).
+        let defaulted = api
+            .create(&dry_run(), &serde_json::from_value(object(&spec)).unwrap())
+            .await
+            .unwrap_or_else(|e| panic!("the base {kind} is valid: {e}"))
+            .data["spec"]
+            .clone();
+        for base in [spec, defaulted] {
+            let mut fields = Vec::new();
+            optional_fields(&schema["properties"]["spec"], &base, &mut Vec::new(), &mut fields);
+            for field in fields {
+                let mut nulled = base.clone();
+                set_null(&mut nulled, &field);
+                let value = object(&nulled);
+                let server = api
+                    .create(&dry_run(), &serde_json::from_value(value.clone()).unwrap())
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string());
+                let documents = [trailkeeper::manifests::Document {
+                    file: "test.yaml".into(),
+                    index: 0,
+                    value,
+                }];
+                let (_, problems) = trailkeeper::manifests::validate(&documents);
+                let offline: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+                judged += 1;
+                if server.is_ok() != offline.is_empty() {
+                    disagreements.push(format!(
+                        "{kind} spec.{} = null: API server {server:?}, validate {offline:?}",
+                        field.join(".")
+                    ));
+                }
+            }
+        }
+    }
+    assert!(judged > 100, "only {judged} fields judged");
+    assert!(disagreements.is_empty(), "{disagreements:#?}");
+}

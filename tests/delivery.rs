@@ -47,13 +47,14 @@ async fn a_trail_that_delivers_is_healthy_and_one_that_stopped_is_not() {
     let log_files = healthy.delivery.iter().find(|f| f.component == "cloudtrail").unwrap();
     assert!((120..=300).contains(&log_files.age_seconds.unwrap()), "{log_files:?}");
 
-    // Delivery stopped two hours ago (a newer file never came).
+    // Delivery stopped two hours ago (a newer file never came), digests too: a digest arriving
+    // would show the trail alive in a quiet account (a_quiet_account_whose_digests_arrive_is_healthy).
     let stopped_account = new_account();
     let aws = inspector(&stopped_account).await;
     let spec = trail_only(&stopped_account);
     run(&spec).await;
     deliver(&aws, &spec, "CloudTrail", 120).await;
-    deliver(&aws, &spec, "CloudTrail-Digest", 30).await;
+    deliver(&aws, &spec, "CloudTrail-Digest", 150).await;
     let stopped = run(&spec).await;
     let (state, message) = delivery_condition(&stopped);
     assert_eq!(state, "False");
@@ -63,7 +64,49 @@ async fn a_trail_that_delivers_is_healthy_and_one_that_stopped_is_not() {
     );
     // Delivery resumed: the alarm clears.
     deliver(&aws, &spec, "CloudTrail", 1).await;
+    deliver(&aws, &spec, "CloudTrail-Digest", 1).await;
     assert_eq!(delivery_condition(&run(&spec).await).0, "True");
+}
+
+/// An account with no activity writes no log file for hours, while CloudTrail delivers a digest
+/// every hour: the trail is alive, the log files' lateness no alarm. Digests named as CloudTrail
+/// names them (the time to the second), which the emulator's GetTrailStatus reads.
+#[tokio::test]
+async fn a_quiet_account_whose_digests_arrive_is_healthy() {
+    let account = new_account();
+    let aws = inspector(&account).await;
+    let spec = trail_only(&account);
+    run(&spec).await;
+    deliver(&aws, &spec, "CloudTrail", 300).await;
+    let secs = now_secs() - 20 * 60;
+    let stamp = aws_smithy_types::DateTime::from_secs(secs)
+        .fmt(aws_smithy_types::date_time::Format::DateTime)
+        .unwrap();
+    let compact: String = stamp.chars().filter(|c| c.is_ascii_digit() || *c == 'T').collect();
+    let digest = format!(
+        "{prefix}/AWSLogs/{account}/CloudTrail-Digest/{REGION}/{day}/{account}_CloudTrail-Digest_{REGION}_trailkeeper_{REGION}_{compact}Z.json.gz",
+        prefix = spec.storage.key_prefix,
+        day = &stamp[..10].replace('-', "/"),
+    );
+    aws.s3
+        .put_object()
+        .bucket(desired::trail_bucket_name(&spec))
+        .key(digest)
+        .body(b"{}".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let report = run(&spec).await;
+    let (state, message) = delivery_condition(&report);
+    assert_eq!(state, "True", "{message}");
+    let digests = report
+        .delivery
+        .iter()
+        .find(|f| f.component == "cloudtrail-digest")
+        .unwrap();
+    assert!((1100..=1500).contains(&digests.age_seconds.unwrap()), "{digests:?}");
+    let log_files = report.delivery.iter().find(|f| f.component == "cloudtrail").unwrap();
+    assert!(log_files.age_seconds.unwrap() >= 300 * 60, "{log_files:?}");
 }
 
 #[tokio::test]

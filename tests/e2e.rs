@@ -385,8 +385,10 @@ async fn a_trail_that_stops_delivering_raises_delivery_healthy_false_and_an_even
     let name = b.name_any();
     wait_ready(&baselines, &name).await;
     let aws = common::inspector(&account).await;
+    // Digests stopped too: one arriving would show the trail alive in a quiet account
+    // (tests/delivery.rs, a_quiet_account_whose_digests_arrive_is_healthy).
     common::deliver(&aws, &b.spec, "CloudTrail", 120).await;
-    common::deliver(&aws, &b.spec, "CloudTrail-Digest", 10).await;
+    common::deliver(&aws, &b.spec, "CloudTrail-Digest", 150).await;
     let delivery_state = |wanted: &'static str| {
         let (api, name) = (baselines.clone(), name.clone());
         move || {
@@ -415,6 +417,7 @@ async fn a_trail_that_stops_delivering_raises_delivery_healthy_false_and_an_even
     .await;
 
     common::deliver(&aws, &b.spec, "CloudTrail", 1).await;
+    common::deliver(&aws, &b.spec, "CloudTrail-Digest", 1).await;
     eventually("DeliveryHealthy True", delivery_state("True")).await;
     eventually("a DeliveryRecovered Event", || {
         let (client, ns) = (client.clone(), ns.clone());

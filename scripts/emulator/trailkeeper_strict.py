@@ -44,11 +44,22 @@ def _matches(patterns, value):
     return any(fnmatch.fnmatchcase(value, p) for p in _as_list(patterns))
 
 
+def _matches_action(patterns, action):
+    """Action names are case-insensitive, prefix and name ("s3:PutObject" is "S3:putobject"):
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_action.html"""
+    return any(fnmatch.fnmatchcase(action.lower(), p.lower()) for p in _as_list(patterns))
+
+
 def _conditions_hold(statement, context):
-    """Every condition key must be in `context` and hold for its value there."""
+    """Every condition key must be in `context` and hold for its value there; a key of an
+    ...IfExists operator that is absent from the context holds ("If the key is not present,
+    evaluate the condition element as true":
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html#Conditions_IfExists)."""
     for operator, block in (statement.get("Condition") or {}).items():
         for key, expected in block.items():
             if key not in context:
+                if operator.endswith("IfExists"):
+                    continue
                 return False
             actual = context[key]
             expected = _as_list(expected)
@@ -76,7 +87,7 @@ def evaluate(policy_text, principal_ok, action, resource, context):
         return False
     allowed = False
     for statement in _as_list(policy.get("Statement")):
-        if not principal_ok(statement) or not _matches(statement.get("Action"), action):
+        if not principal_ok(statement) or not _matches_action(statement.get("Action"), action):
             continue
         if resource is not None and not _matches(statement.get("Resource"), resource):
             continue
@@ -269,7 +280,10 @@ def _delivery_of(trail):
     except Exception:
         return {"LatestDeliveryError": "NoSuchBucket"}
     prefix = f"{trail.s3_key_prefix.strip('/')}/" if trail.s3_key_prefix else ""
-    stamp = re.compile(r"_(\d{8}T\d{4}Z)_")
+    # Log files: {account}_CloudTrail_{region}_{YYYYMMDDTHHmmZ}_{id}.json.gz; digests end with the
+    # time to the second: {account}_CloudTrail-Digest_{region}_{trail}_{home}_{YYYYMMDDTHHmmssZ}.json.gz
+    # (CloudTrail user guide, "CloudTrail log file examples" and "CloudTrail digest file structure").
+    stamp = re.compile(r"_(\d{8}T\d{4})(\d{2})?Z[_.]")
     newest = {"CloudTrail": None, "CloudTrail-Digest": None}
     for key in list(bucket.keys.keys()):
         if not key.startswith(f"{prefix}AWSLogs/"):
@@ -278,7 +292,7 @@ def _delivery_of(trail):
         found = stamp.search(key)
         if kind is None or found is None:
             continue
-        when = calendar.timegm(time.strptime(found.group(1), "%Y%m%dT%H%MZ"))
+        when = calendar.timegm(time.strptime(found.group(1), "%Y%m%dT%H%M")) + int(found.group(2) or 0)
         if newest[kind] is None or when > newest[kind]:
             newest[kind] = when
     if newest["CloudTrail"] is not None:
@@ -307,6 +321,26 @@ def _delivery_of(trail):
         elif not allows(key.policy, CLOUDTRAIL, "kms:GenerateDataKey", "*", kms_context):
             out["LatestDeliveryError"] = "KMS.AccessDeniedException"
     return out
+
+
+_REGION_KEYS = {}
+
+
+def _public_key_of(region):
+    """The DER (PKCS#1) public key CloudTrail signs `region`'s digests with (see list_public_keys)."""
+    if region not in _REGION_KEYS:
+        fixtures = pathlib.Path(__file__).resolve().parents[2] / "tests" / "fixtures"
+        name = "cloudtrail-test-key.pub.der" if region == "us-east-1" else f"cloudtrail-test-key-{region}.pub.der"
+        if (fixtures / name).is_file():
+            _REGION_KEYS[region] = (fixtures / name).read_bytes()
+        else:
+            from cryptography.hazmat.primitives import serialization
+            from cryptography.hazmat.primitives.asymmetric import rsa
+
+            key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            _REGION_KEYS[region] = key.public_key().public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.PKCS1)
+    return _REGION_KEYS[region]
 
 
 def install():
@@ -361,8 +395,9 @@ def install():
     def organization_describe_trails(self):
         """Members of an Organization see its Organization trails (CloudTrail user guide,
         "Organization trails": member accounts can see the organization trail, not change it);
-        moto lists only the caller's own. Reading such a trail's status, selectors or tags stays
-        refused (TrailNotFound), as AWS refuses it to members: only DescribeTrails is widened.
+        moto lists only the caller's own. Reading such a trail's selectors or tags stays refused
+        (TrailNotFound), as AWS refuses it to members; its status is answered with the full ARN
+        (see delivering_get_trail_status).
         https://docs.aws.amazon.com/awscloudtrail/latest/userguide/creating-trail-organization.html"""
         include_shadow_trails = self._get_bool_param("includeShadowTrails", True)
         backend = self.cloudtrail_backend
@@ -386,9 +421,22 @@ def install():
         one), LatestDigestDeliveryTime the same for digests, and LatestDeliveryError what a
         delivery would meet now: AccessDenied when the bucket policy no longer admits CloudTrail,
         KMS.DisabledException / KMS.AccessDeniedException for the key.
+        A member of an Organization gets the status of the Organization's trail when it names
+        the trail by its full ARN ("If the trail is an organization trail and you are a member
+        account in the organization in AWS Organizations, you must provide the full ARN of that
+        trail, and not just the name"); by name it is another account's unknown trail.
         https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_GetTrailStatus.html"""
         name = self._get_param("Name")
         backend = self.cloudtrail_backend
+        parts = name.split(":") if name.startswith("arn:") else []
+        if len(parts) == 6 and parts[4] != backend.account_id:
+            from moto.cloudtrail.exceptions import TrailNotFoundException
+
+            org = _org_of(backend.account_id)
+            owner = cloudtrail.cloudtrail_backends[parts[4]][parts[3]] if org and org[1] == parts[4] else None
+            if owner is None or not any(t.arn == name and t.is_org_trail for t in owner.trails.values()):
+                raise TrailNotFoundException(account_id=backend.account_id, name=name)
+            backend = owner
         status = backend.get_trail_status(name)
         description = status.description()
         for key in ("LatestDeliveryTime", "LatestDeliveryAttemptTime", "LatestDeliveryAttemptSucceeded"):
@@ -403,14 +451,19 @@ def install():
     cloudtrail_responses.CloudTrailResponse.get_trail_status = delivering_get_trail_status
 
     def list_public_keys(self):
-        """ListPublicKeys, which moto lacks: the key that signs digest files, here the test key of
-        tests/fixtures (the tests sign their digest chains with its private half). One key valid
-        for all time; its fingerprint is the MD5 of its DER form, as CloudTrail's is a hex digest.
+        """ListPublicKeys, which moto lacks: the key that signs the digest files of this region.
+        "Each digest file is signed with a private key unique to its Region. When you validate a
+        digest file from a specific Region, you must look in the same Region for its corresponding
+        public key": so each region serves its own key. us-east-1's is the test key of
+        tests/fixtures/cloudtrail-test-key.*, eu-west-1's tests/fixtures/cloudtrail-test-key-eu-west-1.*
+        (the tests sign their digest chains with the private halves); any other region's is made
+        here, once per server, and no one holds its private half. Valid for all time; the
+        fingerprint is the MD5 of the DER form, as CloudTrail's is a hex digest.
         https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_ListPublicKeys.html"""
         import base64
         import hashlib
 
-        der = (pathlib.Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "cloudtrail-test-key.pub.der").read_bytes()
+        der = _public_key_of(self.region)
         return json.dumps({"PublicKeyList": [{
             "Value": base64.b64encode(der).decode(),
             "ValidityStartTime": 0,
@@ -419,6 +472,35 @@ def install():
         }]})
 
     cloudtrail_responses.CloudTrailResponse.list_public_keys = list_public_keys
+
+    from moto.core.utils import extract_region_from_aws_authorization
+    from moto.s3 import responses as s3_responses
+    from moto.s3.exceptions import S3ClientError
+
+    def in_bucket_region(handler):
+        """An object request signed for another region than its bucket's is refused: S3 answers
+        AuthorizationHeaderMalformed ("the region 'us-east-1' is wrong; expecting 'eu-west-1'"),
+        or PermanentRedirect from another region's endpoint; moto serves every bucket from every
+        region. GetBucketLocation stays answered from any region: it is how a reader finds the
+        region to ask (awscli's S3ClientProvider does).
+        https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html#ErrorCodeList"""
+        def refusing(self, *args, **kwargs):
+            signed_for = extract_region_from_aws_authorization(self.request.headers.get("Authorization", ""))
+            try:
+                location = self.backend.get_bucket(self.bucket_name).location
+            except Exception:
+                location = None  # moto reports a missing bucket
+            if signed_for and location and signed_for != location:
+                raise S3ClientError(
+                    "AuthorizationHeaderMalformed",
+                    f"The authorization header is malformed; the region '{signed_for}' is wrong; "
+                    f"expecting '{location}'",
+                )
+            return handler(self, *args, **kwargs)
+        return refusing
+
+    for name in ("get_object", "head_object", "put_object", "list_objects", "list_objects_v2"):
+        setattr(s3_responses.S3Response, name, in_bucket_region(getattr(s3_responses.S3Response, name)))
 
     flow_backend = flow_logs.FlowLogsBackend
     create_flow_logs = flow_backend.create_flow_logs

@@ -41,6 +41,11 @@ pub struct TrailDelivery {
     pub logging_started: Option<i64>,
     pub log_files: Option<i64>,
     pub log_files_error: Option<String>,
+    /// The latest attempt to deliver log files, and the latest that succeeded
+    /// (LatestDeliveryAttemptTime, LatestDeliveryAttemptSucceeded: strings such as
+    /// `2016-01-28T23:02:24Z`, empty when not set), which order an error against deliveries.
+    pub log_files_attempt: Option<i64>,
+    pub log_files_attempt_succeeded: Option<i64>,
     pub digests: Option<i64>,
     pub digests_error: Option<String>,
     pub cloud_watch_logs: Option<i64>,
@@ -163,10 +168,16 @@ fn settings_of(trail: &aws_sdk_cloudtrail::types::Trail, arn: &str) -> ObservedT
 fn delivery_of(status: &aws_sdk_cloudtrail::operation::get_trail_status::GetTrailStatusOutput) -> TrailDelivery {
     let error = |e: Option<&str>| e.filter(|e| !e.is_empty()).map(str::to_string);
     let time = |t: Option<&aws_smithy_types::DateTime>| t.map(|t| t.secs());
+    let text_time = |t: Option<&str>| {
+        t.and_then(|t| aws_smithy_types::DateTime::from_str(t, aws_smithy_types::date_time::Format::DateTime).ok())
+            .map(|t| t.secs())
+    };
     TrailDelivery {
         logging_started: time(status.start_logging_time()),
         log_files: time(status.latest_delivery_time()),
         log_files_error: error(status.latest_delivery_error()),
+        log_files_attempt: text_time(status.latest_delivery_attempt_time()),
+        log_files_attempt_succeeded: text_time(status.latest_delivery_attempt_succeeded()),
         digests: time(status.latest_digest_delivery_time()),
         digests_error: error(status.latest_digest_delivery_error()),
         cloud_watch_logs: time(status.latest_cloud_watch_logs_delivery_time()),

@@ -480,6 +480,20 @@ pub async fn delete_bucket(clients: &AccountClients, name: &str) -> Result<(), A
     check(sent, "S3", "DeleteBucket", &format!("bucket {name}")).map(|_| ())
 }
 
+/// The region of a bucket (GetBucketLocation): S3 answers requests for a bucket through another
+/// region's endpoint with a redirect. No constraint is us-east-1; `EU` is the old name of
+/// eu-west-1 (GetBucketLocation reference,
+/// https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetBucketLocation.html).
+pub async fn bucket_region(clients: &AccountClients, bucket: &str) -> Result<String, AwsError> {
+    let sent = clients.s3.get_bucket_location().bucket(bucket).send().await;
+    let out = check(sent, "S3", "GetBucketLocation", &format!("bucket {bucket}"))?;
+    Ok(match out.location_constraint().map(|c| c.as_str()) {
+        None | Some("") => "us-east-1".to_string(),
+        Some("EU") => "eu-west-1".to_string(),
+        Some(region) => region.to_string(),
+    })
+}
+
 /// The common prefixes one level below `prefix` (folders), all pages.
 pub async fn list_folders(clients: &AccountClients, bucket: &str, prefix: &str) -> Result<Vec<String>, AwsError> {
     let mut folders = Vec::new();

@@ -165,6 +165,8 @@ pub fn account_policy(s: &IamSettings) -> Value {
         .collect();
     let bucket_actions = [
         "s3:CreateBucket",
+        // verify reads each bucket through its own region's clients (GetBucketLocation first).
+        "s3:GetBucketLocation",
         "s3:GetBucketLogging",
         "s3:GetBucketObjectLockConfiguration",
         "s3:GetBucketOwnershipControls",

@@ -92,6 +92,7 @@ pub struct DigestFile {
     pub digest_s3_bucket: String,
     pub digest_s3_object: String,
     pub digest_public_key_fingerprint: String,
+    pub digest_start_time: String,
     #[serde(default)]
     pub previous_digest_s3_bucket: Option<String>,
     #[serde(default)]
@@ -129,15 +130,42 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes))
 }
 
-/// Uncompressed content of a `.gz` object (as is when it is not gzip).
-pub fn gunzip(bytes: &[u8]) -> Result<Vec<u8>, String> {
+/// Why an object is not one gzip stream, as CloudTrail writes its log and digest files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GzipError {
+    NotGzip,
+    Corrupt(String),
+    /// Bytes after the end of the first gzip stream: a second member appended, which `gzip -dc`
+    /// and every other reader of the file decompress as part of it.
+    TrailingData,
+}
+
+impl std::fmt::Display for GzipError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GzipError::NotGzip => f.write_str("invalid format: not gzip"),
+            GzipError::Corrupt(e) => write!(f, "invalid format: {e}"),
+            GzipError::TrailingData => f.write_str("unexpected data after end of compressed stream"),
+        }
+    }
+}
+
+/// Uncompressed content of a `.gz` object that is exactly one gzip stream. Only the first stream
+/// would be hashed otherwise, while readers see every appended one: awscli's validate-logs
+/// (`awscli/customizations/cloudtrail/validation.py`, `_download_log`) reports any unused data
+/// after the stream as INVALID, and an object that is not gzip as an invalid format.
+pub fn gunzip(bytes: &[u8]) -> Result<Vec<u8>, GzipError> {
     if !bytes.starts_with(&[0x1f, 0x8b]) {
-        return Ok(bytes.to_vec());
+        return Err(GzipError::NotGzip);
     }
     let mut out = Vec::new();
-    flate2::read::GzDecoder::new(bytes)
+    let mut decoder = flate2::bufread::GzDecoder::new(bytes);
+    decoder
         .read_to_end(&mut out)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| GzipError::Corrupt(e.to_string()))?;
+    if !decoder.into_inner().is_empty() {
+        return Err(GzipError::TrailingData);
+    }
     Ok(out)
 }
 
@@ -157,17 +185,23 @@ pub enum Verdict {
     Valid,
     /// A log file whose hash differs from the one its digest lists.
     Modified,
+    /// A log file with data after the end of its gzip stream (a second member appended): what
+    /// its digest covers is the first stream only, what readers see is all of it.
+    TrailingData,
     /// A log file a digest lists that is gone.
     Deleted,
     /// A digest the next digest names as its predecessor that is gone.
     MissingDigest,
-    /// A digest whose signature does not verify (changed, or signed by another key).
+    /// A digest whose signature does not verify (changed, or signed by another key), or that has
+    /// no signature or signature algorithm in its metadata.
     InvalidSignature,
+    /// A digest read from another place than the one it names (`digestS3Bucket`/`digestS3Object`).
+    Moved,
     /// A digest that does not name its predecessor's signature and hash.
     BrokenChain,
-    /// No public key of CloudTrail has the digest's fingerprint.
+    /// No public key of CloudTrail in the digest's region has the digest's fingerprint.
     UnknownKey,
-    /// The file could not be read or parsed.
+    /// The file could not be read or parsed (not gzip, not a digest).
     Unreadable,
 }
 
@@ -198,9 +232,76 @@ impl VerifyReport {
 
 struct ReadDigest {
     key: String,
+    /// The region folder it was listed under: its public key is looked up in that region.
+    region: String,
     digest: DigestFile,
     sha256: String,
     signature: Option<String>,
+    signature_algorithm: Option<String>,
+}
+
+/// The only algorithm CloudTrail signs digests with (CloudTrail user guide, "CloudTrail digest
+/// file structure": the `signature-algorithm` metadata is `SHA256withRSA`).
+const SIGNATURE_ALGORITHM: &str = "SHA256withRSA";
+
+/// The fields awscli requires before it reads a digest (`DigestTraverser.required_digest_keys`):
+/// a digest without one of them is an invalid format, present as `null` or not.
+const REQUIRED_DIGEST_FIELDS: [&str; 6] = [
+    "digestPublicKeyFingerprint",
+    "digestS3Bucket",
+    "digestS3Object",
+    "previousDigestSignature",
+    "digestEndTime",
+    "digestStartTime",
+];
+
+/// Whether a folder name is an AWS region's (`us-east-1`, `us-gov-west-1`): the clients of the
+/// region are built from it, so a folder someone else wrote is not taken as one.
+fn is_region(name: &str) -> bool {
+    let parts: Vec<&str> = name.split('-').collect();
+    parts.len() >= 3
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts
+            .last()
+            .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The digest in `content`, or why it is not one.
+fn parse_digest(content: &[u8]) -> Result<DigestFile, String> {
+    let value: serde_json::Value = serde_json::from_slice(content).map_err(|e| format!("invalid format: {e}"))?;
+    if let Some(missing) = REQUIRED_DIGEST_FIELDS.iter().find(|f| value.get(**f).is_none()) {
+        return Err(format!("invalid format: no {missing}"));
+    }
+    serde_json::from_value(value).map_err(|e| format!("invalid format: {e}"))
+}
+
+/// The clients that read each bucket: S3 answers a request sent to another region than the
+/// bucket's with a redirect, so each bucket is read through its own region's clients, as awscli
+/// does (`S3ClientProvider`: GetBucketLocation, then a client of that region).
+struct BucketClients<'a> {
+    primary: &'a AccountClients,
+    by_bucket: BTreeMap<String, AccountClients>,
+}
+
+impl<'a> BucketClients<'a> {
+    fn new(primary: &'a AccountClients) -> Self {
+        Self {
+            primary,
+            by_bucket: BTreeMap::new(),
+        }
+    }
+
+    async fn of(&mut self, bucket: &str) -> Result<AccountClients, AwsError> {
+        if let Some(c) = self.by_bucket.get(bucket) {
+            return Ok(c.clone());
+        }
+        let region = s3::bucket_region(self.primary, bucket).await?;
+        let clients = self.primary.for_region(&region);
+        self.by_bucket.insert(bucket.to_string(), clients.clone());
+        Ok(clients)
+    }
 }
 
 /// The day folders `YYYY/MM/DD/` from `start` to `end` (seconds).
@@ -240,70 +341,112 @@ pub async fn verify(
     end: i64,
 ) -> Result<VerifyReport, AwsError> {
     let bucket = &location.bucket;
+    let mut buckets = BucketClients::new(clients);
+    let trail_bucket = buckets.of(bucket).await?;
     let digest_root = format!("{}CloudTrail-Digest/", location.account_root());
     let mut keys = Vec::new();
-    for region in s3::list_folders(clients, bucket, &digest_root).await? {
+    for folder in s3::list_folders(&trail_bucket, bucket, &digest_root).await? {
+        let region = folder
+            .strip_prefix(&digest_root)
+            .unwrap_or_default()
+            .trim_end_matches('/')
+            .to_string();
+        if !is_region(&region) {
+            continue;
+        }
         for day in days(start - 3600, end + 3600) {
-            keys.extend(s3::list_keys(clients, bucket, &format!("{region}{day}")).await?);
+            for key in s3::list_keys(&trail_bucket, bucket, &format!("{folder}{day}")).await? {
+                keys.push((region.clone(), key));
+            }
         }
     }
-    let public_keys = cloudtrail::list_public_keys(clients, start - 86_400, end + 86_400).await?;
     let mut report = VerifyReport::default();
     let mut read = Vec::new();
-    for key in keys {
-        let Some((bytes, metadata)) = s3::get_object(clients, bucket, &key).await? else {
+    for (region, key) in keys {
+        let Some((bytes, metadata)) = s3::get_object(&trail_bucket, bucket, &key).await? else {
             continue;
         };
-        let content = match gunzip(&bytes) {
-            Ok(c) => c,
+        let digest = match gunzip(&bytes)
+            .map_err(|e| e.to_string())
+            .and_then(|content| Ok((parse_digest(&content)?, content)))
+        {
+            Ok((digest, content)) => (digest, sha256_hex(&content)),
             Err(e) => {
                 report.problems.push(problem("digest", &key, Verdict::Unreadable, e));
                 continue;
             }
         };
-        let digest: DigestFile = match serde_json::from_slice(&content) {
-            Ok(d) => d,
-            Err(e) => {
-                report
-                    .problems
-                    .push(problem("digest", &key, Verdict::Unreadable, e.to_string()));
-                continue;
-            }
-        };
+        let (digest, sha256) = digest;
         if !seconds_of(&digest.digest_end_time).is_some_and(|t| (start..=end).contains(&t)) {
             continue;
         }
         read.push(ReadDigest {
             key,
-            sha256: sha256_hex(&content),
+            region,
+            sha256,
             signature: metadata.get("signature").cloned(),
+            signature_algorithm: metadata.get("signature-algorithm").cloned(),
             digest,
         });
     }
     read.sort_by(|a, b| a.digest.digest_end_time.cmp(&b.digest.digest_end_time));
     report.digests = read.len();
 
-    // Signatures, and the chain: each digest names its predecessor's signature and hash.
-    let by_key: BTreeMap<&str, &ReadDigest> = read.iter().map(|d| (d.key.as_str(), d)).collect();
-    let mut trusted = Vec::new();
+    // Each digest on its own, in awscli's order: where it was read, its public key (in its own
+    // region: ListPublicKeys, "Each digest file is signed with a private key unique to its
+    // Region. When you validate a digest file from a specific Region, you must look in the same
+    // Region for its corresponding public key",
+    // https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_ListPublicKeys.html),
+    // its signature.
+    let mut public_keys: BTreeMap<String, BTreeMap<String, Vec<u8>>> = BTreeMap::new();
+    let mut passed: Vec<&ReadDigest> = Vec::new();
     for d in &read {
-        let Some(signature) = &d.signature else {
+        if d.digest.digest_s3_bucket != *bucket || d.digest.digest_s3_object != d.key {
+            report.problems.push(problem(
+                "digest",
+                &d.key,
+                Verdict::Moved,
+                format!(
+                    "has been moved from its original location s3://{}/{}",
+                    d.digest.digest_s3_bucket, d.digest.digest_s3_object
+                ),
+            ));
+            continue;
+        }
+        let (Some(signature), Some(algorithm)) = (&d.signature, &d.signature_algorithm) else {
             report.problems.push(problem(
                 "digest",
                 &d.key,
                 Verdict::InvalidSignature,
-                "no signature in the object's metadata",
+                "no signature or signature-algorithm in the object's metadata",
             ));
             continue;
         };
-        let Some(der) = public_keys.get(&d.digest.digest_public_key_fingerprint) else {
+        if algorithm != SIGNATURE_ALGORITHM {
+            report.problems.push(problem(
+                "digest",
+                &d.key,
+                Verdict::InvalidSignature,
+                format!("signature-algorithm {algorithm}: CloudTrail signs with {SIGNATURE_ALGORITHM} only"),
+            ));
+            continue;
+        }
+        if !public_keys.contains_key(&d.region) {
+            let regional =
+                cloudtrail::list_public_keys(&clients.for_region(&d.region), start - 86_400, end + 86_400).await?;
+            public_keys.insert(d.region.clone(), regional);
+        }
+        let Some(der) = public_keys
+            .get(&d.region)
+            .and_then(|keys| keys.get(&d.digest.digest_public_key_fingerprint))
+        else {
             report.problems.push(problem(
                 "digest",
                 &d.key,
                 Verdict::UnknownKey,
                 format!(
-                    "no CloudTrail public key has the fingerprint {}",
-                    d.digest.digest_public_key_fingerprint
+                    "no CloudTrail public key of {} has the fingerprint {}",
+                    d.region, d.digest.digest_public_key_fingerprint
                 ),
             ));
             continue;
@@ -317,9 +460,21 @@ pub async fn verify(
             ));
             continue;
         }
+        passed.push(d);
+    }
+
+    // The chain: each digest names its predecessor's signature and hash (CloudTrail user guide,
+    // "Custom implementations of CloudTrail log file integrity validation"). A link is judged
+    // only against a predecessor that passed on its own: one that failed is reported already,
+    // and its authentic successor is not to blame for it (awscli reports such a successor valid).
+    let read_at: BTreeMap<&str, &ReadDigest> = read.iter().map(|d| (d.key.as_str(), d)).collect();
+    let passed_at: BTreeMap<&str, &ReadDigest> = passed.iter().map(|d| (d.key.as_str(), *d)).collect();
+    let mut trusted = Vec::new();
+    for d in &passed {
         if let Some(previous) = d.digest.previous_digest_s3_object.as_deref().filter(|p| !p.is_empty()) {
-            match by_key.get(previous) {
-                Some(p) => {
+            let previous_bucket = d.digest.previous_digest_s3_bucket.as_deref().unwrap_or(bucket);
+            if previous_bucket == bucket.as_str() && read_at.contains_key(previous) {
+                if let Some(p) = passed_at.get(previous) {
                     let same_signature = p.signature.as_deref() == d.digest.previous_digest_signature.as_deref();
                     let same_hash = d.digest.previous_digest_hash_value.as_deref() == Some(p.sha256.as_str());
                     if !(same_signature && same_hash) {
@@ -331,20 +486,22 @@ pub async fn verify(
                         ));
                     }
                 }
-                None => {
-                    let bucket = d.digest.previous_digest_s3_bucket.as_deref().unwrap_or(bucket);
-                    if s3::get_object(clients, bucket, previous).await?.is_none() {
-                        report.problems.push(problem(
-                            "digest",
-                            previous,
-                            Verdict::MissingDigest,
-                            format!("named as the predecessor of {} and gone", d.key),
-                        ));
-                    }
+            } else {
+                let previous_clients = buckets.of(previous_bucket).await?;
+                if s3::get_object(&previous_clients, previous_bucket, previous)
+                    .await?
+                    .is_none()
+                {
+                    report.problems.push(problem(
+                        "digest",
+                        previous,
+                        Verdict::MissingDigest,
+                        format!("named as the predecessor of {} and gone", d.key),
+                    ));
                 }
             }
         }
-        trusted.push(d);
+        trusted.push(*d);
     }
 
     // Every log file a trusted digest lists.
@@ -355,24 +512,25 @@ pub async fn verify(
         .flat_map(|d| d.digest.log_files.iter().cloned())
         .collect();
     report.log_files = listed.len();
-    let results: Vec<Result<Option<FileResult>, AwsError>> = futures::stream::iter(listed)
-        .map(|f| {
-            let clients = clients.clone();
-            async move {
-                let clients = &clients;
-                let verdict = match s3::get_object(clients, &f.s3_bucket, &f.s3_object).await? {
-                    None => Some((Verdict::Deleted, "listed by its digest and gone".to_string())),
-                    Some((bytes, _)) => match gunzip(&bytes) {
-                        Err(e) => Some((Verdict::Unreadable, e)),
-                        Ok(content) if sha256_hex(&content) != f.hash_value => Some((
-                            Verdict::Modified,
-                            "its SHA-256 differs from the one its digest lists".to_string(),
-                        )),
-                        Ok(_) => None,
-                    },
-                };
-                Ok(verdict.map(|(v, detail)| problem("log", &f.s3_object, v, detail)))
-            }
+    let mut reads = Vec::with_capacity(listed.len());
+    for f in listed {
+        reads.push((buckets.of(&f.s3_bucket).await?, f));
+    }
+    let results: Vec<Result<Option<FileResult>, AwsError>> = futures::stream::iter(reads)
+        .map(|(clients, f)| async move {
+            let verdict = match s3::get_object(&clients, &f.s3_bucket, &f.s3_object).await? {
+                None => Some((Verdict::Deleted, "listed by its digest and gone".to_string())),
+                Some((bytes, _)) => match gunzip(&bytes) {
+                    Err(GzipError::TrailingData) => Some((Verdict::TrailingData, GzipError::TrailingData.to_string())),
+                    Err(e) => Some((Verdict::Unreadable, e.to_string())),
+                    Ok(content) if sha256_hex(&content) != f.hash_value => Some((
+                        Verdict::Modified,
+                        "its SHA-256 differs from the one its digest lists".to_string(),
+                    )),
+                    Ok(_) => None,
+                },
+            };
+            Ok(verdict.map(|(v, detail)| problem("log", &f.s3_object, v, detail)))
         })
         .buffer_unordered(CONCURRENCY)
         .collect()
@@ -392,6 +550,7 @@ mod tests {
     fn the_signed_string_is_end_time_path_hash_and_previous_signature() {
         let digest = DigestFile {
             digest_end_time: "2026-11-27T05:00:00Z".into(),
+            digest_start_time: "2026-11-27T04:00:00Z".into(),
             digest_s3_bucket: "b".into(),
             digest_s3_object: "AWSLogs/1/CloudTrail-Digest/x.json.gz".into(),
             digest_public_key_fingerprint: "f".into(),
@@ -405,6 +564,48 @@ mod tests {
             signing_string(&digest, "abc"),
             "2026-11-27T05:00:00Z\nb/AWSLogs/1/CloudTrail-Digest/x.json.gz\nabc\nnull"
         );
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(bytes).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    #[test]
+    fn only_one_whole_gzip_stream_is_content() {
+        assert_eq!(gunzip(&gzip(b"{}")), Ok(b"{}".to_vec()));
+        let mut appended = gzip(b"{}");
+        appended.extend(gzip(b"forged"));
+        assert_eq!(gunzip(&appended), Err(GzipError::TrailingData));
+        let mut padded = gzip(b"{}");
+        padded.push(0);
+        assert_eq!(gunzip(&padded), Err(GzipError::TrailingData));
+        assert_eq!(gunzip(b"{}"), Err(GzipError::NotGzip));
+        let truncated = gzip(b"{\"Records\":[]}");
+        assert!(matches!(
+            gunzip(&truncated[..truncated.len() - 4]),
+            Err(GzipError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn region_folders_are_region_names_only() {
+        for region in ["us-east-1", "us-gov-west-1", "ap-southeast-5", "il-central-1"] {
+            assert!(is_region(region), "{region}");
+        }
+        for other in [
+            "",
+            "us",
+            "us-east",
+            "US-EAST-1",
+            "us-east-1.evil.example",
+            "..",
+            "us--1",
+        ] {
+            assert!(!is_region(other), "{other}");
+        }
     }
 
     #[test]

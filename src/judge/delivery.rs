@@ -84,24 +84,51 @@ pub fn trail(
         return Vec::new();
     }
     let started = delivery.logging_started;
-    let mut findings = vec![judge(
+    // LatestDeliveryError stays as the last error CloudTrail met (GetTrailStatus reference: "any
+    // Amazon S3 error that CloudTrail encountered when attempting to deliver log files"; nothing
+    // says a later delivery clears it). When the attempt times show that the latest attempt,
+    // recent, succeeded, the error is an earlier attempt's: no alarm, the error still told. Those
+    // two fields are marked "no longer in use" in the reference: absent, or not recent (frozen),
+    // they order nothing and the error stands.
+    // https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_GetTrailStatus.html
+    let error_resolved = matches!(
+        (delivery.log_files_attempt, delivery.log_files_attempt_succeeded),
+        (Some(attempt), Some(succeeded)) if succeeded >= attempt && now - attempt <= alarm_after
+    );
+    let current_error = delivery.log_files_error.clone().filter(|_| !error_resolved);
+    let mut log_files = judge(
         "cloudtrail",
         delivery.log_files,
-        &delivery.log_files_error,
+        &current_error,
         started,
         now,
         alarm_after,
-    )];
-    if log_file_validation {
-        findings.push(judge(
+    );
+    log_files.error = delivery.log_files_error.clone();
+    let digests = log_file_validation.then(|| {
+        judge(
             "cloudtrail-digest",
             delivery.digests,
             &delivery.digests_error,
             started,
             now,
             alarm_after + DIGEST_PERIOD_SECONDS,
-        ));
+        )
+    });
+    // A quiet account writes no log file for hours, while CloudTrail still delivers a digest
+    // every hour, its logFiles list empty when no log file was delivered in the hour (CloudTrail
+    // user guide, "CloudTrail digest file structure",
+    // https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-log-file-validation-digest-file-structure.html).
+    // Digests arriving into the same bucket show the trail alive: log files that are only late
+    // are then no alarm. A current delivery error still is.
+    let digests_alive = digests
+        .as_ref()
+        .is_some_and(|d| d.problem.is_none() && d.age_seconds.is_some());
+    if digests_alive && current_error.is_none() {
+        log_files.problem = None;
     }
+    let mut findings = vec![log_files];
+    findings.extend(digests);
     if cloud_watch_logs {
         findings.push(judge(
             "cloudtrail-cloudwatch-logs",
@@ -258,6 +285,60 @@ mod tests {
                 .as_ref()
                 .unwrap()
                 .contains("AccessDenied")
+        );
+    }
+
+    #[test]
+    fn a_delivery_error_followed_by_a_successful_attempt_is_healthy() {
+        let mut d = delivered(3);
+        d.log_files_error = Some("AccessDenied".into());
+        // The latest attempt, 3 minutes ago, succeeded: the error is an earlier attempt's.
+        d.log_files_attempt = Some(NOW - 180);
+        d.log_files_attempt_succeeded = Some(NOW - 180);
+        let findings = trail(&d, true, false, false, NOW, HOUR);
+        assert!(first_problem(&findings).is_none(), "{findings:?}");
+        assert_eq!(findings[0].error.as_deref(), Some("AccessDenied"), "still told");
+        // The latest attempt failed (the last success is older): the error is current.
+        d.log_files_attempt_succeeded = Some(NOW - 40 * 60);
+        assert!(first_problem(&trail(&d, true, false, false, NOW, HOUR)).is_some());
+        // Attempt times frozen long ago order nothing: the error stands.
+        d.log_files_attempt = Some(NOW - 30 * 24 * HOUR);
+        d.log_files_attempt_succeeded = Some(NOW - 30 * 24 * HOUR);
+        assert!(first_problem(&trail(&d, true, false, false, NOW, HOUR)).is_some());
+        // No attempt times: the error stands.
+        d.log_files_attempt = None;
+        d.log_files_attempt_succeeded = None;
+        assert!(first_problem(&trail(&d, true, false, false, NOW, HOUR)).is_some());
+    }
+
+    #[test]
+    fn a_quiet_account_whose_digests_arrive_is_healthy() {
+        let mut d = delivered(5);
+        d.log_files = Some(NOW - 5 * HOUR);
+        let findings = trail(&d, true, true, false, NOW, HOUR);
+        assert!(first_problem(&findings).is_none(), "{findings:?}");
+        assert_eq!(findings[0].age_seconds, Some(5 * HOUR), "the age is still told");
+        // No log file at all since logging started, digests hourly: quiet too.
+        d.log_files = None;
+        assert!(first_problem(&trail(&d, true, true, false, NOW, HOUR)).is_none());
+        // Without digests (validation off, or digests late too) lateness is all there is to go by.
+        d.log_files = Some(NOW - 5 * HOUR);
+        assert!(first_problem(&trail(&d, true, false, false, NOW, HOUR)).is_some());
+        d.digests = Some(NOW - 3 * HOUR);
+        assert_eq!(
+            first_problem(&trail(&d, true, true, false, NOW, HOUR))
+                .unwrap()
+                .component,
+            "cloudtrail"
+        );
+        // Digests arriving do not excuse a delivery error of log files.
+        d.digests = Some(NOW - 5 * 60);
+        d.log_files_error = Some("AccessDenied".into());
+        assert_eq!(
+            first_problem(&trail(&d, true, true, false, NOW, HOUR))
+                .unwrap()
+                .component,
+            "cloudtrail"
         );
     }
 

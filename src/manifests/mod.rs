@@ -239,7 +239,9 @@ pub fn validate(documents: &[Document]) -> (ManifestSet, Vec<Problem>) {
             problem("", "defined more than once".into());
             continue;
         }
-        let mut body = doc.value.clone();
+        // What the API server judges: the object without its null fields (see without_null_fields).
+        let stored = without_null_fields(&doc.value);
+        let mut body = stored.clone();
         // Type and metadata are the API server's business (only name and namespace matter here),
         // and status is written by the controller.
         if let Some(map) = body.as_object_mut() {
@@ -262,15 +264,15 @@ pub fn validate(documents: &[Document]) -> (ManifestSet, Vec<Problem>) {
         }
         let typed = match kind {
             "LoggingBaseline" => {
-                serde_json::from_value(doc.value.clone()).map(|b| set.baselines.push((doc.file.clone(), b)))
+                serde_json::from_value(stored.clone()).map(|b| set.baselines.push((doc.file.clone(), b)))
             }
             "TrailPolicy" => {
-                serde_json::from_value(doc.value.clone()).map(|p| set.trail_policies.push((doc.file.clone(), p)))
+                serde_json::from_value(stored.clone()).map(|p| set.trail_policies.push((doc.file.clone(), p)))
             }
             "LoggingBaselineSet" => {
-                serde_json::from_value(doc.value.clone()).map(|p| set.sets.push((doc.file.clone(), p)))
+                serde_json::from_value(stored.clone()).map(|p| set.sets.push((doc.file.clone(), p)))
             }
-            _ => serde_json::from_value(doc.value.clone()).map(|p| set.retention_policies.push((doc.file.clone(), p))),
+            _ => serde_json::from_value(stored.clone()).map(|p| set.retention_policies.push((doc.file.clone(), p))),
         };
         if let Err(e) = typed {
             problem("", format!("does not decode: {e}"));
@@ -280,6 +282,28 @@ pub fn validate(documents: &[Document]) -> (ManifestSet, Vec<Problem>) {
     problems.extend(expanded);
     problems.extend(check_references(&set));
     (set, problems)
+}
+
+/// `value` without the fields whose value is null, at any depth (list items are kept). The API
+/// server prunes a null field that is not nullable before it defaults and evaluates rules ("null
+/// values for fields that either don't specify the nullable flag, or give it a false value, will
+/// be pruned before defaulting happens": Kubernetes, "Extend the Kubernetes API with
+/// CustomResourceDefinitions", Defaulting and Nullable), and its CEL takes a nullable field set to
+/// null as absent (`has()` is false; the API server accepts `expireAfterDays: null` under a rule
+/// that compares it with a number, where kube's client-side CEL fails to evaluate). Judged without
+/// its nulls, an object gets the API server's verdict, not an evaluation error.
+/// https://kubernetes.io/docs/tasks/extend-kubernetes/custom-resources/custom-resource-definitions/#defaulting-and-nullable
+pub fn without_null_fields(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), without_null_fields(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(without_null_fields).collect()),
+        other => other.clone(),
+    }
 }
 
 /// The baselines of the sets with an `accounts` generator, rendered and validated as written-out

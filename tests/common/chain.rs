@@ -1,7 +1,8 @@
 //! A realistic CloudTrail delivery, written into a bucket as CloudTrail would (the emulator makes
 //! none): gzip log files, and hourly digest files in CloudTrail's documented format, chained and
-//! signed (SHA256withRSA) with the test key the emulator serves from ListPublicKeys
-//! (tests/fixtures/cloudtrail-test-key.*).
+//! signed (SHA256withRSA) with the test key the emulator serves from ListPublicKeys in the
+//! digest's region (tests/fixtures/cloudtrail-test-key.* for us-east-1,
+//! cloudtrail-test-key-{region}.* for another region).
 
 use std::io::Write;
 
@@ -57,6 +58,15 @@ fn compact(secs: i64, seconds: bool) -> String {
     }
 }
 
+/// The private key of the test key pair the emulator serves for `region`.
+pub fn region_key(region: &str) -> Vec<u8> {
+    if region == super::REGION {
+        fixture("cloudtrail-test-key.pk8")
+    } else {
+        fixture(&format!("cloudtrail-test-key-{region}.pk8"))
+    }
+}
+
 /// What was written: every digest and log file key, in order.
 pub struct Chain {
     pub digests: Vec<String>,
@@ -64,7 +74,9 @@ pub struct Chain {
 }
 
 /// A chain to write: `hours` hourly digests ending at `end` (seconds, on the hour), each listing
-/// `files_per_digest` log files, under `root` (`{prefix}/AWSLogs/{account}/`) of `bucket`.
+/// `files_per_digest` log files, under `root` (`{prefix}/AWSLogs/{account}/`) of `bucket`, for
+/// the region `region` of a trail named `trailkeeper` whose home region is us-east-1 (`REGION`).
+/// `aws` writes the objects: its clients must be of the bucket's region.
 pub struct ChainSpec<'a> {
     pub bucket: &'a str,
     pub root: &'a str,
@@ -85,8 +97,9 @@ pub async fn write_chain(aws: &Inspector, spec: ChainSpec<'_>) -> Chain {
         hours,
         files_per_digest,
     } = spec;
-    let key = fixture("cloudtrail-test-key.pk8");
-    let public = aws.cloudtrail.list_public_keys().send().await.unwrap();
+    let key = region_key(region);
+    let regional = super::inspector_in(account, region).await;
+    let public = regional.cloudtrail.list_public_keys().send().await.unwrap();
     let fingerprint = public.public_key_list()[0].fingerprint().unwrap().to_string();
     let mut chain = Chain {
         digests: Vec::new(),
@@ -123,10 +136,12 @@ pub async fn write_chain(aws: &Inspector, spec: ChainSpec<'_>) -> Chain {
             chain.log_files.push(object);
         }
         let object = format!(
-            "{root}CloudTrail-Digest/{region}/{day}/{account}_CloudTrail-Digest_{region}_trailkeeper_{region}_{}.json.gz",
-            compact(digest_end, true)
+            "{root}CloudTrail-Digest/{region}/{day}/{account}_CloudTrail-Digest_{region}_trailkeeper_{home}_{}.json.gz",
+            compact(digest_end, true),
+            home = super::REGION
         );
         let digest = DigestFile {
+            digest_start_time: stamp(digest_end - 3600),
             digest_end_time: stamp(digest_end),
             digest_s3_bucket: bucket.to_string(),
             digest_s3_object: object.clone(),

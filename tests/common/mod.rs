@@ -53,6 +53,21 @@ fn moto_server_path() -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// awscli's `aws` (scripts/ensure-awscli.sh installs it when missing): the reference
+/// implementation of CloudTrail log file integrity validation that tests/verify.rs compares with.
+pub fn awscli_path() -> String {
+    if let Ok(path) = std::env::var("TRAILKEEPER_AWSCLI") {
+        return path;
+    }
+    let out = Command::new("bash")
+        .arg(repo_root().join("scripts/ensure-awscli.sh"))
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("scripts/ensure-awscli.sh runs");
+    assert!(out.status.success(), "scripts/ensure-awscli.sh failed");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// The moto server of this test binary. It stops when the test process ends: a watcher shell
 /// kills it once its parent (this process) is gone.
 pub fn moto() -> &'static Moto {
