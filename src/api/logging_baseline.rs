@@ -92,7 +92,8 @@ pub struct LoggingBaselineSpec {
     /// Tags put on every AWS resource trailkeeper creates (besides its own `trailkeeper.io/*` tags).
     /// AWS allows 50 tags a resource, values of at most 256 characters.
     #[serde(default)]
-    #[schemars(extend("maxProperties" = 40, "additionalProperties" = {"type": "string", "maxLength": 256}))]
+    #[schemars(extend("maxProperties" = 40, "additionalProperties" = {"type": "string", "maxLength": 256, "pattern": super::patterns::TAG_VALUE}))]
+    #[x_kube(validation = super::rules::tag_keys_aws_accepts())]
     pub tags: BTreeMap<String, String>,
 }
 

@@ -3,6 +3,7 @@
 
 mod logging_baseline;
 mod logging_baseline_set;
+pub mod names;
 mod retention_policy;
 mod rules;
 mod trail_policy;
@@ -48,6 +49,12 @@ pub mod patterns {
     pub const GLUE_NAME: &str = r"^[a-z0-9_]{1,255}$";
     pub const WORK_GROUP_NAME: &str = r"^[a-zA-Z0-9._-]{1,128}$";
     pub const K8S_NAME: &str = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$";
+    /// An AWS tag value: no control characters (AWS refuses them at the first tagging call).
+    pub const TAG_VALUE: &str = r"^[^\x00-\x1f\x7f]*$";
+    /// An approval's reference: printed in pull requests and compared with the previous one, so
+    /// no surrounding whitespace (a trailing space would make an old reference "new") and no
+    /// control, line-separator, zero-width or bidirectional-override characters anywhere.
+    pub const APPROVAL_REFERENCE: &str = r"^[^\x00-\x20\x7f-\x{a0}\x{2000}-\x{200f}\x{2028}-\x{202f}\x{205f}-\x{206f}\x{3000}\x{feff}]([^\x00-\x1f\x7f-\x{9f}\x{200b}-\x{200f}\x{2028}-\x{202e}\x{2060}-\x{206f}\x{feff}]*[^\x00-\x20\x7f-\x{a0}\x{2000}-\x{200f}\x{2028}-\x{202f}\x{205f}-\x{206f}\x{3000}\x{feff}])?$";
 }
 
 /// The retention values CloudWatch Logs accepts, in days.

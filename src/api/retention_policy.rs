@@ -133,8 +133,9 @@ pub struct LogGroupRetention {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Approval {
-    /// The change ticket that approves this retention change, e.g. CHG-1234.
-    #[schemars(length(min = 1, max = 128))]
+    /// The change ticket that approves this retention change, e.g. CHG-1234 (no surrounding
+    /// whitespace, no control characters).
+    #[schemars(pattern(super::patterns::APPROVAL_REFERENCE), length(min = 1, max = 128))]
     pub reference: String,
     /// Why the change is made, for the reviewers.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -92,3 +92,11 @@ pub fn results_bucket_is_its_own() -> Rule {
             .to_string(),
     ))
 }
+
+/// On a map of AWS tags: keys of 1 to 128 characters that do not start with `aws:`, the prefix AWS
+/// reserves for its own tags (every service refuses it at the first tagging call).
+pub fn tag_keys_aws_accepts() -> Rule {
+    Rule::new("self.all(k, size(k) >= 1 && size(k) <= 128 && !k.startsWith('aws:'))").message(Message::Message(
+        "tag keys must have 1 to 128 characters and may not start with aws: (AWS reserves that prefix)".to_string(),
+    ))
+}

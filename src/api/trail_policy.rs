@@ -63,7 +63,8 @@ pub struct TrailPolicySpec {
     pub delivery_alarm_after_minutes: i32,
     /// Tags put on the trail (besides trailkeeper's own). AWS allows 50 tags a resource.
     #[serde(default)]
-    #[schemars(extend("maxProperties" = 40, "additionalProperties" = {"type": "string", "maxLength": 256}))]
+    #[schemars(extend("maxProperties" = 40, "additionalProperties" = {"type": "string", "maxLength": 256, "pattern": super::patterns::TAG_VALUE}))]
+    #[x_kube(validation = super::rules::tag_keys_aws_accepts())]
     pub tags: BTreeMap<String, String>,
 }
 

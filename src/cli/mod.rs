@@ -1,5 +1,28 @@
 //! The subcommands: argument parsing and wiring only.
 
+// Output goes through these instead of `print!`/`eprintln!`, which panic when the reader has gone
+// (`trailkeeper crds | head -1`, stderr into a closed pipe). A reader that stopped reading is not
+// trailkeeper's failure: the rest of the output is dropped, and the command ends with the exit
+// code its work earned.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod output;
 
 use std::path::PathBuf;
@@ -205,21 +228,21 @@ fn crds(dir: Option<PathBuf>) -> ExitCode {
     let files = match crate::api::crd_files() {
         Ok(files) => files,
         Err(e) => {
-            eprintln!("error: cannot render the CRDs: {e}");
+            errln!("error: cannot render the CRDs: {e}");
             return ExitCode::from(exit::INVALID);
         }
     };
     let Some(dir) = dir else {
-        files.iter().for_each(|(_, yaml)| print!("{yaml}"));
+        files.iter().for_each(|(_, yaml)| out!("{yaml}"));
         return ExitCode::SUCCESS;
     };
     for (name, yaml) in files {
         let path = dir.join(name);
         if let Err(e) = std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&path, yaml)) {
-            eprintln!("error: cannot write {}: {e}", path.display());
+            errln!("error: cannot write {}: {e}", path.display());
             return ExitCode::from(exit::INVALID);
         }
-        println!("wrote {}", path.display());
+        outln!("wrote {}", path.display());
     }
     ExitCode::SUCCESS
 }
@@ -229,7 +252,7 @@ async fn run_controller(args: RunArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "trailkeeper stopped");
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             ExitCode::from(exit::INVALID)
         }
     }
@@ -238,11 +261,11 @@ async fn run_controller(args: RunArgs) -> ExitCode {
 /// Reads and validates manifests; prints one line per problem to stderr.
 fn load_valid(files: &[PathBuf]) -> Result<ManifestSet, u8> {
     let paths = manifests::collect_files(files).map_err(|e| {
-        eprintln!("{e}");
+        errln!("{e}");
         exit::UNREADABLE
     })?;
     let (documents, mut problems) = manifests::load(&paths).map_err(|e| {
-        eprintln!("{e}");
+        errln!("{e}");
         exit::UNREADABLE
     })?;
     let (set, more) = manifests::validate(&documents);
@@ -251,7 +274,7 @@ fn load_valid(files: &[PathBuf]) -> Result<ManifestSet, u8> {
         Ok(set)
     } else {
         for p in &problems {
-            eprintln!("{p}");
+            errln!("{p}");
         }
         Err(exit::INVALID)
     }
@@ -260,7 +283,7 @@ fn load_valid(files: &[PathBuf]) -> Result<ManifestSet, u8> {
 fn validate(files: &[PathBuf]) -> ExitCode {
     match load_valid(files) {
         Ok(set) => {
-            println!(
+            outln!(
                 "valid: {} LoggingBaseline, {} LoggingBaselineSet, {} TrailPolicy, {} RetentionPolicy",
                 set.baselines.len(),
                 set.sets.len(),
@@ -269,12 +292,12 @@ fn validate(files: &[PathBuf]) -> ExitCode {
             );
             for (set_name, expansion) in &set.expansions {
                 match expansion {
-                    Some(names) => println!(
+                    Some(names) => outln!(
                         "{set_name} expands to {} LoggingBaselines: {}",
                         names.len(),
                         names.join(", ")
                     ),
-                    None => println!(
+                    None => outln!(
                         "{set_name}: accounts read from AWS Organizations by the controller (not expanded offline)"
                     ),
                 }
@@ -290,7 +313,7 @@ async fn verify(files: &[PathBuf], account: Option<&str>, start: &str, end: Opti
     let time = |t: &str| {
         aws_smithy_types::DateTime::from_str(t, aws_smithy_types::date_time::Format::DateTime)
             .map(|t| t.secs())
-            .map_err(|e| eprintln!("error: {t} is not an RFC 3339 time: {e}"))
+            .map_err(|e| errln!("error: {t} is not an RFC 3339 time: {e}"))
     };
     let Ok(start) = time(start) else {
         return ExitCode::from(exit::UNREADABLE);
@@ -325,7 +348,7 @@ async fn verify(files: &[PathBuf], account: Option<&str>, start: &str, end: Opti
         let location = match verify::location_of(&clients, &b.baseline.spec, &b.trail_policy).await {
             Ok(l) => l,
             Err(e) => {
-                eprintln!("{}: {e}", b.id);
+                errln!("{}: {e}", b.id);
                 all_valid = false;
                 continue;
             }
@@ -338,7 +361,7 @@ async fn verify(files: &[PathBuf], account: Option<&str>, start: &str, end: Opti
                 reports.push((b.id.clone(), report, calls.reads, started.elapsed()));
             }
             Err(e) => {
-                eprintln!("{}: {e}", b.id);
+                errln!("{}: {e}", b.id);
                 all_valid = false;
             }
         }
@@ -348,10 +371,10 @@ async fn verify(files: &[PathBuf], account: Option<&str>, start: &str, end: Opti
             .iter()
             .map(|(id, r, reads, _)| serde_json::json!({"baseline": id, "valid": r.valid(), "reads": reads, "report": r}))
             .collect();
-        println!("{}", serde_json::to_string_pretty(&json).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&json).unwrap_or_default());
     } else {
         for (id, r, reads, took) in &reports {
-            println!(
+            outln!(
                 "{id}: {} digest files and {} log files checked in {:.1} s ({reads} reads): {}",
                 r.digests,
                 r.log_files,
@@ -365,7 +388,7 @@ async fn verify(files: &[PathBuf], account: Option<&str>, start: &str, end: Opti
                 }
             );
             for p in &r.problems {
-                println!("  {:?} {} {}: {}", p.verdict, p.kind, p.key, p.detail);
+                outln!("  {:?} {} {}: {}", p.verdict, p.kind, p.key, p.detail);
             }
         }
     }
@@ -428,7 +451,7 @@ fn iam_policy(args: IamPolicyArgs) -> ExitCode {
                     .map(|f| crate::desired::regional::log_group_name(f)),
             );
             if spec.storage.name_prefix != settings.name_prefix {
-                eprintln!(
+                errln!(
                     "warning: {} uses namePrefix {:?}, not {:?}: pass --name-prefix, or print one policy per prefix",
                     b.id, spec.storage.name_prefix, settings.name_prefix
                 );
@@ -453,21 +476,21 @@ fn iam_policy(args: IamPolicyArgs) -> ExitCode {
         IamDocument::Operator => iam::operator_policy(&settings),
         IamDocument::Trust => iam::trust_policy(&settings),
     };
-    println!("{}", serde_json::to_string_pretty(&document).unwrap_or_default());
+    outln!("{}", serde_json::to_string_pretty(&document).unwrap_or_default());
     ExitCode::from(exit::OK)
 }
 
 fn resolved(files: &[PathBuf], side: &str) -> Result<Vec<ResolvedBaseline>, u8> {
-    let set = load_valid(files).inspect_err(|_| eprintln!("the {side} manifests are not valid"))?;
+    let set = load_valid(files).inspect_err(|_| errln!("the {side} manifests are not valid"))?;
     set.resolve_all().map_err(|errors| {
-        errors.iter().for_each(|e| eprintln!("{e}"));
+        errors.iter().for_each(|e| errln!("{e}"));
         exit::INVALID
     })
 }
 
 fn diff(base: &[PathBuf], head: &[PathBuf], format: Format) -> ExitCode {
     if base.is_empty() || head.is_empty() {
-        eprintln!("error: diff needs --base and --head");
+        errln!("error: diff needs --base and --head");
         return ExitCode::from(exit::UNREADABLE);
     }
     let (base, head) = match (resolved(base, "base"), resolved(head, "head")) {
@@ -475,7 +498,7 @@ fn diff(base: &[PathBuf], head: &[PathBuf], format: Format) -> ExitCode {
         (Err(code), _) | (_, Err(code)) => return ExitCode::from(code),
     };
     let changes = crate::judge::retention_review::diff(&base, &head);
-    print!("{}", output::render_diff(&changes, format));
+    out!("{}", output::render_diff(&changes, format));
     let rejected = changes
         .iter()
         .any(|c| c.verdict == crate::judge::retention_review::Verdict::Rejected);
@@ -491,14 +514,14 @@ async fn reconcile(files: &[PathBuf], mode: RunMode, format: Format) -> ExitCode
         Ok(r) => r,
         Err(errors) => {
             for e in errors {
-                eprintln!("{e}");
+                errln!("{e}");
             }
             return ExitCode::from(exit::INVALID);
         }
     };
     let base = crate::aws::load_base_config().await;
     let reports = run_all(&base, &resolved, mode).await;
-    print!("{}", output::render(&reports, mode, format));
+    out!("{}", output::render(&reports, mode, format));
     let code = if reports.iter().any(|(_, r)| r.failed()) {
         exit::INVALID
     } else if mode == RunMode::Plan && reports.iter().any(|(_, r)| !r.in_sync()) {
@@ -516,7 +539,7 @@ async fn report(files: &[PathBuf], format: Format) -> ExitCode {
     };
     let base = crate::aws::load_base_config().await;
     let reports = run_all(&base, &baselines, RunMode::Plan).await;
-    print!("{}", output::render_compliance(&reports, format));
+    out!("{}", output::render_compliance(&reports, format));
     ExitCode::from(if reports.iter().any(|(_, r)| r.error.is_some()) {
         exit::INVALID
     } else {

@@ -145,8 +145,23 @@ fn to_json(id: &str, r: &AccountReport) -> serde_json::Value {
     })
 }
 
-fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
+/// Text made inert in a Markdown table cell or heading of a pull request comment: the characters
+/// that split a cell or start HTML, a link, an image or code become character references
+/// (GitHub decodes them for display only, after the table and HTML have been parsed), and line
+/// breaks and other control characters become spaces, so a value cannot end the table, close a
+/// `<details>`, open a comment or inject markup.
+pub fn cell(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '|' | '<' | '>' | '&' | '\\' | '`' | '[' | ']' => {
+                let _ = write!(out, "&#{};", c as u32);
+            }
+            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn markdown(reports: &[(String, AccountReport)], mode: RunMode) -> String {
@@ -163,8 +178,8 @@ fn markdown(reports: &[(String, AccountReport)], mode: RunMode) -> String {
             out,
             "| {} | {} | {} | {} |",
             cell(id),
-            r.account_id,
-            r.region,
+            cell(&r.account_id),
+            cell(&r.region),
             cell(&headline(r, mode))
         );
     }
@@ -172,7 +187,7 @@ fn markdown(reports: &[(String, AccountReport)], mode: RunMode) -> String {
         if r.drift.is_empty() && r.pending.is_empty() && r.not_compliant.is_empty() {
             continue;
         }
-        let _ = writeln!(out, "\n#### {id}\n");
+        let _ = writeln!(out, "\n#### {}\n", cell(id));
         let _ = writeln!(out, "| Resource | Field | Current | Desired |\n|---|---|---|---|");
         for d in r.drift.iter().chain(&r.not_compliant) {
             let _ = writeln!(
@@ -197,7 +212,7 @@ fn markdown(reports: &[(String, AccountReport)], mode: RunMode) -> String {
 fn verdict(c: &Change) -> String {
     match (c.verdict, &c.approval) {
         (Verdict::Rejected, _) => "**REJECTED**: approval required".into(),
-        (Verdict::Approved, Some(a)) => format!("approved ({a})"),
+        (Verdict::Approved, Some(a)) => format!("approved ({})", cell(a)),
         (Verdict::Approved, None) => "approved".into(),
         (Verdict::Accepted, _) => "accepted".into(),
         (Verdict::Unchanged, _) => "unchanged".into(),
@@ -255,7 +270,7 @@ pub fn render_diff(changes: &[Change], format: Format) -> String {
                     out,
                     "| {} | {} | {} | {} | {} | {} |",
                     cell(&c.baseline),
-                    c.account_id,
+                    cell(&c.account_id),
                     cell(&c.setting),
                     cell(&c.before),
                     cell(&c.after),
@@ -295,7 +310,7 @@ pub fn render_compliance(reports: &[(String, AccountReport)], format: Format) ->
         crate::judge::compliance::BENCHMARK
     );
     for (id, r, c) in judged {
-        out.push_str(&format!("\n## Account {} ({id})\n\n", r.account_id));
+        out.push_str(&format!("\n## Account {} ({})\n\n", cell(&r.account_id), cell(id)));
         if let Some(e) = &r.error {
             out.push_str(&format!("Not evaluated: {}\n", cell(&e.to_string())));
             continue;
@@ -318,4 +333,37 @@ pub fn render_compliance(reports: &[(String, AccountReport)], format: Format) ->
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cell_cannot_split_the_table_nor_carry_html_links_or_line_breaks() {
+        let hostile = "CHG-1 | x\n</details><!-- <img src=x> [a](b) `c` \\|\r\u{2028}&amp;";
+        let rendered = cell(hostile);
+        for raw in ['|', '<', '>', '\n', '\r', '[', ']', '`', '\\', '\u{2028}'] {
+            assert!(!rendered.contains(raw), "{raw:?} survives in {rendered}");
+        }
+        assert!(rendered.starts_with("CHG-1 &#124; x </details>".replace('<', "&#60;").replace('>', "&#62;").as_str()), "{rendered}");
+        assert_eq!(cell("accounts/payments-prod"), "accounts/payments-prod");
+    }
+
+    #[test]
+    fn the_approval_of_a_diff_row_is_escaped() {
+        let change = Change {
+            baseline: "accounts/p".into(),
+            account_id: "111122223333".into(),
+            setting: "flow logs".into(),
+            before: "365 days".into(),
+            after: "90 days".into(),
+            verdict: Verdict::Approved,
+            approval: Some("CHG-1|</details>\n<!--".into()),
+        };
+        let markdown = render_diff(&[change], Format::Markdown);
+        let row = markdown.lines().find(|l| l.starts_with("| accounts/p")).unwrap();
+        assert_eq!(row.matches('|').count(), 7, "{row}");
+        assert!(!markdown.contains("</details>") && !markdown.contains("<!--"), "{markdown}");
+    }
 }

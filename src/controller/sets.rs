@@ -24,6 +24,7 @@ use crate::api::{
 use crate::aws::organizations::{self, LIST_INTERVAL};
 use crate::aws::{AccountClients, AwsError, CallRecorder, Pacer};
 use crate::desired::set::{self, SelectedAccount};
+use crate::controller::status::reasons;
 
 /// The field manager of the baselines a set writes (server-side apply).
 pub const SET_MANAGER: &str = "trailkeeper-set";
@@ -250,6 +251,27 @@ pub async fn reconcile(set: Arc<LoggingBaselineSet>, ctx: Arc<SetContext>) -> Re
     let generation = set.metadata.generation;
     // A set being deleted: its children go with it (ownerReferences), nothing to read or write.
     if set.meta().deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    // An invalid set (a misspelt template field would otherwise be dropped, and its children run
+    // with the default instead) changes nothing: no child created, updated or deleted.
+    let invalid = set::check(&set);
+    if !invalid.is_empty() {
+        let found: Vec<String> = invalid.iter().map(|p| format!("{}: {}", p.path, p.message)).collect();
+        let message = format!(
+            "the set is not valid; no LoggingBaseline created, changed or deleted: {}",
+            found.join("; ")
+        );
+        let mut status = previous.cloned().unwrap_or_default();
+        status.conditions = vec![carry_transition(
+            previous,
+            condition(false, reasons::INVALID_SPEC, message.clone()),
+        )];
+        status.observed_generation = generation;
+        if previous != Some(&status) {
+            publish(&ctx, &set, EventType::Warning, reasons::INVALID_SPEC, message).await;
+            patch_status(&ctx, &set, &status).await?;
+        }
         return Ok(Action::await_change());
     }
     let (selected, read_at) = match selection(&ctx, &set).await {

@@ -7,7 +7,7 @@ use kube::api::ObjectMeta;
 use kube::{Resource, ResourceExt};
 use serde_json::Value;
 
-use crate::api::{LoggingBaseline, LoggingBaselineSet, LoggingBaselineSpec};
+use crate::api::{LoggingBaseline, LoggingBaselineSet, LoggingBaselineSpec, names};
 
 /// The label naming the set a baseline belongs to, and the one naming its account.
 pub const SET_LABEL: &str = "trailkeeper.io/set";
@@ -21,11 +21,72 @@ pub struct SelectedAccount {
     pub tags: BTreeMap<String, String>,
 }
 
-/// The name of the set's baseline for an account.
+/// The name of the set's baseline for an account. A valid set (see `check`) has a name of at most
+/// 63 characters, so the child's name is the whole set name, '-' and the account id.
 pub fn baseline_name(set: &str, account: &str) -> String {
-    // 253 characters at most: the set's name is cut, never the account id.
-    let room = 253 - account.len() - 1;
-    format!("{}-{account}", &set[..set.len().min(room)])
+    format!("{set}-{account}")
+}
+
+/// A reason the whole set is refused, whatever its accounts: the field and what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetProblem {
+    pub path: String,
+    pub message: String,
+}
+
+/// The spec schema of a LoggingBaseline, generated once (generating a CRD costs milliseconds).
+fn baseline_spec_schema() -> &'static Value {
+    static SCHEMA: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    SCHEMA.get_or_init(|| crate::api::schema_of::<LoggingBaseline>()["properties"]["spec"].clone())
+}
+
+/// What makes a set invalid before any account is rendered: a name too long for the label its
+/// baselines carry, template labels and annotations the API server would refuse, and fields of the
+/// template's spec that a LoggingBaseline does not have. The CRD keeps the template's spec as
+/// unknown fields (its strings hold placeholders), so neither the API server nor the typed decode
+/// of a rendered spec would notice a misspelt field: `mod: Observe` would be dropped, and the
+/// children would run with the default, Enforce.
+pub fn check(set: &LoggingBaselineSet) -> Vec<SetProblem> {
+    let mut problems = Vec::new();
+    let mut problem = |path: String, message: String| problems.push(SetProblem { path, message });
+    let name = set.name_any();
+    if name.len() > names::LABEL_VALUE_MAX {
+        problem(
+            "metadata.name".into(),
+            format!(
+                "is {} characters long: a set's name is the value of its baselines' label {SET_LABEL}, at most {} characters",
+                name.len(),
+                names::LABEL_VALUE_MAX
+            ),
+        );
+    }
+    let template = &set.spec.template;
+    for (key, value) in &template.labels {
+        let path = crate::manifests::schema::join("spec.template.labels", key);
+        if let Err(e) = names::check_qualified_name(key) {
+            problem(path.clone(), format!("{key:?} is not a valid label key: {e}"));
+        }
+        if !value.contains("{{")
+            && let Err(e) = names::check_label_value(value)
+        {
+            problem(path, format!("{value:?} is not a valid label value: {e}"));
+        }
+    }
+    for key in template.annotations.keys() {
+        if let Err(e) = names::check_qualified_name(key) {
+            problem(
+                crate::manifests::schema::join("spec.template.annotations", key),
+                format!("{key:?} is not a valid annotation key: {e}"),
+            );
+        }
+    }
+    if !template.spec.is_object() {
+        problem("spec.template.spec".into(), "must be an object (a LoggingBaseline spec)".into());
+    }
+    for e in crate::manifests::schema::unknown_fields(baseline_spec_schema(), &template.spec, "spec.template.spec") {
+        problem(e.path, e.message);
+    }
+    problems
 }
 
 /// Replaces the placeholders in every string of `value`. Err: the first unknown placeholder.
@@ -87,10 +148,27 @@ pub fn render(set: &LoggingBaselineSet, account: &SelectedAccount) -> Result<Log
     let spec: LoggingBaselineSpec =
         serde_json::from_value(spec).map_err(|e| format!("the rendered spec is not a LoggingBaseline spec: {e}"))?;
     let set_name = set.name_any();
-    let mut labels = set.spec.template.labels.clone();
+    // Placeholders in labels and annotations too, and the rendered label values as the API
+    // server will check them.
+    let mut labels = BTreeMap::new();
+    for (key, value) in &set.spec.template.labels {
+        let mut rendered = Value::String(value.clone());
+        substitute(&mut rendered, account)?;
+        let rendered = rendered.as_str().unwrap_or_default().to_string();
+        names::check_label_value(&rendered).map_err(|e| {
+            let path = crate::manifests::schema::join("spec.template.labels", key);
+            format!("{path} renders to {rendered:?}, not a valid label value: {e}")
+        })?;
+        labels.insert(key.clone(), rendered);
+    }
     labels.insert(SET_LABEL.into(), set_name.clone());
     labels.insert(ACCOUNT_LABEL.into(), account.id.clone());
-    let annotations = set.spec.template.annotations.clone();
+    let mut annotations = BTreeMap::new();
+    for (key, value) in &set.spec.template.annotations {
+        let mut rendered = Value::String(value.clone());
+        substitute(&mut rendered, account)?;
+        annotations.insert(key.clone(), rendered.as_str().unwrap_or_default().to_string());
+    }
     Ok(LoggingBaseline {
         metadata: ObjectMeta {
             name: Some(baseline_name(&set_name, &account.id)),
@@ -284,5 +362,54 @@ mod tests {
         assert_eq!(p.unchanged, ["fleet-444455556666"]);
         assert!(p.apply.is_empty());
         assert_eq!(p.delete, ["fleet-777788889999"]);
+    }
+
+    #[test]
+    fn misspelt_template_fields_make_the_whole_set_invalid() {
+        let mut t = template();
+        t["mod"] = "Observe".into();
+        t["regoins"] = serde_json::json!(["eu-west-1"]);
+        t["trail"] = serde_json::json!({"polcyRef": {"name": "strict"}});
+        t["credentials"]["externalld"] = "x".into();
+        let problems = check(&set(t));
+        let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "spec.template.spec.credentials.externalld",
+                "spec.template.spec.mod",
+                "spec.template.spec.regoins",
+                "spec.template.spec.trail.polcyRef"
+            ]
+        );
+        assert!(problems.iter().all(|p| p.message.starts_with("unknown field (check its spelling")));
+        assert_eq!(check(&set(template())), []);
+    }
+
+    #[test]
+    fn a_name_too_long_for_the_set_label_and_invalid_label_keys_are_refused() {
+        let mut long = set(template());
+        long.metadata.name = Some("a".repeat(64));
+        assert_eq!(check(&long)[0].path, "metadata.name");
+        let mut labelled = set(template());
+        labelled.spec.template.labels.insert("bad key/with space".into(), "x".into());
+        labelled.spec.template.annotations.insert("ok.example/fine".into(), "any text at all".into());
+        let problems = check(&labelled);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].path, "spec.template.labels[\"bad key/with space\"]");
+    }
+
+    #[test]
+    fn placeholders_in_labels_and_annotations_are_rendered_and_label_values_checked() {
+        let mut s = set(template());
+        s.spec.template.labels.insert("account".into(), "{{accountId}}".into());
+        s.spec.template.annotations.insert("owner".into(), "team of {{accountName}}".into());
+        let accounts = listed_accounts(&s).unwrap();
+        let b = render(&s, &accounts[0]).unwrap();
+        assert_eq!(b.labels()["account"], "111122223333");
+        assert_eq!(b.annotations()["owner"], "team of payments");
+        s.spec.template.labels.insert("name".into(), "{{accountName}} team".into());
+        let err = render(&s, &accounts[0]).unwrap_err();
+        assert!(err.contains("spec.template.labels.name renders to \"payments team\""), "{err}");
     }
 }

@@ -8,12 +8,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use kube::core::cel::Validator;
+use kube::core::cel::{CompiledSchema, compile_schema, validate_compiled};
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::api::{
-    API_VERSION, DEFAULT_POLICY_NAME, LoggingBaseline, LoggingBaselineSet, PolicyRef, RetentionPolicy,
+    names, API_VERSION, DEFAULT_POLICY_NAME, LoggingBaseline, LoggingBaselineSet, PolicyRef, RetentionPolicy,
     RetentionPolicySpec, TrailPolicy, TrailPolicySpec,
 };
 use crate::desired::AccountSpecs;
@@ -76,39 +76,50 @@ pub struct ManifestSet {
     pub retention_policies: Vec<(String, RetentionPolicy)>,
 }
 
-/// Every `.yaml`/`.yml` file under the given paths (directories recursively, sorted), in order.
+/// Every `.yaml`/`.yml` file under the given paths (directories recursively, sorted), in order,
+/// each once: a file reached again (named twice, or through a symbolic link) is not read twice,
+/// and a link back to a directory already walked is not followed (it would never end).
 pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Unreadable> {
     let mut files = Vec::new();
+    let mut seen_files = BTreeSet::new();
+    let mut walked_dirs = BTreeSet::new();
     for path in paths {
         let meta = std::fs::metadata(path).map_err(|e| Unreadable {
             file: path.display().to_string(),
             message: e.to_string(),
         })?;
+        let mut found = Vec::new();
         if meta.is_dir() {
-            let mut found = Vec::new();
-            walk_dir(path, &mut found)?;
+            walk_dir(path, &mut walked_dirs, &mut found)?;
             found.sort();
-            files.extend(found);
         } else {
-            files.push(path.clone());
+            found.push(path.clone());
+        }
+        for file in found {
+            // A path that cannot be resolved is kept as it is: reading it reports why.
+            let identity = std::fs::canonicalize(&file).unwrap_or_else(|_| file.clone());
+            if seen_files.insert(identity) {
+                files.push(file);
+            }
         }
     }
     Ok(files)
 }
 
-fn walk_dir(dir: &Path, found: &mut Vec<PathBuf>) -> Result<(), Unreadable> {
-    let entries = std::fs::read_dir(dir).map_err(|e| Unreadable {
+fn walk_dir(dir: &Path, walked: &mut BTreeSet<PathBuf>, found: &mut Vec<PathBuf>) -> Result<(), Unreadable> {
+    let unreadable = |e: std::io::Error| Unreadable {
         file: dir.display().to_string(),
         message: e.to_string(),
-    })?;
-    for entry in entries {
-        let entry = entry.map_err(|e| Unreadable {
-            file: dir.display().to_string(),
-            message: e.to_string(),
-        })?;
-        let path = entry.path();
-        if path.is_dir() {
-            walk_dir(&path, found)?;
+    };
+    if !walked.insert(std::fs::canonicalize(dir).map_err(unreadable)?) {
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(dir).map_err(unreadable)? {
+        let path = entry.map_err(unreadable)?.path();
+        // Follows links: a link to a directory is walked (once), a link to a file is a file.
+        let is_dir = std::fs::metadata(&path).is_ok_and(|m| m.is_dir());
+        if is_dir {
+            walk_dir(&path, walked, found)?;
         } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
             found.push(path);
         }
@@ -123,21 +134,68 @@ pub fn load(files: &[PathBuf]) -> Result<(Vec<Document>, Vec<Problem>), Unreadab
     let mut problems = Vec::new();
     for path in files {
         let file = path.display().to_string();
-        let unreadable = |message: String| Unreadable {
+        let bytes = read_manifest(path).map_err(|message| Unreadable {
             file: file.clone(),
             message,
-        };
-        let size = std::fs::metadata(path).map_err(|e| unreadable(e.to_string()))?.len();
-        if size > MAX_FILE_BYTES {
-            return Err(unreadable(format!(
-                "{size} bytes is larger than the {MAX_FILE_BYTES} bytes a manifest file may have"
-            )));
-        }
-        let bytes = std::fs::read(path).map_err(|e| unreadable(e.to_string()))?;
-        let text = String::from_utf8(bytes).map_err(|_| unreadable("not UTF-8 text".into()))?;
+        })?;
+        let text = String::from_utf8(bytes).map_err(|_| Unreadable {
+            file: file.clone(),
+            message: "not UTF-8 text".into(),
+        })?;
         parse_documents(&file, &text, &mut documents, &mut problems);
     }
     Ok((documents, problems))
+}
+
+/// The bytes of a regular file of at most MAX_FILE_BYTES. A named pipe, a device or a socket is
+/// refused without reading from it (a FIFO would block forever, /dev/zero never ends), and the
+/// limit holds while reading, so a file that grows, or lies about its size, cannot make the
+/// process allocate more than the limit.
+fn read_manifest(path: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    // Opening a FIFO for reading blocks until a writer comes: not with O_NONBLOCK.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    let file = options.open(path).map_err(|e| e.to_string())?;
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err(format!(
+            "not a regular file ({}): only regular files are read",
+            file_kind(&meta)
+        ));
+    }
+    let too_big = |size: u64| format!("{size} bytes is larger than the {MAX_FILE_BYTES} bytes a manifest file may have");
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(too_big(meta.len()));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_big(bytes.len() as u64));
+    }
+    Ok(bytes)
+}
+
+fn file_kind(meta: &std::fs::Metadata) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let t = meta.file_type();
+        if t.is_fifo() {
+            return "a named pipe";
+        }
+        if t.is_char_device() || t.is_block_device() {
+            return "a device";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    if meta.is_dir() { "a directory" } else { "not a file" }
 }
 
 pub fn parse_documents(file: &str, text: &str, documents: &mut Vec<Document>, problems: &mut Vec<Problem>) {
@@ -150,13 +208,23 @@ pub fn parse_documents(file: &str, text: &str, documents: &mut Vec<Document>, pr
                     file: file.into(),
                     object,
                     path: String::new(),
-                    message: format!("not valid YAML: {e}"),
+                    message: yaml_error(&e),
                 });
                 // The parser cannot resume after a syntax error.
                 return;
             }
         };
         if yaml.is_null() {
+            continue;
+        }
+        // JSON has no NaN nor infinity: converted, they would silently become null.
+        if let Some(path) = non_finite_number(&yaml, "") {
+            problems.push(Problem {
+                file: file.into(),
+                object,
+                path,
+                message: "is .nan or .inf: not a number the API server can store (write a finite number)".into(),
+            });
             continue;
         }
         match serde_json::to_value(&yaml) {
@@ -175,6 +243,47 @@ pub fn parse_documents(file: &str, text: &str, documents: &mut Vec<Document>, pr
     }
 }
 
+/// What serde_yaml refuses, said for a person, with the line when the parser knows it.
+fn yaml_error(e: &serde_yaml::Error) -> String {
+    let text = e.to_string();
+    let line = e.location().map(|l| format!(" (line {})", l.line())).unwrap_or_default();
+    if text.contains("as u128") || text.contains("as i128") {
+        let number = text.split('`').nth(1).unwrap_or("a number");
+        return format!(
+            "the integer {number} does not fit in 64 bits{line}: Kubernetes stores integers from -2^63 to 2^63-1"
+        );
+    }
+    if text.contains("repetition limit exceeded") {
+        return format!(
+            "aliases expand to too many nodes{line}: a document that repeats itself this much (an alias bomb?) is not read"
+        );
+    }
+    if text.contains("recursion limit exceeded") {
+        return format!("nested too deeply{line}: a manifest this deep is not read");
+    }
+    format!("not valid YAML: {text}")
+}
+
+/// The path of the first NaN or infinity in a YAML value.
+fn non_finite_number(value: &serde_yaml::Value, path: &str) -> Option<String> {
+    match value {
+        serde_yaml::Value::Number(n) => n.as_f64().filter(|f| !f.is_finite()).map(|_| path.to_string()),
+        serde_yaml::Value::Sequence(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| non_finite_number(item, &format!("{path}[{i}]"))),
+        serde_yaml::Value::Mapping(map) => map.iter().find_map(|(k, v)| {
+            let key = match k {
+                serde_yaml::Value::String(s) => s.clone(),
+                other => serde_yaml::to_string(other).unwrap_or_default().trim().to_string(),
+            };
+            non_finite_number(v, &schema::join(path, &key))
+        }),
+        serde_yaml::Value::Tagged(tagged) => non_finite_number(&tagged.value, path),
+        _ => None,
+    }
+}
+
 fn object_id(doc: &Document) -> String {
     let kind = doc.value["kind"].as_str().unwrap_or("?");
     let ns = doc.value["metadata"]["namespace"].as_str().unwrap_or("default");
@@ -186,16 +295,26 @@ fn object_id(doc: &Document) -> String {
 
 /// Validates the documents and returns the typed objects with every problem found.
 pub fn validate(documents: &[Document]) -> (ManifestSet, Vec<Problem>) {
-    let mut set = ManifestSet::default();
-    let mut problems = Vec::new();
-    let schemas: BTreeMap<&str, Value> = [
+    SCHEMAS.with(|schemas| validate_with(documents, schemas))
+}
+
+thread_local! {
+    /// Each kind's schema, generated and compiled once per thread: a process validates with the
+    /// same schemas whatever it reads (the CEL programs are not shared across threads).
+    static SCHEMAS: BTreeMap<&'static str, Schema> = [
         ("LoggingBaseline", crate::api::schema_of::<LoggingBaseline>()),
         ("TrailPolicy", crate::api::schema_of::<TrailPolicy>()),
         ("RetentionPolicy", crate::api::schema_of::<RetentionPolicy>()),
         ("LoggingBaselineSet", crate::api::schema_of::<LoggingBaselineSet>()),
     ]
     .into_iter()
+    .map(|(kind, schema)| (kind, Schema::new(schema)))
     .collect();
+}
+
+fn validate_with(documents: &[Document], schemas: &BTreeMap<&'static str, Schema>) -> (ManifestSet, Vec<Problem>) {
+    let mut set = ManifestSet::default();
+    let mut problems = Vec::new();
     let mut seen = BTreeSet::new();
     for doc in documents {
         let object = object_id(doc);
@@ -225,14 +344,14 @@ pub fn validate(documents: &[Document]) -> (ManifestSet, Vec<Problem>) {
             );
             continue;
         };
-        let name = doc.value["metadata"]["name"].as_str().unwrap_or_default();
-        let name_ok =
-            schema::regex(crate::api::patterns::K8S_NAME).is_some_and(|r| r.is_match(name)) && name.len() <= 253;
-        if !name_ok {
-            problem(
-                "metadata.name",
-                format!("{name:?} is not a valid name (lowercase letters, digits, '-' and '.')"),
-            );
+        let metadata_problems = check_metadata(&doc.value["metadata"]);
+        let identity_invalid = metadata_problems
+            .iter()
+            .any(|(path, _)| path == "metadata.name" || path == "metadata.namespace");
+        for (path, message) in metadata_problems {
+            problem(&path, message);
+        }
+        if identity_invalid {
             continue;
         }
         if !seen.insert(object.clone()) {
@@ -249,17 +368,12 @@ pub fn validate(documents: &[Document]) -> (ManifestSet, Vec<Problem>) {
                 map.remove(field);
             }
         }
-        let schema_errors = schema::validate(schema, &body);
-        for e in &schema_errors {
-            problem(&e.path, e.message.clone());
+        let errors = schema.check(&body);
+        let invalid = !errors.is_empty();
+        for (path, message) in errors {
+            problem(&path, message);
         }
-        if !schema_errors.is_empty() {
-            continue;
-        }
-        if let Err(errors) = Validator::new().validate(schema, &body, None) {
-            for e in errors.into_vec() {
-                problem(&e.field_path, e.message.clone());
-            }
+        if invalid {
             continue;
         }
         let typed = match kind {
@@ -269,16 +383,25 @@ pub fn validate(documents: &[Document]) -> (ManifestSet, Vec<Problem>) {
             "TrailPolicy" => {
                 serde_json::from_value(stored.clone()).map(|p| set.trail_policies.push((doc.file.clone(), p)))
             }
-            "LoggingBaselineSet" => {
-                serde_json::from_value(stored.clone()).map(|p| set.sets.push((doc.file.clone(), p)))
-            }
+            "LoggingBaselineSet" => serde_json::from_value::<LoggingBaselineSet>(stored.clone()).map(|p| {
+                let set_problems = crate::desired::set::check(&p);
+                if set_problems.is_empty() {
+                    set.sets.push((doc.file.clone(), p));
+                }
+                for e in set_problems {
+                    problem(&e.path, e.message);
+                }
+            }),
             _ => serde_json::from_value(stored.clone()).map(|p| set.retention_policies.push((doc.file.clone(), p))),
         };
         if let Err(e) = typed {
             problem("", format!("does not decode: {e}"));
         }
     }
-    let expanded = expand_sets(&mut set, schemas["LoggingBaseline"].clone(), &mut seen);
+    let expanded = match schemas.get("LoggingBaseline") {
+        Some(schema) => expand_sets(&mut set, schema, &mut seen),
+        None => Vec::new(),
+    };
     problems.extend(expanded);
     problems.extend(check_references(&set));
     (set, problems)
@@ -308,7 +431,7 @@ pub fn without_null_fields(value: &Value) -> Value {
 
 /// The baselines of the sets with an `accounts` generator, rendered and validated as written-out
 /// LoggingBaselines would be (schema and CEL rules), added to `set.baselines`.
-fn expand_sets(set: &mut ManifestSet, schema: Value, seen: &mut BTreeSet<String>) -> Vec<Problem> {
+fn expand_sets(set: &mut ManifestSet, schema: &Schema, seen: &mut BTreeSet<String>) -> Vec<Problem> {
     let mut problems = Vec::new();
     for (file, s) in &set.sets {
         let ns = namespace_of(&s.metadata);
@@ -323,7 +446,7 @@ fn expand_sets(set: &mut ManifestSet, schema: Value, seen: &mut BTreeSet<String>
                 problems.push(Problem {
                     file: file.clone(),
                     object: object.clone(),
-                    path: format!("generator.accounts[{}]", account.id),
+                    path: format!("spec.generator.accounts[{}]", account.id),
                     message,
                 })
             };
@@ -342,15 +465,8 @@ fn expand_sets(set: &mut ManifestSet, schema: Value, seen: &mut BTreeSet<String>
                     map.remove(field);
                 }
             }
-            let errors = schema::validate(&schema, &body);
-            if let Some(e) = errors.first() {
-                problem(format!("the rendered LoggingBaseline: {}: {}", e.path, e.message));
-                continue;
-            }
-            if let Err(errors) = Validator::new().validate(&schema, &body, None) {
-                if let Some(e) = errors.into_vec().first() {
-                    problem(format!("the rendered LoggingBaseline: {}: {}", e.field_path, e.message));
-                }
+            if let Some((path, message)) = schema.check(&body).first() {
+                problem(format!("the rendered LoggingBaseline: {path}: {message}"));
                 continue;
             }
             let id = format!("LoggingBaseline/{ns}/{}", name_of(&baseline.metadata));
@@ -362,6 +478,89 @@ fn expand_sets(set: &mut ManifestSet, schema: Value, seen: &mut BTreeSet<String>
             set.baselines.push((file.clone(), baseline));
         }
         set.expansions.push((object, Some(names)));
+    }
+    problems
+}
+
+/// A kind's schema with its CEL rules compiled once per run: compiling them is most of the cost
+/// of validating one object, and a set of 5,000 accounts validates 5,000 rendered baselines.
+struct Schema {
+    structural: Value,
+    cel: CompiledSchema,
+}
+
+impl Schema {
+    fn new(structural: Value) -> Self {
+        let cel = compile_schema(&structural);
+        Self { structural, cel }
+    }
+
+    /// The problems of an object's body (without apiVersion, kind, metadata and status) as the API
+    /// server finds them: the structural schema first, the CEL rules only on a body that passes it.
+    fn check(&self, body: &Value) -> Vec<(String, String)> {
+        let errors = schema::validate(&self.structural, body);
+        if !errors.is_empty() {
+            return errors.into_iter().map(|e| (e.path, e.message)).collect();
+        }
+        match validate_compiled(&self.cel, body, None) {
+            Ok(()) => Vec::new(),
+            Err(errors) => errors.into_vec().into_iter().map(|e| (e.field_path, e.message)).collect(),
+        }
+    }
+}
+
+/// The object's name and namespace as the API server checks those of a custom resource (a DNS-1123
+/// subdomain and a DNS-1123 label), and its label and annotation keys and label values.
+fn check_metadata(metadata: &Value) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    let mut string_at = |field: &str, check: fn(&str) -> Result<(), String>, required: bool| {
+        let path = format!("metadata.{field}");
+        match &metadata[field] {
+            Value::Null if !required => {}
+            Value::String(s) => {
+                if let Err(e) = check(s) {
+                    problems.push((path, format!("{s:?} is not a valid {field}: {e}")));
+                }
+            }
+            Value::Null => problems.push((path, "is required".into())),
+            other => problems.push((path, format!("must be a string, got {other}"))),
+        }
+    };
+    string_at("name", names::check_dns1123_subdomain, true);
+    string_at("namespace", names::check_dns1123_label, false);
+    for field in ["labels", "annotations"] {
+        let path = format!("metadata.{field}");
+        let entries = match &metadata[field] {
+            Value::Null => continue,
+            Value::Object(entries) => entries,
+            other => {
+                problems.push((path, format!("must be a mapping of strings, got {other}")));
+                continue;
+            }
+        };
+        let mut bytes = 0;
+        for (key, value) in entries {
+            let entry_path = schema::join(&path, key);
+            bytes += key.len() + value.as_str().map_or(0, str::len);
+            if let Err(e) = names::check_qualified_name(key) {
+                problems.push((entry_path.clone(), format!("{key:?} is not a valid key: {e}")));
+            }
+            match value.as_str() {
+                None => problems.push((entry_path, format!("must be a string, got {value}"))),
+                Some(v) if field == "labels" => {
+                    if let Err(e) = names::check_label_value(v) {
+                        problems.push((entry_path, format!("{v:?} is not a valid label value: {e}")));
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        if field == "annotations" && bytes > names::ANNOTATIONS_MAX_BYTES {
+            problems.push((
+                path,
+                format!("{bytes} bytes: annotations may have {} bytes in all", names::ANNOTATIONS_MAX_BYTES),
+            ));
+        }
     }
     problems
 }

@@ -20,11 +20,61 @@ pub fn validate(schema: &Value, value: &Value) -> Vec<SchemaError> {
     errors
 }
 
-fn join(path: &str, field: &str) -> String {
-    if path.is_empty() {
-        field.to_string()
-    } else {
-        format!("{path}.{field}")
+/// Only the fields the schema does not know, wherever they are: for a template whose strings hold
+/// placeholders (their patterns are checked once rendered), but whose field names are final.
+pub fn unknown_fields(schema: &Value, value: &Value, path: &str) -> Vec<SchemaError> {
+    let mut errors = Vec::new();
+    walk_names(schema, value, path, &mut errors);
+    errors
+}
+
+fn walk_names(schema: &Value, value: &Value, path: &str, errors: &mut Vec<SchemaError>) {
+    if schema["x-kubernetes-preserve-unknown-fields"] == Value::Bool(true) && schema.get("properties").is_none() {
+        return;
+    }
+    match value {
+        Value::Array(items) => {
+            if let Some(item_schema) = schema.get("items") {
+                for (i, item) in items.iter().enumerate() {
+                    walk_names(item_schema, item, &format!("{path}[{i}]"), errors);
+                }
+            }
+        }
+        Value::Object(map) => {
+            let properties = schema["properties"].as_object();
+            let additional = schema.get("additionalProperties");
+            for (field, child) in map {
+                let child_path = join(path, field);
+                match (properties.and_then(|p| p.get(field)), additional) {
+                    (Some(child_schema), _) => walk_names(child_schema, child, &child_path, errors),
+                    (None, Some(a)) if a.is_object() => walk_names(a, child, &child_path, errors),
+                    (None, Some(Value::Bool(true))) => {}
+                    (None, _) if properties.is_some() => errors.push(SchemaError {
+                        path: child_path,
+                        message: UNKNOWN_FIELD.into(),
+                    }),
+                    (None, _) => {}
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+const UNKNOWN_FIELD: &str = "unknown field (check its spelling and indentation)";
+
+/// `path.field`, or `path["field"]` with the name escaped when it holds anything but letters,
+/// digits and `_-./:` (a trailing space, a NUL or a line break would be invisible or break the
+/// line the problem is printed on).
+pub fn join(path: &str, field: &str) -> String {
+    let plain = !field.is_empty()
+        && field
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/' | ':'));
+    match (plain, path.is_empty()) {
+        (true, true) => field.to_string(),
+        (true, false) => format!("{path}.{field}"),
+        (false, _) => format!("{path}[{field:?}]"),
     }
 }
 
@@ -139,11 +189,18 @@ fn walk(schema: &Value, value: &Value, path: &str, errors: &mut Vec<SchemaError>
                 let child_path = join(path, field);
                 match (properties.and_then(|p| p.get(field)), additional) {
                     (Some(child_schema), _) => walk(child_schema, child, &child_path, errors),
+                    // A map's keys (tags) reach AWS, which refuses control characters in them.
+                    (None, Some(a)) if a.is_object() && field.chars().any(char::is_control) => {
+                        errors.push(SchemaError {
+                            path: child_path,
+                            message: "the key holds control characters (AWS refuses them)".into(),
+                        })
+                    }
                     (None, Some(a)) if a.is_object() => walk(a, child, &child_path, errors),
                     (None, Some(Value::Bool(true))) => {}
                     (None, _) if properties.is_some() => errors.push(SchemaError {
                         path: child_path,
-                        message: "unknown field (check its spelling and indentation)".into(),
+                        message: UNKNOWN_FIELD.into(),
                     }),
                     (None, _) => {}
                 }
