@@ -488,16 +488,28 @@ async fn an_organization_trail_is_verified_from_a_member_account_with_what_a_mem
     assert!(report.in_sync(), "{:?} {:?}", report.drift, report.not_compliant);
     let details = report.details.get(&Component::Trail).cloned().unwrap_or_default();
     assert!(details.iter().any(|d| d.contains("not observable")), "{details:?}");
-    for refused in [
-        "cloudtrail:GetTrailStatus",
-        "cloudtrail:GetEventSelectors",
-        "cloudtrail:ListTags",
-    ] {
+    for refused in ["cloudtrail:GetEventSelectors", "cloudtrail:ListTags"] {
         assert!(
             !report.calls.by_action.contains_key(refused),
             "{refused} is refused to members"
         );
     }
+    // GetTrailStatus is answered to members on the trail's full ARN (issue 26, item 11): the
+    // member sees the Organization trail's deliveries.
+    assert_eq!(
+        report
+            .calls
+            .by_action
+            .get("cloudtrail:GetTrailStatus")
+            .map(|(_, failed)| *failed),
+        Some(0)
+    );
+    assert!(report.delivery_observed);
+    assert!(
+        report.delivery.iter().any(|f| f.component == "cloudtrail"),
+        "{:?}",
+        report.delivery
+    );
 }
 
 /// GetTrailStatus of an Organization trail is answered to a member account that names the trail

@@ -28,8 +28,8 @@ pub struct ObservedTrail {
     pub event_selectors: EventSelectors,
     pub insight_selectors: Vec<String>,
     pub tags: BTreeMap<String, String>,
-    /// False for another account's trail (an Organization trail seen from a member account): only
-    /// its settings are readable, not its status, selectors or tags.
+    /// False for another account's trail (an Organization trail seen from a member account): its
+    /// settings and status (logging, deliveries) are readable, not its selectors or tags.
     pub details_observable: bool,
     /// What GetTrailStatus says of the trail's deliveries (None when not observable).
     pub delivery: Option<TrailDelivery>,
@@ -187,10 +187,15 @@ fn delivery_of(status: &aws_sdk_cloudtrail::operation::get_trail_status::GetTrai
 }
 
 /// Another account's trail as this account may see it: an Organization trail is listed to its
-/// members by DescribeTrails (as a shadow trail), while GetTrailStatus, GetEventSelectors and
-/// ListTags on its ARN answer TrailNotFound / CloudTrailARNInvalid there (CloudTrail user guide,
-/// "Organization trails": member accounts can see the trail, not change or inspect it). Its
-/// status, selectors and tags are reported as not observable, not as a failure.
+/// members by DescribeTrails (as a shadow trail), and its status answered to them by
+/// GetTrailStatus on its full ARN ("If the trail is an organization trail and you are a member
+/// account in the organization in AWS Organizations, you must provide the full ARN of that trail,
+/// and not just the name": https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_GetTrailStatus.html),
+/// while GetEventSelectors and ListTags answer TrailNotFound / CloudTrailARNInvalid there
+/// (CloudTrail user guide, "Organization trails": member accounts can see the trail, not change
+/// it). Its logging and deliveries are read; its selectors and tags are reported as not
+/// observable, not as a failure. A trail whose status is refused too (TrailNotFound) has no
+/// delivery read.
 pub async fn observe_foreign_trail(clients: &AccountClients, arn: &str) -> Result<Option<ObservedTrail>, AwsError> {
     let sent = clients
         .cloudtrail
@@ -203,7 +208,13 @@ pub async fn observe_foreign_trail(clients: &AccountClients, arn: &str) -> Resul
     let Some(trail) = out.trail_list().iter().find(|t| t.trail_arn() == Some(arn)) else {
         return Ok(None);
     };
-    Ok(Some(settings_of(trail, arn)))
+    let mut observed = settings_of(trail, arn);
+    let status = clients.cloudtrail.get_trail_status().name(arn).send().await;
+    if let Some(status) = optional(status, "CloudTrail", "GetTrailStatus", &format!("trail {arn}"))? {
+        observed.logging = status.is_logging() == Some(true);
+        observed.delivery = Some(delivery_of(&status));
+    }
+    Ok(Some(observed))
 }
 
 fn sorted(items: &[String]) -> Vec<String> {

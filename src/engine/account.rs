@@ -391,8 +391,8 @@ impl Run<'_> {
         if foreign {
             self.report.details.entry(Component::Trail).or_default().push(
                 "the trail belongs to another account (an Organization trail seen from a member): its settings \
-                 were verified; its logging status, event selectors and tags are not observable from this account \
-                 (check them in the trail owner's account)"
+                 were verified, its logging status and deliveries read (GetTrailStatus on its ARN); its event \
+                 selectors and tags are not observable from this account (check them in the trail owner's account)"
                     .to_string(),
             );
         }
