@@ -2,6 +2,8 @@
 //! and the status they write.
 
 pub mod baselines;
+pub mod context;
+pub mod policies;
 pub mod sets;
 pub mod status;
 pub mod writer;

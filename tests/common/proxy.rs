@@ -1,8 +1,8 @@
 //! An HTTP proxy in front of moto, one request per connection, that sees what a trailkeeper
 //! process sends to AWS: it can stall the requests that name an account (read, and never
 //! answered, the way a hung endpoint behaves) or hold every answer back a while (a slow AWS), and
-//! it records each operation it forwards, so a
-//! test counts a process's AWS writes through its own endpoint.
+//! it records each operation it forwards, so a test counts a process's AWS writes through its own
+//! endpoint.
 
 use std::sync::{Arc, Mutex};
 

@@ -1,0 +1,327 @@
+//! What the LoggingBaseline controller keeps between reconciles: its settings, its error type,
+//! each baseline's AWS identity, the failure counts for backoff, and the forwarding of tampering
+//! events once known.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_types::SdkConfig;
+use kube::Client;
+use kube::ResourceExt;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
+
+use crate::api::{LoggingBaseline, RetentionPolicy, TrailPolicy};
+use crate::aws::{AccountClients, CallCounts, CallRecorder, ErrorKind, Origin, WriteFence};
+use crate::engine::report::{AccountReport, ComponentState, EngineError};
+use crate::fence::WriteGate;
+use crate::runtime::http::Health;
+
+pub const FINALIZER: &str = "trailkeeper.io/cleanup";
+/// The field manager of status patches and the reporting controller of events.
+pub const MANAGER: &str = "trailkeeper";
+
+#[derive(thiserror::Error, Debug)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("cleanup of {baseline} failed: {message}")]
+    Cleanup {
+        baseline: String,
+        message: String,
+        reason: &'static str,
+    },
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    #[error("the cache of {0} has not synced: can the operator list and watch them (RBAC)?")]
+    CacheNotSynced(String),
+}
+
+impl Error {
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "KubernetesApi",
+            Error::Cleanup { reason, .. } => reason,
+            Error::CacheNotSynced(_) => "CacheNotSynced",
+            Error::Finalizer(e) => match e.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(inner)
+                | kube::runtime::finalizer::Error::CleanupFailed(inner) => inner.metric_label(),
+                kube::runtime::finalizer::Error::AddFinalizer(_)
+                | kube::runtime::finalizer::Error::RemoveFinalizer(_) => "KubernetesApi",
+                kube::runtime::finalizer::Error::UnnamedObject | kube::runtime::finalizer::Error::InvalidFinalizer => {
+                    "InvalidObject"
+                }
+            },
+        }
+    }
+}
+
+/// Settings of a running controller.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// How often an account in line is observed again (jittered by up to 10%).
+    pub resync: Duration,
+    /// First retry delay after a failure; doubles per consecutive failure.
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    pub concurrency: u16,
+    pub watch_namespace: Option<String>,
+    pub selector: Option<String>,
+    /// The bound of one account's reconcile as a whole (each AWS call has its own, shorter one).
+    pub reconcile_timeout: Duration,
+    /// Reconcile on tampering events from this queue (None: on resync and spec changes only).
+    pub events: Option<crate::drift_events::queue::EventSettings>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            resync: Duration::from_secs(600),
+            retry_base: Duration::from_secs(5),
+            retry_max: Duration::from_secs(600),
+            concurrency: 8,
+            watch_namespace: None,
+            selector: None,
+            reconcile_timeout: Duration::from_secs(300),
+            events: None,
+        }
+    }
+}
+
+/// The AWS identity of each baseline (its credentials provider and identity cache, and its call
+/// recorder), kept across reconciles so assumed-role credentials are reused for their lifetime;
+/// rebuilt when the baseline's account, region or credentials change, and dropped with the
+/// baseline. The SDK clients themselves are built per reconcile from it and dropped after: a
+/// region's dozen clients cost far more memory than a reconcile's CPU to build them (issue 17).
+pub struct AwsClients {
+    pub(super) base: SdkConfig,
+    /// Shut while this replica does not lead: the clients refuse AWS writes.
+    pub(super) gate: WriteGate,
+    cache: Mutex<HashMap<String, CachedIdentity>>,
+    /// One STS client per region, shared by every account's role assumption.
+    sts: Mutex<HashMap<String, aws_sdk_sts::Client>>,
+}
+
+struct CachedIdentity {
+    /// Account, region and credentials the identity was built for.
+    key: String,
+    origin: Arc<Origin>,
+    calls: CallRecorder,
+}
+
+impl AwsClients {
+    pub fn new(base: SdkConfig, gate: WriteGate) -> Self {
+        Self {
+            base,
+            gate,
+            cache: Mutex::new(HashMap::new()),
+            sts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The clients of the baseline `key` (namespace/name).
+    pub fn for_baseline(&self, key: &str, spec: &crate::api::LoggingBaselineSpec) -> AccountClients {
+        let identity = format!(
+            "{}|{}|{:?}",
+            spec.account_id,
+            spec.primary_region,
+            spec.credentials.as_ref().map(|c| (&c.assume_role_arn, &c.external_id))
+        );
+        let cached = self
+            .lock()
+            .get(key)
+            .filter(|c| c.key == identity)
+            .map(|c| (c.origin.clone(), c.calls.clone()));
+        let (origin, calls) = match cached {
+            Some(found) => found,
+            None => {
+                let calls = CallRecorder::new();
+                let sts = self
+                    .sts
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .entry(spec.primary_region.clone())
+                    .or_insert_with(|| {
+                        let regional = self
+                            .base
+                            .to_builder()
+                            .region(aws_types::region::Region::new(spec.primary_region.clone()))
+                            .build();
+                        aws_sdk_sts::Client::from_conf(
+                            aws_sdk_sts::config::Builder::from(&regional)
+                                .interceptor(CallRecorder::new())
+                                .build(),
+                        )
+                    })
+                    .clone();
+                let origin = Origin::with_sts(&self.base, &spec.primary_region, spec.credentials.as_ref(), &sts);
+                self.lock().insert(
+                    key.to_string(),
+                    CachedIdentity {
+                        key: identity,
+                        origin: origin.clone(),
+                        calls: calls.clone(),
+                    },
+                );
+                (origin, calls)
+            }
+        };
+        AccountClients::from_origin_fenced(
+            origin,
+            &spec.primary_region,
+            calls,
+            Some(WriteFence::new(self.gate.clone())),
+        )
+    }
+
+    /// Drops the identity of a deleted baseline.
+    pub fn forget(&self, key: &str) {
+        self.lock().remove(key);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, CachedIdentity>> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// All calls made for the baselines known.
+    pub fn total_calls(&self) -> CallCounts {
+        self.lock().values().fold(CallCounts::default(), |mut total, c| {
+            let s = c.calls.snapshot();
+            total.reads += s.reads;
+            total.writes += s.writes;
+            total
+        })
+    }
+}
+
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub aws: AwsClients,
+    pub settings: Settings,
+    /// What /readyz reports; the controller marks its caches synced here.
+    pub health: Arc<Health>,
+    /// Set by `run`: the policies as its watches see them.
+    pub(super) policies: std::sync::OnceLock<PolicyStores>,
+    /// Consecutive failures per baseline, for exponential backoff.
+    failures: Mutex<HashMap<String, u32>>,
+    /// Where accounts forward tampering events, once the central bus is set up (with events on).
+    pub(super) forwarding: crate::drift_events::queue::SharedForwarding,
+    /// Baselines reconciled with events on before the forwarding was known: reconciled again
+    /// once it is (their rules could not be set up).
+    pub(super) unforwarded: Arc<Mutex<std::collections::HashSet<ObjectRef<LoggingBaseline>>>>,
+}
+
+impl Context {
+    /// A context whose AWS writes are always allowed (no leader election).
+    pub fn new(client: Client, base: SdkConfig, settings: Settings) -> Self {
+        Self::with_gate(client, base, settings, WriteGate::open(), Arc::new(Health::default()))
+    }
+
+    /// A context whose AWS writes go through only while `gate` is open (this replica leads).
+    pub fn with_gate(
+        client: Client,
+        base: SdkConfig,
+        settings: Settings,
+        gate: WriteGate,
+        health: Arc<Health>,
+    ) -> Self {
+        let reporter = Reporter {
+            controller: MANAGER.into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            aws: AwsClients::new(base, gate),
+            settings,
+            health,
+            policies: std::sync::OnceLock::new(),
+            failures: Mutex::new(HashMap::new()),
+            forwarding: Default::default(),
+            unforwarded: Default::default(),
+        }
+    }
+
+    /// Forgets what is kept per baseline (clients, failure count) once it is deleted.
+    pub(super) fn forget(&self, key: &str) {
+        self.aws.forget(key);
+        self.succeeded(key);
+        crate::runtime::metrics::forget_baseline(key);
+    }
+
+    /// Records a failure and returns how long to wait: doubling from `retry_base`, longer for
+    /// throttling, and the resync interval for failures that only a person can fix.
+    pub(super) fn failure_delay(&self, key: &str, kind: FailureKind) -> Duration {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let n = failures.entry(key.to_string()).or_default();
+        *n = n.saturating_add(1);
+        let exponent = (*n - 1).min(16);
+        let base = match kind {
+            FailureKind::NeedsAPerson => return self.settings.resync,
+            FailureKind::Throttled => self.settings.retry_base * 4,
+            FailureKind::Transient => self.settings.retry_base,
+        };
+        (base * 2u32.pow(exponent)).min(self.settings.retry_max)
+    }
+
+    pub(super) fn succeeded(&self, key: &str) {
+        self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+    }
+
+    /// The resync interval, jittered by up to 10% so that baselines do not resync in lockstep.
+    pub(super) fn resync(&self) -> Duration {
+        use std::hash::{BuildHasher, Hasher};
+        // RandomState is randomly keyed: a cheap source of jitter without a random number crate.
+        let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
+        let jitter = (random % 1000) as f64 / 10_000.0;
+        self.settings.resync.mul_f64(1.0 + jitter)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum FailureKind {
+    /// AccessDenied, wrong account, invalid request: retrying soon cannot help.
+    NeedsAPerson,
+    Throttled,
+    Transient,
+}
+
+pub(super) fn failure_kind(report: &AccountReport) -> Option<FailureKind> {
+    let kind_of = |e: &crate::aws::AwsError| match e.kind {
+        ErrorKind::Throttled => FailureKind::Throttled,
+        ErrorKind::AccessDenied
+        | ErrorKind::Invalid
+        | ErrorKind::Conflict
+        | ErrorKind::NotFound
+        | ErrorKind::Precondition => FailureKind::NeedsAPerson,
+        ErrorKind::Transient => FailureKind::Transient,
+    };
+    match &report.error {
+        Some(EngineError::WrongAccount { .. }) => return Some(FailureKind::NeedsAPerson),
+        Some(EngineError::Aws(e)) => return Some(kind_of(e)),
+        None => {}
+    }
+    report.components.values().find_map(|s| match s {
+        ComponentState::Failed(e) => Some(kind_of(e)),
+        _ => None,
+    })
+}
+
+pub(super) fn key_of(b: &LoggingBaseline) -> String {
+    format!("{}/{}", b.namespace().unwrap_or_default(), b.name_any())
+}
+
+pub(super) fn now() -> String {
+    jiff::Timestamp::now()
+        .round(jiff::Unit::Second)
+        .unwrap_or_else(|_| jiff::Timestamp::now())
+        .to_string()
+}
+
+/// The controller's caches of the policies (reflector stores of its policy watches).
+pub struct PolicyStores {
+    pub trail: Store<TrailPolicy>,
+    pub retention: Store<RetentionPolicy>,
+}
