@@ -289,7 +289,7 @@ fn names_namespaces_and_label_keys_are_checked_as_the_api_server_does() {
         ),
         (
             "{name: payments, namespace: accounts, annotations: {\"/x\": y}}",
-            "metadata.annotations[\"/x\"]",
+            "metadata.annotations./x",
         ),
     ] {
         let text = BASELINE.replace("{name: payments, namespace: accounts}", metadata);
