@@ -808,4 +808,48 @@ async fn explicit_nulls_are_judged_as_the_api_server_judges_them() {
     }
     assert!(judged > 100, "only {judged} fields judged");
     assert!(disagreements.is_empty(), "{disagreements:#?}");
+
+#[tokio::test]
+async fn an_approval_reference_has_no_surrounding_space_nor_control_characters() {
+    let judge = Judge::new().await;
+    let with_reference = |reference: &str| {
+        let mut policy = retention("  {}");
+        policy.spec.approval = Some(trailkeeper::api::Approval {
+            reference: reference.to_string(),
+            reason: None,
+        });
+        policy
+    };
+    for ok in ["CHG-1234", "SEC 12 (urgent)", "Änderung-7"] {
+        judge.accepts(&with_reference(ok)).await;
+    }
+    // A trailing space would make the previous reference "new" to the transition rules.
+    for bad in [
+        "CHG-1234 ",
+        " CHG-1234",
+        "CHG-1234\n",
+        "CHG\u{0}1234",
+        "CHG-1234\u{202e}",
+        "\u{feff}CHG-1234",
+    ] {
+        judge.rejects(&with_reference(bad), "approval.reference").await;
+    }
+}
+
+#[tokio::test]
+async fn tag_keys_reserved_by_aws_and_control_characters_in_values_are_refused() {
+    let judge = Judge::new().await;
+    judge
+        .accepts(&baseline("  tags: {team: payments, cost-center: \"42\"}"))
+        .await;
+    judge
+        .rejects(&baseline("  tags: {\"aws:createdBy\": me}"), "may not start with aws:")
+        .await;
+    judge
+        .rejects(&baseline("  tags: {\"\": x}"), "1 to 128 characters")
+        .await;
+    judge.rejects(&baseline("  tags: {team: \"a\\nb\"}"), "spec.tags").await;
+    judge
+        .rejects(&trail_policy("  tags: {\"aws:x\": y}"), "may not start with aws:")
+        .await;
 }

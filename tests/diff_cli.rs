@@ -110,3 +110,51 @@ fn a_manifest_with_retention_values_cloudwatch_does_not_allow_never_gets_through
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("flowLogs.retentionDays"));
 }
+
+/// The head fixtures with the approval's reference line replaced.
+fn head_with_reference(reference_yaml: &str) -> tempfile::TempDir {
+    let head = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(fixtures().join("head")).unwrap() {
+        let entry = entry.unwrap();
+        let text = std::fs::read_to_string(entry.path())
+            .unwrap()
+            .replace("reference: CHG-1234", &format!("reference: {reference_yaml}"));
+        std::fs::write(head.path().join(entry.file_name()), text).unwrap();
+    }
+    head
+}
+
+#[test]
+fn the_markdown_escapes_a_hostile_approval_reference() {
+    let head = head_with_reference(r#""CHG-1|x</details><!--<img src=x onerror=alert(1)>[a](https://e.test)""#);
+    let (code, stdout, stderr) = diff(&fixtures().join("base"), head.path(), "markdown");
+    assert_eq!(code, 0, "{stderr}");
+    for raw in ["</details>", "<!--", "<img", "[a]"] {
+        assert!(!stdout.contains(raw), "{raw} reaches the comment: {stdout}");
+    }
+    let rows: Vec<&str> = stdout.lines().filter(|l| l.starts_with("| accounts/")).collect();
+    assert_eq!(rows.len(), 5, "{stdout}");
+    assert!(rows.iter().all(|l| l.matches('|').count() == 7), "{stdout}");
+    assert!(
+        rows[0].contains("approved (CHG-1&#124;x&#60;/details&#62;"),
+        "{}",
+        rows[0]
+    );
+}
+
+#[test]
+fn an_approval_reference_with_surrounding_space_or_control_characters_is_refused() {
+    for reference in [
+        r#""CHG-1234 ""#,
+        r#"" CHG-1234""#,
+        r#""CHG-1234\n""#,
+        r#""CHG-\u00001234""#,
+        r#""CHG-1234\u202e""#,
+    ] {
+        let head = head_with_reference(reference);
+        let (code, stdout, stderr) = diff(&fixtures().join("base"), head.path(), "markdown");
+        assert_eq!(code, 1, "{reference}: {stdout}{stderr}");
+        assert!(stderr.contains("spec.approval.reference"), "{reference}: {stderr}");
+        assert!(stdout.is_empty(), "{reference}: nothing is rendered: {stdout}");
+    }
+}

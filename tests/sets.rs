@@ -478,3 +478,93 @@ async fn the_organization_generator_reads_the_whole_organization_or_its_tagged_a
     assert_eq!(found.iter().map(|a| a.id.clone()).collect::<Vec<_>>(), expected);
     assert_eq!(found[0].tags["audit"], "yes");
 }
+
+/// The Ready condition of a set.
+async fn set_ready(sets: &Api<LoggingBaselineSet>, name: &str) -> Option<trailkeeper::api::Condition> {
+    sets.get_status(name)
+        .await
+        .ok()
+        .and_then(|s| s.status)
+        .and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "Ready"))
+}
+
+#[tokio::test]
+async fn a_set_with_a_misspelt_template_field_is_refused_and_its_children_are_left_as_they_are() {
+    let (client, ns) = setup("sets-typo").await;
+    let sets: Api<LoggingBaselineSet> = Api::namespaced(client.clone(), &ns);
+    let baselines: Api<LoggingBaseline> = Api::namespaced(client.clone(), &ns);
+    let accounts: Vec<serde_json::Value> = (0..2)
+        .map(|_| serde_json::json!({"id": common::new_account()}))
+        .collect();
+    let generator = serde_json::json!({ "accounts": accounts });
+    // A set that is invalid from the start creates nothing.
+    let mut typo = set(&ns, "typo", generator.clone());
+    typo.spec.template.spec["mod"] = "Observe".into();
+    sets.create(&PostParams::default(), &typo).await.unwrap();
+    sets.create(&PostParams::default(), &set(&ns, "teams", generator.clone()))
+        .await
+        .unwrap();
+    let (stop, running, _ctx) = start(&client, &ns, common::base_config().await);
+    cluster::eventually(
+        "the invalid set is not Ready, with reason InvalidSpec",
+        TIMEOUT,
+        || async {
+            set_ready(&sets, "typo").await.is_some_and(|c| {
+                c.status == "False"
+                    && c.reason == "InvalidSpec"
+                    && c.message.contains("spec.template.spec.mod: unknown field")
+            })
+        },
+    )
+    .await;
+    cluster::eventually("the valid set's two children exist", TIMEOUT, || async {
+        children(&baselines, "teams").await.len() == 2
+    })
+    .await;
+    assert!(
+        children(&baselines, "typo").await.is_empty(),
+        "an invalid set creates no child"
+    );
+
+    // The valid set gets a typo: its children keep their spec (Enforce stays Enforce, nothing
+    // written), and the set says why.
+    let before: BTreeMap<String, i64> = children(&baselines, "teams")
+        .await
+        .iter()
+        .map(|(a, b)| (a.clone(), b.metadata.generation.unwrap_or_default()))
+        .collect();
+    sets.patch(
+        "teams",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"spec": {"template": {"spec": {"regoins": ["eu-west-1"], "trail": {"polcyRef": {"name": "strict"}}}}}})),
+    )
+    .await
+    .unwrap();
+    cluster::eventually("the changed set is refused", TIMEOUT, || async {
+        set_ready(&sets, "teams").await.is_some_and(|c| {
+            c.reason == "InvalidSpec"
+                && c.message.contains("spec.template.spec.regoins")
+                && c.message.contains("spec.template.spec.trail.polcyRef")
+        })
+    })
+    .await;
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), &ns);
+    cluster::eventually("a Warning Event says why", TIMEOUT, || async {
+        events.list(&Default::default()).await.is_ok_and(|l| {
+            l.items
+                .iter()
+                .filter(|e| e.reason.as_deref() == Some("InvalidSpec"))
+                .count()
+                >= 2
+        })
+    })
+    .await;
+    let after: BTreeMap<String, i64> = children(&baselines, "teams")
+        .await
+        .iter()
+        .map(|(a, b)| (a.clone(), b.metadata.generation.unwrap_or_default()))
+        .collect();
+    assert_eq!(before, after, "no child changed");
+    let _ = stop.send(());
+    let _ = running.await;
+}

@@ -202,3 +202,250 @@ fn garbage_gets_a_message_and_exit_1_or_2_never_a_panic() {
         assert!(!stderr.trim().is_empty(), "{name}: no message");
     }
 }
+
+/// A LoggingBaselineSet of two listed accounts whose template spec ends with `template_extra`
+/// (indented under `spec:` of the template).
+fn set_manifest(name: &str, template_extra: &str) -> String {
+    format!(
+        r#"apiVersion: trailkeeper.io/v1alpha1
+kind: LoggingBaselineSet
+metadata: {{name: {name}, namespace: accounts}}
+spec:
+  template:
+    spec:
+      primaryRegion: us-east-1
+      credentials: {{assumeRoleArn: "arn:aws:iam::{{{{accountId}}}}:role/trailkeeper"}}
+{template_extra}  generator:
+    accounts: [{{id: "111122223333"}}, {{id: "444455556666"}}]
+"#
+    )
+}
+
+#[test]
+fn misspelt_fields_in_a_set_template_are_refused_as_in_a_baseline() {
+    let text = set_manifest(
+        "fleet",
+        "      mod: Observe\n      regoins: [eu-west-1]\n      trail: {polcyRef: {name: strict}}\n",
+    );
+    for field in [
+        "spec.template.spec.mod",
+        "spec.template.spec.regoins",
+        "spec.template.spec.trail.polcyRef",
+    ] {
+        assert_problem(&text, field, "unknown field (check its spelling");
+    }
+    let text = set_manifest("fleet", "").replace("role/trailkeeper\"}", "role/trailkeeper\", externalld: x}");
+    assert_problem(&text, "spec.template.spec.credentials.externalld", "unknown field");
+    assert_problem(&text, "LoggingBaselineSet/accounts/fleet", "unknown field");
+    assert_eq!(validate_text(&set_manifest("fleet", "      mode: Observe\n")).0, 0);
+}
+
+#[test]
+fn a_set_whose_name_or_template_labels_kubernetes_would_refuse_is_invalid() {
+    assert_problem(
+        &set_manifest(&"a".repeat(64), ""),
+        "metadata.name",
+        "at most 63 characters",
+    );
+    let labelled = set_manifest("fleet", "").replace(
+        "  template:\n",
+        "  template:\n    labels: {\"bad key/with space\": x, account: \"{{accountName}} team\"}\n",
+    );
+    assert_problem(
+        &labelled,
+        "spec.template.labels[\"bad key/with space\"]",
+        "not a valid label key",
+    );
+    let rendered = set_manifest("fleet", "").replace(
+        "  template:\n",
+        "  template:\n    labels: {account: \"{{accountId}}\", name: \"{{accountName}} x\"}\n",
+    );
+    assert_problem(
+        &rendered,
+        "spec.generator.accounts[111122223333]",
+        "spec.template.labels.name renders to",
+    );
+}
+
+#[test]
+fn names_namespaces_and_label_keys_are_checked_as_the_api_server_does() {
+    for (metadata, path) in [
+        (
+            "{name: payments, namespace: \"Bad_NS!! with spaces\"}",
+            "metadata.namespace",
+        ),
+        ("{name: payments, namespace: \"\"}", "metadata.namespace"),
+        ("{name: payments, namespace: \"\\n\"}", "metadata.namespace"),
+        ("{name: \"a..b\", namespace: accounts}", "metadata.name"),
+        ("{name: \"a.-b\", namespace: accounts}", "metadata.name"),
+        ("{name: \"\", namespace: accounts}", "metadata.name"),
+        (
+            "{name: payments, namespace: accounts, labels: {\"bad key\": x}}",
+            "metadata.labels[\"bad key\"]",
+        ),
+        (
+            "{name: payments, namespace: accounts, labels: {team: \"two words\"}}",
+            "metadata.labels.team",
+        ),
+        (
+            "{name: payments, namespace: accounts, annotations: {\"/x\": y}}",
+            "metadata.annotations./x",
+        ),
+    ] {
+        let text = BASELINE.replace("{name: payments, namespace: accounts}", metadata);
+        assert_problem(&text, path, "not a valid");
+    }
+}
+
+/// Runs the binary and fails when it takes longer than `limit`.
+fn run_within(args: &[&str], limit: std::time::Duration) -> (i32, String) {
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trailkeeper"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+            assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
+            return (status.code().unwrap_or(-1), stderr);
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("{args:?} still running after {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn symbolic_link_loops_end_and_each_file_is_read_once() {
+    let dir = tempfile::tempdir().unwrap();
+    write(&dir, "payments.yaml", BASELINE);
+    std::os::unix::fs::symlink(".", dir.path().join("again")).unwrap();
+    std::os::unix::fs::symlink(".", dir.path().join("and-again")).unwrap();
+    std::os::unix::fs::symlink("payments.yaml", dir.path().join("alias.yaml")).unwrap();
+    let path = dir.path().to_str().unwrap();
+    let (code, stderr) = run_within(
+        &["validate", "-f", path, "-f", path],
+        std::time::Duration::from_secs(20),
+    );
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[test]
+fn only_regular_files_are_read_and_the_size_limit_holds_while_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    write(&dir, "payments.yaml", BASELINE);
+    let fifo = dir.path().join("pipe.yaml");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let limit = std::time::Duration::from_secs(20);
+    let (code, stderr) = run_within(&["validate", "-f", dir.path().to_str().unwrap()], limit);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("pipe.yaml: cannot read: not a regular file (a named pipe)"),
+        "{stderr}"
+    );
+    let (code, stderr) = run_within(&["validate", "-f", "/dev/zero"], limit);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("not a regular file (a device)"), "{stderr}");
+}
+
+#[test]
+fn a_closed_pipe_ends_every_printing_subcommand_quietly() {
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let valid = write(&dir, "valid.yaml", BASELINE);
+    let invalid = write(&dir, "invalid.yaml", BASELINE.replace("us-east-1", "moon"));
+    let (valid, invalid) = (valid.to_str().unwrap(), invalid.to_str().unwrap());
+    let cases: [(&[&str], i32); 5] = [
+        (&["crds"], 0),
+        (&["iam-policy"], 0),
+        (&["iam-policy", "-f", valid], 0),
+        (&["validate", "-f", valid], 0),
+        (&["validate", "-f", invalid], 1),
+    ];
+    for (args, expected) in cases {
+        for closed in ["stdout", "stderr"] {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_trailkeeper"))
+                .args(args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            // The reader goes away before anything is written.
+            let kept = if closed == "stdout" {
+                drop(child.stdout.take());
+                child.stderr.take().map(|mut e| {
+                    let mut s = String::new();
+                    let _ = std::io::Read::read_to_string(&mut e, &mut s);
+                    s
+                })
+            } else {
+                drop(child.stderr.take());
+                child.stdout.take().map(|mut o| {
+                    let mut s = String::new();
+                    let _ = std::io::Read::read_to_string(&mut o, &mut s);
+                    s
+                })
+            };
+            let status = child.wait().unwrap();
+            let kept = kept.unwrap_or_default();
+            assert!(!kept.contains("panicked"), "{args:?} with {closed} closed: {kept}");
+            assert_eq!(status.code(), Some(expected), "{args:?} with {closed} closed: {kept}");
+        }
+    }
+}
+
+#[test]
+fn unclear_values_get_clear_messages_with_their_place() {
+    assert_problem(
+        &format!("{BASELINE}  auditQueries: {{resultsExpireAfterDays: .nan}}\n"),
+        "spec.auditQueries.resultsExpireAfterDays",
+        "is .nan or .inf",
+    );
+    let (code, stderr) = validate_text(&format!(
+        "{BASELINE}  auditQueries: {{resultsExpireAfterDays: 18446744073709551617}}\n"
+    ));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("the integer 18446744073709551617 does not fit in 64 bits"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("u128"), "{stderr}");
+    assert_problem(
+        &format!("{BASELINE}  \"mode \": Observe\n"),
+        "spec[\"mode \"]",
+        "unknown field",
+    );
+    assert_problem(
+        &format!("{BASELINE}  \"mo\\0de\": Observe\n"),
+        "spec[\"mo\\0de\"]",
+        "unknown field",
+    );
+    let bomb = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]\ng: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]\nh: [*g, *g, *g, *g, *g, *g, *g, *g, *g]\n";
+    let (code, stderr) = validate_text(bomb);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("aliases expand to too many nodes"), "{stderr}");
+}
+
+#[test]
+fn tags_aws_would_refuse_are_refused() {
+    for (tags, needle) in [
+        ("{\"aws:owner\": x}", "may not start with aws:"),
+        ("{\"\": x}", "1 to 128 characters"),
+        ("{\"a\\nb\": x}", "control characters"),
+        ("{team: \"a\\u0000b\"}", "does not match the pattern"),
+        ("{team: \"two\\nlines\"}", "does not match the pattern"),
+    ] {
+        assert_problem(&format!("{BASELINE}  tags: {tags}\n"), "spec.tags", needle);
+    }
+    assert_eq!(
+        validate_text(&format!("{BASELINE}  tags: {{team: \"payments and billing\"}}\n")).0,
+        0
+    );
+}

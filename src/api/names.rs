@@ -52,7 +52,8 @@ fn qualified_name_part(s: &str) -> bool {
         && s.len() <= LABEL_VALUE_MAX
         && s.starts_with(alphanumeric)
         && s.ends_with(alphanumeric)
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 /// A label or annotation key: an optional DNS subdomain prefix and '/', then a name of at most 63
@@ -96,7 +97,18 @@ mod tests {
         for ok in ["a", "payments", "payments-prod.eu", "0", &"a".repeat(253)] {
             assert_eq!(check_dns1123_subdomain(ok), Ok(()), "{ok}");
         }
-        for bad in ["", "A", "a..b", "a.-b", "-a", "a-", "a_b", "a b", "\n", &"a".repeat(254)] {
+        for bad in [
+            "",
+            "A",
+            "a..b",
+            "a.-b",
+            "-a",
+            "a-",
+            "a_b",
+            "a b",
+            "\n",
+            &"a".repeat(254),
+        ] {
             assert!(check_dns1123_subdomain(bad).is_err(), "{bad:?}");
         }
     }
@@ -114,7 +126,16 @@ mod tests {
         for ok in ["app", "trailkeeper.io/set", "a_b.c-D", "example.com/x"] {
             assert_eq!(check_qualified_name(ok), Ok(()), "{ok}");
         }
-        for bad in ["", "bad key/with space", "/x", "a/", "Example.com/x", "a/b/c", "-a", &"a".repeat(64)] {
+        for bad in [
+            "",
+            "bad key/with space",
+            "/x",
+            "a/",
+            "Example.com/x",
+            "a/b/c",
+            "-a",
+            &"a".repeat(64),
+        ] {
             assert!(check_qualified_name(bad).is_err(), "{bad:?}");
         }
         for ok in ["", "prod", "111122223333", "a.b_c-d"] {

@@ -453,7 +453,9 @@ fn iam_policy(args: IamPolicyArgs) -> ExitCode {
             if spec.storage.name_prefix != settings.name_prefix {
                 errln!(
                     "warning: {} uses namePrefix {:?}, not {:?}: pass --name-prefix, or print one policy per prefix",
-                    b.id, spec.storage.name_prefix, settings.name_prefix
+                    b.id,
+                    spec.storage.name_prefix,
+                    settings.name_prefix
                 );
             }
         }

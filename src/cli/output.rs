@@ -346,7 +346,15 @@ mod tests {
         for raw in ['|', '<', '>', '\n', '\r', '[', ']', '`', '\\', '\u{2028}'] {
             assert!(!rendered.contains(raw), "{raw:?} survives in {rendered}");
         }
-        assert!(rendered.starts_with("CHG-1 &#124; x </details>".replace('<', "&#60;").replace('>', "&#62;").as_str()), "{rendered}");
+        assert!(
+            rendered.starts_with(
+                "CHG-1 &#124; x </details>"
+                    .replace('<', "&#60;")
+                    .replace('>', "&#62;")
+                    .as_str()
+            ),
+            "{rendered}"
+        );
         assert_eq!(cell("accounts/payments-prod"), "accounts/payments-prod");
     }
 
@@ -364,6 +372,9 @@ mod tests {
         let markdown = render_diff(&[change], Format::Markdown);
         let row = markdown.lines().find(|l| l.starts_with("| accounts/p")).unwrap();
         assert_eq!(row.matches('|').count(), 7, "{row}");
-        assert!(!markdown.contains("</details>") && !markdown.contains("<!--"), "{markdown}");
+        assert!(
+            !markdown.contains("</details>") && !markdown.contains("<!--"),
+            "{markdown}"
+        );
     }
 }

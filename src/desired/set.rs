@@ -81,7 +81,10 @@ pub fn check(set: &LoggingBaselineSet) -> Vec<SetProblem> {
         }
     }
     if !template.spec.is_object() {
-        problem("spec.template.spec".into(), "must be an object (a LoggingBaseline spec)".into());
+        problem(
+            "spec.template.spec".into(),
+            "must be an object (a LoggingBaseline spec)".into(),
+        );
     }
     for e in crate::manifests::schema::unknown_fields(baseline_spec_schema(), &template.spec, "spec.template.spec") {
         problem(e.path, e.message);
@@ -382,7 +385,11 @@ mod tests {
                 "spec.template.spec.trail.polcyRef"
             ]
         );
-        assert!(problems.iter().all(|p| p.message.starts_with("unknown field (check its spelling")));
+        assert!(
+            problems
+                .iter()
+                .all(|p| p.message.starts_with("unknown field (check its spelling"))
+        );
         assert_eq!(check(&set(template())), []);
     }
 
@@ -392,8 +399,16 @@ mod tests {
         long.metadata.name = Some("a".repeat(64));
         assert_eq!(check(&long)[0].path, "metadata.name");
         let mut labelled = set(template());
-        labelled.spec.template.labels.insert("bad key/with space".into(), "x".into());
-        labelled.spec.template.annotations.insert("ok.example/fine".into(), "any text at all".into());
+        labelled
+            .spec
+            .template
+            .labels
+            .insert("bad key/with space".into(), "x".into());
+        labelled
+            .spec
+            .template
+            .annotations
+            .insert("ok.example/fine".into(), "any text at all".into());
         let problems = check(&labelled);
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert_eq!(problems[0].path, "spec.template.labels[\"bad key/with space\"]");
@@ -403,13 +418,22 @@ mod tests {
     fn placeholders_in_labels_and_annotations_are_rendered_and_label_values_checked() {
         let mut s = set(template());
         s.spec.template.labels.insert("account".into(), "{{accountId}}".into());
-        s.spec.template.annotations.insert("owner".into(), "team of {{accountName}}".into());
+        s.spec
+            .template
+            .annotations
+            .insert("owner".into(), "team of {{accountName}}".into());
         let accounts = listed_accounts(&s).unwrap();
         let b = render(&s, &accounts[0]).unwrap();
         assert_eq!(b.labels()["account"], "111122223333");
         assert_eq!(b.annotations()["owner"], "team of payments");
-        s.spec.template.labels.insert("name".into(), "{{accountName}} team".into());
+        s.spec
+            .template
+            .labels
+            .insert("name".into(), "{{accountName}} team".into());
         let err = render(&s, &accounts[0]).unwrap_err();
-        assert!(err.contains("spec.template.labels.name renders to \"payments team\""), "{err}");
+        assert!(
+            err.contains("spec.template.labels.name renders to \"payments team\""),
+            "{err}"
+        );
     }
 }

@@ -13,8 +13,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::api::{
-    names, API_VERSION, DEFAULT_POLICY_NAME, LoggingBaseline, LoggingBaselineSet, PolicyRef, RetentionPolicy,
-    RetentionPolicySpec, TrailPolicy, TrailPolicySpec,
+    API_VERSION, DEFAULT_POLICY_NAME, LoggingBaseline, LoggingBaselineSet, PolicyRef, RetentionPolicy,
+    RetentionPolicySpec, TrailPolicy, TrailPolicySpec, names,
 };
 use crate::desired::AccountSpecs;
 
@@ -166,7 +166,8 @@ fn read_manifest(path: &Path) -> Result<Vec<u8>, String> {
             file_kind(&meta)
         ));
     }
-    let too_big = |size: u64| format!("{size} bytes is larger than the {MAX_FILE_BYTES} bytes a manifest file may have");
+    let too_big =
+        |size: u64| format!("{size} bytes is larger than the {MAX_FILE_BYTES} bytes a manifest file may have");
     if meta.len() > MAX_FILE_BYTES {
         return Err(too_big(meta.len()));
     }
@@ -246,7 +247,10 @@ pub fn parse_documents(file: &str, text: &str, documents: &mut Vec<Document>, pr
 /// What serde_yaml refuses, said for a person, with the line when the parser knows it.
 fn yaml_error(e: &serde_yaml::Error) -> String {
     let text = e.to_string();
-    let line = e.location().map(|l| format!(" (line {})", l.line())).unwrap_or_default();
+    let line = e
+        .location()
+        .map(|l| format!(" (line {})", l.line()))
+        .unwrap_or_default();
     if text.contains("as u128") || text.contains("as i128") {
         let number = text.split('`').nth(1).unwrap_or("a number");
         return format!(
@@ -285,10 +289,18 @@ fn non_finite_number(value: &serde_yaml::Value, path: &str) -> Option<String> {
 }
 
 fn object_id(doc: &Document) -> String {
-    let kind = doc.value["kind"].as_str().unwrap_or("?");
-    let ns = doc.value["metadata"]["namespace"].as_str().unwrap_or("default");
+    // Quoted and escaped unless plain, so that a name holding a line break or nothing at all
+    // still prints as one visible line.
+    let shown = |s: &str| {
+        let plain = !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
+        if plain { s.to_string() } else { format!("{s:?}") }
+    };
+    let kind = shown(doc.value["kind"].as_str().unwrap_or("?"));
+    let ns = shown(doc.value["metadata"]["namespace"].as_str().unwrap_or("default"));
     match doc.value["metadata"]["name"].as_str() {
-        Some(name) => format!("{kind}/{ns}/{name}"),
+        Some(name) => format!("{kind}/{ns}/{}", shown(name)),
         None => format!("{kind} (document {})", doc.index + 1),
     }
 }
@@ -504,7 +516,11 @@ impl Schema {
         }
         match validate_compiled(&self.cel, body, None) {
             Ok(()) => Vec::new(),
-            Err(errors) => errors.into_vec().into_iter().map(|e| (e.field_path, e.message)).collect(),
+            Err(errors) => errors
+                .into_vec()
+                .into_iter()
+                .map(|e| (e.field_path, e.message))
+                .collect(),
         }
     }
 }
@@ -558,7 +574,10 @@ fn check_metadata(metadata: &Value) -> Vec<(String, String)> {
         if field == "annotations" && bytes > names::ANNOTATIONS_MAX_BYTES {
             problems.push((
                 path,
-                format!("{bytes} bytes: annotations may have {} bytes in all", names::ANNOTATIONS_MAX_BYTES),
+                format!(
+                    "{bytes} bytes: annotations may have {} bytes in all",
+                    names::ANNOTATIONS_MAX_BYTES
+                ),
             ));
         }
     }
