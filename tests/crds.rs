@@ -808,6 +808,7 @@ async fn explicit_nulls_are_judged_as_the_api_server_judges_them() {
     }
     assert!(judged > 100, "only {judged} fields judged");
     assert!(disagreements.is_empty(), "{disagreements:#?}");
+}
 
 #[tokio::test]
 async fn an_approval_reference_has_no_surrounding_space_nor_control_characters() {

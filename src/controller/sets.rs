@@ -23,8 +23,8 @@ use crate::api::{
 };
 use crate::aws::organizations::{self, LIST_INTERVAL};
 use crate::aws::{AccountClients, AwsError, CallRecorder, Pacer};
-use crate::desired::set::{self, SelectedAccount};
 use crate::controller::status::reasons;
+use crate::desired::set::{self, SelectedAccount};
 
 /// The field manager of the baselines a set writes (server-side apply).
 pub const SET_MANAGER: &str = "trailkeeper-set";
