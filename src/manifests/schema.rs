@@ -2,7 +2,7 @@
 //! makes before CEL (types, required fields, enums, patterns, bounds, unknown fields).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use regex::Regex;
 use serde_json::Value;
@@ -90,14 +90,17 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
-pub(crate) fn regex(pattern: &str) -> Option<Regex> {
-    static CACHE: Mutex<Option<HashMap<String, Regex>>> = Mutex::new(None);
+/// The compiled `pattern`, shared: an `Arc`, not a clone of the `Regex`, because a cloned `Regex`
+/// starts with an empty search cache that its first match builds again (most of the time of
+/// validating a set's thousands of rendered baselines went there).
+pub(crate) fn regex(pattern: &str) -> Option<Arc<Regex>> {
+    static CACHE: Mutex<Option<HashMap<String, Arc<Regex>>>> = Mutex::new(None);
     let mut cache = CACHE.lock().ok()?;
     let cache = cache.get_or_insert_with(HashMap::new);
     if let Some(r) = cache.get(pattern) {
         return Some(r.clone());
     }
-    let compiled = Regex::new(pattern).ok()?;
+    let compiled = Arc::new(Regex::new(pattern).ok()?);
     cache.insert(pattern.to_string(), compiled.clone());
     Some(compiled)
 }
