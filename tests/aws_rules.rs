@@ -458,12 +458,12 @@ async fn an_organization_trail_outside_a_management_account_is_refused_with_a_re
     );
 }
 
-#[tokio::test]
-async fn an_organization_trail_is_verified_from_a_member_account_with_what_a_member_may_read() {
+/// An Organization whose management account has trailkeeper's Organization trail, and a member
+/// account: (the management account's spec, the member's id).
+async fn organization_trail_with_member() -> (LoggingBaselineSpec, String) {
     let management = new_account();
     let aws = inspector(&management).await;
     create_organization(&aws).await;
-    // The management account's trail, made by trailkeeper.
     let management_spec = trail_only(&management);
     assert_clean(&run_with(&management_spec, &organization_trail(), RunMode::Apply).await);
     let member = aws
@@ -478,6 +478,12 @@ async fn an_organization_trail_is_verified_from_a_member_account_with_what_a_mem
         .unwrap()
         .account_id
         .unwrap();
+    (management_spec, member)
+}
+
+#[tokio::test]
+async fn an_organization_trail_is_verified_from_a_member_account_with_what_a_member_may_read() {
+    let (management_spec, member) = organization_trail_with_member().await;
 
     let mut spec = trail_only(&member);
     spec.trail.source = TrailSource::Existing;
@@ -519,23 +525,7 @@ async fn an_organization_trail_is_verified_from_a_member_account_with_what_a_mem
 /// by name, or to an account outside the Organization, the trail is unknown.
 #[tokio::test]
 async fn the_emulator_answers_an_organization_trails_status_to_a_member_by_its_full_arn() {
-    let management = new_account();
-    let aws = inspector(&management).await;
-    create_organization(&aws).await;
-    let management_spec = trail_only(&management);
-    assert_clean(&run_with(&management_spec, &organization_trail(), RunMode::Apply).await);
-    let member = aws
-        .organizations
-        .create_account()
-        .account_name("member")
-        .email("member@example.com")
-        .send()
-        .await
-        .unwrap()
-        .create_account_status
-        .unwrap()
-        .account_id
-        .unwrap();
+    let (management_spec, member) = organization_trail_with_member().await;
     let arn = desired::trail_arn(&management_spec);
     let status = inspector(&member)
         .await
