@@ -37,9 +37,11 @@ fn cpu_seconds() -> f64 {
 /// ListTags 5; flow logs: IAM GetRole, GetRolePolicy, EC2 DescribeVpcs, DescribeFlowLogs,
 /// CloudWatch Logs DescribeLogGroups 5; audit queries: results bucket versioning, encryption,
 /// public access block, ownership, policy, lifecycle, tags 7, Glue GetDatabase, GetTable, Athena GetWorkGroup,
-/// ListNamedQueries 4, BatchGetNamedQuery 1 (up to 50 queries). Credentials (AssumeRole) are not
-/// counted: the controller caches them for their lifetime.
-const FLOOR_READS: u32 = 1 + 4 + 9 + 7 + 5 + 5 + 7 + 4 + 1;
+/// ListNamedQueries 4, BatchGetNamedQuery 1 (up to 50 queries); the account-wide CIS evidence of
+/// the region (3.3, 3.6, 3.7): Config DescribeConfigurationRecorders, KMS ListKeys 2 (its VPC,
+/// flow log and key reads are those above). Credentials (AssumeRole) are not counted: the
+/// controller caches them for their lifetime.
+const FLOOR_READS: u32 = 1 + 4 + 9 + 7 + 5 + 5 + 7 + 4 + 1 + 2;
 /// The fewest writes for a fresh account: CreateKey (with policy and tags), CreateAlias,
 /// EnableKeyRotation; access-log bucket: create, versioning, encryption, public access block,
 /// policy, lifecycle, tags; trail bucket: create (with lock), default retention, encryption, public

@@ -1,5 +1,5 @@
 //! What the controller keeps per baseline, and what a reconcile builds, in bytes allocated (a
-//! counting allocator): the identity kept between reconciles (`Origin`: credentials provider and
+//! counting allocator): the identity kept between reconciles (`AccountIdentity`: credentials provider and
 //! identity cache), a region's SDK clients (built per reconcile, dropped after), a LoggingBaseline
 //! object without status. `cargo bench --bench heap_probe` (no AWS, no cluster).
 
@@ -19,14 +19,14 @@ fn main() {
         let mut keep = Vec::new();
         for i in 0..n {
             let c = trailkeeper::api::Credentials { assume_role_arn: format!("arn:aws:iam::{:012}:role/trailkeeper", i), external_id: None };
-            keep.push(trailkeeper::aws::Origin::with_sts(&base, "us-east-1", Some(&c), &sts));
+            keep.push(trailkeeper::aws::AccountIdentity::with_sts(&base, "us-east-1", Some(&c), &sts));
         }
         let after = live();
-        println!("Origin: {} bytes each", (after - before) / n);
+        println!("AccountIdentity: {} bytes each", (after - before) / n);
         let before = live();
         let mut clients = Vec::new();
         for o in keep.iter().take(20) {
-            clients.push(trailkeeper::aws::AccountClients::from_origin(o.clone(), "us-east-1", Default::default()));
+            clients.push(trailkeeper::aws::AccountClients::from_identity(o.clone(), "us-east-1", Default::default()));
         }
         let after = live();
         println!("AccountClients (12 SDK clients): {} bytes each", (after - before) / 20);

@@ -3,7 +3,8 @@
 # scripts/ensure-kube.sh) on free ports, TLS with a throwaway CA, a system:masters token, RBAC
 # authorization, a service-account signing key (TokenRequest works), and an audit log.
 # Usage: scripts/kube-up.sh DIR [PID]
-# Everything lands in DIR: admin.kubeconfig, ca.crt, url, token, audit.log, the logs and etcd's data.
+# Everything lands in DIR: admin.kubeconfig, ca.crt, url, token, audit.log (a link into
+# TRAILKEEPER_K8S_AUDIT_DIR when that is set), the logs and etcd's data.
 # Returns once /readyz answers. Both processes stop, and DIR is removed, when PID (default: the
 # caller) exits. No controller-manager runs: namespaces never finish deleting, nothing is
 # garbage-collected, and no pod starts.
@@ -26,7 +27,17 @@ ssl rsa -in sa.key -pubout -out sa.pub
 token=$(openssl rand -hex 16)
 echo "$token" > token
 echo "$token,trailkeeper-admin,trailkeeper-admin,\"system:masters\"" > tokens.csv
-printf 'apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Metadata\n' > audit-policy.yaml
+# The audit log records the requests of service accounts (the operator's identities in the tests)
+# and nothing else: the tests' own admin requests would only make it large. With
+# TRAILKEEPER_K8S_AUDIT_DIR set (scripts/test.sh), it is written there, to outlive DIR: after the
+# whole run, tests/chart.rs judges the chart's RBAC against every request in those logs.
+printf 'apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Metadata\n  userGroups: ["system:serviceaccounts"]\n- level: None\n' > audit-policy.yaml
+audit_log="$dir/audit.log"
+if [ -n "${TRAILKEEPER_K8S_AUDIT_DIR:-}" ]; then
+  mkdir -p "$TRAILKEEPER_K8S_AUDIT_DIR"
+  audit_log="$(cd "$TRAILKEEPER_K8S_AUDIT_DIR" && pwd)/$(basename "$dir").log"
+  ln -sf "$audit_log" audit.log
+fi
 # Free ports are found by binding and releasing them, so another process may take one before
 # etcd or the API server binds it: a start that dies that way is tried again on new ports.
 start() {
@@ -49,7 +60,7 @@ print(*[s.getsockname()[1] for s in socks])')
     --token-auth-file tokens.csv --authorization-mode RBAC \
     --service-account-issuer https://kubernetes.default.svc --service-account-key-file sa.pub \
     --service-account-signing-key-file sa.key --service-cluster-ip-range 10.96.0.0/24 \
-    --endpoint-reconciler-type none --audit-policy-file audit-policy.yaml --audit-log-path audit.log \
+    --endpoint-reconciler-type none --audit-policy-file audit-policy.yaml --audit-log-path "$audit_log" \
     --audit-log-maxsize 0 >apiserver.log 2>&1 &
   apiserver_pid=$!
   for _ in $(seq 360); do

@@ -14,15 +14,16 @@ scripts/ensure-chart-tools.sh
 TRAILKEEPER_HELM="$PWD/.tools/helm/helm"
 export MOTO_SERVER TRAILKEEPER_AWSCLI TRAILKEEPER_KUBE_BIN TRAILKEEPER_HELM
 mkdir -p target
-# Every AWS call and Kubernetes API request the tests make is logged; the last step checks the
-# IAM policy and the chart's RBAC against these logs.
-export TRAILKEEPER_CALL_LOG="$PWD/target/aws-calls.log" TRAILKEEPER_K8S_CALL_LOG="$PWD/target/k8s-calls.log"
-rm -f "$TRAILKEEPER_CALL_LOG" "$TRAILKEEPER_K8S_CALL_LOG"
+# Every AWS call the tests make is logged, and every request the operator makes to the tests' API
+# servers is in their audit logs (scripts/kube-up.sh); the last step checks the IAM policy and the
+# chart's RBAC against them.
+export TRAILKEEPER_CALL_LOG="$PWD/target/aws-calls.log" TRAILKEEPER_K8S_AUDIT_DIR="$PWD/target/k8s-audit"
+rm -rf "$TRAILKEEPER_CALL_LOG" "$TRAILKEEPER_K8S_AUDIT_DIR"
 cargo test "$@"
 cargo test --test iam_policy --test chart -- --ignored
 # The README's quick start, as a new user runs it (each exits non-zero when it fails). Their own
 # emulator and control plane, on free ports; their calls are not part of the IAM and RBAC logs.
-unset TRAILKEEPER_CALL_LOG TRAILKEEPER_K8S_CALL_LOG
+unset TRAILKEEPER_CALL_LOG TRAILKEEPER_K8S_AUDIT_DIR
 echo "== scripts/demo.sh"
 scripts/demo.sh
 echo "== scripts/demo-operator.sh"

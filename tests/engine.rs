@@ -9,7 +9,7 @@ use serde_json::Value;
 use trailkeeper::api::{LoggingBaselineSpec, Mode, RetentionPolicySpec, TrailPolicySpec, TrailSource};
 use trailkeeper::desired::{self, AccountSpecs};
 use trailkeeper::engine::account::{
-    AccountReport, ComponentState, EngineError, PreviousApproval, RunMode, run_account,
+    AccountReport, ComponentState, EngineError, ReconcileOptions, RunMode, account_clients, reconcile_account,
 };
 
 async fn run(spec: &LoggingBaselineSpec, mode: RunMode) -> AccountReport {
@@ -29,7 +29,7 @@ async fn run_with(
         trail_policy,
         retention,
     };
-    run_account(&base, &specs, mode, &PreviousApproval::default()).await
+    reconcile_account(account_clients(&base, &specs), &specs, ReconcileOptions::new(mode)).await
 }
 
 fn assert_clean(report: &AccountReport) {
@@ -245,7 +245,10 @@ async fn the_converged_account_matches_the_baseline_when_read_back_independently
 }
 
 /// Makes drift behind trailkeeper's back, then checks plan finds `field` and apply repairs it.
-async fn drift_is_found_and_repaired<F, Fut>(field: &str, make_drift: F)
+/// Converges a fresh account, drifts it with `make_drift`, and checks that a plan names `field`
+/// without writing and an apply repairs it. Returns the account's inspector and spec, for a test
+/// to read the repair back from AWS itself.
+async fn drift_is_found_and_repaired<F, Fut>(field: &str, make_drift: F) -> (Inspector, LoggingBaselineSpec)
 where
     F: FnOnce(Inspector, LoggingBaselineSpec) -> Fut,
     Fut: std::future::Future<Output = ()>,
@@ -269,6 +272,7 @@ where
     assert!(!apply.applied.is_empty());
     let after = run(&spec, RunMode::Plan).await;
     assert!(after.in_sync(), "{field} not repaired: {:?}", after.drift);
+    (inspector(&account).await, spec)
 }
 
 #[tokio::test]
@@ -562,7 +566,7 @@ async fn a_key_scheduled_for_deletion_is_recovered() {
 
 #[tokio::test]
 async fn a_replaced_key_policy_and_removed_tags_are_restored() {
-    drift_is_found_and_repaired("policy", |aws, _spec| async move {
+    let repaired = drift_is_found_and_repaired("policy", |aws, _spec| async move {
         let key_id = aws.trail_key_id().await;
         let policy = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Sid": "RootOnly", "Effect": "Allow",
             "Principal": {"AWS": "arn:aws:iam::000000000000:root"}, "Action": "kms:*", "Resource": "*"}]});
@@ -583,6 +587,26 @@ async fn a_replaced_key_policy_and_removed_tags_are_restored() {
             .unwrap();
     })
     .await;
+    // Read back from KMS itself: the tag is there again, and the policy is trailkeeper's.
+    let (aws, _) = repaired;
+    let key_id = aws.trail_key_id().await;
+    let tags = aws.kms.list_resource_tags().key_id(&key_id).send().await.unwrap();
+    assert!(
+        tags.tags().iter().any(|t| t.tag_key() == desired::MANAGED_BY_TAG),
+        "{:?}",
+        tags.tags()
+    );
+    let policy = aws
+        .kms
+        .get_key_policy()
+        .key_id(&key_id)
+        .policy_name("default")
+        .send()
+        .await
+        .unwrap();
+    let policy = policy.policy().unwrap_or_default();
+    assert!(!policy.contains("RootOnly"), "{policy}");
+    assert!(policy.contains("cloudtrail.amazonaws.com"), "{policy}");
 }
 
 #[tokio::test]

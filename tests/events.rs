@@ -12,8 +12,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::cluster;
+use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, PostParams};
-use kube::{Client, ResourceExt};
 use trailkeeper::api::{DeletionPolicy, LoggingBaseline};
 use trailkeeper::controller::baselines::Settings;
 use trailkeeper::desired::events::{FORWARD_ROLE, FORWARD_RULE, FORWARD_TARGET_ID};
@@ -36,7 +36,7 @@ async fn events_settings(tag: &str) -> EventSettings {
     }
 }
 
-fn start(client: &Client, ns: &str, base: aws_types::SdkConfig, events: &EventSettings) -> cluster::Running {
+async fn start(ns: &str, base: aws_types::SdkConfig, events: &EventSettings) -> cluster::Running {
     let settings = Settings {
         // The resync with events on: a repair within seconds can only come from the event.
         resync: Duration::from_secs(3600),
@@ -45,7 +45,7 @@ fn start(client: &Client, ns: &str, base: aws_types::SdkConfig, events: &EventSe
         events: Some(events.clone()),
         ..Settings::default()
     };
-    cluster::start_controller(client, base, settings)
+    cluster::start_controller(base, settings).await
 }
 
 fn condition(b: &LoggingBaseline, type_: &str) -> Option<String> {
@@ -91,7 +91,7 @@ async fn stop_logging_is_repaired_within_seconds_through_the_event_with_a_resync
     let ns = cluster::fresh_namespace(&client, "events").await;
     let events = events_settings("repair").await;
     let base = common::base_config().await;
-    let (stop, running, ctx) = start(&client, &ns, base.clone(), &events);
+    let (stop, running, ctx) = start(&ns, base.clone(), &events).await;
     let account = common::new_account();
     let api: Api<LoggingBaseline> = Api::namespaced(client.clone(), &ns);
     let b = baseline(&ns, "tampered", &account, DeletionPolicy::Retain);
@@ -159,9 +159,9 @@ async fn stop_logging_is_repaired_within_seconds_through_the_event_with_a_resync
 
     // In sync: a fresh controller observes the account and the central wiring and writes nothing.
     let _ = stop.send(());
-    let _ = running.await;
+    running.await.expect("the controller ends without a panic");
     drop(ctx);
-    let (stop, running, ctx) = start(&client, &ns, base.clone(), &events);
+    let (stop, running, ctx) = start(&ns, base.clone(), &events).await;
     cluster::eventually("a reconcile of the fresh controller", TIMEOUT, || async {
         ctx.aws.total_calls().reads > 10
     })
@@ -185,7 +185,7 @@ async fn stop_logging_is_repaired_within_seconds_through_the_event_with_a_resync
     .unwrap();
     assert!(writes.is_empty(), "central writes in sync: {writes:?}");
     let _ = stop.send(());
-    let _ = running.await;
+    running.await.expect("the controller ends without a panic");
 }
 
 #[tokio::test]
@@ -194,7 +194,7 @@ async fn the_forwarding_is_removed_by_deletion_policy_delete_only() {
     cluster::install_crds(&client).await;
     let ns = cluster::fresh_namespace(&client, "events-delete").await;
     let events = events_settings("delete").await;
-    let (stop, running, _ctx) = start(&client, &ns, common::base_config().await, &events);
+    let (stop, running, _ctx) = start(&ns, common::base_config().await, &events).await;
     let api: Api<LoggingBaseline> = Api::namespaced(client.clone(), &ns);
     let (kept, removed) = (common::new_account(), common::new_account());
     for (name, account, policy) in [
@@ -231,5 +231,5 @@ async fn the_forwarding_is_removed_by_deletion_policy_delete_only() {
     assert!(role(kept.clone()).await, "Retain keeps the role");
     assert!(!role(removed.clone()).await, "Delete removes the role");
     let _ = stop.send(());
-    let _ = running.await;
+    running.await.expect("the controller ends without a panic");
 }

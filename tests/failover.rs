@@ -35,8 +35,10 @@ impl Drop for Replica {
 }
 
 impl Replica {
+    /// A replica acting as a ServiceAccount `name` granted the chart's RBAC rules.
     async fn start(name: &str, namespace: &str) -> Replica {
-        Self::start_with(name, namespace, &cluster::api_server().admin_kubeconfig).await
+        let (kubeconfig, _) = identity_of(&cluster::admin().await, namespace, name).await;
+        Self::start_with(name, namespace, &kubeconfig).await
     }
 
     async fn start_with(name: &str, namespace: &str, kubeconfig: &std::path::Path) -> Replica {
@@ -76,6 +78,20 @@ impl Replica {
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// Waits until the replica's process has ended: a replica that finds it lost the lease stops
+    /// its work and exits, so every write it could still send has been sent (or not) by then.
+    async fn exited(&mut self) {
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        while self.child.try_wait().expect("the replica's status").is_none() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the replica runs on {TIMEOUT:?} after it lost the lease\n--- its log\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
 }
 
 async fn holder(client: &Client, namespace: &str) -> Option<String> {
@@ -99,7 +115,7 @@ async fn a_frozen_leader_writes_nothing_after_it_wakes_while_the_other_replica_l
     cluster::install_crds(&client).await;
     let ns = cluster::fresh_namespace(&client, "failover").await;
 
-    let a = Replica::start("replica-a", &ns).await;
+    let mut a = Replica::start("replica-a", &ns).await;
     cluster::eventually("replica-a holds the lease", TIMEOUT, || {
         let (client, ns) = (client.clone(), ns.clone());
         async move { holder(&client, &ns).await.as_deref() == Some("replica-a") }
@@ -152,7 +168,7 @@ async fn a_frozen_leader_writes_nothing_after_it_wakes_while_the_other_replica_l
     aws.cloudtrail.stop_logging().name(&trail).send().await.unwrap();
     let writes_before = a.proxy.writes().len();
     a.signal("CONT").unwrap();
-    tokio::time::sleep(Duration::from_secs(12)).await;
+    a.exited().await;
     let woken_writes = a.proxy.writes()[writes_before..].to_vec();
     assert_eq!(
         holder(&client, &ns).await.as_deref(),
@@ -224,47 +240,22 @@ async fn a_lease_renewed_with_a_skewed_clock_is_neither_stolen_nor_held_forever(
             );
             tokio::time::sleep(timing.retry).await;
         }
+        // Its last renewal came at most a second (plus one round of the loop) before the holder
+        // fell silent; the replica takes over a lease duration (6 s) after it saw that renewal.
         assert!(
-            silent.elapsed() >= Duration::from_secs(2),
-            "taken after {:?}",
+            silent.elapsed() >= Duration::from_millis(4_500),
+            "taken after {:?}: before the lease duration had passed since the last renewal",
             silent.elapsed()
         );
     }
 }
 
-/// A ServiceAccount of its own for each replica, bound to cluster-admin: the API server's audit
-/// log then tells the requests of one replica from the other's.
+/// A ServiceAccount of its own for each replica, granted the chart's RBAC rules: the API server's
+/// audit log then tells the requests of one replica from the other's.
 async fn identity_of(client: &Client, namespace: &str, name: &str) -> (std::path::PathBuf, String) {
-    use k8s_openapi::api::core::v1::ServiceAccount;
-    use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleRef, Subject};
-    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
-    let mut account = ServiceAccount::default();
-    account.metadata.name = Some(name.to_string());
-    accounts.create(&PostParams::default(), &account).await.unwrap();
-    let binding = ClusterRoleBinding {
-        metadata: kube::api::ObjectMeta {
-            name: Some(format!("{namespace}-{name}")),
-            ..Default::default()
-        },
-        role_ref: RoleRef {
-            api_group: Some("rbac.authorization.k8s.io".into()),
-            kind: "ClusterRole".into(),
-            name: "cluster-admin".into(),
-        },
-        subjects: Some(vec![Subject {
-            kind: "ServiceAccount".into(),
-            name: name.to_string(),
-            namespace: Some(namespace.to_string()),
-            ..Default::default()
-        }]),
-    };
-    Api::<ClusterRoleBinding>::all(client.clone())
-        .create(&PostParams::default(), &binding)
-        .await
-        .unwrap();
-    let token = cluster::service_account_token(client, namespace, name).await;
+    let (token, user) = cluster::chart_identity(client, namespace, name).await;
     let kubeconfig = cluster::api_server().write_kubeconfig(&format!("{namespace}-{name}"), &token);
-    (kubeconfig, format!("system:serviceaccount:{namespace}:{name}"))
+    (kubeconfig, user)
 }
 
 /// The writes (create, update, patch, delete) `user` made, as the API server's audit log has them
@@ -302,7 +293,7 @@ async fn a_leader_frozen_mid_reconcile_writes_nothing_to_the_api_server_or_aws_a
     let (kubeconfig_a, user_a) = identity_of(&client, &ns, "replica-a").await;
     let (kubeconfig_b, _) = identity_of(&client, &ns, "replica-b").await;
 
-    let a = Replica::start_with("replica-a", &ns, &kubeconfig_a).await;
+    let mut a = Replica::start_with("replica-a", &ns, &kubeconfig_a).await;
     cluster::eventually("replica-a holds the lease", TIMEOUT, || {
         let (client, ns) = (client.clone(), ns.clone());
         async move { holder(&client, &ns).await.as_deref() == Some("replica-a") }
@@ -356,7 +347,7 @@ async fn a_leader_frozen_mid_reconcile_writes_nothing_to_the_api_server_or_aws_a
 
     let (aws_before, api_before) = (a.proxy.writes().len(), api_writes_of(&user_a).len());
     a.signal("CONT").unwrap();
-    tokio::time::sleep(Duration::from_secs(15)).await;
+    a.exited().await;
     let aws_after = a.proxy.writes()[aws_before..].to_vec();
     let api_after = api_writes_of(&user_a)[api_before..].to_vec();
     assert_eq!(

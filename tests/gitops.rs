@@ -132,5 +132,8 @@ fn every_reference_and_path_of_the_gitops_examples_resolves() {
         }
     }
     assert!(problems.is_empty(), "{problems:#?}");
-    assert!(flux_kustomizations >= 2, "the Flux example has its Kustomizations");
+    assert_eq!(
+        flux_kustomizations, 2,
+        "the Flux example has its two Kustomizations (the operator, then the accounts)"
+    );
 }

@@ -98,7 +98,8 @@ async fn two_replicas_never_lead_at_once_and_a_silent_leader_is_replaced() {
         a_led && b_led,
         "both replicas should lead at some point (a: {a_led}, b: {b_led})"
     );
-    assert!(handovers >= 1);
+    // a is paused from 40 s to 70 s: b takes over once, and a, back, never takes a lease b renews.
+    assert_eq!(handovers, 1);
 }
 
 #[tokio::test]

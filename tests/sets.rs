@@ -14,16 +14,18 @@ use trailkeeper::controller::baselines::Settings;
 use trailkeeper::desired::set::SET_LABEL;
 
 const TIMEOUT: Duration = Duration::from_secs(240);
+/// The controller's resync in these tests.
+const RESYNC: Duration = Duration::from_secs(5);
 
-fn start(client: &Client, ns: &str, base: aws_types::SdkConfig) -> cluster::Running {
+async fn start(ns: &str, base: aws_types::SdkConfig) -> cluster::Running {
     let settings = Settings {
         // Organizations is re-read on the resync: short here, so a moved account is seen soon.
-        resync: Duration::from_secs(5),
+        resync: RESYNC,
         retry_base: Duration::from_secs(1),
         watch_namespace: Some(ns.to_string()),
         ..Settings::default()
     };
-    cluster::start_controller(client, base, settings)
+    cluster::start_controller(base, settings).await
 }
 
 async fn setup(prefix: &str) -> (Client, String) {
@@ -38,6 +40,9 @@ async fn setup(prefix: &str) -> (Client, String) {
 fn template() -> serde_json::Value {
     serde_json::json!({
         "primaryRegion": common::REGION,
+        // The account-wide CIS reads in this region only (as tests/common's baseline): every
+        // region the emulator enables would be read for each new account otherwise.
+        "complianceRegions": [common::REGION],
         "credentials": {"assumeRoleArn": "arn:aws:iam::{{accountId}}:role/trailkeeper"},
         "encryption": {"administrators": ["arn:aws:iam::{{accountId}}:role/admin"]},
         "tags": {"account-name": "{{accountName}}"},
@@ -175,7 +180,7 @@ async fn a_set_of_one_unit_keeps_exactly_its_accounts_baselines_as_accounts_move
     sets.create(&PostParams::default(), &set(&ns, "workloads", generator))
         .await
         .unwrap();
-    let (stop, running, _ctx) = start(&client, &ns, common::base_config().await);
+    let (stop, running, _ctx) = start(&ns, common::base_config().await).await;
 
     let mut expected: Vec<String> = org.in_a.iter().chain(&org.in_a1).cloned().collect();
     expected.sort();
@@ -240,7 +245,7 @@ async fn a_set_of_one_unit_keeps_exactly_its_accounts_baselines_as_accounts_move
     );
     assert!(!left.bucket_names().await.is_empty(), "Retain: the buckets stay");
     let _ = stop.send(());
-    let _ = running.await;
+    running.await.expect("the controller ends without a panic");
 }
 
 #[tokio::test]
@@ -268,7 +273,7 @@ async fn children_are_owned_and_labelled_a_template_change_updates_each_once_and
         )
         .await
         .unwrap();
-    let (stop, running, ctx) = start(&client, &ns, common::base_config().await);
+    let (stop, running, ctx) = start(&ns, common::base_config().await).await;
 
     cluster::eventually("two children Ready and the conflict reported", TIMEOUT, || async {
         let found = children(&baselines, "teams").await;
@@ -335,8 +340,11 @@ async fn children_are_owned_and_labelled_a_template_change_updates_each_once_and
         found.len() == 2 && found.values().all(|b| b.spec.regions == [common::REGION])
     })
     .await;
-    // A few resyncs later: each child was written once, and AWS not at all.
-    tokio::time::sleep(Duration::from_secs(12)).await;
+    // Over two resyncs (proven to have run: the account was read again), each child was written
+    // once, and AWS not at all.
+    let reads = ctx.aws.total_calls().reads;
+    tokio::time::sleep(2 * RESYNC + Duration::from_secs(2)).await;
+    assert!(ctx.aws.total_calls().reads > reads, "no resync ran in the window");
     for (account, child) in children(&baselines, "teams").await {
         assert_eq!(
             child.metadata.generation,
@@ -356,7 +364,7 @@ async fn children_are_owned_and_labelled_a_template_change_updates_each_once_and
     );
     assert_eq!(hand_now.metadata.generation, Some(1));
     let _ = stop.send(());
-    let _ = running.await;
+    running.await.expect("the controller ends without a panic");
 }
 
 fn trailkeeper(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
@@ -504,7 +512,7 @@ async fn a_set_with_a_misspelt_template_field_is_refused_and_its_children_are_le
     sets.create(&PostParams::default(), &set(&ns, "teams", generator.clone()))
         .await
         .unwrap();
-    let (stop, running, _ctx) = start(&client, &ns, common::base_config().await);
+    let (stop, running, _ctx) = start(&ns, common::base_config().await).await;
     cluster::eventually(
         "the invalid set is not Ready, with reason InvalidSpec",
         TIMEOUT,
@@ -566,5 +574,5 @@ async fn a_set_with_a_misspelt_template_field_is_refused_and_its_children_are_le
         .collect();
     assert_eq!(before, after, "no child changed");
     let _ = stop.send(());
-    let _ = running.await;
+    running.await.expect("the controller ends without a panic");
 }

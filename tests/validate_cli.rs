@@ -117,8 +117,12 @@ fn schema_violations_name_the_object_field_and_problem() {
         "spec.primaryRegion",
         "is required",
     );
-    let (_, stderr) = validate_text(&BASELINE.replace("12345", "x"));
-    assert!(stderr.is_empty());
+    // A region that is not one: the whole value is judged, not a prefix of it.
+    assert_problem(
+        &BASELINE.replace("us-east-1", "us-east-1x"),
+        "spec.primaryRegion",
+        "does not match the pattern",
+    );
 }
 
 #[test]
@@ -171,7 +175,7 @@ fn a_policy_in_another_namespace_does_not_satisfy_a_reference() {
 }
 
 #[test]
-fn garbage_gets_a_message_and_exit_1_or_2_never_a_panic() {
+fn garbage_gets_a_message_naming_the_file_and_its_exit_code_never_a_panic() {
     let dir = tempfile::tempdir().unwrap();
     let binary = write(&dir, "binary.yaml", [0u8, 159, 146, 150, 255, 0, 1, 2]);
     let (code, stderr) = validate(&[&binary]);
@@ -179,27 +183,35 @@ fn garbage_gets_a_message_and_exit_1_or_2_never_a_panic() {
     assert!(stderr.contains("not UTF-8"), "{stderr}");
 
     let missing = dir.path().join("missing.yaml");
-    assert_eq!(validate(&[&missing]).0, 2);
+    let (code, stderr) = validate(&[&missing]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("missing.yaml"), "{stderr}");
 
-    let cases: Vec<(&str, String)> = vec![
-        ("truncated", BASELINE[..BASELINE.len() / 2].to_string() + "\n  - [unclosed"),
-        ("wrong kind", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\n".into()),
-        ("scalar", "just a string\n".into()),
-        ("list", "- a\n- b\n".into()),
-        ("tabs", "apiVersion: trailkeeper.io/v1alpha1\n\tkind: LoggingBaseline\n".into()),
-        ("no metadata", "apiVersion: trailkeeper.io/v1alpha1\nkind: LoggingBaseline\nspec: {}\n".into()),
-        ("spec is a list", "apiVersion: trailkeeper.io/v1alpha1\nkind: TrailPolicy\nmetadata: {name: a}\nspec: [1, 2]\n".into()),
-        ("non-string keys", "apiVersion: trailkeeper.io/v1alpha1\nkind: TrailPolicy\nmetadata: {name: a}\nspec: {tags: {1: 2, [a]: b}}\n".into()),
-        ("deep nesting", format!("a: {}", "[".repeat(5000))),
-        ("huge document", format!("{BASELINE}  regions: [{}]\n", vec!["us-east-1"; 200_000].join(", "))),
-        ("huge string", format!("{BASELINE}  tags: {{big: \"{}\"}}\n", "x".repeat(2_000_000))),
-        ("anchors", "a: &a [*a]\n".into()),
+    // Each: exit 1 (the file was read; this is what is wrong with it), and the line that says so.
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("truncated", BASELINE[..BASELINE.len() / 2].to_string() + "\n  - [unclosed", "not valid YAML"),
+        ("wrong kind", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\n".into(), "is not a trailkeeper resource"),
+        ("scalar", "just a string\n".into(), "not a Kubernetes object"),
+        ("list", "- a\n- b\n".into(), "not a Kubernetes object"),
+        ("tabs", "apiVersion: trailkeeper.io/v1alpha1\n\tkind: LoggingBaseline\n".into(), "tab character"),
+        ("no metadata", "apiVersion: trailkeeper.io/v1alpha1\nkind: LoggingBaseline\nspec: {}\n".into(), "metadata.name: is required"),
+        ("spec is a list", "apiVersion: trailkeeper.io/v1alpha1\nkind: TrailPolicy\nmetadata: {name: a}\nspec: [1, 2]\n".into(), "spec: must be of type object, got array"),
+        ("non-string keys", "apiVersion: trailkeeper.io/v1alpha1\nkind: TrailPolicy\nmetadata: {name: a}\nspec: {tags: {1: 2, [a]: b}}\n".into(), "key must be a string"),
+        ("deep nesting", format!("a: {}", "[".repeat(5000)), "nested too deeply"),
+        ("huge document", format!("{BASELINE}  regions: [{}]\n", vec!["us-east-1"; 200_000].join(", ")), "spec.regions: must have at most 40 items"),
+        ("huge string", format!("{BASELINE}  tags: {{big: \"{}\"}}\n", "x".repeat(2_000_000)), "spec.tags.big: must be at most 256 characters long"),
+        ("anchors", "a: &a [*a]\n".into(), "nested too deeply"),
     ];
-    for (name, text) in cases {
-        let path = write(&dir, &format!("{}.yaml", name.replace(' ', "-")), &text);
+    for (name, text, message) in cases {
+        let file = format!("{}.yaml", name.replace(' ', "-"));
+        let path = write(&dir, &file, &text);
         let (code, stderr) = validate(&[&path]);
-        assert!(code == 1 || code == 2, "{name}: exit {code}: {stderr}");
-        assert!(!stderr.trim().is_empty(), "{name}: no message");
+        assert_eq!(code, 1, "{name}: {stderr}");
+        assert!(
+            stderr.starts_with(&format!("{file}: ")) || stderr.contains(&format!("/{file}: ")),
+            "{name}: the message does not name the file: {stderr}"
+        );
+        assert!(stderr.contains(message), "{name}: expected {message:?} in {stderr}");
     }
 }
 

@@ -18,6 +18,10 @@ keeping the event's source account. Here:
   resource policy admit it; the event arrives as it was (account, region, id kept).
   https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-cross-region.html
   https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-event-bus-perms.html
+- The bus policy and the role's trust policy are evaluated with aws:SourceArn (the ARN of the
+  rule that sends the event) and aws:SourceAccount (the rule's account), the keys EventBridge sets:
+  "aws:SourceArn: The ARN of the rule that is sending the event."
+  https://docs.aws.amazon.com/eventbridge/latest/userguide/policy-keys-eventbridge.html
 - An SQS target receives the event only when the queue's policy lets events.amazonaws.com
   SendMessage for the rule (aws:SourceArn).
   https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-resource-based.html#eb-sqs-permissions
@@ -189,18 +193,19 @@ def _principal_admits(statement, principal_arn, account):
     return any(p in ("*", account, principal_arn, f"arn:aws:iam::{account}:root") for p in aws)
 
 
-def _bus_admits(policy_text, principal_arn, account, bus_arn):
+def _bus_admits(policy_text, principal_arn, account, bus_arn, rule_arn):
     from trailkeeper_strict import _org_of, evaluate
 
     org = _org_of(account)
-    context = {"aws:PrincipalArn": principal_arn, "aws:PrincipalAccount": account}
+    context = {"aws:PrincipalArn": principal_arn, "aws:PrincipalAccount": account,
+               "aws:SourceArn": rule_arn, "aws:SourceAccount": account}
     if org is not None:
         context["aws:PrincipalOrgID"] = org[0]
     admits = lambda statement: _principal_admits(statement, principal_arn, account)  # noqa: E731
     return evaluate(policy_text, admits, "events:PutEvents", bus_arn, context)
 
 
-def _role_may_put(account, role_arn, bus_arn):
+def _role_may_put(account, role_arn, bus_arn, rule_arn):
     from moto.iam.models import iam_backends
     from trailkeeper_strict import allows, evaluate
 
@@ -210,7 +215,8 @@ def _role_may_put(account, role_arn, bus_arn):
         return False
     # A trust policy names no resource: the role itself is what is assumed.
     trust = role.assume_role_policy_document
-    if not allows(trust, "events.amazonaws.com", "sts:AssumeRole", None, {"aws:SourceAccount": account}):
+    context = {"aws:SourceAccount": account, "aws:SourceArn": rule_arn}
+    if not allows(trust, "events.amazonaws.com", "sts:AssumeRole", None, context):
         return False
     return any(evaluate(policy, lambda _: True, "events:PutEvents", bus_arn, {}) for policy in role.policies.values())
 
@@ -222,13 +228,13 @@ def _forward(rule, target, event):
     arn = parse_arn(target["Arn"])
     role = target.get("RoleArn")
     sender = rule.account_id
-    if role and not _role_may_put(sender, role, target["Arn"]):
+    if role and not _role_may_put(sender, role, target["Arn"], rule.arn):
         print(f"trailkeeper_events: {rule.arn} -> {target['Arn']}: the role {role} may not put events there")
         return
     if arn.account != sender and not _bus_admits(
         events_backends[arn.account][arn.region].event_buses.get(arn.resource_id).policy
         if arn.resource_id in events_backends[arn.account][arn.region].event_buses else None,
-        role or f"arn:aws:iam::{sender}:root", sender, target["Arn"],
+        role or f"arn:aws:iam::{sender}:root", sender, target["Arn"], rule.arn,
     ):
         print(f"trailkeeper_events: {rule.arn} -> {target['Arn']}: the bus's policy does not admit {sender}")
         return

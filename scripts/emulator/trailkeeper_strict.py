@@ -127,6 +127,21 @@ def _org_of(account_id):
     return org.id, org.master_account_id, services
 
 
+def _is_delegated_administrator(account_id, service):
+    """Whether the Organization of `account_id` registered it as a delegated administrator of
+    `service` (CloudTrail's RegisterOrganizationDelegatedAdmin registers it with Organizations)."""
+    from moto.organizations.models import organizations_backends
+
+    org = _org_of(account_id)
+    if org is None:
+        return False
+    management = organizations_backends[org[1]]["aws"]
+    return any(
+        admin.account.id == account_id and service in admin.services
+        for admin in getattr(management, "admins", [])
+    )
+
+
 def check_trail(trail_arn, account_id, region, partition, bucket, prefix, kms_key_id, is_org):
     """CreateTrail/UpdateTrail preconditions.
 
@@ -139,15 +154,20 @@ def check_trail(trail_arn, account_id, region, partition, bucket, prefix, kms_ke
       context (kms:EncryptionContext:aws:cloudtrail:arn = the trail ARN) and source ARN; else
       InsufficientEncryptionPolicyException.
       https://docs.aws.amazon.com/awscloudtrail/latest/userguide/create-kms-key-policy-for-cloudtrail.html
-    - Organization trail: only the management account (or a delegated administrator) creates
-      one, with trusted access for CloudTrail enabled (CloudTrailAccessNotEnabledException) and
-      the service-linked role AWSServiceRoleForCloudTrail (NoManagementAccountSLRExistsException).
+    - Organization trail: only the management account or a delegated administrator of CloudTrail
+      creates one ("You can create an organization trail ... from the management account or a
+      delegated administrator account"), with trusted access for CloudTrail enabled
+      (CloudTrailAccessNotEnabledException) and the service-linked role
+      AWSServiceRoleForCloudTrail in the management account (NoManagementAccountSLRExistsException).
+      https://docs.aws.amazon.com/awscloudtrail/latest/userguide/creating-trail-organization.html
+      https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-delegated-administrator.html
       https://docs.aws.amazon.com/awscloudtrail/latest/userguide/creating-an-organizational-trail-prepare.html
       https://docs.aws.amazon.com/awscloudtrail/latest/userguide/using-service-linked-roles-create-slr-for-org-trails.html
     """
     org = _org_of(account_id) if is_org else None
     if is_org:
-        if org is None or org[1] != account_id:
+        management = org is not None and org[1] == account_id
+        if not management and not _is_delegated_administrator(account_id, CLOUDTRAIL):
             raise _Refused(
                 "NotOrganizationMasterAccountException",
                 "This operation can be performed only by the management account of an organization.",
@@ -159,7 +179,7 @@ def check_trail(trail_arn, account_id, region, partition, bucket, prefix, kms_ke
             )
         from moto.iam.models import iam_backends
 
-        if not any(r.name == "AWSServiceRoleForCloudTrail" for r in iam_backends[account_id][partition].roles.values()):
+        if not any(r.name == "AWSServiceRoleForCloudTrail" for r in iam_backends[org[1]][partition].roles.values()):
             raise _Refused(
                 "NoManagementAccountSLRExistsException",
                 "The management account has no service-linked role AWSServiceRoleForCloudTrail.",
@@ -351,6 +371,13 @@ def install():
 
     # The service-linked role's name as AWS spells it (moto would make AWSServiceRoleForcloudtrail).
     iam.SERVICE_NAME_CONVERSION.setdefault("cloudtrail", "CloudTrail")
+
+    # CloudTrail supports a delegated administrator (moto's list omits it):
+    # https://docs.aws.amazon.com/organizations/latest/userguide/services-that-can-integrate-cloudtrail.html
+    from moto.organizations.models import FakeDelegatedAdministrator
+
+    if CLOUDTRAIL not in FakeDelegatedAdministrator.SUPPORTED_SERVICES:
+        FakeDelegatedAdministrator.SUPPORTED_SERVICES.append(CLOUDTRAIL)
 
     backend = cloudtrail.CloudTrailBackend
     if getattr(backend, "_trailkeeper_strict", False):

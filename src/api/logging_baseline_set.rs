@@ -140,24 +140,30 @@ pub struct LoggingBaselineSetStatus {
     /// Of those, Ready.
     #[serde(default)]
     pub ready: i32,
-    /// Baselines created, updated and deleted by the last reconcile.
+    /// Baselines created by the last reconcile.
     #[serde(default)]
     pub created: i32,
+    /// Baselines whose spec the last reconcile changed.
     #[serde(default)]
     pub updated: i32,
+    /// Baselines deleted by the last reconcile (their accounts left the selection).
     #[serde(default)]
     pub deleted: i32,
     /// Selected accounts left alone: a baseline not of this set keeps them, or their rendered
     /// spec is invalid.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conflicts: Vec<SetConflict>,
+    /// How many selected accounts are left alone (the length of `conflicts`).
     #[serde(default)]
     pub conflict_count: i32,
     /// When AWS Organizations was last read (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_organizations_read: Option<String>,
+    /// Ready: True when every selected account has its baseline of this set; False with the reason
+    /// (Conflict, InvalidSpec, or the error reading the Organization).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// The generation of the set the status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 }

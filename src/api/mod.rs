@@ -3,6 +3,7 @@
 
 mod logging_baseline;
 mod logging_baseline_set;
+mod logging_baseline_status;
 pub mod names;
 mod retention_policy;
 mod rules;
@@ -10,6 +11,7 @@ mod trail_policy;
 
 pub use logging_baseline::*;
 pub use logging_baseline_set::*;
+pub use logging_baseline_status::*;
 pub use retention_policy::*;
 pub use trail_policy::*;
 

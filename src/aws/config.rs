@@ -52,6 +52,51 @@ pub async fn recorder_status(clients: &AccountClients) -> Result<Vec<RecorderSta
         .collect())
 }
 
+/// A recorder's definition (DescribeConfigurationRecorders) joined with its status
+/// (DescribeConfigurationRecorderStatus, by name): what CIS 3.3 judges.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObservedRecorder {
+    pub name: String,
+    /// recordingGroup.allSupported.
+    pub all_supported: bool,
+    /// recordingGroup.includeGlobalResourceTypes.
+    pub include_global: bool,
+    /// As its status says (a recorder without a status: not recording, no last status).
+    pub recording: bool,
+    pub last_status: Option<String>,
+}
+
+/// Every recorder of the region with its recording group and status (the two reads).
+pub async fn observe_recorders(clients: &AccountClients) -> Result<Vec<ObservedRecorder>, AwsError> {
+    let sent = clients.config.describe_configuration_recorders().send().await;
+    let out = check(
+        sent,
+        "Config Service",
+        "DescribeConfigurationRecorders",
+        &format!("the recorders of {}", clients.region),
+    )?;
+    if out.configuration_recorders().is_empty() {
+        return Ok(Vec::new());
+    }
+    let status = recorder_status(clients).await?;
+    Ok(out
+        .configuration_recorders()
+        .iter()
+        .map(|r| {
+            let name = r.name().unwrap_or_default().to_string();
+            let group = r.recording_group();
+            let state = status.iter().find(|s| s.name == name);
+            ObservedRecorder {
+                all_supported: group.is_some_and(|g| g.all_supported()),
+                include_global: group.is_some_and(|g| g.include_global_resource_types()),
+                recording: state.is_some_and(|s| s.recording),
+                last_status: state.and_then(|s| s.last_status.clone()),
+                name,
+            }
+        })
+        .collect())
+}
+
 /// Rule name -> (source identifier, input parameters, scope) of the rules that exist among `names`.
 pub type ObservedRules = BTreeMap<String, (String, Option<serde_json::Value>, Option<RuleScope>)>;
 

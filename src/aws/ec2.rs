@@ -1,4 +1,4 @@
-//! EC2: the VPCs of a region and their flow logs.
+//! EC2: the regions enabled for the account, the VPCs of a region and their flow logs.
 
 use std::collections::BTreeMap;
 
@@ -18,6 +18,18 @@ pub struct ObservedFlowLog {
     /// SUCCESS or FAILED, with AWS's message when it failed.
     pub deliver_logs_status: Option<String>,
     pub deliver_logs_error: Option<String>,
+}
+
+/// The regions enabled for the account (DescribeRegions without AllRegions answers only those:
+/// the default regions and the opt-in regions the account opted in to).
+pub async fn enabled_regions(clients: &AccountClients) -> Result<Vec<String>, AwsError> {
+    let sent = clients.ec2.describe_regions().send().await;
+    let out = check(sent, "EC2", "DescribeRegions", "the account's regions")?;
+    Ok(out
+        .regions()
+        .iter()
+        .filter_map(|r| r.region_name().map(str::to_string))
+        .collect())
 }
 
 /// Every VPC id of the region (all pages).

@@ -61,12 +61,16 @@ pub fn timeouts() -> TimeoutConfig {
 /// The SDK's standard configuration (`AWS_ENDPOINT_URL`, `AWS_REGION`, profiles, IRSA, Pod Identity),
 /// with one HTTP client for every SDK client built from it.
 pub async fn load_base_config() -> SdkConfig {
+    base_config_loader().load().await
+}
+
+/// What `load_base_config` loads: the retries, timeouts and HTTP client of every AWS call, before
+/// the environment is read (the tests add their endpoint, region and credentials to it).
+pub fn base_config_loader() -> aws_config::ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest())
         .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
         .timeout_config(timeouts())
         .http_client(shared_http_client())
-        .load()
-        .await
 }
 
 /// The HTTPS client (connection pool, rustls with aws-lc, proxy from the environment) that every
@@ -98,7 +102,7 @@ pub struct AccountClients {
     fence: Option<WriteFence>,
     /// What `for_region` needs to give the clients of another region (None for clients built by
     /// `from_parts`, which serve every region).
-    origin: Option<std::sync::Arc<Origin>>,
+    identity: Option<std::sync::Arc<AccountIdentity>>,
     cloudtrail_writes: std::sync::Arc<Pacer>,
     /// The other regions' clients, built on first use by `for_region` and dropped with these.
     regions: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Services>>>,
@@ -109,13 +113,13 @@ pub struct AccountClients {
 /// and its CloudTrail write pacer. This, not the clients, is what the controller keeps per
 /// baseline between reconciles: a few KiB, where a region's dozen SDK clients are far more.
 #[derive(Debug)]
-pub struct Origin {
+pub struct AccountIdentity {
     config: SdkConfig,
     account: String,
     cloudtrail_writes: std::sync::Arc<Pacer>,
 }
 
-impl Origin {
+impl AccountIdentity {
     /// The identity of the base configuration, or the role of `credentials` assumed through STS
     /// (refreshed by the SDK's identity cache before it expires).
     pub fn new(
@@ -123,7 +127,7 @@ impl Origin {
         region: &str,
         credentials: Option<&Credentials>,
         calls: &CallRecorder,
-    ) -> std::sync::Arc<Origin> {
+    ) -> std::sync::Arc<AccountIdentity> {
         let regional = base.to_builder().region(Region::new(region.to_string())).build();
         let sts = aws_sdk_sts::Client::from_conf(
             aws_sdk_sts::config::Builder::from(&regional)
@@ -140,7 +144,7 @@ impl Origin {
         region: &str,
         credentials: Option<&Credentials>,
         sts: &aws_sdk_sts::Client,
-    ) -> std::sync::Arc<Origin> {
+    ) -> std::sync::Arc<AccountIdentity> {
         let regional = base.to_builder().region(Region::new(region.to_string())).build();
         let config = match credentials {
             Some(c) => regional
@@ -157,7 +161,7 @@ impl Origin {
                 .build(),
             None => regional,
         };
-        std::sync::Arc::new(Origin {
+        std::sync::Arc::new(AccountIdentity {
             config,
             account: credentials
                 .map_or("operator", |c| c.assume_role_arn.as_str())
@@ -170,8 +174,8 @@ impl Origin {
 impl AccountClients {
     /// Clients for `region` with the base identity, or with the role of `credentials` assumed.
     pub fn new(base: &SdkConfig, region: &str, credentials: Option<&Credentials>, calls: CallRecorder) -> Self {
-        let origin = Origin::new(base, region, credentials, &calls);
-        Self::from_origin(origin, region, calls)
+        let identity = AccountIdentity::new(base, region, credentials, &calls);
+        Self::from_identity(identity, region, calls)
     }
 
     /// `new`, the clients refusing mutating calls while `fence` is shut.
@@ -182,30 +186,30 @@ impl AccountClients {
         calls: CallRecorder,
         fence: WriteFence,
     ) -> Self {
-        let origin = Origin::new(base, region, credentials, &calls);
-        Self::from_origin_fenced(origin, region, calls, Some(fence))
+        let identity = AccountIdentity::new(base, region, credentials, &calls);
+        Self::from_identity_fenced(identity, region, calls, Some(fence))
     }
 
     /// Clients for `region` with an identity kept from earlier (the controller's, per baseline).
-    pub fn from_origin(origin: std::sync::Arc<Origin>, region: &str, calls: CallRecorder) -> Self {
-        Self::from_origin_fenced(origin, region, calls, None)
+    pub fn from_identity(identity: std::sync::Arc<AccountIdentity>, region: &str, calls: CallRecorder) -> Self {
+        Self::from_identity_fenced(identity, region, calls, None)
     }
 
-    /// `from_origin`, the clients refusing mutating calls while `fence` is shut.
-    pub fn from_origin_fenced(
-        origin: std::sync::Arc<Origin>,
+    /// `from_identity`, the clients refusing mutating calls while `fence` is shut.
+    pub fn from_identity_fenced(
+        identity: std::sync::Arc<AccountIdentity>,
         region: &str,
         calls: CallRecorder,
         fence: Option<WriteFence>,
     ) -> Self {
-        let services = origin.services(region, &calls, fence.as_ref());
+        let services = identity.services(region, &calls, fence.as_ref());
         AccountClients {
             region: region.to_string(),
             services,
             calls,
             fence,
-            cloudtrail_writes: origin.cloudtrail_writes.clone(),
-            origin: Some(origin),
+            cloudtrail_writes: identity.cloudtrail_writes.clone(),
+            identity: Some(identity),
             regions: Default::default(),
         }
     }
@@ -216,12 +220,12 @@ impl AccountClients {
         if region == self.region {
             return self.clone();
         }
-        let services = match &self.origin {
-            Some(origin) => {
+        let services = match &self.identity {
+            Some(identity) => {
                 let mut regions = self.regions.lock().unwrap_or_else(|e| e.into_inner());
                 regions
                     .entry(region.to_string())
-                    .or_insert_with(|| origin.services(region, &self.calls, self.fence.as_ref()))
+                    .or_insert_with(|| identity.services(region, &self.calls, self.fence.as_ref()))
                     .clone()
             }
             None => self.services.clone(),
@@ -234,7 +238,7 @@ impl AccountClients {
     }
 }
 
-impl Origin {
+impl AccountIdentity {
     fn services(&self, region: &str, calls: &CallRecorder, fence: Option<&WriteFence>) -> Services {
         let config = self.config.to_builder().region(Region::new(region.to_string())).build();
         // Emulators and S3-compatible endpoints do not resolve virtual-hosted bucket names.
@@ -308,7 +312,7 @@ impl AccountClients {
             calls,
             fence: None,
             cloudtrail_writes: std::sync::Arc::new(Pacer::new(CLOUDTRAIL_WRITE_INTERVAL)),
-            origin: None,
+            identity: None,
             regions: Default::default(),
         }
     }
@@ -380,5 +384,36 @@ where
         Ok(v) => Ok(Some(v)),
         Err(e) if e.is_not_found() => Ok(None),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Paused time: the pacer sleeps on tokio's clock, which then advances at once.
+    #[tokio::test(start_paused = true)]
+    async fn cloudtrail_writes_are_paced_one_per_second() {
+        let pacer = Pacer::new(CLOUDTRAIL_WRITE_INTERVAL);
+        // tokio's clock: the one the pacer's sleeps advance.
+        let started = tokio::time::Instant::now();
+        pacer.wait().await;
+        assert_eq!(started.elapsed(), Duration::ZERO, "the first write waits for nothing");
+        pacer.wait().await;
+        pacer.wait().await;
+        assert!(started.elapsed() >= Duration::from_secs(2), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_millis(2100),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn every_call_has_the_documented_timeouts() {
+        let t = timeouts();
+        assert_eq!(t.connect_timeout(), Some(Duration::from_millis(3100)));
+        assert_eq!(t.operation_attempt_timeout(), Some(Duration::from_secs(20)));
+        assert_eq!(t.operation_timeout(), Some(Duration::from_secs(60)));
     }
 }

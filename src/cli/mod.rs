@@ -31,7 +31,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use futures::StreamExt;
 
-use crate::engine::account::{self, AccountReport, PreviousApproval, RunMode};
+use crate::engine::account::{self, AccountReport, ReconcileOptions, RunMode};
 use crate::manifests::{self, ManifestSet, ResolvedBaseline};
 
 /// Exit codes shared by the subcommands.
@@ -57,7 +57,7 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Print the CustomResourceDefinitions of the three kinds.
+    /// Print the CustomResourceDefinitions of the four kinds.
     Crds {
         /// Write one file per CRD into this directory instead of printing them.
         #[arg(long)]
@@ -331,6 +331,12 @@ async fn verify(files: &[PathBuf], account: Option<&str>, start: &str, end: Opti
         Ok(b) => b,
         Err(code) => return ExitCode::from(code),
     };
+    if let Some(account) = account
+        && !baselines.iter().any(|b| b.baseline.spec.account_id == account)
+    {
+        errln!("error: no LoggingBaseline of the manifests is for account {account}: nothing verified");
+        return ExitCode::from(exit::INVALID);
+    }
     let base = crate::aws::load_base_config().await;
     let mut all_valid = true;
     let mut reports = Vec::new();
@@ -555,14 +561,12 @@ pub async fn run_all(
     baselines: &[ResolvedBaseline],
     mode: RunMode,
 ) -> Vec<(String, AccountReport)> {
-    let previous = PreviousApproval::default();
     futures::stream::iter(baselines)
-        .map(|b| {
-            let previous = &previous;
-            async move {
-                let specs = b.specs();
-                (b.id.clone(), account::run_account(base, &specs, mode, previous).await)
-            }
+        .map(|b| async move {
+            let specs = b.specs();
+            let clients = account::account_clients(base, &specs);
+            let report = account::reconcile_account(clients, &specs, ReconcileOptions::new(mode)).await;
+            (b.id.clone(), report)
         })
         .buffered(ACCOUNT_CONCURRENCY)
         .collect()

@@ -7,21 +7,20 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::StreamExt;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event as KubeEvent, EventType};
+use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
-use serde_json::json;
 
 use crate::api::{
     LoggingBaseline, LoggingBaselineStatus, RetentionPolicy, RetentionPolicySpec, TrailPolicy, TrailPolicySpec,
 };
-use crate::controller::status;
+use crate::controller::{status, writer};
 use crate::desired::AccountSpecs;
-use crate::engine::account::{PreviousApproval, RunMode, run_account_forwarding};
+use crate::engine::account::{AccountReport, LastApplied, ReconcileOptions, RunMode, reconcile_account};
 use crate::engine::cleanup;
 
 pub use super::context::{AwsClients, Context, Error, FINALIZER, MANAGER, PolicyStores, Settings};
@@ -53,18 +52,7 @@ pub fn error_policy(baseline: Arc<LoggingBaseline>, error: &Error, ctx: Arc<Cont
 }
 
 async fn patch_status(ctx: &Context, baseline: &LoggingBaseline, status: &LoggingBaselineStatus) -> Result<(), Error> {
-    let api: Api<LoggingBaseline> = Api::namespaced(ctx.client.clone(), &baseline.namespace().unwrap_or_default());
-    let patch = json!({
-        "apiVersion": crate::api::API_VERSION,
-        "kind": "LoggingBaseline",
-        "status": status,
-    });
-    api.patch_status(
-        &baseline.name_any(),
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
+    writer::apply_status(&ctx.client, baseline, MANAGER, status).await?;
     Ok(())
 }
 
@@ -76,30 +64,11 @@ async fn publish(
     action: &str,
     note: String,
 ) {
-    let mut note = note;
-    if note.len() > 1000 {
-        let cut = (0..=1000).rev().find(|i| note.is_char_boundary(*i)).unwrap_or(0);
-        note.truncate(cut);
-        note.push('…');
-    }
-    let event = KubeEvent {
-        type_,
-        reason: reason.into(),
-        note: Some(note),
-        action: action.into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &baseline.object_ref(&())).await {
-        tracing::warn!(baseline = %key_of(baseline), error = %e, "cannot publish event");
-    }
+    writer::publish_event(&ctx.recorder, baseline, type_, reason, action, note).await;
 }
 
 fn ready_of(status: &LoggingBaselineStatus) -> Option<(String, String)> {
-    status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == status::types::READY)
-        .map(|c| (c.status.clone(), c.reason.clone()))
+    status::ready_condition(&status.conditions).map(|c| (c.status.clone(), c.reason.clone()))
 }
 
 async fn apply(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -110,12 +79,7 @@ async fn apply(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Acti
         Ok(p) => p,
         Err((reason, message)) => {
             // Nothing reaches AWS until the specs are usable; a change of any of them re-triggers.
-            let status = status::not_ready(previous, generation, &now(), reason, &message);
-            patch_status(&ctx, &baseline, &status).await?;
-            if previous.and_then(ready_of) != ready_of(&status) {
-                publish(&ctx, &baseline, EventType::Warning, reason, "Resolve", message).await;
-            }
-            crate::runtime::metrics::set_baseline_ready(&key, Some(false));
+            mark_not_ready(&ctx, &baseline, reason, "Resolve", message).await?;
             return Ok(Action::await_change());
         }
     };
@@ -125,14 +89,17 @@ async fn apply(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Acti
         retention: &retention,
     };
     let clients = ctx.aws.for_baseline(&key, &baseline.spec);
-    let previous_approval = PreviousApproval {
-        reference: previous
-            .and_then(|s| s.applied_retention.as_ref())
-            .and_then(|a| a.approval.clone()),
-        key_arn: previous.and_then(|s| s.kms_key_arn.clone()),
+    let options = ReconcileOptions {
+        mode: RunMode::Apply,
+        last_applied: LastApplied {
+            approval_reference: previous
+                .and_then(|s| s.applied_retention.as_ref())
+                .and_then(|a| a.approval.clone()),
+            key_arn: previous.and_then(|s| s.kms_key_arn.clone()),
+        },
+        forwarding: forwarding_for(&ctx, &baseline),
     };
-    let forwarding = forwarding_for(&ctx, &baseline);
-    let run = run_account_forwarding(clients, &specs, RunMode::Apply, &previous_approval, forwarding);
+    let run = reconcile_account(clients, &specs, options);
     let Ok(report) = tokio::time::timeout(ctx.settings.reconcile_timeout, run).await else {
         // Each AWS call has its own timeout; this bounds the whole (a stalled endpoint, a call
         // that retries for long), so that the slot goes to other baselines.
@@ -141,53 +108,93 @@ async fn apply(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Acti
             baseline.spec.account_id,
             ctx.settings.reconcile_timeout.as_secs()
         );
-        let status = status::not_ready(previous, generation, &now(), status::reasons::TIMEOUT, &message);
-        patch_status(&ctx, &baseline, &status).await?;
-        if previous.and_then(ready_of) != ready_of(&status) {
-            publish(
-                &ctx,
-                &baseline,
-                EventType::Warning,
-                status::reasons::TIMEOUT,
-                "Reconcile",
-                message,
-            )
-            .await;
-        }
-        crate::runtime::metrics::set_baseline_ready(&key, Some(false));
+        mark_not_ready(&ctx, &baseline, status::reasons::TIMEOUT, "Reconcile", message).await?;
         crate::runtime::metrics::record_reconcile_timeout();
         return Ok(Action::requeue(ctx.failure_delay(&key, FailureKind::Transient)));
     };
     let mut next = status::from_report(&report, previous, generation, &now(), &retention, &policy_name);
     if baseline.spec.verify_integrity.enabled && report.error.is_none() {
-        let clients = ctx.aws.for_baseline(&key, &baseline.spec);
-        if let Some(verified) = verify_if_due(&ctx, &baseline, &trail_policy, &clients, previous).await {
-            if !verified.valid {
-                let message = format!(
-                    "the delivered logs of {} to {} are not intact: {}",
-                    verified.from,
-                    verified.to,
-                    verified.problems.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
-                );
-                publish(
-                    &ctx,
-                    &baseline,
-                    EventType::Warning,
-                    "IntegrityViolated",
-                    "Verify",
-                    message,
-                )
-                .await;
-            }
-            crate::runtime::metrics::set_integrity(&baseline.spec.account_id, verified.valid);
-            next.integrity = Some(verified);
-        }
+        verify_integrity(&ctx, &baseline, &trail_policy, &mut next).await;
     }
     patch_status(&ctx, &baseline, &next).await?;
     crate::runtime::metrics::record_drift_repairs(report.applied.len());
     let ready = ready_of(&next);
     crate::runtime::metrics::set_baseline_ready(&key, ready.as_ref().map(|(s, _)| s == "True"));
+    if report.delivery_observed {
+        crate::runtime::metrics::set_delivery(&baseline.spec.account_id, &report.delivery);
+    }
+    publish_outcome(&ctx, &baseline, &report, &next).await;
+    match failure_kind(&report) {
+        Some(kind) => Ok(Action::requeue(ctx.failure_delay(&key, kind))),
+        None => {
+            ctx.succeeded(&key);
+            Ok(Action::requeue(ctx.resync()))
+        }
+    }
+}
 
+/// A baseline that could not be reconciled (`reason`): its status says so, and an Event when it
+/// was ready before.
+async fn mark_not_ready(
+    ctx: &Context,
+    baseline: &LoggingBaseline,
+    reason: &str,
+    action: &str,
+    message: String,
+) -> Result<(), Error> {
+    let previous = baseline.status.as_ref();
+    let status = status::not_ready(previous, baseline.metadata.generation, &now(), reason, &message);
+    patch_status(ctx, baseline, &status).await?;
+    if previous.and_then(ready_of) != ready_of(&status) {
+        publish(ctx, baseline, EventType::Warning, reason, action, message).await;
+    }
+    crate::runtime::metrics::set_baseline_ready(&key_of(baseline), Some(false));
+    Ok(())
+}
+
+/// The integrity of the delivered logs, when a verification is due: into `next`, with an Event
+/// when they are not intact.
+async fn verify_integrity(
+    ctx: &Context,
+    baseline: &LoggingBaseline,
+    trail_policy: &TrailPolicySpec,
+    next: &mut LoggingBaselineStatus,
+) {
+    let clients = ctx.aws.for_baseline(&key_of(baseline), &baseline.spec);
+    let previous = baseline.status.as_ref();
+    let Some(verified) = verify_if_due(ctx, baseline, trail_policy, &clients, previous).await else {
+        return;
+    };
+    if !verified.valid {
+        let message = format!(
+            "the delivered logs of {} to {} are not intact: {}",
+            verified.from,
+            verified.to,
+            verified.problems.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
+        );
+        publish(
+            ctx,
+            baseline,
+            EventType::Warning,
+            "IntegrityViolated",
+            "Verify",
+            message,
+        )
+        .await;
+    }
+    crate::runtime::metrics::set_integrity(&baseline.spec.account_id, verified.valid);
+    next.integrity = Some(verified);
+}
+
+/// The Events of a reconcile: the changes applied, a change of delivery health, and a Ready that
+/// turned false.
+async fn publish_outcome(
+    ctx: &Context,
+    baseline: &LoggingBaseline,
+    report: &AccountReport,
+    next: &LoggingBaselineStatus,
+) {
+    let previous = baseline.status.as_ref();
     if !report.applied.is_empty() {
         let changes: Vec<String> = report
             .applied
@@ -199,52 +206,54 @@ async fn apply(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Acti
         } else {
             "DriftRepaired"
         };
-        publish(&ctx, &baseline, EventType::Normal, reason, "Apply", changes.join("; ")).await;
+        publish(ctx, baseline, EventType::Normal, reason, "Apply", changes.join("; ")).await;
     }
-    if report.delivery_observed {
-        crate::runtime::metrics::set_delivery(&baseline.spec.account_id, &report.delivery);
-    }
-    let delivery_of = |s: &crate::api::LoggingBaselineStatus| {
+    let delivery_of = |s: &LoggingBaselineStatus| {
         s.conditions
             .iter()
             .find(|c| c.type_ == status::types::DELIVERY_HEALTHY)
             .map(|c| (c.status.clone(), c.message.clone()))
     };
-    if let Some((now_status, message)) = delivery_of(&next)
-        && previous.and_then(delivery_of).map(|(s, _)| s) != Some(now_status.clone())
+    let delivery_before = previous.and_then(delivery_of).map(|(s, _)| s);
+    if let Some((now_status, message)) = delivery_of(next)
+        && delivery_before.as_deref() != Some(now_status.as_str())
     {
-        let (kind, reason) = if now_status == "True" {
-            (EventType::Normal, "DeliveryRecovered")
-        } else {
-            (EventType::Warning, status::reasons::DELIVERY_FAILING)
-        };
-        // The first healthy observation of a new baseline is no news.
-        if previous.is_some() || now_status != "True" {
-            publish(&ctx, &baseline, kind, reason, "Deliver", message).await;
+        // Failing is news; healthy is news only after failing (the first healthy observation of a
+        // new baseline, after AwaitingFirstDelivery, is not); Unknown never is.
+        match now_status.as_str() {
+            "False" => {
+                let reason = status::reasons::DELIVERY_FAILING;
+                publish(ctx, baseline, EventType::Warning, reason, "Deliver", message).await;
+            }
+            "True" if delivery_before.as_deref() == Some("False") => {
+                publish(
+                    ctx,
+                    baseline,
+                    EventType::Normal,
+                    "DeliveryRecovered",
+                    "Deliver",
+                    message,
+                )
+                .await;
+            }
+            _ => {}
         }
     }
-    if previous.and_then(ready_of) != ready
+    if previous.and_then(ready_of) != ready_of(next)
         && let Some(c) = next
             .conditions
             .iter()
             .find(|c| c.type_ == status::types::READY && c.status != "True")
     {
         publish(
-            &ctx,
-            &baseline,
+            ctx,
+            baseline,
             EventType::Warning,
             &c.reason,
             "Reconcile",
             c.message.clone(),
         )
         .await;
-    }
-    match failure_kind(&report) {
-        Some(kind) => Ok(Action::requeue(ctx.failure_delay(&key, kind))),
-        None => {
-            ctx.succeeded(&key);
-            Ok(Action::requeue(ctx.resync()))
-        }
     }
 }
 

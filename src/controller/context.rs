@@ -13,7 +13,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::api::{LoggingBaseline, RetentionPolicy, TrailPolicy};
-use crate::aws::{AccountClients, CallCounts, CallRecorder, ErrorKind, Origin, WriteFence};
+use crate::aws::{AccountClients, AccountIdentity, CallCounts, CallRecorder, ErrorKind, WriteFence};
 use crate::engine::report::{AccountReport, ComponentState, EngineError};
 use crate::fence::WriteGate;
 use crate::runtime::http::Health;
@@ -106,7 +106,7 @@ pub struct AwsClients {
 struct CachedIdentity {
     /// Account, region and credentials the identity was built for.
     key: String,
-    origin: Arc<Origin>,
+    account_identity: Arc<AccountIdentity>,
     calls: CallRecorder,
 }
 
@@ -132,8 +132,8 @@ impl AwsClients {
             .lock()
             .get(key)
             .filter(|c| c.key == identity)
-            .map(|c| (c.origin.clone(), c.calls.clone()));
-        let (origin, calls) = match cached {
+            .map(|c| (c.account_identity.clone(), c.calls.clone()));
+        let (account_identity, calls) = match cached {
             Some(found) => found,
             None => {
                 let calls = CallRecorder::new();
@@ -155,20 +155,21 @@ impl AwsClients {
                         )
                     })
                     .clone();
-                let origin = Origin::with_sts(&self.base, &spec.primary_region, spec.credentials.as_ref(), &sts);
+                let account_identity =
+                    AccountIdentity::with_sts(&self.base, &spec.primary_region, spec.credentials.as_ref(), &sts);
                 self.lock().insert(
                     key.to_string(),
                     CachedIdentity {
                         key: identity,
-                        origin: origin.clone(),
+                        account_identity: account_identity.clone(),
                         calls: calls.clone(),
                     },
                 );
-                (origin, calls)
+                (account_identity, calls)
             }
         };
-        AccountClients::from_origin_fenced(
-            origin,
+        AccountClients::from_identity_fenced(
+            account_identity,
             &spec.primary_region,
             calls,
             Some(WriteFence::new(self.gate.clone())),
@@ -324,4 +325,59 @@ pub(super) fn now() -> String {
 pub struct PolicyStores {
     pub trail: Store<TrailPolicy>,
     pub retention: Store<RetentionPolicy>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A context whose kube client talks to nobody: the backoff and resync are pure bookkeeping.
+    fn context(settings: Settings) -> Context {
+        let (service, _handle) =
+            tower_test::mock::pair::<http::Request<kube::client::Body>, http::Response<kube::client::Body>>();
+        let client = Client::new(service, "default");
+        Context::new(client, SdkConfig::builder().build(), settings)
+    }
+
+    #[tokio::test]
+    async fn failures_back_off_exponentially_longer_on_throttling_capped_and_reset_by_a_success() {
+        let ctx = context(Settings {
+            retry_base: Duration::from_secs(5),
+            retry_max: Duration::from_secs(600),
+            resync: Duration::from_secs(3600),
+            ..Settings::default()
+        });
+        let delays: Vec<u64> = (0..4)
+            .map(|_| ctx.failure_delay("a", FailureKind::Transient).as_secs())
+            .collect();
+        assert_eq!(delays, [5, 10, 20, 40], "doubles per consecutive failure");
+        // Throttling starts four times longer; the count is per baseline.
+        assert_eq!(ctx.failure_delay("b", FailureKind::Throttled).as_secs(), 20);
+        // Capped at retry_max.
+        let capped = (0..20).map(|_| ctx.failure_delay("c", FailureKind::Transient)).last();
+        assert_eq!(capped, Some(Duration::from_secs(600)));
+        // What needs a person waits for the resync, however often it failed.
+        assert_eq!(
+            ctx.failure_delay("d", FailureKind::NeedsAPerson),
+            Duration::from_secs(3600)
+        );
+        // A success starts over.
+        ctx.succeeded("a");
+        assert_eq!(ctx.failure_delay("a", FailureKind::Transient).as_secs(), 5);
+    }
+
+    #[tokio::test]
+    async fn the_resync_is_jittered_by_at_most_a_tenth() {
+        let ctx = context(Settings {
+            resync: Duration::from_secs(600),
+            ..Settings::default()
+        });
+        for _ in 0..200 {
+            let resync = ctx.resync();
+            assert!(
+                resync >= Duration::from_secs(600) && resync <= Duration::from_secs(660),
+                "{resync:?}"
+            );
+        }
+    }
 }

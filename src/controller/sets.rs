@@ -12,18 +12,18 @@ use aws_types::SdkConfig;
 use futures::StreamExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
+use kube::runtime::events::{EventType, Recorder};
 use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
-use serde_json::json;
 
 use crate::api::{
     Condition, Credentials, LoggingBaseline, LoggingBaselineSet, LoggingBaselineSetStatus, OrganizationGenerator,
 };
 use crate::aws::organizations::{self, LIST_INTERVAL};
 use crate::aws::{AccountClients, AwsError, CallRecorder, Pacer};
-use crate::controller::status::reasons;
+use crate::controller::status::{self, reasons};
+use crate::controller::writer;
 use crate::desired::set::{self, SelectedAccount};
 
 /// The field manager of the baselines a set writes (server-side apply).
@@ -185,12 +185,13 @@ async fn selection(
 fn ready(b: &LoggingBaseline) -> bool {
     b.status
         .as_ref()
-        .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        .and_then(|s| status::ready_condition(&s.conditions))
+        .is_some_and(|c| c.status == "True")
 }
 
 fn condition(ok: bool, reason: &str, message: String) -> Condition {
     Condition {
-        type_: "Ready".into(),
+        type_: status::types::READY.into(),
         status: if ok { "True" } else { "False" }.into(),
         reason: reason.into(),
         message,
@@ -206,16 +207,7 @@ pub enum SetError {
 }
 
 async fn publish(ctx: &SetContext, set: &LoggingBaselineSet, type_: EventType, reason: &str, note: String) {
-    let event = KubeEvent {
-        type_,
-        reason: reason.into(),
-        note: Some(note.chars().take(1000).collect()),
-        action: "Reconcile".into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &set.object_ref(&())).await {
-        tracing::warn!(set = %set.name_any(), error = %e, "cannot publish event");
-    }
+    writer::publish_event(&ctx.recorder, set, type_, reason, "Reconcile", note).await;
 }
 
 async fn patch_status(
@@ -223,18 +215,19 @@ async fn patch_status(
     set: &LoggingBaselineSet,
     status: &LoggingBaselineSetStatus,
 ) -> Result<(), SetError> {
-    let api: Api<LoggingBaselineSet> = Api::namespaced(ctx.client.clone(), &set.namespace().unwrap_or_default());
-    let patch = json!({"apiVersion": crate::api::API_VERSION, "kind": "LoggingBaselineSet", "status": status});
-    api.patch_status(
-        &set.name_any(),
-        &PatchParams::apply(SET_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
+    writer::apply_status(&ctx.client, set, SET_MANAGER, status).await?;
     Ok(())
 }
 
 /// Keeps the conditions' transition time while their status holds.
+/// The set's conditions: Ready, and kstatus' Stalled (a conflict or an invalid set: a person must
+/// act) or Reconciling while it is not Ready.
+fn set_conditions(previous: Option<&LoggingBaselineSetStatus>, ready: Condition) -> Vec<Condition> {
+    let ready = carry_transition(previous, ready);
+    let kstatus = super::status::kstatus_condition(&ready).map(|c| carry_transition(previous, c));
+    kstatus.into_iter().chain([ready]).collect()
+}
+
 fn carry_transition(previous: Option<&LoggingBaselineSetStatus>, mut now: Condition) -> Condition {
     if let Some(before) = previous.and_then(|s| s.conditions.iter().find(|c| c.type_ == now.type_))
         && before.status == now.status
@@ -257,21 +250,7 @@ pub async fn reconcile(set: Arc<LoggingBaselineSet>, ctx: Arc<SetContext>) -> Re
     // with the default instead) changes nothing: no child created, updated or deleted.
     let invalid = set::check(&set);
     if !invalid.is_empty() {
-        let found: Vec<String> = invalid.iter().map(|p| format!("{}: {}", p.path, p.message)).collect();
-        let message = format!(
-            "the set is not valid; no LoggingBaseline created, changed or deleted: {}",
-            found.join("; ")
-        );
-        let mut status = previous.cloned().unwrap_or_default();
-        status.conditions = vec![carry_transition(
-            previous,
-            condition(false, reasons::INVALID_SPEC, message.clone()),
-        )];
-        status.observed_generation = generation;
-        if previous != Some(&status) {
-            publish(&ctx, &set, EventType::Warning, reasons::INVALID_SPEC, message).await;
-            patch_status(&ctx, &set, &status).await?;
-        }
+        refuse_invalid(&ctx, &set, &invalid).await?;
         return Ok(Action::await_change());
     }
     let (selected, read_at) = match selection(&ctx, &set).await {
@@ -279,7 +258,7 @@ pub async fn reconcile(set: Arc<LoggingBaselineSet>, ctx: Arc<SetContext>) -> Re
         Err(e) => {
             // The children stay as they are: a failed read never deletes a baseline.
             let mut status = previous.cloned().unwrap_or_default();
-            status.conditions = vec![carry_transition(previous, condition(false, e.reason(), e.to_string()))];
+            status.conditions = set_conditions(previous, condition(false, e.reason(), e.to_string()));
             status.observed_generation = generation;
             publish(&ctx, &set, EventType::Warning, e.reason(), e.to_string()).await;
             patch_status(&ctx, &set, &status).await?;
@@ -288,6 +267,44 @@ pub async fn reconcile(set: Arc<LoggingBaselineSet>, ctx: Arc<SetContext>) -> Re
     };
     let existing = ctx.baselines_in(&baselines, &ns).await?;
     let plan = set::plan(&set, &selected, &existing);
+    let created = apply_plan(&baselines, &plan, &existing).await?;
+    announce(&ctx, &set, &plan, created).await;
+    let status = set_status(&set, &selected, &existing, plan, created, read_at);
+    if previous != Some(&status) {
+        patch_status(&ctx, &set, &status).await?;
+    }
+    Ok(Action::requeue(ctx.resync))
+}
+
+/// The status of a set that is not valid, and a Warning Event naming what is wrong (once).
+async fn refuse_invalid(
+    ctx: &SetContext,
+    set: &LoggingBaselineSet,
+    invalid: &[set::SetProblem],
+) -> Result<(), SetError> {
+    let previous = set.status.as_ref();
+    let found: Vec<String> = invalid.iter().map(|p| format!("{}: {}", p.path, p.message)).collect();
+    let message = format!(
+        "the set is not valid; no LoggingBaseline created, changed or deleted: {}",
+        found.join("; ")
+    );
+    let mut status = previous.cloned().unwrap_or_default();
+    status.conditions = set_conditions(previous, condition(false, reasons::INVALID_SPEC, message.clone()));
+    status.observed_generation = set.metadata.generation;
+    if previous != Some(&status) {
+        publish(ctx, set, EventType::Warning, reasons::INVALID_SPEC, message).await;
+        patch_status(ctx, set, &status).await?;
+    }
+    Ok(())
+}
+
+/// Applies the plan's baselines (server-side apply) and deletes those no longer selected;
+/// returns how many baselines it created.
+async fn apply_plan(
+    baselines: &Api<LoggingBaseline>,
+    plan: &set::SetPlan,
+    existing: &[LoggingBaseline],
+) -> Result<usize, SetError> {
     let apply = PatchParams::apply(SET_MANAGER).force();
     let mut created = 0;
     for baseline in &plan.apply {
@@ -305,10 +322,16 @@ pub async fn reconcile(set: Arc<LoggingBaselineSet>, ctx: Arc<SetContext>) -> Re
             Err(e) => return Err(e.into()),
         }
     }
+    Ok(created)
+}
+
+/// The Events of what the plan did, and a Warning for each conflict not reported before.
+async fn announce(ctx: &SetContext, set: &LoggingBaselineSet, plan: &set::SetPlan, created: usize) {
+    let previous = set.status.as_ref();
     if created > 0 {
         publish(
-            &ctx,
-            &set,
+            ctx,
+            set,
             EventType::Normal,
             "BaselinesCreated",
             format!("created {created} LoggingBaselines"),
@@ -317,8 +340,8 @@ pub async fn reconcile(set: Arc<LoggingBaselineSet>, ctx: Arc<SetContext>) -> Re
     }
     if plan.updates > 0 {
         publish(
-            &ctx,
-            &set,
+            ctx,
+            set,
             EventType::Normal,
             "BaselinesUpdated",
             format!("updated {} LoggingBaselines to the template", plan.updates),
@@ -327,8 +350,8 @@ pub async fn reconcile(set: Arc<LoggingBaselineSet>, ctx: Arc<SetContext>) -> Re
     }
     if !plan.delete.is_empty() {
         publish(
-            &ctx,
-            &set,
+            ctx,
+            set,
             EventType::Normal,
             "BaselinesDeleted",
             format!(
@@ -347,11 +370,23 @@ pub async fn reconcile(set: Arc<LoggingBaselineSet>, ctx: Arc<SetContext>) -> Re
         .iter()
         .filter(|c| !known_conflicts.contains(&c.account_id.as_str()))
     {
-        publish(&ctx, &set, EventType::Warning, "Conflict", conflict.reason.clone()).await;
+        publish(ctx, set, EventType::Warning, "Conflict", conflict.reason.clone()).await;
     }
+}
+
+/// The set's status after applying `plan`.
+fn set_status(
+    set: &LoggingBaselineSet,
+    selected: &[set::SelectedAccount],
+    existing: &[LoggingBaseline],
+    plan: set::SetPlan,
+    created: usize,
+    read_at: Option<String>,
+) -> LoggingBaselineSetStatus {
+    let previous = set.status.as_ref();
     let owned: Vec<&LoggingBaseline> = existing
         .iter()
-        .filter(|b| set::owned_by(b, &set) && !plan.delete.contains(&b.name_any()))
+        .filter(|b| set::owned_by(b, set) && !plan.delete.contains(&b.name_any()))
         .collect();
     let baseline_count = owned.len() + created;
     let ready_count = owned.iter().filter(|b| ready(b)).count();
@@ -366,7 +401,7 @@ pub async fn reconcile(set: Arc<LoggingBaselineSet>, ctx: Arc<SetContext>) -> Re
             plan.conflicts[0].reason
         )
     };
-    let status = LoggingBaselineSetStatus {
+    LoggingBaselineSetStatus {
         selected: selected.len() as i32,
         baselines: baseline_count as i32,
         ready: ready_count as i32,
@@ -376,16 +411,12 @@ pub async fn reconcile(set: Arc<LoggingBaselineSet>, ctx: Arc<SetContext>) -> Re
         conflict_count: plan.conflicts.len() as i32,
         conflicts: plan.conflicts,
         last_organizations_read: read_at.or_else(|| previous.and_then(|s| s.last_organizations_read.clone())),
-        conditions: vec![carry_transition(
+        conditions: set_conditions(
             previous,
             condition(ok, if ok { "Reconciled" } else { "Conflict" }, message),
-        )],
-        observed_generation: generation,
-    };
-    if previous != Some(&status) {
-        patch_status(&ctx, &set, &status).await?;
+        ),
+        observed_generation: set.metadata.generation,
     }
-    Ok(Action::requeue(ctx.resync))
 }
 
 fn error_policy(_set: Arc<LoggingBaselineSet>, error: &SetError, _ctx: Arc<SetContext>) -> Action {

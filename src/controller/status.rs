@@ -6,6 +6,11 @@ use crate::api::{AppliedRetention, Condition, LastReconcile, LoggingBaselineStat
 use crate::engine::account::{AccountReport, Component, ComponentState};
 
 /// Condition types.
+/// The Ready condition among `conditions`, when there is one.
+pub fn ready_condition(conditions: &[Condition]) -> Option<&Condition> {
+    conditions.iter().find(|c| c.type_ == types::READY)
+}
+
 pub mod types {
     pub const READY: &str = "Ready";
     pub const KEY_READY: &str = "KeyReady";
@@ -19,12 +24,19 @@ pub mod types {
     pub const DRIFT_EVENTS_READY: &str = "DriftEventsReady";
     /// Logs arrive: not part of Ready (which is about settings), an alarm of its own.
     pub const DELIVERY_HEALTHY: &str = "DeliveryHealthy";
+    /// kstatus' abnormal-true conditions (read by Flux, `kubectl wait`, Helm's `--wait`): True
+    /// while the baseline is not Ready and another reconcile can get it there...
+    pub const RECONCILING: &str = "Reconciling";
+    /// ...or True when no retry will (a person must act: grant, fix the spec, resolve a conflict).
+    pub const STALLED: &str = "Stalled";
 }
 
 /// Condition reasons.
 pub mod reasons {
     pub const IN_SYNC: &str = "InSync";
     pub const REPAIRED: &str = "DriftRepaired";
+    /// What this reconcile brought in line it created (a first convergence), not repaired.
+    pub const CREATED: &str = "Created";
     pub const DRIFT_DETECTED: &str = "DriftDetected";
     pub const NOT_COMPLIANT: &str = "ExistingTrailNotCompliant";
     pub const NOT_MANAGED: &str = "NotManaged";
@@ -37,6 +49,8 @@ pub mod reasons {
     /// The reconcile did not finish within its bound (AWS did not answer in time).
     pub const TIMEOUT: &str = "Timeout";
     pub const DELIVERING: &str = "Delivering";
+    /// DeliveryHealthy Unknown: the deliveries were not read yet (the trail was just created).
+    pub const AWAITING_FIRST_DELIVERY: &str = "AwaitingFirstDelivery";
     pub const DELIVERY_FAILING: &str = "DeliveryFailing";
 }
 
@@ -111,13 +125,22 @@ fn component_condition_alone(c: Component, state: &ComponentState, report: &Acco
     let t = component_type(c);
     match state {
         ComponentState::InSync => condition(t, true, reasons::IN_SYNC, "in line with the baseline".into()),
+        ComponentState::Repaired if report.created.contains(&c) => {
+            let n = report.applied.len();
+            condition(
+                t,
+                true,
+                reasons::CREATED,
+                format!("created with the baseline's settings ({n} changes to the account this reconcile)"),
+            )
+        }
         ComponentState::Repaired => {
             let n = report.applied.len();
             condition(
                 t,
                 true,
                 reasons::REPAIRED,
-                format!("brought in line with the baseline ({n} changes this reconcile)"),
+                format!("brought in line with the baseline ({n} changes to the account this reconcile)"),
             )
         }
         ComponentState::NotManaged => condition(
@@ -169,7 +192,8 @@ fn component_condition_alone(c: Component, state: &ComponentState, report: &Acco
 /// The conditions of a reconcile, Ready last.
 pub fn conditions(report: &AccountReport) -> Vec<Condition> {
     if let Some(error) = &report.error {
-        return vec![condition(types::READY, false, error.reason(), error.to_string())];
+        let ready = condition(types::READY, false, error.reason(), error.to_string());
+        return kstatus_condition(&ready).into_iter().chain([ready]).collect();
     }
     let mut out: Vec<Condition> = Component::ALL
         .iter()
@@ -194,8 +218,62 @@ pub fn conditions(report: &AccountReport) -> Vec<Condition> {
         )
     };
     out.extend(delivery_condition(report));
+    out.extend(kstatus_condition(&ready));
     out.push(ready);
     out
+}
+
+/// The reasons of a Ready False that no retry fixes: a person must act (grant the IAM action, fix
+/// the spec or the reference, approve, resolve the conflict, point at the right account, repair
+/// what an Observe-mode baseline only reports).
+const STALLED_REASONS: &[&str] = &[
+    "AccessDenied",
+    "WrongAccount",
+    "PreconditionFailed",
+    "Conflict",
+    "InvalidRequest",
+    reasons::INVALID_SPEC,
+    reasons::INVALID_REFERENCE,
+    reasons::APPROVAL_REQUIRED,
+    reasons::NOT_COMPLIANT,
+    // Observe mode: trailkeeper will not repair it.
+    reasons::DRIFT_DETECTED,
+];
+
+/// kstatus' reading of Ready: Stalled (with Ready's reason) for what no retry fixes, Reconciling
+/// while another reconcile can bring the baseline in line, nothing once Ready (kstatus: Current).
+/// https://github.com/kubernetes-sigs/cli-utils/blob/master/pkg/kstatus/README.md
+pub fn kstatus_condition(ready: &Condition) -> Option<Condition> {
+    if ready.status == "True" {
+        return None;
+    }
+    let type_ = if STALLED_REASONS.contains(&ready.reason.as_str()) {
+        types::STALLED
+    } else {
+        types::RECONCILING
+    };
+    Some(Condition {
+        type_: type_.to_string(),
+        status: "True".to_string(),
+        ..ready.clone()
+    })
+}
+
+/// DeliveryHealthy when this reconcile did not read the deliveries: the last verdict stands, and
+/// a baseline that never had one awaits its first delivery (Unknown, not blank).
+fn delivery_not_read(previous: &[Condition]) -> Condition {
+    previous
+        .iter()
+        .find(|c| c.type_ == types::DELIVERY_HEALTHY)
+        .cloned()
+        .unwrap_or_else(|| Condition {
+            type_: types::DELIVERY_HEALTHY.to_string(),
+            status: "Unknown".to_string(),
+            reason: reasons::AWAITING_FIRST_DELIVERY.to_string(),
+            message: "the trail's deliveries are read from the next reconcile on (it was just created, or is not readable yet)".to_string(),
+            last_transition_time: None,
+            observed_generation: None,
+        })
 }
 
 /// Carries `lastTransitionTime` over from the previous conditions where the status did not change;
@@ -256,9 +334,14 @@ pub fn from_report(
     policy_name: &str,
 ) -> LoggingBaselineStatus {
     let previous_conditions = previous.map(|p| p.conditions.as_slice()).unwrap_or_default();
+    let mut next = conditions(report);
+    if !report.delivery_observed && report.error.is_none() {
+        // Before Ready, which stays last.
+        next.insert(next.len() - 1, delivery_not_read(previous_conditions));
+    }
     LoggingBaselineStatus {
         observed_generation: generation,
-        conditions: merge_conditions(previous_conditions, conditions(report), now, generation),
+        conditions: merge_conditions(previous_conditions, next, now, generation),
         trail_arn: report.trail_arn.clone(),
         bucket_name: report.bucket_name.clone(),
         access_log_bucket_name: report.access_log_bucket_name.clone(),
@@ -303,10 +386,11 @@ pub fn not_ready(
     let others: Vec<Condition> = status
         .conditions
         .iter()
-        .filter(|c| c.type_ != types::READY)
+        .filter(|c| ![types::READY, types::RECONCILING, types::STALLED].contains(&c.type_.as_str()))
         .cloned()
         .collect();
     let mut next = others;
+    next.extend(kstatus_condition(&ready));
     next.push(ready);
     status.conditions = merge_conditions(&status.conditions, next, now, generation);
     status.observed_generation = generation;
@@ -337,6 +421,87 @@ mod tests {
         assert_eq!(merged[0].last_transition_time.as_deref(), Some("t0"));
         assert_eq!(merged[1].last_transition_time.as_deref(), Some("t1"));
         assert_eq!(merged[1].observed_generation, Some(3));
+    }
+
+    fn report_with(component: Component, state: ComponentState, created: bool) -> AccountReport {
+        let mut report = AccountReport::new("111122223333", "us-east-1", crate::api::Mode::Enforce);
+        report.components.insert(component, state);
+        if created {
+            report.created.insert(component);
+        }
+        report
+    }
+
+    fn find<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
+        conditions.iter().find(|c| c.type_ == type_)
+    }
+
+    #[test]
+    fn what_a_reconcile_created_says_created_and_what_it_repaired_says_drift_repaired() {
+        let created = conditions(&report_with(Component::Trail, ComponentState::Repaired, true));
+        assert_eq!(find(&created, types::TRAIL_READY).unwrap().reason, reasons::CREATED);
+        let repaired = conditions(&report_with(Component::Trail, ComponentState::Repaired, false));
+        assert_eq!(find(&repaired, types::TRAIL_READY).unwrap().reason, reasons::REPAIRED);
+    }
+
+    #[test]
+    fn kstatus_reads_stalled_for_what_a_person_must_fix_and_reconciling_otherwise() {
+        let denied = crate::aws::AwsError {
+            kind: crate::aws::ErrorKind::AccessDenied,
+            code: "AccessDenied".into(),
+            message: "no".into(),
+            action: "kms:CreateKey".into(),
+            resource: "key".into(),
+        };
+        let stalled = conditions(&report_with(Component::Key, ComponentState::Failed(denied), false));
+        let stalled_condition = find(&stalled, types::STALLED).expect("Stalled");
+        assert_eq!(
+            (stalled_condition.status.as_str(), stalled_condition.reason.as_str()),
+            ("True", "AccessDenied")
+        );
+        assert!(find(&stalled, types::RECONCILING).is_none());
+        let waiting = conditions(&report_with(
+            Component::Storage,
+            ComponentState::Waiting(Component::Key),
+            false,
+        ));
+        assert_eq!(
+            find(&waiting, types::RECONCILING).map(|c| c.status.as_str()),
+            Some("True")
+        );
+        assert!(find(&waiting, types::STALLED).is_none());
+        let ready = conditions(&report_with(Component::Key, ComponentState::InSync, false));
+        assert!(find(&ready, types::STALLED).is_none() && find(&ready, types::RECONCILING).is_none());
+        // Ready stays last.
+        assert_eq!(stalled.last().unwrap().type_, types::READY);
+        // A reconcile that could not run: Stalled for an invalid spec, Reconciling for a timeout.
+        let invalid = not_ready(None, Some(1), "t", reasons::INVALID_SPEC, "bad");
+        assert!(find(&invalid.conditions, types::STALLED).is_some());
+        let timeout = not_ready(Some(&invalid), Some(1), "t", reasons::TIMEOUT, "slow");
+        assert!(find(&timeout.conditions, types::RECONCILING).is_some());
+        assert!(
+            find(&timeout.conditions, types::STALLED).is_none(),
+            "the old Stalled is gone"
+        );
+    }
+
+    #[test]
+    fn delivery_health_awaits_the_first_delivery_and_then_keeps_the_last_verdict() {
+        let report = report_with(Component::Trail, ComponentState::Repaired, true);
+        let retention = RetentionPolicySpec::default();
+        let first = from_report(&report, None, Some(1), "t0", &retention, "built-in");
+        let delivery =
+            find(&first.conditions, types::DELIVERY_HEALTHY).expect("DeliveryHealthy from the first reconcile");
+        assert_eq!(
+            (delivery.status.as_str(), delivery.reason.as_str()),
+            ("Unknown", reasons::AWAITING_FIRST_DELIVERY)
+        );
+        assert_eq!(first.conditions.last().unwrap().type_, types::READY);
+        let mut healthy = first.clone();
+        healthy.conditions.retain(|c| c.type_ != types::DELIVERY_HEALTHY);
+        healthy.conditions.insert(0, c(types::DELIVERY_HEALTHY, "True", "t1"));
+        let next = from_report(&report, Some(&healthy), Some(1), "t2", &retention, "built-in");
+        assert_eq!(find(&next.conditions, types::DELIVERY_HEALTHY).unwrap().status, "True");
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! with the controller's client can bypass the check. Leader election writes its Lease with a
 //! client of its own (it must write while it does not lead).
 
+use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -17,6 +18,14 @@ use std::time::Duration;
 
 use http::{Method, Request};
 use tower::{BoxError, Layer, Service};
+
+use k8s_openapi::NamespaceResourceScope;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
+use kube::{Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
 
 use crate::fence::WriteGate;
 
@@ -110,6 +119,63 @@ where
                 Err(_) => Err(Refused::TimedOut.into()),
             }
         })
+    }
+}
+
+/// Server-side applies `status` as the status of `object` (the field manager `manager`, forced:
+/// the status is this controller's alone).
+pub async fn apply_status<K>(
+    client: &Client,
+    object: &K,
+    manager: &str,
+    status: &impl Serialize,
+) -> Result<(), kube::Error>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Clone + DeserializeOwned + fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), &object.namespace().unwrap_or_default());
+    let patch = json!({"apiVersion": K::api_version(&()), "kind": K::kind(&()), "status": status});
+    api.patch_status(
+        &object.name_any(),
+        &PatchParams::apply(manager).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Publishes a Kubernetes Event about `object`, its note cut to the API's 1 kB. A failure is only
+/// logged: an Event is not worth failing a reconcile for.
+pub async fn publish_event<K>(
+    recorder: &Recorder,
+    object: &K,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+) where
+    K: Resource<DynamicType = ()>,
+{
+    let mut note = note;
+    if note.len() > 1000 {
+        let cut = (0..=1000).rev().find(|i| note.is_char_boundary(*i)).unwrap_or(0);
+        note.truncate(cut);
+        note.push('…');
+    }
+    let event = KubeEvent {
+        type_,
+        reason: reason.into(),
+        note: Some(note),
+        action: action.into(),
+        secondary: None,
+    };
+    if let Err(e) = recorder.publish(&event, &object.object_ref(&())).await {
+        let name = format!(
+            "{}/{}",
+            object.meta().namespace.as_deref().unwrap_or_default(),
+            object.name_any()
+        );
+        tracing::warn!(kind = %K::kind(&()), object = %name, error = %e, "cannot publish event");
     }
 }
 

@@ -224,63 +224,8 @@ async fn reconcile(
         .await?;
     }
 
-    let resource = format!("glue:{}", database.name);
-    if !database_exists? {
-        part.differs(&resource, "exists", true, false);
-        part.act(&resource, "create the Glue database", || {
-            glue::create_database(clients, &database)
-        })
-        .await?;
-    }
-    let resource = format!("glue:{}.{}", database.name, table.name);
-    match observed_table? {
-        None => {
-            part.differs(&resource, "exists", true, false);
-            part.act(&resource, "create the CloudTrail table", || {
-                glue::create_table(clients, &database.name, &table)
-            })
-            .await?;
-        }
-        Some(observed) => {
-            let drift = table_drift(&table, &observed);
-            for (field, expected, actual) in &drift {
-                part.differs(&resource, field, expected, actual);
-            }
-            if !drift.is_empty() {
-                part.act(&resource, "update the CloudTrail table's definition", || {
-                    glue::update_table(clients, &database.name, &table)
-                })
-                .await?;
-            }
-        }
-    }
-
-    let resource = format!("athena:workgroup/{}", work_group.name);
-    let observed_queries = match observed_wg? {
-        None => {
-            part.differs(&resource, "exists", true, false);
-            part.act(
-                &resource,
-                "create the workgroup with enforced, encrypted results",
-                || athena::create_work_group(clients, &work_group),
-            )
-            .await?;
-            Vec::new()
-        }
-        Some(observed) => {
-            let drift = work_group_drift(&work_group, &observed);
-            for (field, expected, actual) in &drift {
-                part.differs(&resource, field, expected, actual);
-            }
-            if !drift.is_empty() {
-                let fields: Vec<&str> = drift.iter().map(|(f, _, _)| f.as_str()).collect();
-                let action = format!("update the workgroup ({})", fields.join(", "));
-                part.act(&resource, &action, || athena::update_work_group(clients, &work_group))
-                    .await?;
-            }
-            athena::list_named_queries(clients, &work_group.name).await?
-        }
-    };
+    reconcile_catalog(clients, &database, database_exists?, &table, observed_table?, part).await?;
+    let observed_queries = reconcile_work_group(clients, &work_group, observed_wg?, part).await?;
 
     for (query, fix) in named_query_fixes(&queries, &observed_queries) {
         let resource = format!("athena:workgroup/{}/{}", work_group.name, query.name);
@@ -310,6 +255,85 @@ async fn reconcile(
         }
     }
     Ok(queries.len() as u32)
+}
+
+/// The Glue database and the CloudTrail table over the trail's logs.
+async fn reconcile_catalog(
+    clients: &AccountClients,
+    database: &desired::DesiredDatabase,
+    database_exists: bool,
+    table: &TableDefinition,
+    observed_table: Option<TableDefinition>,
+    part: &mut Part<'_>,
+) -> Result<(), AwsError> {
+    let resource = format!("glue:{}", database.name);
+    if !database_exists {
+        part.differs(&resource, "exists", true, false);
+        part.act(&resource, "create the Glue database", || {
+            glue::create_database(clients, database)
+        })
+        .await?;
+    }
+    let resource = format!("glue:{}.{}", database.name, table.name);
+    match observed_table {
+        None => {
+            part.differs(&resource, "exists", true, false);
+            part.act(&resource, "create the CloudTrail table", || {
+                glue::create_table(clients, &database.name, table)
+            })
+            .await?;
+        }
+        Some(observed) => {
+            let drift = table_drift(table, &observed);
+            for (field, expected, actual) in &drift {
+                part.differs(&resource, field, expected, actual);
+            }
+            if !drift.is_empty() {
+                part.act(&resource, "update the CloudTrail table's definition", || {
+                    glue::update_table(clients, &database.name, table)
+                })
+                .await?;
+            }
+        }
+    }
+
+    Ok(())
+}
+
+/// The workgroup (results enforced and encrypted); returns the named queries it holds.
+async fn reconcile_work_group(
+    clients: &AccountClients,
+    work_group: &DesiredWorkGroup,
+    observed: Option<ObservedWorkGroup>,
+    part: &mut Part<'_>,
+) -> Result<Vec<ObservedNamedQuery>, AwsError> {
+    let resource = format!("athena:workgroup/{}", work_group.name);
+    let queries = match observed {
+        None => {
+            part.differs(&resource, "exists", true, false);
+            part.act(
+                &resource,
+                "create the workgroup with enforced, encrypted results",
+                || athena::create_work_group(clients, work_group),
+            )
+            .await?;
+            Vec::new()
+        }
+        Some(observed) => {
+            let drift = work_group_drift(work_group, &observed);
+            for (field, expected, actual) in &drift {
+                part.differs(&resource, field, expected, actual);
+            }
+            if !drift.is_empty() {
+                let fields: Vec<&str> = drift.iter().map(|(f, _, _)| f.as_str()).collect();
+                let action = format!("update the workgroup ({})", fields.join(", "));
+                part.act(&resource, &action, || athena::update_work_group(clients, work_group))
+                    .await?;
+            }
+            athena::list_named_queries(clients, &work_group.name).await?
+        }
+    };
+    Ok(queries)
 }
 
 #[cfg(test)]

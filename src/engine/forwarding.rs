@@ -1,8 +1,11 @@
 //! Event-driven drift detection: per account, the forwarding role (IAM, once) and the forwarding
 //! rule in each region; for the operator, the central bus, its rule and the queue's policy.
 
+use futures::StreamExt;
+
+use super::account::{AccountReconcile, REGION_CONCURRENCY};
 use super::regional::{Part, RegionOutcome, ServiceRole, reconcile_service_role};
-use super::report::Component;
+use super::report::{Component, ComponentState};
 use crate::aws::events::{self, ObservedTarget};
 use crate::aws::{AccountClients, AwsError, sqs};
 use crate::desired::events::{
@@ -209,4 +212,56 @@ pub async fn ensure_central(
         writes.push("SetQueueAttributes Policy".to_string());
     }
     Ok((forwarding, writes))
+}
+impl AccountReconcile<'_> {
+    /// The forwarding of tampering events: the role (IAM, global), then the rule of each region
+    /// trailkeeper enforces and of the primary region.
+    pub(super) async fn reconcile_forwarding(
+        &self,
+        forwarding: &Forwarding,
+        mut regions: Vec<String>,
+    ) -> Vec<RegionOutcome> {
+        let account = self.desired.account_id.as_str();
+        let tags = crate::desired::resource_tags(self.specs.baseline);
+        let mut role = RegionOutcome {
+            region: "global".into(),
+            ..Default::default()
+        };
+        if let Err(e) =
+            reconcile_forwarding_role(&self.clients, account, forwarding, &tags, self.write, &mut role).await
+        {
+            role.parts.push((
+                Component::DriftEvents,
+                ComponentState::Failed(e.clone()),
+                format!("IAM: {e}"),
+            ));
+            return vec![role];
+        }
+        regions.push(self.clients.region.clone());
+        regions.sort();
+        regions.dedup();
+        let (clients, tags, write) = (&self.clients, &tags, self.write);
+        let runs: Vec<futures::future::BoxFuture<'_, _>> = regions
+            .into_iter()
+            .map(|region| {
+                Box::pin(async move {
+                    let mut outcome = RegionOutcome {
+                        region: region.clone(),
+                        ..Default::default()
+                    };
+                    let clients = clients.for_region(&region);
+                    reconcile_forwarding_rule(&clients, account, forwarding, tags, write, &mut outcome).await;
+                    outcome
+                }) as futures::future::BoxFuture<'_, _>
+            })
+            .collect();
+        let mut outcomes = vec![role];
+        outcomes.extend(
+            futures::stream::iter(runs)
+                .buffered(REGION_CONCURRENCY)
+                .collect::<Vec<_>>()
+                .await,
+        );
+        outcomes
+    }
 }

@@ -3,9 +3,13 @@
 
 pub mod account;
 pub mod audit_queries;
+pub mod cis_evidence;
 pub mod cleanup;
 pub mod forwarding;
+mod key;
 pub mod regional;
 pub mod report;
+mod storage;
+mod trail;
 pub mod verify;
 pub mod writes;

@@ -5,11 +5,14 @@
 use std::collections::BTreeMap;
 
 use crate::api::Drift;
-use crate::aws::{AccountClients, AwsError, config, ec2, iam, kms, logs, ssm};
+use crate::aws::{AccountClients, AwsError, ec2, iam, kms, logs};
 use crate::desired::regional::{self, DesiredFlowLogs, FLOW_LOG_ROLE, FLOW_LOG_ROLE_POLICY, FlowLogTarget};
 use crate::desired::{AccountSpecs, policy};
 use crate::engine::report::{Change, Component, ComponentState};
 use crate::judge::diff::{self, days, shortens};
+
+mod agents;
+mod config_rules;
 
 /// What one region's reconcile saw and did.
 #[derive(Clone, Debug, Default)]
@@ -22,10 +25,8 @@ pub struct RegionOutcome {
     pub parts: Vec<(Component, ComponentState, String)>,
     /// Whether this region's flow logs deliver.
     pub delivery: Vec<crate::judge::delivery::DeliveryFinding>,
-    /// Whether a configuration recorder records (None: not read).
-    pub config_recording: Option<bool>,
-    /// VPCs with a compliant flow log (counting those created now), VPCs (None: not read).
-    pub flow_log_coverage: Option<(usize, usize)>,
+    /// Components whose resources this region's reconcile created.
+    pub created: std::collections::BTreeSet<Component>,
 }
 
 /// The writes of one part, recorded as drift and applied (or left pending) in order.
@@ -38,6 +39,9 @@ pub(crate) struct Part<'a> {
 
 impl Part<'_> {
     pub(crate) fn differs(&mut self, resource: &str, field: &str, expected: impl ToString, actual: impl ToString) {
+        if field == "exists" && self.write {
+            self.outcome.created.insert(self.component);
+        }
         self.outcome.drift.push(Drift {
             resource: resource.to_string(),
             field: field.to_string(),
@@ -285,7 +289,7 @@ pub async fn reconcile_region(
             changed: false,
         };
         let tags = crate::desired::resource_tags(specs.baseline);
-        let result = reconcile_agents(clients, &agents, &tags, &mut part).await;
+        let result = agents::reconcile_agents(clients, &agents, &tags, &mut part).await;
         part.finish(result);
     }
     if !rules.is_empty() {
@@ -296,7 +300,7 @@ pub async fn reconcile_region(
             changed: false,
         };
         let recorder = regional::recorder(specs, &clients.region);
-        let result = reconcile_rules(clients, &rules, recorder.as_ref(), &mut part).await;
+        let result = config_rules::reconcile_rules(clients, &rules, recorder.as_ref(), &mut part).await;
         part.finish(result);
     }
     outcome
@@ -467,9 +471,6 @@ async fn reconcile_flow_logs(
         FlowLogTarget::S3 { bucket_arn } => bucket_arn.clone(),
     };
     let covered = vpcs.len() - not_compliant.len();
-    // What holds now: without writes, the VPCs still to cover are not covered.
-    let covered_now = if part.write { covered } else { covered - uncovered.len() };
-    part.outcome.flow_log_coverage = Some((covered_now, vpcs.len()));
     let mut detail = format!("{covered}/{} VPCs covered, into {destination}", vpcs.len());
     if !not_compliant.is_empty() {
         detail.push_str(&format!(
@@ -484,171 +485,5 @@ async fn reconcile_flow_logs(
             message: detail,
         });
     }
-    Ok(detail)
-}
-
-async fn reconcile_agents(
-    clients: &AccountClients,
-    agents: &[regional::DesiredAgentConfig],
-    tags: &BTreeMap<String, String>,
-    part: &mut Part<'_>,
-) -> Result<String, AwsError> {
-    // Each association's instances by the status of their last run, for delivery health.
-    let mut runs = Vec::new();
-    for agent in agents {
-        let resource = format!("ssm:{}:{}", clients.region, agent.parameter);
-        let current = ssm::get_parameter(clients, agent.parameter).await?;
-        let same = current
-            .as_deref()
-            .and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok())
-            == serde_json::from_str::<serde_json::Value>(&agent.value).ok();
-        if !same {
-            part.differs(
-                &resource,
-                "value",
-                "the agent configuration of the baseline",
-                current.as_ref().map_or("(none)", |_| "another configuration"),
-            );
-            part.act(&resource, "put the agent configuration", || {
-                ssm::put_parameter(clients, agent.parameter, &agent.value, current.is_some(), tags)
-            })
-            .await?;
-        }
-        for association in &agent.associations {
-            let resource = format!("ssm:{}:association/{}", clients.region, association.name);
-            let found = ssm::find_association(clients, &association.name).await?;
-            if let Some(f) = &found {
-                runs.push((association.name.clone(), f.instances_by_status.clone()));
-            }
-            match found {
-                None => {
-                    part.differs(&resource, "exists", true, false);
-                    part.act(
-                        &resource,
-                        &format!("create the association ({})", association.document),
-                        || ssm::put_association(clients, agent, association, None),
-                    )
-                    .await?;
-                }
-                Some(found) => {
-                    let differs = association
-                        .parameters
-                        .iter()
-                        .find(|(k, v)| found.parameters.get(*k).and_then(|p| p.first()) != Some(*v));
-                    let (field, expected, actual) = match differs {
-                        _ if found.document != association.document => (
-                            "document".to_string(),
-                            association.document.to_string(),
-                            found.document.clone(),
-                        ),
-                        // The configuration's location reads as such in drift reports.
-                        Some((k, v)) => (
-                            if k == "optionalConfigurationLocation" {
-                                "configuration".to_string()
-                            } else {
-                                format!("parameters.{k}")
-                            },
-                            v.clone(),
-                            found
-                                .parameters
-                                .get(k)
-                                .and_then(|p| p.first())
-                                .cloned()
-                                .unwrap_or_default(),
-                        ),
-                        None => continue,
-                    };
-                    part.differs(&resource, &field, expected, actual);
-                    part.act(
-                        &resource,
-                        &format!("update the association ({})", association.document),
-                        || ssm::put_association(clients, agent, association, Some(&found.id)),
-                    )
-                    .await?;
-                }
-            }
-        }
-    }
-    part.outcome
-        .delivery
-        .push(crate::judge::delivery::instance_logs(&clients.region, &runs));
-    let platforms: Vec<&str> = agents.iter().map(|a| a.platform).collect();
-    Ok(format!(
-        "agent configuration for {} applied to instances tagged {}={}",
-        platforms.join(" and "),
-        agents[0].target.0,
-        agents[0].target.1
-    ))
-}
-
-async fn reconcile_rules(
-    clients: &AccountClients,
-    rules: &[regional::DesiredConfigRule],
-    recorder: Option<&regional::DesiredRecorder>,
-    part: &mut Part<'_>,
-) -> Result<String, AwsError> {
-    if !config::has_recorder(clients).await? {
-        let Some(recorder) = recorder else {
-            return Err(AwsError {
-                kind: crate::aws::ErrorKind::NotFound,
-                action: "config:DescribeConfigurationRecorders".into(),
-                resource: format!("region {}", clients.region),
-                code: "NoConfigurationRecorder".into(),
-                message: "AWS Config has no configuration recorder in this region, so Config rules cannot run: \
-                          set one up, or set configRules.createRecorder: true"
-                    .into(),
-            });
-        };
-        let resource = format!("config:{}:recorder/default", clients.region);
-        part.differs(&resource, "exists", true, false);
-        part.act(&resource, "create and start the configuration recorder", || {
-            config::create_recorder(clients, recorder)
-        })
-        .await?;
-    }
-    let names: Vec<String> = rules.iter().map(|r| r.name.clone()).collect();
-    let observed = config::observe_rules(clients, &names).await?;
-    for rule in rules {
-        let resource = format!("config:{}:{}", clients.region, rule.name);
-        let wanted = (rule.source.clone(), rule.input.clone(), rule.scope.clone());
-        if observed.get(&rule.name) != Some(&wanted) {
-            let actual = if observed.contains_key(&rule.name) {
-                "other settings"
-            } else {
-                "absent"
-            };
-            part.differs(&resource, "rule", &rule.source, actual);
-            part.act(&resource, "put the Config rule", || config::put_rule(clients, rule))
-                .await?;
-        }
-    }
-    // Whether the recorders record: delivery health, information like compliance below.
-    if let Ok(status) = config::recorder_status(clients).await {
-        part.outcome.config_recording = Some(!status.is_empty() && status.iter().all(|r| r.recording));
-        part.outcome
-            .delivery
-            .push(crate::judge::delivery::config_recorders(&clients.region, &status));
-    }
-    // Compliance is information for the status: when the API cannot give it, say so and go on.
-    let detail = match config::compliance(clients, &names).await {
-        Ok(Some(c)) => {
-            let failing: Vec<&String> = c
-                .iter()
-                .filter(|(_, v)| v.as_str() == "NON_COMPLIANT")
-                .map(|(k, _)| k)
-                .collect();
-            if failing.is_empty() {
-                format!("{} rules, none non-compliant", rules.len())
-            } else {
-                format!(
-                    "{} rules, non-compliant: {}",
-                    rules.len(),
-                    failing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
-                )
-            }
-        }
-        Ok(None) => format!("{} rules, compliance not evaluated yet", rules.len()),
-        Err(e) => format!("{} rules, compliance unavailable: {e}", rules.len()),
-    };
     Ok(detail)
 }

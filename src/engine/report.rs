@@ -120,6 +120,8 @@ pub struct AccountReport {
     /// Writes made.
     pub applied: Vec<Change>,
     pub components: BTreeMap<Component, ComponentState>,
+    /// Components whose resources this reconcile created (a first convergence, not a repair).
+    pub created: std::collections::BTreeSet<Component>,
     /// Per component, one line per region (`us-east-1: 3/3 VPCs covered, ...`).
     pub details: BTreeMap<Component, Vec<String>>,
     pub error: Option<EngineError>,
@@ -140,6 +142,34 @@ pub struct AccountReport {
 }
 
 impl AccountReport {
+    /// The report of an account's reconcile before it has observed anything.
+    pub fn new(account_id: &str, region: &str, mode: Mode) -> Self {
+        AccountReport {
+            account_id: account_id.to_string(),
+            region: region.to_string(),
+            mode,
+            identity: None,
+            drift: Vec::new(),
+            not_compliant: Vec::new(),
+            pending: Vec::new(),
+            applied: Vec::new(),
+            components: BTreeMap::new(),
+            created: Default::default(),
+            details: BTreeMap::new(),
+            error: None,
+            key_arn: None,
+            trail_arn: None,
+            bucket_name: None,
+            access_log_bucket_name: None,
+            audit_queries: None,
+            delivery: Vec::new(),
+            delivery_observed: false,
+            evidence: Default::default(),
+            calls: CallCounts::default(),
+            duration: Duration::ZERO,
+        }
+    }
+
     /// In line with the baseline: nothing pending, nothing failed, nothing non-compliant.
     pub fn in_sync(&self) -> bool {
         self.error.is_none()
@@ -158,11 +188,13 @@ impl AccountReport {
     }
 }
 
-/// What was in force before this change, against which shortening is judged: the retention last
-/// applied (with the approval that allowed it), or, when unknown, what AWS reports.
+/// What the last reconcile applied (from the baseline's status): the approval the retention in
+/// force was applied under, against which a shortening is judged (when unknown, what AWS reports
+/// is), and the trail key it reported.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct PreviousApproval {
-    pub reference: Option<String>,
+pub struct LastApplied {
+    /// The RetentionPolicy approval (its reference) the retention in force was applied under.
+    pub approval_reference: Option<String>,
     /// The trail key's ARN as last reported (status): found again with one call when its alias
     /// is gone, instead of a scan of every key of the account.
     pub key_arn: Option<String>,

@@ -343,9 +343,30 @@ pub async fn verify(
     let bucket = &location.bucket;
     let mut buckets = BucketClients::new(clients);
     let trail_bucket = buckets.of(bucket).await?;
+    let keys = digest_keys(&trail_bucket, location, start, end).await?;
+    let mut report = VerifyReport::default();
+    let mut read = read_digests(&trail_bucket, bucket, keys, start, end, &mut report).await?;
+    read.sort_by(|a, b| a.digest.digest_end_time.cmp(&b.digest.digest_end_time));
+    report.digests = read.len();
+    let passed = check_signatures(clients, bucket, &read, start, end, &mut report).await?;
+    let trusted = check_chain(&mut buckets, bucket, &read, passed, &mut report).await?;
+    check_log_files(&mut buckets, &trusted, &mut report).await?;
+    report.problems.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(report)
+}
+
+/// The digest files under each region folder of the account's digest root, for the days around
+/// the period, with the region each was listed under.
+async fn digest_keys(
+    trail_bucket: &AccountClients,
+    location: &LogLocation,
+    start: i64,
+    end: i64,
+) -> Result<Vec<(String, String)>, AwsError> {
+    let bucket = &location.bucket;
     let digest_root = format!("{}CloudTrail-Digest/", location.account_root());
     let mut keys = Vec::new();
-    for folder in s3::list_folders(&trail_bucket, bucket, &digest_root).await? {
+    for folder in s3::list_folders(trail_bucket, bucket, &digest_root).await? {
         let region = folder
             .strip_prefix(&digest_root)
             .unwrap_or_default()
@@ -355,15 +376,27 @@ pub async fn verify(
             continue;
         }
         for day in days(start - 3600, end + 3600) {
-            for key in s3::list_keys(&trail_bucket, bucket, &format!("{folder}{day}")).await? {
+            for key in s3::list_keys(trail_bucket, bucket, &format!("{folder}{day}")).await? {
                 keys.push((region.clone(), key));
             }
         }
     }
-    let mut report = VerifyReport::default();
+    Ok(keys)
+}
+
+/// Each digest read, unzipped and parsed (an unreadable one is a problem), kept when it ends in
+/// the period.
+async fn read_digests(
+    trail_bucket: &AccountClients,
+    bucket: &str,
+    keys: Vec<(String, String)>,
+    start: i64,
+    end: i64,
+    report: &mut VerifyReport,
+) -> Result<Vec<ReadDigest>, AwsError> {
     let mut read = Vec::new();
     for (region, key) in keys {
-        let Some((bytes, metadata)) = s3::get_object(&trail_bucket, bucket, &key).await? else {
+        let Some((bytes, metadata)) = s3::get_object(trail_bucket, bucket, &key).await? else {
             continue;
         };
         let digest = match gunzip(&bytes)
@@ -389,19 +422,27 @@ pub async fn verify(
             digest,
         });
     }
-    read.sort_by(|a, b| a.digest.digest_end_time.cmp(&b.digest.digest_end_time));
-    report.digests = read.len();
+    Ok(read)
+}
 
-    // Each digest on its own, in awscli's order: where it was read, its public key (in its own
-    // region: ListPublicKeys, "Each digest file is signed with a private key unique to its
-    // Region. When you validate a digest file from a specific Region, you must look in the same
-    // Region for its corresponding public key",
-    // https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_ListPublicKeys.html),
-    // its signature.
+/// Each digest on its own, in awscli's order: where it was read, its public key (in its own
+/// region: ListPublicKeys, "Each digest file is signed with a private key unique to its
+/// Region. When you validate a digest file from a specific Region, you must look in the same
+/// Region for its corresponding public key",
+/// https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_ListPublicKeys.html),
+/// its signature.
+async fn check_signatures<'r>(
+    clients: &AccountClients,
+    bucket: &str,
+    read: &'r [ReadDigest],
+    start: i64,
+    end: i64,
+    report: &mut VerifyReport,
+) -> Result<Vec<&'r ReadDigest>, AwsError> {
     let mut public_keys: BTreeMap<String, BTreeMap<String, Vec<u8>>> = BTreeMap::new();
     let mut passed: Vec<&ReadDigest> = Vec::new();
-    for d in &read {
-        if d.digest.digest_s3_bucket != *bucket || d.digest.digest_s3_object != d.key {
+    for d in read {
+        if d.digest.digest_s3_bucket != bucket || d.digest.digest_s3_object != d.key {
             report.problems.push(problem(
                 "digest",
                 &d.key,
@@ -463,17 +504,27 @@ pub async fn verify(
         passed.push(d);
     }
 
-    // The chain: each digest names its predecessor's signature and hash (CloudTrail user guide,
-    // "Custom implementations of CloudTrail log file integrity validation"). A link is judged
-    // only against a predecessor that passed on its own: one that failed is reported already,
-    // and its authentic successor is not to blame for it (awscli reports such a successor valid).
+    Ok(passed)
+}
+
+/// The chain: each digest names its predecessor's signature and hash (CloudTrail user guide,
+/// "Custom implementations of CloudTrail log file integrity validation"). A link is judged
+/// only against a predecessor that passed on its own: one that failed is reported already,
+/// and its authentic successor is not to blame for it (awscli reports such a successor valid).
+async fn check_chain<'r>(
+    buckets: &mut BucketClients<'_>,
+    bucket: &str,
+    read: &'r [ReadDigest],
+    passed: Vec<&'r ReadDigest>,
+    report: &mut VerifyReport,
+) -> Result<Vec<&'r ReadDigest>, AwsError> {
     let read_at: BTreeMap<&str, &ReadDigest> = read.iter().map(|d| (d.key.as_str(), d)).collect();
     let passed_at: BTreeMap<&str, &ReadDigest> = passed.iter().map(|d| (d.key.as_str(), *d)).collect();
     let mut trusted = Vec::new();
     for d in &passed {
         if let Some(previous) = d.digest.previous_digest_s3_object.as_deref().filter(|p| !p.is_empty()) {
             let previous_bucket = d.digest.previous_digest_s3_bucket.as_deref().unwrap_or(bucket);
-            if previous_bucket == bucket.as_str() && read_at.contains_key(previous) {
+            if previous_bucket == bucket && read_at.contains_key(previous) {
                 if let Some(p) = passed_at.get(previous) {
                     let same_signature = p.signature.as_deref() == d.digest.previous_digest_signature.as_deref();
                     let same_hash = d.digest.previous_digest_hash_value.as_deref() == Some(p.sha256.as_str());
@@ -504,9 +555,17 @@ pub async fn verify(
         trusted.push(*d);
     }
 
-    // Every log file a trusted digest lists.
-    // Owned, with the clients cloned into each read: the futures must be Send for any lifetime
-    // (the controller runs this inside its reconcile).
+    Ok(trusted)
+}
+
+/// Every log file a trusted digest lists.
+/// Owned, with the clients cloned into each read: the futures must be Send for any lifetime
+/// (the controller runs this inside its reconcile).
+async fn check_log_files(
+    buckets: &mut BucketClients<'_>,
+    trusted: &[&ReadDigest],
+    report: &mut VerifyReport,
+) -> Result<(), AwsError> {
     let listed: Vec<ListedLogFile> = trusted
         .iter()
         .flat_map(|d| d.digest.log_files.iter().cloned())
@@ -538,91 +597,8 @@ pub async fn verify(
     for r in results {
         report.problems.extend(r?);
     }
-    report.problems.sort_by(|a, b| a.key.cmp(&b.key));
-    Ok(report)
+    Ok(())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_signed_string_is_end_time_path_hash_and_previous_signature() {
-        let digest = DigestFile {
-            digest_end_time: "2026-11-27T05:00:00Z".into(),
-            digest_start_time: "2026-11-27T04:00:00Z".into(),
-            digest_s3_bucket: "b".into(),
-            digest_s3_object: "AWSLogs/1/CloudTrail-Digest/x.json.gz".into(),
-            digest_public_key_fingerprint: "f".into(),
-            previous_digest_s3_bucket: None,
-            previous_digest_s3_object: None,
-            previous_digest_hash_value: None,
-            previous_digest_signature: None,
-            log_files: Vec::new(),
-        };
-        assert_eq!(
-            signing_string(&digest, "abc"),
-            "2026-11-27T05:00:00Z\nb/AWSLogs/1/CloudTrail-Digest/x.json.gz\nabc\nnull"
-        );
-    }
-
-    fn gzip(bytes: &[u8]) -> Vec<u8> {
-        use std::io::Write;
-        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        encoder.write_all(bytes).unwrap();
-        encoder.finish().unwrap()
-    }
-
-    #[test]
-    fn only_one_whole_gzip_stream_is_content() {
-        assert_eq!(gunzip(&gzip(b"{}")), Ok(b"{}".to_vec()));
-        let mut appended = gzip(b"{}");
-        appended.extend(gzip(b"forged"));
-        assert_eq!(gunzip(&appended), Err(GzipError::TrailingData));
-        let mut padded = gzip(b"{}");
-        padded.push(0);
-        assert_eq!(gunzip(&padded), Err(GzipError::TrailingData));
-        assert_eq!(gunzip(b"{}"), Err(GzipError::NotGzip));
-        let truncated = gzip(b"{\"Records\":[]}");
-        assert!(matches!(
-            gunzip(&truncated[..truncated.len() - 4]),
-            Err(GzipError::Corrupt(_))
-        ));
-    }
-
-    #[test]
-    fn region_folders_are_region_names_only() {
-        for region in ["us-east-1", "us-gov-west-1", "ap-southeast-5", "il-central-1"] {
-            assert!(is_region(region), "{region}");
-        }
-        for other in [
-            "",
-            "us",
-            "us-east",
-            "US-EAST-1",
-            "us-east-1.evil.example",
-            "..",
-            "us--1",
-        ] {
-            assert!(!is_region(other), "{other}");
-        }
-    }
-
-    #[test]
-    fn days_cover_the_range() {
-        let start = seconds_of("2026-11-25T23:00:00Z").unwrap();
-        let end = seconds_of("2026-11-27T01:00:00Z").unwrap();
-        assert_eq!(days(start, end), ["2026/11/25/", "2026/11/26/", "2026/11/27/"]);
-    }
-
-    #[test]
-    fn the_organization_layout_has_the_organization_id() {
-        let location = LogLocation {
-            bucket: "b".into(),
-            prefix: Some("org/".into()),
-            organization_id: Some("o-abc".into()),
-            account: "111122223333".into(),
-        };
-        assert_eq!(location.account_root(), "org/AWSLogs/o-abc/111122223333/");
-    }
-}
+mod tests;

@@ -1,7 +1,9 @@
 //! Pure judgements: what differs between desired and observed, compliance, delivery health, and
 //! whether a retention change may be made.
 
+pub mod account_controls;
 pub mod compliance;
 pub mod delivery;
 pub mod diff;
+pub mod evidence;
 pub mod retention_review;

@@ -2,21 +2,21 @@
 //! the API server would (schema, CEL) plus the references between them, and the resolution of
 //! each LoggingBaseline to the policies it uses.
 
+mod files;
+mod resolve;
 pub mod schema;
+
+pub use files::{collect_files, load};
+pub use resolve::{ResolvedBaseline, resolve};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::path::{Path, PathBuf};
 
 use kube::core::cel::{CompiledSchema, compile_schema, validate_compiled};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::api::{
-    API_VERSION, DEFAULT_POLICY_NAME, LoggingBaseline, LoggingBaselineSet, PolicyRef, RetentionPolicy,
-    RetentionPolicySpec, TrailPolicy, TrailPolicySpec, names,
-};
-use crate::desired::AccountSpecs;
+use crate::api::{API_VERSION, LoggingBaseline, LoggingBaselineSet, PolicyRef, RetentionPolicy, TrailPolicy, names};
 
 /// Files larger than this are refused rather than parsed.
 pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
@@ -74,129 +74,6 @@ pub struct ManifestSet {
     pub expansions: Vec<(String, Option<Vec<String>>)>,
     pub trail_policies: Vec<(String, TrailPolicy)>,
     pub retention_policies: Vec<(String, RetentionPolicy)>,
-}
-
-/// Every `.yaml`/`.yml` file under the given paths (directories recursively, sorted), in order,
-/// each once: a file reached again (named twice, or through a symbolic link) is not read twice,
-/// and a link back to a directory already walked is not followed (it would never end).
-pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Unreadable> {
-    let mut files = Vec::new();
-    let mut seen_files = BTreeSet::new();
-    let mut walked_dirs = BTreeSet::new();
-    for path in paths {
-        let meta = std::fs::metadata(path).map_err(|e| Unreadable {
-            file: path.display().to_string(),
-            message: e.to_string(),
-        })?;
-        let mut found = Vec::new();
-        if meta.is_dir() {
-            walk_dir(path, &mut walked_dirs, &mut found)?;
-            found.sort();
-        } else {
-            found.push(path.clone());
-        }
-        for file in found {
-            // A path that cannot be resolved is kept as it is: reading it reports why.
-            let identity = std::fs::canonicalize(&file).unwrap_or_else(|_| file.clone());
-            if seen_files.insert(identity) {
-                files.push(file);
-            }
-        }
-    }
-    Ok(files)
-}
-
-fn walk_dir(dir: &Path, walked: &mut BTreeSet<PathBuf>, found: &mut Vec<PathBuf>) -> Result<(), Unreadable> {
-    let unreadable = |e: std::io::Error| Unreadable {
-        file: dir.display().to_string(),
-        message: e.to_string(),
-    };
-    if !walked.insert(std::fs::canonicalize(dir).map_err(unreadable)?) {
-        return Ok(());
-    }
-    for entry in std::fs::read_dir(dir).map_err(unreadable)? {
-        let path = entry.map_err(unreadable)?.path();
-        // Follows links: a link to a directory is walked (once), a link to a file is a file.
-        let is_dir = std::fs::metadata(&path).is_ok_and(|m| m.is_dir());
-        if is_dir {
-            walk_dir(&path, walked, found)?;
-        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-            found.push(path);
-        }
-    }
-    Ok(())
-}
-
-/// Reads the documents of the files. Unreadable files stop everything; YAML that does not parse
-/// is a problem of that file.
-pub fn load(files: &[PathBuf]) -> Result<(Vec<Document>, Vec<Problem>), Unreadable> {
-    let mut documents = Vec::new();
-    let mut problems = Vec::new();
-    for path in files {
-        let file = path.display().to_string();
-        let bytes = read_manifest(path).map_err(|message| Unreadable {
-            file: file.clone(),
-            message,
-        })?;
-        let text = String::from_utf8(bytes).map_err(|_| Unreadable {
-            file: file.clone(),
-            message: "not UTF-8 text".into(),
-        })?;
-        parse_documents(&file, &text, &mut documents, &mut problems);
-    }
-    Ok((documents, problems))
-}
-
-/// The bytes of a regular file of at most MAX_FILE_BYTES. A named pipe, a device or a socket is
-/// refused without reading from it (a FIFO would block forever, /dev/zero never ends), and the
-/// limit holds while reading, so a file that grows, or lies about its size, cannot make the
-/// process allocate more than the limit.
-fn read_manifest(path: &Path) -> Result<Vec<u8>, String> {
-    use std::io::Read;
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    // Opening a FIFO for reading blocks until a writer comes: not with O_NONBLOCK.
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
-    let file = options.open(path).map_err(|e| e.to_string())?;
-    let meta = file.metadata().map_err(|e| e.to_string())?;
-    if !meta.is_file() {
-        return Err(format!(
-            "not a regular file ({}): only regular files are read",
-            file_kind(&meta)
-        ));
-    }
-    let too_big =
-        |size: u64| format!("{size} bytes is larger than the {MAX_FILE_BYTES} bytes a manifest file may have");
-    if meta.len() > MAX_FILE_BYTES {
-        return Err(too_big(meta.len()));
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.take(MAX_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| e.to_string())?;
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(too_big(bytes.len() as u64));
-    }
-    Ok(bytes)
-}
-
-fn file_kind(meta: &std::fs::Metadata) -> &'static str {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        let t = meta.file_type();
-        if t.is_fifo() {
-            return "a named pipe";
-        }
-        if t.is_char_device() || t.is_block_device() {
-            return "a device";
-        }
-        if t.is_socket() {
-            return "a socket";
-        }
-    }
-    if meta.is_dir() { "a directory" } else { "not a file" }
 }
 
 pub fn parse_documents(file: &str, text: &str, documents: &mut Vec<Document>, problems: &mut Vec<Problem>) {
@@ -647,101 +524,4 @@ fn check_references(set: &ManifestSet) -> Vec<Problem> {
         }
     }
     problems
-}
-
-/// The policies a baseline uses: the referenced one, else `default` in its namespace, else the
-/// built-in baseline. A reference to a missing policy is an error.
-pub fn resolve<'a>(
-    baseline: &'a LoggingBaseline,
-    trail_policies: impl IntoIterator<Item = &'a TrailPolicy>,
-    retention_policies: impl IntoIterator<Item = &'a RetentionPolicy>,
-) -> Result<(TrailPolicySpec, RetentionPolicySpec, String), String> {
-    let ns = namespace_of(&baseline.metadata);
-    let trail = pick(&ns, baseline.spec.trail.policy_ref.as_ref(), trail_policies, |p| {
-        &p.metadata
-    })
-    .map(|p| p.map(|p| p.spec.clone()).unwrap_or_default())
-    .map_err(|name| {
-        format!("TrailPolicy {name:?} referenced by spec.trail.policyRef does not exist in namespace {ns:?}")
-    })?;
-    let retention = pick(
-        &ns,
-        baseline.spec.retention_policy_ref.as_ref(),
-        retention_policies,
-        |p| &p.metadata,
-    )
-    .map_err(|name| {
-        format!("RetentionPolicy {name:?} referenced by spec.retentionPolicyRef does not exist in namespace {ns:?}")
-    })?;
-    let retention_name = retention.map_or_else(|| "built-in".to_string(), |p| name_of(&p.metadata));
-    Ok((
-        trail,
-        retention.map(|p| p.spec.clone()).unwrap_or_default(),
-        retention_name,
-    ))
-}
-
-fn pick<'a, T>(
-    ns: &str,
-    reference: Option<&PolicyRef>,
-    candidates: impl IntoIterator<Item = &'a T>,
-    meta: impl Fn(&T) -> &kube::core::ObjectMeta,
-) -> Result<Option<&'a T>, String>
-where
-    T: 'a,
-{
-    let wanted = reference.map_or(DEFAULT_POLICY_NAME, |r| r.name.as_str());
-    let found = candidates
-        .into_iter()
-        .find(|c| namespace_of(meta(c)) == ns && name_of(meta(c)) == wanted);
-    match (found, reference) {
-        (Some(p), _) => Ok(Some(p)),
-        (None, Some(r)) => Err(r.name.clone()),
-        (None, None) => Ok(None),
-    }
-}
-
-/// A baseline with the policies it resolves to, ready for the engine.
-#[derive(Clone, Debug)]
-pub struct ResolvedBaseline {
-    pub id: String,
-    pub baseline: LoggingBaseline,
-    pub trail_policy: TrailPolicySpec,
-    pub retention: RetentionPolicySpec,
-    pub retention_policy_name: String,
-}
-
-impl ResolvedBaseline {
-    pub fn specs(&self) -> AccountSpecs<'_> {
-        AccountSpecs {
-            baseline: &self.baseline.spec,
-            trail_policy: &self.trail_policy,
-            retention: &self.retention,
-        }
-    }
-}
-
-impl ManifestSet {
-    pub fn resolve_all(&self) -> Result<Vec<ResolvedBaseline>, Vec<String>> {
-        let mut resolved = Vec::new();
-        let mut errors = Vec::new();
-        for (_, b) in &self.baselines {
-            let id = format!("{}/{}", namespace_of(&b.metadata), name_of(&b.metadata));
-            match resolve(
-                b,
-                self.trail_policies.iter().map(|(_, p)| p),
-                self.retention_policies.iter().map(|(_, p)| p),
-            ) {
-                Ok((trail_policy, retention, retention_policy_name)) => resolved.push(ResolvedBaseline {
-                    id,
-                    baseline: b.clone(),
-                    trail_policy,
-                    retention,
-                    retention_policy_name,
-                }),
-                Err(e) => errors.push(format!("LoggingBaseline/{id}: {e}")),
-            }
-        }
-        if errors.is_empty() { Ok(resolved) } else { Err(errors) }
-    }
 }

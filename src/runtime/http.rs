@@ -13,7 +13,7 @@ pub struct Health {
     /// The API server answered and the CRDs are installed.
     pub api_reachable: AtomicBool,
     /// This replica runs the controller (it leads, or runs without leader election).
-    pub active: AtomicBool,
+    pub leading: AtomicBool,
     /// The controller's cache of LoggingBaselines has synced.
     pub synced: AtomicBool,
 }
@@ -22,7 +22,7 @@ impl Health {
     /// Whether the replica is ready, and in what role.
     pub fn readiness(&self) -> (bool, &'static str) {
         let flag = |f: &AtomicBool| f.load(Ordering::Relaxed);
-        match (flag(&self.api_reachable), flag(&self.active), flag(&self.synced)) {
+        match (flag(&self.api_reachable), flag(&self.leading), flag(&self.synced)) {
             (false, _, _) => (false, "not ready: the API server has not answered"),
             (true, true, false) => (false, "not ready: leading, the cache is filling"),
             (true, true, true) => (true, "ready: leading, cache synced"),
@@ -89,7 +89,7 @@ mod tests {
             (status, body.as_str()),
             ("200 OK", "ready: standing by for the lease\n")
         );
-        health.active.store(true, Ordering::Relaxed);
+        health.leading.store(true, Ordering::Relaxed);
         assert_eq!(
             respond("GET /readyz HTTP/1.1", &health).0,
             "503 Service Unavailable",

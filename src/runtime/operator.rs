@@ -125,7 +125,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     if !args.leader_election {
         crate::runtime::metrics::set_leader(true);
-        health.active.store(true, Ordering::Relaxed);
+        health.leading.store(true, Ordering::Relaxed);
         tracing::info!("starting without leader election");
         let gate = WriteGate::open();
         let writer = controller_client(config, &gate)?;
@@ -151,13 +151,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let ctx = Arc::new(Context::with_gate(writer, base, settings, gate.clone(), health.clone()));
     let on_leading = {
         let health = health.clone();
-        move |leads: bool| health.active.store(leads, Ordering::Relaxed)
+        move |leads: bool| health.leading.store(leads, Ordering::Relaxed)
     };
     let end = crate::runtime::leader::serve(elector, gate, on_leading, termination(), CANCEL_GRACE, move |stop| {
         baselines::run(ctx, stop)
     })
     .await;
-    health.active.store(false, Ordering::Relaxed);
+    health.leading.store(false, Ordering::Relaxed);
     match end {
         TermEnd::NeverLed | TermEnd::Finished => Ok(()),
         TermEnd::LeaseLost => {
@@ -176,4 +176,15 @@ fn controller_client(config: kube::Config, gate: &WriteGate) -> anyhow::Result<C
     Ok(kube::client::ClientBuilder::try_from(config)?
         .with_layer(&FencedWrites::new(gate.clone()))
         .build())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_resync_is_clamped_between_ten_seconds_and_a_week() {
+        use std::time::Duration;
+        assert_eq!(super::resync_interval(1), Duration::from_secs(10));
+        assert_eq!(super::resync_interval(600), Duration::from_secs(600));
+        assert_eq!(super::resync_interval(u64::MAX), Duration::from_secs(7 * 24 * 3600));
+    }
 }

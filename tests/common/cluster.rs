@@ -113,6 +113,94 @@ impl ApiServer {
     }
 }
 
+/// The rules of every Role and ClusterRole of the chart (charts/trailkeeper/templates/rbac.yaml,
+/// its template lines dropped): what the operator may do, whatever the values.
+pub fn chart_rules() -> Vec<serde_json::Value> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/trailkeeper/templates/rbac.yaml");
+    let template = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut all = Vec::new();
+    for document in template.split("\n---") {
+        let Some((_, rules)) = document.split_once("\nrules:\n") else {
+            continue;
+        };
+        let rules: String = rules
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("{{"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let rules: Vec<serde_json::Value> = serde_yaml::from_str(&rules).expect("the chart's rules parse");
+        all.extend(rules);
+    }
+    all
+}
+
+/// The ClusterRole holding the chart's rules (created once per binary).
+const CHART_ROLE: &str = "trailkeeper-chart-rules";
+
+/// A ServiceAccount `namespace/name` granted the chart's RBAC rules and nothing else, its token and
+/// its user name. The operator runs in the tests under such an identity, so the API server judges
+/// the chart's RBAC (a missing rule is a 403 in the test), and the audit log, which records the
+/// requests of service accounts only (scripts/kube-up.sh), holds everything the operator asked for
+/// (tests/chart.rs judges it after the run). The chart's namespaced Role (the Lease) is granted
+/// cluster-wide here: the rules are judged by group, resource and verb.
+pub async fn chart_identity(client: &Client, namespace: &str, name: &str) -> (String, String) {
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+    static ROLE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    ROLE.get_or_init(|| async {
+        let role: ClusterRole = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": CHART_ROLE}, "rules": chart_rules()
+        }))
+        .expect("the chart's rules are PolicyRules");
+        Api::<ClusterRole>::all(client.clone())
+            .patch(
+                CHART_ROLE,
+                &PatchParams::apply("trailkeeper-tests").force(),
+                &Patch::Apply(&role),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("the API server refused the chart's rules: {e}"));
+    })
+    .await;
+    create_namespace(client, namespace).await;
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
+    let account: ServiceAccount = serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
+    match accounts.create(&PostParams::default(), &account).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(e) => panic!("ServiceAccount {namespace}/{name}: {e}"),
+    }
+    let binding: ClusterRoleBinding = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": format!("{namespace}-{name}")},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": CHART_ROLE},
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]
+    }))
+    .unwrap();
+    Api::<ClusterRoleBinding>::all(client.clone())
+        .patch(
+            &format!("{namespace}-{name}"),
+            &PatchParams::apply("trailkeeper-tests").force(),
+            &Patch::Apply(&binding),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("ClusterRoleBinding {namespace}-{name}: {e}"));
+    let token = service_account_token(client, namespace, name).await;
+    (token, format!("system:serviceaccount:{namespace}:{name}"))
+}
+
+/// A client acting as the operator: the ServiceAccount `trailkeeper-operator/operator`, which the
+/// chart's RBAC rules bind (see `chart_identity`). One per test binary.
+pub async fn operator() -> Client {
+    static TOKEN: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    let token = TOKEN
+        .get_or_init(|| async {
+            let client = admin().await;
+            chart_identity(&client, "trailkeeper-operator", "operator").await.0
+        })
+        .await;
+    api_server().client_with_token(token).await
+}
+
 /// A `system:masters` client of this binary's API server (started on first use).
 pub async fn admin() -> Client {
     let server = api_server();
@@ -225,14 +313,14 @@ pub type Running = (
     std::sync::Arc<trailkeeper::controller::baselines::Context>,
 );
 
-/// Runs the controller (in this process) with `settings`, until the returned sender is used.
-pub fn start_controller(
-    client: &Client,
+/// Runs the controller (in this process, as the operator's identity: `operator`) with `settings`,
+/// until the returned sender is used.
+pub async fn start_controller(
     base: aws_types::SdkConfig,
     settings: trailkeeper::controller::baselines::Settings,
 ) -> Running {
     use trailkeeper::controller::baselines::{self, Context};
-    let ctx = std::sync::Arc::new(Context::new(client.clone(), base, settings));
+    let ctx = std::sync::Arc::new(Context::new(operator().await, base, settings));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let controller = tokio::spawn(baselines::run(ctx.clone(), async move {
         let _ = stopped.await;

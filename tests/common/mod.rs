@@ -121,12 +121,11 @@ pub fn new_account() -> String {
 /// The SDK configuration trailkeeper runs with against moto: what `AWS_ENDPOINT_URL` and static
 /// credentials give a user of the binary. The identity is moto's default account.
 pub async fn base_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+    // The product's own configuration (retries, timeouts, HTTP client), on the emulator.
+    trailkeeper::aws::base_config_loader()
         .endpoint_url(&moto().endpoint)
         .region(Region::new(REGION))
         .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-        .retry_config(RetryConfig::standard().with_max_attempts(3))
-        .timeout_config(trailkeeper::aws::timeouts())
         .load()
         .await
 }
@@ -260,6 +259,9 @@ metadata: {{name: acct-{account}, namespace: accounts}}
 spec:
   accountId: "{account}"
   primaryRegion: {REGION}
+  # The account-wide CIS reads (3.3, 3.6, 3.7) in this region only: every enabled region would
+  # be read otherwise (38 in moto, each with its own EC2 backend to build for a new account).
+  complianceRegions: [{REGION}]
   credentials: {{assumeRoleArn: "arn:aws:iam::{account}:role/trailkeeper"}}
   encryption:
     administrators: ["arn:aws:iam::{account}:role/admin"]
@@ -364,18 +366,21 @@ pub async fn apply_with_retention(
     retention: &RetentionPolicySpec,
     previous: Option<&str>,
 ) -> trailkeeper::engine::account::AccountReport {
-    use trailkeeper::engine::account::{PreviousApproval, RunMode, run_account};
+    use trailkeeper::engine::account::{LastApplied, ReconcileOptions, RunMode, account_clients, reconcile_account};
     let trail_policy = TrailPolicySpec::default();
     let specs = trailkeeper::desired::AccountSpecs {
         baseline: spec,
         trail_policy: &trail_policy,
         retention,
     };
-    let previous = PreviousApproval {
-        reference: previous.map(str::to_string),
-        ..Default::default()
+    let options = ReconcileOptions {
+        last_applied: LastApplied {
+            approval_reference: previous.map(str::to_string),
+            ..Default::default()
+        },
+        ..ReconcileOptions::new(RunMode::Apply)
     };
-    run_account(&base_config().await, &specs, RunMode::Apply, &previous).await
+    reconcile_account(account_clients(&base_config().await, &specs), &specs, options).await
 }
 
 /// Brings the account of `spec` to the baseline (built-in policies) and checks that nothing failed.

@@ -116,12 +116,12 @@ impl<S: LeaseStore> Elector<S> {
         let duration_ms = self.timing.duration.as_millis() as i64;
         let won = match self.store.get().await? {
             None => {
-                let record = self.mine(0, None, wall_ms, wall_ms);
+                let record = self.record_as_holder(0, None, wall_ms, wall_ms);
                 self.store.create(&record).await?
             }
             Some(current) if current.holder.as_deref() == Some(self.identity.as_str()) => {
                 let acquired = self.acquired_at_ms.unwrap_or(current.acquired_at_ms);
-                let record = self.mine(current.transitions, current.version, wall_ms, acquired);
+                let record = self.record_as_holder(current.transitions, current.version, wall_ms, acquired);
                 self.store.replace(&record).await?
             }
             Some(current) => {
@@ -146,7 +146,7 @@ impl<S: LeaseStore> Elector<S> {
                 };
                 let expired = now_ms - unchanged_since > duration_ms;
                 if current.holder.as_deref().is_none_or(str::is_empty) || expired {
-                    let record = self.mine(current.transitions + 1, current.version, wall_ms, wall_ms);
+                    let record = self.record_as_holder(current.transitions + 1, current.version, wall_ms, wall_ms);
                     self.store.replace(&record).await?
                 } else {
                     false
@@ -161,7 +161,13 @@ impl<S: LeaseStore> Elector<S> {
         Ok(won)
     }
 
-    fn mine(&self, transitions: i32, version: Option<String>, wall_ms: i64, acquired_at_ms: i64) -> LeaseRecord {
+    fn record_as_holder(
+        &self,
+        transitions: i32,
+        version: Option<String>,
+        wall_ms: i64,
+        acquired_at_ms: i64,
+    ) -> LeaseRecord {
         LeaseRecord {
             holder: Some(self.identity.clone()),
             renewed_at_ms: wall_ms,
@@ -312,7 +318,7 @@ pub async fn release<S: LeaseStore>(mut elector: Elector<S>) {
 
 /// Resolves when the leadership published on `leading` ends: its deadline passes without a
 /// renewal, on this replica's own timer, or the campaign says so.
-pub async fn lost(mut leading: tokio::sync::watch::Receiver<Option<i64>>) {
+pub async fn lease_lost(mut leading: tokio::sync::watch::Receiver<Option<i64>>) {
     loop {
         let Some(until) = *leading.borrow_and_update() else {
             return;

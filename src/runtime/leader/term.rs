@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::election::{Elector, LeaseStore, campaign, lost, release};
+use super::election::{Elector, LeaseStore, campaign, lease_lost, release};
 use crate::fence::WriteGate;
 
 /// How a term ended.
@@ -93,13 +93,13 @@ where
     })));
     let finished = tokio::select! {
         _ = &mut work => true,
-        _ = lost(leading.clone()) => false,
+        _ = lease_lost(leading.clone()) => false,
         _ = &mut termination => {
             // In-flight reconciles finish while the lease is still ours, and no longer.
             let _ = stop_tx.send(());
             tokio::select! {
                 _ = &mut work => true,
-                _ = lost(leading.clone()) => false,
+                _ = lease_lost(leading.clone()) => false,
             }
         }
     };

@@ -1,0 +1,104 @@
+//! Each LoggingBaseline resolved to the policies it uses.
+
+use super::{ManifestSet, name_of, namespace_of};
+use crate::api::{
+    DEFAULT_POLICY_NAME, LoggingBaseline, PolicyRef, RetentionPolicy, RetentionPolicySpec, TrailPolicy, TrailPolicySpec,
+};
+use crate::desired::AccountSpecs;
+
+/// The policies a baseline uses: the referenced one, else `default` in its namespace, else the
+/// built-in baseline. A reference to a missing policy is an error.
+pub fn resolve<'a>(
+    baseline: &'a LoggingBaseline,
+    trail_policies: impl IntoIterator<Item = &'a TrailPolicy>,
+    retention_policies: impl IntoIterator<Item = &'a RetentionPolicy>,
+) -> Result<(TrailPolicySpec, RetentionPolicySpec, String), String> {
+    let ns = namespace_of(&baseline.metadata);
+    let trail = pick(&ns, baseline.spec.trail.policy_ref.as_ref(), trail_policies, |p| {
+        &p.metadata
+    })
+    .map(|p| p.map(|p| p.spec.clone()).unwrap_or_default())
+    .map_err(|name| {
+        format!("TrailPolicy {name:?} referenced by spec.trail.policyRef does not exist in namespace {ns:?}")
+    })?;
+    let retention = pick(
+        &ns,
+        baseline.spec.retention_policy_ref.as_ref(),
+        retention_policies,
+        |p| &p.metadata,
+    )
+    .map_err(|name| {
+        format!("RetentionPolicy {name:?} referenced by spec.retentionPolicyRef does not exist in namespace {ns:?}")
+    })?;
+    let retention_name = retention.map_or_else(|| "built-in".to_string(), |p| name_of(&p.metadata));
+    Ok((
+        trail,
+        retention.map(|p| p.spec.clone()).unwrap_or_default(),
+        retention_name,
+    ))
+}
+
+fn pick<'a, T>(
+    ns: &str,
+    reference: Option<&PolicyRef>,
+    candidates: impl IntoIterator<Item = &'a T>,
+    meta: impl Fn(&T) -> &kube::core::ObjectMeta,
+) -> Result<Option<&'a T>, String>
+where
+    T: 'a,
+{
+    let wanted = reference.map_or(DEFAULT_POLICY_NAME, |r| r.name.as_str());
+    let found = candidates
+        .into_iter()
+        .find(|c| namespace_of(meta(c)) == ns && name_of(meta(c)) == wanted);
+    match (found, reference) {
+        (Some(p), _) => Ok(Some(p)),
+        (None, Some(r)) => Err(r.name.clone()),
+        (None, None) => Ok(None),
+    }
+}
+
+/// A baseline with the policies it resolves to, ready for the engine.
+#[derive(Clone, Debug)]
+pub struct ResolvedBaseline {
+    pub id: String,
+    pub baseline: LoggingBaseline,
+    pub trail_policy: TrailPolicySpec,
+    pub retention: RetentionPolicySpec,
+    pub retention_policy_name: String,
+}
+
+impl ResolvedBaseline {
+    pub fn specs(&self) -> AccountSpecs<'_> {
+        AccountSpecs {
+            baseline: &self.baseline.spec,
+            trail_policy: &self.trail_policy,
+            retention: &self.retention,
+        }
+    }
+}
+
+impl ManifestSet {
+    pub fn resolve_all(&self) -> Result<Vec<ResolvedBaseline>, Vec<String>> {
+        let mut resolved = Vec::new();
+        let mut errors = Vec::new();
+        for (_, b) in &self.baselines {
+            let id = format!("{}/{}", namespace_of(&b.metadata), name_of(&b.metadata));
+            match resolve(
+                b,
+                self.trail_policies.iter().map(|(_, p)| p),
+                self.retention_policies.iter().map(|(_, p)| p),
+            ) {
+                Ok((trail_policy, retention, retention_policy_name)) => resolved.push(ResolvedBaseline {
+                    id,
+                    baseline: b.clone(),
+                    trail_policy,
+                    retention,
+                    retention_policy_name,
+                }),
+                Err(e) => errors.push(format!("LoggingBaseline/{id}: {e}")),
+            }
+        }
+        if errors.is_empty() { Ok(resolved) } else { Err(errors) }
+    }
+}
