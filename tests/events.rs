@@ -14,10 +14,12 @@ use std::time::{Duration, Instant};
 use common::cluster;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, PostParams};
+use kube::runtime::reflector::ObjectRef;
 use trailkeeper::api::{DeletionPolicy, LoggingBaseline};
 use trailkeeper::controller::baselines::Settings;
-use trailkeeper::desired::events::{FORWARD_ROLE, FORWARD_RULE, FORWARD_TARGET_ID};
-use trailkeeper::drift_events::queue::EventSettings;
+use trailkeeper::desired::events::{Admitted, FORWARD_ROLE, FORWARD_RULE, FORWARD_TARGET_ID};
+use trailkeeper::drift_events::queue::{EventSettings, route_messages};
+use trailkeeper::drift_events::router::{Routed, Router, Target, parse};
 
 const TIMEOUT: Duration = Duration::from_secs(180);
 /// moto's default account: the identity of the base configuration (the operator's own).
@@ -179,7 +181,7 @@ async fn stop_logging_is_repaired_within_seconds_through_the_event_with_a_resync
         &trailkeeper::drift_events::queue::queue_client(&base, &trailkeeper::fence::WriteGate::open()),
         &events.queue_url,
         &events.bus_name,
-        None,
+        &Admitted::Accounts([account.clone()].into()),
     )
     .await
     .unwrap();
@@ -201,12 +203,28 @@ async fn the_forwarding_is_removed_by_deletion_policy_delete_only() {
         ("kept", &kept, DeletionPolicy::Retain),
         ("removed", &removed, DeletionPolicy::Delete),
     ] {
-        api.create(&PostParams::default(), &baseline(&ns, name, account, policy))
-            .await
-            .unwrap();
+        let mut b = baseline(&ns, name, account, policy);
+        b.spec.verify_integrity.enabled = true;
+        api.create(&PostParams::default(), &b).await.unwrap();
     }
     wait_events_ready(&api, "kept").await;
     wait_events_ready(&api, "removed").await;
+    // Their integrity verified (no digest yet: invalid), so their accounts have series.
+    cluster::eventually("both accounts' integrity exported", TIMEOUT, || async {
+        let text = trailkeeper::runtime::metrics::render();
+        [&kept, &removed]
+            .iter()
+            .all(|a| text.contains(&format!("trailkeeper_integrity_valid{{account=\"{a}\"}}")))
+    })
+    .await;
+    let series = |account: &str| {
+        trailkeeper::runtime::metrics::render()
+            .lines()
+            .filter(|l| l.contains(&format!("account=\"{account}\"")))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert!(!series(&kept).is_empty(), "the account's series are exported");
     for name in ["kept", "removed"] {
         api.delete(name, &DeleteParams::default()).await.unwrap();
     }
@@ -230,6 +248,377 @@ async fn the_forwarding_is_removed_by_deletion_policy_delete_only() {
     };
     assert!(role(kept.clone()).await, "Retain keeps the role");
     assert!(!role(removed.clone()).await, "Delete removes the role");
+    // A deleted baseline's account has no series left, whatever its deletion policy.
+    for account in [&kept, &removed] {
+        assert_eq!(
+            series(account),
+            Vec::<String>::new(),
+            "series of {account} outlive its baseline"
+        );
+    }
+    let _ = stop.send(());
+    running.await.expect("the controller ends without a panic");
+}
+
+/// The central side for `admitted`, set up as the operator does (its own identity).
+async fn central(events: &EventSettings, admitted: &Admitted) -> trailkeeper::desired::events::Forwarding {
+    let base = common::base_config().await;
+    let clients = trailkeeper::aws::AccountClients::new(&base, common::REGION, None, Default::default());
+    let sqs = trailkeeper::drift_events::queue::queue_client(&base, &trailkeeper::fence::WriteGate::open());
+    let (forwarding, _) =
+        trailkeeper::engine::forwarding::ensure_central(&clients, &sqs, &events.queue_url, &events.bus_name, admitted)
+            .await
+            .unwrap();
+    forwarding
+}
+
+/// What reaches the queue within `wait`, routed as the operator routes it (and deleted).
+async fn drain_routed(events: &EventSettings, known: &[Target], wait: Duration) -> Vec<(String, Routed)> {
+    let base = common::base_config().await;
+    let sqs = trailkeeper::drift_events::queue::queue_client(&base, &trailkeeper::fence::WriteGate::open());
+    let mut router = Router::default();
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + wait;
+    while Instant::now() < deadline {
+        let messages = trailkeeper::aws::sqs::receive(&sqs, &events.queue_url, 1)
+            .await
+            .unwrap();
+        let receipts: Vec<String> = messages.iter().map(|m| m.receipt.clone()).collect();
+        for m in messages {
+            let event = parse(&m.body).unwrap_or_else(|e| panic!("{e}: {}", m.body));
+            let routed = router.route(&event, known);
+            seen.push((event.name, routed));
+        }
+        if !receipts.is_empty() {
+            trailkeeper::aws::sqs::delete(&sqs, &events.queue_url, &receipts)
+                .await
+                .unwrap();
+        }
+    }
+    seen
+}
+
+/// A role of `name` in `account` that EventBridge callers of that account can assume, allowed to
+/// put events on `bus_arn`; returns the clients of a session of it.
+async fn role_that_puts_events(account: &str, name: &str, bus_arn: &str) -> trailkeeper::aws::AccountClients {
+    let aws = common::inspector(account).await;
+    let trust = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"AWS": format!("arn:aws:iam::{}:root", OPERATOR_ACCOUNT)}, "Action": "sts:AssumeRole"}]});
+    aws.iam
+        .create_role()
+        .role_name(name)
+        .assume_role_policy_document(trust.to_string())
+        .send()
+        .await
+        .unwrap();
+    let allow = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Action": "events:PutEvents", "Resource": bus_arn}]});
+    aws.iam
+        .put_role_policy()
+        .role_name(name)
+        .policy_name("put")
+        .policy_document(allow.to_string())
+        .send()
+        .await
+        .unwrap();
+    let base = common::base_config().await;
+    let credentials = trailkeeper::api::Credentials {
+        assume_role_arn: format!("arn:aws:iam::{account}:role/{name}"),
+        external_id: None,
+    };
+    trailkeeper::aws::AccountClients::new(&base, common::REGION, Some(&credentials), Default::default())
+}
+
+/// A forged "AWS API Call via CloudTrail" event naming `victim`, put on `bus_arn` as `clients`.
+async fn put_forged(
+    clients: &trailkeeper::aws::AccountClients,
+    bus_arn: &str,
+    source: &str,
+    victim: &str,
+) -> aws_sdk_eventbridge::operation::put_events::PutEventsOutput {
+    let detail = serde_json::json!({"eventName": "StopLogging", "recipientAccountId": victim,
+        "eventSource": "cloudtrail.amazonaws.com"});
+    clients
+        .events
+        .put_events()
+        .entries(
+            aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                .event_bus_name(bus_arn)
+                .source(source)
+                .detail_type("AWS API Call via CloudTrail")
+                .detail(detail.to_string())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_foreign_account_cannot_feed_the_tamper_channel() {
+    let events = events_settings("foreign").await;
+    let (managed, foreign) = (common::new_account(), common::new_account());
+    let forwarding = central(&events, &Admitted::Accounts([managed.clone()].into())).await;
+
+    // Anyone can create a role named trailkeeper-events in their own account: the bus's policy
+    // admits the managed accounts' only, as EventBridge evaluates it.
+    let intruder = role_that_puts_events(&foreign, FORWARD_ROLE, &forwarding.bus_arn).await;
+    let refused = put_forged(&intruder, &forwarding.bus_arn, "trailkeeper.forged", &managed).await;
+    assert_eq!(refused.failed_entry_count(), 1, "{refused:?}");
+    assert_eq!(refused.entries()[0].error_code(), Some("AccessDeniedException"));
+    // Nobody may put an event of an AWS service's source.
+    let as_aws = put_forged(&intruder, &forwarding.bus_arn, "aws.cloudtrail", &managed).await;
+    assert_eq!(
+        as_aws.entries()[0].error_code(),
+        Some("NotAuthorizedForSourceException")
+    );
+
+    // A managed account's own role is admitted to the bus, yet what it puts itself never reaches
+    // the queue: the central rule takes only the aws. sources that CloudTrail's events carry.
+    let insider = role_that_puts_events(&managed, FORWARD_ROLE, &forwarding.bus_arn).await;
+    let admitted = put_forged(&insider, &forwarding.bus_arn, "trailkeeper.forged", &managed).await;
+    assert_eq!(admitted.failed_entry_count(), 0, "{admitted:?}");
+    let known = [Target {
+        baseline: ObjectRef::new("managed").within("ns"),
+        account: managed.clone(),
+        role_arn: None,
+    }];
+    let reached = drain_routed(&events, &known, Duration::from_secs(3)).await;
+    assert!(reached.is_empty(), "forged events reached the queue: {reached:?}");
+
+    // The bus follows the accounts: the managed one gone, its statement goes too.
+    let base = common::base_config().await;
+    let clients = trailkeeper::aws::AccountClients::new(&base, common::REGION, None, Default::default());
+    let sqs = trailkeeper::drift_events::queue::queue_client(&base, &trailkeeper::fence::WriteGate::open());
+    let (_, writes) = trailkeeper::engine::forwarding::ensure_central(
+        &clients,
+        &sqs,
+        &events.queue_url,
+        &events.bus_name,
+        &Admitted::Accounts(Default::default()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(writes, [format!("RemovePermission {}", events.bus_name)]);
+    let shut = put_forged(&insider, &forwarding.bus_arn, "trailkeeper.forged", &managed).await;
+    assert_eq!(shut.entries()[0].error_code(), Some("AccessDeniedException"));
+}
+
+#[tokio::test]
+async fn every_tampering_call_on_trailkeepers_roles_and_recorder_reaches_the_router() {
+    use trailkeeper::engine::account::{ReconcileOptions, RunMode, account_clients, reconcile_account};
+    let events = events_settings("calls").await;
+    let account = common::new_account();
+    let forwarding = central(&events, &Admitted::Accounts([account.clone()].into())).await;
+    // The account's forwarding, as a reconcile with events on sets it up (primary eu-west-1:
+    // IAM's events arrive in us-east-1 only, where a rule must forward them too).
+    let mut spec = common::trail_only(&account);
+    spec.primary_region = "eu-west-1".into();
+    spec.compliance_regions = vec!["eu-west-1".into()];
+    let (trail_policy, retention) = common::default_policies();
+    let specs = trailkeeper::desired::AccountSpecs {
+        baseline: &spec,
+        trail_policy: &trail_policy,
+        retention: &retention,
+    };
+    let options = ReconcileOptions {
+        forwarding: Some(forwarding),
+        ..ReconcileOptions::new(RunMode::Apply)
+    };
+    let base = common::base_config().await;
+    let report = reconcile_account(account_clients(&base, &specs), &specs, options).await;
+    assert!(!report.failed(), "{:?} {:?}", report.error, report.components);
+    for region in ["eu-west-1", "us-east-1"] {
+        let aws = common::inspector_in(&account, region).await;
+        let rule = aws.events.describe_rule().name(FORWARD_RULE).send().await;
+        assert!(rule.is_ok(), "no forwarding rule in {region}: {rule:?}");
+    }
+    let known = [Target {
+        baseline: ObjectRef::new("calls").within("ns"),
+        account: account.clone(),
+        role_arn: Some(format!("arn:aws:iam::{account}:role/trailkeeper")),
+    }];
+    drain_routed(&events, &known, Duration::from_secs(2)).await;
+
+    let iam = common::inspector(&account).await.iam;
+    // The emulator loads no AWS managed policy: a customer managed one of the account.
+    let allow_all = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]});
+    let created = iam
+        .create_policy()
+        .policy_name("tampering")
+        .policy_document(allow_all.to_string())
+        .send()
+        .await
+        .unwrap();
+    let managed_policy = created.policy().unwrap().arn().unwrap();
+    iam.attach_role_policy()
+        .role_name(FORWARD_ROLE)
+        .policy_arn(managed_policy)
+        .send()
+        .await
+        .unwrap();
+    iam.detach_role_policy()
+        .role_name(FORWARD_ROLE)
+        .policy_arn(managed_policy)
+        .send()
+        .await
+        .unwrap();
+    iam.delete_role_permissions_boundary()
+        .role_name(FORWARD_ROLE)
+        .send()
+        .await
+        .unwrap();
+    iam.put_role_permissions_boundary()
+        .role_name(FORWARD_ROLE)
+        .permissions_boundary(managed_policy)
+        .send()
+        .await
+        .unwrap();
+    let config = common::inspector_in(&account, "eu-west-1").await.config;
+    config
+        .put_configuration_recorder()
+        .configuration_recorder(
+            aws_sdk_config::types::ConfigurationRecorder::builder()
+                .name("default")
+                .role_arn(format!("arn:aws:iam::{account}:role/config"))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let expected = [
+        "AttachRolePolicy",
+        "DetachRolePolicy",
+        "DeleteRolePermissionsBoundary",
+        "PutRolePermissionsBoundary",
+        "PutConfigurationRecorder",
+    ];
+    let reached = drain_routed(&events, &known, Duration::from_secs(5)).await;
+    for name in expected {
+        assert!(
+            reached
+                .iter()
+                .any(|(n, routed)| n == name && matches!(routed, Routed::Reconcile(_))),
+            "{name} did not reach the router as a reconcile: {reached:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_message_whose_route_failed_stays_and_is_routed_once_the_controller_is_back() {
+    let events = events_settings("loss").await;
+    let base = common::base_config().await;
+    let sqs = trailkeeper::drift_events::queue::queue_client(&base, &trailkeeper::fence::WriteGate::open());
+    // A short visibility timeout, so the message comes back within the test.
+    sqs.set_queue_attributes()
+        .queue_url(&events.queue_url)
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout, "2")
+        .send()
+        .await
+        .unwrap();
+    let account = common::new_account();
+    let body = serde_json::json!({"id": "loss-1", "detail-type": "AWS API Call via CloudTrail", "source": "aws.cloudtrail",
+        "account": account, "detail": {"eventName": "StopLogging"}});
+    let operator = common::inspector(OPERATOR_ACCOUNT).await;
+    operator
+        .sqs
+        .send_message()
+        .queue_url(&events.queue_url)
+        .message_body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let known = [Target {
+        baseline: ObjectRef::new("loss").within("ns"),
+        account: account.clone(),
+        role_arn: None,
+    }];
+    let receive_and_route = |reconcile: futures::channel::mpsc::Sender<ObjectRef<LoggingBaseline>>| {
+        let (sqs, url, known) = (sqs.clone(), events.queue_url.clone(), known.clone());
+        async move {
+            let mut reconcile = reconcile;
+            let deadline = Instant::now() + Duration::from_secs(15);
+            loop {
+                let messages = trailkeeper::aws::sqs::receive(&sqs, &url, 1).await.unwrap();
+                if !messages.is_empty() {
+                    let done = route_messages(messages, &mut Router::default(), &known, &mut reconcile).await;
+                    if !done.is_empty() {
+                        trailkeeper::aws::sqs::delete(&sqs, &url, &done).await.unwrap();
+                    }
+                    return done.len();
+                }
+                assert!(Instant::now() < deadline, "the message did not come (back)");
+            }
+        }
+    };
+    // The controller is gone (its receiver dropped): the message is not deleted.
+    let (closed, receiver) = futures::channel::mpsc::channel(4);
+    drop(receiver);
+    assert_eq!(receive_and_route(closed).await, 0);
+    // Back: after its visibility timeout the message is routed to it, then deleted.
+    let (open, mut receiver) = futures::channel::mpsc::channel(4);
+    assert_eq!(receive_and_route(open).await, 1);
+    assert_eq!(receiver.try_recv().ok(), Some(ObjectRef::new("loss").within("ns")));
+    let left = trailkeeper::aws::sqs::receive(&sqs, &events.queue_url, 3)
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "the routed message was not deleted: {left:?}");
+}
+
+#[tokio::test]
+async fn an_iam_tamper_delivered_in_us_east_1_is_repaired_for_a_primary_of_eu_west_1() {
+    let client = cluster::admin().await;
+    cluster::install_crds(&client).await;
+    let ns = cluster::fresh_namespace(&client, "events-iam").await;
+    let events = events_settings("iam").await;
+    let (stop, running, _ctx) = start(&ns, common::base_config().await, &events).await;
+    let account = common::new_account();
+    let api: Api<LoggingBaseline> = Api::namespaced(client.clone(), &ns);
+    let mut b = baseline(&ns, "flow-logs", &account, DeletionPolicy::Retain);
+    b.spec.primary_region = "eu-west-1".into();
+    b.spec.compliance_regions = vec!["eu-west-1".into()];
+    b.spec.regions = vec!["eu-west-1".into()];
+    b.spec.flow_logs.enabled = true;
+    api.create(&PostParams::default(), &b).await.unwrap();
+    wait_events_ready(&api, "flow-logs").await;
+
+    // IAM is global: its events arrive on the account's bus in us-east-1 only.
+    let iam = common::inspector(&account).await.iam;
+    let role = trailkeeper::desired::regional::FLOW_LOG_ROLE;
+    let policies = iam.list_role_policies().role_name(role).send().await.unwrap();
+    let policy = policies
+        .policy_names()
+        .first()
+        .expect("the flow-log role has its policy")
+        .clone();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let tampered = Instant::now();
+    iam.delete_role_policy()
+        .role_name(role)
+        .policy_name(&policy)
+        .send()
+        .await
+        .unwrap();
+    let deadline = tampered + Duration::from_secs(30);
+    loop {
+        let back = iam
+            .get_role_policy()
+            .role_name(role)
+            .policy_name(&policy)
+            .send()
+            .await
+            .is_ok();
+        if back {
+            break;
+        }
+        assert!(Instant::now() < deadline, "DeleteRolePolicy not repaired within 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!(
+        "DeleteRolePolicy on {role} repaired after {:?} (resync 1 h)",
+        tampered.elapsed()
+    );
+    assert!(tampered.elapsed() < Duration::from_secs(10), "{:?}", tampered.elapsed());
     let _ = stop.send(());
     running.await.expect("the controller ends without a panic");
 }

@@ -25,6 +25,19 @@ keeping the event's source account. Here:
 - An SQS target receives the event only when the queue's policy lets events.amazonaws.com
   SendMessage for the rule (aws:SourceArn).
   https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-resource-based.html#eb-sqs-permissions
+- PutEvents: an entry whose Source has the aws. prefix fails with NotAuthorizedForSourceException
+  ("The aws. value prefix is service-reserved", PutEventsRequestEntry; the error is one of
+  PutEventsResultEntry's codes: "You do not have permissions to publish events with this source
+  onto this event bus"). An entry for another account's bus (EventBusName an ARN) is delivered
+  there only when that bus's policy admits the caller (aws:PrincipalArn, aws:PrincipalAccount,
+  aws:PrincipalOrgID), else it fails with AccessDeniedException; the event's `account` is the
+  sender's, as EventBridge sets it (moto puts it on a bus of the caller's own account).
+  https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_PutEventsRequestEntry.html
+  https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_PutEventsResultEntry.html
+  https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-event-bus-perms.html
+- A target receives the whole event, its `account` included (moto's default input template drops
+  it): "account: The 12-digit number identifying an AWS account", one of the fields every event
+  carries. https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-events-structure.html
 """
 import copy
 import datetime
@@ -197,8 +210,9 @@ def _bus_admits(policy_text, principal_arn, account, bus_arn, rule_arn):
     from trailkeeper_strict import _org_of, evaluate
 
     org = _org_of(account)
-    context = {"aws:PrincipalArn": principal_arn, "aws:PrincipalAccount": account,
-               "aws:SourceArn": rule_arn, "aws:SourceAccount": account}
+    context = {"aws:PrincipalArn": principal_arn, "aws:PrincipalAccount": account}
+    if rule_arn is not None:  # a rule forwarding the event; a caller's PutEvents has none
+        context.update({"aws:SourceArn": rule_arn, "aws:SourceAccount": account})
     if org is not None:
         context["aws:PrincipalOrgID"] = org[0]
     admits = lambda statement: _principal_admits(statement, principal_arn, account)  # noqa: E731
@@ -257,14 +271,74 @@ def _queue_admits(rule, queue_arn):
     return allows(queue.policy, "events.amazonaws.com", "sqs:SendMessage", queue_arn, {"aws:SourceArn": rule.arn})
 
 
+def _put_across_accounts(entry, account, principal_arn):
+    """A caller's PutEvents entry for another account's bus: delivered when its policy admits."""
+    from moto.events.models import events_backends
+    from moto.events.utils import _BASE_EVENT_MESSAGE
+    from moto.utilities.arns import parse_arn
+
+    arn = parse_arn(entry["EventBusName"])
+    backend = events_backends[arn.account][arn.region]
+    bus = backend.event_buses.get(arn.resource_id)
+    if bus is None or not _bus_admits(bus.policy, principal_arn, account, entry["EventBusName"], None):
+        return {"ErrorCode": "AccessDeniedException",
+                "ErrorMessage": f"{principal_arn} is not authorized to perform: events:PutEvents on resource: {entry['EventBusName']}"}
+    try:
+        detail = json.loads(entry.get("Detail") or "{}")
+    except ValueError:
+        return {"ErrorCode": "MalformedDetail", "ErrorMessage": "Detail is malformed."}
+    event = copy.deepcopy(_BASE_EVENT_MESSAGE)
+    event.update({"id": str(uuid.uuid4()), "detail-type": entry.get("DetailType", ""), "source": entry["Source"],
+                  "account": account, "region": arn.region, "resources": entry.get("Resources", []),
+                  "time": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                  "detail": detail})
+    for rule in list(bus.rules.values()):
+        rule.send_to_targets(copy.deepcopy(event))
+    return {"EventId": event["id"]}
+
+
+def _strict_put_events(handler_class):
+    put_events = handler_class.put_events
+
+    def strict(self):
+        entries = self._get_param("Entries") or []
+        account = self.current_account
+        scope = SCOPE.search(self.headers.get("Authorization", ""))
+        caller = _caller(account, scope.group(1) if scope else "")
+        principal_arn = caller.get("sessionContext", {}).get("sessionIssuer", {}).get("arn", caller["arn"])
+        results, local = [None] * len(entries), []
+        for i, entry in enumerate(entries):
+            bus = entry.get("EventBusName") or ""
+            if (entry.get("Source") or "").startswith("aws."):
+                results[i] = {"ErrorCode": "NotAuthorizedForSourceException",
+                              "ErrorMessage": "Not authorized for the source."}
+            elif bus.startswith("arn:") and bus.split(":")[4] != account:
+                results[i] = _put_across_accounts(entry, account, principal_arn)
+            else:
+                local.append(i)
+        if local:
+            for i, result in zip(local, self.events_backend.put_events([entries[i] for i in local])):
+                results[i] = result
+        return json.dumps({"FailedEntryCount": len([r for r in results if "ErrorCode" in r]), "Entries": results})
+
+    handler_class.put_events = strict
+
+
 def install():
     from moto.events import models as events
+    from moto.events.responses import EventsHandler
     from moto.moto_server import werkzeug_app
 
     if getattr(events.Rule, "_trailkeeper_events", False):
         return
     events.Rule._trailkeeper_events = True
+    from moto.events.utils import EventTemplateParser
+
+    if '"account"' not in EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE:
+        EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE = EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE.replace(
+            '"version": "0",', '"version": "0", "account": "<account>",')
     _wrap_app(werkzeug_app.DomainDispatcherApplication)
+    _strict_put_events(EventsHandler)
 
     send_to_targets = events.Rule.send_to_targets
 

@@ -227,3 +227,21 @@ pub async fn put_bus_policy(clients: &AccountClients, name: &str, policy: &serde
     )
     .map(|_| ())
 }
+
+/// Removes one statement (by its Sid) from an event bus's policy.
+pub async fn remove_bus_statement(clients: &AccountClients, name: &str, sid: &str) -> Result<(), AwsError> {
+    let sent = clients
+        .events
+        .remove_permission()
+        .event_bus_name(name)
+        .statement_id(sid)
+        .send()
+        .await;
+    check(
+        sent,
+        "EventBridge",
+        "RemovePermission",
+        &format!("statement {sid} of event bus {name} in {}", clients.region),
+    )
+    .map(|_| ())
+}

@@ -93,6 +93,9 @@ pub const TAMPER_EVENTS: &[(&str, &[&str])] = &[
             "PutConfigRule",
             "StopConfigurationRecorder",
             "DeleteConfigurationRecorder",
+            // A recorder's recording group can be shrunk, its delivery channel pointed elsewhere.
+            "PutConfigurationRecorder",
+            "PutDeliveryChannel",
             "DeleteDeliveryChannel",
         ],
     ),
@@ -112,6 +115,12 @@ pub const TAMPER_EVENTS: &[(&str, &[&str])] = &[
             "DeleteRolePolicy",
             "PutRolePolicy",
             "UpdateAssumeRolePolicy",
+            // A boundary removed or replaced, a managed policy attached or detached, changes what
+            // trailkeeper's roles may do as much as their inline policy.
+            "PutRolePermissionsBoundary",
+            "DeleteRolePermissionsBoundary",
+            "AttachRolePolicy",
+            "DetachRolePolicy",
         ],
     ),
     ("aws.glue", &["DeleteDatabase", "DeleteTable", "UpdateTable"]),
@@ -144,9 +153,24 @@ pub fn forward_pattern() -> Value {
     })
 }
 
-/// The central rule's pattern: every forwarded API call event.
+/// The central rule's pattern: every forwarded API call event whose source is an AWS service.
+/// PutEvents cannot put a source with the `aws.` prefix ("The aws. value prefix is
+/// service-reserved", PutEventsRequestEntry in the EventBridge API reference), so an event that
+/// matches came from CloudTrail through a forwarding rule, never from a caller's PutEvents.
 pub fn central_pattern() -> Value {
-    json!({"detail-type": [API_CALL]})
+    json!({"source": [{"prefix": "aws."}], "detail-type": [API_CALL]})
+}
+
+/// The Region where CloudTrail delivers the events of global services (IAM, STS, Organizations)
+/// to EventBridge: us-east-1 in the commercial partition ("Events from AWS global services are
+/// delivered ... in the US East (N. Virginia) Region", EventBridge user guide,
+/// eb-service-event-cloudtrail.html), each partition's first Region elsewhere.
+pub fn global_events_region(partition: &str) -> &'static str {
+    match partition {
+        "aws-us-gov" => "us-gov-west-1",
+        "aws-cn" => "cn-north-1",
+        _ => "us-east-1",
+    }
 }
 
 /// Where an account's rule forwards to: the operator's central bus.
@@ -210,26 +234,58 @@ pub fn forward_role_boundary(partition: &str) -> String {
     format!("arn:{partition}:iam::aws:{FORWARD_ROLE_BOUNDARY}")
 }
 
-/// The statement of the central bus's policy that admits the accounts' forwarding roles (the
-/// Organization's only, when its id is given). Events arrive with their source kept, and only
-/// AWS may put `aws.*` sources: another account can forward its own calls, never forge one of
-/// ours.
+/// Whom the central bus admits: the forwarding roles of the managed accounts, named one by one,
+/// or of every account of the Organization (`--events-organization-id`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Admitted {
+    Organization(String),
+    Accounts(std::collections::BTreeSet<String>),
+}
+
+/// An event bus's resource policy holds at most 10,240 characters ("Event bus policy size",
+/// EventBridge quotas, eb-quota.html). Twelve digits and their quotes and comma are 15
+/// characters an account: about 650 accounts fit beside the rest of the policy; more need the
+/// Organization's id.
+pub const BUS_POLICY_LIMIT: usize = 10_240;
+
+/// The statement of the central bus's policy that admits the accounts' forwarding roles: a role
+/// named `trailkeeper-events` of a managed account (or of the Organization's accounts), never of
+/// any account (a role of that name can be created by anyone). None: no account to admit.
 pub const BUS_STATEMENT: &str = "TrailkeeperAccountsForwardTamperEvents";
 
-pub fn bus_statement(bus_arn: &str, organization_id: Option<&str>) -> Value {
+pub fn bus_statement(bus_arn: &str, admitted: &Admitted) -> Option<Value> {
     let partition = bus_arn.split(':').nth(1).unwrap_or("aws");
     let mut condition = json!({"ArnLike": {"aws:PrincipalArn": format!("arn:{partition}:iam::*:role/{FORWARD_ROLE}")}});
-    if let Some(org) = organization_id {
-        condition["StringEquals"] = json!({"aws:PrincipalOrgID": org});
+    match admitted {
+        Admitted::Organization(org) => condition["StringEquals"] = json!({"aws:PrincipalOrgID": org}),
+        Admitted::Accounts(accounts) if accounts.is_empty() => return None,
+        Admitted::Accounts(accounts) => condition["StringEquals"] = json!({"aws:PrincipalAccount": accounts}),
     }
-    json!({
+    Some(json!({
         "Sid": BUS_STATEMENT,
         "Effect": "Allow",
         "Principal": {"AWS": "*"},
         "Action": "events:PutEvents",
         "Resource": bus_arn,
         "Condition": condition,
-    })
+    }))
+}
+
+/// The bus policy `policy` should become (None: as it is): the admitting statement replaced or
+/// added, or removed when there is nobody to admit. Err when it would exceed the policy quota.
+pub fn bus_policy(policy: Option<&str>, bus_arn: &str, admitted: &Admitted) -> Result<Option<Value>, String> {
+    let desired = match bus_statement(bus_arn, admitted) {
+        Some(statement) => with_statement(policy, &statement),
+        None => without_statement(policy, BUS_STATEMENT),
+    };
+    match desired {
+        Some(document) if document.to_string().len() > BUS_POLICY_LIMIT => Err(format!(
+            "the central bus's policy would be {} characters, over EventBridge's {BUS_POLICY_LIMIT}: \
+             give the Organization's id (--events-organization-id) to admit its accounts in one condition",
+            document.to_string().len()
+        )),
+        other => Ok(other),
+    }
 }
 
 /// The statement of the queue's policy that lets the central rule send to it.
@@ -271,6 +327,15 @@ pub fn with_statement(policy: Option<&str>, statement: &Value) -> Option<Value> 
     }
 }
 
+/// `policy` without the statement `sid`, or None when it has none.
+pub fn without_statement(policy: Option<&str>, sid: &str) -> Option<Value> {
+    let mut document: Value = serde_json::from_str(policy?).ok()?;
+    let statements = document["Statement"].as_array_mut()?;
+    let before = statements.len();
+    statements.retain(|s| s["Sid"] != sid);
+    (statements.len() != before).then_some(document)
+}
+
 fn same_statement(a: &Value, b: &Value) -> bool {
     let document = |s: &Value| json!({"Statement": [s]});
     super::policy::equivalent(&document(a), &document(b))
@@ -299,11 +364,61 @@ mod tests {
             "DeleteLogGroup",
             "DeleteConfigRule",
             "StopConfigurationRecorder",
+            "PutConfigurationRecorder",
+            "PutDeliveryChannel",
+            "DeleteDeliveryChannel",
+            "PutRolePermissionsBoundary",
+            "DeleteRolePermissionsBoundary",
+            "AttachRolePolicy",
+            "DetachRolePolicy",
         ] {
             assert!(names.iter().any(|n| n == name), "{name}");
+            assert!(is_tamper_event(name), "{name}");
         }
         // EventBridge refuses event patterns over 4096 characters.
         assert!(pattern.to_string().len() < 2048, "{}", pattern.to_string().len());
+    }
+
+    #[test]
+    fn the_central_rule_matches_only_events_of_aws_services() {
+        assert_eq!(central_pattern()["source"], json!([{"prefix": "aws."}]));
+        assert_eq!(global_events_region("aws"), "us-east-1");
+        assert_eq!(global_events_region("aws-us-gov"), "us-gov-west-1");
+    }
+
+    #[test]
+    fn the_bus_admits_the_forwarding_roles_of_the_managed_accounts_only() {
+        let bus = "arn:aws:events:eu-west-1:111122223333:event-bus/trailkeeper-events";
+        let accounts = Admitted::Accounts(["444455556666".to_string(), "777788889999".to_string()].into());
+        let statement = bus_statement(bus, &accounts).unwrap();
+        assert_eq!(
+            statement["Condition"]["StringEquals"]["aws:PrincipalAccount"],
+            json!(["444455556666", "777788889999"])
+        );
+        assert_eq!(
+            statement["Condition"]["ArnLike"]["aws:PrincipalArn"],
+            "arn:aws:iam::*:role/trailkeeper-events"
+        );
+        let org = bus_statement(bus, &Admitted::Organization("o-abc".into())).unwrap();
+        assert_eq!(org["Condition"]["StringEquals"], json!({"aws:PrincipalOrgID": "o-abc"}));
+        // Nobody to admit: the statement goes, others stay.
+        let theirs = json!({"Sid": "Theirs", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::1:root"}, "Action": "events:PutEvents", "Resource": bus});
+        let policy = json!({"Version": "2012-10-17", "Statement": [theirs, statement]}).to_string();
+        let none = Admitted::Accounts(Default::default());
+        let without = bus_policy(Some(&policy), bus, &none).unwrap().expect("removed");
+        assert_eq!(without["Statement"], json!([theirs]));
+        assert!(bus_policy(Some(&without.to_string()), bus, &none).unwrap().is_none());
+        assert!(bus_policy(Some(&policy), bus, &accounts).unwrap().is_none());
+    }
+
+    #[test]
+    fn accounts_past_the_bus_policy_quota_need_the_organization() {
+        let bus = "arn:aws:events:eu-west-1:111122223333:event-bus/trailkeeper-events";
+        let many = |n: u64| Admitted::Accounts((0..n).map(|i| format!("{:012}", 100_000_000_000 + i)).collect());
+        assert!(bus_policy(None, bus, &many(600)).is_ok());
+        let refused = bus_policy(None, bus, &many(1_000)).unwrap_err();
+        assert!(refused.contains("--events-organization-id"), "{refused}");
+        assert!(bus_policy(None, bus, &Admitted::Organization("o-abc".into())).is_ok());
     }
 
     #[test]

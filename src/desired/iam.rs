@@ -189,10 +189,11 @@ pub fn operator_policy(s: &IamSettings) -> Value {
                     format!("arn:{p}:events:*:*:rule/{bus}/{}", super::events::CENTRAL_RULE),
                 ],
             ),
-            // PutPermission authorizes on no resource: the bus is named in the request.
+            // PutPermission and RemovePermission authorize on no resource: the bus is named in
+            // the request.
             statement(
                 "TamperEventsCentralBusPolicyWithoutResourceScope",
-                &["events:PutPermission"],
+                &["events:PutPermission", "events:RemovePermission"],
                 vec!["*".to_string()],
             ),
         ]

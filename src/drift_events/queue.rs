@@ -2,18 +2,23 @@
 //! accounts forward (src/desired/events.rs), and asks the controller to reconcile the baselines
 //! of each event's account at once. Duplicates, the operator's own writes and unknown accounts
 //! are dropped (counted in `trailkeeper_drift_events_total`); a malformed message is deleted and
-//! counted, never retried; a failing queue backs off. Messages are deleted once routed: an event
-//! lost after that (the process killed before the reconcile ran) is caught by the resync.
+//! counted, never retried; a failing queue backs off. Messages are deleted once routed (their
+//! baselines handed to the controller's queue); one that could not be (the controller stopping)
+//! stays in the queue for the replica that leads next. An event lost after its hand-over (the
+//! process killed before the reconcile ran) is caught by the resync.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use kube::runtime::reflector::{ObjectRef, Store};
 
-use super::router::{Routed, Router, parse, targets};
+use futures::SinkExt;
+use futures::channel::mpsc::Sender;
+
+use super::router::{Routed, Router, Target, parse, targets};
 use crate::api::LoggingBaseline;
 use crate::aws::{AccountClients, CallRecorder, WriteFence, sqs};
-use crate::desired::events::Forwarding;
+use crate::desired::events::{Admitted, Forwarding};
 use crate::fence::WriteGate;
 
 /// The operator's events settings (`--events-queue-url` and friends).
@@ -53,18 +58,19 @@ pub fn queue_client(base: &aws_types::SdkConfig, gate: &WriteGate) -> aws_sdk_sq
     )
 }
 
-/// Sets up the central bus, rule and queue policy (retrying with backoff until it works), hands
-/// the forwarding to `forwarding_ready` (which returns the baselines reconciled without it
-/// meanwhile: they are reconciled again, to get their rules), then long-polls the queue while this
-/// replica leads, and sends the baselines to reconcile into `reconcile`. Runs until `reconcile`
-/// is closed.
+/// Sets up the central bus (admitting the managed accounts' forwarding roles), rule and queue
+/// policy (retrying with backoff until it works), hands the forwarding to `forwarding_ready`
+/// (which returns the baselines reconciled without it meanwhile: they are reconciled again, to
+/// get their rules), then long-polls the queue while this replica leads, and sends the baselines
+/// to reconcile into `reconcile`. The bus's policy follows the accounts as baselines come and go.
+/// Runs until `reconcile` is closed.
 pub async fn run(
     settings: EventSettings,
     base: aws_types::SdkConfig,
     store: Store<LoggingBaseline>,
     gate: WriteGate,
     forwarding_ready: impl FnOnce(Forwarding) -> Vec<ObjectRef<LoggingBaseline>> + Send,
-    mut reconcile: futures::channel::mpsc::Sender<ObjectRef<LoggingBaseline>>,
+    mut reconcile: Sender<ObjectRef<LoggingBaseline>>,
 ) {
     let sqs_client = queue_client(&base, &gate);
     let region = base
@@ -72,37 +78,81 @@ pub async fn run(
         .map(|r| r.to_string())
         .unwrap_or_else(|| "us-east-1".into());
     let central = AccountClients::new_fenced(&base, &region, None, CallRecorder::new(), WriteFence::new(gate.clone()));
+    // The accounts the bus admits are those of the baselines: wait for their first list.
+    if store.wait_until_ready().await.is_err() {
+        return;
+    }
+    let mut admitted = admitted(&settings, &store);
     let mut backoff = Duration::from_secs(1);
     let forwarding = loop {
         if !gate.is_open() {
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         }
-        let result = crate::engine::forwarding::ensure_central(
-            &central,
-            &sqs_client,
-            &settings.queue_url,
-            &settings.bus_name,
-            settings.organization_id.as_deref(),
-        )
-        .await;
-        match result {
-            Ok((forwarding, writes)) => {
-                tracing::info!(bus = %forwarding.bus_arn, ?writes, "tampering events: central bus and queue ready");
-                break forwarding;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?backoff, "tampering events: the central bus or queue cannot be set up");
-                crate::runtime::metrics::record_drift_event("setup_error");
+        match ensure_central(&central, &sqs_client, &settings, &admitted).await {
+            Ok(forwarding) => break forwarding,
+            Err(()) => {
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
+                admitted = self::admitted(&settings, &store);
             }
         }
     };
     for baseline in forwarding_ready(forwarding) {
-        let _ = reconcile.try_send(baseline);
+        if reconcile.send(baseline).await.is_err() {
+            return;
+        }
     }
 
+    // The bus's policy follows the accounts beside the long poll (which waits up to 20 s).
+    let admission = follow_accounts(&central, &sqs_client, &settings, &store, &gate, admitted);
+    let polling = poll(&sqs_client, &settings, &store, &gate, &mut reconcile);
+    tokio::select! {
+        _ = admission => {}
+        _ = polling => {}
+    }
+}
+
+/// How often the accounts of the baselines are compared with those the bus admits.
+const ADMISSION_CHECK: Duration = Duration::from_secs(2);
+
+/// Rewrites the bus's admitting statement whenever the baselines' accounts change (observed
+/// first: only a difference is written). Never returns.
+async fn follow_accounts(
+    central: &AccountClients,
+    sqs_client: &aws_sdk_sqs::Client,
+    settings: &EventSettings,
+    store: &Store<LoggingBaseline>,
+    gate: &WriteGate,
+    mut admitted: Admitted,
+) {
+    let mut retry_at = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep(ADMISSION_CHECK).await;
+        let now_admitted = self::admitted(settings, store);
+        if now_admitted == admitted || !gate.is_open() || tokio::time::Instant::now() < retry_at {
+            continue;
+        }
+        if ensure_central(central, sqs_client, settings, &now_admitted)
+            .await
+            .is_ok()
+        {
+            admitted = now_admitted;
+        } else {
+            retry_at = tokio::time::Instant::now() + MAX_BACKOFF;
+        }
+    }
+}
+
+/// Long-polls the queue while this replica leads and routes what arrives; returns once the
+/// controller's queue is closed.
+async fn poll(
+    sqs_client: &aws_sdk_sqs::Client,
+    settings: &EventSettings,
+    store: &Store<LoggingBaseline>,
+    gate: &WriteGate,
+    reconcile: &mut Sender<ObjectRef<LoggingBaseline>>,
+) {
     let mut router = Router::default();
     let mut backoff = Duration::from_secs(1);
     loop {
@@ -114,7 +164,7 @@ pub async fn run(
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         }
-        let messages = match sqs::receive(&sqs_client, &settings.queue_url, WAIT_SECONDS).await {
+        let messages = match sqs::receive(sqs_client, &settings.queue_url, WAIT_SECONDS).await {
             Ok(m) => {
                 backoff = Duration::from_secs(1);
                 m
@@ -132,37 +182,150 @@ pub async fn run(
         if messages.is_empty() || !gate.is_open() {
             continue;
         }
-        let known = targets(&store);
-        let mut receipts = Vec::with_capacity(messages.len());
-        for message in messages {
-            receipts.push(message.receipt.clone());
-            let event = match parse(&message.body) {
-                Ok(e) => e,
-                Err(why) => {
-                    crate::runtime::metrics::record_drift_event("malformed");
-                    tracing::warn!(%why, "tampering events: a malformed message, deleted");
-                    continue;
-                }
-            };
-            let routed = router.route(&event, &known);
-            crate::runtime::metrics::record_drift_event(routed.metric());
-            if let Routed::Reconcile(baselines) = routed {
-                if let Some(age) = event.time.as_deref().and_then(age_seconds) {
-                    crate::runtime::metrics::record_event_lag(age);
-                }
-                tracing::info!(account = %event.account, event = %event.name, caller = ?event.caller, "tampering event: reconciling");
-                for baseline in baselines {
-                    // Never blocks the loop: a full channel means a reconcile is queued anyway.
-                    let _ = reconcile.try_send(baseline);
-                }
-            }
+        let done = route_messages(messages, &mut router, &targets(store), reconcile).await;
+        if done.is_empty() {
+            continue;
         }
-        if let Err(e) = sqs::delete(&sqs_client, &settings.queue_url, &receipts).await {
+        if let Err(e) = sqs::delete(sqs_client, &settings.queue_url, &done).await {
             // Redelivered after the visibility timeout, then dropped as duplicates.
             tracing::warn!(error = %e, "tampering events: DeleteMessageBatch failed");
         }
     }
 }
 
+/// Whom the central bus admits now: the Organization given, or the baselines' accounts.
+fn admitted(settings: &EventSettings, store: &Store<LoggingBaseline>) -> Admitted {
+    match &settings.organization_id {
+        Some(org) => Admitted::Organization(org.clone()),
+        None => Admitted::Accounts(store.state().iter().map(|b| b.spec.account_id.clone()).collect()),
+    }
+}
+
+/// The central side set up for `admitted`; a failure is logged and counted (the caller retries).
+async fn ensure_central(
+    central: &AccountClients,
+    sqs_client: &aws_sdk_sqs::Client,
+    settings: &EventSettings,
+    admitted: &Admitted,
+) -> Result<Forwarding, ()> {
+    let result = crate::engine::forwarding::ensure_central(
+        central,
+        sqs_client,
+        &settings.queue_url,
+        &settings.bus_name,
+        admitted,
+    )
+    .await;
+    match result {
+        Ok((forwarding, writes)) => {
+            tracing::info!(bus = %forwarding.bus_arn, ?writes, "tampering events: central bus and queue ready");
+            Ok(forwarding)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "tampering events: the central bus or queue cannot be set up");
+            crate::runtime::metrics::record_drift_event("setup_error");
+            Err(())
+        }
+    }
+}
+
+/// Routes a batch of messages and returns the receipts of those done with: routed (their
+/// baselines handed to the controller), dropped (duplicates, unknown accounts, own writes, other
+/// calls) or malformed (never retried). A message whose baselines could not be handed over (the
+/// controller stopped) is not done: it stays in the queue and becomes visible again after its
+/// visibility timeout, for whichever replica leads then.
+pub async fn route_messages(
+    messages: Vec<sqs::Message>,
+    router: &mut Router,
+    known: &[Target],
+    reconcile: &mut Sender<ObjectRef<LoggingBaseline>>,
+) -> Vec<String> {
+    let mut done = Vec::with_capacity(messages.len());
+    for message in messages {
+        let event = match parse(&message.body) {
+            Ok(e) => e,
+            Err(why) => {
+                crate::runtime::metrics::record_drift_event("malformed");
+                tracing::warn!(%why, "tampering events: a malformed message, deleted");
+                done.push(message.receipt);
+                continue;
+            }
+        };
+        let routed = router.route(&event, known);
+        if let Routed::Reconcile(baselines) = &routed {
+            // Waits while the controller's queue is full; fails only once the controller stopped.
+            let mut handed = true;
+            for baseline in baselines {
+                if reconcile.send(baseline.clone()).await.is_err() {
+                    handed = false;
+                    break;
+                }
+            }
+            if !handed {
+                router.forget(&event.id);
+                crate::runtime::metrics::record_drift_event("not_routed");
+                tracing::info!(account = %event.account, event = %event.name, "tampering event: left in the queue (the controller stopped)");
+                continue;
+            }
+            if let Some(age) = event.time.as_deref().and_then(age_seconds) {
+                crate::runtime::metrics::record_event_lag(age);
+            }
+            tracing::info!(account = %event.account, event = %event.name, caller = ?event.caller, "tampering event: reconciling");
+        }
+        crate::runtime::metrics::record_drift_event(routed.metric());
+        done.push(message.receipt);
+    }
+    done
+}
+
 /// The handle through which reconciles read the forwarding once it is known.
 pub type SharedForwarding = Arc<std::sync::OnceLock<Forwarding>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(receipt: &str, name: &str, account: &str) -> sqs::Message {
+        let body = serde_json::json!({
+            "id": format!("id-{receipt}"), "detail-type": crate::desired::events::API_CALL,
+            "source": "aws.cloudtrail", "account": account, "detail": {"eventName": name}
+        });
+        sqs::Message {
+            receipt: receipt.into(),
+            body: body.to_string(),
+        }
+    }
+
+    fn known() -> Vec<Target> {
+        vec![Target {
+            baseline: ObjectRef::new("a").within("ns"),
+            account: "111122223333".into(),
+            role_arn: None,
+        }]
+    }
+
+    #[tokio::test]
+    async fn only_what_was_routed_or_dropped_is_deleted() {
+        let batch = || {
+            vec![
+                message("routed", "StopLogging", "111122223333"),
+                message("unknown", "StopLogging", "999988887777"),
+                sqs::Message {
+                    receipt: "malformed".into(),
+                    body: "not json".into(),
+                },
+            ]
+        };
+        // The controller stopped: the event to route stays in the queue, the rest goes.
+        let (mut closed, receiver) = futures::channel::mpsc::channel(4);
+        drop(receiver);
+        let mut router = Router::default();
+        let done = route_messages(batch(), &mut router, &known(), &mut closed).await;
+        assert_eq!(done, ["unknown", "malformed"]);
+        // Redelivered to a controller that runs: routed (not a duplicate) and deleted.
+        let (mut open, mut receiver) = futures::channel::mpsc::channel(4);
+        let done = route_messages(batch(), &mut router, &known(), &mut open).await;
+        assert_eq!(done, ["routed", "unknown", "malformed"]);
+        assert_eq!(receiver.try_recv().ok(), Some(ObjectRef::new("a").within("ns")));
+    }
+}

@@ -34,11 +34,10 @@ pub fn parse(body: &str) -> Result<TamperEvent, String> {
     }
     let detail = &event["detail"];
     let text = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_string);
-    // The account that received the call; `account` too (EventBridge keeps the source account's
-    // events' `account` when it forwards them between buses).
-    let account = text(&detail["recipientAccountId"])
-        .or_else(|| text(&event["account"]))
-        .ok_or("no account")?;
+    // The envelope's `account` decides: EventBridge sets it to the account the event came from
+    // and keeps it when it forwards between buses, while anything in `detail` is whatever the
+    // sender wrote.
+    let account = text(&event["account"]).ok_or("no account")?;
     if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!("account {account:?} is not an account id"));
     }
@@ -111,6 +110,13 @@ impl Router {
             return Routed::OwnWrite;
         }
         Routed::Reconcile(of_account.into_iter().map(|t| t.baseline.clone()).collect())
+    }
+
+    /// Forgets an id, so that its redelivery is routed again (its routing did not finish).
+    pub fn forget(&mut self, id: &str) {
+        if self.seen.remove(id) {
+            self.order.retain(|seen| seen != id);
+        }
     }
 
     /// False when the id was seen already.
@@ -213,6 +219,33 @@ mod tests {
         assert_eq!(router.route(&own, &targets), Routed::OwnWrite);
         let other = parse(&event("RunInstances", "111122223333", None)).unwrap();
         assert_eq!(router.route(&other, &targets), Routed::Ignored);
+    }
+
+    #[test]
+    fn the_envelopes_account_decides_not_what_the_sender_wrote_in_detail() {
+        // A foreign account's event whose detail names a managed account: EventBridge sets the
+        // envelope's account to the sender's, so it reaches no baseline.
+        let targets = [target("a", "111122223333")];
+        let mut forged: Value = serde_json::from_str(&event("StopLogging", "999988887777", None)).unwrap();
+        forged["detail"]["recipientAccountId"] = "111122223333".into();
+        let forged = parse(&forged.to_string()).unwrap();
+        assert_eq!(forged.account, "999988887777");
+        assert_eq!(Router::default().route(&forged, &targets), Routed::UnknownAccount);
+        let mut no_envelope: Value = serde_json::from_str(&event("StopLogging", "111122223333", None)).unwrap();
+        no_envelope.as_object_mut().unwrap().remove("account");
+        assert_eq!(parse(&no_envelope.to_string()).unwrap_err(), "no account");
+    }
+
+    #[test]
+    fn a_forgotten_id_is_routed_again() {
+        let targets = [target("a", "111122223333")];
+        let mut router = Router::default();
+        let e = parse(&event("StopLogging", "111122223333", None)).unwrap();
+        assert!(matches!(router.route(&e, &targets), Routed::Reconcile(_)));
+        router.forget(&e.id);
+        assert!(matches!(router.route(&e, &targets), Routed::Reconcile(_)));
+        assert_eq!(router.route(&e, &targets), Routed::Duplicate);
+        assert_eq!(router.order.len(), 1);
     }
 
     #[test]

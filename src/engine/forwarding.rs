@@ -9,7 +9,7 @@ use super::report::{Component, ComponentState};
 use crate::aws::events::{self, ObservedTarget};
 use crate::aws::{AccountClients, AwsError, sqs};
 use crate::desired::events::{
-    self as desired, CENTRAL_RULE, CENTRAL_TARGET_ID, FORWARD_ROLE, FORWARD_ROLE_POLICY, FORWARD_RULE,
+    self as desired, Admitted, CENTRAL_RULE, CENTRAL_TARGET_ID, FORWARD_ROLE, FORWARD_ROLE_POLICY, FORWARD_RULE,
     FORWARD_TARGET_ID, Forwarding,
 };
 
@@ -138,8 +138,8 @@ pub async fn delete_forwarding_rule(clients: &AccountClients) -> Result<bool, Aw
 }
 
 /// The operator's side, in the queue's account and region, with the operator's own identity:
-/// the central bus (admitting the accounts' forwarding roles), its rule into the queue, and the
-/// queue's policy statement for that rule. Observed first; only differences are written; the
+/// the central bus (admitting the forwarding roles of `admitted`), its rule into the queue, and
+/// the queue's policy statement for that rule. Observed first; only differences are written; the
 /// statements of others in the bus and queue policies are kept. Returns where the accounts
 /// forward to, and the writes made.
 pub async fn ensure_central(
@@ -147,7 +147,7 @@ pub async fn ensure_central(
     sqs_client: &aws_sdk_sqs::Client,
     queue_url: &str,
     bus_name: &str,
-    organization_id: Option<&str>,
+    admitted: &Admitted,
 ) -> Result<(Forwarding, Vec<String>), AwsError> {
     let mut writes = Vec::new();
     let (queue_arn, queue_policy) = sqs::queue_arn_and_policy(sqs_client, queue_url).await?;
@@ -171,12 +171,19 @@ pub async fn ensure_central(
             (forwarding.bus_arn.clone(), None)
         }
     };
-    if let Some(policy) = desired::with_statement(
-        bus_policy.as_deref(),
-        &desired::bus_statement(&bus_arn, organization_id),
-    ) {
-        events::put_bus_policy(clients, bus_name, &policy).await?;
-        writes.push(format!("PutPermission {bus_name}"));
+    let policy = desired::bus_policy(bus_policy.as_deref(), &bus_arn, admitted)
+        .map_err(|why| AwsError::invalid("events:PutPermission", &bus_arn, why))?;
+    match policy {
+        // An empty policy is not a policy: the statement is removed by its id.
+        Some(policy) if policy["Statement"].as_array().is_some_and(|s| s.is_empty()) => {
+            events::remove_bus_statement(clients, bus_name, desired::BUS_STATEMENT).await?;
+            writes.push(format!("RemovePermission {bus_name}"));
+        }
+        Some(policy) => {
+            events::put_bus_policy(clients, bus_name, &policy).await?;
+            writes.push(format!("PutPermission {bus_name}"));
+        }
+        None => {}
     }
     let pattern = desired::central_pattern();
     let target = ObservedTarget {
@@ -215,7 +222,8 @@ pub async fn ensure_central(
 }
 impl AccountReconcile<'_> {
     /// The forwarding of tampering events: the role (IAM, global), then the rule of each region
-    /// trailkeeper enforces and of the primary region.
+    /// trailkeeper enforces, of the primary region, and of the Region where global services'
+    /// events arrive when the trail records them (IAM changes to trailkeeper's roles).
     pub(super) async fn reconcile_forwarding(
         &self,
         forwarding: &Forwarding,
@@ -238,6 +246,14 @@ impl AccountReconcile<'_> {
             return vec![role];
         }
         regions.push(self.clients.region.clone());
+        let settings = match &self.desired.trail {
+            crate::desired::DesiredTrail::Managed(settings) => settings,
+            crate::desired::DesiredTrail::Existing { expected, .. } => expected,
+        };
+        if settings.global_service_events {
+            let partition = crate::desired::partition(&self.clients.region);
+            regions.push(desired::global_events_region(partition).to_string());
+        }
         regions.sort();
         regions.dedup();
         let (clients, tags, write) = (&self.clients, &tags, self.write);
