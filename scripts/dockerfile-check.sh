@@ -2,14 +2,15 @@
 # No container engine runs on CI's machines, so the image cannot be built there. This check does
 # the next best thing: it replays the build stage of the Dockerfile in an empty folder, copying
 # only what each COPY names and running each RUN, with `cargo build --release` replaced by
-# `cargo check` into CI's target/ (the same manifest and source checks, without code generation).
+# `cargo check` into CI's target/ or $CARGO_TARGET_DIR (the same manifest and source checks,
+# without code generation).
 # A manifest that needs a file the Dockerfile does not copy (a bench, a test) fails here as it
 # would in `docker build`.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-export CARGO_TARGET_DIR="$root/target"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 stage=0
 steps=0
 dir="$work"
