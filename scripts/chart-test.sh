@@ -82,7 +82,7 @@ expect "fullnameOverride names every object" \
   'all(o["metadata"]["name"].startswith("audit") for o in objs)' \
   --set fullnameOverride=audit
 expect "extraEnv, extraVolumes, strategy and grace period reach the Deployment" \
-  'kind("Deployment")[0]["spec"]["strategy"] == {"type": "Recreate"} and kind("Deployment")[0]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 60 and {"name": "HTTPS_PROXY", "value": "http://proxy:3128"} in kind("Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["env"] and kind("Deployment")[0]["spec"]["template"]["spec"]["volumes"] == [{"name": "ca", "emptyDir": {}}] and kind("Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] == [{"name": "ca", "mountPath": "/etc/ca"}]' \
+  'kind("Deployment")[0]["spec"]["strategy"] == {"type": "Recreate"} and kind("Deployment")[0]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 60 and {"name": "TRAILKEEPER_SHUTDOWN_DRAIN_SECONDS", "value": "50"} in kind("Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["env"] and {"name": "HTTPS_PROXY", "value": "http://proxy:3128"} in kind("Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["env"] and kind("Deployment")[0]["spec"]["template"]["spec"]["volumes"] == [{"name": "ca", "emptyDir": {}}] and kind("Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] == [{"name": "ca", "mountPath": "/etc/ca"}]' \
   -f "$out/extras.yaml"
 # The controller's environment, by name.
 env='{e["name"]: e.get("value") for e in kind("Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["env"]}'

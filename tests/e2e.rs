@@ -475,3 +475,91 @@ async fn with_verify_integrity_the_controller_verifies_the_delivered_logs_into_s
     let _ = stop.send(());
     controller.await.unwrap();
 }
+
+#[tokio::test]
+async fn two_baselines_of_one_account_the_older_keeps_it_the_other_is_in_conflict_and_writes_nothing() {
+    let (client, ns) = setup().await;
+    let (stop, running, ctx) = start_controller(&ns, common::base_config().await).await;
+    let api: Api<LoggingBaseline> = Api::namespaced(client.clone(), &ns);
+    let account = common::new_account();
+    let named = |name: &str| {
+        let mut b = common::baseline(&account);
+        b.spec = common::trail_only(&account);
+        b.metadata.name = Some(name.into());
+        b.metadata.namespace = Some(ns.clone());
+        // Settings that differ: two writers would flap between them.
+        b.spec.tags.insert("owner".into(), name.into());
+        b
+    };
+    api.create(&PostParams::default(), &named("keeper")).await.unwrap();
+    wait_ready(&api, "keeper").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    api.create(&PostParams::default(), &named("intruder")).await.unwrap();
+    eventually("the second baseline in Conflict", || {
+        let api = api.clone();
+        async move {
+            api.get("intruder").await.is_ok_and(|b| {
+                condition(&b, "Ready").is_some_and(|c| c.status == "False" && c.reason == "Conflict")
+                    && condition(&b, "Stalled").is_some_and(|c| c.status == "True")
+            })
+        }
+    })
+    .await;
+    let message = condition(&api.get("intruder").await.unwrap(), "Ready").unwrap().message;
+    assert!(message.contains(&format!("{ns}/keeper")), "{message}");
+    assert!(event_reasons(&client, &ns).await.contains(&"Conflict".to_string()));
+
+    // Three resyncs (5 s each): the keeper stays in line, nobody writes.
+    let before = ctx.aws.total_calls();
+    tokio::time::sleep(Duration::from_secs(17)).await;
+    let after = ctx.aws.total_calls();
+    assert_eq!(
+        after.writes, before.writes,
+        "writes while two baselines claim {account}"
+    );
+    assert!(after.reads > before.reads, "the keeper is still observed");
+    assert!(ready(&api.get("keeper").await.unwrap()));
+
+    // The keeper gone (Retain), the other takes the account over.
+    api.delete("keeper", &DeleteParams::default()).await.unwrap();
+    wait_gone(&api, "keeper").await;
+    wait_ready(&api, "intruder").await;
+    let _ = stop.send(());
+    running.await.unwrap();
+}
+
+#[tokio::test]
+async fn an_account_in_line_is_observed_once_per_resync() {
+    let (client, ns) = setup().await;
+    let (stop, running, ctx) = start_controller(&ns, common::base_config().await).await;
+    let api: Api<LoggingBaseline> = Api::namespaced(client.clone(), &ns);
+    let account = common::new_account();
+    let mut b = common::baseline(&account);
+    b.spec = common::trail_only(&account);
+    b.metadata.name = Some("steady".into());
+    b.metadata.namespace = Some(ns.clone());
+    api.create(&PostParams::default(), &b).await.unwrap();
+    wait_ready(&api, "steady").await;
+    // The reads of one reconcile in line: the first resync after Ready.
+    let start = ctx.aws.total_calls().reads;
+    eventually("a resync", || {
+        let ctx = ctx.clone();
+        async move { ctx.aws.total_calls().reads > start }
+    })
+    .await;
+    // The reconcile's reads all land within a second or so on the emulator.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let one = ctx.aws.total_calls().reads - start;
+    assert!(one > 0);
+    // Over four resync intervals (5 s, jittered by up to 10%): four reconciles, not eight.
+    let start = ctx.aws.total_calls().reads;
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let reconciles = (ctx.aws.total_calls().reads - start) as f64 / one as f64;
+    println!("{reconciles:.2} reconciles in 4 resync intervals ({one} reads each)");
+    assert!(
+        (2.5..=4.6).contains(&reconciles),
+        "{reconciles:.2} reconciles in 4 resync intervals"
+    );
+    let _ = stop.send(());
+    running.await.unwrap();
+}

@@ -17,7 +17,7 @@ use aws_types::region::Region;
 use common::proxy::Proxy;
 use trailkeeper::drift_events::queue::{self, EventSettings};
 use trailkeeper::fence::WriteGate;
-use trailkeeper::runtime::leader::{Elector, LeaseRecord, LeaseStore, StopSignal, TermEnd, Timing, serve};
+use trailkeeper::runtime::leader::{Elector, LeaseRecord, LeaseStore, StopSignal, TermBounds, TermEnd, Timing, serve};
 
 /// An in-memory lease with the API server's optimistic concurrency, which can be cut off: then
 /// every request hangs, as to an API server that no longer answers.
@@ -108,7 +108,10 @@ async fn queue_loop(proxy: &Proxy, tag: &str) -> Work {
     let base = base_through(proxy).await;
     Box::new(move |stop, gate| {
         Box::pin(async move {
-            let (store, _writer) = kube::runtime::reflector::store();
+            // No baseline, and the list of them complete (the loop waits for it).
+            let (store, mut writer) = kube::runtime::reflector::store();
+            writer.apply_watcher_event(&kube::runtime::watcher::Event::Init);
+            writer.apply_watcher_event(&kube::runtime::watcher::Event::InitDone);
             let (reconcile, _received) = futures::channel::mpsc::channel(16);
             tokio::select! {
                 _ = queue::run(settings, base, store, gate, |_| Vec::new(), reconcile) => {}
@@ -133,7 +136,10 @@ async fn on_lease_loss_the_work_stops_and_the_lease_still_names_the_old_holder()
                 gate.clone(),
                 |_| {},
                 std::future::pending(),
-                Duration::from_secs(5),
+                TermBounds {
+                    drain: Duration::from_secs(20),
+                    cancel: Duration::from_secs(5),
+                },
                 move |stop| work(stop, gate),
             )
             .await
@@ -184,7 +190,10 @@ async fn a_terminated_term_finishes_its_work_then_releases_the_lease() {
                 gate.clone(),
                 |_| {},
                 termination,
-                Duration::from_secs(5),
+                TermBounds {
+                    drain: Duration::from_secs(20),
+                    cancel: Duration::from_secs(5),
+                },
                 move |stop| async move {
                     stop.await;
                     // In-flight work finishes under the lease, its writes still allowed.
@@ -209,4 +218,63 @@ async fn a_terminated_term_finishes_its_work_then_releases_the_lease() {
     );
     assert_eq!(lease.holder(), None, "released for the next replica");
     assert!(!gate.is_open());
+}
+
+#[tokio::test]
+async fn a_terminated_term_cuts_off_what_outlasts_the_drain_then_releases_the_lease() {
+    let lease = MemoryLease::default();
+    let gate = WriteGate::shut();
+    let (terminate, terminated) = tokio::sync::oneshot::channel::<()>();
+    let gate_when_cut = Arc::new(Mutex::new(None));
+    let term = {
+        let (lease, gate, gate_when_cut) = (lease.clone(), gate.clone(), gate_when_cut.clone());
+        tokio::spawn(async move {
+            let elector = Elector::new(lease, "replica-a", timing());
+            let termination = async move {
+                let _ = terminated.await;
+            };
+            let bounds = TermBounds {
+                drain: Duration::from_secs(1),
+                cancel: Duration::from_secs(5),
+            };
+            serve(
+                elector,
+                gate.clone(),
+                |_| {},
+                termination,
+                bounds,
+                move |_stop| async move {
+                    // A reconcile that ignores the stop (an AWS call that hangs).
+                    struct OnDrop(WriteGate, Arc<Mutex<Option<bool>>>);
+                    impl Drop for OnDrop {
+                        fn drop(&mut self) {
+                            *self.1.lock().unwrap() = Some(self.0.is_open());
+                        }
+                    }
+                    let _cut = OnDrop(gate, gate_when_cut);
+                    std::future::pending::<()>().await
+                },
+            )
+            .await
+        })
+    };
+    common::cluster::eventually("replica-a leads", Duration::from_secs(10), || async { gate.is_open() }).await;
+    let terminated_at = std::time::Instant::now();
+    terminate.send(()).unwrap();
+    let end = tokio::time::timeout(Duration::from_secs(10), term)
+        .await
+        .expect("the term ends after the drain, not with the hung work")
+        .unwrap();
+    assert_eq!(end, TermEnd::Finished);
+    assert!(
+        terminated_at.elapsed() >= Duration::from_secs(1),
+        "{:?}",
+        terminated_at.elapsed()
+    );
+    assert_eq!(
+        *gate_when_cut.lock().unwrap(),
+        Some(false),
+        "the work was cut off, and behind a shut gate"
+    );
+    assert_eq!(lease.holder(), None, "released for the next replica");
 }

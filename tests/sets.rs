@@ -576,3 +576,72 @@ async fn a_set_with_a_misspelt_template_field_is_refused_and_its_children_are_le
     let _ = stop.send(());
     running.await.expect("the controller ends without a panic");
 }
+
+#[tokio::test]
+async fn a_shard_reconciles_only_its_sets_and_counts_each_child_created_once() {
+    let (client, ns) = setup("sets-shard").await;
+    let sets: Api<LoggingBaselineSet> = Api::namespaced(client.clone(), &ns);
+    let baselines: Api<LoggingBaseline> = Api::namespaced(client.clone(), &ns);
+    let settings = Settings {
+        resync: RESYNC,
+        retry_base: Duration::from_secs(1),
+        watch_namespace: Some(ns.clone()),
+        selector: Some("shard=a".into()),
+        ..Settings::default()
+    };
+    let (stop, running, _ctx) = cluster::start_controller(common::base_config().await, settings).await;
+    let in_shard = |name: &str, shard: &str, accounts: &[String]| {
+        let listed: Vec<serde_json::Value> = accounts.iter().map(|id| serde_json::json!({"id": id})).collect();
+        let mut s = set(&ns, name, serde_json::json!({"accounts": listed}));
+        s.metadata.labels = Some([("shard".to_string(), shard.to_string())].into());
+        // The children carry the shard's label, so that the shard's baselines' watch sees them.
+        s.spec.template.labels.insert("shard".into(), shard.into());
+        s
+    };
+    let mine: Vec<String> = (0..3).map(|_| common::new_account()).collect();
+    let theirs = vec![common::new_account()];
+    sets.create(&PostParams::default(), &in_shard("mine", "a", &mine))
+        .await
+        .unwrap();
+    sets.create(&PostParams::default(), &in_shard("theirs", "b", &theirs))
+        .await
+        .unwrap();
+    cluster::eventually("the shard's set has its children Ready", TIMEOUT, || async {
+        let found = children(&baselines, "mine").await;
+        found.len() == 3 && found.values().all(is_ready)
+    })
+    .await;
+    // Over two resyncs more, the other shard's set stays untouched.
+    tokio::time::sleep(2 * RESYNC).await;
+    assert!(
+        children(&baselines, "theirs").await.is_empty(),
+        "a set outside the selector was reconciled"
+    );
+    assert!(sets.get_status("theirs").await.unwrap().status.is_none());
+    // Each child announced as created once, however many reconciles ran while the cache caught up.
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), &ns);
+    let announced: i64 = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .filter(|e| {
+            e.reason.as_deref() == Some("BaselinesCreated") && e.involved_object.name.as_deref() == Some("mine")
+        })
+        .map(|e| {
+            let created: i64 = e
+                .message
+                .as_deref()
+                .and_then(|m| m.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            // Repeats of one Event are folded into a series by the recorder.
+            let repeats = e.series.as_ref().and_then(|s| s.count).or(e.count).unwrap_or(1).max(1);
+            created * i64::from(repeats)
+        })
+        .sum();
+    assert_eq!(announced, 3, "children announced as created");
+    let _ = stop.send(());
+    running.await.expect("the controller ends without a panic");
+}

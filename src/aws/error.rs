@@ -46,6 +46,20 @@ impl AwsError {
         }
     }
 
+    /// Work on `resource` cut off by its overall bound (each call has its own timeout as well).
+    pub fn timeout(action: &str, resource: &str, bound: std::time::Duration) -> Self {
+        AwsError {
+            kind: ErrorKind::Transient,
+            action: action.to_string(),
+            resource: resource.to_string(),
+            code: "Timeout".into(),
+            message: format!(
+                "did not finish within {} s: AWS did not answer in time; trailkeeper will try again",
+                bound.as_secs()
+            ),
+        }
+    }
+
     /// A refusal AWS reports in a successful answer (PutTargets' failed entries), classified as
     /// the same code would be as an error.
     pub fn refused(action: &str, resource: &str, code: &str, message: &str) -> Self {

@@ -24,7 +24,7 @@ use crate::engine::account::{AccountReport, LastApplied, ReconcileOptions, RunMo
 use crate::engine::cleanup;
 
 pub use super::context::{AwsClients, Context, Error, FINALIZER, MANAGER, PolicyStores, Settings};
-use super::context::{FailureKind, failure_kind, key_of, now};
+use super::context::{FailureKind, account_keeper, failure_kind, key_of, now};
 use super::policies::policies;
 pub use super::policies::{baselines_using_retention_policy, baselines_using_trail_policy};
 
@@ -75,6 +75,19 @@ async fn apply(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Acti
     let key = key_of(&baseline);
     let generation = baseline.metadata.generation;
     let previous = baseline.status.as_ref();
+    if let Some(keeper) = ctx
+        .baselines
+        .get()
+        .and_then(|store| account_keeper(&baseline, &store.state()))
+    {
+        let message = format!(
+            "account {} is kept by the older LoggingBaseline {keeper}: this one writes nothing while both exist (delete one of them)",
+            baseline.spec.account_id
+        );
+        mark_not_ready(&ctx, &baseline, status::reasons::CONFLICT, "Reconcile", message).await?;
+        // Looked at again soon: it takes over once the keeper is deleted.
+        return Ok(Action::requeue(ctx.resync().min(CONFLICT_RECHECK)));
+    }
     let (trail_policy, retention, policy_name) = match policies(&ctx.client, ctx.policies.get(), &baseline).await? {
         Ok(p) => p,
         Err((reason, message)) => {
@@ -99,8 +112,11 @@ async fn apply(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Acti
         },
         forwarding: forwarding_for(&ctx, &baseline),
     };
+    // One bound for the reconcile and its verification together: a verification due gets what
+    // the reconcile left of it, so a pod's shutdown never waits for two.
+    let deadline = tokio::time::Instant::now() + ctx.settings.reconcile_timeout;
     let run = reconcile_account(clients, &specs, options);
-    let Ok(report) = tokio::time::timeout(ctx.settings.reconcile_timeout, run).await else {
+    let Ok(report) = tokio::time::timeout_at(deadline, run).await else {
         // Each AWS call has its own timeout; this bounds the whole (a stalled endpoint, a call
         // that retries for long), so that the slot goes to other baselines.
         let message = format!(
@@ -114,7 +130,7 @@ async fn apply(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Acti
     };
     let mut next = status::from_report(&report, previous, generation, &now(), &retention, &policy_name);
     if baseline.spec.verify_integrity.enabled && report.error.is_none() {
-        verify_integrity(&ctx, &baseline, &trail_policy, &mut next).await;
+        verify_integrity(&ctx, &baseline, &trail_policy, deadline, &mut next).await;
     }
     patch_status(&ctx, &baseline, &next).await?;
     crate::runtime::metrics::record_drift_repairs(report.applied.len());
@@ -158,11 +174,13 @@ async fn verify_integrity(
     ctx: &Context,
     baseline: &LoggingBaseline,
     trail_policy: &TrailPolicySpec,
+    deadline: tokio::time::Instant,
     next: &mut LoggingBaselineStatus,
 ) {
     let clients = ctx.aws.for_baseline(&key_of(baseline), &baseline.spec);
     let previous = baseline.status.as_ref();
-    let Some(verified) = verify_if_due(ctx, baseline, trail_policy, &clients, previous).await else {
+    let due = verify_if_due(baseline, trail_policy, &clients, previous, deadline);
+    let Some(verified) = due.await else {
         return;
     };
     if !verified.valid {
@@ -260,11 +278,11 @@ async fn publish_outcome(
 /// The scheduled integrity verification (spec.verifyIntegrity), when its interval has passed since
 /// the last: the digests of the period before, ending an hour ago (digests are hourly).
 async fn verify_if_due(
-    ctx: &Context,
     baseline: &LoggingBaseline,
     trail_policy: &TrailPolicySpec,
     clients: &crate::aws::AccountClients,
     previous: Option<&crate::api::LoggingBaselineStatus>,
+    deadline: tokio::time::Instant,
 ) -> Option<crate::api::IntegrityStatus> {
     use aws_smithy_types::DateTime;
     use aws_smithy_types::date_time::Format;
@@ -285,7 +303,7 @@ async fn verify_if_due(
         let location = crate::engine::verify::location_of(clients, &baseline.spec, trail_policy).await?;
         crate::engine::verify::verify(clients, &location, from, to).await
     };
-    let outcome = tokio::time::timeout(ctx.settings.reconcile_timeout, run).await;
+    let outcome = tokio::time::timeout_at(deadline, run).await;
     let (valid, digests, log_files, problems) = match outcome {
         Ok(Ok(report)) => (
             report.valid(),
@@ -329,14 +347,35 @@ async fn cleanup(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Ac
         trail_policy: &trail_policy,
         retention: &retention,
     };
+    if let Some(keeper) = ctx
+        .baselines
+        .get()
+        .and_then(|store| account_keeper(&baseline, &store.state()))
+    {
+        // Its resources are the keeper's: deleting them would undo the baseline that stays.
+        let note = format!(
+            "account {} is kept by LoggingBaseline {keeper}: nothing of it is deleted",
+            baseline.spec.account_id
+        );
+        publish(&ctx, &baseline, EventType::Normal, "Retained", "Delete", note).await;
+        ctx.forget(&baseline);
+        return Ok(Action::await_change());
+    }
     if baseline.spec.deletion_policy == crate::api::DeletionPolicy::Retain {
         let note = "deletionPolicy Retain: the trail, its buckets and key are left in place".to_string();
         publish(&ctx, &baseline, EventType::Normal, "Retained", "Delete", note).await;
-        ctx.forget(&key);
+        ctx.forget(&baseline);
         return Ok(Action::await_change());
     }
     let clients = ctx.aws.for_baseline(&key, &baseline.spec);
-    match cleanup::cleanup(&clients, &specs).await {
+    // Bounded like a reconcile: a stalled endpoint must not hold a slot (or a shutdown) for long.
+    let bounded = tokio::time::timeout(ctx.settings.reconcile_timeout, cleanup::cleanup(&clients, &specs)).await;
+    let outcome = bounded.unwrap_or_else(|_| {
+        let account = format!("account {}", baseline.spec.account_id);
+        let timeout = crate::aws::AwsError::timeout("cleanup", &account, ctx.settings.reconcile_timeout);
+        Err(crate::engine::report::EngineError::Aws(timeout))
+    });
+    match outcome {
         Ok(steps) => {
             // One event per outcome: the API server folds events of the same reason into a series.
             let listed = |keep: fn(&cleanup::Outcome) -> bool| {
@@ -355,7 +394,7 @@ async fn cleanup(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Ac
             if !retained.is_empty() {
                 publish(&ctx, &baseline, EventType::Warning, "Retained", "Delete", retained).await;
             }
-            ctx.forget(&key);
+            ctx.forget(&baseline);
             Ok(Action::await_change())
         }
         Err(e) => {
@@ -459,18 +498,25 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     };
     let (store, writer) = reflector::store();
     // The sets find their namespace's baselines in the baselines' cache, without a request; a
-    // shard (`--selector`) sees only its own baselines there, so its sets list them instead.
+    // shard (`--selector`) sees only its own baselines there, so its set controller caches its
+    // children's watch instead.
     let cached = ctx.settings.selector.is_none().then(|| store.clone());
-    let sets = Arc::new(super::sets::SetContext::new(
+    let mut sets = super::sets::SetContext::new(
         ctx.client.clone(),
         ctx.aws.base.clone(),
         ctx.recorder.clone(),
         ctx.settings.resync,
         cached,
-    ));
+    );
+    sets.timeout = ctx.settings.reconcile_timeout;
+    let set_settings = super::sets::SetSettings {
+        namespace: ctx.settings.watch_namespace.clone(),
+        selector: ctx.settings.selector.clone(),
+        concurrency: ctx.settings.concurrency,
+    };
     tokio::join!(
         run_baselines(ctx.clone(), store, writer, stopped(stop_rx.clone())),
-        super::sets::run(sets, ctx.settings.watch_namespace.clone(), stopped(stop_rx)),
+        super::sets::run(Arc::new(sets), set_settings, stopped(stop_rx)),
     );
 }
 
@@ -494,7 +540,7 @@ async fn run_baselines(
         .modify(slim)
         .reflect(writer)
         .applied_objects()
-        .predicate_filter(spec_or_lifecycle, PredicateConfig::default());
+        .predicate_filter(spec_or_lifecycle, PredicateConfig::default().ttl(ctx.predicate_ttl()));
     let controller = Controller::for_stream(stream, store.clone());
     {
         let (store, health) = (store.clone(), ctx.health.clone());
@@ -504,6 +550,7 @@ async fn run_baselines(
             }
         });
     }
+    let _ = ctx.baselines.set(store.clone());
     let (trail_store, trail_writer) = reflector::store();
     let (retention_store, retention_writer) = reflector::store();
     let trail_policies = spec_changes(api_for::<TrailPolicy>(&ctx.client, ns), trail_writer);
@@ -531,6 +578,20 @@ async fn run_baselines(
             std::future::pending::<()>().await
         }
     };
+    // What is kept per baseline is dropped once it leaves this controller's view.
+    let departed = {
+        let (store, ctx) = (store.clone(), ctx.clone());
+        async move {
+            let mut every = tokio::time::interval(FORGET_DEPARTED_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                if store.wait_until_ready().await.is_ok() {
+                    ctx.forget_departed(&store.state());
+                }
+            }
+        }
+    };
     let (store_tp, store_rp) = (store.clone(), store);
     let controller = controller
         .with_config(kube::runtime::controller::Config::default().concurrency(settings.concurrency))
@@ -550,5 +611,12 @@ async fn run_baselines(
     tokio::select! {
         _ = controller => {}
         _ = drift_events => {}
+        _ = departed => {}
     }
 }
+
+/// How often a baseline in Conflict looks whether the account's keeper is gone.
+const CONFLICT_RECHECK: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// How often caches and series of baselines gone from view are dropped.
+const FORGET_DEPARTED_EVERY: std::time::Duration = std::time::Duration::from_secs(60);

@@ -181,6 +181,11 @@ impl AwsClients {
         self.lock().remove(key);
     }
 
+    /// Keeps the identities of these baselines only.
+    fn retain(&self, keys: &std::collections::HashSet<String>) {
+        self.lock().retain(|key, _| keys.contains(key));
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, CachedIdentity>> {
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -205,6 +210,8 @@ pub struct Context {
     pub health: Arc<Health>,
     /// Set by `run`: the policies as its watches see them.
     pub(super) policies: std::sync::OnceLock<PolicyStores>,
+    /// Set by `run`: the baselines as its watch sees them (who else claims an account).
+    pub(super) baselines: std::sync::OnceLock<Store<LoggingBaseline>>,
     /// Consecutive failures per baseline, for exponential backoff.
     failures: Mutex<HashMap<String, u32>>,
     /// Where accounts forward tampering events, once the central bus is set up (with events on).
@@ -239,17 +246,45 @@ impl Context {
             settings,
             health,
             policies: std::sync::OnceLock::new(),
+            baselines: std::sync::OnceLock::new(),
             failures: Mutex::new(HashMap::new()),
             forwarding: Default::default(),
             unforwarded: Default::default(),
         }
     }
 
-    /// Forgets what is kept per baseline (clients, failure count) once it is deleted.
-    pub(super) fn forget(&self, key: &str) {
-        self.aws.forget(key);
-        self.succeeded(key);
-        crate::runtime::metrics::forget_baseline(key);
+    /// Forgets what is kept per baseline (clients, failure count, its series) once it is deleted.
+    pub(super) fn forget(&self, baseline: &LoggingBaseline) {
+        let key = key_of(baseline);
+        self.aws.forget(&key);
+        self.succeeded(&key);
+        crate::runtime::metrics::forget_baseline(&key);
+        crate::runtime::metrics::forget_account(&baseline.spec.account_id);
+        self.unforwarded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&ObjectRef::from_obj(baseline));
+    }
+
+    /// Forgets what is kept for baselines gone from this controller's view without a deletion it
+    /// handled: out of its shard's selector or namespace, or deleted while another replica led.
+    /// The watch stops showing them; nothing else would drop their caches and series.
+    pub(super) fn forget_departed(&self, present: &[Arc<LoggingBaseline>]) {
+        let keys: std::collections::HashSet<String> = present.iter().map(|b| key_of(b)).collect();
+        let accounts: std::collections::HashSet<&str> = present.iter().map(|b| b.spec.account_id.as_str()).collect();
+        let refs: std::collections::HashSet<ObjectRef<LoggingBaseline>> =
+            present.iter().map(|b| ObjectRef::from_obj(b.as_ref())).collect();
+        self.aws.retain(&keys);
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|key, _| keys.contains(key));
+        self.unforwarded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|r| refs.contains(r));
+        crate::runtime::metrics::retain_baselines(|key| keys.contains(key));
+        crate::runtime::metrics::retain_accounts(|account| accounts.contains(account));
     }
 
     /// Records a failure and returns how long to wait: doubling from `retry_base`, longer for
@@ -269,6 +304,15 @@ impl Context {
 
     pub(super) fn succeeded(&self, key: &str) {
         self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+    }
+
+    /// How long the watch's predicate filter remembers a baseline's spec: longer than the time
+    /// between two of its status patches in line (a jittered resync, a reconcile and a
+    /// verification at most), or the patch after each resync passes the filter as if the spec
+    /// had changed and the account is observed twice (kube-runtime treats a remembered value
+    /// older than the TTL as absent; its default is an hour, the default resync).
+    pub(super) fn predicate_ttl(&self) -> Duration {
+        self.settings.resync.mul_f64(2.0) + self.settings.reconcile_timeout * 2
     }
 
     /// The resync interval, jittered by up to 10% so that baselines do not resync in lockstep.
@@ -327,6 +371,29 @@ pub struct PolicyStores {
     pub retention: Store<RetentionPolicy>,
 }
 
+/// The baseline that keeps `baseline`'s account when another claims it too (in any namespace
+/// this controller watches): the oldest (then the first by namespace and name). None when
+/// `baseline` keeps it. Two writers of one account would flap between their settings and share
+/// its quota with two pacers.
+pub fn account_keeper(baseline: &LoggingBaseline, all: &[Arc<LoggingBaseline>]) -> Option<String> {
+    let rank = |b: &LoggingBaseline| {
+        (
+            b.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            b.namespace().unwrap_or_default(),
+            b.name_any(),
+        )
+    };
+    let mine = rank(baseline);
+    all.iter()
+        .filter(|other| {
+            other.spec.account_id == baseline.spec.account_id && other.metadata.deletion_timestamp.is_none()
+        })
+        .filter(|other| rank(other) != mine)
+        .min_by_key(|other| rank(other))
+        .filter(|oldest| rank(oldest) < mine)
+        .map(|oldest| key_of(oldest))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -364,6 +431,48 @@ mod tests {
         // A success starts over.
         ctx.succeeded("a");
         assert_eq!(ctx.failure_delay("a", FailureKind::Transient).as_secs(), 5);
+    }
+
+    #[tokio::test]
+    async fn the_predicate_filter_outlives_the_longest_gap_between_two_status_patches() {
+        for resync in [60, 600, 3600, 86_400] {
+            let ctx = context(Settings {
+                resync: Duration::from_secs(resync),
+                ..Settings::default()
+            });
+            let gap = ctx.settings.resync.mul_f64(1.1) + ctx.settings.reconcile_timeout * 2;
+            assert!(
+                ctx.predicate_ttl() > gap,
+                "resync {resync} s: ttl {:?}",
+                ctx.predicate_ttl()
+            );
+        }
+    }
+
+    #[test]
+    fn the_oldest_baseline_of_an_account_keeps_it() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+        let baseline = |ns: &str, name: &str, account: &str, created: i64| {
+            let mut b = LoggingBaseline::new(
+                name,
+                serde_yaml::from_str(&format!("{{accountId: \"{account}\", primaryRegion: us-east-1}}")).unwrap(),
+            );
+            b.metadata.namespace = Some(ns.into());
+            b.metadata.creation_timestamp = Some(Time(jiff::Timestamp::from_second(created).unwrap()));
+            Arc::new(b)
+        };
+        let older = baseline("a", "first", "111122223333", 100);
+        let younger = baseline("b", "second", "111122223333", 200);
+        let twin = baseline("a", "twin", "111122223333", 200);
+        let other = baseline("a", "other", "444455556666", 50);
+        let all = [older.clone(), younger.clone(), twin.clone(), other.clone()];
+        assert_eq!(account_keeper(&older, &all), None);
+        assert_eq!(account_keeper(&younger, &all).as_deref(), Some("a/first"));
+        assert_eq!(account_keeper(&other, &all), None);
+        // Created in the same second: the first by namespace and name keeps it.
+        let pair = [younger.clone(), twin.clone()];
+        assert_eq!(account_keeper(&twin, &pair), None);
+        assert_eq!(account_keeper(&younger, &pair).as_deref(), Some("a/twin"));
     }
 
     #[tokio::test]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use aws_types::SdkConfig;
 use futures::StreamExt;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{EventType, Recorder};
 use kube::runtime::reflector::Store;
@@ -35,10 +35,15 @@ pub struct SetContext {
     pub recorder: Recorder,
     /// How long an Organizations read is reused.
     pub resync: Duration,
+    /// The bound of one set's reconcile (Organizations reads included).
+    pub timeout: Duration,
     /// Per set (namespace/name): the generator read, when, and what it selected.
     cache: Mutex<HashMap<String, CachedSelection>>,
-    /// The baselines' controller's cache (None: list them from the API server).
-    baselines: Option<Store<LoggingBaseline>>,
+    /// The namespaces' baselines: the baselines' controller's cache, or (sharded: that cache
+    /// holds the shard's own only) the set controller's own cache of its children's watch.
+    baselines: std::sync::OnceLock<Store<LoggingBaseline>>,
+    /// The sets as the controller's watch sees them (the per-set cache keeps these only).
+    sets: std::sync::OnceLock<Store<LoggingBaselineSet>>,
 }
 
 struct CachedSelection {
@@ -56,32 +61,50 @@ impl SetContext {
         resync: Duration,
         baselines: Option<Store<LoggingBaseline>>,
     ) -> Self {
+        let cache = std::sync::OnceLock::new();
+        if let Some(store) = baselines {
+            let _ = cache.set(store);
+        }
         Self {
             client,
             base,
             recorder,
             resync,
+            timeout: Duration::from_secs(300),
             cache: Mutex::new(HashMap::new()),
-            baselines,
+            baselines: cache,
+            sets: std::sync::OnceLock::new(),
         }
     }
 
-    /// The baselines of a namespace: from the cache once it has synced, else listed.
-    async fn baselines_in(
-        &self,
-        api: &Api<LoggingBaseline>,
-        namespace: &str,
-    ) -> Result<Vec<LoggingBaseline>, kube::Error> {
-        if let Some(store) = &self.baselines {
-            let _ = store.wait_until_ready().await;
-            return Ok(store
-                .state()
-                .iter()
-                .filter(|b| b.namespace().as_deref() == Some(namespace))
-                .map(|b| b.as_ref().clone())
-                .collect());
-        }
-        Ok(api.list(&ListParams::default()).await?.items)
+    /// The baselines of a namespace, from a cache once it has synced (no request).
+    async fn baselines_in(&self, namespace: &str) -> Vec<LoggingBaseline> {
+        let Some(store) = self.baselines.get() else {
+            return Vec::new();
+        };
+        let _ = store.wait_until_ready().await;
+        store
+            .state()
+            .iter()
+            .filter(|b| b.namespace().as_deref() == Some(namespace))
+            .map(|b| b.as_ref().clone())
+            .collect()
+    }
+
+    /// Drops the cached selections of sets that are gone.
+    fn forget_departed_sets(&self) {
+        let Some(store) = self.sets.get() else {
+            return;
+        };
+        let present: std::collections::HashSet<String> = store
+            .state()
+            .iter()
+            .map(|s| format!("{}/{}", s.namespace().unwrap_or_default(), s.name_any()))
+            .collect();
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|key, _| present.contains(key));
     }
 }
 
@@ -204,6 +227,10 @@ fn condition(ok: bool, reason: &str, message: String) -> Condition {
 pub enum SetError {
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
+    #[error(
+        "the set's reconcile did not finish within {0} s (Organizations or the API server did not answer in time); retried"
+    )]
+    Timeout(u64),
 }
 
 async fn publish(ctx: &SetContext, set: &LoggingBaselineSet, type_: EventType, reason: &str, note: String) {
@@ -238,6 +265,15 @@ fn carry_transition(previous: Option<&LoggingBaselineSetStatus>, mut now: Condit
 }
 
 pub async fn reconcile(set: Arc<LoggingBaselineSet>, ctx: Arc<SetContext>) -> Result<Action, SetError> {
+    ctx.forget_departed_sets();
+    match tokio::time::timeout(ctx.timeout, reconcile_set(&set, &ctx)).await {
+        Ok(result) => result,
+        Err(_) => Err(SetError::Timeout(ctx.timeout.as_secs())),
+    }
+}
+
+async fn reconcile_set(set: &Arc<LoggingBaselineSet>, ctx: &Arc<SetContext>) -> Result<Action, SetError> {
+    let (set, ctx) = (set.clone(), ctx.clone());
     let ns = set.namespace().unwrap_or_default();
     let baselines: Api<LoggingBaseline> = Api::namespaced(ctx.client.clone(), &ns);
     let previous = set.status.as_ref();
@@ -265,7 +301,7 @@ pub async fn reconcile(set: Arc<LoggingBaselineSet>, ctx: Arc<SetContext>) -> Re
             return Ok(Action::requeue(Duration::from_secs(60).min(ctx.resync)));
         }
     };
-    let existing = ctx.baselines_in(&baselines, &ns).await?;
+    let existing = ctx.baselines_in(&ns).await;
     let plan = set::plan(&set, &selected, &existing);
     let created = apply_plan(&baselines, &plan, &existing).await?;
     announce(&ctx, &set, &plan, created).await;
@@ -298,27 +334,50 @@ async fn refuse_invalid(
     Ok(())
 }
 
-/// Applies the plan's baselines (server-side apply) and deletes those no longer selected;
-/// returns how many baselines it created.
+/// Creates the plan's new baselines, applies the changed ones (server-side apply) and deletes
+/// those no longer selected; returns how many baselines it created. A baseline the cache does not
+/// show yet is created with a create, so that one the API server already has (a cache behind
+/// the last reconcile's creations) is not counted, or announced, twice: it is applied instead.
+/// A deletion names the uid the plan saw: a baseline of the same name made since is not deleted.
 async fn apply_plan(
     baselines: &Api<LoggingBaseline>,
     plan: &set::SetPlan,
     existing: &[LoggingBaseline],
 ) -> Result<usize, SetError> {
     let apply = PatchParams::apply(SET_MANAGER).force();
+    let create = PostParams {
+        field_manager: Some(SET_MANAGER.to_string()),
+        ..Default::default()
+    };
     let mut created = 0;
     for baseline in &plan.apply {
+        if !existing.iter().any(|b| b.name_any() == baseline.name_any()) {
+            match baselines.create(&create, baseline).await {
+                Ok(_) => {
+                    created += 1;
+                    continue;
+                }
+                Err(kube::Error::Api(e)) if e.code == 409 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
         baselines
             .patch(&baseline.name_any(), &apply, &Patch::Apply(baseline))
             .await?;
-        if !existing.iter().any(|b| b.name_any() == baseline.name_any()) {
-            created += 1;
-        }
     }
     for name in &plan.delete {
-        match baselines.delete(name, &DeleteParams::default()).await {
+        let uid = existing.iter().find(|b| &b.name_any() == name).and_then(|b| b.uid());
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid,
+                resource_version: None,
+            }),
+            ..Default::default()
+        };
+        match baselines.delete(name, &params).await {
             Ok(_) => {}
-            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            // Gone already, or another baseline of that name now (its uid differs).
+            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
             Err(e) => return Err(e.into()),
         }
     }
@@ -424,24 +483,68 @@ fn error_policy(_set: Arc<LoggingBaselineSet>, error: &SetError, _ctx: Arc<SetCo
     Action::requeue(Duration::from_secs(10))
 }
 
+/// What of a child changes its set's status: its Ready (counted), its labels (ownership), its
+/// deletion. A status patch that leaves Ready as it was triggers no reconcile of the set.
+fn counted_change(baseline: &LoggingBaseline) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    baseline.metadata.generation.hash(&mut hasher);
+    baseline.metadata.labels.hash(&mut hasher);
+    baseline.metadata.deletion_timestamp.is_some().hash(&mut hasher);
+    ready(baseline).hash(&mut hasher);
+    Some(hasher.finish())
+}
+
+/// The set controller's settings (the baselines' controller's, where they apply).
+pub struct SetSettings {
+    pub namespace: Option<String>,
+    /// A shard's label selector: its sets only.
+    pub selector: Option<String>,
+    pub concurrency: u16,
+}
+
 /// Runs the set controller until `shutdown`.
 pub async fn run(
     ctx: Arc<SetContext>,
-    namespace: Option<String>,
+    settings: SetSettings,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let (sets, baselines): (Api<LoggingBaselineSet>, Api<LoggingBaseline>) = match &namespace {
+    use kube::runtime::{WatchStreamExt, reflector};
+    let (sets, baselines): (Api<LoggingBaselineSet>, Api<LoggingBaseline>) = match &settings.namespace {
         Some(ns) => (
             Api::namespaced(ctx.client.clone(), ns),
             Api::namespaced(ctx.client.clone(), ns),
         ),
         None => (Api::all(ctx.client.clone()), Api::all(ctx.client.clone())),
     };
-    Controller::new(sets, watcher::Config::default().any_semantic())
-        // A child's change (its Ready, its deletion) updates the set's counts; a burst of them
-        // is one reconcile.
-        .owns(baselines, watcher::Config::default().any_semantic())
-        .with_config(kube::runtime::controller::Config::default().debounce(Duration::from_secs(1)))
+    let mut set_config = watcher::Config::default().any_semantic();
+    if let Some(selector) = &settings.selector {
+        set_config = set_config.labels(selector);
+    }
+    // The children's watch: when the baselines' cache is not the namespaces' whole (a shard),
+    // it is cached here, so that a reconcile reads no list.
+    let children = watcher(baselines, watcher::Config::default().any_semantic()).default_backoff();
+    let children = if ctx.baselines.get().is_none() {
+        let (store, writer) = reflector::store();
+        let _ = ctx.baselines.set(store);
+        children.modify(super::baselines::slim).reflect(writer).boxed()
+    } else {
+        children.boxed()
+    };
+    // A child's change (its Ready, its deletion) updates the set's counts; a burst of them is
+    // one reconcile.
+    let children = children
+        .applied_objects()
+        .predicate_filter(counted_change, Default::default());
+    let controller = Controller::new(sets, set_config);
+    let _ = ctx.sets.set(controller.store());
+    controller
+        .owns_stream(children)
+        .with_config(
+            kube::runtime::controller::Config::default()
+                .debounce(Duration::from_secs(1))
+                .concurrency(settings.concurrency),
+        )
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
@@ -450,4 +553,30 @@ pub async fn run(
             }
         })
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn child(ready: &str, observed: i64) -> LoggingBaseline {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "trailkeeper.io/v1alpha1", "kind": "LoggingBaseline",
+            "metadata": {"name": "fleet-111122223333", "namespace": "accounts", "generation": 1,
+                "labels": {"trailkeeper.io/set": "fleet"}},
+            "spec": {"accountId": "111122223333", "primaryRegion": "us-east-1"},
+            "status": {"observedGeneration": observed,
+                "conditions": [{"type": "Ready", "status": ready, "reason": "InSync", "message": ""}]}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_childs_status_patch_that_keeps_its_ready_does_not_concern_its_set() {
+        assert_eq!(counted_change(&child("True", 1)), counted_change(&child("True", 2)));
+        assert_ne!(counted_change(&child("True", 1)), counted_change(&child("False", 1)));
+        let mut relabelled = child("True", 1);
+        relabelled.labels_mut().insert("team".into(), "audit".into());
+        assert_ne!(counted_change(&child("True", 1)), counted_change(&relabelled));
+    }
 }

@@ -48,6 +48,8 @@ pub mod reasons {
     pub const COMPONENTS_NOT_READY: &str = "ComponentsNotReady";
     /// The reconcile did not finish within its bound (AWS did not answer in time).
     pub const TIMEOUT: &str = "Timeout";
+    /// Another LoggingBaseline (older) keeps the same account.
+    pub const CONFLICT: &str = "Conflict";
     pub const DELIVERING: &str = "Delivering";
     /// DeliveryHealthy Unknown: the deliveries were not read yet (the trail was just created).
     pub const AWAITING_FIRST_DELIVERY: &str = "AwaitingFirstDelivery";

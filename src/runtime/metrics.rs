@@ -100,6 +100,24 @@ pub fn forget_baseline(baseline: &str) {
     });
 }
 
+/// Drops an account's delivery and integrity series (its baseline is gone).
+pub fn forget_account(account: &str) {
+    retain_accounts(|a| a != account);
+}
+
+/// Keeps the readiness series of these baselines only.
+pub fn retain_baselines(keep: impl Fn(&str) -> bool) {
+    with(|r| r.baselines.retain(|baseline, _| keep(baseline)));
+}
+
+/// Keeps the delivery and integrity series of these accounts only.
+pub fn retain_accounts(keep: impl Fn(&str) -> bool) {
+    with(|r| {
+        r.delivery.retain(|(account, _), _| keep(account));
+        r.integrity.retain(|account, _| keep(account));
+    });
+}
+
 /// The result of an account's last integrity verification.
 pub fn set_integrity(account: &str, valid: bool) {
     with(|r| {

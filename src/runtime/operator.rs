@@ -41,6 +41,10 @@ pub struct RunArgs {
     /// (30 to 3600; each AWS call also has its own timeout).
     #[arg(long, env = "TRAILKEEPER_RECONCILE_TIMEOUT_SECONDS", default_value_t = 300)]
     pub reconcile_timeout_seconds: u64,
+    /// Seconds in-flight reconciles may finish after SIGTERM before they are cut off and the Lease
+    /// released; below the pod's terminationGracePeriodSeconds (the chart sets it 10 s below).
+    #[arg(long, env = "TRAILKEEPER_SHUTDOWN_DRAIN_SECONDS", default_value_t = 20)]
+    pub shutdown_drain_seconds: u64,
     /// LoggingBaselines reconciled at once.
     #[arg(long, env = "TRAILKEEPER_CONCURRENCY", default_value_t = 8)]
     pub concurrency: u16,
@@ -153,7 +157,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         let health = health.clone();
         move |leads: bool| health.leading.store(leads, Ordering::Relaxed)
     };
-    let end = crate::runtime::leader::serve(elector, gate, on_leading, termination(), CANCEL_GRACE, move |stop| {
+    let bounds = crate::runtime::leader::TermBounds {
+        drain: Duration::from_secs(args.shutdown_drain_seconds),
+        cancel: CANCEL_GRACE,
+    };
+    let end = crate::runtime::leader::serve(elector, gate, on_leading, termination(), bounds, move |stop| {
         baselines::run(ctx, stop)
     })
     .await;

@@ -4,4 +4,4 @@ pub mod election;
 pub mod term;
 
 pub use election::*;
-pub use term::{StopSignal, TermEnd, serve};
+pub use term::{StopSignal, TermBounds, TermEnd, serve};

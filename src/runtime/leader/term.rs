@@ -5,7 +5,9 @@
 //!   cancelled and awaited (bounded by `grace`), and the lease is left as it is: it is no longer
 //!   this replica's to release. The caller exits.
 //! - Termination (SIGTERM): the work is asked to stop and finishes in-flight reconciles while the
-//!   lease is held (if the lease is lost meanwhile, as above); then the lease is released.
+//!   lease is held (if the lease is lost meanwhile, as above), for `drain` at most: what still
+//!   runs then is cut off behind the shut gate (every write is idempotent: the next leader
+//!   resumes it), so that the lease is released before the pod's grace period ends in SIGKILL.
 //! - The work ends by itself: as termination.
 
 use std::future::Future;
@@ -27,6 +29,15 @@ pub enum TermEnd {
     LeaseLost,
 }
 
+/// How long a term's end may take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TermBounds {
+    /// On termination: how long in-flight work may finish under the lease.
+    pub drain: Duration,
+    /// After a cancellation: how long the cancelled work may take to unwind.
+    pub cancel: Duration,
+}
+
 /// The future a term's work is given: it resolves when the work should finish what it is doing
 /// and stop (termination).
 pub type StopSignal = std::pin::Pin<Box<dyn Future<Output = ()> + Send + Sync>>;
@@ -38,7 +49,7 @@ pub async fn serve<S, W, F>(
     gate: WriteGate,
     on_leading: impl Fn(bool) + Send + 'static,
     termination: impl Future<Output = ()>,
-    grace: Duration,
+    bounds: TermBounds,
     work: W,
 ) -> TermEnd
 where
@@ -100,6 +111,20 @@ where
             tokio::select! {
                 _ = &mut work => true,
                 _ = lease_lost(leading.clone()) => false,
+                _ = tokio::time::sleep(bounds.drain) => {
+                    // Past the drain: no write from now on, the rest cut off, then released.
+                    gate.lead_until(None);
+                    work.abort();
+                    if tokio::time::timeout(bounds.cancel, &mut work).await.is_err() {
+                        tracing::warn!(cancel = ?bounds.cancel, "the cut-off work did not stop in time (its writes are refused)");
+                    }
+                    tracing::warn!(drain = ?bounds.drain, "terminating: in-flight reconciles cut off after the drain; the next leader resumes them");
+                    follower.abort();
+                    if let Some(elector) = stop_campaign(campaign).await {
+                        release(elector).await;
+                    }
+                    return TermEnd::Finished;
+                }
             }
         }
     };
@@ -117,8 +142,8 @@ where
     follower.abort();
     let _ = stop_campaign(campaign).await;
     work.abort();
-    if tokio::time::timeout(grace, &mut work).await.is_err() {
-        tracing::warn!(?grace, "the cancelled work did not stop in time");
+    if tokio::time::timeout(bounds.cancel, &mut work).await.is_err() {
+        tracing::warn!(cancel = ?bounds.cancel, "the cancelled work did not stop in time");
     }
     TermEnd::LeaseLost
 }
