@@ -23,7 +23,7 @@ use crate::desired::AccountSpecs;
 use crate::engine::account::{AccountReport, LastApplied, ReconcileOptions, RunMode, reconcile_account};
 use crate::engine::cleanup;
 
-pub use super::context::{AwsClients, Context, Error, FINALIZER, MANAGER, PolicyStores, Settings};
+pub use super::context::{AwsClients, Context, Error, FINALIZER, MANAGER, PolicyStores, Settings, slim};
 use super::context::{FailureKind, account_keeper, failure_kind, key_of, now};
 use super::policies::policies;
 pub use super::policies::{baselines_using_retention_policy, baselines_using_trail_policy};
@@ -416,15 +416,6 @@ where
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     }
-}
-
-/// The cache keeps no managedFields nor last-applied annotation: they are most of an object's
-/// size and the controller never reads them.
-pub fn slim(baseline: &mut LoggingBaseline) {
-    baseline.managed_fields_mut().clear();
-    baseline
-        .annotations_mut()
-        .remove("kubectl.kubernetes.io/last-applied-configuration");
 }
 
 /// A hash of what should trigger a reconcile: the spec (its generation), the finalizers and the

@@ -490,3 +490,12 @@ mod tests {
         }
     }
 }
+
+/// The cache keeps no managedFields nor last-applied annotation: they are most of an object's
+/// size and the controller never reads them.
+pub fn slim(baseline: &mut LoggingBaseline) {
+    baseline.managed_fields_mut().clear();
+    baseline
+        .annotations_mut()
+        .remove("kubectl.kubernetes.io/last-applied-configuration");
+}

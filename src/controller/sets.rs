@@ -527,7 +527,7 @@ pub async fn run(
     let children = if ctx.baselines.get().is_none() {
         let (store, writer) = reflector::store();
         let _ = ctx.baselines.set(store);
-        children.modify(super::baselines::slim).reflect(writer).boxed()
+        children.modify(super::context::slim).reflect(writer).boxed()
     } else {
         children.boxed()
     };
