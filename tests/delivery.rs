@@ -73,6 +73,36 @@ async fn a_trail_that_delivers_is_healthy_and_one_that_stopped_is_not() {
     assert_eq!(delivery_condition(&run(&spec).await).0, "True");
 }
 
+/// GetTrailStatus speaks for one Region: each enforced Region's deliveries are read there, and a
+/// Region whose deliveries stopped is named while the home Region's still arrive.
+#[tokio::test]
+async fn each_enforced_regions_deliveries_are_judged_from_that_region() {
+    let account = new_account();
+    let aws = inspector(&account).await;
+    let mut spec = trail_only(&account);
+    spec.regions = vec![REGION.to_string(), "eu-west-1".to_string()];
+    let first = run(&spec).await;
+    assert!(!first.failed(), "{:?}", first.components);
+    deliver(&aws, &spec, "CloudTrail", 2).await;
+    deliver(&aws, &spec, "CloudTrail-Digest", 20).await;
+    deliver_from(&aws, &spec, "CloudTrail", "eu-west-1", 150).await;
+    deliver_from(&aws, &spec, "CloudTrail-Digest", "eu-west-1", 180).await;
+    let report = run(&spec).await;
+    let (state, message) = delivery_condition(&report);
+    assert_eq!(state, "False", "{message}");
+    assert!(
+        message.starts_with("cloudtrail/eu-west-1: nothing delivered for 15"),
+        "{message}"
+    );
+    let home = report.delivery.iter().find(|f| f.component == "cloudtrail").unwrap();
+    assert!(home.problem.is_none() && home.age_seconds.unwrap() < 300, "{home:?}");
+    // The Region delivers again: healthy.
+    deliver_from(&aws, &spec, "CloudTrail", "eu-west-1", 1).await;
+    deliver_from(&aws, &spec, "CloudTrail-Digest", "eu-west-1", 1).await;
+    let (state, message) = delivery_condition(&run(&spec).await);
+    assert_eq!(state, "True", "{message}");
+}
+
 /// An account with no activity writes no log file for hours, while CloudTrail delivers a digest
 /// every hour: the trail is alive, the log files' lateness no alarm. Digests named as CloudTrail
 /// names them (the time to the second), which the emulator's GetTrailStatus reads.

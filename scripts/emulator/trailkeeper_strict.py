@@ -288,8 +288,9 @@ def check_log_group_key(account_id, region, group, key_arn):
         raise refused
 
 
-def _delivery_of(trail):
-    """What GetTrailStatus says of `trail`'s deliveries (see delivering_get_trail_status)."""
+def _delivery_of(trail, region):
+    """What GetTrailStatus in `region` says of `trail`'s deliveries from that Region (see
+    delivering_get_trail_status)."""
     import calendar
     import re
     import time
@@ -308,7 +309,8 @@ def _delivery_of(trail):
     for key in list(bucket.keys.keys()):
         if not key.startswith(f"{prefix}AWSLogs/"):
             continue
-        kind = "CloudTrail-Digest" if "/CloudTrail-Digest/" in key else "CloudTrail" if "/CloudTrail/" in key else None
+        kind = ("CloudTrail-Digest" if f"/CloudTrail-Digest/{region}/" in key
+                else "CloudTrail" if f"/CloudTrail/{region}/" in key else None)
         found = stamp.search(key)
         if kind is None or found is None:
             continue
@@ -323,7 +325,7 @@ def _delivery_of(trail):
     policy = bucket.policy.decode() if bucket.policy else ""
     context = {"aws:SourceArn": trail.arn, "aws:SourceAccount": trail.account_id,
                "s3:x-amz-acl": "bucket-owner-full-control"}
-    path = f"{bucket_arn}/{prefix}AWSLogs/{trail.account_id}/CloudTrail/{trail.region_name}/x.json.gz"
+    path = f"{bucket_arn}/{prefix}AWSLogs/{trail.account_id}/CloudTrail/{region}/x.json.gz"
     if not allows(policy, CLOUDTRAIL, "s3:PutObject", path, context):
         out["LatestDeliveryError"] = "AccessDenied"
     elif trail.kms_key_id:
@@ -445,7 +447,8 @@ def install():
         the trail logs. Here LatestDeliveryTime is the time of the newest log file under the
         trail's prefix (from its name, as CloudTrail names them:
         {account}_CloudTrail_{region}_{YYYYMMDDTHHmmZ}_{id}.json.gz, so a test delivers by putting
-        one), LatestDigestDeliveryTime the same for digests, and LatestDeliveryError what a
+        one), LatestDigestDeliveryTime the same for digests (each of the Region the call is made
+        in: "This operation returns trail status from a single Region"), and LatestDeliveryError what a
         delivery would meet now: AccessDenied when the bucket policy no longer admits CloudTrail,
         KMS.DisabledException / KMS.AccessDeniedException for the key.
         A member of an Organization gets the status of the Organization's trail when it names
@@ -472,7 +475,7 @@ def install():
             (t for t in backend.describe_trails(True) if name in (t.trail_name, t.arn)), None
         )
         if trail is not None:
-            description.update(_delivery_of(trail))
+            description.update(_delivery_of(trail, self.region))
         return json.dumps(description)
 
     cloudtrail_responses.CloudTrailResponse.get_trail_status = delivering_get_trail_status

@@ -186,6 +186,21 @@ fn delivery_of(status: &aws_sdk_cloudtrail::operation::get_trail_status::GetTrai
     }
 }
 
+/// A multi-Region trail's status as one Region's CloudTrail gives it: GetTrailStatus "returns
+/// trail status from a single Region. To return trail status from all Regions, you must call the
+/// operation on each Region", naming the trail by its ARN there (a shadow trail:
+/// https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_GetTrailStatus.html).
+/// Whether it logs there and its deliveries from there; None when that Region does not know it.
+pub async fn observe_status_in_region(
+    clients: &AccountClients,
+    arn: &str,
+) -> Result<Option<(bool, TrailDelivery)>, AwsError> {
+    let status = clients.cloudtrail.get_trail_status().name(arn).send().await;
+    let resource = format!("trail {arn} in {}", clients.region);
+    Ok(optional(status, "CloudTrail", "GetTrailStatus", &resource)?
+        .map(|status| (status.is_logging() == Some(true), delivery_of(&status))))
+}
+
 /// Another account's trail as this account may see it: an Organization trail is listed to its
 /// members by DescribeTrails (as a shadow trail), and its status answered to them by
 /// GetTrailStatus on its full ARN ("If the trail is an organization trail and you are a member

@@ -28,6 +28,7 @@ impl AccountReconcile<'_> {
         };
         let foreign = observed.as_ref().is_some_and(|t| !t.details_observable);
         self.judge_delivery(observed.as_ref());
+        self.judge_delivery_in_other_regions(observed.as_ref()).await;
         let (settings, manage) = match &self.desired.trail {
             DesiredTrail::Managed(s) => (s.clone(), None),
             // Another account's trail: nothing of it can be changed from here.
@@ -138,6 +139,45 @@ impl AccountReconcile<'_> {
             alarm_after,
         ));
         self.report.delivery_observed = true;
+    }
+
+    /// A multi-Region trail's deliveries from the other Regions the baseline enforces: each
+    /// Region's CloudTrail answers for its own (GetTrailStatus speaks for one Region). A Region
+    /// that cannot be read says so in the details; it fails nothing.
+    async fn judge_delivery_in_other_regions(&mut self, observed: Option<&ObservedTrail>) {
+        let Some(trail) = observed.filter(|t| t.multi_region && t.logging && t.delivery.is_some()) else {
+            return;
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let alarm_after = i64::from(self.specs.trail_policy.delivery_alarm_after_minutes) * 60;
+        let regions = crate::desired::regional::regions(self.specs);
+        for region in regions.iter().filter(|r| **r != self.clients.region) {
+            let clients = self.clients.for_region(region);
+            match cloudtrail::observe_status_in_region(&clients, &trail.arn).await {
+                Ok(Some((logging, delivery))) => {
+                    let findings = crate::judge::delivery::trail(
+                        &delivery,
+                        logging,
+                        trail.log_file_validation,
+                        false,
+                        now,
+                        alarm_after,
+                    );
+                    self.report
+                        .delivery
+                        .extend(crate::judge::delivery::in_region(region, findings));
+                }
+                Ok(None) => {}
+                Err(e) => self
+                    .report
+                    .details
+                    .entry(Component::Trail)
+                    .or_default()
+                    .push(format!("the deliveries from {region} could not be read: {e}")),
+            }
+        }
     }
 
     fn note_foreign_trail(&mut self) {

@@ -149,6 +149,20 @@ pub fn trail(
 }
 
 /// The flow logs of a region: one finding, failing when any of them reports FAILED.
+/// The findings of `trail` for the deliveries of one Region other than the trail's home
+/// (GetTrailStatus called there): named `cloudtrail/{region}`, `cloudtrail-digest/{region}`.
+pub fn in_region(region: &str, findings: Vec<DeliveryFinding>) -> Vec<DeliveryFinding> {
+    findings
+        .into_iter()
+        .map(|mut f| {
+            let named = format!("{}/{region}", f.component);
+            f.problem = f.problem.map(|p| p.replacen(&f.component, &named, 1));
+            f.component = named;
+            f
+        })
+        .collect()
+}
+
 pub fn flow_logs(region: &str, flows: &[&ObservedFlowLog]) -> DeliveryFinding {
     let mut finding = DeliveryFinding::new(&format!("vpc-flow-logs/{region}"));
     let failed: Vec<String> = flows

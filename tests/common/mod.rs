@@ -467,6 +467,11 @@ pub async fn trail_destination(
 
 /// Puts a log file (or digest) into the trail bucket as CloudTrail would have `minutes_ago`.
 pub async fn deliver(aws: &Inspector, spec: &LoggingBaselineSpec, kind: &str, minutes_ago: i64) {
+    deliver_from(aws, spec, kind, REGION, minutes_ago).await
+}
+
+/// As `deliver`, for the deliveries of a multi-Region trail from `region`.
+pub async fn deliver_from(aws: &Inspector, spec: &LoggingBaselineSpec, kind: &str, region: &str, minutes_ago: i64) {
     let secs = now_secs() - minutes_ago * 60;
     let stamp = aws_smithy_types::DateTime::from_secs(secs)
         .fmt(aws_smithy_types::date_time::Format::DateTime)
@@ -476,7 +481,7 @@ pub async fn deliver(aws: &Inspector, spec: &LoggingBaselineSpec, kind: &str, mi
     let compact = format!("{}Z", &compact[..13]);
     let account = &spec.account_id;
     let key = format!(
-        "{}/AWSLogs/{account}/{kind}/{REGION}/{}/{account}_{kind}_{REGION}_{compact}_test.json.gz",
+        "{}/AWSLogs/{account}/{kind}/{region}/{}/{account}_{kind}_{region}_{compact}_test.json.gz",
         spec.storage.key_prefix,
         &stamp[..10].replace('-', "/")
     );
