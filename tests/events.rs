@@ -300,7 +300,7 @@ async fn drain_routed(events: &EventSettings, known: &[Target], wait: Duration) 
 
 /// A role of `name` in `account` that EventBridge callers of that account can assume, allowed to
 /// put events on `bus_arn`; returns the clients of a session of it.
-async fn role_that_puts_events(account: &str, name: &str, bus_arn: &str) -> trailkeeper::aws::AccountClients {
+async fn role_that_puts_events(account: &str, name: &str, bus_arn: &str) -> aws_sdk_eventbridge::Client {
     let aws = common::inspector(account).await;
     let trust = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
         "Principal": {"AWS": format!("arn:aws:iam::{}:root", OPERATOR_ACCOUNT)}, "Action": "sts:AssumeRole"}]});
@@ -321,17 +321,37 @@ async fn role_that_puts_events(account: &str, name: &str, bus_arn: &str) -> trai
         .send()
         .await
         .unwrap();
+    // A plain client of a session of the role, not trailkeeper's AccountClients: the call log
+    // (TRAILKEEPER_CALL_LOG) feeds the IAM policy test, and a forger's PutEvents is not
+    // trailkeeper's to grant.
     let base = common::base_config().await;
-    let credentials = trailkeeper::api::Credentials {
-        assume_role_arn: format!("arn:aws:iam::{account}:role/{name}"),
-        external_id: None,
-    };
-    trailkeeper::aws::AccountClients::new(&base, common::REGION, Some(&credentials), Default::default())
+    let session = aws_sdk_sts::Client::new(&base)
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{account}:role/{name}"))
+        .role_session_name("forger")
+        .send()
+        .await
+        .unwrap()
+        .credentials
+        .unwrap();
+    let credentials = aws_credential_types::Credentials::new(
+        session.access_key_id,
+        session.secret_access_key,
+        Some(session.session_token),
+        None,
+        "forger",
+    );
+    aws_sdk_eventbridge::Client::from_conf(
+        aws_sdk_eventbridge::config::Builder::from(&base)
+            .region(aws_types::region::Region::new(common::REGION))
+            .credentials_provider(credentials)
+            .build(),
+    )
 }
 
 /// A forged "AWS API Call via CloudTrail" event naming `victim`, put on `bus_arn` as `clients`.
 async fn put_forged(
-    clients: &trailkeeper::aws::AccountClients,
+    clients: &aws_sdk_eventbridge::Client,
     bus_arn: &str,
     source: &str,
     victim: &str,
@@ -339,7 +359,6 @@ async fn put_forged(
     let detail = serde_json::json!({"eventName": "StopLogging", "recipientAccountId": victim,
         "eventSource": "cloudtrail.amazonaws.com"});
     clients
-        .events
         .put_events()
         .entries(
             aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
