@@ -394,6 +394,15 @@ pub fn account_keeper(baseline: &LoggingBaseline, all: &[Arc<LoggingBaseline>]) 
         .map(|oldest| key_of(oldest))
 }
 
+/// The cache keeps no managedFields nor last-applied annotation: they are most of an object's
+/// size and the controller never reads them.
+pub fn slim(baseline: &mut LoggingBaseline) {
+    baseline.managed_fields_mut().clear();
+    baseline
+        .annotations_mut()
+        .remove("kubectl.kubernetes.io/last-applied-configuration");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -489,13 +498,4 @@ mod tests {
             );
         }
     }
-}
-
-/// The cache keeps no managedFields nor last-applied annotation: they are most of an object's
-/// size and the controller never reads them.
-pub fn slim(baseline: &mut LoggingBaseline) {
-    baseline.managed_fields_mut().clear();
-    baseline
-        .annotations_mut()
-        .remove("kubectl.kubernetes.io/last-applied-configuration");
 }
