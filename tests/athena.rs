@@ -633,6 +633,51 @@ async fn deleting_a_baseline_under_delete_removes_the_audit_resources_but_not_pe
     assert_eq!(outcome_of(&steps, &results_bucket), Some(Outcome::Absent));
 }
 
+/// The engine keeps `Retain` on its own, whoever calls it (the controller checks it first too):
+/// cleanup under Retain sends AWS nothing at all, and every resource of the account stays.
+#[tokio::test]
+async fn cleanup_under_retain_sends_nothing_and_leaves_every_resource() {
+    use trailkeeper::engine::cleanup::cleanup;
+    let account = new_account();
+    let spec = audit_spec(&account);
+    assert_eq!(
+        spec.deletion_policy,
+        trailkeeper::api::DeletionPolicy::Retain,
+        "the default"
+    );
+    assert!(!run(&spec, RunMode::Apply).await.failed());
+    let (trail_policy, retention) = default_policies();
+    let specs = AccountSpecs {
+        baseline: &spec,
+        trail_policy: &trail_policy,
+        retention: &retention,
+    };
+    let recorder = trailkeeper::aws::CallRecorder::new();
+    let clients = trailkeeper::aws::AccountClients::new(
+        &base_config().await,
+        REGION,
+        spec.credentials.as_ref(),
+        recorder.clone(),
+    );
+    let steps = cleanup(&clients, &specs).await.unwrap();
+    assert!(steps.is_empty(), "{steps:?}");
+    let calls = recorder.snapshot();
+    assert_eq!((calls.reads, calls.writes), (0, 0), "{calls:?}");
+    // Read back on the account's own clients: the workgroup and the table are still there.
+    let aws = inspector(&account).await;
+    glue_table(&aws, "trailkeeper_audit", "cloudtrail_logs").await;
+    let wg = aws
+        .athena
+        .get_work_group()
+        .work_group("trailkeeper-audit")
+        .send()
+        .await
+        .unwrap();
+    assert!(wg.work_group.is_some());
+    let trail = trailkeeper::desired::trail_arn(&spec);
+    assert_eq!(aws.trail_is_logging(&trail).await, Some(true), "the trail still logs");
+}
+
 #[tokio::test]
 async fn a_results_bucket_that_is_the_existing_trails_bucket_is_refused_before_any_write() {
     let account = new_account();

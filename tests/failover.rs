@@ -28,6 +28,9 @@ struct Replica {
 
 impl Drop for Replica {
     fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
         let _ = self.signal("CONT");
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -368,4 +371,84 @@ async fn a_leader_frozen_mid_reconcile_writes_nothing_to_the_api_server_or_aws_a
     cluster::eventually("the drift repaired by replica-b", TIMEOUT, || logging(&aws, &trail)).await;
     drop(a);
     drop(b);
+}
+
+/// SIGTERM to the leader's process while one of its reconciles waits for AWS: the reconcile
+/// finishes under the Lease (the drift it found is repaired, its status written), then the Lease is
+/// released (no holder, so a standby need not wait out its duration) and the process exits 0.
+/// The order is read from the API server's audit log under the replica's own identity.
+#[tokio::test]
+async fn sigterm_finishes_the_reconcile_in_flight_then_releases_the_lease_and_exits_0() {
+    let client = cluster::admin().await;
+    cluster::install_crds(&client).await;
+    let ns = cluster::fresh_namespace(&client, "sigterm").await;
+    let (kubeconfig, user) = identity_of(&client, &ns, "replica-a").await;
+    let mut a = Replica::start_with("replica-a", &ns, &kubeconfig).await;
+    cluster::eventually("replica-a holds the lease", TIMEOUT, || {
+        let (client, ns) = (client.clone(), ns.clone());
+        async move { holder(&client, &ns).await.as_deref() == Some("replica-a") }
+    })
+    .await;
+    let baselines: Api<LoggingBaseline> = Api::namespaced(client.clone(), &ns);
+    let account = common::new_account();
+    let mut baseline = common::baseline(&account);
+    baseline.metadata.namespace = Some(ns.clone());
+    baselines.create(&PostParams::default(), &baseline).await.unwrap();
+    let name = baseline.name_any();
+    cluster::eventually(&format!("{name} Ready"), TIMEOUT, || {
+        let api = baselines.clone();
+        let name = name.clone();
+        async move {
+            api.get(&name).await.is_ok_and(|b| {
+                b.status
+                    .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+            })
+        }
+    })
+    .await;
+
+    // Drift, then A's answers held back: the first GetTrailStatus sent after the drift belongs to
+    // a reconcile that will find it, and that reconcile waits on AWS when SIGTERM arrives.
+    let aws = common::inspector(&account).await;
+    let trail = desired::trail_arn(&common::spec(&account));
+    aws.cloudtrail.stop_logging().name(&trail).send().await.unwrap();
+    let sent_before = a.proxy.operations().len();
+    a.proxy.delay_answers(Some(Duration::from_secs(4)));
+    cluster::eventually("a reconcile of replica-a reads the stopped trail", TIMEOUT, || async {
+        a.proxy.operations()[sent_before..]
+            .iter()
+            .any(|op| op == "GetTrailStatus")
+            && a.proxy.answers_held() > 0
+    })
+    .await;
+    let (aws_before, api_before) = (a.proxy.writes().len(), api_writes_of(&user).len());
+    let terminated = std::time::Instant::now();
+    a.signal("TERM").unwrap();
+    a.proxy.delay_answers(None);
+    a.exited().await;
+    let took = terminated.elapsed();
+    let status = a.child.try_wait().unwrap().expect("exited");
+    assert!(status.success(), "exit status {status:?}\n--- its log\n{}", a.log());
+    // Well inside the chart's grace period (30 s): the drain bound is 20 s.
+    assert!(took < Duration::from_secs(25), "took {took:?} to exit\n{}", a.log());
+
+    let aws_after = a.proxy.writes()[aws_before..].to_vec();
+    assert!(
+        aws_after.iter().any(|w| w == "StartLogging"),
+        "the reconcile in flight at SIGTERM did not finish its repair: {aws_after:?}\n--- its log\n{}",
+        a.log()
+    );
+    assert!(logging(&aws, &trail).await, "the trail logs again");
+    let api_after = api_writes_of(&user)[api_before..].to_vec();
+    let last_status = api_after
+        .iter()
+        .rposition(|(verb, resource, code)| verb == "patch" && resource == "loggingbaselines" && *code == 200);
+    let last_lease = api_after
+        .iter()
+        .rposition(|(verb, resource, code)| verb == "update" && resource == "leases" && *code == 200);
+    assert!(
+        matches!((last_status, last_lease), (Some(s), Some(l)) if s < l && l == api_after.len() - 1),
+        "expected the status written, then the Lease released last: {api_after:?}"
+    );
+    assert_eq!(holder(&client, &ns).await, None, "the Lease was released");
 }

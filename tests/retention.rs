@@ -117,6 +117,21 @@ async fn forever_to_days_needs_a_new_approval_and_is_then_applied() {
     assert_eq!(retention_state(&report), &ComponentState::Repaired);
     assert_eq!(expiration_days(&account, &bucket).await, Some(3650));
 
+    // Fewer days than those in force needs a new approval too (the approval of 2555 is spent).
+    let report = apply(
+        &spec,
+        &approved("CHG-2", |r| r.trail_logs.expire_after_days = Some(1000)),
+        Some("CHG-2"),
+    )
+    .await;
+    assert!(
+        matches!(retention_state(&report), ComponentState::ApprovalRequired(m) if m.contains("expiration would be shortened")),
+        "{:?}",
+        retention_state(&report)
+    );
+    assert_eq!(report.calls.writes, 0);
+    assert_eq!(expiration_days(&account, &bucket).await, Some(3650));
+
     // Back to forever needs none either, and leaves no expiring rule.
     apply(&spec, &RetentionPolicySpec::default(), Some("CHG-2")).await;
     assert_eq!(expiration_days(&account, &bucket).await, None);
