@@ -12,7 +12,8 @@ TRAILKEEPER_AWSCLI="$(scripts/ensure-awscli.sh)"
 TRAILKEEPER_KUBE_BIN="$(scripts/ensure-kube.sh --kubectl)"
 scripts/ensure-chart-tools.sh
 TRAILKEEPER_HELM="$PWD/.tools/helm/helm"
-export MOTO_SERVER TRAILKEEPER_AWSCLI TRAILKEEPER_KUBE_BIN TRAILKEEPER_HELM
+TRAILKEEPER_KSTATUS="$(scripts/ensure-kstatus.sh)"
+export MOTO_SERVER TRAILKEEPER_AWSCLI TRAILKEEPER_KUBE_BIN TRAILKEEPER_HELM TRAILKEEPER_KSTATUS
 mkdir -p target
 # Every AWS call the tests make is logged, and every request the operator makes to the tests' API
 # servers is in their audit logs (scripts/kube-up.sh); the last step checks the IAM policy and the

@@ -563,3 +563,105 @@ async fn an_account_in_line_is_observed_once_per_resync() {
     let _ = stop.send(());
     running.await.unwrap();
 }
+
+/// What kstatus (sigs.k8s.io/cli-utils/pkg/kstatus: Flux's health checks, Helm 4's --wait) makes of
+/// a baseline as the real API server serves it: `<status> <message>`.
+async fn kstatus_of(client: &Client, ns: &str, name: &str) -> (String, String) {
+    let resource = kube::api::ApiResource::erase::<LoggingBaseline>(&());
+    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), ns, &resource);
+    kstatus(&serde_json::to_value(api.get(name).await.unwrap()).unwrap())
+}
+
+fn kstatus(served: &serde_json::Value) -> (String, String) {
+    let kstatus = std::env::var("TRAILKEEPER_KSTATUS")
+        .expect("scripts/test.sh sets TRAILKEEPER_KSTATUS (scripts/ensure-kstatus.sh builds tools/kstatus)");
+    let mut child = std::process::Command::new(&kstatus)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{kstatus}: {e}"));
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(served.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "kstatus failed on {served}");
+    let line = String::from_utf8(out.stdout).unwrap();
+    let mut words = line.trim_end().splitn(3, ' ');
+    assert_eq!(words.next(), served["metadata"]["name"].as_str());
+    (
+        words.next().unwrap_or_default().to_string(),
+        words.next().unwrap_or_default().to_string(),
+    )
+}
+
+/// kstatus on objects the real API server serves: InProgress before the controller observed a
+/// new baseline (the CRD defaults an absent status to observedGeneration 0) and after its spec
+/// changed, Current once Ready, Failed when a person must act (AccessDenied: the status the
+/// controller writes for it, its Stalled condition carrying the IAM action to grant).
+#[tokio::test]
+async fn kstatus_reads_a_baseline_in_progress_current_and_failed() {
+    let (client, ns) = setup().await;
+    let api: Api<LoggingBaseline> = Api::namespaced(client.clone(), &ns);
+    let account = common::new_account();
+    let mut baseline = common::baseline(&account);
+    baseline.spec = common::trail_only(&account);
+    baseline.metadata.namespace = Some(ns.clone());
+    let name = baseline.name_any();
+    api.create(&PostParams::default(), &baseline).await.unwrap();
+    let (status, message) = kstatus_of(&client, &ns, &name).await;
+    assert_eq!(status, "InProgress", "before any controller saw it: {message}");
+
+    let (stop, running, _) = start_controller(&ns, common::base_config().await).await;
+    wait_ready(&api, &name).await;
+    assert_eq!(kstatus_of(&client, &ns, &name).await.0, "Current");
+
+    // A spec change: InProgress until the controller has observed the new generation (read on the
+    // object the API server answered the patch with, before any reconcile of it).
+    let resource = kube::api::ApiResource::erase::<LoggingBaseline>(&());
+    let raw: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), &ns, &resource);
+    let patch = json!({"spec": {"tags": {"owner": "platform"}}});
+    let changed = raw
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let (status, message) = kstatus(&serde_json::to_value(&changed).unwrap());
+    assert_eq!(status, "InProgress", "{message}");
+    assert!(
+        message.contains("generation is 2, but latest observed generation is 1"),
+        "{message}"
+    );
+    eventually("the new generation observed and Ready", || {
+        let api = api.clone();
+        let name = name.clone();
+        async move {
+            api.get(&name).await.is_ok_and(|b| {
+                ready(&b) && b.status.as_ref().and_then(|s| s.observed_generation) == b.metadata.generation
+            })
+        }
+    })
+    .await;
+    assert_eq!(kstatus_of(&client, &ns, &name).await.0, "Current");
+    let _ = stop.send(());
+    running.await.unwrap();
+
+    // AccessDenied, written as the controller writes it (the emulator does not enforce IAM).
+    let current = api.get(&name).await.unwrap();
+    let denied = trailkeeper::controller::status::not_ready(
+        current.status.as_ref(),
+        current.metadata.generation,
+        "2026-12-04T12:00:00Z",
+        "AccessDenied",
+        "TrailReady not ready: cloudtrail:StartLogging denied on trail trailkeeper: grant cloudtrail:StartLogging",
+    );
+    let apply = json!({"apiVersion": "trailkeeper.io/v1alpha1", "kind": "LoggingBaseline", "status": denied});
+    api.patch_status(&name, &PatchParams::apply("trailkeeper").force(), &Patch::Apply(&apply))
+        .await
+        .unwrap();
+    let (status, message) = kstatus_of(&client, &ns, &name).await;
+    assert_eq!(status, "Failed", "{message}");
+    assert!(message.contains("grant cloudtrail:StartLogging"), "{message}");
+}

@@ -126,7 +126,32 @@ pub fn crds() -> Vec<Crd> {
     ]
     .into_iter()
     .map(with_kubernetes_formats)
+    .map(with_unobserved_status)
     .collect()
+}
+
+/// A new object reads as not yet observed until the controller writes its first status: the API
+/// server defaults an absent `status` to `observedGeneration: 0` (on every read), which kstatus
+/// (Flux's health checks, Helm 4's --wait) reads as InProgress and Argo CD's health check as
+/// Progressing. Without it a baseline the controller never saw (not running, or still queued)
+/// would read as Current: kstatus takes an object without conditions to be done.
+/// https://github.com/kubernetes-sigs/cli-utils/blob/master/pkg/kstatus/README.md
+fn with_unobserved_status(crd: Crd) -> Crd {
+    let Ok(mut value) = serde_json::to_value(&crd) else {
+        return crd;
+    };
+    let Some(versions) = value.pointer_mut("/spec/versions").and_then(|v| v.as_array_mut()) else {
+        return crd;
+    };
+    for version in versions {
+        let Some(status) = version.pointer_mut("/schema/openAPIV3Schema/properties/status") else {
+            continue;
+        };
+        if status.pointer("/properties/observedGeneration").is_some() {
+            status["default"] = serde_json::json!({"observedGeneration": 0});
+        }
+    }
+    serde_json::from_value(value).unwrap_or(crd)
 }
 
 /// schemars writes `format: uint32`/`uint64` for unsigned fields; the API server knows neither
