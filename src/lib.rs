@@ -10,4 +10,5 @@ pub mod engine;
 pub mod fence;
 pub mod judge;
 pub mod manifests;
+pub mod progress;
 pub mod runtime;

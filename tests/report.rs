@@ -485,3 +485,95 @@ fn trail_only_baseline(account: &str) -> trailkeeper::api::LoggingBaseline {
     b.spec = trail_only(account);
     b
 }
+
+/// `verify` on a terminal (a pseudo-terminal from util-linux's `script`) redraws one line of
+/// stderr with the files verified so far and erases it at the end; piped, it prints no progress.
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_shows_its_progress_on_a_terminal_and_none_when_piped() {
+    let account = new_account();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("baseline.yaml");
+    let baseline = trail_only_baseline(&account);
+    std::fs::write(&manifest, serde_yaml::to_string(&baseline).unwrap()).unwrap();
+    let file = manifest.to_str().unwrap().to_string();
+    let (code, _, err) = tokio::task::block_in_place(|| trailkeeper_cli(&["apply", "-f", &file]));
+    assert_eq!(code, 0, "{err}");
+
+    // CloudTrail's layout in the trail's bucket: 20 hourly digests of 40 log files each.
+    let spec = &baseline.spec;
+    let aws = inspector(&account).await;
+    let root = match spec.storage.key_prefix.trim_end_matches('/') {
+        "" => format!("AWSLogs/{account}/"),
+        p => format!("{p}/AWSLogs/{account}/"),
+    };
+    let now = now_secs();
+    let end = now - now % 3600 - 3600;
+    let hours = 20;
+    chain::write_chain(
+        &aws,
+        chain::ChainSpec {
+            bucket: &trailkeeper::desired::trail_bucket_name(spec),
+            root: &root,
+            account: &account,
+            region: REGION,
+            end,
+            hours,
+            files_per_digest: 40,
+        },
+    )
+    .await;
+    let start = aws_smithy_types::DateTime::from_secs(end - hours * 3600)
+        .fmt(aws_smithy_types::date_time::Format::DateTime)
+        .unwrap();
+    let end = aws_smithy_types::DateTime::from_secs(end)
+        .fmt(aws_smithy_types::date_time::Format::DateTime)
+        .unwrap();
+    let args = ["verify", "-f", &file, "--start-time", &start, "--end-time", &end];
+
+    let command = std::iter::once(env!("CARGO_BIN_EXE_trailkeeper"))
+        .chain(args)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let on_terminal = tokio::task::block_in_place(|| {
+        std::process::Command::new("script")
+            .args(["-qefc", &command, "/dev/null"])
+            .env("AWS_ENDPOINT_URL", &moto().endpoint)
+            .env("AWS_REGION", REGION)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .output()
+            .expect("util-linux's script runs")
+    });
+    let shown = String::from_utf8_lossy(&on_terminal.stdout).to_string();
+    assert_eq!(on_terminal.status.code(), Some(0), "{shown}");
+    let counts: Vec<(u64, u64)> = shown
+        .split("\r\x1b[K")
+        .filter_map(|line| line.split_once(": verify: ").map(|(_, rest)| rest))
+        .filter_map(|rest| rest.strip_suffix(" files"))
+        .filter_map(|fraction| fraction.split_once('/'))
+        .map(|(done, total)| (done.parse().unwrap(), total.parse().unwrap()))
+        .collect();
+    assert!(
+        counts.iter().any(|&(done, total)| done > 0 && done < total),
+        "no progress line part way through: {shown:?}"
+    );
+    assert!(
+        counts.windows(2).all(|w| w[0].0 <= w[1].0),
+        "the count goes back: {counts:?}"
+    );
+    assert!(counts.iter().all(|&(done, total)| done <= total && total <= 20 + 800));
+    assert!(shown.contains("20 digest files and 800 log files checked"), "{shown}");
+    let summary = shown.find("digest files and").unwrap();
+    assert!(
+        shown[..summary].rfind("\r\x1b[K") > shown[..summary].rfind(" files"),
+        "the progress line is erased before the summary: {shown:?}"
+    );
+
+    let (code, out, err) = tokio::task::block_in_place(|| trailkeeper_cli(&args));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("20 digest files and 800 log files checked"), "{out}");
+    assert!(
+        !err.contains('\r') && !err.contains(": verify: "),
+        "progress on a pipe: {err:?}"
+    );
+}

@@ -24,6 +24,7 @@ macro_rules! errln {
 }
 
 pub mod output;
+pub mod progress;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,6 +34,7 @@ use futures::StreamExt;
 
 use crate::engine::account::{self, AccountReport, ReconcileOptions, RunMode};
 use crate::manifests::{self, ManifestSet, ResolvedBaseline};
+use crate::progress::Progress;
 
 /// Exit codes shared by the subcommands.
 pub mod exit {
@@ -360,7 +362,10 @@ async fn verify(files: &[PathBuf], account: Option<&str>, start: &str, end: Opti
             }
         };
         let started = std::time::Instant::now();
-        match verify::verify(&clients, &location, start, end).await {
+        let (progress, shown) = progress::start(format!("{}: verify", b.id), "files");
+        let verified = verify::verify_counting(&clients, &location, start, end, &progress).await;
+        progress::finish(shown).await;
+        match verified {
             Ok(report) => {
                 all_valid &= report.valid();
                 let calls = clients.calls.snapshot();
@@ -528,7 +533,13 @@ async fn reconcile(files: &[PathBuf], mode: RunMode, format: Format) -> ExitCode
         }
     };
     let base = crate::aws::load_base_config().await;
-    let reports = run_all(&base, &resolved, mode).await;
+    let label = match mode {
+        RunMode::Apply => "apply",
+        RunMode::Plan => "plan",
+    };
+    let (progress, shown) = progress::start(label.to_string(), "accounts");
+    let reports = run_all_counting(&base, &resolved, mode, &progress).await;
+    progress::finish(shown).await;
     out!("{}", output::render(&reports, mode, format));
     let code = if reports.iter().any(|(_, r)| r.failed()) {
         exit::INVALID
@@ -546,7 +557,9 @@ async fn report(files: &[PathBuf], format: Format) -> ExitCode {
         Err(code) => return ExitCode::from(code),
     };
     let base = crate::aws::load_base_config().await;
-    let reports = run_all(&base, &baselines, RunMode::Plan).await;
+    let (progress, shown) = progress::start("report".to_string(), "accounts");
+    let reports = run_all_counting(&base, &baselines, RunMode::Plan, &progress).await;
+    progress::finish(shown).await;
     out!("{}", output::render_compliance(&reports, format));
     ExitCode::from(if reports.iter().any(|(_, r)| r.error.is_some()) {
         exit::INVALID
@@ -561,11 +574,23 @@ pub async fn run_all(
     baselines: &[ResolvedBaseline],
     mode: RunMode,
 ) -> Vec<(String, AccountReport)> {
+    run_all_counting(base, baselines, mode, &Progress::none()).await
+}
+
+/// `run_all`, counting the accounts done on `progress`.
+pub async fn run_all_counting(
+    base: &aws_types::SdkConfig,
+    baselines: &[ResolvedBaseline],
+    mode: RunMode,
+    progress: &Progress,
+) -> Vec<(String, AccountReport)> {
+    progress.add_total(baselines.len() as u64);
     futures::stream::iter(baselines)
         .map(|b| async move {
             let specs = b.specs();
             let clients = account::account_clients(base, &specs);
             let report = account::reconcile_account(clients, &specs, ReconcileOptions::new(mode)).await;
+            progress.advance(1);
             (b.id.clone(), report)
         })
         .buffered(ACCOUNT_CONCURRENCY)

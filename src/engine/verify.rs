@@ -11,6 +11,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::aws::{AccountClients, AwsError, cloudtrail, s3};
+use crate::progress::Progress;
 
 /// Log files read at once.
 const CONCURRENCY: usize = 32;
@@ -340,17 +341,31 @@ pub async fn verify(
     start: i64,
     end: i64,
 ) -> Result<VerifyReport, AwsError> {
+    verify_counting(clients, location, start, end, &Progress::none()).await
+}
+
+/// `verify`, counting the files (digests, then the log files they list) on `progress`.
+pub async fn verify_counting(
+    clients: &AccountClients,
+    location: &LogLocation,
+    start: i64,
+    end: i64,
+    progress: &Progress,
+) -> Result<VerifyReport, AwsError> {
     let bucket = &location.bucket;
     let mut buckets = BucketClients::new(clients);
     let trail_bucket = buckets.of(bucket).await?;
     let keys = digest_keys(&trail_bucket, location, start, end).await?;
+    let digest_files = keys.len() as u64;
+    progress.add_total(digest_files);
     let mut report = VerifyReport::default();
     let mut read = read_digests(&trail_bucket, bucket, keys, start, end, &mut report).await?;
+    progress.advance(digest_files);
     read.sort_by(|a, b| a.digest.digest_end_time.cmp(&b.digest.digest_end_time));
     report.digests = read.len();
     let passed = check_signatures(clients, bucket, &read, start, end, &mut report).await?;
     let trusted = check_chain(&mut buckets, bucket, &read, passed, &mut report).await?;
-    check_log_files(&mut buckets, &trusted, &mut report).await?;
+    check_log_files(&mut buckets, &trusted, &mut report, progress).await?;
     report.problems.sort_by(|a, b| a.key.cmp(&b.key));
     Ok(report)
 }
@@ -565,12 +580,14 @@ async fn check_log_files(
     buckets: &mut BucketClients<'_>,
     trusted: &[&ReadDigest],
     report: &mut VerifyReport,
+    progress: &Progress,
 ) -> Result<(), AwsError> {
     let listed: Vec<ListedLogFile> = trusted
         .iter()
         .flat_map(|d| d.digest.log_files.iter().cloned())
         .collect();
     report.log_files = listed.len();
+    progress.add_total(listed.len() as u64);
     let mut reads = Vec::with_capacity(listed.len());
     for f in listed {
         reads.push((buckets.of(&f.s3_bucket).await?, f));
@@ -589,6 +606,7 @@ async fn check_log_files(
                     Ok(_) => None,
                 },
             };
+            progress.advance(1);
             Ok(verdict.map(|(v, detail)| problem("log", &f.s3_object, v, detail)))
         })
         .buffer_unordered(CONCURRENCY)
