@@ -27,12 +27,16 @@ echo "== trailkeeper plan -f examples/   (in sync: exit 0)"
 $tk plan -f "$demo"
 echo "== trailkeeper report -f examples/   (CIS AWS Foundations Benchmark v3.0.0, section 3)"
 $tk report -f "$demo"
+echo "== trailkeeper report -f examples/ -o html > report.html   (one page for an auditor)"
+$tk report -f "$demo" -o html > "$demo/report.html"
+grep -q '<table id="matrix">' "$demo/report.html"
+[ -z "${DEMO_KEEP:-}" ] || cp "$demo/report.html" "${DEMO_REPORT:-/tmp/trailkeeper-report.html}"
 cat <<NEXT
 
 == The demo ran to its end. What to look at next:
    - the same commands against your own accounts: trailkeeper plan -f examples/ (AWS_PROFILE=...),
      then trailkeeper apply, or run the operator (scripts/demo-operator.sh shows it locally);
-   - the evidence as JSON: trailkeeper report -f examples/ -o json;
+   - the evidence as JSON: trailkeeper report -f examples/ -o json; as one page: -o html;
    - a retention change as a reviewer sees it: trailkeeper diff --base OLD_DIR --head NEW_DIR -o markdown
      (docs/retention-reviews.md);
    - what trailkeeper writes and never writes: README.md.

@@ -13,7 +13,8 @@ TRAILKEEPER_KUBE_BIN="$(scripts/ensure-kube.sh --kubectl)"
 scripts/ensure-chart-tools.sh
 TRAILKEEPER_HELM="$PWD/.tools/helm/helm"
 TRAILKEEPER_KSTATUS="$(scripts/ensure-kstatus.sh)"
-export MOTO_SERVER TRAILKEEPER_AWSCLI TRAILKEEPER_KUBE_BIN TRAILKEEPER_HELM TRAILKEEPER_KSTATUS
+TRAILKEEPER_CHROMIUM="$(scripts/ensure-chromium.sh)"
+export MOTO_SERVER TRAILKEEPER_AWSCLI TRAILKEEPER_KUBE_BIN TRAILKEEPER_HELM TRAILKEEPER_KSTATUS TRAILKEEPER_CHROMIUM
 mkdir -p target
 # Every AWS call the tests make is logged, and every request the operator makes to the tests' API
 # servers is in their audit logs (scripts/kube-up.sh); the last step checks the IAM policy and the

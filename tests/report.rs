@@ -577,3 +577,157 @@ async fn verify_shows_its_progress_on_a_terminal_and_none_when_piped() {
         "progress on a pipe: {err:?}"
     );
 }
+
+/// A loopback listener that Chromium uses as its proxy for every request that would leave the
+/// machine: it records each request's first line (`GET http://host/...`, `CONNECT host:443`) and
+/// answers none.
+fn request_recorder() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::BufRead as _;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let recorded = requests.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(stream).read_line(&mut line);
+            recorded.lock().unwrap().push(line.trim_end().to_string());
+        }
+    });
+    (address, requests)
+}
+
+/// Chromium's own requests, made for a blank page too (network time, the component updater, the
+/// account service), whatever the page: not the page's.
+fn chromiums_own(request: &str) -> bool {
+    let target = request.split_whitespace().nth(1).unwrap_or_default();
+    let host = target
+        .trim_start_matches("http://")
+        .trim_start_matches("https://")
+        .split(['/', ':'])
+        .next()
+        .unwrap_or_default();
+    ["clients2.google.com", "update.googleapis.com", "accounts.google.com"].contains(&host)
+}
+
+/// Pixels of `rgb` in an RGB(A) PNG, and how many of them lie in the top `fraction` of the image.
+fn pixels_of(png_path: &std::path::Path, rgb: [u8; 3], fraction: f64) -> (usize, usize) {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(png_path).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buffer = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buffer).unwrap();
+    let channels = match info.color_type {
+        png::ColorType::Rgba => 4,
+        png::ColorType::Rgb => 3,
+        other => panic!("a screenshot in {other:?}"),
+    };
+    let top = (info.height as f64 * fraction) as usize;
+    let (mut all, mut in_top) = (0, 0);
+    for (row, line) in buffer[..info.buffer_size()].chunks(info.line_size).enumerate() {
+        for px in line.chunks(channels) {
+            if px[..3] == rgb {
+                all += 1;
+                if row < top {
+                    in_top += 1;
+                }
+            }
+        }
+    }
+    (all, in_top)
+}
+
+/// `report -o html` for two accounts, one in line and one untouched, rendered by headless
+/// Chromium: the screenshot shows the matrix (PASS cells green and FAIL cells red in its upper
+/// part), and the page asks the network for nothing (every request would reach a counting proxy;
+/// none does), nor names anything to fetch.
+#[test]
+fn the_html_report_renders_its_matrix_in_chromium_and_fetches_nothing() {
+    let chromium = std::env::var("TRAILKEEPER_CHROMIUM")
+        .expect("scripts/test.sh sets TRAILKEEPER_CHROMIUM (scripts/ensure-chromium.sh)");
+    let (converged, untouched) = (new_account(), new_account());
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, accounts: &[&str]| {
+        let path = dir.path().join(name);
+        let docs: Vec<String> = accounts
+            .iter()
+            .map(|a| {
+                let mut b = trail_only_baseline(a);
+                b.metadata.name = Some(format!("account-{a}"));
+                serde_yaml::to_string(&b).unwrap()
+            })
+            .collect();
+        std::fs::write(&path, docs.join("---\n")).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let one = write("one.yaml", &[&converged]);
+    let both = write("both.yaml", &[&converged, &untouched]);
+    let (code, _, err) = trailkeeper_cli(&["apply", "-f", &one]);
+    assert_eq!(code, 0, "{err}");
+    let (code, page, err) = trailkeeper_cli(&["report", "-f", &both, "-o", "html"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = trailkeeper_cli(&["plan", "-f", &both, "-o", "html"]);
+    assert_eq!((code, out.as_str()), (2, ""), "html is report's alone: {err}");
+    assert!(err.contains("-o html is for `report`"), "{err}");
+    for fetching in [
+        "<script", "<link", "<img", "<iframe", "src=", "url(", "@import", "http://", "https://",
+    ] {
+        assert!(
+            !page.contains(fetching),
+            "the page names something to fetch: {fetching}"
+        );
+    }
+    assert_eq!(
+        page.matches("<tr><td><a href=\"#a-").count(),
+        2,
+        "a matrix row per account"
+    );
+    let html = dir.path().join("report.html");
+    std::fs::write(&html, &page).unwrap();
+
+    let (proxy, requests) = request_recorder();
+    let screenshot = dir.path().join("report.png");
+    let out = std::process::Command::new(&chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-default-apps",
+            "--window-size=1400,1000",
+        ])
+        .arg(format!("--proxy-server=http://{proxy}"))
+        .arg("--proxy-bypass-list=<-loopback>")
+        .arg(format!("--user-data-dir={}", dir.path().join("profile").display()))
+        .arg(format!("--screenshot={}", screenshot.display()))
+        .arg(format!("file://{}", html.display()))
+        .output()
+        .unwrap_or_else(|e| panic!("{chromium}: {e}"));
+    assert!(
+        screenshot.exists(),
+        "no screenshot: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (pass, pass_top) = pixels_of(&screenshot, [0xda, 0xfb, 0xe1], 0.5);
+    let (fail, fail_top) = pixels_of(&screenshot, [0xff, 0xeb, 0xe9], 0.5);
+    assert!(
+        pass_top > 2_000,
+        "PASS cells of the matrix: {pass_top} green pixels in the upper half ({pass} in all)"
+    );
+    assert!(
+        fail_top > 2_000,
+        "FAIL cells of the matrix: {fail_top} red pixels in the upper half ({fail} in all)"
+    );
+    let pages: Vec<String> = requests
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| !chromiums_own(r))
+        .cloned()
+        .collect();
+    assert!(pages.is_empty(), "the page reached for the network: {pages:?}");
+}

@@ -23,6 +23,7 @@ macro_rules! errln {
     }};
 }
 
+pub mod html;
 pub mod output;
 pub mod progress;
 
@@ -111,12 +112,16 @@ pub enum Command {
         output: Format,
     },
     /// Audit evidence for a fleet without a cluster: the logging controls of the CIS benchmark per
-    /// account, with the setting read as evidence (reads only). Markdown for an auditor, or JSON.
+    /// account, with the setting read as evidence (reads only). Markdown, JSON, or one
+    /// self-contained HTML page (a matrix of accounts by controls, delivery and integrity).
     Report {
         #[arg(short = 'f', long = "filename", required = true)]
         files: Vec<PathBuf>,
         #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Markdown)]
         output: Format,
+        /// Also verify the integrity of the logs delivered in the last N hours (as `verify`).
+        #[arg(long, default_value_t = 0)]
+        verify_hours: u32,
     },
     /// Print the IAM policy trailkeeper needs, scoped to what it owns: the account role's policy
     /// (default), the operator identity's policy, or the account role's trust policy.
@@ -201,12 +206,25 @@ pub enum Format {
     Text,
     Json,
     Markdown,
+    /// `report` only: one self-contained page.
+    Html,
 }
 
 /// How many accounts are reconciled at once by `plan` and `apply`.
 const ACCOUNT_CONCURRENCY: usize = 16;
 
 pub async fn run(cli: Cli) -> ExitCode {
+    let html_elsewhere = match &cli.command {
+        Command::Plan { output, .. } | Command::Apply { output, .. } | Command::Diff { output, .. } => {
+            *output == Format::Html
+        }
+        Command::Verify { output, .. } => *output == Format::Html,
+        _ => false,
+    };
+    if html_elsewhere {
+        errln!("error: -o html is for `report`; this command prints text, json or markdown");
+        return ExitCode::from(exit::UNREADABLE);
+    }
     match cli.command {
         Command::Crds { dir } => crds(dir),
         Command::Validate { files } => validate(&files),
@@ -215,7 +233,11 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Plan { files, output } => reconcile(&files, RunMode::Plan, output).await,
         Command::Apply { files, output } => reconcile(&files, RunMode::Apply, output).await,
         Command::IamPolicy(args) => iam_policy(args),
-        Command::Report { files, output } => report(&files, output).await,
+        Command::Report {
+            files,
+            output,
+            verify_hours,
+        } => report(&files, output, verify_hours).await,
         Command::Verify {
             files,
             account,
@@ -551,7 +573,7 @@ async fn reconcile(files: &[PathBuf], mode: RunMode, format: Format) -> ExitCode
     ExitCode::from(code)
 }
 
-async fn report(files: &[PathBuf], format: Format) -> ExitCode {
+async fn report(files: &[PathBuf], format: Format, verify_hours: u32) -> ExitCode {
     let baselines = match resolved(files, "input") {
         Ok(b) => b,
         Err(code) => return ExitCode::from(code),
@@ -560,12 +582,98 @@ async fn report(files: &[PathBuf], format: Format) -> ExitCode {
     let (progress, shown) = progress::start("report".to_string(), "accounts");
     let reports = run_all_counting(&base, &baselines, RunMode::Plan, &progress).await;
     progress::finish(shown).await;
-    out!("{}", output::render_compliance(&reports, format));
+    if format == Format::Html {
+        let integrity = integrity_of(&base, &baselines, verify_hours).await;
+        out!("{}", render_html(&reports, &integrity));
+    } else {
+        out!("{}", output::render_compliance(&reports, format));
+    }
     ExitCode::from(if reports.iter().any(|(_, r)| r.error.is_some()) {
         exit::INVALID
     } else {
         exit::OK
     })
+}
+
+/// The integrity of each baseline's logs of the last `hours` (none when 0), in `baselines`' order.
+async fn integrity_of(
+    base: &aws_types::SdkConfig,
+    baselines: &[ResolvedBaseline],
+    hours: u32,
+) -> Vec<Option<html::Integrity>> {
+    use crate::engine::verify;
+    if hours == 0 {
+        return vec![None; baselines.len()];
+    }
+    let end = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let start = end - i64::from(hours) * 3600;
+    let (progress, shown) = progress::start("report: verify".to_string(), "accounts");
+    progress.add_total(baselines.len() as u64);
+    let checked = futures::stream::iter(baselines)
+        .map(|b| {
+            let progress = progress.clone();
+            async move {
+                let spec = &b.baseline.spec;
+                let clients = crate::aws::AccountClients::new(
+                    base,
+                    &spec.primary_region,
+                    spec.credentials.as_ref(),
+                    crate::aws::CallRecorder::new(),
+                );
+                let verified = match verify::location_of(&clients, spec, &b.trail_policy).await {
+                    Ok(location) => verify::verify(&clients, &location, start, end).await,
+                    Err(e) => Err(e),
+                };
+                progress.advance(1);
+                Some(match verified {
+                    Ok(r) => html::Integrity {
+                        hours,
+                        valid: r.valid(),
+                        digests: r.digests,
+                        log_files: r.log_files,
+                        problems: if r.digests == 0 {
+                            vec![format!("no digest file in the last {hours} hours")]
+                        } else {
+                            r.problems
+                                .iter()
+                                .map(|p| format!("{:?} {} {}: {}", p.verdict, p.kind, p.key, p.detail))
+                                .collect()
+                        },
+                    },
+                    Err(e) => html::Integrity {
+                        hours,
+                        valid: false,
+                        digests: 0,
+                        log_files: 0,
+                        problems: vec![format!("not verified: {e}")],
+                    },
+                })
+            }
+        })
+        .buffered(ACCOUNT_CONCURRENCY)
+        .collect()
+        .await;
+    progress::finish(shown).await;
+    checked
+}
+
+/// `report -o html`: the reports judged, with delivery and integrity.
+fn render_html(reports: &[(String, AccountReport)], integrity: &[Option<html::Integrity>]) -> String {
+    let rows: Vec<html::Row<'_>> = reports
+        .iter()
+        .zip(integrity)
+        .map(|((id, r), integrity)| html::Row {
+            baseline: id,
+            account: &r.account_id,
+            error: r.error.as_ref().map(|e| e.to_string()),
+            compliance: crate::judge::compliance::status(&r.evidence),
+            delivery: crate::controller::status::delivery_condition(r),
+            integrity: integrity.clone(),
+        })
+        .collect();
+    html::render(crate::judge::compliance::BENCHMARK, &rows)
 }
 
 /// Reconciles the accounts in parallel (each account's own calls are paced by its clients).

@@ -16,7 +16,8 @@ pub fn render(reports: &[(String, AccountReport)], mode: RunMode, format: Format
         )
         .map(|s| s + "\n")
         .unwrap_or_default(),
-        Format::Markdown => markdown(reports, mode),
+        // -o html is refused before anything runs for every command but `report`.
+        Format::Markdown | Format::Html => markdown(reports, mode),
     }
 }
 
@@ -255,7 +256,7 @@ pub fn render_diff(changes: &[Change], format: Format) -> String {
                 let _ = writeln!(out, "{summary}");
             }
         }
-        Format::Markdown => {
+        Format::Markdown | Format::Html => {
             let _ = writeln!(out, "### trailkeeper diff: retention\n");
             if changes.is_empty() {
                 let _ = writeln!(out, "No retention change.");
