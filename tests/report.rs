@@ -576,6 +576,15 @@ async fn verify_shows_its_progress_on_a_terminal_and_none_when_piped() {
         !err.contains('\r') && !err.contains(": verify: "),
         "progress on a pipe: {err:?}"
     );
+
+    // The auditor's page with the same logs verified (the last 24 hours hold the 20 digests).
+    let (code, page, err) =
+        tokio::task::block_in_place(|| trailkeeper_cli(&["report", "-f", &file, "-o", "html", "--verify-hours", "24"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        page.contains("20 digest files and 800 log files of the last 24 h valid\">VALID</td>"),
+        "{page}"
+    );
 }
 
 /// A loopback listener that Chromium uses as its proxy for every request that would leave the
