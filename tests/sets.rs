@@ -309,6 +309,21 @@ async fn children_are_owned_and_labelled_a_template_change_updates_each_once_and
     let status = sets.get_status("teams").await.unwrap().status.unwrap();
     assert_eq!(status.conflicts[0].account_id, accounts[2]);
     assert_eq!(status.conflicts[0].baseline.as_deref(), Some("written-by-hand"));
+    // The SetConflicts alert's series.
+    let metrics = trailkeeper::runtime::metrics::render();
+    assert!(
+        metrics.contains(&format!("trailkeeper_set_conflicts{{set=\"{ns}/teams\"}} 1\n")),
+        "{metrics}"
+    );
+    // Each child's CIS controls, judged at its reconcile: 3.1 (a multi-Region trail) passes.
+    for account in &accounts[..2] {
+        assert!(
+            metrics.contains(&format!(
+                "trailkeeper_cis_control_passed{{account=\"{account}\",control=\"3.1\"}} 1\n"
+            )),
+            "{metrics}"
+        );
+    }
     let hand_now = baselines.get("written-by-hand").await.unwrap();
     assert!(
         hand_now.owner_references().is_empty(),
@@ -617,7 +632,12 @@ async fn a_shard_reconciles_only_its_sets_and_counts_each_child_created_once() {
         children(&baselines, "theirs").await.is_empty(),
         "a set outside the selector was reconciled"
     );
-    assert!(sets.get_status("theirs").await.unwrap().status.is_none());
+    // Its status is the API server's default, never written: not yet observed.
+    let untouched = sets.get_status("theirs").await.unwrap().status.unwrap_or_default();
+    assert_eq!(
+        (untouched.observed_generation, untouched.conditions.len()),
+        (Some(0), 0)
+    );
     // Each child announced as created once, however many reconciles ran while the cache caught up.
     let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), &ns);
     let announced: i64 = events

@@ -136,9 +136,9 @@ pub fn render(benchmark: &str, rows: &[Row<'_>]) -> String {
             escape(row.baseline)
         );
         if let Some(error) = &row.error {
-            let _ = write!(
+            let _ = writeln!(
                 page,
-                "<td class=\"r unknown\" colspan=\"{}\">not evaluated: {}</td></tr>\n",
+                "<td class=\"r unknown\" colspan=\"{}\">not evaluated: {}</td></tr>",
                 controls.len() + 3,
                 escape(error)
             );
@@ -164,17 +164,17 @@ pub fn render(benchmark: &str, rows: &[Row<'_>]) -> String {
 }
 
 fn evidence_section(page: &mut String, row: &Row<'_>) {
-    let _ = write!(
+    let _ = writeln!(
         page,
-        "<details id=\"a-{0}\"><summary>Account {0} ({1}): {2}</summary>\n<table><tr><th>Control</th><th>Result</th><th>Evidence</th></tr>\n",
+        "<details id=\"a-{0}\"><summary>Account {0} ({1}): {2}</summary>\n<table><tr><th>Control</th><th>Result</th><th>Evidence</th></tr>",
         escape(row.account),
         escape(row.baseline),
         escape(row.error.as_deref().unwrap_or(&row.compliance.summary))
     );
     for c in &row.compliance.controls {
-        let _ = write!(
+        let _ = writeln!(
             page,
-            "<tr><td>{} {}</td>{}<td class=\"evidence\">{}</td></tr>\n",
+            "<tr><td>{} {}</td>{}<td class=\"evidence\">{}</td></tr>",
             escape(&c.id),
             escape(&c.title),
             result_cell(&c.result, &c.evidence),
@@ -182,9 +182,9 @@ fn evidence_section(page: &mut String, row: &Row<'_>) {
         );
     }
     if let Some(d) = &row.delivery {
-        let _ = write!(
+        let _ = writeln!(
             page,
-            "<tr><td>Delivery</td>{}<td class=\"evidence\">{}: {}</td></tr>\n",
+            "<tr><td>Delivery</td>{}<td class=\"evidence\">{}: {}</td></tr>",
             delivery_cell(Some(d)),
             escape(&d.reason),
             escape(&d.message)
@@ -198,9 +198,9 @@ fn evidence_section(page: &mut String, row: &Row<'_>) {
         Some(i) => i.problems.join("\n"),
         None => "not checked".to_string(),
     };
-    let _ = write!(
+    let _ = writeln!(
         page,
-        "<tr><td>Integrity</td>{}<td class=\"evidence\">{}</td></tr>\n</table></details>\n",
+        "<tr><td>Integrity</td>{}<td class=\"evidence\">{}</td></tr>\n</table></details>",
         integrity_cell(row.integrity.as_ref()),
         escape(&integrity)
     );

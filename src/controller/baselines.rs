@@ -139,6 +139,9 @@ async fn apply(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Acti
     if report.delivery_observed {
         crate::runtime::metrics::set_delivery(&baseline.spec.account_id, &report.delivery);
     }
+    if let Some(compliance) = &next.compliance {
+        crate::runtime::metrics::set_cis_controls(&baseline.spec.account_id, compliance);
+    }
     publish_outcome(&ctx, &baseline, &report, &next).await;
     match failure_kind(&report) {
         Some(kind) => Ok(Action::requeue(ctx.failure_delay(&key, kind))),

@@ -105,6 +105,7 @@ impl SetContext {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|key, _| present.contains(key));
+        crate::runtime::metrics::retain_sets(|key| present.contains(key));
     }
 }
 
@@ -306,6 +307,7 @@ async fn reconcile_set(set: &Arc<LoggingBaselineSet>, ctx: &Arc<SetContext>) -> 
     let created = apply_plan(&baselines, &plan, &existing).await?;
     announce(&ctx, &set, &plan, created).await;
     let status = set_status(&set, &selected, &existing, plan, created, read_at);
+    crate::runtime::metrics::set_set_conflicts(&format!("{ns}/{}", set.name_any()), status.conflict_count);
     if previous != Some(&status) {
         patch_status(&ctx, &set, &status).await?;
     }

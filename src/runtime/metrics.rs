@@ -24,6 +24,10 @@ struct Registry {
     delivery: BTreeMap<(String, String), (Option<i64>, bool)>,
     /// Per account: whether the last integrity verification found every file valid.
     integrity: BTreeMap<String, bool>,
+    /// Per account and CIS control that applies: whether it passed at the last reconcile.
+    cis_controls: BTreeMap<(String, String), bool>,
+    /// Per LoggingBaselineSet (`namespace/name`): the selected accounts it leaves alone.
+    set_conflicts: BTreeMap<String, i32>,
     leader: bool,
     /// Tampering events taken from the queue, by what became of them.
     drift_events: BTreeMap<&'static str, u64>,
@@ -115,6 +119,7 @@ pub fn retain_accounts(keep: impl Fn(&str) -> bool) {
     with(|r| {
         r.delivery.retain(|(account, _), _| keep(account));
         r.integrity.retain(|account, _| keep(account));
+        r.cis_controls.retain(|(account, _), _| keep(account));
     });
 }
 
@@ -136,6 +141,34 @@ pub fn set_delivery(account: &str, findings: &[crate::judge::delivery::DeliveryF
             );
         }
     });
+}
+
+/// The CIS controls of one account's last judgement (replacing its previous ones); a control that
+/// does not apply has no series.
+pub fn set_cis_controls(account: &str, compliance: &crate::api::ComplianceStatus) {
+    with(|r| {
+        r.cis_controls.retain(|(a, _), _| a != account);
+        for c in &compliance.controls {
+            let passed = match c.result {
+                crate::api::ControlResult::Pass => true,
+                crate::api::ControlResult::Fail => false,
+                crate::api::ControlResult::NotApplicable => continue,
+            };
+            r.cis_controls.insert((account.to_string(), c.id.clone()), passed);
+        }
+    });
+}
+
+/// How many selected accounts a set leaves alone (conflicts), at its last reconcile.
+pub fn set_set_conflicts(set: &str, conflicts: i32) {
+    with(|r| {
+        r.set_conflicts.insert(set.to_string(), conflicts);
+    });
+}
+
+/// Keeps the series of these sets only.
+pub fn retain_sets(keep: impl Fn(&str) -> bool) {
+    with(|r| r.set_conflicts.retain(|set, _| keep(set)));
 }
 
 /// One message of the events queue, by outcome: `reconcile`, `duplicate`, `unknown_account`,
@@ -248,6 +281,24 @@ pub fn render() -> String {
             "trailkeeper_integrity_valid{{account=\"{account}\"}} {}",
             u8::from(*valid)
         );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP trailkeeper_cis_control_passed Whether a CIS AWS Foundations Benchmark v3.0.0 logging control (section 3) passed for the account at its last reconcile (controls that do not apply have no series).\n# TYPE trailkeeper_cis_control_passed gauge"
+    );
+    for ((account, control), passed) in &r.cis_controls {
+        let _ = writeln!(
+            out,
+            "trailkeeper_cis_control_passed{{account=\"{account}\",control=\"{control}\"}} {}",
+            u8::from(*passed)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP trailkeeper_set_conflicts Selected accounts a LoggingBaselineSet leaves alone (another baseline manages them).\n# TYPE trailkeeper_set_conflicts gauge"
+    );
+    for (set, n) in &r.set_conflicts {
+        let _ = writeln!(out, "trailkeeper_set_conflicts{{set=\"{set}\"}} {n}");
     }
     let _ = writeln!(
         out,
