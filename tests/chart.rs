@@ -106,6 +106,8 @@ const MUST_BE_SEEN: &[(&str, &str, &str)] = &[
     ("trailkeeper.io", "loggingbaselinesets", "watch"),
     ("trailkeeper.io", "loggingbaselines/status", "patch"),
     ("trailkeeper.io", "loggingbaselinesets/status", "patch"),
+    ("trailkeeper.io", "trailpolicies/status", "patch"),
+    ("trailkeeper.io", "retentionpolicies/status", "patch"),
     ("trailkeeper.io", "loggingbaselines", "patch"),
     ("trailkeeper.io", "loggingbaselines", "delete"),
     ("events.k8s.io", "events", "create"),

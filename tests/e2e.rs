@@ -665,3 +665,99 @@ async fn kstatus_reads_a_baseline_in_progress_current_and_failed() {
     assert_eq!(status, "Failed", "{message}");
     assert!(message.contains("grant cloudtrail:StartLogging"), "{message}");
 }
+
+/// TrailPolicy and RetentionPolicy carry a status written by the controller: observedGeneration
+/// (kstatus and Argo CD see a change read), Ready Accepted, and how many baselines use each; a
+/// spec change is observed, and a second baseline counted, without AWS being asked twice for it.
+#[tokio::test]
+async fn policies_report_the_generation_read_and_the_baselines_that_use_them() {
+    use trailkeeper::api::{PolicyStatus, TrailPolicy};
+    let (client, ns) = setup().await;
+    let trail: Api<TrailPolicy> = Api::namespaced(client.clone(), &ns);
+    let retention: Api<RetentionPolicy> = Api::namespaced(client.clone(), &ns);
+    let policy = |kind: &str, name: &str| json!({"apiVersion": "trailkeeper.io/v1alpha1", "kind": kind, "metadata": {"name": name}, "spec": {}});
+    trail
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(policy("TrailPolicy", "strict")).unwrap(),
+        )
+        .await
+        .unwrap();
+    retention
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(policy("RetentionPolicy", "default")).unwrap(),
+        )
+        .await
+        .unwrap();
+    let unobserved = trail.get("strict").await.unwrap().status.unwrap_or_default();
+    assert_eq!(
+        unobserved.observed_generation,
+        Some(0),
+        "the CRD's default before any controller"
+    );
+    let (stop, running, _) = start_controller(&ns, common::base_config().await).await;
+    let baselines: Api<LoggingBaseline> = Api::namespaced(client.clone(), &ns);
+    let account = common::new_account();
+    let mut b = common::baseline(&account);
+    b.spec = common::trail_only(&account);
+    b.spec.trail.policy_ref = Some(serde_json::from_value(json!({"name": "strict"})).unwrap());
+    b.metadata.namespace = Some(ns.clone());
+    baselines.create(&PostParams::default(), &b).await.unwrap();
+    wait_ready(&baselines, &b.name_any()).await;
+
+    let accepted = |s: &Option<PolicyStatus>, generation: Option<i64>, used: i32| {
+        s.as_ref().is_some_and(|s| {
+            s.observed_generation == generation
+                && s.baselines == Some(used)
+                && s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True" && c.reason == "Accepted")
+                && !s.conditions.iter().any(|c| c.type_ == "Stalled")
+        })
+    };
+    eventually("both policies observed, each used by the baseline", || {
+        let (trail, retention) = (trail.clone(), retention.clone());
+        async move {
+            let (t, r) = (
+                trail.get("strict").await.unwrap(),
+                retention.get("default").await.unwrap(),
+            );
+            accepted(&t.status, t.metadata.generation, 1) && accepted(&r.status, r.metadata.generation, 1)
+        }
+    })
+    .await;
+    assert_eq!(
+        kstatus_of_policy::<TrailPolicy>(&client, &ns, "strict").await,
+        "Current"
+    );
+
+    // A spec change: observed (generation 2), still used by one baseline.
+    trail
+        .patch(
+            "strict",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"deliveryAlarmAfterMinutes": 120}})),
+        )
+        .await
+        .unwrap();
+    eventually("the new generation of the TrailPolicy observed", || {
+        let trail = trail.clone();
+        async move {
+            let t = trail.get("strict").await.unwrap();
+            t.metadata.generation == Some(2) && accepted(&t.status, Some(2), 1)
+        }
+    })
+    .await;
+    let _ = stop.send(());
+    running.await.unwrap();
+}
+
+async fn kstatus_of_policy<K>(client: &Client, ns: &str, name: &str) -> String
+where
+    K: kube::Resource<DynamicType = ()>,
+{
+    let resource = kube::api::ApiResource::erase::<K>(&());
+    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), ns, &resource);
+    kstatus(&serde_json::to_value(api.get(name).await.unwrap()).unwrap()).0
+}

@@ -5,6 +5,7 @@ mod logging_baseline;
 mod logging_baseline_set;
 mod logging_baseline_status;
 pub mod names;
+mod policy_status;
 mod retention_policy;
 mod rules;
 mod trail_policy;
@@ -12,6 +13,7 @@ mod trail_policy;
 pub use logging_baseline::*;
 pub use logging_baseline_set::*;
 pub use logging_baseline_status::*;
+pub use policy_status::*;
 pub use retention_policy::*;
 pub use trail_policy::*;
 

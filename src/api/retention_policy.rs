@@ -17,6 +17,7 @@ use super::rules;
     shortname = "rp",
     category = "trailkeeper",
     cel,
+    status = "super::PolicyStatus",
     printcolumn(name = "Lock", type_ = "string", json_path = ".spec.trailLogs.objectLock.mode"),
     printcolumn(
         name = "LockDays",
@@ -24,6 +25,12 @@ use super::rules;
         json_path = ".spec.trailLogs.objectLock.defaultRetentionDays"
     ),
     printcolumn(name = "Approval", type_ = "string", json_path = ".spec.approval.reference"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(name = "Baselines", type_ = "integer", json_path = ".status.baselines"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[x_kube(

@@ -19,8 +19,15 @@ use super::patterns;
     shortname = "tp",
     category = "trailkeeper",
     cel,
+    status = "super::PolicyStatus",
     printcolumn(name = "MultiRegion", type_ = "boolean", json_path = ".spec.multiRegion"),
     printcolumn(name = "Organization", type_ = "boolean", json_path = ".spec.organizationTrail"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(name = "Baselines", type_ = "integer", json_path = ".status.baselines"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[x_kube(validation = kube::core::Rule::new("size(self.advancedEventSelectors) == 0 || size(self.dataEvents) == 0").message("use either dataEvents or advancedEventSelectors, not both: CloudTrail accepts one kind of selector per trail"))]

@@ -508,9 +508,17 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         selector: ctx.settings.selector.clone(),
         concurrency: ctx.settings.concurrency,
     };
+    let policies = Arc::new(super::policy_status::PolicyContext {
+        client: ctx.client.clone(),
+        baselines: ctx.settings.selector.is_none().then(|| store.clone()),
+        resync: ctx.settings.resync,
+    });
+    let ns = ctx.settings.watch_namespace.clone();
     tokio::join!(
         run_baselines(ctx.clone(), store, writer, stopped(stop_rx.clone())),
-        super::sets::run(Arc::new(sets), set_settings, stopped(stop_rx)),
+        super::sets::run(Arc::new(sets), set_settings, stopped(stop_rx.clone())),
+        super::policy_status::run::<TrailPolicy>(policies.clone(), ns.as_deref(), stopped(stop_rx.clone())),
+        super::policy_status::run::<RetentionPolicy>(policies, ns.as_deref(), stopped(stop_rx)),
     );
 }
 

@@ -4,6 +4,7 @@
 pub mod baselines;
 pub mod context;
 pub mod policies;
+pub mod policy_status;
 pub mod sets;
 pub mod status;
 pub mod writer;

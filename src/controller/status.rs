@@ -45,6 +45,8 @@ pub mod reasons {
     pub const INVALID_REFERENCE: &str = "InvalidReference";
     pub const INVALID_SPEC: &str = "InvalidSpec";
     pub const RECONCILED: &str = "Reconciled";
+    /// A policy that passes its kind's rules: the baselines that use it apply it.
+    pub const ACCEPTED: &str = "Accepted";
     pub const COMPONENTS_NOT_READY: &str = "ComponentsNotReady";
     /// The reconcile did not finish within its bound (AWS did not answer in time).
     pub const TIMEOUT: &str = "Timeout";
@@ -87,7 +89,7 @@ pub fn delivery_condition(report: &AccountReport) -> Option<Condition> {
     })
 }
 
-fn condition(type_: &str, ok: bool, reason: &str, message: String) -> Condition {
+pub(crate) fn condition(type_: &str, ok: bool, reason: &str, message: String) -> Condition {
     Condition {
         type_: type_.to_string(),
         status: if ok { "True" } else { "False" }.to_string(),

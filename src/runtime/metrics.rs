@@ -282,24 +282,7 @@ pub fn render() -> String {
             u8::from(*valid)
         );
     }
-    let _ = writeln!(
-        out,
-        "# HELP trailkeeper_cis_control_passed Whether a CIS AWS Foundations Benchmark v3.0.0 logging control (section 3) passed for the account at its last reconcile (controls that do not apply have no series).\n# TYPE trailkeeper_cis_control_passed gauge"
-    );
-    for ((account, control), passed) in &r.cis_controls {
-        let _ = writeln!(
-            out,
-            "trailkeeper_cis_control_passed{{account=\"{account}\",control=\"{control}\"}} {}",
-            u8::from(*passed)
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP trailkeeper_set_conflicts Selected accounts a LoggingBaselineSet leaves alone (another baseline manages them).\n# TYPE trailkeeper_set_conflicts gauge"
-    );
-    for (set, n) in &r.set_conflicts {
-        let _ = writeln!(out, "trailkeeper_set_conflicts{{set=\"{set}\"}} {n}");
-    }
+    render_compliance(&mut out, &r);
     let _ = writeln!(
         out,
         "# HELP trailkeeper_drift_events_total Messages of the events queue by outcome.\n# TYPE trailkeeper_drift_events_total counter"
@@ -318,4 +301,26 @@ pub fn render() -> String {
         u8::from(r.leader)
     );
     out
+}
+
+/// The CIS controls per account and the sets' conflicts.
+fn render_compliance(out: &mut String, r: &Registry) {
+    let _ = writeln!(
+        out,
+        "# HELP trailkeeper_cis_control_passed Whether a CIS AWS Foundations Benchmark v3.0.0 logging control (section 3) passed for the account at its last reconcile (controls that do not apply have no series).\n# TYPE trailkeeper_cis_control_passed gauge"
+    );
+    for ((account, control), passed) in &r.cis_controls {
+        let _ = writeln!(
+            out,
+            "trailkeeper_cis_control_passed{{account=\"{account}\",control=\"{control}\"}} {}",
+            u8::from(*passed)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP trailkeeper_set_conflicts Selected accounts a LoggingBaselineSet leaves alone (another baseline manages them).\n# TYPE trailkeeper_set_conflicts gauge"
+    );
+    for (set, n) in &r.set_conflicts {
+        let _ = writeln!(out, "trailkeeper_set_conflicts{{set=\"{set}\"}} {n}");
+    }
 }

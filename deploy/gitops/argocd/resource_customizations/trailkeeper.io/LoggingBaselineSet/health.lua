@@ -7,7 +7,7 @@
 --   Degraded: Stalled=True (an error no retry fixes: AccessDenied, WrongAccount,
 --     PreconditionFailed, Conflict, InvalidSpec, ...), any other Ready=False, or logs that are not
 --     delivered (DeliveryHealthy=False) or failed integrity verification.
---   Healthy: Ready=True; or a policy, which has no status of its own to wait for.
+--   Healthy: Ready=True; or a policy without status (a CRD older than the policies' status).
 local hs = {}
 
 local function condition(status, kind)
