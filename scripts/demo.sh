@@ -30,6 +30,13 @@ $tk report -f "$demo"
 echo "== trailkeeper report -f examples/ -o html > report.html   (one page for an auditor)"
 $tk report -f "$demo" -o html > "$demo/report.html"
 grep -q '<table id="matrix">' "$demo/report.html"
+chromium_bin=${TRAILKEEPER_CHROMIUM:-$(command -v chromium || true)}
+if [ -n "$chromium_bin" ]; then
+  # What an auditor sees: the matrix in a screenshot of headless Chromium, and no network request.
+  CHROMIUM=$chromium_bin python3 scripts/report-screenshot.py "$demo/report.html" "$demo/report.png"
+else
+  echo "(no chromium: the page's screenshot check is skipped; scripts/ensure-chromium.sh installs it)"
+fi
 [ -z "${DEMO_KEEP:-}" ] || cp "$demo/report.html" "${DEMO_REPORT:-/tmp/trailkeeper-report.html}"
 cat <<NEXT
 

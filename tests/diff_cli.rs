@@ -42,6 +42,20 @@ accounts/org-management (444455556666)
 0 rejected, 5 approved, 0 accepted
 ";
     assert_eq!(stdout, expected);
+
+    // The same as JSON, for a CI job: one object per change with its verdict and approval.
+    let (code, stdout, stderr) = diff(&fixtures().join("base"), &fixtures().join("head"), "json");
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).expect("diff -o json prints JSON");
+    let changes = json["changes"].as_array().expect("changes");
+    assert_eq!(changes.len(), 5);
+    assert_eq!(
+        changes[0],
+        serde_json::json!({"baseline": "accounts/payments-prod", "accountId": "111122223333",
+            "setting": "trail logs", "before": "kept forever", "after": "expire after 2555 days",
+            "verdict": "Approved", "approval": "CHG-1234"})
+    );
+    assert!(changes.iter().all(|c| c["verdict"] == "Approved"));
 }
 
 #[test]

@@ -696,7 +696,7 @@ async fn policies_report_the_generation_read_and_the_baselines_that_use_them() {
         Some(0),
         "the CRD's default before any controller"
     );
-    let (stop, running, _) = start_controller(&ns, common::base_config().await).await;
+    let (stop, running, ctx) = start_controller(&ns, common::base_config().await).await;
     let baselines: Api<LoggingBaseline> = Api::namespaced(client.clone(), &ns);
     let account = common::new_account();
     let mut b = common::baseline(&account);
@@ -749,6 +749,32 @@ async fn policies_report_the_generation_read_and_the_baselines_that_use_them() {
         }
     })
     .await;
+
+    // Policies come from the watch caches: over two more resyncs (5 s each) of the baseline, the
+    // operator never GETs a policy of this namespace (the API server's audit log).
+    let reads = ctx.aws.total_calls().reads;
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    assert!(
+        ctx.aws.total_calls().reads > reads,
+        "the baseline was reconciled meanwhile"
+    );
+    let operator = "system:serviceaccount:trailkeeper-operator:operator";
+    let gets: Vec<String> = cluster::api_server()
+        .audit_events_of(operator)
+        .into_iter()
+        .filter(|e| e["objectRef"]["namespace"] == ns.as_str() && e["verb"] == "get")
+        .filter(|e| {
+            matches!(
+                e["objectRef"]["resource"].as_str(),
+                Some("trailpolicies" | "retentionpolicies")
+            )
+        })
+        .map(|e| e["requestURI"].to_string())
+        .collect();
+    assert!(
+        gets.is_empty(),
+        "policies read with a request, not from the caches: {gets:?}"
+    );
     let _ = stop.send(());
     running.await.unwrap();
 }

@@ -203,6 +203,50 @@ async fn the_converged_account_matches_the_baseline_when_read_back_independently
         .await
         .unwrap();
     assert_eq!(access_versioning.status.unwrap().as_str(), "Enabled");
+    // The trail bucket: versioned, its only lifecycle rule aborts incomplete uploads (logs kept
+    // forever by default), tagged as trailkeeper's; the access-log bucket blocks public access too.
+    let versioning = aws.s3.get_bucket_versioning().bucket(&bucket).send().await.unwrap();
+    assert_eq!(versioning.status.unwrap().as_str(), "Enabled");
+    let lifecycle = aws
+        .s3
+        .get_bucket_lifecycle_configuration()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap()
+        .rules
+        .unwrap_or_default();
+    assert!(
+        lifecycle
+            .iter()
+            .any(|r| r.abort_incomplete_multipart_upload().is_some()),
+        "{lifecycle:?}"
+    );
+    assert!(lifecycle.iter().all(|r| r.expiration().is_none()), "{lifecycle:?}");
+    let tags = aws.s3.get_bucket_tagging().bucket(&bucket).send().await.unwrap();
+    assert!(
+        tags.tag_set().iter().any(|t| t.key().starts_with("trailkeeper")),
+        "{:?}",
+        tags.tag_set()
+    );
+    let access_pab = aws
+        .s3
+        .get_public_access_block()
+        .bucket(&access_bucket)
+        .send()
+        .await
+        .unwrap()
+        .public_access_block_configuration
+        .unwrap();
+    assert_eq!(
+        (
+            access_pab.block_public_acls,
+            access_pab.ignore_public_acls,
+            access_pab.block_public_policy,
+            access_pab.restrict_public_buckets
+        ),
+        (Some(true), Some(true), Some(true), Some(true))
+    );
 
     let rotation = aws.kms.get_key_rotation_status().key_id(&key_arn).send().await.unwrap();
     assert!(rotation.key_rotation_enabled);
@@ -652,4 +696,46 @@ advancedEventSelectors:
         .await
         .unwrap();
     assert_eq!(insights.insight_selectors().len(), 1);
+}
+
+/// A lifecycle rule trailkeeper did not write (here one that would expire every log after a day)
+/// is reported as drift of the lifecycle and replaced: only trailkeeper's rules remain, and logs
+/// are kept forever again.
+#[tokio::test]
+async fn a_lifecycle_rule_trailkeeper_did_not_write_is_reported_and_replaced() {
+    let (aws, spec) = drift_is_found_and_repaired("lifecycle", |aws, spec| async move {
+        use aws_sdk_s3::types::{
+            BucketLifecycleConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule, LifecycleRuleFilter,
+        };
+        let rule = LifecycleRule::builder()
+            .id("people-expire")
+            .status(ExpirationStatus::Enabled)
+            .filter(LifecycleRuleFilter::builder().prefix("").build())
+            .expiration(LifecycleExpiration::builder().days(1).build())
+            .build()
+            .unwrap();
+        aws.s3
+            .put_bucket_lifecycle_configuration()
+            .bucket(desired::trail_bucket_name(&spec))
+            .lifecycle_configuration(BucketLifecycleConfiguration::builder().rules(rule).build().unwrap())
+            .send()
+            .await
+            .unwrap();
+    })
+    .await;
+    let rules = aws
+        .s3
+        .get_bucket_lifecycle_configuration()
+        .bucket(desired::trail_bucket_name(&spec))
+        .send()
+        .await
+        .unwrap()
+        .rules
+        .unwrap_or_default();
+    assert!(rules.iter().all(|r| r.id() != Some("people-expire")), "{rules:?}");
+    assert!(
+        rules.iter().all(|r| r.expiration().is_none()),
+        "logs are kept forever: {rules:?}"
+    );
+    assert!(!rules.is_empty(), "trailkeeper's own rule is back: {rules:?}");
 }

@@ -410,8 +410,19 @@ fn the_binary_plans_applies_reports_verifies_and_writes_crds_with_its_exit_codes
     assert_eq!(plan["accounts"][0]["accountId"], account.as_str());
     assert_eq!(plan["accounts"][0]["inSync"], false);
 
-    let (code, _, err) = trailkeeper_cli(&["apply", "-f", file]);
+    let (code, out, err) = trailkeeper_cli(&["plan", "-f", file, "-o", "markdown"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        out.contains(&account) && out.lines().any(|l| l.starts_with("| ") && l.ends_with(" |")),
+        "plan -o markdown prints a table per account: {out}"
+    );
+
+    let (code, out, err) = trailkeeper_cli(&["apply", "-f", file]);
     assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(" reads") && out.contains(" writes"),
+        "apply prints the calls it made: {out}"
+    );
     let (code, out, err) = trailkeeper_cli(&["plan", "-f", file]);
     assert_eq!(code, 0, "in sync after apply: {out}{err}");
 
@@ -486,6 +497,23 @@ fn trail_only_baseline(account: &str) -> trailkeeper::api::LoggingBaseline {
     b
 }
 
+/// The binary with a pseudo-terminal for its stdin, stdout and stderr (util-linux's `script`): what
+/// a person at a terminal sees, both streams in one.
+fn on_a_terminal(args: &[&str]) -> std::process::Output {
+    let command = std::iter::once(env!("CARGO_BIN_EXE_trailkeeper"))
+        .chain(args.iter().copied())
+        .collect::<Vec<_>>()
+        .join(" ");
+    std::process::Command::new("script")
+        .args(["-qefc", &command, "/dev/null"])
+        .env("AWS_ENDPOINT_URL", &moto().endpoint)
+        .env("AWS_REGION", REGION)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .output()
+        .expect("util-linux's script runs")
+}
+
 /// `verify` on a terminal (a pseudo-terminal from util-linux's `script`) redraws one line of
 /// stderr with the files verified so far and erases it at the end; piped, it prints no progress.
 #[tokio::test(flavor = "multi_thread")]
@@ -530,20 +558,7 @@ async fn verify_shows_its_progress_on_a_terminal_and_none_when_piped() {
         .unwrap();
     let args = ["verify", "-f", &file, "--start-time", &start, "--end-time", &end];
 
-    let command = std::iter::once(env!("CARGO_BIN_EXE_trailkeeper"))
-        .chain(args)
-        .collect::<Vec<_>>()
-        .join(" ");
-    let on_terminal = tokio::task::block_in_place(|| {
-        std::process::Command::new("script")
-            .args(["-qefc", &command, "/dev/null"])
-            .env("AWS_ENDPOINT_URL", &moto().endpoint)
-            .env("AWS_REGION", REGION)
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .output()
-            .expect("util-linux's script runs")
-    });
+    let on_terminal = tokio::task::block_in_place(|| on_a_terminal(&args));
     let shown = String::from_utf8_lossy(&on_terminal.stdout).to_string();
     assert_eq!(on_terminal.status.code(), Some(0), "{shown}");
     let counts: Vec<(u64, u64)> = shown
@@ -574,6 +589,21 @@ async fn verify_shows_its_progress_on_a_terminal_and_none_when_piped() {
     assert!(out.contains("20 digest files and 800 log files checked"), "{out}");
     assert!(
         !err.contains('\r') && !err.contains(": verify: "),
+        "progress on a pipe: {err:?}"
+    );
+
+    // plan on a terminal: the accounts done of N, erased before its summary; piped: none.
+    let planned = tokio::task::block_in_place(|| on_a_terminal(&["plan", "-f", &file]));
+    let shown_plan = String::from_utf8_lossy(&planned.stdout).to_string();
+    assert_eq!(planned.status.code(), Some(0), "{shown_plan}");
+    assert!(
+        shown_plan.contains("\r\x1b[Kplan: ") && shown_plan.contains("/1 accounts"),
+        "{shown_plan:?}"
+    );
+    let (code, _, err) = tokio::task::block_in_place(|| trailkeeper_cli(&["plan", "-f", &file]));
+    assert_eq!(code, 0);
+    assert!(
+        !err.contains('\r') && !err.contains("accounts"),
         "progress on a pipe: {err:?}"
     );
 
