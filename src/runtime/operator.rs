@@ -89,11 +89,9 @@ pub fn resync_interval(seconds: u64) -> Duration {
     Duration::from_secs(seconds.clamp(10, 7 * 24 * 3600))
 }
 
-pub async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let config = kube::Config::infer().await?;
-    // Reads, and the Lease.
-    let client = Client::try_from(config.clone())?;
-    let base = crate::aws::load_base_config().await;
+/// The controller's settings from the flags: the resync an hour with events (the events repair
+/// tampering), ten minutes without; both clamped, as are the reconcile bound and the concurrency.
+pub fn settings_of(args: &RunArgs) -> Settings {
     let events = args
         .events_queue_url
         .clone()
@@ -104,7 +102,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             organization_id: args.events_organization_id.clone().filter(|o| !o.is_empty()),
         });
     let default_resync = if events.is_some() { 3600 } else { 600 };
-    let settings = Settings {
+    Settings {
         resync: resync_interval(args.resync_seconds.unwrap_or(default_resync)),
         events,
         concurrency: args.concurrency.max(1),
@@ -112,7 +110,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         selector: args.selector.clone(),
         reconcile_timeout: Duration::from_secs(args.reconcile_timeout_seconds.clamp(30, 3600)),
         ..Settings::default()
-    };
+    }
+}
+
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let config = kube::Config::infer().await?;
+    // Reads, and the Lease.
+    let client = Client::try_from(config.clone())?;
+    let base = crate::aws::load_base_config().await;
+    let settings = settings_of(&args);
     let health = Arc::new(Health::default());
     let listener = tokio::net::TcpListener::bind(&args.http_addr).await?;
     tokio::spawn(crate::runtime::http::serve(listener, health.clone()));
@@ -194,5 +200,54 @@ mod tests {
         assert_eq!(super::resync_interval(1), Duration::from_secs(10));
         assert_eq!(super::resync_interval(600), Duration::from_secs(600));
         assert_eq!(super::resync_interval(u64::MAX), Duration::from_secs(7 * 24 * 3600));
+    }
+
+    /// The settings `trailkeeper run` builds from its flags, parsed as the binary parses them.
+    fn settings(flags: &[&str]) -> crate::controller::baselines::Settings {
+        use clap::Parser as _;
+        let cli = crate::cli::Cli::try_parse_from(["trailkeeper", "run"].iter().chain(flags)).unwrap();
+        let crate::cli::Command::Run(args) = cli.command else {
+            panic!("not run")
+        };
+        super::settings_of(&args)
+    }
+
+    #[test]
+    fn the_flags_defaults_and_clamps_reach_the_controller() {
+        use std::time::Duration;
+        let defaults = settings(&[]);
+        assert_eq!(defaults.resync, Duration::from_secs(600), "ten minutes without events");
+        assert_eq!(defaults.reconcile_timeout, Duration::from_secs(300));
+        assert!(defaults.events.is_none());
+        let events = settings(&[
+            "--events-queue-url",
+            "https://sqs.us-east-1.amazonaws.com/111122223333/trailkeeper-events",
+            "--events-organization-id",
+            "o-abc123",
+        ]);
+        assert_eq!(events.resync, Duration::from_secs(3600), "an hour with events");
+        let queue = events.events.expect("events on");
+        assert_eq!(queue.organization_id.as_deref(), Some("o-abc123"));
+        assert!(
+            settings(&["--events-queue-url", ""]).events.is_none(),
+            "an empty URL is off"
+        );
+        let low = settings(&[
+            "--resync-seconds",
+            "1",
+            "--reconcile-timeout-seconds",
+            "5",
+            "--concurrency",
+            "0",
+        ]);
+        assert_eq!(
+            (low.resync, low.reconcile_timeout, low.concurrency),
+            (Duration::from_secs(10), Duration::from_secs(30), 1)
+        );
+        let high = settings(&["--resync-seconds", "99999999", "--reconcile-timeout-seconds", "99999"]);
+        assert_eq!(
+            (high.resync, high.reconcile_timeout),
+            (Duration::from_secs(7 * 24 * 3600), Duration::from_secs(3600))
+        );
     }
 }
