@@ -108,6 +108,11 @@ async fn the_audit_queries_exist_after_apply_and_a_second_apply_writes_nothing()
 
     let config = work_group_config(&aws).await;
     assert_eq!(config.enforce_work_group_configuration(), Some(true));
+    assert_eq!(
+        config.publish_cloud_watch_metrics_enabled(),
+        Some(true),
+        "the workgroup's metrics"
+    );
     let results = config.result_configuration().unwrap();
     let results_bucket = athena::results_bucket_name(&spec);
     assert_eq!(

@@ -852,6 +852,14 @@ async fn log_groups_are_encrypted_with_a_key_of_their_region_that_admits_cloudwa
         .await
         .unwrap();
     assert_eq!(groups.log_groups()[0].kms_key_id(), key.arn());
+    let rotation = aws
+        .kms
+        .get_key_rotation_status()
+        .key_id(key.key_id())
+        .send()
+        .await
+        .unwrap();
+    assert!(rotation.key_rotation_enabled(), "the log groups' key rotates");
     let key_policy = key_policy_of(&aws, key.key_id()).await;
     let logs = key_policy["Statement"]
         .as_array()

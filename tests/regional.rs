@@ -130,17 +130,28 @@ async fn every_vpc_of_every_region_gets_one_compliant_flow_log_and_new_vpcs_are_
     assert_eq!(again.calls.writes, 0, "{:?}", again.calls.by_action);
     assert!(again.in_sync(), "{:?}", again.drift);
 
+    // Two new VPCs of a region: covered by one CreateFlowLogs call.
     let d = create_vpc(&west, "10.4.0.0/16").await;
+    let e = create_vpc(&west, "10.5.0.0/16").await;
     let next = apply(&spec).await;
     assert!(next.applied.iter().any(|c| c.action.contains(&d)), "{:?}", next.applied);
     assert_eq!(
-        flow_logs(&west)
-            .await
-            .iter()
-            .filter(|f| f.resource_id.as_deref() == Some(d.as_str()))
-            .count(),
-        1
+        next.calls.by_action.get("ec2:CreateFlowLogs").map(|(n, _)| *n),
+        Some(1),
+        "{:?}",
+        next.calls.by_action
     );
+    for vpc in [&d, &e] {
+        assert_eq!(
+            flow_logs(&west)
+                .await
+                .iter()
+                .filter(|f| f.resource_id.as_deref() == Some(vpc.as_str()))
+                .count(),
+            1,
+            "{vpc}"
+        );
+    }
 }
 
 async fn retention_of(aws: &Inspector, group: &str) -> Option<i32> {
