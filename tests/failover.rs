@@ -108,6 +108,37 @@ async fn holder(client: &Client, namespace: &str) -> Option<String> {
         .and_then(|s| s.holder_identity)
 }
 
+/// Waits until `replica` holds the lease of `ns`.
+async fn wait_holder(client: &Client, ns: &str, replica: &str) {
+    cluster::eventually(&format!("{replica} holds the lease"), TIMEOUT, || {
+        let (client, ns, replica) = (client.clone(), ns.to_string(), replica.to_string());
+        async move { holder(&client, &ns).await.as_deref() == Some(replica.as_str()) }
+    })
+    .await;
+}
+
+/// A LoggingBaseline of a fresh account in `ns`, waited on until Ready (a replica leads); returns
+/// the account.
+async fn ready_baseline(client: &Client, ns: &str) -> String {
+    let baselines: Api<LoggingBaseline> = Api::namespaced(client.clone(), ns);
+    let account = common::new_account();
+    let mut baseline = common::baseline(&account);
+    baseline.metadata.namespace = Some(ns.to_string());
+    baselines.create(&PostParams::default(), &baseline).await.unwrap();
+    let name = baseline.name_any();
+    cluster::eventually(&format!("{name} Ready"), TIMEOUT, || {
+        let (api, name) = (baselines.clone(), name.clone());
+        async move {
+            api.get(&name).await.is_ok_and(|b| {
+                b.status
+                    .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+            })
+        }
+    })
+    .await;
+    account
+}
+
 async fn logging(aws: &common::Inspector, trail: &str) -> bool {
     aws.trail_is_logging(trail).await == Some(true)
 }
@@ -119,30 +150,10 @@ async fn a_frozen_leader_writes_nothing_after_it_wakes_while_the_other_replica_l
     let ns = cluster::fresh_namespace(&client, "failover").await;
 
     let mut a = Replica::start("replica-a", &ns).await;
-    cluster::eventually("replica-a holds the lease", TIMEOUT, || {
-        let (client, ns) = (client.clone(), ns.clone());
-        async move { holder(&client, &ns).await.as_deref() == Some("replica-a") }
-    })
-    .await;
+    wait_holder(&client, &ns, "replica-a").await;
     let b = Replica::start("replica-b", &ns).await;
 
-    let baselines: Api<LoggingBaseline> = Api::namespaced(client.clone(), &ns);
-    let account = common::new_account();
-    let mut baseline = common::baseline(&account);
-    baseline.metadata.namespace = Some(ns.clone());
-    baselines.create(&PostParams::default(), &baseline).await.unwrap();
-    let name = baseline.name_any();
-    cluster::eventually(&format!("{name} Ready"), TIMEOUT, || {
-        let api = baselines.clone();
-        let name = name.clone();
-        async move {
-            api.get(&name).await.is_ok_and(|b| {
-                b.status
-                    .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-            })
-        }
-    })
-    .await;
+    let account = ready_baseline(&client, &ns).await;
     assert!(!a.proxy.writes().is_empty(), "the leader converged the account");
     assert!(
         b.proxy.writes().is_empty(),
@@ -152,11 +163,7 @@ async fn a_frozen_leader_writes_nothing_after_it_wakes_while_the_other_replica_l
 
     // Freeze the leader past its lease: the standby takes over and repairs drift.
     a.signal("STOP").unwrap();
-    cluster::eventually("replica-b takes the lease", TIMEOUT, || {
-        let (client, ns) = (client.clone(), ns.clone());
-        async move { holder(&client, &ns).await.as_deref() == Some("replica-b") }
-    })
-    .await;
+    wait_holder(&client, &ns, "replica-b").await;
     let aws = common::inspector(&account).await;
     let trail = desired::trail_arn(&common::spec(&account));
     aws.cloudtrail.stop_logging().name(&trail).send().await.unwrap();
@@ -297,29 +304,9 @@ async fn a_leader_frozen_mid_reconcile_writes_nothing_to_the_api_server_or_aws_a
     let (kubeconfig_b, _) = identity_of(&client, &ns, "replica-b").await;
 
     let mut a = Replica::start_with("replica-a", &ns, &kubeconfig_a).await;
-    cluster::eventually("replica-a holds the lease", TIMEOUT, || {
-        let (client, ns) = (client.clone(), ns.clone());
-        async move { holder(&client, &ns).await.as_deref() == Some("replica-a") }
-    })
-    .await;
+    wait_holder(&client, &ns, "replica-a").await;
     let b = Replica::start_with("replica-b", &ns, &kubeconfig_b).await;
-    let baselines: Api<LoggingBaseline> = Api::namespaced(client.clone(), &ns);
-    let account = common::new_account();
-    let mut baseline = common::baseline(&account);
-    baseline.metadata.namespace = Some(ns.clone());
-    baselines.create(&PostParams::default(), &baseline).await.unwrap();
-    let name = baseline.name_any();
-    cluster::eventually(&format!("{name} Ready"), TIMEOUT, || {
-        let api = baselines.clone();
-        let name = name.clone();
-        async move {
-            api.get(&name).await.is_ok_and(|b| {
-                b.status
-                    .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-            })
-        }
-    })
-    .await;
+    let account = ready_baseline(&client, &ns).await;
     assert!(
         api_writes_of(&user_a)
             .iter()
@@ -338,11 +325,7 @@ async fn a_leader_frozen_mid_reconcile_writes_nothing_to_the_api_server_or_aws_a
     })
     .await;
     a.signal("STOP").unwrap();
-    cluster::eventually("replica-b takes the lease", TIMEOUT, || {
-        let (client, ns) = (client.clone(), ns.clone());
-        async move { holder(&client, &ns).await.as_deref() == Some("replica-b") }
-    })
-    .await;
+    wait_holder(&client, &ns, "replica-b").await;
     cluster::eventually("replica-b restarts logging", TIMEOUT, || logging(&aws, &trail)).await;
     // Drift again for A to find: its held answers have arrived by now.
     aws.cloudtrail.stop_logging().name(&trail).send().await.unwrap();
@@ -384,28 +367,8 @@ async fn sigterm_finishes_the_reconcile_in_flight_then_releases_the_lease_and_ex
     let ns = cluster::fresh_namespace(&client, "sigterm").await;
     let (kubeconfig, user) = identity_of(&client, &ns, "replica-a").await;
     let mut a = Replica::start_with("replica-a", &ns, &kubeconfig).await;
-    cluster::eventually("replica-a holds the lease", TIMEOUT, || {
-        let (client, ns) = (client.clone(), ns.clone());
-        async move { holder(&client, &ns).await.as_deref() == Some("replica-a") }
-    })
-    .await;
-    let baselines: Api<LoggingBaseline> = Api::namespaced(client.clone(), &ns);
-    let account = common::new_account();
-    let mut baseline = common::baseline(&account);
-    baseline.metadata.namespace = Some(ns.clone());
-    baselines.create(&PostParams::default(), &baseline).await.unwrap();
-    let name = baseline.name_any();
-    cluster::eventually(&format!("{name} Ready"), TIMEOUT, || {
-        let api = baselines.clone();
-        let name = name.clone();
-        async move {
-            api.get(&name).await.is_ok_and(|b| {
-                b.status
-                    .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-            })
-        }
-    })
-    .await;
+    wait_holder(&client, &ns, "replica-a").await;
+    let account = ready_baseline(&client, &ns).await;
 
     // Drift, then A's answers held back: the first GetTrailStatus sent after the drift belongs to
     // a reconcile that will find it, and that reconcile waits on AWS when SIGTERM arrives.
