@@ -566,8 +566,11 @@ async fn an_account_in_line_is_observed_once_per_resync() {
 
 /// What kstatus (sigs.k8s.io/cli-utils/pkg/kstatus: Flux's health checks, Helm 4's --wait) makes of
 /// a baseline as the real API server serves it: `<status> <message>`.
-async fn kstatus_of(client: &Client, ns: &str, name: &str) -> (String, String) {
-    let resource = kube::api::ApiResource::erase::<LoggingBaseline>(&());
+async fn kstatus_of<K>(client: &Client, ns: &str, name: &str) -> (String, String)
+where
+    K: kube::Resource<DynamicType = ()>,
+{
+    let resource = kube::api::ApiResource::erase::<K>(&());
     let api: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), ns, &resource);
     kstatus(&serde_json::to_value(api.get(name).await.unwrap()).unwrap())
 }
@@ -612,12 +615,12 @@ async fn kstatus_reads_a_baseline_in_progress_current_and_failed() {
     baseline.metadata.namespace = Some(ns.clone());
     let name = baseline.name_any();
     api.create(&PostParams::default(), &baseline).await.unwrap();
-    let (status, message) = kstatus_of(&client, &ns, &name).await;
+    let (status, message) = kstatus_of::<LoggingBaseline>(&client, &ns, &name).await;
     assert_eq!(status, "InProgress", "before any controller saw it: {message}");
 
     let (stop, running, _) = start_controller(&ns, common::base_config().await).await;
     wait_ready(&api, &name).await;
-    assert_eq!(kstatus_of(&client, &ns, &name).await.0, "Current");
+    assert_eq!(kstatus_of::<LoggingBaseline>(&client, &ns, &name).await.0, "Current");
 
     // A spec change: InProgress until the controller has observed the new generation (read on the
     // object the API server answered the patch with, before any reconcile of it).
@@ -644,7 +647,7 @@ async fn kstatus_reads_a_baseline_in_progress_current_and_failed() {
         }
     })
     .await;
-    assert_eq!(kstatus_of(&client, &ns, &name).await.0, "Current");
+    assert_eq!(kstatus_of::<LoggingBaseline>(&client, &ns, &name).await.0, "Current");
     let _ = stop.send(());
     running.await.unwrap();
 
@@ -661,7 +664,7 @@ async fn kstatus_reads_a_baseline_in_progress_current_and_failed() {
     api.patch_status(&name, &PatchParams::apply("trailkeeper").force(), &Patch::Apply(&apply))
         .await
         .unwrap();
-    let (status, message) = kstatus_of(&client, &ns, &name).await;
+    let (status, message) = kstatus_of::<LoggingBaseline>(&client, &ns, &name).await;
     assert_eq!(status, "Failed", "{message}");
     assert!(message.contains("grant cloudtrail:StartLogging"), "{message}");
 }
@@ -727,10 +730,7 @@ async fn policies_report_the_generation_read_and_the_baselines_that_use_them() {
         }
     })
     .await;
-    assert_eq!(
-        kstatus_of_policy::<TrailPolicy>(&client, &ns, "strict").await,
-        "Current"
-    );
+    assert_eq!(kstatus_of::<TrailPolicy>(&client, &ns, "strict").await.0, "Current");
 
     // A spec change: observed (generation 2), still used by one baseline.
     trail
@@ -777,13 +777,4 @@ async fn policies_report_the_generation_read_and_the_baselines_that_use_them() {
     );
     let _ = stop.send(());
     running.await.unwrap();
-}
-
-async fn kstatus_of_policy<K>(client: &Client, ns: &str, name: &str) -> String
-where
-    K: kube::Resource<DynamicType = ()>,
-{
-    let resource = kube::api::ApiResource::erase::<K>(&());
-    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), ns, &resource);
-    kstatus(&serde_json::to_value(api.get(name).await.unwrap()).unwrap()).0
 }
