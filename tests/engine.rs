@@ -151,17 +151,7 @@ async fn the_converged_account_matches_the_baseline_when_read_back_independently
             .any(|s| s["Effect"] == "Deny" && s["Condition"]["Bool"]["aws:SecureTransport"] == "false")
     );
 
-    let pab = aws.s3.get_public_access_block().bucket(&bucket).send().await.unwrap();
-    let pab = pab.public_access_block_configuration.unwrap();
-    assert_eq!(
-        (
-            pab.block_public_acls,
-            pab.ignore_public_acls,
-            pab.block_public_policy,
-            pab.restrict_public_buckets
-        ),
-        (Some(true), Some(true), Some(true), Some(true))
-    );
+    assert_public_access_blocked(&aws, &bucket).await;
     let logging = aws.s3.get_bucket_logging().bucket(&bucket).send().await.unwrap();
     assert_eq!(logging.logging_enabled.unwrap().target_bucket, access_bucket);
     // Logs are kept forever by default: no expiring lifecycle rule.
@@ -176,7 +166,16 @@ async fn the_converged_account_matches_the_baseline_when_read_back_independently
         lifecycle
             .rules()
             .iter()
-            .all(|r| r.expiration.is_none() && r.noncurrent_version_expiration.is_none())
+            .all(|r| r.expiration.is_none() && r.noncurrent_version_expiration.is_none()),
+        "{lifecycle:?}"
+    );
+    // Its one rule of trailkeeper's own aborts incomplete uploads.
+    assert!(
+        lifecycle
+            .rules()
+            .iter()
+            .any(|r| r.abort_incomplete_multipart_upload().is_some()),
+        "{lifecycle:?}"
     );
 
     let access_encryption = aws
@@ -203,50 +202,17 @@ async fn the_converged_account_matches_the_baseline_when_read_back_independently
         .await
         .unwrap();
     assert_eq!(access_versioning.status.unwrap().as_str(), "Enabled");
-    // The trail bucket: versioned, its only lifecycle rule aborts incomplete uploads (logs kept
-    // forever by default), tagged as trailkeeper's; the access-log bucket blocks public access too.
+    // The trail bucket is versioned and tagged as trailkeeper's; the access-log bucket blocks
+    // public access too.
     let versioning = aws.s3.get_bucket_versioning().bucket(&bucket).send().await.unwrap();
     assert_eq!(versioning.status.unwrap().as_str(), "Enabled");
-    let lifecycle = aws
-        .s3
-        .get_bucket_lifecycle_configuration()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap()
-        .rules
-        .unwrap_or_default();
-    assert!(
-        lifecycle
-            .iter()
-            .any(|r| r.abort_incomplete_multipart_upload().is_some()),
-        "{lifecycle:?}"
-    );
-    assert!(lifecycle.iter().all(|r| r.expiration().is_none()), "{lifecycle:?}");
     let tags = aws.s3.get_bucket_tagging().bucket(&bucket).send().await.unwrap();
     assert!(
         tags.tag_set().iter().any(|t| t.key().starts_with("trailkeeper")),
         "{:?}",
         tags.tag_set()
     );
-    let access_pab = aws
-        .s3
-        .get_public_access_block()
-        .bucket(&access_bucket)
-        .send()
-        .await
-        .unwrap()
-        .public_access_block_configuration
-        .unwrap();
-    assert_eq!(
-        (
-            access_pab.block_public_acls,
-            access_pab.ignore_public_acls,
-            access_pab.block_public_policy,
-            access_pab.restrict_public_buckets
-        ),
-        (Some(true), Some(true), Some(true), Some(true))
-    );
+    assert_public_access_blocked(&aws, &access_bucket).await;
 
     let rotation = aws.kms.get_key_rotation_status().key_id(&key_arn).send().await.unwrap();
     assert!(rotation.key_rotation_enabled);
@@ -292,6 +258,22 @@ async fn the_converged_account_matches_the_baseline_when_read_back_independently
 /// Converges a fresh account, drifts it with `make_drift`, and checks that a plan names `field`
 /// without writing and an apply repairs it. Returns the account's inspector and spec, for a test
 /// to read the repair back from AWS itself.
+/// All four settings of the bucket's public access block are on.
+async fn assert_public_access_blocked(aws: &Inspector, bucket: &str) {
+    let pab = aws.s3.get_public_access_block().bucket(bucket).send().await.unwrap();
+    let pab = pab.public_access_block_configuration.unwrap();
+    assert_eq!(
+        (
+            pab.block_public_acls,
+            pab.ignore_public_acls,
+            pab.block_public_policy,
+            pab.restrict_public_buckets
+        ),
+        (Some(true), Some(true), Some(true), Some(true)),
+        "{bucket}"
+    );
+}
+
 async fn drift_is_found_and_repaired<F, Fut>(field: &str, make_drift: F) -> (Inspector, LoggingBaselineSpec)
 where
     F: FnOnce(Inspector, LoggingBaselineSpec) -> Fut,
