@@ -9,7 +9,7 @@ const NEEDS_NO_PERMISSION: [&str; 1] = ["sts:GetCallerIdentity"];
 
 /// Permissions AWS checks besides the operation's own action (tagging on creation, passing a role):
 /// no API call of their own shows them, so they are listed with the call that needs them.
-const IMPLIED: [(&str, &str); 14] = [
+const IMPLIED: [(&str, &str); 16] = [
     // The trail bucket has an S3 Bucket Key: creating or updating an SSE-KMS trail then needs
     // kms:Decrypt for the caller (CloudTrail user guide, "Configure AWS KMS key policies for
     // CloudTrail", S3 Bucket Keys).
@@ -26,6 +26,10 @@ const IMPLIED: [(&str, &str); 14] = [
     ("athena:CreateWorkGroup", "athena:TagResource"),
     ("events:PutRule", "events:TagResource"),
     ("events:CreateEventBus", "events:TagResource"),
+    // Tags given at creation need the tagging action too (CloudWatch API reference,
+    // PutMetricAlarm "Tags"; SNS API reference, CreateTopic "Tags").
+    ("cloudwatch:PutMetricAlarm", "cloudwatch:TagResource"),
+    ("sns:CreateTopic", "sns:TagResource"),
     // A target with a role (the forwarding rule's): EventBridge checks the caller may pass it.
     ("events:PutTargets", "iam:PassRole"),
 ];

@@ -367,6 +367,9 @@ def _public_key_of(region):
 
 def install():
     """Wraps the moto backends the rules apply to. Idempotent."""
+    import trailkeeper_cbor
+
+    trailkeeper_cbor.install()
     from moto.cloudtrail import models as cloudtrail
     from moto.ec2.models import flow_logs
     from moto.iam import models as iam
@@ -607,6 +610,27 @@ def install():
         return "{}"
 
     logs_responses.LogsResponse.associate_kms_key = associate_kms_key
+
+    put_metric_filter = logs_models.LogsBackend.put_metric_filter
+
+    def strict_put_metric_filter(self, filter_name, filter_pattern, log_group_name, metric_transformations):
+        """PutMetricFilter "creates or updates" (moto appends a second filter of the same name);
+        the group must exist (ResourceNotFoundException); one metric transformation ("Fixed number
+        of 1 item"); at most 100 filters per group (LimitExceededException):
+        https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutMetricFilter.html
+        https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/cloudwatch_limits_cwl.html"""
+        if log_group_name not in self.groups:
+            raise _Refused("ResourceNotFoundException", "The specified log group does not exist.")
+        if len(metric_transformations or []) != 1:
+            raise _Refused("InvalidParameterException", "metricTransformations: exactly 1 member")
+        kept = self.filters.metric_filters
+        others = [f for f in kept if not (f["filterName"] == filter_name and f["logGroupName"] == log_group_name)]
+        if sum(1 for f in others if f["logGroupName"] == log_group_name) >= 100:
+            raise _Refused("LimitExceededException", "Resource limit exceeded: 100 metric filters per log group")
+        self.filters.metric_filters = others
+        return put_metric_filter(self, filter_name, filter_pattern, log_group_name, metric_transformations)
+
+    logs_models.LogsBackend.put_metric_filter = strict_put_metric_filter
 
     # CloudTrail's events on EventBridge, and EventBridge's delivery rules.
     import trailkeeper_events

@@ -37,6 +37,7 @@ pub mod patterns {
     /// A principal of a key policy: an IAM role or user ARN, or an account root.
     pub const IAM_PRINCIPAL_ARN: &str =
         r"^arn:aws[a-z-]*:iam::[0-9]{12}:(root|role/[A-Za-z0-9+=,.@_/-]{1,512}|user/[A-Za-z0-9+=,.@_/-]{1,512})$";
+    pub const SNS_TOPIC_ARN: &str = r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$";
     pub const KMS_KEY_ARN: &str = r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]{1,128}$";
     pub const TRAIL_ARN: &str = r"^arn:aws[a-z-]*:cloudtrail:[a-z0-9-]+:[0-9]{12}:trail/[A-Za-z0-9._-]{3,128}$";
     pub const TRAIL_NAME: &str = r"^[A-Za-z0-9][A-Za-z0-9._-]{1,126}[A-Za-z0-9]$";

@@ -31,6 +31,7 @@ use super::patterns;
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[x_kube(validation = kube::core::Rule::new("size(self.advancedEventSelectors) == 0 || size(self.dataEvents) == 0").message("use either dataEvents or advancedEventSelectors, not both: CloudTrail accepts one kind of selector per trail"))]
+#[x_kube(validation = kube::core::Rule::new("!has(self.monitoring) || has(self.cloudWatchLogs)").message("monitoring needs cloudWatchLogs: the metric filters read the trail's CloudWatch Logs group"))]
 #[serde(rename_all = "camelCase")]
 pub struct TrailPolicySpec {
     /// Log the events of every region in one trail.
@@ -57,6 +58,11 @@ pub struct TrailPolicySpec {
     /// Deliver the trail's events to a CloudWatch Logs group as well.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cloud_watch_logs: Option<TrailCloudWatchLogs>,
+    /// Alarms on what the trail records: the monitoring controls of the CIS AWS Foundations
+    /// Benchmark v3.0.0 (section 4; Security Hub CloudWatch.1-14), one metric filter on the
+    /// trail's CloudWatch Logs group and one alarm each, into an SNS topic. Needs cloudWatchLogs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<MonitoringControls>,
     /// Log the events of every account of the Organization (the trail must be in the management account or a delegated administrator).
     #[serde(default)]
     pub organization_trail: bool,
@@ -86,6 +92,7 @@ impl Default for TrailPolicySpec {
             advanced_event_selectors: Vec::new(),
             insight_selectors: Vec::new(),
             cloud_watch_logs: None,
+            monitoring: None,
             organization_trail: false,
             manage_existing: Vec::new(),
             delivery_alarm_after_minutes: default_delivery_alarm(),
@@ -200,6 +207,53 @@ pub struct TrailCloudWatchLogs {
     /// The role CloudTrail assumes to write to that log group (trailkeeper passes it: iam:PassRole).
     #[schemars(pattern(patterns::IAM_ROLE_ARN))]
     pub role_arn: String,
+}
+
+/// Where the monitoring controls' alarms notify.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[x_kube(validation = kube::core::Rule::new("!has(self.topicArn) || size(self.subscriptions) == 0").message("subscriptions are for the topic trailkeeper keeps: a topic named by topicArn keeps its own"))]
+#[serde(rename_all = "camelCase")]
+pub struct MonitoringControls {
+    /// An SNS topic of yours, in the log group's region, for the alarms. Absent: trailkeeper keeps
+    /// the topic `trailkeeper-monitoring` there, encrypted with the baseline's key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(patterns::SNS_TOPIC_ARN))]
+    pub topic_arn: Option<String>,
+    /// Subscriptions of trailkeeper's topic (added when missing; others are left alone). The CIS
+    /// audit asks for at least one confirmed subscription.
+    #[serde(default)]
+    #[schemars(length(max = 20))]
+    pub subscriptions: Vec<TopicSubscription>,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "camelCase")]
+pub struct TopicSubscription {
+    /// How SNS delivers: email, https, sqs or lambda.
+    pub protocol: SubscriptionProtocol,
+    /// The address: an email address, an https URL, or an SQS queue or Lambda function ARN.
+    #[schemars(length(min = 1, max = 2048))]
+    pub endpoint: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SubscriptionProtocol {
+    Email,
+    Https,
+    Sqs,
+    Lambda,
+}
+
+impl SubscriptionProtocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubscriptionProtocol::Email => "email",
+            SubscriptionProtocol::Https => "https",
+            SubscriptionProtocol::Sqs => "sqs",
+            SubscriptionProtocol::Lambda => "lambda",
+        }
+    }
 }
 
 /// A setting of an existing trail that trailkeeper may change.

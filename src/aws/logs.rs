@@ -111,3 +111,92 @@ pub async fn set_retention(clients: &AccountClients, name: &str, days: Option<i3
         }
     }
 }
+
+/// A metric filter, as DescribeMetricFilters reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObservedMetricFilter {
+    pub name: String,
+    pub pattern: String,
+    /// (namespace, name, value) of each metric transformation.
+    pub metrics: Vec<(String, String, String)>,
+}
+
+/// The metric filters of `group` (every filter of the group: the judge reads them all). None: the
+/// group does not exist.
+pub async fn observe_metric_filters(
+    clients: &AccountClients,
+    group: &str,
+) -> Result<Option<Vec<ObservedMetricFilter>>, AwsError> {
+    let mut filters = Vec::new();
+    let mut token = None;
+    loop {
+        let sent = clients
+            .logs
+            .describe_metric_filters()
+            .log_group_name(group)
+            .set_next_token(token.take())
+            .send()
+            .await;
+        let page = match super::optional(
+            sent,
+            "CloudWatch Logs",
+            "DescribeMetricFilters",
+            &format!("log group {group}"),
+        )? {
+            Some(page) => page,
+            None => return Ok(None),
+        };
+        for f in page.metric_filters() {
+            filters.push(ObservedMetricFilter {
+                name: f.filter_name().unwrap_or_default().to_string(),
+                pattern: f.filter_pattern().unwrap_or_default().to_string(),
+                metrics: f
+                    .metric_transformations()
+                    .iter()
+                    .map(|m| {
+                        (
+                            m.metric_namespace().to_string(),
+                            m.metric_name().to_string(),
+                            m.metric_value().to_string(),
+                        )
+                    })
+                    .collect(),
+            });
+        }
+        match page.next_token() {
+            Some(next) if !next.is_empty() => token = Some(next.to_string()),
+            _ => break,
+        }
+    }
+    Ok(Some(filters))
+}
+
+/// Creates or replaces the filter (PutMetricFilter overwrites a filter of that name: idempotent).
+pub async fn put_metric_filter(
+    clients: &AccountClients,
+    group: &str,
+    filter: &crate::desired::monitoring::DesiredMetricFilter,
+) -> Result<(), AwsError> {
+    let transformation = aws_sdk_cloudwatchlogs::types::MetricTransformation::builder()
+        .metric_namespace(&filter.metric_namespace)
+        .metric_name(&filter.metric_name)
+        .metric_value(&filter.metric_value)
+        .build()
+        .map_err(|e| AwsError::invalid("logs:PutMetricFilter", &filter.name, e))?;
+    let sent = clients
+        .logs
+        .put_metric_filter()
+        .log_group_name(group)
+        .filter_name(&filter.name)
+        .filter_pattern(&filter.pattern)
+        .metric_transformations(transformation)
+        .send()
+        .await;
+    check(
+        sent,
+        "CloudWatch Logs",
+        "PutMetricFilter",
+        &format!("metric filter {} of log group {group}", filter.name),
+    )
+    .map(|_| ())
+}

@@ -4,6 +4,7 @@
 pub mod athena;
 pub mod calls;
 pub mod cloudtrail;
+pub mod cloudwatch;
 pub mod config;
 pub mod ec2;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod kms;
 pub mod logs;
 pub mod organizations;
 pub mod s3;
+pub mod sns;
 pub mod sqs;
 pub mod ssm;
 pub mod sts;
@@ -281,6 +283,8 @@ impl AccountIdentity {
             athena: client!(aws_sdk_athena),
             organizations: client!(aws_sdk_organizations),
             events: client!(aws_sdk_eventbridge),
+            cloudwatch: client!(aws_sdk_cloudwatch),
+            sns: client!(aws_sdk_sns),
         }
     }
 }
@@ -301,6 +305,8 @@ pub struct Services {
     pub athena: aws_sdk_athena::Client,
     pub organizations: aws_sdk_organizations::Client,
     pub events: aws_sdk_eventbridge::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
+    pub sns: aws_sdk_sns::Client,
 }
 
 impl AccountClients {

@@ -172,6 +172,10 @@ pub struct IamPolicyArgs {
     /// A log group besides the defaults (an instance log file's group; repeatable).
     #[arg(long = "log-group")]
     pub log_groups: Vec<String>,
+    /// A trail log group that carries the monitoring controls' metric filters (repeatable; the
+    /// manifests' TrailPolicies with monitoring add theirs).
+    #[arg(long = "monitored-log-group", default_value = crate::desired::iam::DEFAULT_MONITORED_LOG_GROUPS)]
+    pub monitored_log_groups: Vec<String>,
     #[arg(long, default_value = "trailkeeper_audit")]
     pub audit_database: String,
     #[arg(long, default_value = "trailkeeper-audit")]
@@ -443,6 +447,7 @@ fn iam_policy(args: IamPolicyArgs) -> ExitCode {
         kms_keys: args.kms_keys,
         existing_trails: args.existing_trails,
         log_groups: args.log_groups,
+        monitored_log_groups: args.monitored_log_groups,
         audit_database: args.audit_database,
         audit_work_group: args.audit_work_group,
         operator_role_arn: args.operator_role_arn,
@@ -475,6 +480,12 @@ fn iam_policy(args: IamPolicyArgs) -> ExitCode {
             {
                 settings.existing_trails.push(arn.clone());
             }
+            if b.trail_policy.monitoring.is_some()
+                && let Some(logs) = &b.trail_policy.cloud_watch_logs
+                && let Some((_, _, group)) = crate::desired::monitoring::parse_log_group_arn(&logs.log_group_arn)
+            {
+                settings.monitored_log_groups.push(group);
+            }
             let instance = &spec.instance_logs;
             settings.log_groups.extend(
                 instance
@@ -502,6 +513,7 @@ fn iam_policy(args: IamPolicyArgs) -> ExitCode {
         &mut settings.kms_keys,
         &mut settings.existing_trails,
         &mut settings.log_groups,
+        &mut settings.monitored_log_groups,
     ] {
         list.sort();
         list.dedup();

@@ -22,6 +22,7 @@ pub mod types {
     pub const CONFIG_RULES_READY: &str = "ConfigRulesReady";
     pub const AUDIT_QUERIES_READY: &str = "AuditQueriesReady";
     pub const DRIFT_EVENTS_READY: &str = "DriftEventsReady";
+    pub const MONITORING_READY: &str = "MonitoringReady";
     /// Logs arrive: not part of Ready (which is about settings), an alarm of its own.
     pub const DELIVERY_HEALTHY: &str = "DeliveryHealthy";
     /// kstatus' abnormal-true conditions (read by Flux, `kubectl wait`, Helm's `--wait`): True
@@ -111,6 +112,7 @@ fn component_type(c: Component) -> &'static str {
         Component::ConfigRules => types::CONFIG_RULES_READY,
         Component::AuditQueries => types::AUDIT_QUERIES_READY,
         Component::DriftEvents => types::DRIFT_EVENTS_READY,
+        Component::Monitoring => types::MONITORING_READY,
     }
 }
 

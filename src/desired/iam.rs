@@ -29,6 +29,9 @@ pub fn flow_log_role_boundary(partition: &str) -> String {
     format!("arn:{partition}:iam::aws:{FLOW_LOG_ROLE_BOUNDARY}")
 }
 
+/// The CloudTrail console's name for a trail's log group (`aws-cloudtrail-logs-ACCOUNT-ID`).
+pub const DEFAULT_MONITORED_LOG_GROUPS: &str = "aws-cloudtrail-logs-*";
+
 /// What the documents are generated for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IamSettings {
@@ -48,6 +51,10 @@ pub struct IamSettings {
     pub existing_trails: Vec<String>,
     /// Extra log groups (instance log files besides the defaults).
     pub log_groups: Vec<String>,
+    /// The trails' CloudWatch Logs groups that carry the monitoring controls' metric filters
+    /// (TrailPolicy `cloudWatchLogs` with `monitoring`); names or `*` patterns. The default is the
+    /// name the CloudTrail console gives a trail's group.
+    pub monitored_log_groups: Vec<String>,
     /// `auditQueries.database` and `auditQueries.workGroup`.
     pub audit_database: String,
     pub audit_work_group: String,
@@ -74,6 +81,7 @@ impl Default for IamSettings {
             kms_keys: Vec::new(),
             existing_trails: Vec::new(),
             log_groups: Vec::new(),
+            monitored_log_groups: vec![DEFAULT_MONITORED_LOG_GROUPS.into()],
             audit_database: "trailkeeper_audit".into(),
             audit_work_group: "trailkeeper-audit".into(),
             operator_role_arn: None,

@@ -4,6 +4,7 @@
 pub mod athena;
 pub mod events;
 pub mod iam;
+pub mod monitoring;
 pub mod policy;
 pub mod regional;
 mod resource_policies;
@@ -257,7 +258,7 @@ pub fn account(specs: &AccountSpecs) -> DesiredAccount {
         region: spec.primary_region.clone(),
         key: DesiredKey {
             source: key_source,
-            policy: key_policy(spec),
+            policy: with_alarms_publishing(key_policy(spec), specs),
             rotation: true,
             tags: resource_tags(spec),
         },
@@ -267,6 +268,20 @@ pub fn account(specs: &AccountSpecs) -> DesiredAccount {
         }),
         trail,
     }
+}
+
+/// The key policy, admitting CloudWatch alarms when the monitoring controls' topic is
+/// trailkeeper's (encrypted with this key).
+fn with_alarms_publishing(mut policy: serde_json::Value, specs: &AccountSpecs) -> serde_json::Value {
+    let kept_topic = specs
+        .trail_policy
+        .monitoring
+        .as_ref()
+        .is_some_and(|m| m.topic_arn.is_none());
+    if kept_topic && let Some(statements) = policy["Statement"].as_array_mut() {
+        statements.push(monitoring::alarms_publish_statement());
+    }
+    policy
 }
 
 /// Flow logs go to S3: into the trail bucket, written by the log delivery service.

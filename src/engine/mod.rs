@@ -7,6 +7,7 @@ pub mod cis_evidence;
 pub mod cleanup;
 pub mod forwarding;
 mod key;
+mod monitoring;
 pub mod regional;
 pub mod report;
 mod storage;

@@ -30,10 +30,12 @@ pub enum Component {
     AuditQueries,
     /// The rules that forward tampering to the operator's queue (with `--events-queue-url`).
     DriftEvents,
+    /// The monitoring controls: metric filters, alarms and their topic (TrailPolicy `monitoring`).
+    Monitoring,
 }
 
 impl Component {
-    pub const ALL: [Component; 9] = [
+    pub const ALL: [Component; 10] = [
         Component::Key,
         Component::Storage,
         Component::Trail,
@@ -43,6 +45,7 @@ impl Component {
         Component::ConfigRules,
         Component::AuditQueries,
         Component::DriftEvents,
+        Component::Monitoring,
     ];
 }
 

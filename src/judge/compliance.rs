@@ -8,7 +8,8 @@ pub use super::evidence::{
 };
 use super::evidence::{control, pass};
 
-pub const BENCHMARK: &str = "CIS Amazon Web Services Foundations Benchmark v3.0.0, section 3 (Logging)";
+pub const BENCHMARK: &str =
+    "CIS Amazon Web Services Foundations Benchmark v3.0.0, sections 3 (Logging) and 4 (Monitoring)";
 
 fn no_trail() -> String {
     "no trail observed".to_string()
@@ -17,9 +18,9 @@ fn no_trail() -> String {
 const HIDDEN: &str =
     "not observable from this account (another account's Organization trail): check it in the trail owner's account";
 
-/// The nine controls of section 3, in the benchmark's order.
+/// The nine controls of section 3 and the fifteen of section 4, in the benchmark's order.
 pub fn evaluate(e: &Evidence) -> Vec<Control> {
-    vec![
+    let mut controls = vec![
         cloudtrail_all_regions(e.trail.as_ref()),
         log_file_validation(e.trail.as_ref()),
         super::account_controls::config_all_regions(e),
@@ -29,7 +30,9 @@ pub fn evaluate(e: &Evidence) -> Vec<Control> {
         super::account_controls::vpc_flow_logs(e),
         object_level_logging(e.trail.as_ref(), Access::Write),
         object_level_logging(e.trail.as_ref(), Access::Read),
-    ]
+    ];
+    controls.extend(super::monitoring_controls::evaluate(e));
+    controls
 }
 
 /// 3.1: a multi-region trail that logs, with management events read and write (Prowler's

@@ -16,6 +16,38 @@ pub struct Evidence {
     /// judged, whoever manages what they read. None: not read (the reconcile stopped before);
     /// Err: the account's regions could not be listed.
     pub regions: Option<Result<Vec<RegionEvidence>, String>>,
+    /// The metric filters of the trail's CloudWatch Logs group, the alarms of its region and the
+    /// subscriptions of their topics (section 4). None: not read (the trail has no log group, or
+    /// the reconcile stopped before); Err: a read failed.
+    pub monitoring: Option<Result<MonitoringEvidence, String>>,
+}
+
+/// What section 4 is judged on, read in the region of the trail's log group.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MonitoringEvidence {
+    pub log_group: String,
+    /// None: the log group does not exist.
+    pub filters: Option<Vec<FilterEvidence>>,
+    pub alarms: Vec<AlarmEvidence>,
+    /// Topic ARN -> confirmed subscriptions (Err: ListSubscriptionsByTopic failed or the topic is
+    /// not there), for the topics the alarms notify.
+    pub topics: std::collections::BTreeMap<String, Result<usize, String>>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FilterEvidence {
+    pub name: String,
+    pub pattern: String,
+    /// (namespace, metric name) of each transformation.
+    pub metrics: Vec<(String, String)>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AlarmEvidence {
+    pub name: String,
+    pub metric: (String, String),
+    pub actions_enabled: bool,
+    pub alarm_actions: Vec<String>,
 }
 
 /// One region's account-wide evidence; each read is Err with the error when it failed.
@@ -74,6 +106,8 @@ pub struct TrailEvidence {
     pub s3_object_reads: bool,
     /// False for another account's trail: its logging and selectors cannot be read from here.
     pub details_observable: bool,
+    /// The CloudWatch Logs group the trail delivers to (CloudWatchLogsLogGroupArn).
+    pub log_group_arn: Option<String>,
 }
 
 impl TrailEvidence {
@@ -89,6 +123,7 @@ impl TrailEvidence {
             s3_object_writes: writes,
             s3_object_reads: reads,
             details_observable: t.details_observable,
+            log_group_arn: t.cloud_watch_logs.as_ref().map(|(group, _)| group.clone()),
         }
     }
 
@@ -104,6 +139,7 @@ impl TrailEvidence {
             s3_object_writes: writes,
             s3_object_reads: reads,
             details_observable: true,
+            log_group_arn: settings.cloud_watch_logs.as_ref().map(|(group, _)| group.clone()),
         }
     }
 }

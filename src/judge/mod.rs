@@ -6,4 +6,5 @@ pub mod compliance;
 pub mod delivery;
 pub mod diff;
 pub mod evidence;
+pub mod monitoring_controls;
 pub mod retention_review;

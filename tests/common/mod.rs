@@ -166,6 +166,8 @@ pub struct Inspector {
     pub organizations: aws_sdk_organizations::Client,
     pub iam: aws_sdk_iam::Client,
     pub events: aws_sdk_eventbridge::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
+    pub sns: aws_sdk_sns::Client,
     pub sqs: aws_sdk_sqs::Client,
 }
 
@@ -245,6 +247,8 @@ pub async fn inspector_in(account: &str, region: &str) -> Inspector {
         organizations: client!(aws_sdk_organizations),
         iam: client!(aws_sdk_iam),
         events: client!(aws_sdk_eventbridge),
+        cloudwatch: client!(aws_sdk_cloudwatch),
+        sns: client!(aws_sdk_sns),
         sqs: client!(aws_sdk_sqs),
     }
 }
@@ -356,6 +360,8 @@ pub fn mocked_clients(
         athena: client!(aws_sdk_athena),
         organizations: client!(aws_sdk_organizations),
         events: client!(aws_sdk_eventbridge),
+        cloudwatch: client!(aws_sdk_cloudwatch),
+        sns: client!(aws_sdk_sns),
     };
     trailkeeper::aws::AccountClients::from_parts(REGION, services, calls.clone())
 }

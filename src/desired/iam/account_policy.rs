@@ -10,6 +10,7 @@ pub fn account_policy(s: &IamSettings) -> Value {
     statements.extend(trail_storage_and_regional(&scope));
     statements.extend(config_queries_and_organization(s, &scope));
     statements.extend(drift_events_and_deletion(&scope));
+    statements.extend(monitoring_controls(&scope));
     if !s.buckets.is_empty() {
         let named: Vec<String> = s.buckets.iter().map(|b| format!("arn:{p}:s3:::{b}")).collect();
         statements.push(statement("UserNamedBuckets", &BUCKET_ACTIONS, named.clone()));
@@ -74,6 +75,8 @@ fn reads_and_denials(scope: &AccountScope) -> Vec<Value> {
             &[
                 "athena:BatchGetNamedQuery",
                 "athena:ListNamedQueries",
+                // CIS section 4 judges the alarms and filters of whatever trail log group there is.
+                "cloudwatch:DescribeAlarms",
                 "cloudtrail:DescribeTrails",
                 "cloudtrail:GetEventSelectors",
                 "cloudtrail:GetInsightSelectors",
@@ -92,6 +95,7 @@ fn reads_and_denials(scope: &AccountScope) -> Vec<Value> {
                 "kms:DescribeKey",
                 "kms:ListKeys",
                 "logs:DescribeLogGroups",
+                "logs:DescribeMetricFilters",
                 "organizations:DescribeOrganization",
                 "organizations:ListAWSServiceAccessForOrganization",
                 // LoggingBaselineSets' organization generator, through the management account's
@@ -100,6 +104,8 @@ fn reads_and_denials(scope: &AccountScope) -> Vec<Value> {
                 "organizations:ListOrganizationalUnitsForParent",
                 "organizations:ListRoots",
                 "organizations:ListTagsForResource",
+                "sns:GetTopicAttributes",
+                "sns:ListSubscriptionsByTopic",
                 "ssm:DescribeAssociation",
                 "ssm:ListAssociations",
             ],
@@ -427,6 +433,39 @@ const TRAIL_WRITES: [&str; 6] = [
     "cloudtrail:UpdateTrail",
 ];
 
+/// The monitoring controls: filters on the trails' log groups (the user names them), the alarms
+/// and the topic by trailkeeper's names only.
+fn monitoring_controls(scope: &AccountScope) -> Vec<Value> {
+    let AccountScope {
+        p, monitored_groups, ..
+    } = scope;
+    vec![
+        statement(
+            "MonitoringMetricFilters",
+            &["logs:PutMetricFilter"],
+            monitored_groups.clone(),
+        ),
+        statement(
+            "MonitoringAlarms",
+            &["cloudwatch:PutMetricAlarm", "cloudwatch:TagResource"],
+            vec![format!(
+                "arn:{p}:cloudwatch:*:*:alarm:{}*",
+                crate::desired::monitoring::NAME_PREFIX
+            )],
+        ),
+        statement(
+            "MonitoringTopic",
+            &[
+                "sns:CreateTopic",
+                "sns:SetTopicAttributes",
+                "sns:Subscribe",
+                "sns:TagResource",
+            ],
+            vec![format!("arn:{p}:sns:*:*:{}", crate::desired::monitoring::TOPIC_NAME)],
+        ),
+    ]
+}
+
 /// The ARNs and conditions the statements of the account policy are scoped to.
 struct AccountScope<'a> {
     p: &'a str,
@@ -436,6 +475,7 @@ struct AccountScope<'a> {
     flow_log_role: String,
     boundary: Value,
     groups: Vec<String>,
+    monitored_groups: Vec<String>,
     config_role: String,
     cloudtrail_role: String,
     database: &'a str,
@@ -462,6 +502,11 @@ impl<'a> AccountScope<'a> {
             flow_log_role: format!("arn:{p}:iam::*:role/{FLOW_LOG_ROLE}"),
             boundary: json!({"StringEquals": {"iam:PermissionsBoundary": flow_log_role_boundary(p)}}),
             groups: log_groups(&s.log_groups)
+                .iter()
+                .map(|g| format!("arn:{p}:logs:*:*:log-group:{g}"))
+                .collect(),
+            monitored_groups: s
+                .monitored_log_groups
                 .iter()
                 .map(|g| format!("arn:{p}:logs:*:*:log-group:{g}"))
                 .collect(),

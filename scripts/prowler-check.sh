@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Prowler's CIS section 4 checks (cloudwatch_log_metric_filter_*, cloudwatch_changes_*) against what
+# `trailkeeper apply` keeps in the emulator: a second opinion on the monitoring controls. Installs
+# Prowler into .tools/prowler when missing. Exit 0 when every check that applies PASSes.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+. scripts/demo-lib.sh
+prowler_version="${TRAILKEEPER_PROWLER_VERSION:-5.46.0}"
+if [ ! -x .tools/prowler/bin/prowler ]; then
+  python3 -m venv .tools/prowler
+  .tools/prowler/bin/pip install --quiet --disable-pip-version-check "prowler==$prowler_version"
+fi
+work=$(mktemp -d)
+demo_log_dir=$work
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+start_moto
+account=111122223333
+# The trail's log group and the role CloudTrail writes to it with: the user's, made here.
+.tools/moto/bin/python - "$account" > "$work/creds" <<'PY'
+import json, os, sys
+import boto3
+account = sys.argv[1]
+session = boto3.Session(region_name="us-east-1")
+def client(service):
+    c = session.client(service, endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+    c.meta.events.register("before-sign.*.*", lambda request, **_: request.headers.__setitem__("x-moto-account-id", account))
+    return c
+client("logs").create_log_group(logGroupName="aws-cloudtrail-logs-prowler")
+trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+client("iam").create_role(RoleName="cloudtrail-to-logs", AssumeRolePolicyDocument=json.dumps(trust))
+# Prowler reads the account as an auditor would: with credentials of a role in it.
+c = session.client("sts", endpoint_url=os.environ["AWS_ENDPOINT_URL"]).assume_role(
+    RoleArn=f"arn:aws:iam::{account}:role/auditor", RoleSessionName="prowler")["Credentials"]
+print(f"export AWS_ACCESS_KEY_ID={c['AccessKeyId']} AWS_SECRET_ACCESS_KEY={c['SecretAccessKey']} AWS_SESSION_TOKEN={c['SessionToken']}")
+PY
+cat > "$work/monitored.yaml" <<YAML
+apiVersion: trailkeeper.io/v1alpha1
+kind: TrailPolicy
+metadata: {name: monitored, namespace: accounts}
+spec:
+  cloudWatchLogs:
+    logGroupArn: "arn:aws:logs:us-east-1:$account:log-group:aws-cloudtrail-logs-prowler:*"
+    roleArn: "arn:aws:iam::$account:role/cloudtrail-to-logs"
+  monitoring:
+    subscriptions: [{protocol: email, endpoint: secops@example.com}]
+---
+apiVersion: trailkeeper.io/v1alpha1
+kind: LoggingBaseline
+metadata: {name: monitored, namespace: accounts}
+spec:
+  accountId: "$account"
+  primaryRegion: us-east-1
+  credentials: {assumeRoleArn: "arn:aws:iam::$account:role/trailkeeper"}
+  trail: {source: Managed, policyRef: {name: monitored}}
+  flowLogs: {enabled: false}
+  instanceLogs: {enabled: false}
+  configRules: {enabled: false}
+  auditQueries: {enabled: false}
+YAML
+cargo run -q -- apply -f "$work/monitored.yaml" > "$work/apply.log" 2>&1 || { cat "$work/apply.log"; exit 1; }
+checks=(
+  cloudwatch_log_metric_filter_unauthorized_api_calls
+  cloudwatch_log_metric_filter_sign_in_without_mfa
+  cloudwatch_log_metric_filter_root_usage
+  cloudwatch_log_metric_filter_policy_changes
+  cloudwatch_log_metric_filter_and_alarm_for_cloudtrail_configuration_changes_enabled
+  cloudwatch_log_metric_filter_authentication_failures
+  cloudwatch_log_metric_filter_disable_or_scheduled_deletion_of_kms_cmk
+  cloudwatch_log_metric_filter_for_s3_bucket_policy_changes
+  cloudwatch_log_metric_filter_and_alarm_for_aws_config_configuration_changes_enabled
+  cloudwatch_log_metric_filter_security_group_changes
+  cloudwatch_changes_to_network_acls_alarm_configured
+  cloudwatch_changes_to_network_gateways_alarm_configured
+  cloudwatch_changes_to_network_route_tables_alarm_configured
+  cloudwatch_changes_to_vpcs_alarm_configured
+  cloudwatch_log_metric_filter_aws_organizations_changes
+)
+. "$work/creds"
+.tools/prowler/bin/prowler aws --checks "${checks[@]}" --region us-east-1 --output-formats csv \
+  --output-directory "$work/out" --no-banner > "$work/prowler.log" 2>&1 || true
+csv=$(ls "$work"/out/*.csv 2>/dev/null | head -1)
+if [ -z "$csv" ]; then cat "$work/prowler.log"; echo "prowler-check: no findings written" >&2; exit 1; fi
+python3 - "$csv" "${#checks[@]}" <<'PY'
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1]), delimiter=";"))
+results = {r["CHECK_ID"]: r["STATUS"] for r in rows}
+for check, status in sorted(results.items()):
+    print(f"prowler-check: {status} {check}")
+failed = [c for c, s in results.items() if s != "PASS"]
+print(f"prowler-check: {len(results) - len(failed)} PASS, {len(failed)} not PASS, of {sys.argv[2]} checks asked")
+sys.exit(1 if failed or len(results) != int(sys.argv[2]) else 0)
+PY

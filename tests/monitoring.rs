@@ -1,0 +1,272 @@
+//! The monitoring controls (CIS v3.0.0 section 4) against the moto server: one apply creates every
+//! control's filter and alarm and the encrypted topic; tampering with them is repaired; in line
+//! costs no write; the controls are judged from what is read back.
+
+mod common;
+
+use common::*;
+use trailkeeper::api::{
+    LoggingBaselineSpec, MonitoringControls, RetentionPolicySpec, SubscriptionProtocol, TopicSubscription,
+    TrailCloudWatchLogs, TrailPolicySpec,
+};
+use trailkeeper::desired::AccountSpecs;
+use trailkeeper::desired::monitoring::{CONTROLS, METRIC_NAMESPACE, TOPIC_NAME};
+use trailkeeper::engine::account::{AccountReport, ReconcileOptions, RunMode, account_clients, reconcile_account};
+use trailkeeper::judge::compliance::{ControlResult, evaluate};
+
+const GROUP: &str = "aws-cloudtrail-logs-monitoring-test";
+
+async fn run(spec: &LoggingBaselineSpec, policy: &TrailPolicySpec, mode: RunMode) -> AccountReport {
+    let retention = RetentionPolicySpec::default();
+    let specs = AccountSpecs {
+        baseline: spec,
+        trail_policy: policy,
+        retention: &retention,
+    };
+    reconcile_account(
+        account_clients(&base_config().await, &specs),
+        &specs,
+        ReconcileOptions::new(mode),
+    )
+    .await
+}
+
+/// The trail's log group and the role CloudTrail writes to it with (the user's, so made here).
+async fn trail_log_group(aws: &Inspector, account: &str) -> TrailCloudWatchLogs {
+    aws.logs.create_log_group().log_group_name(GROUP).send().await.unwrap();
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"cloudtrail.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    aws.iam
+        .create_role()
+        .role_name("cloudtrail-to-logs")
+        .assume_role_policy_document(trust)
+        .send()
+        .await
+        .unwrap();
+    TrailCloudWatchLogs {
+        log_group_arn: format!("arn:aws:logs:{REGION}:{account}:log-group:{GROUP}:*"),
+        role_arn: format!("arn:aws:iam::{account}:role/cloudtrail-to-logs"),
+    }
+}
+
+fn monitored(logs: TrailCloudWatchLogs) -> TrailPolicySpec {
+    TrailPolicySpec {
+        cloud_watch_logs: Some(logs),
+        monitoring: Some(MonitoringControls {
+            topic_arn: None,
+            subscriptions: vec![TopicSubscription {
+                protocol: SubscriptionProtocol::Email,
+                endpoint: "secops@example.com".into(),
+            }],
+        }),
+        ..Default::default()
+    }
+}
+
+fn assert_clean(report: &AccountReport) {
+    assert!(report.error.is_none(), "error: {:?}", report.error);
+    assert!(!report.failed(), "failed: {:?}", report.components);
+}
+
+fn section4(report: &AccountReport) -> Vec<(String, ControlResult, String)> {
+    evaluate(&report.evidence)
+        .into_iter()
+        .filter(|c| c.id.starts_with("4."))
+        .map(|c| (c.id, c.result, c.evidence))
+        .collect()
+}
+
+async fn converged() -> (String, Inspector, LoggingBaselineSpec, TrailPolicySpec) {
+    let account = new_account();
+    let aws = inspector(&account).await;
+    let policy = monitored(trail_log_group(&aws, &account).await);
+    let spec = trail_only(&account);
+    let first = run(&spec, &policy, RunMode::Apply).await;
+    assert_clean(&first);
+    (account, aws, spec, policy)
+}
+
+#[tokio::test]
+async fn one_apply_creates_every_control_and_the_next_writes_nothing() {
+    let (account, aws, spec, policy) = converged().await;
+    let topic = format!("arn:aws:sns:{REGION}:{account}:{TOPIC_NAME}");
+
+    // Read back independently: a filter per control with its pattern, an alarm on its metric
+    // notifying the topic, the topic encrypted with the trail's key and subscribed.
+    let filters = aws
+        .logs
+        .describe_metric_filters()
+        .log_group_name(GROUP)
+        .send()
+        .await
+        .unwrap();
+    let alarms = aws.cloudwatch.describe_alarms().send().await.unwrap();
+    for c in &CONTROLS {
+        let f = filters
+            .metric_filters()
+            .iter()
+            .find(|f| f.filter_name() == Some(c.name().as_str()))
+            .unwrap_or_else(|| panic!("no filter for {}", c.cis));
+        assert_eq!(f.filter_pattern(), Some(c.pattern));
+        let m = &f.metric_transformations()[0];
+        assert_eq!((m.metric_namespace(), m.metric_name()), (METRIC_NAMESPACE, c.metric));
+        let a = alarms
+            .metric_alarms()
+            .iter()
+            .find(|a| a.alarm_name() == Some(c.name().as_str()))
+            .unwrap_or_else(|| panic!("no alarm for {}", c.cis));
+        assert_eq!(
+            (a.namespace(), a.metric_name()),
+            (Some(METRIC_NAMESPACE), Some(c.metric))
+        );
+        assert_eq!(a.alarm_actions(), std::slice::from_ref(&topic));
+        assert_eq!(a.threshold(), Some(1.0));
+    }
+    let attributes = aws.sns.get_topic_attributes().topic_arn(&topic).send().await.unwrap();
+    let key = attributes.attributes().and_then(|a| a.get("KmsMasterKeyId")).cloned();
+    let key_id = aws.trail_key_id().await;
+    assert!(
+        key.as_deref().is_some_and(|k| k.ends_with(&key_id)),
+        "{key:?}, {key_id}"
+    );
+    let subscriptions = aws
+        .sns
+        .list_subscriptions_by_topic()
+        .topic_arn(&topic)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(subscriptions.subscriptions()[0].endpoint(), Some("secops@example.com"));
+    // The key admits CloudWatch alarms, which publish to the topic encrypted with it.
+    let policy_doc = key_policy_of(&aws, &key_id).await;
+    assert!(
+        policy_doc.to_string().contains("cloudwatch.amazonaws.com"),
+        "{policy_doc}"
+    );
+
+    let again = run(&spec, &policy, RunMode::Apply).await;
+    assert_clean(&again);
+    assert_eq!(again.calls.writes, 0, "in line: {:?}", again.calls.by_action);
+    for (id, result, evidence) in section4(&again) {
+        assert_eq!(result, ControlResult::Pass, "{id}: {evidence}");
+    }
+}
+
+#[tokio::test]
+async fn an_edited_pattern_a_deleted_alarm_a_redirected_alarm_and_a_rekeyed_topic_are_repaired() {
+    let (account, aws, spec, policy) = converged().await;
+    let topic = format!("arn:aws:sns:{REGION}:{account}:{TOPIC_NAME}");
+    let root = &CONTROLS[2];
+    let narrowed = r#"{$.userIdentity.type="Root"}"#;
+    aws.logs
+        .put_metric_filter()
+        .log_group_name(GROUP)
+        .filter_name(root.name())
+        .filter_pattern(narrowed)
+        .metric_transformations(
+            aws_sdk_cloudwatchlogs::types::MetricTransformation::builder()
+                .metric_namespace(METRIC_NAMESPACE)
+                .metric_name(root.metric)
+                .metric_value("1")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    aws.cloudwatch
+        .delete_alarms()
+        .alarm_names(CONTROLS[4].name())
+        .send()
+        .await
+        .unwrap();
+    let elsewhere = aws.sns.create_topic().name("nobody-reads-this").send().await.unwrap();
+    let elsewhere = elsewhere.topic_arn().unwrap().to_string();
+    let redirected = &CONTROLS[6];
+    aws.cloudwatch
+        .put_metric_alarm()
+        .alarm_name(redirected.name())
+        .namespace(METRIC_NAMESPACE)
+        .metric_name(redirected.metric)
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
+        .period(300)
+        .evaluation_periods(1)
+        .threshold(1.0)
+        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanOrEqualToThreshold)
+        .treat_missing_data("notBreaching")
+        .alarm_actions(&elsewhere)
+        .send()
+        .await
+        .unwrap();
+    let other_key = aws.kms.create_key().send().await.unwrap();
+    let other_key = other_key.key_metadata().unwrap().arn().unwrap().to_string();
+    aws.sns
+        .set_topic_attributes()
+        .topic_arn(&topic)
+        .attribute_name("KmsMasterKeyId")
+        .attribute_value(&other_key)
+        .send()
+        .await
+        .unwrap();
+
+    // Judged before the repair (a plan reads only): the three controls fail and say why.
+    let plan = run(&spec, &policy, RunMode::Plan).await;
+    let failing: Vec<String> = section4(&plan)
+        .into_iter()
+        .filter(|(_, r, _)| *r == ControlResult::Fail)
+        .map(|(id, _, _)| id)
+        .collect();
+    assert_eq!(failing, ["4.3", "4.5", "4.7"], "{:?}", section4(&plan));
+    let fields: Vec<(String, String)> = plan
+        .drift
+        .iter()
+        .map(|d| {
+            (
+                d.resource.rsplit([':', '/']).next().unwrap().to_string(),
+                d.field.clone(),
+            )
+        })
+        .collect();
+    for expected in [
+        (root.name(), "filterPattern".to_string()),
+        (CONTROLS[4].name(), "exists".to_string()),
+        (redirected.name(), "alarmActions".to_string()),
+        (TOPIC_NAME.to_string(), "KmsMasterKeyId".to_string()),
+    ] {
+        assert!(fields.contains(&expected), "{expected:?} not in {fields:?}");
+    }
+
+    let repair = run(&spec, &policy, RunMode::Apply).await;
+    assert_clean(&repair);
+    assert_eq!(repair.applied.len(), 4, "{:?}", repair.applied);
+    for (id, result, evidence) in section4(&repair) {
+        assert_eq!(result, ControlResult::Pass, "{id} after the repair: {evidence}");
+    }
+    let after = run(&spec, &policy, RunMode::Apply).await;
+    assert_eq!(after.calls.writes, 0, "{:?}", after.calls.by_action);
+}
+
+#[tokio::test]
+async fn without_monitoring_section_4_is_judged_on_the_trails_log_group_and_fails_with_the_reason() {
+    let account = new_account();
+    let aws = inspector(&account).await;
+    let logs = trail_log_group(&aws, &account).await;
+    let policy = TrailPolicySpec {
+        cloud_watch_logs: Some(logs),
+        ..Default::default()
+    };
+    let spec = trail_only(&account);
+    let report = run(&spec, &policy, RunMode::Apply).await;
+    assert_clean(&report);
+    let controls = section4(&report);
+    assert_eq!(controls.len(), 15);
+    for (id, result, evidence) in controls {
+        assert_eq!(result, ControlResult::Fail, "{id}");
+        assert!(
+            evidence.contains(&format!("no metric filter on log group {GROUP}")),
+            "{id}: {evidence}"
+        );
+    }
+    // Nothing of the controls was created.
+    let alarms = aws.cloudwatch.describe_alarms().send().await.unwrap();
+    assert!(alarms.metric_alarms().is_empty());
+}
