@@ -641,3 +641,92 @@ async fn an_iam_tamper_delivered_in_us_east_1_is_repaired_for_a_primary_of_eu_we
     let _ = stop.send(());
     running.await.expect("the controller ends without a panic");
 }
+
+/// The monitoring controls' filters, alarms and topic are tamper targets: each call that changes
+/// or removes one reaches the router as a reconcile of the account (CloudWatch's calls arrive as
+/// source aws.monitoring, over its CBOR protocol).
+#[tokio::test]
+async fn every_tampering_call_on_the_monitoring_controls_reaches_the_router() {
+    use trailkeeper::api::{MonitoringControls, TrailCloudWatchLogs, TrailPolicySpec};
+    use trailkeeper::desired::monitoring::{CONTROLS, TOPIC_NAME};
+    use trailkeeper::engine::account::{ReconcileOptions, RunMode, account_clients, reconcile_account};
+    let events = events_settings("monitoring").await;
+    let account = common::new_account();
+    let forwarding = central(&events, &Admitted::Accounts([account.clone()].into())).await;
+    let aws = common::inspector(&account).await;
+    let group = "aws-cloudtrail-logs-tamper";
+    aws.logs.create_log_group().log_group_name(group).send().await.unwrap();
+    let mut spec = common::trail_only(&account);
+    spec.compliance_regions = vec![common::REGION.into()];
+    let trail_policy = TrailPolicySpec {
+        cloud_watch_logs: Some(TrailCloudWatchLogs {
+            log_group_arn: format!("arn:aws:logs:{}:{account}:log-group:{group}:*", common::REGION),
+            role_arn: format!("arn:aws:iam::{account}:role/cloudtrail-to-logs"),
+        }),
+        monitoring: Some(MonitoringControls::default()),
+        ..Default::default()
+    };
+    let retention = trailkeeper::api::RetentionPolicySpec::default();
+    let specs = trailkeeper::desired::AccountSpecs {
+        baseline: &spec,
+        trail_policy: &trail_policy,
+        retention: &retention,
+    };
+    let options = ReconcileOptions {
+        forwarding: Some(forwarding),
+        ..ReconcileOptions::new(RunMode::Apply)
+    };
+    let base = common::base_config().await;
+    let report = reconcile_account(account_clients(&base, &specs), &specs, options).await;
+    assert!(!report.failed(), "{:?} {:?}", report.error, report.components);
+    let known = [Target {
+        baseline: ObjectRef::new("monitoring").within("ns"),
+        account: account.clone(),
+        role_arn: Some(format!("arn:aws:iam::{account}:role/trailkeeper")),
+    }];
+    drain_routed(&events, &known, Duration::from_secs(2)).await;
+
+    let root = &CONTROLS[2];
+    aws.logs
+        .delete_metric_filter()
+        .log_group_name(group)
+        .filter_name(root.name())
+        .send()
+        .await
+        .unwrap();
+    aws.cloudwatch
+        .disable_alarm_actions()
+        .alarm_names(CONTROLS[0].name())
+        .send()
+        .await
+        .unwrap();
+    aws.cloudwatch
+        .delete_alarms()
+        .alarm_names(CONTROLS[1].name())
+        .send()
+        .await
+        .unwrap();
+    let topic = format!("arn:aws:sns:{}:{account}:{TOPIC_NAME}", common::REGION);
+    aws.sns
+        .set_topic_attributes()
+        .topic_arn(&topic)
+        .attribute_name("KmsMasterKeyId")
+        .attribute_value("alias/aws/sns")
+        .send()
+        .await
+        .unwrap();
+    let reached = drain_routed(&events, &known, Duration::from_secs(5)).await;
+    for name in [
+        "DeleteMetricFilter",
+        "DisableAlarmActions",
+        "DeleteAlarms",
+        "SetTopicAttributes",
+    ] {
+        assert!(
+            reached
+                .iter()
+                .any(|(n, routed)| n == name && matches!(routed, Routed::Reconcile(_))),
+            "{name} did not reach the router as a reconcile: {reached:?}"
+        );
+    }
+}

@@ -270,3 +270,59 @@ async fn without_monitoring_section_4_is_judged_on_the_trails_log_group_and_fail
     let alarms = aws.cloudwatch.describe_alarms().send().await.unwrap();
     assert!(alarms.metric_alarms().is_empty());
 }
+
+/// A member account under the management account's Organization trail: its section 4 is judged
+/// by the Organization trail's log group and alarms in the management account ("covered by"), as
+/// `report` over both accounts and the controller (from the owner's status) judge it.
+#[tokio::test]
+async fn a_member_under_the_organization_trail_passes_with_the_owners_evidence() {
+    let management = new_account();
+    let aws = inspector(&management).await;
+    create_organization(&aws).await;
+    let mut policy = monitored(trail_log_group(&aws, &management).await);
+    policy.organization_trail = true;
+    let management_spec = trail_only(&management);
+    let owner = run(&management_spec, &policy, RunMode::Apply).await;
+    assert_clean(&owner);
+    let member = aws
+        .organizations
+        .create_account()
+        .account_name("member")
+        .email("member@example.com")
+        .send()
+        .await
+        .unwrap()
+        .create_account_status
+        .unwrap()
+        .account_id
+        .unwrap();
+    let mut member_spec = trail_only(&member);
+    member_spec.trail.source = trailkeeper::api::TrailSource::Existing;
+    member_spec.trail.existing_trail_arn = Some(trailkeeper::desired::trail_arn(&management_spec));
+    let adopted = TrailPolicySpec {
+        organization_trail: true,
+        ..Default::default()
+    };
+    let member_report = run(&member_spec, &adopted, RunMode::Apply).await;
+    assert_clean(&member_report);
+
+    // Alone, the member cannot see the alarms: NotApplicable, pointing at the trail.
+    for (id, result, evidence) in section4(&member_report) {
+        assert_eq!(result, ControlResult::NotApplicable, "{id}: {evidence}");
+    }
+    let both = trailkeeper::judge::monitoring_controls::statuses(&[
+        (management.as_str(), &owner.evidence),
+        (member.as_str(), &member_report.evidence),
+    ]);
+    let trail = trailkeeper::desired::trail_arn(&management_spec);
+    for c in both[1].controls.iter().filter(|c| c.id.starts_with("4.")) {
+        assert_eq!(c.result, ControlResult::Pass, "{}: {}", c.id, c.evidence);
+        assert!(
+            c.evidence
+                .starts_with(&format!("covered by {trail}: metric filter trailkeeper-cis-")),
+            "{}: {}",
+            c.id,
+            c.evidence
+        );
+    }
+}

@@ -78,6 +78,10 @@ def _operation(environ, service, body):
     target = environ.get("HTTP_X_AMZ_TARGET")
     if target:
         return target.rsplit(".", 1)[-1]
+    # Smithy RPC v2 CBOR (CloudWatch): the operation is the path's last part.
+    rpc = re.match(r"^/service/[A-Za-z0-9]+/operation/([A-Za-z0-9]+)$", environ.get("PATH_INFO", ""))
+    if rpc:
+        return rpc.group(1)
     if service == "s3":
         method = environ.get("REQUEST_METHOD", "")
         path = [p for p in environ.get("PATH_INFO", "").split("/") if p]

@@ -673,14 +673,20 @@ async fn integrity_of(
 
 /// `report -o html`: the reports judged, with delivery and integrity.
 fn render_html(reports: &[(String, AccountReport)], integrity: &[Option<html::Integrity>]) -> String {
+    let evidence: Vec<(&str, &crate::judge::evidence::Evidence)> = reports
+        .iter()
+        .map(|(_, r)| (r.account_id.as_str(), &r.evidence))
+        .collect();
+    let statuses = crate::judge::monitoring_controls::statuses(&evidence);
     let rows: Vec<html::Row<'_>> = reports
         .iter()
         .zip(integrity)
-        .map(|((id, r), integrity)| html::Row {
+        .zip(statuses)
+        .map(|(((id, r), integrity), compliance)| html::Row {
             baseline: id,
             account: &r.account_id,
             error: r.error.as_ref().map(|e| e.to_string()),
-            compliance: crate::judge::compliance::status(&r.evidence),
+            compliance,
             delivery: crate::controller::status::delivery_condition(r),
             integrity: integrity.clone(),
         })

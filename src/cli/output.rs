@@ -287,9 +287,14 @@ pub fn render_diff(changes: &[Change], format: Format) -> String {
 /// The compliance evidence of each account (`trailkeeper report`): one section per account, the
 /// benchmark's logging controls with result and evidence, and the Config rules beside them.
 pub fn render_compliance(reports: &[(String, AccountReport)], format: Format) -> String {
+    let evidence: Vec<(&str, &crate::judge::evidence::Evidence)> = reports
+        .iter()
+        .map(|(_, r)| (r.account_id.as_str(), &r.evidence))
+        .collect();
     let judged: Vec<(&String, &AccountReport, crate::api::ComplianceStatus)> = reports
         .iter()
-        .map(|(id, r)| (id, r, crate::judge::compliance::status(&r.evidence)))
+        .zip(crate::judge::monitoring_controls::statuses(&evidence))
+        .map(|((id, r), status)| (id, r, status))
         .collect();
     if format == Format::Json {
         let json: Vec<serde_json::Value> = judged

@@ -129,6 +129,17 @@ async fn apply(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Acti
         return Ok(Action::requeue(ctx.failure_delay(&key, FailureKind::Transient)));
     };
     let mut next = status::from_report(&report, previous, generation, &now(), &retention, &policy_name);
+    // Section 4 of a member of another account's Organization trail: judged where the trail is.
+    if let Some((trail_arn, owner)) = crate::judge::monitoring_controls::covering_owner(&report.evidence)
+        && let Some(compliance) = next.compliance.take()
+    {
+        let theirs = owner_compliance(&ctx, &baseline, &owner);
+        next.compliance = Some(crate::judge::monitoring_controls::with_coverage(
+            compliance,
+            &trail_arn,
+            theirs.as_ref(),
+        ));
+    }
     if baseline.spec.verify_integrity.enabled && report.error.is_none() {
         verify_integrity(&ctx, &baseline, &trail_policy, deadline, &mut next).await;
     }
@@ -150,6 +161,17 @@ async fn apply(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Acti
             Ok(Action::requeue(ctx.resync()))
         }
     }
+}
+
+/// The compliance last judged for `account` by a baseline of the same namespace (the owner of an
+/// Organization trail that covers this baseline's account).
+fn owner_compliance(ctx: &Context, baseline: &LoggingBaseline, account: &str) -> Option<crate::api::ComplianceStatus> {
+    let store = ctx.baselines.get()?;
+    store
+        .state()
+        .iter()
+        .filter(|b| b.namespace() == baseline.namespace() && b.spec.account_id == account)
+        .find_map(|b| b.status.as_ref().and_then(|s| s.compliance.clone()))
 }
 
 /// A baseline that could not be reconciled (`reason`): its status says so, and an Event when it

@@ -84,8 +84,18 @@ pub const TAMPER_EVENTS: &[(&str, &[&str])] = &[
             "PutRetentionPolicy",
             "DeleteRetentionPolicy",
             "DisassociateKmsKey",
+            // The monitoring controls' filters.
+            "PutMetricFilter",
+            "DeleteMetricFilter",
         ],
     ),
+    // The monitoring controls' alarms ("source: aws.monitoring", EventBridge events reference,
+    // events-ref-monitoring) and their topic.
+    (
+        "aws.monitoring",
+        &["PutMetricAlarm", "DeleteAlarms", "DisableAlarmActions"],
+    ),
+    ("aws.sns", &["SetTopicAttributes", "DeleteTopic", "Unsubscribe"]),
     (
         "aws.config",
         &[
