@@ -325,4 +325,111 @@ async fn a_member_under_the_organization_trail_passes_with_the_owners_evidence()
             c.evidence
         );
     }
+
+    // One trail records the member's management events: nothing to report. Its own trail beside
+    // the Organization's is a second, charged copy.
+    assert_eq!(member_report.duplicate_trails, None);
+    assert_eq!(owner.duplicate_trails, None);
+    let own = run(&trail_only(&member), &TrailPolicySpec::default(), RunMode::Apply).await;
+    assert_clean(&own);
+    let d = own
+        .duplicate_trails
+        .expect("the Organization trail and the member's own");
+    assert_eq!(d.paid_copies, 1);
+    assert!(d.trails.contains(&trail), "{:?}", d.trails);
+}
+
+/// An hour of events in trailkeeper's trail bucket: `files` log files of `records` events each,
+/// delivered in the last hour, gzipped JSON as CloudTrail writes them.
+async fn deliver_events(aws: &Inspector, spec: &LoggingBaselineSpec, files: usize, records: usize) {
+    use std::io::Write;
+    let account = &spec.account_id;
+    for i in 0..files {
+        let secs = now_secs() - 60 * (5 + 10 * i as i64);
+        let stamp = aws_smithy_types::DateTime::from_secs(secs)
+            .fmt(aws_smithy_types::date_time::Format::DateTime)
+            .unwrap();
+        let compact: String = stamp.chars().filter(|c| c.is_ascii_digit() || *c == 'T').collect();
+        let key = format!(
+            "{}/AWSLogs/{account}/CloudTrail/{REGION}/{}/{account}_CloudTrail_{REGION}_{}Z_{i}.json.gz",
+            spec.storage.key_prefix,
+            &stamp[..10].replace('-', "/"),
+            &compact[..13]
+        );
+        let log = serde_json::json!({"Records": (0..records).map(|n| serde_json::json!({"eventName": format!("Call{n}")})).collect::<Vec<_>>()});
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(log.to_string().as_bytes()).unwrap();
+        aws.s3
+            .put_object()
+            .bucket(trailkeeper::desired::trail_bucket_name(spec))
+            .key(key)
+            .body(gz.finish().unwrap().into())
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+/// CloudTrail charges every copy of management events after the first in a Region: a second
+/// trail beside trailkeeper's is reported with the monthly cost of its copy, estimated from the
+/// last hour of the account's events; with one trail nothing is reported.
+#[tokio::test]
+async fn a_second_trail_recording_management_events_is_reported_with_its_estimated_cost() {
+    let account = new_account();
+    let aws = inspector(&account).await;
+    let spec = trail_only(&account);
+    let policy = TrailPolicySpec::default();
+    let alone = run(&spec, &policy, RunMode::Apply).await;
+    assert_clean(&alone);
+    assert_eq!(alone.duplicate_trails, None);
+    deliver_events(&aws, &spec, 2, 40).await;
+
+    let bucket = format!("team-trail-{account}");
+    let key = trail_destination(&aws, &account, &bucket, None, "team-trail", None).await;
+    let created = aws
+        .cloudtrail
+        .create_trail()
+        .name("team-trail")
+        .s3_bucket_name(&bucket)
+        .is_multi_region_trail(true)
+        .kms_key_id(key)
+        .send()
+        .await
+        .unwrap();
+    let team = created.trail_arn.unwrap();
+    // moto returns no selectors for a new trail (AWS returns the default): set them explicitly.
+    aws.cloudtrail
+        .put_event_selectors()
+        .trail_name(&team)
+        .event_selectors(
+            aws_sdk_cloudtrail::types::EventSelector::builder()
+                .read_write_type(aws_sdk_cloudtrail::types::ReadWriteType::All)
+                .include_management_events(true)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // Stopped, it records nothing: no duplicate yet.
+    let stopped = run(&spec, &policy, RunMode::Plan).await;
+    assert_eq!(stopped.duplicate_trails, None);
+    aws.cloudtrail.start_logging().name(&team).send().await.unwrap();
+
+    let report = run(&spec, &policy, RunMode::Plan).await;
+    let d = report.duplicate_trails.clone().expect("the duplicate is reported");
+    assert_eq!(d.region, REGION);
+    assert_eq!(d.paid_copies, 1);
+    assert!(d.trails.contains(&team), "{:?}", d.trails);
+    // 80 events in the last hour x 730 hours; x $2.00 per 100,000 copied events.
+    assert_eq!(d.events_per_month, Some(58_400));
+    assert_eq!(d.estimated_monthly_cost_usd, Some(1.17));
+    assert!(d.note.contains("AWS CloudTrail pricing"), "{}", d.note);
+    let markdown = trailkeeper::cli::output::render_compliance(
+        &[("accounts/a".to_string(), report)],
+        trailkeeper::cli::Format::Markdown,
+    );
+    assert!(
+        markdown.contains("Duplicate trails in us-east-1") && markdown.contains("about $1.17 a month"),
+        "{markdown}"
+    );
 }

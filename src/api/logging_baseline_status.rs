@@ -65,6 +65,10 @@ pub struct LoggingBaselineStatus {
     /// The last integrity verification (spec.verifyIntegrity).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub integrity: Option<IntegrityStatus>,
+    /// Trails that record the account's management events more than once in the primary Region
+    /// (copies after the first are charged), with the estimated monthly cost. Absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate_trails: Option<DuplicateTrails>,
 }
 
 /// Audit evidence: each logging control of a benchmark, passed or failed, and what was read.
@@ -192,4 +196,24 @@ pub struct AppliedRetention {
     /// The approval reference that allowed the last shortening, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<String>,
+}
+
+/// Management events recorded more than once in a Region, with the estimated monthly cost.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DuplicateTrails {
+    /// The Region judged (the baseline's primary Region).
+    pub region: String,
+    /// The trails that record the account's management events there.
+    pub trails: Vec<String>,
+    /// Copies after the first: each is charged.
+    pub paid_copies: u32,
+    /// Management events a month, estimated from the last hour's log files (absent: not counted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events_per_month: Option<u64>,
+    /// paidCopies x eventsPerMonth x the price per 100,000, in US dollars (absent: not counted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_monthly_cost_usd: Option<f64>,
+    /// How the estimate was made, and what it leaves out.
+    pub note: String,
 }

@@ -488,3 +488,30 @@ pub async fn list_public_keys(
         }
     }
 }
+
+/// The trails that apply in the clients' Region: those whose home it is and every multi-Region
+/// or Organization trail (DescribeTrails with shadow trails), as (ARN, home Region).
+pub async fn trails_in_region(clients: &AccountClients) -> Result<Vec<(String, String)>, AwsError> {
+    let sent = clients
+        .cloudtrail
+        .describe_trails()
+        .include_shadow_trails(true)
+        .send()
+        .await;
+    let out = check(
+        sent,
+        "CloudTrail",
+        "DescribeTrails",
+        &format!("the trails of {}", clients.region),
+    )?;
+    Ok(out
+        .trail_list()
+        .iter()
+        .filter_map(|t| {
+            Some((
+                t.trail_arn()?.to_string(),
+                t.home_region().unwrap_or_default().to_string(),
+            ))
+        })
+        .collect())
+}

@@ -306,6 +306,7 @@ pub fn render_compliance(reports: &[(String, AccountReport)], format: Format) ->
                     "error": r.error.as_ref().map(|e| e.to_string()),
                     "compliance": c,
                     "configRules": r.details.get(&Component::ConfigRules),
+                    "duplicateTrails": r.duplicate_trails,
                 })
             })
             .collect();
@@ -336,6 +337,19 @@ pub fn render_compliance(reports: &[(String, AccountReport)], format: Format) ->
         }
         if let Some(rules) = r.details.get(&Component::ConfigRules) {
             out.push_str(&format!("\nAWS Config rules: {}\n", cell(&rules.join("; "))));
+        }
+        if let Some(d) = &r.duplicate_trails {
+            let cost = d
+                .estimated_monthly_cost_usd
+                .map_or("cost not estimated".to_string(), |c| format!("about ${c:.2} a month"));
+            out.push_str(&format!(
+                "\nDuplicate trails in {}: {} record the management events, {} paid cop{} ({cost}; {}).\n",
+                cell(&d.region),
+                cell(&d.trails.join(", ")),
+                d.paid_copies,
+                if d.paid_copies == 1 { "y" } else { "ies" },
+                cell(&d.note)
+            ));
         }
     }
     out

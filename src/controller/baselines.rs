@@ -153,6 +153,9 @@ async fn apply(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Acti
     if let Some(compliance) = &next.compliance {
         crate::runtime::metrics::set_cis_controls(&baseline.spec.account_id, compliance);
     }
+    if report.error.is_none() {
+        crate::runtime::metrics::set_duplicate_trail_cost(&baseline.spec.account_id, next.duplicate_trails.as_ref());
+    }
     publish_outcome(&ctx, &baseline, &report, &next).await;
     match failure_kind(&report) {
         Some(kind) => Ok(Action::requeue(ctx.failure_delay(&key, kind))),

@@ -373,6 +373,7 @@ pub fn from_report(
             .then(|| crate::judge::compliance::status(&report.evidence)),
         // Verified on its own schedule (the controller): the last result stands until the next.
         integrity: previous.and_then(|p| p.integrity.clone()),
+        duplicate_trails: report.duplicate_trails.clone(),
     }
 }
 

@@ -204,6 +204,7 @@ impl AccountReconcile<'_> {
         let trail_ok = trail.is_ok();
         self.reconcile_trail(trail, key_arn.as_deref(), storage_ok).await;
         Box::pin(self.reconcile_monitoring(key_arn.as_deref())).await;
+        Box::pin(self.judge_duplicate_trails()).await;
         self.reconcile_audit_queries(key_arn.as_deref(), trail_ok).await;
         self.reconcile_regions().await;
         self.report.evidence.regions = Some(super::cis_evidence::gather(&self.clients, self.specs).await);

@@ -5,6 +5,7 @@ pub mod account;
 pub mod audit_queries;
 pub mod cis_evidence;
 pub mod cleanup;
+mod duplicate_trails;
 pub mod forwarding;
 mod key;
 mod monitoring;

@@ -140,6 +140,8 @@ pub struct AccountReport {
     pub delivery_observed: bool,
     /// What the benchmark's logging controls are judged on.
     pub evidence: crate::judge::compliance::Evidence,
+    /// Trails recording the account's management events more than once in the primary Region.
+    pub duplicate_trails: Option<crate::judge::duplicate_trails::DuplicateTrails>,
     pub calls: CallCounts,
     pub duration: Duration,
 }
@@ -168,6 +170,7 @@ impl AccountReport {
             delivery: Vec::new(),
             delivery_observed: false,
             evidence: Default::default(),
+            duplicate_trails: None,
             calls: CallCounts::default(),
             duration: Duration::ZERO,
         }

@@ -5,6 +5,7 @@ pub mod account_controls;
 pub mod compliance;
 pub mod delivery;
 pub mod diff;
+pub mod duplicate_trails;
 pub mod evidence;
 pub mod monitoring_controls;
 pub mod retention_review;

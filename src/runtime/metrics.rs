@@ -26,6 +26,8 @@ struct Registry {
     integrity: BTreeMap<String, bool>,
     /// Per account and CIS control that applies: whether it passed at the last reconcile.
     cis_controls: BTreeMap<(String, String), bool>,
+    /// Per account: the estimated monthly cost of duplicate management event copies (US dollars).
+    duplicate_trail_cost: BTreeMap<String, f64>,
     /// Per LoggingBaselineSet (`namespace/name`): the selected accounts it leaves alone.
     set_conflicts: BTreeMap<String, i32>,
     leader: bool,
@@ -120,6 +122,20 @@ pub fn retain_accounts(keep: impl Fn(&str) -> bool) {
         r.delivery.retain(|(account, _), _| keep(account));
         r.integrity.retain(|account, _| keep(account));
         r.cis_controls.retain(|(account, _), _| keep(account));
+        r.duplicate_trail_cost.retain(|account, _| keep(account));
+    });
+}
+
+/// The estimated monthly cost of an account's duplicate trails (no series without duplicates, or
+/// when their events were not counted).
+pub fn set_duplicate_trail_cost(account: &str, duplicates: Option<&crate::api::DuplicateTrails>) {
+    with(|r| match duplicates.and_then(|d| d.estimated_monthly_cost_usd) {
+        Some(cost) => {
+            r.duplicate_trail_cost.insert(account.to_string(), cost);
+        }
+        None => {
+            r.duplicate_trail_cost.remove(account);
+        }
     });
 }
 
@@ -307,7 +323,7 @@ pub fn render() -> String {
 fn render_compliance(out: &mut String, r: &Registry) {
     let _ = writeln!(
         out,
-        "# HELP trailkeeper_cis_control_passed Whether a CIS AWS Foundations Benchmark v3.0.0 logging control (section 3) passed for the account at its last reconcile (controls that do not apply have no series).\n# TYPE trailkeeper_cis_control_passed gauge"
+        "# HELP trailkeeper_cis_control_passed Whether a CIS AWS Foundations Benchmark v3.0.0 logging or monitoring control (section 3 or 4) passed for the account at its last reconcile (controls that do not apply have no series).\n# TYPE trailkeeper_cis_control_passed gauge"
     );
     for ((account, control), passed) in &r.cis_controls {
         let _ = writeln!(
@@ -322,5 +338,15 @@ fn render_compliance(out: &mut String, r: &Registry) {
     );
     for (set, n) in &r.set_conflicts {
         let _ = writeln!(out, "trailkeeper_set_conflicts{{set=\"{set}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP trailkeeper_duplicate_trail_monthly_cost_dollars Estimated monthly cost of the account's management events recorded by more than one trail in its primary region (copies after the first, at CloudTrail's published price).\n# TYPE trailkeeper_duplicate_trail_monthly_cost_dollars gauge"
+    );
+    for (account, cost) in &r.duplicate_trail_cost {
+        let _ = writeln!(
+            out,
+            "trailkeeper_duplicate_trail_monthly_cost_dollars{{account=\"{account}\"}} {cost}"
+        );
     }
 }

@@ -1,0 +1,149 @@
+//! Management events recorded more than once in the primary Region: the trails that apply there,
+//! and an hour of the account's events counted from its trail's log files, for the estimate.
+
+use super::account::AccountReconcile;
+use crate::aws::{cloudtrail, s3};
+use crate::desired::{DesiredTrail, EventSelectors};
+use crate::judge::duplicate_trails::{HourOfEvents, TrailCopy, duplicates};
+
+/// Log files read to count an hour of events (CloudTrail delivers about one every five minutes
+/// per Region; a busier account's count says "at least").
+const LOG_FILES_COUNTED: usize = 12;
+
+/// Whether any selector records management events.
+fn records_management(selectors: &EventSelectors) -> bool {
+    match selectors {
+        EventSelectors::Basic(basic) => basic.iter().any(|s| s.include_management_events),
+        EventSelectors::Advanced(advanced) => advanced.iter().any(|s| {
+            s.field_selectors
+                .iter()
+                .any(|f| f.field == "eventCategory" && f.equals.iter().any(|v| v == "Management"))
+        }),
+    }
+}
+
+/// `20261204T1605Z` of a log file's name, as seconds since the epoch.
+fn delivered_at(key: &str) -> Option<i64> {
+    let stamp = key
+        .rsplit('/')
+        .next()?
+        .split('_')
+        .find(|p| p.len() == 14 && p.ends_with('Z'))?;
+    let text = format!(
+        "{}-{}-{}T{}:{}:00Z",
+        &stamp[0..4],
+        &stamp[4..6],
+        &stamp[6..8],
+        &stamp[9..11],
+        &stamp[11..13]
+    );
+    aws_smithy_types::DateTime::from_str(&text, aws_smithy_types::date_time::Format::DateTime)
+        .ok()
+        .map(|t| t.secs())
+}
+
+fn day_path(secs: i64) -> Option<String> {
+    let text = aws_smithy_types::DateTime::from_secs(secs)
+        .fmt(aws_smithy_types::date_time::Format::DateTime)
+        .ok()?;
+    Some(text.get(..10)?.replace('-', "/"))
+}
+
+impl AccountReconcile<'_> {
+    /// Reads the trails of the primary Region (one read); with more than one, their status and
+    /// selectors (own trails) and an hour of events, and reports the duplicates.
+    pub(super) async fn judge_duplicate_trails(&mut self) {
+        let account = self.desired.account_id.clone();
+        let trails = match cloudtrail::trails_in_region(&self.clients).await {
+            Ok(trails) if trails.len() > 1 => trails,
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!(account, error = %e, "the trails of the primary region could not be listed");
+                return;
+            }
+        };
+        let mut copies = Vec::new();
+        for (arn, home) in trails {
+            let own = arn.split(':').nth(4) == Some(account.as_str());
+            let records = if own {
+                let clients = self.clients.for_region(&home);
+                match cloudtrail::observe_trail(&clients, &arn).await {
+                    Ok(Some(t)) => t.logging && records_management(&t.event_selectors),
+                    _ => false,
+                }
+            } else {
+                true
+            };
+            copies.push(TrailCopy {
+                arn,
+                records_management_events: records,
+            });
+        }
+        if copies.iter().filter(|c| c.records_management_events).count() < 2 {
+            return;
+        }
+        let hour = self.hour_of_events().await;
+        self.report.duplicate_trails = duplicates(&self.clients.region, &copies, hour);
+    }
+
+    /// The management events of the last hour in the log files of trailkeeper's trail (None:
+    /// the trail or its bucket is not trailkeeper's, or nothing could be read).
+    async fn hour_of_events(&self) -> Option<HourOfEvents> {
+        let DesiredTrail::Managed(settings) = &self.desired.trail else {
+            return None;
+        };
+        let bucket = settings.bucket.as_deref()?;
+        let now = aws_smithy_types::DateTime::from(std::time::SystemTime::now()).secs();
+        let since = now - 3600;
+        let region = &self.clients.region;
+        let account = &self.desired.account_id;
+        let base = match settings.key_prefix.as_deref() {
+            Some(p) if !p.is_empty() => format!("{p}/AWSLogs/{account}/CloudTrail/{region}/"),
+            _ => format!("AWSLogs/{account}/CloudTrail/{region}/"),
+        };
+        let mut days = vec![day_path(since)?, day_path(now)?];
+        days.dedup();
+        let mut recent = Vec::new();
+        for day in days {
+            let keys = s3::list_keys(&self.clients, bucket, &format!("{base}{day}/"))
+                .await
+                .ok()?;
+            recent.extend(keys.into_iter().filter(|k| delivered_at(k).is_some_and(|t| t >= since)));
+        }
+        recent.sort();
+        let at_least = recent.len() > LOG_FILES_COUNTED;
+        let mut events = 0u64;
+        for key in recent.iter().rev().take(LOG_FILES_COUNTED) {
+            let Ok(Some((bytes, _))) = s3::get_object(&self.clients, bucket, key).await else {
+                continue;
+            };
+            let text = super::verify::gunzip(&bytes).unwrap_or(bytes);
+            if let Ok(log) = serde_json::from_slice::<serde_json::Value>(&text) {
+                events += log["Records"].as_array().map_or(0, |r| r.len() as u64);
+            }
+        }
+        Some(HourOfEvents { events, at_least })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_files_delivery_time_is_read_from_its_name() {
+        let key =
+            "p/AWSLogs/1/CloudTrail/us-east-1/2026/12/04/111122223333_CloudTrail_us-east-1_20261204T1605Z_abc.json.gz";
+        assert_eq!(
+            delivered_at(key),
+            aws_smithy_types::DateTime::from_str("2026-12-04T16:05:00Z", aws_smithy_types::date_time::Format::DateTime)
+                .ok()
+                .map(|t| t.secs())
+        );
+        assert_eq!(
+            delivered_at("p/AWSLogs/1/CloudTrail/us-east-1/2026/12/04/x.json.gz"),
+            None
+        );
+        assert_eq!(day_path(0).as_deref(), Some("1970/01/01"));
+    }
+}
