@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Prowler's CIS section 4 checks (cloudwatch_log_metric_filter_*, cloudwatch_changes_*) against what
-# `trailkeeper apply` keeps in the emulator: a second opinion on the monitoring controls. Installs
+# `trailkeeper apply` keeps in the emulator: a second opinion on the monitoring controls; and its
+# encryption checks of log groups and topics, judged on trailkeeper's own (a baseline with the
+# default flow logs: /trailkeeper/vpc-flow-logs, and the topic trailkeeper-monitoring). Installs
 # Prowler into .tools/prowler when missing. Exit 0 when every check that applies PASSes.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -53,7 +55,6 @@ spec:
   primaryRegion: us-east-1
   credentials: {assumeRoleArn: "arn:aws:iam::$account:role/trailkeeper"}
   trail: {source: Managed, policyRef: {name: monitored}}
-  flowLogs: {enabled: false}
   instanceLogs: {enabled: false}
   configRules: {enabled: false}
   auditQueries: {enabled: false}
@@ -76,18 +77,35 @@ checks=(
   cloudwatch_changes_to_vpcs_alarm_configured
   cloudwatch_log_metric_filter_aws_organizations_changes
 )
+# Judged on trailkeeper's resources only (the trail's log group here is the user's).
+own_checks=(
+  cloudwatch_log_group_kms_encryption_enabled
+  sns_topics_kms_encryption_at_rest_enabled
+  sns_topics_not_publicly_accessible
+)
 . "$work/creds"
-.tools/prowler/bin/prowler aws --checks "${checks[@]}" --region us-east-1 --output-formats csv \
+.tools/prowler/bin/prowler aws --checks "${checks[@]}" "${own_checks[@]}" --region us-east-1 --output-formats csv \
   --output-directory "$work/out" --no-banner > "$work/prowler.log" 2>&1 || true
 csv=$(ls "$work"/out/*.csv 2>/dev/null | head -1)
 if [ -z "$csv" ]; then cat "$work/prowler.log"; echo "prowler-check: no findings written" >&2; exit 1; fi
-python3 - "$csv" "${#checks[@]}" <<'PY'
+python3 - "$csv" "${#checks[@]}" "${own_checks[*]}" <<'PY'
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1]), delimiter=";"))
-results = {r["CHECK_ID"]: r["STATUS"] for r in rows}
+own_checks = set(sys.argv[3].split())
+results = {}
+for r in rows:
+    resource = r.get("RESOURCE_UID", "") + " " + r.get("RESOURCE_NAME", "")
+    if r["CHECK_ID"] in own_checks:
+        if "trailkeeper" not in resource:
+            continue
+        key = f'{r["CHECK_ID"]} on {r.get("RESOURCE_UID") or r.get("RESOURCE_NAME")}'
+    else:
+        key = r["CHECK_ID"]
+    results[key] = r["STATUS"]
 for check, status in sorted(results.items()):
     print(f"prowler-check: {status} {check}")
 failed = [c for c, s in results.items() if s != "PASS"]
-print(f"prowler-check: {len(results) - len(failed)} PASS, {len(failed)} not PASS, of {sys.argv[2]} checks asked")
-sys.exit(1 if failed or len(results) != int(sys.argv[2]) else 0)
+judged_own = {k.split(" on ")[0] for k in results if " on " in k}
+print(f"prowler-check: {len(results) - len(failed)} PASS, {len(failed)} not PASS ({sys.argv[2]} monitoring checks, and {len(own_checks)} on trailkeeper's own resources)")
+sys.exit(1 if failed or len(results) < int(sys.argv[2]) + len(own_checks) or judged_own != own_checks else 0)
 PY

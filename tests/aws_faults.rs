@@ -271,10 +271,14 @@ async fn a_key_that_cannot_be_read_fails_its_component_and_nothing_is_written() 
     let keys_denied = mock!(aws_sdk_kms::Client::list_keys).then_error(|| {
         aws_sdk_kms::operation::list_keys::ListKeysError::generic(error("AccessDeniedException", "not authorized"))
     });
+    // The trails that apply in the region (duplicate trails): none.
+    let no_trails = mock!(aws_sdk_cloudtrail::Client::describe_trails)
+        .then_output(|| aws_sdk_cloudtrail::operation::describe_trails::DescribeTrailsOutput::builder().build());
     let calls = CallRecorder::new();
     let c = clients(
         &[
             &identity,
+            &no_trails,
             &key_denied,
             &no_bucket,
             &no_trail,
@@ -332,6 +336,8 @@ fn instance_logs_only(account: &str) -> trailkeeper::api::LoggingBaselineSpec {
     let mut spec = common::spec(account);
     spec.flow_logs.enabled = false;
     spec.instance_logs.enabled = true;
+    // These tests are about the agents' associations; the groups' key has tests of its own.
+    spec.encryption.log_groups = false;
     spec
 }
 

@@ -310,7 +310,7 @@ async fn a_member_under_the_organization_trail_passes_with_the_owners_evidence()
     for (id, result, evidence) in section4(&member_report) {
         assert_eq!(result, ControlResult::NotApplicable, "{id}: {evidence}");
     }
-    let both = trailkeeper::judge::monitoring_controls::statuses(&[
+    let both = trailkeeper::judge::coverage::statuses(&[
         (management.as_str(), &owner.evidence),
         (member.as_str(), &member_report.evidence),
     ]);

@@ -90,12 +90,13 @@ async fn the_status_carries_each_control_with_its_evidence() {
     );
     assert_eq!(result("3.5").0, ControlResult::Pass);
     let key = report.key_arn.clone().expect("the trail key");
-    assert_eq!(
-        result("3.6"),
-        (
-            ControlResult::Pass,
-            format!("1 customer-managed symmetric keys, all with KeyRotationEnabled=true: {key}")
-        )
+    // The trail key and the key of the flow-log group (encryption.logGroups, on by default).
+    let (rotation, evidence) = result("3.6");
+    assert_eq!(rotation, ControlResult::Pass);
+    assert!(
+        evidence.starts_with("2 customer-managed symmetric keys, all with KeyRotationEnabled=true: ")
+            && evidence.contains(&key),
+        "{evidence}"
     );
     assert_eq!(
         result("3.7"),

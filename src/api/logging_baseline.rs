@@ -224,7 +224,7 @@ fn default_key_prefix() -> String {
     "AWS/CloudTrail".to_string()
 }
 
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct EncryptionSpec {
     /// An existing key to use; absent: trailkeeper creates one (alias alias/trailkeeper/cloudtrail).
@@ -239,9 +239,20 @@ pub struct EncryptionSpec {
     #[serde(default)]
     #[schemars(inner(pattern(patterns::IAM_PRINCIPAL_ARN)), length(max = 50))]
     pub operators: Vec<String>,
-    /// Encrypt the log groups trailkeeper keeps (flow logs, instance logs) with a KMS key per region that trailkeeper creates (alias alias/trailkeeper/logs), whose policy admits CloudWatch Logs for those groups only. Turning it off later leaves the groups encrypted.
-    #[serde(default)]
+    /// Encrypt the log groups trailkeeper keeps (flow logs, instance logs) with a KMS key per region that trailkeeper creates (alias alias/trailkeeper/logs), whose policy admits CloudWatch Logs for those groups only (default true: a key costs about $1 a month per region). Turning it off later leaves the groups encrypted.
+    #[serde(default = "yes")]
     pub log_groups: bool,
+}
+
+impl Default for EncryptionSpec {
+    fn default() -> Self {
+        Self {
+            kms_key_arn: None,
+            administrators: Vec::new(),
+            operators: Vec::new(),
+            log_groups: true,
+        }
+    }
 }
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -677,7 +677,7 @@ fn render_html(reports: &[(String, AccountReport)], integrity: &[Option<html::In
         .iter()
         .map(|(_, r)| (r.account_id.as_str(), &r.evidence))
         .collect();
-    let statuses = crate::judge::monitoring_controls::statuses(&evidence);
+    let statuses = crate::judge::coverage::statuses(&evidence);
     let rows: Vec<html::Row<'_>> = reports
         .iter()
         .zip(integrity)

@@ -293,7 +293,7 @@ pub fn render_compliance(reports: &[(String, AccountReport)], format: Format) ->
         .collect();
     let judged: Vec<(&String, &AccountReport, crate::api::ComplianceStatus)> = reports
         .iter()
-        .zip(crate::judge::monitoring_controls::statuses(&evidence))
+        .zip(crate::judge::coverage::statuses(&evidence))
         .map(|((id, r), status)| (id, r, status))
         .collect();
     if format == Format::Json {

@@ -130,11 +130,11 @@ async fn apply(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Acti
     };
     let mut next = status::from_report(&report, previous, generation, &now(), &retention, &policy_name);
     // Section 4 of a member of another account's Organization trail: judged where the trail is.
-    if let Some((trail_arn, owner)) = crate::judge::monitoring_controls::covering_owner(&report.evidence)
+    if let Some((trail_arn, owner)) = crate::judge::coverage::covering_owner(&report.evidence)
         && let Some(compliance) = next.compliance.take()
     {
         let theirs = owner_compliance(&ctx, &baseline, &owner);
-        next.compliance = Some(crate::judge::monitoring_controls::with_coverage(
+        next.compliance = Some(crate::judge::coverage::with_coverage(
             compliance,
             &trail_arn,
             theirs.as_ref(),

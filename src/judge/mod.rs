@@ -3,6 +3,7 @@
 
 pub mod account_controls;
 pub mod compliance;
+pub mod coverage;
 pub mod delivery;
 pub mod diff;
 pub mod duplicate_trails;
