@@ -638,6 +638,70 @@ async fn deleting_a_baseline_under_delete_removes_the_audit_resources_but_not_pe
     assert_eq!(outcome_of(&steps, &results_bucket), Some(Outcome::Absent));
 }
 
+/// Under Delete, the workgroup stays while it holds a query of people's own, and the results
+/// bucket while it holds results (README, "What trailkeeper writes": the workgroup kept when it
+/// holds people's queries, the results bucket when not empty).
+#[tokio::test]
+async fn deleting_keeps_a_workgroup_with_peoples_queries_and_a_results_bucket_with_results() {
+    use trailkeeper::engine::cleanup::{Outcome, cleanup};
+    let account = new_account();
+    let mut spec = audit_spec(&account);
+    spec.deletion_policy = trailkeeper::api::DeletionPolicy::Delete;
+    assert!(!run(&spec, RunMode::Apply).await.failed());
+    let aws = inspector(&account).await;
+    aws.athena
+        .create_named_query()
+        .name("my own query")
+        .database("trailkeeper_audit")
+        .query_string("SELECT 1")
+        .work_group("trailkeeper-audit")
+        .send()
+        .await
+        .unwrap();
+    let results = athena::results_bucket_name(&spec);
+    aws.s3
+        .put_object()
+        .bucket(&results)
+        .key("results/someones-query.csv")
+        .body(b"1".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+
+    let (trail_policy, retention) = default_policies();
+    let specs = AccountSpecs {
+        baseline: &spec,
+        trail_policy: &trail_policy,
+        retention: &retention,
+    };
+    let clients = trailkeeper::aws::AccountClients::new(
+        &base_config().await,
+        REGION,
+        spec.credentials.as_ref(),
+        trailkeeper::aws::CallRecorder::new(),
+    );
+    let steps = cleanup(&clients, &specs).await.unwrap();
+    let outcome_of = |resource: &str| steps.iter().find(|s| s.resource == resource).map(|s| s.outcome.clone());
+    assert!(
+        matches!(outcome_of("athena:workgroup/trailkeeper-audit"), Some(Outcome::Retained(ref why)) if why.contains("named queries")),
+        "{steps:?}"
+    );
+    assert!(
+        matches!(outcome_of(&format!("s3://{results}")), Some(Outcome::Retained(_))),
+        "{steps:?}"
+    );
+    // Read back: the person's query and the result are still there.
+    let queries = named_queries(&aws, "trailkeeper-audit").await;
+    assert!(queries.iter().any(|q| q.name() == "my own query"), "{queries:?}");
+    aws.s3
+        .head_object()
+        .bucket(&results)
+        .key("results/someones-query.csv")
+        .send()
+        .await
+        .expect("the result is kept");
+}
+
 /// The engine keeps `Retain` on its own, whoever calls it (the controller checks it first too):
 /// cleanup under Retain sends AWS nothing at all, and every resource of the account stays.
 #[tokio::test]

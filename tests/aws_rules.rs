@@ -206,23 +206,10 @@ async fn the_emulator_lets_a_delegated_administrator_and_no_other_member_create_
         .send()
         .await
         .unwrap();
-    let member = |name: &'static str| {
-        let aws = &aws;
-        async move {
-            aws.organizations
-                .create_account()
-                .account_name(name)
-                .email(format!("{name}@example.com"))
-                .send()
-                .await
-                .unwrap()
-                .create_account_status
-                .unwrap()
-                .account_id
-                .unwrap()
-        }
-    };
-    let (admin, other) = (member("admin").await, member("other").await);
+    let (admin, other) = (
+        common::create_member_account(&aws, "admin").await,
+        common::create_member_account(&aws, "other").await,
+    );
     aws.organizations
         .register_delegated_administrator()
         .account_id(&admin)
@@ -541,18 +528,7 @@ async fn organization_trail_with_member() -> (LoggingBaselineSpec, String) {
     create_organization(&aws).await;
     let management_spec = trail_only(&management);
     assert_clean(&run_with(&management_spec, &organization_trail(), RunMode::Apply).await);
-    let member = aws
-        .organizations
-        .create_account()
-        .account_name("member")
-        .email("member@example.com")
-        .send()
-        .await
-        .unwrap()
-        .create_account_status
-        .unwrap()
-        .account_id
-        .unwrap();
+    let member = common::create_member_account(&aws, &format!("member-{management}")).await;
     (management_spec, member)
 }
 

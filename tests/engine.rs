@@ -441,34 +441,9 @@ async fn an_existing_organization_trail_is_verified_without_a_second_trail() {
     let account = new_account();
     let aws = inspector(&account).await;
     let organization = common::create_organization(&aws).await;
-    let bucket = format!("org-{account}");
-    let key = common::trail_destination(&aws, &account, &bucket, None, "organization-trail", Some(&organization)).await;
-    let created = aws
-        .cloudtrail
-        .create_trail()
-        .name("organization-trail")
-        .s3_bucket_name(&bucket)
-        .is_multi_region_trail(true)
-        .is_organization_trail(true)
-        .enable_log_file_validation(true)
-        .kms_key_id(key)
-        .send()
-        .await
-        .unwrap();
-    let arn = created.trail_arn.unwrap();
-    // moto returns no selectors for a new trail (AWS returns the default): set them explicitly.
-    aws.cloudtrail
-        .put_event_selectors()
-        .trail_name(&arn)
-        .event_selectors(
-            aws_sdk_cloudtrail::types::EventSelector::builder()
-                .read_write_type(aws_sdk_cloudtrail::types::ReadWriteType::All)
-                .include_management_events(true)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let arn =
+        common::create_trail_recording_management_events(&aws, &account, "organization-trail", Some(&organization))
+            .await;
 
     let mut spec = spec(&account);
     // This test is about the trail: the regional parts would add writes of their own.

@@ -17,7 +17,7 @@ use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::reflector::ObjectRef;
 use trailkeeper::api::{DeletionPolicy, LoggingBaseline};
 use trailkeeper::controller::baselines::Settings;
-use trailkeeper::desired::events::{Admitted, FORWARD_ROLE, FORWARD_RULE, FORWARD_TARGET_ID};
+use trailkeeper::desired::events::{Admitted, FORWARD_ROLE, FORWARD_ROLE_POLICY, FORWARD_RULE, FORWARD_TARGET_ID};
 use trailkeeper::drift_events::queue::{EventSettings, route_messages};
 use trailkeeper::drift_events::router::{Routed, Router, Target, parse};
 
@@ -114,6 +114,7 @@ async fn stop_logging_is_repaired_within_seconds_through_the_event_with_a_resync
         target.role_arn(),
         Some(format!("arn:aws:iam::{account}:role/{FORWARD_ROLE}").as_str())
     );
+    forwarding_role_is_as_documented(&account, &events).await;
 
     // A message that is not an event, and an event of an account nobody manages: dropped, the
     // loop goes on.
@@ -151,6 +152,7 @@ async fn stop_logging_is_repaired_within_seconds_through_the_event_with_a_resync
     }
     println!("StopLogging repaired after {repairs:?} (resync 1 h)");
     assert!(repairs.iter().all(|r| *r < Duration::from_secs(10)), "{repairs:?}");
+    repair_is_told_by_an_event_and_status_is_applied_by_trailkeeper(&client, &ns, "tampered").await;
     let metrics = trailkeeper::runtime::metrics::render();
     for outcome in ["reconcile", "malformed", "unknown_account", "own_write"] {
         assert!(
@@ -188,6 +190,126 @@ async fn stop_logging_is_repaired_within_seconds_through_the_event_with_a_resync
     assert!(writes.is_empty(), "central writes in sync: {writes:?}");
     let _ = stop.send(());
     running.await.expect("the controller ends without a panic");
+}
+
+/// What a person sees of a repair (README, "Running the operator"): an Event `DriftRepaired` on
+/// the baseline naming the change (the trail's restart); and the status is server-side applied by the field manager
+/// `trailkeeper`, on the status subresource.
+async fn repair_is_told_by_an_event_and_status_is_applied_by_trailkeeper(client: &kube::Client, ns: &str, name: &str) {
+    use k8s_openapi::api::events::v1::Event;
+    let events: Api<Event> = Api::namespaced(client.clone(), ns);
+    let repaired = |e: &Event| {
+        e.reason.as_deref() == Some("DriftRepaired")
+            && e.type_.as_deref() == Some("Normal")
+            && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
+            && e.note
+                .as_deref()
+                .is_some_and(|n| n.ends_with(":trail/trailkeeper: start logging"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let seen = events.list(&Default::default()).await.unwrap().items;
+        if seen.iter().any(repaired) {
+            break;
+        }
+        let told: Vec<_> = seen.iter().map(|e| (e.reason.clone(), e.note.clone())).collect();
+        assert!(
+            Instant::now() < deadline,
+            "no DriftRepaired Event naming the restart: {told:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let api: Api<LoggingBaseline> = Api::namespaced(client.clone(), ns);
+    let managed = api.get(name).await.unwrap().metadata.managed_fields.unwrap_or_default();
+    let status_manager = managed
+        .iter()
+        .find(|m| m.subresource.as_deref() == Some("status"))
+        .expect("the status has a field manager");
+    assert_eq!(status_manager.manager.as_deref(), Some("trailkeeper"), "{managed:?}");
+    assert_eq!(
+        status_manager.operation.as_deref(),
+        Some("Apply"),
+        "server-side apply: {managed:?}"
+    );
+}
+
+/// The forwarding role read back from IAM: trusted by EventBridge for rules of its own account
+/// only, allowed `events:PutEvents` on the central bus only, bounded by the documented managed
+/// policy (README, "Drift repaired on its event").
+async fn forwarding_role_is_as_documented(account: &str, events: &EventSettings) {
+    let iam = common::inspector(account).await.iam;
+    let role = iam.get_role().role_name(FORWARD_ROLE).send().await.unwrap();
+    let role = role.role().expect("the forwarding role exists");
+    let trust: serde_json::Value = serde_json::from_str(&urlencoding_decode(
+        role.assume_role_policy_document().expect("a trust policy"),
+    ))
+    .unwrap();
+    assert_eq!(
+        trust["Statement"],
+        serde_json::json!([{
+            "Effect": "Allow",
+            "Principal": {"Service": "events.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"aws:SourceAccount": account}},
+        }]),
+        "the forwarding role's trust"
+    );
+    assert_eq!(
+        role.permissions_boundary().and_then(|b| b.permissions_boundary_arn()),
+        Some("arn:aws:iam::aws:policy/AmazonEventBridgeFullAccess"),
+        "the forwarding role's boundary"
+    );
+    let names = iam.list_role_policies().role_name(FORWARD_ROLE).send().await.unwrap();
+    assert_eq!(names.policy_names(), [FORWARD_ROLE_POLICY], "one inline policy");
+    let policy = iam
+        .get_role_policy()
+        .role_name(FORWARD_ROLE)
+        .policy_name(FORWARD_ROLE_POLICY)
+        .send()
+        .await
+        .unwrap();
+    let policy: serde_json::Value = serde_json::from_str(&urlencoding_decode(policy.policy_document())).unwrap();
+    assert_eq!(
+        policy["Statement"],
+        serde_json::json!([{
+            "Sid": "PutTamperEventsOnTheCentralBus",
+            "Effect": "Allow",
+            "Action": "events:PutEvents",
+            "Resource": format!("arn:aws:events:{}:{OPERATOR_ACCOUNT}:event-bus/{}", common::REGION, events.bus_name),
+        }]),
+        "the forwarding role's policy"
+    );
+    // No managed policy widens it.
+    let attached = iam
+        .list_attached_role_policies()
+        .role_name(FORWARD_ROLE)
+        .send()
+        .await
+        .unwrap();
+    assert!(attached.attached_policies().is_empty(), "{attached:?}");
+}
+
+/// IAM returns policy documents URL-encoded (RFC 3986); moto may return them plain.
+fn urlencoding_decode(text: &str) -> String {
+    if !text.contains('%') {
+        return text.to_string();
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(&text[i + 1..i + 3], 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[tokio::test]
@@ -729,4 +851,51 @@ async fn every_tampering_call_on_the_monitoring_controls_reaches_the_router() {
             "{name} did not reach the router as a reconcile: {reached:?}"
         );
     }
+}
+
+/// The forwarding's cost in sync, as the README gives it: two reads per region it keeps a rule in
+/// (DescribeRule, ListTargetsByRule) and two for the role (GetRole, GetRolePolicy); no write.
+#[tokio::test]
+async fn the_forwarding_in_sync_costs_two_reads_per_region_and_two_for_the_role() {
+    use trailkeeper::engine::account::{ReconcileOptions, RunMode, account_clients, reconcile_account};
+    let events = events_settings("cost").await;
+    let account = common::new_account();
+    let forwarding = central(&events, &Admitted::Accounts([account.clone()].into())).await;
+    let mut spec = common::trail_only(&account);
+    spec.regions = vec![common::REGION.into(), "eu-west-1".into()];
+    let (trail_policy, retention) = common::default_policies();
+    let specs = trailkeeper::desired::AccountSpecs {
+        baseline: &spec,
+        trail_policy: &trail_policy,
+        retention: &retention,
+    };
+    let base = common::base_config().await;
+    let reconcile = |mode| {
+        let options = ReconcileOptions {
+            forwarding: Some(forwarding.clone()),
+            ..ReconcileOptions::new(mode)
+        };
+        reconcile_account(account_clients(&base, &specs), &specs, options)
+    };
+    let first = reconcile(RunMode::Apply).await;
+    assert!(!first.failed(), "{:?} {:?}", first.error, first.components);
+    let in_sync = reconcile(RunMode::Apply).await;
+    assert_eq!(in_sync.calls.writes, 0, "{:?}", in_sync.calls.by_action);
+    let count = |action: &str| in_sync.calls.by_action.get(action).copied().unwrap_or_default();
+    let forwarding_reads: Vec<(&str, (u32, u32))> = [
+        "events:DescribeRule",
+        "events:ListTargetsByRule",
+        "iam:GetRole",
+        "iam:GetRolePolicy",
+    ]
+    .into_iter()
+    .map(|a| (a, count(a)))
+    .collect();
+    println!("forwarding reads in sync: {forwarding_reads:?}");
+    // Both regions (us-east-1, the primary, also takes the global services' events): one rule each.
+    assert_eq!(count("events:DescribeRule"), (2, 0));
+    assert_eq!(count("events:ListTargetsByRule"), (2, 0));
+    // The role (IAM is global: once per reconcile). A trail-only baseline has no other role.
+    assert_eq!(count("iam:GetRole"), (1, 0));
+    assert_eq!(count("iam:GetRolePolicy"), (1, 0));
 }

@@ -284,18 +284,7 @@ async fn a_member_under_the_organization_trail_passes_with_the_owners_evidence()
     let management_spec = trail_only(&management);
     let owner = run(&management_spec, &policy, RunMode::Apply).await;
     assert_clean(&owner);
-    let member = aws
-        .organizations
-        .create_account()
-        .account_name("member")
-        .email("member@example.com")
-        .send()
-        .await
-        .unwrap()
-        .create_account_status
-        .unwrap()
-        .account_id
-        .unwrap();
+    let member = create_member_account(&aws, &format!("member-{management}")).await;
     let mut member_spec = trail_only(&member);
     member_spec.trail.source = trailkeeper::api::TrailSource::Existing;
     member_spec.trail.existing_trail_arn = Some(trailkeeper::desired::trail_arn(&management_spec));
@@ -384,32 +373,7 @@ async fn a_second_trail_recording_management_events_is_reported_with_its_estimat
     assert_eq!(alone.duplicate_trails, None);
     deliver_events(&aws, &spec, 2, 40).await;
 
-    let bucket = format!("team-trail-{account}");
-    let key = trail_destination(&aws, &account, &bucket, None, "team-trail", None).await;
-    let created = aws
-        .cloudtrail
-        .create_trail()
-        .name("team-trail")
-        .s3_bucket_name(&bucket)
-        .is_multi_region_trail(true)
-        .kms_key_id(key)
-        .send()
-        .await
-        .unwrap();
-    let team = created.trail_arn.unwrap();
-    // moto returns no selectors for a new trail (AWS returns the default): set them explicitly.
-    aws.cloudtrail
-        .put_event_selectors()
-        .trail_name(&team)
-        .event_selectors(
-            aws_sdk_cloudtrail::types::EventSelector::builder()
-                .read_write_type(aws_sdk_cloudtrail::types::ReadWriteType::All)
-                .include_management_events(true)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let team = create_trail_recording_management_events(&aws, &account, "team-trail", None).await;
     // Stopped, it records nothing: no duplicate yet.
     let stopped = run(&spec, &policy, RunMode::Plan).await;
     assert_eq!(stopped.duplicate_trails, None);

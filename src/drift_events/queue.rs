@@ -34,6 +34,14 @@ pub struct EventSettings {
 /// How long one ReceiveMessage waits for a message (SQS's maximum).
 pub const WAIT_SECONDS: i32 = 20;
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// The first wait after a failure of the queue or the central wiring.
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+
+/// The wait after another failure in a row: doubled, at most a minute (README, "Drift repaired on
+/// its event": a failing queue backs off to a minute).
+fn next_backoff(backoff: Duration) -> Duration {
+    (backoff * 2).min(MAX_BACKOFF)
+}
 
 /// Seconds since an RFC 3339 time (None when unreadable).
 fn age_seconds(time: &str) -> Option<f64> {
@@ -83,7 +91,7 @@ pub async fn run(
         return;
     }
     let mut admitted = admitted(&settings, &store);
-    let mut backoff = Duration::from_secs(1);
+    let mut backoff = FIRST_BACKOFF;
     let forwarding = loop {
         if !gate.is_open() {
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -93,7 +101,7 @@ pub async fn run(
             Ok(forwarding) => break forwarding,
             Err(()) => {
                 tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+                backoff = next_backoff(backoff);
                 admitted = self::admitted(&settings, &store);
             }
         }
@@ -154,7 +162,7 @@ async fn poll(
     reconcile: &mut Sender<ObjectRef<LoggingBaseline>>,
 ) {
     let mut router = Router::default();
-    let mut backoff = Duration::from_secs(1);
+    let mut backoff = FIRST_BACKOFF;
     loop {
         if reconcile.is_closed() {
             return;
@@ -166,14 +174,14 @@ async fn poll(
         }
         let messages = match sqs::receive(sqs_client, &settings.queue_url, WAIT_SECONDS).await {
             Ok(m) => {
-                backoff = Duration::from_secs(1);
+                backoff = FIRST_BACKOFF;
                 m
             }
             Err(e) => {
                 crate::runtime::metrics::record_drift_event("receive_error");
                 tracing::warn!(error = %e, retry_in = ?backoff, "tampering events: ReceiveMessage failed");
                 tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+                backoff = next_backoff(backoff);
                 continue;
             }
         };
@@ -284,6 +292,15 @@ pub type SharedForwarding = Arc<std::sync::OnceLock<Forwarding>>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failing_queue_backs_off_doubling_to_a_minute() {
+        let waits: Vec<u64> = std::iter::successors(Some(FIRST_BACKOFF), |b| Some(next_backoff(*b)))
+            .take(9)
+            .map(|b| b.as_secs())
+            .collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+    }
 
     fn message(receipt: &str, name: &str, account: &str) -> sqs::Message {
         let body = serde_json::json!({

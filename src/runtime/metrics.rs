@@ -350,3 +350,131 @@ fn render_compliance(out: &mut String, r: &Registry) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The registry is the process's: other tests record too, so each line is looked up by the
+    /// labels this test gave it.
+    fn line_of(text: &str, series: &str) -> Option<String> {
+        text.lines()
+            .find(|l| l.rsplit_once(' ').is_some_and(|(name, _)| name == series))
+            .map(str::to_string)
+    }
+
+    fn value_of(text: &str, series: &str) -> f64 {
+        let line = line_of(text, series).unwrap_or_else(|| panic!("no {series} in:\n{text}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    }
+
+    #[test]
+    fn every_series_of_the_readme_is_rendered_with_its_labels_and_value() {
+        let account = "000000000991";
+        record_aws_call("s3:GetBucketPolicy", false);
+        record_aws_call("s3:GetBucketPolicy", true);
+        record_reconcile(Duration::from_millis(300), Some("AccessDenied"));
+        record_reconcile_timeout();
+        set_baseline_ready("metrics-test/a", Some(false));
+        set_delivery(
+            account,
+            &[crate::judge::delivery::DeliveryFinding {
+                component: "cloudtrail".into(),
+                age_seconds: Some(42),
+                error: None,
+                problem: Some("late".into()),
+            }],
+        );
+        set_integrity(account, false);
+        let control = |id: &str, result| crate::api::Control {
+            id: id.into(),
+            title: String::new(),
+            result,
+            evidence: String::new(),
+        };
+        set_cis_controls(
+            account,
+            &crate::api::ComplianceStatus {
+                benchmark: "CIS".into(),
+                summary: "1/2".into(),
+                controls: vec![
+                    control("3.1", crate::api::ControlResult::Pass),
+                    control("3.2", crate::api::ControlResult::Fail),
+                    control("3.9", crate::api::ControlResult::NotApplicable),
+                ],
+            },
+        );
+        set_duplicate_trail_cost(
+            account,
+            Some(&crate::api::DuplicateTrails {
+                region: "us-east-1".into(),
+                trails: vec!["a".into(), "b".into()],
+                paid_copies: 1,
+                events_per_month: Some(1_000_000),
+                estimated_monthly_cost_usd: Some(20.0),
+                note: String::new(),
+            }),
+        );
+        set_set_conflicts("metrics-test/set", 3);
+        record_drift_event("setup_error");
+        record_event_lag(1.5);
+        let text = render();
+
+        let errors = "trailkeeper_aws_calls_total{service=\"s3\",operation=\"GetBucketPolicy\",outcome=\"error\"}";
+        assert!(value_of(&text, errors) >= 1.0);
+        assert!(value_of(&text, "trailkeeper_reconcile_errors_total{reason=\"AccessDenied\"}") >= 1.0);
+        assert!(value_of(&text, "trailkeeper_reconcile_errors_total{reason=\"Timeout\"}") >= 1.0);
+        assert!(value_of(&text, "trailkeeper_reconcile_duration_seconds_bucket{le=\"0.5\"}") >= 1.0);
+        assert!(value_of(&text, "trailkeeper_baselines{ready=\"false\"}") >= 1.0);
+        let delivery = format!("{{account=\"{account}\",component=\"cloudtrail\"}}");
+        assert_eq!(
+            value_of(&text, &format!("trailkeeper_delivery_age_seconds{delivery}")),
+            42.0
+        );
+        assert_eq!(value_of(&text, &format!("trailkeeper_delivery_errors{delivery}")), 1.0);
+        assert_eq!(
+            value_of(&text, &format!("trailkeeper_integrity_valid{{account=\"{account}\"}}")),
+            0.0
+        );
+        let cis = |c: &str| format!("trailkeeper_cis_control_passed{{account=\"{account}\",control=\"{c}\"}}");
+        assert_eq!(value_of(&text, &cis("3.1")), 1.0);
+        assert_eq!(value_of(&text, &cis("3.2")), 0.0);
+        assert_eq!(
+            line_of(&text, &cis("3.9")),
+            None,
+            "a control that does not apply has no series"
+        );
+        let cost = format!("trailkeeper_duplicate_trail_monthly_cost_dollars{{account=\"{account}\"}}");
+        assert_eq!(value_of(&text, &cost), 20.0);
+        assert_eq!(
+            value_of(&text, "trailkeeper_set_conflicts{set=\"metrics-test/set\"}"),
+            3.0
+        );
+        assert!(value_of(&text, "trailkeeper_drift_events_total{outcome=\"setup_error\"}") >= 1.0);
+        assert!(value_of(&text, "trailkeeper_drift_event_lag_seconds_count") >= 1.0);
+        for name in ["trailkeeper_drift_repairs_total", "trailkeeper_leader"] {
+            assert!(line_of(&text, name).is_some(), "{name} missing");
+        }
+
+        // Every sample belongs to a family declared by a TYPE line before it (the exposition
+        // format's rule; a histogram's and summary's samples carry suffixes).
+        let mut declared = Vec::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                declared.push(rest.split(' ').next().unwrap().to_string());
+            } else if !line.starts_with('#') {
+                let name = line.split(['{', ' ']).next().unwrap();
+                let family = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|s| name.strip_suffix(s).filter(|f| declared.iter().any(|d| d == f)))
+                    .unwrap_or(name);
+                assert!(declared.iter().any(|d| d == family), "{line}: no TYPE before it");
+            }
+        }
+
+        // An account whose baseline is gone keeps no series.
+        forget_account(account);
+        let text = render();
+        assert!(!text.contains(account), "{text}");
+    }
+}

@@ -514,6 +514,61 @@ pub async fn create_organization(aws: &Inspector) -> String {
         .unwrap()
 }
 
+/// Creates a member account in the Organization `aws` manages; returns its id.
+pub async fn create_member_account(aws: &Inspector, name: &str) -> String {
+    aws.organizations
+        .create_account()
+        .account_name(name)
+        .email(format!("{name}@example.com"))
+        .send()
+        .await
+        .unwrap()
+        .create_account_status
+        .unwrap()
+        .account_id
+        .unwrap()
+}
+
+/// A multi-region trail of the test's own (not trailkeeper's) into a bucket and key made for it,
+/// recording management events (read and write); an Organization trail when `organization` is
+/// given. Returns its ARN; it is not started.
+pub async fn create_trail_recording_management_events(
+    aws: &Inspector,
+    account: &str,
+    name: &str,
+    organization: Option<&str>,
+) -> String {
+    let bucket = format!("{name}-{account}");
+    let key = trail_destination(aws, account, &bucket, None, name, organization).await;
+    let created = aws
+        .cloudtrail
+        .create_trail()
+        .name(name)
+        .s3_bucket_name(&bucket)
+        .is_multi_region_trail(true)
+        .is_organization_trail(organization.is_some())
+        .enable_log_file_validation(true)
+        .kms_key_id(key)
+        .send()
+        .await
+        .unwrap();
+    let arn = created.trail_arn.unwrap();
+    // moto returns no selectors for a new trail (AWS returns the default): set them explicitly.
+    aws.cloudtrail
+        .put_event_selectors()
+        .trail_name(&arn)
+        .event_selectors(
+            aws_sdk_cloudtrail::types::EventSelector::builder()
+                .read_write_type(aws_sdk_cloudtrail::types::ReadWriteType::All)
+                .include_management_events(true)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    arn
+}
+
 /// The key's policy, parsed.
 pub async fn key_policy_of(aws: &Inspector, key_id: &str) -> serde_json::Value {
     let policy = aws
