@@ -409,3 +409,54 @@ async fn with_create_recorder_a_recorder_is_created_delivering_to_the_access_log
     let again = apply(&spec).await;
     assert_eq!(again.calls.writes, 0, "{:?}", again.calls.by_action);
 }
+
+/// An account's regions are reconciled four at a time (README, "Under stress"): with each AWS
+/// answer held back 200 ms by a proxy, a reconcile of six regions has requests in flight in four
+/// regions at once, never more (the proxy reads each request's signing region).
+#[tokio::test]
+async fn an_accounts_regions_are_reconciled_four_at_a_time() {
+    use trailkeeper::engine::account::{ReconcileOptions, RunMode, account_clients, reconcile_account};
+    let account = new_account();
+    let regions = [
+        "us-east-1",
+        "us-east-2",
+        "us-west-1",
+        "us-west-2",
+        "eu-west-1",
+        "eu-central-1",
+    ];
+    let spec = spec_in(&account, &regions);
+    let converged = apply(&spec).await;
+    assert!(!converged.failed(), "{:?}", converged.components);
+
+    let proxy = common::proxy::Proxy::start(None).await;
+    proxy.delay_answers(Some(std::time::Duration::from_millis(200)));
+    let base = trailkeeper::aws::base_config_loader()
+        .endpoint_url(&proxy.endpoint)
+        .region(aws_types::region::Region::new(REGION))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "test", "test", None, None, "test",
+        ))
+        .load()
+        .await;
+    let (trail_policy, retention) = default_policies();
+    let specs = AccountSpecs {
+        baseline: &spec,
+        trail_policy: &trail_policy,
+        retention: &retention,
+    };
+    let report = reconcile_account(
+        account_clients(&base, &specs),
+        &specs,
+        ReconcileOptions::new(RunMode::Plan),
+    )
+    .await;
+    assert!(!report.failed(), "{:?} {:?}", report.error, report.components);
+    assert!(report.in_sync(), "{:?}", report.drift);
+    assert_eq!(
+        proxy.most_regions_at_once(),
+        4,
+        "regions with a request in flight at once, of {}",
+        regions.len()
+    );
+}

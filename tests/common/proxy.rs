@@ -19,6 +19,9 @@ pub struct Proxy {
     delay: Arc<Mutex<Option<std::time::Duration>>>,
     /// Answers being held back now.
     held: Arc<std::sync::atomic::AtomicUsize>,
+    /// Requests in flight now per signing region (from the SigV4 credential scope), and the most
+    /// regions seen with a request in flight at once.
+    regions: Arc<Mutex<(std::collections::BTreeMap<String, usize>, usize)>>,
 }
 
 impl Proxy {
@@ -33,6 +36,7 @@ impl Proxy {
             forwarded: Arc::default(),
             delay: Arc::default(),
             held: Arc::default(),
+            regions: Arc::default(),
         };
         let shared = proxy.clone();
         tokio::spawn(async move {
@@ -54,6 +58,27 @@ impl Proxy {
     /// How many answers are being held back now.
     pub fn answers_held(&self) -> usize {
         self.held.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The most signing regions that had a request in flight at the same time, so far.
+    pub fn most_regions_at_once(&self) -> usize {
+        self.regions.lock().unwrap().1
+    }
+
+    fn region_started(&self, region: &str) {
+        let mut regions = self.regions.lock().unwrap();
+        *regions.0.entry(region.to_string()).or_default() += 1;
+        regions.1 = regions.1.max(regions.0.len());
+    }
+
+    fn region_done(&self, region: &str) {
+        let mut regions = self.regions.lock().unwrap();
+        if let Some(n) = regions.0.get_mut(region) {
+            *n -= 1;
+            if *n == 0 {
+                regions.0.remove(region);
+            }
+        }
     }
 
     /// Every operation forwarded so far, reads and writes.
@@ -98,7 +123,28 @@ fn operation(head: &str, body: &[u8]) -> (String, bool) {
     }
 }
 
-async fn serve(mut client: TcpStream, upstream: &str, stall: Option<&str>, proxy: &Proxy) -> std::io::Result<()> {
+/// The region a request is signed for: `Credential=KEY/DATE/REGION/SERVICE/aws4_request`.
+fn signing_region(head: &str) -> Option<String> {
+    let scope = head.split("Credential=").nth(1)?;
+    scope.split('/').nth(2).map(str::to_string)
+}
+
+async fn serve(client: TcpStream, upstream: &str, stall: Option<&str>, proxy: &Proxy) -> std::io::Result<()> {
+    let mut region = None;
+    let served = serve_one(client, upstream, stall, proxy, &mut region).await;
+    if let Some(region) = region {
+        proxy.region_done(&region);
+    }
+    served
+}
+
+async fn serve_one(
+    mut client: TcpStream,
+    upstream: &str,
+    stall: Option<&str>,
+    proxy: &Proxy,
+    region: &mut Option<String>,
+) -> std::io::Result<()> {
     let mut request = Vec::new();
     let mut buffer = [0u8; 16384];
     let head_end = loop {
@@ -135,6 +181,10 @@ async fn serve(mut client: TcpStream, upstream: &str, stall: Option<&str>, proxy
         std::future::pending::<()>().await;
     }
     proxy.forwarded.lock().unwrap().push(operation(&head, &body));
+    if let Some(signed) = signing_region(&head) {
+        proxy.region_started(&signed);
+        *region = Some(signed);
+    }
     // One request per connection: later requests, for other accounts, come on new connections.
     let mut head_lines: Vec<&str> = head
         .trim_end()
