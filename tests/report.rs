@@ -391,6 +391,52 @@ fn trailkeeper_cli(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// The log settings of the README: without `RUST_LOG` only warnings are logged (an apply that
+/// writes a whole account logs nothing); `RUST_LOG=info` with `TRAILKEEPER_LOG_FORMAT=json` logs
+/// one JSON object a line, each change applied with its account and resource.
+#[test]
+fn logs_are_warnings_only_by_default_and_json_lines_with_account_and_resource_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let apply = |account: &str, env: &[(&str, &str)]| {
+        let manifest = dir.path().join(format!("{account}.yaml"));
+        std::fs::write(&manifest, serde_yaml::to_string(&trail_only_baseline(account)).unwrap()).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_trailkeeper"))
+            .args(["apply", "-f", manifest.to_str().unwrap()])
+            .env("AWS_ENDPOINT_URL", &moto().endpoint)
+            .env("AWS_REGION", REGION)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env_remove("RUST_LOG")
+            .env_remove("TRAILKEEPER_LOG_FORMAT")
+            .envs(env.iter().copied())
+            .output()
+            .expect("the binary runs");
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let quiet = apply(&new_account(), &[]);
+    assert!(!quiet.contains("applied") && !quiet.contains("INFO"), "{quiet}");
+
+    let account = new_account();
+    let logged = apply(&account, &[("RUST_LOG", "info"), ("TRAILKEEPER_LOG_FORMAT", "json")]);
+    let lines: Vec<serde_json::Value> = logged
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect();
+    let applied: Vec<&serde_json::Value> = lines.iter().filter(|l| l["fields"]["message"] == "applied").collect();
+    assert!(applied.len() > 10, "a fresh account's changes are logged: {logged}");
+    for line in applied {
+        assert_eq!(line["level"], "INFO", "{line}");
+        assert_eq!(line["fields"]["account"], account.as_str(), "{line}");
+        assert!(
+            line["fields"]["resource"].as_str().is_some_and(|r| !r.is_empty()),
+            "{line}"
+        );
+        assert!(line["fields"]["action"].is_string(), "{line}");
+    }
+}
+
 /// The command table of the README through the binary: `plan -o json` (exit 2 with changes
 /// pending, 0 in sync, 1 on an error), `apply`, `report -o json` (every control of section 3,
 /// reads only), `verify -o json` and `--account`, and `crds --dir`.
