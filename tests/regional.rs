@@ -277,6 +277,22 @@ async fn config_rules_need_a_recorder_and_are_then_deployed_once() {
     // moto lacks DescribeComplianceByConfigRule: the status says compliance is unavailable.
     let detail = again.details.get(&Component::ConfigRules).unwrap().join("; ");
     assert!(detail.contains("rules, compliance"), "{detail}");
+    // `report` gives the rules beside the controls (README, the binary's table), in both formats.
+    use trailkeeper::cli::{Format, output::render_compliance};
+    let judged = [("accounts/a".to_string(), again)];
+    let markdown = render_compliance(&judged, Format::Markdown);
+    let line = markdown
+        .lines()
+        .find(|l| l.starts_with("AWS Config rules: "))
+        .unwrap_or_else(|| panic!("no Config rules line:\n{markdown}"));
+    assert!(line.contains("rules, compliance"), "{line}");
+    assert!(
+        markdown
+            .find("| 3.1 ")
+            .is_some_and(|controls| controls < markdown.find(line).unwrap())
+    );
+    let json: serde_json::Value = serde_json::from_str(&render_compliance(&judged, Format::Json)).unwrap();
+    assert_eq!(json[0]["configRules"], serde_json::json!([detail]));
 }
 
 #[tokio::test]
