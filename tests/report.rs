@@ -728,10 +728,30 @@ fn pixels_of(png_path: &std::path::Path, rgb: [u8; 3], fraction: f64) -> (usize,
     (all, in_top)
 }
 
+/// The number of pages of `html` printed to PDF by headless Chromium (its page objects).
+fn printed_pages(chromium: &str, html: &std::path::Path, dir: &std::path::Path) -> usize {
+    let pdf = html.with_extension("pdf");
+    let out = std::process::Command::new(chromium)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
+        .arg(format!("--user-data-dir={}", dir.join("print-profile").display()))
+        .arg("--no-pdf-header-footer")
+        .arg(format!("--print-to-pdf={}", pdf.display()))
+        .arg(format!("file://{}", html.display()))
+        .output()
+        .unwrap_or_else(|e| panic!("{chromium}: {e}"));
+    let bytes =
+        std::fs::read(&pdf).unwrap_or_else(|e| panic!("no PDF ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    let text = String::from_utf8_lossy(&bytes);
+    text.match_indices("/Type /Page")
+        .filter(|(i, _)| !text[i + 10..].starts_with('s'))
+        .count()
+}
+
 /// `report -o html` for two accounts, one in line and one untouched, rendered by headless
 /// Chromium: the screenshot shows the matrix (PASS cells green and FAIL cells red in its upper
 /// part), and the page asks the network for nothing (every request would reach a counting proxy;
-/// none does), nor names anything to fetch.
+/// none does), nor names anything to fetch. Printed to PDF, each account's expandable row shows its
+/// evidence (README: "readable printed").
 #[test]
 fn the_html_report_renders_its_matrix_in_chromium_and_fetches_nothing() {
     let chromium = std::env::var("TRAILKEEPER_CHROMIUM")
@@ -813,6 +833,18 @@ fn the_html_report_renders_its_matrix_in_chromium_and_fetches_nothing() {
         fail_top > 2_000,
         "FAIL cells of the matrix: {fail_top} red pixels in the upper half ({fail} in all)"
     );
+    // Printed, each account's expandable row shows its evidence: the page prints on more pages
+    // than the same page without its print rules (where the closed rows stay closed).
+    let printed = printed_pages(&chromium, &html, dir.path());
+    let without = dir.path().join("without-print-rules.html");
+    std::fs::write(&without, page.replace("@media print{", "@media not all{")).unwrap();
+    let closed = printed_pages(&chromium, &without, dir.path());
+    println!("printed: {printed} pages; without the print rules: {closed}");
+    assert!(
+        printed > closed,
+        "the evidence is not printed: {printed} pages, {closed} without the print rules"
+    );
+
     let pages: Vec<String> = requests
         .lock()
         .unwrap()

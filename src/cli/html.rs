@@ -47,6 +47,9 @@ pub fn escape(text: &str) -> String {
     out
 }
 
+// Printed, every account's evidence shows: a closed <details> hides its content through the
+// `::details-content` slot in current browsers (Chromium 131 and later), which `display` on the
+// children does not undo (tests/report.rs prints the page in Chromium and counts its pages).
 const STYLE: &str = "
 body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#1b1f24}
 h1{font-size:1.5em;margin:0 0 .2em}p.meta{color:#57606a;margin:0 0 1em}
@@ -56,7 +59,7 @@ td.r{text-align:center;font-weight:600;white-space:nowrap}
 .pass{background:#dafbe1;color:#116329}.fail{background:#ffebe9;color:#a40e26}.na{background:#f6f8fa;color:#57606a}.unknown{background:#fff8c5;color:#7d4e00}
 details{margin:.3em 0}summary{cursor:pointer}td.evidence{font-size:12px}
 .legend span{display:inline-block;padding:0 .5em;margin-right:.5em;border:1px solid #d0d7de}
-@media print{body{margin:0;font-size:11px}details>summary{display:none}details{display:block}details>*{display:block}
+@media print{body{margin:0;font-size:11px}details>summary{list-style:none;font-weight:600}details::details-content{content-visibility:visible;display:block}details>*{display:block}
 .pass,.fail,.na,.unknown{-webkit-print-color-adjust:exact;print-color-adjust:exact}tr{break-inside:avoid}}
 ";
 
