@@ -290,9 +290,9 @@ async fn a_stalled_aws_endpoint_fails_its_reconcile_with_reason_timeout_and_the_
     controller.await.unwrap();
 }
 
-/// Labels and annotations of a policy are not its spec (the policy kinds have no status):
-/// changing them re-reconciles no baseline (each reconcile re-observes the account in AWS).
-/// A spec change does.
+/// Labels and annotations of a policy are not its spec: changing them re-reconciles no baseline
+/// (each reconcile re-observes the account in AWS). A spec change of the RetentionPolicy or of the
+/// TrailPolicy a baseline names does, at once (the resync is an hour).
 #[tokio::test]
 async fn a_policy_whose_labels_or_annotations_change_triggers_no_reconcile() {
     let (client, ns) = setup().await;
@@ -320,10 +320,18 @@ async fn a_policy_whose_labels_or_annotations_change_triggers_no_reconcile() {
         .create(&PostParams::default(), &serde_json::from_value(policy).unwrap())
         .await
         .unwrap();
+    let trail_policies: Api<trailkeeper::api::TrailPolicy> = Api::namespaced(client.clone(), &ns);
+    let trail_policy = json!({"apiVersion": "trailkeeper.io/v1alpha1", "kind": "TrailPolicy",
+        "metadata": {"name": "strict"}, "spec": {}});
+    trail_policies
+        .create(&PostParams::default(), &serde_json::from_value(trail_policy).unwrap())
+        .await
+        .unwrap();
     let baselines: Api<LoggingBaseline> = Api::namespaced(client.clone(), &ns);
     let account = common::new_account();
     let mut b = common::baseline(&account);
     b.metadata.namespace = Some(ns.clone());
+    b.spec.trail.policy_ref = Some(serde_json::from_value(json!({"name": "strict"})).unwrap());
     baselines.create(&PostParams::default(), &b).await.unwrap();
     wait_ready(&baselines, &b.name_any()).await;
     // Let the reconciles that Ready's own status patch may cause settle.
@@ -349,6 +357,39 @@ async fn a_policy_whose_labels_or_annotations_change_triggers_no_reconcile() {
     // The control: a spec change reconciles the baseline (it reads the account again).
     set_lock_days(&retention, 400).await;
     eventually("a reconcile after the spec change", || {
+        let ctx = ctx.clone();
+        let reads = before.reads;
+        async move { ctx.aws.total_calls().reads > reads }
+    })
+    .await;
+
+    // The same for the TrailPolicy the baseline names: its labels change nothing, its spec
+    // reconciles the baseline, an hour before its resync.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = ctx.aws.total_calls();
+    trail_policies
+        .patch(
+            "strict",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"team": "audit"}}})),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        ctx.aws.total_calls().reads,
+        before.reads,
+        "a TrailPolicy label reconciled a baseline"
+    );
+    trail_policies
+        .patch(
+            "strict",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"deliveryAlarmAfterMinutes": 120}})),
+        )
+        .await
+        .unwrap();
+    eventually("a reconcile after the TrailPolicy's spec change", || {
         let ctx = ctx.clone();
         let reads = before.reads;
         async move { ctx.aws.total_calls().reads > reads }
