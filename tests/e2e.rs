@@ -819,3 +819,48 @@ async fn policies_report_the_generation_read_and_the_baselines_that_use_them() {
     let _ = stop.send(());
     running.await.unwrap();
 }
+
+/// `--concurrency`: no more baselines than that are reconciled at once. Four baselines with a
+/// concurrency of 2, every AWS answer held back 100 ms by a proxy that reads each request's access
+/// key (each account's session of its role): two accounts have requests in flight at once, never
+/// three.
+#[tokio::test]
+async fn no_more_baselines_than_the_concurrency_are_reconciled_at_once() {
+    let (client, ns) = setup().await;
+    let proxy = common::proxy::Proxy::start(None).await;
+    proxy.delay_answers(Some(Duration::from_millis(100)));
+    let base = trailkeeper::aws::base_config_loader()
+        .endpoint_url(&proxy.endpoint)
+        .region(aws_types::region::Region::new(common::REGION))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "test", "test", None, None, "test",
+        ))
+        .load()
+        .await;
+    let settings = Settings {
+        concurrency: 2,
+        ..Settings::default()
+    };
+    let (stop, controller, _) = start_controller_with(&ns, base, settings).await;
+    let baselines: Api<LoggingBaseline> = Api::namespaced(client.clone(), &ns);
+    let mut names = Vec::new();
+    for i in 0..4 {
+        let account = common::new_account();
+        let mut b = common::baseline(&account);
+        b.spec = common::trail_only(&account);
+        b.metadata.name = Some(format!("concurrent-{i}"));
+        b.metadata.namespace = Some(ns.clone());
+        baselines.create(&PostParams::default(), &b).await.unwrap();
+        names.push(b.name_any());
+    }
+    for name in &names {
+        wait_ready(&baselines, name).await;
+    }
+    assert_eq!(
+        proxy.most_sessions_at_once(),
+        2,
+        "accounts with requests in flight at once"
+    );
+    let _ = stop.send(());
+    controller.await.unwrap();
+}

@@ -19,9 +19,34 @@ pub struct Proxy {
     delay: Arc<Mutex<Option<std::time::Duration>>>,
     /// Answers being held back now.
     held: Arc<std::sync::atomic::AtomicUsize>,
-    /// Requests in flight now per signing region (from the SigV4 credential scope), and the most
-    /// regions seen with a request in flight at once.
-    regions: Arc<Mutex<(std::collections::BTreeMap<String, usize>, usize)>>,
+    /// Requests in flight per signing region (from the SigV4 credential scope).
+    regions: Arc<Mutex<InFlight>>,
+    /// Requests in flight per access key (an account's session: the operator assumes a role per
+    /// account), STS's own calls left out.
+    keys: Arc<Mutex<InFlight>>,
+}
+
+/// Requests in flight now per name, and the most names seen in flight at once.
+#[derive(Default)]
+struct InFlight {
+    now: std::collections::BTreeMap<String, usize>,
+    most: usize,
+}
+
+impl InFlight {
+    fn start(&mut self, name: &str) {
+        *self.now.entry(name.to_string()).or_default() += 1;
+        self.most = self.most.max(self.now.len());
+    }
+
+    fn end(&mut self, name: &str) {
+        if let Some(n) = self.now.get_mut(name) {
+            *n -= 1;
+            if *n == 0 {
+                self.now.remove(name);
+            }
+        }
+    }
 }
 
 impl Proxy {
@@ -37,6 +62,7 @@ impl Proxy {
             delay: Arc::default(),
             held: Arc::default(),
             regions: Arc::default(),
+            keys: Arc::default(),
         };
         let shared = proxy.clone();
         tokio::spawn(async move {
@@ -62,23 +88,12 @@ impl Proxy {
 
     /// The most signing regions that had a request in flight at the same time, so far.
     pub fn most_regions_at_once(&self) -> usize {
-        self.regions.lock().unwrap().1
+        self.regions.lock().unwrap().most
     }
 
-    fn region_started(&self, region: &str) {
-        let mut regions = self.regions.lock().unwrap();
-        *regions.0.entry(region.to_string()).or_default() += 1;
-        regions.1 = regions.1.max(regions.0.len());
-    }
-
-    fn region_done(&self, region: &str) {
-        let mut regions = self.regions.lock().unwrap();
-        if let Some(n) = regions.0.get_mut(region) {
-            *n -= 1;
-            if *n == 0 {
-                regions.0.remove(region);
-            }
-        }
+    /// The most access keys (accounts' sessions) that had a request in flight at once, so far.
+    pub fn most_sessions_at_once(&self) -> usize {
+        self.keys.lock().unwrap().most
     }
 
     /// Every operation forwarded so far, reads and writes.
@@ -123,17 +138,24 @@ fn operation(head: &str, body: &[u8]) -> (String, bool) {
     }
 }
 
-/// The region a request is signed for: `Credential=KEY/DATE/REGION/SERVICE/aws4_request`.
-fn signing_region(head: &str) -> Option<String> {
+/// The access key, region and service a request is signed for:
+/// `Credential=KEY/DATE/REGION/SERVICE/aws4_request`.
+fn signing_scope(head: &str) -> Option<(String, String, String)> {
     let scope = head.split("Credential=").nth(1)?;
-    scope.split('/').nth(2).map(str::to_string)
+    let mut parts = scope.split('/');
+    let key = parts.next()?.to_string();
+    let (_, region, service) = (parts.next()?, parts.next()?, parts.next()?);
+    Some((key, region.to_string(), service.to_string()))
 }
 
 async fn serve(client: TcpStream, upstream: &str, stall: Option<&str>, proxy: &Proxy) -> std::io::Result<()> {
-    let mut region = None;
-    let served = serve_one(client, upstream, stall, proxy, &mut region).await;
-    if let Some(region) = region {
-        proxy.region_done(&region);
+    let mut scope = None;
+    let served = serve_one(client, upstream, stall, proxy, &mut scope).await;
+    if let Some((key, region, service)) = scope {
+        proxy.regions.lock().unwrap().end(&region);
+        if service != "sts" {
+            proxy.keys.lock().unwrap().end(&key);
+        }
     }
     served
 }
@@ -143,7 +165,7 @@ async fn serve_one(
     upstream: &str,
     stall: Option<&str>,
     proxy: &Proxy,
-    region: &mut Option<String>,
+    scope: &mut Option<(String, String, String)>,
 ) -> std::io::Result<()> {
     let mut request = Vec::new();
     let mut buffer = [0u8; 16384];
@@ -181,9 +203,12 @@ async fn serve_one(
         std::future::pending::<()>().await;
     }
     proxy.forwarded.lock().unwrap().push(operation(&head, &body));
-    if let Some(signed) = signing_region(&head) {
-        proxy.region_started(&signed);
-        *region = Some(signed);
+    if let Some((key, region, service)) = signing_scope(&head) {
+        proxy.regions.lock().unwrap().start(&region);
+        if service != "sts" {
+            proxy.keys.lock().unwrap().start(&key);
+        }
+        *scope = Some((key, region, service));
     }
     // One request per connection: later requests, for other accounts, come on new connections.
     let mut head_lines: Vec<&str> = head
