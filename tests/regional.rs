@@ -476,3 +476,55 @@ async fn an_accounts_regions_are_reconciled_four_at_a_time() {
         regions.len()
     );
 }
+
+/// Within an account, independent reads run concurrently (README, the binary's table): a
+/// one-region, trail-only reconcile behind a proxy holding each answer 200 ms has the key, both
+/// buckets and the trail observed at once.
+#[tokio::test]
+async fn an_accounts_independent_reads_are_in_flight_together() {
+    use trailkeeper::engine::account::{ReconcileOptions, RunMode, account_clients, reconcile_account};
+    let account = new_account();
+    let spec = trail_only(&account);
+    assert!(!apply(&spec).await.failed());
+    let proxy = common::proxy::Proxy::start(None).await;
+    proxy.delay_answers(Some(std::time::Duration::from_millis(200)));
+    let base = trailkeeper::aws::base_config_loader()
+        .endpoint_url(&proxy.endpoint)
+        .region(aws_types::region::Region::new(REGION))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "test", "test", None, None, "test",
+        ))
+        .load()
+        .await;
+    let (trail_policy, retention) = default_policies();
+    let specs = AccountSpecs {
+        baseline: &spec,
+        trail_policy: &trail_policy,
+        retention: &retention,
+    };
+    let started = std::time::Instant::now();
+    let report = reconcile_account(
+        account_clients(&base, &specs),
+        &specs,
+        ReconcileOptions::new(RunMode::Plan),
+    )
+    .await;
+    assert!(report.in_sync(), "{:?} {:?}", report.error, report.drift);
+    let reads = report.calls.reads;
+    println!(
+        "{reads} reads in {:.1} s, at most {} at once",
+        started.elapsed().as_secs_f64(),
+        proxy.most_requests_at_once()
+    );
+    assert!(
+        proxy.most_requests_at_once() >= 4,
+        "at most {} at once",
+        proxy.most_requests_at_once()
+    );
+    // One after the other they would take at least 200 ms each.
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(200) * reads,
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -21,6 +21,8 @@ pub struct Proxy {
     held: Arc<std::sync::atomic::AtomicUsize>,
     /// Requests in flight per signing region (from the SigV4 credential scope).
     regions: Arc<Mutex<InFlight>>,
+    /// Requests in flight, each by its own name.
+    requests: Arc<Mutex<InFlight>>,
     /// Requests in flight per access key (an account's session: the operator assumes a role per
     /// account), STS's own calls left out.
     keys: Arc<Mutex<InFlight>>,
@@ -62,6 +64,7 @@ impl Proxy {
             delay: Arc::default(),
             held: Arc::default(),
             regions: Arc::default(),
+            requests: Arc::default(),
             keys: Arc::default(),
         };
         let shared = proxy.clone();
@@ -89,6 +92,11 @@ impl Proxy {
     /// The most signing regions that had a request in flight at the same time, so far.
     pub fn most_regions_at_once(&self) -> usize {
         self.regions.lock().unwrap().most
+    }
+
+    /// The most requests in flight at once, so far.
+    pub fn most_requests_at_once(&self) -> usize {
+        self.requests.lock().unwrap().most
     }
 
     /// The most access keys (accounts' sessions) that had a request in flight at once, so far.
@@ -149,8 +157,12 @@ fn signing_scope(head: &str) -> Option<(String, String, String)> {
 }
 
 async fn serve(client: TcpStream, upstream: &str, stall: Option<&str>, proxy: &Proxy) -> std::io::Result<()> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst).to_string();
+    proxy.requests.lock().unwrap().start(&id);
     let mut scope = None;
     let served = serve_one(client, upstream, stall, proxy, &mut scope).await;
+    proxy.requests.lock().unwrap().end(&id);
     if let Some((key, region, service)) = scope {
         proxy.regions.lock().unwrap().end(&region);
         if service != "sts" {
