@@ -639,6 +639,7 @@ async fn run_baselines(
         _ = controller => {}
         _ = drift_events => {}
         _ = departed => {}
+        _ = crate::runtime::allocator::return_free_pages_periodically() => {}
     }
 }
 

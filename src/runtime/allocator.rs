@@ -24,3 +24,32 @@ pub fn tune() {
         }
     }
 }
+
+/// How often the pages the allocator holds free are given back to the kernel.
+pub const RETURN_FREE_PAGES_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Gives the whole free pages of every arena back to the kernel (`malloc_trim(0)`), on a timer,
+/// for as long as the controller runs.
+///
+/// Why: the trim threshold above only returns memory at the top of a heap. The buffers a burst of
+/// reconciles freed (SDK clients, responses) sit between live allocations, so after the restart
+/// pass they stayed resident until reused. `malloc_trim` also releases free pages in the middle of
+/// a heap (glibc 2.8 and later, `madvise(MADV_DONTNEED)`); it walks the free lists only, a few
+/// milliseconds at 1,000 baselines (docs/performance.md, "Memory").
+pub async fn return_free_pages_periodically() {
+    let mut every = tokio::time::interval(RETURN_FREE_PAGES_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        return_free_pages();
+    }
+}
+
+/// One `malloc_trim(0)` (nothing where the allocator is not glibc's).
+pub fn return_free_pages() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory to the kernel; it takes the arenas' locks.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
