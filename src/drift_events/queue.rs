@@ -293,6 +293,43 @@ pub type SharedForwarding = Arc<std::sync::OnceLock<Forwarding>>;
 mod tests {
     use super::*;
 
+    /// The queue is long-polled (README: "20 s waits"): each ReceiveMessage asks SQS to wait 20 s
+    /// for up to 10 messages. Only a request that says so is answered.
+    #[tokio::test]
+    async fn the_queue_is_long_polled_twenty_seconds_at_a_time() {
+        use aws_smithy_mocks::{MockResponseInterceptor, RuleMode, create_mock_http_client, mock};
+        let receive = mock!(aws_sdk_sqs::Client::receive_message)
+            .match_requests(|r| r.wait_time_seconds() == Some(20) && r.max_number_of_messages() == Some(10))
+            .then_output(|| aws_sdk_sqs::operation::receive_message::ReceiveMessageOutput::builder().build());
+        let client = aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::Config::builder()
+                .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+                .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+                .credentials_provider(aws_sdk_sqs::config::Credentials::new("a", "b", None, None, "test"))
+                .http_client(create_mock_http_client())
+                .interceptor(
+                    MockResponseInterceptor::new()
+                        .rule_mode(RuleMode::MatchAny)
+                        .with_rule(&receive),
+                )
+                .build(),
+        );
+        let settings = EventSettings {
+            queue_url: "https://sqs.us-east-1.amazonaws.com/111122223333/tamper".into(),
+            bus_name: "trailkeeper-events".into(),
+            organization_id: None,
+        };
+        let (store, _writer) = kube::runtime::reflector::store::<LoggingBaseline>();
+        let (mut reconcile, _receiver) = futures::channel::mpsc::channel(1);
+        let gate = WriteGate::open();
+        let polling = poll(&client, &settings, &store, &gate, &mut reconcile);
+        let _ = tokio::time::timeout(Duration::from_millis(300), polling).await;
+        assert!(
+            receive.num_calls() >= 1,
+            "no ReceiveMessage with a 20 s wait for 10 messages"
+        );
+    }
+
     #[test]
     fn a_failing_queue_backs_off_doubling_to_a_minute() {
         let waits: Vec<u64> = std::iter::successors(Some(FIRST_BACKOFF), |b| Some(next_backoff(*b)))
