@@ -899,3 +899,60 @@ async fn the_forwarding_in_sync_costs_two_reads_per_region_and_two_for_the_role(
     assert_eq!(count("iam:GetRole"), (1, 0));
     assert_eq!(count("iam:GetRolePolicy"), (1, 0));
 }
+
+/// Past what the central bus's policy can name (about 650 accounts in 10,240 characters), the
+/// events loop does not set the bus up: it counts `setup_error`, writes no policy, and keeps
+/// trying (README: give the Organization's id instead).
+#[tokio::test]
+async fn past_the_bus_policy_quota_the_loop_counts_setup_error_and_writes_no_policy() {
+    let events = events_settings("quota").await;
+    let (store, mut writer) = kube::runtime::reflector::store();
+    writer.apply_watcher_event(&kube::runtime::watcher::Event::Init);
+    for i in 0..700 {
+        let account = format!("{:012}", 300_000_000_000u64 + i);
+        let mut b = baseline("quota", &format!("acct-{i}"), &account, DeletionPolicy::Retain);
+        b.metadata.uid = Some(format!("uid-{i}"));
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::InitApply(b));
+    }
+    writer.apply_watcher_event(&kube::runtime::watcher::Event::InitDone);
+    let errors = || {
+        trailkeeper::runtime::metrics::render()
+            .lines()
+            .find_map(|l| l.strip_prefix("trailkeeper_drift_events_total{outcome=\"setup_error\"} "))
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let before = errors();
+    let (reconcile, _received) = futures::channel::mpsc::channel(16);
+    let ready = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let set = ready.clone();
+    let run = trailkeeper::drift_events::queue::run(
+        events.clone(),
+        common::base_config().await,
+        store,
+        trailkeeper::fence::WriteGate::open(),
+        move |_| {
+            set.store(true, std::sync::atomic::Ordering::SeqCst);
+            Vec::new()
+        },
+        reconcile,
+    );
+    // Two attempts: at once, then after a second's backoff.
+    let _ = tokio::time::timeout(Duration::from_secs(2), run).await;
+    assert!(
+        errors() >= before + 2,
+        "setup_error counted {} times",
+        errors() - before
+    );
+    assert!(
+        !ready.load(std::sync::atomic::Ordering::SeqCst),
+        "the forwarding was declared ready"
+    );
+    let operator = common::inspector(OPERATOR_ACCOUNT).await;
+    let bus = operator.events.describe_event_bus().name(&events.bus_name).send().await;
+    let policy = bus.ok().and_then(|b| b.policy);
+    assert!(
+        policy.as_deref().is_none_or(|p| !p.contains("300000000000")),
+        "a policy naming the accounts was written: {policy:?}"
+    );
+}
