@@ -864,3 +864,62 @@ async fn no_more_baselines_than_the_concurrency_are_reconciled_at_once() {
     let _ = stop.send(());
     controller.await.unwrap();
 }
+
+/// A reconcile and the integrity verification it triggers share one bound (README, "Under
+/// stress"): every answer held back 300 ms and the digests' listing stalled, the verification is
+/// cut off where the reconcile's 20 s bound ends, not a bound later; the status says it was not
+/// verified in time.
+#[tokio::test]
+async fn a_stalled_verification_ends_within_the_reconciles_own_bound() {
+    let (client, ns) = setup().await;
+    let proxy = common::proxy::Proxy::start(Some("CloudTrail-Digest".into())).await;
+    proxy.delay_answers(Some(Duration::from_millis(300)));
+    let base = common::base_config()
+        .await
+        .to_builder()
+        .endpoint_url(&proxy.endpoint)
+        .build();
+    let bound = Duration::from_secs(20);
+    let settings = Settings {
+        concurrency: 1,
+        reconcile_timeout: bound,
+        ..Settings::default()
+    };
+    let (stop, controller, _) = start_controller_with(&ns, base, settings).await;
+    let baselines: Api<LoggingBaseline> = Api::namespaced(client.clone(), &ns);
+    let account = common::new_account();
+    let mut b = common::baseline(&account);
+    b.spec = common::trail_only(&account);
+    b.spec.verify_integrity.enabled = true;
+    b.metadata.namespace = Some(ns.clone());
+    baselines.create(&PostParams::default(), &b).await.unwrap();
+    let name = b.name_any();
+    eventually(&format!("{name} finalized"), || {
+        let (api, name) = (baselines.clone(), name.clone());
+        async move { api.get(&name).await.is_ok_and(|b| !b.finalizers().is_empty()) }
+    })
+    .await;
+    let started = tokio::time::Instant::now();
+    eventually("the integrity verification reported", || {
+        let (api, name) = (baselines.clone(), name.clone());
+        async move {
+            api.get(&name)
+                .await
+                .is_ok_and(|b| b.status.and_then(|s| s.integrity).is_some())
+        }
+    })
+    .await;
+    let elapsed = started.elapsed();
+    let integrity = baselines.get(&name).await.unwrap().status.unwrap().integrity.unwrap();
+    println!("verification cut off {elapsed:?} after the reconcile began (bound {bound:?})");
+    assert!(!integrity.valid);
+    assert_eq!(
+        integrity.problems,
+        ["not verified: the verification did not finish in time"]
+    );
+    // The reconcile itself took seconds of the bound (300 ms an answer): a second bound for the
+    // verification would end well past this.
+    assert!(elapsed < bound + Duration::from_secs(4), "{elapsed:?}");
+    let _ = stop.send(());
+    controller.await.unwrap();
+}
