@@ -923,3 +923,64 @@ async fn a_stalled_verification_ends_within_the_reconciles_own_bound() {
     let _ = stop.send(());
     controller.await.unwrap();
 }
+
+/// A deletion's cleanup has the reconcile's bound too: with DeleteTrail never answered, the
+/// cleanup of a Delete baseline ends within the bound with a Warning Event of reason Timeout, and
+/// the baseline keeps its finalizer (nothing is forgotten half done).
+#[tokio::test]
+async fn a_stalled_cleanup_ends_within_the_bound_and_keeps_the_finalizer() {
+    use k8s_openapi::api::events::v1::Event;
+    let (client, ns) = setup().await;
+    let proxy = common::proxy::Proxy::start(Some("DeleteTrail".into())).await;
+    let base = common::base_config()
+        .await
+        .to_builder()
+        .endpoint_url(&proxy.endpoint)
+        .build();
+    let bound = Duration::from_secs(5);
+    let settings = Settings {
+        reconcile_timeout: bound,
+        ..Settings::default()
+    };
+    let (stop, controller, _) = start_controller_with(&ns, base, settings).await;
+    let baselines: Api<LoggingBaseline> = Api::namespaced(client.clone(), &ns);
+    let account = common::new_account();
+    let mut b = common::baseline(&account);
+    b.spec = common::trail_only(&account);
+    b.spec.deletion_policy = DeletionPolicy::Delete;
+    b.metadata.namespace = Some(ns.clone());
+    baselines.create(&PostParams::default(), &b).await.unwrap();
+    let name = b.name_any();
+    wait_ready(&baselines, &name).await;
+
+    baselines.delete(&name, &DeleteParams::default()).await.unwrap();
+    let deleted = tokio::time::Instant::now();
+    let events: Api<Event> = Api::namespaced(client.clone(), &ns);
+    loop {
+        let seen = events.list(&Default::default()).await.unwrap().items;
+        if seen.iter().any(|e| {
+            e.reason.as_deref() == Some("Timeout")
+                && e.type_.as_deref() == Some("Warning")
+                && e.note.as_deref().is_some_and(|n| n.contains("cleanup"))
+        }) {
+            break;
+        }
+        let told: Vec<_> = seen.iter().map(|e| (e.reason.clone(), e.note.clone())).collect();
+        assert!(
+            deleted.elapsed() < Duration::from_secs(60),
+            "no Timeout Event of the cleanup: {told:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let elapsed = deleted.elapsed();
+    println!("cleanup cut off {elapsed:?} after the delete (bound {bound:?})");
+    assert!(elapsed < bound + Duration::from_secs(4), "{elapsed:?}");
+    let kept = baselines.get(&name).await.expect("the baseline waits for its cleanup");
+    assert!(
+        kept.finalizers().iter().any(|f| f == baselines::FINALIZER),
+        "{:?}",
+        kept.finalizers()
+    );
+    let _ = stop.send(());
+    controller.await.unwrap();
+}

@@ -5,6 +5,9 @@ use std::fmt;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
+/// The code of work cut off by its overall bound (`AwsError::timeout`), not by AWS.
+const BOUND_REACHED: &str = "BoundReached";
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ErrorKind {
     NotFound,
@@ -52,7 +55,7 @@ impl AwsError {
             kind: ErrorKind::Transient,
             action: action.to_string(),
             resource: resource.to_string(),
-            code: "Timeout".into(),
+            code: BOUND_REACHED.into(),
             message: format!(
                 "did not finish within {} s: AWS did not answer in time; trailkeeper will try again",
                 bound.as_secs()
@@ -85,6 +88,9 @@ impl AwsError {
             ErrorKind::Invalid => "InvalidRequest",
             ErrorKind::Conflict => "Conflict",
             ErrorKind::Precondition => "PreconditionFailed",
+            // The bound of the whole work, as a reconcile's (reason Timeout); an SDK call's own
+            // timeout is AwsUnavailable.
+            ErrorKind::Transient if self.code == BOUND_REACHED => "Timeout",
             ErrorKind::Transient => "AwsUnavailable",
         }
     }
