@@ -224,11 +224,7 @@ async fn a_stalled_aws_endpoint_fails_its_reconcile_with_reason_timeout_and_the_
     let (client, ns) = setup().await;
     let (stalled, healthy) = (common::new_account(), common::new_account());
     let proxy = common::proxy::Proxy::start(Some(stalled.clone())).await;
-    let base = common::base_config()
-        .await
-        .to_builder()
-        .endpoint_url(&proxy.endpoint)
-        .build();
+    let base = proxy.base_config().await;
     let bound = Duration::from_secs(5);
     let settings = Settings {
         concurrency: 1,
@@ -829,14 +825,7 @@ async fn no_more_baselines_than_the_concurrency_are_reconciled_at_once() {
     let (client, ns) = setup().await;
     let proxy = common::proxy::Proxy::start(None).await;
     proxy.delay_answers(Some(Duration::from_millis(100)));
-    let base = trailkeeper::aws::base_config_loader()
-        .endpoint_url(&proxy.endpoint)
-        .region(aws_types::region::Region::new(common::REGION))
-        .credentials_provider(aws_credential_types::Credentials::new(
-            "test", "test", None, None, "test",
-        ))
-        .load()
-        .await;
+    let base = proxy.base_config().await;
     let settings = Settings {
         concurrency: 2,
         ..Settings::default()
@@ -874,11 +863,7 @@ async fn a_stalled_verification_ends_within_the_reconciles_own_bound() {
     let (client, ns) = setup().await;
     let proxy = common::proxy::Proxy::start(Some("CloudTrail-Digest".into())).await;
     proxy.delay_answers(Some(Duration::from_millis(300)));
-    let base = common::base_config()
-        .await
-        .to_builder()
-        .endpoint_url(&proxy.endpoint)
-        .build();
+    let base = proxy.base_config().await;
     let bound = Duration::from_secs(20);
     let settings = Settings {
         concurrency: 1,
@@ -932,11 +917,7 @@ async fn a_stalled_cleanup_ends_within_the_bound_and_keeps_the_finalizer() {
     use k8s_openapi::api::events::v1::Event;
     let (client, ns) = setup().await;
     let proxy = common::proxy::Proxy::start(Some("DeleteTrail".into())).await;
-    let base = common::base_config()
-        .await
-        .to_builder()
-        .endpoint_url(&proxy.endpoint)
-        .build();
+    let base = proxy.base_config().await;
     let bound = Duration::from_secs(5);
     let settings = Settings {
         reconcile_timeout: bound,

@@ -426,12 +426,32 @@ async fn with_create_recorder_a_recorder_is_created_delivering_to_the_access_log
     assert_eq!(again.calls.writes, 0, "{:?}", again.calls.by_action);
 }
 
+/// A plan of `spec` (reads only) through a proxy that holds each answer back 200 ms.
+async fn plan_behind_a_slow_proxy(spec: &LoggingBaselineSpec) -> (AccountReport, common::proxy::Proxy) {
+    use trailkeeper::engine::account::{ReconcileOptions, RunMode, account_clients, reconcile_account};
+    let proxy = common::proxy::Proxy::start(None).await;
+    proxy.delay_answers(Some(std::time::Duration::from_millis(200)));
+    let base = proxy.base_config().await;
+    let (trail_policy, retention) = default_policies();
+    let specs = AccountSpecs {
+        baseline: spec,
+        trail_policy: &trail_policy,
+        retention: &retention,
+    };
+    let report = reconcile_account(
+        account_clients(&base, &specs),
+        &specs,
+        ReconcileOptions::new(RunMode::Plan),
+    )
+    .await;
+    (report, proxy)
+}
+
 /// An account's regions are reconciled four at a time (README, "Under stress"): with each AWS
 /// answer held back 200 ms by a proxy, a reconcile of six regions has requests in flight in four
 /// regions at once, never more (the proxy reads each request's signing region).
 #[tokio::test]
 async fn an_accounts_regions_are_reconciled_four_at_a_time() {
-    use trailkeeper::engine::account::{ReconcileOptions, RunMode, account_clients, reconcile_account};
     let account = new_account();
     let regions = [
         "us-east-1",
@@ -445,28 +465,7 @@ async fn an_accounts_regions_are_reconciled_four_at_a_time() {
     let converged = apply(&spec).await;
     assert!(!converged.failed(), "{:?}", converged.components);
 
-    let proxy = common::proxy::Proxy::start(None).await;
-    proxy.delay_answers(Some(std::time::Duration::from_millis(200)));
-    let base = trailkeeper::aws::base_config_loader()
-        .endpoint_url(&proxy.endpoint)
-        .region(aws_types::region::Region::new(REGION))
-        .credentials_provider(aws_credential_types::Credentials::new(
-            "test", "test", None, None, "test",
-        ))
-        .load()
-        .await;
-    let (trail_policy, retention) = default_policies();
-    let specs = AccountSpecs {
-        baseline: &spec,
-        trail_policy: &trail_policy,
-        retention: &retention,
-    };
-    let report = reconcile_account(
-        account_clients(&base, &specs),
-        &specs,
-        ReconcileOptions::new(RunMode::Plan),
-    )
-    .await;
+    let (report, proxy) = plan_behind_a_slow_proxy(&spec).await;
     assert!(!report.failed(), "{:?} {:?}", report.error, report.components);
     assert!(report.in_sync(), "{:?}", report.drift);
     assert_eq!(
@@ -482,33 +481,11 @@ async fn an_accounts_regions_are_reconciled_four_at_a_time() {
 /// buckets and the trail observed at once.
 #[tokio::test]
 async fn an_accounts_independent_reads_are_in_flight_together() {
-    use trailkeeper::engine::account::{ReconcileOptions, RunMode, account_clients, reconcile_account};
     let account = new_account();
     let spec = trail_only(&account);
     assert!(!apply(&spec).await.failed());
-    let proxy = common::proxy::Proxy::start(None).await;
-    proxy.delay_answers(Some(std::time::Duration::from_millis(200)));
-    let base = trailkeeper::aws::base_config_loader()
-        .endpoint_url(&proxy.endpoint)
-        .region(aws_types::region::Region::new(REGION))
-        .credentials_provider(aws_credential_types::Credentials::new(
-            "test", "test", None, None, "test",
-        ))
-        .load()
-        .await;
-    let (trail_policy, retention) = default_policies();
-    let specs = AccountSpecs {
-        baseline: &spec,
-        trail_policy: &trail_policy,
-        retention: &retention,
-    };
     let started = std::time::Instant::now();
-    let report = reconcile_account(
-        account_clients(&base, &specs),
-        &specs,
-        ReconcileOptions::new(RunMode::Plan),
-    )
-    .await;
+    let (report, proxy) = plan_behind_a_slow_proxy(&spec).await;
     assert!(report.in_sync(), "{:?} {:?}", report.error, report.drift);
     let reads = report.calls.reads;
     println!(

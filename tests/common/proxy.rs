@@ -79,6 +79,15 @@ impl Proxy {
         proxy
     }
 
+    /// The SDK configuration of `super::base_config` with this proxy as the endpoint.
+    pub async fn base_config(&self) -> aws_types::SdkConfig {
+        super::base_config()
+            .await
+            .to_builder()
+            .endpoint_url(&self.endpoint)
+            .build()
+    }
+
     /// Holds each answer back for `delay` (the request itself is forwarded at once), from now on.
     pub fn delay_answers(&self, delay: Option<std::time::Duration>) {
         *self.delay.lock().unwrap() = delay;
