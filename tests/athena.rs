@@ -566,9 +566,25 @@ async fn a_new_database_name_moves_the_table_and_the_named_queries_to_it() {
     assert_eq!(run(&spec, RunMode::Apply).await.calls.writes, 0);
 }
 
+/// trailkeeper's cleanup of the account of `spec` (its deletion), its calls counted by `recorder`.
+async fn cleanup_of(
+    spec: &LoggingBaselineSpec,
+    recorder: trailkeeper::aws::CallRecorder,
+) -> Vec<trailkeeper::engine::cleanup::Step> {
+    let (trail_policy, retention) = default_policies();
+    let specs = AccountSpecs {
+        baseline: spec,
+        trail_policy: &trail_policy,
+        retention: &retention,
+    };
+    let clients =
+        trailkeeper::aws::AccountClients::new(&base_config().await, REGION, spec.credentials.as_ref(), recorder);
+    trailkeeper::engine::cleanup::cleanup(&clients, &specs).await.unwrap()
+}
+
 #[tokio::test]
 async fn deleting_a_baseline_under_delete_removes_the_audit_resources_but_not_peoples_tables() {
-    use trailkeeper::engine::cleanup::{Outcome, cleanup};
+    use trailkeeper::engine::cleanup::Outcome;
     let account = new_account();
     let mut spec = audit_spec(&account);
     spec.deletion_policy = trailkeeper::api::DeletionPolicy::Delete;
@@ -582,23 +598,11 @@ async fn deleting_a_baseline_under_delete_removes_the_audit_resources_but_not_pe
         .await
         .unwrap();
 
-    let (trail_policy, retention) = default_policies();
-    let specs = AccountSpecs {
-        baseline: &spec,
-        trail_policy: &trail_policy,
-        retention: &retention,
-    };
-    let clients = trailkeeper::aws::AccountClients::new(
-        &base_config().await,
-        REGION,
-        spec.credentials.as_ref(),
-        trailkeeper::aws::CallRecorder::new(),
-    );
     let outcome_of = |steps: &[trailkeeper::engine::cleanup::Step], resource: &str| {
         steps.iter().find(|s| s.resource == resource).map(|s| s.outcome.clone())
     };
     let results_bucket = format!("s3://{}", athena::results_bucket_name(&spec));
-    let steps = cleanup(&clients, &specs).await.unwrap();
+    let steps = cleanup_of(&spec, trailkeeper::aws::CallRecorder::new()).await;
     assert_eq!(
         outcome_of(&steps, "athena:workgroup/trailkeeper-audit"),
         Some(Outcome::Deleted)
@@ -625,7 +629,7 @@ async fn deleting_a_baseline_under_delete_removes_the_audit_resources_but_not_pe
         .send()
         .await
         .unwrap();
-    let steps = cleanup(&clients, &specs).await.unwrap();
+    let steps = cleanup_of(&spec, trailkeeper::aws::CallRecorder::new()).await;
     assert_eq!(
         outcome_of(&steps, "athena:workgroup/trailkeeper-audit"),
         Some(Outcome::Absent)
@@ -643,7 +647,7 @@ async fn deleting_a_baseline_under_delete_removes_the_audit_resources_but_not_pe
 /// holds people's queries, the results bucket when not empty).
 #[tokio::test]
 async fn deleting_keeps_a_workgroup_with_peoples_queries_and_a_results_bucket_with_results() {
-    use trailkeeper::engine::cleanup::{Outcome, cleanup};
+    use trailkeeper::engine::cleanup::Outcome;
     let account = new_account();
     let mut spec = audit_spec(&account);
     spec.deletion_policy = trailkeeper::api::DeletionPolicy::Delete;
@@ -668,19 +672,7 @@ async fn deleting_keeps_a_workgroup_with_peoples_queries_and_a_results_bucket_wi
         .await
         .unwrap();
 
-    let (trail_policy, retention) = default_policies();
-    let specs = AccountSpecs {
-        baseline: &spec,
-        trail_policy: &trail_policy,
-        retention: &retention,
-    };
-    let clients = trailkeeper::aws::AccountClients::new(
-        &base_config().await,
-        REGION,
-        spec.credentials.as_ref(),
-        trailkeeper::aws::CallRecorder::new(),
-    );
-    let steps = cleanup(&clients, &specs).await.unwrap();
+    let steps = cleanup_of(&spec, trailkeeper::aws::CallRecorder::new()).await;
     let outcome_of = |resource: &str| steps.iter().find(|s| s.resource == resource).map(|s| s.outcome.clone());
     assert!(
         matches!(outcome_of("athena:workgroup/trailkeeper-audit"), Some(Outcome::Retained(ref why)) if why.contains("named queries")),
@@ -706,7 +698,6 @@ async fn deleting_keeps_a_workgroup_with_peoples_queries_and_a_results_bucket_wi
 /// cleanup under Retain sends AWS nothing at all, and every resource of the account stays.
 #[tokio::test]
 async fn cleanup_under_retain_sends_nothing_and_leaves_every_resource() {
-    use trailkeeper::engine::cleanup::cleanup;
     let account = new_account();
     let spec = audit_spec(&account);
     assert_eq!(
@@ -715,20 +706,8 @@ async fn cleanup_under_retain_sends_nothing_and_leaves_every_resource() {
         "the default"
     );
     assert!(!run(&spec, RunMode::Apply).await.failed());
-    let (trail_policy, retention) = default_policies();
-    let specs = AccountSpecs {
-        baseline: &spec,
-        trail_policy: &trail_policy,
-        retention: &retention,
-    };
     let recorder = trailkeeper::aws::CallRecorder::new();
-    let clients = trailkeeper::aws::AccountClients::new(
-        &base_config().await,
-        REGION,
-        spec.credentials.as_ref(),
-        recorder.clone(),
-    );
-    let steps = cleanup(&clients, &specs).await.unwrap();
+    let steps = cleanup_of(&spec, recorder.clone()).await;
     assert!(steps.is_empty(), "{steps:?}");
     let calls = recorder.snapshot();
     assert_eq!((calls.reads, calls.writes), (0, 0), "{calls:?}");

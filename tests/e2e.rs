@@ -136,6 +136,25 @@ async fn the_operator_converges_two_accounts_follows_policy_changes_repairs_drif
     controller.await.unwrap();
 }
 
+/// A trail-only baseline of a fresh account in `ns`.
+fn trail_only_baseline(ns: &str) -> LoggingBaseline {
+    let account = common::new_account();
+    let mut b = common::baseline(&account);
+    b.spec = common::trail_only(&account);
+    b.metadata.namespace = Some(ns.to_string());
+    b
+}
+
+/// Waits until the controller has picked `name` up (its finalizer is on; its reconcile starts
+/// right after).
+async fn wait_finalized(api: &Api<LoggingBaseline>, name: &str) {
+    eventually(&format!("{name} finalized"), || {
+        let (api, name) = (api.clone(), name.to_string());
+        async move { api.get(&name).await.is_ok_and(|b| !b.finalizers().is_empty()) }
+    })
+    .await;
+}
+
 async fn wait_ready(api: &Api<LoggingBaseline>, name: &str) {
     eventually(&format!("{name} Ready"), || {
         let (api, name) = (api.clone(), name.to_string());
@@ -243,12 +262,7 @@ async fn a_stalled_aws_endpoint_fails_its_reconcile_with_reason_timeout_and_the_
         .await
         .unwrap();
     let name = format!("acct-{stalled}");
-    // The controller has picked it up once its finalizer is on; its reconcile starts right after.
-    eventually(&format!("{name} finalized"), || {
-        let (api, name) = (baselines.clone(), name.clone());
-        async move { api.get(&name).await.is_ok_and(|b| !b.finalizers().is_empty()) }
-    })
-    .await;
+    wait_finalized(&baselines, &name).await;
     let started = tokio::time::Instant::now();
     eventually(&format!("{name} Ready=False with reason Timeout"), || {
         let (api, name) = (baselines.clone(), name.clone());
@@ -834,11 +848,8 @@ async fn no_more_baselines_than_the_concurrency_are_reconciled_at_once() {
     let baselines: Api<LoggingBaseline> = Api::namespaced(client.clone(), &ns);
     let mut names = Vec::new();
     for i in 0..4 {
-        let account = common::new_account();
-        let mut b = common::baseline(&account);
-        b.spec = common::trail_only(&account);
+        let mut b = trail_only_baseline(&ns);
         b.metadata.name = Some(format!("concurrent-{i}"));
-        b.metadata.namespace = Some(ns.clone());
         baselines.create(&PostParams::default(), &b).await.unwrap();
         names.push(b.name_any());
     }
@@ -872,18 +883,11 @@ async fn a_stalled_verification_ends_within_the_reconciles_own_bound() {
     };
     let (stop, controller, _) = start_controller_with(&ns, base, settings).await;
     let baselines: Api<LoggingBaseline> = Api::namespaced(client.clone(), &ns);
-    let account = common::new_account();
-    let mut b = common::baseline(&account);
-    b.spec = common::trail_only(&account);
+    let mut b = trail_only_baseline(&ns);
     b.spec.verify_integrity.enabled = true;
-    b.metadata.namespace = Some(ns.clone());
     baselines.create(&PostParams::default(), &b).await.unwrap();
     let name = b.name_any();
-    eventually(&format!("{name} finalized"), || {
-        let (api, name) = (baselines.clone(), name.clone());
-        async move { api.get(&name).await.is_ok_and(|b| !b.finalizers().is_empty()) }
-    })
-    .await;
+    wait_finalized(&baselines, &name).await;
     let started = tokio::time::Instant::now();
     eventually("the integrity verification reported", || {
         let (api, name) = (baselines.clone(), name.clone());
@@ -925,11 +929,8 @@ async fn a_stalled_cleanup_ends_within_the_bound_and_keeps_the_finalizer() {
     };
     let (stop, controller, _) = start_controller_with(&ns, base, settings).await;
     let baselines: Api<LoggingBaseline> = Api::namespaced(client.clone(), &ns);
-    let account = common::new_account();
-    let mut b = common::baseline(&account);
-    b.spec = common::trail_only(&account);
+    let mut b = trail_only_baseline(&ns);
     b.spec.deletion_policy = DeletionPolicy::Delete;
-    b.metadata.namespace = Some(ns.clone());
     baselines.create(&PostParams::default(), &b).await.unwrap();
     let name = b.name_any();
     wait_ready(&baselines, &name).await;
