@@ -221,11 +221,19 @@ async fn an_invalid_reference_sets_a_false_condition_and_makes_no_aws_call() {
     b.spec.retention_policy_ref = Some(trailkeeper::api::PolicyRef {
         name: "long-term".into(),
     });
-    let status_path = format!("{}/status", path(&b));
+    let object_path = path(&b);
+    let status_path = format!("{object_path}/status");
     let reply = serde_json::to_value(&b).unwrap();
+    // The API server's copy has the drift of an earlier reconcile; the cache's copy is slim and
+    // has none (context::slim). What is applied must be the whole status, or it would remove it.
+    let mut whole = reply.clone();
+    let earlier_drift =
+        json!([{"resource": "s3://b", "field": "versioning", "expected": "Enabled", "actual": "Suspended"}]);
+    whole["status"] = json!({"drift": earlier_drift});
     let server = tokio::spawn(async move {
         api.not_found(&policy_path("trailpolicies", "default")).await;
         api.not_found(&policy_path("retentionpolicies", "long-term")).await;
+        api.expect("GET", &object_path, 200, whole).await;
         let patch = api.expect("PATCH", &status_path, 200, reply).await;
         let event = api.event(NS).await;
         (patch, event)
@@ -237,6 +245,10 @@ async fn an_invalid_reference_sets_a_false_condition_and_makes_no_aws_call() {
         "nothing to retry until the reference changes"
     );
     let (patch, event) = server.await.unwrap();
+    assert_eq!(
+        patch["status"]["drift"], earlier_drift,
+        "the rest of the status is kept"
+    );
     let conditions = patch["status"]["conditions"].as_array().unwrap();
     let ready = conditions.iter().find(|c| c["type"] == "Ready").expect("Ready");
     assert_eq!(ready["status"], "False");
@@ -401,8 +413,10 @@ async fn delete_cleanup_deletes_an_empty_trail_bucket_and_schedules_the_key_with
 async fn a_policy_that_breaks_the_crd_rules_is_reported_and_never_reaches_aws() {
     let (ctx, mut api) = context().await;
     let b = baseline_object(&common::new_account(), true);
-    let status_path = format!("{}/status", path(&b));
+    let object_path = path(&b);
+    let status_path = format!("{object_path}/status");
     let reply = serde_json::to_value(&b).unwrap();
+    let whole = reply.clone();
     // Admitted under an older CRD, or written around admission: a Compliance lock not acknowledged.
     let policy = json!({"apiVersion": "trailkeeper.io/v1alpha1", "kind": "RetentionPolicy",
         "metadata": {"name": "default", "namespace": NS},
@@ -411,6 +425,7 @@ async fn a_policy_that_breaks_the_crd_rules_is_reported_and_never_reaches_aws() 
         api.not_found(&policy_path("trailpolicies", "default")).await;
         api.expect("GET", &policy_path("retentionpolicies", "default"), 200, policy)
             .await;
+        api.expect("GET", &object_path, 200, whole).await;
         let patch = api.expect("PATCH", &status_path, 200, reply).await;
         api.event(NS).await;
         patch

@@ -133,7 +133,7 @@ async fn apply(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Acti
     if let Some((trail_arn, owner)) = crate::judge::coverage::covering_owner(&report.evidence)
         && let Some(compliance) = next.compliance.take()
     {
-        let theirs = owner_compliance(&ctx, &baseline, &owner);
+        let theirs = owner_compliance(&ctx, &baseline, &owner).await;
         next.compliance = Some(crate::judge::coverage::with_coverage(
             compliance,
             &trail_arn,
@@ -167,14 +167,35 @@ async fn apply(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Acti
 }
 
 /// The compliance last judged for `account` by a baseline of the same namespace (the owner of an
-/// Organization trail that covers this baseline's account).
-fn owner_compliance(ctx: &Context, baseline: &LoggingBaseline, account: &str) -> Option<crate::api::ComplianceStatus> {
-    let store = ctx.baselines.get()?;
-    store
+/// Organization trail that covers this baseline's account), read from the API server: the cache
+/// keeps no compliance (`slim`).
+async fn owner_compliance(
+    ctx: &Context,
+    baseline: &LoggingBaseline,
+    account: &str,
+) -> Option<crate::api::ComplianceStatus> {
+    let owners: Vec<Arc<LoggingBaseline>> = ctx
+        .baselines
+        .get()?
         .state()
-        .iter()
+        .into_iter()
         .filter(|b| b.namespace() == baseline.namespace() && b.spec.account_id == account)
-        .find_map(|b| b.status.as_ref().and_then(|s| s.compliance.clone()))
+        .collect();
+    for owner in owners {
+        if let Ok(Some(status)) = status_of(ctx, &owner).await
+            && status.compliance.is_some()
+        {
+            return status.compliance;
+        }
+    }
+    None
+}
+
+/// The whole status of `baseline` as the API server has it (the cache's is slim). A GET of the
+/// object, which the chart's RBAC grants (the status subresource's GET it does not need).
+async fn status_of(ctx: &Context, baseline: &LoggingBaseline) -> Result<Option<LoggingBaselineStatus>, Error> {
+    let api: Api<LoggingBaseline> = Api::namespaced(ctx.client.clone(), &baseline.namespace().unwrap_or_default());
+    Ok(api.get(&baseline.name_any()).await?.status)
 }
 
 /// A baseline that could not be reconciled (`reason`): its status says so, and an Event when it
@@ -186,7 +207,9 @@ async fn mark_not_ready(
     action: &str,
     message: String,
 ) -> Result<(), Error> {
-    let previous = baseline.status.as_ref();
+    // The whole previous status, not the cache's slim copy: what is applied replaces it.
+    let whole = status_of(ctx, baseline).await?;
+    let previous = whole.as_ref();
     let status = status::not_ready(previous, baseline.metadata.generation, &now(), reason, &message);
     patch_status(ctx, baseline, &status).await?;
     if previous.and_then(ready_of) != ready_of(&status) {

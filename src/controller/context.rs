@@ -395,12 +395,23 @@ pub fn account_keeper(baseline: &LoggingBaseline, all: &[Arc<LoggingBaseline>]) 
 }
 
 /// The cache keeps no managedFields nor last-applied annotation: they are most of an object's
-/// size and the controller never reads them.
+/// size and the controller never reads them. Of the status it keeps what a reconcile reads of
+/// the previous one (conditions, names, key, retention applied, integrity): the compliance with
+/// its evidence, the drift, the audit queries and duplicate trails are rewritten by each
+/// reconcile, and were most of a Ready baseline's size (docs/performance.md, "Memory, issue 28").
+/// What needs the whole status reads it from the API server (`status_of`).
 pub fn slim(baseline: &mut LoggingBaseline) {
     baseline.managed_fields_mut().clear();
     baseline
         .annotations_mut()
         .remove("kubectl.kubernetes.io/last-applied-configuration");
+    if let Some(status) = baseline.status.as_mut() {
+        status.compliance = None;
+        status.drift = Vec::new();
+        status.audit_queries = None;
+        status.duplicate_trails = None;
+        status.last_reconcile = None;
+    }
 }
 
 #[cfg(test)]
