@@ -41,6 +41,21 @@ impl Controller {
         common::proc_status_kib(&self.child.id().to_string(), field)
     }
 
+    /// The heap's figures of `/metrics` (glibc): allocated and free, in KiB.
+    async fn heap_kib(&self) -> (u64, u64) {
+        let text = reqwest_get(&self.metrics_url).await;
+        let gauge = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<u64>().ok())
+                .unwrap_or(0)
+                / 1024
+        };
+        (
+            gauge("trailkeeper_heap_allocated_bytes"),
+            gauge("trailkeeper_heap_free_bytes"),
+        )
+    }
+
     /// Sums of `trailkeeper_aws_calls_total` by (service:operation), ok and error alike.
     async fn aws_calls(&self) -> BTreeMap<String, u64> {
         let text = reqwest_get(&self.metrics_url).await;
@@ -340,6 +355,13 @@ async fn bench(n: usize, tampers: usize) {
     // What the steady RSS is made of: the heap (RssAnon, grows with N) and the binary's pages
     // (RssFile, flat in N).
     let (steady_anon, steady_file) = (second.rss_kib("RssAnon"), second.rss_kib("RssFile"));
+    // What the heap is made of: allocated (live data) and free inside the arenas
+    // (fragmentation). And the same after the allocator's periodic return of free pages (every
+    // 10 s): the RSS the process keeps.
+    let (heap_allocated, heap_free) = second.heap_kib().await;
+    tokio::time::sleep(trailkeeper::runtime::allocator::RETURN_FREE_PAGES_EVERY + Duration::from_secs(2)).await;
+    let (settled_anon, settled_file) = (second.rss_kib("RssAnon"), second.rss_kib("RssFile"));
+    let (settled_allocated, settled_free) = second.heap_kib().await;
 
     // Printed now: a failure of the tampers below leaves these figures.
     let (converge_reads, converge_writes) = split(&converge_calls);
@@ -360,6 +382,17 @@ async fn bench(n: usize, tampers: usize) {
         steady_rss / 1024,
         steady_anon / 1024,
         steady_file / 1024
+    );
+    println!(
+        "heap after the pass: {} MiB allocated, {} MiB free in the arenas; {} s later: RSS {} MiB ({} MiB anonymous, {} MiB file), heap {} MiB allocated, {} MiB free",
+        heap_allocated / 1024,
+        heap_free / 1024,
+        trailkeeper::runtime::allocator::RETURN_FREE_PAGES_EVERY.as_secs() + 2,
+        (settled_anon + settled_file) / 1024,
+        settled_anon / 1024,
+        settled_file / 1024,
+        settled_allocated / 1024,
+        settled_free / 1024
     );
     println!(
         "AWS calls per account per hour in sync: {per_account:.1} with events (resync 1 h), {:.1} without (resync 10 min: 6 x {without_events:.1})",

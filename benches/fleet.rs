@@ -98,7 +98,7 @@ async fn fleet(n: usize) {
         let mut totals: std::collections::BTreeMap<String, u32> = std::collections::BTreeMap::new();
         for (_, r) in &in_sync {
             for (action, (count, _)) in &r.calls.by_action {
-                *totals.entry(action.clone()).or_default() += count;
+                *totals.entry(action.to_string()).or_default() += count;
             }
         }
         for (action, count) in totals {

@@ -21,8 +21,9 @@ pub const CALL_LOG_ENV: &str = "TRAILKEEPER_CALL_LOG";
 pub struct CallCounts {
     pub reads: u32,
     pub writes: u32,
-    /// Calls by IAM action (`s3:GetBucketPolicy`), with how many failed.
-    pub by_action: BTreeMap<String, (u32, u32)>,
+    /// Calls by IAM action (`s3:GetBucketPolicy`), with how many failed. The actions are
+    /// interned: each baseline keeps its counts for as long as it exists.
+    pub by_action: BTreeMap<&'static str, (u32, u32)>,
 }
 
 impl CallCounts {
@@ -33,7 +34,7 @@ impl CallCounts {
             .iter()
             .filter_map(|(action, (n, failed))| {
                 let (n0, failed0) = earlier.by_action.get(action).copied().unwrap_or_default();
-                (n > &n0).then(|| (action.clone(), (n - n0, failed - failed0)))
+                (n > &n0).then_some((*action, (n - n0, failed - failed0)))
             })
             .collect();
         CallCounts {
@@ -70,20 +71,20 @@ impl CallRecorder {
     }
 
     fn record(&self, service: &str, operation: &str, failed: bool) {
-        let action = iam_action(service, operation);
+        let action = crate::runtime::intern::intern(&iam_action(service, operation));
         if let Ok(mut counts) = self.counts.lock() {
             if is_read(operation) {
                 counts.reads += 1;
             } else {
                 counts.writes += 1;
             }
-            let entry = counts.by_action.entry(action.clone()).or_default();
+            let entry = counts.by_action.entry(action).or_default();
             entry.0 += 1;
             if failed {
                 entry.1 += 1;
             }
         }
-        crate::runtime::metrics::record_aws_call(&action, failed);
+        crate::runtime::metrics::record_aws_call(action, failed);
         if let Some(log) = call_log()
             && let Ok(mut file) = log.lock()
         {

@@ -53,3 +53,25 @@ pub fn return_free_pages() {
         libc::malloc_trim(0);
     }
 }
+
+/// What the allocator holds: allocated to the program, and free inside its arenas.
+pub struct HeapUsage {
+    pub allocated: u64,
+    pub free: u64,
+}
+
+/// The heap's figures from glibc (`mallinfo2`, glibc 2.33 and later); None elsewhere. It takes the
+/// arenas' locks and walks their free lists: for a scrape, not a hot path.
+pub fn heap_usage() -> Option<HeapUsage> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallinfo2 only reads the allocator's statistics.
+        let info = unsafe { libc::mallinfo2() };
+        Some(HeapUsage {
+            allocated: (info.uordblks + info.hblkhd) as u64,
+            free: info.fordblks as u64,
+        })
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    None
+}

@@ -3,6 +3,7 @@
 
 pub mod allocator;
 pub mod http;
+pub mod intern;
 pub mod leader;
 pub mod metrics;
 pub mod operator;
