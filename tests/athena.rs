@@ -388,7 +388,7 @@ async fn audit_queries_turned_off_cost_no_athena_or_glue_call() {
     assert!(!report.failed());
     assert_eq!(audit_state(&report), None);
     assert!(report.audit_queries.is_none());
-    let services: Vec<&String> = report
+    let services: Vec<&&str> = report
         .calls
         .by_action
         .keys()

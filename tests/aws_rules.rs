@@ -691,7 +691,7 @@ async fn converged_reads(spec: &LoggingBaselineSpec) -> std::collections::BTreeM
         .calls
         .by_action
         .into_iter()
-        .map(|(action, (n, _))| (action, n))
+        .map(|(action, (n, _))| (action.to_string(), n))
         .collect()
 }
 
