@@ -27,30 +27,9 @@ fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-/// The fewest reads an in-sync check of one account needs with what trailkeeper manages in one
-/// region, one read per setting that has no batch read:
-/// STS GetCallerIdentity (the account must be verified before any write) 1;
-/// KMS DescribeKey, GetKeyPolicy, GetKeyRotationStatus, ListResourceTags 4;
-/// trail bucket: Object Lock, versioning, encryption, public access block, ownership, policy,
-/// logging, lifecycle, tags 9; access-log bucket: versioning, encryption, public access block,
-/// ownership, policy, lifecycle, tags 7; CloudTrail GetTrail, GetTrailStatus, GetEventSelectors, GetInsightSelectors,
-/// ListTags 5; flow logs: IAM GetRole, GetRolePolicy, EC2 DescribeVpcs, DescribeFlowLogs,
-/// CloudWatch Logs DescribeLogGroups 5; audit queries: results bucket versioning, encryption,
-/// public access block, ownership, policy, lifecycle, tags 7, Glue GetDatabase, GetTable, Athena GetWorkGroup,
-/// ListNamedQueries 4, BatchGetNamedQuery 1 (up to 50 queries); the account-wide CIS evidence of
-/// the region (3.3, 3.6, 3.7): Config DescribeConfigurationRecorders, KMS ListKeys 2 (its VPC,
-/// flow log and key reads are those above). Credentials (AssumeRole) are not counted: the
-/// controller caches them for their lifetime.
-const FLOOR_READS: u32 = 1 + 4 + 9 + 7 + 5 + 5 + 7 + 4 + 1 + 2;
-/// The fewest writes for a fresh account: CreateKey (with policy and tags), CreateAlias,
-/// EnableKeyRotation; access-log bucket: create, versioning, encryption, public access block,
-/// policy, lifecycle, tags; trail bucket: create (with lock), default retention, encryption, public
-/// access block, policy, logging, lifecycle, tags; CreateTrail (with settings and tags),
-/// PutEventSelectors, StartLogging; flow logs: CreateRole, PutRolePolicy, CreateLogGroup,
-/// CreateFlowLogs; audit queries: results bucket create, versioning, encryption, public access
-/// block, policy, lifecycle, tags, CreateDatabase, CreateTable, CreateWorkGroup, a CreateNamedQuery
-/// per named query.
-const FLOOR_WRITES: u32 = 3 + 7 + 8 + 3 + 4 + 7 + 3 + 6;
+// The floor (the fewest reads in sync, the fewest writes fresh) is in tests/common, where
+// tests/engine.rs holds the calls to it in every CI run.
+use common::{FLOOR_READS, FLOOR_WRITES};
 
 /// The test baseline with the audit queries on, as a production baseline has them by default.
 fn bench_baseline(account: &str) -> LoggingBaseline {

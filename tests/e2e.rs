@@ -344,9 +344,19 @@ async fn a_policy_whose_labels_or_annotations_change_triggers_no_reconcile() {
     b.spec.trail.policy_ref = Some(serde_json::from_value(json!({"name": "strict"})).unwrap());
     baselines.create(&PostParams::default(), &b).await.unwrap();
     wait_ready(&baselines, &b.name_any()).await;
-    // Let the reconciles that Ready's own status patch may cause settle.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let before = ctx.aws.total_calls();
+    // Reconciles are counted by their one GetCallerIdentity each. Absence is proven by order, not
+    // by a quiet window: the label change comes first, then a spec change. A reconcile the label
+    // change had triggered would have started before the spec change was even sent, and one
+    // object's reconciles never overlap, so it would have ended before the spec change's reconcile
+    // wrote what the test waits for. At that moment exactly one reconcile is counted, or two.
+    let reconciles = |ctx: &Arc<Context>| {
+        ctx.aws
+            .total_calls()
+            .by_action
+            .get("sts:GetCallerIdentity")
+            .map_or(0, |(n, _)| *n)
+    };
+    let before = reconciles(&ctx);
 
     retention
         .patch(
@@ -356,27 +366,28 @@ async fn a_policy_whose_labels_or_annotations_change_triggers_no_reconcile() {
         )
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let after = ctx.aws.total_calls();
-    assert_eq!(
-        (after.reads, after.writes),
-        (before.reads, before.writes),
-        "a label or annotation change of the policy reconciled a baseline"
-    );
-
-    // The control: a spec change reconciles the baseline (it reads the account again).
+    // The control: a spec change reconciles the baseline, which applies it.
     set_lock_days(&retention, 400).await;
-    eventually("a reconcile after the spec change", || {
-        let ctx = ctx.clone();
-        let reads = before.reads;
-        async move { ctx.aws.total_calls().reads > reads }
+    eventually("the retention's spec change applied", || {
+        let (baselines, name) = (baselines.clone(), b.name_any());
+        async move {
+            baselines.get(&name).await.is_ok_and(|b| {
+                b.status
+                    .and_then(|s| s.applied_retention)
+                    .is_some_and(|r| r.lock_days == 400)
+            })
+        }
     })
     .await;
+    assert_eq!(
+        reconciles(&ctx) - before,
+        1,
+        "a label or annotation change of the RetentionPolicy reconciled the baseline"
+    );
 
     // The same for the TrailPolicy the baseline names: its labels change nothing, its spec
-    // reconciles the baseline, an hour before its resync.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let before = ctx.aws.total_calls();
+    // reconciles the baseline (the trail gets the tag), an hour before its resync.
+    let before = reconciles(&ctx);
     trail_policies
         .patch(
             "strict",
@@ -385,26 +396,35 @@ async fn a_policy_whose_labels_or_annotations_change_triggers_no_reconcile() {
         )
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(
-        ctx.aws.total_calls().reads,
-        before.reads,
-        "a TrailPolicy label reconciled a baseline"
-    );
     trail_policies
         .patch(
             "strict",
             &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"deliveryAlarmAfterMinutes": 120}})),
+            &Patch::Merge(json!({"spec": {"tags": {"reviewed-by": "audit"}}})),
         )
         .await
         .unwrap();
-    eventually("a reconcile after the TrailPolicy's spec change", || {
-        let ctx = ctx.clone();
-        let reads = before.reads;
-        async move { ctx.aws.total_calls().reads > reads }
+    let cloudtrail = common::inspector(&account).await.cloudtrail;
+    let trail = trailkeeper::desired::trail_arn(&b.spec);
+    eventually("the TrailPolicy's tag on the trail", || {
+        let (cloudtrail, trail) = (cloudtrail.clone(), trail.clone());
+        async move {
+            let listed = cloudtrail.list_tags().resource_id_list(&trail).send().await;
+            listed.is_ok_and(|l| {
+                l.resource_tag_list()
+                    .iter()
+                    .flat_map(|r| r.tags_list())
+                    .any(|t| t.key() == "reviewed-by" && t.value() == Some("audit"))
+            })
+        }
     })
     .await;
+    // The tag is written after the account's identity check: this reconcile is counted.
+    assert_eq!(
+        reconciles(&ctx) - before,
+        1,
+        "a label change of the TrailPolicy reconciled the baseline"
+    );
     let _ = stop.send(());
     controller.await.unwrap();
 }

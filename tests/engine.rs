@@ -80,6 +80,36 @@ async fn a_fresh_account_converges_in_one_apply_and_then_costs_reads_only() {
     }
 }
 
+/// The floor of docs/performance.md, held in every CI run (the fleet benchmark prints the same
+/// ratio without failing): a fresh account with the audit queries converges in the fewest writes,
+/// and an account in line costs the fewest reads plus one HeadBucket a bucket. A change that adds
+/// a call fails here; one that saves a call fails too, and moves the floor in the docs.
+#[tokio::test]
+async fn the_calls_of_a_fresh_and_an_in_sync_account_stay_at_the_floor() {
+    let mut spec = spec(&new_account());
+    spec.audit_queries.enabled = true;
+    let without_credentials = |report: &AccountReport| {
+        let assumed = report.calls.by_action.get("sts:AssumeRole").map_or(0, |(n, _)| *n);
+        (report.calls.reads - assumed, report.calls.writes)
+    };
+    let fresh = run(&spec, RunMode::Apply).await;
+    assert_clean(&fresh);
+    assert_eq!(
+        without_credentials(&fresh).1,
+        FLOOR_WRITES,
+        "{:?}",
+        fresh.calls.by_action
+    );
+    let again = run(&spec, RunMode::Apply).await;
+    assert_clean(&again);
+    assert_eq!(
+        without_credentials(&again),
+        (FLOOR_READS + READS_ABOVE_THE_FLOOR, 0),
+        "{:?}",
+        again.calls.by_action
+    );
+}
+
 #[tokio::test]
 async fn the_converged_account_matches_the_baseline_when_read_back_independently() {
     let account = new_account();

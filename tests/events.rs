@@ -78,6 +78,16 @@ async fn wait_events_ready(api: &Api<LoggingBaseline>, name: &str) {
     .await;
 }
 
+/// A repair's bound: far under the resync of an hour, so that only the event can have triggered
+/// it, and generous for a loaded machine (the repairs measured take about half a second).
+const REPAIRED_WITHIN: Duration = Duration::from_secs(60);
+
+/// The status of `name`'s last reconcile (when it ended, its calls, how long it took): it changes
+/// with each reconcile that writes status.
+async fn last_reconcile(api: &Api<LoggingBaseline>, name: &str) -> Option<trailkeeper::api::LastReconcile> {
+    api.get(name).await.ok()?.status?.last_reconcile
+}
+
 async fn forwarding_rule(
     account: &str,
 ) -> Option<aws_sdk_eventbridge::operation::list_targets_by_rule::ListTargetsByRuleOutput> {
@@ -139,19 +149,25 @@ async fn stop_logging_is_repaired_within_seconds_through_the_event_with_a_resync
     let trail = trailkeeper::desired::trail_arn(&b.spec);
     let mut repairs = Vec::new();
     for _ in 0..3 {
-        // Let the previous repair's own events pass.
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        let before = last_reconcile(&api, "tampered").await;
         let tampered = Instant::now();
         aws.cloudtrail.stop_logging().name(&trail).send().await.unwrap();
-        let deadline = tampered + Duration::from_secs(30);
+        let deadline = tampered + REPAIRED_WITHIN;
         while aws.trail_is_logging(&trail).await != Some(true) {
-            assert!(Instant::now() < deadline, "StopLogging not repaired within 30 s");
+            assert!(
+                Instant::now() < deadline,
+                "StopLogging not repaired within {REPAIRED_WITHIN:?}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         repairs.push(tampered.elapsed());
+        // The repair's reconcile has ended (its status written) before the next tamper.
+        cluster::eventually("the repair's status", TIMEOUT, || async {
+            last_reconcile(&api, "tampered").await != before
+        })
+        .await;
     }
     println!("StopLogging repaired after {repairs:?} (resync 1 h)");
-    assert!(repairs.iter().all(|r| *r < Duration::from_secs(10)), "{repairs:?}");
     repair_is_told_by_an_event_and_status_is_applied_by_trailkeeper(&client, &ns, "tampered").await;
     let metrics = trailkeeper::runtime::metrics::render();
     for outcome in ["reconcile", "malformed", "unknown_account", "own_write"] {
@@ -165,12 +181,12 @@ async fn stop_logging_is_repaired_within_seconds_through_the_event_with_a_resync
     let _ = stop.send(());
     running.await.expect("the controller ends without a panic");
     drop(ctx);
+    let before = last_reconcile(&api, "tampered").await;
     let (stop, running, ctx) = start(&ns, base.clone(), &events).await;
-    cluster::eventually("a reconcile of the fresh controller", TIMEOUT, || async {
-        ctx.aws.total_calls().reads > 10
+    cluster::eventually("a whole reconcile of the fresh controller", TIMEOUT, || async {
+        last_reconcile(&api, "tampered").await != before
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(
         ctx.aws.total_calls().writes,
         0,
@@ -732,7 +748,6 @@ async fn an_iam_tamper_delivered_in_us_east_1_is_repaired_for_a_primary_of_eu_we
         .first()
         .expect("the flow-log role has its policy")
         .clone();
-    tokio::time::sleep(Duration::from_secs(2)).await;
     let tampered = Instant::now();
     iam.delete_role_policy()
         .role_name(role)
@@ -740,7 +755,7 @@ async fn an_iam_tamper_delivered_in_us_east_1_is_repaired_for_a_primary_of_eu_we
         .send()
         .await
         .unwrap();
-    let deadline = tampered + Duration::from_secs(30);
+    let deadline = tampered + REPAIRED_WITHIN;
     loop {
         let back = iam
             .get_role_policy()
@@ -752,14 +767,16 @@ async fn an_iam_tamper_delivered_in_us_east_1_is_repaired_for_a_primary_of_eu_we
         if back {
             break;
         }
-        assert!(Instant::now() < deadline, "DeleteRolePolicy not repaired within 30 s");
+        assert!(
+            Instant::now() < deadline,
+            "DeleteRolePolicy not repaired within {REPAIRED_WITHIN:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     println!(
         "DeleteRolePolicy on {role} repaired after {:?} (resync 1 h)",
         tampered.elapsed()
     );
-    assert!(tampered.elapsed() < Duration::from_secs(10), "{:?}", tampered.elapsed());
     let _ = stop.send(());
     running.await.expect("the controller ends without a panic");
 }

@@ -196,6 +196,11 @@ impl AwsClients {
             let s = c.calls.snapshot();
             total.reads += s.reads;
             total.writes += s.writes;
+            for (action, (n, failed)) in s.by_action {
+                let sum = total.by_action.entry(action).or_default();
+                sum.0 += n;
+                sum.1 += failed;
+            }
             total
         })
     }

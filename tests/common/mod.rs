@@ -253,6 +253,40 @@ pub async fn inspector_in(account: &str, region: &str) -> Inspector {
     }
 }
 
+/// The fewest reads an in-sync check of one account needs with what trailkeeper manages in one
+/// region, one read per setting that has no batch read:
+/// STS GetCallerIdentity (the account must be verified before any write) 1;
+/// KMS DescribeKey, GetKeyPolicy, GetKeyRotationStatus, ListResourceTags 4 per key (the trail's and
+/// the log groups') 4 + 4;
+/// trail bucket: Object Lock, versioning, encryption, public access block, ownership, policy,
+/// logging, lifecycle, tags 9; access-log bucket: versioning, encryption, public access block,
+/// ownership, policy, lifecycle, tags 7; CloudTrail GetTrail, GetTrailStatus, GetEventSelectors, GetInsightSelectors,
+/// ListTags 5; flow logs: IAM GetRole, GetRolePolicy, EC2 DescribeVpcs, DescribeFlowLogs,
+/// CloudWatch Logs DescribeLogGroups 5; audit queries: results bucket versioning, encryption,
+/// public access block, ownership, policy, lifecycle, tags 7, Glue GetDatabase, GetTable, Athena GetWorkGroup,
+/// ListNamedQueries 4, BatchGetNamedQuery 1 (up to 50 queries); the account-wide CIS evidence of
+/// the region (3.3, 3.6, 3.7): Config DescribeConfigurationRecorders, KMS ListKeys 2 (its VPC,
+/// flow log and key reads are those above). Credentials (AssumeRole) are not counted: the
+/// controller caches them for their lifetime.
+pub const FLOOR_READS: u32 = 1 + 4 + 4 + 9 + 7 + 5 + 5 + 7 + 4 + 1 + 2;
+/// The fewest writes for a fresh account: per key (the trail's, and the log groups' since they are
+/// encrypted by default) CreateKey with its policy, CreateAlias, EnableKeyRotation and TagResource
+/// (the tags come after the key, under its policy) 4 + 4; access-log bucket: create, versioning,
+/// encryption, public access block, policy, lifecycle, tags; trail bucket: create (with lock),
+/// default retention, encryption, public access block, policy, logging, lifecycle, tags;
+/// CreateTrail (with settings and tags), PutEventSelectors, StartLogging; flow logs: CreateRole,
+/// PutRolePolicy, CreateLogGroup, CreateFlowLogs; audit queries: results bucket create,
+/// versioning, encryption, public access block, policy, lifecycle, tags, CreateDatabase,
+/// CreateTable, CreateWorkGroup, a CreateNamedQuery per named query.
+pub const FLOOR_WRITES: u32 = 4 + 4 + 7 + 8 + 3 + 4 + 7 + 3 + 6;
+/// The reads of an in-sync check above the floor (docs/performance.md, "The floor"):
+/// - one HeadBucket per bucket (trail, access-log, results), which tells a missing bucket from one
+///   owned by another account before anything else is read: 3;
+/// - CloudTrail DescribeTrails, the account's other trails (adoption, duplicate trails): 1;
+/// - the CIS evidence reads again what the components read (EC2 DescribeVpcs and
+///   DescribeFlowLogs for 3.7, KMS DescribeKey and GetKeyRotationStatus of both keys for 3.6): 6.
+pub const READS_ABOVE_THE_FLOOR: u32 = 3 + 1 + 6;
+
 /// A baseline for `account` with the built-in defaults, reached by assuming a role in it.
 pub fn baseline(account: &str) -> LoggingBaseline {
     let manifest = format!(
