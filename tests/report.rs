@@ -589,7 +589,7 @@ async fn verify_shows_its_progress_on_a_terminal_and_none_when_piped() {
     let now = now_secs();
     let end = now - now % 3600 - 3600;
     let hours = 20;
-    chain::write_chain(
+    let written = chain::write_chain(
         &aws,
         chain::ChainSpec {
             bucket: &trailkeeper::desired::trail_bucket_name(spec),
@@ -666,6 +666,33 @@ async fn verify_shows_its_progress_on_a_terminal_and_none_when_piped() {
     assert!(
         page.contains("20 digest files and 800 log files of the last 24 h valid\">VALID</td>"),
         "{page}"
+    );
+
+    // The binary on a tampered chain, for the account selected: one log file rewritten is
+    // Modified, exit 1, in text and in JSON.
+    let tampered = &written.log_files[written.log_files.len() / 2];
+    aws.s3
+        .put_object()
+        .bucket(trailkeeper::desired::trail_bucket_name(spec))
+        .key(tampered)
+        .body(chain::gzip(b"{\"Records\": []}").into())
+        .send()
+        .await
+        .unwrap();
+    let selected = [&args[..], &["--account", account.as_str()]].concat();
+    let (code, out, err) = tokio::task::block_in_place(|| trailkeeper_cli(&selected));
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains(tampered.as_str()) && out.contains("Modified"), "{out}");
+    let as_json = [&selected[..], &["-o", "json"]].concat();
+    let (code, out, err) = tokio::task::block_in_place(|| trailkeeper_cli(&as_json));
+    assert_eq!(code, 1, "{out}{err}");
+    let verified: serde_json::Value = serde_json::from_str(&out).expect("verify -o json prints JSON");
+    assert_eq!(verified[0]["valid"], false);
+    assert_eq!(
+        verified[0]["report"]["problems"],
+        serde_json::json!([{"kind": "log", "key": tampered, "verdict": "modified",
+            "detail": verified[0]["report"]["problems"][0]["detail"]}]),
+        "{out}"
     );
 }
 

@@ -431,6 +431,47 @@ mod tests {
         Context::new(client, SdkConfig::builder().build(), settings)
     }
 
+    /// Which failures wait for a person (the resync) and which are retried with backoff: the
+    /// README's "AccessDenied, a wrong account, PreconditionFailed wait for the resync interval".
+    #[test]
+    fn what_a_person_must_fix_waits_for_the_resync_and_the_rest_is_retried() {
+        use crate::engine::report::{Component, ComponentState};
+        let error = |kind| crate::aws::AwsError {
+            kind,
+            action: "s3:PutBucketPolicy".into(),
+            resource: "s3://b".into(),
+            code: "Code".into(),
+            message: String::new(),
+        };
+        let report = AccountReport::new("111122223333", "us-east-1", crate::api::Mode::Enforce);
+        assert_eq!(failure_kind(&report), None, "a clean report is no failure");
+        for (kind, expected) in [
+            (ErrorKind::AccessDenied, FailureKind::NeedsAPerson),
+            (ErrorKind::Precondition, FailureKind::NeedsAPerson),
+            (ErrorKind::Invalid, FailureKind::NeedsAPerson),
+            (ErrorKind::Conflict, FailureKind::NeedsAPerson),
+            (ErrorKind::NotFound, FailureKind::NeedsAPerson),
+            (ErrorKind::Throttled, FailureKind::Throttled),
+            (ErrorKind::Transient, FailureKind::Transient),
+        ] {
+            let mut whole = report.clone();
+            let name = format!("{kind:?}");
+            whole.error = Some(EngineError::Aws(error(kind.clone())));
+            assert_eq!(failure_kind(&whole), Some(expected), "{name} of the account");
+            let mut part = report.clone();
+            part.components
+                .insert(Component::Storage, ComponentState::Failed(error(kind)));
+            assert_eq!(failure_kind(&part), Some(expected), "{name} of one component");
+        }
+        let mut wrong = report.clone();
+        wrong.error = Some(EngineError::WrongAccount {
+            expected: "111122223333".into(),
+            actual: "444455556666".into(),
+            arn: "arn:aws:sts::444455556666:assumed-role/r/s".into(),
+        });
+        assert_eq!(failure_kind(&wrong), Some(FailureKind::NeedsAPerson));
+    }
+
     #[tokio::test]
     async fn failures_back_off_exponentially_longer_on_throttling_capped_and_reset_by_a_success() {
         let ctx = context(Settings {
