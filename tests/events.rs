@@ -208,6 +208,71 @@ async fn stop_logging_is_repaired_within_seconds_through_the_event_with_a_resync
     running.await.expect("the controller ends without a panic");
 }
 
+/// `--events-organization-id` end to end: the controller given an Organization's id admits its
+/// accounts by `aws:PrincipalOrgID` (no account listed in the bus policy), a member's tamper is
+/// repaired through the event, and a role of the forwarding role's name outside the Organization
+/// is refused, as EventBridge evaluates the policy.
+#[tokio::test]
+async fn with_an_organization_id_the_bus_admits_its_accounts_and_refuses_the_others() {
+    let client = cluster::admin().await;
+    cluster::install_crds(&client).await;
+    let ns = cluster::fresh_namespace(&client, "events-org").await;
+    let management = common::inspector(&common::new_account()).await;
+    let organization = common::create_organization(&management).await;
+    let member = common::create_member_account(&management, &format!("member-{}", std::process::id())).await;
+    let mut events = events_settings("org").await;
+    events.organization_id = Some(organization.clone());
+    let base = common::base_config().await;
+    let (stop, running, _ctx) = start(&ns, base.clone(), &events).await;
+    let api: Api<LoggingBaseline> = Api::namespaced(client.clone(), &ns);
+    api.create(
+        &PostParams::default(),
+        &baseline(&ns, "member", &member, DeletionPolicy::Retain),
+    )
+    .await
+    .unwrap();
+    wait_events_ready(&api, "member").await;
+
+    let operator = common::inspector(OPERATOR_ACCOUNT).await;
+    let bus = operator
+        .events
+        .describe_event_bus()
+        .name(&events.bus_name)
+        .send()
+        .await
+        .unwrap();
+    let policy: serde_json::Value = serde_json::from_str(bus.policy().expect("the bus has a policy")).unwrap();
+    let text = policy.to_string();
+    assert!(
+        text.contains(&format!("\"aws:PrincipalOrgID\":\"{organization}\"")),
+        "{text}"
+    );
+    assert!(
+        !text.contains(&member),
+        "the member is admitted by its Organization, not by name: {text}"
+    );
+
+    let foreign = common::new_account();
+    let bus_arn = bus.arn().unwrap().to_string();
+    let intruder = role_that_puts_events(&foreign, FORWARD_ROLE, &bus_arn).await;
+    let refused = put_forged(&intruder, &bus_arn, "trailkeeper.forged", &member).await;
+    assert_eq!(refused.entries()[0].error_code(), Some("AccessDeniedException"));
+
+    let aws = common::inspector(&member).await;
+    let trail = format!("arn:aws:cloudtrail:{}:{member}:trail/trailkeeper", common::REGION);
+    let tampered = Instant::now();
+    aws.cloudtrail.stop_logging().name(&trail).send().await.unwrap();
+    while aws.trail_is_logging(&trail).await != Some(true) {
+        assert!(
+            tampered.elapsed() < REPAIRED_WITHIN,
+            "StopLogging not repaired within {REPAIRED_WITHIN:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = stop.send(());
+    running.await.expect("the controller ends without a panic");
+}
+
 /// What a person sees of a repair (README, "Running the operator"): an Event `DriftRepaired` on
 /// the baseline naming the change (the trail's restart); and the status is server-side applied by the field manager
 /// `trailkeeper`, on the status subresource.
