@@ -117,8 +117,10 @@ pub struct AccountClients {
 #[derive(Debug)]
 pub struct AccountIdentity {
     config: SdkConfig,
-    account: String,
     cloudtrail_writes: std::sync::Arc<Pacer>,
+    /// The account's retry budget: one token bucket for all its services and regions, owned here
+    /// and dropped with the identity.
+    retries: RetryPartition,
 }
 
 impl AccountIdentity {
@@ -163,12 +165,18 @@ impl AccountIdentity {
                 .build(),
             None => regional,
         };
+        // A partition with a token bucket of its own (`RetryPartition::custom`): a named
+        // partition (`RetryPartition::new`) puts its bucket in the SDK's process-wide map, where
+        // it stays for the life of the process; one per service, region and account was about
+        // 3 KiB a baseline at 1,000, never freed when a baseline went (docs/performance.md).
+        let account = credentials.map_or("operator", |c| c.assume_role_arn.as_str());
+        let retries = RetryPartition::custom(account.to_string())
+            .token_bucket(aws_smithy_runtime::client::retries::TokenBucket::default())
+            .build();
         std::sync::Arc::new(AccountIdentity {
             config,
-            account: credentials
-                .map_or("operator", |c| c.assume_role_arn.as_str())
-                .to_string(),
             cloudtrail_writes: std::sync::Arc::new(Pacer::new(CLOUDTRAIL_WRITE_INTERVAL)),
+            retries,
         })
     }
 }
@@ -246,13 +254,11 @@ impl AccountIdentity {
         // Emulators and S3-compatible endpoints do not resolve virtual-hosted bucket names.
         let path_style = config.endpoint_url().is_some();
         // The SDK's retry token bucket is shared per service and region unless partitioned: one
-        // throttled account would drain the retries of the whole fleet.
-        let account = &self.account;
-        let partition = |service: &str| RetryPartition::new(format!("{service}|{region}|{account}"));
+        // throttled account would drain the retries of the whole fleet. Each account has its own.
         macro_rules! client {
             ($sdk:ident) => {{
                 let mut builder = $sdk::config::Builder::from(&config)
-                    .retry_partition(partition(stringify!($sdk)))
+                    .retry_partition(self.retries.clone())
                     .interceptor(calls.clone());
                 if let Some(fence) = fence {
                     builder.push_interceptor(SharedInterceptor::new(fence.clone()));
@@ -266,7 +272,7 @@ impl AccountIdentity {
             s3: {
                 let mut builder = aws_sdk_s3::config::Builder::from(&config)
                     .force_path_style(path_style)
-                    .retry_partition(partition("s3"))
+                    .retry_partition(self.retries.clone())
                     .interceptor(calls.clone());
                 if let Some(fence) = fence {
                     builder.push_interceptor(SharedInterceptor::new(fence.clone()));
