@@ -447,6 +447,44 @@ async fn plan_behind_a_slow_proxy(spec: &LoggingBaselineSpec) -> (AccountReport,
     (report, proxy)
 }
 
+/// CloudTrail writes are paced to one a second per account (README, the binary's table: "paced to
+/// its quota of one mutating call per second"): the writes of a fresh account's trail
+/// (CreateTrail, PutEventSelectors, StartLogging, ...) reach the endpoint at least a second apart.
+#[tokio::test]
+async fn an_accounts_cloudtrail_writes_reach_aws_a_second_apart() {
+    use trailkeeper::engine::account::{ReconcileOptions, RunMode, account_clients, reconcile_account};
+    let account = new_account();
+    let spec = trail_only(&account);
+    let proxy = common::proxy::Proxy::start(None).await;
+    let base = proxy.base_config().await;
+    let (trail_policy, retention) = default_policies();
+    let specs = AccountSpecs {
+        baseline: &spec,
+        trail_policy: &trail_policy,
+        retention: &retention,
+    };
+    let report = reconcile_account(
+        account_clients(&base, &specs),
+        &specs,
+        ReconcileOptions::new(RunMode::Apply),
+    )
+    .await;
+    assert!(!report.failed(), "{:?} {:?}", report.error, report.components);
+    let writes = proxy.writes_to("cloudtrail");
+    assert!(writes.len() >= 3, "{writes:?}");
+    for pair in writes.windows(2) {
+        let gap = pair[1].1 - pair[0].1;
+        // The pacer waits a second between the starts of two writes; the proxy sees each a
+        // little after it starts, so allow its own jitter.
+        assert!(
+            gap >= std::time::Duration::from_millis(950),
+            "{} then {} {gap:?} apart",
+            pair[0].0,
+            pair[1].0
+        );
+    }
+}
+
 /// An account's regions are reconciled four at a time (README, "Under stress"): with each AWS
 /// answer held back 200 ms by a proxy, a reconcile of six regions has requests in flight in four
 /// regions at once, never more (the proxy reads each request's signing region).

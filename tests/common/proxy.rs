@@ -13,8 +13,10 @@ use tokio::net::{TcpListener, TcpStream};
 pub struct Proxy {
     /// `http://127.0.0.1:PORT`, for AWS_ENDPOINT_URL.
     pub endpoint: String,
-    /// Each forwarded operation (`CloudTrail StartLogging`, `S3 PUT`, ...) with whether it writes.
+    /// Each forwarded operation (`StartLogging`, `S3 PUT`, ...) with whether it writes.
     forwarded: Arc<Mutex<Vec<(String, bool)>>>,
+    /// Each forwarded write with its signing service (`cloudtrail`) and when it was forwarded.
+    timed_writes: Arc<Mutex<Vec<(String, String, std::time::Instant)>>>,
     /// How long each answer is held back once received (None: passed on at once).
     delay: Arc<Mutex<Option<std::time::Duration>>>,
     /// Answers being held back now.
@@ -61,6 +63,7 @@ impl Proxy {
         let proxy = Proxy {
             endpoint,
             forwarded: Arc::default(),
+            timed_writes: Arc::default(),
             delay: Arc::default(),
             held: Arc::default(),
             regions: Arc::default(),
@@ -117,6 +120,16 @@ impl Proxy {
     pub fn operations(&self) -> Vec<String> {
         let forwarded = self.forwarded.lock().unwrap();
         forwarded.iter().map(|(op, _)| op.clone()).collect()
+    }
+
+    /// The writes to `service` (its SigV4 name: `cloudtrail`) forwarded so far, with when.
+    pub fn writes_to(&self, service: &str) -> Vec<(String, std::time::Instant)> {
+        let timed = self.timed_writes.lock().unwrap();
+        timed
+            .iter()
+            .filter(|(s, _, _)| s == service)
+            .map(|(_, op, at)| (op.clone(), *at))
+            .collect()
     }
 
     /// The writes forwarded so far.
@@ -223,8 +236,18 @@ async fn serve_one(
         // Hold the connection open and never answer.
         std::future::pending::<()>().await;
     }
-    proxy.forwarded.lock().unwrap().push(operation(&head, &body));
-    if let Some((key, region, service)) = signing_scope(&head) {
+    let (op, write) = operation(&head, &body);
+    let signed = signing_scope(&head);
+    if write && let Some((_, _, service)) = &signed {
+        let at = std::time::Instant::now();
+        proxy
+            .timed_writes
+            .lock()
+            .unwrap()
+            .push((service.clone(), op.clone(), at));
+    }
+    proxy.forwarded.lock().unwrap().push((op, write));
+    if let Some((key, region, service)) = signed {
         proxy.regions.lock().unwrap().start(&region);
         if service != "sts" {
             proxy.keys.lock().unwrap().start(&key);
