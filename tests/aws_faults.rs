@@ -751,3 +751,71 @@ async fn an_insufficient_bucket_policy_is_a_precondition_not_retried() {
         "{text}"
     );
 }
+
+/// An endpoint that takes every request and never answers (a hung AWS endpoint); it notes when
+/// each attempt arrived, on tokio's clock.
+#[derive(Clone, Debug, Default)]
+struct StalledAws {
+    attempts: std::sync::Arc<std::sync::Mutex<Vec<tokio::time::Instant>>>,
+}
+
+impl aws_smithy_runtime_api::client::http::HttpConnector for StalledAws {
+    fn call(
+        &self,
+        _request: aws_smithy_runtime_api::client::orchestrator::HttpRequest,
+    ) -> aws_smithy_runtime_api::client::http::HttpConnectorFuture {
+        self.attempts.lock().unwrap().push(tokio::time::Instant::now());
+        aws_smithy_runtime_api::client::http::HttpConnectorFuture::new(std::future::pending())
+    }
+}
+
+impl aws_smithy_runtime_api::client::http::HttpClient for StalledAws {
+    fn http_connector(
+        &self,
+        _settings: &aws_smithy_runtime_api::client::http::HttpConnectorSettings,
+        _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+    ) -> aws_smithy_runtime_api::client::http::SharedHttpConnector {
+        aws_smithy_runtime_api::client::http::SharedHttpConnector::new(self.clone())
+    }
+}
+
+/// The README's timeouts, seen on a call to a hung endpoint through the product's configuration:
+/// each attempt is cut off at 20 s and retried, and the call as a whole fails at 60 s (tokio's
+/// clock, paused: the SDK's timers run on it).
+#[tokio::test(start_paused = true)]
+async fn a_call_to_a_hung_endpoint_is_cut_off_at_20_s_an_attempt_and_60_s_in_all() {
+    let aws = StalledAws::default();
+    let base = trailkeeper::aws::base_config_loader()
+        .http_client(aws_smithy_runtime_api::client::http::SharedHttpClient::new(aws.clone()))
+        .endpoint_url("http://127.0.0.1:1")
+        .region(aws_types::region::Region::new(common::REGION))
+        .credentials_provider(aws_credential_types::Credentials::new("a", "b", None, None, "test"))
+        .load()
+        .await;
+    let c = AccountClients::new(&base, common::REGION, None, CallRecorder::new());
+    let started = tokio::time::Instant::now();
+    let call = c.cloudtrail.describe_trails().send();
+    let result = tokio::time::timeout(trailkeeper::aws::OPERATION_TIMEOUT * 2, call)
+        .await
+        .expect("the call has a timeout of its own");
+    let failed_after = started.elapsed();
+    assert!(result.is_err(), "a hung endpoint answered: {result:?}");
+    assert_eq!(
+        failed_after,
+        trailkeeper::aws::OPERATION_TIMEOUT,
+        "the call fails at its operation timeout"
+    );
+    let attempts = aws.attempts.lock().unwrap().clone();
+    assert!(
+        attempts.len() >= 2,
+        "the attempt cut off at 20 s is retried: {attempts:?}"
+    );
+    for pair in attempts.windows(2) {
+        let gap = pair[1] - pair[0];
+        // An attempt's 20 s, then the retry's backoff (at most 20 s in the SDK's standard mode).
+        assert!(
+            gap >= trailkeeper::aws::ATTEMPT_TIMEOUT && gap < trailkeeper::aws::ATTEMPT_TIMEOUT * 2,
+            "attempts {gap:?} apart"
+        );
+    }
+}
