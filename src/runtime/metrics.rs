@@ -441,9 +441,31 @@ mod tests {
             }),
         );
         set_set_conflicts("metrics-test/set", 3);
-        record_drift_event("setup_error");
+        // Every outcome the README lists for the drift events.
+        let outcomes = [
+            "reconcile",
+            "duplicate",
+            "own_write",
+            "unknown_account",
+            "ignored",
+            "malformed",
+            "not_routed",
+            "receive_error",
+            "setup_error",
+        ];
+        for outcome in outcomes {
+            record_drift_event(outcome);
+        }
         record_event_lag(1.5);
         let text = render();
+        for outcome in outcomes {
+            assert!(
+                value_of(
+                    &text,
+                    &format!("trailkeeper_drift_events_total{{outcome=\"{outcome}\"}}")
+                ) >= 1.0
+            );
+        }
 
         let errors = "trailkeeper_aws_calls_total{service=\"s3\",operation=\"GetBucketPolicy\",outcome=\"error\"}";
         assert!(value_of(&text, errors) >= 1.0);
@@ -502,6 +524,10 @@ mod tests {
                 assert!(declared.iter().any(|d| d == family), "{line}: no TYPE before it");
             }
         }
+
+        // No duplicates (or their events not counted): no cost series.
+        set_duplicate_trail_cost(account, None);
+        assert_eq!(line_of(&render(), &cost), None, "a cost series without duplicates");
 
         // An account whose baseline is gone keeps no series.
         forget_account(account);

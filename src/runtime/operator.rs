@@ -212,6 +212,44 @@ mod tests {
         super::settings_of(&args)
     }
 
+    /// The README's defaults of `trailkeeper run` (each checked where its variable is not set in
+    /// this process's environment, which the flag reads too).
+    #[test]
+    fn the_run_flags_have_the_documented_defaults() {
+        use clap::Parser as _;
+        let cli = crate::cli::Cli::try_parse_from(["trailkeeper", "run"]).unwrap();
+        let crate::cli::Command::Run(args) = cli.command else {
+            panic!("not run")
+        };
+        let unset = |name: &str| std::env::var_os(name).is_none();
+        if unset("TRAILKEEPER_CONCURRENCY") {
+            assert_eq!(args.concurrency, 8);
+        }
+        if unset("TRAILKEEPER_HTTP_ADDR") {
+            assert_eq!(args.http_addr, "0.0.0.0:8080");
+        }
+        if unset("TRAILKEEPER_LEADER_ELECTION") {
+            assert!(args.leader_election);
+        }
+        if unset("TRAILKEEPER_LEASE_NAME") {
+            assert_eq!(args.lease_name, "trailkeeper");
+        }
+        if unset("POD_NAMESPACE") {
+            assert_eq!(args.lease_namespace, "default");
+        }
+        if unset("TRAILKEEPER_EVENTS_BUS_NAME") {
+            assert_eq!(args.events_bus_name, "trailkeeper-events");
+        }
+        if unset("TRAILKEEPER_SHUTDOWN_DRAIN_SECONDS") {
+            assert_eq!(args.shutdown_drain_seconds, 20);
+        }
+        let off = crate::cli::Cli::try_parse_from(["trailkeeper", "run", "--leader-election", "false"]).unwrap();
+        let crate::cli::Command::Run(off) = off.command else {
+            panic!("not run")
+        };
+        assert!(!off.leader_election, "--leader-election false turns it off");
+    }
+
     #[test]
     fn the_flags_defaults_and_clamps_reach_the_controller() {
         use std::time::Duration;
