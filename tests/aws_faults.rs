@@ -134,21 +134,20 @@ impl aws_smithy_runtime_api::client::http::HttpConnector for ThrottlingAws {
     }
 }
 
-impl aws_smithy_runtime_api::client::http::HttpClient for ThrottlingAws {
-    fn http_connector(
-        &self,
-        _settings: &aws_smithy_runtime_api::client::http::HttpConnectorSettings,
-        _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
-    ) -> aws_smithy_runtime_api::client::http::SharedHttpConnector {
-        aws_smithy_runtime_api::client::http::SharedHttpConnector::new(self.clone())
-    }
+/// An HTTP client whose every connection is `connector` (a fake AWS).
+fn http_client_of(
+    connector: impl aws_smithy_runtime_api::client::http::HttpConnector + Clone + 'static,
+) -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    aws_smithy_runtime_api::client::http::http_client_fn(move |_, _| {
+        aws_smithy_runtime_api::client::http::SharedHttpConnector::new(connector.clone())
+    })
 }
 
 /// The product's configuration with `aws` as its HTTP client; the clients of `account` as the
 /// controller builds them (the account's role assumed, its own retry partition).
 async fn product_clients(aws: &ThrottlingAws, account: &str, calls: &CallRecorder) -> AccountClients {
     let base = trailkeeper::aws::base_config_loader()
-        .http_client(aws_smithy_runtime_api::client::http::SharedHttpClient::new(aws.clone()))
+        .http_client(http_client_of(aws.clone()))
         .endpoint_url("http://127.0.0.1:1")
         .region(aws_types::region::Region::new(common::REGION))
         .credentials_provider(aws_credential_types::Credentials::new("a", "b", None, None, "test"))
@@ -769,16 +768,6 @@ impl aws_smithy_runtime_api::client::http::HttpConnector for StalledAws {
     }
 }
 
-impl aws_smithy_runtime_api::client::http::HttpClient for StalledAws {
-    fn http_connector(
-        &self,
-        _settings: &aws_smithy_runtime_api::client::http::HttpConnectorSettings,
-        _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
-    ) -> aws_smithy_runtime_api::client::http::SharedHttpConnector {
-        aws_smithy_runtime_api::client::http::SharedHttpConnector::new(self.clone())
-    }
-}
-
 /// The README's timeouts, seen on a call to a hung endpoint through the product's configuration:
 /// each attempt is cut off at 20 s and retried, and the call as a whole fails at 60 s (tokio's
 /// clock, paused: the SDK's timers run on it).
@@ -786,7 +775,7 @@ impl aws_smithy_runtime_api::client::http::HttpClient for StalledAws {
 async fn a_call_to_a_hung_endpoint_is_cut_off_at_20_s_an_attempt_and_60_s_in_all() {
     let aws = StalledAws::default();
     let base = trailkeeper::aws::base_config_loader()
-        .http_client(aws_smithy_runtime_api::client::http::SharedHttpClient::new(aws.clone()))
+        .http_client(http_client_of(aws.clone()))
         .endpoint_url("http://127.0.0.1:1")
         .region(aws_types::region::Region::new(common::REGION))
         .credentials_provider(aws_credential_types::Credentials::new("a", "b", None, None, "test"))

@@ -426,11 +426,15 @@ async fn with_create_recorder_a_recorder_is_created_delivering_to_the_access_log
     assert_eq!(again.calls.writes, 0, "{:?}", again.calls.by_action);
 }
 
-/// A plan of `spec` (reads only) through a proxy that holds each answer back 200 ms.
-async fn plan_behind_a_slow_proxy(spec: &LoggingBaselineSpec) -> (AccountReport, common::proxy::Proxy) {
-    use trailkeeper::engine::account::{ReconcileOptions, RunMode, account_clients, reconcile_account};
+/// A reconcile of `spec` in `mode` through a proxy, which holds each answer back `delay`.
+async fn run_behind_a_proxy(
+    spec: &LoggingBaselineSpec,
+    mode: trailkeeper::engine::account::RunMode,
+    delay: Option<std::time::Duration>,
+) -> (AccountReport, common::proxy::Proxy) {
+    use trailkeeper::engine::account::{ReconcileOptions, account_clients, reconcile_account};
     let proxy = common::proxy::Proxy::start(None).await;
-    proxy.delay_answers(Some(std::time::Duration::from_millis(200)));
+    proxy.delay_answers(delay);
     let base = proxy.base_config().await;
     let (trail_policy, retention) = default_policies();
     let specs = AccountSpecs {
@@ -438,13 +442,14 @@ async fn plan_behind_a_slow_proxy(spec: &LoggingBaselineSpec) -> (AccountReport,
         trail_policy: &trail_policy,
         retention: &retention,
     };
-    let report = reconcile_account(
-        account_clients(&base, &specs),
-        &specs,
-        ReconcileOptions::new(RunMode::Plan),
-    )
-    .await;
+    let report = reconcile_account(account_clients(&base, &specs), &specs, ReconcileOptions::new(mode)).await;
     (report, proxy)
+}
+
+/// A plan of `spec` (reads only) through a proxy that holds each answer back 200 ms.
+async fn plan_behind_a_slow_proxy(spec: &LoggingBaselineSpec) -> (AccountReport, common::proxy::Proxy) {
+    let delay = std::time::Duration::from_millis(200);
+    run_behind_a_proxy(spec, trailkeeper::engine::account::RunMode::Plan, Some(delay)).await
 }
 
 /// CloudTrail writes are paced to one a second per account (README, the binary's table: "paced to
@@ -452,23 +457,8 @@ async fn plan_behind_a_slow_proxy(spec: &LoggingBaselineSpec) -> (AccountReport,
 /// (CreateTrail, PutEventSelectors, StartLogging, ...) reach the endpoint at least a second apart.
 #[tokio::test]
 async fn an_accounts_cloudtrail_writes_reach_aws_a_second_apart() {
-    use trailkeeper::engine::account::{ReconcileOptions, RunMode, account_clients, reconcile_account};
-    let account = new_account();
-    let spec = trail_only(&account);
-    let proxy = common::proxy::Proxy::start(None).await;
-    let base = proxy.base_config().await;
-    let (trail_policy, retention) = default_policies();
-    let specs = AccountSpecs {
-        baseline: &spec,
-        trail_policy: &trail_policy,
-        retention: &retention,
-    };
-    let report = reconcile_account(
-        account_clients(&base, &specs),
-        &specs,
-        ReconcileOptions::new(RunMode::Apply),
-    )
-    .await;
+    let spec = trail_only(&new_account());
+    let (report, proxy) = run_behind_a_proxy(&spec, trailkeeper::engine::account::RunMode::Apply, None).await;
     assert!(!report.failed(), "{:?} {:?}", report.error, report.components);
     let writes = proxy.writes_to("cloudtrail");
     assert!(writes.len() >= 3, "{writes:?}");
