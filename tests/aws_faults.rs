@@ -143,16 +143,23 @@ fn http_client_of(
     })
 }
 
-/// The product's configuration with `aws` as its HTTP client; the clients of `account` as the
-/// controller builds them (the account's role assumed, its own retry partition).
-async fn product_clients(aws: &ThrottlingAws, account: &str, calls: &CallRecorder) -> AccountClients {
-    let base = trailkeeper::aws::base_config_loader()
-        .http_client(http_client_of(aws.clone()))
+/// The product's configuration (its retries, timeouts) with `aws` as its HTTP client.
+async fn product_config(
+    aws: impl aws_smithy_runtime_api::client::http::HttpConnector + Clone + 'static,
+) -> aws_types::SdkConfig {
+    trailkeeper::aws::base_config_loader()
+        .http_client(http_client_of(aws))
         .endpoint_url("http://127.0.0.1:1")
         .region(aws_types::region::Region::new(common::REGION))
         .credentials_provider(aws_credential_types::Credentials::new("a", "b", None, None, "test"))
         .load()
-        .await;
+        .await
+}
+
+/// The clients of `account` on `aws` as the controller builds them (the account's role assumed,
+/// its own retry budget).
+async fn product_clients(aws: &ThrottlingAws, account: &str, calls: &CallRecorder) -> AccountClients {
+    let base = product_config(aws.clone()).await;
     let role = trailkeeper::api::Credentials {
         assume_role_arn: format!("arn:aws:iam::{account}:role/trailkeeper"),
         external_id: None,
@@ -774,13 +781,7 @@ impl aws_smithy_runtime_api::client::http::HttpConnector for StalledAws {
 #[tokio::test(start_paused = true)]
 async fn a_call_to_a_hung_endpoint_is_cut_off_at_20_s_an_attempt_and_60_s_in_all() {
     let aws = StalledAws::default();
-    let base = trailkeeper::aws::base_config_loader()
-        .http_client(http_client_of(aws.clone()))
-        .endpoint_url("http://127.0.0.1:1")
-        .region(aws_types::region::Region::new(common::REGION))
-        .credentials_provider(aws_credential_types::Credentials::new("a", "b", None, None, "test"))
-        .load()
-        .await;
+    let base = product_config(aws.clone()).await;
     let c = AccountClients::new(&base, common::REGION, None, CallRecorder::new());
     let started = tokio::time::Instant::now();
     let call = c.cloudtrail.describe_trails().send();
