@@ -446,7 +446,7 @@ async fn a_policy_that_breaks_the_crd_rules_is_reported_and_never_reaches_aws() 
 }
 
 #[tokio::test]
-async fn the_controller_lists_and_watches_its_four_kinds_and_stops_on_shutdown() {
+async fn the_controller_lists_and_watches_its_five_kinds_and_stops_on_shutdown() {
     let (ctx, mut api) = context().await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let run = tokio::spawn(trailkeeper::controller::baselines::run(ctx, async move {
@@ -454,17 +454,19 @@ async fn the_controller_lists_and_watches_its_four_kinds_and_stops_on_shutdown()
     }));
     let mut seen = std::collections::BTreeSet::new();
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
-    // The baselines' controller watches baselines and both policies; the sets' controller, sets
-    // and (as their owner) baselines.
-    while seen.len() < 8 {
+    // The baselines' controller watches baselines, both policies and the archives (what they
+    // admit); the sets' controller, sets and (as their owner) baselines; the archives'
+    // controller, archives and (their members) baselines.
+    while seen.len() < 10 {
         let next = tokio::time::timeout_at(deadline, api.0.next_request()).await;
-        let (request, send) = next.expect("list and watch of the four kinds within 60 s").unwrap();
+        let (request, send) = next.expect("list and watch of the five kinds within 60 s").unwrap();
         let uri = request.uri().to_string();
         let kind = [
             "loggingbaselines",
             "trailpolicies",
             "retentionpolicies",
             "loggingbaselinesets",
+            "logarchives",
         ]
         .into_iter()
         .find(|k| request.uri().path().ends_with(k))

@@ -18,7 +18,7 @@ use trailkeeper::api::{LoggingBaseline, LoggingBaselineSet, RetentionPolicy, Tra
 fn the_crds_directory_holds_what_trailkeeper_crds_prints() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
     let files = trailkeeper::api::crd_files().unwrap();
-    assert_eq!(files.len(), 4);
+    assert_eq!(files.len(), 5);
     for (name, yaml) in files {
         let on_disk = std::fs::read_to_string(dir.join(&name)).unwrap_or_default();
         assert!(
@@ -594,7 +594,7 @@ async fn the_api_servers_defaults_are_trailkeepers_defaults() {
     .await;
 }
 
-/// Every field of the four kinds is described where `kubectl explain` reads it: the OpenAPI v3
+/// Every field of the five kinds is described where `kubectl explain` reads it: the OpenAPI v3
 /// document the API server publishes for the group.
 #[tokio::test]
 async fn every_field_has_a_description_that_kubectl_explain_shows() {
@@ -640,6 +640,7 @@ async fn every_field_has_a_description_that_kubectl_explain_shows() {
         "TrailPolicy",
         "RetentionPolicy",
         "LoggingBaselineSet",
+        "LogArchive",
     ] {
         let schema = &document["components"]["schemas"][format!("io.trailkeeper.v1alpha1.{kind}")];
         assert!(schema.is_object(), "no served schema of {kind}");

@@ -142,6 +142,26 @@ def _is_delegated_administrator(account_id, service):
     )
 
 
+def _service_context(trail_arn, account_id):
+    """What CloudTrail sends with its requests to S3 and KMS: the trail's ARN and account, and the
+    account's Organization when it has one (aws:SourceOrgID, "present in the request context of a
+    service principal acting on behalf of a resource that belongs to an organization":
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-sourceorgid)."""
+    context = {"aws:SourceArn": trail_arn, "aws:SourceAccount": account_id}
+    org = _org_of(account_id)
+    if org is not None:
+        context["aws:SourceOrgID"] = org[0]
+    return context
+
+
+def _key_home(kms_key_id, region, account_id):
+    """(region, account) of a key named by ARN (another account's key for a log archive) or by id."""
+    if kms_key_id.startswith("arn:"):
+        parts = kms_key_id.split(":")
+        return parts[3], parts[4]
+    return region, account_id
+
+
 def check_trail(trail_arn, account_id, region, partition, bucket, prefix, kms_key_id, is_org):
     """CreateTrail/UpdateTrail preconditions.
 
@@ -185,10 +205,12 @@ def check_trail(trail_arn, account_id, region, partition, bucket, prefix, kms_ke
                 "The management account has no service-linked role AWSServiceRoleForCloudTrail.",
             )
 
-    policy = _s3_backend(account_id, partition).get_bucket(bucket).policy
+    # The bucket may be another account's (a log-archive account): S3 bucket names are global.
+    target = _s3_backend(account_id, partition).get_bucket(bucket)
+    policy = target.policy
     policy_text = policy.decode() if policy else ""
     bucket_arn = f"arn:{partition}:s3:::{bucket}"
-    service_context = {"aws:SourceArn": trail_arn, "aws:SourceAccount": account_id}
+    service_context = _service_context(trail_arn, account_id)
     write_context = dict(service_context, **{"s3:x-amz-acl": "bucket-owner-full-control"})
     base = f"{bucket_arn}/{prefix.strip('/')}/AWSLogs" if prefix else f"{bucket_arn}/AWSLogs"
     paths = [f"{base}/{account_id}/CloudTrail/{region}/2026/01/01/file.json.gz"]
@@ -205,14 +227,21 @@ def check_trail(trail_arn, account_id, region, partition, bucket, prefix, kms_ke
     if kms_key_id:
         from moto.kms.models import kms_backends
 
-        key_region = kms_key_id.split(":")[3] if kms_key_id.startswith("arn:") else region
-        backend = kms_backends[account_id][key_region]
+        key_region, key_account = _key_home(kms_key_id, region, account_id)
+        # "The KMS key and the Amazon S3 bucket must be in the same AWS Region."
+        # https://docs.aws.amazon.com/awscloudtrail/latest/userguide/encrypting-cloudtrail-log-files-with-aws-kms.html
+        if key_region != target.region_name:
+            raise _Refused(
+                "InvalidKmsKeyIdException",
+                f"KMS key {kms_key_id} is not in the Region of bucket {bucket} ({target.region_name}).",
+            )
+        backend = kms_backends[key_account][key_region]
         try:
             key = backend.keys[backend.any_id_to_key_id(kms_key_id)]
         except Exception:
             raise _Refused("KmsKeyNotFoundException", f"KMS key {kms_key_id} does not exist.")
-        context = {"aws:SourceArn": trail_arn, "aws:SourceAccount": account_id,
-                   "kms:EncryptionContext:aws:cloudtrail:arn": trail_arn}
+        context = dict(_service_context(trail_arn, account_id),
+                       **{"kms:EncryptionContext:aws:cloudtrail:arn": trail_arn})
         if not allows(key.policy, CLOUDTRAIL, "kms:GenerateDataKey", "*", context):
             raise _Refused(
                 "InsufficientEncryptionPolicyException",
@@ -323,21 +352,21 @@ def _delivery_of(trail, region):
         out["LatestDigestDeliveryTime"] = newest["CloudTrail-Digest"]
     bucket_arn = f"arn:{trail.partition}:s3:::{trail.bucket_name}"
     policy = bucket.policy.decode() if bucket.policy else ""
-    context = {"aws:SourceArn": trail.arn, "aws:SourceAccount": trail.account_id,
-               "s3:x-amz-acl": "bucket-owner-full-control"}
+    context = dict(_service_context(trail.arn, trail.account_id), **{"s3:x-amz-acl": "bucket-owner-full-control"})
     path = f"{bucket_arn}/{prefix}AWSLogs/{trail.account_id}/CloudTrail/{region}/x.json.gz"
     if not allows(policy, CLOUDTRAIL, "s3:PutObject", path, context):
         out["LatestDeliveryError"] = "AccessDenied"
     elif trail.kms_key_id:
         from moto.kms.models import kms_backends
 
-        region = trail.kms_key_id.split(":")[3] if trail.kms_key_id.startswith("arn:") else trail.region_name
-        backend = kms_backends[trail.account_id][region]
+        region, key_account = _key_home(trail.kms_key_id, trail.region_name, trail.account_id)
+        backend = kms_backends[key_account][region]
         try:
             key = backend.keys[backend.any_id_to_key_id(trail.kms_key_id)]
         except Exception:
             key = None
-        kms_context = {"aws:SourceArn": trail.arn, "kms:EncryptionContext:aws:cloudtrail:arn": trail.arn}
+        kms_context = dict(_service_context(trail.arn, trail.account_id),
+                           **{"kms:EncryptionContext:aws:cloudtrail:arn": trail.arn})
         if key is None or key.key_state != "Enabled":
             out["LatestDeliveryError"] = "KMS.DisabledException"
         elif not allows(key.policy, CLOUDTRAIL, "kms:GenerateDataKey", "*", kms_context):

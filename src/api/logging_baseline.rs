@@ -200,6 +200,11 @@ pub struct StorageSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(pattern(patterns::BUCKET_NAME), length(max = 63))]
     pub access_log_bucket_name: Option<String>,
+    /// A LogArchive in this namespace: the trail delivers into the archive account's bucket, under
+    /// the archive's key prefix and encrypted with its key, and this account gets no trail bucket
+    /// or key of its own. The trail is created only once the archive admits it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive_ref: Option<PolicyRef>,
 }
 
 impl Default for StorageSpec {
@@ -209,6 +214,7 @@ impl Default for StorageSpec {
             bucket_name: None,
             key_prefix: default_key_prefix(),
             access_log_bucket_name: None,
+            archive_ref: None,
         }
     }
 }

@@ -1,6 +1,7 @@
-//! The four custom resources of trailkeeper (group `trailkeeper.io`, version `v1alpha1`), their
+//! The five custom resources of trailkeeper (group `trailkeeper.io`, version `v1alpha1`), their
 //! defaults (the baseline of the AWS logging reference) and their validation rules.
 
+mod log_archive;
 mod logging_baseline;
 mod logging_baseline_set;
 mod logging_baseline_status;
@@ -10,6 +11,7 @@ mod retention_policy;
 mod rules;
 mod trail_policy;
 
+pub use log_archive::*;
 pub use logging_baseline::*;
 pub use logging_baseline_set::*;
 pub use logging_baseline_status::*;
@@ -32,6 +34,8 @@ pub const DEFAULT_POLICY_NAME: &str = "default";
 /// Validation patterns, shared by the schema and by the offline validator.
 pub mod patterns {
     pub const ACCOUNT_ID: &str = r"^[0-9]{12}$";
+    /// An AWS Organization id.
+    pub const ORGANIZATION_ID: &str = r"^o-[a-z0-9]{10,32}$";
     pub const REGION: &str = r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}$";
     pub const IAM_ROLE_ARN: &str = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$";
     /// A principal of a key policy: an IAM role or user ARN, or an account root.
@@ -126,6 +130,7 @@ pub fn crds() -> Vec<Crd> {
         TrailPolicy::crd(),
         RetentionPolicy::crd(),
         LoggingBaselineSet::crd(),
+        LogArchive::crd(),
     ]
     .into_iter()
     .map(with_kubernetes_formats)

@@ -60,7 +60,7 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Print the CustomResourceDefinitions of the four kinds.
+    /// Print the CustomResourceDefinitions of the five kinds.
     Crds {
         /// Write one file per CRD into this directory instead of printing them.
         #[arg(long)]

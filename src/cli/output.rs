@@ -31,6 +31,7 @@ pub fn state_name(state: &ComponentState) -> String {
         ComponentState::NotManaged => "NotManaged".into(),
         ComponentState::Failed(e) => format!("Failed: {e}"),
         ComponentState::Waiting(c) => format!("Waiting for {c:?}"),
+        ComponentState::WaitingForArchive(m) => format!("WaitingForLogArchive: {m}"),
     }
 }
 

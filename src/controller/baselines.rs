@@ -16,7 +16,8 @@ use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 
 use crate::api::{
-    LoggingBaseline, LoggingBaselineStatus, RetentionPolicy, RetentionPolicySpec, TrailPolicy, TrailPolicySpec,
+    LogArchive, LoggingBaseline, LoggingBaselineStatus, RetentionPolicy, RetentionPolicySpec, TrailPolicy,
+    TrailPolicySpec,
 };
 use crate::controller::{status, writer};
 use crate::desired::AccountSpecs;
@@ -111,6 +112,7 @@ async fn apply(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Acti
             key_arn: previous.and_then(|s| s.kms_key_arn.clone()),
         },
         forwarding: forwarding_for(&ctx, &baseline),
+        archive: archive_target(&ctx, &baseline).await,
     };
     // One bound for the reconcile and its verification together: a verification due gets what
     // the reconcile left of it, so a pod's shutdown never waits for two.
@@ -469,6 +471,32 @@ where
     }
 }
 
+/// A hash of where an archive's members deliver and which of them it admits.
+fn what_an_archive_admits(archive: &LogArchive) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let status = archive.status.as_ref()?;
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (&status.bucket_name, &status.key_prefix, &status.kms_key_arn).hash(&mut hasher);
+    for member in &status.members {
+        (&member.trail_arn, member.admitted).hash(&mut hasher);
+    }
+    Some(hasher.finish())
+}
+
+/// The baselines that name `archive` as theirs.
+fn members_of_archive(store: &Store<LoggingBaseline>, archive: &LogArchive) -> Vec<ObjectRef<LoggingBaseline>> {
+    let (ns, name) = (archive.namespace().unwrap_or_default(), archive.name_any());
+    store
+        .state()
+        .iter()
+        .filter(|b| {
+            b.namespace().as_deref() == Some(ns.as_str())
+                && b.spec.storage.archive_ref.as_ref().is_some_and(|r| r.name == name)
+        })
+        .map(|b| ObjectRef::from_obj(b.as_ref()))
+        .collect()
+}
+
 /// A hash of what should trigger a reconcile: the spec (its generation), the finalizers and the
 /// deletion mark.
 fn spec_or_lifecycle(baseline: &LoggingBaseline) -> Option<u64> {
@@ -566,7 +594,8 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         run_baselines(ctx.clone(), store, writer, stopped(stop_rx.clone())),
         super::sets::run(Arc::new(sets), set_settings, stopped(stop_rx.clone())),
         super::policy_status::run::<TrailPolicy>(policies.clone(), ns.as_deref(), stopped(stop_rx.clone())),
-        super::policy_status::run::<RetentionPolicy>(policies, ns.as_deref(), stopped(stop_rx)),
+        super::policy_status::run::<RetentionPolicy>(policies, ns.as_deref(), stopped(stop_rx.clone())),
+        super::archives::run(ctx.clone(), stopped(stop_rx)),
     );
 }
 
@@ -642,7 +671,13 @@ async fn run_baselines(
             }
         }
     };
-    let (store_tp, store_rp) = (store.clone(), store);
+    let (store_tp, store_rp, store_la) = (store.clone(), store.clone(), store);
+    // A member's trail waits until its archive admits it: each change of what an archive admits
+    // (not its every status write) brings its members back.
+    let admissions = watcher(api_for::<LogArchive>(&ctx.client, ns), watcher::Config::default())
+        .default_backoff()
+        .applied_objects()
+        .predicate_filter(what_an_archive_admits, PredicateConfig::default());
     let controller = controller
         .with_config(kube::runtime::controller::Config::default().concurrency(settings.concurrency))
         .reconcile_on(tamper_rx)
@@ -650,6 +685,7 @@ async fn run_baselines(
         .watches_stream(retention_policies, move |p| {
             baselines_using_retention_policy(&store_rp, &p)
         })
+        .watches_stream(admissions, move |a| members_of_archive(&store_la, &a))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
@@ -671,3 +707,20 @@ const CONFLICT_RECHECK: std::time::Duration = std::time::Duration::from_secs(60)
 
 /// How often caches and series of baselines gone from view are dropped.
 const FORGET_DEPARTED_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Where a member of a LogArchive delivers, from the archive's status: None when the baseline
+/// names none, or the archive is not found or has no key yet (its trail then waits, and the
+/// archive's status change brings it back).
+async fn archive_target(ctx: &Context, baseline: &LoggingBaseline) -> Option<crate::desired::archive::ArchiveTarget> {
+    let name = &baseline.spec.storage.archive_ref.as_ref()?.name;
+    let namespace = baseline.namespace().unwrap_or_default();
+    let api: Api<crate::api::LogArchive> = Api::namespaced(ctx.client.clone(), &namespace);
+    let archive = match api.get_opt(name).await {
+        Ok(found) => found?,
+        Err(e) => {
+            tracing::warn!(archive = %name, error = %e, "the LogArchive could not be read");
+            return None;
+        }
+    };
+    crate::desired::archive::target_of(&format!("{namespace}/{name}"), archive.status.as_ref()?, &baseline.spec)
+}

@@ -1,6 +1,7 @@
 //! The Kubernetes controllers: LoggingBaselines (`baselines`) and LoggingBaselineSets (`sets`),
 //! and the status they write.
 
+pub mod archives;
 pub mod baselines;
 pub mod context;
 pub mod policies;

@@ -17,7 +17,7 @@ use crate::controller::status;
 /// (the built-in baseline). Err names a reference to a missing policy. Read from the
 /// controller's cache of policies when it runs (a reconcile costs no API request for them),
 /// else from the API server.
-async fn resolve<K>(
+pub(super) async fn resolve<K>(
     client: &Client,
     cache: Option<&Store<K>>,
     ns: &str,

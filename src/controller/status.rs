@@ -43,6 +43,8 @@ pub mod reasons {
     pub const NOT_MANAGED: &str = "NotManaged";
     pub const APPROVAL_REQUIRED: &str = "ApprovalRequired";
     pub const WAITING: &str = "WaitingForDependency";
+    /// A member's trail waits until its LogArchive's policies admit it.
+    pub const WAITING_FOR_ARCHIVE: &str = "WaitingForLogArchive";
     pub const INVALID_REFERENCE: &str = "InvalidReference";
     pub const INVALID_SPEC: &str = "InvalidSpec";
     pub const RECONCILED: &str = "Reconciled";
@@ -192,6 +194,9 @@ fn component_condition_alone(c: Component, state: &ComponentState, report: &Acco
             reasons::WAITING,
             format!("waiting for {} to be ready", component_type(*on)),
         ),
+        ComponentState::WaitingForArchive(message) => {
+            condition(t, false, reasons::WAITING_FOR_ARCHIVE, message.clone())
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! The desired state of an account's AWS resources, as pure functions of the specs. No SDK and no
 //! Kubernetes types: every value here is data that tests can compare.
 
+pub mod archive;
 pub mod athena;
 pub mod events;
 pub mod iam;
@@ -226,7 +227,10 @@ pub fn resource_tags(spec: &LoggingBaselineSpec) -> BTreeMap<String, String> {
 pub fn account(specs: &AccountSpecs) -> DesiredAccount {
     let spec = specs.baseline;
     let managed = spec.trail.source == TrailSource::Managed;
+    // A LogArchive's member keeps no bucket or key: the archive does (see archive::with_archive).
+    let archived = spec.storage.archive_ref.is_some();
     let key_source = match (&spec.encryption.kms_key_arn, managed) {
+        _ if archived => KeySource::None,
         (_, false) => KeySource::None,
         (Some(arn), true) => KeySource::Existing { arn: arn.clone() },
         (None, true) => KeySource::Create {
@@ -262,7 +266,7 @@ pub fn account(specs: &AccountSpecs) -> DesiredAccount {
             rotation: true,
             tags: resource_tags(spec),
         },
-        storage: managed.then(|| DesiredStorage {
+        storage: (managed && !archived).then(|| DesiredStorage {
             access_log_bucket: access_log_bucket(specs),
             trail_bucket: trail_bucket(specs),
         }),

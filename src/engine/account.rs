@@ -15,6 +15,7 @@ use crate::aws::organizations::{self, Organization};
 use crate::aws::s3::{self, ObservedBucket};
 use crate::aws::sts;
 use crate::aws::{AccountClients, AwsError, CallRecorder, ErrorKind};
+use crate::desired::archive::ArchiveTarget;
 use crate::desired::events::Forwarding;
 use crate::desired::{self, AccountSpecs, DesiredAccount, DesiredBucket, DesiredTrail, athena};
 use crate::judge::diff::{Action, Delta};
@@ -37,6 +38,8 @@ pub(super) struct AccountReconcile<'a> {
     pub(super) organization: Option<Result<Option<Organization>, AwsError>>,
     /// Where tampering is forwarded (the controller's central bus), when events are on.
     pub(super) forwarding: Option<Forwarding>,
+    /// A member of a LogArchive: where its trail delivers, as the archive last reported.
+    pub(super) archive: Option<ArchiveTarget>,
     pub(super) report: AccountReport,
 }
 
@@ -49,6 +52,9 @@ pub struct ReconcileOptions {
     pub last_applied: LastApplied,
     /// Where tampering events are forwarded (the controller's central bus), when events are on.
     pub forwarding: Option<Forwarding>,
+    /// For a baseline with `storage.archiveRef`: its LogArchive as last reported (None: not found
+    /// or without a key yet; the trail then waits).
+    pub archive: Option<ArchiveTarget>,
 }
 
 impl ReconcileOptions {
@@ -58,6 +64,7 @@ impl ReconcileOptions {
             mode,
             last_applied: LastApplied::default(),
             forwarding: None,
+            archive: None,
         }
     }
 }
@@ -84,12 +91,17 @@ pub async fn reconcile_account(
         mode,
         last_applied,
         forwarding,
+        archive,
     } = options;
     let started = Instant::now();
     let spec = specs.baseline;
     let calls = clients.calls.clone();
     let calls_before = calls.snapshot();
-    let desired = desired::account(specs);
+    let mut desired = desired::account(specs);
+    let archive = archive.filter(|_| spec.storage.archive_ref.is_some());
+    if let Some(target) = &archive {
+        desired::archive::with_archive(&mut desired, target);
+    }
     let report = AccountReport::new(&spec.account_id, &spec.primary_region, spec.mode);
     let write = mode == RunMode::Apply && spec.mode == Mode::Enforce;
     let approved = specs
@@ -106,6 +118,7 @@ pub async fn reconcile_account(
         observed_trail: None,
         organization: None,
         forwarding,
+        archive,
         report,
     };
     // Boxed so that callers on small-stack threads (tokio workers, tests) can hold it.
@@ -117,11 +130,12 @@ pub async fn reconcile_account(
 }
 
 impl AccountReconcile<'_> {
-    async fn reconcile(&mut self, last_applied: &LastApplied) {
+    /// Whether the credentials resolve to the account: nothing is read or written otherwise.
+    pub(super) async fn check_identity(&mut self) -> bool {
         match sts::caller_identity(&self.clients).await {
             Err(e) => {
                 self.report.error = Some(EngineError::Aws(e));
-                return;
+                false
             }
             Ok(identity) if identity.account != self.desired.account_id => {
                 self.report.error = Some(EngineError::WrongAccount {
@@ -130,9 +144,18 @@ impl AccountReconcile<'_> {
                     arn: identity.arn.clone(),
                 });
                 self.report.identity = Some(identity);
-                return;
+                false
             }
-            Ok(identity) => self.report.identity = Some(identity),
+            Ok(identity) => {
+                self.report.identity = Some(identity);
+                true
+            }
+        }
+    }
+
+    async fn reconcile(&mut self, last_applied: &LastApplied) {
+        if !self.check_identity().await {
+            return;
         }
 
         if matches!(&self.desired.trail, DesiredTrail::Managed(s) if s.organization) {
@@ -193,11 +216,22 @@ impl AccountReconcile<'_> {
             None => {
                 self.report
                     .components
-                    .insert(Component::Storage, ComponentState::NotManaged);
-                self.report
-                    .components
                     .insert(Component::Retention, ComponentState::NotManaged);
-                true
+                match self.archive_waiting() {
+                    Some(message) => {
+                        self.report
+                            .components
+                            .insert(Component::Storage, ComponentState::WaitingForArchive(message));
+                        false
+                    }
+                    None => {
+                        self.report.bucket_name = self.archive.as_ref().map(|a| a.bucket.clone());
+                        self.report
+                            .components
+                            .insert(Component::Storage, ComponentState::NotManaged);
+                        true
+                    }
+                }
             }
         };
         self.observed_trail = trail.as_ref().ok().and_then(|t| t.clone());
@@ -208,6 +242,24 @@ impl AccountReconcile<'_> {
         self.reconcile_audit_queries(key_arn.as_deref(), trail_ok).await;
         self.reconcile_regions().await;
         self.report.evidence.regions = Some(super::cis_evidence::gather(&self.clients, self.specs).await);
+    }
+
+    /// For a member of a LogArchive: why its trail may not be created or changed yet (the archive
+    /// is unknown, or its policies do not admit this trail: CloudTrail would refuse it).
+    fn archive_waiting(&self) -> Option<String> {
+        let archive_ref = self.specs.baseline.storage.archive_ref.as_ref()?;
+        let trail = desired::trail_arn(self.specs.baseline);
+        match &self.archive {
+            None => Some(format!(
+                "the LogArchive {} has no bucket and key yet (or does not exist): the trail is created once it admits {trail}",
+                archive_ref.name
+            )),
+            Some(target) if !target.admitted => Some(format!(
+                "the LogArchive {} does not admit {trail} yet: the trail is created once its bucket and key policies do",
+                target.name
+            )),
+            Some(_) => None,
+        }
     }
 
     /// Records the delta's drift and returns the actions to apply now: none when nothing differs

@@ -16,7 +16,10 @@ impl AccountReconcile<'_> {
             self.report
                 .components
                 .insert(Component::Key, ComponentState::NotManaged);
-            return None;
+            // A LogArchive's member encrypts with the archive's key, kept by the archive.
+            let archive_key = self.archive.as_ref().map(|a| a.key_arn.clone());
+            self.report.key_arn = archive_key.clone();
+            return archive_key;
         }
         let observed = match observed {
             Ok(o) => o,

@@ -2,6 +2,7 @@
 //! The same engine runs in the controller and offline (`plan`, `apply`).
 
 pub mod account;
+pub mod archive;
 pub mod audit_queries;
 pub mod cis_evidence;
 pub mod cleanup;

@@ -66,6 +66,9 @@ pub enum ComponentState {
     Failed(AwsError),
     /// Not attempted because a component it depends on failed.
     Waiting(Component),
+    /// A member of a LogArchive whose policies do not admit its trail yet: the message names the
+    /// archive.
+    WaitingForArchive(String),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -214,7 +217,7 @@ impl ComponentState {
             ComponentState::InSync => 1,
             ComponentState::Repaired => 2,
             ComponentState::Drifted => 3,
-            ComponentState::Waiting(_) => 4,
+            ComponentState::Waiting(_) | ComponentState::WaitingForArchive(_) => 4,
             ComponentState::NotCompliant => 5,
             ComponentState::ApprovalRequired(_) => 6,
             ComponentState::Failed(_) => 7,

@@ -1,0 +1,171 @@
+use std::collections::BTreeMap;
+
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{Condition, Credentials, DeletionPolicy, LastReconcile, Mode, PolicyRef, patterns};
+
+/// The log-archive account: one locked bucket and one key that receive the trails of every member
+/// account (a LoggingBaseline with `storage.archiveRef` naming this LogArchive).
+// Several printer columns share `type_ = ...`, which clippy mistakes for a repeated attribute.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "trailkeeper.io",
+    version = "v1alpha1",
+    kind = "LogArchive",
+    namespaced,
+    shortname = "la",
+    category = "trailkeeper",
+    status = "LogArchiveStatus",
+    printcolumn(name = "Account", type_ = "string", json_path = ".spec.accountId"),
+    printcolumn(name = "Region", type_ = "string", json_path = ".spec.region"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(name = "Members", type_ = "integer", json_path = ".status.admittedMembers"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct LogArchiveSpec {
+    /// The log-archive account; trailkeeper refuses to act when its credentials resolve to another one.
+    #[schemars(pattern(patterns::ACCOUNT_ID), length(max = 12))]
+    #[x_kube(validation = kube::core::Rule::new("self == oldSelf").message("accountId is immutable: create a new LogArchive for another account"))]
+    pub account_id: String,
+    /// The region of the archive's buckets and key (members' trails deliver there from any region).
+    #[schemars(pattern(patterns::REGION), length(max = 32))]
+    #[x_kube(validation = kube::core::Rule::new("self == oldSelf").message("region is immutable: the archive's bucket and key stay where they are"))]
+    pub region: String,
+    /// Role to assume in the archive account; absent uses the operator's own identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<Credentials>,
+    /// Enforce: bring the archive to its spec. Observe: report drift in status and write nothing.
+    #[serde(default)]
+    pub mode: Mode,
+    /// What deleting this LogArchive does in AWS. Retain (default): nothing. Delete: schedules the key's deletion and deletes the buckets that hold no objects.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+    /// The `{prefix}` of generated bucket names.
+    #[serde(default = "default_name_prefix")]
+    #[schemars(pattern(patterns::NAME_PREFIX), length(max = 16))]
+    pub name_prefix: String,
+    /// Default `{prefix}-{accountId}-log-archive-{region}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(patterns::BUCKET_NAME), length(max = 63))]
+    pub bucket_name: Option<String>,
+    /// Default `{prefix}-{accountId}-log-archive-access-{region}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(patterns::BUCKET_NAME), length(max = 63))]
+    pub access_log_bucket_name: Option<String>,
+    /// Key prefix of every member's log files: `{keyPrefix}/AWSLogs/{accountId}/` (an Organization
+    /// trail's: `{keyPrefix}/AWSLogs/{organizationId}/{accountId}/`).
+    #[serde(default = "default_key_prefix")]
+    #[schemars(pattern(patterns::KEY_PREFIX))]
+    pub key_prefix: String,
+    /// The members' Organization (`o-...`). Needed for an Organization trail among the members, and
+    /// when the members are more than the bucket and key policies can name one by one: the
+    /// policies then admit the Organization's trails (`aws:SourceOrgID`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(patterns::ORGANIZATION_ID))]
+    pub organization_id: Option<String>,
+    /// The RetentionPolicy in this namespace (the lock and the expiration of the archive); absent: the one named `default`, else the built-in baseline (kept forever, Governance lock of 365 days).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_policy_ref: Option<PolicyRef>,
+    /// Principals of the archive account allowed to administer its key, besides the account root.
+    #[serde(default)]
+    #[schemars(inner(pattern(patterns::IAM_PRINCIPAL_ARN)), length(max = 50))]
+    pub administrators: Vec<String>,
+    /// Principals of the archive account allowed to read and decrypt every member's logs.
+    #[serde(default)]
+    #[schemars(inner(pattern(patterns::IAM_PRINCIPAL_ARN)), length(max = 50))]
+    pub auditors: Vec<String>,
+    /// Tags put on every AWS resource of the archive (besides trailkeeper's own `trailkeeper.io/*` tags).
+    #[serde(default)]
+    #[schemars(extend("maxProperties" = 40, "additionalProperties" = {"type": "string", "maxLength": 256, "pattern": super::patterns::TAG_VALUE}))]
+    #[x_kube(validation = super::rules::tag_keys_aws_accepts())]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// The `{prefix}` of generated bucket names when the spec names none.
+fn default_name_prefix() -> String {
+    super::DEFAULT_NAME_PREFIX.to_string()
+}
+
+fn default_key_prefix() -> String {
+    "AWS/CloudTrail".to_string()
+}
+
+/// How the archive's bucket and key policies admit the members' trails.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum Admission {
+    /// Each member's trail by its ARN (aws:SourceArn, the encryption context), each under its own path.
+    #[default]
+    Trails,
+    /// Any trail of the Organization (aws:SourceOrgID): the members are more than the policies can name.
+    Organization,
+}
+
+/// A member of the archive: a LoggingBaseline that names it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ArchiveMember {
+    /// The member account.
+    pub account_id: String,
+    /// The member's trail, which the archive's policies admit.
+    pub trail_arn: String,
+    /// The LoggingBaseline, `namespace/name`.
+    pub baseline: String,
+    /// The archive's bucket and key policies in force admit this trail: its CreateTrail may go ahead.
+    pub admitted: bool,
+}
+
+/// What trailkeeper observed and did at the archive's last reconcile.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LogArchiveStatus {
+    /// The generation of the spec the last reconcile acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Ready and one condition per part (KeyReady, StorageReady, RetentionReady).
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    /// The bucket that receives the members' log files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket_name: Option<String>,
+    /// The bucket that receives the archive bucket's server access logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_log_bucket_name: Option<String>,
+    /// The key members' trails encrypt with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_arn: Option<String>,
+    /// The key prefix members deliver under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_prefix: Option<String>,
+    /// How the policies admit the members.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admission: Option<Admission>,
+    /// The bytes of the bucket policy (S3 holds 20,480) and of the key policy (KMS holds 32,768).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_bytes: Option<PolicyBytes>,
+    /// How many members the policies in force admit.
+    #[serde(default)]
+    pub admitted_members: u32,
+    /// The members, each with whether the policies in force admit it.
+    #[serde(default)]
+    pub members: Vec<ArchiveMember>,
+    /// When the last reconcile ran, and the AWS calls it made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_reconcile: Option<LastReconcile>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyBytes {
+    /// The archive bucket's policy, compact JSON, in bytes (S3 holds 20,480).
+    pub bucket_policy: u32,
+    /// The archive key's policy, compact JSON, in bytes (KMS holds 32,768).
+    pub key_policy: u32,
+}

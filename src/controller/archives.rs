@@ -1,0 +1,264 @@
+//! The LogArchive controller: reconciles each archive's account for the LoggingBaselines that name
+//! it (its members), and reports in its status which members its policies admit; a member's
+//! trail waits for that (see `baselines::archive_target`).
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use kube::api::{Api, ListParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::EventType;
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{WatchStreamExt, predicates, watcher};
+use kube::{Resource, ResourceExt};
+
+use super::context::{Context, Error, FailureKind, MANAGER, now};
+use super::{status, writer};
+use crate::api::{
+    ArchiveMember, Condition, LastReconcile, LogArchive, LogArchiveStatus, LoggingBaseline, PolicyBytes,
+    RetentionPolicy, TrailPolicy,
+};
+use crate::desired::archive::{Member, as_baseline, member_of};
+use crate::engine::archive::{ArchiveReport, reconcile_archive};
+use crate::engine::report::{LastApplied, RunMode};
+
+/// Runs the LogArchive controller until `shutdown` resolves.
+pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+    let ns = ctx.settings.watch_namespace.clone();
+    let archives: Api<LogArchive> = api_for(&ctx, ns.as_deref());
+    let baselines: Api<LoggingBaseline> = api_for(&ctx, ns.as_deref());
+    // Members come and go with their spec (a new archiveRef, a deletion), not with their status.
+    let members = watcher(baselines, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .applied_objects()
+        .predicate_filter(predicates::generation, Default::default());
+    Controller::new(archives, watcher::Config::default().any_semantic())
+        .with_config(kube::runtime::controller::Config::default().concurrency(ctx.settings.concurrency))
+        .watches_stream(members, |b: LoggingBaseline| {
+            let archive = b.spec.storage.archive_ref.as_ref()?;
+            Some(ObjectRef::<LogArchive>::new(&archive.name).within(&b.namespace().unwrap_or_default()))
+        })
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "archive reconcile error");
+            }
+        })
+        .await;
+}
+
+fn api_for<K>(ctx: &Context, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+        None => Api::all(ctx.client.clone()),
+    }
+}
+
+fn key_of(archive: &LogArchive) -> String {
+    format!(
+        "logarchive/{}/{}",
+        archive.namespace().unwrap_or_default(),
+        archive.name_any()
+    )
+}
+
+fn error_policy(archive: Arc<LogArchive>, error: &Error, ctx: Arc<Context>) -> Action {
+    tracing::warn!(archive = %key_of(&archive), %error, "archive reconcile failed");
+    Action::requeue(ctx.failure_delay(&key_of(&archive), FailureKind::Transient))
+}
+
+async fn reconcile(archive: Arc<LogArchive>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if archive.meta().deletion_timestamp.is_some() {
+        // Retain: the archive's bucket and key hold the members' logs; nothing is removed.
+        return Ok(Action::await_change());
+    }
+    let ns = archive.namespace().unwrap_or_default();
+    let retention = super::policies::resolve::<RetentionPolicy>(
+        &ctx.client,
+        ctx.policies.get().map(|s| &s.retention),
+        &ns,
+        archive.spec.retention_policy_ref.as_ref(),
+    )
+    .await?;
+    let retention = match retention {
+        Ok(found) => found.map(|p| p.spec).unwrap_or_default(),
+        Err(message) => {
+            patch_status(
+                &ctx,
+                &archive,
+                not_ready_status(&archive, status::reasons::INVALID_REFERENCE, message),
+            )
+            .await?;
+            return Ok(Action::await_change());
+        }
+    };
+    let members = members_of(&ctx, &archive).await?;
+    let previous = archive.status.clone().unwrap_or_default();
+    let last_applied = LastApplied {
+        key_arn: previous.kms_key_arn.clone(),
+        ..Default::default()
+    };
+    let clients = ctx.aws.for_baseline(&key_of(&archive), &as_baseline(&archive.spec));
+    let admitting: Vec<Member> = members.iter().map(|(m, _)| m.clone()).collect();
+    let run = reconcile_archive(
+        clients,
+        &archive.spec,
+        &retention,
+        &admitting,
+        RunMode::Apply,
+        last_applied,
+    );
+    let deadline = tokio::time::Instant::now() + ctx.settings.reconcile_timeout;
+    let Ok(report) = tokio::time::timeout_at(deadline, run).await else {
+        let message = format!(
+            "the reconcile of the log archive in account {} did not finish within {} s: AWS did not answer in time; trailkeeper will try again",
+            archive.spec.account_id,
+            ctx.settings.reconcile_timeout.as_secs()
+        );
+        patch_status(
+            &ctx,
+            &archive,
+            not_ready_status(&archive, status::reasons::TIMEOUT, message),
+        )
+        .await?;
+        return Ok(Action::requeue(
+            ctx.failure_delay(&key_of(&archive), FailureKind::Transient),
+        ));
+    };
+    let next = status_of(&archive, &report, &members, &previous);
+    let ready = status::ready_condition(&next.conditions).cloned();
+    let was_ready = status::ready_condition(&previous.conditions).map(|c| c.status == "True");
+    patch_status(&ctx, &archive, next).await?;
+    if let Some(ready) = ready
+        && ready.status != "True"
+        && was_ready != Some(false)
+    {
+        writer::publish_event(
+            &ctx.recorder,
+            archive.as_ref(),
+            EventType::Warning,
+            &ready.reason,
+            "Reconcile",
+            ready.message.clone(),
+        )
+        .await;
+    }
+    if let Some(kind) = super::context::failure_kind(&report.account) {
+        return Ok(Action::requeue(ctx.failure_delay(&key_of(&archive), kind)));
+    }
+    ctx.succeeded(&key_of(&archive));
+    Ok(Action::requeue(ctx.resync()))
+}
+
+/// The baselines of the archive's namespace that name it, each as the member the archive admits
+/// (its trail, and whether its TrailPolicy makes it an Organization trail). A baseline being
+/// deleted is no longer a member: its statements go, its logs stay.
+async fn members_of(ctx: &Context, archive: &LogArchive) -> Result<Vec<(Member, String)>, Error> {
+    let ns = archive.namespace().unwrap_or_default();
+    let name = archive.name_any();
+    let api: Api<LoggingBaseline> = Api::namespaced(ctx.client.clone(), &ns);
+    let listed = api.list(&ListParams::default()).await?;
+    let mut members = Vec::new();
+    for baseline in listed.items {
+        let names_it = baseline
+            .spec
+            .storage
+            .archive_ref
+            .as_ref()
+            .is_some_and(|r| r.name == name);
+        if !names_it || baseline.meta().deletion_timestamp.is_some() {
+            continue;
+        }
+        let trail_policy = super::policies::resolve::<TrailPolicy>(
+            &ctx.client,
+            ctx.policies.get().map(|s| &s.trail),
+            &ns,
+            baseline.spec.trail.policy_ref.as_ref(),
+        )
+        .await?
+        .ok()
+        .flatten()
+        .map(|p| p.spec)
+        .unwrap_or_default();
+        members.push((
+            member_of(&baseline.spec, &trail_policy),
+            format!("{ns}/{}", baseline.name_any()),
+        ));
+    }
+    members.sort();
+    Ok(members)
+}
+
+fn status_of(
+    archive: &LogArchive,
+    report: &ArchiveReport,
+    members: &[(Member, String)],
+    previous: &LogArchiveStatus,
+) -> LogArchiveStatus {
+    let generation = archive.metadata.generation;
+    let conditions: Vec<Condition> = status::conditions(&report.account)
+        .into_iter()
+        .map(|mut c| {
+            if c.type_ == status::types::READY && c.status == "True" {
+                c.message = format!("the archive admits {} members", members.len());
+            }
+            c
+        })
+        .collect();
+    let admitted = |trail: &str| report.members.iter().any(|(m, ok)| *ok && m.trail_arn == trail);
+    let members: Vec<ArchiveMember> = members
+        .iter()
+        .map(|(m, baseline)| ArchiveMember {
+            account_id: m.account_id.clone(),
+            trail_arn: m.trail_arn.clone(),
+            baseline: baseline.clone(),
+            admitted: admitted(&m.trail_arn),
+        })
+        .collect();
+    LogArchiveStatus {
+        observed_generation: generation,
+        conditions: status::merge_conditions(&previous.conditions, conditions, &now(), generation),
+        bucket_name: report.account.bucket_name.clone(),
+        access_log_bucket_name: report.account.access_log_bucket_name.clone(),
+        kms_key_arn: report.account.key_arn.clone().or_else(|| previous.kms_key_arn.clone()),
+        key_prefix: Some(report.key_prefix.clone()),
+        admission: report.admission,
+        policy_bytes: report.admission.map(|_| PolicyBytes {
+            bucket_policy: u32::try_from(report.bucket_policy_bytes).unwrap_or(u32::MAX),
+            key_policy: u32::try_from(report.key_policy_bytes).unwrap_or(u32::MAX),
+        }),
+        admitted_members: u32::try_from(members.iter().filter(|m| m.admitted).count()).unwrap_or(u32::MAX),
+        members,
+        last_reconcile: Some(LastReconcile {
+            time: now(),
+            reads: report.account.calls.reads,
+            writes: report.account.calls.writes,
+            duration_ms: u64::try_from(report.account.duration.as_millis()).unwrap_or(u64::MAX),
+        }),
+    }
+}
+
+/// The previous status, not Ready for `reason`: what was admitted stays admitted.
+fn not_ready_status(archive: &LogArchive, reason: &str, message: String) -> LogArchiveStatus {
+    let ready = Condition {
+        type_: status::types::READY.into(),
+        status: "False".into(),
+        reason: reason.into(),
+        message,
+        ..Default::default()
+    };
+    let mut next = archive.status.clone().unwrap_or_default();
+    let generation = archive.metadata.generation;
+    next.conditions = status::merge_conditions(&next.conditions, vec![ready], &now(), generation);
+    next.observed_generation = generation;
+    next
+}
+
+async fn patch_status(ctx: &Context, archive: &LogArchive, next: LogArchiveStatus) -> Result<(), Error> {
+    writer::apply_status(&ctx.client, archive, MANAGER, &next).await?;
+    Ok(())
+}

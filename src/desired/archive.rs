@@ -1,0 +1,331 @@
+//! The log-archive account: its bucket, access-log bucket and key, whose policies admit exactly the
+//! member accounts' trails; and where a member's trail delivers.
+//!
+//! Policy size is part of the design. S3 holds a bucket policy of 20 KB and KMS a key policy of
+//! 32 KB (https://docs.aws.amazon.com/AmazonS3/latest/userguide/BucketRestrictions.html,
+//! https://docs.aws.amazon.com/kms/latest/developerguide/resource-limits.html). Members are named
+//! in lists inside one statement each, as CloudTrail's guide does for several accounts
+//! ("Setting bucket policy for multiple accounts"): about 200 bytes a member in each policy, so
+//! some 90 members. Past what either policy holds, both admit the Organization's trails instead
+//! (`aws:SourceOrgID`, https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-sourceorgid),
+//! whose size does not grow with the members: 1,000 members fit.
+
+use serde_json::{Value, json};
+
+use super::{AccountSpecs, DesiredAccount, KeySource, deny_insecure_transport, key_policy_base, partition, sorted};
+use crate::api::{
+    Admission, LogArchiveSpec, LogArchiveStatus, LoggingBaselineSpec, RetentionPolicySpec, TrailPolicySpec,
+};
+
+/// The alias of the archive's key.
+pub const ARCHIVE_KEY_ALIAS: &str = "alias/trailkeeper/log-archive";
+/// S3's limit on a bucket policy, in bytes.
+pub const BUCKET_POLICY_LIMIT: usize = 20 * 1024;
+/// KMS's limit on a key policy, in bytes.
+pub const KEY_POLICY_LIMIT: usize = 32 * 1024;
+
+/// A member account's trail, as the archive admits it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Member {
+    pub account_id: String,
+    pub trail_arn: String,
+    /// An Organization trail: it writes under `AWSLogs/{o-id}/` as well.
+    pub organization: bool,
+}
+
+/// The member a baseline makes of its account.
+pub fn member_of(baseline: &LoggingBaselineSpec, trail_policy: &TrailPolicySpec) -> Member {
+    Member {
+        account_id: baseline.account_id.clone(),
+        trail_arn: super::trail_arn(baseline),
+        organization: trail_policy.organization_trail,
+    }
+}
+
+/// `{prefix}-{accountId}-log-archive-{region}` unless the archive names its bucket.
+pub fn bucket_name(spec: &LogArchiveSpec) -> String {
+    spec.bucket_name
+        .clone()
+        .unwrap_or_else(|| format!("{}-{}-log-archive-{}", spec.name_prefix, spec.account_id, spec.region))
+}
+
+/// `{prefix}-{accountId}-log-archive-access-{region}` unless the archive names it.
+pub fn access_log_bucket_name(spec: &LogArchiveSpec) -> String {
+    spec.access_log_bucket_name.clone().unwrap_or_else(|| {
+        format!(
+            "{}-{}-log-archive-access-{}",
+            spec.name_prefix, spec.account_id, spec.region
+        )
+    })
+}
+
+/// The archive as a baseline of its own account with storage and a key only: the engine's key and
+/// storage parts reconcile it as they do an account's, with the archive's policies.
+pub fn as_baseline(spec: &LogArchiveSpec) -> LoggingBaselineSpec {
+    let value = json!({
+        "accountId": spec.account_id,
+        "primaryRegion": spec.region,
+        "credentials": spec.credentials,
+        "mode": spec.mode,
+        "deletionPolicy": spec.deletion_policy,
+        "storage": {
+            "namePrefix": spec.name_prefix,
+            "bucketName": bucket_name(spec),
+            "accessLogBucketName": access_log_bucket_name(spec),
+            "keyPrefix": spec.key_prefix,
+        },
+        "encryption": {"administrators": spec.administrators, "operators": spec.auditors, "logGroups": false},
+        "flowLogs": {"enabled": false},
+        "instanceLogs": {"enabled": false},
+        "configRules": {"enabled": false},
+        "auditQueries": {"enabled": false},
+        "tags": spec.tags,
+    });
+    // Every field above is of the baseline's schema: this cannot fail short of a bug, which the
+    // unit tests would show.
+    serde_json::from_value(value).unwrap_or_else(|e| unreachable!("the archive's baseline is well formed: {e}"))
+}
+
+/// The archive's resources, with how its policies admit the members and their sizes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DesiredArchive {
+    /// The key and the two buckets (no trail: `trail` is unused).
+    pub account: DesiredAccount,
+    pub admission: Admission,
+    pub bucket_policy_bytes: usize,
+    pub key_policy_bytes: usize,
+}
+
+/// The archive's desired state for `members` (sorted and deduplicated here), or why the policies
+/// cannot admit them (a person must act: the message says how).
+pub fn archive(
+    spec: &LogArchiveSpec,
+    retention: &RetentionPolicySpec,
+    members: &[Member],
+) -> Result<DesiredArchive, String> {
+    let baseline = as_baseline(spec);
+    let trail_policy = TrailPolicySpec::default();
+    let specs = AccountSpecs {
+        baseline: &baseline,
+        trail_policy: &trail_policy,
+        retention,
+    };
+    let mut members = members.to_vec();
+    members.sort();
+    members.dedup();
+    if members.iter().any(|m| m.organization) && spec.organization_id.is_none() {
+        return Err(
+            "a member's trail is an Organization trail, which writes under AWSLogs/{organizationId}/: set spec.organizationId of the LogArchive"
+                .into(),
+        );
+    }
+    let mut admission = Admission::Trails;
+    let (mut bucket_policy, mut key_policy) = (
+        bucket_policy(spec, &members, admission),
+        key_policy(spec, &baseline, &members, admission),
+    );
+    let (mut bucket_bytes, mut key_bytes) = (size(&bucket_policy), size(&key_policy));
+    if bucket_bytes > BUCKET_POLICY_LIMIT || key_bytes > KEY_POLICY_LIMIT {
+        if spec.organization_id.is_none() {
+            return Err(format!(
+                "{} members need a bucket policy of {bucket_bytes} bytes and a key policy of {key_bytes} bytes, more than S3 ({BUCKET_POLICY_LIMIT}) or KMS ({KEY_POLICY_LIMIT}) holds: set spec.organizationId so that the policies admit the Organization's trails",
+                members.len()
+            ));
+        }
+        admission = Admission::Organization;
+        bucket_policy = self::bucket_policy(spec, &members, admission);
+        key_policy = self::key_policy(spec, &baseline, &members, admission);
+        (bucket_bytes, key_bytes) = (size(&bucket_policy), size(&key_policy));
+    }
+    let mut account = super::account(&specs);
+    account.key.source = KeySource::Create {
+        alias: ARCHIVE_KEY_ALIAS.to_string(),
+        description: format!(
+            "trailkeeper: encrypts the CloudTrail logs of the members of the log archive in account {}",
+            spec.account_id
+        ),
+    };
+    account.key.policy = key_policy;
+    if let Some(storage) = account.storage.as_mut() {
+        storage.trail_bucket.policy = bucket_policy;
+    }
+    Ok(DesiredArchive {
+        account,
+        admission,
+        bucket_policy_bytes: bucket_bytes,
+        key_policy_bytes: key_bytes,
+    })
+}
+
+/// The size AWS counts: the document as sent (compact JSON).
+fn size(policy: &Value) -> usize {
+    serde_json::to_string(policy).map(|s| s.len()).unwrap_or(usize::MAX)
+}
+
+fn trail_arns(members: &[Member]) -> Vec<String> {
+    sorted(&members.iter().map(|m| m.trail_arn.clone()).collect::<Vec<_>>())
+}
+
+/// The paths members write under: `{prefix}/AWSLogs/{account}/` and, for an Organization trail,
+/// `{prefix}/AWSLogs/{o-id}/` (the management account's trail writes every member's logs there).
+fn write_paths(spec: &LogArchiveSpec, bucket_arn: &str, members: &[Member]) -> Vec<String> {
+    let prefix = spec.key_prefix.trim_end_matches('/');
+    let mut paths: Vec<String> = members
+        .iter()
+        .map(|m| format!("{bucket_arn}/{prefix}/AWSLogs/{}/*", m.account_id))
+        .collect();
+    if let Some(organization) = spec.organization_id.as_deref()
+        && members.iter().any(|m| m.organization)
+    {
+        paths.push(format!("{bucket_arn}/{prefix}/AWSLogs/{organization}/*"));
+    }
+    sorted(&paths)
+}
+
+/// The archive bucket's policy: CloudTrail may check the ACL and write, with the bucket owner's
+/// full control, only on behalf of the members' trails and under their paths (or, admitting the
+/// Organization, of its trails under `AWSLogs/`); nobody may use plain HTTP.
+/// https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-set-bucket-policy-for-multiple-accounts.html
+pub fn bucket_policy(spec: &LogArchiveSpec, members: &[Member], admission: Admission) -> Value {
+    let part = partition(&spec.region);
+    let bucket_arn = format!("arn:{part}:s3:::{}", bucket_name(spec));
+    let prefix = spec.key_prefix.trim_end_matches('/');
+    let mut statements = Vec::new();
+    let source = match (admission, spec.organization_id.as_deref()) {
+        (Admission::Organization, Some(organization)) => Some(("aws:SourceOrgID", json!(organization))),
+        _ if members.is_empty() => None,
+        _ => Some(("aws:SourceArn", json!(trail_arns(members)))),
+    };
+    if let Some((key, value)) = source {
+        let resources = match admission {
+            Admission::Organization => json!(format!("{bucket_arn}/{prefix}/AWSLogs/*")),
+            Admission::Trails => json!(write_paths(spec, &bucket_arn, members)),
+        };
+        statements.push(json!({
+            "Sid": "CloudTrailAclCheck",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudtrail.amazonaws.com"},
+            "Action": "s3:GetBucketAcl",
+            "Resource": bucket_arn,
+            "Condition": {"StringEquals": {key: value.clone()}}
+        }));
+        statements.push(json!({
+            "Sid": "CloudTrailWrite",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudtrail.amazonaws.com"},
+            "Action": "s3:PutObject",
+            "Resource": resources,
+            "Condition": {"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control", key: value}}
+        }));
+    }
+    statements.push(deny_insecure_transport(&bucket_arn));
+    json!({"Version": "2012-10-17", "Statement": statements})
+}
+
+/// The archive key's policy: the archive account's root and administrators, trailkeeper's
+/// maintenance, CloudTrail for the members' trails only (their ARN as source and encryption
+/// context, or the Organization's trails), and the auditors' Decrypt of CloudTrail logs.
+/// https://docs.aws.amazon.com/awscloudtrail/latest/userguide/create-kms-key-policy-for-cloudtrail.html
+pub fn key_policy(
+    spec: &LogArchiveSpec,
+    baseline: &LoggingBaselineSpec,
+    members: &[Member],
+    admission: Admission,
+) -> Value {
+    let part = partition(&spec.region);
+    let any_trail = format!("arn:{part}:cloudtrail:*:*:trail/*");
+    let mut statements = key_policy_base(baseline)["Statement"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let admitted = match (admission, spec.organization_id.as_deref()) {
+        (Admission::Organization, Some(organization)) => Some((
+            json!({"aws:SourceOrgID": organization}),
+            json!({"aws:SourceOrgID": organization}),
+            json!(any_trail.clone()),
+        )),
+        _ if members.is_empty() => None,
+        _ => {
+            let arns = trail_arns(members);
+            Some((
+                json!({"aws:SourceArn": arns}),
+                json!({"aws:SourceArn": arns}),
+                json!(arns),
+            ))
+        }
+    };
+    if let Some((generate, describe, context)) = admitted {
+        statements.push(json!({
+            "Sid": "CloudTrailEncryptLogs",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudtrail.amazonaws.com"},
+            "Action": "kms:GenerateDataKey*",
+            "Resource": "*",
+            "Condition": {
+                "StringEquals": generate,
+                "StringLike": {"kms:EncryptionContext:aws:cloudtrail:arn": context}
+            }
+        }));
+        statements.push(json!({
+            "Sid": "CloudTrailDescribeKey",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudtrail.amazonaws.com"},
+            "Action": "kms:DescribeKey",
+            "Resource": "*",
+            "Condition": {"StringEquals": describe}
+        }));
+    }
+    if !spec.auditors.is_empty() {
+        statements.push(json!({
+            "Sid": "AuditorsDecryptLogs",
+            "Effect": "Allow",
+            "Principal": {"AWS": sorted(&spec.auditors)},
+            "Action": ["kms:Decrypt", "kms:ReEncryptFrom"],
+            "Resource": "*",
+            "Condition": {
+                "StringEquals": {"kms:CallerAccount": spec.account_id},
+                "StringLike": {"kms:EncryptionContext:aws:cloudtrail:arn": any_trail}
+            }
+        }));
+    }
+    json!({"Version": "2012-10-17", "Id": "trailkeeper-log-archive-key", "Statement": statements})
+}
+
+/// Where a member's trail delivers, from the archive's status: known once the archive has its
+/// key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArchiveTarget {
+    /// The LogArchive, `namespace/name`, for the reasons a member reports.
+    pub name: String,
+    pub bucket: String,
+    pub key_prefix: String,
+    pub key_arn: String,
+    /// The archive's policies in force admit this member's trail.
+    pub admitted: bool,
+}
+
+/// Where `member` delivers, from its archive's status (`name` is `namespace/name`): None until the
+/// archive has its bucket and key.
+pub fn target_of(name: &str, status: &LogArchiveStatus, member: &LoggingBaselineSpec) -> Option<ArchiveTarget> {
+    let trail = super::trail_arn(member);
+    Some(ArchiveTarget {
+        name: name.to_string(),
+        bucket: status.bucket_name.clone()?,
+        key_prefix: status.key_prefix.clone()?,
+        key_arn: status.kms_key_arn.clone()?,
+        admitted: status.members.iter().any(|m| m.admitted && m.trail_arn == trail),
+    })
+}
+
+/// A member's account: no bucket or key of its own; its trail delivers into the archive.
+pub fn with_archive(account: &mut DesiredAccount, target: &ArchiveTarget) {
+    account.storage = None;
+    account.key.source = KeySource::None;
+    if let super::DesiredTrail::Managed(settings) = &mut account.trail {
+        settings.bucket = Some(target.bucket.clone());
+        settings.key_prefix = Some(target.key_prefix.trim_end_matches('/').to_string());
+    }
+}
+
+#[cfg(test)]
+mod tests;

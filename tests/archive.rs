@@ -1,0 +1,380 @@
+//! The log-archive account (issue 29): members' trails deliver into one archive bucket and key
+//! whose policies admit exactly them, as the strict emulator checks cross-account deliveries
+//! (CreateTrail refused into a bucket or with a key whose policy does not admit the trail).
+
+mod common;
+
+use common::{REGION, base_config, inspector, new_account, trail_only};
+use trailkeeper::api::{
+    Admission, LogArchiveSpec, LoggingBaselineSpec, PolicyRef, RetentionPolicySpec, TrailPolicySpec,
+};
+use trailkeeper::desired::AccountSpecs;
+use trailkeeper::desired::archive::{ArchiveTarget, Member, member_of};
+use trailkeeper::engine::account::{
+    AccountReport, Component, ComponentState, LastApplied, ReconcileOptions, RunMode, account_clients,
+    reconcile_account,
+};
+use trailkeeper::engine::archive::{ArchiveReport, archive_clients, reconcile_archive};
+
+const ARCHIVE: &str = "audit/org-archive";
+
+fn archive_spec(account: &str, organization: Option<&str>) -> LogArchiveSpec {
+    serde_json::from_value(serde_json::json!({
+        "accountId": account,
+        "region": REGION,
+        "organizationId": organization,
+        "credentials": {"assumeRoleArn": format!("arn:aws:iam::{account}:role/trailkeeper")},
+        "administrators": [format!("arn:aws:iam::{account}:role/admin")],
+        "auditors": [format!("arn:aws:iam::{account}:role/auditor")],
+    }))
+    .unwrap()
+}
+
+fn member_spec(account: &str) -> LoggingBaselineSpec {
+    let mut spec = trail_only(account);
+    spec.storage.archive_ref = Some(PolicyRef {
+        name: "org-archive".into(),
+    });
+    spec
+}
+
+async fn reconcile(spec: &LogArchiveSpec, members: &[Member]) -> ArchiveReport {
+    reconcile_archive(
+        archive_clients(&base_config().await, spec),
+        spec,
+        &RetentionPolicySpec::default(),
+        members,
+        RunMode::Apply,
+        LastApplied::default(),
+    )
+    .await
+}
+
+/// Where a member delivers, as the archive's status would tell it after `report`.
+fn target(report: &ArchiveReport, member: &LoggingBaselineSpec) -> ArchiveTarget {
+    let trail = trailkeeper::desired::trail_arn(member);
+    ArchiveTarget {
+        name: ARCHIVE.into(),
+        bucket: report.account.bucket_name.clone().unwrap(),
+        key_prefix: report.key_prefix.clone(),
+        key_arn: report.account.key_arn.clone().unwrap(),
+        admitted: report
+            .members
+            .iter()
+            .any(|(m, admitted)| *admitted && m.trail_arn == trail),
+    }
+}
+
+async fn reconcile_member(
+    member: &LoggingBaselineSpec,
+    trail_policy: &TrailPolicySpec,
+    target: ArchiveTarget,
+) -> AccountReport {
+    let retention = RetentionPolicySpec::default();
+    let specs = AccountSpecs {
+        baseline: member,
+        trail_policy,
+        retention: &retention,
+    };
+    let options = ReconcileOptions {
+        archive: Some(target),
+        ..ReconcileOptions::new(RunMode::Apply)
+    };
+    reconcile_account(account_clients(&base_config().await, &specs), &specs, options).await
+}
+
+async fn bucket_policy(archive: &str, bucket: &str) -> String {
+    let aws = inspector(archive).await;
+    let policy = aws.s3.get_bucket_policy().bucket(bucket).send().await.unwrap();
+    policy.policy.unwrap()
+}
+
+async fn key_policy(archive: &str, key: &str) -> String {
+    let aws = inspector(archive).await;
+    let policy = aws
+        .kms
+        .get_key_policy()
+        .key_id(key)
+        .policy_name("default")
+        .send()
+        .await
+        .unwrap();
+    policy.policy.unwrap()
+}
+
+#[tokio::test]
+async fn members_deliver_into_the_archive_a_new_one_waits_for_admission_and_one_removed_keeps_its_logs() {
+    let archive_account = new_account();
+    let spec = archive_spec(&archive_account, None);
+    let members: Vec<LoggingBaselineSpec> = (0..4).map(|_| member_spec(&new_account())).collect();
+    let trail_policy = TrailPolicySpec::default();
+    let as_members =
+        |specs: &[&LoggingBaselineSpec]| -> Vec<Member> { specs.iter().map(|s| member_of(s, &trail_policy)).collect() };
+
+    // Three members: the archive admits them, then each creates its trail into the archive.
+    let first = as_members(&[&members[0], &members[1], &members[2]]);
+    let report = reconcile(&spec, &first).await;
+    assert!(
+        !report.account.failed(),
+        "{:?} {:?}",
+        report.account.error,
+        report.account.components
+    );
+    assert_eq!(report.admission, Some(Admission::Trails));
+    assert!(report.members.iter().all(|(_, admitted)| *admitted));
+    let bucket = report.account.bucket_name.clone().unwrap();
+    let key_arn = report.account.key_arn.clone().unwrap();
+    assert_eq!(bucket, format!("trailkeeper-{archive_account}-log-archive-{REGION}"));
+    for member in &members[..3] {
+        let applied = reconcile_member(member, &trail_policy, target(&report, member)).await;
+        assert!(!applied.failed(), "{:?} {:?}", applied.error, applied.components);
+        let aws = inspector(&member.account_id).await;
+        let trail = aws.cloudtrail.get_trail().name("trailkeeper").send().await.unwrap();
+        let trail = trail.trail.unwrap();
+        assert_eq!(trail.s3_bucket_name.as_deref(), Some(bucket.as_str()));
+        assert_eq!(trail.s3_key_prefix.as_deref(), Some("AWS/CloudTrail"));
+        assert_eq!(trail.kms_key_id.as_deref(), Some(key_arn.as_str()));
+        assert_eq!(
+            aws.bucket_names().await,
+            Vec::<String>::new(),
+            "a member keeps no bucket"
+        );
+        assert_eq!(
+            applied.components.get(&Component::Storage),
+            Some(&ComponentState::NotManaged)
+        );
+    }
+
+    // A fourth member before the archive admits it: its CreateTrail is never attempted (the
+    // emulator, as CloudTrail, would refuse it: shown by the same call made directly).
+    let fourth = &members[3];
+    let waiting = reconcile_member(fourth, &trail_policy, target(&report, fourth)).await;
+    match waiting.components.get(&Component::Storage) {
+        Some(ComponentState::WaitingForArchive(message)) => {
+            assert!(
+                message.contains(ARCHIVE) && message.contains(&fourth.account_id),
+                "{message}"
+            )
+        }
+        other => panic!("the fourth member waits for the archive: {other:?}"),
+    }
+    assert_eq!(
+        waiting.components.get(&Component::Trail),
+        Some(&ComponentState::Waiting(Component::Storage))
+    );
+    assert!(
+        !waiting.applied.iter().any(|c| c.action == "create the trail"),
+        "{:?}",
+        waiting.applied
+    );
+    let fourth_aws = inspector(&fourth.account_id).await;
+    assert!(
+        fourth_aws
+            .cloudtrail
+            .get_trail()
+            .name("trailkeeper")
+            .send()
+            .await
+            .is_err()
+    );
+    let refused = fourth_aws
+        .cloudtrail
+        .create_trail()
+        .name("trailkeeper")
+        .s3_bucket_name(&bucket)
+        .s3_key_prefix("AWS/CloudTrail")
+        .kms_key_id(&key_arn)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.as_service_error().and_then(|e| e.meta().code()),
+        Some("InsufficientS3BucketPolicyException")
+    );
+
+    // The archive admits it; then its trail is created.
+    let all = as_members(&[&members[0], &members[1], &members[2], fourth]);
+    let report = reconcile(&spec, &all).await;
+    assert!(!report.account.failed(), "{:?}", report.account.components);
+    assert!(
+        bucket_policy(&archive_account, &bucket)
+            .await
+            .contains(&fourth.account_id)
+    );
+    let admitted = reconcile_member(fourth, &trail_policy, target(&report, fourth)).await;
+    assert!(!admitted.failed(), "{:?} {:?}", admitted.error, admitted.components);
+    assert!(
+        admitted.applied.iter().any(|c| c.action == "create the trail"),
+        "{:?}",
+        admitted.applied
+    );
+
+    // A member delivers; then it leaves: its statements go, its logs stay (under the lock).
+    let leaving = &members[2];
+    let aws = inspector(&archive_account).await;
+    let object = format!(
+        "AWS/CloudTrail/AWSLogs/{0}/CloudTrail/{REGION}/2026/12/04/{0}_CloudTrail_{REGION}_20261204T0000Z_x.json.gz",
+        leaving.account_id
+    );
+    aws.s3
+        .put_object()
+        .bucket(&bucket)
+        .key(&object)
+        .body(b"{}".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let remaining = as_members(&[&members[0], &members[1], fourth]);
+    let report = reconcile(&spec, &remaining).await;
+    assert!(!report.account.failed(), "{:?}", report.account.components);
+    let policies = format!(
+        "{}{}",
+        bucket_policy(&archive_account, &bucket).await,
+        key_policy(&archive_account, &key_arn).await
+    );
+    assert!(!policies.contains(&leaving.account_id), "{policies}");
+    assert!(policies.contains(&members[0].account_id), "{policies}");
+    let kept = aws.s3.head_object().bucket(&bucket).key(&object).send().await.unwrap();
+    assert!(
+        kept.object_lock_retain_until_date.is_some(),
+        "the archive's default retention locks it"
+    );
+
+    // In line: no write.
+    let again = reconcile(&spec, &remaining).await;
+    assert!(again.account.in_sync(), "{:?}", again.account.components);
+    assert_eq!(again.account.calls.writes, 0, "{:?}", again.account.calls.by_action);
+}
+
+#[tokio::test]
+async fn drift_on_the_archives_bucket_policy_key_policy_and_lock_is_repaired() {
+    let archive_account = new_account();
+    let spec = archive_spec(&archive_account, None);
+    let member = member_spec(&new_account());
+    let members = vec![member_of(&member, &TrailPolicySpec::default())];
+    let report = reconcile(&spec, &members).await;
+    assert!(!report.account.failed(), "{:?}", report.account.components);
+    let bucket = report.account.bucket_name.clone().unwrap();
+    let key_arn = report.account.key_arn.clone().unwrap();
+
+    let aws = inspector(&archive_account).await;
+    let foreign = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{"Sid": "Other", "Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
+                       "Action": "s3:PutObject", "Resource": format!("arn:aws:s3:::{bucket}/*")}]
+    });
+    aws.s3
+        .put_bucket_policy()
+        .bucket(&bucket)
+        .policy(foreign.to_string())
+        .send()
+        .await
+        .unwrap();
+    let key_policy_base = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{"Sid": "Root", "Effect": "Allow",
+                       "Principal": {"AWS": format!("arn:aws:iam::{archive_account}:root")},
+                       "Action": "kms:*", "Resource": "*"}]
+    });
+    aws.kms
+        .put_key_policy()
+        .key_id(&key_arn)
+        .policy_name("default")
+        .policy(key_policy_base.to_string())
+        .send()
+        .await
+        .unwrap();
+    aws.s3
+        .put_object_lock_configuration()
+        .bucket(&bucket)
+        .object_lock_configuration(
+            aws_sdk_s3::types::ObjectLockConfiguration::builder()
+                .object_lock_enabled(aws_sdk_s3::types::ObjectLockEnabled::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let repaired = reconcile(&spec, &members).await;
+    assert!(!repaired.account.failed(), "{:?}", repaired.account.components);
+    let fields: Vec<_> = repaired.account.drift.iter().map(|d| d.field.as_str()).collect();
+    assert!(fields.contains(&"policy"), "{fields:?}");
+    let bucket_now = bucket_policy(&archive_account, &bucket).await;
+    assert!(
+        bucket_now.contains(&members[0].trail_arn) && !bucket_now.contains("\"Other\""),
+        "{bucket_now}"
+    );
+    assert!(
+        key_policy(&archive_account, &key_arn)
+            .await
+            .contains(&members[0].trail_arn)
+    );
+    let lock = aws
+        .s3
+        .get_object_lock_configuration()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    let retention = lock
+        .object_lock_configuration
+        .unwrap()
+        .rule
+        .unwrap()
+        .default_retention
+        .unwrap();
+    assert_eq!(retention.days, Some(365));
+
+    let again = reconcile(&spec, &members).await;
+    assert!(again.account.in_sync(), "{:?}", again.account.components);
+    assert_eq!(again.account.calls.writes, 0, "{:?}", again.account.calls.by_action);
+}
+
+#[tokio::test]
+async fn an_organization_trail_delivers_into_the_archive_under_the_organizations_path() {
+    let management = new_account();
+    let aws = inspector(&management).await;
+    let organization = common::create_organization(&aws).await;
+    let archive_account = common::create_member_account(&aws, "log-archive").await;
+    let spec = archive_spec(&archive_account, Some(&organization));
+    let member = member_spec(&management);
+    let trail_policy = TrailPolicySpec {
+        organization_trail: true,
+        ..TrailPolicySpec::default()
+    };
+    let members = vec![member_of(&member, &trail_policy)];
+    let report = reconcile(&spec, &members).await;
+    assert!(
+        !report.account.failed(),
+        "{:?} {:?}",
+        report.account.error,
+        report.account.components
+    );
+    let bucket = report.account.bucket_name.clone().unwrap();
+    let policy = bucket_policy(&archive_account, &bucket).await;
+    assert!(
+        policy.contains(&format!("/AWS/CloudTrail/AWSLogs/{organization}/*")),
+        "{policy}"
+    );
+
+    let applied = reconcile_member(&member, &trail_policy, target(&report, &member)).await;
+    assert!(!applied.failed(), "{:?} {:?}", applied.error, applied.components);
+    let trail = aws
+        .cloudtrail
+        .get_trail()
+        .name("trailkeeper")
+        .send()
+        .await
+        .unwrap()
+        .trail
+        .unwrap();
+    assert_eq!(trail.is_organization_trail, Some(true));
+    assert_eq!(trail.s3_bucket_name.as_deref(), Some(bucket.as_str()));
+
+    // Without the Organization's id the archive refuses, before any call.
+    let refused = reconcile(&archive_spec(&archive_account, None), &members).await;
+    let error = refused.account.error.map(|e| e.to_string()).unwrap_or_default();
+    assert!(error.contains("set spec.organizationId"), "{error}");
+    assert_eq!(refused.account.calls.reads + refused.account.calls.writes, 0);
+}
