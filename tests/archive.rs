@@ -378,3 +378,147 @@ async fn an_organization_trail_delivers_into_the_archive_under_the_organizations
     assert!(error.contains("set spec.organizationId"), "{error}");
     assert_eq!(refused.account.calls.reads + refused.account.calls.writes, 0);
 }
+
+mod operator {
+    use std::time::Duration;
+
+    use kube::api::{Api, DeleteParams, PostParams};
+    use serde_json::json;
+    use trailkeeper::api::{LogArchive, LoggingBaseline};
+    use trailkeeper::controller::baselines::Settings;
+
+    use super::common::{self, cluster};
+
+    const TIMEOUT: Duration = Duration::from_secs(180);
+
+    fn member(ns: &str, account: &str, archive: &str) -> LoggingBaseline {
+        let mut b = common::baseline(account);
+        b.metadata.namespace = Some(ns.to_string());
+        b.spec.flow_logs.enabled = false;
+        b.spec.storage.archive_ref = Some(trailkeeper::api::PolicyRef { name: archive.into() });
+        b
+    }
+
+    fn condition(b: &LoggingBaseline, type_: &str) -> Option<(String, String, String)> {
+        let c = b.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_)?;
+        Some((c.status.clone(), c.reason.clone(), c.message.clone()))
+    }
+
+    async fn admitted(archives: &Api<LogArchive>) -> Vec<String> {
+        let archive = archives.get("org-archive").await.unwrap();
+        let status = archive.status.unwrap_or_default();
+        status
+            .members
+            .iter()
+            .filter(|m| m.admitted)
+            .map(|m| m.account_id.clone())
+            .collect()
+    }
+
+    /// The operator: an archive and its members in one namespace; a member that names no archive
+    /// that exists waits with a reason naming it; members come and go.
+    #[tokio::test]
+    async fn the_operator_admits_members_into_the_archive_before_their_trails_and_drops_those_that_leave() {
+        let client = cluster::admin().await;
+        cluster::install_crds(&client).await;
+        let ns = cluster::fresh_namespace(&client, "archive").await;
+        let settings = Settings {
+            resync: Duration::from_secs(5),
+            retry_base: Duration::from_secs(1),
+            watch_namespace: Some(ns.clone()),
+            ..Settings::default()
+        };
+        let (stop, controller, _) = cluster::start_controller(common::base_config().await, settings).await;
+        let baselines: Api<LoggingBaseline> = Api::namespaced(client.clone(), &ns);
+        let archives: Api<LogArchive> = Api::namespaced(client.clone(), &ns);
+
+        // A member first: no archive yet, so no trail, and a reason naming the archive.
+        let accounts: Vec<String> = (0..3).map(|_| common::new_account()).collect();
+        let first = member(&ns, &accounts[0], "org-archive");
+        baselines.create(&PostParams::default(), &first).await.unwrap();
+        let name0 = first.metadata.name.clone().unwrap();
+        cluster::eventually("the member waits for its archive", TIMEOUT, || async {
+            let b = baselines.get(&name0).await.unwrap();
+            condition(&b, "StorageReady").is_some_and(|(s, reason, message)| {
+                s == "False" && reason == "WaitingForLogArchive" && message.contains("org-archive")
+            })
+        })
+        .await;
+        let aws0 = common::inspector(&accounts[0]).await;
+        assert!(aws0.cloudtrail.get_trail().name("trailkeeper").send().await.is_err());
+
+        let archive_account = common::new_account();
+        let archive: LogArchive = serde_json::from_value(json!({
+            "apiVersion": "trailkeeper.io/v1alpha1", "kind": "LogArchive",
+            "metadata": {"name": "org-archive", "namespace": ns},
+            "spec": {"accountId": archive_account, "region": common::REGION,
+                     "credentials": {"assumeRoleArn": format!("arn:aws:iam::{archive_account}:role/trailkeeper")}}
+        }))
+        .unwrap();
+        archives.create(&PostParams::default(), &archive).await.unwrap();
+        for account in &accounts[1..] {
+            baselines
+                .create(&PostParams::default(), &member(&ns, account, "org-archive"))
+                .await
+                .unwrap();
+        }
+        let bucket = format!("trailkeeper-{archive_account}-log-archive-{}", common::REGION);
+        for account in &accounts {
+            let name = format!("acct-{account}");
+            cluster::eventually(&format!("{name} ready"), TIMEOUT, || async {
+                let b = baselines.get(&name).await.unwrap();
+                condition(&b, "Ready").is_some_and(|(s, _, _)| s == "True")
+            })
+            .await;
+            let aws = common::inspector(account).await;
+            let trail = aws
+                .cloudtrail
+                .get_trail()
+                .name("trailkeeper")
+                .send()
+                .await
+                .unwrap()
+                .trail
+                .unwrap();
+            assert_eq!(trail.s3_bucket_name.as_deref(), Some(bucket.as_str()));
+        }
+        let mut expected = accounts.clone();
+        expected.sort();
+        assert_eq!(admitted(&archives).await, expected);
+        let status = archives.get("org-archive").await.unwrap().status.unwrap();
+        assert_eq!(status.admitted_members, 3);
+        assert!(
+            status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True"),
+            "{:?}",
+            status.conditions
+        );
+
+        // A member leaves: the archive stops admitting it; its logs stay.
+        let leaving = format!("acct-{}", accounts[2]);
+        baselines.delete(&leaving, &DeleteParams::default()).await.unwrap();
+        cluster::eventually("the archive drops the member that left", TIMEOUT, || async {
+            !admitted(&archives).await.contains(&accounts[2])
+        })
+        .await;
+        let aws = common::inspector(&archive_account).await;
+        let policy = aws
+            .s3
+            .get_bucket_policy()
+            .bucket(&bucket)
+            .send()
+            .await
+            .unwrap()
+            .policy
+            .unwrap();
+        assert!(
+            !policy.contains(&accounts[2]) && policy.contains(&accounts[0]),
+            "{policy}"
+        );
+
+        let _ = stop.send(());
+        controller.await.expect("the controller ends without a panic");
+    }
+}

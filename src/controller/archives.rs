@@ -9,7 +9,7 @@ use kube::api::{Api, ListParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{WatchStreamExt, predicates, watcher};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 
 use super::context::{Context, Error, FailureKind, MANAGER, now};
@@ -30,8 +30,8 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     // Members come and go with their spec (a new archiveRef, a deletion), not with their status.
     let members = watcher(baselines, watcher::Config::default().any_semantic())
         .default_backoff()
-        .applied_objects()
-        .predicate_filter(predicates::generation, Default::default());
+        .touched_objects()
+        .predicate_filter(spec_or_deletion, Default::default());
     Controller::new(archives, watcher::Config::default().any_semantic())
         .with_config(kube::runtime::controller::Config::default().concurrency(ctx.settings.concurrency))
         .watches_stream(members, |b: LoggingBaseline| {
@@ -46,6 +46,15 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
             }
         })
         .await;
+}
+
+/// A member's spec (its archiveRef, its trail) and its deletion: a member being deleted leaves.
+fn spec_or_deletion(baseline: &LoggingBaseline) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    baseline.metadata.generation.hash(&mut hasher);
+    baseline.metadata.deletion_timestamp.is_some().hash(&mut hasher);
+    Some(hasher.finish())
 }
 
 fn api_for<K>(ctx: &Context, namespace: Option<&str>) -> Api<K>
