@@ -11,10 +11,9 @@ use trailkeeper::api::{
 use trailkeeper::desired::AccountSpecs;
 use trailkeeper::desired::archive::{ArchiveTarget, Member, member_of};
 use trailkeeper::engine::account::{
-    AccountReport, Component, ComponentState, LastApplied, ReconcileOptions, RunMode, account_clients,
-    reconcile_account,
+    AccountReport, Component, ComponentState, ReconcileOptions, RunMode, account_clients, reconcile_account,
 };
-use trailkeeper::engine::archive::{ArchiveReport, archive_clients, reconcile_archive};
+use trailkeeper::engine::archive::{ArchiveOptions, ArchiveReport, archive_clients, reconcile_archive};
 
 const ARCHIVE: &str = "audit/org-archive";
 
@@ -39,15 +38,48 @@ fn member_spec(account: &str) -> LoggingBaselineSpec {
 }
 
 async fn reconcile(spec: &LogArchiveSpec, members: &[Member]) -> ArchiveReport {
+    reconcile_with(spec, members, ArchiveOptions::new(RunMode::Apply)).await
+}
+
+async fn reconcile_with(spec: &LogArchiveSpec, members: &[Member], options: ArchiveOptions) -> ArchiveReport {
     reconcile_archive(
         archive_clients(&base_config().await, spec),
         spec,
         &RetentionPolicySpec::default(),
         members,
-        RunMode::Apply,
-        LastApplied::default(),
+        options,
     )
     .await
+}
+
+/// Puts a log file or digest (`kind`) of `member`'s trail into the archive as CloudTrail would
+/// have `minutes_ago`.
+pub async fn deliver_into(archive: &str, bucket: &str, member: &str, kind: &str, minutes_ago: i64) {
+    let secs = common::now_secs() - minutes_ago * 60;
+    let stamp = aws_smithy_types::DateTime::from_secs(secs)
+        .fmt(aws_smithy_types::date_time::Format::DateTime)
+        .unwrap();
+    let digits: String = stamp.chars().filter(|c| c.is_ascii_digit() || *c == 'T').collect();
+    let name = match kind {
+        "CloudTrail" => format!("{member}_CloudTrail_{REGION}_{}Z_test.json.gz", &digits[..13]),
+        _ => format!(
+            "{member}_CloudTrail-Digest_{REGION}_trailkeeper_{REGION}_{}Z.json.gz",
+            &digits[..15]
+        ),
+    };
+    let key = format!(
+        "AWS/CloudTrail/AWSLogs/{member}/{kind}/{REGION}/{}/{name}",
+        stamp[..10].replace('-', "/")
+    );
+    let aws = inspector(archive).await;
+    aws.s3
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(b"{}".to_vec().into())
+        .send()
+        .await
+        .unwrap();
 }
 
 /// Where a member delivers, as the archive's status would tell it after `report`.
@@ -62,6 +94,11 @@ fn target(report: &ArchiveReport, member: &LoggingBaselineSpec) -> ArchiveTarget
             .members
             .iter()
             .any(|(m, admitted)| *admitted && m.trail_arn == trail),
+        late: report
+            .delivery
+            .iter()
+            .find(|d| d.account_id == member.account_id)
+            .and_then(|d| d.problem.clone()),
     }
 }
 
@@ -244,6 +281,80 @@ async fn members_deliver_into_the_archive_a_new_one_waits_for_admission_and_one_
     let again = reconcile(&spec, &remaining).await;
     assert!(again.account.in_sync(), "{:?}", again.account.components);
     assert_eq!(again.account.calls.writes, 0, "{:?}", again.account.calls.by_action);
+}
+
+#[tokio::test]
+async fn a_member_that_stopped_delivering_is_named_late_by_the_archive_and_in_its_own_delivery_health() {
+    let archive_account = new_account();
+    let spec = archive_spec(&archive_account, None);
+    let members: Vec<LoggingBaselineSpec> = (0..3).map(|_| member_spec(&new_account())).collect();
+    let trail_policy = TrailPolicySpec::default();
+    let admitted: Vec<Member> = members.iter().map(|m| member_of(m, &trail_policy)).collect();
+    let report = reconcile(&spec, &admitted).await;
+    let bucket = report.account.bucket_name.clone().unwrap();
+    for member in &members {
+        let applied = reconcile_member(member, &trail_policy, target(&report, member)).await;
+        assert!(!applied.failed(), "{:?}", applied.components);
+    }
+    let (delivering, stopped, new) = (&members[0].account_id, &members[1].account_id, &members[2].account_id);
+    for kind in ["CloudTrail", "CloudTrail-Digest"] {
+        deliver_into(&archive_account, &bucket, delivering, kind, 5).await;
+        deliver_into(&archive_account, &bucket, stopped, kind, 4 * 60).await;
+    }
+    let options = ArchiveOptions {
+        delivered_before: [delivering.clone(), stopped.clone()].into(),
+        ..ArchiveOptions::new(RunMode::Apply)
+    };
+    let report = reconcile_with(&spec, &admitted, options).await;
+    let verdict = |account: &str| {
+        report
+            .delivery
+            .iter()
+            .find(|d| d.account_id == account)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(verdict(delivering).problem, None);
+    assert!(
+        verdict(delivering)
+            .log_file
+            .unwrap()
+            .0
+            .contains(&format!("AWSLogs/{delivering}/CloudTrail/"))
+    );
+    let late = verdict(stopped).problem.unwrap();
+    assert!(
+        late.contains(stopped.as_str()) && late.contains("nothing delivered for"),
+        "{late}"
+    );
+    assert_eq!(verdict(new).problem, None, "a new member awaits its first delivery");
+    // The listing is bounded: per member, today's folder of log files and of digests (and
+    // yesterday's when today's is empty), never the bucket.
+    let listings = report
+        .account
+        .calls
+        .by_action
+        .get("s3:ListBucket")
+        .map(|(n, _)| *n)
+        .unwrap_or(0);
+    assert!((6..=12).contains(&listings), "{listings}");
+
+    // The member's own DeliveryHealthy names it late: from GetTrailStatus and from the archive.
+    let own = reconcile_member(&members[1], &trail_policy, target(&report, &members[1])).await;
+    let condition = trailkeeper::controller::status::delivery_condition(&own).unwrap();
+    assert_eq!(condition.status, "False", "{condition:?}");
+    let problems: Vec<_> = own.delivery.iter().filter_map(|d| d.problem.clone()).collect();
+    assert!(
+        problems.iter().any(|p| p.contains(&format!("account {stopped}"))),
+        "{problems:?}"
+    );
+    let fine = reconcile_member(&members[0], &trail_policy, target(&report, &members[0])).await;
+    assert_eq!(
+        trailkeeper::controller::status::delivery_condition(&fine)
+            .unwrap()
+            .status,
+        "True"
+    );
 }
 
 #[tokio::test]
@@ -495,6 +606,26 @@ mod operator {
             "{:?}",
             status.conditions
         );
+
+        // A member whose trail stopped delivering is named late by the archive and in its own
+        // DeliveryHealthy.
+        for kind in ["CloudTrail", "CloudTrail-Digest"] {
+            super::deliver_into(&archive_account, &bucket, &accounts[0], kind, 2).await;
+            super::deliver_into(&archive_account, &bucket, &accounts[1], kind, 4 * 60).await;
+        }
+        cluster::eventually("the archive names the late member", TIMEOUT, || async {
+            let status = archives.get("org-archive").await.unwrap().status.unwrap_or_default();
+            let healthy = status.conditions.iter().find(|c| c.type_ == "DeliveryHealthy");
+            status.late_members == vec![accounts[1].clone()]
+                && healthy.is_some_and(|c| c.status == "False" && c.message.contains(&accounts[1]))
+        })
+        .await;
+        let late = format!("acct-{}", accounts[1]);
+        cluster::eventually("the late member's DeliveryHealthy is False", TIMEOUT, || async {
+            let b = baselines.get(&late).await.unwrap();
+            condition(&b, "DeliveryHealthy").is_some_and(|(s, _, m)| s == "False" && m.contains(&accounts[1]))
+        })
+        .await;
 
         // A member leaves: the archive stops admitting it; its logs stay.
         let leaving = format!("acct-{}", accounts[2]);

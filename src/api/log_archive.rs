@@ -82,6 +82,10 @@ pub struct LogArchiveSpec {
     #[serde(default)]
     #[schemars(inner(pattern(patterns::IAM_PRINCIPAL_ARN)), length(max = 50))]
     pub auditors: Vec<String>,
+    /// Minutes without a delivery under a member's path (digests get an hour more) after which the member is late (status.lateMembers, condition DeliveryHealthy).
+    #[serde(default = "default_delivery_alarm")]
+    #[schemars(range(min = 5, max = 10080))]
+    pub delivery_alarm_after_minutes: i32,
     /// Tags put on every AWS resource of the archive (besides trailkeeper's own `trailkeeper.io/*` tags).
     #[serde(default)]
     #[schemars(extend("maxProperties" = 40, "additionalProperties" = {"type": "string", "maxLength": 256, "pattern": super::patterns::TAG_VALUE}))]
@@ -92,6 +96,10 @@ pub struct LogArchiveSpec {
 /// The `{prefix}` of generated bucket names when the spec names none.
 fn default_name_prefix() -> String {
     super::DEFAULT_NAME_PREFIX.to_string()
+}
+
+fn default_delivery_alarm() -> i32 {
+    60
 }
 
 fn default_key_prefix() -> String {
@@ -120,6 +128,25 @@ pub struct ArchiveMember {
     pub baseline: String,
     /// The archive's bucket and key policies in force admit this trail: its CreateTrail may go ahead.
     pub admitted: bool,
+    /// The newest log file under the member's path in its trail's home region (today's or yesterday's folder).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newest_log_file: Option<DeliveredFile>,
+    /// The newest digest file there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newest_digest: Option<DeliveredFile>,
+    /// Why the member is late; absent when its logs arrive (or it has not delivered yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late: Option<String>,
+}
+
+/// A file a member's trail delivered into the archive.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveredFile {
+    /// Its key in the archive bucket.
+    pub key: String,
+    /// When it was delivered (RFC 3339), from its name.
+    pub delivered_at: String,
 }
 
 /// What trailkeeper observed and did at the archive's last reconcile.
@@ -153,9 +180,12 @@ pub struct LogArchiveStatus {
     /// How many members the policies in force admit.
     #[serde(default)]
     pub admitted_members: u32,
-    /// The members, each with whether the policies in force admit it.
+    /// The members, each with whether the policies in force admit it and the proof of its deliveries.
     #[serde(default)]
     pub members: Vec<ArchiveMember>,
+    /// The members whose logs stopped arriving (account ids).
+    #[serde(default)]
+    pub late_members: Vec<String>,
     /// When the last reconcile ran, and the AWS calls it made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_reconcile: Option<LastReconcile>,

@@ -15,11 +15,11 @@ use kube::{Resource, ResourceExt};
 use super::context::{Context, Error, FailureKind, MANAGER, now};
 use super::{status, writer};
 use crate::api::{
-    ArchiveMember, Condition, LastReconcile, LogArchive, LogArchiveStatus, LoggingBaseline, PolicyBytes,
+    ArchiveMember, Condition, DeliveredFile, LastReconcile, LogArchive, LogArchiveStatus, LoggingBaseline, PolicyBytes,
     RetentionPolicy, TrailPolicy,
 };
 use crate::desired::archive::{Member, as_baseline, member_of};
-use crate::engine::archive::{ArchiveReport, reconcile_archive};
+use crate::engine::archive::{ArchiveOptions, ArchiveReport, reconcile_archive};
 use crate::engine::report::{LastApplied, RunMode};
 
 /// Runs the LogArchive controller until `shutdown` resolves.
@@ -107,20 +107,22 @@ async fn reconcile(archive: Arc<LogArchive>, ctx: Arc<Context>) -> Result<Action
     };
     let members = members_of(&ctx, &archive).await?;
     let previous = archive.status.clone().unwrap_or_default();
-    let last_applied = LastApplied {
-        key_arn: previous.kms_key_arn.clone(),
-        ..Default::default()
+    let options = ArchiveOptions {
+        mode: RunMode::Apply,
+        last_applied: LastApplied {
+            key_arn: previous.kms_key_arn.clone(),
+            ..Default::default()
+        },
+        delivered_before: previous
+            .members
+            .iter()
+            .filter(|m| m.newest_log_file.is_some() || m.newest_digest.is_some())
+            .map(|m| m.account_id.clone())
+            .collect(),
     };
     let clients = ctx.aws.for_baseline(&key_of(&archive), &as_baseline(&archive.spec));
     let admitting: Vec<Member> = members.iter().map(|(m, _)| m.clone()).collect();
-    let run = reconcile_archive(
-        clients,
-        &archive.spec,
-        &retention,
-        &admitting,
-        RunMode::Apply,
-        last_applied,
-    );
+    let run = reconcile_archive(clients, &archive.spec, &retention, &admitting, options);
     let deadline = tokio::time::Instant::now() + ctx.settings.reconcile_timeout;
     let Ok(report) = tokio::time::timeout_at(deadline, run).await else {
         let message = format!(
@@ -219,15 +221,42 @@ fn status_of(
         })
         .collect();
     let admitted = |trail: &str| report.members.iter().any(|(m, ok)| *ok && m.trail_arn == trail);
+    let file = |found: &Option<(String, i64)>| {
+        found.as_ref().map(|(key, at)| DeliveredFile {
+            key: key.clone(),
+            delivered_at: jiff::Timestamp::from_second(*at)
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
+        })
+    };
     let members: Vec<ArchiveMember> = members
         .iter()
-        .map(|(m, baseline)| ArchiveMember {
-            account_id: m.account_id.clone(),
-            trail_arn: m.trail_arn.clone(),
-            baseline: baseline.clone(),
-            admitted: admitted(&m.trail_arn),
+        .map(|(m, baseline)| {
+            let delivery = report.delivery.iter().find(|d| d.account_id == m.account_id);
+            let before = previous.members.iter().find(|p| p.account_id == m.account_id);
+            ArchiveMember {
+                account_id: m.account_id.clone(),
+                trail_arn: m.trail_arn.clone(),
+                baseline: baseline.clone(),
+                admitted: admitted(&m.trail_arn),
+                // Not listed this time (the bucket could not be read): what was last seen stands.
+                newest_log_file: delivery
+                    .map_or_else(|| before.and_then(|b| b.newest_log_file.clone()), |d| file(&d.log_file)),
+                newest_digest: delivery
+                    .map_or_else(|| before.and_then(|b| b.newest_digest.clone()), |d| file(&d.digest)),
+                late: delivery.map_or_else(|| before.and_then(|b| b.late.clone()), |d| d.problem.clone()),
+            }
         })
         .collect();
+    let late_members: Vec<String> = members
+        .iter()
+        .filter(|m| m.late.is_some())
+        .map(|m| m.account_id.clone())
+        .collect();
+    let mut conditions = conditions;
+    if !report.delivery.is_empty() || !late_members.is_empty() {
+        conditions.insert(0, delivery_condition(&members, &late_members));
+    }
     LogArchiveStatus {
         observed_generation: generation,
         conditions: status::merge_conditions(&previous.conditions, conditions, &now(), generation),
@@ -242,12 +271,42 @@ fn status_of(
         }),
         admitted_members: u32::try_from(members.iter().filter(|m| m.admitted).count()).unwrap_or(u32::MAX),
         members,
+        late_members,
         last_reconcile: Some(LastReconcile {
             time: now(),
             reads: report.account.calls.reads,
             writes: report.account.calls.writes,
             duration_ms: u64::try_from(report.account.duration.as_millis()).unwrap_or(u64::MAX),
         }),
+    }
+}
+
+/// DeliveryHealthy of the archive: every member's logs arrive, or the late ones named.
+fn delivery_condition(members: &[ArchiveMember], late: &[String]) -> Condition {
+    let (state, reason, message) = if late.is_empty() {
+        let delivering = members.iter().filter(|m| m.newest_log_file.is_some()).count();
+        (
+            "True",
+            status::reasons::DELIVERING,
+            format!(
+                "{delivering} of {} members delivered today or yesterday; none is late",
+                members.len()
+            ),
+        )
+    } else {
+        let first = members.iter().find_map(|m| m.late.clone()).unwrap_or_default();
+        (
+            "False",
+            status::reasons::DELIVERY_FAILING,
+            format!("late members: {}; {first}", late.join(", ")),
+        )
+    };
+    Condition {
+        type_: status::types::DELIVERY_HEALTHY.into(),
+        status: state.into(),
+        reason: reason.into(),
+        message,
+        ..Default::default()
     }
 }
 

@@ -302,18 +302,22 @@ pub struct ArchiveTarget {
     pub key_arn: String,
     /// The archive's policies in force admit this member's trail.
     pub admitted: bool,
+    /// Why the archive finds this member's logs late, if it does.
+    pub late: Option<String>,
 }
 
 /// Where `member` delivers, from its archive's status (`name` is `namespace/name`): None until the
 /// archive has its bucket and key.
 pub fn target_of(name: &str, status: &LogArchiveStatus, member: &LoggingBaselineSpec) -> Option<ArchiveTarget> {
     let trail = super::trail_arn(member);
+    let entry = status.members.iter().find(|m| m.trail_arn == trail);
     Some(ArchiveTarget {
         name: name.to_string(),
         bucket: status.bucket_name.clone()?,
         key_prefix: status.key_prefix.clone()?,
         key_arn: status.kms_key_arn.clone()?,
-        admitted: status.members.iter().any(|m| m.admitted && m.trail_arn == trail),
+        admitted: entry.is_some_and(|m| m.admitted),
+        late: entry.and_then(|m| m.late.clone()),
     })
 }
 

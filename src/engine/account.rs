@@ -237,6 +237,16 @@ impl AccountReconcile<'_> {
         self.observed_trail = trail.as_ref().ok().and_then(|t| t.clone());
         let trail_ok = trail.is_ok();
         self.reconcile_trail(trail, key_arn.as_deref(), storage_ok).await;
+        if let Some(late) = self.archive.as_ref().and_then(|a| a.late.clone()) {
+            // The archive's own listing of this account's path: what arrives there is the proof.
+            self.report.delivery.push(crate::judge::delivery::DeliveryFinding {
+                component: "log-archive".into(),
+                age_seconds: None,
+                error: None,
+                problem: Some(late),
+            });
+            self.report.delivery_observed = true;
+        }
         Box::pin(self.reconcile_monitoring(key_arn.as_deref())).await;
         Box::pin(self.judge_duplicate_trails()).await;
         self.reconcile_audit_queries(key_arn.as_deref(), trail_ok).await;

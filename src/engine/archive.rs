@@ -2,14 +2,18 @@
 //! archive's desired state (policies admitting exactly its members), by the same key and storage
 //! parts that keep an account's own.
 
+use std::collections::BTreeSet;
 use std::time::Instant;
+
+use futures::StreamExt;
 
 use super::account::{AccountReconcile, observe_bucket_if_managed};
 use super::report::{AccountReport, Component, ComponentState, EngineError, LastApplied, RunMode};
 use crate::api::{Admission, LogArchiveSpec, Mode, RetentionPolicySpec, TrailPolicySpec};
-use crate::aws::{AccountClients, AwsError, CallRecorder, ErrorKind, kms};
+use crate::aws::{AccountClients, AwsError, CallRecorder, ErrorKind, kms, s3};
 use crate::desired::archive::{self, Member};
 use crate::desired::{AccountSpecs, DesiredAccount};
+use crate::judge::archive_delivery::{self, MemberDelivery};
 
 /// What a LogArchive's reconcile saw and did.
 #[derive(Clone, Debug, PartialEq)]
@@ -23,7 +27,31 @@ pub struct ArchiveReport {
     /// The members, sorted, and whether the policies in force admit them.
     pub members: Vec<(Member, bool)>,
     pub key_prefix: String,
+    /// Per member, what arrived under its path (when the bucket could be listed).
+    pub delivery: Vec<MemberDelivery>,
 }
+
+/// How an archive is reconciled.
+#[derive(Clone, Debug)]
+pub struct ArchiveOptions {
+    pub mode: RunMode,
+    pub last_applied: LastApplied,
+    /// Members seen delivering before (their account ids): nothing found under their path is late.
+    pub delivered_before: BTreeSet<String>,
+}
+
+impl ArchiveOptions {
+    pub fn new(mode: RunMode) -> Self {
+        ArchiveOptions {
+            mode,
+            last_applied: LastApplied::default(),
+            delivered_before: BTreeSet::new(),
+        }
+    }
+}
+
+/// Members whose deliveries are listed at once.
+const LISTING_CONCURRENCY: usize = 8;
 
 /// The clients of the archive account: its region, its credentials.
 pub fn archive_clients(base: &aws_types::SdkConfig, spec: &LogArchiveSpec) -> AccountClients {
@@ -36,9 +64,13 @@ pub async fn reconcile_archive(
     spec: &LogArchiveSpec,
     retention: &RetentionPolicySpec,
     members: &[Member],
-    mode: RunMode,
-    last_applied: LastApplied,
+    options: ArchiveOptions,
 ) -> ArchiveReport {
+    let ArchiveOptions {
+        mode,
+        last_applied,
+        delivered_before,
+    } = options;
     let started = Instant::now();
     let calls = clients.calls.clone();
     let calls_before = calls.snapshot();
@@ -52,6 +84,7 @@ pub async fn reconcile_archive(
         key_policy_bytes: 0,
         members: members_sorted.iter().map(|m| (m.clone(), false)).collect(),
         key_prefix: spec.key_prefix.trim_end_matches('/').to_string(),
+        delivery: Vec::new(),
     };
     let desired = match archive::archive(spec, retention, &members_sorted) {
         Ok(d) => d,
@@ -94,6 +127,14 @@ pub async fn reconcile_archive(
         report: report.account,
     };
     Box::pin(run.reconcile_key_and_storage(&last_applied)).await;
+    let listable = !matches!(
+        run.report.components.get(&Component::Storage),
+        None | Some(ComponentState::Failed(_) | ComponentState::Waiting(_))
+    ) && run.report.error.is_none();
+    if listable {
+        let alarm_after = i64::from(spec.delivery_alarm_after_minutes) * 60;
+        report.delivery = prove_delivery(&run.clients, spec, &members_sorted, &delivered_before, alarm_after).await;
+    }
     report.account = run.report;
     let admitted = [Component::Key, Component::Storage].iter().all(|c| {
         matches!(
@@ -107,6 +148,65 @@ pub async fn reconcile_archive(
     report.account.calls = calls.snapshot().since(&calls_before);
     report.account.duration = started.elapsed();
     report
+}
+
+/// The newest file of the first of `folders` that holds any.
+async fn newest_in(clients: &AccountClients, bucket: &str, folders: Vec<String>) -> Option<(String, i64)> {
+    for folder in folders {
+        match s3::list_keys(clients, bucket, &folder).await {
+            Ok(keys) if keys.is_empty() => continue,
+            Ok(keys) => return archive_delivery::newest(&keys),
+            Err(e) => {
+                tracing::warn!(bucket, folder, error = %e, "a member's deliveries could not be listed");
+                return None;
+            }
+        }
+    }
+    None
+}
+
+/// The newest log file and digest under each member's path, today's folder (yesterday's when
+/// today's is empty): at most four listings a member, whatever the bucket holds.
+async fn prove_delivery(
+    clients: &AccountClients,
+    spec: &LogArchiveSpec,
+    members: &[Member],
+    delivered_before: &BTreeSet<String>,
+    alarm_after: i64,
+) -> Vec<MemberDelivery> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default();
+    let bucket = archive::bucket_name(spec);
+    let prefix = spec.key_prefix.trim_end_matches('/');
+    let days = [archive_delivery::day_of(now), archive_delivery::day_of(now - 86_400)];
+    let organization = spec.organization_id.as_deref();
+    let runs: Vec<futures::future::BoxFuture<'_, MemberDelivery>> = members
+        .iter()
+        .map(|member| {
+            let folders = |kind| {
+                days.iter()
+                    .map(|day| archive_delivery::day_folder(prefix, organization, member, kind, day))
+                    .collect::<Vec<_>>()
+            };
+            let (log_folders, digest_folders) = (folders("CloudTrail"), folders("CloudTrail-Digest"));
+            let bucket = bucket.as_str();
+            let run = async move {
+                let (log_file, digest) = tokio::join!(
+                    newest_in(clients, bucket, log_folders),
+                    newest_in(clients, bucket, digest_folders)
+                );
+                let before = delivered_before.contains(&member.account_id);
+                archive_delivery::judge_member(member, log_file, digest, before, now, alarm_after)
+            };
+            Box::pin(run) as futures::future::BoxFuture<'_, MemberDelivery>
+        })
+        .collect();
+    futures::stream::iter(runs)
+        .buffered(LISTING_CONCURRENCY)
+        .collect()
+        .await
 }
 
 impl AccountReconcile<'_> {

@@ -2,6 +2,7 @@
 //! whether a retention change may be made.
 
 pub mod account_controls;
+pub mod archive_delivery;
 pub mod compliance;
 pub mod coverage;
 pub mod delivery;

@@ -217,6 +217,7 @@ fn a_member_delivers_into_the_archive_and_keeps_no_bucket_or_key() {
         key_prefix: "org/".into(),
         key_arn: "arn:aws:kms:eu-west-1:999988887777:key/k".into(),
         admitted: true,
+        late: None,
     };
     with_archive(&mut account, &target);
     assert_eq!(account.storage, None);
