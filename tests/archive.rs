@@ -357,6 +357,213 @@ async fn a_member_that_stopped_delivering_is_named_late_by_the_archive_and_in_it
     );
 }
 
+fn with_replica(mut spec: LogArchiveSpec) -> LogArchiveSpec {
+    spec.replication = Some(serde_json::from_value(serde_json::json!({"region": "eu-west-1"})).unwrap());
+    spec
+}
+
+#[tokio::test]
+async fn the_archive_is_replicated_into_a_locked_replica_and_its_status_is_observed() {
+    let archive_account = new_account();
+    let spec = with_replica(archive_spec(&archive_account, None));
+    let member = member_spec(&new_account());
+    let members = vec![member_of(&member, &TrailPolicySpec::default())];
+    let report = reconcile(&spec, &members).await;
+    assert!(
+        !report.account.failed(),
+        "{:?} {:?}",
+        report.account.error,
+        report.account.components
+    );
+    assert_eq!(
+        report.account.components.get(&Component::Replication),
+        Some(&ComponentState::Repaired)
+    );
+    let replication = report.replication.clone().unwrap();
+    assert!(replication.rule_in_force);
+    let replica = format!("trailkeeper-{archive_account}-log-archive-replica-eu-west-1");
+    assert_eq!(replication.bucket, replica);
+
+    // Read back: the replica is locked as the archive is, versioned, encrypted with its own key.
+    let eu = common::inspector_in(&archive_account, "eu-west-1").await;
+    let lock = eu
+        .s3
+        .get_object_lock_configuration()
+        .bucket(&replica)
+        .send()
+        .await
+        .unwrap();
+    let rule = lock
+        .object_lock_configuration
+        .unwrap()
+        .rule
+        .unwrap()
+        .default_retention
+        .unwrap();
+    assert_eq!(
+        (rule.mode.map(|m| m.as_str().to_string()), rule.days),
+        (Some("GOVERNANCE".into()), Some(365))
+    );
+    let versioning = eu.s3.get_bucket_versioning().bucket(&replica).send().await.unwrap();
+    assert_eq!(
+        versioning.status.map(|s| s.as_str().to_string()).as_deref(),
+        Some("Enabled")
+    );
+    let replica_key = replication.key_arn.clone().unwrap();
+    assert!(replica_key.contains(":eu-west-1:"), "{replica_key}");
+
+    // The rule: every object, SSE-KMS objects with the replica's key, no delete markers.
+    let aws = inspector(&archive_account).await;
+    let bucket = report.account.bucket_name.clone().unwrap();
+    let config = aws.s3.get_bucket_replication().bucket(&bucket).send().await.unwrap();
+    let config = config.replication_configuration.unwrap();
+    assert_eq!(
+        config.role,
+        format!("arn:aws:iam::{archive_account}:role/trailkeeper-log-archive-replication")
+    );
+    let rule = &config.rules[0];
+    assert_eq!(rule.status.as_str(), "Enabled");
+    assert_eq!(
+        rule.delete_marker_replication
+            .as_ref()
+            .and_then(|d| d.status.as_ref())
+            .map(|s| s.as_str()),
+        Some("Disabled")
+    );
+    assert_eq!(
+        rule.destination
+            .as_ref()
+            .and_then(|d| d.encryption_configuration.as_ref())
+            .and_then(|e| e.replica_kms_key_id.as_deref()),
+        Some(replica_key.as_str())
+    );
+    // The role: only S3 for this bucket may assume it; it replicates, and deletes nothing.
+    let role = aws
+        .iam
+        .get_role_policy()
+        .role_name("trailkeeper-log-archive-replication")
+        .policy_name("trailkeeper-replication")
+        .send()
+        .await
+        .unwrap();
+    let policy = common::urlencoding_decode(&role.policy_document);
+    assert!(
+        policy.contains("s3:ReplicateObject") && !policy.contains("s3:ReplicateDelete"),
+        "{policy}"
+    );
+
+    // A delivery is replicated, and its status observed.
+    deliver_into(&archive_account, &bucket, &member.account_id, "CloudTrail", 1).await;
+    let options = ArchiveOptions {
+        delivered_before: [member.account_id.clone()].into(),
+        ..ArchiveOptions::new(RunMode::Apply)
+    };
+    let again = reconcile_with(&spec, &members, options.clone()).await;
+    let newest = again
+        .replication
+        .as_ref()
+        .and_then(|r| r.newest_object.clone())
+        .unwrap_or_default();
+    assert!(newest.starts_with("COMPLETED "), "{newest}");
+    assert!(again.account.in_sync(), "{:?}", again.account.components);
+    assert_eq!(again.account.calls.writes, 0, "{:?}", again.account.calls.by_action);
+
+    // Drift: the rule removed behind trailkeeper's back is put back.
+    aws.s3.delete_bucket_replication().bucket(&bucket).send().await.unwrap();
+    let repaired = reconcile_with(&spec, &members, options).await;
+    assert_eq!(
+        repaired.account.components.get(&Component::Replication),
+        Some(&ComponentState::Repaired)
+    );
+    assert!(aws.s3.get_bucket_replication().bucket(&bucket).send().await.is_ok());
+}
+
+/// S3 refuses a replication rule into a replica without Object Lock (the emulator as S3); the
+/// replica is locked before the rule is put, and when the replica cannot be locked the rule is
+/// never attempted.
+#[tokio::test]
+async fn a_replication_into_an_unlocked_replica_is_never_attempted() {
+    let archive_account = new_account();
+    let spec = with_replica(archive_spec(&archive_account, None));
+    let replica = format!("trailkeeper-{archive_account}-log-archive-replica-eu-west-1");
+    let eu = common::inspector_in(&archive_account, "eu-west-1").await;
+    eu.s3
+        .create_bucket()
+        .bucket(&replica)
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // Someone's object in it: the lock cannot be enabled now (moto refuses Object Lock on a bucket
+    // that holds objects; S3 allows it on a versioned bucket since 2023, so on AWS this replica
+    // would be locked and the rule put).
+    eu.s3
+        .put_object()
+        .bucket(&replica)
+        .key("someone")
+        .body(b"x".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let member = member_spec(&new_account());
+    let report = reconcile(&spec, &[member_of(&member, &TrailPolicySpec::default())]).await;
+    assert!(
+        matches!(
+            report.account.components.get(&Component::Replication),
+            Some(ComponentState::Failed(_))
+        ),
+        "{:?}",
+        report.account.components
+    );
+    assert!(
+        !report
+            .account
+            .calls
+            .by_action
+            .contains_key("s3:PutReplicationConfiguration"),
+        "{:?}",
+        report.account.calls.by_action
+    );
+    // What S3 would answer, asked directly: the emulator refuses the unlocked destination.
+    let aws = inspector(&archive_account).await;
+    let bucket = report.account.bucket_name.clone().unwrap();
+    let refused = aws
+        .s3
+        .put_bucket_replication()
+        .bucket(&bucket)
+        .replication_configuration(
+            aws_sdk_s3::types::ReplicationConfiguration::builder()
+                .role(format!("arn:aws:iam::{archive_account}:role/r"))
+                .rules(
+                    aws_sdk_s3::types::ReplicationRule::builder()
+                        .id("x")
+                        .status(aws_sdk_s3::types::ReplicationRuleStatus::Enabled)
+                        .destination(
+                            aws_sdk_s3::types::Destination::builder()
+                                .bucket(format!("arn:aws:s3:::{replica}"))
+                                .build()
+                                .unwrap(),
+                        )
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap_err();
+    let code = refused
+        .as_service_error()
+        .and_then(|e| e.meta().code())
+        .map(str::to_string);
+    assert_eq!(code.as_deref(), Some("InvalidRequest"), "{refused:?}");
+}
+
 #[tokio::test]
 async fn drift_on_the_archives_bucket_policy_key_policy_and_lock_is_repaired() {
     let archive_account = new_account();

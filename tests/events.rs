@@ -321,7 +321,7 @@ async fn forwarding_role_is_as_documented(account: &str, events: &EventSettings)
     let iam = common::inspector(account).await.iam;
     let role = iam.get_role().role_name(FORWARD_ROLE).send().await.unwrap();
     let role = role.role().expect("the forwarding role exists");
-    let trust: serde_json::Value = serde_json::from_str(&urlencoding_decode(
+    let trust: serde_json::Value = serde_json::from_str(&common::urlencoding_decode(
         role.assume_role_policy_document().expect("a trust policy"),
     ))
     .unwrap();
@@ -349,7 +349,8 @@ async fn forwarding_role_is_as_documented(account: &str, events: &EventSettings)
         .send()
         .await
         .unwrap();
-    let policy: serde_json::Value = serde_json::from_str(&urlencoding_decode(policy.policy_document())).unwrap();
+    let policy: serde_json::Value =
+        serde_json::from_str(&common::urlencoding_decode(policy.policy_document())).unwrap();
     assert_eq!(
         policy["Statement"],
         serde_json::json!([{
@@ -368,29 +369,6 @@ async fn forwarding_role_is_as_documented(account: &str, events: &EventSettings)
         .await
         .unwrap();
     assert!(attached.attached_policies().is_empty(), "{attached:?}");
-}
-
-/// IAM returns policy documents URL-encoded (RFC 3986); moto may return them plain.
-fn urlencoding_decode(text: &str) -> String {
-    if !text.contains('%') {
-        return text.to_string();
-    }
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Ok(b) = u8::from_str_radix(&text[i + 1..i + 3], 16)
-        {
-            out.push(b);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[tokio::test]

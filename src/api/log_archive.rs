@@ -30,6 +30,7 @@ use super::{Condition, Credentials, DeletionPolicy, LastReconcile, Mode, PolicyR
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("!has(self.replication) || self.replication.region != self.region").message("replication.region must be another region than the archive's"))]
 pub struct LogArchiveSpec {
     /// The log-archive account; trailkeeper refuses to act when its credentials resolve to another one.
     #[schemars(pattern(patterns::ACCOUNT_ID), length(max = 12))]
@@ -86,11 +87,28 @@ pub struct LogArchiveSpec {
     #[serde(default = "default_delivery_alarm")]
     #[schemars(range(min = 5, max = 10080))]
     pub delivery_alarm_after_minutes: i32,
+    /// A replica of the archive in another region: its own bucket (Object Lock with the same default retention), key and replication role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication: Option<ReplicationSpec>,
     /// Tags put on every AWS resource of the archive (besides trailkeeper's own `trailkeeper.io/*` tags).
     #[serde(default)]
     #[schemars(extend("maxProperties" = 40, "additionalProperties" = {"type": "string", "maxLength": 256, "pattern": super::patterns::TAG_VALUE}))]
     #[x_kube(validation = super::rules::tag_keys_aws_accepts())]
     pub tags: BTreeMap<String, String>,
+}
+
+/// Where the archive is replicated.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicationSpec {
+    /// The replica's region.
+    #[schemars(pattern(patterns::REGION), length(max = 32))]
+    #[x_kube(validation = kube::core::Rule::new("self == oldSelf").message("replication.region is immutable: the replica's bucket and key stay where they are"))]
+    pub region: String,
+    /// Default `{prefix}-{accountId}-log-archive-replica-{region}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(patterns::BUCKET_NAME), length(max = 63))]
+    pub bucket_name: Option<String>,
 }
 
 /// The `{prefix}` of generated bucket names when the spec names none.
@@ -186,9 +204,30 @@ pub struct LogArchiveStatus {
     /// The members whose logs stopped arriving (account ids).
     #[serde(default)]
     pub late_members: Vec<String>,
+    /// The replica, when spec.replication is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication: Option<ReplicationStatus>,
     /// When the last reconcile ran, and the AWS calls it made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_reconcile: Option<LastReconcile>,
+}
+
+/// The archive's replica as observed.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicationStatus {
+    /// The replica bucket.
+    pub bucket_name: String,
+    /// The replica's key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_arn: Option<String>,
+    /// The role S3 replicates with.
+    pub role_arn: String,
+    /// The replication rule in force on the archive bucket is trailkeeper's (Enabled, SSE-KMS objects, no delete markers).
+    pub rule_in_force: bool,
+    /// S3's replication status (COMPLETED, PENDING, FAILED) of the newest log file delivered, with its key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newest_object: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]

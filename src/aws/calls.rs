@@ -132,6 +132,9 @@ pub fn iam_action(service: &str, operation: &str) -> String {
         ("s3", "PutPublicAccessBlock") => "PutBucketPublicAccessBlock",
         ("s3", "GetObjectLockConfiguration") => "GetBucketObjectLockConfiguration",
         ("s3", "PutObjectLockConfiguration") => "PutBucketObjectLockConfiguration",
+        ("s3", "GetBucketReplication") => "GetReplicationConfiguration",
+        ("s3", "PutBucketReplication") => "PutReplicationConfiguration",
+        ("s3", "HeadObject") => "GetObject",
         ("sqs", "DeleteMessageBatch") => "DeleteMessage",
         (_, op) => op,
     };
@@ -175,6 +178,11 @@ mod tests {
     fn s3_operations_map_to_their_iam_actions() {
         assert_eq!(iam_action("S3", "PutBucketEncryption"), "s3:PutEncryptionConfiguration");
         assert_eq!(iam_action("S3", "HeadBucket"), "s3:ListBucket");
+        assert_eq!(
+            iam_action("S3", "PutBucketReplication"),
+            "s3:PutReplicationConfiguration"
+        );
+        assert_eq!(iam_action("S3", "HeadObject"), "s3:GetObject");
         assert_eq!(iam_action("CloudTrail", "StartLogging"), "cloudtrail:StartLogging");
         assert_eq!(
             iam_action("CloudWatch Logs", "PutRetentionPolicy"),

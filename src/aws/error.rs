@@ -131,8 +131,9 @@ impl fmt::Display for AwsError {
 
 impl std::error::Error for AwsError {}
 
-const NOT_FOUND_CODES: [&str; 19] = [
+const NOT_FOUND_CODES: [&str; 20] = [
     "NotFound",
+    "ReplicationConfigurationNotFoundError",
     "NoSuchKey",
     "OwnershipControlsNotFoundError",
     "NoSuchBucket",

@@ -96,7 +96,7 @@ pub async fn create_role(
     clients: &AccountClients,
     role: &str,
     trust: &Value,
-    boundary: &str,
+    boundary: Option<&str>,
     description: &str,
     tags: &BTreeMap<String, String>,
 ) -> Result<(), AwsError> {
@@ -109,7 +109,7 @@ pub async fn create_role(
         .create_role()
         .role_name(role)
         .assume_role_policy_document(trust.to_string())
-        .permissions_boundary(boundary)
+        .set_permissions_boundary(boundary.map(str::to_string))
         .description(description)
         .set_tags(Some(tags))
         .send()

@@ -559,3 +559,157 @@ pub async fn get_object(
         .to_vec();
     Ok(Some((body, metadata)))
 }
+
+/// The archive's replication as S3 reports it: trailkeeper's rule (by id) and whether others exist.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObservedReplication {
+    pub role: String,
+    /// trailkeeper's rule, when present.
+    pub rule: Option<ReplicationRule>,
+    /// Ids of rules trailkeeper did not write.
+    pub other_rules: Vec<String>,
+}
+
+/// One replication rule, in the shape trailkeeper writes: every object, to one bucket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicationRule {
+    pub id: String,
+    pub enabled: bool,
+    /// Destination bucket ARN.
+    pub destination: String,
+    pub replica_kms_key: Option<String>,
+    pub sse_kms_objects: bool,
+    pub delete_markers: bool,
+}
+
+/// GetBucketReplication: None when the bucket has no replication configuration.
+pub async fn observe_replication(
+    clients: &AccountClients,
+    bucket: &str,
+) -> Result<Option<ObservedReplication>, AwsError> {
+    use aws_sdk_s3::types::{DeleteMarkerReplicationStatus, ReplicationRuleStatus, SseKmsEncryptedObjectsStatus};
+    let got = optional(
+        clients.s3.get_bucket_replication().bucket(bucket).send().await,
+        "S3",
+        "GetBucketReplication",
+        &format!("bucket {bucket}"),
+    )?;
+    let Some(config) = got.and_then(|g| g.replication_configuration) else {
+        return Ok(None);
+    };
+    let mut observed = ObservedReplication {
+        role: config.role.clone(),
+        rule: None,
+        other_rules: Vec::new(),
+    };
+    for rule in &config.rules {
+        let id = rule.id.clone().unwrap_or_default();
+        if id != crate::desired::archive::REPLICATION_RULE_ID {
+            observed.other_rules.push(id);
+            continue;
+        }
+        let destination = rule.destination.as_ref();
+        observed.rule = Some(ReplicationRule {
+            id,
+            enabled: rule.status == ReplicationRuleStatus::Enabled,
+            destination: destination.map(|d| d.bucket.clone()).unwrap_or_default(),
+            replica_kms_key: destination
+                .and_then(|d| d.encryption_configuration.as_ref())
+                .and_then(|e| e.replica_kms_key_id.clone()),
+            sse_kms_objects: rule
+                .source_selection_criteria
+                .as_ref()
+                .and_then(|c| c.sse_kms_encrypted_objects.as_ref())
+                .is_some_and(|o| o.status == SseKmsEncryptedObjectsStatus::Enabled),
+            delete_markers: rule
+                .delete_marker_replication
+                .as_ref()
+                .and_then(|d| d.status.as_ref())
+                .is_some_and(|s| *s == DeleteMarkerReplicationStatus::Enabled),
+        });
+    }
+    Ok(Some(observed))
+}
+
+/// PutBucketReplication with trailkeeper's one rule (it replaces the whole configuration).
+pub async fn put_replication(
+    clients: &AccountClients,
+    bucket: &str,
+    role: &str,
+    rule: &ReplicationRule,
+) -> Result<(), AwsError> {
+    use aws_sdk_s3::types::{
+        DeleteMarkerReplication, DeleteMarkerReplicationStatus, Destination, EncryptionConfiguration,
+        ReplicationConfiguration, ReplicationRuleFilter, ReplicationRuleStatus, SourceSelectionCriteria,
+        SseKmsEncryptedObjects, SseKmsEncryptedObjectsStatus,
+    };
+    let resource = format!("bucket {bucket}");
+    let invalid_request = |e| invalid("s3:PutReplicationConfiguration", &resource, e);
+    let mut destination = Destination::builder().bucket(&rule.destination);
+    if let Some(key) = &rule.replica_kms_key {
+        destination =
+            destination.encryption_configuration(EncryptionConfiguration::builder().replica_kms_key_id(key).build());
+    }
+    let status = |on| {
+        if on {
+            DeleteMarkerReplicationStatus::Enabled
+        } else {
+            DeleteMarkerReplicationStatus::Disabled
+        }
+    };
+    let built = aws_sdk_s3::types::ReplicationRule::builder()
+        .id(&rule.id)
+        .priority(1)
+        .status(if rule.enabled {
+            ReplicationRuleStatus::Enabled
+        } else {
+            ReplicationRuleStatus::Disabled
+        })
+        .filter(ReplicationRuleFilter::builder().prefix("").build())
+        .delete_marker_replication(
+            DeleteMarkerReplication::builder()
+                .status(status(rule.delete_markers))
+                .build(),
+        )
+        .source_selection_criteria(
+            SourceSelectionCriteria::builder()
+                .sse_kms_encrypted_objects(
+                    SseKmsEncryptedObjects::builder()
+                        .status(if rule.sse_kms_objects {
+                            SseKmsEncryptedObjectsStatus::Enabled
+                        } else {
+                            SseKmsEncryptedObjectsStatus::Disabled
+                        })
+                        .build()
+                        .map_err(invalid_request)?,
+                )
+                .build(),
+        )
+        .destination(destination.build().map_err(invalid_request)?)
+        .build()
+        .map_err(invalid_request)?;
+    let config = ReplicationConfiguration::builder()
+        .role(role)
+        .rules(built)
+        .build()
+        .map_err(invalid_request)?;
+    let sent = clients
+        .s3
+        .put_bucket_replication()
+        .bucket(bucket)
+        .replication_configuration(config)
+        .send()
+        .await;
+    check(sent, "S3", "PutBucketReplication", &resource).map(|_| ())
+}
+
+/// S3's replication status of an object (COMPLETED, PENDING, FAILED; None: not replicated or gone).
+pub async fn replication_status(clients: &AccountClients, bucket: &str, key: &str) -> Result<Option<String>, AwsError> {
+    let head = optional(
+        clients.s3.head_object().bucket(bucket).key(key).send().await,
+        "S3",
+        "HeadObject",
+        &format!("s3://{bucket}/{key}"),
+    )?;
+    Ok(head.and_then(|h| h.replication_status).map(|s| s.as_str().to_string()))
+}

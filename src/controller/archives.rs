@@ -16,7 +16,7 @@ use super::context::{Context, Error, FailureKind, MANAGER, now};
 use super::{status, writer};
 use crate::api::{
     ArchiveMember, Condition, DeliveredFile, LastReconcile, LogArchive, LogArchiveStatus, LoggingBaseline, PolicyBytes,
-    RetentionPolicy, TrailPolicy,
+    ReplicationStatus, RetentionPolicy, TrailPolicy,
 };
 use crate::desired::archive::{Member, as_baseline, member_of};
 use crate::engine::archive::{ArchiveOptions, ArchiveReport, reconcile_archive};
@@ -272,6 +272,13 @@ fn status_of(
         admitted_members: u32::try_from(members.iter().filter(|m| m.admitted).count()).unwrap_or(u32::MAX),
         members,
         late_members,
+        replication: report.replication.as_ref().map(|r| ReplicationStatus {
+            bucket_name: r.bucket.clone(),
+            kms_key_arn: r.key_arn.clone(),
+            role_arn: r.role_arn.clone(),
+            rule_in_force: r.rule_in_force,
+            newest_object: r.newest_object.clone(),
+        }),
         last_reconcile: Some(LastReconcile {
             time: now(),
             reads: report.account.calls.reads,

@@ -23,6 +23,8 @@ pub mod types {
     pub const AUDIT_QUERIES_READY: &str = "AuditQueriesReady";
     pub const DRIFT_EVENTS_READY: &str = "DriftEventsReady";
     pub const MONITORING_READY: &str = "MonitoringReady";
+    /// A LogArchive's replica.
+    pub const REPLICATION_READY: &str = "ReplicationReady";
     /// Logs arrive: not part of Ready (which is about settings), an alarm of its own.
     pub const DELIVERY_HEALTHY: &str = "DeliveryHealthy";
     /// kstatus' abnormal-true conditions (read by Flux, `kubectl wait`, Helm's `--wait`): True
@@ -115,6 +117,7 @@ fn component_type(c: Component) -> &'static str {
         Component::AuditQueries => types::AUDIT_QUERIES_READY,
         Component::DriftEvents => types::DRIFT_EVENTS_READY,
         Component::Monitoring => types::MONITORING_READY,
+        Component::Replication => types::REPLICATION_READY,
     }
 }
 

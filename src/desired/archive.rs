@@ -291,6 +291,158 @@ pub fn key_policy(
     json!({"Version": "2012-10-17", "Id": "trailkeeper-log-archive-key", "Statement": statements})
 }
 
+/// The alias of the replica's key, in the replica's region.
+pub const REPLICA_KEY_ALIAS: &str = "alias/trailkeeper/log-archive-replica";
+/// The role S3 replicates the archive with, and its inline policy.
+pub const REPLICATION_ROLE: &str = "trailkeeper-log-archive-replication";
+pub const REPLICATION_ROLE_POLICY: &str = "trailkeeper-replication";
+/// The id of trailkeeper's replication rule.
+pub const REPLICATION_RULE_ID: &str = "trailkeeper-log-archive";
+
+/// The archive's replica in another region: bucket, key and the role S3 replicates with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DesiredReplication {
+    pub region: String,
+    pub bucket: super::DesiredBucket,
+    pub key: super::DesiredKey,
+    pub role_arn: String,
+}
+
+/// `{prefix}-{accountId}-log-archive-replica-{region}` unless the spec names it.
+pub fn replica_bucket_name(spec: &LogArchiveSpec) -> Option<String> {
+    let replication = spec.replication.as_ref()?;
+    Some(replication.bucket_name.clone().unwrap_or_else(|| {
+        format!(
+            "{}-{}-log-archive-replica-{}",
+            spec.name_prefix, spec.account_id, replication.region
+        )
+    }))
+}
+
+pub fn replication_role_arn(spec: &LogArchiveSpec) -> String {
+    format!(
+        "arn:{}:iam::{}:role/{REPLICATION_ROLE}",
+        partition(&spec.region),
+        spec.account_id
+    )
+}
+
+/// The replica: Object Lock with the archive's default retention and expiration (a replica that
+/// kept less would be the weak copy), SSE-KMS with its own key, TLS only; no access logging (S3
+/// writes it, not people).
+pub fn replication(spec: &LogArchiveSpec, retention: &RetentionPolicySpec) -> Option<DesiredReplication> {
+    let replication = spec.replication.as_ref()?;
+    let name = replica_bucket_name(spec)?;
+    let baseline = as_baseline(spec);
+    let part = partition(&replication.region);
+    let mut key_statements = key_policy_base(&baseline)["Statement"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if !spec.auditors.is_empty() {
+        // Replicas are encrypted by S3 with this key: auditors read them through S3.
+        let bucket_arn = format!("arn:{part}:s3:::{name}");
+        key_statements.push(json!({
+            "Sid": "AuditorsReadReplicas",
+            "Effect": "Allow",
+            "Principal": {"AWS": sorted(&spec.auditors)},
+            "Action": "kms:Decrypt",
+            "Resource": "*",
+            "Condition": {
+                "StringEquals": {
+                    "kms:CallerAccount": spec.account_id,
+                    "kms:ViaService": format!("s3.{}.amazonaws.com", replication.region)
+                },
+                "StringLike": {"kms:EncryptionContext:aws:s3:arn": [bucket_arn.clone(), format!("{bucket_arn}/*")]}
+            }
+        }));
+    }
+    let tags = super::resource_tags(&baseline);
+    Some(DesiredReplication {
+        region: replication.region.clone(),
+        bucket: super::DesiredBucket {
+            policy: json!({"Version": "2012-10-17", "Statement": [deny_insecure_transport(&format!("arn:{part}:s3:::{name}"))]}),
+            name,
+            object_lock: true,
+            lock_retention: super::lock_retention(retention),
+            encryption: super::BucketEncryption::KmsTrailKey,
+            access_logging: None,
+            lifecycle: super::Lifecycle {
+                expire_current_after_days: retention.trail_logs.expire_after_days,
+                expire_noncurrent_after_days: retention.trail_logs.noncurrent_versions_expire_after_days,
+                abort_incomplete_uploads_after_days: super::ABORT_INCOMPLETE_UPLOADS_DAYS,
+            },
+            tags: tags.clone(),
+        },
+        key: super::DesiredKey {
+            source: KeySource::Create {
+                alias: REPLICA_KEY_ALIAS.to_string(),
+                description: format!(
+                    "trailkeeper: encrypts the replica of the log archive of account {}",
+                    spec.account_id
+                ),
+            },
+            policy: json!({"Version": "2012-10-17", "Id": "trailkeeper-log-archive-replica-key", "Statement": key_statements}),
+            rotation: true,
+            tags,
+        },
+        role_arn: replication_role_arn(spec),
+    })
+}
+
+/// Only S3, replicating out of this archive bucket (confused-deputy guard).
+/// https://docs.aws.amazon.com/AmazonS3/latest/userguide/setting-repl-config-perm-overview.html
+pub fn replication_role_trust(spec: &LogArchiveSpec) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Service": "s3.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+            "Condition": {
+                "StringEquals": {"aws:SourceAccount": spec.account_id},
+                "ArnLike": {"aws:SourceArn": format!("arn:{}:s3:::{}", partition(&spec.region), bucket_name(spec))}
+            }
+        }]
+    })
+}
+
+/// What S3 needs to replicate the archive's objects, with their retention, and no more: read the
+/// source's configuration and object versions, write replicas (no ReplicateDelete: delete markers
+/// are not replicated), decrypt with the archive's key and encrypt with the replica's, each only
+/// through S3 for its bucket.
+/// https://docs.aws.amazon.com/AmazonS3/latest/userguide/setting-repl-config-perm-overview.html
+/// https://docs.aws.amazon.com/AmazonS3/latest/userguide/replication-config-for-kms-objects.html
+pub fn replication_role_policy(spec: &LogArchiveSpec, source_key: &str, replica_key: &str) -> Value {
+    let part = partition(&spec.region);
+    let source = format!("arn:{part}:s3:::{}", bucket_name(spec));
+    let replica_region = spec.replication.as_ref().map(|r| r.region.clone()).unwrap_or_default();
+    let replica = format!("arn:{part}:s3:::{}", replica_bucket_name(spec).unwrap_or_default());
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "ReadSourceConfiguration", "Effect": "Allow",
+             "Action": ["s3:GetReplicationConfiguration", "s3:ListBucket"], "Resource": source},
+            {"Sid": "ReadSourceVersions", "Effect": "Allow",
+             "Action": ["s3:GetObjectVersionForReplication", "s3:GetObjectVersionAcl", "s3:GetObjectVersionTagging",
+                        "s3:GetObjectRetention", "s3:GetObjectLegalHold"],
+             "Resource": format!("{source}/*")},
+            {"Sid": "WriteReplicas", "Effect": "Allow",
+             "Action": ["s3:ReplicateObject", "s3:ReplicateTags"], "Resource": format!("{replica}/*")},
+            {"Sid": "DecryptSource", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": source_key,
+             "Condition": {
+                 "StringEquals": {"kms:ViaService": format!("s3.{}.amazonaws.com", spec.region)},
+                 "StringLike": {"kms:EncryptionContext:aws:s3:arn": [source.clone(), format!("{source}/*")]}
+             }},
+            {"Sid": "EncryptReplicas", "Effect": "Allow", "Action": ["kms:Encrypt", "kms:GenerateDataKey"], "Resource": replica_key,
+             "Condition": {
+                 "StringEquals": {"kms:ViaService": format!("s3.{replica_region}.amazonaws.com")},
+                 "StringLike": {"kms:EncryptionContext:aws:s3:arn": [replica.clone(), format!("{replica}/*")]}
+             }}
+        ]
+    })
+}
+
 /// Where a member's trail delivers, from the archive's status: known once the archive has its
 /// key.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -29,6 +29,8 @@ pub struct ArchiveReport {
     pub key_prefix: String,
     /// Per member, what arrived under its path (when the bucket could be listed).
     pub delivery: Vec<MemberDelivery>,
+    /// The replica, when the archive has one and it was reconciled.
+    pub replication: Option<ReplicationReport>,
 }
 
 /// How an archive is reconciled.
@@ -49,6 +51,10 @@ impl ArchiveOptions {
         }
     }
 }
+
+mod replication;
+
+pub use replication::ReplicationReport;
 
 /// Members whose deliveries are listed at once.
 const LISTING_CONCURRENCY: usize = 8;
@@ -85,6 +91,7 @@ pub async fn reconcile_archive(
         members: members_sorted.iter().map(|m| (m.clone(), false)).collect(),
         key_prefix: spec.key_prefix.trim_end_matches('/').to_string(),
         delivery: Vec::new(),
+        replication: None,
     };
     let desired = match archive::archive(spec, retention, &members_sorted) {
         Ok(d) => d,
@@ -134,6 +141,18 @@ pub async fn reconcile_archive(
     if listable {
         let alarm_after = i64::from(spec.delivery_alarm_after_minutes) * 60;
         report.delivery = prove_delivery(&run.clients, spec, &members_sorted, &delivered_before, alarm_after).await;
+    }
+    if let Some(replica) = archive::replication(spec, retention) {
+        let newest = report
+            .delivery
+            .iter()
+            .filter_map(|d| d.log_file.as_ref())
+            .max_by_key(|(_, at)| *at)
+            .map(|(key, _)| key.clone());
+        let key_arn = run.report.key_arn.clone();
+        report.replication =
+            Box::pin(run.reconcile_replication(spec, &replica, key_arn.as_deref(), newest.as_deref(), &last_applied))
+                .await;
     }
     report.account = run.report;
     let admitted = [Component::Key, Component::Storage].iter().all(|c| {

@@ -29,7 +29,9 @@ pub async fn reconcile_forwarding_role(
         description: "trailkeeper: lets EventBridge forward calls that tamper with the logging baseline to the operator",
         trust: desired::forward_role_trust(account),
         permissions: desired::forward_role_policy(forwarding),
-        boundary: desired::forward_role_boundary(crate::desired::partition(&clients.region)),
+        boundary: Some(desired::forward_role_boundary(crate::desired::partition(
+            &clients.region,
+        ))),
         tags: tags.clone(),
     };
     reconcile_service_role(clients, &role, Component::DriftEvents, write, outcome).await

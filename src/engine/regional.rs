@@ -102,7 +102,9 @@ pub async fn reconcile_flow_log_role(
         description: "trailkeeper: lets VPC Flow Logs deliver into trailkeeper's log groups",
         trust: regional::flow_log_role_trust(specs),
         permissions: regional::flow_log_role_policy(specs),
-        boundary: crate::desired::iam::flow_log_role_boundary(crate::desired::partition(&clients.region)),
+        boundary: Some(crate::desired::iam::flow_log_role_boundary(crate::desired::partition(
+            &clients.region,
+        ))),
         tags: crate::desired::resource_tags(specs.baseline),
     };
     reconcile_service_role(clients, &role, Component::FlowLogs, write, outcome).await
@@ -117,7 +119,9 @@ pub(crate) struct ServiceRole {
     pub(crate) description: &'static str,
     pub(crate) trust: serde_json::Value,
     pub(crate) permissions: serde_json::Value,
-    pub(crate) boundary: String,
+    /// The AWS managed policy that caps the role; None where none caps it and still lets the
+    /// service work (S3 replication of SSE-KMS objects needs KMS, which no S3 managed policy grants).
+    pub(crate) boundary: Option<String>,
     pub(crate) tags: BTreeMap<String, String>,
 }
 
@@ -140,19 +144,28 @@ pub(crate) async fn reconcile_service_role(
         None => {
             part.differs(resource, "exists", true, false);
             part.act(resource, &format!("create the role {}", role.name), || {
-                iam::create_role(clients, role.name, trust, boundary, role.description, &role.tags)
+                iam::create_role(
+                    clients,
+                    role.name,
+                    trust,
+                    boundary.as_deref(),
+                    role.description,
+                    &role.tags,
+                )
             })
             .await?;
             iam::ObservedRole {
                 trust: Some(trust.clone()),
                 inline: None,
-                boundary: Some(boundary.clone()),
+                boundary: boundary.clone(),
             }
         }
         Some(found) => found,
     };
     let (trust_now, policy_now) = (observed.trust, observed.inline);
-    if observed.boundary.as_deref() != Some(boundary.as_str()) {
+    if let Some(boundary) = boundary
+        && observed.boundary.as_deref() != Some(boundary.as_str())
+    {
         // The boundary caps the role whatever its inline policy says.
         part.differs(
             resource,

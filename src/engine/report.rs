@@ -32,10 +32,12 @@ pub enum Component {
     DriftEvents,
     /// The monitoring controls: metric filters, alarms and their topic (TrailPolicy `monitoring`).
     Monitoring,
+    /// A LogArchive's replica: its bucket, key, role and the replication rule.
+    Replication,
 }
 
 impl Component {
-    pub const ALL: [Component; 10] = [
+    pub const ALL: [Component; 11] = [
         Component::Key,
         Component::Storage,
         Component::Trail,
@@ -46,6 +48,7 @@ impl Component {
         Component::AuditQueries,
         Component::DriftEvents,
         Component::Monitoring,
+        Component::Replication,
     ];
 }
 

@@ -111,7 +111,7 @@ impl AccountReconcile<'_> {
 /// Removes the retention writes that would shorten how long logs are kept, or weaken the lock,
 /// unless the RetentionPolicy carries an approval that is new (not the one already in force).
 /// Returns the reason when something was held back.
-fn retention_guard(
+pub(super) fn retention_guard(
     access_delta: &mut Delta,
     trail_delta: &mut Delta,
     access_observed: Option<&ObservedBucket>,

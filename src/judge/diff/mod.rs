@@ -54,6 +54,8 @@ pub enum Action {
     EnableCloudTrailTrustedAccess,
     /// Organization trails: the service-linked role AWSServiceRoleForCloudTrail.
     CreateCloudTrailServiceRole,
+    /// A LogArchive: the replication rule into its replica.
+    PutReplication,
 }
 
 impl fmt::Display for Action {
@@ -91,6 +93,7 @@ impl fmt::Display for Action {
             Action::CreateCloudTrailServiceRole => {
                 format!("create the service-linked role {CLOUDTRAIL_SERVICE_ROLE}")
             }
+            Action::PutReplication => "put the replication rule into the replica".to_string(),
         };
         f.write_str(&text)
     }
@@ -134,7 +137,13 @@ pub struct Delta {
 }
 
 impl Delta {
-    fn differs(&mut self, resource: &str, field: &str, expected: impl fmt::Display, actual: impl fmt::Display) {
+    pub(crate) fn differs(
+        &mut self,
+        resource: &str,
+        field: &str,
+        expected: impl fmt::Display,
+        actual: impl fmt::Display,
+    ) {
         self.drift.push(Drift {
             resource: resource.to_string(),
             field: field.to_string(),
@@ -143,7 +152,7 @@ impl Delta {
         });
     }
 
-    fn act(&mut self, action: Action) {
+    pub(crate) fn act(&mut self, action: Action) {
         if !self.actions.contains(&action) {
             self.actions.push(action);
         }
