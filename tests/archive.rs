@@ -357,6 +357,99 @@ async fn a_member_that_stopped_delivering_is_named_late_by_the_archive_and_in_it
     );
 }
 
+/// `trailkeeper verify` on the manifests of an archive and a member: the member's digests and log
+/// files in the archive (written as CloudTrail writes them) are verified with the archive
+/// account's credentials; one log file changed afterwards is named.
+#[tokio::test]
+async fn verify_checks_a_members_digests_in_the_archive() {
+    let archive_account = new_account();
+    let spec = archive_spec(&archive_account, None);
+    let member = member_spec(&new_account());
+    let report = reconcile(&spec, &[member_of(&member, &TrailPolicySpec::default())]).await;
+    let bucket = report.account.bucket_name.clone().unwrap();
+    let aws = inspector(&archive_account).await;
+    let now = common::now_secs();
+    let end = now - now % 3600 - 3600;
+    let chain = common::chain::write_chain(
+        &aws,
+        common::chain::ChainSpec {
+            bucket: &bucket,
+            root: &format!("AWS/CloudTrail/AWSLogs/{}/", member.account_id),
+            account: &member.account_id,
+            region: REGION,
+            end,
+            hours: 3,
+            files_per_digest: 2,
+        },
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = dir.path().join("archive.yaml");
+    let archive_doc = serde_json::json!({
+        "apiVersion": "trailkeeper.io/v1alpha1", "kind": "LogArchive",
+        "metadata": {"name": "org-archive", "namespace": "audit"}, "spec": spec,
+    });
+    let member_doc = serde_json::json!({
+        "apiVersion": "trailkeeper.io/v1alpha1", "kind": "LoggingBaseline",
+        "metadata": {"name": "member", "namespace": "audit"}, "spec": member,
+    });
+    std::fs::write(
+        &manifests,
+        format!(
+            "{}---\n{}",
+            serde_yaml::to_string(&archive_doc).unwrap(),
+            serde_yaml::to_string(&member_doc).unwrap()
+        ),
+    )
+    .unwrap();
+    let start = aws_smithy_types::DateTime::from_secs(end - 4 * 3600)
+        .fmt(aws_smithy_types::date_time::Format::DateTime)
+        .unwrap();
+    let verify = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_trailkeeper"))
+            .args([
+                "verify",
+                "-f",
+                manifests.to_str().unwrap(),
+                "--start-time",
+                &start,
+                "-o",
+                "json",
+            ])
+            .env("AWS_ENDPOINT_URL", &common::moto().endpoint)
+            .env("AWS_REGION", REGION)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .output()
+            .expect("the binary runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, out, err) = verify();
+    assert_eq!(code, Some(0), "{out}{err}");
+    let verified: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(verified[0]["valid"], true, "{out}");
+    assert_eq!(verified[0]["report"]["digests"], 3, "{out}");
+    assert_eq!(verified[0]["report"]["logFiles"], 6, "{out}");
+
+    // A log file of the member rewritten in the archive: named, exit 1.
+    let tampered = &chain.log_files[1];
+    aws.s3
+        .put_object()
+        .bucket(&bucket)
+        .key(tampered)
+        .body(common::chain::gzip(b"{}").into())
+        .send()
+        .await
+        .unwrap();
+    let (code, out, err) = verify();
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(out.contains(tampered.as_str()), "{out}");
+}
+
 fn with_replica(mut spec: LogArchiveSpec) -> LogArchiveSpec {
     spec.replication = Some(serde_json::from_value(serde_json::json!({"region": "eu-west-1"})).unwrap());
     spec

@@ -373,13 +373,24 @@ async fn verify(files: &[PathBuf], account: Option<&str>, start: &str, end: Opti
         .filter(|b| account.is_none_or(|a| a == b.baseline.spec.account_id))
     {
         let spec = &b.baseline.spec;
-        let clients = crate::aws::AccountClients::new(
-            &base,
-            &spec.primary_region,
-            spec.credentials.as_ref(),
-            crate::aws::CallRecorder::new(),
-        );
-        let location = match verify::location_of(&clients, &b.baseline.spec, &b.trail_policy).await {
+        // A member's logs are in its archive, read with the archive account's credentials.
+        let (clients, location) = match &b.archive {
+            Some(archive) => (
+                crate::engine::archive::archive_clients(&base, &archive.spec),
+                Ok(verify::archive_location(&archive.spec, spec, &b.trail_policy)),
+            ),
+            None => {
+                let clients = crate::aws::AccountClients::new(
+                    &base,
+                    &spec.primary_region,
+                    spec.credentials.as_ref(),
+                    crate::aws::CallRecorder::new(),
+                );
+                let location = verify::location_of(&clients, spec, &b.trail_policy).await;
+                (clients, location)
+            }
+        };
+        let location = match location {
             Ok(l) => l,
             Err(e) => {
                 errln!("{}: {e}", b.id);

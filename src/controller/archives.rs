@@ -12,7 +12,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 
-use super::context::{Context, Error, FailureKind, MANAGER, now};
+use super::context::{ARCHIVE_KEY_PREFIX, Context, Error, FailureKind, MANAGER, now};
 use super::{status, writer};
 use crate::api::{
     ArchiveMember, Condition, DeliveredFile, LastReconcile, LogArchive, LogArchiveStatus, LoggingBaseline, PolicyBytes,
@@ -67,9 +67,9 @@ where
     }
 }
 
-fn key_of(archive: &LogArchive) -> String {
+pub(super) fn key_of(archive: &LogArchive) -> String {
     format!(
-        "logarchive/{}/{}",
+        "{ARCHIVE_KEY_PREFIX}{}/{}",
         archive.namespace().unwrap_or_default(),
         archive.name_any()
     )

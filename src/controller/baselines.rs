@@ -103,6 +103,7 @@ async fn apply(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Acti
         retention: &retention,
     };
     let clients = ctx.aws.for_baseline(&key, &baseline.spec);
+    let archive = archive_of(&ctx, &baseline).await;
     let options = ReconcileOptions {
         mode: RunMode::Apply,
         last_applied: LastApplied {
@@ -112,7 +113,9 @@ async fn apply(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Acti
             key_arn: previous.and_then(|s| s.kms_key_arn.clone()),
         },
         forwarding: forwarding_for(&ctx, &baseline),
-        archive: archive_target(&ctx, &baseline).await,
+        archive: archive
+            .as_ref()
+            .and_then(|a| crate::desired::archive::target_of(&archive_name(a), a.status.as_ref()?, &baseline.spec)),
     };
     // One bound for the reconcile and its verification together: a verification due gets what
     // the reconcile left of it, so a pod's shutdown never waits for two.
@@ -143,7 +146,7 @@ async fn apply(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Acti
         ));
     }
     if baseline.spec.verify_integrity.enabled && report.error.is_none() {
-        verify_integrity(&ctx, &baseline, &trail_policy, deadline, &mut next).await;
+        verify_integrity(&ctx, &baseline, &trail_policy, archive.as_ref(), deadline, &mut next).await;
     }
     patch_status(&ctx, &baseline, &next).await?;
     crate::runtime::metrics::record_drift_repairs(report.applied.len());
@@ -227,12 +230,27 @@ async fn verify_integrity(
     ctx: &Context,
     baseline: &LoggingBaseline,
     trail_policy: &TrailPolicySpec,
+    archive: Option<&crate::api::LogArchive>,
     deadline: tokio::time::Instant,
     next: &mut LoggingBaselineStatus,
 ) {
-    let clients = ctx.aws.for_baseline(&key_of(baseline), &baseline.spec);
+    // A member's logs are in the archive, read with the archive account's credentials.
+    let (clients, location) = match archive {
+        Some(a) => (
+            ctx.aws.for_baseline(
+                &super::archives::key_of(a),
+                &crate::desired::archive::as_baseline(&a.spec),
+            ),
+            Some(crate::engine::verify::archive_location(
+                &a.spec,
+                &baseline.spec,
+                trail_policy,
+            )),
+        ),
+        None => (ctx.aws.for_baseline(&key_of(baseline), &baseline.spec), None),
+    };
     let previous = baseline.status.as_ref();
-    let due = verify_if_due(baseline, trail_policy, &clients, previous, deadline);
+    let due = verify_if_due(baseline, trail_policy, &clients, location, previous, deadline);
     let Some(verified) = due.await else {
         return;
     };
@@ -334,6 +352,7 @@ async fn verify_if_due(
     baseline: &LoggingBaseline,
     trail_policy: &TrailPolicySpec,
     clients: &crate::aws::AccountClients,
+    location: Option<crate::engine::verify::LogLocation>,
     previous: Option<&crate::api::LoggingBaselineStatus>,
     deadline: tokio::time::Instant,
 ) -> Option<crate::api::IntegrityStatus> {
@@ -353,7 +372,10 @@ async fn verify_if_due(
     let from = to - interval;
     let text = |t: i64| DateTime::from_secs(t).fmt(Format::DateTime).unwrap_or_default();
     let run = async {
-        let location = crate::engine::verify::location_of(clients, &baseline.spec, trail_policy).await?;
+        let location = match location {
+            Some(l) => l,
+            None => crate::engine::verify::location_of(clients, &baseline.spec, trail_policy).await?,
+        };
         crate::engine::verify::verify(clients, &location, from, to).await
     };
     let outcome = tokio::time::timeout_at(deadline, run).await;
@@ -708,19 +730,21 @@ const CONFLICT_RECHECK: std::time::Duration = std::time::Duration::from_secs(60)
 /// How often caches and series of baselines gone from view are dropped.
 const FORGET_DEPARTED_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Where a member of a LogArchive delivers, from the archive's status: None when the baseline
-/// names none, or the archive is not found or has no key yet (its trail then waits, and the
-/// archive's status change brings it back).
-async fn archive_target(ctx: &Context, baseline: &LoggingBaseline) -> Option<crate::desired::archive::ArchiveTarget> {
+/// The LogArchive a baseline names (None: it names none, or the archive is not found: its trail
+/// then waits, and the archive's status change brings it back).
+async fn archive_of(ctx: &Context, baseline: &LoggingBaseline) -> Option<LogArchive> {
     let name = &baseline.spec.storage.archive_ref.as_ref()?.name;
-    let namespace = baseline.namespace().unwrap_or_default();
-    let api: Api<crate::api::LogArchive> = Api::namespaced(ctx.client.clone(), &namespace);
-    let archive = match api.get_opt(name).await {
-        Ok(found) => found?,
+    let api: Api<LogArchive> = Api::namespaced(ctx.client.clone(), &baseline.namespace().unwrap_or_default());
+    match api.get_opt(name).await {
+        Ok(found) => found,
         Err(e) => {
             tracing::warn!(archive = %name, error = %e, "the LogArchive could not be read");
-            return None;
+            None
         }
-    };
-    crate::desired::archive::target_of(&format!("{namespace}/{name}"), archive.status.as_ref()?, &baseline.spec)
+    }
+}
+
+/// `namespace/name` of an archive, as members' reasons name it.
+fn archive_name(archive: &LogArchive) -> String {
+    format!("{}/{}", archive.namespace().unwrap_or_default(), archive.name_any())
 }

@@ -21,6 +21,8 @@ use crate::runtime::http::Health;
 pub const FINALIZER: &str = "trailkeeper.io/cleanup";
 /// The field manager of status patches and the reporting controller of events.
 pub const MANAGER: &str = "trailkeeper";
+/// What the keys of LogArchives start with among the clients and failure counts.
+pub const ARCHIVE_KEY_PREFIX: &str = "logarchive/";
 
 #[derive(thiserror::Error, Debug)]
 pub enum Error {
@@ -182,8 +184,11 @@ impl AwsClients {
     }
 
     /// Keeps the identities of these baselines only.
+    /// Keeps the clients of `keys` (baselines) and of the archives (kept by their own controller,
+    /// whose keys start with `logarchive/`).
     fn retain(&self, keys: &std::collections::HashSet<String>) {
-        self.lock().retain(|key, _| keys.contains(key));
+        self.lock()
+            .retain(|key, _| keys.contains(key) || key.starts_with(ARCHIVE_KEY_PREFIX));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, CachedIdentity>> {
@@ -283,7 +288,7 @@ impl Context {
         self.failures
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|key, _| keys.contains(key));
+            .retain(|key, _| keys.contains(key) || key.starts_with(ARCHIVE_KEY_PREFIX));
         self.unforwarded
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -85,6 +85,25 @@ pub async fn location_of(
     })
 }
 
+/// Where a member of a LogArchive delivers: the archive's bucket and prefix, under the member's
+/// account (an Organization trail's: under the Organization's id). Read with the archive
+/// account's credentials: the member's own role has no access to the archive.
+pub fn archive_location(
+    archive: &crate::api::LogArchiveSpec,
+    member: &crate::api::LoggingBaselineSpec,
+    trail_policy: &crate::api::TrailPolicySpec,
+) -> LogLocation {
+    LogLocation {
+        bucket: crate::desired::archive::bucket_name(archive),
+        prefix: Some(archive.key_prefix.clone()),
+        organization_id: archive
+            .organization_id
+            .clone()
+            .filter(|_| trail_policy.organization_trail),
+        account: member.account_id.clone(),
+    }
+}
+
 /// A digest file, as CloudTrail writes it (the fields integrity validation reads).
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]

@@ -16,7 +16,9 @@ use kube::core::cel::{CompiledSchema, compile_schema, validate_compiled};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::api::{API_VERSION, LoggingBaseline, LoggingBaselineSet, PolicyRef, RetentionPolicy, TrailPolicy, names};
+use crate::api::{
+    API_VERSION, LogArchive, LoggingBaseline, LoggingBaselineSet, PolicyRef, RetentionPolicy, TrailPolicy, names,
+};
 
 /// Files larger than this are refused rather than parsed.
 pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
@@ -74,6 +76,7 @@ pub struct ManifestSet {
     pub expansions: Vec<(String, Option<Vec<String>>)>,
     pub trail_policies: Vec<(String, TrailPolicy)>,
     pub retention_policies: Vec<(String, RetentionPolicy)>,
+    pub archives: Vec<(String, LogArchive)>,
 }
 
 pub fn parse_documents(file: &str, text: &str, documents: &mut Vec<Document>, problems: &mut Vec<Problem>) {
@@ -195,6 +198,7 @@ thread_local! {
         ("TrailPolicy", crate::api::schema_of::<TrailPolicy>()),
         ("RetentionPolicy", crate::api::schema_of::<RetentionPolicy>()),
         ("LoggingBaselineSet", crate::api::schema_of::<LoggingBaselineSet>()),
+        ("LogArchive", crate::api::schema_of::<LogArchive>()),
     ]
     .into_iter()
     .map(|(kind, schema)| (kind, Schema::new(schema)))
@@ -228,7 +232,7 @@ fn validate_with(documents: &[Document], schemas: &BTreeMap<&'static str, Schema
             problem(
                 "",
                 format!(
-                    "apiVersion {api_version:?} kind {kind:?} is not a trailkeeper resource (expected {API_VERSION} LoggingBaseline, LoggingBaselineSet, TrailPolicy or RetentionPolicy)"
+                    "apiVersion {api_version:?} kind {kind:?} is not a trailkeeper resource (expected {API_VERSION} LoggingBaseline, LoggingBaselineSet, TrailPolicy, RetentionPolicy or LogArchive)"
                 ),
             );
             continue;
@@ -281,6 +285,7 @@ fn validate_with(documents: &[Document], schemas: &BTreeMap<&'static str, Schema
                     problem(&e.path, e.message);
                 }
             }),
+            "LogArchive" => serde_json::from_value(stored.clone()).map(|a| set.archives.push((doc.file.clone(), a))),
             _ => serde_json::from_value(stored.clone()).map(|p| set.retention_policies.push((doc.file.clone(), p))),
         };
         if let Err(e) = typed {
@@ -483,6 +488,24 @@ fn check_references(set: &ManifestSet) -> Vec<Problem> {
         .iter()
         .map(|(_, p)| (namespace_of(&p.metadata), name_of(&p.metadata)))
         .collect();
+    let archives: BTreeSet<(String, String)> = set
+        .archives
+        .iter()
+        .map(|(_, a)| (namespace_of(&a.metadata), name_of(&a.metadata)))
+        .collect();
+    for (file, a) in &set.archives {
+        let ns = namespace_of(&a.metadata);
+        if let Some(r) = &a.spec.retention_policy_ref
+            && !retention_policies.contains(&(ns.clone(), r.name.clone()))
+        {
+            problems.push(Problem {
+                file: file.clone(),
+                object: format!("LogArchive/{ns}/{}", name_of(&a.metadata)),
+                path: "spec.retentionPolicyRef.name".into(),
+                message: format!("RetentionPolicy {:?} does not exist in namespace {ns:?}", r.name),
+            });
+        }
+    }
     let mut accounts: BTreeMap<&str, String> = BTreeMap::new();
     for (file, b) in &set.baselines {
         let ns = namespace_of(&b.metadata);
@@ -510,6 +533,12 @@ fn check_references(set: &ManifestSet) -> Vec<Problem> {
             "RetentionPolicy",
             &b.spec.retention_policy_ref,
             &retention_policies,
+        );
+        check(
+            "spec.storage.archiveRef.name",
+            "LogArchive",
+            &b.spec.storage.archive_ref,
+            &archives,
         );
         if let Some(other) = accounts.insert(&b.spec.account_id, object.clone()) {
             problems.push(Problem {

@@ -2,7 +2,8 @@
 
 use super::{ManifestSet, name_of, namespace_of};
 use crate::api::{
-    DEFAULT_POLICY_NAME, LoggingBaseline, PolicyRef, RetentionPolicy, RetentionPolicySpec, TrailPolicy, TrailPolicySpec,
+    DEFAULT_POLICY_NAME, LogArchive, LoggingBaseline, PolicyRef, RetentionPolicy, RetentionPolicySpec, TrailPolicy,
+    TrailPolicySpec,
 };
 use crate::desired::AccountSpecs;
 
@@ -66,6 +67,8 @@ pub struct ResolvedBaseline {
     pub trail_policy: TrailPolicySpec,
     pub retention: RetentionPolicySpec,
     pub retention_policy_name: String,
+    /// The LogArchive the baseline delivers into (`storage.archiveRef`).
+    pub archive: Option<LogArchive>,
 }
 
 impl ResolvedBaseline {
@@ -89,13 +92,32 @@ impl ManifestSet {
                 self.trail_policies.iter().map(|(_, p)| p),
                 self.retention_policies.iter().map(|(_, p)| p),
             ) {
-                Ok((trail_policy, retention, retention_policy_name)) => resolved.push(ResolvedBaseline {
-                    id,
-                    baseline: b.clone(),
-                    trail_policy,
-                    retention,
-                    retention_policy_name,
-                }),
+                Ok((trail_policy, retention, retention_policy_name)) => {
+                    let archive = match &b.spec.storage.archive_ref {
+                        None => None,
+                        Some(r) => {
+                            let found = self.archives.iter().map(|(_, a)| a).find(|a| {
+                                namespace_of(&a.metadata) == namespace_of(&b.metadata) && name_of(&a.metadata) == r.name
+                            });
+                            if found.is_none() {
+                                errors.push(format!(
+                                    "LoggingBaseline/{id}: LogArchive {:?} referenced by spec.storage.archiveRef does not exist",
+                                    r.name
+                                ));
+                                continue;
+                            }
+                            found.cloned()
+                        }
+                    };
+                    resolved.push(ResolvedBaseline {
+                        id,
+                        baseline: b.clone(),
+                        trail_policy,
+                        retention,
+                        retention_policy_name,
+                        archive,
+                    })
+                }
                 Err(e) => errors.push(format!("LoggingBaseline/{id}: {e}")),
             }
         }
