@@ -286,7 +286,9 @@ async fn members_deliver_into_the_archive_a_new_one_waits_for_admission_and_one_
 #[tokio::test]
 async fn a_member_that_stopped_delivering_is_named_late_by_the_archive_and_in_its_own_delivery_health() {
     let archive_account = new_account();
-    let spec = archive_spec(&archive_account, None);
+    let mut spec = archive_spec(&archive_account, None);
+    // Only the listings of the delivery proof among the archive's ListBucket calls.
+    spec.audit_queries.enabled = false;
     let members: Vec<LoggingBaselineSpec> = (0..3).map(|_| member_spec(&new_account())).collect();
     let trail_policy = TrailPolicySpec::default();
     let admitted: Vec<Member> = members.iter().map(|m| member_of(m, &trail_policy)).collect();
@@ -329,7 +331,10 @@ async fn a_member_that_stopped_delivering_is_named_late_by_the_archive_and_in_it
     );
     assert_eq!(verdict(new).problem, None, "a new member awaits its first delivery");
     // The listing is bounded: per member, today's folder of log files and of digests (and
-    // yesterday's when today's is empty), never the bucket.
+    // yesterday's when today's is empty), never the bucket; besides, one HeadBucket (also
+    // s3:ListBucket) for each of the two buckets. The new member's folders are empty both days (4
+    // listings); the others' today's folders hold their files (2 each, 4 for the stopped member
+    // when four hours ago was yesterday).
     let listings = report
         .account
         .calls
@@ -337,7 +342,7 @@ async fn a_member_that_stopped_delivering_is_named_late_by_the_archive_and_in_it
         .get("s3:ListBucket")
         .map(|(n, _)| *n)
         .unwrap_or(0);
-    assert!((6..=12).contains(&listings), "{listings}");
+    assert!((2 + 8..=2 + 10).contains(&listings), "{listings}");
 
     // The member's own DeliveryHealthy names it late: from GetTrailStatus and from the archive.
     let own = reconcile_member(&members[1], &trail_policy, target(&report, &members[1])).await;
@@ -448,6 +453,92 @@ async fn verify_checks_a_members_digests_in_the_archive() {
     let (code, out, err) = verify();
     assert_eq!(code, Some(1), "{out}{err}");
     assert!(out.contains(tampered.as_str()), "{out}");
+}
+
+/// Athena in the archive account: one table whose account partition lists the members, each
+/// member's projected partition holding its logs and no one else's; results encrypted with the
+/// archive's key.
+#[tokio::test]
+async fn the_archives_athena_table_answers_a_query_per_member_account() {
+    let archive_account = new_account();
+    let spec = archive_spec(&archive_account, None);
+    let members: Vec<LoggingBaselineSpec> = (0..3).map(|_| member_spec(&new_account())).collect();
+    let admitted: Vec<Member> = members
+        .iter()
+        .map(|m| member_of(m, &TrailPolicySpec::default()))
+        .collect();
+    let report = reconcile(&spec, &admitted).await;
+    assert!(
+        !report.account.failed(),
+        "{:?} {:?}",
+        report.account.error,
+        report.account.components
+    );
+    let bucket = report.account.bucket_name.clone().unwrap();
+    for member in &members {
+        deliver_into(&archive_account, &bucket, &member.account_id, "CloudTrail", 3).await;
+    }
+    let status = report.audit_queries.clone().unwrap();
+    let aws = inspector(&archive_account).await;
+    let table = aws
+        .glue
+        .get_table()
+        .database_name(&status.database)
+        .name(&status.table)
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+    let parameters = table.parameters.unwrap_or_default();
+    let mut accounts: Vec<String> = members.iter().map(|m| m.account_id.clone()).collect();
+    accounts.sort();
+    assert_eq!(parameters.get("projection.account.values"), Some(&accounts.join(",")));
+    let template = parameters.get("storage.location.template").cloned().unwrap();
+    assert_eq!(
+        template,
+        format!("s3://{bucket}/AWS/CloudTrail/AWSLogs/${{account}}/CloudTrail/${{region}}/${{date}}")
+    );
+    // What Athena reads for `WHERE account = '...' AND region = ... AND date = today`: the
+    // partition's location, from the template.
+    let today = trailkeeper::judge::archive_delivery::day_of(common::now_secs());
+    for member in &members {
+        let location = template
+            .replace("${account}", &member.account_id)
+            .replace("${region}", REGION)
+            .replace("${date}", &today);
+        let prefix = location.strip_prefix(&format!("s3://{bucket}/")).unwrap();
+        let listed = aws
+            .s3
+            .list_objects_v2()
+            .bucket(&bucket)
+            .prefix(prefix)
+            .send()
+            .await
+            .unwrap();
+        let keys: Vec<_> = listed.contents().iter().filter_map(|o| o.key()).collect();
+        assert_eq!(keys.len(), 1, "{keys:?}");
+        assert!(
+            keys[0].contains(&format!("/{}_CloudTrail_", member.account_id)),
+            "{keys:?}"
+        );
+    }
+    let work_group = aws
+        .athena
+        .get_work_group()
+        .work_group(&status.work_group)
+        .send()
+        .await
+        .unwrap();
+    let configuration = work_group.work_group.unwrap().configuration.unwrap();
+    let encryption = configuration
+        .result_configuration
+        .unwrap()
+        .encryption_configuration
+        .unwrap();
+    assert_eq!(encryption.kms_key.as_deref(), report.account.key_arn.as_deref());
+    assert_eq!(configuration.enforce_work_group_configuration, Some(true));
+    assert!(status.named_queries > 0);
 }
 
 fn with_replica(mut spec: LogArchiveSpec) -> LogArchiveSpec {

@@ -87,6 +87,9 @@ pub struct LogArchiveSpec {
     #[serde(default = "default_delivery_alarm")]
     #[schemars(range(min = 5, max = 10080))]
     pub delivery_alarm_after_minutes: i32,
+    /// Athena over every member's logs in the archive account: one table with the account as a projected partition, a workgroup with encrypted results and the named audit queries.
+    #[serde(default)]
+    pub audit_queries: super::AuditQueriesSpec,
     /// A replica of the archive in another region: its own bucket (Object Lock with the same default retention), key and replication role.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replication: Option<ReplicationSpec>,
@@ -204,6 +207,9 @@ pub struct LogArchiveStatus {
     /// The members whose logs stopped arriving (account ids).
     #[serde(default)]
     pub late_members: Vec<String>,
+    /// Where to run the audit queries over every member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_queries: Option<super::AuditQueriesStatus>,
     /// The replica, when spec.replication is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replication: Option<ReplicationStatus>,

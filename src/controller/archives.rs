@@ -272,6 +272,7 @@ fn status_of(
         admitted_members: u32::try_from(members.iter().filter(|m| m.admitted).count()).unwrap_or(u32::MAX),
         members,
         late_members,
+        audit_queries: report.audit_queries.clone(),
         replication: report.replication.as_ref().map(|r| ReplicationStatus {
             bucket_name: r.bucket.clone(),
             kms_key_arn: r.key_arn.clone(),

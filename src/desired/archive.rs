@@ -78,7 +78,7 @@ pub fn as_baseline(spec: &LogArchiveSpec) -> LoggingBaselineSpec {
         "flowLogs": {"enabled": false},
         "instanceLogs": {"enabled": false},
         "configRules": {"enabled": false},
-        "auditQueries": {"enabled": false},
+        "auditQueries": spec.audit_queries,
         "tags": spec.tags,
     });
     // Every field above is of the baseline's schema: this cannot fail short of a bug, which the
@@ -273,6 +273,24 @@ pub fn key_policy(
             "Action": "kms:DescribeKey",
             "Resource": "*",
             "Condition": {"StringEquals": describe}
+        }));
+    }
+    if !spec.auditors.is_empty() && spec.audit_queries.enabled {
+        // Athena writes and reads query results through S3, encrypted with this key.
+        let results = format!("arn:{part}:s3:::{}", super::athena::results_bucket_name(baseline));
+        statements.push(json!({
+            "Sid": "AuditorsUseAuditQueryResults",
+            "Effect": "Allow",
+            "Principal": {"AWS": sorted(&spec.auditors)},
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+            "Resource": "*",
+            "Condition": {
+                "StringEquals": {
+                    "kms:CallerAccount": spec.account_id,
+                    "kms:ViaService": format!("s3.{}.amazonaws.com", spec.region)
+                },
+                "StringLike": {"kms:EncryptionContext:aws:s3:arn": [results.clone(), format!("{results}/*")]}
+            }
         }));
     }
     if !spec.auditors.is_empty() {

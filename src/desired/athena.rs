@@ -276,8 +276,26 @@ fn logs_root(location: &TrailLocation) -> String {
 /// The CloudTrail table over this account's logs in the trail's bucket, with partition
 /// projection: account (this account), region (every region of the partition) and date (daily).
 pub fn cloudtrail_table(spec: &LoggingBaselineSpec, location: &TrailLocation) -> TableDefinition {
+    cloudtrail_table_over(spec, location, std::slice::from_ref(&spec.account_id))
+}
+
+/// The CloudTrail table over the logs of `accounts` (a LogArchive's members) under one root: the
+/// account is a projected partition, so a query names the accounts it reads.
+pub fn cloudtrail_table_over(
+    spec: &LoggingBaselineSpec,
+    location: &TrailLocation,
+    accounts: &[String],
+) -> TableDefinition {
     let root = logs_root(location);
-    let account = &spec.account_id;
+    let mut accounts = accounts.to_vec();
+    accounts.sort();
+    accounts.dedup();
+    let account = accounts.join(",");
+    // The table's own location: the one account's folder, or the root of them all.
+    let table_location = match accounts.as_slice() {
+        [one] => format!("{root}{one}/CloudTrail/"),
+        _ => root.clone(),
+    };
     let mut regions = partition_regions(&spec.primary_region)
         .into_iter()
         .map(str::to_string)
@@ -322,7 +340,7 @@ pub fn cloudtrail_table(spec: &LoggingBaselineSpec, location: &TrailLocation) ->
             .iter()
             .map(|k| (k.to_string(), "string".to_string()))
             .collect(),
-        location: format!("{root}{account}/CloudTrail/"),
+        location: table_location,
         input_format: INPUT_FORMAT.to_string(),
         output_format: OUTPUT_FORMAT.to_string(),
         serde_library: SERDE_LIBRARY.to_string(),

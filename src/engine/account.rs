@@ -419,6 +419,7 @@ impl AccountReconcile<'_> {
             self.write,
             key.as_deref(),
             &location,
+            std::slice::from_ref(&spec.account_id),
             &mut outcome,
         ))
         .await;

@@ -9,10 +9,12 @@ use futures::StreamExt;
 
 use super::account::{AccountReconcile, observe_bucket_if_managed};
 use super::report::{AccountReport, Component, ComponentState, EngineError, LastApplied, RunMode};
+use crate::api::AuditQueriesStatus;
 use crate::api::{Admission, LogArchiveSpec, Mode, RetentionPolicySpec, TrailPolicySpec};
 use crate::aws::{AccountClients, AwsError, CallRecorder, ErrorKind, kms, s3};
 use crate::desired::archive::{self, Member};
-use crate::desired::{AccountSpecs, DesiredAccount};
+use crate::desired::{AccountSpecs, DesiredAccount, athena};
+use crate::engine::regional::RegionOutcome;
 use crate::judge::archive_delivery::{self, MemberDelivery};
 
 /// What a LogArchive's reconcile saw and did.
@@ -31,6 +33,8 @@ pub struct ArchiveReport {
     pub delivery: Vec<MemberDelivery>,
     /// The replica, when the archive has one and it was reconciled.
     pub replication: Option<ReplicationReport>,
+    /// Where to run the audit queries over every member.
+    pub audit_queries: Option<AuditQueriesStatus>,
 }
 
 /// How an archive is reconciled.
@@ -92,6 +96,7 @@ pub async fn reconcile_archive(
         key_prefix: spec.key_prefix.trim_end_matches('/').to_string(),
         delivery: Vec::new(),
         replication: None,
+        audit_queries: None,
     };
     let desired = match archive::archive(spec, retention, &members_sorted) {
         Ok(d) => d,
@@ -141,6 +146,10 @@ pub async fn reconcile_archive(
     if listable {
         let alarm_after = i64::from(spec.delivery_alarm_after_minutes) * 60;
         report.delivery = prove_delivery(&run.clients, spec, &members_sorted, &delivered_before, alarm_after).await;
+    }
+    if spec.audit_queries.enabled {
+        let key_arn = run.report.key_arn.clone();
+        report.audit_queries = Box::pin(run.reconcile_archive_queries(spec, &members_sorted, key_arn.as_deref())).await;
     }
     if let Some(replica) = archive::replication(spec, retention) {
         let newest = report
@@ -229,6 +238,49 @@ async fn prove_delivery(
 }
 
 impl AccountReconcile<'_> {
+    /// Athena over every member: one table whose account partition lists the members, under the
+    /// accounts' root (the Organization's, when a member's trail is an Organization trail).
+    async fn reconcile_archive_queries(
+        &mut self,
+        spec: &LogArchiveSpec,
+        members: &[Member],
+        key_arn: Option<&str>,
+    ) -> Option<AuditQueriesStatus> {
+        let storage_ready = matches!(
+            self.report.components.get(&Component::Storage),
+            Some(ComponentState::InSync | ComponentState::Repaired | ComponentState::Drifted)
+        );
+        if members.is_empty() || !storage_ready || (key_arn.is_none() && self.write) {
+            self.merge_state(Component::AuditQueries, ComponentState::Waiting(Component::Storage));
+            return None;
+        }
+        let location = athena::TrailLocation {
+            bucket: archive::bucket_name(spec),
+            key_prefix: Some(spec.key_prefix.trim_end_matches('/').to_string()),
+            organization_id: spec
+                .organization_id
+                .clone()
+                .filter(|_| members.iter().any(|m| m.organization)),
+        };
+        let accounts: Vec<String> = members.iter().map(|m| m.account_id.clone()).collect();
+        let mut outcome = RegionOutcome {
+            region: spec.region.clone(),
+            ..Default::default()
+        };
+        let status = Box::pin(super::audit_queries::reconcile_audit_queries(
+            &self.clients,
+            self.specs,
+            self.write,
+            key_arn,
+            &location,
+            &accounts,
+            &mut outcome,
+        ))
+        .await;
+        self.absorb_changes(outcome);
+        Some(status)
+    }
+
     /// The key, then the access-log bucket and the archive bucket (encrypted with the key).
     async fn reconcile_key_and_storage(&mut self, last_applied: &LastApplied) {
         if !self.check_identity().await {

@@ -156,6 +156,7 @@ pub async fn reconcile_audit_queries(
     write: bool,
     kms_key: Option<&str>,
     location: &TrailLocation,
+    accounts: &[String],
     outcome: &mut RegionOutcome,
 ) -> AuditQueriesStatus {
     let spec = specs.baseline;
@@ -172,7 +173,7 @@ pub async fn reconcile_audit_queries(
         results_location: desired::results_location(spec),
         named_queries: 0,
     };
-    let result = reconcile(clients, specs, kms_key, location, &mut part).await;
+    let result = reconcile(clients, specs, kms_key, location, accounts, &mut part).await;
     let named_queries = *result.as_ref().unwrap_or(&0);
     part.finish(result.map(|n| {
         format!(
@@ -192,12 +193,13 @@ async fn reconcile(
     specs: &AccountSpecs<'_>,
     kms_key: Option<&str>,
     location: &TrailLocation,
+    accounts: &[String],
     part: &mut Part<'_>,
 ) -> Result<u32, AwsError> {
     let spec = specs.baseline;
     let bucket = desired::results_bucket(specs);
     let database = desired::database(spec);
-    let table = desired::cloudtrail_table(spec, location);
+    let table = desired::cloudtrail_table_over(spec, location, accounts);
     let work_group = desired::work_group(spec, kms_key);
     let queries = desired::named_queries(spec, &location.bucket);
     let reads = s3::Reads {
