@@ -660,6 +660,32 @@ async fn the_archive_is_replicated_into_a_locked_replica_and_its_status_is_obser
         Some(&ComponentState::Repaired)
     );
     assert!(aws.s3.get_bucket_replication().bucket(&bucket).send().await.is_ok());
+
+    // Every call the archive's reconciles made is granted by `iam-policy --document archive`, or
+    // (the keys' maintenance) by the key policies of the keys trailkeeper creates.
+    let policy = trailkeeper::desired::iam::archive_policy(&Default::default());
+    let by_key_policy = trailkeeper::desired::iam::key_maintenance_actions(false);
+    let granted: Vec<String> = policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["Effect"] == "Allow")
+        .flat_map(|s| match &s["Action"] {
+            serde_json::Value::Array(a) => a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+            v => vec![v.as_str().unwrap_or_default().to_string()],
+        })
+        .collect();
+    for report in [&report, &again, &repaired] {
+        for action in report.account.calls.by_action.keys() {
+            assert!(
+                // AssumeRole is the operator identity's (its own policy), into the archive's role.
+                ["sts:GetCallerIdentity", "sts:AssumeRole"].contains(action)
+                    || granted.iter().any(|g| g == action)
+                    || by_key_policy.contains(action),
+                "{action} is called in the archive account but not granted by the archive policy"
+            );
+        }
+    }
 }
 
 /// S3 refuses a replication rule into a replica without Object Lock (the emulator as S3); the

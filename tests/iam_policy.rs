@@ -9,7 +9,7 @@ const NEEDS_NO_PERMISSION: [&str; 1] = ["sts:GetCallerIdentity"];
 
 /// Permissions AWS checks besides the operation's own action (tagging on creation, passing a role):
 /// no API call of their own shows them, so they are listed with the call that needs them.
-const IMPLIED: [(&str, &str); 16] = [
+const IMPLIED: [(&str, &str); 17] = [
     // The trail bucket has an S3 Bucket Key: creating or updating an SSE-KMS trail then needs
     // kms:Decrypt for the caller (CloudTrail user guide, "Configure AWS KMS key policies for
     // CloudTrail", S3 Bucket Keys).
@@ -32,6 +32,9 @@ const IMPLIED: [(&str, &str); 16] = [
     ("sns:CreateTopic", "sns:TagResource"),
     // A target with a role (the forwarding rule's): EventBridge checks the caller may pass it.
     ("events:PutTargets", "iam:PassRole"),
+    // The replication rule names the role S3 replicates with: S3 checks the caller may pass it
+    // (S3 user guide, "Setting up permissions for live replication").
+    ("s3:PutReplicationConfiguration", "iam:PassRole"),
 ];
 
 fn deployed(file: &str) -> serde_json::Value {
@@ -48,7 +51,7 @@ fn granted_actions() -> BTreeSet<String> {
         .into_iter()
         .map(str::to_string)
         .collect();
-    for file in ["iam-policy.json", "iam-operator-policy.json"] {
+    for file in ["iam-policy.json", "iam-operator-policy.json", "iam-archive-policy.json"] {
         for statement in deployed(file)["Statement"].as_array().unwrap() {
             if statement["Effect"] == "Deny" {
                 continue;
@@ -70,12 +73,13 @@ fn granted_actions() -> BTreeSet<String> {
 /// deploy/ holds what `trailkeeper iam-policy` prints with its defaults.
 #[test]
 fn the_deployed_policies_are_the_generated_ones() {
-    use trailkeeper::desired::iam::{IamSettings, account_policy, operator_policy, trust_policy};
+    use trailkeeper::desired::iam::{IamSettings, account_policy, archive_policy, operator_policy, trust_policy};
     let settings = IamSettings::default();
     for (file, generated) in [
         ("iam-policy.json", account_policy(&settings)),
         ("iam-operator-policy.json", operator_policy(&settings)),
         ("iam-trust-policy.json", trust_policy(&settings)),
+        ("iam-archive-policy.json", archive_policy(&settings)),
     ] {
         assert_eq!(
             deployed(file),

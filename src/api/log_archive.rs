@@ -4,10 +4,11 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Condition, Credentials, DeletionPolicy, LastReconcile, Mode, PolicyRef, patterns};
+use super::{Condition, Credentials, LastReconcile, Mode, PolicyRef, patterns};
 
 /// The log-archive account: one locked bucket and one key that receive the trails of every member
-/// account (a LoggingBaseline with `storage.archiveRef` naming this LogArchive).
+/// account (a LoggingBaseline with `storage.archiveRef` naming this LogArchive). Deleting a
+/// LogArchive leaves everything in AWS: its buckets hold every member's logs.
 // Several printer columns share `type_ = ...`, which clippy mistakes for a repeated attribute.
 #[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -46,9 +47,6 @@ pub struct LogArchiveSpec {
     /// Enforce: bring the archive to its spec. Observe: report drift in status and write nothing.
     #[serde(default)]
     pub mode: Mode,
-    /// What deleting this LogArchive does in AWS. Retain (default): nothing. Delete: schedules the key's deletion and deletes the buckets that hold no objects.
-    #[serde(default)]
-    pub deletion_policy: DeletionPolicy,
     /// The `{prefix}` of generated bucket names.
     #[serde(default = "default_name_prefix")]
     #[schemars(pattern(patterns::NAME_PREFIX), length(max = 16))]

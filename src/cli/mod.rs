@@ -203,6 +203,8 @@ pub enum IamDocument {
     Operator,
     /// The trust policy of the account role.
     Trust,
+    /// The policy of the role trailkeeper assumes in a log-archive account (LogArchive).
+    Archive,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -533,6 +535,7 @@ fn iam_policy(args: IamPolicyArgs) -> ExitCode {
         IamDocument::Account => iam::account_policy(&settings),
         IamDocument::Operator => iam::operator_policy(&settings),
         IamDocument::Trust => iam::trust_policy(&settings),
+        IamDocument::Archive => iam::archive_policy(&settings),
     };
     outln!("{}", serde_json::to_string_pretty(&document).unwrap_or_default());
     ExitCode::from(exit::OK)

@@ -67,7 +67,6 @@ pub fn as_baseline(spec: &LogArchiveSpec) -> LoggingBaselineSpec {
         "primaryRegion": spec.region,
         "credentials": spec.credentials,
         "mode": spec.mode,
-        "deletionPolicy": spec.deletion_policy,
         "storage": {
             "namePrefix": spec.name_prefix,
             "bucketName": bucket_name(spec),

@@ -227,8 +227,10 @@ pub fn trust_policy(s: &IamSettings) -> Value {
 }
 
 mod account_policy;
+mod archive_policy;
 
 pub use account_policy::account_policy;
+pub use archive_policy::archive_policy;
 
 #[cfg(test)]
 mod tests;

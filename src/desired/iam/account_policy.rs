@@ -399,7 +399,7 @@ fn drift_events_and_deletion(scope: &AccountScope) -> Vec<Value> {
 }
 
 /// What the S3 account role may do to the baseline's buckets (its own and those a user names).
-const BUCKET_ACTIONS: [&str; 21] = [
+pub(super) const BUCKET_ACTIONS: [&str; 21] = [
     "s3:CreateBucket",
     // verify reads each bucket through its own region's clients (GetBucketLocation first).
     "s3:GetBucketLocation",
