@@ -45,6 +45,7 @@ fn resolved(account: &str) -> ResolvedBaseline {
         trail_policy: TrailPolicySpec::default(),
         retention: RetentionPolicySpec::default(),
         retention_policy_name: "built-in".into(),
+        archive: None,
     }
 }
 

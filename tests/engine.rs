@@ -553,6 +553,7 @@ async fn two_accounts_in_one_apply_converge_in_parallel_without_interference() {
             trail_policy: TrailPolicySpec::default(),
             retention: RetentionPolicySpec::default(),
             retention_policy_name: "built-in".into(),
+            archive: None,
         })
         .collect();
     let started = std::time::Instant::now();

@@ -20,6 +20,7 @@ fn resolved(account: &str, trail_policy: TrailPolicySpec) -> ResolvedBaseline {
         trail_policy,
         retention: RetentionPolicySpec::default(),
         retention_policy_name: "built-in".into(),
+        archive: None,
     }
 }
 

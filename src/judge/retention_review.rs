@@ -188,6 +188,7 @@ mod tests {
             trail_policy: Default::default(),
             retention,
             retention_policy_name: "default".into(),
+            archive: None,
         }
     }
 
