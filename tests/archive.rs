@@ -84,22 +84,10 @@ pub async fn deliver_into(archive: &str, bucket: &str, member: &str, kind: &str,
 
 /// Where a member delivers, as the archive's status would tell it after `report`.
 fn target(report: &ArchiveReport, member: &LoggingBaselineSpec) -> ArchiveTarget {
-    let trail = trailkeeper::desired::trail_arn(member);
-    ArchiveTarget {
-        name: ARCHIVE.into(),
-        bucket: report.account.bucket_name.clone().unwrap(),
-        key_prefix: report.key_prefix.clone(),
-        key_arn: report.account.key_arn.clone().unwrap(),
-        admitted: report
-            .members
-            .iter()
-            .any(|(m, admitted)| *admitted && m.trail_arn == trail),
-        late: report
-            .delivery
-            .iter()
-            .find(|d| d.account_id == member.account_id)
-            .and_then(|d| d.problem.clone()),
-    }
+    let member = member_of(member, &TrailPolicySpec::default());
+    report
+        .target_for(ARCHIVE, &member)
+        .expect("the archive has its bucket and key")
 }
 
 async fn reconcile_member(

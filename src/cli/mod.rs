@@ -314,11 +314,12 @@ fn validate(files: &[PathBuf]) -> ExitCode {
     match load_valid(files) {
         Ok(set) => {
             outln!(
-                "valid: {} LoggingBaseline, {} LoggingBaselineSet, {} TrailPolicy, {} RetentionPolicy",
+                "valid: {} LoggingBaseline, {} LoggingBaselineSet, {} TrailPolicy, {} RetentionPolicy, {} LogArchive",
                 set.baselines.len(),
                 set.sets.len(),
                 set.trail_policies.len(),
-                set.retention_policies.len()
+                set.retention_policies.len(),
+                set.archives.len()
             );
             for (set_name, expansion) in &set.expansions {
                 match expansion {
@@ -580,13 +581,37 @@ async fn reconcile(files: &[PathBuf], mode: RunMode, format: Format) -> ExitCode
             return ExitCode::from(exit::INVALID);
         }
     };
+    let archives = match set.resolve_archives(&resolved) {
+        Ok(a) => a,
+        Err(errors) => {
+            for e in errors {
+                errln!("{e}");
+            }
+            return ExitCode::from(exit::INVALID);
+        }
+    };
     let base = crate::aws::load_base_config().await;
     let label = match mode {
         RunMode::Apply => "apply",
         RunMode::Plan => "plan",
     };
     let (progress, shown) = progress::start(label.to_string(), "accounts");
-    let reports = run_all_counting(&base, &resolved, mode, &progress).await;
+    // The archives first: a member's trail goes where its archive says, once it admits it.
+    let archived = run_archives(&base, &archives, mode, &progress).await;
+    let targets: Vec<(String, crate::desired::archive::ArchiveTarget)> = archives
+        .iter()
+        .zip(&archived)
+        .flat_map(|(a, (_, report))| {
+            a.members
+                .iter()
+                .filter_map(|(id, member)| Some((id.clone(), report.target_for(&a.id, member)?)))
+        })
+        .collect();
+    let mut reports: Vec<(String, AccountReport)> = archived
+        .into_iter()
+        .map(|(id, report)| (format!("LogArchive/{id}"), report.account))
+        .collect();
+    reports.extend(run_all_with_archives(&base, &resolved, &targets, mode, &progress).await);
     progress::finish(shown).await;
     out!("{}", output::render(&reports, mode, format));
     let code = if reports.iter().any(|(_, r)| r.failed()) {
@@ -724,12 +749,54 @@ pub async fn run_all_counting(
     mode: RunMode,
     progress: &Progress,
 ) -> Vec<(String, AccountReport)> {
+    run_all_with_archives(base, baselines, &[], mode, progress).await
+}
+
+/// Each LogArchive of the manifests reconciled (or planned) for its members.
+async fn run_archives(
+    base: &aws_types::SdkConfig,
+    archives: &[crate::manifests::ResolvedArchive],
+    mode: RunMode,
+    progress: &Progress,
+) -> Vec<(String, crate::engine::archive::ArchiveReport)> {
+    use crate::engine::archive::{ArchiveOptions, archive_clients, reconcile_archive};
+    progress.add_total(archives.len() as u64);
+    let mut reports = Vec::new();
+    for a in archives {
+        let clients = archive_clients(base, &a.archive.spec);
+        let members: Vec<_> = a.members.iter().map(|(_, m)| m.clone()).collect();
+        let report = reconcile_archive(
+            clients,
+            &a.archive.spec,
+            &a.retention,
+            &members,
+            ArchiveOptions::new(mode),
+        )
+        .await;
+        progress.advance(1);
+        reports.push((a.id.clone(), report));
+    }
+    reports
+}
+
+/// `run_all_counting`, the members of an archive delivering where `targets` (by baseline id) say.
+async fn run_all_with_archives(
+    base: &aws_types::SdkConfig,
+    baselines: &[ResolvedBaseline],
+    targets: &[(String, crate::desired::archive::ArchiveTarget)],
+    mode: RunMode,
+    progress: &Progress,
+) -> Vec<(String, AccountReport)> {
     progress.add_total(baselines.len() as u64);
     futures::stream::iter(baselines)
         .map(|b| async move {
             let specs = b.specs();
             let clients = account::account_clients(base, &specs);
-            let report = account::reconcile_account(clients, &specs, ReconcileOptions::new(mode)).await;
+            let options = ReconcileOptions {
+                archive: targets.iter().find(|(id, _)| *id == b.id).map(|(_, t)| t.clone()),
+                ..ReconcileOptions::new(mode)
+            };
+            let report = account::reconcile_account(clients, &specs, options).await;
             progress.advance(1);
             (b.id.clone(), report)
         })

@@ -37,6 +37,26 @@ pub struct ArchiveReport {
     pub audit_queries: Option<AuditQueriesStatus>,
 }
 
+impl ArchiveReport {
+    /// Where `member` delivers after this reconcile (`name`: the archive's `namespace/name`), as
+    /// the archive's status would say: None until the archive has its key.
+    pub fn target_for(&self, name: &str, member: &Member) -> Option<archive::ArchiveTarget> {
+        let trail = &member.trail_arn;
+        Some(archive::ArchiveTarget {
+            name: name.to_string(),
+            bucket: self.account.bucket_name.clone()?,
+            key_prefix: self.key_prefix.clone(),
+            key_arn: self.account.key_arn.clone()?,
+            admitted: self.members.iter().any(|(m, ok)| *ok && m.trail_arn == *trail),
+            late: self
+                .delivery
+                .iter()
+                .find(|d| d.account_id == member.account_id)
+                .and_then(|d| d.problem.clone()),
+        })
+    }
+}
+
 /// How an archive is reconciled.
 #[derive(Clone, Debug)]
 pub struct ArchiveOptions {
@@ -250,7 +270,12 @@ impl AccountReconcile<'_> {
             self.report.components.get(&Component::Storage),
             Some(ComponentState::InSync | ComponentState::Repaired | ComponentState::Drifted)
         );
-        if members.is_empty() || !storage_ready || (key_arn.is_none() && self.write) {
+        if members.is_empty() {
+            // No account to query yet: the table is made with the first member.
+            self.merge_state(Component::AuditQueries, ComponentState::NotManaged);
+            return None;
+        }
+        if !storage_ready || (key_arn.is_none() && self.write) {
             self.merge_state(Component::AuditQueries, ComponentState::Waiting(Component::Storage));
             return None;
         }

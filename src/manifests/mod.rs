@@ -7,7 +7,7 @@ mod resolve;
 pub mod schema;
 
 pub use files::{collect_files, load};
-pub use resolve::{ResolvedBaseline, resolve};
+pub use resolve::{ResolvedArchive, ResolvedBaseline, resolve};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;

@@ -124,3 +124,60 @@ impl ManifestSet {
         if errors.is_empty() { Ok(resolved) } else { Err(errors) }
     }
 }
+
+/// A LogArchive with the RetentionPolicy it uses and its members (the baselines that name it).
+#[derive(Clone, Debug)]
+pub struct ResolvedArchive {
+    pub id: String,
+    pub archive: LogArchive,
+    pub retention: RetentionPolicySpec,
+    /// Each member: its baseline's id (`namespace/name`) and what the archive admits of it.
+    pub members: Vec<(String, crate::desired::archive::Member)>,
+}
+
+impl ManifestSet {
+    /// The archives, each with its members among `baselines` (from `resolve_all`).
+    pub fn resolve_archives(&self, baselines: &[ResolvedBaseline]) -> Result<Vec<ResolvedArchive>, Vec<String>> {
+        let mut resolved = Vec::new();
+        let mut errors = Vec::new();
+        for (_, a) in &self.archives {
+            let (ns, name) = (namespace_of(&a.metadata), name_of(&a.metadata));
+            let id = format!("{ns}/{name}");
+            let retention = match pick(
+                &ns,
+                a.spec.retention_policy_ref.as_ref(),
+                self.retention_policies.iter().map(|(_, p)| p),
+                |p| &p.metadata,
+            ) {
+                Ok(found) => found.map(|p| p.spec.clone()).unwrap_or_default(),
+                Err(missing) => {
+                    errors.push(format!(
+                        "LogArchive/{id}: RetentionPolicy {missing:?} referenced by spec.retentionPolicyRef does not exist in namespace {ns:?}"
+                    ));
+                    continue;
+                }
+            };
+            let members = baselines
+                .iter()
+                .filter(|b| {
+                    b.archive
+                        .as_ref()
+                        .is_some_and(|x| namespace_of(&x.metadata) == ns && name_of(&x.metadata) == name)
+                })
+                .map(|b| {
+                    (
+                        b.id.clone(),
+                        crate::desired::archive::member_of(&b.baseline.spec, &b.trail_policy),
+                    )
+                })
+                .collect();
+            resolved.push(ResolvedArchive {
+                id,
+                archive: a.clone(),
+                retention,
+                members,
+            });
+        }
+        if errors.is_empty() { Ok(resolved) } else { Err(errors) }
+    }
+}
