@@ -178,10 +178,8 @@ impl AccountReconcile<'_> {
             delta.differs(
                 &resource,
                 "replication",
-                format!("{desired_rule:?} with role {}", desired.role_arn),
-                observed.map_or("(none)".into(), |o| {
-                    format!("{:?} with role {}, other rules {:?}", o.rule, o.role, o.other_rules)
-                }),
+                describe(Some(&desired_rule), &desired.role_arn, &[]),
+                observed.map_or("(none)".into(), |o| describe(o.rule.as_ref(), &o.role, &o.other_rules)),
             );
             delta.act(diff::Action::PutReplication);
             if !replica_ready {
@@ -221,4 +219,28 @@ impl AccountReconcile<'_> {
         }
         Some(report)
     }
+}
+
+/// A replication configuration as people read it in a plan.
+fn describe(rule: Option<&ReplicationRule>, role: &str, others: &[String]) -> String {
+    let mut text = match rule {
+        Some(r) => format!(
+            "rule {} {} into {} (SSE-KMS objects {}, replica key {}, delete markers {}) as {role}",
+            r.id,
+            if r.enabled { "enabled" } else { "disabled" },
+            r.destination,
+            if r.sse_kms_objects { "replicated" } else { "skipped" },
+            r.replica_kms_key.as_deref().unwrap_or("(none)"),
+            if r.delete_markers {
+                "replicated"
+            } else {
+                "not replicated"
+            },
+        ),
+        None => format!("no trailkeeper rule, as {role}"),
+    };
+    if !others.is_empty() {
+        text.push_str(&format!("; other rules {}", others.join(", ")));
+    }
+    text
 }
