@@ -27,6 +27,7 @@ fn members(n: usize) -> Vec<Member> {
                 trail_arn: format!("arn:aws:cloudtrail:us-east-1:{account}:trail/trailkeeper"),
                 account_id: account,
                 organization: false,
+                role_arn: None,
             }
         })
         .collect()

@@ -1058,3 +1058,42 @@ mod operator {
         controller.await.expect("the controller ends without a panic");
     }
 }
+
+/// `iam-policy -f` of members only: the archive's keys for CreateTrail's Decrypt, and no trail
+/// bucket of their own to write or read.
+#[test]
+fn the_policy_of_members_grants_the_archives_key_and_no_trail_bucket() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = dir.path().join("members.yaml");
+    std::fs::write(
+        &manifests,
+        r#"
+apiVersion: trailkeeper.io/v1alpha1
+kind: LogArchive
+metadata: {name: org-archive, namespace: audit}
+spec: {accountId: "777788889999", region: eu-west-1}
+---
+apiVersion: trailkeeper.io/v1alpha1
+kind: LoggingBaseline
+metadata: {name: member, namespace: audit}
+spec:
+  accountId: "111122223333"
+  primaryRegion: us-east-1
+  storage: {archiveRef: {name: org-archive}}
+"#,
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_trailkeeper"))
+        .args(["iam-policy", "-f", manifests.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let policy: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let statements = policy["Statement"].as_array().unwrap();
+    let archive_keys = statements.iter().find(|s| s["Sid"] == "ArchiveKeysForTrails").unwrap();
+    assert_eq!(archive_keys["Action"], serde_json::json!(["kms:Decrypt"]));
+    assert_eq!(archive_keys["Resource"], "arn:aws:kms:eu-west-1:777788889999:key/*");
+    let text = policy.to_string();
+    assert!(!text.contains("-*-cloudtrail-"), "{text}");
+    assert!(!statements.iter().any(|s| s["Sid"] == "VerifyIntegrity"));
+}

@@ -469,13 +469,23 @@ fn iam_policy(args: IamPolicyArgs) -> ExitCode {
         events_queue_name: args.events_queue_name,
         events_bus_name: args.events_bus_name,
         own_identity: args.own_identity,
+        archive_keys: Vec::new(),
+        own_storage: true,
     };
     if !args.files.is_empty() {
         let baselines = match resolved(&args.files, "input") {
             Ok(b) => b,
             Err(code) => return ExitCode::from(code),
         };
+        settings.own_storage = baselines.is_empty() || baselines.iter().any(|b| b.archive.is_none());
         for b in &baselines {
+            if let Some(archive) = &b.archive {
+                let spec = &archive.spec;
+                settings.archive_keys.push(format!(
+                    "arn:{}:kms:{}:{}:key/*",
+                    settings.partition, spec.region, spec.account_id
+                ));
+            }
             let spec = &b.baseline.spec;
             settings.trail_names.push(spec.trail.name.clone());
             settings.buckets.extend(
@@ -523,6 +533,7 @@ fn iam_policy(args: IamPolicyArgs) -> ExitCode {
     }
     for list in [
         &mut settings.trail_names,
+        &mut settings.archive_keys,
         &mut settings.buckets,
         &mut settings.kms_keys,
         &mut settings.existing_trails,

@@ -31,6 +31,8 @@ pub struct Member {
     pub trail_arn: String,
     /// An Organization trail: it writes under `AWSLogs/{o-id}/` as well.
     pub organization: bool,
+    /// The role trailkeeper creates the member's trail with (`credentials.assumeRoleArn`).
+    pub role_arn: Option<String>,
 }
 
 /// The member a baseline makes of its account.
@@ -39,6 +41,7 @@ pub fn member_of(baseline: &LoggingBaselineSpec, trail_policy: &TrailPolicySpec)
         account_id: baseline.account_id.clone(),
         trail_arn: super::trail_arn(baseline),
         organization: trail_policy.organization_trail,
+        role_arn: baseline.credentials.as_ref().map(|c| c.assume_role_arn.clone()),
     }
 }
 
@@ -272,6 +275,40 @@ pub fn key_policy(
             "Action": "kms:DescribeKey",
             "Resource": "*",
             "Condition": {"StringEquals": describe}
+        }));
+    }
+    // CloudTrail requires kms:Decrypt of whoever creates or updates a trail whose bucket has an S3
+    // Bucket Key (CloudTrail user guide, "Configure AWS KMS key policies for CloudTrail"): the
+    // members' trailkeeper roles, named by condition (a principal named outright must exist
+    // when the policy is put, and one missing role would refuse the whole policy).
+    let roles = sorted(&members.iter().filter_map(|m| m.role_arn.clone()).collect::<Vec<_>>());
+    if !roles.is_empty() {
+        let accounts = sorted(&members.iter().map(|m| m.account_id.clone()).collect::<Vec<_>>());
+        let condition = match (admission, spec.organization_id.as_deref()) {
+            (Admission::Organization, Some(organization)) => {
+                let names = sorted(
+                    &roles
+                        .iter()
+                        .filter_map(|r| r.rsplit('/').next().map(str::to_string))
+                        .collect::<Vec<_>>(),
+                );
+                json!({
+                    "StringEquals": {"aws:PrincipalOrgID": organization},
+                    "ArnLike": {"aws:PrincipalArn": names.iter().map(|n| format!("arn:{part}:iam::*:role/{n}")).collect::<Vec<_>>()}
+                })
+            }
+            _ => json!({
+                "StringEquals": {"kms:CallerAccount": accounts},
+                "ArnEquals": {"aws:PrincipalArn": roles}
+            }),
+        };
+        statements.push(json!({
+            "Sid": "MembersCreateTrailsWithBucketKey",
+            "Effect": "Allow",
+            "Principal": {"AWS": "*"},
+            "Action": "kms:Decrypt",
+            "Resource": "*",
+            "Condition": condition
         }));
     }
     if !spec.auditors.is_empty() && spec.audit_queries.enabled {

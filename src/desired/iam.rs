@@ -68,6 +68,12 @@ pub struct IamSettings {
     /// keys' policies name no trailkeeper role, so key maintenance must come from IAM, on every
     /// key of the account. Weaker; off by default.
     pub own_identity: bool,
+    /// The keys of the LogArchives the baselines deliver into (`arn:...:kms:REGION:ACCOUNT:key/*`):
+    /// CloudTrail requires kms:Decrypt of whoever creates a trail whose bucket has a Bucket Key.
+    pub archive_keys: Vec<String>,
+    /// Some baseline keeps its own trail bucket (false when every one delivers into a LogArchive:
+    /// the policy then grants nothing on trail buckets).
+    pub own_storage: bool,
 }
 
 impl Default for IamSettings {
@@ -89,6 +95,8 @@ impl Default for IamSettings {
             events_queue_name: "trailkeeper-events".into(),
             events_bus_name: super::events::DEFAULT_BUS.into(),
             own_identity: false,
+            archive_keys: Vec::new(),
+            own_storage: true,
         }
     }
 }

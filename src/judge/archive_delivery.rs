@@ -109,6 +109,7 @@ mod tests {
             account_id: "111122223333".into(),
             trail_arn: "arn:aws:cloudtrail:eu-west-1:111122223333:trail/trailkeeper".into(),
             organization,
+            role_arn: None,
         }
     }
 

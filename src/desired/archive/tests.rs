@@ -25,6 +25,7 @@ fn members(n: usize) -> Vec<Member> {
             let account = format!("{}", 100_000_000_000u64 + i as u64);
             Member {
                 trail_arn: format!("arn:aws:cloudtrail:us-east-1:{account}:trail/trailkeeper"),
+                role_arn: Some(format!("arn:aws:iam::{account}:role/trailkeeper")),
                 account_id: account,
                 organization: false,
             }
@@ -86,6 +87,13 @@ fn three_members_are_admitted_each_by_its_trail_and_under_its_own_path() {
     assert_eq!(
         encrypt["Condition"]["StringLike"]["kms:EncryptionContext:aws:cloudtrail:arn"],
         json!(arns)
+    );
+    // CreateTrail into a bucket with a Bucket Key: the members' trailkeeper roles may Decrypt.
+    let members_decrypt = statement(&key.policy, "MembersCreateTrailsWithBucketKey");
+    assert_eq!(members_decrypt["Action"], "kms:Decrypt");
+    assert_eq!(
+        members_decrypt["Condition"]["ArnEquals"]["aws:PrincipalArn"][0],
+        "arn:aws:iam::100000000000:role/trailkeeper"
     );
     let auditors = statement(&key.policy, "AuditorsDecryptLogs");
     assert_eq!(
@@ -158,8 +166,9 @@ fn a_thousand_members_fit_the_policy_size_limits_by_admitting_the_organization()
         })
         .last()
         .unwrap();
-    // About 200 bytes a member in each policy: the bucket policy fills first.
-    assert!((60..=120).contains(&largest_by_trails), "{largest_by_trails}");
+    // About 220 bytes a member in the bucket policy, which fills first.
+    // 87 with 12-digit accounts, the default trail name and prefix, one role each.
+    assert_eq!(largest_by_trails, 87);
     let at_limit = archive(&spec(Some("o-abcdefghij")), &retention(), &members(largest_by_trails)).unwrap();
     assert!(at_limit.bucket_policy_bytes <= BUCKET_POLICY_LIMIT);
     assert!(at_limit.key_policy_bytes <= KEY_POLICY_LIMIT);
@@ -189,6 +198,12 @@ fn a_thousand_members_fit_the_policy_size_limits_by_admitting_the_organization()
     );
     let encrypt = statement(&thousand.account.key.policy, "CloudTrailEncryptLogs");
     assert_eq!(encrypt["Condition"]["StringEquals"]["aws:SourceOrgID"], "o-abcdefghij");
+    let members_decrypt = statement(&thousand.account.key.policy, "MembersCreateTrailsWithBucketKey");
+    assert_eq!(members_decrypt["Condition"]["StringEquals"]["aws:PrincipalOrgID"], "o-abcdefghij");
+    assert_eq!(
+        members_decrypt["Condition"]["ArnLike"]["aws:PrincipalArn"],
+        json!(["arn:aws:iam::*:role/trailkeeper"])
+    );
 
     let refused = archive(&spec(None), &retention(), &members(1000)).unwrap_err();
     assert!(

@@ -8,6 +8,10 @@ pub fn account_policy(s: &IamSettings) -> Value {
     let p = scope.p;
     let mut statements = reads_and_denials(&scope);
     statements.extend(trail_storage_and_regional(&scope));
+    if !s.own_storage {
+        // Every baseline delivers into a LogArchive: no trail bucket here to verify.
+        statements.retain(|st| st["Sid"] != "VerifyIntegrity");
+    }
     statements.extend(config_queries_and_organization(s, &scope));
     statements.extend(drift_events_and_deletion(&scope));
     statements.extend(monitoring_controls(&scope));
@@ -19,6 +23,15 @@ pub fn account_policy(s: &IamSettings) -> Value {
             "VerifyUserNamedBuckets",
             &["s3:GetObject"],
             named.iter().map(|b| format!("{b}/*")).collect(),
+        ));
+    }
+    if !s.archive_keys.is_empty() {
+        // The LogArchives' keys, another account's: their key policies admit this role for
+        // Decrypt (MembersCreateTrailsWithBucketKey), and so must this policy.
+        statements.push(statement(
+            "ArchiveKeysForTrails",
+            &["kms:Decrypt"],
+            s.archive_keys.clone(),
         ));
     }
     if !s.kms_keys.is_empty() {
@@ -154,7 +167,8 @@ fn trail_storage_and_regional(scope: &AccountScope) -> Vec<Value> {
             vec![format!("arn:{p}:kms:*:*:{}", KEY_ALIAS.replace("/cloudtrail", "/*"))],
         ),
         statement("TrailBuckets", &BUCKET_ACTIONS, buckets.clone()),
-        // verify and spec.verifyIntegrity read the digests and log files of the trail bucket.
+        // verify and spec.verifyIntegrity read the digests and log files of the trail bucket (a
+        // LogArchive's members: the archive account's role reads them).
         statement(
             "VerifyIntegrity",
             &["s3:GetObject"],
@@ -490,10 +504,14 @@ impl<'a> AccountScope<'a> {
         AccountScope {
             p,
             prefix,
-            buckets: vec![
-                format!("arn:{p}:s3:::{prefix}-*-cloudtrail-*"),
-                format!("arn:{p}:s3:::{prefix}-*-athena-results-*"),
-            ],
+            buckets: if s.own_storage {
+                vec![
+                    format!("arn:{p}:s3:::{prefix}-*-cloudtrail-*"),
+                    format!("arn:{p}:s3:::{prefix}-*-athena-results-*"),
+                ]
+            } else {
+                vec![format!("arn:{p}:s3:::{prefix}-*-athena-results-*")]
+            },
             trails: s
                 .trail_names
                 .iter()
