@@ -25,9 +25,9 @@ fn members(n: usize) -> Vec<Member> {
             let account = format!("{:012}", 300_000_000_000u64 + i as u64);
             Member {
                 trail_arn: format!("arn:aws:cloudtrail:us-east-1:{account}:trail/trailkeeper"),
-                account_id: account,
+                account_id: account.clone(),
                 organization: false,
-                role_arn: None,
+                role_arn: Some(format!("arn:aws:iam::{account}:role/trailkeeper")),
             }
         })
         .collect()
