@@ -15,7 +15,7 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 ARGOCD = ROOT / "deploy/gitops/argocd"
 GROUP = ARGOCD / "resource_customizations/trailkeeper.io"
-KINDS = ["LoggingBaseline", "LoggingBaselineSet", "TrailPolicy", "RetentionPolicy"]
+KINDS = ["LoggingBaseline", "LoggingBaselineSet", "TrailPolicy", "RetentionPolicy", "LogArchive"]
 
 
 def lua_literal(value):

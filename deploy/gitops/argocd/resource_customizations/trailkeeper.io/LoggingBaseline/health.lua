@@ -38,7 +38,7 @@ end
 -- Reasons of Ready=False that a later retry may clear by itself.
 local transient = {
   WaitingForDependency = true, Throttled = true, Timeout = true, AwsUnavailable = true,
-  Reconciling = true, AwaitingFirstDelivery = true,
+  Reconciling = true, AwaitingFirstDelivery = true, WaitingForLogArchive = true,
 }
 
 local status = obj.status
