@@ -172,3 +172,40 @@ fn an_approval_reference_with_surrounding_space_or_control_characters_is_refused
         assert!(stdout.is_empty(), "{reference}: nothing is rendered: {stdout}");
     }
 }
+
+/// A LogArchive's RetentionPolicy is reviewed as an account's is: the archive's lock shortened
+/// without a new approval is rejected, named by the archive.
+#[test]
+fn a_shorter_lock_of_a_log_archive_without_approval_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |side: &str, days: u32| {
+        let path = dir.path().join(side);
+        std::fs::create_dir_all(&path).unwrap();
+        std::fs::write(
+            path.join("archive.yaml"),
+            format!(
+                r#"apiVersion: trailkeeper.io/v1alpha1
+kind: LogArchive
+metadata: {{name: org-archive, namespace: log-archive}}
+spec: {{accountId: "777788889999", region: us-east-1, retentionPolicyRef: {{name: archive}}}}
+---
+apiVersion: trailkeeper.io/v1alpha1
+kind: RetentionPolicy
+metadata: {{name: archive, namespace: log-archive}}
+spec:
+  trailLogs: {{objectLock: {{mode: Governance, defaultRetentionDays: {days}}}}}
+"#
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let (base, head) = (write("base", 3650), write("head", 365));
+    let (code, stdout, stderr) = diff(&base, &head, "text");
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(
+        stdout.starts_with("LogArchive/log-archive/org-archive (777788889999)\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("REJECTED, approval required"), "{stdout}");
+}

@@ -561,12 +561,29 @@ fn resolved(files: &[PathBuf], side: &str) -> Result<Vec<ResolvedBaseline>, u8> 
     })
 }
 
+/// `resolved`, with each LogArchive as the baseline of its own account (its storage): what a
+/// retention review compares.
+fn resolved_with_archives(files: &[PathBuf], side: &str) -> Result<Vec<ResolvedBaseline>, u8> {
+    let set = load_valid(files).inspect_err(|_| errln!("the {side} manifests are not valid"))?;
+    let report = |errors: Vec<String>| {
+        errors.iter().for_each(|e| errln!("{e}"));
+        exit::INVALID
+    };
+    let mut baselines = set.resolve_all().map_err(report)?;
+    let archives = set.resolve_archives(&baselines).map_err(report)?;
+    baselines.extend(archives.iter().map(|a| a.as_resolved_baseline()));
+    Ok(baselines)
+}
+
 fn diff(base: &[PathBuf], head: &[PathBuf], format: Format) -> ExitCode {
     if base.is_empty() || head.is_empty() {
         errln!("error: diff needs --base and --head");
         return ExitCode::from(exit::UNREADABLE);
     }
-    let (base, head) = match (resolved(base, "base"), resolved(head, "head")) {
+    let (base, head) = match (
+        resolved_with_archives(base, "base"),
+        resolved_with_archives(head, "head"),
+    ) {
         (Ok(b), Ok(h)) => (b, h),
         (Err(code), _) | (_, Err(code)) => return ExitCode::from(code),
     };

@@ -129,9 +129,17 @@ pub fn changes(base: &ResolvedBaseline, head: &ResolvedBaseline) -> Vec<Change> 
 /// Changes between two sets of resolved baselines, matched by account id; accounts that appear or
 /// disappear are reported as such.
 pub fn diff(base: &[ResolvedBaseline], head: &[ResolvedBaseline]) -> Vec<Change> {
+    // A LogArchive (its id `LogArchive/...`) is its own entry: its account may have a baseline too.
     let by_account = |set: &[ResolvedBaseline]| -> BTreeMap<String, ResolvedBaseline> {
         set.iter()
-            .map(|b| (b.baseline.spec.account_id.clone(), b.clone()))
+            .map(|b| {
+                let key = if b.id.starts_with("LogArchive/") {
+                    b.id.clone()
+                } else {
+                    b.baseline.spec.account_id.clone()
+                };
+                (key, b.clone())
+            })
             .collect()
     };
     let (base, head) = (by_account(base), by_account(head));
@@ -141,7 +149,7 @@ pub fn diff(base: &[ResolvedBaseline], head: &[ResolvedBaseline]) -> Vec<Change>
             Some(b) => out.extend(changes(b, h)),
             None => out.push(Change {
                 baseline: h.id.clone(),
-                account_id: account.clone(),
+                account_id: h.baseline.spec.account_id.clone(),
                 setting: "account".into(),
                 before: "not managed".into(),
                 after: "managed".into(),
@@ -158,7 +166,7 @@ pub fn diff(base: &[ResolvedBaseline], head: &[ResolvedBaseline]) -> Vec<Change>
             );
             out.push(Change {
                 baseline: b.id.clone(),
-                account_id: account.clone(),
+                account_id: b.baseline.spec.account_id.clone(),
                 setting: "account".into(),
                 before: "managed".into(),
                 after,

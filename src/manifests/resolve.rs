@@ -131,6 +131,7 @@ pub struct ResolvedArchive {
     pub id: String,
     pub archive: LogArchive,
     pub retention: RetentionPolicySpec,
+    pub retention_policy_name: String,
     /// Each member: its baseline's id (`namespace/name`) and what the archive admits of it.
     pub members: Vec<(String, crate::desired::archive::Member)>,
 }
@@ -143,13 +144,16 @@ impl ManifestSet {
         for (_, a) in &self.archives {
             let (ns, name) = (namespace_of(&a.metadata), name_of(&a.metadata));
             let id = format!("{ns}/{name}");
-            let retention = match pick(
+            let (retention, retention_policy_name) = match pick(
                 &ns,
                 a.spec.retention_policy_ref.as_ref(),
                 self.retention_policies.iter().map(|(_, p)| p),
                 |p| &p.metadata,
             ) {
-                Ok(found) => found.map(|p| p.spec.clone()).unwrap_or_default(),
+                Ok(found) => (
+                    found.map(|p| p.spec.clone()).unwrap_or_default(),
+                    found.map_or_else(|| "built-in".to_string(), |p| name_of(&p.metadata)),
+                ),
                 Err(missing) => {
                     errors.push(format!(
                         "LogArchive/{id}: RetentionPolicy {missing:?} referenced by spec.retentionPolicyRef does not exist in namespace {ns:?}"
@@ -175,9 +179,30 @@ impl ManifestSet {
                 id,
                 archive: a.clone(),
                 retention,
+                retention_policy_name,
                 members,
             });
         }
         if errors.is_empty() { Ok(resolved) } else { Err(errors) }
+    }
+}
+
+impl ResolvedArchive {
+    /// The archive as the baseline of its own account that has storage only: what a retention
+    /// review compares (`diff`), under the id `LogArchive/{namespace}/{name}`.
+    pub fn as_resolved_baseline(&self) -> ResolvedBaseline {
+        let mut baseline = LoggingBaseline::new(
+            &name_of(&self.archive.metadata),
+            crate::desired::archive::as_baseline(&self.archive.spec),
+        );
+        baseline.metadata.namespace = self.archive.metadata.namespace.clone();
+        ResolvedBaseline {
+            id: format!("LogArchive/{}", self.id),
+            baseline,
+            trail_policy: TrailPolicySpec::default(),
+            retention: self.retention.clone(),
+            retention_policy_name: self.retention_policy_name.clone(),
+            archive: None,
+        }
     }
 }

@@ -199,7 +199,10 @@ fn a_thousand_members_fit_the_policy_size_limits_by_admitting_the_organization()
     let encrypt = statement(&thousand.account.key.policy, "CloudTrailEncryptLogs");
     assert_eq!(encrypt["Condition"]["StringEquals"]["aws:SourceOrgID"], "o-abcdefghij");
     let members_decrypt = statement(&thousand.account.key.policy, "MembersCreateTrailsWithBucketKey");
-    assert_eq!(members_decrypt["Condition"]["StringEquals"]["aws:PrincipalOrgID"], "o-abcdefghij");
+    assert_eq!(
+        members_decrypt["Condition"]["StringEquals"]["aws:PrincipalOrgID"],
+        "o-abcdefghij"
+    );
     assert_eq!(
         members_decrypt["Condition"]["ArnLike"]["aws:PrincipalArn"],
         json!(["arn:aws:iam::*:role/trailkeeper"])
