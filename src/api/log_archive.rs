@@ -81,6 +81,11 @@ pub struct LogArchiveSpec {
     #[serde(default)]
     #[schemars(inner(pattern(patterns::IAM_PRINCIPAL_ARN)), length(max = 50))]
     pub auditors: Vec<String>,
+    /// Principals (of any account) allowed to read the logs of some member accounts only: their
+    /// prefixes in the bucket and their trails' encryption context in the key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    pub readers: Vec<ArchiveReader>,
     /// Minutes without a delivery under a member's path (digests get an hour more) after which the member is late (status.lateMembers, condition DeliveryHealthy).
     #[serde(default = "default_delivery_alarm")]
     #[schemars(range(min = 5, max = 10080))]
@@ -96,6 +101,18 @@ pub struct LogArchiveSpec {
     #[schemars(extend("maxProperties" = 40, "additionalProperties" = {"type": "string", "maxLength": 256, "pattern": super::patterns::TAG_VALUE}))]
     #[x_kube(validation = super::rules::tag_keys_aws_accepts())]
     pub tags: BTreeMap<String, String>,
+}
+
+/// Someone who reads the logs of some member accounts.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ArchiveReader {
+    /// An IAM role or user ARN, or an account root.
+    #[schemars(pattern(patterns::IAM_PRINCIPAL_ARN))]
+    pub principal: String,
+    /// The member accounts whose logs it reads.
+    #[schemars(inner(pattern(patterns::ACCOUNT_ID)), length(min = 1, max = 50))]
+    pub accounts: Vec<String>,
 }
 
 /// Where the archive is replicated.

@@ -220,8 +220,42 @@ pub fn bucket_policy(spec: &LogArchiveSpec, members: &[Member], admission: Admis
             "Condition": {"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control", key: value}}
         }));
     }
+    for (i, reader) in spec.readers.iter().enumerate() {
+        // Reading by account prefix: the objects under each account's path (its own, and under
+        // the Organization's id), and listing only there.
+        let paths = reader_paths(spec, &reader.accounts);
+        statements.push(json!({
+            "Sid": format!("Reader{i}GetObjects"),
+            "Effect": "Allow",
+            "Principal": {"AWS": reader.principal},
+            "Action": "s3:GetObject",
+            "Resource": paths.iter().map(|p| format!("{bucket_arn}/{p}*")).collect::<Vec<_>>()
+        }));
+        statements.push(json!({
+            "Sid": format!("Reader{i}ListPrefixes"),
+            "Effect": "Allow",
+            "Principal": {"AWS": reader.principal},
+            "Action": "s3:ListBucket",
+            "Resource": bucket_arn,
+            "Condition": {"StringLike": {"s3:prefix": paths.iter().map(|p| format!("{p}*")).collect::<Vec<_>>()}}
+        }));
+    }
     statements.push(deny_insecure_transport(&bucket_arn));
     json!({"Version": "2012-10-17", "Statement": statements})
+}
+
+/// The key prefixes of `accounts` in the archive: `{keyPrefix}/AWSLogs/{account}/` and, with an
+/// Organization, `{keyPrefix}/AWSLogs/{o-id}/{account}/`.
+fn reader_paths(spec: &LogArchiveSpec, accounts: &[String]) -> Vec<String> {
+    let prefix = spec.key_prefix.trim_end_matches('/');
+    let mut paths = Vec::new();
+    for account in sorted(accounts) {
+        paths.push(format!("{prefix}/AWSLogs/{account}/"));
+        if let Some(organization) = &spec.organization_id {
+            paths.push(format!("{prefix}/AWSLogs/{organization}/{account}/"));
+        }
+    }
+    paths
 }
 
 /// The archive key's policy: the archive account's root and administrators, trailkeeper's
@@ -340,6 +374,21 @@ pub fn key_policy(
                 "StringEquals": {"kms:CallerAccount": spec.account_id},
                 "StringLike": {"kms:EncryptionContext:aws:cloudtrail:arn": any_trail}
             }
+        }));
+    }
+    for (i, reader) in spec.readers.iter().enumerate() {
+        // Decrypt of the logs of its accounts' trails only.
+        let trails: Vec<String> = sorted(&reader.accounts)
+            .iter()
+            .map(|a| format!("arn:{part}:cloudtrail:*:{a}:trail/*"))
+            .collect();
+        statements.push(json!({
+            "Sid": format!("Reader{i}DecryptLogs"),
+            "Effect": "Allow",
+            "Principal": {"AWS": reader.principal},
+            "Action": "kms:Decrypt",
+            "Resource": "*",
+            "Condition": {"StringLike": {"kms:EncryptionContext:aws:cloudtrail:arn": trails}}
         }));
     }
     json!({"Version": "2012-10-17", "Id": "trailkeeper-log-archive-key", "Statement": statements})

@@ -250,3 +250,41 @@ fn a_member_delivers_into_the_archive_and_keeps_no_bucket_or_key() {
         "arn:aws:cloudtrail:us-east-1:100000000000:trail/trailkeeper"
     );
 }
+
+#[test]
+fn a_reader_reads_and_decrypts_its_accounts_logs_only() {
+    let mut spec = spec(Some("o-abcdefghij"));
+    spec.readers = vec![
+        serde_json::from_value(json!({
+            "principal": "arn:aws:iam::555566667777:role/payments-auditor",
+            "accounts": ["100000000001"]
+        }))
+        .unwrap(),
+    ];
+    let archive = archive(&spec, &retention(), &members(3)).unwrap();
+    let policy = &archive.account.storage.as_ref().unwrap().trail_bucket.policy;
+    let bucket = "arn:aws:s3:::trailkeeper-999988887777-log-archive-eu-west-1";
+    assert_eq!(
+        statement(policy, "Reader0GetObjects")["Resource"],
+        json!([
+            format!("{bucket}/AWS/CloudTrail/AWSLogs/100000000001/*"),
+            format!("{bucket}/AWS/CloudTrail/AWSLogs/o-abcdefghij/100000000001/*"),
+        ])
+    );
+    assert_eq!(
+        statement(policy, "Reader0ListPrefixes")["Condition"]["StringLike"]["s3:prefix"],
+        json!([
+            "AWS/CloudTrail/AWSLogs/100000000001/*",
+            "AWS/CloudTrail/AWSLogs/o-abcdefghij/100000000001/*"
+        ])
+    );
+    let decrypt = statement(&archive.account.key.policy, "Reader0DecryptLogs");
+    assert_eq!(
+        decrypt["Condition"]["StringLike"]["kms:EncryptionContext:aws:cloudtrail:arn"],
+        json!(["arn:aws:cloudtrail:*:100000000001:trail/*"])
+    );
+    assert_eq!(
+        decrypt["Principal"]["AWS"],
+        "arn:aws:iam::555566667777:role/payments-auditor"
+    );
+}
