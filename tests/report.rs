@@ -539,7 +539,7 @@ fn the_binary_plans_applies_reports_verifies_and_writes_crds_with_its_exit_codes
         let written = std::fs::read_to_string(crds.join(&name)).unwrap_or_default();
         assert_eq!(written, yaml, "crds --dir wrote {name} as `trailkeeper crds` prints it");
     }
-    assert_eq!(std::fs::read_dir(&crds).unwrap().count(), 4);
+    assert_eq!(std::fs::read_dir(&crds).unwrap().count(), 5);
 }
 
 /// tests/common's baseline with only the trail, its key and storage (the regional parts and the
