@@ -12,7 +12,7 @@ use kube::api::{Api, PostParams};
 use kube::{Client, CustomResourceExt, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use trailkeeper::api::{LoggingBaseline, LoggingBaselineSet, RetentionPolicy, TrailPolicy};
+use trailkeeper::api::{LogArchive, LoggingBaseline, LoggingBaselineSet, RetentionPolicy, TrailPolicy};
 
 #[test]
 fn the_crds_directory_holds_what_trailkeeper_crds_prints() {
@@ -101,6 +101,7 @@ impl Kind for LoggingBaseline {}
 impl Kind for TrailPolicy {}
 impl Kind for RetentionPolicy {}
 impl Kind for LoggingBaselineSet {}
+impl Kind for LogArchive {}
 
 fn dry_run() -> PostParams {
     PostParams {
@@ -869,4 +870,66 @@ async fn tag_keys_reserved_by_aws_and_control_characters_in_values_are_refused()
     judge
         .rejects(&trail_policy("  tags: {\"aws:x\": y}"), "may not start with aws:")
         .await;
+}
+
+fn log_archive(extra: &str) -> LogArchive {
+    serde_yaml::from_str(&format!(
+        "apiVersion: trailkeeper.io/v1alpha1\nkind: LogArchive\nmetadata: {{name: a, namespace: n}}\nspec:\n  accountId: \"777788889999\"\n  region: us-east-1\n{extra}"
+    ))
+    .unwrap()
+}
+
+/// A member of a LogArchive delivers into the archive with its key: it names no key, bucket or
+/// Existing trail of its own, and sends no flow logs to a trail bucket it does not have.
+#[tokio::test]
+async fn a_member_of_a_log_archive_names_no_key_bucket_or_existing_trail_of_its_own() {
+    let judge = Judge::new().await;
+    let member = |extra: &str| baseline(&format!("  storage: {{archiveRef: {{name: org-archive}}{extra}}}"));
+    for (spec, what) in [
+        (member(", bucketName: my-bucket"), "bucketName"),
+        (
+            baseline(
+                "  storage: {archiveRef: {name: org-archive}}\n  encryption: {kmsKeyArn: 'arn:aws:kms:us-east-1:111122223333:key/k'}",
+            ),
+            "kmsKeyArn",
+        ),
+        (
+            baseline("  storage: {archiveRef: {name: org-archive}}\n  flowLogs: {destination: S3}"),
+            "flow logs",
+        ),
+        (
+            baseline(
+                "  storage: {archiveRef: {name: org-archive}}\n  trail: {source: Existing, existingTrailArn: 'arn:aws:cloudtrail:us-east-1:111122223333:trail/org'}",
+            ),
+            "trail.source Managed",
+        ),
+    ] {
+        judge.rejects(&spec, "storage.archiveRef").await;
+        judge.rejects(&spec, what).await;
+    }
+    // Without the archive, the same settings are an account's own.
+    judge
+        .accepts(&baseline(
+            "  storage: {bucketName: my-bucket}\n  flowLogs: {destination: S3}",
+        ))
+        .await;
+}
+
+#[tokio::test]
+async fn a_log_archive_replicates_into_another_region_and_keeps_its_account_and_region() {
+    let judge = Judge::new().await;
+    judge.accepts(&log_archive("  replication: {region: eu-west-1}")).await;
+    judge
+        .rejects(&log_archive("  replication: {region: us-east-1}"), "another region")
+        .await;
+    judge
+        .rejects(&log_archive("  organizationId: not-an-org"), "organizationId")
+        .await;
+    let old = log_archive("");
+    let mut moved = old.clone();
+    moved.spec.region = "eu-west-1".into();
+    judge.rejects_update(&moved, &old, "region is immutable").await;
+    let mut other = old.clone();
+    other.spec.account_id = "111122223333".into();
+    judge.rejects_update(&other, &old, "accountId is immutable").await;
 }

@@ -20,6 +20,7 @@ use super::{Condition, Credentials, LastReconcile, Mode, PolicyRef, patterns};
     shortname = "la",
     category = "trailkeeper",
     status = "LogArchiveStatus",
+    cel,
     printcolumn(name = "Account", type_ = "string", json_path = ".spec.accountId"),
     printcolumn(name = "Region", type_ = "string", json_path = ".spec.region"),
     printcolumn(

@@ -57,6 +57,19 @@ pub fn expiry_not_before_lock_ends() -> Rule {
     ))
 }
 
+/// On a LoggingBaseline: a member of a LogArchive (`storage.archiveRef`) has a trail of
+/// trailkeeper's delivering into the archive with the archive's key; it has no bucket or key of
+/// its own to name, nor a trail bucket for flow logs.
+pub fn archive_member_keeps_nothing_of_its_own() -> Rule {
+    Rule::new(
+        "!has(self.storage) || !has(self.storage.archiveRef) || ((!has(self.trail) || !has(self.trail.source) || self.trail.source == 'Managed') && (!has(self.encryption) || !has(self.encryption.kmsKeyArn)) && !has(self.storage.bucketName) && (!has(self.flowLogs) || !has(self.flowLogs.destination) || self.flowLogs.destination != 'S3'))",
+    )
+    .message(Message::Message(
+        "storage.archiveRef: the trail is trailkeeper's (trail.source Managed) and delivers into the archive's bucket with the archive's key: remove encryption.kmsKeyArn and storage.bucketName, and send flow logs to CloudWatchLogs (a member has no trail bucket)"
+            .to_string(),
+    ))
+}
+
 /// The `{prefix}` of generated names in a CEL expression over the spec.
 fn name_prefix() -> String {
     format!("(has(self.storage) && has(self.storage.namePrefix) ? self.storage.namePrefix : '{DEFAULT_NAME_PREFIX}')")

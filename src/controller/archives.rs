@@ -85,6 +85,17 @@ async fn reconcile(archive: Arc<LogArchive>, ctx: Arc<Context>) -> Result<Action
         // Retain: the archive's bucket and key hold the members' logs; nothing is removed.
         return Ok(Action::await_change());
     }
+    if let Err(e) = crate::api::check_cel(archive.as_ref()) {
+        // What admission would refuse (an object stored before a rule existed) never reaches AWS.
+        let message = format!("the LogArchive breaks its CRD's rules: {e}");
+        patch_status(
+            &ctx,
+            &archive,
+            not_ready_status(&archive, status::reasons::INVALID_SPEC, message),
+        )
+        .await?;
+        return Ok(Action::await_change());
+    }
     let ns = archive.namespace().unwrap_or_default();
     let retention = super::policies::resolve::<RetentionPolicy>(
         &ctx.client,

@@ -65,27 +65,50 @@ pub fn access_log_bucket_name(spec: &LogArchiveSpec) -> String {
 /// The archive as a baseline of its own account with storage and a key only: the engine's key and
 /// storage parts reconcile it as they do an account's, with the archive's policies.
 pub fn as_baseline(spec: &LogArchiveSpec) -> LoggingBaselineSpec {
-    let value = json!({
-        "accountId": spec.account_id,
-        "primaryRegion": spec.region,
-        "credentials": spec.credentials,
-        "mode": spec.mode,
-        "storage": {
-            "namePrefix": spec.name_prefix,
-            "bucketName": bucket_name(spec),
-            "accessLogBucketName": access_log_bucket_name(spec),
-            "keyPrefix": spec.key_prefix,
+    use crate::api::{
+        ConfigRulesSpec, DeletionPolicy, EncryptionSpec, FlowLogsSpec, InstanceLogsSpec, StorageSpec, TrailSpec,
+        VerifyIntegritySpec,
+    };
+    LoggingBaselineSpec {
+        account_id: spec.account_id.clone(),
+        primary_region: spec.region.clone(),
+        regions: Vec::new(),
+        compliance_regions: Vec::new(),
+        credentials: spec.credentials.clone(),
+        mode: spec.mode,
+        // An archive is always retained: its key never scheduled for deletion by trailkeeper.
+        deletion_policy: DeletionPolicy::Retain,
+        trail: TrailSpec::default(),
+        storage: StorageSpec {
+            name_prefix: spec.name_prefix.clone(),
+            bucket_name: Some(bucket_name(spec)),
+            key_prefix: spec.key_prefix.clone(),
+            access_log_bucket_name: Some(access_log_bucket_name(spec)),
+            archive_ref: None,
         },
-        "encryption": {"administrators": spec.administrators, "operators": spec.auditors, "logGroups": false},
-        "flowLogs": {"enabled": false},
-        "instanceLogs": {"enabled": false},
-        "configRules": {"enabled": false},
-        "auditQueries": spec.audit_queries,
-        "tags": spec.tags,
-    });
-    // Every field above is of the baseline's schema: this cannot fail short of a bug, which the
-    // unit tests would show.
-    serde_json::from_value(value).unwrap_or_else(|e| unreachable!("the archive's baseline is well formed: {e}"))
+        encryption: EncryptionSpec {
+            kms_key_arn: None,
+            administrators: spec.administrators.clone(),
+            operators: spec.auditors.clone(),
+            log_groups: false,
+        },
+        retention_policy_ref: spec.retention_policy_ref.clone(),
+        flow_logs: FlowLogsSpec {
+            enabled: false,
+            ..FlowLogsSpec::default()
+        },
+        instance_logs: InstanceLogsSpec {
+            enabled: false,
+            ..InstanceLogsSpec::default()
+        },
+        config_rules: ConfigRulesSpec {
+            enabled: false,
+            ..ConfigRulesSpec::default()
+        },
+        audit_queries: spec.audit_queries.clone(),
+        verify_integrity: VerifyIntegritySpec::default(),
+        tags: spec.tags.clone(),
+    }
 }
 
 /// The archive's resources, with how its policies admit the members and their sizes.

@@ -341,6 +341,11 @@ impl AccountReconcile<'_> {
         if !spec.audit_queries.enabled {
             return;
         }
+        if spec.storage.archive_ref.is_some() {
+            // A member's logs are in its archive, queried there (the archive's auditQueries).
+            self.merge_state(Component::AuditQueries, ComponentState::NotManaged);
+            return;
+        }
         let managed = matches!(self.desired.trail, DesiredTrail::Managed(_));
         let waiting = if !trail_observed || (!managed && self.observed_trail.is_none()) {
             Some(Component::Trail)
