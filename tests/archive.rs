@@ -108,6 +108,21 @@ async fn reconcile_member(
     reconcile_account(account_clients(&base_config().await, &specs), &specs, options).await
 }
 
+/// The mode and days of a bucket's Object Lock default retention, as S3 reports them.
+async fn default_retention(s3: &aws_sdk_s3::Client, bucket: &str) -> (Option<String>, Option<i32>) {
+    let lock = s3.get_object_lock_configuration().bucket(bucket).send().await.unwrap();
+    let rule = lock
+        .object_lock_configuration
+        .and_then(|c| c.rule)
+        .and_then(|r| r.default_retention);
+    (
+        rule.as_ref()
+            .and_then(|r| r.mode.as_ref())
+            .map(|m| m.as_str().to_string()),
+        rule.and_then(|r| r.days),
+    )
+}
+
 async fn bucket_policy(archive: &str, bucket: &str) -> String {
     let aws = inspector(archive).await;
     let policy = aws.s3.get_bucket_policy().bucket(bucket).send().await.unwrap();
@@ -264,6 +279,24 @@ async fn members_deliver_into_the_archive_a_new_one_waits_for_admission_and_one_
         kept.object_lock_retain_until_date.is_some(),
         "the archive's default retention locks it"
     );
+    // Its trail can no longer deliver there: CloudTrail (the emulator) reports AccessDenied, while
+    // a member still admitted delivers.
+    let status_of = |account: String| async move {
+        let aws = inspector(&account).await;
+        let status = aws
+            .cloudtrail
+            .get_trail_status()
+            .name("trailkeeper")
+            .send()
+            .await
+            .unwrap();
+        status.latest_delivery_error
+    };
+    assert_eq!(
+        status_of(leaving.account_id.clone()).await.as_deref(),
+        Some("AccessDenied")
+    );
+    assert_eq!(status_of(members[0].account_id.clone()).await, None);
 
     // In line: no write.
     let again = reconcile(&spec, &remaining).await;
@@ -558,22 +591,8 @@ async fn the_archive_is_replicated_into_a_locked_replica_and_its_status_is_obser
 
     // Read back: the replica is locked as the archive is, versioned, encrypted with its own key.
     let eu = common::inspector_in(&archive_account, "eu-west-1").await;
-    let lock = eu
-        .s3
-        .get_object_lock_configuration()
-        .bucket(&replica)
-        .send()
-        .await
-        .unwrap();
-    let rule = lock
-        .object_lock_configuration
-        .unwrap()
-        .rule
-        .unwrap()
-        .default_retention
-        .unwrap();
     assert_eq!(
-        (rule.mode.map(|m| m.as_str().to_string()), rule.days),
+        default_retention(&eu.s3, &replica).await,
         (Some("GOVERNANCE".into()), Some(365))
     );
     let versioning = eu.s3.get_bucket_versioning().bucket(&replica).send().await.unwrap();
@@ -826,21 +845,7 @@ async fn drift_on_the_archives_bucket_policy_key_policy_and_lock_is_repaired() {
             .await
             .contains(&members[0].trail_arn)
     );
-    let lock = aws
-        .s3
-        .get_object_lock_configuration()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
-    let retention = lock
-        .object_lock_configuration
-        .unwrap()
-        .rule
-        .unwrap()
-        .default_retention
-        .unwrap();
-    assert_eq!(retention.days, Some(365));
+    assert_eq!(default_retention(&aws.s3, &bucket).await.1, Some(365));
 
     let again = reconcile(&spec, &members).await;
     assert!(again.account.in_sync(), "{:?}", again.account.components);

@@ -369,22 +369,11 @@ pub fn key_policy(
         }));
     }
     if !spec.auditors.is_empty() && spec.audit_queries.enabled {
-        // Athena writes and reads query results through S3, encrypted with this key.
-        let results = format!("arn:{part}:s3:::{}", super::athena::results_bucket_name(baseline));
-        statements.push(json!({
-            "Sid": "AuditorsUseAuditQueryResults",
-            "Effect": "Allow",
-            "Principal": {"AWS": sorted(&spec.auditors)},
-            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-            "Resource": "*",
-            "Condition": {
-                "StringEquals": {
-                    "kms:CallerAccount": spec.account_id,
-                    "kms:ViaService": format!("s3.{}.amazonaws.com", spec.region)
-                },
-                "StringLike": {"kms:EncryptionContext:aws:s3:arn": [results.clone(), format!("{results}/*")]}
-            }
-        }));
+        statements.push(super::audit_results_statement(
+            "AuditorsUseAuditQueryResults",
+            &spec.auditors,
+            baseline,
+        ));
     }
     if !spec.auditors.is_empty() {
         statements.push(json!({

@@ -73,25 +73,38 @@ pub fn key_policy(spec: &LoggingBaselineSpec) -> Value {
             }
         }));
         if spec.audit_queries.enabled {
-            // Athena writes and reads query results through S3, encrypted with this key.
-            let results = format!("arn:{part}:s3:::{}", athena::results_bucket_name(spec));
-            statements.push(json!({
-                "Sid": "OperatorsUseAuditQueryResults",
-                "Effect": "Allow",
-                "Principal": {"AWS": sorted(&spec.encryption.operators)},
-                "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-                "Resource": "*",
-                "Condition": {
-                    "StringEquals": {
-                        "kms:CallerAccount": account,
-                        "kms:ViaService": format!("s3.{}.amazonaws.com", spec.primary_region)
-                    },
-                    "StringLike": {"kms:EncryptionContext:aws:s3:arn": [results.clone(), format!("{results}/*")]}
-                }
-            }));
+            statements.push(audit_results_statement(
+                "OperatorsUseAuditQueryResults",
+                &spec.encryption.operators,
+                spec,
+            ));
         }
     }
     json!({"Version": "2012-10-17", "Id": "trailkeeper-cloudtrail-key", "Statement": statements})
+}
+
+/// Athena writes and reads query results through S3, encrypted with the key: `principals` of the
+/// account may do so for the results bucket of `spec` only.
+pub(crate) fn audit_results_statement(sid: &str, principals: &[String], spec: &LoggingBaselineSpec) -> Value {
+    let results = format!(
+        "arn:{}:s3:::{}",
+        partition(&spec.primary_region),
+        athena::results_bucket_name(spec)
+    );
+    json!({
+        "Sid": sid,
+        "Effect": "Allow",
+        "Principal": {"AWS": sorted(principals)},
+        "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+        "Resource": "*",
+        "Condition": {
+            "StringEquals": {
+                "kms:CallerAccount": spec.account_id,
+                "kms:ViaService": format!("s3.{}.amazonaws.com", spec.primary_region)
+            },
+            "StringLike": {"kms:EncryptionContext:aws:s3:arn": [results.clone(), format!("{results}/*")]}
+        }
+    })
 }
 
 /// What every key trailkeeper creates admits: the account root (so IAM policies apply) and the

@@ -4,6 +4,7 @@
 use super::account::AccountReconcile;
 use crate::aws::{cloudtrail, s3};
 use crate::desired::{DesiredTrail, EventSelectors};
+use crate::judge::archive_delivery::{day_of, delivered_at};
 use crate::judge::duplicate_trails::{HourOfEvents, TrailCopy, duplicates};
 
 /// Log files read to count an hour of events (CloudTrail delivers about one every five minutes
@@ -20,33 +21,6 @@ fn records_management(selectors: &EventSelectors) -> bool {
                 .any(|f| f.field == "eventCategory" && f.equals.iter().any(|v| v == "Management"))
         }),
     }
-}
-
-/// `20261204T1605Z` of a log file's name, as seconds since the epoch.
-fn delivered_at(key: &str) -> Option<i64> {
-    let stamp = key
-        .rsplit('/')
-        .next()?
-        .split('_')
-        .find(|p| p.len() == 14 && p.ends_with('Z'))?;
-    let text = format!(
-        "{}-{}-{}T{}:{}:00Z",
-        &stamp[0..4],
-        &stamp[4..6],
-        &stamp[6..8],
-        &stamp[9..11],
-        &stamp[11..13]
-    );
-    aws_smithy_types::DateTime::from_str(&text, aws_smithy_types::date_time::Format::DateTime)
-        .ok()
-        .map(|t| t.secs())
-}
-
-fn day_path(secs: i64) -> Option<String> {
-    let text = aws_smithy_types::DateTime::from_secs(secs)
-        .fmt(aws_smithy_types::date_time::Format::DateTime)
-        .ok()?;
-    Some(text.get(..10)?.replace('-', "/"))
 }
 
 impl AccountReconcile<'_> {
@@ -101,7 +75,7 @@ impl AccountReconcile<'_> {
             Some(p) if !p.is_empty() => format!("{p}/AWSLogs/{account}/CloudTrail/{region}/"),
             _ => format!("AWSLogs/{account}/CloudTrail/{region}/"),
         };
-        let mut days = vec![day_path(since)?, day_path(now)?];
+        let mut days = vec![day_of(since), day_of(now)];
         days.dedup();
         let mut recent = Vec::new();
         for day in days {
@@ -123,27 +97,5 @@ impl AccountReconcile<'_> {
             }
         }
         Some(HourOfEvents { events, at_least })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_log_files_delivery_time_is_read_from_its_name() {
-        let key =
-            "p/AWSLogs/1/CloudTrail/us-east-1/2026/12/04/111122223333_CloudTrail_us-east-1_20261204T1605Z_abc.json.gz";
-        assert_eq!(
-            delivered_at(key),
-            aws_smithy_types::DateTime::from_str("2026-12-04T16:05:00Z", aws_smithy_types::date_time::Format::DateTime)
-                .ok()
-                .map(|t| t.secs())
-        );
-        assert_eq!(
-            delivered_at("p/AWSLogs/1/CloudTrail/us-east-1/2026/12/04/x.json.gz"),
-            None
-        );
-        assert_eq!(day_path(0).as_deref(), Some("1970/01/01"));
     }
 }

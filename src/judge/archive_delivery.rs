@@ -1,6 +1,7 @@
 //! Per-member proof of delivery into a log archive: the newest log file and digest under each
 //! member's path, read from a bounded listing of today's (then yesterday's) date folder, never a
-//! scan of the bucket. Pure: the paths to list and the verdict on what was listed.
+//! scan of the bucket. Pure: the paths to list, the times in CloudTrail's file names (also read
+//! by the duplicate trails' count) and the verdict on what was listed.
 
 use super::delivery::{self, DeliveryFinding};
 use crate::aws::cloudtrail::TrailDelivery;
@@ -139,6 +140,11 @@ mod tests {
         assert_eq!(delivered_at(log), Some(1_796_400_300));
         assert_eq!(delivered_at(digest), Some(1_796_400_312));
         assert_eq!(day_of(1_796_400_312), "2026/12/04");
+        assert_eq!(day_of(0), "1970/01/01");
+        assert_eq!(
+            delivered_at("p/AWSLogs/1/CloudTrail/us-east-1/2026/12/04/x.json.gz"),
+            None
+        );
         assert_eq!(
             newest(&[log.to_string(), digest.to_string()]).map(|(_, t)| t),
             Some(1_796_400_312)
