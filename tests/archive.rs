@@ -949,7 +949,7 @@ mod operator {
             watch_namespace: Some(ns.clone()),
             ..Settings::default()
         };
-        let (stop, controller, _) = cluster::start_controller(common::base_config().await, settings).await;
+        let (stop, controller, ctx) = cluster::start_controller(common::base_config().await, settings).await;
         let baselines: Api<LoggingBaseline> = Api::namespaced(client.clone(), &ns);
         let archives: Api<LogArchive> = Api::namespaced(client.clone(), &ns);
 
@@ -1006,6 +1006,26 @@ mod operator {
         let mut expected = accounts.clone();
         expected.sort();
         assert_eq!(admitted(&archives).await, expected);
+
+        // In line, the archive is observed once per resync (5 s here), not again on each of its
+        // own status writes: its account's identity checks over 11 s (one per reconcile).
+        let archive_spec = archives.get("org-archive").await.unwrap().spec;
+        let archive_clients = ctx.aws.for_baseline(
+            &format!("logarchive/{ns}/org-archive"),
+            &trailkeeper::desired::archive::as_baseline(&archive_spec),
+        );
+        let checks = || {
+            archive_clients
+                .calls
+                .snapshot()
+                .by_action
+                .get("sts:GetCallerIdentity")
+                .map_or(0, |(n, _)| *n)
+        };
+        let before = checks();
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        let reconciles = checks() - before;
+        assert!((1..=3).contains(&reconciles), "{reconciles} archive reconciles in 11 s");
         let status = archives.get("org-archive").await.unwrap().status.unwrap();
         assert_eq!(status.admitted_members, 3);
         assert!(

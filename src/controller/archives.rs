@@ -8,8 +8,8 @@ use futures::StreamExt;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 
 use super::context::{ARCHIVE_KEY_PREFIX, Context, Error, FailureKind, MANAGER, now};
@@ -32,7 +32,18 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         .default_backoff()
         .touched_objects()
         .predicate_filter(spec_or_deletion, Default::default());
-    Controller::new(archives, watcher::Config::default().any_semantic())
+    // Its own status writes must not trigger a reconcile (each would write status again): only
+    // a new spec or a deletion passes; the resync finds drift made in AWS.
+    let (store, writer) = reflector::store();
+    let archives = watcher(archives, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(
+            archive_spec_or_deletion,
+            PredicateConfig::default().ttl(ctx.predicate_ttl()),
+        );
+    Controller::for_stream(archives, store)
         .with_config(kube::runtime::controller::Config::default().concurrency(ctx.settings.concurrency))
         .watches_stream(members, |b: LoggingBaseline| {
             let archive = b.spec.storage.archive_ref.as_ref()?;
@@ -46,6 +57,15 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
             }
         })
         .await;
+}
+
+/// An archive's spec and its deletion.
+fn archive_spec_or_deletion(archive: &LogArchive) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    archive.metadata.generation.hash(&mut hasher);
+    archive.metadata.deletion_timestamp.is_some().hash(&mut hasher);
+    Some(hasher.finish())
 }
 
 /// A member's spec (its archiveRef, its trail) and its deletion: a member being deleted leaves.
