@@ -35,7 +35,12 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     // Its own status writes must not trigger a reconcile (each would write status again): only
     // a new spec or a deletion passes; the resync finds drift made in AWS.
     let (store, writer) = reflector::store();
-    let archives = watcher(archives, watcher::Config::default().any_semantic())
+    // A shard (`--selector`) keeps the archives its selector matches: one writer per archive.
+    let mut config = watcher::Config::default().any_semantic();
+    if let Some(selector) = &ctx.settings.selector {
+        config = config.labels(selector);
+    }
+    let archives = watcher(archives, config)
         .default_backoff()
         .reflect(writer)
         .applied_objects()

@@ -493,14 +493,15 @@ where
     }
 }
 
-/// A hash of where an archive's members deliver and which of them it admits.
+/// A hash of where an archive's members deliver, which of them it admits and which are late.
 fn what_an_archive_admits(archive: &LogArchive) -> Option<u64> {
     use std::hash::{Hash, Hasher};
     let status = archive.status.as_ref()?;
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     (&status.bucket_name, &status.key_prefix, &status.kms_key_arn).hash(&mut hasher);
     for member in &status.members {
-        (&member.trail_arn, member.admitted).hash(&mut hasher);
+        // Its late verdict too: the member's DeliveryHealthy follows the archive's at once.
+        (&member.trail_arn, member.admitted, member.late.is_some()).hash(&mut hasher);
     }
     Some(hasher.finish())
 }

@@ -18,7 +18,8 @@ pub struct RunArgs {
     /// Watch only this namespace (default: all namespaces).
     #[arg(long, env = "TRAILKEEPER_WATCH_NAMESPACE")]
     pub watch_namespace: Option<String>,
-    /// Reconcile only the LoggingBaselines matching this label selector (shard a large fleet).
+    /// Reconcile only the LoggingBaselines (and LoggingBaselineSets and LogArchives) matching this
+    /// label selector (shard a large fleet).
     #[arg(long, env = "TRAILKEEPER_SELECTOR")]
     pub selector: Option<String>,
     /// Seconds between two observations of an account in line (jittered by up to 10%; 10 s to a
