@@ -297,42 +297,19 @@ pub fn key_policy(
         .as_array()
         .cloned()
         .unwrap_or_default();
+    // Which trails CloudTrail may encrypt for: (the request's source, the encryption context).
     let admitted = match (admission, spec.organization_id.as_deref()) {
-        (Admission::Organization, Some(organization)) => Some((
-            json!({"aws:SourceOrgID": organization}),
-            json!({"aws:SourceOrgID": organization}),
-            json!(any_trail.clone()),
-        )),
+        (Admission::Organization, Some(organization)) => {
+            Some((json!({"aws:SourceOrgID": organization}), json!(any_trail.clone())))
+        }
         _ if members.is_empty() => None,
         _ => {
             let arns = trail_arns(members);
-            Some((
-                json!({"aws:SourceArn": arns}),
-                json!({"aws:SourceArn": arns}),
-                json!(arns),
-            ))
+            Some((json!({"aws:SourceArn": arns}), json!(arns)))
         }
     };
-    if let Some((generate, describe, context)) = admitted {
-        statements.push(json!({
-            "Sid": "CloudTrailEncryptLogs",
-            "Effect": "Allow",
-            "Principal": {"Service": "cloudtrail.amazonaws.com"},
-            "Action": "kms:GenerateDataKey*",
-            "Resource": "*",
-            "Condition": {
-                "StringEquals": generate,
-                "StringLike": {"kms:EncryptionContext:aws:cloudtrail:arn": context}
-            }
-        }));
-        statements.push(json!({
-            "Sid": "CloudTrailDescribeKey",
-            "Effect": "Allow",
-            "Principal": {"Service": "cloudtrail.amazonaws.com"},
-            "Action": "kms:DescribeKey",
-            "Resource": "*",
-            "Condition": {"StringEquals": describe}
-        }));
+    if let Some((source, context)) = admitted {
+        statements.extend(super::cloudtrail_key_statements(source, context));
     }
     // CloudTrail requires kms:Decrypt of whoever creates or updates a trail whose bucket has an S3
     // Bucket Key (CloudTrail user guide, "Configure AWS KMS key policies for CloudTrail"): the

@@ -12,7 +12,7 @@ mod resource_policies;
 pub mod set;
 
 pub use resource_policies::{access_log_bucket_policy, key_policy, key_policy_base, trail_bucket_policy};
-pub(crate) use resource_policies::{audit_results_statement, deny_insecure_transport};
+pub(crate) use resource_policies::{audit_results_statement, cloudtrail_key_statements, deny_insecure_transport};
 
 use std::collections::BTreeMap;
 

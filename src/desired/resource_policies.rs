@@ -26,25 +26,7 @@ pub fn key_policy(spec: &LoggingBaselineSpec) -> Value {
         .as_array()
         .cloned()
         .unwrap_or_default();
-    statements.push(json!({
-        "Sid": "CloudTrailEncryptLogs",
-        "Effect": "Allow",
-        "Principal": {"Service": "cloudtrail.amazonaws.com"},
-        "Action": "kms:GenerateDataKey*",
-        "Resource": "*",
-        "Condition": {
-            "StringEquals": {"aws:SourceArn": trail},
-            "StringLike": {"kms:EncryptionContext:aws:cloudtrail:arn": trail}
-        }
-    }));
-    statements.push(json!({
-        "Sid": "CloudTrailDescribeKey",
-        "Effect": "Allow",
-        "Principal": {"Service": "cloudtrail.amazonaws.com"},
-        "Action": "kms:DescribeKey",
-        "Resource": "*",
-        "Condition": {"StringEquals": {"aws:SourceArn": trail}}
-    }));
+    statements.extend(cloudtrail_key_statements(json!({"aws:SourceArn": trail}), json!(trail)));
     if flow_logs_to_trail_bucket(spec) {
         // SSE-KMS buckets: the delivery service encrypts with the bucket's key (VPC user guide,
         // "Amazon S3 bucket permissions for flow logs", SSE-KMS), for this account's deliveries only.
@@ -81,6 +63,34 @@ pub fn key_policy(spec: &LoggingBaselineSpec) -> Value {
         }
     }
     json!({"Version": "2012-10-17", "Id": "trailkeeper-cloudtrail-key", "Statement": statements})
+}
+
+/// CloudTrail's use of a trail key: GenerateDataKey* for the trails' encryption context (`context`:
+/// trail ARNs or patterns) on requests from `source` (a StringEquals block: `aws:SourceArn` or
+/// `aws:SourceOrgID`), and DescribeKey from the same source.
+/// https://docs.aws.amazon.com/awscloudtrail/latest/userguide/create-kms-key-policy-for-cloudtrail.html
+pub(crate) fn cloudtrail_key_statements(source: Value, context: Value) -> [Value; 2] {
+    [
+        json!({
+            "Sid": "CloudTrailEncryptLogs",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudtrail.amazonaws.com"},
+            "Action": "kms:GenerateDataKey*",
+            "Resource": "*",
+            "Condition": {
+                "StringEquals": source.clone(),
+                "StringLike": {"kms:EncryptionContext:aws:cloudtrail:arn": context}
+            }
+        }),
+        json!({
+            "Sid": "CloudTrailDescribeKey",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudtrail.amazonaws.com"},
+            "Action": "kms:DescribeKey",
+            "Resource": "*",
+            "Condition": {"StringEquals": source}
+        }),
+    ]
 }
 
 /// Athena writes and reads query results through S3, encrypted with the key: `principals` of the
