@@ -1,17 +1,15 @@
 """AWS preconditions the test emulator enforces on top of moto (which stores what it is sent).
 
 Loaded into the moto server by scripts/patch-moto.py; test tooling only, never the product. Each
-rule cites the AWS page it comes from. Policies are judged the way the service that reads them
-would: a statement counts when it is an Allow for the service principal, its action and resource
-patterns match what the service does, and every condition trailkeeper or a user might write
-(aws:SourceArn, aws:SourceAccount, s3:x-amz-acl, the CloudTrail encryption context) holds for
-the service's request. Conditions on other keys make a statement not count (AWS would not send
-them), which is stricter than AWS only for policies nobody writes.
+rule cites the AWS page it comes from. Policies are judged as IAM judges them
+(scripts/emulator/iam_policy.py: every condition operator, NotPrincipal/NotAction/NotResource,
+policy variables), with the request context the service documents for its request
+(aws:SourceArn, aws:SourceAccount, s3:x-amz-acl, the CloudTrail encryption context).
 """
-import fnmatch
 import json
 import pathlib
 
+import iam_policy
 from moto.core.exceptions import JsonRESTError
 
 CLOUDTRAIL = "cloudtrail.amazonaws.com"
@@ -26,83 +24,32 @@ class _Refused(JsonRESTError):
 
 
 def _as_list(value):
-    if value is None:
-        return []
-    return value if isinstance(value, list) else [value]
+    return iam_policy.as_list(value)
 
 
 def _principal_is(statement, service):
-    principal = statement.get("Principal")
-    if principal == "*":
-        return True
-    if isinstance(principal, dict):
-        return service in _as_list(principal.get("Service")) or "*" in _as_list(principal.get("AWS"))
-    return False
-
-
-def _matches(patterns, value):
-    return any(fnmatch.fnmatchcase(value, p) for p in _as_list(patterns))
-
-
-def _matches_action(patterns, action):
-    """Action names are case-insensitive, prefix and name ("s3:PutObject" is "S3:putobject"):
-    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_action.html"""
-    return any(fnmatch.fnmatchcase(action.lower(), p.lower()) for p in _as_list(patterns))
-
-
-def _conditions_hold(statement, context):
-    """Every condition key must be in `context` and hold for its value there; a key of an
-    ...IfExists operator that is absent from the context holds ("If the key is not present,
-    evaluate the condition element as true":
-    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html#Conditions_IfExists)."""
-    for operator, block in (statement.get("Condition") or {}).items():
-        for key, expected in block.items():
-            if key not in context:
-                if operator.endswith("IfExists"):
-                    continue
-                return False
-            actual = context[key]
-            expected = _as_list(expected)
-            op = operator.replace("IfExists", "")
-            if op in ("StringEquals", "ArnEquals"):
-                ok = actual in expected
-            elif op in ("StringLike", "ArnLike"):
-                ok = _matches(expected, actual)
-            elif op == "Bool":
-                ok = str(actual).lower() in [str(e).lower() for e in expected]
-            else:
-                return False
-            if not ok:
-                return False
-    return True
+    return iam_policy.principal_matches(statement.get("Principal"), {"Service": service})
 
 
 def evaluate(policy_text, principal_ok, action, resource, context):
     """Whether `policy_text` allows `action` on `resource` (None: a trust policy, which names no
     resource) in `context` for a principal `principal_ok(statement)` accepts, and no Deny stops
-    it. Identity policies pass a `principal_ok` that accepts every statement."""
-    try:
-        policy = json.loads(policy_text) if isinstance(policy_text, str) else (policy_text or {})
-    except ValueError:
-        return False
-    allowed = False
-    for statement in _as_list(policy.get("Statement")):
-        if not principal_ok(statement) or not _matches_action(statement.get("Action"), action):
-            continue
-        if resource is not None and not _matches(statement.get("Resource"), resource):
-            continue
-        if not _conditions_hold(statement, context):
-            continue
-        if statement.get("Effect") == "Deny":
-            return False
-        if statement.get("Effect") == "Allow":
-            allowed = True
-    return allowed
+    it; statements are judged as IAM judges them (scripts/emulator/iam_policy.py). Identity
+    policies pass a `principal_ok` that accepts every statement."""
+    policy = iam_policy.parse(policy_text)
+    kept = [st for st in _as_list(policy.get("Statement")) if principal_ok(st)]
+    stripped = [{k: v for k, v in st.items() if k not in ("Principal", "NotPrincipal")} for st in kept]
+    return iam_policy.decide({"Statement": stripped}, None, action, resource, context) == iam_policy.ALLOW
 
 
 def allows(policy_text, service, action, resource, context):
     """Whether `policy_text` lets `service` do `action` on `resource` in `context`, and no Deny stops it."""
-    return evaluate(policy_text, lambda statement: _principal_is(statement, service), action, resource, context)
+    return iam_policy.decide(policy_text, {"Service": service}, action, resource, context) == iam_policy.ALLOW
+
+
+def allows_principal(policy_text, principal_arn, action, resource, context):
+    """Whether a resource policy lets the IAM principal `principal_arn` do `action`."""
+    return iam_policy.decide(policy_text, {"AWS": principal_arn}, action, resource, context) == iam_policy.ALLOW
 
 
 def _s3_backend(account_id, partition):
