@@ -4,7 +4,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Condition, Credentials, LastReconcile, Mode, PolicyRef, patterns};
+use super::{Condition, Credentials, LastReconcile, Mode, PolicyRef, patterns, rules};
 
 /// The log-archive account: one locked bucket and one key that receive the trails of every member
 /// account (a LoggingBaseline with `storage.archiveRef` naming this LogArchive). Deleting a
@@ -32,7 +32,12 @@ use super::{Condition, Credentials, LastReconcile, Mode, PolicyRef, patterns};
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = kube::core::Rule::new("!has(self.replication) || self.replication.region != self.region").message("replication.region must be another region than the archive's"))]
+#[x_kube(
+    validation = kube::core::Rule::new("!has(self.replication) || self.replication.region != self.region").message("replication.region must be another region than the archive's"),
+    validation = rules::organization_admission_names_the_organization(),
+    validation = rules::organization_admission_has_an_approval(),
+    validation = rules::organization_admission_approved_in_its_change()
+)]
 pub struct LogArchiveSpec {
     /// The log-archive account; trailkeeper refuses to act when its credentials resolve to another one.
     #[schemars(pattern(patterns::ACCOUNT_ID), length(max = 12))]
@@ -61,16 +66,28 @@ pub struct LogArchiveSpec {
     #[schemars(pattern(patterns::BUCKET_NAME), length(max = 63))]
     pub access_log_bucket_name: Option<String>,
     /// Key prefix of every member's log files: `{keyPrefix}/AWSLogs/{accountId}/` (an Organization
-    /// trail's: `{keyPrefix}/AWSLogs/{organizationId}/{accountId}/`).
+    /// trail's: `{keyPrefix}/AWSLogs/{organizationId}/{accountId}/`). It may not contain `AWSLogs`:
+    /// CloudTrail refuses a trail of another account whose prefix includes `AWSLogs/`.
     #[serde(default = "default_key_prefix")]
     #[schemars(pattern(patterns::KEY_PREFIX))]
+    #[x_kube(validation = kube::core::Rule::new("!self.contains('AWSLogs')").message("keyPrefix may not contain AWSLogs: CloudTrail refuses a trail into another account's bucket whose S3KeyPrefix includes AWSLogs/, and adds AWSLogs/{accountId}/ itself"))]
     pub key_prefix: String,
     /// The members' Organization (`o-...`). Needed for an Organization trail among the members, and
-    /// when the members are more than the bucket and key policies can name one by one: the
-    /// policies then admit the Organization's trails (`aws:SourceOrgID`).
+    /// to admit the Organization (`admission: Organization`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(pattern(patterns::ORGANIZATION_ID))]
     pub organization_id: Option<String>,
+    /// Who may write into the archive. `Trails`: each member's trail, named by its ARN, under its
+    /// own account's path only (43 members fit S3's 20 KB bucket policy, fewer with readers).
+    /// `Organization`: any trail of `organizationId` that bears one of the members' trail names,
+    /// each under its own account's path (for more members than the policies can name). It
+    /// widens who may write into the locked archive: it needs `approval`, with a reference new
+    /// in that change.
+    #[serde(default)]
+    pub admission: Admission,
+    /// Required to admit the Organization; its reference must be new in the change that asks for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<super::Approval>,
     /// The RetentionPolicy in this namespace (the lock and the expiration of the archive); absent: the one named `default`, else the built-in baseline (kept forever, Governance lock of 365 days).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_policy_ref: Option<PolicyRef>,
@@ -146,10 +163,10 @@ fn default_key_prefix() -> String {
 /// How the archive's bucket and key policies admit the members' trails.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub enum Admission {
-    /// Each member's trail by its ARN (aws:SourceArn, the encryption context), each under its own path.
+    /// Each member's trail by its ARN (aws:SourceArn, the encryption context), each under its own account's path.
     #[default]
     Trails,
-    /// Any trail of the Organization (aws:SourceOrgID): the members are more than the policies can name.
+    /// Any trail of the Organization (aws:SourceOrgID) bearing one of the members' trail names, under any account's path: asked for in the spec, with an approval.
     Organization,
 }
 
@@ -165,6 +182,10 @@ pub struct ArchiveMember {
     pub baseline: String,
     /// The archive's bucket and key policies in force admit this trail: its CreateTrail may go ahead.
     pub admitted: bool,
+    /// When the policies in force first admitted it (RFC 3339): CloudTrail may refuse its trail for
+    /// a short while after (S3 and KMS policy changes propagate), which the member waits out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admitted_at: Option<String>,
     /// The newest log file under the member's path in its trail's home region (today's or yesterday's folder).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub newest_log_file: Option<DeliveredFile>,
@@ -174,6 +195,22 @@ pub struct ArchiveMember {
     /// Why the member is late; absent when its logs arrive (or it has not delivered yet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub late: Option<String>,
+    /// An Organization trail: the accounts whose folders it writes under `AWSLogs/{organizationId}/`, delivering or quiet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization_accounts: Option<OrganizationDelivery>,
+}
+
+/// The account folders under an Organization trail's path, by whether a log file arrived there in
+/// the trail's home region within `deliveryAlarmAfterMinutes`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrganizationDelivery {
+    /// Accounts with a log file within the alarm window.
+    #[serde(default)]
+    pub delivering: Vec<String>,
+    /// Accounts with a folder (they delivered before) and no log file within the window: closed, suspended, or no longer logged.
+    #[serde(default)]
+    pub quiet: Vec<String>,
 }
 
 /// A file a member's trail delivered into the archive.
@@ -208,9 +245,15 @@ pub struct LogArchiveStatus {
     /// The key prefix members deliver under.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_prefix: Option<String>,
-    /// How the policies admit the members.
+    /// How the policies in force admit the members.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admission: Option<Admission>,
+    /// Exactly what the policies in force admit: which trails may write where, and who may decrypt to create a trail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admits: Option<String>,
+    /// The approval reference that allowed admitting the Organization (a widening needs a new one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admission_approval: Option<String>,
     /// The bytes of the bucket policy (S3 holds 20,480) and of the key policy (KMS holds 32,768).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_bytes: Option<PolicyBytes>,

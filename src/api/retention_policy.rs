@@ -140,8 +140,8 @@ pub struct LogGroupRetention {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Approval {
-    /// The change ticket that approves this retention change, e.g. CHG-1234 (no surrounding
-    /// whitespace, no control characters).
+    /// The change ticket that approves this change (a shorter retention, a weaker lock, a wider
+    /// admission), e.g. CHG-1234 (no surrounding whitespace, no control characters).
     #[schemars(pattern(super::patterns::APPROVAL_REFERENCE), length(min = 1, max = 128))]
     pub reference: String,
     /// Why the change is made, for the reviewers.

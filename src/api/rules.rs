@@ -44,6 +44,35 @@ pub fn lock_not_weakened_without_approval() -> Rule {
     ))
 }
 
+/// On a LogArchive: admitting the Organization admits the trails of `organizationId`.
+pub fn organization_admission_names_the_organization() -> Rule {
+    Rule::new("!has(self.admission) || self.admission != 'Organization' || has(self.organizationId)").message(
+        Message::Message("admission: Organization admits the trails of spec.organizationId: set it".to_string()),
+    )
+}
+
+/// On a LogArchive: admitting the Organization widens who may write into the locked archive, so
+/// it carries an approval (checked on create; the change that asks for it needs a new reference).
+pub fn organization_admission_has_an_approval() -> Rule {
+    Rule::new("!has(self.admission) || self.admission != 'Organization' || has(self.approval)").message(
+        Message::Message(
+            "admission: Organization widens who may write into the locked archive (any trail of the Organization bearing a member's trail name): it needs spec.approval"
+                .to_string(),
+        ),
+    )
+}
+
+/// On a LogArchive: a change to `admission: Organization` needs an approval new in that change.
+pub fn organization_admission_approved_in_its_change() -> Rule {
+    Rule::new(format!(
+        "!has(self.admission) || self.admission != 'Organization' || (has(oldSelf.admission) && oldSelf.admission == 'Organization') || ({NEW_APPROVAL})"
+    ))
+    .message(Message::Message(
+        "admission: Organization widens who may write into the locked archive: this needs spec.approval with a reference that is new in this change"
+            .to_string(),
+    ))
+}
+
 /// On `trailLogs`: current log files may not expire before their Object Lock ends. S3 would keep the
 /// locked versions, but the expiration puts delete markers over them: the logs vanish from Athena
 /// and from digest validation while they still exist.

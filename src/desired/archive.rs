@@ -1,14 +1,23 @@
 //! The log-archive account: its bucket, access-log bucket and key, whose policies admit exactly the
 //! member accounts' trails; and where a member's trail delivers.
 //!
-//! Policy size is part of the design. S3 holds a bucket policy of 20 KB and KMS a key policy of
-//! 32 KB (https://docs.aws.amazon.com/AmazonS3/latest/userguide/BucketRestrictions.html,
-//! https://docs.aws.amazon.com/kms/latest/developerguide/resource-limits.html). Members are named
-//! in lists inside one statement each, as CloudTrail's guide does for several accounts
-//! ("Setting bucket policy for multiple accounts"): about 200 bytes a member in each policy, so
-//! some 90 members. Past what either policy holds, both admit the Organization's trails instead
-//! (`aws:SourceOrgID`, https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-sourceorgid),
-//! whose size does not grow with the members: 1,000 members fit.
+//! How the policies admit the members is `spec.admission`:
+//! - `Trails` (the default): each member's trail by its ARN, under its own account's path only.
+//!   One PutObject statement per member binds its `aws:SourceArn` to its paths, and one key
+//!   statement per member role binds its `kms:Decrypt` to its own trail's encryption context, so
+//!   that no member's trail writes under another member's path and no member's role decrypts
+//!   another's logs. Policy size is then the limit: S3 holds a bucket policy of 20 KB and KMS a
+//!   key policy of 32 KB (https://docs.aws.amazon.com/AmazonS3/latest/userguide/BucketRestrictions.html,
+//!   https://docs.aws.amazon.com/kms/latest/developerguide/resource-limits.html), readers
+//!   included: 43 members fit (`tests::members_named_one_by_one_fit_within_the_limits`). Past it
+//!   the archive is refused, before any call, with how many fit.
+//! - `Organization`, asked for in the spec with an approval (it widens who may write into the
+//!   locked archive): the Organization's trails (`aws:SourceOrgID`,
+//!   https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-sourceorgid)
+//!   that bear one of the members' trail names (an `aws:SourceArn` pattern and the same pattern
+//!   in the encryption context), under any account's path; the members' roles of the
+//!   Organization by name and path may Decrypt for trails so named. Its size does not grow with
+//!   the members; it is checked against the limits all the same (readers still grow it).
 
 use serde_json::{Value, json};
 
@@ -28,6 +37,8 @@ pub const KEY_POLICY_LIMIT: usize = 32 * 1024;
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Member {
     pub account_id: String,
+    /// The trail's ARN. An Organization trail's names the management account, whoever created it
+    /// (see `owned_by`).
     pub trail_arn: String,
     /// An Organization trail: it writes under `AWSLogs/{o-id}/` as well.
     pub organization: bool,
@@ -35,7 +46,44 @@ pub struct Member {
     pub role_arn: Option<String>,
 }
 
-/// The member a baseline makes of its account.
+impl Member {
+    /// The account the trail belongs to, from its ARN: the member's own, or the management
+    /// account's for an Organization trail.
+    pub fn trail_owner(&self) -> &str {
+        self.trail_arn.split(':').nth(4).unwrap_or(&self.account_id)
+    }
+
+    pub fn trail_name(&self) -> &str {
+        self.trail_arn.rsplit_once(":trail/").map_or("", |(_, name)| name)
+    }
+
+    /// Whether this is the member of `account_id` whose trail is `trail_arn`, whichever account
+    /// either ARN names (a member names its Organization trail before it knows its management
+    /// account; the archive after).
+    pub fn is(&self, account_id: &str, trail_arn: &str) -> bool {
+        self.account_id == account_id && same_trail(&self.trail_arn, trail_arn)
+    }
+
+    /// The member with its Organization trail named by the Organization's management account:
+    /// "The organization's management account remains the owner of any CloudTrail organization
+    /// resources the delegated administrator creates", so the trail's ARN (and CloudTrail's
+    /// `aws:SourceArn`) names it whoever created the trail.
+    /// https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-delegated-administrator.html
+    pub fn owned_by(mut self, management_account: &str) -> Self {
+        if self.organization {
+            self.trail_arn = super::with_account(&self.trail_arn, management_account);
+        }
+        self
+    }
+}
+
+/// Whether two trail ARNs name the same trail, the account aside.
+pub fn same_trail(a: &str, b: &str) -> bool {
+    super::with_account(a, "") == super::with_account(b, "")
+}
+
+/// The member a baseline makes of its account (its Organization trail named by its own account
+/// until the management account is known: `Member::owned_by`).
 pub fn member_of(baseline: &LoggingBaselineSpec, trail_policy: &TrailPolicySpec) -> Member {
     Member {
         account_id: baseline.account_id.clone(),
@@ -117,6 +165,8 @@ pub struct DesiredArchive {
     /// The key and the two buckets (no trail: `trail` is unused).
     pub account: DesiredAccount,
     pub admission: Admission,
+    /// Exactly what the policies admit, in a sentence (`status.admits`).
+    pub admits: String,
     pub bucket_policy_bytes: usize,
     pub key_policy_bytes: usize,
 }
@@ -144,23 +194,20 @@ pub fn archive(
                 .into(),
         );
     }
-    let mut admission = Admission::Trails;
-    let (mut bucket_policy, mut key_policy) = (
-        bucket_policy(spec, &members, admission),
-        key_policy(spec, &baseline, &members, admission),
-    );
-    let (mut bucket_bytes, mut key_bytes) = (size(&bucket_policy), size(&key_policy));
-    if bucket_bytes > BUCKET_POLICY_LIMIT || key_bytes > KEY_POLICY_LIMIT {
-        if spec.organization_id.is_none() {
-            return Err(format!(
-                "{} members need a bucket policy of {bucket_bytes} bytes and a key policy of {key_bytes} bytes, more than S3 ({BUCKET_POLICY_LIMIT}) or KMS ({KEY_POLICY_LIMIT}) holds: set spec.organizationId so that the policies admit the Organization's trails",
-                members.len()
-            ));
-        }
-        admission = Admission::Organization;
-        bucket_policy = self::bucket_policy(spec, &members, admission);
-        key_policy = self::key_policy(spec, &baseline, &members, admission);
-        (bucket_bytes, key_bytes) = (size(&bucket_policy), size(&key_policy));
+    let admission = spec.admission;
+    if admission == Admission::Organization && spec.organization_id.is_none() {
+        return Err("admission: Organization admits the trails of spec.organizationId: set it".into());
+    }
+    let (bucket_policy, key_policy) = policies(spec, &baseline, &members, admission);
+    let (bucket_bytes, key_bytes) = (size(&bucket_policy), size(&key_policy));
+    if !fits(bucket_bytes, key_bytes) {
+        return Err(match admission {
+            Admission::Trails => too_many_members(spec, &members, bucket_bytes, key_bytes),
+            Admission::Organization => format!(
+                "admitting the Organization, the bucket policy needs {bucket_bytes} bytes and the key policy {key_bytes} bytes, more than S3 ({BUCKET_POLICY_LIMIT}) or KMS ({KEY_POLICY_LIMIT}) holds{}: name fewer accounts per reader, or fewer readers",
+                readers_counted(spec)
+            ),
+        });
     }
     let mut account = super::account(&specs);
     account.key.source = KeySource::Create {
@@ -177,9 +224,100 @@ pub fn archive(
     Ok(DesiredArchive {
         account,
         admission,
+        admits: admits(spec, &members, admission),
         bucket_policy_bytes: bucket_bytes,
         key_policy_bytes: key_bytes,
     })
+}
+
+/// Whether the archive may write the admission its spec asks for, given the admission in force
+/// (`in_force`, None for an archive never reconciled) and the approval that allowed it
+/// (`approved_by`): admitting the Organization where it is not yet admitted widens who may
+/// write into the locked archive, which needs `spec.approval` with a reference new in that
+/// change (as a shorter retention does). The approval in force after the write, or why not.
+pub fn admission_approval(
+    spec: &LogArchiveSpec,
+    in_force: Option<Admission>,
+    approved_by: Option<&str>,
+) -> Result<Option<String>, String> {
+    if spec.admission == Admission::Trails {
+        return Ok(None);
+    }
+    let reference = spec.approval.as_ref().map(|a| a.reference.clone());
+    if in_force == Some(Admission::Organization) {
+        return Ok(approved_by.map(str::to_string).or(reference));
+    }
+    match reference {
+        Some(reference) if Some(reference.as_str()) != approved_by => Ok(Some(reference)),
+        _ => Err(format!(
+            "spec.admission: Organization widens who may write into the locked archive from the members' trails to any trail of Organization {} bearing a member's trail name: \
+             nothing is written until spec.approval carries a reference that is new in this change",
+            spec.organization_id.as_deref().unwrap_or("(spec.organizationId unset)")
+        )),
+    }
+}
+
+fn policies(
+    spec: &LogArchiveSpec,
+    baseline: &LoggingBaselineSpec,
+    members: &[Member],
+    admission: Admission,
+) -> (Value, Value) {
+    (
+        bucket_policy(spec, members, admission),
+        key_policy(spec, baseline, members, admission),
+    )
+}
+
+fn fits(bucket_bytes: usize, key_bytes: usize) -> bool {
+    bucket_bytes <= BUCKET_POLICY_LIMIT && key_bytes <= KEY_POLICY_LIMIT
+}
+
+/// ` (with N readers of M accounts)`, or nothing without readers.
+fn readers_counted(spec: &LogArchiveSpec) -> String {
+    if spec.readers.is_empty() {
+        return String::new();
+    }
+    let accounts: usize = spec.readers.iter().map(|r| r.accounts.len()).sum();
+    format!(" (with {} readers of {accounts} accounts)", spec.readers.len())
+}
+
+/// How many of `members` (sorted, in that order) the policies can name one by one, readers
+/// counted: the largest number whose policies fit both limits.
+pub fn members_that_fit(spec: &LogArchiveSpec, members: &[Member]) -> usize {
+    let baseline = as_baseline(spec);
+    let fit = |n: usize| {
+        let (bucket, key) = policies(spec, &baseline, &members[..n], Admission::Trails);
+        fits(size(&bucket), size(&key))
+    };
+    if fit(members.len()) {
+        return members.len();
+    }
+    if !fit(0) {
+        return 0;
+    }
+    // Each member only adds statements: fit(n) is true up to some n and false after.
+    let (mut low, mut high) = (0, members.len());
+    while high - low > 1 {
+        let middle = low + (high - low) / 2;
+        if fit(middle) {
+            low = middle;
+        } else {
+            high = middle;
+        }
+    }
+    low
+}
+
+fn too_many_members(spec: &LogArchiveSpec, members: &[Member], bucket_bytes: usize, key_bytes: usize) -> String {
+    format!(
+        "{} members named one by one need a bucket policy of {bucket_bytes} bytes and a key policy of {key_bytes} bytes{}, more than S3 ({BUCKET_POLICY_LIMIT}) or KMS ({KEY_POLICY_LIMIT}) holds: {} of them fit. \
+         Remove members or readers (or split the members over two LogArchives), or admit the Organization's trails instead: \
+         spec.admission: Organization, with spec.organizationId and spec.approval (it widens who may write into the archive to any trail of the Organization bearing a member's trail name)",
+        members.len(),
+        readers_counted(spec),
+        members_that_fit(spec, members)
+    )
 }
 
 /// The size AWS counts: the document as sent (compact JSON).
@@ -191,57 +329,142 @@ fn trail_arns(members: &[Member]) -> Vec<String> {
     sorted(&members.iter().map(|m| m.trail_arn.clone()).collect::<Vec<_>>())
 }
 
-/// The paths members write under: `{prefix}/AWSLogs/{account}/` and, for an Organization trail,
-/// `{prefix}/AWSLogs/{o-id}/` (the management account's trail writes every member's logs there).
-fn write_paths(spec: &LogArchiveSpec, bucket_arn: &str, members: &[Member]) -> Vec<String> {
-    let prefix = spec.key_prefix.trim_end_matches('/');
-    let mut paths: Vec<String> = members
-        .iter()
-        .map(|m| format!("{bucket_arn}/{prefix}/AWSLogs/{}/*", m.account_id))
-        .collect();
-    if let Some(organization) = spec.organization_id.as_deref()
-        && members.iter().any(|m| m.organization)
-    {
-        paths.push(format!("{bucket_arn}/{prefix}/AWSLogs/{organization}/*"));
+/// The members with the suffix of their statements' Sids: the account, and its rank among the
+/// members of the same account after the first.
+fn with_sids(members: &[Member]) -> Vec<(String, &Member)> {
+    let mut out: Vec<(String, &Member)> = Vec::new();
+    for (i, member) in members.iter().enumerate() {
+        let before = members[..i]
+            .iter()
+            .filter(|m| m.account_id == member.account_id)
+            .count();
+        let sid = match before {
+            0 => member.account_id.clone(),
+            n => format!("{}{n}", member.account_id),
+        };
+        out.push((sid, member));
     }
-    sorted(&paths)
+    out
 }
 
-/// The archive bucket's policy: CloudTrail may check the ACL and write, with the bucket owner's
-/// full control, only on behalf of the members' trails and under their paths (or, admitting the
-/// Organization, of its trails under `AWSLogs/`); nobody may use plain HTTP.
+/// The paths a member's trail writes under: `{prefix}/AWSLogs/{account}/` (its trail's account)
+/// and, for an Organization trail, `{prefix}/AWSLogs/{o-id}/` (where it writes every account's
+/// logs). https://docs.aws.amazon.com/awscloudtrail/latest/userguide/create-s3-bucket-policy-for-cloudtrail.html
+fn member_paths(spec: &LogArchiveSpec, bucket_arn: &str, member: &Member) -> Value {
+    let prefix = spec.key_prefix.trim_end_matches('/');
+    let own = format!("{bucket_arn}/{prefix}/AWSLogs/{}/*", member.trail_owner());
+    match spec.organization_id.as_deref() {
+        Some(organization) if member.organization => {
+            json!([own, format!("{bucket_arn}/{prefix}/AWSLogs/{organization}/*")])
+        }
+        _ => json!(own),
+    }
+}
+
+/// `arn:{partition}:cloudtrail:*:*:trail/{name}` for each of the members' trail names.
+fn trail_name_patterns(part: &str, members: &[Member]) -> Vec<String> {
+    sorted(
+        &members
+            .iter()
+            .map(|m| format!("arn:{part}:cloudtrail:*:*:trail/{}", m.trail_name()))
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// `arn:{partition}:iam::*:role/{path}{name}` for each of the members' roles: any account's role
+/// of that path and name (a path kept: `role/ops/trailkeeper` is not `role/trailkeeper`).
+fn role_patterns(part: &str, members: &[Member]) -> Vec<String> {
+    sorted(
+        &members
+            .iter()
+            .filter_map(|m| m.role_arn.as_deref()?.split_once(":role/"))
+            .map(|(_, path_and_name)| format!("arn:{part}:iam::*:role/{path_and_name}"))
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// CloudTrail's requests on behalf of a trail of `organization` bearing a member's trail name.
+fn organization_source(part: &str, organization: &str, members: &[Member]) -> Value {
+    json!({
+        "StringEquals": {"aws:SourceOrgID": organization},
+        "ArnLike": {"aws:SourceArn": trail_name_patterns(part, members)}
+    })
+}
+
+/// The archive bucket's policy: CloudTrail may check the ACL for the members' trails, and write,
+/// with the bucket owner's full control, only on behalf of each member's trail under its own paths
+/// (admitting the Organization: of its trails bearing the members' trail names, under
+/// `AWSLogs/`); the readers may read their accounts' paths; nobody may use plain HTTP.
 /// https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-set-bucket-policy-for-multiple-accounts.html
 pub fn bucket_policy(spec: &LogArchiveSpec, members: &[Member], admission: Admission) -> Value {
     let part = partition(&spec.region);
     let bucket_arn = format!("arn:{part}:s3:::{}", bucket_name(spec));
     let prefix = spec.key_prefix.trim_end_matches('/');
     let mut statements = Vec::new();
-    let source = match (admission, spec.organization_id.as_deref()) {
-        (Admission::Organization, Some(organization)) => Some(("aws:SourceOrgID", json!(organization))),
-        _ if members.is_empty() => None,
-        _ => Some(("aws:SourceArn", json!(trail_arns(members)))),
-    };
-    if let Some((key, value)) = source {
-        let resources = match admission {
-            Admission::Organization => json!(format!("{bucket_arn}/{prefix}/AWSLogs/*")),
-            Admission::Trails => json!(write_paths(spec, &bucket_arn, members)),
-        };
-        statements.push(json!({
+    let acl_check = |condition: Value| {
+        json!({
             "Sid": "CloudTrailAclCheck",
             "Effect": "Allow",
             "Principal": {"Service": "cloudtrail.amazonaws.com"},
             "Action": "s3:GetBucketAcl",
             "Resource": bucket_arn,
-            "Condition": {"StringEquals": {key: value.clone()}}
-        }));
-        statements.push(json!({
-            "Sid": "CloudTrailWrite",
-            "Effect": "Allow",
-            "Principal": {"Service": "cloudtrail.amazonaws.com"},
-            "Action": "s3:PutObject",
-            "Resource": resources,
-            "Condition": {"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control", key: value}}
-        }));
+            "Condition": condition
+        })
+    };
+    match (admission, spec.organization_id.as_deref()) {
+        _ if members.is_empty() => {}
+        (Admission::Organization, Some(organization)) => {
+            let source = organization_source(&part, organization, members);
+            statements.push(acl_check(source.clone()));
+            let mut write = source;
+            write["StringEquals"]["s3:x-amz-acl"] = json!("bucket-owner-full-control");
+            // Each trail under its own account's path: `aws:SourceAccount` is the trail's owner
+            // ("the account ID of the trail owner, or for organization trails, the management
+            // account ID"), a global condition key, which a policy variable may name.
+            // https://docs.aws.amazon.com/awscloudtrail/latest/userguide/create-kms-key-policy-for-cloudtrail.html
+            // https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_variables.html
+            statements.push(json!({
+                "Sid": "CloudTrailWrite",
+                "Effect": "Allow",
+                "Principal": {"Service": "cloudtrail.amazonaws.com"},
+                "Action": "s3:PutObject",
+                "Resource": format!("{bucket_arn}/{prefix}/AWSLogs/${{aws:SourceAccount}}/*"),
+                "Condition": write
+            }));
+            // The Organization's path, for the members' Organization trails only (by ARN).
+            let organization_trails = organization_trails(members);
+            if !organization_trails.is_empty() {
+                statements.push(json!({
+                    "Sid": "CloudTrailWriteOrganizationTrails",
+                    "Effect": "Allow",
+                    "Principal": {"Service": "cloudtrail.amazonaws.com"},
+                    "Action": "s3:PutObject",
+                    "Resource": format!("{bucket_arn}/{prefix}/AWSLogs/{organization}/*"),
+                    "Condition": {"StringEquals": {
+                        "s3:x-amz-acl": "bucket-owner-full-control",
+                        "aws:SourceArn": organization_trails
+                    }}
+                }));
+            }
+        }
+        _ => {
+            statements.push(acl_check(
+                json!({"StringEquals": {"aws:SourceArn": trail_arns(members)}}),
+            ));
+            for (sid, member) in with_sids(members) {
+                statements.push(json!({
+                    "Sid": format!("CloudTrailWrite{sid}"),
+                    "Effect": "Allow",
+                    "Principal": {"Service": "cloudtrail.amazonaws.com"},
+                    "Action": "s3:PutObject",
+                    "Resource": member_paths(spec, &bucket_arn, member),
+                    "Condition": {"StringEquals": {
+                        "s3:x-amz-acl": "bucket-owner-full-control",
+                        "aws:SourceArn": member.trail_arn
+                    }}
+                }));
+            }
+        }
     }
     for (i, reader) in spec.readers.iter().enumerate() {
         // Reading by account prefix: the objects under each account's path (its own, and under
@@ -283,7 +506,9 @@ fn reader_paths(spec: &LogArchiveSpec, accounts: &[String]) -> Vec<String> {
 
 /// The archive key's policy: the archive account's root and administrators, trailkeeper's
 /// maintenance, CloudTrail for the members' trails only (their ARN as source and encryption
-/// context, or the Organization's trails), and the auditors' Decrypt of CloudTrail logs.
+/// context, or the Organization's trails bearing their names), each member's role's Decrypt for
+/// its own trail only (CloudTrail checks it at CreateTrail into a bucket with a Bucket Key), the
+/// auditors' Decrypt of CloudTrail logs and the readers' of their accounts' logs.
 /// https://docs.aws.amazon.com/awscloudtrail/latest/userguide/create-kms-key-policy-for-cloudtrail.html
 pub fn key_policy(
     spec: &LogArchiveSpec,
@@ -297,53 +522,55 @@ pub fn key_policy(
         .as_array()
         .cloned()
         .unwrap_or_default();
-    // Which trails CloudTrail may encrypt for: (the request's source, the encryption context).
-    let admitted = match (admission, spec.organization_id.as_deref()) {
+    // The members' roles are named by condition (a principal named outright must exist when the
+    // policy is put, and one missing role would refuse the whole policy); each may Decrypt only
+    // in its own trail's encryption context.
+    match (admission, spec.organization_id.as_deref()) {
+        _ if members.is_empty() => {}
         (Admission::Organization, Some(organization)) => {
-            Some((json!({"aws:SourceOrgID": organization}), json!(any_trail.clone())))
+            let names = trail_name_patterns(&part, members);
+            statements.extend(super::cloudtrail_key_statements(
+                organization_source(&part, organization, members),
+                json!(names),
+            ));
+            // Each role of the Organization by the members' roles' path and name, for a trail of its
+            // own account bearing a member's trail name (`aws:PrincipalAccount` as a variable); an
+            // Organization trail's roles below, by ARN (its trail is the management account's).
+            let roles = role_patterns(&part, members);
+            let own_trails: Vec<String> = members
+                .iter()
+                .map(|m| {
+                    format!(
+                        "arn:{part}:cloudtrail:*:${{aws:PrincipalAccount}}:trail/{}",
+                        m.trail_name()
+                    )
+                })
+                .collect();
+            if !roles.is_empty() {
+                statements.push(json!({
+                    "Sid": "MembersCreateTrailsWithBucketKey",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": "*"},
+                    "Action": "kms:Decrypt",
+                    "Resource": "*",
+                    "Condition": {
+                        "StringEquals": {"aws:PrincipalOrgID": organization},
+                        "ArnLike": {"aws:PrincipalArn": roles},
+                        "StringLike": {"kms:EncryptionContext:aws:cloudtrail:arn": sorted(&own_trails)}
+                    }
+                }));
+            }
+            let organization_members: Vec<Member> = members.iter().filter(|m| m.organization).cloned().collect();
+            statements.extend(members_decrypt_each_for_its_trail(&organization_members));
         }
-        _ if members.is_empty() => None,
         _ => {
             let arns = trail_arns(members);
-            Some((json!({"aws:SourceArn": arns}), json!(arns)))
+            statements.extend(super::cloudtrail_key_statements(
+                json!({"StringEquals": {"aws:SourceArn": arns}}),
+                json!(arns),
+            ));
+            statements.extend(members_decrypt_each_for_its_trail(members));
         }
-    };
-    if let Some((source, context)) = admitted {
-        statements.extend(super::cloudtrail_key_statements(source, context));
-    }
-    // CloudTrail requires kms:Decrypt of whoever creates or updates a trail whose bucket has an S3
-    // Bucket Key (CloudTrail user guide, "Configure AWS KMS key policies for CloudTrail"): the
-    // members' trailkeeper roles, named by condition (a principal named outright must exist
-    // when the policy is put, and one missing role would refuse the whole policy).
-    let roles = sorted(&members.iter().filter_map(|m| m.role_arn.clone()).collect::<Vec<_>>());
-    if !roles.is_empty() {
-        let accounts = sorted(&members.iter().map(|m| m.account_id.clone()).collect::<Vec<_>>());
-        let condition = match (admission, spec.organization_id.as_deref()) {
-            (Admission::Organization, Some(organization)) => {
-                let names = sorted(
-                    &roles
-                        .iter()
-                        .filter_map(|r| r.rsplit('/').next().map(str::to_string))
-                        .collect::<Vec<_>>(),
-                );
-                json!({
-                    "StringEquals": {"aws:PrincipalOrgID": organization},
-                    "ArnLike": {"aws:PrincipalArn": names.iter().map(|n| format!("arn:{part}:iam::*:role/{n}")).collect::<Vec<_>>()}
-                })
-            }
-            _ => json!({
-                "StringEquals": {"kms:CallerAccount": accounts},
-                "ArnEquals": {"aws:PrincipalArn": roles}
-            }),
-        };
-        statements.push(json!({
-            "Sid": "MembersCreateTrailsWithBucketKey",
-            "Effect": "Allow",
-            "Principal": {"AWS": "*"},
-            "Action": "kms:Decrypt",
-            "Resource": "*",
-            "Condition": condition
-        }));
     }
     if !spec.auditors.is_empty() && spec.audit_queries.enabled {
         statements.push(super::audit_results_statement(
@@ -365,25 +592,85 @@ pub fn key_policy(
             }
         }));
     }
+    // An Organization trail encrypts every account's logs with its own ARN as the context (the
+    // management account's trail): a reader of an account under it decrypts with that ARN, only
+    // through S3, whose policy confines the reader to its accounts' paths.
+    // https://docs.aws.amazon.com/kms/latest/developerguide/services-cloudtrail.html
+    let organization_trails = organization_trails(members);
     for (i, reader) in spec.readers.iter().enumerate() {
-        // Decrypt of the logs of its accounts' trails only.
-        let trails: Vec<String> = sorted(&reader.accounts)
+        let mut trails: Vec<String> = sorted(&reader.accounts)
             .iter()
             .map(|a| format!("arn:{part}:cloudtrail:*:{a}:trail/*"))
             .collect();
+        trails.extend(organization_trails.iter().cloned());
         statements.push(json!({
             "Sid": format!("Reader{i}DecryptLogs"),
             "Effect": "Allow",
             "Principal": {"AWS": reader.principal},
             "Action": "kms:Decrypt",
             "Resource": "*",
-            "Condition": {"StringLike": {"kms:EncryptionContext:aws:cloudtrail:arn": trails}}
+            "Condition": {
+                "StringEquals": {"kms:ViaService": format!("s3.{}.amazonaws.com", spec.region)},
+                "StringLike": {"kms:EncryptionContext:aws:cloudtrail:arn": trails}
+            }
         }));
     }
     json!({"Version": "2012-10-17", "Id": "trailkeeper-log-archive-key", "Statement": statements})
 }
 
-/// The alias of the replica's key, in the replica's region.
+/// Each member's role may Decrypt for its own trail only (its encryption context).
+fn members_decrypt_each_for_its_trail(members: &[Member]) -> Vec<Value> {
+    with_sids(members)
+        .into_iter()
+        .filter_map(|(sid, member)| {
+            let role = member.role_arn.as_ref()?;
+            Some(json!({
+                "Sid": format!("Member{sid}CreatesTrail"),
+                "Effect": "Allow",
+                "Principal": {"AWS": "*"},
+                "Action": "kms:Decrypt",
+                "Resource": "*",
+                "Condition": {
+                    "ArnEquals": {"aws:PrincipalArn": role},
+                    "StringEquals": {"kms:EncryptionContext:aws:cloudtrail:arn": member.trail_arn}
+                }
+            }))
+        })
+        .collect()
+}
+
+/// The ARNs of the members' Organization trails.
+fn organization_trails(members: &[Member]) -> Vec<String> {
+    sorted(
+        &members
+            .iter()
+            .filter(|m| m.organization)
+            .map(|m| m.trail_arn.clone())
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// Exactly what the policies of `admission` admit, for `status.admits`.
+fn admits(spec: &LogArchiveSpec, members: &[Member], admission: Admission) -> String {
+    let part = partition(&spec.region);
+    let prefix = spec.key_prefix.trim_end_matches('/');
+    let roles = members.iter().filter(|m| m.role_arn.is_some()).count();
+    match (admission, spec.organization_id.as_deref()) {
+        _ if members.is_empty() => "no trail: the archive has no member".to_string(),
+        (Admission::Organization, Some(organization)) => format!(
+            "any trail of Organization {organization} named {} (CloudTrail's aws:SourceOrgID and aws:SourceArn), each under its own account's path ({prefix}/AWSLogs/{{its account}}/*; the members' Organization trails also {prefix}/AWSLogs/{organization}/*); \
+             kms:Decrypt to create a trail for the roles {} of any account of the Organization, each for its own account's trail so named",
+            trail_name_patterns(&part, members).join(", "),
+            role_patterns(&part, members).join(", ")
+        ),
+        _ => format!(
+            "the {} members' trails, each by its ARN and under its own account's path only ({prefix}/AWSLogs/{{account}}/*; an Organization trail also {prefix}/AWSLogs/{{organizationId}}/*); \
+             kms:Decrypt to create a trail for {roles} member roles, each for its own trail only",
+            members.len()
+        ),
+    }
+}
+
 pub const REPLICA_KEY_ALIAS: &str = "alias/trailkeeper/log-archive-replica";
 /// The role S3 replicates the archive with, and its inline policy.
 pub const REPLICATION_ROLE: &str = "trailkeeper-log-archive-replication";
@@ -546,6 +833,9 @@ pub struct ArchiveTarget {
     pub key_arn: String,
     /// The archive's policies in force admit this member's trail.
     pub admitted: bool,
+    /// Since when (seconds since the epoch), when known: CloudTrail may refuse the trail for a
+    /// short while after (policy changes propagate).
+    pub admitted_at: Option<i64>,
     /// Why the archive finds this member's logs late, if it does.
     pub late: Option<String>,
 }
@@ -554,13 +844,20 @@ pub struct ArchiveTarget {
 /// archive has its bucket and key.
 pub fn target_of(name: &str, status: &LogArchiveStatus, member: &LoggingBaselineSpec) -> Option<ArchiveTarget> {
     let trail = super::trail_arn(member);
-    let entry = status.members.iter().find(|m| m.trail_arn == trail);
+    let entry = status
+        .members
+        .iter()
+        .find(|m| m.account_id == member.account_id && same_trail(&m.trail_arn, &trail));
     Some(ArchiveTarget {
         name: name.to_string(),
         bucket: status.bucket_name.clone()?,
         key_prefix: status.key_prefix.clone()?,
         key_arn: status.kms_key_arn.clone()?,
         admitted: entry.is_some_and(|m| m.admitted),
+        admitted_at: entry
+            .and_then(|m| m.admitted_at.as_deref())
+            .and_then(|at| at.parse::<jiff::Timestamp>().ok())
+            .map(|at| at.as_second()),
         late: entry.and_then(|m| m.late.clone()),
     })
 }

@@ -11,7 +11,9 @@ pub mod regional;
 mod resource_policies;
 pub mod set;
 
-pub use resource_policies::{access_log_bucket_policy, key_policy, key_policy_base, trail_bucket_policy};
+pub use resource_policies::{
+    access_log_bucket_policy, key_policy, key_policy_base, key_policy_for, trail_bucket_policy, trail_bucket_policy_for,
+};
 pub(crate) use resource_policies::{audit_results_statement, cloudtrail_key_statements, deny_insecure_transport};
 
 use std::collections::BTreeMap;
@@ -217,6 +219,15 @@ pub fn trail_arn(spec: &LoggingBaselineSpec) -> String {
     )
 }
 
+/// `arn` with its account (the fifth field) replaced by `account`.
+pub fn with_account(arn: &str, account: &str) -> String {
+    let mut parts: Vec<&str> = arn.splitn(6, ':').collect();
+    if let Some(field) = parts.get_mut(4) {
+        *field = account;
+    }
+    parts.join(":")
+}
+
 /// The tags of every resource trailkeeper creates: the baseline's own plus the managed-by tag.
 pub fn resource_tags(spec: &LoggingBaselineSpec) -> BTreeMap<String, String> {
     let mut tags = spec.tags.clone();
@@ -272,6 +283,29 @@ pub fn account(specs: &AccountSpecs) -> DesiredAccount {
         }),
         trail,
     }
+}
+
+/// An Organization trail belongs to the Organization's management account, whoever creates it
+/// (a delegated administrator of CloudTrail: "The organization's management account remains the
+/// owner of any CloudTrail organization resources the delegated administrator creates"): its ARN,
+/// and the statements of the trail bucket and key for CloudTrail, name that account; the bucket
+/// admits the Organization's path too.
+/// https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-delegated-administrator.html
+pub fn with_organization_trail(
+    account: &mut DesiredAccount,
+    specs: &AccountSpecs,
+    organization_id: &str,
+    management_account: &str,
+) {
+    let spec = specs.baseline;
+    let trail = with_account(&trail_arn(spec), management_account);
+    if let DesiredTrail::Managed(settings) = &mut account.trail {
+        settings.arn = trail.clone();
+    }
+    if let Some(storage) = account.storage.as_mut() {
+        storage.trail_bucket.policy = trail_bucket_policy_for(spec, &trail, Some(organization_id));
+    }
+    account.key.policy = with_alarms_publishing(key_policy_for(spec, &trail), specs);
 }
 
 /// The key policy, admitting CloudWatch alarms when the monitoring controls' topic is

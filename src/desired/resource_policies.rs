@@ -19,14 +19,22 @@ fn log_delivery_source(spec: &LoggingBaselineSpec) -> String {
 /// service when flow logs go to the trail bucket, and the operators (Decrypt of this account's
 /// CloudTrail logs, and the audit queries' results through S3).
 pub fn key_policy(spec: &LoggingBaselineSpec) -> Value {
+    key_policy_for(spec, &trail_arn(spec))
+}
+
+/// `key_policy` for the trail `trail` (an Organization trail's ARN names the management account).
+pub fn key_policy_for(spec: &LoggingBaselineSpec, trail: &str) -> Value {
     let account = &spec.account_id;
     let part = partition(&spec.primary_region);
-    let trail = trail_arn(spec);
+    let owner = trail.split(':').nth(4).unwrap_or(account);
     let mut statements = key_policy_base(spec)["Statement"]
         .as_array()
         .cloned()
         .unwrap_or_default();
-    statements.extend(cloudtrail_key_statements(json!({"aws:SourceArn": trail}), json!(trail)));
+    statements.extend(cloudtrail_key_statements(
+        json!({"StringEquals": {"aws:SourceArn": trail}}),
+        json!(trail),
+    ));
     if flow_logs_to_trail_bucket(spec) {
         // SSE-KMS buckets: the delivery service encrypts with the bucket's key (VPC user guide,
         // "Amazon S3 bucket permissions for flow logs", SSE-KMS), for this account's deliveries only.
@@ -43,6 +51,13 @@ pub fn key_policy(spec: &LoggingBaselineSpec) -> Value {
         }));
     }
     if !spec.encryption.operators.is_empty() {
+        // This account's trails, and the Organization trail it may have created for its
+        // management account (whose ARN is the logs' encryption context).
+        let own = format!("arn:{part}:cloudtrail:*:{account}:trail/*");
+        let operators_trails = match owner == account {
+            true => json!(own),
+            false => json!(sorted(&[own, format!("arn:{part}:cloudtrail:*:{owner}:trail/*")])),
+        };
         statements.push(json!({
             "Sid": "OperatorsDecryptLogs",
             "Effect": "Allow",
@@ -51,7 +66,7 @@ pub fn key_policy(spec: &LoggingBaselineSpec) -> Value {
             "Resource": "*",
             "Condition": {
                 "StringEquals": {"kms:CallerAccount": account},
-                "StringLike": {"kms:EncryptionContext:aws:cloudtrail:arn": format!("arn:{part}:cloudtrail:*:{account}:trail/*")}
+                "StringLike": {"kms:EncryptionContext:aws:cloudtrail:arn": operators_trails}
             }
         }));
         if spec.audit_queries.enabled {
@@ -65,11 +80,25 @@ pub fn key_policy(spec: &LoggingBaselineSpec) -> Value {
     json!({"Version": "2012-10-17", "Id": "trailkeeper-cloudtrail-key", "Statement": statements})
 }
 
-/// CloudTrail's use of a trail key: GenerateDataKey* for the trails' encryption context (`context`:
-/// trail ARNs or patterns) on requests from `source` (a StringEquals block: `aws:SourceArn` or
-/// `aws:SourceOrgID`), and DescribeKey from the same source.
+/// CloudTrail's use of a trail key, for requests from the trails `source` names (a Condition:
+/// `aws:SourceArn`, or `aws:SourceOrgID` with trail-name patterns): GenerateDataKey* for those
+/// trails' encryption context (`context`: trail ARNs or patterns), DescribeKey, and Decrypt.
+///
+/// Decrypt: "If you are using an existing S3 bucket with an S3 Bucket Key, kms:Decrypt permissions
+/// are required to create or update a trail with SSE-KMS encryption enabled", and the same page's
+/// example grants it to the CloudTrail service principal. Whose Decrypt AWS checks is not said:
+/// CloudTrail's is granted here, under the same source condition as GenerateDataKey, and the
+/// caller's (trailkeeper's role, a member's role) by the key's other statements, so that the trail
+/// is created whichever AWS checks.
 /// https://docs.aws.amazon.com/awscloudtrail/latest/userguide/create-kms-key-policy-for-cloudtrail.html
-pub(crate) fn cloudtrail_key_statements(source: Value, context: Value) -> [Value; 2] {
+pub(crate) fn cloudtrail_key_statements(source: Value, context: Value) -> [Value; 3] {
+    let mut encrypt_condition = source.clone();
+    if let Some(operators) = encrypt_condition.as_object_mut() {
+        operators.insert(
+            "StringLike".into(),
+            json!({"kms:EncryptionContext:aws:cloudtrail:arn": context}),
+        );
+    }
     [
         json!({
             "Sid": "CloudTrailEncryptLogs",
@@ -77,10 +106,7 @@ pub(crate) fn cloudtrail_key_statements(source: Value, context: Value) -> [Value
             "Principal": {"Service": "cloudtrail.amazonaws.com"},
             "Action": "kms:GenerateDataKey*",
             "Resource": "*",
-            "Condition": {
-                "StringEquals": source.clone(),
-                "StringLike": {"kms:EncryptionContext:aws:cloudtrail:arn": context}
-            }
+            "Condition": encrypt_condition
         }),
         json!({
             "Sid": "CloudTrailDescribeKey",
@@ -88,7 +114,15 @@ pub(crate) fn cloudtrail_key_statements(source: Value, context: Value) -> [Value
             "Principal": {"Service": "cloudtrail.amazonaws.com"},
             "Action": "kms:DescribeKey",
             "Resource": "*",
-            "Condition": {"StringEquals": source}
+            "Condition": source.clone()
+        }),
+        json!({
+            "Sid": "CloudTrailDecryptForBucketKey",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudtrail.amazonaws.com"},
+            "Action": "kms:Decrypt",
+            "Resource": "*",
+            "Condition": source
         }),
     ]
 }
@@ -176,9 +210,15 @@ pub(crate) fn deny_insecure_transport(bucket_arn: &str) -> Value {
 /// bucket lacking them (VPC user guide, "Amazon S3 bucket permissions for flow logs"), never
 /// replaces CloudTrail's.
 pub fn trail_bucket_policy(spec: &LoggingBaselineSpec, organization_id: Option<&str>) -> Value {
+    trail_bucket_policy_for(spec, &trail_arn(spec), organization_id)
+}
+
+/// `trail_bucket_policy` for the trail `trail`, which writes under its owner's path (an
+/// Organization trail's owner is the management account).
+pub fn trail_bucket_policy_for(spec: &LoggingBaselineSpec, trail: &str, organization_id: Option<&str>) -> Value {
     let part = partition(&spec.primary_region);
     let bucket_arn = format!("arn:{part}:s3:::{}", trail_bucket_name(spec));
-    let trail = trail_arn(spec);
+    let owner = trail.split(':').nth(4).unwrap_or(&spec.account_id);
     let prefix = spec.storage.key_prefix.trim_end_matches('/');
     let mut statements = vec![
         json!({
@@ -194,7 +234,7 @@ pub fn trail_bucket_policy(spec: &LoggingBaselineSpec, organization_id: Option<&
             "Effect": "Allow",
             "Principal": {"Service": "cloudtrail.amazonaws.com"},
             "Action": "s3:PutObject",
-            "Resource": format!("{bucket_arn}/{prefix}/AWSLogs/{}/*", spec.account_id),
+            "Resource": format!("{bucket_arn}/{prefix}/AWSLogs/{owner}/*"),
             "Condition": {"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control", "aws:SourceArn": trail}}
         }),
     ];

@@ -40,9 +40,16 @@ fn the_key_policy_admits_root_administrators_and_cloudtrail_for_this_trail_only(
             "EnableIAMPolicies",
             "KeyAdministrators",
             "CloudTrailEncryptLogs",
-            "CloudTrailDescribeKey"
+            "CloudTrailDescribeKey",
+            "CloudTrailDecryptForBucketKey"
         ]
     );
+    // U1: CloudTrail's Decrypt (for the bucket's S3 Bucket Key) under the same source condition.
+    assert_eq!(
+        statements[4]["Condition"]["StringEquals"]["aws:SourceArn"],
+        "arn:aws:cloudtrail:eu-west-1:111122223333:trail/trailkeeper"
+    );
+    assert_eq!(statements[4]["Action"], "kms:Decrypt");
     let encrypt = &statements[2];
     let trail = "arn:aws:cloudtrail:eu-west-1:111122223333:trail/trailkeeper";
     assert_eq!(encrypt["Condition"]["StringEquals"]["aws:SourceArn"], trail);
