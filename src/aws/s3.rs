@@ -533,6 +533,27 @@ pub async fn list_keys(clients: &AccountClients, bucket: &str, prefix: &str) -> 
     Ok(keys)
 }
 
+/// The first key under `prefix` after `start_after` (in S3's order, UTF-8 binary), if any: one
+/// request of one key.
+pub async fn first_key_after(
+    clients: &AccountClients,
+    bucket: &str,
+    prefix: &str,
+    start_after: &str,
+) -> Result<Option<String>, AwsError> {
+    let sent = clients
+        .s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .start_after(start_after)
+        .max_keys(1)
+        .send()
+        .await;
+    let page = check(sent, "S3", "ListBucket", &format!("s3://{bucket}/{prefix}"))?;
+    Ok(page.contents().first().and_then(|o| o.key().map(str::to_string)))
+}
+
 /// An object's bytes and user metadata; None when it does not exist.
 pub async fn get_object(
     clients: &AccountClients,

@@ -15,8 +15,8 @@ use kube::{Resource, ResourceExt};
 use super::context::{ARCHIVE_KEY_PREFIX, Context, Error, FailureKind, MANAGER, now};
 use super::{status, writer};
 use crate::api::{
-    ArchiveMember, Condition, DeliveredFile, LastReconcile, LogArchive, LogArchiveStatus, LoggingBaseline, PolicyBytes,
-    ReplicationStatus, RetentionPolicy, TrailPolicy,
+    ArchiveMember, Condition, DeliveredFile, LastReconcile, LogArchive, LogArchiveStatus, LoggingBaseline,
+    OrganizationDelivery, PolicyBytes, ReplicationStatus, RetentionPolicy, TrailPolicy,
 };
 use crate::desired::archive::{Member, as_baseline, member_of};
 use crate::engine::archive::{ArchiveOptions, ArchiveReport, reconcile_archive};
@@ -155,6 +155,8 @@ async fn reconcile(archive: Arc<LogArchive>, ctx: Arc<Context>) -> Result<Action
             .filter(|m| m.newest_log_file.is_some() || m.newest_digest.is_some())
             .map(|m| m.account_id.clone())
             .collect(),
+        admission_in_force: previous.admission,
+        admission_approval: previous.admission_approval.clone(),
     };
     let clients = ctx.aws.for_baseline(&key_of(&archive), &as_baseline(&archive.spec));
     let admitting: Vec<Member> = members.iter().map(|(m, _)| m.clone()).collect();
@@ -256,7 +258,19 @@ fn status_of(
             c
         })
         .collect();
-    let admitted = |trail: &str| report.members.iter().any(|(m, ok)| *ok && m.trail_arn == trail);
+    // Nothing written this time (refused before any call, or a write failed): what was admitted
+    // stays admitted.
+    let written = report.admission.is_some();
+    let admitted = |m: &Member| match written {
+        true => report
+            .members
+            .iter()
+            .any(|(r, ok)| *ok && r.is(&m.account_id, &m.trail_arn)),
+        false => previous
+            .members
+            .iter()
+            .any(|p| p.admitted && m.is(&p.account_id, &p.trail_arn)),
+    };
     let file = |found: &Option<(String, i64)>| {
         found.as_ref().map(|(key, at)| DeliveredFile {
             key: key.clone(),
@@ -270,17 +284,42 @@ fn status_of(
         .map(|(m, baseline)| {
             let delivery = report.delivery.iter().find(|d| d.account_id == m.account_id);
             let before = previous.members.iter().find(|p| p.account_id == m.account_id);
+            // The trail as the archive names it (an Organization trail: by its management account).
+            let trail_arn = report
+                .members
+                .iter()
+                .find(|(r, _)| r.is(&m.account_id, &m.trail_arn))
+                .map_or_else(|| m.trail_arn.clone(), |(r, _)| r.trail_arn.clone());
+            let admitted = admitted(m);
+            // Since when the policies in force admit it: kept while it stays admitted.
+            let admitted_at = match (admitted, before) {
+                (false, _) => None,
+                (true, Some(b)) if b.admitted => b.admitted_at.clone().or_else(|| Some(now())),
+                (true, _) => Some(now()),
+            };
             ArchiveMember {
                 account_id: m.account_id.clone(),
-                trail_arn: m.trail_arn.clone(),
+                trail_arn,
                 baseline: baseline.clone(),
-                admitted: admitted(&m.trail_arn),
+                admitted,
+                admitted_at,
                 // Not listed this time (the bucket could not be read): what was last seen stands.
                 newest_log_file: delivery
                     .map_or_else(|| before.and_then(|b| b.newest_log_file.clone()), |d| file(&d.log_file)),
                 newest_digest: delivery
                     .map_or_else(|| before.and_then(|b| b.newest_digest.clone()), |d| file(&d.digest)),
                 late: delivery.map_or_else(|| before.and_then(|b| b.late.clone()), |d| d.problem.clone()),
+                organization_accounts: delivery.map_or_else(
+                    || before.and_then(|b| b.organization_accounts.clone()),
+                    |d| {
+                        d.organization_accounts
+                            .as_ref()
+                            .map(|(delivering, quiet)| OrganizationDelivery {
+                                delivering: delivering.clone(),
+                                quiet: quiet.clone(),
+                            })
+                    },
+                ),
             }
         })
         .collect();
@@ -300,11 +339,19 @@ fn status_of(
         access_log_bucket_name: report.account.access_log_bucket_name.clone(),
         kms_key_arn: report.account.key_arn.clone().or_else(|| previous.kms_key_arn.clone()),
         key_prefix: Some(report.key_prefix.clone()),
-        admission: report.admission,
-        policy_bytes: report.admission.map(|_| PolicyBytes {
-            bucket_policy: u32::try_from(report.bucket_policy_bytes).unwrap_or(u32::MAX),
-            key_policy: u32::try_from(report.key_policy_bytes).unwrap_or(u32::MAX),
-        }),
+        admission: report.admission.or(previous.admission),
+        admits: report.admits.clone().or_else(|| previous.admits.clone()),
+        admission_approval: match written {
+            true => report.admission_approval.clone(),
+            false => previous.admission_approval.clone(),
+        },
+        policy_bytes: match written {
+            true => Some(PolicyBytes {
+                bucket_policy: u32::try_from(report.bucket_policy_bytes).unwrap_or(u32::MAX),
+                key_policy: u32::try_from(report.key_policy_bytes).unwrap_or(u32::MAX),
+            }),
+            false => previous.policy_bytes,
+        },
         admitted_members: u32::try_from(members.iter().filter(|m| m.admitted).count()).unwrap_or(u32::MAX),
         members,
         late_members,
@@ -327,14 +374,33 @@ fn status_of(
 
 /// DeliveryHealthy of the archive: every member's logs arrive, or the late ones named.
 fn delivery_condition(members: &[ArchiveMember], late: &[String]) -> Condition {
+    // An Organization trail's accounts: which deliver and which went quiet (a closed or
+    // suspended account goes quiet too, so they are named, not alarmed on).
+    let organizations: Vec<String> = members
+        .iter()
+        .filter_map(|m| {
+            let accounts = m.organization_accounts.as_ref()?;
+            let quiet = match accounts.quiet.is_empty() {
+                true => String::new(),
+                false => format!(" ({})", accounts.quiet.join(", ")),
+            };
+            Some(format!(
+                "; the Organization trail of {}: {} accounts deliver, {} went quiet{quiet}",
+                m.account_id,
+                accounts.delivering.len(),
+                accounts.quiet.len()
+            ))
+        })
+        .collect();
     let (state, reason, message) = if late.is_empty() {
         let delivering = members.iter().filter(|m| m.newest_log_file.is_some()).count();
         (
             "True",
             status::reasons::DELIVERING,
             format!(
-                "{delivering} of {} members delivered today or yesterday; none is late",
-                members.len()
+                "{delivering} of {} members delivered today or yesterday; none is late{}",
+                members.len(),
+                organizations.concat()
             ),
         )
     } else {

@@ -160,11 +160,8 @@ impl AccountReconcile<'_> {
 
         if matches!(&self.desired.trail, DesiredTrail::Managed(s) if s.organization) {
             let found = organizations::describe(&self.clients).await;
-            let account = &self.desired.account_id;
-            if let (Ok(Some(o)), Some(storage)) = (&found, self.desired.storage.as_mut())
-                && &o.management_account == account
-            {
-                storage.trail_bucket.policy = desired::trail_bucket_policy(self.specs.baseline, Some(&o.id));
+            if let Ok(Some(o)) = &found {
+                desired::with_organization_trail(&mut self.desired, self.specs, &o.id, &o.management_account);
             }
             self.organization = Some(found);
         }

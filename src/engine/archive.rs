@@ -11,7 +11,7 @@ use super::account::{AccountReconcile, observe_bucket_if_managed};
 use super::report::{AccountReport, Component, ComponentState, EngineError, LastApplied, RunMode};
 use crate::api::AuditQueriesStatus;
 use crate::api::{Admission, LogArchiveSpec, Mode, RetentionPolicySpec, TrailPolicySpec};
-use crate::aws::{AccountClients, AwsError, CallRecorder, ErrorKind, kms, s3};
+use crate::aws::{AccountClients, AwsError, CallRecorder, ErrorKind, kms, organizations, s3};
 use crate::desired::archive::{self, Member};
 use crate::desired::{AccountSpecs, DesiredAccount, athena};
 use crate::engine::regional::RegionOutcome;
@@ -22,8 +22,13 @@ use crate::judge::archive_delivery::{self, MemberDelivery};
 pub struct ArchiveReport {
     /// The key and storage components, drift and writes, as an account's report has them.
     pub account: AccountReport,
-    /// How the policies admit the members (None: the members could not be admitted at all).
+    /// How the policies admit the members, once written (None: nothing was written, what was in
+    /// force stays).
     pub admission: Option<Admission>,
+    /// Exactly what the policies written admit (`status.admits`).
+    pub admits: Option<String>,
+    /// The approval that allowed admitting the Organization, once written.
+    pub admission_approval: Option<String>,
     pub bucket_policy_bytes: usize,
     pub key_policy_bytes: usize,
     /// The members, sorted, and whether the policies in force admit them.
@@ -47,7 +52,12 @@ impl ArchiveReport {
             bucket: self.account.bucket_name.clone()?,
             key_prefix: self.key_prefix.clone(),
             key_arn: self.account.key_arn.clone()?,
-            admitted: self.members.iter().any(|(m, ok)| *ok && m.trail_arn == *trail),
+            admitted: self
+                .members
+                .iter()
+                .any(|(m, ok)| *ok && m.is(&member.account_id, trail)),
+            // Admitted by this reconcile's policies, as far as the caller knows.
+            admitted_at: None,
             late: self
                 .delivery
                 .iter()
@@ -64,6 +74,10 @@ pub struct ArchiveOptions {
     pub last_applied: LastApplied,
     /// Members seen delivering before (their account ids): nothing found under their path is late.
     pub delivered_before: BTreeSet<String>,
+    /// The admission in force (the last status's), and the approval that allowed it: admitting
+    /// the Organization where it is not needs a new approval.
+    pub admission_in_force: Option<Admission>,
+    pub admission_approval: Option<String>,
 }
 
 impl ArchiveOptions {
@@ -72,6 +86,8 @@ impl ArchiveOptions {
             mode,
             last_applied: LastApplied::default(),
             delivered_before: BTreeSet::new(),
+            admission_in_force: None,
+            admission_approval: None,
         }
     }
 }
@@ -100,6 +116,8 @@ pub async fn reconcile_archive(
         mode,
         last_applied,
         delivered_before,
+        admission_in_force,
+        admission_approval,
     } = options;
     let started = Instant::now();
     let calls = clients.calls.clone();
@@ -110,6 +128,8 @@ pub async fn reconcile_archive(
     let mut report = ArchiveReport {
         account: AccountReport::new(&spec.account_id, &spec.region, spec.mode),
         admission: None,
+        admits: None,
+        admission_approval: None,
         bucket_policy_bytes: 0,
         key_policy_bytes: 0,
         members: members_sorted.iter().map(|m| (m.clone(), false)).collect(),
@@ -118,23 +138,72 @@ pub async fn reconcile_archive(
         replication: None,
         audit_queries: None,
     };
-    let desired = match archive::archive(spec, retention, &members_sorted) {
-        Ok(d) => d,
+    // Checked before any call: what cannot be admitted, or may not be without an approval, never
+    // reaches AWS.
+    let refuse = |report: &mut ArchiveReport, code: &str, message: String| {
+        report.account.error = Some(EngineError::Aws(AwsError {
+            kind: ErrorKind::Invalid,
+            action: "trailkeeper:ValidateSpec".into(),
+            resource: format!("s3://{}", archive::bucket_name(spec)),
+            code: code.into(),
+            message,
+        }));
+    };
+    if let Err(message) = archive::archive(spec, retention, &members_sorted) {
+        refuse(&mut report, "InvalidSpec", message);
+        return report;
+    }
+    let approval = match archive::admission_approval(spec, admission_in_force, admission_approval.as_deref()) {
+        Ok(approval) => approval,
         Err(message) => {
-            // Checked before any call: what cannot be admitted never reaches AWS.
-            report.account.error = Some(EngineError::Aws(AwsError {
-                kind: ErrorKind::Invalid,
-                action: "trailkeeper:ValidateSpec".into(),
-                resource: format!("s3://{}", archive::bucket_name(spec)),
-                code: "InvalidSpec".into(),
-                message,
-            }));
+            report
+                .account
+                .components
+                .insert(Component::Storage, ComponentState::ApprovalRequired(message));
             return report;
         }
     };
-    report.admission = Some(desired.admission);
+    // An Organization trail is named by the management account, whoever created it: read from
+    // the archive's account, a member of the same Organization.
+    if members_sorted.iter().any(|m| m.organization) {
+        match organizations::describe(&clients).await {
+            Ok(Some(found)) if spec.organization_id.as_deref() == Some(found.id.as_str()) => {
+                members_sorted = members_sorted
+                    .into_iter()
+                    .map(|m| m.owned_by(&found.management_account))
+                    .collect();
+                members_sorted.sort();
+                report.members = members_sorted.iter().map(|m| (m.clone(), false)).collect();
+            }
+            Ok(found) => {
+                let actual = found.map_or_else(|| "no Organization".to_string(), |o| format!("Organization {}", o.id));
+                refuse(
+                    &mut report,
+                    "InvalidSpec",
+                    format!(
+                        "spec.organizationId is {} but the archive's account {} belongs to {actual}: set the Organization of the members' Organization trail",
+                        spec.organization_id.as_deref().unwrap_or_default(),
+                        spec.account_id
+                    ),
+                );
+                return report;
+            }
+            Err(e) => {
+                report.account.error = Some(EngineError::Aws(e));
+                return report;
+            }
+        }
+    }
+    let desired = match archive::archive(spec, retention, &members_sorted) {
+        Ok(d) => d,
+        Err(message) => {
+            refuse(&mut report, "InvalidSpec", message);
+            return report;
+        }
+    };
     report.bucket_policy_bytes = desired.bucket_policy_bytes;
     report.key_policy_bytes = desired.key_policy_bytes;
+    let (admission, admits) = (desired.admission, desired.admits.clone());
     let baseline = archive::as_baseline(spec);
     let trail_policy = TrailPolicySpec::default();
     let specs = AccountSpecs {
@@ -193,6 +262,11 @@ pub async fn reconcile_archive(
     for (_, member_admitted) in &mut report.members {
         *member_admitted = admitted;
     }
+    if admitted {
+        report.admission = Some(admission);
+        report.admits = Some(admits);
+        report.admission_approval = approval;
+    }
     report.account.calls = calls.snapshot().since(&calls_before);
     report.account.duration = started.elapsed();
     report
@@ -246,7 +320,14 @@ async fn prove_delivery(
                     newest_in(clients, bucket, digest_folders)
                 );
                 let before = delivered_before.contains(&member.account_id);
-                archive_delivery::judge_member(member, log_file, digest, before, now, alarm_after)
+                let mut judged = archive_delivery::judge_member(member, log_file, digest, before, now, alarm_after);
+                if let Some(organization) = organization.filter(|_| member.organization) {
+                    let region = member.trail_arn.split(':').nth(3).unwrap_or_default();
+                    let root = archive_delivery::organization_root(prefix, organization);
+                    judged.organization_accounts =
+                        organization_accounts(clients, bucket, &root, region, now - alarm_after).await;
+                }
+                judged
             };
             Box::pin(run) as futures::future::BoxFuture<'_, MemberDelivery>
         })
@@ -255,6 +336,47 @@ async fn prove_delivery(
         .buffered(LISTING_CONCURRENCY)
         .collect()
         .await
+}
+
+/// Which accounts an Organization trail delivers for (N4): its account folders under `root`
+/// (one listing with a delimiter), each asked for one key delivered since `since` in the trail's
+/// home `region`: (delivering, quiet). None when the folders could not be listed.
+async fn organization_accounts(
+    clients: &AccountClients,
+    bucket: &str,
+    root: &str,
+    region: &str,
+    since: i64,
+) -> Option<(Vec<String>, Vec<String>)> {
+    let folders = match s3::list_folders(clients, bucket, root).await {
+        Ok(folders) => folders,
+        Err(e) => {
+            tracing::warn!(bucket, root, error = %e, "an Organization trail's account folders could not be listed");
+            return None;
+        }
+    };
+    let accounts: Vec<String> = folders
+        .iter()
+        .filter_map(|f| archive_delivery::account_of_folder(root, f))
+        .collect();
+    let checks = accounts.into_iter().map(|account| async move {
+        let (prefix, start_after) = archive_delivery::delivered_since(root, &account, region, since);
+        let found = s3::first_key_after(clients, bucket, &prefix, &start_after).await;
+        (account, found)
+    });
+    let checked: Vec<(String, Result<Option<String>, AwsError>)> = futures::stream::iter(checks)
+        .buffered(LISTING_CONCURRENCY)
+        .collect()
+        .await;
+    let (mut delivering, mut quiet) = (Vec::new(), Vec::new());
+    for (account, found) in checked {
+        match found {
+            Ok(Some(_)) => delivering.push(account),
+            Ok(None) => quiet.push(account),
+            Err(e) => tracing::warn!(bucket, account, error = %e, "an account's deliveries could not be listed"),
+        }
+    }
+    Some((delivering, quiet))
 }
 
 impl AccountReconcile<'_> {

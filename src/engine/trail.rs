@@ -10,6 +10,10 @@ use crate::judge::diff::{self, Action, Delta};
 
 const CLOUDTRAIL_PRINCIPAL: &str = "cloudtrail.amazonaws.com";
 
+/// How long after a LogArchive admits a member's trail CloudTrail's refusal of the archive's
+/// policies is taken for their propagation, not for a failure.
+pub const ARCHIVE_PROPAGATION: std::time::Duration = std::time::Duration::from_secs(600);
+
 impl AccountReconcile<'_> {
     pub(super) async fn reconcile_trail(
         &mut self,
@@ -94,12 +98,23 @@ impl AccountReconcile<'_> {
                 }
                 _ => Ok(()),
             };
+            let step = step.map_err(|e| self.not_an_organization_administrator(e));
             result = self.record(&resource, &action, step);
             if result.is_err() {
                 break;
             }
         }
-        let ok = self.finish(Component::Trail, result);
+        let ok = match result.as_ref().err().and_then(|e| self.archive_not_seen_yet(e)) {
+            Some(Ok(waiting)) => {
+                self.report
+                    .components
+                    .insert(Component::Trail, ComponentState::WaitingForArchive(waiting));
+                self.report.retry_soon = true;
+                false
+            }
+            Some(Err(failed)) => self.finish(Component::Trail, Err(failed)),
+            None => self.finish(Component::Trail, result),
+        };
         let repaired_all = ok && self.write && manage.is_none() && not_compliant.is_empty();
         self.report.evidence.trail = match (&observed, repaired_all) {
             // What holds now: the settings just written.
@@ -189,6 +204,70 @@ impl AccountReconcile<'_> {
         );
     }
 
+    /// A member's CreateTrail or UpdateTrail refused for the archive's policies although the
+    /// archive admits its trail: S3 and KMS apply a new policy after a while (AWS KMS: "changes to
+    /// a key policy ... might take up to five minutes"), so within `ARCHIVE_PROPAGATION` of the
+    /// admission the member waits and tries again soon (Ok: why); later the refusal is a failure
+    /// that names the archive (Err). None for any other error.
+    /// https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-modifying.html
+    fn archive_not_seen_yet(&self, e: &AwsError) -> Option<Result<String, AwsError>> {
+        const POLICY_REFUSALS: [&str; 2] = [
+            "InsufficientS3BucketPolicyException",
+            "InsufficientEncryptionPolicyException",
+        ];
+        let target = self.archive.as_ref().filter(|t| t.admitted)?;
+        if !POLICY_REFUSALS.contains(&e.code.as_str()) {
+            return None;
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let window = ARCHIVE_PROPAGATION.as_secs() as i64;
+        let trail = crate::desired::trail_arn(self.specs.baseline);
+        match target.admitted_at.map(|at| now - at) {
+            Some(since) if since > window => Some(Err(AwsError {
+                message: format!(
+                    "{}; the LogArchive {} has admitted {trail} for {} minutes, yet CloudTrail refuses its policies: compare the archive's status.admits and the trail's bucket, prefix and key",
+                    e.message,
+                    target.name,
+                    since / 60
+                ),
+                ..e.clone()
+            })),
+            _ => Some(Ok(format!(
+                "the LogArchive {} admits {trail}, but CloudTrail still refuses it ({}): S3 and KMS apply new policies after a moment; trying again shortly, for up to {} minutes after the admission",
+                target.name,
+                e.code,
+                window / 60
+            ))),
+        }
+    }
+
+    /// CloudTrail's refusal of an Organization trail to an account that is neither the management
+    /// account nor its delegated administrator, with what to do.
+    fn not_an_organization_administrator(&self, e: AwsError) -> AwsError {
+        if e.code != "NotOrganizationMasterAccountException" {
+            return e;
+        }
+        let whose = match &self.organization {
+            Some(Ok(Some(o))) => format!(
+                "a member of {} whose management account is {}",
+                o.id, o.management_account
+            ),
+            _ => "a member of an Organization".to_string(),
+        };
+        AwsError {
+            kind: ErrorKind::Precondition,
+            message: format!(
+                "CloudTrail refuses the Organization trail: account {} is {whose}, and not CloudTrail's delegated administrator; \
+                 register it (from the management account: aws cloudtrail register-organization-delegated-admin --member-account-id {}), \
+                 set organizationTrail: false in the TrailPolicy, or adopt the Organization's trail (trail.source: Existing)",
+                self.desired.account_id, self.desired.account_id
+            ),
+            ..e
+        }
+    }
+
     /// An Organization trail is created by the Organization's management account, with CloudTrail's
     /// trusted access and service-linked role (CloudTrail user guide, "Prepare for creating a
     /// trail for your organization"): what of that is missing, or why it cannot be had.
@@ -197,21 +276,20 @@ impl AccountReconcile<'_> {
         match &self.organization {
             Some(Err(e)) => return Err(e.clone()),
             Some(Ok(Some(o))) if &o.management_account == account => {}
-            found => {
-                let whose = match found {
-                    Some(Ok(Some(o))) => format!(
-                        "it is a member of {} whose management account is {}",
-                        o.id, o.management_account
-                    ),
-                    _ => "it belongs to no AWS Organization".to_string(),
-                };
+            // Another account of the Organization creates it as CloudTrail's delegated
+            // administrator, or CloudTrail refuses (see `not_an_organization_administrator`):
+            // trusted access and the service-linked role are the management account's, which
+            // registering a delegated administrator sets up.
+            // https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-delegated-administrator.html
+            Some(Ok(Some(_))) => return Ok(Delta::default()),
+            _ => {
                 return Err(AwsError {
                     kind: ErrorKind::Precondition,
                     action: "cloudtrail:CreateTrail".into(),
                     resource: trail_arn.to_string(),
                     code: "NotOrganizationManagementAccount".into(),
                     message: format!(
-                        "organizationTrail needs account {account} to be an Organization's management account, but {whose}; \
+                        "organizationTrail needs account {account} to be an Organization's management account or CloudTrail's delegated administrator, but it belongs to no AWS Organization; \
                          set organizationTrail: false in the TrailPolicy, or adopt the Organization's trail (trail.source: Existing)"
                     ),
                 });

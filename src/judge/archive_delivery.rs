@@ -21,6 +21,36 @@ pub fn day_folder(key_prefix: &str, organization_id: Option<&str>, member: &Memb
     format!("{base}/{kind}/{region}/{day}/")
 }
 
+/// The root under which an Organization trail writes every account's folder:
+/// `{prefix}/AWSLogs/{o-id}/`.
+pub fn organization_root(key_prefix: &str, organization_id: &str) -> String {
+    format!("{key_prefix}/AWSLogs/{organization_id}/")
+}
+
+/// The account of a folder listed under `root` (`{root}{account}/`), when it is one.
+pub fn account_of_folder(root: &str, folder: &str) -> Option<String> {
+    let account = folder.strip_prefix(root)?.strip_suffix('/')?;
+    (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())).then(|| account.to_string())
+}
+
+/// Where to list `account`'s log files of `region` under `root` so that the first key found, if
+/// any, was delivered at `since` or later: (prefix, start-after). Day folders and file names sort
+/// by time (`YYYY/MM/DD/{account}_CloudTrail_{region}_{YYYYMMDDTHHmmZ}_...`), so one request of
+/// one key answers, however many files the folder holds.
+pub fn delivered_since(root: &str, account: &str, region: &str, since: i64) -> (String, String) {
+    let prefix = format!("{root}{account}/CloudTrail/{region}/");
+    let stamp = aws_smithy_types::DateTime::from_secs(since)
+        .fmt(aws_smithy_types::date_time::Format::DateTime)
+        .unwrap_or_default();
+    let minute: String = stamp
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == 'T')
+        .take(13)
+        .collect();
+    let start_after = format!("{prefix}{}/{account}_CloudTrail_{region}_{minute}Z", day_of(since));
+    (prefix, start_after)
+}
+
 /// `YYYY/MM/DD` of `secs` (UTC).
 pub fn day_of(secs: i64) -> String {
     aws_smithy_types::DateTime::from_secs(secs)
@@ -67,6 +97,8 @@ pub struct MemberDelivery {
     pub digest: Option<(String, i64)>,
     /// Why the member is late; None when it delivers (or has not delivered yet).
     pub problem: Option<String>,
+    /// An Organization trail's account folders: (delivering, quiet).
+    pub organization_accounts: Option<(Vec<String>, Vec<String>)>,
 }
 
 /// Whether a member's logs arrive: log files late after `alarm_after` seconds, digests an hour
@@ -98,6 +130,7 @@ pub fn judge_member(
         log_file,
         digest,
         problem: problem.map(|p| format!("account {}: {p}", member.account_id)),
+        organization_accounts: None,
     }
 }
 
@@ -130,6 +163,35 @@ mod tests {
             ),
             "logs/AWSLogs/o-abcdefghij/111122223333/CloudTrail-Digest/eu-west-1/2026/12/04/"
         );
+    }
+
+    /// N4: an Organization trail's account folders are found by listing its root with a
+    /// delimiter, and one key after the window's start tells whether an account delivered.
+    #[test]
+    fn an_organization_trails_accounts_are_its_folders_and_one_key_tells_recent_delivery() {
+        let root = organization_root("AWS/CloudTrail", "o-abcdefghij");
+        assert_eq!(root, "AWS/CloudTrail/AWSLogs/o-abcdefghij/");
+        assert_eq!(
+            account_of_folder(&root, "AWS/CloudTrail/AWSLogs/o-abcdefghij/111122223333/").as_deref(),
+            Some("111122223333")
+        );
+        assert_eq!(account_of_folder(&root, "AWS/CloudTrail/AWSLogs/o-abcdefghij/x/"), None);
+        let (prefix, start_after) = delivered_since(&root, "111122223333", "eu-west-1", 1_796_400_300);
+        assert_eq!(
+            prefix,
+            "AWS/CloudTrail/AWSLogs/o-abcdefghij/111122223333/CloudTrail/eu-west-1/"
+        );
+        assert_eq!(
+            start_after,
+            "AWS/CloudTrail/AWSLogs/o-abcdefghij/111122223333/CloudTrail/eu-west-1/2026/12/04/111122223333_CloudTrail_eu-west-1_20261204T1605Z"
+        );
+        let file =
+            |day: &str, stamp: &str| format!("{prefix}{day}/111122223333_CloudTrail_eu-west-1_{stamp}_AbC.json.gz");
+        // Files of the same minute or later sort after; earlier ones (and yesterday's) before.
+        assert!(file("2026/12/04", "20261204T1605Z") > start_after);
+        assert!(file("2026/12/05", "20261205T0000Z") > start_after);
+        assert!(file("2026/12/04", "20261204T1604Z") < start_after);
+        assert!(file("2026/12/03", "20261203T2359Z") < start_after);
     }
 
     #[test]
