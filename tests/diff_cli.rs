@@ -209,3 +209,60 @@ spec:
     );
     assert!(stdout.contains("REJECTED, approval required"), "{stdout}");
 }
+
+/// Admitting the Organization widens who may write into a locked LogArchive: `diff` says what
+/// widens and rejects it (exit 1) without an approval whose reference is new in the change;
+/// narrowing back to the members' trails needs none.
+#[test]
+fn admitting_the_organization_is_reviewed_like_a_retention_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |side: &str, admission: &str, reference: &str| {
+        let path = dir.path().join(side);
+        std::fs::create_dir_all(&path).unwrap();
+        std::fs::write(
+            path.join("archive.yaml"),
+            format!(
+                r#"apiVersion: trailkeeper.io/v1alpha1
+kind: LogArchive
+metadata: {{name: org-archive, namespace: log-archive}}
+spec:
+  accountId: "777788889999"
+  region: us-east-1
+  organizationId: o-abcdefghij
+  admission: {admission}
+  approval: {{reference: {reference}, reason: more members than the policies can name}}
+---
+apiVersion: trailkeeper.io/v1alpha1
+kind: LoggingBaseline
+metadata: {{name: member, namespace: log-archive}}
+spec:
+  accountId: "111122223333"
+  primaryRegion: us-east-1
+  storage: {{archiveRef: {{name: org-archive}}}}
+"#
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let trails = write("trails", "Trails", "CHG-1");
+    let reused = write("reused", "Organization", "CHG-1");
+    let (code, stdout, stderr) = diff(&trails, &reused, "text");
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(
+        stdout.contains(
+            "archive admission: each member's trail by its ARN, under its own account's path -> any trail of o-abcdefghij named trailkeeper (widens who may write into the locked archive): REJECTED, approval required"
+        ),
+        "{stdout}"
+    );
+    let approved = write("approved", "Organization", "CHG-2");
+    let (code, stdout, stderr) = diff(&trails, &approved, "text");
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("(approval CHG-2)"), "{stdout}");
+    let (code, stdout, stderr) = diff(&approved, &trails, "text");
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("archive admission: any trail of o-abcdefghij named trailkeeper -> each member's trail"),
+        "{stdout}"
+    );
+}

@@ -563,7 +563,10 @@ fn resolved(files: &[PathBuf], side: &str) -> Result<Vec<ResolvedBaseline>, u8> 
 
 /// `resolved`, with each LogArchive as the baseline of its own account (its storage): what a
 /// retention review compares.
-fn resolved_with_archives(files: &[PathBuf], side: &str) -> Result<Vec<ResolvedBaseline>, u8> {
+fn resolved_with_archives(
+    files: &[PathBuf],
+    side: &str,
+) -> Result<(Vec<ResolvedBaseline>, Vec<crate::manifests::ResolvedArchive>), u8> {
     let set = load_valid(files).inspect_err(|_| errln!("the {side} manifests are not valid"))?;
     let report = |errors: Vec<String>| {
         errors.iter().for_each(|e| errln!("{e}"));
@@ -572,7 +575,7 @@ fn resolved_with_archives(files: &[PathBuf], side: &str) -> Result<Vec<ResolvedB
     let mut baselines = set.resolve_all().map_err(report)?;
     let archives = set.resolve_archives(&baselines).map_err(report)?;
     baselines.extend(archives.iter().map(|a| a.as_resolved_baseline()));
-    Ok(baselines)
+    Ok((baselines, archives))
 }
 
 fn diff(base: &[PathBuf], head: &[PathBuf], format: Format) -> ExitCode {
@@ -587,7 +590,11 @@ fn diff(base: &[PathBuf], head: &[PathBuf], format: Format) -> ExitCode {
         (Ok(b), Ok(h)) => (b, h),
         (Err(code), _) | (_, Err(code)) => return ExitCode::from(code),
     };
-    let changes = crate::judge::retention_review::diff(&base, &head);
+    let ((base, base_archives), (head, head_archives)) = (base, head);
+    let changes = crate::judge::retention_review::merged(
+        crate::judge::retention_review::diff(&base, &head),
+        crate::judge::retention_review::admission_changes(&base_archives, &head_archives),
+    );
     out!("{}", output::render_diff(&changes, format));
     let rejected = changes
         .iter()

@@ -1,13 +1,14 @@
 //! What a change of manifests does to the retention in force, per account, offline: the
-//! `trailkeeper diff` of a pull request. A change that shortens a retention or weakens the lock is
-//! accepted only with an approval whose reference is new in that change.
+//! `trailkeeper diff` of a pull request. A change that shortens a retention, weakens the lock or
+//! widens who may write into a LogArchive is accepted only with an approval whose reference is new
+//! in that change.
 
 use std::collections::BTreeMap;
 
-use crate::api::RetentionPolicySpec;
+use crate::api::{Admission, RetentionPolicySpec};
 use crate::desired::lock_retention;
 use crate::judge::diff::{days as log_days, describe_lock, shortens, weakens_lock};
-use crate::manifests::ResolvedBaseline;
+use crate::manifests::{ResolvedArchive, ResolvedBaseline};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -176,6 +177,83 @@ pub fn diff(base: &[ResolvedBaseline], head: &[ResolvedBaseline]) -> Vec<Change>
         }
     }
     out
+}
+
+/// How a LogArchive admits trails, in a diff line.
+fn admission_text(archive: &ResolvedArchive) -> String {
+    let spec = &archive.archive.spec;
+    match spec.admission {
+        Admission::Trails => "each member's trail by its ARN, under its own account's path".to_string(),
+        Admission::Organization => {
+            let mut names: Vec<&str> = archive.members.iter().map(|(_, m)| m.trail_name()).collect();
+            names.sort_unstable();
+            names.dedup();
+            format!(
+                "any trail of {} named {}",
+                spec.organization_id.as_deref().unwrap_or("(no organizationId)"),
+                if names.is_empty() {
+                    "as a member's trail".to_string()
+                } else {
+                    names.join(", ")
+                }
+            )
+        }
+    }
+}
+
+/// The admission of each LogArchive (`spec.admission`), before and after: admitting the
+/// Organization where it was not admitted widens who may write into the locked archive, and is
+/// reviewed as a shorter retention is: rejected without an approval whose reference is new in
+/// this change. A new archive that admits the Organization needs an approval as well.
+pub fn admission_changes(base: &[ResolvedArchive], head: &[ResolvedArchive]) -> Vec<Change> {
+    let mut out = Vec::new();
+    for h in head {
+        let b = base.iter().find(|b| b.id == h.id);
+        let (before, after) = (b.map(|b| b.archive.spec.admission), h.archive.spec.admission);
+        if before == Some(after) || (before.is_none() && after == Admission::Trails) {
+            continue;
+        }
+        let widens = after == Admission::Organization;
+        let approval = h
+            .archive
+            .spec
+            .approval
+            .as_ref()
+            .map(|a| a.reference.clone())
+            .filter(|r| b.and_then(|b| b.archive.spec.approval.as_ref()).map(|a| &a.reference) != Some(r));
+        let verdict = match (widens, &approval) {
+            (false, _) => Verdict::Accepted,
+            (true, Some(_)) => Verdict::Approved,
+            (true, None) => Verdict::Rejected,
+        };
+        let after_text = match widens {
+            true => format!("{} (widens who may write into the locked archive)", admission_text(h)),
+            false => admission_text(h),
+        };
+        out.push(Change {
+            baseline: format!("LogArchive/{}", h.id),
+            account_id: h.archive.spec.account_id.clone(),
+            setting: "archive admission".into(),
+            before: b.map_or_else(|| "no archive".to_string(), admission_text),
+            after: after_text,
+            verdict,
+            approval: approval.filter(|_| verdict == Verdict::Approved),
+        });
+    }
+    out
+}
+
+/// `changes` with each of `more` placed after the last change of the same baseline (or at the
+/// end): one heading per baseline in the review.
+pub fn merged(mut changes: Vec<Change>, more: Vec<Change>) -> Vec<Change> {
+    for change in more {
+        let at = changes
+            .iter()
+            .rposition(|c| c.baseline == change.baseline)
+            .map_or(changes.len(), |i| i + 1);
+        changes.insert(at, change);
+    }
+    changes
 }
 
 #[cfg(test)]
