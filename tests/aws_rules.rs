@@ -188,7 +188,10 @@ async fn the_emulator_refuses_an_organization_trail_without_its_prerequisites_or
 /// account does ("You can create an organization trail ... from the management account or a
 /// delegated administrator account": creating-trail-organization.html,
 /// cloudtrail-delegated-administrator.html); a member that is not one is refused. The
-/// service-linked role is the management account's.
+/// service-linked role is the management account's, and so is the trail (M5): "The organization's
+/// management account remains the owner of any CloudTrail organization resources the delegated
+/// administrator creates": its ARN names the management account (CreateTrail's answer, GetTrail,
+/// DescribeTrails, CloudTrail's aws:SourceArn), and the delegated administrator manages it by it.
 #[tokio::test]
 async fn the_emulator_lets_a_delegated_administrator_and_no_other_member_create_an_organization_trail() {
     let management = new_account();
@@ -217,30 +220,396 @@ async fn the_emulator_lets_a_delegated_administrator_and_no_other_member_create_
         .send()
         .await
         .unwrap();
-    for (account, accepted) in [(&admin, true), (&other, false)] {
-        let member_aws = inspector(account).await;
-        let bucket = format!("org-trail-{account}");
-        let key = trail_destination(&member_aws, account, &bucket, None, "org", Some(&organization)).await;
-        let created = member_aws
-            .cloudtrail
+    let create = |client: aws_sdk_cloudtrail::Client, bucket: String, key: String| async move {
+        client
             .create_trail()
             .name("org")
-            .s3_bucket_name(&bucket)
-            .kms_key_id(&key)
+            .s3_bucket_name(bucket)
+            .kms_key_id(key)
             .is_multi_region_trail(true)
             .is_organization_trail(true)
             .send()
-            .await;
-        match accepted {
-            true => {
-                created.expect("the delegated administrator creates the Organization trail");
-            }
-            false => assert_eq!(
-                code_of(&created.unwrap_err().into_service_error()),
-                "NotOrganizationMasterAccountException"
-            ),
+            .await
+    };
+    let other_aws = inspector(&other).await;
+    let bucket = format!("org-trail-{other}");
+    let key = trail_destination(&other_aws, &other, &bucket, None, "org", Some(&organization)).await;
+    let refused = create(other_aws.cloudtrail.clone(), bucket, key).await.unwrap_err();
+    assert_eq!(
+        code_of(&refused.into_service_error()),
+        "NotOrganizationMasterAccountException"
+    );
+
+    // Policies naming the delegated administrator's own ARN admit a trail that will not exist.
+    let admin_aws = inspector(&admin).await;
+    let bucket = format!("org-trail-{admin}");
+    let key = trail_destination(&admin_aws, &admin, &bucket, None, "org", Some(&organization)).await;
+    let refused = create(admin_aws.cloudtrail.clone(), bucket, key).await.unwrap_err();
+    assert_eq!(
+        code_of(&refused.into_service_error()),
+        "InsufficientS3BucketPolicyException"
+    );
+    // Naming the management account's trail, they admit it.
+    let bucket = format!("org-trail-owned-{admin}");
+    let key = common::trail_destination_owned_by(
+        &admin_aws,
+        &admin,
+        &management,
+        &bucket,
+        None,
+        "org",
+        Some(&organization),
+    )
+    .await;
+    let created = create(admin_aws.cloudtrail.clone(), bucket.clone(), key)
+        .await
+        .expect("the delegated administrator creates the Organization trail");
+    let arn = format!("arn:aws:cloudtrail:{REGION}:{management}:trail/org");
+    assert_eq!(created.trail_arn(), Some(arn.as_str()));
+    let got = admin_aws.cloudtrail.get_trail().name("org").send().await.unwrap();
+    assert_eq!(got.trail().and_then(|t| t.trail_arn()), Some(arn.as_str()));
+    let described = admin_aws.cloudtrail.describe_trails().send().await.unwrap();
+    assert!(
+        described
+            .trail_list()
+            .iter()
+            .any(|t| t.trail_arn() == Some(arn.as_str())),
+        "{described:?}"
+    );
+    admin_aws
+        .cloudtrail
+        .update_trail()
+        .name(&arn)
+        .enable_log_file_validation(true)
+        .send()
+        .await
+        .expect("the delegated administrator updates it by the management account's ARN");
+    admin_aws.cloudtrail.start_logging().name(&arn).send().await.unwrap();
+    let status = admin_aws.cloudtrail.get_trail_status().name(&arn).send().await.unwrap();
+    assert_eq!(status.is_logging(), Some(true));
+}
+
+/// What CloudTrail checks of the key beyond GenerateDataKey (M4, U1): that it may describe the key
+/// ("CloudTrail requires the ability to describe the properties of the KMS key"), and with an S3
+/// Bucket Key on the bucket, kms:Decrypt ("required to create or update a trail with SSE-KMS
+/// encryption enabled"), read here as both CloudTrail's and the caller's; the caller's judged as
+/// KMS judges any principal (its identity policy too, when its role exists).
+/// https://docs.aws.amazon.com/awscloudtrail/latest/userguide/create-kms-key-policy-for-cloudtrail.html
+#[tokio::test]
+async fn the_emulator_checks_describe_key_and_decrypt_with_a_bucket_key_for_cloudtrail_and_the_caller() {
+    let account = new_account();
+    let aws = inspector(&account).await;
+    let trail = format!("arn:aws:cloudtrail:{REGION}:{account}:trail/keyed");
+    let source = serde_json::json!({"StringEquals": {"aws:SourceArn": trail}});
+    let cloudtrail = |action: &str| {
+        serde_json::json!({"Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
+                           "Action": action, "Resource": "*", "Condition": source})
+    };
+    let root = serde_json::json!({"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{account}:root")},
+                                  "Action": "kms:*", "Resource": "*"});
+    let key_with = |statements: Vec<Value>| {
+        let aws = &aws;
+        async move {
+            let policy = serde_json::json!({"Version": "2012-10-17", "Statement": statements});
+            let key = aws.kms.create_key().policy(policy.to_string()).send().await.unwrap();
+            key.key_metadata.unwrap().arn.unwrap()
         }
-    }
+    };
+    let bucket = format!("bucket-key-{account}");
+    trail_destination(&aws, &account, &bucket, None, "keyed", None).await;
+    let creator = format!("arn:aws:iam::{account}:role/creator");
+    let as_creator = cloudtrail_as(&creator).await;
+    let create = |key: String| {
+        let (client, bucket) = (as_creator.clone(), bucket.clone());
+        async move {
+            client
+                .create_trail()
+                .name("keyed")
+                .s3_bucket_name(bucket)
+                .kms_key_id(key)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| code_of(&e.into_service_error()))
+        }
+    };
+    let refused = Err("InsufficientEncryptionPolicyException".to_string());
+
+    // DescribeKey, with or without a Bucket Key.
+    let no_describe = key_with(vec![root.clone(), cloudtrail("kms:GenerateDataKey*")]).await;
+    assert_eq!(create(no_describe).await, refused);
+    let described = key_with(vec![
+        root.clone(),
+        cloudtrail("kms:GenerateDataKey*"),
+        cloudtrail("kms:DescribeKey"),
+    ])
+    .await;
+    create(described.clone())
+        .await
+        .expect("no Bucket Key: no Decrypt needed");
+    aws.cloudtrail.delete_trail().name("keyed").send().await.unwrap();
+
+    // The bucket gets an S3 Bucket Key: CloudTrail's Decrypt is needed...
+    aws.s3
+        .put_bucket_encryption()
+        .bucket(&bucket)
+        .server_side_encryption_configuration(
+            aws_sdk_s3::types::ServerSideEncryptionConfiguration::builder()
+                .rules(
+                    aws_sdk_s3::types::ServerSideEncryptionRule::builder()
+                        .apply_server_side_encryption_by_default(
+                            aws_sdk_s3::types::ServerSideEncryptionByDefault::builder()
+                                .sse_algorithm(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
+                                .kms_master_key_id(&described)
+                                .build()
+                                .unwrap(),
+                        )
+                        .bucket_key_enabled(true)
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(create(described).await, refused);
+    let with_decrypt = key_with(vec![
+        root.clone(),
+        cloudtrail("kms:GenerateDataKey*"),
+        cloudtrail("kms:DescribeKey"),
+        cloudtrail("kms:Decrypt"),
+    ])
+    .await;
+    // ...and the caller's: through the account's root, its role's own policy decides.
+    aws.iam
+        .create_role()
+        .role_name("creator")
+        .assume_role_policy_document(
+            serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                "Principal": {"AWS": format!("arn:aws:iam::{account}:root")}, "Action": "sts:AssumeRole"}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(create(with_decrypt.clone()).await, refused);
+    aws.iam
+        .put_role_policy()
+        .role_name("creator")
+        .policy_name("decrypt")
+        .policy_document(
+            serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                "Action": "kms:Decrypt", "Resource": with_decrypt}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    create(with_decrypt)
+        .await
+        .expect("CloudTrail and the caller may Decrypt");
+}
+
+/// A trail into another account's bucket with that account's key (a log archive's): the caller's
+/// permission on the key is judged by the key policy and, when its role exists, by its own policy;
+/// and a prefix holding AWSLogs/ is refused ("unauthorized users cannot create a trail that
+/// includes AWSLogs/ as the S3KeyPrefix parameter"), while the bucket's owner may use one.
+/// https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-set-bucket-policy-for-multiple-accounts.html
+#[tokio::test]
+async fn the_emulator_judges_the_callers_permission_on_another_accounts_key_and_the_awslogs_prefix() {
+    let (archive, member) = (new_account(), new_account());
+    let aws = inspector(&archive).await;
+    let trail = format!("arn:aws:cloudtrail:{REGION}:{member}:trail/member");
+    let bucket = format!("archive-{archive}");
+    let creator = format!("arn:aws:iam::{member}:role/creator");
+    let key_policy = |caller: bool| {
+        let source = serde_json::json!({"StringEquals": {"aws:SourceArn": trail}});
+        let mut statements = vec![
+            serde_json::json!({"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{archive}:root")}, "Action": "kms:*", "Resource": "*"}),
+        ];
+        for action in ["kms:GenerateDataKey*", "kms:DescribeKey", "kms:Decrypt"] {
+            statements.push(
+                serde_json::json!({"Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
+                                               "Action": action, "Resource": "*", "Condition": source}),
+            );
+        }
+        if caller {
+            statements.push(serde_json::json!({"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "kms:Decrypt", "Resource": "*",
+                "Condition": {"ArnEquals": {"aws:PrincipalArn": creator},
+                              "StringEquals": {"kms:EncryptionContext:aws:cloudtrail:arn": trail}}}));
+        }
+        serde_json::json!({"Version": "2012-10-17", "Statement": statements}).to_string()
+    };
+    let key = aws
+        .kms
+        .create_key()
+        .policy(key_policy(false))
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap()
+        .arn
+        .unwrap();
+    aws.s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let base = |prefix: &str| format!("arn:aws:s3:::{bucket}/{prefix}/AWSLogs/{member}/*");
+    aws.s3
+        .put_bucket_policy()
+        .bucket(&bucket)
+        .policy(cloudtrail_bucket_policy_for(
+            &bucket,
+            &[base("logs"), base("logs/AWSLogs/000011112222")],
+            &trail,
+        ))
+        .send()
+        .await
+        .unwrap();
+    aws.s3
+        .put_bucket_encryption()
+        .bucket(&bucket)
+        .server_side_encryption_configuration(
+            aws_sdk_s3::types::ServerSideEncryptionConfiguration::builder()
+                .rules(
+                    aws_sdk_s3::types::ServerSideEncryptionRule::builder()
+                        .apply_server_side_encryption_by_default(
+                            aws_sdk_s3::types::ServerSideEncryptionByDefault::builder()
+                                .sse_algorithm(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
+                                .kms_master_key_id(&key)
+                                .build()
+                                .unwrap(),
+                        )
+                        .bucket_key_enabled(true)
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let as_creator = cloudtrail_as(&creator).await;
+    let create = |prefix: &'static str| {
+        let (client, bucket, key) = (as_creator.clone(), bucket.clone(), key.clone());
+        async move {
+            client
+                .create_trail()
+                .name("member")
+                .s3_bucket_name(bucket)
+                .s3_key_prefix(prefix)
+                .kms_key_id(key)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| code_of(&e.into_service_error()))
+        }
+    };
+    // The key policy does not admit the caller.
+    assert_eq!(
+        create("logs").await,
+        Err("InsufficientEncryptionPolicyException".to_string())
+    );
+    aws.kms
+        .put_key_policy()
+        .key_id(&key)
+        .policy_name("default")
+        .policy(key_policy(true))
+        .send()
+        .await
+        .unwrap();
+    // Its role exists in its account without a grant of its own: another account's key needs both.
+    let member_aws = inspector(&member).await;
+    member_aws
+        .iam
+        .create_role()
+        .role_name("creator")
+        .assume_role_policy_document(
+            serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                "Principal": {"AWS": format!("arn:aws:iam::{member}:root")}, "Action": "sts:AssumeRole"}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        create("logs").await,
+        Err("InsufficientEncryptionPolicyException".to_string())
+    );
+    member_aws
+        .iam
+        .put_role_policy()
+        .role_name("creator")
+        .policy_name("archive-key")
+        .policy_document(
+            serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                "Action": "kms:Decrypt", "Resource": key}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // A prefix holding AWSLogs/ into another account's bucket: refused, whatever the policies say.
+    assert_eq!(
+        create("logs/AWSLogs/000011112222").await,
+        Err("InvalidS3PrefixException".to_string())
+    );
+    create("logs")
+        .await
+        .expect("the key and the bucket admit the member's trail");
+
+    // In the bucket owner's own account, such a prefix is accepted.
+    let own = format!("own-awslogs-{archive}");
+    let own_key = trail_destination(&aws, &archive, &own, Some("x/AWSLogs/y"), "own", None).await;
+    aws.cloudtrail
+        .create_trail()
+        .name("own")
+        .s3_bucket_name(&own)
+        .s3_key_prefix("x/AWSLogs/y")
+        .kms_key_id(own_key)
+        .send()
+        .await
+        .expect("the bucket's own account may use an AWSLogs/ prefix");
+}
+
+/// A CloudTrail client acting as `role` (an AssumeRole into its account; the role need not exist).
+async fn cloudtrail_as(role: &str) -> aws_sdk_cloudtrail::Client {
+    let base = base_config().await;
+    let assumed = aws_sdk_sts::Client::new(&base)
+        .assume_role()
+        .role_arn(role)
+        .role_session_name("test")
+        .send()
+        .await
+        .unwrap();
+    let credentials = assumed.credentials.unwrap();
+    let config = base
+        .to_builder()
+        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(
+            aws_credential_types::Credentials::new(
+                credentials.access_key_id(),
+                credentials.secret_access_key(),
+                Some(credentials.session_token().to_string()),
+                None,
+                "assumed",
+            ),
+        ))
+        .build();
+    aws_sdk_cloudtrail::Client::new(&config)
+}
+
+/// CloudTrail's bucket statements for `trail`, writing under `paths`.
+fn cloudtrail_bucket_policy_for(bucket: &str, paths: &[String], trail: &str) -> String {
+    serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"}, "Action": "s3:GetBucketAcl",
+             "Resource": format!("arn:aws:s3:::{bucket}"), "Condition": {"StringEquals": {"aws:SourceArn": trail}}},
+            {"Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"}, "Action": "s3:PutObject",
+             "Resource": paths,
+             "Condition": {"StringEquals": {"aws:SourceArn": trail, "s3:x-amz-acl": "bucket-owner-full-control"}}}
+        ]
+    })
+    .to_string()
 }
 
 #[tokio::test]
@@ -500,6 +869,88 @@ async fn a_managed_organization_trail_is_created_with_the_organization_path_and_
     assert_clean(&again);
     assert_eq!(again.calls.writes, 0, "{:?}", again.calls.by_action);
     assert!(again.in_sync(), "{:?}", again.drift);
+}
+
+/// F3: the Organization trail a delegated administrator creates is the management account's
+/// (cloudtrail-delegated-administrator.html): its bucket and key policies name that trail and
+/// its path (the emulator refuses policies naming the delegated administrator's own ARN), the
+/// trail is managed by that ARN, and a second reconcile writes nothing.
+#[tokio::test]
+async fn a_delegated_administrators_organization_trail_is_named_by_the_management_account() {
+    let management = new_account();
+    let aws = inspector(&management).await;
+    let organization = create_organization(&aws).await;
+    aws.organizations
+        .enable_aws_service_access()
+        .service_principal("cloudtrail.amazonaws.com")
+        .send()
+        .await
+        .unwrap();
+    aws.iam
+        .create_service_linked_role()
+        .aws_service_name("cloudtrail.amazonaws.com")
+        .send()
+        .await
+        .unwrap();
+    let admin = common::create_member_account(&aws, "admin").await;
+    aws.organizations
+        .register_delegated_administrator()
+        .account_id(&admin)
+        .service_principal("cloudtrail.amazonaws.com")
+        .send()
+        .await
+        .unwrap();
+    let spec = trail_only(&admin);
+    let first = run_with(&spec, &organization_trail(), RunMode::Apply).await;
+    assert_clean(&first);
+    let owned = format!("arn:aws:cloudtrail:{REGION}:{management}:trail/trailkeeper");
+    assert_eq!(first.trail_arn.as_deref(), Some(owned.as_str()));
+    let admin_aws = inspector(&admin).await;
+    let trail = admin_aws
+        .cloudtrail
+        .get_trail()
+        .name("trailkeeper")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(trail.trail().and_then(|t| t.trail_arn()), Some(owned.as_str()));
+    let policy = bucket_policy(&admin_aws, &desired::trail_bucket_name(&spec)).await;
+    let statement = |sid: &str| {
+        policy["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["Sid"] == sid)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {sid} in {policy}"))
+    };
+    let write = statement("CloudTrailWrite");
+    assert_eq!(write["Condition"]["StringEquals"]["aws:SourceArn"], owned.as_str());
+    assert!(
+        write["Resource"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/AWSLogs/{management}/*")),
+        "{write}"
+    );
+    assert!(
+        statement("CloudTrailWriteOrganization")["Resource"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/AWSLogs/{organization}/*"))
+    );
+    let key = key_policy_of(&admin_aws, &admin_aws.trail_key_id().await).await;
+    let encrypt = key["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Sid"] == "CloudTrailEncryptLogs")
+        .unwrap();
+    assert_eq!(encrypt["Condition"]["StringEquals"]["aws:SourceArn"], owned.as_str());
+
+    let again = run_with(&spec, &organization_trail(), RunMode::Apply).await;
+    assert_clean(&again);
+    assert_eq!(again.calls.writes, 0, "{:?}", again.calls.by_action);
 }
 
 #[tokio::test]

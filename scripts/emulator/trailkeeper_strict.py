@@ -10,6 +10,8 @@ import json
 import pathlib
 
 import iam_policy
+import trailkeeper_delegated
+import trailkeeper_trail_access
 from moto.core.exceptions import JsonRESTError
 
 CLOUDTRAIL = "cloudtrail.amazonaws.com"
@@ -130,7 +132,16 @@ def check_trail(trail_arn, account_id, region, partition, bucket, prefix, kms_ke
       https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-delegated-administrator.html
       https://docs.aws.amazon.com/awscloudtrail/latest/userguide/creating-an-organizational-trail-prepare.html
       https://docs.aws.amazon.com/awscloudtrail/latest/userguide/using-service-linked-roles-create-slr-for-org-trails.html
+    - The key itself (DescribeKey for CloudTrail, Decrypt with a Bucket Key, the caller's own
+      permission) and the S3KeyPrefix: trailkeeper_trail_access.
+
+    `account_id` is the caller's account; the trail's owner is the account of `trail_arn` (the
+    management account for an Organization trail of a delegated administrator:
+    trailkeeper_delegated), whose paths and source CloudTrail's requests carry.
     """
+    import trailkeeper_trail_access as access
+
+    owner = trail_arn.split(":")[4]
     org = _org_of(account_id) if is_org else None
     if is_org:
         management = org is not None and org[1] == account_id
@@ -154,15 +165,20 @@ def check_trail(trail_arn, account_id, region, partition, bucket, prefix, kms_ke
 
     # The bucket may be another account's (a log-archive account): S3 bucket names are global.
     target = _s3_backend(account_id, partition).get_bucket(bucket)
+    if access.prefix_refused(prefix, target, owner):
+        raise _Refused(
+            "InvalidS3PrefixException",
+            f"S3KeyPrefix {prefix} includes AWSLogs/, which a trail into another account's bucket may not.",
+        )
     policy = target.policy
     policy_text = policy.decode() if policy else ""
     bucket_arn = f"arn:{partition}:s3:::{bucket}"
-    service_context = _service_context(trail_arn, account_id)
+    service_context = _service_context(trail_arn, owner)
     write_context = dict(service_context, **{"s3:x-amz-acl": "bucket-owner-full-control"})
     base = f"{bucket_arn}/{prefix.strip('/')}/AWSLogs" if prefix else f"{bucket_arn}/AWSLogs"
-    paths = [f"{base}/{account_id}/CloudTrail/{region}/2026/01/01/file.json.gz"]
+    paths = [f"{base}/{owner}/CloudTrail/{region}/2026/01/01/file.json.gz"]
     if is_org:
-        paths.append(f"{base}/{org[0]}/{account_id}/CloudTrail/{region}/2026/01/01/file.json.gz")
+        paths.append(f"{base}/{org[0]}/{owner}/CloudTrail/{region}/2026/01/01/file.json.gz")
     if not allows(policy_text, CLOUDTRAIL, "s3:GetBucketAcl", bucket_arn, service_context) or not all(
         allows(policy_text, CLOUDTRAIL, "s3:PutObject", path, write_context) for path in paths
     ):
@@ -187,12 +203,17 @@ def check_trail(trail_arn, account_id, region, partition, bucket, prefix, kms_ke
             key = backend.keys[backend.any_id_to_key_id(kms_key_id)]
         except Exception:
             raise _Refused("KmsKeyNotFoundException", f"KMS key {kms_key_id} does not exist.")
-        context = dict(_service_context(trail_arn, account_id),
-                       **{"kms:EncryptionContext:aws:cloudtrail:arn": trail_arn})
+        context = dict(service_context, **{"kms:EncryptionContext:aws:cloudtrail:arn": trail_arn})
+        refusal = None
         if not allows(key.policy, CLOUDTRAIL, "kms:GenerateDataKey", "*", context):
+            refusal = "the key policy does not let CloudTrail kms:GenerateDataKey for this trail"
+        else:
+            refusal = access.key_refusal(key, key_account, partition, access.caller(partition, account_id),
+                                         service_context, trail_arn, access.bucket_key_enabled(target))
+        if refusal is not None:
             raise _Refused(
                 "InsufficientEncryptionPolicyException",
-                "Insufficient permissions to access S3 bucket or KMS key.",
+                f"Insufficient permissions to access S3 bucket or KMS key: {refusal}.",
             )
 
 
@@ -299,8 +320,9 @@ def _delivery_of(trail, region):
         out["LatestDigestDeliveryTime"] = newest["CloudTrail-Digest"]
     bucket_arn = f"arn:{trail.partition}:s3:::{trail.bucket_name}"
     policy = bucket.policy.decode() if bucket.policy else ""
-    context = dict(_service_context(trail.arn, trail.account_id), **{"s3:x-amz-acl": "bucket-owner-full-control"})
-    path = f"{bucket_arn}/{prefix}AWSLogs/{trail.account_id}/CloudTrail/{region}/x.json.gz"
+    owner = trail.arn.split(":")[4]
+    context = dict(_service_context(trail.arn, owner), **{"s3:x-amz-acl": "bucket-owner-full-control"})
+    path = f"{bucket_arn}/{prefix}AWSLogs/{owner}/CloudTrail/{region}/x.json.gz"
     if not allows(policy, CLOUDTRAIL, "s3:PutObject", path, context):
         out["LatestDeliveryError"] = "AccessDenied"
     elif trail.kms_key_id:
@@ -312,7 +334,7 @@ def _delivery_of(trail, region):
             key = backend.keys[backend.any_id_to_key_id(trail.kms_key_id)]
         except Exception:
             key = None
-        kms_context = dict(_service_context(trail.arn, trail.account_id),
+        kms_context = dict(_service_context(trail.arn, owner),
                            **{"kms:EncryptionContext:aws:cloudtrail:arn": trail.arn})
         if key is None or key.key_state != "Enabled":
             out["LatestDeliveryError"] = "KMS.DisabledException"
@@ -348,6 +370,8 @@ def install():
 
     trailkeeper_cbor.install()
     trailkeeper_replication.install()
+    trailkeeper_delegated.install()
+    trailkeeper_trail_access.install()
     from moto.cloudtrail import models as cloudtrail
     from moto.ec2.models import flow_logs
     from moto.iam import models as iam
@@ -373,7 +397,8 @@ def install():
         from moto.utilities.utils import get_partition
 
         partition = get_partition(self.region_name)
-        arn = f"arn:{partition}:cloudtrail:{self.region_name}:{self.account_id}:trail/{name}"
+        owner = trailkeeper_delegated.owner_of_new_trail(self.account_id, bool(is_org_trail))
+        arn = f"arn:{partition}:cloudtrail:{self.region_name}:{owner}:trail/{name}"
         try:
             _s3_backend(self.account_id, partition).get_bucket(bucket_name)
         except Exception:
@@ -381,8 +406,12 @@ def install():
         else:
             check_trail(arn, self.account_id, self.region_name, partition, bucket_name, s3_key_prefix,
                         kms_key_id, bool(is_org_trail))
-        return create_trail(self, name, bucket_name, s3_key_prefix, sns_topic_name, is_global, is_multi_region,
-                            log_validation, is_org_trail, cw_log_group_arn, cw_role_arn, kms_key_id, tags_list)
+        trailkeeper_delegated.creating_for(owner)
+        try:
+            return create_trail(self, name, bucket_name, s3_key_prefix, sns_topic_name, is_global, is_multi_region,
+                                log_validation, is_org_trail, cw_log_group_arn, cw_role_arn, kms_key_id, tags_list)
+        finally:
+            trailkeeper_delegated.creating_for(None)
 
     def strict_update_trail(self, name, s3_bucket_name, s3_key_prefix, sns_topic_name, include_global_service_events,
                             is_multi_region_trail, enable_log_file_validation, is_organization_trail,
@@ -440,7 +469,10 @@ def install():
         name = self._get_param("Name")
         backend = self.cloudtrail_backend
         parts = name.split(":") if name.startswith("arn:") else []
-        if len(parts) == 6 and parts[4] != backend.account_id:
+        # Another account's trail, unless it is one this account created for its management account
+        # (a delegated administrator's Organization trail: trailkeeper_delegated).
+        own = any(t.arn == name for t in backend.describe_trails(True))
+        if len(parts) == 6 and parts[4] != backend.account_id and not own:
             from moto.cloudtrail.exceptions import TrailNotFoundException
 
             org = _org_of(backend.account_id)

@@ -443,12 +443,26 @@ pub async fn trail_destination(
     trail_name: &str,
     organization: Option<&str>,
 ) -> String {
-    let trail = format!("arn:aws:cloudtrail:{REGION}:{account}:trail/{trail_name}");
+    trail_destination_owned_by(aws, account, account, bucket, prefix, trail_name, organization).await
+}
+
+/// `trail_destination` in `account` for a trail that `owner` owns (the management account owns
+/// the Organization trail a delegated administrator creates).
+pub async fn trail_destination_owned_by(
+    aws: &Inspector,
+    account: &str,
+    owner: &str,
+    bucket: &str,
+    prefix: Option<&str>,
+    trail_name: &str,
+    organization: Option<&str>,
+) -> String {
+    let trail = format!("arn:aws:cloudtrail:{REGION}:{owner}:trail/{trail_name}");
     let base = match prefix {
         Some(p) => format!("arn:aws:s3:::{bucket}/{p}/AWSLogs"),
         None => format!("arn:aws:s3:::{bucket}/AWSLogs"),
     };
-    let mut paths = vec![format!("{base}/{account}/*")];
+    let mut paths = vec![format!("{base}/{owner}/*")];
     if let Some(o) = organization {
         paths.push(format!("{base}/{o}/*"));
     }
@@ -475,7 +489,9 @@ pub async fn trail_destination(
         "Statement": [
             {"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{account}:root")}, "Action": "kms:*", "Resource": "*"},
             {"Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"}, "Action": "kms:GenerateDataKey*",
-             "Resource": "*", "Condition": {"StringLike": {"kms:EncryptionContext:aws:cloudtrail:arn": format!("arn:aws:cloudtrail:*:{account}:trail/*")}}}
+             "Resource": "*", "Condition": {"StringLike": {"kms:EncryptionContext:aws:cloudtrail:arn": format!("arn:aws:cloudtrail:*:{owner}:trail/*")}}},
+            {"Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"}, "Action": "kms:DescribeKey",
+             "Resource": "*", "Condition": {"StringEquals": {"aws:SourceArn": trail}}}
         ]
     });
     let key = aws
@@ -496,12 +512,20 @@ pub async fn trail_destination(
             .send()
             .await
             .unwrap();
-        aws.iam
+        // A second destination in the same account finds the role there already.
+        let created = aws
+            .iam
             .create_service_linked_role()
             .aws_service_name("cloudtrail.amazonaws.com")
             .send()
-            .await
-            .unwrap();
+            .await;
+        if let Err(e) = created {
+            let e = e.into_service_error();
+            assert!(
+                e.is_invalid_input_exception() || e.meta().code() == Some("EntityAlreadyExists"),
+                "{e:?}"
+            );
+        }
     }
     key
 }
