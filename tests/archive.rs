@@ -898,6 +898,237 @@ async fn an_organization_trail_delivers_into_the_archive_under_the_organizations
     let error = refused.account.error.map(|e| e.to_string()).unwrap_or_default();
     assert!(error.contains("set spec.organizationId"), "{error}");
     assert_eq!(refused.account.calls.reads + refused.account.calls.writes, 0);
+
+    // N4: the Organization trail writes every account's folder under AWSLogs/{o-id}/: the archive
+    // lists them (one listing with a delimiter) and tells the accounts that deliver from those
+    // that went quiet (one key after the window's start each).
+    let (recent, old) = (
+        common::create_member_account(&aws, "recent").await,
+        common::create_member_account(&aws, "old").await,
+    );
+    let listings = |report: &ArchiveReport| {
+        report
+            .account
+            .calls
+            .by_action
+            .get("s3:ListBucket")
+            .map_or(0, |(n, _)| *n)
+    };
+    let before = listings(&reconcile(&spec, &members).await);
+    let archive_aws = inspector(&archive_account).await;
+    for (account, minutes_ago) in [(&recent, 5), (&old, 3 * 60), (&management, 10)] {
+        let secs = common::now_secs() - minutes_ago * 60;
+        let stamp = aws_smithy_types::DateTime::from_secs(secs)
+            .fmt(aws_smithy_types::date_time::Format::DateTime)
+            .unwrap();
+        let digits: String = stamp.chars().filter(|c| c.is_ascii_digit() || *c == 'T').collect();
+        let key = format!(
+            "AWS/CloudTrail/AWSLogs/{organization}/{account}/CloudTrail/{REGION}/{}/{account}_CloudTrail_{REGION}_{}Z_x.json.gz",
+            stamp[..10].replace('-', "/"),
+            &digits[..13]
+        );
+        archive_aws
+            .s3
+            .put_object()
+            .bucket(&bucket)
+            .key(key)
+            .body(b"{}".to_vec().into())
+            .send()
+            .await
+            .unwrap();
+    }
+    let report = reconcile(&spec, &members).await;
+    let delivery = report
+        .delivery
+        .iter()
+        .find(|d| d.account_id == management)
+        .expect("the member's delivery");
+    let (mut delivering, quiet) = delivery.organization_accounts.clone().expect("its accounts");
+    delivering.sort();
+    let mut expected = vec![recent.clone(), management.clone()];
+    expected.sort();
+    assert_eq!((delivering, quiet), (expected, vec![old.clone()]));
+    // One listing of one key per account folder (three), and one listing fewer of the member's
+    // own folders (its today's folder now holds a log file: yesterday's is not listed).
+    assert_eq!(
+        listings(&report),
+        before + 3 - 1,
+        "{:?}",
+        report.account.calls.by_action
+    );
+}
+
+/// F3: an Organization trail a delegated administrator creates is the management account's: the
+/// archive reads the management account from its own account (DescribeOrganization) and names
+/// that trail in its member list and policies; the member's trail, created under that ARN, is
+/// admitted.
+#[tokio::test]
+async fn a_delegated_administrators_organization_trail_is_admitted_by_the_management_accounts_arn() {
+    let management = new_account();
+    let aws = inspector(&management).await;
+    let organization = common::create_organization(&aws).await;
+    aws.organizations
+        .enable_aws_service_access()
+        .service_principal("cloudtrail.amazonaws.com")
+        .send()
+        .await
+        .unwrap();
+    aws.iam
+        .create_service_linked_role()
+        .aws_service_name("cloudtrail.amazonaws.com")
+        .send()
+        .await
+        .unwrap();
+    let archive_account = common::create_member_account(&aws, "log-archive").await;
+    let admin = common::create_member_account(&aws, "admin").await;
+    aws.organizations
+        .register_delegated_administrator()
+        .account_id(&admin)
+        .service_principal("cloudtrail.amazonaws.com")
+        .send()
+        .await
+        .unwrap();
+    let spec = archive_spec(&archive_account, Some(&organization));
+    let member = member_spec(&admin);
+    let trail_policy = TrailPolicySpec {
+        organization_trail: true,
+        ..TrailPolicySpec::default()
+    };
+    let report = reconcile(&spec, &[member_of(&member, &trail_policy)]).await;
+    assert!(
+        !report.account.failed(),
+        "{:?} {:?}",
+        report.account.error,
+        report.account.components
+    );
+    let owned = format!("arn:aws:cloudtrail:{REGION}:{management}:trail/trailkeeper");
+    assert_eq!(report.members[0].0.trail_arn, owned);
+    assert_eq!(report.members[0].0.account_id, admin);
+    let bucket = report.account.bucket_name.clone().unwrap();
+    let policy = bucket_policy(&archive_account, &bucket).await;
+    assert!(
+        policy.contains(&owned) && !policy.contains(&format!(":{admin}:trail/")),
+        "{policy}"
+    );
+    assert!(policy.contains(&format!("/AWSLogs/{management}/*")), "{policy}");
+
+    let target = report
+        .target_for(ARCHIVE, &member_of(&member, &trail_policy))
+        .expect("the archive has its bucket and key");
+    assert!(target.admitted, "the member finds itself admitted by its own ARN");
+    let applied = reconcile_member(&member, &trail_policy, target).await;
+    assert!(!applied.failed(), "{:?} {:?}", applied.error, applied.components);
+    assert_eq!(applied.trail_arn.as_deref(), Some(owned.as_str()));
+    let admin_aws = inspector(&admin).await;
+    let trail = admin_aws
+        .cloudtrail
+        .get_trail()
+        .name("trailkeeper")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(trail.trail().and_then(|t| t.trail_arn()), Some(owned.as_str()));
+}
+
+/// N3: CloudTrail may refuse a member's trail for a while after its archive admitted it (S3 and
+/// KMS apply new policies after a moment): the member waits and tries again soon, not Failed;
+/// long after the admission the same refusal is a failure that names the archive.
+#[tokio::test]
+async fn a_members_trail_refused_just_after_its_admission_waits_for_the_policies_to_apply() {
+    let archive_account = new_account();
+    let spec = archive_spec(&archive_account, None);
+    let member = member_spec(&new_account());
+    let trail_policy = TrailPolicySpec::default();
+    // The archive's policies in AWS do not name the member yet; its status already says admitted.
+    let report = reconcile(&spec, &[]).await;
+    assert!(!report.account.failed(), "{:?}", report.account.components);
+    let mut target = report
+        .target_for(ARCHIVE, &member_of(&member, &trail_policy))
+        .expect("the archive has its bucket and key");
+    target.admitted = true;
+    target.admitted_at = Some(common::now_secs() - 30);
+    let waiting = reconcile_member(&member, &trail_policy, target.clone()).await;
+    match waiting.components.get(&Component::Trail) {
+        Some(ComponentState::WaitingForArchive(message)) => assert!(
+            message.contains("still refuses it (InsufficientS3BucketPolicyException)") && message.contains(ARCHIVE),
+            "{message}"
+        ),
+        other => panic!("the member waits for the archive's policies: {other:?}"),
+    }
+    assert!(waiting.retry_soon && !waiting.failed(), "{:?}", waiting.components);
+
+    target.admitted_at = Some(common::now_secs() - 3600);
+    let failed = reconcile_member(&member, &trail_policy, target).await;
+    match failed.components.get(&Component::Trail) {
+        Some(ComponentState::Failed(e)) => {
+            assert_eq!(e.code, "InsufficientS3BucketPolicyException");
+            assert!(e.message.contains("has admitted") && e.message.contains(ARCHIVE), "{e}");
+        }
+        other => panic!("long after the admission the refusal is a failure: {other:?}"),
+    }
+    assert!(!failed.retry_soon);
+}
+
+/// Admitting the Organization is asked for in the spec and reviewed: without an approval that is
+/// new against the one in force, nothing is written (ApprovalRequired); with it, the policies
+/// admit the Organization's trails bearing the members' trail names, each under its own
+/// account's path, and a member's trail is created.
+#[tokio::test]
+async fn admitting_the_organization_needs_a_new_approval_and_writes_nothing_without_it() {
+    let management = new_account();
+    let aws = inspector(&management).await;
+    let organization = common::create_organization(&aws).await;
+    let archive_account = common::create_member_account(&aws, "log-archive").await;
+    let member = member_spec(&common::create_member_account(&aws, "member").await);
+    let trail_policy = TrailPolicySpec::default();
+    let members = vec![member_of(&member, &trail_policy)];
+    let mut spec = archive_spec(&archive_account, Some(&organization));
+    spec.admission = Admission::Organization;
+    spec.approval = Some(trailkeeper::api::Approval {
+        reference: "CHG-1".into(),
+        reason: None,
+    });
+    let reused = ArchiveOptions {
+        admission_in_force: Some(Admission::Trails),
+        admission_approval: Some("CHG-1".into()),
+        ..ArchiveOptions::new(RunMode::Apply)
+    };
+    let refused = reconcile_with(&spec, &members, reused).await;
+    match refused.account.components.get(&Component::Storage) {
+        Some(ComponentState::ApprovalRequired(message)) => {
+            assert!(message.contains("widens who may write"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(refused.admission, None);
+    assert_eq!(refused.account.calls.reads + refused.account.calls.writes, 0);
+
+    let approved = reconcile(&spec, &members).await;
+    assert!(
+        !approved.account.failed(),
+        "{:?} {:?}",
+        approved.account.error,
+        approved.account.components
+    );
+    assert_eq!(approved.admission, Some(Admission::Organization));
+    assert_eq!(approved.admission_approval.as_deref(), Some("CHG-1"));
+    assert!(
+        approved
+            .admits
+            .as_deref()
+            .unwrap_or_default()
+            .contains("any trail of Organization"),
+        "{:?}",
+        approved.admits
+    );
+    let bucket = approved.account.bucket_name.clone().unwrap();
+    let policy = bucket_policy(&archive_account, &bucket).await;
+    assert!(
+        policy.contains("aws:SourceOrgID") && policy.contains("trail/trailkeeper"),
+        "{policy}"
+    );
+    let applied = reconcile_member(&member, &trail_policy, target(&approved, &member)).await;
+    assert!(!applied.failed(), "{:?} {:?}", applied.error, applied.components);
 }
 
 mod operator {

@@ -933,3 +933,51 @@ async fn a_log_archive_replicates_into_another_region_and_keeps_its_account_and_
     other.spec.account_id = "111122223333".into();
     judge.rejects_update(&other, &old, "accountId is immutable").await;
 }
+
+/// Admitting the Organization widens who may write into the locked archive: it names the
+/// Organization and carries an approval, new in the change that asks for it; a key prefix
+/// holding `AWSLogs` is refused (CloudTrail refuses it into another account's bucket).
+#[tokio::test]
+async fn a_log_archive_admits_the_organization_only_with_its_id_and_a_new_approval() {
+    let judge = Judge::new().await;
+    let organization = "  organizationId: o-abcdefghij\n";
+    let approval = |reference: &str| format!("  approval: {{reference: {reference}, reason: more than 43 members}}\n");
+    judge
+        .rejects(
+            &log_archive(&format!("  admission: Organization\n{}", approval("CHG-1"))),
+            "set it",
+        )
+        .await;
+    judge
+        .rejects(
+            &log_archive(&format!("{organization}  admission: Organization\n")),
+            "it needs spec.approval",
+        )
+        .await;
+    let admitting = log_archive(&format!(
+        "{organization}  admission: Organization\n{}",
+        approval("CHG-1")
+    ));
+    judge.accepts(&admitting).await;
+
+    let trails = log_archive(&format!("{organization}{}", approval("CHG-1")));
+    judge
+        .rejects_update(&admitting, &trails, "a reference that is new in this change")
+        .await;
+    let approved = log_archive(&format!(
+        "{organization}  admission: Organization\n{}",
+        approval("CHG-2")
+    ));
+    judge.accepts_update(&approved, &trails).await;
+    // Already admitted, or narrowed back to the trails: no new approval needed.
+    judge.accepts_update(&admitting, &admitting).await;
+    judge.accepts_update(&trails, &admitting).await;
+
+    judge
+        .rejects(
+            &log_archive("  keyPrefix: logs/AWSLogs/111122223333"),
+            "may not contain AWSLogs",
+        )
+        .await;
+    judge.accepts(&log_archive("  keyPrefix: org-logs")).await;
+}
