@@ -33,6 +33,8 @@ pub fn archive_policy(s: &IamSettings) -> Value {
                 "cloudtrail:ListPublicKeys",
                 "kms:DescribeKey",
                 "kms:ListKeys",
+                // A member's Organization trail is named by the management account.
+                "organizations:DescribeOrganization",
             ],
             any(),
         ),
