@@ -1,4 +1,5 @@
-//! The log-archive account's reconcile as members grow: N members (N = 3, 100, 1000 by default;
+//! The log-archive account's reconcile as members grow: N members (N = 3, 100, 1000 by default,
+//! the Organization admitted where the members are more than the policies can name;
 //! `TRAILKEEPER_BENCH_N=3,50` to choose) converged from empty against the moto server on
 //! loopback, then an in-sync pass. Prints, per N: how the policies admit the members, their sizes
 //! against S3's and KMS's limits, and the AWS reads and writes of each pass, split into the
@@ -52,6 +53,15 @@ async fn main() {
         .expect("the bench's archive");
         let retention = RetentionPolicySpec::default();
         let all = members(n);
+        let mut spec = spec;
+        if trailkeeper::desired::archive::members_that_fit(&spec, &all) < n {
+            // More members than the policies can name: the Organization admitted, as asked for.
+            spec.admission = trailkeeper::api::Admission::Organization;
+            spec.approval = Some(trailkeeper::api::Approval {
+                reference: "BENCH-1".into(),
+                reason: None,
+            });
+        }
         for (pass, label) in [(0, "converge"), (1, "in sync")] {
             let started = Instant::now();
             let report = reconcile_archive(
