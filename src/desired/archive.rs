@@ -15,9 +15,10 @@
 //!   locked archive): the Organization's trails (`aws:SourceOrgID`,
 //!   https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-sourceorgid)
 //!   that bear one of the members' trail names (an `aws:SourceArn` pattern and the same pattern
-//!   in the encryption context), under any account's path; the members' roles of the
-//!   Organization by name and path may Decrypt for trails so named. Its size does not grow with
-//!   the members; it is checked against the limits all the same (readers still grow it).
+//!   in the encryption context), each under its own account's path (`${aws:SourceAccount}`); the
+//!   roles of the Organization with a member role's path and name may Decrypt for a trail so
+//!   named of their own account. Its size does not grow with the members; it is checked against
+//!   the limits all the same (readers still grow it).
 
 use serde_json::{Value, json};
 
