@@ -211,7 +211,12 @@ pub struct DuplicateTrails {
     /// Management events a month, estimated from the last hour's log files (absent: not counted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub events_per_month: Option<u64>,
-    /// paidCopies x eventsPerMonth x the price per 100,000, in US dollars (absent: not counted).
+    /// Network activity events a month recorded by the baseline's trail, estimated the same way
+    /// (absent: none recorded, or not counted); in the estimate at their own price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_activity_events_per_month: Option<u64>,
+    /// paidCopies x eventsPerMonth x the price per 100,000 of a copy, plus the network activity
+    /// events at their price, in US dollars (absent: not counted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub estimated_monthly_cost_usd: Option<f64>,
     /// How the estimate was made, and what it leaves out.

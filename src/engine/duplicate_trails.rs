@@ -86,16 +86,29 @@ impl AccountReconcile<'_> {
         }
         recent.sort();
         let at_least = recent.len() > LOG_FILES_COUNTED;
-        let mut events = 0u64;
+        let (mut events, mut network_activity) = (0u64, 0u64);
         for key in recent.iter().rev().take(LOG_FILES_COUNTED) {
             let Ok(Some((bytes, _))) = s3::get_object(&self.clients, bucket, key).await else {
                 continue;
             };
             let text = super::verify::gunzip(&bytes).unwrap_or(bytes);
-            if let Ok(log) = serde_json::from_slice::<serde_json::Value>(&text) {
-                events += log["Records"].as_array().map_or(0, |r| r.len() as u64);
+            let Ok(log) = serde_json::from_slice::<serde_json::Value>(&text) else {
+                continue;
+            };
+            // Each category has its own price: only management events are copies of the other
+            // trails' (a record without eventCategory is a management event).
+            for record in log["Records"].as_array().into_iter().flatten() {
+                match record["eventCategory"].as_str().unwrap_or("Management") {
+                    "Management" => events += 1,
+                    crate::api::NETWORK_ACTIVITY => network_activity += 1,
+                    _ => {}
+                }
             }
         }
-        Some(HourOfEvents { events, at_least })
+        Some(HourOfEvents {
+            events,
+            network_activity,
+            at_least,
+        })
     }
 }
