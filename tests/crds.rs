@@ -1062,3 +1062,26 @@ async fn network_activity_selectors_are_judged_as_cloudtrail_judges_them() {
         )
         .await;
 }
+
+/// Locking an existing trail bucket in place is acknowledged, carries an approval, and concerns
+/// the bucket of a Managed trail only.
+#[tokio::test]
+async fn locking_an_existing_bucket_in_place_needs_the_acknowledgement_and_an_approval() {
+    let judge = Judge::new().await;
+    let lock = |ack: bool| {
+        format!("  storage:\n    bucketName: payments-cloudtrail\n    lockExistingBucket: {{acknowledgeIrreversible: {ack}, approval: {{reference: CHG-1}}}}")
+    };
+    judge.accepts(&baseline(&lock(true))).await;
+    judge
+        .rejects(&baseline(&lock(false)), "set acknowledgeIrreversible: true")
+        .await;
+    judge
+        .rejects(
+            &baseline(&format!(
+                "{}\n  trail: {{source: Existing, existingTrailArn: 'arn:aws:cloudtrail:us-east-1:111122223333:trail/org-trail'}}",
+                lock(true)
+            )),
+            "locks the trail bucket of a Managed trail",
+        )
+        .await;
+}

@@ -39,7 +39,8 @@ use super::{LoggingBaselineStatus, PolicyRef, patterns};
 #[x_kube(
     validation = super::rules::results_bucket_is_its_own(),
     validation = super::rules::generated_bucket_names_fit(),
-    validation = super::rules::archive_member_keeps_nothing_of_its_own()
+    validation = super::rules::archive_member_keeps_nothing_of_its_own(),
+    validation = super::lock_in_place::lock_existing_bucket_of_a_managed_trail()
 )]
 pub struct LoggingBaselineSpec {
     /// The AWS account; trailkeeper refuses to act when its credentials resolve to another one.
@@ -206,6 +207,11 @@ pub struct StorageSpec {
     /// or key of its own. The trail is created only once the archive admits it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archive_ref: Option<PolicyRef>,
+    /// Turn Object Lock on in place for the trail bucket when it exists without it (a bucket named
+    /// by bucketName that trailkeeper did not create): irreversible, so only with the
+    /// acknowledgement and an approval; the log files written before keep no lock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_existing_bucket: Option<super::LockExistingBucket>,
 }
 
 impl Default for StorageSpec {
@@ -216,6 +222,7 @@ impl Default for StorageSpec {
             key_prefix: default_key_prefix(),
             access_log_bucket_name: None,
             archive_ref: None,
+            lock_existing_bucket: None,
         }
     }
 }

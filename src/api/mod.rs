@@ -1,6 +1,7 @@
 //! The five custom resources of trailkeeper (group `trailkeeper.io`, version `v1alpha1`), their
 //! defaults (the baseline of the AWS logging reference) and their validation rules.
 
+mod lock_in_place;
 mod log_archive;
 mod logging_baseline;
 mod logging_baseline_set;
@@ -12,6 +13,7 @@ mod retention_policy;
 mod rules;
 mod trail_policy;
 
+pub use lock_in_place::*;
 pub use log_archive::*;
 pub use logging_baseline::*;
 pub use logging_baseline_set::*;

@@ -134,6 +134,7 @@ pub fn as_baseline(spec: &LogArchiveSpec) -> LoggingBaselineSpec {
             key_prefix: spec.key_prefix.clone(),
             access_log_bucket_name: Some(access_log_bucket_name(spec)),
             archive_ref: None,
+            lock_existing_bucket: None,
         },
         encryption: EncryptionSpec {
             kms_key_arn: None,

@@ -8,6 +8,7 @@ use crate::aws::AwsError;
 use crate::aws::s3::ObservedBucket;
 use crate::desired;
 use crate::judge::diff::{self, Action, Delta};
+use crate::judge::lock_in_place::{hold_unless_allowed, note};
 
 impl AccountReconcile<'_> {
     pub(super) async fn reconcile_storage(
@@ -54,10 +55,25 @@ impl AccountReconcile<'_> {
             self.specs.retention.approval.as_ref().map(|a| a.reference.as_str()),
             last_applied,
         );
+        let lock_in_place = self.specs.baseline.storage.lock_existing_bucket.as_ref();
+        let blocked = match (
+            blocked,
+            hold_unless_allowed(&mut trail_delta, &storage.trail_bucket.name, lock_in_place),
+        ) {
+            (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+            (a, b) => a.or(b),
+        };
+        let locking_in_place = trail_delta
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::EnableObjectLockInPlace(_)));
         let retention_changes = [&access_delta, &trail_delta].iter().any(|d| {
-            d.actions
-                .iter()
-                .any(|a| matches!(a, Action::PutLifecycle(_) | Action::PutObjectLock(_)))
+            d.actions.iter().any(|a| {
+                matches!(
+                    a,
+                    Action::PutLifecycle(_) | Action::PutObjectLock(_) | Action::EnableObjectLockInPlace(_)
+                )
+            })
         });
 
         let mut ok = true;
@@ -79,6 +95,15 @@ impl AccountReconcile<'_> {
             if !ok {
                 break;
             }
+        }
+        // Once on (found on, or turned on now), what it leaves unlocked is said at every reconcile.
+        let locked = trail_bucket.as_ref().is_some_and(|b| b.object_lock_enabled) || (locking_in_place && ok && self.write);
+        if let Some(lock) = lock_in_place.filter(|_| locked) {
+            self.report
+                .details
+                .entry(Component::Retention)
+                .or_default()
+                .push(note(&storage.trail_bucket.name, lock));
         }
         let logging_now = if ok && self.write {
             storage

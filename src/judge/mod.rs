@@ -9,5 +9,6 @@ pub mod delivery;
 pub mod diff;
 pub mod duplicate_trails;
 pub mod evidence;
+pub mod lock_in_place;
 pub mod monitoring_controls;
 pub mod retention_review;
