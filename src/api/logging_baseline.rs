@@ -155,6 +155,11 @@ pub struct TrailSpec {
     /// The TrailPolicy in this namespace; absent: the one named `default`, else the built-in baseline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_ref: Option<PolicyRef>,
+    /// With source Managed in an account AWS Control Tower's trail already records: create the
+    /// trail anyway, and pay for the second copy of management events ($2.00 per 100,000). Off by
+    /// default: trailkeeper then refuses (reason ControlTowerTrail) and says how to integrate it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_beside_control_tower: bool,
 }
 
 impl Default for TrailSpec {
@@ -164,6 +169,7 @@ impl Default for TrailSpec {
             name: default_trail_name(),
             existing_trail_arn: None,
             policy_ref: None,
+            allow_beside_control_tower: false,
         }
     }
 }

@@ -69,6 +69,23 @@ pub struct LoggingBaselineStatus {
     /// (copies after the first are charged), with the estimated monthly cost. Absent: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duplicate_trails: Option<DuplicateTrails>,
+    /// AWS Control Tower's trail, when it records the account's events (the baseline integrates
+    /// it, or creates no second trail beside it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_tower: Option<ControlTowerStatus>,
+}
+
+/// A landing zone's trail that records the account's events.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ControlTowerStatus {
+    /// The ARN of Control Tower's trail (aws-controltower-BaselineCloudTrail).
+    pub trail_arn: String,
+    /// Its log archive bucket (aws-controltower-logs-...), when readable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_archive_bucket: Option<String>,
+    /// `covered by Control Tower's trail ...`.
+    pub message: String,
 }
 
 /// Audit evidence: each logging control of a benchmark, passed or failed, and what was read.

@@ -200,6 +200,7 @@ fn component_condition_alone(c: Component, state: &ComponentState, report: &Acco
         ComponentState::WaitingForArchive(message) => {
             condition(t, false, reasons::WAITING_FOR_ARCHIVE, message.clone())
         }
+        ComponentState::Refused { reason, message } => condition(t, false, reason, message.clone()),
     }
 }
 
@@ -222,7 +223,12 @@ pub fn conditions(report: &AccountReport) -> Vec<Condition> {
             "the account is at the baseline".into(),
         )
     } else {
-        let first = not_ready[0];
+        // The cause first: a component waiting for another says less than the one it waits for.
+        let first = not_ready
+            .iter()
+            .find(|c| c.reason != reasons::WAITING)
+            .copied()
+            .unwrap_or(not_ready[0]);
         let names: Vec<&str> = not_ready.iter().map(|c| c.type_.as_str()).collect();
         condition(
             types::READY,
@@ -252,6 +258,8 @@ const STALLED_REASONS: &[&str] = &[
     reasons::NOT_COMPLIANT,
     // Observe mode: trailkeeper will not repair it.
     reasons::DRIFT_DETECTED,
+    // A second trail beside AWS Control Tower's: a person chooses how to proceed.
+    crate::judge::control_tower::REASON,
 ];
 
 /// kstatus' reading of Ready: Stalled (with Ready's reason) for what no retry fixes, Reconciling
@@ -382,6 +390,11 @@ pub fn from_report(
         // Verified on its own schedule (the controller): the last result stands until the next.
         integrity: previous.and_then(|p| p.integrity.clone()),
         duplicate_trails: report.duplicate_trails.clone(),
+        control_tower: report.control_tower.as_ref().map(|t| crate::api::ControlTowerStatus {
+            trail_arn: t.arn.clone(),
+            log_archive_bucket: t.bucket.clone(),
+            message: t.covered(),
+        }),
     }
 }
 

@@ -12,7 +12,7 @@ use crate::judge::duplicate_trails::{HourOfEvents, TrailCopy, duplicates};
 const LOG_FILES_COUNTED: usize = 12;
 
 /// Whether any selector records management events.
-fn records_management(selectors: &EventSelectors) -> bool {
+pub(super) fn records_management(selectors: &EventSelectors) -> bool {
     match selectors {
         EventSelectors::Basic(basic) => basic.iter().any(|s| s.include_management_events),
         EventSelectors::Advanced(advanced) => advanced.iter().any(|s| {
@@ -36,6 +36,16 @@ impl AccountReconcile<'_> {
                 return;
             }
         };
+        if self.report.control_tower.is_none()
+            && let Some((arn, _)) = trails
+                .iter()
+                .find(|(arn, _)| crate::judge::control_tower::names_control_tower(arn))
+        {
+            self.report.control_tower = Some(crate::judge::control_tower::ControlTowerTrail {
+                arn: arn.clone(),
+                bucket: None,
+            });
+        }
         let mut copies = Vec::new();
         for (arn, home) in trails {
             let own = arn.split(':').nth(4) == Some(account.as_str());

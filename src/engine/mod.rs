@@ -6,6 +6,7 @@ pub mod archive;
 pub mod audit_queries;
 pub mod cis_evidence;
 pub mod cleanup;
+mod control_tower;
 mod duplicate_trails;
 pub mod forwarding;
 mod key;

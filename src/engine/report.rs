@@ -72,6 +72,9 @@ pub enum ComponentState {
     /// A member of a LogArchive whose policies do not admit its trail yet: the message names the
     /// archive.
     WaitingForArchive(String),
+    /// trailkeeper will not do what the spec asks until a person decides (its own refusal, not
+    /// AWS's): the reason (a condition reason) and what to do.
+    Refused { reason: &'static str, message: String },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -148,6 +151,8 @@ pub struct AccountReport {
     pub evidence: crate::judge::compliance::Evidence,
     /// Trails recording the account's management events more than once in the primary Region.
     pub duplicate_trails: Option<crate::judge::duplicate_trails::DuplicateTrails>,
+    /// AWS Control Tower's trail, when it records this account's events.
+    pub control_tower: Option<crate::judge::control_tower::ControlTowerTrail>,
     /// AWS has not yet seen something written elsewhere (a LogArchive's new policies): reconcile
     /// again soon, not at the resync.
     pub retry_soon: bool,
@@ -180,6 +185,7 @@ impl AccountReport {
             delivery_observed: false,
             evidence: Default::default(),
             duplicate_trails: None,
+            control_tower: None,
             retry_soon: false,
             calls: CallCounts::default(),
             duration: Duration::ZERO,
@@ -226,7 +232,7 @@ impl ComponentState {
             ComponentState::Drifted => 3,
             ComponentState::Waiting(_) | ComponentState::WaitingForArchive(_) => 4,
             ComponentState::NotCompliant => 5,
-            ComponentState::ApprovalRequired(_) => 6,
+            ComponentState::ApprovalRequired(_) | ComponentState::Refused { .. } => 6,
             ComponentState::Failed(_) => 7,
         }
     }

@@ -4,6 +4,7 @@
 pub mod account_controls;
 pub mod archive_delivery;
 pub mod compliance;
+pub mod control_tower;
 pub mod coverage;
 pub mod delivery;
 pub mod diff;
