@@ -373,6 +373,7 @@ def install():
     trailkeeper_delegated.install()
     trailkeeper_trail_access.install()
     __import__("trailkeeper_selectors").install()
+    __import__("trailkeeper_securityhub").install()
     __import__("trailkeeper_object_lock").install()
     from moto.cloudtrail import models as cloudtrail
     from moto.ec2.models import flow_logs

@@ -95,6 +95,9 @@ pub struct LoggingBaselineSpec {
     /// Athena over the trail's logs: a Glue table, a workgroup with encrypted results and named audit queries.
     #[serde(default)]
     pub audit_queries: AuditQueriesSpec,
+    /// Import this account's verdicts into AWS Security Hub as findings (off by default).
+    #[serde(default, skip_serializing_if = "is_off")]
+    pub security_hub: super::SecurityHubSpec,
     /// Validate the integrity of the delivered logs on a schedule (digest signatures, the chain, every log file's hash), as `trailkeeper verify` does; the result goes to status.integrity.
     #[serde(default)]
     pub verify_integrity: VerifyIntegritySpec,
@@ -315,6 +318,10 @@ impl Default for FlowLogsSpec {
 
 fn yes() -> bool {
     true
+}
+
+fn is_off(s: &super::SecurityHubSpec) -> bool {
+    s == &super::SecurityHubSpec::default()
 }
 
 fn default_aggregation_interval() -> i32 {

@@ -73,6 +73,9 @@ pub struct LoggingBaselineStatus {
     /// it, or creates no second trail beside it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub control_tower: Option<ControlTowerStatus>,
+    /// The account's findings in AWS Security Hub (spec.securityHub).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_hub: Option<super::SecurityHubStatus>,
 }
 
 /// A landing zone's trail that records the account's events.

@@ -11,6 +11,7 @@ mod network_activity;
 mod policy_status;
 mod retention_policy;
 mod rules;
+mod security_hub;
 mod trail_policy;
 
 pub use lock_in_place::*;
@@ -21,6 +22,7 @@ pub use logging_baseline_status::*;
 pub use network_activity::*;
 pub use policy_status::*;
 pub use retention_policy::*;
+pub use security_hub::*;
 pub use trail_policy::*;
 
 use std::collections::BTreeMap;

@@ -16,6 +16,7 @@ pub mod kms;
 pub mod logs;
 pub mod organizations;
 pub mod s3;
+pub mod securityhub;
 pub mod sns;
 pub mod sqs;
 pub mod ssm;
@@ -291,6 +292,7 @@ impl AccountIdentity {
             events: client!(aws_sdk_eventbridge),
             cloudwatch: client!(aws_sdk_cloudwatch),
             sns: client!(aws_sdk_sns),
+            securityhub: client!(aws_sdk_securityhub),
         }
     }
 }
@@ -313,6 +315,7 @@ pub struct Services {
     pub events: aws_sdk_eventbridge::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub sns: aws_sdk_sns::Client,
+    pub securityhub: aws_sdk_securityhub::Client,
 }
 
 impl AccountClients {

@@ -471,6 +471,7 @@ fn iam_policy(args: IamPolicyArgs) -> ExitCode {
         own_identity: args.own_identity,
         archive_keys: Vec::new(),
         own_storage: true,
+        security_hub: true,
     };
     if !args.files.is_empty() {
         let baselines = match resolved(&args.files, "input") {
@@ -478,6 +479,7 @@ fn iam_policy(args: IamPolicyArgs) -> ExitCode {
             Err(code) => return ExitCode::from(code),
         };
         settings.own_storage = baselines.is_empty() || baselines.iter().any(|b| b.archive.is_none());
+        settings.security_hub = baselines.is_empty() || baselines.iter().any(|b| b.baseline.spec.security_hub.enabled);
         for b in &baselines {
             if let Some(archive) = &b.archive {
                 let spec = &archive.spec;

@@ -27,6 +27,8 @@ pub mod types {
     pub const REPLICATION_READY: &str = "ReplicationReady";
     /// Logs arrive: not part of Ready (which is about settings), an alarm of its own.
     pub const DELIVERY_HEALTHY: &str = "DeliveryHealthy";
+    /// The account's findings are in Security Hub (spec.securityHub): beside Ready, like delivery.
+    pub const FINDINGS_EXPORTED: &str = "FindingsExported";
     /// kstatus' abnormal-true conditions (read by Flux, `kubectl wait`, Helm's `--wait`): True
     /// while the baseline is not Ready and another reconcile can get it there...
     pub const RECONCILING: &str = "Reconciling";
@@ -61,6 +63,8 @@ pub mod reasons {
     /// DeliveryHealthy Unknown: the deliveries were not read yet (the trail was just created).
     pub const AWAITING_FIRST_DELIVERY: &str = "AwaitingFirstDelivery";
     pub const DELIVERY_FAILING: &str = "DeliveryFailing";
+    /// The findings were imported (or were in line) in Security Hub.
+    pub const EXPORTED: &str = "Exported";
 }
 
 /// DeliveryHealthy, when the trail's deliveries could be read: the first failing part named.
@@ -395,6 +399,8 @@ pub fn from_report(
             log_archive_bucket: t.bucket.clone(),
             message: t.covered(),
         }),
+        // Exported after the status is judged (the controller): the last export stands until then.
+        security_hub: previous.and_then(|p| p.security_hub.clone()),
     }
 }
 

@@ -157,6 +157,7 @@ pub fn as_baseline(spec: &LogArchiveSpec) -> LoggingBaselineSpec {
         },
         audit_queries: spec.audit_queries.clone(),
         verify_integrity: VerifyIntegritySpec::default(),
+        security_hub: Default::default(),
         tags: spec.tags.clone(),
     }
 }

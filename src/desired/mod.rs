@@ -4,6 +4,7 @@
 pub mod archive;
 pub mod athena;
 pub mod events;
+pub mod findings;
 pub mod iam;
 pub mod monitoring;
 pub mod network_activity;

@@ -8,6 +8,7 @@ pub mod cis_evidence;
 pub mod cleanup;
 mod control_tower;
 mod duplicate_trails;
+pub mod findings;
 pub mod forwarding;
 mod key;
 mod monitoring;

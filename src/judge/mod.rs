@@ -10,6 +10,7 @@ pub mod delivery;
 pub mod diff;
 pub mod duplicate_trails;
 pub mod evidence;
+pub mod findings;
 pub mod lock_in_place;
 pub mod monitoring_controls;
 pub mod retention_review;
