@@ -149,3 +149,30 @@ fn the_age_of_the_last_delivery_does_not_change_the_delivery_finding() {
         with("cloudtrail: nothing delivered since logging started 75 minutes ago", false)
     );
 }
+
+/// A member under another account's Organization trail: section 4 takes the trail owner's verdict
+/// (as the controller judges it), and what cannot be read from the member is NOT_AVAILABLE, never
+/// a false FAILED.
+#[test]
+fn a_member_under_an_organization_trail_is_judged_with_the_trails_owner() {
+    use crate::judge::monitoring_controls::tests::evidence;
+    let owner = crate::judge::compliance::status(&evidence());
+    let mut member = evidence();
+    member.trail.as_mut().expect("trail").details_observable = false;
+    let (arn, _) = crate::judge::coverage::covering_owner(&member).expect("covered");
+    let alone = crate::judge::compliance::status(&member);
+    let mut status = status();
+    status.compliance = Some(crate::judge::coverage::with_coverage(alone, &arn, Some(&owner)));
+    let (spec, policy) = (spec(true), TrailPolicySpec::default());
+    let all = findings(&input(&spec, &policy, &status));
+    let of = |id: &str| all.iter().find(|f| f.id.ends_with(&format!("/{id}"))).unwrap();
+    for id in ["4.1", "4.15"] {
+        assert_eq!(of(id).status, FindingStatus::Passed, "{}", of(id).description);
+        assert!(of(id).description.contains("covered by"), "{}", of(id).description);
+    }
+    // The trail's selectors and logging are the owner's to read: not available here, not failed.
+    for id in ["3.1", "3.8", "3.9"] {
+        assert_eq!(of(id).status, FindingStatus::NotAvailable, "{}", of(id).description);
+    }
+    assert!(all.iter().filter(|f| f.id.contains("/4.")).all(|f| f.status == FindingStatus::Passed));
+}
