@@ -35,7 +35,15 @@ async fn landing_zone() -> (String, String, String) {
     let aws = inspector(&management).await;
     let organization = create_organization(&aws).await;
     let bucket = format!("aws-controltower-logs-{management}-{REGION}");
-    let key = trail_destination(&aws, &management, &bucket, Some(&organization), TRAIL_NAME, Some(&organization)).await;
+    let key = trail_destination(
+        &aws,
+        &management,
+        &bucket,
+        Some(&organization),
+        TRAIL_NAME,
+        Some(&organization),
+    )
+    .await;
     let created = aws
         .cloudtrail
         .create_trail()
@@ -75,7 +83,10 @@ async fn beside_control_towers_trail_a_baseline_creates_no_second_trail_and_says
     match report.components.get(&Component::Trail) {
         Some(ComponentState::Refused { reason, message }) => {
             assert_eq!(*reason, REASON);
-            assert!(message.contains(&format!("covered by Control Tower's trail {arn}")), "{message}");
+            assert!(
+                message.contains(&format!("covered by Control Tower's trail {arn}")),
+                "{message}"
+            );
             assert!(message.contains(&bucket), "{message}");
             assert!(message.contains("trail.source: Existing"), "{message}");
         }
@@ -83,7 +94,11 @@ async fn beside_control_towers_trail_a_baseline_creates_no_second_trail_and_says
     }
     // Nothing was created for the trail that will not be: no trail, key or bucket.
     for action in ["cloudtrail:CreateTrail", "kms:CreateKey", "s3:CreateBucket"] {
-        assert!(!report.calls.by_action.contains_key(action), "{action}: {:?}", report.calls);
+        assert!(
+            !report.calls.by_action.contains_key(action),
+            "{action}: {:?}",
+            report.calls
+        );
     }
     let aws = inspector(&member).await;
     assert!(aws.bucket_names().await.is_empty());
@@ -114,11 +129,18 @@ async fn beside_control_towers_trail_a_baseline_creates_no_second_trail_and_says
     assert_eq!(condition("Stalled").map(|c| c.status), Some("True".to_string()));
     let ct = status.control_tower.expect("status.controlTower");
     assert_eq!(ct.trail_arn, arn);
-    assert!(ct.message.starts_with("covered by Control Tower's trail"), "{}", ct.message);
+    assert!(
+        ct.message.starts_with("covered by Control Tower's trail"),
+        "{}",
+        ct.message
+    );
 
     // A plan says the same, and writes nothing.
     let plan = run(&spec, &TrailPolicySpec::default(), RunMode::Plan).await;
-    assert!(matches!(plan.components.get(&Component::Trail), Some(ComponentState::Refused { .. })));
+    assert!(matches!(
+        plan.components.get(&Component::Trail),
+        Some(ComponentState::Refused { .. })
+    ));
     assert_eq!(plan.calls.writes, 0);
 }
 
@@ -136,10 +158,15 @@ async fn control_towers_trail_integrated_as_existing_is_judged_and_said_to_cover
     assert!(!report.failed(), "{:?}", report.components);
     assert_eq!(report.calls.writes, 0, "{:?}", report.calls);
     let ct = report.control_tower.clone().expect("the landing zone's trail");
-    assert_eq!((ct.arn.as_str(), ct.bucket.as_deref()), (arn.as_str(), Some(bucket.as_str())));
+    assert_eq!(
+        (ct.arn.as_str(), ct.bucket.as_deref()),
+        (arn.as_str(), Some(bucket.as_str()))
+    );
     let details = report.details.get(&Component::Trail).cloned().unwrap_or_default();
     assert!(
-        details.iter().any(|d| d.starts_with("covered by Control Tower's trail")),
+        details
+            .iter()
+            .any(|d| d.starts_with("covered by Control Tower's trail")),
         "{details:?}"
     );
     // Its evidence is judged: log file validation and KMS encryption read from DescribeTrails.
@@ -151,7 +178,10 @@ async fn control_towers_trail_integrated_as_existing_is_judged_and_said_to_cover
             .find(|c| c.id == id)
             .map(|c| (c.result.clone(), c.evidence.clone()))
     };
-    assert_eq!(result("3.2").map(|r| r.0), Some(trailkeeper::judge::compliance::ControlResult::Pass));
+    assert_eq!(
+        result("3.2").map(|r| r.0),
+        Some(trailkeeper::judge::compliance::ControlResult::Pass)
+    );
     assert!(result("3.2").is_some_and(|(_, e)| e.contains(TRAIL_NAME)));
     let markdown = trailkeeper::cli::output::render_compliance(
         &[("accounts/workload".to_string(), report)],

@@ -576,7 +576,10 @@ async fn findings_are_exported_with_the_status_and_archived_when_the_baseline_go
         .iter()
         .find(|c| c["type"] == "FindingsExported")
         .unwrap_or_else(|| panic!("{conditions:?}"));
-    assert_eq!((&exported["status"], &exported["reason"]), (&json!("True"), &json!("Exported")));
+    assert_eq!(
+        (&exported["status"], &exported["reason"]),
+        (&json!("True"), &json!("Exported"))
+    );
     assert_eq!(conditions.last().unwrap()["type"], "Ready", "Ready stays last");
     let findings = status["securityHub"]["findings"].as_u64().unwrap();
     assert!(findings >= 24, "{status}");
@@ -612,7 +615,12 @@ async fn findings_are_exported_with_the_status_and_archived_when_the_baseline_go
     reconcile(Arc::new(gone), ctx).await.unwrap();
     let (archived, retained) = server.await.unwrap();
     assert_eq!(archived["reason"], "FindingsArchived", "{archived}");
-    assert!(archived["note"].as_str().unwrap().starts_with(&format!("{findings} findings archived")));
+    assert!(
+        archived["note"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{findings} findings archived"))
+    );
     assert_eq!(retained["reason"], "Retained");
     let states = hub().await;
     assert!(states.iter().all(|s| s == "ARCHIVED"), "{states:?}");

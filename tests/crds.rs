@@ -988,7 +988,11 @@ async fn a_log_archive_admits_the_organization_only_with_its_id_and_a_new_approv
 #[tokio::test]
 async fn network_activity_selectors_are_judged_as_cloudtrail_judges_them() {
     let judge = Judge::new().await;
-    let selector = |fields: &str| trail_policy(&format!("  advancedEventSelectors: [{{name: n, fieldSelectors: [{fields}]}}]"));
+    let selector = |fields: &str| {
+        trail_policy(&format!(
+            "  advancedEventSelectors: [{{name: n, fieldSelectors: [{fields}]}}]"
+        ))
+    };
     let category = "{field: eventCategory, equals: [NetworkActivity]}";
     judge
         .accepts(&selector(&format!(
@@ -1041,7 +1045,11 @@ async fn network_activity_selectors_are_judged_as_cloudtrail_judges_them() {
     }];
     let (_, problems) = trailkeeper::manifests::validate(&documents);
     rejected_with(
-        if problems.is_empty() { Ok(()) } else { Err(format!("{problems:?}")) },
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{problems:?}"))
+        },
         "iam.amazonaws.com",
         "trailkeeper validate",
     );
@@ -1051,7 +1059,10 @@ async fn network_activity_selectors_are_judged_as_cloudtrail_judges_them() {
     let resource = kube::discovery::ApiResource::erase::<TrailPolicy>(&());
     let api: Api<kube::api::DynamicObject> = Api::namespaced_with(judge.client.clone(), &judge.namespace, &resource);
     rejected_with(
-        api.create(&dry_run(), &object).await.map(|_| ()).map_err(|e| e.to_string()),
+        api.create(&dry_run(), &object)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
         "iam.amazonaws.com",
         "the API server",
     );
@@ -1069,7 +1080,9 @@ async fn network_activity_selectors_are_judged_as_cloudtrail_judges_them() {
 async fn locking_an_existing_bucket_in_place_needs_the_acknowledgement_and_an_approval() {
     let judge = Judge::new().await;
     let lock = |ack: bool| {
-        format!("  storage:\n    bucketName: payments-cloudtrail\n    lockExistingBucket: {{acknowledgeIrreversible: {ack}, approval: {{reference: CHG-1}}}}")
+        format!(
+            "  storage:\n    bucketName: payments-cloudtrail\n    lockExistingBucket: {{acknowledgeIrreversible: {ack}, approval: {{reference: CHG-1}}}}"
+        )
     };
     judge.accepts(&baseline(&lock(true))).await;
     judge

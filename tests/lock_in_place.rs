@@ -99,7 +99,10 @@ async fn an_existing_bucket_is_locked_in_place_only_with_the_acknowledgement() {
         .position(|a| a.starts_with("turn Object Lock on in place"))
         .unwrap_or_else(|| panic!("{applied:?}"));
     assert!(
-        applied.iter().position(|a| *a == "enable versioning").is_none_or(|v| v < lock_at),
+        applied
+            .iter()
+            .position(|a| *a == "enable versioning")
+            .is_none_or(|v| v < lock_at),
         "{applied:?}"
     );
     assert!(lock_enabled(&aws, &bucket).await);
@@ -107,8 +110,15 @@ async fn an_existing_bucket_is_locked_in_place_only_with_the_acknowledgement() {
         locked.components.get(&Component::Retention),
         Some(&ComponentState::Repaired)
     );
-    let note = locked.details.get(&Component::Retention).expect("status says what it leaves unlocked");
-    assert!(note.iter().any(|n| n.contains("keep no lock") && n.contains("CHG-4711")), "{note:?}");
+    let note = locked
+        .details
+        .get(&Component::Retention)
+        .expect("status says what it leaves unlocked");
+    assert!(
+        note.iter()
+            .any(|n| n.contains("keep no lock") && n.contains("CHG-4711")),
+        "{note:?}"
+    );
     let status = trailkeeper::controller::status::from_report(
         &locked,
         None,
@@ -156,7 +166,12 @@ async fn an_existing_bucket_is_locked_in_place_only_with_the_acknowledgement() {
     let again = apply(&spec).await;
     assert!(again.in_sync(), "{:?} {:?}", again.drift, again.pending);
     assert_eq!(again.calls.writes, 0);
-    assert!(again.details.get(&Component::Retention).is_some_and(|d| d.iter().any(|n| n.contains("keep no lock"))));
+    assert!(
+        again
+            .details
+            .get(&Component::Retention)
+            .is_some_and(|d| d.iter().any(|n| n.contains("keep no lock")))
+    );
 }
 
 /// S3's rules, in the emulator both ways: Object Lock on an existing bucket needs versioning
@@ -189,7 +204,9 @@ async fn the_emulator_locks_an_existing_versioned_bucket_as_s3_does() {
     let refused = enable().await.expect_err("refused without versioning");
     assert_eq!(refused.into_service_error().meta().code(), Some("InvalidBucketState"));
     versioning(BucketVersioningStatus::Enabled).await.unwrap();
-    enable().await.expect("a versioned bucket holding objects can be locked in place");
+    enable()
+        .await
+        .expect("a versioned bucket holding objects can be locked in place");
     assert!(lock_enabled(&aws, &bucket).await);
     let suspended = versioning(BucketVersioningStatus::Suspended)
         .await
@@ -210,7 +227,13 @@ fn manifests(dir: &std::path::Path, lock: &str) {
 
 fn diff(base: &std::path::Path, head: &std::path::Path) -> (i32, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_trailkeeper"))
-        .args(["diff", "--base", base.to_str().unwrap(), "--head", head.to_str().unwrap()])
+        .args([
+            "diff",
+            "--base",
+            base.to_str().unwrap(),
+            "--head",
+            head.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     (

@@ -162,7 +162,10 @@ async fn the_emulator_judges_network_activity_selectors_as_cloudtrail_does() {
     for (fields, needle) in [
         (vec![category()], "one eventSource"),
         (
-            vec![category(), field("eventSource", &["kms.amazonaws.com", "ec2.amazonaws.com"])],
+            vec![
+                category(),
+                field("eventSource", &["kms.amazonaws.com", "ec2.amazonaws.com"]),
+            ],
             "one event source per selector",
         ),
         (

@@ -28,7 +28,12 @@ async fn reconcile(spec: &LoggingBaselineSpec, mode: RunMode) -> (AccountReport,
         retention: &retention,
     };
     let base = base_config().await;
-    let report = Box::pin(reconcile_account(clients(spec, &base, &CallRecorder::new()), &specs, ReconcileOptions::new(mode))).await;
+    let report = Box::pin(reconcile_account(
+        clients(spec, &base, &CallRecorder::new()),
+        &specs,
+        ReconcileOptions::new(mode),
+    ))
+    .await;
     let status = trailkeeper::controller::status::from_report(
         &report,
         None,
@@ -73,19 +78,19 @@ async fn findings_in_hub(aws: &Inspector) -> BTreeMap<String, AwsSecurityFinding
     loop {
         let page = tokio::spawn(
             aws.securityhub
-            .get_findings()
-            .filters(
-                AwsSecurityFindingFilters::builder()
-                    .generator_id(
-                        StringFilter::builder()
-                            .value("trailkeeper/")
-                            .comparison(StringFilterComparison::Prefix)
-                            .build(),
-                    )
-                    .build(),
-            )
-            .set_next_token(token.take())
-            .send(),
+                .get_findings()
+                .filters(
+                    AwsSecurityFindingFilters::builder()
+                        .generator_id(
+                            StringFilter::builder()
+                                .value("trailkeeper/")
+                                .comparison(StringFilterComparison::Prefix)
+                                .build(),
+                        )
+                        .build(),
+                )
+                .set_next_token(token.take())
+                .send(),
         )
         .await
         .unwrap()
@@ -101,11 +106,17 @@ async fn findings_in_hub(aws: &Inspector) -> BTreeMap<String, AwsSecurityFinding
 }
 
 fn compliance_of(f: &AwsSecurityFinding) -> &str {
-    f.compliance().and_then(|c| c.status()).map(|s| s.as_str()).unwrap_or_default()
+    f.compliance()
+        .and_then(|c| c.status())
+        .map(|s| s.as_str())
+        .unwrap_or_default()
 }
 
 fn workflow_of(f: &AwsSecurityFinding) -> &str {
-    f.workflow().and_then(|w| w.status()).map(|s| s.as_str()).unwrap_or_default()
+    f.workflow()
+        .and_then(|w| w.status())
+        .map(|s| s.as_str())
+        .unwrap_or_default()
 }
 
 fn cis_id(account: &str, control: &str) -> String {
@@ -125,12 +136,17 @@ async fn findings_follow_the_verdicts_through_a_tamper_and_its_repair_and_are_ar
     assert!(!report.failed(), "{:?}", report.components);
     let (outcome, calls) = export(&spec, &status).await;
     let exported = outcome.expect("exported");
-    assert_eq!(calls.by_action.get("securityhub:BatchImportFindings").map(|c| c.0), Some(1));
+    assert_eq!(
+        calls.by_action.get("securityhub:BatchImportFindings").map(|c| c.0),
+        Some(1)
+    );
     let hub = findings_in_hub(&aws).await;
     let compliance = status.compliance.clone().expect("judged");
     assert_eq!(exported.findings as usize, hub.len());
     for control in &compliance.controls {
-        let f = hub.get(&cis_id(&account, &control.id)).unwrap_or_else(|| panic!("{}: no finding", control.id));
+        let f = hub
+            .get(&cis_id(&account, &control.id))
+            .unwrap_or_else(|| panic!("{}: no finding", control.id));
         let expected = match control.result {
             trailkeeper::api::ControlResult::Pass => "PASSED",
             trailkeeper::api::ControlResult::Fail => "FAILED",
@@ -175,10 +191,23 @@ async fn findings_follow_the_verdicts_through_a_tamper_and_its_repair_and_are_ar
     let hub = findings_in_hub(&aws).await;
     // Only what the tamper changed is imported: 3.2, and the deliveries (digests are no longer
     // expected without log file validation).
-    let changed: Vec<&String> = hub.keys().filter(|id| hub[*id].updated_at() != before[*id].updated_at()).collect();
-    assert_eq!(changed, [&format!("trailkeeper/{account}/cis-aws-foundations-benchmark/v3.0.0/3.2"), &format!("trailkeeper/{account}/delivery")]);
+    let changed: Vec<&String> = hub
+        .keys()
+        .filter(|id| hub[*id].updated_at() != before[*id].updated_at())
+        .collect();
+    assert_eq!(
+        changed,
+        [
+            &format!("trailkeeper/{account}/cis-aws-foundations-benchmark/v3.0.0/3.2"),
+            &format!("trailkeeper/{account}/delivery")
+        ]
+    );
     assert_eq!(compliance_of(&hub[&validation]), "FAILED");
-    assert_eq!(workflow_of(&hub[&validation]), "NEW", "Security Hub reopens a finding that fails again");
+    assert_eq!(
+        workflow_of(&hub[&validation]),
+        "NEW",
+        "Security Hub reopens a finding that fails again"
+    );
     let remediation = hub[&validation]
         .remediation()
         .and_then(|r| r.recommendation())
@@ -195,7 +224,11 @@ async fn findings_follow_the_verdicts_through_a_tamper_and_its_repair_and_are_ar
     let hub = findings_in_hub(&aws).await;
     assert_eq!(compliance_of(&hub[&validation]), "PASSED");
     assert_eq!(workflow_of(&hub[&validation]), "RESOLVED");
-    assert_eq!(hub.len(), exported.findings as usize, "no finding was added: the Ids are stable");
+    assert_eq!(
+        hub.len(),
+        exported.findings as usize,
+        "no finding was added: the Ids are stable"
+    );
 
     // The baseline deleted: its findings archived.
     let target = FindingsTarget::of(&spec).unwrap();
@@ -205,7 +238,10 @@ async fn findings_follow_the_verdicts_through_a_tamper_and_its_repair_and_are_ar
         .expect("archived");
     assert_eq!(archived as usize, hub.len());
     let hub = findings_in_hub(&aws).await;
-    assert!(hub.values().all(|f| f.record_state().map(|r| r.as_str()) == Some("ARCHIVED")));
+    assert!(
+        hub.values()
+            .all(|f| f.record_state().map(|r| r.as_str()) == Some("ARCHIVED"))
+    );
 }
 
 #[tokio::test]
@@ -217,7 +253,11 @@ async fn without_security_hub_enabled_the_export_fails_saying_how_to_enable_it()
     let (outcome, _) = export(&spec, &status).await;
     let e = outcome.expect_err("Security Hub is not enabled");
     assert_eq!(e.kind, trailkeeper::aws::ErrorKind::Precondition);
-    assert!(e.to_string().contains("aws securityhub enable-security-hub --region us-east-1"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("aws securityhub enable-security-hub --region us-east-1"),
+        "{e}"
+    );
 }
 
 /// 250 findings: three imports of at most 100, paced under 10 a second; three paced reads after.
@@ -254,14 +294,24 @@ async fn findings_go_in_batches_of_100_within_the_quotas() {
         .expect("exported without being throttled");
     assert_eq!(status.imported, 250);
     let counts = calls.snapshot();
-    assert_eq!(counts.by_action.get("securityhub:BatchImportFindings").map(|c| c.0), Some(3));
-    assert!(started.elapsed() >= std::time::Duration::from_millis(200), "paced: {:?}", started.elapsed());
+    assert_eq!(
+        counts.by_action.get("securityhub:BatchImportFindings").map(|c| c.0),
+        Some(3)
+    );
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(200),
+        "paced: {:?}",
+        started.elapsed()
+    );
     let calls = CallRecorder::new();
     let again = trailkeeper::engine::findings::export(&clients(&spec, &base, &calls), &target, &many)
         .await
         .expect("in line");
     assert_eq!(again.imported, 0);
-    assert_eq!(calls.snapshot().by_action.get("securityhub:GetFindings").map(|c| c.0), Some(3));
+    assert_eq!(
+        calls.snapshot().by_action.get("securityhub:GetFindings").map(|c| c.0),
+        Some(3)
+    );
 }
 
 /// Security Hub's rules, in the emulator both ways.
@@ -291,7 +341,12 @@ async fn the_emulator_judges_findings_as_security_hub_does() {
             .title("t")
             .description("d")
             .compliance(Compliance::builder().status(status).build())
-            .resources(Resource::builder().r#type("AwsAccount").id(format!("AWS::::Account:{account}")).build())
+            .resources(
+                Resource::builder()
+                    .r#type("AwsAccount")
+                    .id(format!("AWS::::Account:{account}"))
+                    .build(),
+            )
             .build()
     };
     // Each call a task of its own: Security Hub's types are large (as in the product).
@@ -304,17 +359,27 @@ async fn the_emulator_judges_findings_as_security_hub_does() {
     assert_eq!(refused.failed_count(), Some(1));
     assert_eq!(refused.failed_findings()[0].error_code(), Some("InvalidAccess"));
     enable_security_hub(&aws).await;
-    assert_eq!(import(finding("a", &d4, ComplianceStatus::Passed)).await.failed_count(), Some(0));
+    assert_eq!(
+        import(finding("a", &d4, ComplianceStatus::Passed)).await.failed_count(),
+        Some(0)
+    );
     // Another account's finding, another product, a missing attribute, a title too long: refused.
     let mut other = finding("b", &d4, ComplianceStatus::Passed);
     other.aws_account_id = Some("999999999999".into());
     let mut foreign = finding("c", &d4, ComplianceStatus::Passed);
-    foreign.product_arn = Some(format!("arn:aws:securityhub:eu-west-1:{account}:product/{account}/default"));
+    foreign.product_arn = Some(format!(
+        "arn:aws:securityhub:eu-west-1:{account}:product/{account}/default"
+    ));
     let mut untitled = finding("d", &d4, ComplianceStatus::Passed);
     untitled.title = None;
     let mut long = finding("e", &d4, ComplianceStatus::Passed);
     long.title = Some("t".repeat(257));
-    for (f, code) in [(other, "AccessDenied"), (foreign, "AccessDenied"), (untitled, "InvalidInput"), (long, "InvalidInput")] {
+    for (f, code) in [
+        (other, "AccessDenied"),
+        (foreign, "AccessDenied"),
+        (untitled, "InvalidInput"),
+        (long, "InvalidInput"),
+    ] {
         let out = import(f).await;
         assert_eq!(out.failed_findings().first().and_then(|f| f.error_code()), Some(code));
     }
@@ -329,21 +394,34 @@ async fn the_emulator_judges_findings_as_security_hub_does() {
     // Resolved, then an update that is not later: ignored; a later one that fails: reopened (NEW).
     aws.securityhub
         .batch_update_findings()
-        .finding_identifiers(AwsSecurityFindingIdentifier::builder().id("a").product_arn(&product).build())
+        .finding_identifiers(
+            AwsSecurityFindingIdentifier::builder()
+                .id("a")
+                .product_arn(&product)
+                .build(),
+        )
         .workflow(WorkflowUpdate::builder().status(WorkflowStatus::Resolved).build())
         .send()
         .await
         .unwrap();
     import(finding("a", &d4, ComplianceStatus::Failed)).await;
     let hub = findings_in_hub_all(&aws).await;
-    assert_eq!((compliance_of(&hub["a"]), workflow_of(&hub["a"])), ("PASSED", "RESOLVED"));
+    assert_eq!(
+        (compliance_of(&hub["a"]), workflow_of(&hub["a"])),
+        ("PASSED", "RESOLVED")
+    );
     import(finding("a", &d3, ComplianceStatus::Failed)).await;
     let hub = findings_in_hub_all(&aws).await;
     assert_eq!((compliance_of(&hub["a"]), workflow_of(&hub["a"])), ("FAILED", "NEW"));
     // Archived, then active again: reopened as well.
     aws.securityhub
         .batch_update_findings()
-        .finding_identifiers(AwsSecurityFindingIdentifier::builder().id("a").product_arn(&product).build())
+        .finding_identifiers(
+            AwsSecurityFindingIdentifier::builder()
+                .id("a")
+                .product_arn(&product)
+                .build(),
+        )
         .workflow(WorkflowUpdate::builder().status(WorkflowStatus::Notified).build())
         .send()
         .await
@@ -357,7 +435,12 @@ async fn the_emulator_judges_findings_as_security_hub_does() {
     let unknown = aws
         .securityhub
         .batch_update_findings()
-        .finding_identifiers(AwsSecurityFindingIdentifier::builder().id("nope").product_arn(&product).build())
+        .finding_identifiers(
+            AwsSecurityFindingIdentifier::builder()
+                .id("nope")
+                .product_arn(&product)
+                .build(),
+        )
         .workflow(WorkflowUpdate::builder().status(WorkflowStatus::Resolved).build())
         .send()
         .await
@@ -367,7 +450,11 @@ async fn the_emulator_judges_findings_as_security_hub_does() {
     import(finding("old", &days_ago(91), ComplianceStatus::Passed)).await;
     import(finding("recent", &days_ago(89), ComplianceStatus::Passed)).await;
     let hub = findings_in_hub_all(&aws).await;
-    assert!(!hub.contains_key("old") && hub.contains_key("recent"), "{:?}", hub.keys());
+    assert!(
+        !hub.contains_key("old") && hub.contains_key("recent"),
+        "{:?}",
+        hub.keys()
+    );
 }
 
 /// GetFindings beyond its burst (6) is throttled (LimitExceededException); paced, it is not.
@@ -397,12 +484,18 @@ async fn the_emulator_throttles_get_findings_past_its_burst() {
     assert_eq!(at, 6);
     assert!(e.is_limit_exceeded_exception(), "{e:?}");
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
-    hub.get_findings().send().await.expect("a read a third of a second later passes");
+    hub.get_findings()
+        .send()
+        .await
+        .expect("a read a third of a second later passes");
 }
 
 /// Every finding of the account's hub, any generator, by Id.
 async fn findings_in_hub_all(aws: &Inspector) -> BTreeMap<String, AwsSecurityFinding> {
-    let page = tokio::spawn(aws.securityhub.get_findings().send()).await.unwrap().unwrap();
+    let page = tokio::spawn(aws.securityhub.get_findings().send())
+        .await
+        .unwrap()
+        .unwrap();
     page.findings()
         .iter()
         .map(|f| (f.id().unwrap_or_default().to_string(), f.clone()))

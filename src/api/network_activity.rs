@@ -39,7 +39,13 @@ pub const NETWORK_ACTIVITY_EVENT_SOURCES: [&str; 5] = [
 ];
 
 /// The fields a network activity selector may filter on.
-pub const NETWORK_ACTIVITY_FIELDS: [&str; 5] = ["eventCategory", "eventSource", "eventName", "errorCode", "vpcEndpointId"];
+pub const NETWORK_ACTIVITY_FIELDS: [&str; 5] = [
+    "eventCategory",
+    "eventSource",
+    "eventName",
+    "errorCode",
+    "vpcEndpointId",
+];
 
 /// Network activity events of the trail: one advanced event selector per event source, added to
 /// the trail's other selectors (the trail's management and data events are then written as

@@ -18,7 +18,9 @@ use aws_sdk_securityhub::types::{
 };
 
 use super::{AccountClients, AwsError, ErrorKind, Pacer, check};
-use crate::desired::findings::{BASELINE_FIELD, DIGEST_FIELD, DesiredFinding, FindingsTarget, GENERATOR_PREFIX, SCHEMA_VERSION};
+use crate::desired::findings::{
+    BASELINE_FIELD, DIGEST_FIELD, DesiredFinding, FindingsTarget, GENERATOR_PREFIX, SCHEMA_VERSION,
+};
 
 /// At most this many findings in one BatchImportFindings or BatchUpdateFindings.
 pub const BATCH: usize = 100;
@@ -60,7 +62,10 @@ pub enum ToImport {
         updated_at: String,
     },
     /// A finding no longer judged (RecordState ARCHIVED).
-    Archive { finding: ObservedFinding, updated_at: String },
+    Archive {
+        finding: ObservedFinding,
+        updated_at: String,
+    },
 }
 
 /// Runs one Security Hub call as a task of its own. Its types are large (an ASFF resource alone is
@@ -172,11 +177,7 @@ fn observed(f: &AwsSecurityFinding) -> ObservedFinding {
             .map(|p| p.types().to_vec())
             .filter(|t| !t.is_empty())
             .unwrap_or_else(|| f.types().to_vec()),
-        resources: f
-            .resources()
-            .iter()
-            .map(|r| (text(r.r#type()), text(r.id())))
-            .collect(),
+        resources: f.resources().iter().map(|r| (text(r.r#type()), text(r.id()))).collect(),
     }
 }
 
@@ -282,7 +283,11 @@ pub async fn import(clients: &AccountClients, target: &FindingsTarget, items: &[
     for batch in items.chunks(BATCH) {
         pacer.wait().await;
         let findings: Vec<AwsSecurityFinding> = batch.iter().map(|i| asff(target, i)).collect();
-        let call = clients.securityhub.batch_import_findings().set_findings(Some(findings)).send();
+        let call = clients
+            .securityhub
+            .batch_import_findings()
+            .set_findings(Some(findings))
+            .send();
         let sent = on_own_task(call, "securityhub:BatchImportFindings", target).await?;
         let out = check(sent, "SecurityHub", "BatchImportFindings", &resource).map_err(|e| explained(e, target))?;
         if let Some(failed) = out.failed_findings().first() {

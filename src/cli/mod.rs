@@ -627,6 +627,11 @@ async fn reconcile(files: &[PathBuf], mode: RunMode, format: Format) -> ExitCode
             return ExitCode::from(exit::INVALID);
         }
     };
+    if mode == RunMode::Apply && resolved.iter().any(|b| b.baseline.spec.security_hub.enabled) {
+        errln!(
+            "note: spec.securityHub findings are exported by the operator (trailkeeper run), once it has judged the account's status; apply does not export them"
+        );
+    }
     let base = crate::aws::load_base_config().await;
     let label = match mode {
         RunMode::Apply => "apply",

@@ -91,8 +91,13 @@ pub(super) async fn export_findings(
 /// FindingsExported in `next`, its transition time kept from the previous status, before Ready
 /// (which stays last).
 fn put_condition(baseline: &LoggingBaseline, next: &mut LoggingBaselineStatus, c: crate::api::Condition) {
-    let previous = baseline.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
-    let merged = super::status::merge_conditions(previous, vec![c], &super::context::now(), baseline.metadata.generation);
+    let previous = baseline
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    let merged =
+        super::status::merge_conditions(previous, vec![c], &super::context::now(), baseline.metadata.generation);
     next.conditions.retain(|c| c.type_ != types::FINDINGS_EXPORTED);
     let at = next.conditions.len().saturating_sub(1);
     for (i, c) in merged.into_iter().enumerate() {
@@ -120,16 +125,32 @@ async fn withdraw(ctx: &Context, baseline: &LoggingBaseline, key: &str, next: &m
                 "spec.securityHub is off: {n} findings archived in Security Hub of account {} in {}",
                 target.account, target.region
             );
-            writer::publish_event(&ctx.recorder, baseline, EventType::Normal, "FindingsArchived", "ExportFindings", note)
-                .await;
+            writer::publish_event(
+                &ctx.recorder,
+                baseline,
+                EventType::Normal,
+                "FindingsArchived",
+                "ExportFindings",
+                note,
+            )
+            .await;
         }
         Ok(Err(e)) => {
-            let message = format!("spec.securityHub is off, but the findings exported before are not archived yet: {e}");
-            put_condition(baseline, next, condition(types::FINDINGS_EXPORTED, false, e.reason(), message));
+            let message =
+                format!("spec.securityHub is off, but the findings exported before are not archived yet: {e}");
+            put_condition(
+                baseline,
+                next,
+                condition(types::FINDINGS_EXPORTED, false, e.reason(), message),
+            );
         }
         Err(_) => {
             let message = "spec.securityHub is off, but archiving the findings exported before did not finish in time: trailkeeper tries again at the next reconcile".to_string();
-            put_condition(baseline, next, condition(types::FINDINGS_EXPORTED, false, reasons::TIMEOUT, message));
+            put_condition(
+                baseline,
+                next,
+                condition(types::FINDINGS_EXPORTED, false, reasons::TIMEOUT, message),
+            );
         }
     }
 }

@@ -17,7 +17,9 @@
 //! https://docs.aws.amazon.com/securityhub/latest/partnerguide/guidelines-asff-mapping.html
 //! https://docs.aws.amazon.com/securityhub/latest/userguide/securityhub-findings-format-type-taxonomy.html
 
-use crate::api::{Control, ControlResult, LoggingBaselineSpec, LoggingBaselineStatus, Mode, TrailPolicySpec, TrailSource};
+use crate::api::{
+    Control, ControlResult, LoggingBaselineSpec, LoggingBaselineStatus, Mode, TrailPolicySpec, TrailSource,
+};
 
 /// Every GeneratorId (and Id) trailkeeper writes starts with this: what it reads back and owns.
 pub const GENERATOR_PREFIX: &str = "trailkeeper/";
@@ -31,7 +33,8 @@ pub const SCHEMA_VERSION: &str = "2018-10-08";
 pub const REFRESH_AFTER_DAYS: i64 = 30;
 
 const CIS: &str = "cis-aws-foundations-benchmark/v3.0.0";
-const CIS_TYPE: &str = "Software and Configuration Checks/Industry and Regulatory Standards/CIS AWS Foundations Benchmark";
+const CIS_TYPE: &str =
+    "Software and Configuration Checks/Industry and Regulatory Standards/CIS AWS Foundations Benchmark";
 const BEST_PRACTICES_TYPE: &str = "Software and Configuration Checks/AWS Security Best Practices";
 const TITLE_MAX: usize = 256;
 const DESCRIPTION_MAX: usize = 1024;
@@ -291,7 +294,9 @@ fn remediation(input: &FindingsInput<'_>, id: &str) -> String {
         if enforced {
             format!("trailkeeper (LoggingBaseline {baseline}) keeps {what}: its next reconcile repairs drift.")
         } else {
-            format!("trailkeeper (LoggingBaseline {baseline}) keeps {what} but is in Observe mode: it reports the change it would make; set spec.mode Enforce or fix it by hand.")
+            format!(
+                "trailkeeper (LoggingBaseline {baseline}) keeps {what} but is in Observe mode: it reports the change it would make; set spec.mode Enforce or fix it by hand."
+            )
         }
     };
     let existing = "the trail is not trailkeeper's (an Existing trail): list the setting in the TrailPolicy's manageExisting, or fix it where the trail is owned.";
@@ -327,7 +332,10 @@ fn control(input: &FindingsInput<'_>, target: &FindingsTarget, c: &Control) -> D
         generator_id: format!("{GENERATOR_PREFIX}{CIS}/{}", c.id),
         title: bounded(&format!("CIS {} {}", c.id, c.title), TITLE_MAX),
         description: bounded(
-            &format!("Account {} {verdict} CIS AWS Foundations Benchmark v3.0.0 {}: {}", target.account, c.id, c.evidence),
+            &format!(
+                "Account {} {verdict} CIS AWS Foundations Benchmark v3.0.0 {}: {}",
+                target.account, c.id, c.evidence
+            ),
             DESCRIPTION_MAX,
         ),
         status,
@@ -372,7 +380,12 @@ fn delivery(input: &FindingsInput<'_>, target: &FindingsTarget) -> Option<Desire
         generator_id: format!("{GENERATOR_PREFIX}delivery"),
         title: "CloudTrail logs are delivered".into(),
         description: bounded(
-            &format!("Account {}: {} ({})", target.account, without_ages(&condition.message), condition.reason),
+            &format!(
+                "Account {}: {} ({})",
+                target.account,
+                without_ages(&condition.message),
+                condition.reason
+            ),
             DESCRIPTION_MAX,
         ),
         status,
@@ -415,7 +428,11 @@ fn integrity(input: &FindingsInput<'_>, target: &FindingsTarget) -> Option<Desir
         generator_id: format!("{GENERATOR_PREFIX}integrity"),
         title: "CloudTrail log files are intact (digest validation)".into(),
         description: bounded(&description, DESCRIPTION_MAX),
-        status: if i.valid { FindingStatus::Passed } else { FindingStatus::Failed },
+        status: if i.valid {
+            FindingStatus::Passed
+        } else {
+            FindingStatus::Failed
+        },
         severity: SeverityLabel::High,
         types: vec![BEST_PRACTICES_TYPE.into()],
         resources: vec![bucket_resource(input, target)],
@@ -427,7 +444,9 @@ fn integrity(input: &FindingsInput<'_>, target: &FindingsTarget) -> Option<Desir
             ),
             REMEDIATION_MAX,
         ),
-        remediation_url: "https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-log-file-validation-intro.html".into(),
+        remediation_url:
+            "https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-log-file-validation-intro.html"
+                .into(),
         baseline: input.baseline.to_string(),
     })
 }

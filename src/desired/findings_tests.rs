@@ -51,7 +51,11 @@ fn status() -> LoggingBaselineStatus {
     }
 }
 
-fn input<'a>(spec: &'a LoggingBaselineSpec, policy: &'a TrailPolicySpec, status: &'a LoggingBaselineStatus) -> FindingsInput<'a> {
+fn input<'a>(
+    spec: &'a LoggingBaselineSpec,
+    policy: &'a TrailPolicySpec,
+    status: &'a LoggingBaselineStatus,
+) -> FindingsInput<'a> {
     FindingsInput {
         spec,
         trail_policy: policy,
@@ -86,7 +90,11 @@ fn one_finding_per_control_delivery_and_duplicates_each_with_a_stable_id() {
     // The integrity finding once verifyIntegrity is on.
     spec.verify_integrity.enabled = true;
     let with_integrity = findings(&input(&spec, &policy, &status));
-    assert!(with_integrity.iter().any(|f| f.id.ends_with("/integrity") && f.status == FindingStatus::Passed));
+    assert!(
+        with_integrity
+            .iter()
+            .any(|f| f.id.ends_with("/integrity") && f.status == FindingStatus::Passed)
+    );
     // The same verdicts, the same findings: the ids and digests do not move.
     assert_eq!(findings(&input(&spec, &policy, &status)), with_integrity);
 }
@@ -104,14 +112,22 @@ fn findings_keep_within_the_asff_limits_and_point_at_the_resource_and_the_remedy
     let all = findings(&input(&spec, &policy, &status));
     let logging = all.iter().find(|f| f.id.ends_with("/3.4")).unwrap();
     assert_eq!(logging.resources[0].type_, "AwsS3Bucket");
-    assert!(logging.remediation.contains("LoggingBaseline accounts/payments"), "{}", logging.remediation);
+    assert!(
+        logging.remediation.contains("LoggingBaseline accounts/payments"),
+        "{}",
+        logging.remediation
+    );
     assert_eq!(logging.severity, SeverityLabel::Low);
     let trail = all.iter().find(|f| f.id.ends_with("/3.1")).unwrap();
     assert_eq!(trail.resources[0].type_, "AwsCloudTrailTrail");
     assert_eq!(trail.severity, SeverityLabel::High);
     assert_eq!(trail.related_requirements, ["CIS AWS Foundations Benchmark v3.0.0/3.1"]);
     let monitoring = all.iter().find(|f| f.id.ends_with("/4.1")).unwrap();
-    assert!(monitoring.remediation.contains("Add monitoring"), "{}", monitoring.remediation);
+    assert!(
+        monitoring.remediation.contains("Add monitoring"),
+        "{}",
+        monitoring.remediation
+    );
 }
 
 #[test]
@@ -138,15 +154,41 @@ fn the_age_of_the_last_delivery_does_not_change_the_delivery_finding() {
             .unwrap()
     };
     assert_eq!(
-        with("logs delivered: cloudtrail 3 min ago, cloudtrail-digest 40 min ago", true),
-        with("logs delivered: cloudtrail 8 min ago, cloudtrail-digest 45 min ago", true)
+        with(
+            "logs delivered: cloudtrail 3 min ago, cloudtrail-digest 40 min ago",
+            true
+        ),
+        with(
+            "logs delivered: cloudtrail 8 min ago, cloudtrail-digest 45 min ago",
+            true
+        )
     );
-    let late = with("cloudtrail: nothing delivered for 95 minutes (alarm after 60 minutes)", false);
-    assert_eq!(late, with("cloudtrail: nothing delivered for 100 minutes (alarm after 60 minutes)", false));
-    assert!(late.description.contains("nothing delivered for longer than the alarm (after 60 minutes)"), "{}", late.description);
+    let late = with(
+        "cloudtrail: nothing delivered for 95 minutes (alarm after 60 minutes)",
+        false,
+    );
     assert_eq!(
-        with("cloudtrail: nothing delivered since logging started 70 minutes ago", false),
-        with("cloudtrail: nothing delivered since logging started 75 minutes ago", false)
+        late,
+        with(
+            "cloudtrail: nothing delivered for 100 minutes (alarm after 60 minutes)",
+            false
+        )
+    );
+    assert!(
+        late.description
+            .contains("nothing delivered for longer than the alarm (after 60 minutes)"),
+        "{}",
+        late.description
+    );
+    assert_eq!(
+        with(
+            "cloudtrail: nothing delivered since logging started 70 minutes ago",
+            false
+        ),
+        with(
+            "cloudtrail: nothing delivered since logging started 75 minutes ago",
+            false
+        )
     );
 }
 
@@ -174,5 +216,9 @@ fn a_member_under_an_organization_trail_is_judged_with_the_trails_owner() {
     for id in ["3.1", "3.8", "3.9"] {
         assert_eq!(of(id).status, FindingStatus::NotAvailable, "{}", of(id).description);
     }
-    assert!(all.iter().filter(|f| f.id.contains("/4.")).all(|f| f.status == FindingStatus::Passed));
+    assert!(
+        all.iter()
+            .filter(|f| f.id.contains("/4."))
+            .all(|f| f.status == FindingStatus::Passed)
+    );
 }

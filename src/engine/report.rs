@@ -74,7 +74,10 @@ pub enum ComponentState {
     WaitingForArchive(String),
     /// trailkeeper will not do what the spec asks until a person decides (its own refusal, not
     /// AWS's): the reason (a condition reason) and what to do.
-    Refused { reason: &'static str, message: String },
+    Refused {
+        reason: &'static str,
+        message: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -97,7 +97,8 @@ impl AccountReconcile<'_> {
             }
         }
         // Once on (found on, or turned on now), what it leaves unlocked is said at every reconcile.
-        let locked = trail_bucket.as_ref().is_some_and(|b| b.object_lock_enabled) || (locking_in_place && ok && self.write);
+        let locked =
+            trail_bucket.as_ref().is_some_and(|b| b.object_lock_enabled) || (locking_in_place && ok && self.write);
         if let Some(lock) = lock_in_place.filter(|_| locked) {
             self.report
                 .details

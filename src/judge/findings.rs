@@ -120,7 +120,9 @@ mod tests {
     const NOW: i64 = 1_800_000_000;
 
     fn observed(d: &DesiredFinding, workflow: &str, days_ago: i64) -> ObservedFinding {
-        let at = jiff::Timestamp::from_second(NOW - days_ago * 86_400).unwrap().to_string();
+        let at = jiff::Timestamp::from_second(NOW - days_ago * 86_400)
+            .unwrap()
+            .to_string();
         ObservedFinding {
             id: d.id.clone(),
             generator_id: d.generator_id.clone(),
@@ -168,12 +170,19 @@ mod tests {
     fn findings_no_longer_judged_are_archived_and_old_ones_refreshed_before_they_expire() {
         let kept = desired("a", FindingStatus::Failed);
         let gone = observed(&desired("gone", FindingStatus::Failed), "NEW", 1);
-        let p = plan(std::slice::from_ref(&kept), &[observed(&kept, "NEW", 31), gone.clone()], NOW);
+        let p = plan(
+            std::slice::from_ref(&kept),
+            &[observed(&kept, "NEW", 31), gone.clone()],
+            NOW,
+        );
         assert_eq!(p.archive, [gone.clone()]);
         assert_eq!(p.import.len(), 1, "31 days without an update: imported again");
         let mut archived = gone;
         archived.record_state = "ARCHIVED".into();
-        assert!(plan(&[], &[archived.clone()], NOW).is_empty(), "archived stays archived");
+        assert!(
+            plan(&[], &[archived.clone()], NOW).is_empty(),
+            "archived stays archived"
+        );
         // Judged again: imported, and a passing one (reset to NEW by Security Hub) resolved.
         archived.workflow = "RESOLVED".into();
         archived.digest = Some(desired("gone", FindingStatus::Passed).digest());

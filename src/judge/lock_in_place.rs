@@ -67,8 +67,8 @@ pub fn review(base: Option<&ResolvedBaseline>, head: &ResolvedBaseline) -> Optio
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{Approval, LoggingBaseline};
     use crate::api::LockMode;
+    use crate::api::{Approval, LoggingBaseline};
     use crate::desired::LockRetention;
 
     fn lock(reference: &str) -> LockExistingBucket {
@@ -99,7 +99,10 @@ mod tests {
         let mut held = in_place();
         let why = hold_unless_allowed(&mut held, "b", None).expect("held back");
         assert_eq!(held.actions, [Action::EnableVersioning]);
-        assert!(why.contains("storage.lockExistingBucket") && why.contains("cannot be undone"), "{why}");
+        assert!(
+            why.contains("storage.lockExistingBucket") && why.contains("cannot be undone"),
+            "{why}"
+        );
         let mut allowed = in_place();
         assert_eq!(hold_unless_allowed(&mut allowed, "b", Some(&lock("CHG-1"))), None);
         assert_eq!(allowed, in_place());
@@ -136,12 +139,14 @@ mod tests {
             change.sentence(),
             "trail bucket Object Lock: off (an existing bucket trailkeeper did not create) -> turned on in place for s3://payments-cloudtrail, irreversibly; the log files already there keep no lock (approval CHG-7)"
         );
-        assert_eq!(review(Some(&resolved(Some(lock("CHG-7")))), &resolved(Some(lock("CHG-7")))), None);
+        assert_eq!(
+            review(Some(&resolved(Some(lock("CHG-7")))), &resolved(Some(lock("CHG-7")))),
+            None
+        );
         let mut changed = lock("CHG-7");
         changed.approval.reason = Some("again".into());
         assert_eq!(
-            review(Some(&resolved(Some(lock("CHG-7")))), &resolved(Some(changed)))
-                .map(|c| c.verdict),
+            review(Some(&resolved(Some(lock("CHG-7")))), &resolved(Some(changed))).map(|c| c.verdict),
             Some(Verdict::Rejected)
         );
         assert_eq!(review(Some(&resolved(Some(lock("CHG-7")))), &resolved(None)), None);

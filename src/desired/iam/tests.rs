@@ -149,15 +149,50 @@ fn security_hub_grants_the_own_integration_and_resolving_only() {
     let found = decisions(
         &policy,
         &[
-            request(who.clone(), "securityhub:BatchImportFindings", Some(own), serde_json::json!({})),
-            request(who.clone(), "securityhub:BatchImportFindings", Some(partner), serde_json::json!({})),
+            request(
+                who.clone(),
+                "securityhub:BatchImportFindings",
+                Some(own),
+                serde_json::json!({}),
+            ),
+            request(
+                who.clone(),
+                "securityhub:BatchImportFindings",
+                Some(partner),
+                serde_json::json!({}),
+            ),
             request(who.clone(), "securityhub:GetFindings", Some(hub), serde_json::json!({})),
-            request(who.clone(), "securityhub:BatchUpdateFindings", Some(hub), status("RESOLVED")),
-            request(who.clone(), "securityhub:BatchUpdateFindings", Some(hub), status("SUPPRESSED")),
-            request(who.clone(), "securityhub:DisableSecurityHub", Some(hub), serde_json::json!({})),
+            request(
+                who.clone(),
+                "securityhub:BatchUpdateFindings",
+                Some(hub),
+                status("RESOLVED"),
+            ),
+            request(
+                who.clone(),
+                "securityhub:BatchUpdateFindings",
+                Some(hub),
+                status("SUPPRESSED"),
+            ),
+            request(
+                who.clone(),
+                "securityhub:DisableSecurityHub",
+                Some(hub),
+                serde_json::json!({}),
+            ),
         ],
     );
-    assert_eq!(found, ["Allow", "ImplicitDeny", "Allow", "Allow", "ImplicitDeny", "ImplicitDeny"]);
+    assert_eq!(
+        found,
+        [
+            "Allow",
+            "ImplicitDeny",
+            "Allow",
+            "Allow",
+            "ImplicitDeny",
+            "ImplicitDeny"
+        ]
+    );
     let without = account_policy(&IamSettings {
         security_hub: false,
         ..Default::default()
