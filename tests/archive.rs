@@ -696,8 +696,9 @@ async fn the_archive_is_replicated_into_a_locked_replica_and_its_status_is_obser
 }
 
 /// S3 refuses a replication rule into a replica without Object Lock (the emulator as S3); the
-/// replica is locked before the rule is put, and when the replica cannot be locked the rule is
-/// never attempted.
+/// replica is locked before the rule is put, and when the replica is not locked (an existing
+/// bucket: turning Object Lock on in place is irreversible, so trailkeeper holds it back) the rule
+/// is never attempted.
 #[tokio::test]
 async fn a_replication_into_an_unlocked_replica_is_never_attempted() {
     let archive_account = new_account();
@@ -715,9 +716,8 @@ async fn a_replication_into_an_unlocked_replica_is_never_attempted() {
         .send()
         .await
         .unwrap();
-    // Someone's object in it: the lock cannot be enabled now (moto refuses Object Lock on a bucket
-    // that holds objects; S3 allows it on a versioned bucket since 2023, so on AWS this replica
-    // would be locked and the rule put).
+    // Someone's object in it: S3 would lock it in place (allowed on a versioned bucket since
+    // 2023), but that cannot be undone and leaves the object unlocked: trailkeeper holds it back.
     eu.s3
         .put_object()
         .bucket(&replica)
@@ -731,7 +731,7 @@ async fn a_replication_into_an_unlocked_replica_is_never_attempted() {
     assert!(
         matches!(
             report.account.components.get(&Component::Replication),
-            Some(ComponentState::Failed(_))
+            Some(ComponentState::ApprovalRequired(m)) if m.contains("has no Object Lock")
         ),
         "{:?}",
         report.account.components

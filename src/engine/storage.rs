@@ -8,7 +8,7 @@ use crate::aws::AwsError;
 use crate::aws::s3::ObservedBucket;
 use crate::desired;
 use crate::judge::diff::{self, Action, Delta};
-use crate::judge::lock_in_place::{hold_unless_allowed, note};
+use crate::judge::lock_in_place::{hold, note, restore, take_allowed};
 
 impl AccountReconcile<'_> {
     pub(super) async fn reconcile_storage(
@@ -47,6 +47,9 @@ impl AccountReconcile<'_> {
         let access_delta = diff::diff_bucket(&storage.access_log_bucket, access_log_bucket.as_ref(), key_arn);
         let mut trail_delta = diff::diff_bucket(&storage.trail_bucket, trail_bucket.as_ref(), key_arn);
         let mut access_delta = access_delta;
+        // The trail bucket's in-place lock, when the baseline acknowledges it, passes the guard.
+        let lock_in_place = self.specs.baseline.storage.lock_existing_bucket.as_ref();
+        let allowed = take_allowed(&mut trail_delta, lock_in_place);
         let blocked = retention_guard(
             &mut access_delta,
             &mut trail_delta,
@@ -55,14 +58,7 @@ impl AccountReconcile<'_> {
             self.specs.retention.approval.as_ref().map(|a| a.reference.as_str()),
             last_applied,
         );
-        let lock_in_place = self.specs.baseline.storage.lock_existing_bucket.as_ref();
-        let blocked = match (
-            blocked,
-            hold_unless_allowed(&mut trail_delta, &storage.trail_bucket.name, lock_in_place),
-        ) {
-            (Some(a), Some(b)) => Some(format!("{a}; {b}")),
-            (a, b) => a.or(b),
-        };
+        restore(&mut trail_delta, allowed);
         let locking_in_place = trail_delta
             .actions
             .iter()
@@ -135,8 +131,9 @@ impl AccountReconcile<'_> {
 }
 
 /// Removes the retention writes that would shorten how long logs are kept, or weaken the lock,
-/// unless the RetentionPolicy carries an approval that is new (not the one already in force).
-/// Returns the reason when something was held back.
+/// unless the RetentionPolicy carries an approval that is new (not the one already in force), and
+/// every Object Lock turned on in place (irreversible: only a baseline's own acknowledgement lets
+/// it through, taken out before). Returns the reason when something was held back.
 pub(super) fn retention_guard(
     access_delta: &mut Delta,
     trail_delta: &mut Delta,
@@ -145,9 +142,16 @@ pub(super) fn retention_guard(
     approval: Option<&str>,
     last_applied: &LastApplied,
 ) -> Option<String> {
+    let in_place: Vec<String> = [
+        (&mut *trail_delta, trail_observed),
+        (&mut *access_delta, access_observed),
+    ]
+    .into_iter()
+    .filter_map(|(delta, observed)| hold(delta, &observed?.name))
+    .collect();
     let approved = approval.is_some_and(|a| last_applied.approval_reference.as_deref() != Some(a));
     if approved {
-        return None;
+        return (!in_place.is_empty()).then(|| in_place.join("; "));
     }
     let mut held = Vec::new();
     for (delta, observed, label) in [
@@ -181,10 +185,12 @@ pub(super) fn retention_guard(
             }
         });
     }
-    (!held.is_empty()).then(|| {
+    let weakened = (!held.is_empty()).then(|| {
         format!(
             "{}: set spec.approval in the RetentionPolicy with a reference that is new in this change",
             held.join("; ")
         )
-    })
+    });
+    let all: Vec<String> = weakened.into_iter().chain(in_place).collect();
+    (!all.is_empty()).then(|| all.join("; "))
 }

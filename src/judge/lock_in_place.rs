@@ -15,22 +15,41 @@ pub fn note(bucket: &str, lock: &LockExistingBucket) -> String {
     )
 }
 
-/// Removes the in-place Object Lock from `delta` unless `lock` allows it (acknowledged, with an
-/// approval); returns why it was held back.
-pub fn hold_unless_allowed(delta: &mut Delta, bucket: &str, lock: Option<&LockExistingBucket>) -> Option<String> {
-    let allowed = lock.is_some_and(|l| l.acknowledge_irreversible);
+/// Removes every in-place Object Lock from `delta`; returns why (`bucket` has none and trailkeeper
+/// did not create it). Every bucket's writes pass here (`engine::storage::retention_guard`); a
+/// baseline that acknowledges it takes its own back first (`take_allowed`).
+pub fn hold(delta: &mut Delta, bucket: &str) -> Option<String> {
     let before = delta.actions.len();
-    if !allowed {
-        delta
-            .actions
-            .retain(|a| !matches!(a, Action::EnableObjectLockInPlace(_)));
-    }
+    delta
+        .actions
+        .retain(|a| !matches!(a, Action::EnableObjectLockInPlace(_)));
     (delta.actions.len() < before).then(|| {
         format!(
-            "s3://{bucket} has no Object Lock (trailkeeper did not create it): turning it on in place cannot be undone and leaves the log files already there unlocked; \
-             set storage.lockExistingBucket with acknowledgeIrreversible: true and an approval reviewed by trailkeeper diff, or let trailkeeper create a bucket of its own"
+            "s3://{bucket} has no Object Lock (trailkeeper did not create it): turning it on in place cannot be undone and leaves the log files already there unlocked, so trailkeeper does it only where the spec says so \
+             (a LoggingBaseline's storage.lockExistingBucket, with acknowledgeIrreversible: true and an approval reviewed by trailkeeper diff); or let trailkeeper create a bucket of its own"
         )
     })
+}
+
+/// The in-place Object Lock of `delta` (with its position) when `lock` allows it, taken out so
+/// that the guard of every bucket leaves it; put back with `restore`.
+pub fn take_allowed(delta: &mut Delta, lock: Option<&LockExistingBucket>) -> Option<(usize, Action)> {
+    if !lock.is_some_and(|l| l.acknowledge_irreversible) {
+        return None;
+    }
+    let at = delta
+        .actions
+        .iter()
+        .position(|a| matches!(a, Action::EnableObjectLockInPlace(_)))?;
+    Some((at, delta.actions.remove(at)))
+}
+
+/// Puts back what `take_allowed` took.
+pub fn restore(delta: &mut Delta, taken: Option<(usize, Action)>) {
+    if let Some((at, action)) = taken {
+        let at = at.min(delta.actions.len());
+        delta.actions.insert(at, action);
+    }
 }
 
 /// The `trailkeeper diff` line of a baseline that starts asking for the in-place lock: approved
@@ -95,21 +114,30 @@ mod tests {
     }
 
     #[test]
-    fn the_in_place_lock_is_held_back_without_the_acknowledgement_and_kept_with_it() {
+    fn the_in_place_lock_is_held_back_unless_the_baseline_acknowledges_it() {
         let mut held = in_place();
-        let why = hold_unless_allowed(&mut held, "b", None).expect("held back");
+        let why = hold(&mut held, "b").expect("held back");
         assert_eq!(held.actions, [Action::EnableVersioning]);
         assert!(
             why.contains("storage.lockExistingBucket") && why.contains("cannot be undone"),
             "{why}"
         );
+        assert_eq!(hold(&mut held, "b"), None, "nothing else is held back");
+
+        // Acknowledged: taken out before the guard and put back in its place (after versioning).
         let mut allowed = in_place();
-        assert_eq!(hold_unless_allowed(&mut allowed, "b", Some(&lock("CHG-1"))), None);
+        let taken = take_allowed(&mut allowed, Some(&lock("CHG-1")));
+        assert!(taken.is_some());
+        assert_eq!(hold(&mut allowed, "b"), None);
+        restore(&mut allowed, taken);
         assert_eq!(allowed, in_place());
+
         let mut unacknowledged = in_place();
         let mut l = lock("CHG-1");
         l.acknowledge_irreversible = false;
-        assert!(hold_unless_allowed(&mut unacknowledged, "b", Some(&l)).is_some());
+        assert_eq!(take_allowed(&mut unacknowledged, Some(&l)), None);
+        assert_eq!(take_allowed(&mut unacknowledged, None), None);
+        assert!(hold(&mut unacknowledged, "b").is_some());
     }
 
     fn resolved(lock: Option<LockExistingBucket>) -> ResolvedBaseline {
