@@ -7,6 +7,7 @@
 pub mod chain;
 pub mod cluster;
 pub mod helm;
+pub mod moto_api;
 pub mod policy_eval;
 pub mod proxy;
 
