@@ -7,11 +7,11 @@ mod common;
 
 use aws_sdk_s3::types::{
     BucketLocationConstraint, CreateBucketConfiguration, DefaultRetention, DeleteMarkerReplication,
-    DeleteMarkerReplicationStatus, Destination, EncryptionConfiguration, ObjectLockConfiguration,
-    ObjectLockEnabled, ObjectLockLegalHoldStatus, ObjectLockMode, ObjectLockRetentionMode, ObjectLockRule,
-    ReplicationConfiguration, ReplicationRule, ReplicationRuleFilter, ReplicationRuleStatus,
-    ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
-    ServerSideEncryptionRule, SourceSelectionCriteria, SseKmsEncryptedObjects, SseKmsEncryptedObjectsStatus,
+    DeleteMarkerReplicationStatus, Destination, EncryptionConfiguration, ObjectLockConfiguration, ObjectLockEnabled,
+    ObjectLockLegalHoldStatus, ObjectLockMode, ObjectLockRetentionMode, ObjectLockRule, ReplicationConfiguration,
+    ReplicationRule, ReplicationRuleFilter, ReplicationRuleStatus, ServerSideEncryption, ServerSideEncryptionByDefault,
+    ServerSideEncryptionConfiguration, ServerSideEncryptionRule, SourceSelectionCriteria, SseKmsEncryptedObjects,
+    SseKmsEncryptedObjectsStatus,
 };
 use common::{Inspector, REGION, inspector_in, new_account};
 use serde_json::{Value, json};
@@ -32,7 +32,8 @@ struct Setup {
 }
 
 fn trust(conditions: Option<Value>) -> Value {
-    let mut statement = json!({"Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"}, "Action": "sts:AssumeRole"});
+    let mut statement =
+        json!({"Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"}, "Action": "sts:AssumeRole"});
     if let Some(c) = conditions {
         statement["Condition"] = c;
     }
@@ -358,14 +359,30 @@ async fn a_new_object_reads_pending_then_completed_and_its_replica_reads_replica
         .await
         .unwrap();
     let head = s.us.s3.head_object().bucket(&s.source).key("log").send().await.unwrap();
-    assert_eq!(head.replication_status.map(|r| r.as_str().to_string()).as_deref(), Some("PENDING"));
+    assert_eq!(
+        head.replication_status.map(|r| r.as_str().to_string()).as_deref(),
+        Some("PENDING")
+    );
     // Nothing in the replica yet: S3 replicates asynchronously.
     assert!(!s.replica_exists("log").await);
     tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
     let head = s.us.s3.head_object().bucket(&s.source).key("log").send().await.unwrap();
-    assert_eq!(head.replication_status.map(|r| r.as_str().to_string()).as_deref(), Some("COMPLETED"));
-    let replica = s.eu.s3.head_object().bucket(&s.destination).key("log").send().await.unwrap();
-    assert_eq!(replica.replication_status.map(|r| r.as_str().to_string()).as_deref(), Some("REPLICA"));
+    assert_eq!(
+        head.replication_status.map(|r| r.as_str().to_string()).as_deref(),
+        Some("COMPLETED")
+    );
+    let replica =
+        s.eu.s3
+            .head_object()
+            .bucket(&s.destination)
+            .key("log")
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(
+        replica.replication_status.map(|r| r.as_str().to_string()).as_deref(),
+        Some("REPLICA")
+    );
     // The replica is encrypted with the replica's key.
     assert_eq!(replica.ssekms_key_id.as_deref(), Some(s.replica_key.as_str()));
 }
@@ -386,21 +403,51 @@ async fn a_replica_gets_the_source_objects_retention_and_legal_hold_not_the_repl
         .send()
         .await
         .unwrap();
-    assert_eq!(common::moto_api::replication_outcome(&s.source, "held").await, ("COMPLETED".into(), None));
-    let replica = s.eu.s3.head_object().bucket(&s.destination).key("held").send().await.unwrap();
+    assert_eq!(
+        common::moto_api::replication_outcome(&s.source, "held").await,
+        ("COMPLETED".into(), None)
+    );
+    let replica =
+        s.eu.s3
+            .head_object()
+            .bucket(&s.destination)
+            .key("held")
+            .send()
+            .await
+            .unwrap();
     // The destination's default is GOVERNANCE for 1 day; the replica keeps the source's lock.
     assert_eq!(replica.object_lock_mode, Some(ObjectLockMode::Compliance));
     assert_eq!(
         replica.object_lock_retain_until_date.map(|d| d.secs()),
         Some(until.secs())
     );
-    assert_eq!(replica.object_lock_legal_hold_status, Some(ObjectLockLegalHoldStatus::On));
+    assert_eq!(
+        replica.object_lock_legal_hold_status,
+        Some(ObjectLockLegalHoldStatus::On)
+    );
     // An object under the source's default retention: its replica has the source's 365 days.
     assert_eq!(s.put_and_settle("default").await, ("COMPLETED".into(), None));
-    let source = s.us.s3.head_object().bucket(&s.source).key("default").send().await.unwrap();
-    let replica = s.eu.s3.head_object().bucket(&s.destination).key("default").send().await.unwrap();
+    let source =
+        s.us.s3
+            .head_object()
+            .bucket(&s.source)
+            .key("default")
+            .send()
+            .await
+            .unwrap();
+    let replica =
+        s.eu.s3
+            .head_object()
+            .bucket(&s.destination)
+            .key("default")
+            .send()
+            .await
+            .unwrap();
     assert_eq!(replica.object_lock_mode, Some(ObjectLockMode::Governance));
-    assert_eq!(replica.object_lock_retain_until_date, source.object_lock_retain_until_date);
+    assert_eq!(
+        replica.object_lock_retain_until_date,
+        source.object_lock_retain_until_date
+    );
     let days = (replica.object_lock_retain_until_date.unwrap().secs() - common::now_secs()) / 86_400;
     assert!(days >= 364, "{days} days");
 }
@@ -409,15 +456,14 @@ async fn a_replica_gets_the_source_objects_retention_and_legal_hold_not_the_repl
 async fn put_bucket_replication_needs_a_role_that_exists_and_the_callers_pass_role() {
     let s = setup(true).await;
     let missing = format!("arn:aws:iam::{}:role/missing", s.account);
-    let refused = s
-        .us
-        .s3
-        .put_bucket_replication()
-        .bucket(&s.source)
-        .replication_configuration(s.configuration(&missing, &s.replica_key))
-        .send()
-        .await
-        .unwrap_err();
+    let refused =
+        s.us.s3
+            .put_bucket_replication()
+            .bucket(&s.source)
+            .replication_configuration(s.configuration(&missing, &s.replica_key))
+            .send()
+            .await
+            .unwrap_err();
     assert_eq!(code(&refused).as_deref(), Some("InvalidArgument"), "{refused:?}");
 
     // A caller whose role may not pass the replication role is refused; with PassRole, accepted.
@@ -520,7 +566,9 @@ async fn replication_assumes_the_role_as_s3_whichever_source_context_s3_sends() 
         ),
         // ...but not when the bucket named is another.
         (
-            trust(Some(json!({"ArnLikeIfExists": {"aws:SourceArn": "arn:aws:s3:::another"}}))),
+            trust(Some(
+                json!({"ArnLikeIfExists": {"aws:SourceArn": "arn:aws:s3:::another"}}),
+            )),
             false,
         ),
         (trust(None), true),
@@ -575,7 +623,10 @@ async fn replication_of_sse_kms_objects_needs_both_keys_and_decrypt_of_the_repli
         ("FAILED".into(), Some("SrcGetObjectNotPermitted".into()))
     );
     // The replica key's Decrypt, which its S3 Bucket Key needs (F1), and its GenerateDataKey.
-    for (i, missing) in ["replica kms:Decrypt", "replica kms:GenerateDataKey"].into_iter().enumerate() {
+    for (i, missing) in ["replica kms:Decrypt", "replica kms:GenerateDataKey"]
+        .into_iter()
+        .enumerate()
+    {
         s.set_role(trust(None), s.permissions(&[missing])).await;
         let key = format!("replica-key-{i}");
         assert_eq!(
@@ -608,7 +659,11 @@ async fn replication_of_sse_kms_objects_needs_both_keys_and_decrypt_of_the_repli
             .send()
             .await
             .unwrap();
-        s.set_role(trust(None), s.permissions(&["replica kms:Decrypt", "replica kms:GenerateDataKey"])).await;
+        s.set_role(
+            trust(None),
+            s.permissions(&["replica kms:Decrypt", "replica kms:GenerateDataKey"]),
+        )
+        .await;
         let key = format!("key-policy-{i}");
         let (status, _) = s.put_and_settle(&key).await;
         assert_eq!(status == "COMPLETED", replicates, "case {i}");

@@ -21,6 +21,8 @@ DELAY_SECONDS = float(os.environ.get("TRAILKEEPER_REPLICATION_DELAY_SECONDS", "1
 _request = threading.local()
 _pending = []  # [due, source account, bucket name, key object]
 _settling = threading.local()
+# What else comes due with time, settled on each S3 request too (S3 Batch Operations' jobs).
+AFTER_SETTLE = []
 
 
 class _Refused(S3ClientError):
@@ -430,6 +432,8 @@ def install():
         _request.response = self
         out = setup_class(self, request, *args, **kwargs)
         settle()
+        for hook in AFTER_SETTLE:
+            hook()
         return out
 
     responses.S3Response.setup_class = observing_setup_class

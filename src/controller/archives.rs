@@ -155,6 +155,8 @@ async fn reconcile(archive: Arc<LogArchive>, ctx: Arc<Context>) -> Result<Action
             .filter(|m| m.newest_log_file.is_some() || m.newest_digest.is_some())
             .map(|m| m.account_id.clone())
             .collect(),
+        // What was found to need Batch Replication, and its job, stay known across reconciles.
+        batch_replication: previous.replication.as_ref().and_then(|r| r.batch_replication.clone()),
     };
     let clients = ctx.aws.for_baseline(&key_of(&archive), &as_baseline(&archive.spec));
     let admitting: Vec<Member> = members.iter().map(|(m, _)| m.clone()).collect();
@@ -309,13 +311,19 @@ fn status_of(
         members,
         late_members,
         audit_queries: report.audit_queries.clone(),
-        replication: report.replication.as_ref().map(|r| ReplicationStatus {
-            bucket_name: r.bucket.clone(),
-            kms_key_arn: r.key_arn.clone(),
-            role_arn: r.role_arn.clone(),
-            rule_in_force: r.rule_in_force,
-            newest_object: r.newest_object.clone(),
-        }),
+        replication: report
+            .replication
+            .as_ref()
+            .map(|r| ReplicationStatus {
+                bucket_name: r.bucket.clone(),
+                kms_key_arn: r.key_arn.clone(),
+                role_arn: r.role_arn.clone(),
+                rule_in_force: r.rule_in_force,
+                newest_object: r.newest_object.clone(),
+                batch_replication: r.batch.clone(),
+            })
+            // Not reached this time (the archive bucket failed): what was known stands.
+            .or_else(|| archive.spec.replication.as_ref().and(previous.replication.clone())),
         last_reconcile: Some(LastReconcile {
             time: now(),
             reads: report.account.calls.reads,

@@ -9,8 +9,8 @@ use futures::StreamExt;
 
 use super::account::{AccountReconcile, observe_bucket_if_managed};
 use super::report::{AccountReport, Component, ComponentState, EngineError, LastApplied, RunMode};
-use crate::api::AuditQueriesStatus;
 use crate::api::{Admission, LogArchiveSpec, Mode, RetentionPolicySpec, TrailPolicySpec};
+use crate::api::{AuditQueriesStatus, BatchReplicationStatus};
 use crate::aws::{AccountClients, AwsError, CallRecorder, ErrorKind, kms, s3};
 use crate::desired::archive::{self, Member};
 use crate::desired::{AccountSpecs, DesiredAccount, athena};
@@ -64,6 +64,8 @@ pub struct ArchiveOptions {
     pub last_applied: LastApplied,
     /// Members seen delivering before (their account ids): nothing found under their path is late.
     pub delivered_before: BTreeSet<String>,
+    /// The replica's Batch Replication as the last reconcile left it (its need, its job).
+    pub batch_replication: Option<BatchReplicationStatus>,
 }
 
 impl ArchiveOptions {
@@ -72,13 +74,16 @@ impl ArchiveOptions {
             mode,
             last_applied: LastApplied::default(),
             delivered_before: BTreeSet::new(),
+            batch_replication: None,
         }
     }
 }
 
 mod replication;
 
-pub use replication::ReplicationReport;
+pub use replication::{
+    BATCH_REPLICATION_FAILED, BATCH_REPLICATION_RUNNING, REPLICATION_FAILING, REPLICATION_LATE, ReplicationReport,
+};
 
 /// Members whose deliveries are listed at once.
 const LISTING_CONCURRENCY: usize = 8;
@@ -100,6 +105,7 @@ pub async fn reconcile_archive(
         mode,
         last_applied,
         delivered_before,
+        batch_replication,
     } = options;
     let started = Instant::now();
     let calls = clients.calls.clone();
@@ -175,13 +181,15 @@ pub async fn reconcile_archive(
         let newest = report
             .delivery
             .iter()
-            .filter_map(|d| d.log_file.as_ref())
-            .max_by_key(|(_, at)| *at)
-            .map(|(key, _)| key.clone());
+            .filter_map(|d| d.log_file.clone())
+            .max_by_key(|(_, at)| *at);
         let key_arn = run.report.key_arn.clone();
+        let observed = replication::Observed {
+            newest_log_file: newest,
+            batch_replication,
+        };
         report.replication =
-            Box::pin(run.reconcile_replication(spec, &replica, key_arn.as_deref(), newest.as_deref(), &last_applied))
-                .await;
+            Box::pin(run.reconcile_replication(spec, &replica, key_arn.as_deref(), observed, &last_applied)).await;
     }
     report.account = run.report;
     let admitted = [Component::Key, Component::Storage].iter().all(|c| {

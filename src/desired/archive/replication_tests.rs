@@ -46,17 +46,54 @@ fn the_replication_role_may_decrypt_with_the_replicas_key_for_its_bucket_key_thr
     let replica_object = format!("{replica}/AWS/CloudTrail/x.json.gz");
     let requests = [
         // S3 checks the replica's Bucket Key with Decrypt, then encrypts with it.
-        request(Value::Null, "kms:Decrypt", Some(REPLICA_KEY), through_s3("eu-central-1", &replica)),
-        request(Value::Null, "kms:GenerateDataKey", Some(REPLICA_KEY), through_s3("eu-central-1", &replica)),
-        request(Value::Null, "kms:Encrypt", Some(REPLICA_KEY), through_s3("eu-central-1", &replica_object)),
+        request(
+            Value::Null,
+            "kms:Decrypt",
+            Some(REPLICA_KEY),
+            through_s3("eu-central-1", &replica),
+        ),
+        request(
+            Value::Null,
+            "kms:GenerateDataKey",
+            Some(REPLICA_KEY),
+            through_s3("eu-central-1", &replica),
+        ),
+        request(
+            Value::Null,
+            "kms:Encrypt",
+            Some(REPLICA_KEY),
+            through_s3("eu-central-1", &replica_object),
+        ),
         // Not for another bucket, not through S3 of another region, not outside S3.
-        request(Value::Null, "kms:Decrypt", Some(REPLICA_KEY), through_s3("eu-central-1", "arn:aws:s3:::elsewhere")),
-        request(Value::Null, "kms:Decrypt", Some(REPLICA_KEY), through_s3("eu-west-1", &replica)),
-        request(Value::Null, "kms:Decrypt", Some(REPLICA_KEY), json!({"kms:EncryptionContext:aws:s3:arn": replica})),
+        request(
+            Value::Null,
+            "kms:Decrypt",
+            Some(REPLICA_KEY),
+            through_s3("eu-central-1", "arn:aws:s3:::elsewhere"),
+        ),
+        request(
+            Value::Null,
+            "kms:Decrypt",
+            Some(REPLICA_KEY),
+            through_s3("eu-west-1", &replica),
+        ),
+        request(
+            Value::Null,
+            "kms:Decrypt",
+            Some(REPLICA_KEY),
+            json!({"kms:EncryptionContext:aws:s3:arn": replica}),
+        ),
     ];
     assert_eq!(
         decisions(&policy, &requests),
-        ["Allow", "Allow", "Allow", "ImplicitDeny", "ImplicitDeny", "ImplicitDeny"]
+        [
+            "Allow",
+            "Allow",
+            "Allow",
+            "ImplicitDeny",
+            "ImplicitDeny",
+            "ImplicitDeny"
+        ]
     );
 }
 
@@ -81,7 +118,12 @@ fn s3_may_assume_the_replication_role_with_or_without_a_source_in_the_request_bu
             None,
             json!({"aws:SourceArn": "arn:aws:s3:::someone-elses", "aws:SourceAccount": "111122223333"}),
         ),
-        request(s3(), "sts:AssumeRole", None, json!({"aws:SourceAccount": "111122223333"})),
+        request(
+            s3(),
+            "sts:AssumeRole",
+            None,
+            json!({"aws:SourceAccount": "111122223333"}),
+        ),
         request(
             s3(),
             "sts:AssumeRole",
@@ -89,7 +131,12 @@ fn s3_may_assume_the_replication_role_with_or_without_a_source_in_the_request_bu
             json!({"aws:SourceArn": "arn:aws:s3:::another-of-mine", "aws:SourceAccount": ACCOUNT}),
         ),
         // Nobody but S3.
-        request(json!({"Service": "ec2.amazonaws.com"}), "sts:AssumeRole", None, json!({})),
+        request(
+            json!({"Service": "ec2.amazonaws.com"}),
+            "sts:AssumeRole",
+            None,
+            json!({}),
+        ),
         request(
             json!({"AWS": format!("arn:aws:iam::{ACCOUNT}:role/admin")}),
             "sts:AssumeRole",
@@ -130,7 +177,12 @@ fn batch_operations_may_assume_the_batch_replication_role_for_this_accounts_jobs
             None,
             json!({"aws:SourceArn": "arn:aws:s3:eu-west-1:111122223333:job/abc", "aws:SourceAccount": "111122223333"}),
         ),
-        request(json!({"Service": "s3.amazonaws.com"}), "sts:AssumeRole", None, json!({})),
+        request(
+            json!({"Service": "s3.amazonaws.com"}),
+            "sts:AssumeRole",
+            None,
+            json!({}),
+        ),
     ];
     assert_eq!(
         decisions(&trust, &requests),
@@ -148,7 +200,10 @@ fn the_batch_replication_role_generates_the_manifest_and_initiates_replication_o
     assert_eq!(allowed("s3:GetReplicationConfiguration", &source), "Allow");
     assert_eq!(allowed("s3:PutInventoryConfiguration", &source), "Allow");
     // Nothing else: no replication of another bucket, no object written, no object read.
-    assert_eq!(allowed("s3:InitiateReplication", "arn:aws:s3:::elsewhere/x"), "ImplicitDeny");
+    assert_eq!(
+        allowed("s3:InitiateReplication", "arn:aws:s3:::elsewhere/x"),
+        "ImplicitDeny"
+    );
     assert_eq!(allowed("s3:PutObject", &object), "ImplicitDeny");
     assert_eq!(allowed("s3:GetObject", &object), "ImplicitDeny");
     assert_eq!(allowed("s3:PutReplicationConfiguration", &source), "ImplicitDeny");
