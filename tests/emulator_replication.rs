@@ -685,3 +685,285 @@ async fn the_replica_key_must_be_in_the_replicas_region() {
     s.replicate_with(&s.replica_key).await;
     assert_eq!(s.put_and_settle("right-region").await, ("COMPLETED".into(), None));
 }
+
+/// An S3 Control client acting in `account` (its account header), or as `credentials`' session.
+async fn s3control(account: &str) -> aws_sdk_s3control::Client {
+    let config = common::base_config().await;
+    aws_sdk_s3control::Client::from_conf(
+        aws_sdk_s3control::config::Builder::from(&config)
+            .interceptor(common::MotoAccount(account.to_string()))
+            .build(),
+    )
+}
+
+const BATCH: &str = "batch";
+
+impl Setup {
+    /// The Batch Replication role: S3 Batch Operations may assume it (`trust_service`), with the
+    /// permissions AWS lists for a generated manifest, less `without`.
+    async fn batch_role(&self, trust_service: &str, without: &[&str]) -> String {
+        let source = format!("arn:aws:s3:::{}", self.source);
+        let keep = |actions: &[&'static str]| -> Vec<&'static str> {
+            actions.iter().copied().filter(|a| !without.contains(a)).collect()
+        };
+        let statements: Vec<Value> = [
+            (
+                keep(&["s3:GetReplicationConfiguration", "s3:PutInventoryConfiguration"]),
+                source.clone(),
+            ),
+            (keep(&["s3:InitiateReplication"]), format!("{source}/*")),
+        ]
+        .into_iter()
+        .filter(|(a, _)| !a.is_empty())
+        .map(|(a, r)| json!({"Effect": "Allow", "Action": a, "Resource": r}))
+        .collect();
+        let name = format!("{BATCH}-{}", self.us.iam.list_roles().send().await.unwrap().roles.len());
+        let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+            "Principal": {"Service": trust_service}, "Action": "sts:AssumeRole"}]});
+        self.us
+            .iam
+            .create_role()
+            .role_name(&name)
+            .assume_role_policy_document(trust.to_string())
+            .send()
+            .await
+            .unwrap();
+        self.us
+            .iam
+            .put_role_policy()
+            .role_name(&name)
+            .policy_name("batch")
+            .policy_document(json!({"Version": "2012-10-17", "Statement": statements}).to_string())
+            .send()
+            .await
+            .unwrap();
+        format!("arn:aws:iam::{}:role/{name}", self.account)
+    }
+
+    async fn create_job(&self, client: &aws_sdk_s3control::Client, role: &str, token: &str) -> Result<String, String> {
+        use aws_sdk_s3control::types::{
+            JobManifestGenerator, JobManifestGeneratorFilter, JobOperation, JobReport, ReplicationStatus,
+            S3JobManifestGenerator, S3ReplicateObjectOperation,
+        };
+        let generator = S3JobManifestGenerator::builder()
+            .source_bucket(format!("arn:aws:s3:::{}", self.source))
+            .enable_manifest_output(false)
+            .filter(
+                JobManifestGeneratorFilter::builder()
+                    .eligible_for_replication(true)
+                    .object_replication_statuses(ReplicationStatus::None)
+                    .object_replication_statuses(ReplicationStatus::Failed)
+                    .build(),
+            )
+            .build()
+            .unwrap();
+        client
+            .create_job()
+            .account_id(&self.account)
+            .confirmation_required(false)
+            .operation(
+                JobOperation::builder()
+                    .s3_replicate_object(S3ReplicateObjectOperation::builder().build())
+                    .build(),
+            )
+            .report(JobReport::builder().enabled(false).build())
+            .client_request_token(token)
+            .priority(10)
+            .role_arn(role)
+            .manifest_generator(JobManifestGenerator::S3JobManifestGenerator(generator))
+            .send()
+            .await
+            .map(|o| o.job_id.unwrap_or_default())
+            .map_err(|e| code(&e).unwrap_or_default())
+    }
+
+    /// The job once it ended: (status, tasks succeeded, tasks failed, failure codes).
+    async fn job_outcome(&self, client: &aws_sdk_s3control::Client, id: &str) -> (String, i64, i64, Vec<String>) {
+        for _ in 0..40 {
+            let job = client
+                .describe_job()
+                .account_id(&self.account)
+                .job_id(id)
+                .send()
+                .await
+                .unwrap()
+                .job
+                .unwrap();
+            let status = job.status().map(|s| s.as_str().to_string()).unwrap_or_default();
+            if ["Complete", "Failed", "Cancelled"].contains(&status.as_str()) {
+                let progress = job.progress_summary().cloned().unwrap();
+                let failures = job
+                    .failure_reasons()
+                    .iter()
+                    .filter_map(|f| f.failure_code().map(str::to_string))
+                    .collect();
+                return (
+                    status,
+                    progress.number_of_tasks_succeeded().unwrap_or(0),
+                    progress.number_of_tasks_failed().unwrap_or(0),
+                    failures,
+                );
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("job {id} did not end");
+    }
+
+    async fn put_before_the_rule(&self, keys: &[&str]) {
+        for key in keys {
+            self.us
+                .s3
+                .put_object()
+                .bucket(&self.source)
+                .key(*key)
+                .body(b"{}".to_vec().into())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn batch_replication_brings_over_the_objects_older_than_the_rule_as_its_role_and_the_rules_role() {
+    let s = setup(true).await;
+    s.put_before_the_rule(&["old-1", "old-2"]).await;
+    s.replicate_with(&s.replica_key).await;
+    // Live replication does not replicate them retroactively.
+    let head =
+        s.us.s3
+            .head_object()
+            .bucket(&s.source)
+            .key("old-1")
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(head.replication_status, None);
+    let client = s3control(&s.account).await;
+    let role = s.batch_role("batchoperations.s3.amazonaws.com", &[]).await;
+    let id = s.create_job(&client, &role, "first").await.unwrap();
+    // The same token is the same job.
+    assert_eq!(s.create_job(&client, &role, "first").await.unwrap(), id);
+    assert_eq!(s.job_outcome(&client, &id).await, ("Complete".into(), 2, 0, vec![]));
+    for key in ["old-1", "old-2"] {
+        assert_eq!(
+            common::moto_api::replication_outcome(&s.source, key).await,
+            ("COMPLETED".into(), None)
+        );
+        assert!(s.replica_exists(key).await);
+    }
+    // COMPLETED objects are not in the next job's manifest.
+    let again = s.create_job(&client, &role, "second").await.unwrap();
+    assert_eq!(s.job_outcome(&client, &again).await, ("Complete".into(), 0, 0, vec![]));
+}
+
+#[tokio::test]
+async fn a_batch_replication_job_needs_its_roles_trust_and_permissions_and_the_replication_roles() {
+    let s = setup(true).await;
+    s.put_before_the_rule(&["old"]).await;
+    s.replicate_with(&s.replica_key).await;
+    let client = s3control(&s.account).await;
+    // S3 itself (not Batch Operations) trusted: the job fails.
+    let role = s.batch_role("s3.amazonaws.com", &[]).await;
+    let id = s.create_job(&client, &role, "trust").await.unwrap();
+    assert_eq!(
+        s.job_outcome(&client, &id).await,
+        ("Failed".into(), 0, 0, vec!["AssumeRoleNotPermitted".into()])
+    );
+    // No PutInventoryConfiguration: the manifest cannot be generated.
+    let role = s
+        .batch_role("batchoperations.s3.amazonaws.com", &["s3:PutInventoryConfiguration"])
+        .await;
+    let id = s.create_job(&client, &role, "inventory").await.unwrap();
+    assert_eq!(s.job_outcome(&client, &id).await.0, "Failed");
+    // No InitiateReplication: each object's task fails, nothing is written.
+    let role = s
+        .batch_role("batchoperations.s3.amazonaws.com", &["s3:InitiateReplication"])
+        .await;
+    let id = s.create_job(&client, &role, "initiate").await.unwrap();
+    assert_eq!(s.job_outcome(&client, &id).await, ("Complete".into(), 0, 1, vec![]));
+    assert!(!s.replica_exists("old").await);
+    // The replication itself runs as the rule's role: without its kms:Decrypt of the replica's
+    // Bucket Key, the object FAILs; with it, it is replicated.
+    s.set_role(trust(None), s.permissions(&["replica kms:Decrypt"])).await;
+    let role = s.batch_role("batchoperations.s3.amazonaws.com", &[]).await;
+    let id = s.create_job(&client, &role, "replication-role").await.unwrap();
+    assert_eq!(s.job_outcome(&client, &id).await, ("Complete".into(), 0, 1, vec![]));
+    assert_eq!(
+        common::moto_api::replication_outcome(&s.source, "old").await,
+        ("FAILED".into(), Some("DstPutObjectNotPermitted".into()))
+    );
+    s.set_role(trust(None), s.permissions(&[])).await;
+    let id = s.create_job(&client, &role, "repaired").await.unwrap();
+    assert_eq!(s.job_outcome(&client, &id).await, ("Complete".into(), 1, 0, vec![]));
+    assert!(s.replica_exists("old").await);
+}
+
+#[tokio::test]
+async fn create_job_needs_the_callers_pass_role_of_the_jobs_role() {
+    let s = setup(true).await;
+    s.replicate_with(&s.replica_key).await;
+    let role = s.batch_role("batchoperations.s3.amazonaws.com", &[]).await;
+    for (pass_role, accepted) in [(false, false), (true, true)] {
+        let name = format!("operator-{pass_role}");
+        let mut actions = vec!["s3:CreateJob", "s3:DescribeJob"];
+        if pass_role {
+            actions.push("iam:PassRole");
+        }
+        let policy = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*",
+            "Condition": {"StringEqualsIfExists": {"iam:PassedToService": "batchoperations.s3.amazonaws.com"}}}]});
+        s.us.iam
+            .create_role()
+            .role_name(&name)
+            .assume_role_policy_document(
+                json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                    "Principal": {"AWS": format!("arn:aws:iam::{}:root", s.account)}, "Action": "sts:AssumeRole"}]})
+                .to_string(),
+            )
+            .send()
+            .await
+            .unwrap();
+        s.us.iam
+            .put_role_policy()
+            .role_name(&name)
+            .policy_name("operate")
+            .policy_document(policy.to_string())
+            .send()
+            .await
+            .unwrap();
+        let config = session_config(&format!("arn:aws:iam::{}:role/{name}", s.account)).await;
+        let caller = aws_sdk_s3control::Client::new(&config);
+        let created = s.create_job(&caller, &role, &name).await;
+        assert_eq!(created.is_ok(), accepted, "{created:?}");
+        if !accepted {
+            assert_eq!(created.unwrap_err(), "AccessDenied");
+        }
+    }
+}
+
+/// The SDK configuration of a session of `role_arn`.
+async fn session_config(role_arn: &str) -> aws_types::SdkConfig {
+    let config = common::base_config().await;
+    let sts = aws_sdk_sts::Client::new(&config);
+    let c = sts
+        .assume_role()
+        .role_arn(role_arn)
+        .role_session_name("test")
+        .send()
+        .await
+        .unwrap()
+        .credentials
+        .unwrap();
+    config
+        .to_builder()
+        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(
+            aws_credential_types::Credentials::new(
+                c.access_key_id,
+                c.secret_access_key,
+                Some(c.session_token),
+                None,
+                "session",
+            ),
+        ))
+        .build()
+}
