@@ -200,7 +200,22 @@ async fn reconcile(archive: Arc<LogArchive>, ctx: Arc<Context>) -> Result<Action
         return Ok(Action::requeue(ctx.failure_delay(&key_of(&archive), kind)));
     }
     ctx.succeeded(&key_of(&archive));
+    if batch_job_running(&report) {
+        // A Batch Replication job is observed until it ends, sooner than at the resync.
+        return Ok(Action::requeue(BATCH_JOB_RECHECK.min(ctx.resync())));
+    }
     Ok(Action::requeue(ctx.resync()))
+}
+
+/// How soon a running Batch Replication job is looked at again.
+const BATCH_JOB_RECHECK: std::time::Duration = std::time::Duration::from_secs(300);
+
+fn batch_job_running(report: &ArchiveReport) -> bool {
+    report
+        .replication
+        .as_ref()
+        .and_then(|r| r.batch.as_ref())
+        .is_some_and(|b| b.job_id.is_some() && !crate::engine::archive::job_finished(b.job_status.as_deref()))
 }
 
 /// The baselines of the archive's namespace that name it, each as the member the archive admits

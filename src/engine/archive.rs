@@ -83,6 +83,7 @@ mod replication;
 
 pub use replication::{
     BATCH_REPLICATION_FAILED, BATCH_REPLICATION_RUNNING, REPLICATION_FAILING, REPLICATION_LATE, ReplicationReport,
+    job_finished,
 };
 
 /// Members whose deliveries are listed at once.

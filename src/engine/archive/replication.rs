@@ -391,8 +391,8 @@ impl AccountReconcile<'_> {
     }
 }
 
-/// A job S3 will not change any more.
-fn job_finished(status: Option<&str>) -> bool {
+/// A Batch Replication job S3 will not change any more (`Unknown`: S3 no longer knows it).
+pub fn job_finished(status: Option<&str>) -> bool {
     matches!(status, Some("Complete" | "Failed" | "Cancelled" | "Unknown"))
 }
 
