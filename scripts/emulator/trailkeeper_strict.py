@@ -372,6 +372,7 @@ def install():
     trailkeeper_replication.install()
     trailkeeper_delegated.install()
     trailkeeper_trail_access.install()
+    __import__("trailkeeper_batch").install()
     from moto.cloudtrail import models as cloudtrail
     from moto.ec2.models import flow_logs
     from moto.iam import models as iam

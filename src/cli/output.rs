@@ -32,6 +32,7 @@ pub fn state_name(state: &ComponentState) -> String {
         ComponentState::Failed(e) => format!("Failed: {e}"),
         ComponentState::Waiting(c) => format!("Waiting for {c:?}"),
         ComponentState::WaitingForArchive(m) => format!("WaitingForLogArchive: {m}"),
+        ComponentState::NotEffective { reason, message } => format!("{reason}: {message}"),
     }
 }
 

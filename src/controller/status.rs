@@ -200,6 +200,7 @@ fn component_condition_alone(c: Component, state: &ComponentState, report: &Acco
         ComponentState::WaitingForArchive(message) => {
             condition(t, false, reasons::WAITING_FOR_ARCHIVE, message.clone())
         }
+        ComponentState::NotEffective { reason, message } => condition(t, false, reason, message.clone()),
     }
 }
 
@@ -252,6 +253,8 @@ const STALLED_REASONS: &[&str] = &[
     reasons::NOT_COMPLIANT,
     // Observe mode: trailkeeper will not repair it.
     reasons::DRIFT_DETECTED,
+    // The job that was to bring the replica's missing objects over failed: never run twice.
+    crate::engine::archive::BATCH_REPLICATION_FAILED,
 ];
 
 /// kstatus' reading of Ready: Stalled (with Ready's reason) for what no retry fixes, Reconciling

@@ -72,6 +72,12 @@ pub enum ComponentState {
     /// A member of a LogArchive whose policies do not admit its trail yet: the message names the
     /// archive.
     WaitingForArchive(String),
+    /// In line with the spec, but AWS reports that it does not work, or not yet for everything (a
+    /// replicated object FAILED, a Batch Replication job running): why, and what to check.
+    NotEffective {
+        reason: &'static str,
+        message: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -224,7 +230,9 @@ impl ComponentState {
             ComponentState::InSync => 1,
             ComponentState::Repaired => 2,
             ComponentState::Drifted => 3,
-            ComponentState::Waiting(_) | ComponentState::WaitingForArchive(_) => 4,
+            ComponentState::Waiting(_) | ComponentState::WaitingForArchive(_) | ComponentState::NotEffective { .. } => {
+                4
+            }
             ComponentState::NotCompliant => 5,
             ComponentState::ApprovalRequired(_) => 6,
             ComponentState::Failed(_) => 7,

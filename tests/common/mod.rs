@@ -7,6 +7,7 @@
 pub mod chain;
 pub mod cluster;
 pub mod helm;
+pub mod moto_api;
 pub mod policy_eval;
 pub mod proxy;
 
@@ -127,8 +128,37 @@ pub async fn base_config() -> SdkConfig {
         .endpoint_url(&moto().endpoint)
         .region(Region::new(REGION))
         .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+        .http_client(loopback_http_client())
         .load()
         .await
+}
+
+/// The product's HTTP client, resolving every name under the emulator's address to it: S3
+/// Control prefixes its endpoint with the account (`{account}.127.0.0.1:PORT`), a name no
+/// resolver knows.
+pub fn loopback_http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+    use aws_smithy_runtime_api::client::dns::{DnsFuture, ResolveDns};
+
+    #[derive(Clone, Debug)]
+    struct Loopback;
+    impl ResolveDns for Loopback {
+        fn resolve_dns<'a>(&'a self, name: &'a str) -> DnsFuture<'a> {
+            if name == "127.0.0.1" || name.ends_with(".127.0.0.1") || name == "localhost" {
+                return DnsFuture::ready(Ok(vec![std::net::IpAddr::from([127, 0, 0, 1])]));
+            }
+            let name = name.to_string();
+            DnsFuture::new(async move {
+                let found = tokio::net::lookup_host((name.as_str(), 0))
+                    .await
+                    .map_err(aws_smithy_runtime_api::client::dns::ResolveDnsError::new)?;
+                Ok(found.map(|a| a.ip()).collect())
+            })
+        }
+    }
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+        .build_with_resolver(Loopback)
 }
 
 /// Adds moto's account header: independent clients that read back (or break) an account's state.
@@ -385,6 +415,7 @@ pub fn mocked_clients(
         sts: client!(aws_sdk_sts),
         kms: client!(aws_sdk_kms),
         s3: client!(aws_sdk_s3),
+        s3control: client!(aws_sdk_s3control),
         cloudtrail: client!(aws_sdk_cloudtrail),
         ec2: client!(aws_sdk_ec2),
         logs: client!(aws_sdk_cloudwatchlogs),
