@@ -169,6 +169,36 @@ fn kms_tags(tags: &BTreeMap<String, String>) -> Result<Vec<Tag>, AwsError> {
         .collect()
 }
 
+/// The policy of the key a resource names (KmsMasterKeyId of a topic: a key ARN, a key id, or an
+/// alias, which GetKeyPolicy does not take: DescribeKey resolves it first). None when the key does
+/// not exist. Another account's key cannot be read ("Cross-account use: No", GetKeyPolicy):
+/// AccessDenied.
+pub async fn policy_of(clients: &AccountClients, key: &str) -> Result<Option<Value>, AwsError> {
+    let key_id = if key.starts_with("alias/") || key.contains(":alias/") {
+        match describe(clients, key).await? {
+            Some(m) => m.key_id().to_string(),
+            None => return Ok(None),
+        }
+    } else {
+        key.to_string()
+    };
+    let sent = clients
+        .kms
+        .get_key_policy()
+        .key_id(&key_id)
+        .policy_name("default")
+        .send()
+        .await;
+    let Some(out) = optional(sent, "KMS", "GetKeyPolicy", &format!("key {key}"))? else {
+        return Ok(None);
+    };
+    Ok(Some(
+        out.policy()
+            .and_then(|p| serde_json::from_str(p).ok())
+            .unwrap_or(Value::Null),
+    ))
+}
+
 /// Creates the key with its policy and tags; returns (key id, ARN).
 /// Creates a symmetric encryption key with its policy (tags come after, under that policy).
 pub async fn create_key(

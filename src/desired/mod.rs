@@ -262,7 +262,7 @@ pub fn account(specs: &AccountSpecs) -> DesiredAccount {
         region: spec.primary_region.clone(),
         key: DesiredKey {
             source: key_source,
-            policy: with_alarms_publishing(key_policy(spec), specs),
+            policy: key_policy(spec),
             rotation: true,
             tags: resource_tags(spec),
         },
@@ -272,20 +272,6 @@ pub fn account(specs: &AccountSpecs) -> DesiredAccount {
         }),
         trail,
     }
-}
-
-/// The key policy, admitting CloudWatch alarms when the monitoring controls' topic is
-/// trailkeeper's (encrypted with this key).
-fn with_alarms_publishing(mut policy: serde_json::Value, specs: &AccountSpecs) -> serde_json::Value {
-    let kept_topic = specs
-        .trail_policy
-        .monitoring
-        .as_ref()
-        .is_some_and(|m| m.topic_arn.is_none());
-    if kept_topic && let Some(statements) = policy["Statement"].as_array_mut() {
-        statements.push(monitoring::alarms_publish_statement());
-    }
-    policy
 }
 
 /// Flow logs go to S3: into the trail bucket, written by the log delivery service.

@@ -247,7 +247,7 @@ impl AccountReconcile<'_> {
             });
             self.report.delivery_observed = true;
         }
-        Box::pin(self.reconcile_monitoring(key_arn.as_deref())).await;
+        Box::pin(self.reconcile_monitoring()).await;
         Box::pin(self.judge_duplicate_trails()).await;
         self.reconcile_audit_queries(key_arn.as_deref(), trail_ok).await;
         self.reconcile_regions().await;

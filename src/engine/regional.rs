@@ -262,12 +262,12 @@ pub async fn reconcile_region(
             component: Component::Key,
             changed: false,
         };
-        let result = reconcile_log_key(clients, &key, &mut part).await;
+        let result = reconcile_region_key(clients, &key, &mut part).await;
         match &result {
-            Ok((arn, _)) => log_key = arn.clone(),
+            Ok(arn) => log_key = arn.clone(),
             Err(_) => groups_ok = false,
         }
-        part.finish(result.map(|(_, detail)| detail));
+        part.finish(result.map(|_| format!("log groups encrypted with {}", regional::LOG_KEY_ALIAS)));
     }
     if !groups.is_empty() && groups_ok {
         let mut part = Part {
@@ -319,16 +319,21 @@ pub async fn reconcile_region(
     outcome
 }
 
-/// The region's log-group key: found by its alias, created or repaired like the trail key.
-/// Returns its ARN (None while a plan has yet to create it) and a line of detail.
-async fn reconcile_log_key(
+/// A key trailkeeper keeps in one region (the log groups', the monitoring topic's): found by its
+/// alias, created or repaired like the trail key. Returns its ARN (None while a plan has yet to
+/// create it).
+pub(super) async fn reconcile_region_key(
     clients: &AccountClients,
     desired: &crate::desired::DesiredKey,
     part: &mut Part<'_>,
-) -> Result<(Option<String>, String), AwsError> {
+) -> Result<Option<String>, AwsError> {
     let observed = kms::observe_key(clients, &desired.source, None).await?;
     let delta = diff::diff_key(desired, observed.as_ref());
-    let resource = format!("kms:{}:{}", clients.region, regional::LOG_KEY_ALIAS);
+    let alias = match &desired.source {
+        crate::desired::KeySource::Create { alias, .. } => alias.as_str(),
+        _ => "",
+    };
+    let resource = format!("kms:{}:{alias}", clients.region);
     for d in &delta.drift {
         part.differs(&resource, &d.field, &d.expected, &d.actual);
     }
@@ -339,8 +344,7 @@ async fn reconcile_log_key(
         })
         .await?;
     }
-    let arn = key.map(|(_, arn)| arn);
-    Ok((arn, format!("log groups encrypted with {}", regional::LOG_KEY_ALIAS)))
+    Ok(key.map(|(_, arn)| arn))
 }
 
 async fn reconcile_log_groups(
