@@ -614,3 +614,7 @@ def install():
     import trailkeeper_events
 
     trailkeeper_events.install()
+    # CloudTrail -> CloudWatch Logs -> metric filters -> alarms -> SNS through KMS.
+    import trailkeeper_monitoring
+
+    trailkeeper_monitoring.install()
