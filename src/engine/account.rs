@@ -474,6 +474,7 @@ impl AccountReconcile<'_> {
         self.report.pending.extend(outcome.pending);
         self.report.applied.extend(outcome.applied);
         self.report.created.extend(outcome.created);
+        self.report.retry_soon |= outcome.retry_soon;
         for (component, state, detail) in outcome.parts {
             self.merge_state(component, state);
             self.report.details.entry(component).or_default().push(detail);

@@ -148,6 +148,9 @@ pub struct AccountReport {
     pub evidence: crate::judge::compliance::Evidence,
     /// Trails recording the account's management events more than once in the primary Region.
     pub duplicate_trails: Option<crate::judge::duplicate_trails::DuplicateTrails>,
+    /// A part waits for a write AWS applies lazily (a key policy just written): reconcile again
+    /// soon, not at the next resync.
+    pub retry_soon: bool,
     pub calls: CallCounts,
     pub duration: Duration,
 }
@@ -177,6 +180,7 @@ impl AccountReport {
             delivery_observed: false,
             evidence: Default::default(),
             duplicate_trails: None,
+            retry_soon: false,
             calls: CallCounts::default(),
             duration: Duration::ZERO,
         }
