@@ -290,7 +290,8 @@ def metric_value(transformation, message):
     raw = str(transformation.get("metricValue", "1"))
     if raw.startswith("$"):
         try:
-            found, value = _resolve(json.loads(message), re.findall(r"[^.\[\]]+", raw[2:]))
+            path = [int(p) if p.isdigit() else p for p in re.findall(r"[^.\[\]]+", raw[2:])]
+            found, value = _resolve(json.loads(message), path)
         except ValueError:
             return None
         return float(value) if found and isinstance(value, (int, float)) and not isinstance(value, bool) else None

@@ -29,8 +29,8 @@ struct Observed {
     filters: Option<Vec<ObservedMetricFilter>>,
     alarms: Vec<ObservedAlarm>,
     topics: BTreeMap<String, Result<Option<ObservedTopic>, AwsError>>,
-    /// Topic -> (the key it is encrypted with, that key's policy; None: no such key).
-    keys: BTreeMap<String, (String, Result<Option<Value>, AwsError>)>,
+    /// Topic -> (the key it is encrypted with, that key's ARN and policy; None: no such key).
+    keys: BTreeMap<String, (String, Result<Option<(String, Value)>, AwsError>)>,
 }
 
 /// Five reads when in line: the group's filters, the region's alarms, the topic, its
@@ -62,14 +62,15 @@ async fn observe(clients: &AccountClients, group: &str, topic: Option<&str>) -> 
         let read = sns::observe_topic(clients, &arn).await;
         topics.insert(arn, read);
     }
-    let mut policies: BTreeMap<String, Result<Option<Value>, AwsError>> = BTreeMap::new();
+    let mut policies: BTreeMap<String, Result<Option<(String, Value)>, AwsError>> = BTreeMap::new();
     let mut keys = BTreeMap::new();
     for (arn, read) in &topics {
         let Ok(Some(ObservedTopic { kms_key: Some(key), .. })) = read else {
             continue;
         };
         if !policies.contains_key(key) {
-            let policy = kms::policy_of(clients, key).await;
+            let account = arn.split(':').nth(4).unwrap_or_default();
+            let policy = kms::policy_of(clients, account, key).await;
             policies.insert(key.clone(), policy);
         }
         let policy = policies.get(key).cloned().unwrap_or(Ok(None));
@@ -130,13 +131,13 @@ fn evidence(group: &str, o: &Observed) -> MonitoringEvidence {
             .keys
             .iter()
             .map(|(topic, (key, policy))| {
-                let policy = match policy {
-                    Ok(Some(p)) => Ok(p.clone()),
-                    Ok(None) => Err("the key does not exist".to_string()),
-                    Err(e) => Err(e.to_string()),
+                let (arn, policy) = match policy {
+                    Ok(Some((arn, p))) => (arn.clone(), Ok(p.clone())),
+                    Ok(None) => (key.clone(), Err("the key does not exist".to_string())),
+                    Err(e) => (key.clone(), Err(e.to_string())),
                 };
                 let key = key.clone();
-                (topic.clone(), TopicKeyEvidence { key, policy })
+                (topic.clone(), TopicKeyEvidence { key, arn, policy })
             })
             .collect(),
     }

@@ -42,6 +42,9 @@ pub struct MonitoringEvidence {
 pub struct TopicKeyEvidence {
     /// As the topic names it (KmsMasterKeyId: an ARN, a key id or an alias).
     pub key: String,
+    /// The key's ARN (what a statement's Resource is matched against); the name as given when it
+    /// could not be resolved.
+    pub arn: String,
     /// The key's policy (GetKeyPolicy). Err: it could not be read (another account's key:
     /// GetKeyPolicy is not cross-account; the key is gone; the read was refused).
     pub policy: Result<serde_json::Value, String>,

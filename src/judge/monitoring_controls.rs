@@ -117,7 +117,7 @@ fn may_publish(alarm: &AlarmEvidence, topic: &str, key: &TopicKeyEvidence) -> Re
     })?;
     let context = alarm_publish_context(&alarm.arn, topic);
     for action in ["kms:GenerateDataKey", "kms:Decrypt"] {
-        match decide(policy, "cloudwatch.amazonaws.com", action, "*", &context) {
+        match decide(policy, "cloudwatch.amazonaws.com", action, &key.arn, &context) {
             Ok(Decision::Allow) => {}
             Ok(_) => {
                 return Err(format!(
@@ -358,7 +358,8 @@ pub(crate) mod tests {
 
     fn topic_key(statements: serde_json::Value) -> TopicKeyEvidence {
         TopicKeyEvidence {
-            key: "arn:aws:kms:us-east-1:111122223333:key/k".into(),
+            key: "alias/alerts".into(),
+            arn: "arn:aws:kms:us-east-1:111122223333:key/k".into(),
             policy: Ok(json!({"Version": "2012-10-17", "Statement": statements})),
         }
     }
@@ -402,6 +403,7 @@ pub(crate) mod tests {
             TOPIC.into(),
             TopicKeyEvidence {
                 key: "arn:aws:kms:us-east-1:999988887777:key/archive".into(),
+                arn: "arn:aws:kms:us-east-1:999988887777:key/archive".into(),
                 policy: Err("kms:GetKeyPolicy denied".into()),
             },
         );
