@@ -491,13 +491,10 @@ pub fn alarm_publish_context(alarm_arn: &str, topic_arn: &str) -> BTreeMap<Strin
 }
 
 #[cfg(test)]
-#[path = "../../tests/common/policy_eval.rs"]
-mod policy_eval;
-
-#[cfg(test)]
 mod tests {
     use super::*;
     use crate::api::{MonitoringControls, SubscriptionProtocol, TopicSubscription, TrailCloudWatchLogs};
+    use crate::judge::key_policy::policy_eval;
 
     const ACCOUNT: &str = "111122223333";
 

@@ -23,6 +23,9 @@ use crate::judge::evidence::{AlarmEvidence, FilterEvidence, MonitoringEvidence, 
 /// Topics read for the evidence besides trailkeeper's (alarms of other metrics are not followed).
 const TOPICS_READ: usize = 5;
 
+/// The ARN and policy of a topic's key, as read (None: no such key).
+type KeyRead = Result<Option<(String, Value)>, AwsError>;
+
 /// What one pass of reads found in the log group's region.
 struct Observed {
     /// None: the log group does not exist.
@@ -30,7 +33,7 @@ struct Observed {
     alarms: Vec<ObservedAlarm>,
     topics: BTreeMap<String, Result<Option<ObservedTopic>, AwsError>>,
     /// Topic -> (the key it is encrypted with, that key's ARN and policy; None: no such key).
-    keys: BTreeMap<String, (String, Result<Option<(String, Value)>, AwsError>)>,
+    keys: BTreeMap<String, (String, KeyRead)>,
 }
 
 /// Five reads when in line: the group's filters, the region's alarms, the topic, its
@@ -62,7 +65,7 @@ async fn observe(clients: &AccountClients, group: &str, topic: Option<&str>) -> 
         let read = sns::observe_topic(clients, &arn).await;
         topics.insert(arn, read);
     }
-    let mut policies: BTreeMap<String, Result<Option<(String, Value)>, AwsError>> = BTreeMap::new();
+    let mut policies: BTreeMap<String, KeyRead> = BTreeMap::new();
     let mut keys = BTreeMap::new();
     for (arn, read) in &topics {
         let Ok(Some(ObservedTopic { kms_key: Some(key), .. })) = read else {

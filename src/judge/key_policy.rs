@@ -217,9 +217,10 @@ fn condition_holds(
     })
 }
 
+/// The emulator's IAM evaluator, for the crate's unit tests (loaded once: clippy::duplicate_mod).
 #[cfg(test)]
 #[path = "../../tests/common/policy_eval.rs"]
-mod policy_eval;
+pub(crate) mod policy_eval;
 
 #[cfg(test)]
 mod tests {
