@@ -494,7 +494,7 @@ pub fn alarm_publish_context(alarm_arn: &str, topic_arn: &str) -> BTreeMap<Strin
 mod tests {
     use super::*;
     use crate::api::{MonitoringControls, SubscriptionProtocol, TopicSubscription, TrailCloudWatchLogs};
-    use crate::judge::key_policy::policy_eval;
+    use crate::policy_eval;
 
     const ACCOUNT: &str = "111122223333";
 

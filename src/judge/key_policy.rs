@@ -217,16 +217,12 @@ fn condition_holds(
     })
 }
 
-/// The emulator's IAM evaluator, for the crate's unit tests (loaded once: clippy::duplicate_mod).
-#[cfg(test)]
-#[path = "../../tests/common/policy_eval.rs"]
-pub(crate) mod policy_eval;
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::policy_eval;
 
     const SERVICE: &str = "cloudwatch.amazonaws.com";
     const KEY: &str = "arn:aws:kms:us-east-1:111122223333:key/1234";
