@@ -281,7 +281,9 @@ def check_log_group_key(account_id, region, group, key_arn):
     except Exception:
         raise refused
     context = {"kms:EncryptionContext:aws:logs:arn": group_arn, "aws:SourceAccount": account_id}
-    if not allows(key.policy, f"logs.{region}.amazonaws.com", "kms:GenerateDataKey", "*", context):
+    # CloudWatch Logs' principal is regional, and in aws-cn under the partition's domain.
+    domain = "amazonaws.com.cn" if partition == "aws-cn" else "amazonaws.com"
+    if not allows(key.policy, f"logs.{region}.{domain}", "kms:GenerateDataKey", "*", context):
         raise refused
 
 
@@ -647,3 +649,7 @@ def install():
     import trailkeeper_events
 
     trailkeeper_events.install()
+    # CloudTrail -> CloudWatch Logs -> metric filters -> alarms -> SNS through KMS.
+    import trailkeeper_monitoring
+
+    trailkeeper_monitoring.install()

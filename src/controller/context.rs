@@ -358,10 +358,14 @@ pub(super) fn failure_kind(report: &AccountReport) -> Option<FailureKind> {
         Some(EngineError::Aws(e)) => return Some(kind_of(e)),
         None => {}
     }
-    report.components.values().find_map(|s| match s {
-        ComponentState::Failed(e) => Some(kind_of(e)),
-        _ => None,
-    })
+    report
+        .components
+        .values()
+        .find_map(|s| match s {
+            ComponentState::Failed(e) => Some(kind_of(e)),
+            _ => None,
+        })
+        .or(report.retry_soon.then_some(FailureKind::Transient))
 }
 
 pub(super) fn key_of(b: &LoggingBaseline) -> String {
@@ -475,6 +479,10 @@ mod tests {
             arn: "arn:aws:sts::444455556666:assumed-role/r/s".into(),
         });
         assert_eq!(failure_kind(&wrong), Some(FailureKind::NeedsAPerson));
+        // A part waiting for a key policy to take effect is retried soon, like a transient fault.
+        let mut settling = report.clone();
+        settling.retry_soon = true;
+        assert_eq!(failure_kind(&settling), Some(FailureKind::Transient));
     }
 
     #[tokio::test]

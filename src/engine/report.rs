@@ -154,8 +154,8 @@ pub struct AccountReport {
     pub evidence: crate::judge::compliance::Evidence,
     /// Trails recording the account's management events more than once in the primary Region.
     pub duplicate_trails: Option<crate::judge::duplicate_trails::DuplicateTrails>,
-    /// AWS has not yet seen something written elsewhere (a LogArchive's new policies): reconcile
-    /// again soon, not at the resync.
+    /// Something written elsewhere or just now is not yet in force (a LogArchive's new policies, a
+    /// key policy AWS applies lazily): reconcile again soon, not at the next resync.
     pub retry_soon: bool,
     pub calls: CallCounts,
     pub duration: Duration,

@@ -9,5 +9,6 @@ pub mod delivery;
 pub mod diff;
 pub mod duplicate_trails;
 pub mod evidence;
+pub mod key_policy;
 pub mod monitoring_controls;
 pub mod retention_review;
