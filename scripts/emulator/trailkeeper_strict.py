@@ -344,9 +344,11 @@ def _public_key_of(region):
 def install():
     """Wraps the moto backends the rules apply to. Idempotent."""
     import trailkeeper_cbor
+    import trailkeeper_policies
     import trailkeeper_replication
 
     trailkeeper_cbor.install()
+    trailkeeper_policies.install()
     trailkeeper_replication.install()
     from moto.cloudtrail import models as cloudtrail
     from moto.ec2.models import flow_logs
