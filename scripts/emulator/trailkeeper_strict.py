@@ -356,6 +356,9 @@ def install():
 
     # The service-linked role's name as AWS spells it (moto would make AWSServiceRoleForcloudtrail).
     iam.SERVICE_NAME_CONVERSION.setdefault("cloudtrail", "CloudTrail")
+    # Config's too: AWSServiceRoleForConfig (moto: AWSServiceRoleForconfig), so a second apply finds it.
+    # https://docs.aws.amazon.com/config/latest/developerguide/using-service-linked-roles-config.html
+    iam.SERVICE_NAME_CONVERSION.setdefault("config", "Config")
 
     # CloudTrail supports a delegated administrator (moto's list omits it):
     # https://docs.aws.amazon.com/organizations/latest/userguide/services-that-can-integrate-cloudtrail.html
