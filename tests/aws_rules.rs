@@ -459,6 +459,79 @@ async fn the_emulator_evaluates_ifexists_conditions_and_action_names_as_iam_does
     }
 }
 
+/// The strict CloudTrail rules judge Null and the negated operators as IAM does (M6): an Allow
+/// conditioned on `Null` holds when the key's presence is as required; a Deny with
+/// `StringNotEqualsIfExists aws:SourceOrgID` (a resource control policy's guard, in a bucket
+/// policy) bites a request from outside the Organization and not one from within it, and
+/// `StringNotEquals` on a key the request lacks is true ("If the key that you specify in a policy
+/// condition is not present in the request context, the values do not match" and the negated
+/// operator holds).
+/// https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html#Conditions_Null
+/// https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html#Conditions_String
+#[tokio::test]
+async fn the_emulator_judges_null_and_negated_conditions_in_cloudtrails_bucket_policy_as_iam_does() {
+    let management = new_account();
+    let aws = inspector(&management).await;
+    let organization = create_organization(&aws).await;
+    let bucket = format!("negated-{management}");
+    aws.s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let acl = serde_json::json!({"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control"}});
+    let deny_outside = |org: &str| {
+        serde_json::json!({"Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
+            "Resource": format!("arn:aws:s3:::{bucket}/*"),
+            "Condition": {"StringNotEqualsIfExists": {"aws:SourceOrgID": org}}})
+    };
+    // CloudTrail's requests carry aws:SourceArn and, in an Organization, aws:SourceOrgID; never
+    // aws:PrincipalOrgID (a service principal has no Organization of its own).
+    let cases = [
+        ("Allow if aws:SourceArn is present (Null false)",
+         serde_json::json!({"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control"}, "Null": {"aws:SourceArn": "false"}}),
+         None, true),
+        ("Allow if aws:SourceArn is absent (Null true)",
+         serde_json::json!({"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control"}, "Null": {"aws:SourceArn": "true"}}),
+         None, false),
+        ("Allow if aws:PrincipalOrgID is absent",
+         serde_json::json!({"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control"}, "Null": {"aws:PrincipalOrgID": "true"}}),
+         None, true),
+        ("Deny from outside the Organization, the trail's own", acl.clone(), Some(deny_outside(&organization)), true),
+        ("Deny from outside another Organization", acl.clone(), Some(deny_outside("o-zzzz999999")), false),
+        ("Deny when aws:PrincipalOrgID is not the Organization's (absent: the negation holds)", acl.clone(),
+         Some(serde_json::json!({"Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
+             "Resource": format!("arn:aws:s3:::{bucket}/*"),
+             "Condition": {"StringNotEquals": {"aws:PrincipalOrgID": organization}}})),
+         false),
+    ];
+    for (i, (case, condition, deny, accepted)) in cases.into_iter().enumerate() {
+        let mut policy: Value =
+            serde_json::from_str(&cloudtrail_bucket_policy(&bucket, &management, "s3:GetBucketAcl", "s3:PutObject", condition))
+                .unwrap();
+        if let Some(deny) = deny {
+            policy["Statement"].as_array_mut().unwrap().push(deny);
+        }
+        aws.s3
+            .put_bucket_policy()
+            .bucket(&bucket)
+            .policy(policy.to_string())
+            .send()
+            .await
+            .unwrap();
+        let created = aws
+            .cloudtrail
+            .create_trail()
+            .name(format!("negated-{i}"))
+            .s3_bucket_name(&bucket)
+            .send()
+            .await;
+        match created {
+            Ok(_) => assert!(accepted, "{case}: must be refused"),
+            Err(e) => {
+                assert!(!accepted, "{case}: must be accepted: {e:?}");
+                assert_eq!(code_of(&e.into_service_error()), "InsufficientS3BucketPolicyException", "{case}");
+            }
+        }
+    }
+}
+
 /// `policy` with its first statement's Sid padded so that the document, as sent, is `size` bytes.
 fn padded_to(mut policy: Value, size: usize) -> String {
     policy["Statement"][0]["Sid"] = Value::String(String::new());
