@@ -112,6 +112,11 @@ pub struct AuditQueriesStatus {
     pub database: String,
     /// The CloudTrail table.
     pub table: String,
+    /// A LogArchive's second table, over the accounts an Organization trail delivers for (under
+    /// `AWSLogs/{o-id}/`), when members with trails of their own are in `table`; the named queries
+    /// read both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization_table: Option<String>,
     /// The Athena workgroup that holds the named queries.
     pub work_group: String,
     /// The `s3://` location the workgroup writes (encrypted) results to.
