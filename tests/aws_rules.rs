@@ -484,27 +484,56 @@ async fn the_emulator_judges_null_and_negated_conditions_in_cloudtrails_bucket_p
     // CloudTrail's requests carry aws:SourceArn and, in an Organization, aws:SourceOrgID; never
     // aws:PrincipalOrgID (a service principal has no Organization of its own).
     let cases = [
-        ("Allow if aws:SourceArn is present (Null false)",
-         serde_json::json!({"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control"}, "Null": {"aws:SourceArn": "false"}}),
-         None, true),
-        ("Allow if aws:SourceArn is absent (Null true)",
-         serde_json::json!({"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control"}, "Null": {"aws:SourceArn": "true"}}),
-         None, false),
-        ("Allow if aws:PrincipalOrgID is absent",
-         serde_json::json!({"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control"}, "Null": {"aws:PrincipalOrgID": "true"}}),
-         None, true),
-        ("Deny from outside the Organization, the trail's own", acl.clone(), Some(deny_outside(&organization)), true),
-        ("Deny from outside another Organization", acl.clone(), Some(deny_outside("o-zzzz999999")), false),
-        ("Deny when aws:PrincipalOrgID is not the Organization's (absent: the negation holds)", acl.clone(),
-         Some(serde_json::json!({"Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
+        (
+            "Allow if aws:SourceArn is present (Null false)",
+            serde_json::json!({"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control"}, "Null": {"aws:SourceArn": "false"}}),
+            None,
+            true,
+        ),
+        (
+            "Allow if aws:SourceArn is absent (Null true)",
+            serde_json::json!({"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control"}, "Null": {"aws:SourceArn": "true"}}),
+            None,
+            false,
+        ),
+        (
+            "Allow if aws:PrincipalOrgID is absent",
+            serde_json::json!({"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control"}, "Null": {"aws:PrincipalOrgID": "true"}}),
+            None,
+            true,
+        ),
+        (
+            "Deny from outside the Organization, the trail's own",
+            acl.clone(),
+            Some(deny_outside(&organization)),
+            true,
+        ),
+        (
+            "Deny from outside another Organization",
+            acl.clone(),
+            Some(deny_outside("o-zzzz999999")),
+            false,
+        ),
+        (
+            "Deny when aws:PrincipalOrgID is not the Organization's (absent: the negation holds)",
+            acl.clone(),
+            Some(
+                serde_json::json!({"Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
              "Resource": format!("arn:aws:s3:::{bucket}/*"),
-             "Condition": {"StringNotEquals": {"aws:PrincipalOrgID": organization}}})),
-         false),
+             "Condition": {"StringNotEquals": {"aws:PrincipalOrgID": organization}}}),
+            ),
+            false,
+        ),
     ];
     for (i, (case, condition, deny, accepted)) in cases.into_iter().enumerate() {
-        let mut policy: Value =
-            serde_json::from_str(&cloudtrail_bucket_policy(&bucket, &management, "s3:GetBucketAcl", "s3:PutObject", condition))
-                .unwrap();
+        let mut policy: Value = serde_json::from_str(&cloudtrail_bucket_policy(
+            &bucket,
+            &management,
+            "s3:GetBucketAcl",
+            "s3:PutObject",
+            condition,
+        ))
+        .unwrap();
         if let Some(deny) = deny {
             policy["Statement"].as_array_mut().unwrap().push(deny);
         }
@@ -526,7 +555,11 @@ async fn the_emulator_judges_null_and_negated_conditions_in_cloudtrails_bucket_p
             Ok(_) => assert!(accepted, "{case}: must be refused"),
             Err(e) => {
                 assert!(!accepted, "{case}: must be accepted: {e:?}");
-                assert_eq!(code_of(&e.into_service_error()), "InsufficientS3BucketPolicyException", "{case}");
+                assert_eq!(
+                    code_of(&e.into_service_error()),
+                    "InsufficientS3BucketPolicyException",
+                    "{case}"
+                );
             }
         }
     }
@@ -573,7 +606,11 @@ async fn the_emulator_refuses_a_bucket_policy_over_20_kb() {
         .into_service_error();
     assert_eq!(code_of(&refused), "PolicyTooLarge");
     let kept = bucket_policy(&aws, &bucket).await;
-    assert_eq!(kept.to_string().len(), 20_480, "the policy in force is the one accepted");
+    assert_eq!(
+        kept.to_string().len(),
+        20_480,
+        "the policy in force is the one accepted"
+    );
 }
 
 /// A key policy the account's root administers (so that its caller may put it again: the lockout
@@ -700,7 +737,11 @@ async fn the_emulator_refuses_a_bucket_policy_naming_a_role_that_does_not_exist(
         .await
         .unwrap_err()
         .into_service_error();
-    assert_eq!(code_of(&refused), "MalformedPolicy", "role/reader is not role/ops/reader");
+    assert_eq!(
+        code_of(&refused),
+        "MalformedPolicy",
+        "role/reader is not role/ops/reader"
+    );
 }
 
 /// KMS refuses a key policy naming an IAM role that does not exist ("The principals in the key
@@ -772,7 +813,10 @@ async fn the_emulator_refuses_a_key_policy_naming_a_role_that_does_not_exist_or_
         .unwrap_err()
         .into_service_error();
     assert_eq!(code_of(&refused), "MalformedPolicyDocumentException");
-    assert!(refused.message().unwrap_or_default().contains("update the key policy"), "{refused:?}");
+    assert!(
+        refused.message().unwrap_or_default().contains("update the key policy"),
+        "{refused:?}"
+    );
     let refused = aws
         .kms
         .put_key_policy()
@@ -807,7 +851,10 @@ async fn a_key_policy_naming_a_role_that_does_not_exist_fails_naming_the_princip
     };
     assert_eq!(e.kind, ErrorKind::Precondition, "{e}");
     let text = e.to_string();
-    assert!(text.contains(&missing) && text.contains("create the one missing"), "{text}");
+    assert!(
+        text.contains(&missing) && text.contains("create the one missing"),
+        "{text}"
+    );
 
     create_roles(&account, &["security-operator"]);
     assert_clean(&run_with(&spec, &TrailPolicySpec::default(), RunMode::Apply).await);

@@ -370,7 +370,11 @@ mod tests {
             {"Principal": "*"}
         ]});
         for (action, code, message) in [
-            ("kms:PutKeyPolicy", "MalformedPolicyDocumentException", "Policy contains a statement with one or more invalid principals."),
+            (
+                "kms:PutKeyPolicy",
+                "MalformedPolicyDocumentException",
+                "Policy contains a statement with one or more invalid principals.",
+            ),
             ("s3:PutBucketPolicy", "MalformedPolicy", "Invalid principal in policy"),
         ] {
             let e = AwsError {

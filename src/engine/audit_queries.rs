@@ -214,7 +214,11 @@ async fn reconcile(
     let (observed_bucket, database_exists, observed_tables, observed_wg) = tokio::join!(
         Box::pin(s3::observe_bucket(clients, &bucket.name, reads)),
         glue::database_exists(clients, &database.name),
-        futures::future::join_all(tables.iter().map(|t| glue::observe_table(clients, &database.name, &t.name))),
+        futures::future::join_all(
+            tables
+                .iter()
+                .map(|t| glue::observe_table(clients, &database.name, &t.name))
+        ),
         athena::observe_work_group(clients, &work_group.name),
     );
 

@@ -293,7 +293,11 @@ mod tests {
     fn one_trail_or_one_recording_is_no_duplicate() {
         assert_eq!(duplicates("us-east-1", &[copy("a", basic("All"))], None), None);
         assert_eq!(
-            duplicates("us-east-1", &[copy("a", basic("All")), copy("b", Recording::Nothing)], None),
+            duplicates(
+                "us-east-1",
+                &[copy("a", basic("All")), copy("b", Recording::Nothing)],
+                None
+            ),
             None
         );
         assert_eq!(duplicates("us-east-1", &[], None), None);
@@ -311,7 +315,14 @@ mod tests {
         let mut h = HourOfEvents::default();
         h.add_log_file(&serde_json::json!({ "Records": records }));
         assert_eq!(h.total(), 10);
-        assert_eq!(h.events[&ManagementEvent { read_only: true, event_source: "iam.amazonaws.com".into(), event_name: "GetRole".into() }], 5);
+        assert_eq!(
+            h.events[&ManagementEvent {
+                read_only: true,
+                event_source: "iam.amazonaws.com".into(),
+                event_name: "GetRole".into()
+            }],
+            5
+        );
         // managementEvent, where a record carries it, decides.
         let flagged = serde_json::json!({"Records": [{"eventCategory": "Management", "managementEvent": true}, {"eventCategory": "Management", "managementEvent": false}]});
         assert_eq!(management_events(&flagged).len(), 1);
@@ -335,14 +346,18 @@ mod tests {
         assert!(d.note.contains("us-east-1 only, the primary Region"), "{}", d.note);
         let three = duplicates(
             "us-east-1",
-            &[copy("a", basic("All")), copy("b", basic("All")), copy("c", basic("All"))],
+            &[
+                copy("a", basic("All")),
+                copy("b", basic("All")),
+                copy("c", basic("All")),
+            ],
             Some(&h),
         )
         .expect("duplicates");
         assert_eq!(three.paid_copies, 2);
         assert_eq!(three.estimated_monthly_cost_usd, Some(29.2));
-        let uncounted = duplicates("us-east-1", &[copy("a", basic("All")), copy("b", basic("All"))], None)
-            .expect("a duplicate");
+        let uncounted =
+            duplicates("us-east-1", &[copy("a", basic("All")), copy("b", basic("All"))], None).expect("a duplicate");
         assert_eq!(uncounted.estimated_monthly_cost_usd, None);
         assert!(uncounted.note.contains("not counted"));
     }
@@ -350,8 +365,12 @@ mod tests {
     #[test]
     fn a_write_only_trail_beside_a_full_one_copies_the_write_events_only() {
         let h = hour(300, 100, "ec2.amazonaws.com");
-        let d = duplicates("us-east-1", &[copy("all", basic("All")), copy("writes", basic("WriteOnly"))], Some(&h))
-            .expect("the write events are copied");
+        let d = duplicates(
+            "us-east-1",
+            &[copy("all", basic("All")), copy("writes", basic("WriteOnly"))],
+            Some(&h),
+        )
+        .expect("the write events are copied");
         assert_eq!(d.paid_copies, 1);
         assert_eq!(d.events_per_month, Some(400 * 730));
         // Only the 100 readOnly == false events of the hour are copies.
@@ -398,14 +417,22 @@ mod tests {
         }]));
         // A trail without KMS's events and one with only KMS's writes: nothing recorded twice.
         assert_eq!(
-            duplicates("us-east-1", &[copy("a", no_kms.clone()), copy("b", only_kms_writes.clone())], None),
+            duplicates(
+                "us-east-1",
+                &[copy("a", no_kms.clone()), copy("b", only_kms_writes.clone())],
+                None
+            ),
             None
         );
         // Beside a full trail, only KMS's write events are copied.
         let mut h = hour(50, 20, "kms.amazonaws.com");
         h.events.insert(event(false, "iam.amazonaws.com"), 7);
-        let d = duplicates("us-east-1", &[copy("all", basic("All")), copy("b", only_kms_writes)], Some(&h))
-            .expect("KMS's writes are copied");
+        let d = duplicates(
+            "us-east-1",
+            &[copy("all", basic("All")), copy("b", only_kms_writes)],
+            Some(&h),
+        )
+        .expect("KMS's writes are copied");
         assert_eq!(d.copied_events_per_month, Some(20 * 730));
         // An advanced selector of data events only records no management event.
         let data = Recording::Selected(EventSelectors::Advanced(vec![AdvancedSelector {
@@ -416,6 +443,9 @@ mod tests {
                 ..Default::default()
             }],
         }]));
-        assert_eq!(duplicates("us-east-1", &[copy("all", basic("All")), copy("data", data)], None), None);
+        assert_eq!(
+            duplicates("us-east-1", &[copy("all", basic("All")), copy("data", data)], None),
+            None
+        );
     }
 }

@@ -164,7 +164,10 @@ pub async fn create_roles_in(account: &str, names: &[impl AsRef<str>]) {
             .await;
         if let Err(e) = created {
             let e = e.into_service_error();
-            assert!(e.is_entity_already_exists_exception(), "role {name} in {account}: {e:?}");
+            assert!(
+                e.is_entity_already_exists_exception(),
+                "role {name} in {account}: {e:?}"
+            );
         }
     }
 }

@@ -247,7 +247,13 @@ fn an_archive_with_own_and_organization_trails_gets_a_table_per_layout_and_queri
     assert!(organization_only[0].location.contains("/AWSLogs/o-abc123/"));
     let own_only = archive_tables(&spec(), "archive", None, None, &members[..1]);
     assert_eq!(own_only.len(), 1);
-    assert_eq!(named_queries_over(&spec(), "archive", &["cloudtrail_logs"]), named_queries(&spec(), "archive"));
+    assert_eq!(
+        named_queries_over(&spec(), "archive", &["cloudtrail_logs"]),
+        named_queries(&spec(), "archive")
+    );
     // Without the Organization's id, its trail's accounts cannot be located: no table for them.
-    assert_eq!(archive_tables(&spec(), "archive", None, None, &members[1..2]), Vec::new());
+    assert_eq!(
+        archive_tables(&spec(), "archive", None, None, &members[1..2]),
+        Vec::new()
+    );
 }
