@@ -140,7 +140,9 @@ def check_key_policy(response, policy, bypass_lockout_check):
     if bypass_lockout_check:
         return
     caller, account = _caller(response)
-    context = {"kms:CallerAccount": account, "aws:PrincipalArn": caller, "aws:PrincipalAccount": account}
+    # aws:PrincipalArn of a role session is the role's ARN.
+    principal_arn = iam_policy._session_role(caller) or caller
+    context = {"kms:CallerAccount": account, "aws:PrincipalArn": principal_arn, "aws:PrincipalAccount": account}
     if iam_policy.decide(policy, {"AWS": caller}, "kms:PutKeyPolicy", "*", context) != iam_policy.ALLOW:
         raise _KmsRefused(
             "MalformedPolicyDocumentException",
