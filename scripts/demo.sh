@@ -13,6 +13,7 @@ demo_log_dir=$demo
 trap 'kill "${demo_pids[@]}" 2>/dev/null || true; rm -rf "$demo"' EXIT
 start_moto
 seed_org_trail
+seed_roles
 
 tk=$(scripts/ensure-bin.sh)
 echo "== trailkeeper validate -f examples/"

@@ -225,7 +225,8 @@ pub async fn create_key(
         "KMS",
         "CreateKey",
         "a new key",
-    )?;
+    )
+    .map_err(|e| e.naming_principals_of(policy))?;
     let m = out.key_metadata();
     let id = m.map(|m| m.key_id().to_string()).unwrap_or_default();
     let arn = m.and_then(|m| m.arn()).unwrap_or_default().to_string();
@@ -252,7 +253,9 @@ pub async fn put_key_policy(clients: &AccountClients, key_id: &str, policy: &Val
         .policy(policy.to_string())
         .send()
         .await;
-    check(sent, "KMS", "PutKeyPolicy", &format!("key {key_id}")).map(|_| ())
+    check(sent, "KMS", "PutKeyPolicy", &format!("key {key_id}"))
+        .map(|_| ())
+        .map_err(|e| e.naming_principals_of(policy))
 }
 
 pub async fn enable_rotation(clients: &AccountClients, key_id: &str) -> Result<(), AwsError> {

@@ -74,6 +74,7 @@ fn ready_of(status: &LoggingBaselineStatus) -> Option<(String, String)> {
 
 async fn apply(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Action, Error> {
     let key = key_of(&baseline);
+    ctx.saw(&baseline);
     let generation = baseline.metadata.generation;
     let previous = baseline.status.as_ref();
     if let Some(keeper) = ctx

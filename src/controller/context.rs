@@ -229,6 +229,15 @@ pub struct Context {
     /// Baselines reconciled with events on before the forwarding was known: reconciled again
     /// once it is (their rules could not be set up).
     pub(super) unforwarded: Arc<Mutex<std::collections::HashSet<ObjectRef<LoggingBaseline>>>>,
+    /// The baselines (keys) and accounts this controller has seen: only their series are its to
+    /// forget (another controller of the process, a test's, keeps its own).
+    seen: Mutex<Seen>,
+}
+
+#[derive(Default)]
+struct Seen {
+    keys: std::collections::HashSet<String>,
+    accounts: std::collections::HashSet<String>,
 }
 
 impl Context {
@@ -260,7 +269,15 @@ impl Context {
             failures: Mutex::new(HashMap::new()),
             forwarding: Default::default(),
             unforwarded: Default::default(),
+            seen: Mutex::default(),
         }
+    }
+
+    /// Notes a baseline this controller reconciles (its series become this controller's).
+    pub(super) fn saw(&self, baseline: &LoggingBaseline) {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.keys.insert(key_of(baseline));
+        seen.accounts.insert(baseline.spec.account_id.clone());
     }
 
     /// Forgets what is kept per baseline (clients, failure count, its series) once it is deleted.
@@ -293,8 +310,16 @@ impl Context {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|r| refs.contains(r));
-        crate::runtime::metrics::retain_baselines(|key| keys.contains(key));
-        crate::runtime::metrics::retain_accounts(|account| accounts.contains(account));
+        // Only what this controller saw and no longer sees: the registry is the process's.
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        for key in seen.keys.iter().filter(|k| !keys.contains(k.as_str())) {
+            crate::runtime::metrics::forget_baseline(key);
+        }
+        for account in seen.accounts.iter().filter(|a| !accounts.contains(a.as_str())) {
+            crate::runtime::metrics::forget_account(account);
+        }
+        seen.keys = keys;
+        seen.accounts = accounts.into_iter().map(str::to_string).collect();
     }
 
     /// Records a failure and returns how long to wait: doubling from `retry_base`, longer for

@@ -420,8 +420,8 @@ impl AccountReconcile<'_> {
             specs,
             self.write,
             key.as_deref(),
-            &location,
-            std::slice::from_ref(&spec.account_id),
+            &location.bucket,
+            &[athena::cloudtrail_table(spec, &location)],
             &mut outcome,
         ))
         .await;
