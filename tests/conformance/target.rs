@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use aws_types::SdkConfig;
 use aws_types::region::Region;
 
@@ -428,32 +430,47 @@ impl Cleanup {
     }
 }
 
+/// Ok when the call succeeded or what it deletes is gone already (a trail a scenario deleted
+/// itself, a bucket emptied on an earlier try).
+fn deleted<T, E, R>(what: &str, result: Result<T, SdkError<E, R>>) -> Result<(), String>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    const GONE: [&str; 5] = [
+        "TrailNotFoundException",
+        "NoSuchBucket",
+        "NoSuchEntity",
+        "NotFound",
+        "NotFoundException",
+    ];
+    match result {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .and_then(|s| s.code())
+                .is_some_and(|c| GONE.contains(&c)) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(format!("{what}: {}", shown(e))),
+    }
+}
+
 async fn delete(item: &Item, poll: Duration) -> Result<(), String> {
     match item {
         Item::Trail(cloudtrail, name) => {
             let _ = cloudtrail.stop_logging().name(name).send().await;
-            cloudtrail
-                .delete_trail()
-                .name(name)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| format!("trail {name}: {}", shown(e)))
+            deleted(
+                &format!("trail {name}"),
+                cloudtrail.delete_trail().name(name).send().await,
+            )
         }
-        Item::Alarm(cloudwatch, name) => cloudwatch
-            .delete_alarms()
-            .alarm_names(name)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| format!("alarm {name}: {}", shown(e))),
-        Item::Topic(sns, arn) => sns
-            .delete_topic()
-            .topic_arn(arn)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| format!("topic {arn}: {}", shown(e))),
+        Item::Alarm(cloudwatch, name) => deleted(
+            &format!("alarm {name}"),
+            cloudwatch.delete_alarms().alarm_names(name).send().await,
+        ),
+        Item::Topic(sns, arn) => deleted(&format!("topic {arn}"), sns.delete_topic().topic_arn(arn).send().await),
         Item::Bucket(s3, name) => {
             // A replica may still arrive just after the rule is gone: try a few times.
             let mut last = String::new();
@@ -477,12 +494,7 @@ async fn delete(item: &Item, poll: Duration) -> Result<(), String> {
                         .await;
                 }
             }
-            iam.delete_role()
-                .role_name(name)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| format!("role {name}: {}", shown(e)))
+            deleted(&format!("role {name}"), iam.delete_role().role_name(name).send().await)
         }
         // The shortest waiting period KMS allows; a key pending deletion is not billed. By its id:
         // moto's ScheduleKeyDeletion fails (HTTP 500) on a key ARN, which AWS accepts.
@@ -502,14 +514,19 @@ async fn delete(item: &Item, poll: Duration) -> Result<(), String> {
 async fn empty_and_delete(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<(), String> {
     let (mut key_marker, mut version_marker) = (None::<String>, None::<String>);
     loop {
-        let listed = s3
+        let listed = match s3
             .list_object_versions()
             .bucket(bucket)
             .set_key_marker(key_marker.clone())
             .set_version_id_marker(version_marker.clone())
             .send()
             .await
-            .map_err(shown)?;
+        {
+            Ok(listed) => listed,
+            // Deleted on an earlier try.
+            Err(e) if e.as_service_error().and_then(|s| s.code()) == Some("NoSuchBucket") => return Ok(()),
+            Err(e) => return Err(shown(e)),
+        };
         let versions = listed.versions().iter().map(|v| {
             (
                 v.key().unwrap_or_default().to_string(),
@@ -538,10 +555,5 @@ async fn empty_and_delete(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<(), S
         key_marker = listed.next_key_marker().map(str::to_string);
         version_marker = listed.next_version_id_marker().map(str::to_string);
     }
-    s3.delete_bucket()
-        .bucket(bucket)
-        .send()
-        .await
-        .map(|_| ())
-        .map_err(shown)
+    deleted("DeleteBucket", s3.delete_bucket().bucket(bucket).send().await)
 }
