@@ -496,8 +496,8 @@ async fn delete(item: &Item, poll: Duration) -> Result<(), String> {
             }
             deleted(&format!("role {name}"), iam.delete_role().role_name(name).send().await)
         }
-        // The shortest waiting period KMS allows; a key pending deletion is not billed. By its id:
-        // moto's ScheduleKeyDeletion fails (HTTP 500) on a key ARN, which AWS accepts.
+        // The shortest waiting period KMS allows (7 days). By its id: moto's ScheduleKeyDeletion
+        // fails (HTTP 500) on a key ARN, which AWS accepts.
         Item::Key(kms, arn) => kms
             .schedule_key_deletion()
             .key_id(arn.rsplit('/').next().unwrap_or(arn))
