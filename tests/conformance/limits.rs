@@ -58,9 +58,14 @@ fn members(target: &Target, n: usize) -> Vec<Member> {
         .collect()
 }
 
-/// The largest policy `build(n)` at most `limit` bytes and the smallest over it: (n, policy) of
-/// each.
-fn around_the_limit(limit: usize, build: impl Fn(usize) -> Value) -> Result<((usize, Value), (usize, Value)), String> {
+/// A policy of `members` members.
+struct Measured {
+    members: usize,
+    policy: Value,
+}
+
+/// The largest policy `build(n)` at most `limit` bytes and the smallest over it.
+fn around_the_limit(limit: usize, build: impl Fn(usize) -> Value) -> Result<(Measured, Measured), String> {
     let mut n = 1;
     while size(&build(n)) <= limit {
         n += 1;
@@ -68,7 +73,11 @@ fn around_the_limit(limit: usize, build: impl Fn(usize) -> Value) -> Result<((us
             return Err(format!("no policy over {limit} bytes"));
         }
     }
-    Ok(((n - 1, build(n - 1)), (n, build(n))))
+    let measured = |members| Measured {
+        members,
+        policy: build(members),
+    };
+    Ok((measured(n - 1), measured(n)))
 }
 
 pub async fn limits(target: &Target, cleanup: &Cleanup, checks: &Checks) -> Result<(), String> {
@@ -79,7 +88,16 @@ pub async fn limits(target: &Target, cleanup: &Cleanup, checks: &Checks) -> Resu
 
     // S3: 20 KB.
     let plain = spec(target, &bucket, &[], None)?;
-    let ((fit, under), (over_n, over)) = around_the_limit(BUCKET_POLICY_LIMIT, |n| {
+    let (
+        Measured {
+            members: fit,
+            policy: under,
+        },
+        Measured {
+            members: over_n,
+            policy: over,
+        },
+    ) = around_the_limit(BUCKET_POLICY_LIMIT, |n| {
         archive::bucket_policy(&plain, &members(target, n), Admission::Trails)
     })?;
     // The figures go to the notes: a check's name pairs it with the other target's.
@@ -102,7 +120,16 @@ pub async fn limits(target: &Target, cleanup: &Cleanup, checks: &Checks) -> Resu
 
     // KMS: 32 KB, on one key created at the limit.
     let baseline = archive::as_baseline(&plain);
-    let ((fit, under), (over_n, over)) = around_the_limit(KEY_POLICY_LIMIT, |n| {
+    let (
+        Measured {
+            members: fit,
+            policy: under,
+        },
+        Measured {
+            members: over_n,
+            policy: over,
+        },
+    ) = around_the_limit(KEY_POLICY_LIMIT, |n| {
         archive::key_policy(&plain, &baseline, &members(target, n), Admission::Trails)
     })?;
     let kms = account.kms(region);
