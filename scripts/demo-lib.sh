@@ -120,6 +120,61 @@ client.enable_security_hub()
 PY
 }
 
+# seed_roles: the IAM roles examples/ names (its credentials, key administrators, operators and
+# auditors), made in their accounts as each account's administrator makes them before trailkeeper
+# runs: S3 and KMS refuse a bucket or key policy naming a role that does not exist, and so does the
+# emulator. A role named for every account of a set (`{{accountId}}`) is made in each account of
+# the Organization. Run after seed_org_trail.
+# https://repost.aws/knowledge-center/s3-invalid-principal-in-policy-error
+seed_roles() {
+  echo "== seeding the emulator: the IAM roles examples/ names"
+  .tools/moto/bin/python - <<'PY'
+import glob, json, os, re
+import boto3
+
+session = boto3.Session(region_name="us-east-1")
+
+def client(service, account):
+    c = session.client(service, endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+    c.meta.events.register("before-sign.*.*", lambda request, **_: request.headers.__setitem__("x-moto-account-id", account))
+    return c
+
+named = set()
+for path in sorted(glob.glob("examples/*.yaml")):
+    named.update(re.findall(r"arn:aws:iam::(\d{12}|\{\{accountId\}\}):role/([\w+=,.@/-]+)", open(path).read()))
+organization = [a["Id"] for a in client("organizations", "444455556666").list_accounts()["Accounts"]]
+made = 0
+for account, name in sorted(named):
+    for target in (organization if account == "{{accountId}}" else [account]):
+        path, _, role = name.rpartition("/")
+        trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                 "Principal": {"AWS": f"arn:aws:iam::{target}:root"}}]}
+        iam = client("iam", target)
+        try:
+            iam.create_role(RoleName=role, Path=f"/{path}/" if path else "/", AssumeRolePolicyDocument=json.dumps(trust))
+            made += 1
+        except iam.exceptions.EntityAlreadyExistsException:
+            pass
+print(f"   {made} roles made")
+
+# A LogArchive's role carries the archive's IAM document (deploy/iam-archive-policy.json): S3 lets
+# only a caller with iam:PassRole put the replication rule or create the Batch Replication job,
+# and so does the emulator. moto's validator refuses an S3 job ARN with a Region, which IAM accepts
+# (a moto bug): that statement is scoped to "*" here.
+archive_policy = json.load(open("deploy/iam-archive-policy.json"))
+for statement in archive_policy["Statement"]:
+    if ":job/" in str(statement.get("Resource", "")):
+        statement["Resource"] = "*"
+for path in sorted(glob.glob("examples/*.yaml")):
+    text = open(path).read()
+    if re.search(r"^kind: LogArchive$", text, re.M):
+        for account, role in re.findall(r"assumeRoleArn: arn:aws:iam::(\d{12}):role/([\w+=,.@-]+)$", text, re.M):
+            client("iam", account).put_role_policy(RoleName=role, PolicyName="trailkeeper-archive",
+                                                   PolicyDocument=json.dumps(archive_policy))
+            print(f"   {account}'s {role} role: the archive's IAM policy")
+PY
+}
+
 # emulator_examples DIR: examples/ copied into DIR with instance logs and Config rules off: moto
 # has no SSM associations and no Config compliance API (against AWS, use examples/ as they are).
 emulator_examples() {

@@ -18,6 +18,7 @@ bin=$(scripts/ensure-kube.sh --kubectl)
 export TRAILKEEPER_KUBE_BIN=$bin
 start_moto
 seed_org_trail
+seed_roles
 seed_security_hub 111122223333
 echo "== starting a local control plane (etcd, kube-apiserver)"
 scripts/kube-up.sh "$work/kube" $$ >/dev/null

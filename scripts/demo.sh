@@ -13,6 +13,7 @@ demo_log_dir=$demo
 trap 'kill "${demo_pids[@]}" 2>/dev/null || true; rm -rf "$demo"' EXIT
 start_moto
 seed_org_trail
+seed_roles
 seed_security_hub 111122223333
 
 tk=$(scripts/ensure-bin.sh)

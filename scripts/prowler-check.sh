@@ -3,7 +3,8 @@
 # `trailkeeper apply` keeps in the emulator: a second opinion on the monitoring controls; and its
 # encryption checks of log groups and topics, judged on trailkeeper's own (a baseline with the
 # default flow logs: /trailkeeper/vpc-flow-logs, and the topic trailkeeper-monitoring). Installs
-# Prowler into .tools/prowler when missing. Exit 0 when every check that applies PASSes.
+# Prowler into .tools/prowler when missing. Exit 0 when every check that applies PASSes, except the
+# two where Prowler asks more than the benchmark (prowler_asks_more below), which must FAIL.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -59,7 +60,7 @@ spec:
   configRules: {enabled: false}
   auditQueries: {enabled: false}
 YAML
-cargo run -q -- apply -f "$work/monitored.yaml" > "$work/apply.log" 2>&1 || { cat "$work/apply.log"; exit 1; }
+"$(scripts/ensure-bin.sh)" apply -f "$work/monitored.yaml" > "$work/apply.log" 2>&1 || { cat "$work/apply.log"; exit 1; }
 checks=(
   cloudwatch_log_metric_filter_unauthorized_api_calls
   cloudwatch_log_metric_filter_sign_in_without_mfa
@@ -77,6 +78,15 @@ checks=(
   cloudwatch_changes_to_vpcs_alarm_configured
   cloudwatch_log_metric_filter_aws_organizations_changes
 )
+# Where Prowler asks more than the benchmark and Security Hub prescribe (Prowler 5.46's regexes):
+# 4.13 with the `$.eventSource = ec2.amazonaws.com` term, which Security Hub's CloudWatch.13 fails
+# as an added term; 4.15 with CancelHandshake, CreateOrganization and EnableAllFeatures, which CIS
+# v3.0.0's 4.15 does not list. trailkeeper writes Security Hub's 4.13 and CIS's 4.15
+# (docs/monitoring.md): these two FAIL here, and must (a PASS means the patterns or Prowler changed).
+prowler_asks_more=(
+  cloudwatch_changes_to_network_route_tables_alarm_configured
+  cloudwatch_log_metric_filter_aws_organizations_changes
+)
 # Judged on trailkeeper's resources only (the trail's log group here is the user's).
 own_checks=(
   cloudwatch_log_group_kms_encryption_enabled
@@ -88,10 +98,11 @@ own_checks=(
   --output-directory "$work/out" --no-banner > "$work/prowler.log" 2>&1 || true
 csv=$(ls "$work"/out/*.csv 2>/dev/null | head -1)
 if [ -z "$csv" ]; then cat "$work/prowler.log"; echo "prowler-check: no findings written" >&2; exit 1; fi
-python3 - "$csv" "${#checks[@]}" "${own_checks[*]}" <<'PY'
+python3 - "$csv" "${#checks[@]}" "${own_checks[*]}" "${prowler_asks_more[*]}" <<'PY'
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1]), delimiter=";"))
 own_checks = set(sys.argv[3].split())
+asks_more = set(sys.argv[4].split())
 results = {}
 for r in rows:
     resource = r.get("RESOURCE_UID", "") + " " + r.get("RESOURCE_NAME", "")
@@ -103,9 +114,10 @@ for r in rows:
         key = r["CHECK_ID"]
     results[key] = r["STATUS"]
 for check, status in sorted(results.items()):
-    print(f"prowler-check: {status} {check}")
-failed = [c for c, s in results.items() if s != "PASS"]
+    note = " (expected: Prowler asks more than CIS v3.0.0 and Security Hub)" if check in asks_more else ""
+    print(f"prowler-check: {status} {check}{note}")
+failed = [c for c, s in results.items() if (s != "PASS") != (c in asks_more)]
 judged_own = {k.split(" on ")[0] for k in results if " on " in k}
-print(f"prowler-check: {len(results) - len(failed)} PASS, {len(failed)} not PASS ({sys.argv[2]} monitoring checks, and {len(own_checks)} on trailkeeper's own resources)")
+print(f"prowler-check: {len(results) - len(failed)} as expected, {len(failed)} not ({sys.argv[2]} monitoring checks, {len(asks_more)} of them expected to FAIL, and {len(own_checks)} on trailkeeper's own resources)")
 sys.exit(1 if failed or len(results) < int(sys.argv[2]) + len(own_checks) or judged_own != own_checks else 0)
 PY

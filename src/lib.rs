@@ -12,3 +12,9 @@ pub mod judge;
 pub mod manifests;
 pub mod progress;
 pub mod runtime;
+
+/// The emulator's IAM evaluator (scripts/emulator/iam_policy.py), for unit tests of the policies
+/// the crate writes and judges; loaded once (clippy::duplicate_mod).
+#[cfg(test)]
+#[path = "../tests/common/policy_eval.rs"]
+pub(crate) mod policy_eval;

@@ -142,6 +142,90 @@ async fn key_policy(archive: &str, key: &str) -> String {
     policy.policy.unwrap()
 }
 
+/// The operator's role in the archive account (`credentials.assumeRoleArn`), with the archive's
+/// IAM document (`iam-policy --document archive`): the emulator judges its iam:PassRole of the
+/// replication roles and its s3:CreateJob.
+async fn operator_role(archive: &str) {
+    let aws = inspector(archive).await;
+    // The role itself is one of the account's seeded roles (common::ACCOUNT_ROLES), assumable by
+    // the account; only its policy is the archive's.
+    common::create_roles_in(archive, &["trailkeeper"]).await;
+    let mut policy = trailkeeper::desired::iam::archive_policy(&Default::default());
+    // moto's policy validator refuses an S3 ARN with a region (`arn:aws:s3:*:*:job/*`), which IAM
+    // accepts for S3 Batch Operations jobs: the job statement scoped to "*" here (a moto bug).
+    for statement in policy["Statement"].as_array_mut().unwrap() {
+        if statement["Resource"].as_str().is_some_and(|r| r.contains(":job/")) {
+            statement["Resource"] = serde_json::json!("*");
+        }
+    }
+    aws.iam
+        .put_role_policy()
+        .role_name("trailkeeper")
+        .policy_name("trailkeeper")
+        .policy_document(policy.to_string())
+        .send()
+        .await
+        .unwrap();
+}
+
+/// `{status} {key}` of the newest log file, as the archive's status reports it.
+fn newest_replication(report: &ArchiveReport) -> String {
+    report
+        .replication
+        .as_ref()
+        .and_then(|r| r.newest_object.clone())
+        .unwrap_or_default()
+}
+
+/// The reason ReplicationReady is not True (None when it is).
+fn batch_state(report: &ArchiveReport) -> Option<&'static str> {
+    match report.account.components.get(&Component::Replication) {
+        Some(ComponentState::NotEffective { reason, .. }) => Some(*reason),
+        _ => None,
+    }
+}
+
+/// Reconciles until the Batch Replication job has ended (the emulator runs it after a second).
+async fn finished_batch(spec: &LogArchiveSpec, members: &[Member], mut options: ArchiveOptions) -> ArchiveReport {
+    for _ in 0..10 {
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        let report = reconcile_with(spec, members, options.clone()).await;
+        let batch = report.replication.as_ref().and_then(|r| r.batch.clone());
+        let ended = batch
+            .as_ref()
+            .is_some_and(|b| matches!(b.job_status.as_deref(), Some("Complete" | "Failed" | "Cancelled")));
+        if ended {
+            return report;
+        }
+        options.batch_replication = batch;
+    }
+    panic!("the Batch Replication job did not end");
+}
+
+/// The replica of `key` is locked as the source object is (mode and retain-until date, read back).
+async fn assert_replica_locked_as_source(archive: &str, bucket: &str, replica: &str, key: &str) {
+    let us = inspector(archive).await;
+    let eu = common::inspector_in(archive, "eu-west-1").await;
+    let source = us.s3.head_object().bucket(bucket).key(key).send().await.unwrap();
+    let copy = eu.s3.head_object().bucket(replica).key(key).send().await.unwrap();
+    assert_eq!(copy.replication_status.as_ref().map(|s| s.as_str()), Some("REPLICA"));
+    assert!(source.object_lock_mode.is_some(), "{source:?}");
+    assert_eq!(copy.object_lock_mode, source.object_lock_mode);
+    assert_eq!(copy.object_lock_retain_until_date, source.object_lock_retain_until_date);
+}
+
+/// The key of the newest object in `bucket`.
+async fn newest_key(archive: &str, bucket: &str) -> String {
+    let aws = inspector(archive).await;
+    let listed = aws.s3.list_objects_v2().bucket(bucket).send().await.unwrap();
+    listed
+        .contents()
+        .iter()
+        .max_by_key(|o| o.last_modified)
+        .and_then(|o| o.key.clone())
+        .unwrap()
+}
+
 #[tokio::test]
 async fn members_deliver_into_the_archive_a_new_one_waits_for_admission_and_one_removed_keeps_its_logs() {
     let archive_account = new_account();
@@ -476,18 +560,48 @@ async fn verify_checks_a_members_digests_in_the_archive() {
     assert!(out.contains(tampered.as_str()), "{out}");
 }
 
-/// Athena in the archive account: one table whose account partition lists the members, each
-/// member's projected partition holding its logs and no one else's; results encrypted with the
-/// archive's key.
+/// The Glue table `name` of the archive's audit database: its projected accounts and the
+/// storage template Athena reads a partition from.
+async fn projection_of(aws: &common::Inspector, database: &str, name: &str) -> (String, String) {
+    let table = aws
+        .glue
+        .get_table()
+        .database_name(database)
+        .name(name)
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+    let parameters = table.parameters.unwrap_or_default();
+    (
+        parameters.get("projection.account.values").cloned().unwrap_or_default(),
+        parameters.get("storage.location.template").cloned().unwrap_or_default(),
+    )
+}
+
+/// Athena in the archive account: a table whose account partition lists the members, one per
+/// layout of their logs (members with trails of their own under `AWSLogs/{account}/`, the
+/// Organization trail's accounts under `AWSLogs/{o-id}/{account}/`), each member's projected
+/// partition holding its logs and no one else's; the named queries read both tables; results
+/// encrypted with the archive's key.
 #[tokio::test]
 async fn the_archives_athena_table_answers_a_query_per_member_account() {
-    let archive_account = new_account();
-    let spec = archive_spec(&archive_account, None);
-    let members: Vec<LoggingBaselineSpec> = (0..3).map(|_| member_spec(&new_account())).collect();
-    let admitted: Vec<Member> = members
+    let management = new_account();
+    let organization = common::create_organization(&inspector(&management).await).await;
+    let archive_account = common::create_member_account(&inspector(&management).await, "log-archive").await;
+    let spec = archive_spec(&archive_account, Some(&organization));
+    let members: Vec<LoggingBaselineSpec> = (0..2).map(|_| member_spec(&new_account())).collect();
+    let organization_member = member_spec(&management);
+    let organization_trail = TrailPolicySpec {
+        organization_trail: true,
+        ..TrailPolicySpec::default()
+    };
+    let mut admitted: Vec<Member> = members
         .iter()
         .map(|m| member_of(m, &TrailPolicySpec::default()))
         .collect();
+    admitted.push(member_of(&organization_member, &organization_trail));
     let report = reconcile(&spec, &admitted).await;
     assert!(
         !report.account.failed(),
@@ -499,33 +613,56 @@ async fn the_archives_athena_table_answers_a_query_per_member_account() {
     for member in &members {
         deliver_into(&archive_account, &bucket, &member.account_id, "CloudTrail", 3).await;
     }
-    let status = report.audit_queries.clone().unwrap();
     let aws = inspector(&archive_account).await;
-    let table = aws
-        .glue
-        .get_table()
-        .database_name(&status.database)
-        .name(&status.table)
+    // The Organization trail's log file of the management account, where CloudTrail puts it.
+    let today = trailkeeper::judge::archive_delivery::day_of(common::now_secs());
+    let stamp = aws_smithy_types::DateTime::from_secs(common::now_secs() - 180)
+        .fmt(aws_smithy_types::date_time::Format::DateTime)
+        .unwrap();
+    let digits: String = stamp.chars().filter(|c| c.is_ascii_digit() || *c == 'T').collect();
+    aws.s3
+        .put_object()
+        .bucket(&bucket)
+        .key(format!(
+            "AWS/CloudTrail/AWSLogs/{organization}/{management}/CloudTrail/{REGION}/{}/{management}_CloudTrail_{REGION}_{}Z_org.json.gz",
+            stamp[..10].replace('-', "/"),
+            &digits[..13]
+        ))
+        .body(b"{}".to_vec().into())
         .send()
         .await
-        .unwrap()
-        .table
         .unwrap();
-    let parameters = table.parameters.unwrap_or_default();
+
+    let status = report.audit_queries.clone().unwrap();
+    let organization_table = status
+        .organization_table
+        .clone()
+        .expect("a table over the Organization trail's accounts");
+    let (own_accounts, own_template) = projection_of(&aws, &status.database, &status.table).await;
     let mut accounts: Vec<String> = members.iter().map(|m| m.account_id.clone()).collect();
     accounts.sort();
-    assert_eq!(parameters.get("projection.account.values"), Some(&accounts.join(",")));
-    let template = parameters.get("storage.location.template").cloned().unwrap();
+    assert_eq!(own_accounts, accounts.join(","));
     assert_eq!(
-        template,
+        own_template,
         format!("s3://{bucket}/AWS/CloudTrail/AWSLogs/${{account}}/CloudTrail/${{region}}/${{date}}")
     );
+    let (organization_accounts, organization_template) =
+        projection_of(&aws, &status.database, &organization_table).await;
+    assert_eq!(organization_accounts, management);
+    assert_eq!(
+        organization_template,
+        format!("s3://{bucket}/AWS/CloudTrail/AWSLogs/{organization}/${{account}}/CloudTrail/${{region}}/${{date}}")
+    );
     // What Athena reads for `WHERE account = '...' AND region = ... AND date = today`: the
-    // partition's location, from the template.
-    let today = trailkeeper::judge::archive_delivery::day_of(common::now_secs());
-    for member in &members {
+    // partition's location, from the template of the member's table.
+    let mut queried: Vec<(&str, &str)> = members
+        .iter()
+        .map(|m| (m.account_id.as_str(), own_template.as_str()))
+        .collect();
+    queried.push((management.as_str(), organization_template.as_str()));
+    for (account, template) in queried {
         let location = template
-            .replace("${account}", &member.account_id)
+            .replace("${account}", account)
             .replace("${region}", REGION)
             .replace("${date}", &today);
         let prefix = location.strip_prefix(&format!("s3://{bucket}/")).unwrap();
@@ -538,11 +675,8 @@ async fn the_archives_athena_table_answers_a_query_per_member_account() {
             .await
             .unwrap();
         let keys: Vec<_> = listed.contents().iter().filter_map(|o| o.key()).collect();
-        assert_eq!(keys.len(), 1, "{keys:?}");
-        assert!(
-            keys[0].contains(&format!("/{}_CloudTrail_", member.account_id)),
-            "{keys:?}"
-        );
+        assert_eq!(keys.len(), 1, "{account}: {keys:?}");
+        assert!(keys[0].contains(&format!("/{account}_CloudTrail_")), "{keys:?}");
     }
     let work_group = aws
         .athena
@@ -560,6 +694,25 @@ async fn the_archives_athena_table_answers_a_query_per_member_account() {
     assert_eq!(encryption.kms_key.as_deref(), report.account.key_arn.as_deref());
     assert_eq!(configuration.enforce_work_group_configuration, Some(true));
     assert!(status.named_queries > 0);
+    // Each named query reads both tables: a member is found whichever holds it.
+    let ids = aws
+        .athena
+        .list_named_queries()
+        .work_group(&status.work_group)
+        .send()
+        .await
+        .unwrap()
+        .named_query_ids
+        .unwrap_or_default();
+    for id in ids {
+        let query = aws.athena.get_named_query().named_query_id(id).send().await.unwrap();
+        let sql = query.named_query.unwrap().query_string;
+        for table in [&status.table, &organization_table] {
+            assert!(sql.contains(&format!("\"{}\".\"{table}\"", status.database)), "{sql}");
+        }
+    }
+    let again = reconcile(&spec, &admitted).await;
+    assert_eq!(again.account.calls.writes, 0, "{:?}", again.account.calls.by_action);
 }
 
 fn with_replica(mut spec: LogArchiveSpec) -> LogArchiveSpec {
@@ -571,6 +724,7 @@ fn with_replica(mut spec: LogArchiveSpec) -> LogArchiveSpec {
 async fn the_archive_is_replicated_into_a_locked_replica_and_its_status_is_observed() {
     let archive_account = new_account();
     let spec = with_replica(archive_spec(&archive_account, None));
+    operator_role(&archive_account).await;
     let member = member_spec(&new_account());
     let members = vec![member_of(&member, &TrailPolicySpec::default())];
     let report = reconcile(&spec, &members).await;
@@ -586,6 +740,8 @@ async fn the_archive_is_replicated_into_a_locked_replica_and_its_status_is_obser
     );
     let replication = report.replication.clone().unwrap();
     assert!(replication.rule_in_force);
+    // A new archive holds nothing to replicate retroactively: no Batch Replication.
+    assert_eq!(replication.batch, None);
     let replica = format!("trailkeeper-{archive_account}-log-archive-replica-eu-west-1");
     assert_eq!(replication.bucket, replica);
 
@@ -643,30 +799,66 @@ async fn the_archive_is_replicated_into_a_locked_replica_and_its_status_is_obser
         "{policy}"
     );
 
-    // A delivery is replicated, and its status observed.
+    // A delivery reads PENDING (young: in line), then COMPLETED; the replica has the source's lock.
     deliver_into(&archive_account, &bucket, &member.account_id, "CloudTrail", 1).await;
     let options = ArchiveOptions {
         delivered_before: [member.account_id.clone()].into(),
         ..ArchiveOptions::new(RunMode::Apply)
     };
+    let pending = reconcile_with(&spec, &members, options.clone()).await;
+    // The emulator replicates a second after the put: read sooner it is PENDING; on a loaded
+    // machine the reconcile may read it COMPLETED already. Either is in line (the emulator's own
+    // tests show PENDING before COMPLETED).
+    let first = newest_replication(&pending);
+    assert!(
+        first.starts_with("PENDING ") || first.starts_with("COMPLETED "),
+        "{first}"
+    );
+    assert!(pending.account.in_sync(), "{:?}", pending.account.components);
+    assert_eq!(pending.account.calls.writes, 0, "{:?}", pending.account.calls.by_action);
+    let key = newest_key(&archive_account, &bucket).await;
+    assert_eq!(
+        common::moto_api::replication_outcome(&bucket, &key).await,
+        ("COMPLETED".into(), None)
+    );
     let again = reconcile_with(&spec, &members, options.clone()).await;
-    let newest = again
-        .replication
-        .as_ref()
-        .and_then(|r| r.newest_object.clone())
-        .unwrap_or_default();
-    assert!(newest.starts_with("COMPLETED "), "{newest}");
+    assert!(
+        newest_replication(&again).starts_with("COMPLETED "),
+        "{}",
+        newest_replication(&again)
+    );
     assert!(again.account.in_sync(), "{:?}", again.account.components);
     assert_eq!(again.account.calls.writes, 0, "{:?}", again.account.calls.by_action);
+    assert_replica_locked_as_source(&archive_account, &bucket, &replica, &key).await;
 
-    // Drift: the rule removed behind trailkeeper's back is put back.
+    // Drift: the rule removed behind trailkeeper's back is put back, and what was delivered
+    // meanwhile (S3 does not replicate it retroactively) is brought over by Batch Replication.
     aws.s3.delete_bucket_replication().bucket(&bucket).send().await.unwrap();
-    let repaired = reconcile_with(&spec, &members, options).await;
-    assert_eq!(
-        repaired.account.components.get(&Component::Replication),
-        Some(&ComponentState::Repaired)
-    );
+    deliver_into(&archive_account, &bucket, &member.account_id, "CloudTrail-Digest", 0).await;
+    let repaired = reconcile_with(&spec, &members, options.clone()).await;
     assert!(aws.s3.get_bucket_replication().bucket(&bucket).send().await.is_ok());
+    assert_eq!(
+        batch_state(&repaired),
+        Some(trailkeeper::engine::archive::BATCH_REPLICATION_RUNNING)
+    );
+    assert_eq!(
+        repaired.account.calls.by_action.get("s3:CreateJob").map(|c| c.0),
+        Some(1)
+    );
+    let batch = repaired.replication.as_ref().and_then(|r| r.batch.clone());
+    let running = ArchiveOptions {
+        batch_replication: batch.clone(),
+        ..options.clone()
+    };
+    // Observed until it ends; never created twice for the same need.
+    let done = finished_batch(&spec, &members, running).await;
+    let finished = done.replication.as_ref().and_then(|r| r.batch.clone()).unwrap();
+    assert_eq!(finished.job_status.as_deref(), Some("Complete"), "{finished:?}");
+    assert!(finished.objects_replicated >= 1, "{finished:?}");
+    assert!(!done.account.calls.by_action.contains_key("s3:CreateJob"));
+    assert!(done.account.in_sync(), "{:?}", done.account.components);
+    let digest = newest_key(&archive_account, &bucket).await;
+    assert_replica_locked_as_source(&archive_account, &bucket, &replica, &digest).await;
 
     // Every call the archive's reconciles made is granted by `iam-policy --document archive`, or
     // (the keys' maintenance) by the key policies of the keys trailkeeper creates.
@@ -682,7 +874,7 @@ async fn the_archive_is_replicated_into_a_locked_replica_and_its_status_is_obser
             v => vec![v.as_str().unwrap_or_default().to_string()],
         })
         .collect();
-    for report in [&report, &again, &repaired] {
+    for report in [&report, &pending, &again, &repaired, &done] {
         for action in report.account.calls.by_action.keys() {
             assert!(
                 // AssumeRole is the operator identity's (its own policy), into the archive's role.
@@ -695,10 +887,186 @@ async fn the_archive_is_replicated_into_a_locked_replica_and_its_status_is_obser
     }
 }
 
-/// S3 refuses a replication rule into a replica without Object Lock (the emulator as S3); the
-/// replica is locked before the rule is put, and when the replica is not locked (an existing
-/// bucket: turning Object Lock on in place is irreversible, so trailkeeper holds it back) the rule
-/// is never attempted.
+/// Replication proven, not assumed (issue 42): with the replication role's kms:Decrypt removed
+/// behind trailkeeper's back, S3 fails the next log file (the replica's Bucket Key needs it);
+/// ReplicationReady says so, naming the object and what to check; trailkeeper repairs the role and
+/// S3 Batch Replication brings the FAILED object over, with the source's lock.
+#[tokio::test]
+async fn a_failed_replication_is_reported_and_the_object_brought_over_once_the_role_is_repaired() {
+    let archive_account = new_account();
+    let spec = with_replica(archive_spec(&archive_account, None));
+    operator_role(&archive_account).await;
+    let member = member_spec(&new_account());
+    let members = vec![member_of(&member, &TrailPolicySpec::default())];
+    let first = reconcile(&spec, &members).await;
+    assert!(!first.account.failed(), "{:?}", first.account.components);
+    let bucket = first.account.bucket_name.clone().unwrap();
+    let replica = first.replication.as_ref().unwrap().bucket.clone();
+
+    // The role's policy without kms:Decrypt on the replica's key.
+    let aws = inspector(&archive_account).await;
+    let role = "trailkeeper-log-archive-replication";
+    let got = aws
+        .iam
+        .get_role_policy()
+        .role_name(role)
+        .policy_name("trailkeeper-replication")
+        .send()
+        .await
+        .unwrap();
+    let mut policy: serde_json::Value =
+        serde_json::from_str(&common::urlencoding_decode(&got.policy_document)).unwrap();
+    for statement in policy["Statement"].as_array_mut().unwrap() {
+        if statement["Sid"] == "EncryptReplicas" {
+            statement["Action"] = serde_json::json!(["kms:Encrypt", "kms:GenerateDataKey"]);
+        }
+    }
+    aws.iam
+        .put_role_policy()
+        .role_name(role)
+        .policy_name("trailkeeper-replication")
+        .policy_document(policy.to_string())
+        .send()
+        .await
+        .unwrap();
+    deliver_into(&archive_account, &bucket, &member.account_id, "CloudTrail", 1).await;
+    let key = newest_key(&archive_account, &bucket).await;
+    assert_eq!(
+        common::moto_api::replication_outcome(&bucket, &key).await,
+        ("FAILED".into(), Some("DstPutObjectNotPermitted".into()))
+    );
+
+    let options = ArchiveOptions {
+        delivered_before: [member.account_id.clone()].into(),
+        ..ArchiveOptions::new(RunMode::Apply)
+    };
+    let failing = reconcile_with(&spec, &members, options.clone()).await;
+    assert_eq!(newest_replication(&failing), format!("FAILED {key}"));
+    let Some(ComponentState::NotEffective { reason, message }) =
+        failing.account.components.get(&Component::Replication)
+    else {
+        panic!("{:?}", failing.account.components);
+    };
+    assert_eq!(*reason, trailkeeper::engine::archive::REPLICATION_FAILING);
+    assert!(message.contains(&key) && message.contains("kms:Decrypt"), "{message}");
+    let conditions = trailkeeper::controller::status::conditions(&failing.account);
+    let ready = conditions.iter().find(|c| c.type_ == "ReplicationReady").unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "ReplicationFailing")
+    );
+    // The role repaired, and a job for the FAILED object created, in that reconcile.
+    assert_eq!(
+        failing.account.calls.by_action.get("iam:PutRolePolicy").map(|c| c.0),
+        Some(1)
+    );
+    assert_eq!(
+        failing.account.calls.by_action.get("s3:CreateJob").map(|c| c.0),
+        Some(1)
+    );
+
+    let done = finished_batch(
+        &spec,
+        &members,
+        ArchiveOptions {
+            batch_replication: failing.replication.as_ref().and_then(|r| r.batch.clone()),
+            ..options.clone()
+        },
+    )
+    .await;
+    let batch = done.replication.as_ref().and_then(|r| r.batch.clone()).unwrap();
+    assert_eq!(
+        (
+            batch.job_status.as_deref(),
+            batch.objects_replicated,
+            batch.objects_failed
+        ),
+        (Some("Complete"), 1, 0)
+    );
+    assert_eq!(newest_replication(&done), format!("COMPLETED {key}"));
+    assert_replica_locked_as_source(&archive_account, &bucket, &replica, &key).await;
+    assert!(done.account.in_sync(), "{:?}", done.account.components);
+
+    // In line now: zero writes, the job kept in status and never run again.
+    let settled = reconcile_with(
+        &spec,
+        &members,
+        ArchiveOptions {
+            batch_replication: Some(batch.clone()),
+            ..options
+        },
+    )
+    .await;
+    assert_eq!(settled.account.calls.writes, 0, "{:?}", settled.account.calls.by_action);
+    assert_eq!(settled.replication.and_then(|r| r.batch), Some(batch));
+}
+
+/// S3 does not replicate retroactively: logs delivered before `replication` was added reach the
+/// replica by one S3 Batch Replication job, with their lock; a reconcile while it runs creates
+/// no other.
+#[tokio::test]
+async fn logs_delivered_before_replication_was_added_reach_the_replica_by_batch_replication() {
+    let archive_account = new_account();
+    let plain = archive_spec(&archive_account, None);
+    operator_role(&archive_account).await;
+    let member = member_spec(&new_account());
+    let members = vec![member_of(&member, &TrailPolicySpec::default())];
+    let first = reconcile(&plain, &members).await;
+    assert!(!first.account.failed(), "{:?}", first.account.components);
+    let bucket = first.account.bucket_name.clone().unwrap();
+    for minutes_ago in [30, 20, 10] {
+        deliver_into(&archive_account, &bucket, &member.account_id, "CloudTrail", minutes_ago).await;
+    }
+
+    let spec = with_replica(plain);
+    let options = ArchiveOptions {
+        delivered_before: [member.account_id.clone()].into(),
+        ..ArchiveOptions::new(RunMode::Apply)
+    };
+    let added = reconcile_with(&spec, &members, options.clone()).await;
+    assert_eq!(
+        batch_state(&added),
+        Some(trailkeeper::engine::archive::BATCH_REPLICATION_RUNNING)
+    );
+    let batch = added.replication.as_ref().and_then(|r| r.batch.clone()).unwrap();
+    assert!(
+        batch.need.contains("held objects when the replication rule was put"),
+        "{batch:?}"
+    );
+    assert!(batch.job_id.is_some(), "{batch:?}");
+    let replica = added.replication.as_ref().unwrap().bucket.clone();
+
+    let running = ArchiveOptions {
+        batch_replication: Some(batch),
+        ..options
+    };
+    let again = reconcile_with(&spec, &members, running.clone()).await;
+    assert!(
+        !again.account.calls.by_action.contains_key("s3:CreateJob"),
+        "{:?}",
+        again.account.calls.by_action
+    );
+    let done = finished_batch(&spec, &members, running).await;
+    let finished = done.replication.as_ref().and_then(|r| r.batch.clone()).unwrap();
+    assert_eq!(
+        (finished.job_status.as_deref(), finished.objects_replicated),
+        (Some("Complete"), 3),
+        "{finished:?}"
+    );
+    assert!(done.account.in_sync(), "{:?}", done.account.components);
+    let aws = inspector(&archive_account).await;
+    let listed = aws.s3.list_objects_v2().bucket(&bucket).send().await.unwrap();
+    for object in listed.contents() {
+        let key = object.key.clone().unwrap();
+        assert_replica_locked_as_source(&archive_account, &bucket, &replica, &key).await;
+    }
+}
+
+/// S3 accepts a replication rule from a locked bucket into a replica without Object Lock and fails
+/// every object (DstBucketObjectLockConfigMissing: the emulator as S3); trailkeeper locks the
+/// replica before it puts the rule, and when the replica is not locked (an existing bucket:
+/// turning Object Lock on in place is irreversible, so trailkeeper holds it back) the rule is never
+/// sent.
 #[tokio::test]
 async fn a_replication_into_an_unlocked_replica_is_never_attempted() {
     let archive_account = new_account();
@@ -745,23 +1113,63 @@ async fn a_replication_into_an_unlocked_replica_is_never_attempted() {
         "{:?}",
         report.account.calls.by_action
     );
-    // What S3 would answer, asked directly: the emulator refuses the unlocked destination.
+    // What S3 would do, asked directly: the rule is accepted, and each new object FAILs.
     let aws = inspector(&archive_account).await;
     let bucket = report.account.bucket_name.clone().unwrap();
-    let refused = aws
-        .s3
+    let replica_key = report.replication.as_ref().and_then(|r| r.key_arn.clone()).unwrap();
+    // trailkeeper put no rule: the test's own, with a role of its own.
+    let trust = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"Service": "s3.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
+    let role = aws
+        .iam
+        .create_role()
+        .role_name("replication")
+        .assume_role_policy_document(trust.to_string())
+        .send()
+        .await
+        .unwrap()
+        .role
+        .unwrap()
+        .arn;
+    // It may do everything, so that the replica's missing lock is what S3 fails on.
+    let everything = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Action": ["s3:*", "kms:*"], "Resource": "*"}]});
+    aws.iam
+        .put_role_policy()
+        .role_name("replication")
+        .policy_name("everything")
+        .policy_document(everything.to_string())
+        .send()
+        .await
+        .unwrap();
+    aws.s3
         .put_bucket_replication()
         .bucket(&bucket)
         .replication_configuration(
             aws_sdk_s3::types::ReplicationConfiguration::builder()
-                .role(format!("arn:aws:iam::{archive_account}:role/r"))
+                .role(role)
                 .rules(
                     aws_sdk_s3::types::ReplicationRule::builder()
                         .id("x")
                         .status(aws_sdk_s3::types::ReplicationRuleStatus::Enabled)
+                        .source_selection_criteria(
+                            aws_sdk_s3::types::SourceSelectionCriteria::builder()
+                                .sse_kms_encrypted_objects(
+                                    aws_sdk_s3::types::SseKmsEncryptedObjects::builder()
+                                        .status(aws_sdk_s3::types::SseKmsEncryptedObjectsStatus::Enabled)
+                                        .build()
+                                        .unwrap(),
+                                )
+                                .build(),
+                        )
                         .destination(
                             aws_sdk_s3::types::Destination::builder()
                                 .bucket(format!("arn:aws:s3:::{replica}"))
+                                .encryption_configuration(
+                                    aws_sdk_s3::types::EncryptionConfiguration::builder()
+                                        .replica_kms_key_id(replica_key)
+                                        .build(),
+                                )
                                 .build()
                                 .unwrap(),
                         )
@@ -773,12 +1181,13 @@ async fn a_replication_into_an_unlocked_replica_is_never_attempted() {
         )
         .send()
         .await
-        .unwrap_err();
-    let code = refused
-        .as_service_error()
-        .and_then(|e| e.meta().code())
-        .map(str::to_string);
-    assert_eq!(code.as_deref(), Some("InvalidRequest"), "{refused:?}");
+        .unwrap();
+    deliver_into(&archive_account, &bucket, &member.account_id, "CloudTrail", 1).await;
+    let key = newest_key(&archive_account, &bucket).await;
+    assert_eq!(
+        common::moto_api::replication_outcome(&bucket, &key).await,
+        ("FAILED".into(), Some("DstBucketObjectLockConfigMissing".into()))
+    );
 }
 
 #[tokio::test]
@@ -1050,7 +1459,7 @@ async fn a_members_trail_refused_just_after_its_admission_waits_for_the_policies
     let waiting = reconcile_member(&member, &trail_policy, target.clone()).await;
     match waiting.components.get(&Component::Trail) {
         Some(ComponentState::WaitingForArchive(message)) => assert!(
-            message.contains("still refuses it (InsufficientS3BucketPolicyException)") && message.contains(ARCHIVE),
+            message.contains("still refuses it (InsufficientS3BucketPolicyException: ") && message.contains(ARCHIVE),
             "{message}"
         ),
         other => panic!("the member waits for the archive's policies: {other:?}"),

@@ -809,3 +809,130 @@ async fn a_call_to_a_hung_endpoint_is_cut_off_at_20_s_an_attempt_and_60_s_in_all
         );
     }
 }
+
+/// The log groups' key whose policy this reconcile rewrites (`policy` as read), and CloudWatch
+/// Logs refusing AssociateKmsKey: the refusal KMS's lazy policy change explains.
+fn log_key_rules(policy: &'static str) -> Vec<Rule> {
+    use aws_sdk_kms::types::{KeyManagerType, KeyMetadata, KeyState};
+    let key = "arn:aws:kms:us-east-1:111122223333:key/log-key";
+    vec![
+        mock!(aws_sdk_kms::Client::describe_key).then_output(move || {
+            aws_sdk_kms::operation::describe_key::DescribeKeyOutput::builder()
+                .key_metadata(
+                    KeyMetadata::builder()
+                        .key_id("log-key")
+                        .arn(key)
+                        .key_state(KeyState::Enabled)
+                        .key_manager(KeyManagerType::Customer)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+        }),
+        mock!(aws_sdk_kms::Client::get_key_policy).then_output(move || {
+            aws_sdk_kms::operation::get_key_policy::GetKeyPolicyOutput::builder()
+                .policy(policy)
+                .build()
+        }),
+        mock!(aws_sdk_kms::Client::get_key_rotation_status).then_output(|| {
+            aws_sdk_kms::operation::get_key_rotation_status::GetKeyRotationStatusOutput::builder()
+                .key_rotation_enabled(true)
+                .build()
+        }),
+        mock!(aws_sdk_kms::Client::list_resource_tags).then_output(|| {
+            let tags = [("trailkeeper.io/managed-by", "trailkeeper")]
+                .map(|(k, v)| aws_sdk_kms::types::Tag::builder().tag_key(k).tag_value(v).build().unwrap());
+            aws_sdk_kms::operation::list_resource_tags::ListResourceTagsOutput::builder()
+                .set_tags(Some(tags.to_vec()))
+                .build()
+        }),
+        mock!(aws_sdk_kms::Client::put_key_policy)
+            .then_output(|| aws_sdk_kms::operation::put_key_policy::PutKeyPolicyOutput::builder().build()),
+        mock!(aws_sdk_cloudwatchlogs::Client::describe_log_groups).then_output(|| {
+            aws_sdk_cloudwatchlogs::operation::describe_log_groups::DescribeLogGroupsOutput::builder()
+                .log_groups(
+                    aws_sdk_cloudwatchlogs::types::LogGroup::builder()
+                        .log_group_name("/trailkeeper/vpc-flow-logs")
+                        .build(),
+                )
+                .build()
+        }),
+        mock!(aws_sdk_cloudwatchlogs::Client::associate_kms_key).then_error(|| {
+            aws_sdk_cloudwatchlogs::operation::associate_kms_key::AssociateKmsKeyError::generic(error(
+                "AccessDeniedException",
+                "The specified KMS key does not exist or is not allowed to be used with Arn 'arn:aws:logs:us-east-1:111122223333:log-group:/trailkeeper/vpc-flow-logs'",
+            ))
+        }),
+    ]
+}
+
+async fn log_groups_after_a_refused_association(policy: &'static str) -> trailkeeper::engine::regional::RegionOutcome {
+    let account = "111122223333";
+    let mut spec = common::trail_only(account);
+    spec.flow_logs.enabled = true;
+    let (trail, retention) = (
+        trailkeeper::api::TrailPolicySpec::default(),
+        trailkeeper::api::RetentionPolicySpec::default(),
+    );
+    let specs = AccountSpecs {
+        baseline: &spec,
+        trail_policy: &trail,
+        retention: &retention,
+    };
+    let rules = log_key_rules(policy);
+    let calls = CallRecorder::new();
+    let c = clients(&rules.iter().collect::<Vec<_>>(), &calls);
+    trailkeeper::engine::regional::reconcile_region(&c, &specs, None, true, false).await
+}
+
+/// N2: AssociateKmsKey refused right after this reconcile rewrote the log key's policy is the key
+/// policy not yet in effect ("can take up to five minutes to take effect"): the log groups wait for
+/// their key and the reconcile asks to be retried soon, instead of failing; refused with the policy
+/// already in line, it fails as AccessDenied.
+#[tokio::test]
+async fn a_refused_key_association_right_after_the_key_policy_changed_waits_and_is_retried() {
+    let rewritten = log_groups_after_a_refused_association(r#"{"Version":"2012-10-17","Statement":[]}"#).await;
+    assert!(
+        rewritten
+            .applied
+            .iter()
+            .any(|c| c.action.contains("PutKeyPolicy") || c.action.contains("policy")),
+        "{:?}",
+        rewritten.applied
+    );
+    let (_, state, detail) = rewritten
+        .parts
+        .iter()
+        .find(|(c, _, _)| *c == Component::Retention)
+        .expect("the log groups' part");
+    assert_eq!(state, &ComponentState::Waiting(Component::Key), "{detail}");
+    assert!(detail.contains("up to five minutes"), "{detail}");
+    assert!(rewritten.retry_soon);
+
+    // The policy as trailkeeper wants it: nothing was written, so the refusal is the real one.
+    let mut spec = common::trail_only("111122223333");
+    spec.flow_logs.enabled = true;
+    let (trail, retention) = (
+        trailkeeper::api::TrailPolicySpec::default(),
+        trailkeeper::api::RetentionPolicySpec::default(),
+    );
+    let specs = AccountSpecs {
+        baseline: &spec,
+        trail_policy: &trail,
+        retention: &retention,
+    };
+    let groups = trailkeeper::desired::regional::log_groups(&specs);
+    let key = trailkeeper::desired::regional::log_group_key(&specs, common::REGION, &groups).expect("a log key");
+    let in_line: &'static str = Box::leak(key.policy.to_string().into_boxed_str());
+    let settled = log_groups_after_a_refused_association(in_line).await;
+    let (_, state, _) = settled
+        .parts
+        .iter()
+        .find(|(c, _, _)| *c == Component::Retention)
+        .expect("the log groups' part");
+    assert!(
+        matches!(state, ComponentState::Failed(e) if e.kind == ErrorKind::AccessDenied),
+        "{state:?}"
+    );
+    assert!(!settled.retry_soon);
+}

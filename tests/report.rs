@@ -154,6 +154,7 @@ async fn report_on_two_accounts_gives_the_expected_markdown() {
     let base = base_config().await;
     // This test binary has its own emulator: fixed account ids keep the golden file stable.
     let (converged, untouched) = ("111111111111", "222222222222");
+    create_roles(converged, &ACCOUNT_ROLES);
     trailkeeper::cli::run_all(&base, &[resolved(converged, s3_data_events())], RunMode::Apply).await;
     let baselines = [
         resolved(converged, s3_data_events()),

@@ -72,6 +72,9 @@ S3_BUCKET_SUBRESOURCES = {
     ("DELETE", "tagging"): "DeleteBucketTagging",
 }
 SCOPE = re.compile(r"Credential=([^/]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
+# Callables (account, region, record) that receive each CloudTrail record besides EventBridge
+# (trailkeeper_monitoring delivers it to the trails' CloudWatch Logs groups).
+RECORD_SINKS = []
 
 
 def _operation(environ, service, body):
@@ -149,6 +152,11 @@ def _emit(account, region, service, operation, caller):
         "recipientAccountId": account,
         "eventCategory": "Management",
     }
+    for sink in RECORD_SINKS:
+        try:
+            sink(account, region, dict(detail))
+        except Exception as e:  # the emulator's bookkeeping never fails a call
+            print(f"trailkeeper_events: {operation} not delivered by {sink.__name__}: {e}")
     events_backends[account][region].put_events([{
         "Source": f"aws.{service}",
         "DetailType": API_CALL,

@@ -281,7 +281,9 @@ def check_log_group_key(account_id, region, group, key_arn):
     except Exception:
         raise refused
     context = {"kms:EncryptionContext:aws:logs:arn": group_arn, "aws:SourceAccount": account_id}
-    if not allows(key.policy, f"logs.{region}.amazonaws.com", "kms:GenerateDataKey", "*", context):
+    # CloudWatch Logs' principal is regional, and in aws-cn under the partition's domain.
+    domain = "amazonaws.com.cn" if partition == "aws-cn" else "amazonaws.com"
+    if not allows(key.policy, f"logs.{region}.{domain}", "kms:GenerateDataKey", "*", context):
         raise refused
 
 
@@ -366,21 +368,27 @@ def _public_key_of(region):
 def install():
     """Wraps the moto backends the rules apply to. Idempotent."""
     import trailkeeper_cbor
+    import trailkeeper_policies
     import trailkeeper_replication
 
     trailkeeper_cbor.install()
+    trailkeeper_policies.install()
     trailkeeper_replication.install()
     trailkeeper_delegated.install()
     trailkeeper_trail_access.install()
     __import__("trailkeeper_selectors").install()
     __import__("trailkeeper_securityhub").install()
     __import__("trailkeeper_object_lock").install()
+    __import__("trailkeeper_batch").install()
     from moto.cloudtrail import models as cloudtrail
     from moto.ec2.models import flow_logs
     from moto.iam import models as iam
 
     # The service-linked role's name as AWS spells it (moto would make AWSServiceRoleForcloudtrail).
     iam.SERVICE_NAME_CONVERSION.setdefault("cloudtrail", "CloudTrail")
+    # Config's too: AWSServiceRoleForConfig (moto: AWSServiceRoleForconfig), so a second apply finds it.
+    # https://docs.aws.amazon.com/config/latest/developerguide/using-service-linked-roles-config.html
+    iam.SERVICE_NAME_CONVERSION.setdefault("config", "Config")
 
     # CloudTrail supports a delegated administrator (moto's list omits it):
     # https://docs.aws.amazon.com/organizations/latest/userguide/services-that-can-integrate-cloudtrail.html
@@ -649,3 +657,7 @@ def install():
     import trailkeeper_events
 
     trailkeeper_events.install()
+    # CloudTrail -> CloudWatch Logs -> metric filters -> alarms -> SNS through KMS.
+    import trailkeeper_monitoring
+
+    trailkeeper_monitoring.install()

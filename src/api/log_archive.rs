@@ -293,6 +293,40 @@ pub struct ReplicationStatus {
     /// S3's replication status (COMPLETED, PENDING, FAILED) of the newest log file delivered, with its key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub newest_object: Option<String>,
+    /// S3 Batch Replication of what live replication does not bring over: the objects that predate the rule (S3 does not replicate retroactively) and those whose replication FAILED.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_replication: Option<BatchReplicationStatus>,
+}
+
+/// One need for S3 Batch Replication and the job that answers it (one job per need, never two).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchReplicationStatus {
+    /// Why a job is needed: the rule was put on a bucket that already held objects, or an object's replication FAILED (named).
+    pub need: String,
+    /// When trailkeeper found the need (RFC 3339).
+    pub needed_since: String,
+    /// The S3 Batch Operations job, once created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+    /// When the job was created (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    /// The job's status as S3 reports it (New, Preparing, Active, Complete, Failed, Cancelled, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_status: Option<String>,
+    /// When the job ended (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// Objects the job replicated.
+    #[serde(default)]
+    pub objects_replicated: i64,
+    /// Objects the job could not replicate.
+    #[serde(default)]
+    pub objects_failed: i64,
+    /// Why the job failed, as S3 reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]

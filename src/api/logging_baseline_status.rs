@@ -132,6 +132,11 @@ pub struct AuditQueriesStatus {
     pub database: String,
     /// The CloudTrail table.
     pub table: String,
+    /// A LogArchive's second table, over the accounts an Organization trail delivers for (under
+    /// `AWSLogs/{o-id}/`), when members with trails of their own are in `table`; the named queries
+    /// read both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization_table: Option<String>,
     /// The Athena workgroup that holds the named queries.
     pub work_group: String,
     /// The `s3://` location the workgroup writes (encrypted) results to.
@@ -218,25 +223,31 @@ pub struct AppliedRetention {
     pub approval: Option<String>,
 }
 
-/// Management events recorded more than once in a Region, with the estimated monthly cost.
+/// Management events recorded more than once in the baseline's primary Region, with the estimated
+/// monthly cost there (other Regions of a multi-Region trail are copied the same way, not counted).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DuplicateTrails {
     /// The Region judged (the baseline's primary Region).
     pub region: String,
-    /// The trails that record the account's management events there.
+    /// The trails that record some of the account's management events twice there.
     pub trails: Vec<String>,
-    /// Copies after the first: each is charged.
+    /// The most copies of one event after the first: each is charged.
     pub paid_copies: u32,
-    /// Management events a month, estimated from the last hour's log files (absent: not counted).
+    /// Management events a month in the primary Region, estimated from the last hour's log files
+    /// (absent: not counted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub events_per_month: Option<u64>,
+    /// Copies after the first a month in the primary Region: each event counted once per further
+    /// trail that records it (absent: not counted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copied_events_per_month: Option<u64>,
     /// Network activity events a month recorded by the baseline's trail, estimated the same way
     /// (absent: none recorded, or not counted); in the estimate at their own price.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_activity_events_per_month: Option<u64>,
-    /// paidCopies x eventsPerMonth x the price per 100,000 of a copy, plus the network activity
-    /// events at their price, in US dollars (absent: not counted).
+    /// copiedEventsPerMonth x the price per 100,000, plus the network activity events at their
+    /// price, in US dollars, for the primary Region only (absent: not counted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub estimated_monthly_cost_usd: Option<f64>,
     /// How the estimate was made, and what it leaves out.

@@ -234,8 +234,9 @@ pub struct TrailCloudWatchLogs {
 #[x_kube(validation = kube::core::Rule::new("!has(self.topicArn) || size(self.subscriptions) == 0").message("subscriptions are for the topic trailkeeper keeps: a topic named by topicArn keeps its own"))]
 #[serde(rename_all = "camelCase")]
 pub struct MonitoringControls {
-    /// An SNS topic of yours, in the log group's region, for the alarms. Absent: trailkeeper keeps
-    /// the topic `trailkeeper-monitoring` there, encrypted with the baseline's key.
+    /// An SNS topic of yours, in the log group's region, for the alarms (its key must let CloudWatch
+    /// publish). Absent: trailkeeper keeps the topic `trailkeeper-monitoring` there, encrypted with
+    /// the account's monitoring key of that region (alias/trailkeeper/monitoring).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(pattern(patterns::SNS_TOPIC_ARN))]
     pub topic_arn: Option<String>,

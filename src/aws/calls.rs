@@ -107,7 +107,7 @@ pub fn is_read(operation: &str) -> bool {
 /// `s3:PutEncryptionConfiguration`): what an AccessDenied error names and the IAM policy grants.
 pub fn iam_action(service: &str, operation: &str) -> String {
     let prefix = match service {
-        "S3" => "s3",
+        "S3" | "S3 Control" => "s3",
         "CloudTrail" => "cloudtrail",
         "KMS" => "kms",
         "STS" => "sts",

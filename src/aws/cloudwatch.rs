@@ -11,6 +11,8 @@ use crate::desired::monitoring::DesiredAlarm;
 #[derive(Clone, Debug, PartialEq)]
 pub struct ObservedAlarm {
     pub name: String,
+    /// The alarm's ARN: the source (aws:SourceArn) of its publishes to a topic.
+    pub arn: String,
     pub metric_namespace: Option<String>,
     pub metric_name: Option<String>,
     pub statistic: Option<String>,
@@ -44,6 +46,7 @@ pub async fn observe_alarms(clients: &AccountClients, prefix: &str) -> Result<Ve
         for a in page.metric_alarms() {
             alarms.push(ObservedAlarm {
                 name: a.alarm_name().unwrap_or_default().to_string(),
+                arn: a.alarm_arn().unwrap_or_default().to_string(),
                 metric_namespace: a.namespace().map(str::to_string),
                 metric_name: a.metric_name().map(str::to_string),
                 statistic: a.statistic().map(|s| s.as_str().to_string()),

@@ -169,6 +169,44 @@ fn kms_tags(tags: &BTreeMap<String, String>) -> Result<Vec<Tag>, AwsError> {
         .collect()
 }
 
+/// The ARN and policy of the key a resource of `account` names (KmsMasterKeyId of a topic: a key
+/// ARN, a key id, or an alias, which GetKeyPolicy does not take: DescribeKey resolves it first).
+/// None when the key does not exist. Another account's key cannot be read ("Cross-account use:
+/// No", GetKeyPolicy): AccessDenied.
+pub async fn policy_of(
+    clients: &AccountClients,
+    account: &str,
+    key: &str,
+) -> Result<Option<(String, Value)>, AwsError> {
+    let region = &clients.region;
+    let (key_id, arn) = if key.starts_with("alias/") || key.contains(":alias/") {
+        match describe(clients, key).await? {
+            Some(m) => (m.key_id().to_string(), m.arn().unwrap_or_default().to_string()),
+            None => return Ok(None),
+        }
+    } else if key.starts_with("arn:") {
+        (key.to_string(), key.to_string())
+    } else {
+        let part = crate::desired::partition(region);
+        (key.to_string(), format!("arn:{part}:kms:{region}:{account}:key/{key}"))
+    };
+    let sent = clients
+        .kms
+        .get_key_policy()
+        .key_id(&key_id)
+        .policy_name("default")
+        .send()
+        .await;
+    let Some(out) = optional(sent, "KMS", "GetKeyPolicy", &format!("key {key}"))? else {
+        return Ok(None);
+    };
+    let policy = out
+        .policy()
+        .and_then(|p| serde_json::from_str(p).ok())
+        .unwrap_or(Value::Null);
+    Ok(Some((arn, policy)))
+}
+
 /// Creates the key with its policy and tags; returns (key id, ARN).
 /// Creates a symmetric encryption key with its policy (tags come after, under that policy).
 pub async fn create_key(
@@ -187,7 +225,8 @@ pub async fn create_key(
         "KMS",
         "CreateKey",
         "a new key",
-    )?;
+    )
+    .map_err(|e| e.naming_principals_of(policy))?;
     let m = out.key_metadata();
     let id = m.map(|m| m.key_id().to_string()).unwrap_or_default();
     let arn = m.and_then(|m| m.arn()).unwrap_or_default().to_string();
@@ -214,7 +253,9 @@ pub async fn put_key_policy(clients: &AccountClients, key_id: &str, policy: &Val
         .policy(policy.to_string())
         .send()
         .await;
-    check(sent, "KMS", "PutKeyPolicy", &format!("key {key_id}")).map(|_| ())
+    check(sent, "KMS", "PutKeyPolicy", &format!("key {key_id}"))
+        .map(|_| ())
+        .map_err(|e| e.naming_principals_of(policy))
 }
 
 pub async fn enable_rotation(clients: &AccountClients, key_id: &str) -> Result<(), AwsError> {

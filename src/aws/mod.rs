@@ -16,6 +16,7 @@ pub mod kms;
 pub mod logs;
 pub mod organizations;
 pub mod s3;
+pub mod s3control;
 pub mod securityhub;
 pub mod sns;
 pub mod sqs;
@@ -280,6 +281,7 @@ impl AccountIdentity {
                 }
                 aws_sdk_s3::Client::from_conf(builder.build())
             },
+            s3control: client!(aws_sdk_s3control),
             cloudtrail: client!(aws_sdk_cloudtrail),
             ec2: client!(aws_sdk_ec2),
             logs: client!(aws_sdk_cloudwatchlogs),
@@ -303,6 +305,8 @@ pub struct Services {
     pub sts: aws_sdk_sts::Client,
     pub kms: aws_sdk_kms::Client,
     pub s3: aws_sdk_s3::Client,
+    /// S3 Batch Operations (a log archive's Batch Replication jobs).
+    pub s3control: aws_sdk_s3control::Client,
     pub cloudtrail: aws_sdk_cloudtrail::Client,
     pub ec2: aws_sdk_ec2::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,

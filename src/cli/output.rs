@@ -33,6 +33,7 @@ pub fn state_name(state: &ComponentState) -> String {
         ComponentState::Waiting(c) => format!("Waiting for {c:?}"),
         ComponentState::WaitingForArchive(m) => format!("WaitingForLogArchive: {m}"),
         ComponentState::Refused { reason, message } => format!("{reason}: {message}"),
+        ComponentState::NotEffective { reason, message } => format!("{reason}: {message}"),
     }
 }
 
@@ -349,7 +350,7 @@ pub fn render_compliance(reports: &[(String, AccountReport)], format: Format) ->
                 .estimated_monthly_cost_usd
                 .map_or("cost not estimated".to_string(), |c| format!("about ${c:.2} a month"));
             out.push_str(&format!(
-                "\nDuplicate trails in {}: {} record the management events, {} paid cop{} ({cost}; {}).\n",
+                "\nDuplicate trails in {} (the primary Region only): {} record management events twice, {} paid cop{} ({cost}; {}).\n",
                 cell(&d.region),
                 cell(&d.trails.join(", ")),
                 d.paid_copies,

@@ -157,6 +157,8 @@ async fn reconcile(archive: Arc<LogArchive>, ctx: Arc<Context>) -> Result<Action
             .collect(),
         admission_in_force: previous.admission,
         admission_approval: previous.admission_approval.clone(),
+        // What was found to need Batch Replication, and its job, stay known across reconciles.
+        batch_replication: previous.replication.as_ref().and_then(|r| r.batch_replication.clone()),
     };
     let clients = ctx.aws.for_baseline(&key_of(&archive), &as_baseline(&archive.spec));
     let admitting: Vec<Member> = members.iter().map(|(m, _)| m.clone()).collect();
@@ -200,7 +202,22 @@ async fn reconcile(archive: Arc<LogArchive>, ctx: Arc<Context>) -> Result<Action
         return Ok(Action::requeue(ctx.failure_delay(&key_of(&archive), kind)));
     }
     ctx.succeeded(&key_of(&archive));
+    if batch_job_running(&report) {
+        // A Batch Replication job is observed until it ends, sooner than at the resync.
+        return Ok(Action::requeue(BATCH_JOB_RECHECK.min(ctx.resync())));
+    }
     Ok(Action::requeue(ctx.resync()))
+}
+
+/// How soon a running Batch Replication job is looked at again.
+const BATCH_JOB_RECHECK: std::time::Duration = std::time::Duration::from_secs(300);
+
+fn batch_job_running(report: &ArchiveReport) -> bool {
+    report
+        .replication
+        .as_ref()
+        .and_then(|r| r.batch.as_ref())
+        .is_some_and(|b| b.job_id.is_some() && !crate::engine::archive::job_finished(b.job_status.as_deref()))
 }
 
 /// The baselines of the archive's namespace that name it, each as the member the archive admits
@@ -356,13 +373,19 @@ fn status_of(
         members,
         late_members,
         audit_queries: report.audit_queries.clone(),
-        replication: report.replication.as_ref().map(|r| ReplicationStatus {
-            bucket_name: r.bucket.clone(),
-            kms_key_arn: r.key_arn.clone(),
-            role_arn: r.role_arn.clone(),
-            rule_in_force: r.rule_in_force,
-            newest_object: r.newest_object.clone(),
-        }),
+        replication: report
+            .replication
+            .as_ref()
+            .map(|r| ReplicationStatus {
+                bucket_name: r.bucket.clone(),
+                kms_key_arn: r.key_arn.clone(),
+                role_arn: r.role_arn.clone(),
+                rule_in_force: r.rule_in_force,
+                newest_object: r.newest_object.clone(),
+                batch_replication: r.batch.clone(),
+            })
+            // Not reached this time (the archive bucket failed): what was known stands.
+            .or_else(|| archive.spec.replication.as_ref().and(previous.replication.clone())),
         last_reconcile: Some(LastReconcile {
             time: now(),
             reads: report.account.calls.reads,

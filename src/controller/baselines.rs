@@ -74,6 +74,7 @@ fn ready_of(status: &LoggingBaselineStatus) -> Option<(String, String)> {
 
 async fn apply(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Action, Error> {
     let key = key_of(&baseline);
+    ctx.saw(&baseline);
     let generation = baseline.metadata.generation;
     let previous = baseline.status.as_ref();
     if let Some(keeper) = ctx
@@ -164,10 +165,9 @@ async fn apply(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Acti
     }
     publish_outcome(&ctx, &baseline, &report, &next).await;
     match failure_kind(&report) {
+        // A failure, or something not yet in force (`retry_soon`: AWS has not seen the archive's
+        // new policies or a key policy yet): soon again, backing off.
         Some(kind) => Ok(Action::requeue(ctx.failure_delay(&key, kind))),
-        // AWS has not seen the archive's new policies yet: soon again, backing off (bounded by the
-        // engine's window, after which the refusal is a failure).
-        None if report.retry_soon => Ok(Action::requeue(ctx.failure_delay(&key, FailureKind::Transient))),
         None => {
             ctx.succeeded(&key);
             Ok(Action::requeue(ctx.resync()))

@@ -229,6 +229,15 @@ pub struct Context {
     /// Baselines reconciled with events on before the forwarding was known: reconciled again
     /// once it is (their rules could not be set up).
     pub(super) unforwarded: Arc<Mutex<std::collections::HashSet<ObjectRef<LoggingBaseline>>>>,
+    /// The baselines (keys) and accounts this controller has seen: only their series are its to
+    /// forget (another controller of the process, a test's, keeps its own).
+    seen: Mutex<Seen>,
+}
+
+#[derive(Default)]
+struct Seen {
+    keys: std::collections::HashSet<String>,
+    accounts: std::collections::HashSet<String>,
 }
 
 impl Context {
@@ -260,7 +269,15 @@ impl Context {
             failures: Mutex::new(HashMap::new()),
             forwarding: Default::default(),
             unforwarded: Default::default(),
+            seen: Mutex::default(),
         }
+    }
+
+    /// Notes a baseline this controller reconciles (its series become this controller's).
+    pub(super) fn saw(&self, baseline: &LoggingBaseline) {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.keys.insert(key_of(baseline));
+        seen.accounts.insert(baseline.spec.account_id.clone());
     }
 
     /// Forgets what is kept per baseline (clients, failure count, its series) once it is deleted.
@@ -293,8 +310,16 @@ impl Context {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|r| refs.contains(r));
-        crate::runtime::metrics::retain_baselines(|key| keys.contains(key));
-        crate::runtime::metrics::retain_accounts(|account| accounts.contains(account));
+        // Only what this controller saw and no longer sees: the registry is the process's.
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        for key in seen.keys.iter().filter(|k| !keys.contains(k.as_str())) {
+            crate::runtime::metrics::forget_baseline(key);
+        }
+        for account in seen.accounts.iter().filter(|a| !accounts.contains(a.as_str())) {
+            crate::runtime::metrics::forget_account(account);
+        }
+        seen.keys = keys;
+        seen.accounts = accounts.into_iter().map(str::to_string).collect();
     }
 
     /// Records a failure and returns how long to wait: doubling from `retry_base`, longer for
@@ -358,10 +383,14 @@ pub(super) fn failure_kind(report: &AccountReport) -> Option<FailureKind> {
         Some(EngineError::Aws(e)) => return Some(kind_of(e)),
         None => {}
     }
-    report.components.values().find_map(|s| match s {
-        ComponentState::Failed(e) => Some(kind_of(e)),
-        _ => None,
-    })
+    report
+        .components
+        .values()
+        .find_map(|s| match s {
+            ComponentState::Failed(e) => Some(kind_of(e)),
+            _ => None,
+        })
+        .or(report.retry_soon.then_some(FailureKind::Transient))
 }
 
 pub(super) fn key_of(b: &LoggingBaseline) -> String {
@@ -475,6 +504,10 @@ mod tests {
             arn: "arn:aws:sts::444455556666:assumed-role/r/s".into(),
         });
         assert_eq!(failure_kind(&wrong), Some(FailureKind::NeedsAPerson));
+        // A part waiting for a key policy to take effect is retried soon, like a transient fault.
+        let mut settling = report.clone();
+        settling.retry_soon = true;
+        assert_eq!(failure_kind(&settling), Some(FailureKind::Transient));
     }
 
     #[tokio::test]

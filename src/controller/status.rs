@@ -205,6 +205,7 @@ fn component_condition_alone(c: Component, state: &ComponentState, report: &Acco
             condition(t, false, reasons::WAITING_FOR_ARCHIVE, message.clone())
         }
         ComponentState::Refused { reason, message } => condition(t, false, reason, message.clone()),
+        ComponentState::NotEffective { reason, message } => condition(t, false, reason, message.clone()),
     }
 }
 
@@ -264,6 +265,8 @@ const STALLED_REASONS: &[&str] = &[
     reasons::DRIFT_DETECTED,
     // A second trail beside AWS Control Tower's: a person chooses how to proceed.
     crate::judge::control_tower::REASON,
+    // The job that was to bring the replica's missing objects over failed: never run twice.
+    crate::engine::archive::BATCH_REPLICATION_FAILED,
 ];
 
 /// kstatus' reading of Ready: Stalled (with Ready's reason) for what no retry fixes, Reconciling

@@ -417,7 +417,7 @@ pub fn bucket_policy(spec: &LogArchiveSpec, members: &[Member], admission: Admis
     match (admission, spec.organization_id.as_deref()) {
         _ if members.is_empty() => {}
         (Admission::Organization, Some(organization)) => {
-            let source = organization_source(&part, organization, members);
+            let source = organization_source(part, organization, members);
             statements.push(acl_check(source.clone()));
             let mut write = source;
             write["StringEquals"]["s3:x-amz-acl"] = json!("bucket-owner-full-control");
@@ -531,15 +531,15 @@ pub fn key_policy(
     match (admission, spec.organization_id.as_deref()) {
         _ if members.is_empty() => {}
         (Admission::Organization, Some(organization)) => {
-            let names = trail_name_patterns(&part, members);
+            let names = trail_name_patterns(part, members);
             statements.extend(super::cloudtrail_key_statements(
-                organization_source(&part, organization, members),
+                organization_source(part, organization, members),
                 json!(names),
             ));
             // Each role of the Organization by the members' roles' path and name, for a trail of its
             // own account bearing a member's trail name (`aws:PrincipalAccount` as a variable); an
             // Organization trail's roles below, by ARN (its trail is the management account's).
-            let roles = role_patterns(&part, members);
+            let roles = role_patterns(part, members);
             let own_trails: Vec<String> = members
                 .iter()
                 .map(|m| {
@@ -663,8 +663,8 @@ fn admits(spec: &LogArchiveSpec, members: &[Member], admission: Admission) -> St
         (Admission::Organization, Some(organization)) => format!(
             "any trail of Organization {organization} named {} (CloudTrail's aws:SourceOrgID and aws:SourceArn), each under its own account's path ({prefix}/AWSLogs/{{its account}}/*; the members' Organization trails also {prefix}/AWSLogs/{organization}/*); \
              kms:Decrypt to create a trail for the roles {} of any account of the Organization, each for its own account's trail so named",
-            trail_name_patterns(&part, members).join(", "),
-            role_patterns(&part, members).join(", ")
+            trail_name_patterns(part, members).join(", "),
+            role_patterns(part, members).join(", ")
         ),
         _ => format!(
             "the {} members' trails, each by its ARN and under its own account's path only ({prefix}/AWSLogs/{{account}}/*; an Organization trail also {prefix}/AWSLogs/{{organizationId}}/*); \
@@ -772,27 +772,46 @@ pub fn replication(spec: &LogArchiveSpec, retention: &RetentionPolicySpec) -> Op
     })
 }
 
-/// Only S3, replicating out of this archive bucket (confused-deputy guard).
+/// Only S3 may assume it, and, when S3 says on whose behalf (`aws:SourceAccount`,
+/// `aws:SourceArn` in the request), only for this archive bucket. AWS's documented trust policy
+/// has no condition and no page says S3 sets those keys when it assumes a replication role: with
+/// the plain operators a missing key would refuse every AssumeRole (each object FAILED,
+/// AssumeRoleNotPermitted), so the ...IfExists forms hold whichever way S3 sends the request
+/// (docs/log-archive.md, "The replication role's trust").
 /// https://docs.aws.amazon.com/AmazonS3/latest/userguide/setting-repl-config-perm-overview.html
+/// https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html#Conditions_IfExists
 pub fn replication_role_trust(spec: &LogArchiveSpec) -> Value {
+    let source = format!("arn:{}:s3:::{}", partition(&spec.region), bucket_name(spec));
+    service_trust(S3_SERVICE, &spec.account_id, &source)
+}
+
+/// `service` may assume the role; when the request names a source account or resource, only
+/// `account`'s and `source` (an ARN pattern).
+fn service_trust(service: &str, account: &str, source: &str) -> Value {
     json!({
         "Version": "2012-10-17",
         "Statement": [{
             "Effect": "Allow",
-            "Principal": {"Service": "s3.amazonaws.com"},
+            "Principal": {"Service": service},
             "Action": "sts:AssumeRole",
             "Condition": {
-                "StringEquals": {"aws:SourceAccount": spec.account_id},
-                "ArnLike": {"aws:SourceArn": format!("arn:{}:s3:::{}", partition(&spec.region), bucket_name(spec))}
+                "StringEqualsIfExists": {"aws:SourceAccount": account},
+                "ArnLikeIfExists": {"aws:SourceArn": source}
             }
         }]
     })
 }
 
+/// The service principal of S3, which assumes the replication role.
+pub const S3_SERVICE: &str = "s3.amazonaws.com";
+/// The service principal of S3 Batch Operations, which assumes the Batch Replication role.
+/// https://docs.aws.amazon.com/AmazonS3/latest/userguide/batch-ops-iam-role-policies.html
+pub const BATCH_OPERATIONS_SERVICE: &str = "batchoperations.s3.amazonaws.com";
+
 /// What S3 needs to replicate the archive's objects, with their retention, and no more: read the
 /// source's configuration and object versions, write replicas (no ReplicateDelete: delete markers
-/// are not replicated), decrypt with the archive's key and encrypt with the replica's, each only
-/// through S3 for its bucket.
+/// are not replicated), decrypt with the archive's key and encrypt with the replica's (and decrypt
+/// with it: the replica's S3 Bucket Key), each only through S3 for its bucket.
 /// https://docs.aws.amazon.com/AmazonS3/latest/userguide/setting-repl-config-perm-overview.html
 /// https://docs.aws.amazon.com/AmazonS3/latest/userguide/replication-config-for-kms-objects.html
 pub fn replication_role_policy(spec: &LogArchiveSpec, source_key: &str, replica_key: &str) -> Value {
@@ -816,11 +835,56 @@ pub fn replication_role_policy(spec: &LogArchiveSpec, source_key: &str, replica_
                  "StringEquals": {"kms:ViaService": format!("s3.{}.amazonaws.com", spec.region)},
                  "StringLike": {"kms:EncryptionContext:aws:s3:arn": [source.clone(), format!("{source}/*")]}
              }},
-            {"Sid": "EncryptReplicas", "Effect": "Allow", "Action": ["kms:Encrypt", "kms:GenerateDataKey"], "Resource": replica_key,
+            // Decrypt too: the replica has an S3 Bucket Key, whose integrity S3 checks with
+            // kms:Decrypt as the role before using it (replication-config-for-kms-objects).
+            {"Sid": "EncryptReplicas", "Effect": "Allow", "Action": ["kms:Encrypt", "kms:GenerateDataKey", "kms:Decrypt"], "Resource": replica_key,
              "Condition": {
                  "StringEquals": {"kms:ViaService": format!("s3.{replica_region}.amazonaws.com")},
                  "StringLike": {"kms:EncryptionContext:aws:s3:arn": [replica.clone(), format!("{replica}/*")]}
              }}
+        ]
+    })
+}
+
+/// The role S3 Batch Operations runs the archive's Batch Replication jobs with, and its policy.
+pub const BATCH_REPLICATION_ROLE: &str = "trailkeeper-log-archive-batch-replication";
+pub const BATCH_REPLICATION_ROLE_POLICY: &str = "trailkeeper-batch-replication";
+
+pub fn batch_replication_role_arn(spec: &LogArchiveSpec) -> String {
+    format!(
+        "arn:{}:iam::{}:role/{BATCH_REPLICATION_ROLE}",
+        partition(&spec.region),
+        spec.account_id
+    )
+}
+
+/// Only S3 Batch Operations may assume it, for the archive account's jobs in its region.
+/// https://docs.aws.amazon.com/AmazonS3/latest/userguide/batch-ops-iam-role-policies.html
+pub fn batch_replication_role_trust(spec: &LogArchiveSpec) -> Value {
+    let jobs = format!(
+        "arn:{}:s3:{}:{}:job/*",
+        partition(&spec.region),
+        spec.region,
+        spec.account_id
+    );
+    service_trust(BATCH_OPERATIONS_SERVICE, &spec.account_id, &jobs)
+}
+
+/// What a Batch Replication job with a manifest S3 generates from the replication configuration
+/// needs, and no more: read that configuration, generate the manifest (an inventory of the
+/// source), and initiate the replication of the archive's objects. No manifest is stored and no
+/// completion report written (trailkeeper reads the job's progress with DescribeJob), so no
+/// PutObject anywhere; the replication itself runs as the replication role.
+/// https://docs.aws.amazon.com/AmazonS3/latest/userguide/s3-batch-replication-policies.html
+pub fn batch_replication_role_policy(spec: &LogArchiveSpec) -> Value {
+    let source = format!("arn:{}:s3:::{}", partition(&spec.region), bucket_name(spec));
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "GenerateManifest", "Effect": "Allow",
+             "Action": ["s3:GetReplicationConfiguration", "s3:PutInventoryConfiguration"], "Resource": source},
+            {"Sid": "InitiateReplication", "Effect": "Allow",
+             "Action": "s3:InitiateReplication", "Resource": format!("{source}/*")}
         ]
     })
 }
@@ -877,3 +941,6 @@ pub fn with_archive(account: &mut DesiredAccount, target: &ArchiveTarget) {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod replication_tests;

@@ -275,7 +275,7 @@ pub fn account(specs: &AccountSpecs) -> DesiredAccount {
         region: spec.primary_region.clone(),
         key: DesiredKey {
             source: key_source,
-            policy: with_alarms_publishing(key_policy(spec), specs),
+            policy: key_policy(spec),
             rotation: true,
             tags: resource_tags(spec),
         },
@@ -307,21 +307,7 @@ pub fn with_organization_trail(
     if let Some(storage) = account.storage.as_mut() {
         storage.trail_bucket.policy = trail_bucket_policy_for(spec, &trail, Some(organization_id));
     }
-    account.key.policy = with_alarms_publishing(key_policy_for(spec, &trail), specs);
-}
-
-/// The key policy, admitting CloudWatch alarms when the monitoring controls' topic is
-/// trailkeeper's (encrypted with this key).
-fn with_alarms_publishing(mut policy: serde_json::Value, specs: &AccountSpecs) -> serde_json::Value {
-    let kept_topic = specs
-        .trail_policy
-        .monitoring
-        .as_ref()
-        .is_some_and(|m| m.topic_arn.is_none());
-    if kept_topic && let Some(statements) = policy["Statement"].as_array_mut() {
-        statements.push(monitoring::alarms_publish_statement());
-    }
-    policy
+    account.key.policy = key_policy_for(spec, &trail);
 }
 
 /// Flow logs go to S3: into the trail bucket, written by the log delivery service.

@@ -170,6 +170,20 @@ pub struct DesiredLogGroup {
 /// Alias of the key that encrypts trailkeeper's log groups, one key per region.
 pub const LOG_KEY_ALIAS: &str = "alias/trailkeeper/logs";
 
+/// CloudWatch Logs' service principal in `region`: regional, and in the China partition with the
+/// partition's domain (`logs.cn-north-1.amazonaws.com.cn`), as AWS CDK's region facts
+/// (aws-cdk-lib/region-info: "Services with a regional AND partitional principal: codedeploy,
+/// logs") and Terraform's aws_service_principal give it; the key policy example of "Encrypt log
+/// data in CloudWatch Logs using AWS KMS" shows `logs.Region.amazonaws.com` only.
+pub fn logs_principal(region: &str) -> String {
+    let domain = if partition(region) == "aws-cn" {
+        "amazonaws.com.cn"
+    } else {
+        "amazonaws.com"
+    };
+    format!("logs.{region}.{domain}")
+}
+
 /// The key that encrypts the log groups of `region` (`encryption.logGroups`): the account root and
 /// the administrators, and CloudWatch Logs of that region for exactly these groups (CloudWatch
 /// Logs user guide, "Encrypt log data in CloudWatch Logs using AWS Key Management Service").
@@ -191,7 +205,7 @@ pub fn log_group_key(specs: &AccountSpecs, region: &str, groups: &[DesiredLogGro
         statements.push(json!({
             "Sid": "CloudWatchLogsEncryptTrailkeeperGroups",
             "Effect": "Allow",
-            "Principal": {"Service": format!("logs.{region}.amazonaws.com")},
+            "Principal": {"Service": logs_principal(region)},
             "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
             "Resource": "*",
             "Condition": {"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": arns}}

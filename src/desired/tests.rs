@@ -240,3 +240,32 @@ fn the_account_role_maintains_the_key_through_its_policy_and_deletes_it_only_und
             .contains("kms:ScheduleKeyDeletion")
     );
 }
+
+/// S3: the trail key is CloudTrail's and its readers', never CloudWatch's, even when trailkeeper
+/// keeps the monitoring topic (which has a key of its own: `monitoring::topic_key`).
+#[test]
+fn the_trail_key_admits_no_cloudwatch_when_the_monitoring_topic_is_kept() {
+    let spec = spec();
+    let policy = TrailPolicySpec {
+        cloud_watch_logs: Some(crate::api::TrailCloudWatchLogs {
+            log_group_arn: "arn:aws:logs:eu-west-1:111122223333:log-group:trail:*".into(),
+            role_arn: "arn:aws:iam::111122223333:role/ct".into(),
+        }),
+        monitoring: Some(crate::api::MonitoringControls {
+            topic_arn: None,
+            subscriptions: vec![],
+        }),
+        ..Default::default()
+    };
+    let retention = RetentionPolicySpec::default();
+    let desired = account(&AccountSpecs {
+        baseline: &spec,
+        trail_policy: &policy,
+        retention: &retention,
+    });
+    assert!(
+        !desired.key.policy.to_string().contains("cloudwatch.amazonaws.com"),
+        "{}",
+        desired.key.policy
+    );
+}

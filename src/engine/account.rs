@@ -263,7 +263,7 @@ impl AccountReconcile<'_> {
             });
             self.report.delivery_observed = true;
         }
-        Box::pin(self.reconcile_monitoring(key_arn.as_deref())).await;
+        Box::pin(self.reconcile_monitoring()).await;
         Box::pin(self.judge_duplicate_trails()).await;
         self.reconcile_audit_queries(key_arn.as_deref(), trail_ok).await;
         self.reconcile_regions().await;
@@ -439,8 +439,8 @@ impl AccountReconcile<'_> {
             specs,
             self.write,
             key.as_deref(),
-            &location,
-            std::slice::from_ref(&spec.account_id),
+            &location.bucket,
+            &[athena::cloudtrail_table(spec, &location)],
             &mut outcome,
         ))
         .await;
@@ -490,6 +490,7 @@ impl AccountReconcile<'_> {
         self.report.pending.extend(outcome.pending);
         self.report.applied.extend(outcome.applied);
         self.report.created.extend(outcome.created);
+        self.report.retry_soon |= outcome.retry_soon;
         for (component, state, detail) in outcome.parts {
             self.merge_state(component, state);
             self.report.details.entry(component).or_default().push(detail);

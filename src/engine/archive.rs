@@ -9,8 +9,8 @@ use futures::StreamExt;
 
 use super::account::{AccountReconcile, observe_bucket_if_managed};
 use super::report::{AccountReport, Component, ComponentState, EngineError, LastApplied, RunMode};
-use crate::api::AuditQueriesStatus;
 use crate::api::{Admission, LogArchiveSpec, Mode, RetentionPolicySpec, TrailPolicySpec};
+use crate::api::{AuditQueriesStatus, BatchReplicationStatus};
 use crate::aws::{AccountClients, AwsError, CallRecorder, ErrorKind, kms, organizations, s3};
 use crate::desired::archive::{self, Member};
 use crate::desired::{AccountSpecs, DesiredAccount, athena};
@@ -78,6 +78,8 @@ pub struct ArchiveOptions {
     /// the Organization where it is not needs a new approval.
     pub admission_in_force: Option<Admission>,
     pub admission_approval: Option<String>,
+    /// The replica's Batch Replication as the last reconcile left it (its need, its job).
+    pub batch_replication: Option<BatchReplicationStatus>,
 }
 
 impl ArchiveOptions {
@@ -88,13 +90,17 @@ impl ArchiveOptions {
             delivered_before: BTreeSet::new(),
             admission_in_force: None,
             admission_approval: None,
+            batch_replication: None,
         }
     }
 }
 
 mod replication;
 
-pub use replication::ReplicationReport;
+pub use replication::{
+    BATCH_REPLICATION_FAILED, BATCH_REPLICATION_RUNNING, REPLICATION_FAILING, REPLICATION_LATE, ReplicationReport,
+    job_finished,
+};
 
 /// Members whose deliveries are listed at once.
 const LISTING_CONCURRENCY: usize = 8;
@@ -118,6 +124,7 @@ pub async fn reconcile_archive(
         delivered_before,
         admission_in_force,
         admission_approval,
+        batch_replication,
     } = options;
     let started = Instant::now();
     let calls = clients.calls.clone();
@@ -244,13 +251,15 @@ pub async fn reconcile_archive(
         let newest = report
             .delivery
             .iter()
-            .filter_map(|d| d.log_file.as_ref())
-            .max_by_key(|(_, at)| *at)
-            .map(|(key, _)| key.clone());
+            .filter_map(|d| d.log_file.clone())
+            .max_by_key(|(_, at)| *at);
         let key_arn = run.report.key_arn.clone();
+        let observed = replication::Observed {
+            newest_log_file: newest,
+            batch_replication,
+        };
         report.replication =
-            Box::pin(run.reconcile_replication(spec, &replica, key_arn.as_deref(), newest.as_deref(), &last_applied))
-                .await;
+            Box::pin(run.reconcile_replication(spec, &replica, key_arn.as_deref(), observed, &last_applied)).await;
     }
     report.account = run.report;
     let admitted = [Component::Key, Component::Storage].iter().all(|c| {
@@ -380,8 +389,9 @@ async fn organization_accounts(
 }
 
 impl AccountReconcile<'_> {
-    /// Athena over every member: one table whose account partition lists the members, under the
-    /// accounts' root (the Organization's, when a member's trail is an Organization trail).
+    /// Athena over every member: a table whose account partition lists the members, one per
+    /// layout of their logs (members with trails of their own under `AWSLogs/`, those of an
+    /// Organization trail under `AWSLogs/{o-id}/`: `athena::archive_tables`).
     async fn reconcile_archive_queries(
         &mut self,
         spec: &LogArchiveSpec,
@@ -401,15 +411,20 @@ impl AccountReconcile<'_> {
             self.merge_state(Component::AuditQueries, ComponentState::Waiting(Component::Storage));
             return None;
         }
-        let location = athena::TrailLocation {
-            bucket: archive::bucket_name(spec),
-            key_prefix: Some(spec.key_prefix.trim_end_matches('/').to_string()),
-            organization_id: spec
-                .organization_id
-                .clone()
-                .filter(|_| members.iter().any(|m| m.organization)),
-        };
-        let accounts: Vec<String> = members.iter().map(|m| m.account_id.clone()).collect();
+        let bucket = archive::bucket_name(spec);
+        let layouts: Vec<(String, bool)> = members.iter().map(|m| (m.account_id.clone(), m.organization)).collect();
+        let tables = athena::archive_tables(
+            self.specs.baseline,
+            &bucket,
+            Some(spec.key_prefix.trim_end_matches('/')),
+            spec.organization_id.as_deref(),
+            &layouts,
+        );
+        if tables.is_empty() {
+            // Only Organization-trail members and no Organization id: refused before this.
+            self.merge_state(Component::AuditQueries, ComponentState::NotManaged);
+            return None;
+        }
         let mut outcome = RegionOutcome {
             region: spec.region.clone(),
             ..Default::default()
@@ -419,8 +434,8 @@ impl AccountReconcile<'_> {
             self.specs,
             self.write,
             key_arn,
-            &location,
-            &accounts,
+            &bucket,
+            &tables,
             &mut outcome,
         ))
         .await;

@@ -1,23 +1,30 @@
 //! The monitoring controls, in the region of the trail's CloudWatch Logs group: the topic
-//! (trailkeeper's, or the one the policy names), a metric filter and an alarm per control; and
-//! the evidence section 4 is judged on, read whether or not trailkeeper manages them.
+//! (trailkeeper's, encrypted with the account's monitoring key of that region, or the one the
+//! policy names), a metric filter and an alarm per control; and the evidence section 4 is judged
+//! on, read whether or not trailkeeper manages them.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use serde_json::Value;
+
 use super::account::AccountReconcile;
-use super::regional::{Part, RegionOutcome};
+use super::regional::{Part, RegionOutcome, reconcile_region_key};
 use super::report::{Component, ComponentState};
 use crate::aws::cloudwatch::{self, ObservedAlarm};
 use crate::aws::logs::{self, ObservedMetricFilter};
 use crate::aws::sns::{self, ObservedTopic};
-use crate::aws::{AccountClients, AwsError, ErrorKind};
+use crate::aws::{AccountClients, AwsError, ErrorKind, kms};
 use crate::desired::monitoring::{
-    DesiredAlarm, DesiredMetricFilter, DesiredMonitoring, DesiredTopic, parse_log_group_arn,
+    self, DesiredAlarm, DesiredMetricFilter, DesiredMonitoring, DesiredTopic, parse_log_group_arn,
 };
-use crate::judge::evidence::{AlarmEvidence, FilterEvidence, MonitoringEvidence};
+use crate::judge::diff::key_matches;
+use crate::judge::evidence::{AlarmEvidence, FilterEvidence, MonitoringEvidence, TopicKeyEvidence};
 
 /// Topics read for the evidence besides trailkeeper's (alarms of other metrics are not followed).
 const TOPICS_READ: usize = 5;
+
+/// The ARN and policy of a topic's key, as read (None: no such key).
+type KeyRead = Result<Option<(String, Value)>, AwsError>;
 
 /// What one pass of reads found in the log group's region.
 struct Observed {
@@ -25,10 +32,13 @@ struct Observed {
     filters: Option<Vec<ObservedMetricFilter>>,
     alarms: Vec<ObservedAlarm>,
     topics: BTreeMap<String, Result<Option<ObservedTopic>, AwsError>>,
+    /// Topic -> (the key it is encrypted with, that key's ARN and policy; None: no such key).
+    keys: BTreeMap<String, (String, KeyRead)>,
 }
 
-/// Four reads when in line: the group's filters, the region's alarms, the topic and its
-/// subscriptions (two more per other topic the controls' alarms notify, at most five).
+/// Five reads when in line: the group's filters, the region's alarms, the topic, its
+/// subscriptions and its key's policy (three more per other topic the controls' alarms notify,
+/// at most five; one GetKeyPolicy per key).
 async fn observe(clients: &AccountClients, group: &str, topic: Option<&str>) -> Result<Observed, AwsError> {
     let filters = logs::observe_metric_filters(clients, group).await?;
     let alarms = cloudwatch::observe_alarms(clients, "").await?;
@@ -55,10 +65,25 @@ async fn observe(clients: &AccountClients, group: &str, topic: Option<&str>) -> 
         let read = sns::observe_topic(clients, &arn).await;
         topics.insert(arn, read);
     }
+    let mut policies: BTreeMap<String, KeyRead> = BTreeMap::new();
+    let mut keys = BTreeMap::new();
+    for (arn, read) in &topics {
+        let Ok(Some(ObservedTopic { kms_key: Some(key), .. })) = read else {
+            continue;
+        };
+        if !policies.contains_key(key) {
+            let account = arn.split(':').nth(4).unwrap_or_default();
+            let policy = kms::policy_of(clients, account, key).await;
+            policies.insert(key.clone(), policy);
+        }
+        let policy = policies.get(key).cloned().unwrap_or(Ok(None));
+        keys.insert(arn.clone(), (key.clone(), policy));
+    }
     Ok(Observed {
         filters,
         alarms,
         topics,
+        keys,
     })
 }
 
@@ -84,6 +109,7 @@ fn evidence(group: &str, o: &Observed) -> MonitoringEvidence {
             .iter()
             .map(|a| AlarmEvidence {
                 name: a.name.clone(),
+                arn: a.arn.clone(),
                 metric: (
                     a.metric_namespace.clone().unwrap_or_default(),
                     a.metric_name.clone().unwrap_or_default(),
@@ -102,6 +128,19 @@ fn evidence(group: &str, o: &Observed) -> MonitoringEvidence {
                     Err(e) => Err(e.to_string()),
                 };
                 (arn.clone(), confirmed)
+            })
+            .collect(),
+        topic_keys: o
+            .keys
+            .iter()
+            .map(|(topic, (key, policy))| {
+                let (arn, policy) = match policy {
+                    Ok(Some((arn, p))) => (arn.clone(), Ok(p.clone())),
+                    Ok(None) => (key.clone(), Err("the key does not exist".to_string())),
+                    Err(e) => (key.clone(), Err(e.to_string())),
+                };
+                let key = key.clone();
+                (topic.clone(), TopicKeyEvidence { key, arn, policy })
             })
             .collect(),
     }
@@ -166,16 +205,19 @@ fn alarm_drift(desired: &DesiredAlarm, observed: &ObservedAlarm) -> Option<(&'st
 struct Apply<'a> {
     clients: &'a AccountClients,
     desired: &'a DesiredMonitoring,
-    key_arn: Option<&'a str>,
     tags: &'a BTreeMap<String, String>,
 }
 
 impl Apply<'_> {
-    async fn topic(&self, observed: &Observed, part: &mut Part<'_>) -> Result<(), AwsError> {
+    /// trailkeeper's topic, encrypted with `key_arn` (the monitoring key; None while a plan has yet
+    /// to create it): created, or re-keyed when encrypted with another key (a member's topic once
+    /// had its LogArchive's, another account's, which CloudWatch could not use).
+    async fn topic(&self, observed: &Observed, key_arn: Option<&str>, part: &mut Part<'_>) -> Result<(), AwsError> {
         let DesiredTopic::Kept {
             arn,
             name,
             subscriptions,
+            ..
         } = &self.desired.topic
         else {
             return Ok(());
@@ -186,18 +228,18 @@ impl Apply<'_> {
             Some(Err(e)) => return Err(e.clone()),
             None => None,
         };
-        let key = self.key_arn.unwrap_or("(the baseline's key, once created)");
+        let key = key_arn.unwrap_or("(the monitoring key, once created)");
         match &topic {
             None => {
                 part.differs(&resource, "exists", true, false);
                 part.act(
                     &resource,
-                    "create the monitoring topic, encrypted with the baseline's key",
+                    &format!("create the monitoring topic, encrypted with {}", monitoring::KEY_ALIAS),
                     || sns::create_topic(self.clients, name, key, self.tags),
                 )
                 .await?;
             }
-            Some(t) if t.kms_key.as_deref() != Some(key) => {
+            Some(t) if !t.kms_key.as_deref().is_some_and(|k| key_matches(k, key)) => {
                 part.differs(
                     &resource,
                     "KmsMasterKeyId",
@@ -206,7 +248,7 @@ impl Apply<'_> {
                 );
                 part.act(
                     &resource,
-                    "encrypt the monitoring topic with the baseline's key",
+                    &format!("encrypt the monitoring topic with {}", monitoring::KEY_ALIAS),
                     || sns::set_topic_key(self.clients, arn, key),
                 )
                 .await?;
@@ -289,9 +331,8 @@ impl Apply<'_> {
 impl AccountReconcile<'_> {
     /// After the trail: keeps the monitoring controls when the TrailPolicy asks for them, and reads
     /// what section 4 is judged on from the trail's log group either way.
-    pub(super) async fn reconcile_monitoring(&mut self, key_arn: Option<&str>) {
-        let account = self.desired.account_id.clone();
-        let desired = crate::desired::monitoring::monitoring(self.specs.trail_policy, &account);
+    pub(super) async fn reconcile_monitoring(&mut self) {
+        let desired = monitoring::monitoring(self.specs.trail_policy, self.specs.baseline);
         let observed_group = self
             .report
             .evidence
@@ -309,13 +350,11 @@ impl AccountReconcile<'_> {
         let clients = self.clients.for_region(&region);
         let topic = desired.as_ref().map(|d| d.topic.arn().to_string());
         let mut observed = observe(&clients, &group, topic.as_deref()).await;
-        if let (Some(d), Ok(o)) = (&desired, &observed) {
-            if self.write && key_arn.is_none() && matches!(d.topic, DesiredTopic::Kept { .. }) {
-                self.merge_state(Component::Monitoring, ComponentState::Waiting(Component::Key));
-            } else if self.apply_monitoring(&clients, d, o, key_arn).await {
-                // Judged as it is now, not as it was before the repair.
-                observed = observe(&clients, &group, topic.as_deref()).await;
-            }
+        if let (Some(d), Ok(o)) = (&desired, &observed)
+            && self.apply_monitoring(&clients, d, o).await
+        {
+            // Judged as it is now, not as it was before the repair.
+            observed = observe(&clients, &group, topic.as_deref()).await;
         }
         self.report.evidence.monitoring = Some(match &observed {
             Ok(o) => Ok(evidence(&group, o)),
@@ -332,13 +371,11 @@ impl AccountReconcile<'_> {
         clients: &AccountClients,
         desired: &DesiredMonitoring,
         observed: &Observed,
-        key_arn: Option<&str>,
     ) -> bool {
         let tags = crate::desired::resource_tags(self.specs.baseline);
         let apply = Apply {
             clients,
             desired,
-            key_arn,
             tags: &tags,
         };
         let mut outcome = RegionOutcome {
@@ -352,7 +389,12 @@ impl AccountReconcile<'_> {
             changed: false,
         };
         let result = async {
-            apply.topic(observed, &mut part).await?;
+            // The topic's key first: the topic is created (or re-keyed) with it.
+            let key_arn = match &desired.topic {
+                DesiredTopic::Kept { key, .. } => reconcile_region_key(clients, key, &mut part).await?,
+                DesiredTopic::Named { .. } => None,
+            };
+            apply.topic(observed, key_arn.as_deref(), &mut part).await?;
             apply.filters(observed, &mut part).await?;
             apply.alarms(observed, &mut part).await?;
             Ok(format!(

@@ -27,7 +27,14 @@ pub struct RegionOutcome {
     pub delivery: Vec<crate::judge::delivery::DeliveryFinding>,
     /// Components whose resources this region's reconcile created.
     pub created: std::collections::BTreeSet<Component>,
+    /// A write AWS applies lazily (a key policy) is not in effect yet for a part that waits on it:
+    /// reconcile again soon.
+    pub retry_soon: bool,
 }
+
+/// The code of a write refused because a key policy written in the same reconcile is not in
+/// effect yet (the part waits on its key, and is retried soon).
+pub const KEY_POLICY_NOT_YET_IN_EFFECT: &str = "KeyPolicyNotYetInEffect";
 
 /// The writes of one part, recorded as drift and applied (or left pending) in order.
 pub(crate) struct Part<'a> {
@@ -79,6 +86,10 @@ impl Part<'_> {
                 ComponentState::ApprovalRequired(format!("{}: {}", e.resource, e.message)),
                 e.message.clone(),
             ),
+            Err(e) if e.code == KEY_POLICY_NOT_YET_IN_EFFECT => {
+                self.outcome.retry_soon = true;
+                (ComponentState::Waiting(Component::Key), e.message.clone())
+            }
             Err(e) => (ComponentState::Failed(e.clone()), format!("{e}")),
         };
         let region = self.outcome.region.clone();
@@ -255,6 +266,7 @@ pub async fn reconcile_region(
     // The log groups' key, then the groups: flow logs and the agent deliver into them.
     let mut groups_ok = true;
     let mut log_key = None;
+    let mut key_written = false;
     if let Some(key) = regional::log_group_key(specs, &clients.region, &groups) {
         let mut part = Part {
             outcome: &mut outcome,
@@ -262,12 +274,14 @@ pub async fn reconcile_region(
             component: Component::Key,
             changed: false,
         };
-        let result = reconcile_log_key(clients, &key, &mut part).await;
+        let writes_before = part.outcome.applied.len();
+        let result = reconcile_region_key(clients, &key, &mut part).await;
+        key_written = part.outcome.applied.len() > writes_before;
         match &result {
-            Ok((arn, _)) => log_key = arn.clone(),
+            Ok(arn) => log_key = arn.clone(),
             Err(_) => groups_ok = false,
         }
-        part.finish(result.map(|(_, detail)| detail));
+        part.finish(result.map(|_| format!("log groups encrypted with {}", regional::LOG_KEY_ALIAS)));
     }
     if !groups.is_empty() && groups_ok {
         let mut part = Part {
@@ -276,7 +290,11 @@ pub async fn reconcile_region(
             component: Component::Retention,
             changed: false,
         };
-        let result = reconcile_log_groups(clients, &groups, log_key.as_deref(), approved, &mut part).await;
+        let key = LogKey {
+            arn: log_key.as_deref(),
+            written: key_written,
+        };
+        let result = reconcile_log_groups(clients, &groups, key, approved, &mut part).await;
         groups_ok = result.is_ok();
         part.finish(result);
     }
@@ -319,16 +337,21 @@ pub async fn reconcile_region(
     outcome
 }
 
-/// The region's log-group key: found by its alias, created or repaired like the trail key.
-/// Returns its ARN (None while a plan has yet to create it) and a line of detail.
-async fn reconcile_log_key(
+/// A key trailkeeper keeps in one region (the log groups', the monitoring topic's): found by its
+/// alias, created or repaired like the trail key. Returns its ARN (None while a plan has yet to
+/// create it).
+pub(super) async fn reconcile_region_key(
     clients: &AccountClients,
     desired: &crate::desired::DesiredKey,
     part: &mut Part<'_>,
-) -> Result<(Option<String>, String), AwsError> {
+) -> Result<Option<String>, AwsError> {
     let observed = kms::observe_key(clients, &desired.source, None).await?;
     let delta = diff::diff_key(desired, observed.as_ref());
-    let resource = format!("kms:{}:{}", clients.region, regional::LOG_KEY_ALIAS);
+    let alias = match &desired.source {
+        crate::desired::KeySource::Create { alias, .. } => alias.as_str(),
+        _ => "",
+    };
+    let resource = format!("kms:{}:{alias}", clients.region);
     for d in &delta.drift {
         part.differs(&resource, &d.field, &d.expected, &d.actual);
     }
@@ -339,14 +362,40 @@ async fn reconcile_log_key(
         })
         .await?;
     }
-    let arn = key.map(|(_, arn)| arn);
-    Ok((arn, format!("log groups encrypted with {}", regional::LOG_KEY_ALIAS)))
+    Ok(key.map(|(_, arn)| arn))
+}
+
+/// The log groups' key: its ARN, and whether this reconcile wrote it (created it or put its policy).
+struct LogKey<'a> {
+    arn: Option<&'a str>,
+    written: bool,
+}
+
+impl LogKey<'_> {
+    /// A refusal to use the key right after its policy was written: KMS applies a policy change
+    /// lazily, and CloudWatch Logs says an association "can take up to five minutes to take
+    /// effect" (https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html):
+    /// the group waits for its key and is retried soon, rather than failing.
+    fn settling(&self, e: AwsError) -> AwsError {
+        if !self.written || e.kind != crate::aws::ErrorKind::AccessDenied {
+            return e;
+        }
+        AwsError {
+            kind: crate::aws::ErrorKind::Transient,
+            code: KEY_POLICY_NOT_YET_IN_EFFECT.into(),
+            message: format!(
+                "{} was refused right after the log key's policy was written ({}): CloudWatch Logs can take up to five minutes to see a key policy change; retried shortly",
+                e.action, e.message
+            ),
+            ..e
+        }
+    }
 }
 
 async fn reconcile_log_groups(
     clients: &AccountClients,
     groups: &[regional::DesiredLogGroup],
-    log_key: Option<&str>,
+    log_key: LogKey<'_>,
     approved: bool,
     part: &mut Part<'_>,
 ) -> Result<String, AwsError> {
@@ -355,7 +404,7 @@ async fn reconcile_log_groups(
     let mut held = Vec::new();
     for group in groups {
         let resource = format!("logs:{}:{}", clients.region, group.name);
-        let key = log_key.filter(|_| group.encrypted);
+        let key = log_key.arn.filter(|_| group.encrypted);
         if let (Some(key), Some(current)) = (key, observed.get(&group.name))
             && !current.kms_key.as_deref().is_some_and(|k| diff::key_matches(k, key))
         {
@@ -366,16 +415,20 @@ async fn reconcile_log_groups(
                 key,
                 current.kms_key.as_deref().unwrap_or("(not encrypted)"),
             );
-            part.act(&resource, "encrypt the log group", || {
+            part.act(&resource, "encrypt the log group", || async {
                 logs::associate_key(clients, &group.name, key)
+                    .await
+                    .map_err(|e| log_key.settling(e))
             })
             .await?;
         }
         match observed.get(&group.name).map(|g| g.retention_days) {
             None => {
                 part.differs(&resource, "exists", true, false);
-                part.act(&resource, "create the log group", || {
+                part.act(&resource, "create the log group", || async {
                     logs::create_log_group(clients, &group.name, key, &group.tags)
+                        .await
+                        .map_err(|e| log_key.settling(e))
                 })
                 .await?;
                 if group.retention_days.is_some() {

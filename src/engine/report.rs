@@ -78,6 +78,12 @@ pub enum ComponentState {
         reason: &'static str,
         message: String,
     },
+    /// In line with the spec, but AWS reports that it does not work, or not yet for everything (a
+    /// replicated object FAILED, a Batch Replication job running): why, and what to check.
+    NotEffective {
+        reason: &'static str,
+        message: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -156,8 +162,8 @@ pub struct AccountReport {
     pub duplicate_trails: Option<crate::judge::duplicate_trails::DuplicateTrails>,
     /// AWS Control Tower's trail, when it records this account's events.
     pub control_tower: Option<crate::judge::control_tower::ControlTowerTrail>,
-    /// AWS has not yet seen something written elsewhere (a LogArchive's new policies): reconcile
-    /// again soon, not at the resync.
+    /// Something written elsewhere or just now is not yet in force (a LogArchive's new policies, a
+    /// key policy AWS applies lazily): reconcile again soon, not at the next resync.
     pub retry_soon: bool,
     pub calls: CallCounts,
     pub duration: Duration,
@@ -233,7 +239,9 @@ impl ComponentState {
             ComponentState::InSync => 1,
             ComponentState::Repaired => 2,
             ComponentState::Drifted => 3,
-            ComponentState::Waiting(_) | ComponentState::WaitingForArchive(_) => 4,
+            ComponentState::Waiting(_) | ComponentState::WaitingForArchive(_) | ComponentState::NotEffective { .. } => {
+                4
+            }
             ComponentState::NotCompliant => 5,
             ComponentState::ApprovalRequired(_) | ComponentState::Refused { .. } => 6,
             ComponentState::Failed(_) => 7,

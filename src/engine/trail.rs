@@ -239,9 +239,10 @@ impl AccountReconcile<'_> {
                 ..e.clone()
             })),
             _ => Some(Ok(format!(
-                "the LogArchive {} admits {trail}, but CloudTrail still refuses it ({}): S3 and KMS apply new policies after a moment; trying again shortly, for up to {} minutes after the admission",
+                "the LogArchive {} admits {trail}, but CloudTrail still refuses it ({}: {}): S3 and KMS apply new policies after a moment; trying again shortly, for up to {} minutes after the admission",
                 target.name,
                 e.code,
+                e.message,
                 window / 60
             ))),
         }

@@ -32,6 +32,22 @@ pub struct MonitoringEvidence {
     /// Topic ARN -> confirmed subscriptions (Err: ListSubscriptionsByTopic failed or the topic is
     /// not there), for the topics the alarms notify.
     pub topics: std::collections::BTreeMap<String, Result<usize, String>>,
+    /// Topic ARN -> the key the topic is encrypted with, for the encrypted ones.
+    pub topic_keys: std::collections::BTreeMap<String, TopicKeyEvidence>,
+}
+
+/// The key of an encrypted topic, with its policy: CloudWatch publishes to the topic only when
+/// that policy lets it use the key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicKeyEvidence {
+    /// As the topic names it (KmsMasterKeyId: an ARN, a key id or an alias).
+    pub key: String,
+    /// The key's ARN (what a statement's Resource is matched against); the name as given when it
+    /// could not be resolved.
+    pub arn: String,
+    /// The key's policy (GetKeyPolicy). Err: it could not be read (another account's key:
+    /// GetKeyPolicy is not cross-account; the key is gone; the read was refused).
+    pub policy: Result<serde_json::Value, String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -45,6 +61,7 @@ pub struct FilterEvidence {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AlarmEvidence {
     pub name: String,
+    pub arn: String,
     pub metric: (String, String),
     pub actions_enabled: bool,
     pub alarm_actions: Vec<String>,

@@ -11,6 +11,7 @@ pub mod diff;
 pub mod duplicate_trails;
 pub mod evidence;
 pub mod findings;
+pub mod key_policy;
 pub mod lock_in_place;
 pub mod monitoring_controls;
 pub mod retention_review;

@@ -112,13 +112,8 @@ pub fn forget_account(account: &str) {
     retain_accounts(|a| a != account);
 }
 
-/// Keeps the readiness series of these baselines only.
-pub fn retain_baselines(keep: impl Fn(&str) -> bool) {
-    with(|r| r.baselines.retain(|baseline, _| keep(baseline)));
-}
-
 /// Keeps the delivery and integrity series of these accounts only.
-pub fn retain_accounts(keep: impl Fn(&str) -> bool) {
+fn retain_accounts(keep: impl Fn(&str) -> bool) {
     with(|r| {
         r.delivery.retain(|(account, _), _| keep(account));
         r.integrity.retain(|account, _| keep(account));
@@ -366,7 +361,7 @@ fn render_compliance(out: &mut String, r: &Registry) {
     }
     let _ = writeln!(
         out,
-        "# HELP trailkeeper_duplicate_trail_monthly_cost_dollars Estimated monthly cost of the account's management events recorded by more than one trail in its primary region (copies after the first, at CloudTrail's published price).\n# TYPE trailkeeper_duplicate_trail_monthly_cost_dollars gauge"
+        "# HELP trailkeeper_duplicate_trail_monthly_cost_dollars Estimated monthly cost of the account's management events recorded by more than one trail, in its primary region only (copies after the first, at CloudTrail's published price; other regions of a multi-region trail are copied the same way and not counted).\n# TYPE trailkeeper_duplicate_trail_monthly_cost_dollars gauge"
     );
     for (account, cost) in &r.duplicate_trail_cost {
         let _ = writeln!(
@@ -436,6 +431,7 @@ mod tests {
                 trails: vec!["a".into(), "b".into()],
                 paid_copies: 1,
                 events_per_month: Some(1_000_000),
+                copied_events_per_month: Some(1_000_000),
                 network_activity_events_per_month: None,
                 estimated_monthly_cost_usd: Some(20.0),
                 note: String::new(),

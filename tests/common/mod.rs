@@ -7,6 +7,7 @@
 pub mod chain;
 pub mod cluster;
 pub mod helm;
+pub mod moto_api;
 pub mod policy_eval;
 pub mod proxy;
 
@@ -109,14 +110,81 @@ pub fn moto() -> &'static Moto {
     })
 }
 
-/// A fresh 12-digit account id, unique in this test process.
+/// The IAM roles every test account has before trailkeeper runs, as a sandbox account would: the
+/// fixtures name them as principals of the policies trailkeeper writes (its own role, the key
+/// administrators, operators and auditors), and S3 and KMS refuse a policy naming a role that
+/// does not exist (so does the emulator: scripts/emulator/trailkeeper_policies.py).
+pub const ACCOUNT_ROLES: [&str; 4] = ["trailkeeper", "admin", "operator", "auditor"];
+
+/// A fresh 12-digit account id, unique in this test process, with the roles of `ACCOUNT_ROLES`.
 pub fn new_account() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let n = NEXT.fetch_add(1, Ordering::SeqCst);
-    format!(
+    let account = format!(
         "{:012}",
         200_000_000_000u64 + u64::from(std::process::id() % 1000) * 1_000_000 + n
-    )
+    );
+    create_roles(&account, &ACCOUNT_ROLES);
+    account
+}
+
+/// Creates the IAM roles `names` in `account` (each assumable by the account), as its
+/// administrator would have before naming them in a policy. Blocking, for the fixtures that are
+/// not async: on a thread of its own, outside the caller's runtime.
+pub fn create_roles(account: &str, names: &[&str]) {
+    let account = account.to_string();
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let made = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime for the fixture");
+        runtime.block_on(create_roles_in(&account, &names))
+    })
+    .join();
+    assert!(made.is_ok(), "the roles of a test account could not be created");
+}
+
+/// As `create_roles`, from async code.
+pub async fn create_roles_in(account: &str, names: &[impl AsRef<str>]) {
+    let config = base_config().await;
+    let iam = aws_sdk_iam::Client::from_conf(
+        aws_sdk_iam::config::Builder::from(&config)
+            .interceptor(MotoAccount(account.to_string()))
+            .build(),
+    );
+    let trust = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"AWS": format!("arn:aws:iam::{account}:root")}, "Action": "sts:AssumeRole"}]});
+    for name in names {
+        let name = name.as_ref();
+        let created = iam
+            .create_role()
+            .role_name(name)
+            .assume_role_policy_document(trust.to_string())
+            .send()
+            .await;
+        if let Err(e) = created {
+            let e = e.into_service_error();
+            assert!(
+                e.is_entity_already_exists_exception(),
+                "role {name} in {account}: {e:?}"
+            );
+        }
+        if name == "trailkeeper" {
+            // What `trailkeeper iam-policy` grants a member of a LogArchive (ArchiveKeysForTrails):
+            // CloudTrail requires kms:Decrypt of the caller of CreateTrail into a bucket with an
+            // S3 Bucket Key, and the emulator judges the role's own policies for it.
+            let decrypt = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Sid": "ArchiveKeysForTrails",
+                "Effect": "Allow", "Action": "kms:Decrypt", "Resource": "arn:aws:kms:*:*:key/*"}]});
+            iam.put_role_policy()
+                .role_name(name)
+                .policy_name("ArchiveKeysForTrails")
+                .policy_document(decrypt.to_string())
+                .send()
+                .await
+                .expect("the account role's policy");
+        }
+    }
 }
 
 /// The SDK configuration trailkeeper runs with against moto: what `AWS_ENDPOINT_URL` and static
@@ -127,8 +195,37 @@ pub async fn base_config() -> SdkConfig {
         .endpoint_url(&moto().endpoint)
         .region(Region::new(REGION))
         .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+        .http_client(loopback_http_client())
         .load()
         .await
+}
+
+/// The product's HTTP client, resolving every name under the emulator's address to it: S3
+/// Control prefixes its endpoint with the account (`{account}.127.0.0.1:PORT`), a name no
+/// resolver knows.
+pub fn loopback_http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+    use aws_smithy_runtime_api::client::dns::{DnsFuture, ResolveDns};
+
+    #[derive(Clone, Debug)]
+    struct Loopback;
+    impl ResolveDns for Loopback {
+        fn resolve_dns<'a>(&'a self, name: &'a str) -> DnsFuture<'a> {
+            if name == "127.0.0.1" || name.ends_with(".127.0.0.1") || name == "localhost" {
+                return DnsFuture::ready(Ok(vec![std::net::IpAddr::from([127, 0, 0, 1])]));
+            }
+            let name = name.to_string();
+            DnsFuture::new(async move {
+                let found = tokio::net::lookup_host((name.as_str(), 0))
+                    .await
+                    .map_err(aws_smithy_runtime_api::client::dns::ResolveDnsError::new)?;
+                Ok(found.map(|a| a.ip()).collect())
+            })
+        }
+    }
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+        .build_with_resolver(Loopback)
 }
 
 /// Adds moto's account header: independent clients that read back (or break) an account's state.
@@ -387,6 +484,7 @@ pub fn mocked_clients(
         sts: client!(aws_sdk_sts),
         kms: client!(aws_sdk_kms),
         s3: client!(aws_sdk_s3),
+        s3control: client!(aws_sdk_s3control),
         cloudtrail: client!(aws_sdk_cloudtrail),
         ec2: client!(aws_sdk_ec2),
         logs: client!(aws_sdk_cloudwatchlogs),
@@ -576,9 +674,11 @@ pub async fn create_organization(aws: &Inspector) -> String {
         .unwrap()
 }
 
-/// Creates a member account in the Organization `aws` manages; returns its id.
+/// Creates a member account in the Organization `aws` manages, with the roles of `ACCOUNT_ROLES`
+/// its administrator makes; returns its id.
 pub async fn create_member_account(aws: &Inspector, name: &str) -> String {
-    aws.organizations
+    let account = aws
+        .organizations
         .create_account()
         .account_name(name)
         .email(format!("{name}@example.com"))
@@ -588,7 +688,9 @@ pub async fn create_member_account(aws: &Inspector, name: &str) -> String {
         .create_account_status
         .unwrap()
         .account_id
-        .unwrap()
+        .unwrap();
+    create_roles_in(&account, &ACCOUNT_ROLES).await;
+    account
 }
 
 /// A multi-region trail of the test's own (not trailkeeper's) into a bucket and key made for it,

@@ -134,6 +134,13 @@ fn reads_and_denials(scope: &AccountScope) -> Vec<Value> {
             &["kms:GetKeyRotationStatus"],
             vec![format!("arn:{p}:kms:*:*:key/*")],
         ),
+        // CIS section 4 judges whether the alarms can publish: the policy of the key of each topic
+        // they notify, whoever keeps it (KMS still asks the key's own policy to admit the account).
+        statement(
+            "MonitoringTopicKeyEvidence",
+            &["kms:GetKeyPolicy"],
+            vec![format!("arn:{p}:kms:*:*:key/*")],
+        ),
     ]
 }
 

@@ -1,29 +1,37 @@
 //! The policy of the role trailkeeper assumes in a log-archive account (`iam-policy --document
 //! archive`): the archive's key, its buckets (archive, access logs, replica, query results), the
-//! replication role S3 assumes, verification reads and the audit queries. Nothing of the members'.
+//! replication roles S3 and S3 Batch Operations assume, the Batch Replication jobs, verification
+//! reads and the audit queries. Nothing of the members'.
 
 use super::*;
-use crate::desired::archive::REPLICATION_ROLE;
+use crate::desired::archive::{BATCH_OPERATIONS_SERVICE, BATCH_REPLICATION_ROLE, REPLICATION_ROLE, S3_SERVICE};
 
 pub fn archive_policy(s: &IamSettings) -> Value {
     let p = s.partition.as_str();
     let prefix = s.name_prefix.as_str();
     let database = s.audit_database.as_str();
     let role = format!("arn:{p}:iam::*:role/{REPLICATION_ROLE}");
+    let batch_role = format!("arn:{p}:iam::*:role/{BATCH_REPLICATION_ROLE}");
     let archive_buckets = format!("arn:{p}:s3:::{prefix}-*-log-archive-*");
     let buckets = vec![
         archive_buckets.clone(),
         format!("arn:{p}:s3:::{prefix}-*-athena-results-*"),
     ];
     let mut bucket_actions = account_policy::BUCKET_ACTIONS.to_vec();
-    bucket_actions.extend(["s3:GetReplicationConfiguration", "s3:PutReplicationConfiguration"]);
+    // ListBucketVersions: whether the archive holds objects when the replication rule is put
+    // (they need Batch Replication).
+    bucket_actions.extend([
+        "s3:GetReplicationConfiguration",
+        "s3:ListBucketVersions",
+        "s3:PutReplicationConfiguration",
+    ]);
     let statements = vec![
-        // S3 alone assumes the replication role (its trust policy); trailkeeper never does.
+        // S3 alone assumes the replication roles (their trust policies); trailkeeper never does.
         json!({
-            "Sid": "NeverAssumeReplicationRole",
+            "Sid": "NeverAssumeReplicationRoles",
             "Effect": "Deny",
             "Action": "sts:AssumeRole",
-            "Resource": role
+            "Resource": [role.clone(), batch_role.clone()]
         }),
         statement(
             "ReadsWithoutResourceScope",
@@ -61,10 +69,11 @@ pub fn archive_policy(s: &IamSettings) -> Value {
             &["s3:GetObject"],
             vec![format!("{archive_buckets}/*")],
         ),
-        // Only S3 may assume the role (its trust policy names S3 and this bucket), and it is
-        // passed to S3 only: its inline policy grants nothing trailkeeper could use.
+        // Only S3 may assume the replication role (its trust policy names S3 and this bucket),
+        // only S3 Batch Operations the Batch Replication role, and each is passed to its service
+        // only: their inline policies grant nothing trailkeeper could use.
         statement(
-            "ReplicationRole",
+            "ReplicationRoles",
             &[
                 "iam:CreateRole",
                 "iam:GetRole",
@@ -73,11 +82,24 @@ pub fn archive_policy(s: &IamSettings) -> Value {
                 "iam:TagRole",
                 "iam:UpdateAssumeRolePolicy",
             ],
-            vec![role.clone()],
+            vec![role.clone(), batch_role.clone()],
         ),
         with_condition(
             statement("PassReplicationRoleToS3", &["iam:PassRole"], vec![role]),
-            json!({"StringEquals": {"iam:PassedToService": "s3.amazonaws.com"}}),
+            json!({"StringEquals": {"iam:PassedToService": S3_SERVICE}}),
+        ),
+        with_condition(
+            statement("PassBatchReplicationRole", &["iam:PassRole"], vec![batch_role]),
+            json!({"StringEquals": {"iam:PassedToService": BATCH_OPERATIONS_SERVICE}}),
+        ),
+        // S3 Batch Replication of what live replication did not replicate: CreateJob has no
+        // resource to scope it by; DescribeJob reads the archive account's jobs.
+        // https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazons3.html
+        statement("CreateBatchReplicationJobs", &["s3:CreateJob"], any()),
+        statement(
+            "ObserveBatchReplicationJobs",
+            &["s3:DescribeJob"],
+            vec![format!("arn:{p}:s3:*:*:job/*")],
         ),
         statement(
             "AuditQueriesCatalog",

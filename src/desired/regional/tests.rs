@@ -155,3 +155,25 @@ fn the_config_rules_cover_trail_bucket_key_and_flow_logs() {
     }
     assert!(rules.iter().all(|r| r.name.starts_with(CONFIG_RULE_PREFIX)));
 }
+
+/// N2: the log groups' key admits CloudWatch Logs of the group's region, under the China
+/// partition's domain in aws-cn (`logs.cn-north-1.amazonaws.com.cn`), with the groups' aws-cn ARNs.
+#[test]
+fn the_log_key_names_cloudwatch_logs_of_the_region_in_its_partition() {
+    let key = with(|s| log_group_key(s, "cn-north-1", &log_groups(s))).expect("a key");
+    let statement = key.policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Sid"] == "CloudWatchLogsEncryptTrailkeeperGroups")
+        .unwrap()
+        .clone();
+    assert_eq!(statement["Principal"]["Service"], "logs.cn-north-1.amazonaws.com.cn");
+    let groups = statement["Condition"]["ArnEquals"]["kms:EncryptionContext:aws:logs:arn"].to_string();
+    assert!(
+        groups.contains("arn:aws-cn:logs:cn-north-1:111122223333:log-group:"),
+        "{groups}"
+    );
+    assert_eq!(logs_principal("eu-west-1"), "logs.eu-west-1.amazonaws.com");
+    assert_eq!(logs_principal("us-gov-west-1"), "logs.us-gov-west-1.amazonaws.com");
+}

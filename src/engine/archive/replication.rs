@@ -1,17 +1,20 @@
 //! The archive's replica: its key and bucket in the replica's region, the role S3 replicates
-//! with, and the replication rule on the archive bucket, applied in that order so that S3 never
-//! receives a configuration it would refuse.
+//! with, and the replication rule on the archive bucket, applied in that order so that the rule
+//! never points at a replica S3 would fail every object into. Then the proof: what S3 reports of
+//! the newest log file (PENDING, COMPLETED, FAILED), and S3 Batch Replication of what live
+//! replication never brings over (objects older than the rule, FAILED ones), one job per need.
 
 use super::super::account::{AccountReconcile, observe_bucket_if_managed};
 use super::super::regional::{RegionOutcome, ServiceRole, reconcile_service_role};
 use super::super::report::{Component, ComponentState, LastApplied};
 use super::super::storage::retention_guard;
 use super::super::writes::{apply_bucket, apply_key};
-use crate::api::LogArchiveSpec;
+use crate::api::{BatchReplicationStatus, LogArchiveSpec};
 use crate::aws::s3::{self, ReplicationRule};
-use crate::aws::{AwsError, ErrorKind, kms};
+use crate::aws::{AwsError, ErrorKind, kms, s3control};
 use crate::desired::archive::{
-    self, DesiredReplication, REPLICATION_ROLE, REPLICATION_ROLE_POLICY, REPLICATION_RULE_ID,
+    self, BATCH_REPLICATION_ROLE, BATCH_REPLICATION_ROLE_POLICY, DesiredReplication, REPLICATION_ROLE,
+    REPLICATION_ROLE_POLICY, REPLICATION_RULE_ID,
 };
 use crate::desired::partition;
 use crate::judge::diff::{self, Delta};
@@ -26,7 +29,24 @@ pub struct ReplicationReport {
     pub rule_in_force: bool,
     /// `{status} {key}` of the newest delivered log file (S3's x-amz-replication-status).
     pub newest_object: Option<String>,
+    /// The need for S3 Batch Replication and its job, to keep in status across reconciles.
+    pub batch: Option<BatchReplicationStatus>,
 }
+
+/// What the reconcile knows before it reads the replica: the newest log file delivered into the
+/// archive (its key and when), and the Batch Replication the last reconcile left.
+#[derive(Clone, Debug, Default)]
+pub struct Observed {
+    pub newest_log_file: Option<(String, i64)>,
+    pub batch_replication: Option<BatchReplicationStatus>,
+}
+
+/// ReplicationReady reasons: S3 reports an object FAILED; one still PENDING past the archive's
+/// delivery alarm; a Batch Replication job running; one that failed (a person must look).
+pub const REPLICATION_FAILING: &str = "ReplicationFailing";
+pub const REPLICATION_LATE: &str = "ReplicationLate";
+pub const BATCH_REPLICATION_RUNNING: &str = "BatchReplicationRunning";
+pub const BATCH_REPLICATION_FAILED: &str = "BatchReplicationFailed";
 
 const C: Component = Component::Replication;
 
@@ -37,7 +57,7 @@ impl AccountReconcile<'_> {
         spec: &LogArchiveSpec,
         desired: &DesiredReplication,
         source_key: Option<&str>,
-        newest_log_file: Option<&str>,
+        observed: Observed,
         last_applied: &LastApplied,
     ) -> Option<ReplicationReport> {
         let source_ready = matches!(
@@ -55,6 +75,7 @@ impl AccountReconcile<'_> {
             role_arn: desired.role_arn.clone(),
             rule_in_force: false,
             newest_object: None,
+            batch: observed.batch_replication.clone(),
         };
 
         // The replica's key.
@@ -156,15 +177,30 @@ impl AccountReconcile<'_> {
             region: "global".into(),
             ..Default::default()
         };
-        let role_result = reconcile_service_role(&self.clients, &role, C, self.write, &mut outcome).await;
+        let mut role_result = reconcile_service_role(&self.clients, &role, C, self.write, &mut outcome).await;
+        if role_result.is_ok() {
+            // The role S3 Batch Operations replicates the archive's older and FAILED objects with.
+            let batch_role = ServiceRole {
+                name: BATCH_REPLICATION_ROLE,
+                policy_name: BATCH_REPLICATION_ROLE_POLICY,
+                arn: archive::batch_replication_role_arn(spec),
+                description: "trailkeeper: lets S3 Batch Operations replicate what live replication of the log archive did not",
+                trust: archive::batch_replication_role_trust(spec),
+                permissions: archive::batch_replication_role_policy(spec),
+                boundary: None,
+                tags: crate::desired::resource_tags(self.specs.baseline),
+            };
+            role_result = reconcile_service_role(&self.clients, &batch_role, C, self.write, &mut outcome).await;
+        }
         self.absorb_changes(outcome);
         if let Err(e) = role_result {
             self.merge_state(C, ComponentState::Failed(e));
             return Some(report);
         }
 
-        // The rule, last: S3 refuses it unless both buckets are versioned and, the archive being
-        // locked, the replica is locked too; checked here so that it is never attempted then.
+        // The rule, last. S3 accepts a rule into a replica without Object Lock and fails every
+        // object of the locked archive (DstBucketObjectLockConfigMissing): it is never sent
+        // before the replica is locked and versioned.
         let source = archive::bucket_name(spec);
         let desired_rule = ReplicationRule {
             id: REPLICATION_RULE_ID.into(),
@@ -174,24 +210,25 @@ impl AccountReconcile<'_> {
             sse_kms_objects: true,
             delete_markers: false,
         };
-        let observed = match s3::observe_replication(&self.clients, &source).await {
+        let observed_rule = match s3::observe_replication(&self.clients, &source).await {
             Ok(o) => o,
             Err(e) => {
                 self.merge_state(C, ComponentState::Failed(e));
                 return Some(report);
             }
         };
-        let in_force = observed.as_ref().is_some_and(|o| {
+        let in_force = observed_rule.as_ref().is_some_and(|o| {
             o.role == desired.role_arn && o.rule.as_ref() == Some(&desired_rule) && o.other_rules.is_empty()
         });
         let resource = format!("s3://{source} replication");
+        let mut put_rule = false;
         if !in_force {
             let mut delta = Delta::default();
             delta.differs(
                 &resource,
                 "replication",
                 describe(Some(&desired_rule), &desired.role_arn, &[]),
-                observed.map_or("(none)".into(), |o| describe(o.rule.as_ref(), &o.role, &o.other_rules)),
+                observed_rule.map_or("(none)".into(), |o| describe(o.rule.as_ref(), &o.role, &o.other_rules)),
             );
             delta.act(diff::Action::PutReplication);
             if !locked {
@@ -206,7 +243,7 @@ impl AccountReconcile<'_> {
                     resource: resource.clone(),
                     code: "ReplicaNotLocked".into(),
                     message: format!(
-                        "the replica bucket {} is not versioned with Object Lock on, which S3 requires of the destination of a locked bucket: nothing was attempted",
+                        "the replica bucket {} is not versioned with Object Lock on: S3 would fail every object of the locked archive into it (DstBucketObjectLockConfigMissing), so the rule was not sent",
                         desired.bucket.name
                     ),
                 };
@@ -224,18 +261,227 @@ impl AccountReconcile<'_> {
                 return Some(report);
             }
             report.rule_in_force = self.write;
+            put_rule = self.write;
         } else {
             self.merge_state(C, ComponentState::InSync);
             report.rule_in_force = true;
         }
-        if let Some(key) = newest_log_file {
-            match s3::replication_status(&self.clients, &source, key).await {
-                Ok(status) => report.newest_object = status.map(|s| format!("{s} {key}")),
-                Err(e) => tracing::warn!(bucket = source, key, error = %e, "replication status not read"),
-            }
+        if report.rule_in_force {
+            let late_after = i64::from(spec.delivery_alarm_after_minutes) * 60;
+            self.prove_replication(
+                spec,
+                &source,
+                put_rule,
+                observed.newest_log_file,
+                late_after,
+                &mut report,
+            )
+            .await;
         }
         Some(report)
     }
+
+    /// What S3 reports of the newest log file, and S3 Batch Replication of what live replication
+    /// never brings over: the objects already in the archive when the rule was put ("Amazon S3
+    /// doesn't replicate objects retroactively") and FAILED ones. One job per need, created only
+    /// when a need is found and never twice for it; a job is observed until it ends.
+    /// https://docs.aws.amazon.com/AmazonS3/latest/userguide/replication-what-is-isnot-replicated.html
+    /// https://docs.aws.amazon.com/AmazonS3/latest/userguide/s3-batch-replication-batch.html
+    async fn prove_replication(
+        &mut self,
+        spec: &LogArchiveSpec,
+        source: &str,
+        put_rule: bool,
+        newest_log_file: Option<(String, i64)>,
+        late_after: i64,
+        report: &mut ReplicationReport,
+    ) {
+        let now = jiff::Timestamp::now();
+        let (mut failed, mut late) = (None, None);
+        if let Some((key, delivered_at)) = &newest_log_file {
+            match s3::replication_status(&self.clients, source, key).await {
+                Ok(status) => {
+                    match status.as_deref() {
+                        Some("FAILED") => failed = Some(key.clone()),
+                        Some("PENDING") if now.as_second() - delivered_at > late_after => {
+                            late = Some((key.clone(), (now.as_second() - delivered_at) / 60))
+                        }
+                        _ => {}
+                    }
+                    report.newest_object = status.map(|s| format!("{s} {key}"));
+                }
+                Err(e) => tracing::warn!(bucket = source, key, error = %e, "replication status not read"),
+            }
+        }
+
+        // A new need, unless one is still being answered.
+        let busy = report
+            .batch
+            .as_ref()
+            .is_some_and(|b| b.job_id.is_none() || !job_finished(b.job_status.as_deref()));
+        let mut need = None;
+        if put_rule && !busy {
+            match s3::holds_objects(&self.clients, source).await {
+                Ok(true) => {
+                    need = Some(format!(
+                        "the archive held objects when the replication rule was put ({now}), which S3 does not replicate retroactively"
+                    ))
+                }
+                Ok(false) => {}
+                Err(e) => self.merge_state(C, ComponentState::Failed(e)),
+            }
+        }
+        if need.is_none() && !busy {
+            need = failed
+                .as_ref()
+                .map(|key| format!("S3 reported replication FAILED for {key}"));
+        }
+        if let Some(need) = need
+            && report.batch.as_ref().map(|b| &b.need) != Some(&need)
+        {
+            report.batch = Some(BatchReplicationStatus {
+                need,
+                needed_since: now.round(jiff::Unit::Second).unwrap_or(now).to_string(),
+                ..Default::default()
+            });
+        }
+
+        // The job: created once per need, then observed until it ends.
+        let batch_role = archive::batch_replication_role_arn(spec);
+        if let Some(batch) = report.batch.as_mut() {
+            let resource = format!("s3://{source} batch replication");
+            if batch.job_id.is_none() {
+                let mut delta = Delta::default();
+                delta.differs(&resource, "batch replication", &batch.need, "(no job)");
+                delta.act(diff::Action::CreateBatchReplication);
+                let actions = self.begin(C, &resource, &delta);
+                let mut result = Ok(());
+                for action in actions {
+                    let token = job_token(&spec.account_id, &batch.need);
+                    let description = format!("trailkeeper: {}", batch.need);
+                    let source_arn = format!("arn:{}:s3:::{source}", partition(&spec.region));
+                    let created = s3control::create_batch_replication(
+                        &self.clients,
+                        &spec.account_id,
+                        &source_arn,
+                        &batch_role,
+                        &token,
+                        &description,
+                    )
+                    .await;
+                    let step = created.map(|id| {
+                        batch.job_id = Some(id);
+                        batch.created_at = Some(now.round(jiff::Unit::Second).unwrap_or(now).to_string());
+                        batch.job_status = Some("New".into());
+                    });
+                    result = self.record(&resource, &action, step);
+                }
+                if !self.finish(C, result) {
+                    return;
+                }
+            } else if let Some(id) = batch.job_id.clone()
+                && !job_finished(batch.job_status.as_deref())
+            {
+                match s3control::describe_job(&self.clients, &spec.account_id, &id).await {
+                    Ok(Some(job)) => {
+                        batch.job_status = Some(job.status.clone());
+                        batch.objects_replicated = job.tasks_succeeded;
+                        batch.objects_failed = job.tasks_failed;
+                        batch.finished_at = job.terminated_at.clone();
+                        batch.failure = (!job.failures.is_empty()).then(|| job.failures.join("; "));
+                    }
+                    Ok(None) => {
+                        batch.job_status = Some("Unknown".into());
+                        batch.failure = Some(format!("S3 no longer knows job {id}"));
+                    }
+                    Err(e) => {
+                        self.merge_state(C, ComponentState::Failed(e));
+                        return;
+                    }
+                }
+            }
+        }
+
+        if let Some(state) = replication_state(report, failed.as_deref(), late, &batch_role) {
+            self.merge_state(C, state);
+        }
+    }
+}
+
+/// A Batch Replication job S3 will not change any more (`Unknown`: S3 no longer knows it).
+pub fn job_finished(status: Option<&str>) -> bool {
+    matches!(status, Some("Complete" | "Failed" | "Cancelled" | "Unknown"))
+}
+
+/// CreateJob's idempotency token for a need: the same need sent again is the same job.
+fn job_token(account: &str, need: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, format!("{account}\n{need}").as_bytes());
+    hex::encode(&digest.as_ref()[..16])
+}
+
+/// ReplicationReady as S3 reports it, when it is not True: an object FAILED, a job running or
+/// failed, the newest object PENDING past the alarm; each message names what to check.
+fn replication_state(
+    report: &ReplicationReport,
+    failed: Option<&str>,
+    late: Option<(String, i64)>,
+    batch_role: &str,
+) -> Option<ComponentState> {
+    let check = format!(
+        "check the role {} (its trust admits s3.amazonaws.com; s3:GetObjectVersionForReplication, s3:GetObjectVersionAcl, s3:GetObjectRetention, s3:GetObjectLegalHold on the archive, s3:ReplicateObject on the replica, kms:Decrypt of the archive's key, kms:GenerateDataKey and kms:Decrypt of the replica's key), both key policies, and the replica's Object Lock and versioning",
+        report.role_arn
+    );
+    let job = report.batch.as_ref().and_then(|b| {
+        let id = b.job_id.as_deref()?;
+        Some((b, id))
+    });
+    if let Some(key) = failed {
+        let then = match job {
+            Some((b, id)) if !job_finished(b.job_status.as_deref()) => {
+                format!(
+                    "; S3 Batch Replication job {id} ({}) brings it over",
+                    b.job_status.as_deref().unwrap_or("New")
+                )
+            }
+            Some((b, id)) => format!(
+                "; S3 Batch Replication job {id} ended {} and it is still FAILED: fix the cause, then re-run the job",
+                b.job_status.as_deref().unwrap_or_default()
+            ),
+            None => String::new(),
+        };
+        return Some(ComponentState::NotEffective {
+            reason: REPLICATION_FAILING,
+            message: format!("S3 reports replication FAILED for {key}: {check}{then}"),
+        });
+    }
+    if let Some((b, id)) = job {
+        let status = b.job_status.as_deref().unwrap_or("New");
+        if !job_finished(Some(status)) {
+            return Some(ComponentState::NotEffective {
+                reason: BATCH_REPLICATION_RUNNING,
+                message: format!(
+                    "S3 Batch Replication job {id} ({status}, created {}) replicates what live replication did not: {}",
+                    b.created_at.as_deref().unwrap_or_default(),
+                    b.need
+                ),
+            });
+        }
+        if status != "Complete" || b.objects_failed > 0 {
+            return Some(ComponentState::NotEffective {
+                reason: BATCH_REPLICATION_FAILED,
+                message: format!(
+                    "S3 Batch Replication job {id} ended {status} at {} with {} objects not replicated{}: {check}; and the job's role {batch_role} (its trust admits batchoperations.s3.amazonaws.com; s3:InitiateReplication, s3:GetReplicationConfiguration, s3:PutInventoryConfiguration on the archive); then run the job again (S3 console, Batch Operations: clone job {id})",
+                    b.finished_at.as_deref().unwrap_or_default(),
+                    b.objects_failed,
+                    b.failure.as_deref().map(|f| format!(" ({f})")).unwrap_or_default()
+                ),
+            });
+        }
+    }
+    late.map(|(key, minutes)| ComponentState::NotEffective {
+        reason: REPLICATION_LATE,
+        message: format!("{key} has been PENDING replication for {minutes} minutes: {check}"),
+    })
 }
 
 /// A replication configuration as people read it in a plan.

@@ -12,8 +12,14 @@ pub fn key_matches(observed: &str, arn: &str) -> bool {
     observed == arn || arn.rsplit_once('/').is_some_and(|(_, id)| id == observed)
 }
 
+/// Statements trailkeeper once added to keys and no longer does: CloudWatch alarms published to a
+/// topic encrypted with the trail key, before the topic had a key of its own
+/// (`desired::monitoring::topic_key`).
+const RETIRED_SIDS: [&str; 1] = ["CloudWatchAlarmsPublishToTopic"];
+
 /// For a key the baseline names (not one trailkeeper created), its policy keeps the owner's
-/// statements and gains trailkeeper's (replacing statements with the same Sid).
+/// statements and gains trailkeeper's (replacing statements with the same Sid, and dropping the
+/// ones trailkeeper no longer adds).
 pub fn merged_key_policy(ours: &Value, theirs: Option<&Value>) -> Value {
     let Some(theirs) = theirs else { return ours.clone() };
     let our_statements = ours["Statement"].as_array().cloned().unwrap_or_default();
@@ -24,7 +30,7 @@ pub fn merged_key_policy(ours: &Value, theirs: Option<&Value>) -> Value {
         .cloned()
         .unwrap_or_default()
         .into_iter()
-        .filter(|s| !our_sids.contains(&&s["Sid"]))
+        .filter(|s| !our_sids.contains(&&s["Sid"]) && !RETIRED_SIDS.iter().any(|sid| s["Sid"] == *sid))
         .collect();
     statements.extend(our_statements);
     let mut merged = theirs.clone();
@@ -53,8 +59,8 @@ pub fn diff_key(desired: &DesiredKey, observed: Option<&ObservedKey>) -> Delta {
         return delta;
     };
     let created_by_us = matches!(desired.source, KeySource::Create { .. });
-    if created_by_us && !key.alias_exists {
-        delta.differs(&resource, "alias", crate::desired::KEY_ALIAS, "(none)");
+    if let (KeySource::Create { alias, .. }, false) = (&desired.source, key.alias_exists) {
+        delta.differs(&resource, "alias", alias, "(none)");
         delta.act(Action::CreateAlias);
     }
     if key.state != "Enabled" {

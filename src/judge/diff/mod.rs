@@ -59,6 +59,8 @@ pub enum Action {
     CreateCloudTrailServiceRole,
     /// A LogArchive: the replication rule into its replica.
     PutReplication,
+    /// A LogArchive: an S3 Batch Replication job for what live replication did not replicate.
+    CreateBatchReplication,
 }
 
 impl fmt::Display for Action {
@@ -101,6 +103,9 @@ impl fmt::Display for Action {
                 format!("create the service-linked role {CLOUDTRAIL_SERVICE_ROLE}")
             }
             Action::PutReplication => "put the replication rule into the replica".to_string(),
+            Action::CreateBatchReplication => {
+                "replicate what live replication did not (an S3 Batch Replication job)".to_string()
+            }
         };
         f.write_str(&text)
     }

@@ -46,3 +46,22 @@ fn an_owned_key_policy_keeps_its_statements_and_gains_ours() {
     assert_eq!(sids, ["Theirs", "A", "B"]);
     assert_eq!(merged["Statement"][1]["Action"], "x");
 }
+
+/// S3: the CloudWatch statement trailkeeper once added to a key the baseline names (its topic was
+/// encrypted with the trail key) is taken out again: CloudWatch no longer uses the log key.
+#[test]
+fn a_named_keys_policy_loses_the_cloudwatch_statement_trailkeeper_once_added() {
+    let ours = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Sid": "A", "Action": "x"}]});
+    let theirs = serde_json::json!({"Version": "2012-10-17", "Statement": [
+        {"Sid": "Theirs", "Action": "z"},
+        {"Sid": "CloudWatchAlarmsPublishToTopic", "Principal": {"Service": "cloudwatch.amazonaws.com"}, "Action": "kms:Decrypt"}
+    ]});
+    let merged = merged_key_policy(&ours, Some(&theirs));
+    let sids: Vec<&str> = merged["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["Sid"].as_str().unwrap())
+        .collect();
+    assert_eq!(sids, ["Theirs", "A"]);
+}
