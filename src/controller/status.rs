@@ -381,6 +381,8 @@ pub fn from_report(
             .then(|| crate::judge::compliance::status(&report.evidence)),
         // Verified on its own schedule (the controller): the last result stands until the next.
         integrity: previous.and_then(|p| p.integrity.clone()),
+        // Swept on its own schedule too (the controller sets the new one).
+        compliance_sweep: previous.and_then(|p| p.compliance_sweep.clone()),
         duplicate_trails: report.duplicate_trails.clone(),
     }
 }

@@ -148,6 +148,10 @@ pub struct AccountReport {
     pub evidence: crate::judge::compliance::Evidence,
     /// Trails recording the account's management events more than once in the primary Region.
     pub duplicate_trails: Option<crate::judge::duplicate_trails::DuplicateTrails>,
+    /// The regions this reconcile kept (its regional parts, the forwarding of tampering).
+    pub regions: Vec<String>,
+    /// What the parts read that the account-wide controls judge too, by region: read once.
+    pub known: std::collections::BTreeMap<String, super::cis_evidence::Known>,
     pub calls: CallCounts,
     pub duration: Duration,
 }
@@ -177,6 +181,8 @@ impl AccountReport {
             delivery_observed: false,
             evidence: Default::default(),
             duplicate_trails: None,
+            regions: Vec::new(),
+            known: Default::default(),
             calls: CallCounts::default(),
             duration: Duration::ZERO,
         }

@@ -13,7 +13,7 @@ fn recorder() -> RecorderEvidence {
         all_supported: true,
         include_global: true,
         recording: true,
-        last_status: Some("SUCCESS".into()),
+        last_status: Some("Success".into()),
     }
 }
 
@@ -53,6 +53,7 @@ fn compliant() -> Evidence {
         }),
         regions: Some(Ok(vec![region("eu-west-1")])),
         monitoring: None,
+        other_regions: OtherRegions::None,
     }
 }
 
