@@ -348,6 +348,7 @@ def install():
 
     trailkeeper_cbor.install()
     trailkeeper_replication.install()
+    __import__("trailkeeper_account_wide").install()
     from moto.cloudtrail import models as cloudtrail
     from moto.ec2.models import flow_logs
     from moto.iam import models as iam

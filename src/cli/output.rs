@@ -36,11 +36,21 @@ pub fn state_name(state: &ComponentState) -> String {
 }
 
 fn headline(r: &AccountReport, mode: RunMode) -> String {
+    // What happens next is the reader's: the run is over.
+    let again = match mode {
+        RunMode::Apply => "run apply again",
+        RunMode::Plan => "run plan again",
+    };
+    let after = if r.failed_transiently() {
+        format!(" (tried {} times in this run; it may pass: {again})", r.attempts)
+    } else {
+        String::new()
+    };
     if let Some(e) = &r.error {
-        return format!("error: {e}");
+        return format!("error: {e}{after}");
     }
     if r.failed() {
-        return "failed".into();
+        return format!("failed{after}");
     }
     let not_compliant = if r.not_compliant.is_empty() {
         String::new()

@@ -154,6 +154,8 @@ pub struct AccountReport {
     pub known: std::collections::BTreeMap<String, super::cis_evidence::Known>,
     pub calls: CallCounts,
     pub duration: Duration,
+    /// Reconciles of the account in this run (`plan` and `apply` try a transient failure again).
+    pub attempts: u32,
 }
 
 impl AccountReport {
@@ -185,6 +187,7 @@ impl AccountReport {
             known: Default::default(),
             calls: CallCounts::default(),
             duration: Duration::ZERO,
+            attempts: 1,
         }
     }
 
@@ -203,6 +206,31 @@ impl AccountReport {
 
     pub fn failed(&self) -> bool {
         self.error.is_some() || self.components.values().any(|s| matches!(s, ComponentState::Failed(_)))
+    }
+
+    /// Failed, and only for what may pass on its own (a network error, a timeout, AWS unavailable
+    /// or throttling): worth another try soon. Not what a person must fix (AccessDenied, an
+    /// invalid request, another account's credentials).
+    pub fn failed_transiently(&self) -> bool {
+        let transient = |e: &crate::aws::AwsError| {
+            matches!(
+                e.kind,
+                crate::aws::ErrorKind::Transient | crate::aws::ErrorKind::Throttled
+            )
+        };
+        let errors: Vec<&crate::aws::AwsError> = match &self.error {
+            Some(EngineError::WrongAccount { .. }) => return false,
+            Some(EngineError::Aws(e)) => vec![e],
+            None => self
+                .components
+                .values()
+                .filter_map(|s| match s {
+                    ComponentState::Failed(e) => Some(e),
+                    _ => None,
+                })
+                .collect(),
+        };
+        !errors.is_empty() && errors.into_iter().all(transient)
     }
 }
 
