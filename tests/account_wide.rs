@@ -108,7 +108,10 @@ async fn a_reconcile_reads_the_region_it_keeps_and_the_sweep_reads_the_other_six
         "{evidence}"
     );
     // Sixteen default VPCs without a flow log: ten named, six counted.
-    assert!(evidence.contains("eu-north-1:vpc-") && evidence.contains("and 6 more"), "{evidence}");
+    assert!(
+        evidence.contains("eu-north-1:vpc-") && evidence.contains("and 6 more"),
+        "{evidence}"
+    );
     assert!(
         !evidence.contains(&format!("{REGION}:vpc-")),
         "the kept region has its flow log: {evidence}"
@@ -232,4 +235,166 @@ async fn a_six_second_assume_role_does_not_fail_the_account() {
         started.elapsed() >= Duration::from_secs(6),
         "the role was assumed through the slow STS"
     );
+}
+
+/// The Must-show of issue 43: someone's Config recorder stopped in a region the baseline does not
+/// keep fails 3.3 in its status within seconds of the call's event, through the sweep's own
+/// forwarding rule there, without waiting for the next sweep (a day by default) or the resync (an
+/// hour with events). On a real API server, the controller in this process, AWS on the emulator
+/// (which records the call as CloudTrail would and puts its event on the region's default bus).
+#[tokio::test]
+async fn a_recorder_stopped_where_the_baseline_keeps_nothing_fails_3_3_within_seconds_of_its_event() {
+    use kube::api::{Api, PostParams};
+    use trailkeeper::api::LoggingBaseline;
+    const OTHER: &str = "eu-north-1";
+    let client = cluster::admin().await;
+    cluster::install_crds(&client).await;
+    let ns = cluster::fresh_namespace(&client, "sweep").await;
+    let operator = inspector("123456789012").await;
+    let name = format!("tk-sweep-{}", std::process::id());
+    let queue = operator.sqs.create_queue().queue_name(&name).send().await.unwrap();
+    let events = trailkeeper::drift_events::queue::EventSettings {
+        queue_url: queue.queue_url().unwrap().to_string(),
+        bus_name: format!("tk-bus-sweep-{}", std::process::id()),
+        organization_id: None,
+    };
+    let settings = trailkeeper::controller::baselines::Settings {
+        resync: Duration::from_secs(3600),
+        retry_base: Duration::from_secs(1),
+        watch_namespace: Some(ns.clone()),
+        events: Some(events),
+        ..Default::default()
+    };
+    let (stop, running, _ctx) = cluster::start_controller(base_config().await, settings).await;
+
+    // Someone's recorder of everything in a region the baseline does not keep, delivering.
+    let account = new_account();
+    let theirs = inspector_in(&account, OTHER).await;
+    // Their bucket in us-east-1: AWS Config delivers across regions.
+    let bucket = format!("someone-config-{account}");
+    let home = inspector(&account).await;
+    home.s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let delivery = serde_json::json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "config.amazonaws.com"}, "Action": "s3:GetBucketAcl",
+         "Resource": format!("arn:aws:s3:::{bucket}")},
+        {"Effect": "Allow", "Principal": {"Service": "config.amazonaws.com"}, "Action": "s3:PutObject",
+         "Resource": format!("arn:aws:s3:::{bucket}/AWSLogs/{account}/Config/*"),
+         "Condition": {"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control"}}}]});
+    theirs
+        .s3
+        .put_bucket_policy()
+        .bucket(&bucket)
+        .policy(delivery.to_string())
+        .send()
+        .await
+        .unwrap();
+    let group = aws_sdk_config::types::RecordingGroup::builder()
+        .all_supported(true)
+        .include_global_resource_types(false)
+        .build();
+    theirs
+        .config
+        .put_configuration_recorder()
+        .configuration_recorder(
+            aws_sdk_config::types::ConfigurationRecorder::builder()
+                .name("theirs")
+                .role_arn(format!("arn:aws:iam::{account}:role/someone"))
+                .recording_group(group)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    theirs
+        .config
+        .put_delivery_channel()
+        .delivery_channel(
+            aws_sdk_config::types::DeliveryChannel::builder()
+                .name("default")
+                .s3_bucket_name(&bucket)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    theirs
+        .config
+        .start_configuration_recorder()
+        .configuration_recorder_name("theirs")
+        .send()
+        .await
+        .unwrap();
+
+    // The baseline keeps us-east-1 (with a recorder of its own, global types there) and judges
+    // eu-north-1 too: the sweep's.
+    let mut b = baseline(&account);
+    b.metadata.namespace = Some(ns.clone());
+    b.spec = trail_only(&account);
+    b.spec.compliance_regions = vec![REGION.into(), OTHER.into()];
+    b.spec.config_rules.create_recorder = true;
+    let api: Api<LoggingBaseline> = Api::namespaced(client.clone(), &ns);
+    let name = b.metadata.name.clone().unwrap();
+    api.create(&PostParams::default(), &b).await.unwrap();
+    let control = |b: &LoggingBaseline, id: &str| {
+        b.status
+            .as_ref()
+            .and_then(|s| s.compliance.as_ref())
+            .and_then(|c| c.controls.iter().find(|c| c.id == id).cloned())
+    };
+    let rule_in_other = || async {
+        inspector_in(&account, OTHER)
+            .await
+            .events
+            .list_targets_by_rule()
+            .rule(trailkeeper::desired::events::FORWARD_RULE)
+            .send()
+            .await
+            .is_ok_and(|t| !t.targets().is_empty())
+    };
+    cluster::eventually(
+        "3.3 passes with the sweep of eu-north-1 in status",
+        Duration::from_secs(240),
+        || async {
+            api.get(&name).await.is_ok_and(|b| {
+                b.status.as_ref().is_some_and(|s| s.compliance_sweep.is_some())
+                    && control(&b, "3.3").is_some_and(|c| c.result == ControlResult::Pass)
+            }) && rule_in_other().await
+        },
+    )
+    .await;
+    let before = api.get(&name).await.unwrap().status.unwrap().compliance_sweep.unwrap();
+    assert!(before.regions.iter().any(|r| r.region == OTHER), "{before:?}");
+
+    let stopped = std::time::Instant::now();
+    theirs
+        .config
+        .stop_configuration_recorder()
+        .configuration_recorder_name("theirs")
+        .send()
+        .await
+        .unwrap();
+    cluster::eventually(
+        "3.3 fails naming the stopped recorder",
+        Duration::from_secs(60),
+        || async {
+            api.get(&name).await.is_ok_and(|b| {
+                control(&b, "3.3").is_some_and(|c| {
+                    c.result == ControlResult::Fail
+                        && c.evidence.contains(&format!("{OTHER}: recorder theirs"))
+                        && c.evidence.contains("recording=false")
+                })
+            })
+        },
+    )
+    .await;
+    let took = stopped.elapsed();
+    println!("3.3 Fail in status {took:?} after StopConfigurationRecorder in {OTHER} (sweep every 24 h, resync 1 h)");
+    let after = api.get(&name).await.unwrap().status.unwrap().compliance_sweep.unwrap();
+    assert_eq!(
+        after.time, before.time,
+        "the sweep did not run again: one region was read"
+    );
+    assert!(after.refreshed.is_some(), "{after:?}");
+    let _ = stop.send(());
+    running.await.expect("the controller ends without a panic");
 }

@@ -159,7 +159,9 @@ pub async fn run(
     // Regions asked for by events, by baseline.
     let mut asked: BTreeMap<String, (ObjectRef<LoggingBaseline>, BTreeSet<String>)> = BTreeMap::new();
     let mut busy: BTreeSet<String> = BTreeSet::new();
-    let mut sweeping: FuturesUnordered<futures::future::BoxFuture<'static, (String, bool)>> = FuturesUnordered::new();
+    // Sweeps whose forwarding rules could not all be kept: tried again after `RETRY_AFTER`.
+    let mut retry_at: HashMap<String, i64> = HashMap::new();
+    let mut sweeping: FuturesUnordered<futures::future::BoxFuture<'static, Swept>> = FuturesUnordered::new();
     let (mut full, mut refreshes) = (0usize, 0usize);
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -173,9 +175,14 @@ pub async fn run(
                 // The events loop ended: the schedule goes on.
                 None => requests_open = false,
             },
-            Some((key, was_full)) = sweeping.next(), if !sweeping.is_empty() => {
-                busy.remove(&key);
-                if was_full { full -= 1 } else { refreshes -= 1 }
+            Some(done) = sweeping.next(), if !sweeping.is_empty() => {
+                busy.remove(&done.key);
+                if done.full { full -= 1 } else { refreshes -= 1 }
+                if done.rules_failed {
+                    retry_at.insert(done.key, jiff::Timestamp::now().as_second() + RETRY_AFTER.as_secs() as i64);
+                } else if done.full {
+                    retry_at.remove(&done.key);
+                }
             }
             _ = tick.tick() => {}
         }
@@ -196,7 +203,9 @@ pub async fn run(
             let scope = Scope::Regions(regions.into_iter().collect());
             sweeping.push(Box::pin(sweep_one(ctx.clone(), baseline, scope, wake.clone(), false)));
         }
-        if full >= concurrency {
+        // With events on, the first sweeps wait for the central bus: they keep the forwarding
+        // rules of the regions they read, which need to know where to forward.
+        if full >= concurrency || (ctx.settings.events.is_some() && ctx.forwarding.get().is_none()) {
             continue;
         }
         let now_secs = jiff::Timestamp::now().as_second();
@@ -214,7 +223,8 @@ pub async fn run(
                 let in_status = b.status.as_ref().and_then(|s| s.compliance_sweep.as_ref());
                 let last = ctx.sweeps.latest(&key, in_status);
                 let last = last.and_then(|s| Some((seconds(&s.time)?, s.error.is_some())));
-                due(&key, last, settings.interval, now_secs).then(|| (last.map(|(t, _)| t), b))
+                let retry = retry_at.get(&key).is_some_and(|at| *at <= now_secs);
+                (retry || due(&key, last, settings.interval, now_secs)).then(|| (last.map(|(t, _)| t), b))
             })
             .collect();
         // Never swept first, then the longest unswept.
@@ -233,20 +243,32 @@ pub async fn run(
     }
 }
 
-/// One sweep of one baseline; its result is pending for the reconcile, which it wakes. Returns
-/// the baseline's key and whether it was a full sweep.
+/// What became of one sweep.
+struct Swept {
+    key: String,
+    /// Every region (not one on an event).
+    full: bool,
+    /// Some forwarding rule could not be kept.
+    rules_failed: bool,
+}
+
+/// One sweep of one baseline; its result is pending for the reconcile, which it wakes.
 async fn sweep_one(
     ctx: Arc<Context>,
     baseline: Arc<LoggingBaseline>,
     scope: Scope,
     mut wake: Sender<ObjectRef<LoggingBaseline>>,
     full: bool,
-) -> (String, bool) {
+) -> Swept {
     let key = key_of(&baseline);
     let policies = super::policies::policies(&ctx.client, ctx.policies.get(), &baseline).await;
     let Ok(Ok((trail_policy, retention, _))) = policies else {
         // The reconcile says why the policies are not usable; the sweep waits for them.
-        return (key, full);
+        return Swept {
+            key,
+            full,
+            rules_failed: true,
+        };
     };
     let specs = AccountSpecs {
         baseline: &baseline.spec,
@@ -314,9 +336,14 @@ async fn sweep_one(
         error = ?outcome.sweep.error,
         "account-wide sweep"
     );
+    let rules_failed = outcome.rules_failed;
     ctx.sweeps.put(&key, outcome.sweep);
     let _ = wake.send(ObjectRef::from_obj(baseline.as_ref())).await;
-    (key, full)
+    Swept {
+        key,
+        full,
+        rules_failed,
+    }
 }
 
 #[cfg(test)]

@@ -48,6 +48,8 @@ pub struct SweepOutcome {
     pub sweep: ComplianceSweep,
     pub applied: Vec<Change>,
     pub pending: Vec<Change>,
+    /// Some forwarding rule could not be kept (`sweep.forwarding` says why).
+    pub rules_failed: bool,
 }
 
 /// The regions a sweep judges: those the controls judge (spec.complianceRegions, or every enabled
@@ -147,6 +149,7 @@ pub async fn sweep_account(clients: &AccountClients, specs: &AccountSpecs<'_>, o
             outcome.applied.extend(o.applied);
             outcome.pending.extend(o.pending);
         }
+        outcome.rules_failed = !failed.is_empty();
         sweep.forwarding = Some(if failed.is_empty() {
             format!(
                 "tampering forwarded to {} from {} regions not kept",
