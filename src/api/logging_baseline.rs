@@ -40,7 +40,8 @@ use super::{LoggingBaselineStatus, PolicyRef, patterns};
 #[x_kube(
     validation = super::rules::results_bucket_is_its_own(),
     validation = super::rules::generated_bucket_names_fit(),
-    validation = super::rules::archive_member_keeps_nothing_of_its_own()
+    validation = super::rules::archive_member_keeps_nothing_of_its_own(),
+    validation = super::rules::recorder_has_a_bucket()
 )]
 pub struct LoggingBaselineSpec {
     /// The AWS account; trailkeeper refuses to act when its credentials resolve to another one.

@@ -98,9 +98,10 @@ pub struct ComplianceSweep {
     /// When a region was last read again because an event concerned it (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refreshed: Option<String>,
-    /// AWS calls the last sweep made (reads; writes: the forwarding rules it keeps).
+    /// AWS read calls the last sweep made.
     #[serde(default)]
     pub reads: u32,
+    /// AWS write calls the last sweep made (the forwarding rules it keeps; 0 in line).
     #[serde(default)]
     pub writes: u32,
     /// Why the regions could not be swept (ec2:DescribeRegions failed, another account's
@@ -120,6 +121,7 @@ pub struct ComplianceSweep {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RegionVerdict {
+    /// The region, e.g. `eu-north-1`.
     pub region: String,
     /// 3.3: why the region has no recorder of all supported resource types that records with
     /// lastStatus Success (absent: it has one).

@@ -10,4 +10,5 @@ pub mod diff;
 pub mod duplicate_trails;
 pub mod evidence;
 pub mod monitoring_controls;
+pub mod remedies;
 pub mod retention_review;
