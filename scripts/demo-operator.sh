@@ -18,6 +18,7 @@ bin=$(scripts/ensure-kube.sh --kubectl)
 export TRAILKEEPER_KUBE_BIN=$bin
 start_moto
 seed_org_trail
+seed_trail_log_group
 echo "== starting a local control plane (etcd, kube-apiserver)"
 scripts/kube-up.sh "$work/kube" $$ >/dev/null
 export KUBECONFIG="$work/kube/admin.kubeconfig"

@@ -168,7 +168,8 @@ pub fn render(benchmark: &str, rows: &[Row<'_>]) -> String {
     page
 }
 
-/// For each control that fails, what to set (`judge::remedies`), with the accounts it fails in.
+/// For each control that fails, what to set (`judge::remedies`), with the accounts it fails in;
+/// controls with the same advice failing in the same accounts (section 4's fifteen) share a row.
 fn what_to_set(page: &mut String, rows: &[Row<'_>]) {
     let mut failing: Vec<(&str, &str, Vec<&str>)> = Vec::new();
     for row in rows.iter().filter(|r| r.error.is_none()) {
@@ -188,15 +189,26 @@ fn what_to_set(page: &mut String, rows: &[Row<'_>]) {
         page.push_str("<p class=\"meta\">Every control judged passes.</p>\n");
         return;
     }
-    page.push_str("<h2>What to set for each FAIL</h2>\n<table id=\"remedies\"><tr><th>Control</th><th>Fails in</th><th>To pass</th></tr>\n");
+    let mut grouped: Vec<(Vec<(&str, &str)>, String, &str)> = Vec::new();
     for (id, title, accounts) in failing {
         let advice = crate::judge::remedies::what_to_set(id).unwrap_or("see the evidence below");
+        let accounts = accounts.join(", ");
+        match grouped.iter_mut().find(|(_, a, adv)| *a == accounts && *adv == advice) {
+            Some((controls, _, _)) => controls.push((id, title)),
+            None => grouped.push((vec![(id, title)], accounts, advice)),
+        }
+    }
+    page.push_str("<h2>What to set for each FAIL</h2>\n<table id=\"remedies\"><tr><th>Control</th><th>Fails in</th><th>To pass</th></tr>\n");
+    for (controls, accounts, advice) in grouped {
+        let named = match controls.as_slice() {
+            [(id, title)] => format!("{id} {title}"),
+            several => several.iter().map(|(id, _)| *id).collect::<Vec<_>>().join(", "),
+        };
         let _ = writeln!(
             page,
-            "<tr><td>{} {}</td><td>{}</td><td class=\"evidence\">{}</td></tr>",
-            escape(id),
-            escape(title),
-            escape(&accounts.join(", ")),
+            "<tr><td>{}</td><td>{}</td><td class=\"evidence\">{}</td></tr>",
+            escape(&named),
+            escape(&accounts),
             escape(advice)
         );
     }
@@ -327,6 +339,15 @@ mod tests {
             "{remedies}"
         );
         assert!(remedies.contains("<td>444455556666</td>") && remedies.contains("enable rotation"));
+        // The same advice for the same accounts: one row naming the controls.
+        let section4 = render(
+            "b",
+            &[row("111122223333", &[("4.1", Fail), ("4.2", Fail), ("4.3", Pass)])],
+        );
+        let remedies = section4.split("<table id=\"remedies\">").nth(1).unwrap();
+        let remedies = remedies.split("</table>").next().unwrap();
+        assert_eq!(remedies.matches("<tr><td>").count(), 1, "{remedies}");
+        assert!(remedies.contains("<td>4.1, 4.2</td>"), "{remedies}");
         let passing = render("b", &[row("111122223333", &[("3.3", Pass)])]);
         assert!(passing.contains("Every control judged passes") && !passing.contains("id=\"remedies\""));
     }

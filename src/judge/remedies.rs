@@ -12,7 +12,9 @@ pub fn what_to_set(control: &str) -> Option<&'static str> {
         "3.2" => "the TrailPolicy's logFileValidation: true (an Existing trail: manageExisting [LogFileValidation])",
         "3.3" => {
             "configRules.createRecorder: true with regions: [\"*\"]: trailkeeper keeps a recorder of every resource type \
-             in every enabled region (someone else's recorder must record all supported types, and deliver)"
+             in every enabled region (on a baseline with its own buckets; an Existing trail's or a LogArchive member's \
+             account: set AWS Config up there, or in its Organization; someone else's recorder must record all \
+             supported types, and deliver)"
         }
         "3.4" => {
             "trailkeeper keeps access logging on its own trail bucket; an Existing trail's bucket: turn server access \
