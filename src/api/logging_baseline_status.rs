@@ -95,6 +95,9 @@ pub struct ComplianceStatus {
 pub struct ComplianceSweep {
     /// When every region was last read (RFC 3339).
     pub time: String,
+    /// The generation of the spec the regions were chosen by (a new one sweeps again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
     /// When a region was last read again because an event concerned it (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refreshed: Option<String>,

@@ -221,10 +221,14 @@ pub async fn run(
             .filter_map(|b| {
                 let key = key_of(&b);
                 let in_status = b.status.as_ref().and_then(|s| s.compliance_sweep.as_ref());
-                let last = ctx.sweeps.latest(&key, in_status);
-                let last = last.and_then(|s| Some((seconds(&s.time)?, s.error.is_some())));
+                let latest = ctx.sweeps.latest(&key, in_status);
+                // The spec changed since (its regions, say): the sweep's choice of regions is old.
+                let respec = latest
+                    .as_ref()
+                    .is_some_and(|s| s.observed_generation != b.metadata.generation);
+                let last = latest.and_then(|s| Some((seconds(&s.time)?, s.error.is_some())));
                 let retry = retry_at.get(&key).is_some_and(|at| *at <= now_secs);
-                (retry || due(&key, last, settings.interval, now_secs)).then(|| (last.map(|(t, _)| t), b))
+                (respec || retry || due(&key, last, settings.interval, now_secs)).then(|| (last.map(|(t, _)| t), b))
             })
             .collect();
         // Never swept first, then the longest unswept.
@@ -305,7 +309,7 @@ async fn sweep_one(
     crate::runtime::metrics::record_sweep(
         if outcome.sweep.error.is_some() {
             "failed"
-        } else if full {
+        } else if outcome.whole {
             "account"
         } else {
             "region"
@@ -337,7 +341,9 @@ async fn sweep_one(
         "account-wide sweep"
     );
     let rules_failed = outcome.rules_failed;
-    ctx.sweeps.put(&key, outcome.sweep);
+    let mut sweep = outcome.sweep;
+    sweep.observed_generation = baseline.metadata.generation;
+    ctx.sweeps.put(&key, sweep);
     let _ = wake.send(ObjectRef::from_obj(baseline.as_ref())).await;
     Swept {
         key,

@@ -50,6 +50,8 @@ pub struct SweepOutcome {
     pub pending: Vec<Change>,
     /// Some forwarding rule could not be kept (`sweep.forwarding` says why).
     pub rules_failed: bool,
+    /// Every region was read (asked for, or a region's refresh without a whole sweep before).
+    pub whole: bool,
 }
 
 /// The regions a sweep judges: those the controls judge (spec.complianceRegions, or every enabled
@@ -76,6 +78,13 @@ pub async fn sweep_account(clients: &AccountClients, specs: &AccountSpecs<'_>, o
     let calls_before = clients.calls.snapshot();
     let spec = specs.baseline;
     let mut outcome = SweepOutcome::default();
+    // A region read again needs the others' verdicts from a sweep that read them all: without
+    // one (or after one that failed), the whole account is swept.
+    let mut options = options;
+    if !options.previous.as_ref().is_some_and(|p| p.error.is_none()) {
+        options.scope = Scope::Account;
+    }
+    outcome.whole = options.scope == Scope::Account;
     let mut sweep = match (&options.scope, &options.previous) {
         (Scope::Regions(_), Some(previous)) => ComplianceSweep {
             refreshed: Some(options.now.clone()),
