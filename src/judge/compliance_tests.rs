@@ -548,3 +548,40 @@ fn object_level_logging_reads_basic_and_advanced_selectors() {
     ]);
     assert_eq!(selectors(&advanced), (true, false, true));
 }
+
+/// The regions a reconcile did not read are judged as the account-wide sweep left them (issue
+/// 43): a swept region that fails fails the control; a region read now wins over the sweep's
+/// older verdict of it; no sweep yet cannot pass, and says why.
+#[test]
+fn regions_not_read_by_the_reconcile_are_judged_by_the_sweep() {
+    let swept = |regions: Vec<RegionEvidence>| {
+        OtherRegions::Swept(crate::api::ComplianceSweep {
+            time: "2026-12-07T00:00:00Z".into(),
+            regions: regions.iter().map(super::super::account_controls::verdict).collect(),
+            ..Default::default()
+        })
+    };
+    let mut e = compliant();
+    let mut north = region("eu-north-1");
+    north.recorders = Ok(Vec::new());
+    e.other_regions = swept(vec![north]);
+    let (result, evidence) = result_of(&e, "3.3");
+    assert_eq!(result, Fail);
+    assert!(
+        evidence.contains("1 of 2 regions (1 of them as the account-wide sweep of 2026-12-07T00:00:00Z read them)")
+            && evidence.contains("eu-north-1: no configuration recorder"),
+        "{evidence}"
+    );
+    // The kept region read now: the sweep's verdict of it (without a recorder) is old.
+    let mut old = region("eu-west-1");
+    old.recorders = Ok(Vec::new());
+    e.other_regions = swept(vec![old, region("eu-north-1")]);
+    assert_eq!(result_of(&e, "3.3").0, Pass, "{}", result_of(&e, "3.3").1);
+    assert_eq!(result_of(&e, "3.7").0, Pass);
+    e.other_regions = OtherRegions::NotSwept;
+    for id in ["3.3", "3.6", "3.7"] {
+        let (result, evidence) = result_of(&e, id);
+        assert_eq!(result, Fail, "{id}");
+        assert!(evidence.contains("has not run yet"), "{evidence}");
+    }
+}
