@@ -222,24 +222,29 @@ fn cli(n: usize) {
     let file = dir.path().join("accounts.yaml");
     std::fs::write(&file, manifests.join("---\n")).unwrap();
     let run = |command: &str| {
+        use std::io::Read;
         let started = Instant::now();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_trailkeeper"))
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_trailkeeper"))
             .args([command, "-f", file.to_str().unwrap(), "-o", "json"])
             .env("AWS_ENDPOINT_URL", &common::moto().endpoint)
             .env("AWS_REGION", common::REGION)
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
-            .output()
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
             .unwrap();
+        let mut stdout = Vec::new();
+        child.stdout.take().unwrap().read_to_end(&mut stdout).unwrap();
+        // This process's own peak RSS (ru_maxrss) of this child: wait4 reports it.
+        let mut status = 0;
+        let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+        // SAFETY: waits for our own child; wait4 writes the status and the usage it is given.
+        let waited = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, usage.as_mut_ptr()) };
+        assert_eq!(waited, child.id() as libc::pid_t, "wait4");
+        let peak_kib = unsafe { usage.assume_init() }.ru_maxrss;
         let wall = started.elapsed();
-        // The peak RSS of the largest child so far: each command once, the larger last.
-        let peak_kib = {
-            let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-            // SAFETY: getrusage writes the struct it is given.
-            unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr()) };
-            unsafe { usage.assume_init() }.ru_maxrss
-        };
-        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let report: serde_json::Value = serde_json::from_slice(&stdout).unwrap_or_default();
         let reads: u64 = report["accounts"]
             .as_array()
             .map(|a| {
@@ -248,12 +253,13 @@ fn cli(n: usize) {
                     .sum()
             })
             .unwrap_or(0);
-        (out.status.code(), wall, reads as f64 / n as f64, peak_kib / 1024)
+        let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+        (code, wall, reads as f64 / n as f64, peak_kib / 1024)
     };
     let (applied, apply_wall, _, apply_peak) = run("apply");
     let (planned, plan_wall, plan_reads, plan_peak) = run("plan");
     println!(
-        "cli, {n} accounts judging every enabled region: apply exit {applied:?} in {:.1} s (peak RSS {apply_peak} MiB so far); plan exit {planned:?} in {:.1} s, {plan_reads:.1} reads per account (floor {FLOOR_READS}: {:.2}), peak RSS of the processes {plan_peak} MiB",
+        "cli, {n} accounts judging every enabled region: apply exit {applied:?} in {:.1} s, peak RSS {apply_peak} MiB; plan (in sync) exit {planned:?} in {:.1} s, {plan_reads:.1} reads per account (floor {FLOOR_READS}: {:.2}), peak RSS {plan_peak} MiB",
         apply_wall.as_secs_f64(),
         plan_wall.as_secs_f64(),
         plan_reads / f64::from(FLOOR_READS)
