@@ -131,22 +131,22 @@ impl Account {
     pub fn product_clients(&self, region: &str) -> trailkeeper::aws::AccountClients {
         let config = self.regional(region);
         let services = trailkeeper::aws::Services {
-            sts: client_in!(aws_sdk_sts, &config),
-            kms: client_in!(aws_sdk_kms, &config),
-            s3: self.s3(region),
-            s3control: client_in!(aws_sdk_s3control, &config),
-            cloudtrail: client_in!(aws_sdk_cloudtrail, &config),
-            ec2: client_in!(aws_sdk_ec2, &config),
-            logs: client_in!(aws_sdk_cloudwatchlogs, &config),
-            iam: client_in!(aws_sdk_iam, &config),
-            ssm: client_in!(aws_sdk_ssm, &config),
-            config: client_in!(aws_sdk_config, &config),
-            glue: client_in!(aws_sdk_glue, &config),
-            athena: client_in!(aws_sdk_athena, &config),
-            organizations: client_in!(aws_sdk_organizations, &config),
-            events: client_in!(aws_sdk_eventbridge, &config),
-            cloudwatch: client_in!(aws_sdk_cloudwatch, &config),
-            sns: client_in!(aws_sdk_sns, &config),
+            sts: client_in!(aws_sdk_sts, &config).into(),
+            kms: client_in!(aws_sdk_kms, &config).into(),
+            s3: self.s3(region).into(),
+            s3control: client_in!(aws_sdk_s3control, &config).into(),
+            cloudtrail: client_in!(aws_sdk_cloudtrail, &config).into(),
+            ec2: client_in!(aws_sdk_ec2, &config).into(),
+            logs: client_in!(aws_sdk_cloudwatchlogs, &config).into(),
+            iam: client_in!(aws_sdk_iam, &config).into(),
+            ssm: client_in!(aws_sdk_ssm, &config).into(),
+            config: client_in!(aws_sdk_config, &config).into(),
+            glue: client_in!(aws_sdk_glue, &config).into(),
+            athena: client_in!(aws_sdk_athena, &config).into(),
+            organizations: client_in!(aws_sdk_organizations, &config).into(),
+            events: client_in!(aws_sdk_eventbridge, &config).into(),
+            cloudwatch: client_in!(aws_sdk_cloudwatch, &config).into(),
+            sns: client_in!(aws_sdk_sns, &config).into(),
         };
         trailkeeper::aws::AccountClients::from_parts(region, services, trailkeeper::aws::CallRecorder::new())
     }
