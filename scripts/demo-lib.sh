@@ -177,9 +177,51 @@ PY
 
 # emulator_examples DIR: examples/ copied into DIR with instance logs and Config rules off: moto
 # has no SSM associations and no Config compliance API (against AWS, use examples/ as they are).
+# The recorders a baseline keeps (configRules.createRecorder) stay: the emulator has those.
 emulator_examples() {
-  local dir=$1 f
-  for f in examples/*.yaml; do
-    sed 's/^  trail:$/  instanceLogs: {enabled: false}\n  configRules: {enabled: false}\n  trail:/' "$f" > "$dir/$(basename "$f")"
-  done
+  .tools/moto/bin/python - "$1" examples/*.yaml <<'PY'
+import os, sys
+import yaml
+
+out = sys.argv[1]
+for path in sys.argv[2:]:
+    documents = [d for d in yaml.safe_load_all(open(path)) if d is not None]
+    for d in documents:
+        if d.get("kind") == "LoggingBaseline":
+            spec = d["spec"]
+            spec.setdefault("instanceLogs", {})["enabled"] = False
+            spec.setdefault("configRules", {})["enabled"] = False
+    with open(os.path.join(out, os.path.basename(path)), "w") as f:
+        yaml.safe_dump_all(documents, f, sort_keys=False)
+PY
+}
+
+# seed_trail_log_group: what examples/policies.yaml's TrailPolicy `payments` names in the payments
+# account (111122223333), made as its administrator makes them: the trail's CloudWatch Logs group,
+# and the role CloudTrail writes to it with (trusting cloudtrail.amazonaws.com, allowed
+# CreateLogStream and PutLogEvents on that group).
+# https://docs.aws.amazon.com/awscloudtrail/latest/userguide/send-cloudtrail-events-to-cloudwatch-logs.html
+seed_trail_log_group() {
+  echo "== seeding the emulator: the payments account's CloudWatch Logs group for its trail"
+  .tools/moto/bin/python - <<'PY'
+import json, os
+import boto3
+
+ACCOUNT, REGION, GROUP = "111122223333", "us-east-1", "aws-cloudtrail-logs-payments"
+session = boto3.Session(region_name=REGION)
+
+def client(service):
+    c = session.client(service, endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+    c.meta.events.register("before-sign.*.*", lambda request, **_: request.headers.__setitem__("x-moto-account-id", ACCOUNT))
+    return c
+
+client("logs").create_log_group(logGroupName=GROUP)
+trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
+                                                 "Action": "sts:AssumeRole"}]}
+client("iam").create_role(RoleName="cloudtrail-to-cloudwatch-logs", AssumeRolePolicyDocument=json.dumps(trust))
+client("iam").put_role_policy(RoleName="cloudtrail-to-cloudwatch-logs", PolicyName="deliver", PolicyDocument=json.dumps({
+    "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+    "Resource": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{GROUP}:log-stream:*"}]}))
+print(f"   log group {GROUP} and role cloudtrail-to-cloudwatch-logs in {ACCOUNT}")
+PY
 }

@@ -582,6 +582,9 @@ async fn a_foreign_account_cannot_feed_the_tamper_channel() {
         baseline: ObjectRef::new("managed").within("ns"),
         account: managed.clone(),
         role_arn: None,
+        // Every region kept: each event reconciles (as before the account-wide sweep).
+        kept: None,
+        forwarded: Vec::new(),
     }];
     let reached = drain_routed(&events, &known, Duration::from_secs(3)).await;
     assert!(reached.is_empty(), "forged events reached the queue: {reached:?}");
@@ -637,6 +640,9 @@ async fn every_tampering_call_on_trailkeepers_roles_and_recorder_reaches_the_rou
         baseline: ObjectRef::new("calls").within("ns"),
         account: account.clone(),
         role_arn: Some(format!("arn:aws:iam::{account}:role/trailkeeper")),
+        // Every region kept: each event reconciles (as before the account-wide sweep).
+        kept: None,
+        forwarded: Vec::new(),
     }];
     drain_routed(&events, &known, Duration::from_secs(2)).await;
 
@@ -732,6 +738,9 @@ async fn a_message_whose_route_failed_stays_and_is_routed_once_the_controller_is
         baseline: ObjectRef::new("loss").within("ns"),
         account: account.clone(),
         role_arn: None,
+        // Every region kept: each event reconciles (as before the account-wide sweep).
+        kept: None,
+        forwarded: Vec::new(),
     }];
     let receive_and_route = |reconcile: futures::channel::mpsc::Sender<ObjectRef<LoggingBaseline>>| {
         let (sqs, url, known) = (sqs.clone(), events.queue_url.clone(), known.clone());
@@ -741,7 +750,9 @@ async fn a_message_whose_route_failed_stays_and_is_routed_once_the_controller_is
             loop {
                 let messages = trailkeeper::aws::sqs::receive(&sqs, &url, 1).await.unwrap();
                 if !messages.is_empty() {
-                    let done = route_messages(messages, &mut Router::default(), &known, &mut reconcile).await;
+                    let (mut sweep, _swept) = futures::channel::mpsc::channel(4);
+                    let done =
+                        route_messages(messages, &mut Router::default(), &known, &mut reconcile, &mut sweep).await;
                     if !done.is_empty() {
                         trailkeeper::aws::sqs::delete(&sqs, &url, &done).await.unwrap();
                     }
@@ -865,6 +876,9 @@ async fn every_tampering_call_on_the_monitoring_controls_reaches_the_router() {
         baseline: ObjectRef::new("monitoring").within("ns"),
         account: account.clone(),
         role_arn: Some(format!("arn:aws:iam::{account}:role/trailkeeper")),
+        // Every region kept: each event reconciles (as before the account-wide sweep).
+        kept: None,
+        forwarded: Vec::new(),
     }];
     drain_routed(&events, &known, Duration::from_secs(2)).await;
 
@@ -996,6 +1010,7 @@ async fn past_the_bus_policy_quota_the_loop_counts_setup_error_and_writes_no_pol
             Vec::new()
         },
         reconcile,
+        futures::channel::mpsc::channel(16).0,
     );
     // Two attempts: at once, then after a second's backoff.
     let _ = tokio::time::timeout(Duration::from_secs(2), run).await;

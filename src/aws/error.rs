@@ -57,7 +57,7 @@ impl AwsError {
             resource: resource.to_string(),
             code: BOUND_REACHED.into(),
             message: format!(
-                "did not finish within {} s: AWS did not answer in time; trailkeeper will try again",
+                "did not finish within {} s: AWS did not answer in time",
                 bound.as_secs()
             ),
         }
@@ -145,7 +145,7 @@ impl fmt::Display for AwsError {
             ),
             ErrorKind::Throttled => write!(
                 f,
-                "{} on {} was throttled after retries with backoff; trailkeeper will try again later ({detail})",
+                "{} on {} was throttled after retries with backoff ({detail}): worth trying again later",
                 self.action, self.resource
             ),
             ErrorKind::NotFound => write!(f, "{} on {}: not found ({detail})", self.action, self.resource),
@@ -156,8 +156,13 @@ impl fmt::Display for AwsError {
                 "{} on {} is refused until a precondition is met ({}): {detail}; trailkeeper tries again at the next resync",
                 self.action, self.resource, self.code
             ),
+            // Who tries again says so (the controller's backoff, `apply`'s retries in its run).
             ErrorKind::Transient => {
-                write!(f, "{} on {} failed, will retry: {detail}", self.action, self.resource)
+                write!(
+                    f,
+                    "{} on {} failed ({detail}): a network or AWS error that may pass",
+                    self.action, self.resource
+                )
             }
         }
     }

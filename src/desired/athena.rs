@@ -301,7 +301,8 @@ pub fn cloudtrail_table_over(
         .map(str::to_string)
         .collect::<Vec<_>>();
     // Regions newer than this list still get a partition when the baseline names them.
-    for region in std::iter::once(&spec.primary_region).chain(&spec.regions) {
+    let named = spec.regions.iter().filter(|r| *r != super::regional::EVERY_REGION);
+    for region in std::iter::once(&spec.primary_region).chain(named) {
         if !regions.contains(region) {
             regions.push(region.clone());
         }

@@ -71,7 +71,8 @@ pub fn queue_client(base: &aws_types::SdkConfig, gate: &WriteGate) -> aws_sdk_sq
 /// (which returns the baselines reconciled without it meanwhile: they are reconciled again, to
 /// get their rules), then long-polls the queue while this replica leads, and sends the baselines
 /// to reconcile into `reconcile`. The bus's policy follows the accounts as baselines come and go.
-/// Runs until `reconcile` is closed.
+/// Runs until `reconcile` is closed. An event of the account-wide controls from a region a
+/// baseline does not keep goes to `sweep` (that region read again) instead.
 pub async fn run(
     settings: EventSettings,
     base: aws_types::SdkConfig,
@@ -79,6 +80,7 @@ pub async fn run(
     gate: WriteGate,
     forwarding_ready: impl FnOnce(Forwarding) -> Vec<ObjectRef<LoggingBaseline>> + Send,
     mut reconcile: Sender<ObjectRef<LoggingBaseline>>,
+    mut sweep: Sender<SweepRequest>,
 ) {
     let sqs_client = queue_client(&base, &gate);
     let region = base
@@ -114,7 +116,7 @@ pub async fn run(
 
     // The bus's policy follows the accounts beside the long poll (which waits up to 20 s).
     let admission = follow_accounts(&central, &sqs_client, &settings, &store, &gate, admitted);
-    let polling = poll(&sqs_client, &settings, &store, &gate, &mut reconcile);
+    let polling = poll(&sqs_client, &settings, &store, &gate, &mut reconcile, &mut sweep);
     tokio::select! {
         _ = admission => {}
         _ = polling => {}
@@ -160,6 +162,7 @@ async fn poll(
     store: &Store<LoggingBaseline>,
     gate: &WriteGate,
     reconcile: &mut Sender<ObjectRef<LoggingBaseline>>,
+    sweep: &mut Sender<SweepRequest>,
 ) {
     let mut router = Router::default();
     let mut backoff = FIRST_BACKOFF;
@@ -190,7 +193,7 @@ async fn poll(
         if messages.is_empty() || !gate.is_open() {
             continue;
         }
-        let done = route_messages(messages, &mut router, &targets(store), reconcile).await;
+        let done = route_messages(messages, &mut router, &targets(store), reconcile, sweep).await;
         if done.is_empty() {
             continue;
         }
@@ -247,6 +250,7 @@ pub async fn route_messages(
     router: &mut Router,
     known: &[Target],
     reconcile: &mut Sender<ObjectRef<LoggingBaseline>>,
+    sweep: &mut Sender<SweepRequest>,
 ) -> Vec<String> {
     let mut done = Vec::with_capacity(messages.len());
     for message in messages {
@@ -260,14 +264,31 @@ pub async fn route_messages(
             }
         };
         let routed = router.route(&event, known);
-        if let Routed::Reconcile(baselines) = &routed {
+        if matches!(routed, Routed::Reconcile(_) | Routed::Sweep(_)) {
             // Waits while the controller's queue is full; fails only once the controller stopped.
             let mut handed = true;
-            for baseline in baselines {
-                if reconcile.send(baseline.clone()).await.is_err() {
-                    handed = false;
-                    break;
+            match &routed {
+                Routed::Reconcile(baselines) => {
+                    for baseline in baselines {
+                        if reconcile.send(baseline.clone()).await.is_err() {
+                            handed = false;
+                            break;
+                        }
+                    }
                 }
+                Routed::Sweep(regions) => {
+                    for (baseline, region) in regions {
+                        let request = SweepRequest {
+                            baseline: baseline.clone(),
+                            region: region.clone(),
+                        };
+                        if sweep.send(request).await.is_err() {
+                            handed = false;
+                            break;
+                        }
+                    }
+                }
+                _ => {}
             }
             if !handed {
                 router.forget(&event.id);
@@ -288,6 +309,13 @@ pub async fn route_messages(
 
 /// The handle through which reconciles read the forwarding once it is known.
 pub type SharedForwarding = Arc<std::sync::OnceLock<Forwarding>>;
+
+/// A region of a baseline to sweep again (an account-wide control's event came from it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SweepRequest {
+    pub baseline: ObjectRef<LoggingBaseline>,
+    pub region: String,
+}
 
 #[cfg(test)]
 mod tests {
@@ -321,8 +349,9 @@ mod tests {
         };
         let (store, _writer) = kube::runtime::reflector::store::<LoggingBaseline>();
         let (mut reconcile, _receiver) = futures::channel::mpsc::channel(1);
+        let (mut sweep, _swept) = futures::channel::mpsc::channel(1);
         let gate = WriteGate::open();
-        let polling = poll(&client, &settings, &store, &gate, &mut reconcile);
+        let polling = poll(&client, &settings, &store, &gate, &mut reconcile, &mut sweep);
         let _ = tokio::time::timeout(Duration::from_millis(300), polling).await;
         assert!(
             receive.num_calls() >= 1,
@@ -355,6 +384,8 @@ mod tests {
             baseline: ObjectRef::new("a").within("ns"),
             account: "111122223333".into(),
             role_arn: None,
+            kept: Some(vec!["us-east-1".into()]),
+            forwarded: vec!["us-east-1".into()],
         }]
     }
 
@@ -372,13 +403,14 @@ mod tests {
         };
         // The controller stopped: the event to route stays in the queue, the rest goes.
         let (mut closed, receiver) = futures::channel::mpsc::channel(4);
+        let (mut sweep, _swept) = futures::channel::mpsc::channel(4);
         drop(receiver);
         let mut router = Router::default();
-        let done = route_messages(batch(), &mut router, &known(), &mut closed).await;
+        let done = route_messages(batch(), &mut router, &known(), &mut closed, &mut sweep).await;
         assert_eq!(done, ["unknown", "malformed"]);
         // Redelivered to a controller that runs: routed (not a duplicate) and deleted.
         let (mut open, mut receiver) = futures::channel::mpsc::channel(4);
-        let done = route_messages(batch(), &mut router, &known(), &mut open).await;
+        let done = route_messages(batch(), &mut router, &known(), &mut open, &mut sweep).await;
         assert_eq!(done, ["routed", "unknown", "malformed"]);
         assert_eq!(receiver.try_recv().ok(), Some(ObjectRef::new("a").within("ns")));
     }

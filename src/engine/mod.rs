@@ -15,6 +15,7 @@ mod monitoring;
 pub mod regional;
 pub mod report;
 mod storage;
+pub mod sweep;
 mod trail;
 pub mod verify;
 pub mod writes;

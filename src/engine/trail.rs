@@ -171,7 +171,7 @@ impl AccountReconcile<'_> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
         let alarm_after = i64::from(self.specs.trail_policy.delivery_alarm_after_minutes) * 60;
-        let regions = crate::desired::regional::regions(self.specs);
+        let regions = self.report.regions.clone();
         for region in regions.iter().filter(|r| **r != self.clients.region) {
             let clients = self.clients.for_region(region);
             match cloudtrail::observe_status_in_region(&clients, &trail.arn).await {

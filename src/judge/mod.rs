@@ -14,4 +14,5 @@ pub mod findings;
 pub mod key_policy;
 pub mod lock_in_place;
 pub mod monitoring_controls;
+pub mod remedies;
 pub mod retention_review;

@@ -37,6 +37,12 @@ struct Registry {
     /// Seconds from a tampering call (the event's time) to the reconcile it triggered starting.
     event_lag_sum: f64,
     event_lag_count: u64,
+    /// Account-wide sweeps by outcome (`account`, `region`, `failed`), their reads and seconds.
+    sweeps: BTreeMap<&'static str, u64>,
+    sweep_reads: u64,
+    sweep_seconds: f64,
+    /// Per account: when its last sweep ran (Unix seconds).
+    sweep_time: BTreeMap<String, i64>,
 }
 
 fn registry() -> &'static Mutex<Registry> {
@@ -119,6 +125,7 @@ fn retain_accounts(keep: impl Fn(&str) -> bool) {
         r.integrity.retain(|account, _| keep(account));
         r.cis_controls.retain(|account, _| keep(account));
         r.duplicate_trail_cost.retain(|account, _| keep(account));
+        r.sweep_time.retain(|account, _| keep(account));
     });
 }
 
@@ -207,6 +214,24 @@ pub fn record_event_lag(seconds: f64) {
 
 pub fn set_leader(leader: bool) {
     with(|r| r.leader = leader);
+}
+
+/// One account-wide sweep: `account` (every region), `region` (one, on an event) or `failed`.
+pub fn record_sweep(outcome: &'static str, reads: u32, took: Duration) {
+    with(|r| {
+        *r.sweeps.entry(outcome).or_default() += 1;
+        r.sweep_reads += u64::from(reads);
+        r.sweep_seconds += took.as_secs_f64();
+    });
+}
+
+/// When an account's sweep in status ran (RFC 3339).
+pub fn set_sweep_time(account: &str, time: &str) {
+    if let Ok(at) = time.parse::<jiff::Timestamp>() {
+        with(|r| {
+            r.sweep_time.insert(account.to_string(), at.as_second());
+        });
+    }
 }
 
 /// The metrics in the Prometheus text format.
@@ -314,6 +339,36 @@ pub fn render() -> String {
         out,
         "# HELP trailkeeper_drift_event_lag_seconds Seconds from a tampering call to the operator receiving its event.\n# TYPE trailkeeper_drift_event_lag_seconds summary\ntrailkeeper_drift_event_lag_seconds_sum {}\ntrailkeeper_drift_event_lag_seconds_count {}",
         r.event_lag_sum, r.event_lag_count
+    );
+    let _ = writeln!(
+        out,
+        "# HELP trailkeeper_compliance_sweeps_total Account-wide sweeps (CIS 3.3, 3.6, 3.7 in the regions not kept) by outcome: account (every region), region (one, on an event), failed.\n# TYPE trailkeeper_compliance_sweeps_total counter"
+    );
+    for outcome in ["account", "region", "failed"] {
+        let n = r.sweeps.get(outcome).copied().unwrap_or(0);
+        let _ = writeln!(out, "trailkeeper_compliance_sweeps_total{{outcome=\"{outcome}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP trailkeeper_compliance_sweep_reads_total AWS reads of the account-wide sweeps.\n# TYPE trailkeeper_compliance_sweep_reads_total counter\ntrailkeeper_compliance_sweep_reads_total {}\n# HELP trailkeeper_compliance_sweep_seconds Duration of the account-wide sweeps.\n# TYPE trailkeeper_compliance_sweep_seconds summary\ntrailkeeper_compliance_sweep_seconds_sum {}\ntrailkeeper_compliance_sweep_seconds_count {}",
+        r.sweep_reads,
+        r.sweep_seconds,
+        r.sweeps.values().sum::<u64>()
+    );
+    let _ = writeln!(
+        out,
+        "# HELP trailkeeper_compliance_sweep_timestamp_seconds When the account's last account-wide sweep in status ran.\n# TYPE trailkeeper_compliance_sweep_timestamp_seconds gauge"
+    );
+    for (account, at) in &r.sweep_time {
+        let _ = writeln!(
+            out,
+            "trailkeeper_compliance_sweep_timestamp_seconds{{account=\"{account}\"}} {at}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP trailkeeper_aws_clients_built_total AWS SDK clients built (each about 16 KiB; kept ones are reused).\n# TYPE trailkeeper_aws_clients_built_total counter\ntrailkeeper_aws_clients_built_total {}",
+        crate::aws::clients_built()
     );
     let _ = writeln!(
         out,

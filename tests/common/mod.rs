@@ -382,10 +382,11 @@ pub const FLOOR_WRITES: u32 = 4 + 4 + 7 + 8 + 3 + 4 + 7 + 3 + 6;
 /// The reads of an in-sync check above the floor (docs/performance.md, "The floor"):
 /// - one HeadBucket per bucket (trail, access-log, results), which tells a missing bucket from one
 ///   owned by another account before anything else is read: 3;
-/// - CloudTrail DescribeTrails, the account's other trails (adoption, duplicate trails): 1;
-/// - the CIS evidence reads again what the components read (EC2 DescribeVpcs and
-///   DescribeFlowLogs for 3.7, KMS DescribeKey and GetKeyRotationStatus of both keys for 3.6): 6.
-pub const READS_ABOVE_THE_FLOOR: u32 = 3 + 1 + 6;
+/// - CloudTrail DescribeTrails, the account's other trails (adoption, duplicate trails): 1.
+///
+/// The CIS evidence of the kept region takes the VPCs, flow logs and keys the components read
+/// (issue 43: it read them again, 6 more); the other regions are the controller's sweep's.
+pub const READS_ABOVE_THE_FLOOR: u32 = 3 + 1;
 
 /// A baseline for `account` with the built-in defaults, reached by assuming a role in it.
 pub fn baseline(account: &str) -> LoggingBaseline {
@@ -478,6 +479,7 @@ pub fn mocked_clients(
                     .retry_config(retry.clone())
                     .build(),
             )
+            .into()
         };
     }
     let services = trailkeeper::aws::Services {
