@@ -224,6 +224,8 @@ fn cli(n: usize) {
     let run = |command: &str| {
         use std::io::Read;
         let started = Instant::now();
+        // Reaped by wait4 below (for its rusage), not by Child::wait.
+        #[allow(clippy::zombie_processes)]
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_trailkeeper"))
             .args([command, "-f", file.to_str().unwrap(), "-o", "json"])
             .env("AWS_ENDPOINT_URL", &common::moto().endpoint)

@@ -128,6 +128,12 @@ PY
 # https://repost.aws/knowledge-center/s3-invalid-principal-in-policy-error
 seed_roles() {
   echo "== seeding the emulator: the IAM roles examples/ names"
+  # trailkeeper's own role in each account carries what `trailkeeper iam-policy` prints for it (the
+  # emulator judges a role's own policies where AWS does: iam:PassRole, kms:Decrypt for CloudTrail).
+  local tk
+  tk=$(scripts/ensure-bin.sh)
+  TK_ACCOUNT_POLICY=$("$tk" iam-policy -f examples/ --document account) \
+  TK_ARCHIVE_POLICY=$("$tk" iam-policy -f examples/ --document archive) \
   .tools/moto/bin/python - <<'PY'
 import glob, json, os, re
 import boto3
@@ -143,6 +149,9 @@ named = set()
 for path in sorted(glob.glob("examples/*.yaml")):
     named.update(re.findall(r"arn:aws:iam::(\d{12}|\{\{accountId\}\}):role/([\w+=,.@/-]+)", open(path).read()))
 organization = [a["Id"] for a in client("organizations", "444455556666").list_accounts()["Accounts"]]
+archives = set()
+for path in sorted(glob.glob("examples/*.yaml")):
+    archives.update(re.findall(r"kind: LogArchive\n(?:.*\n)*?\s+accountId: \"?(\d{12})", open(path).read()))
 made = 0
 for account, name in sorted(named):
     for target in (organization if account == "{{accountId}}" else [account]):
@@ -155,23 +164,16 @@ for account, name in sorted(named):
             made += 1
         except iam.exceptions.EntityAlreadyExistsException:
             pass
+        if name == "trailkeeper":
+            policy = json.loads(os.environ["TK_ARCHIVE_POLICY" if target in archives else "TK_ACCOUNT_POLICY"])
+            # moto's policy validator refuses an S3 ARN with a region (arn:aws:s3:*:*:job/*), which
+            # IAM accepts for S3 Batch Operations jobs: scoped to "*" here (a moto bug).
+            for statement in policy["Statement"]:
+                resources = statement.get("Resource")
+                if isinstance(resources, str) and ":job/" in resources or isinstance(resources, list) and any(":job/" in r for r in resources):
+                    statement["Resource"] = "*"
+            iam.put_role_policy(RoleName=role, PolicyName="trailkeeper", PolicyDocument=json.dumps(policy, separators=(",", ":")))
 print(f"   {made} roles made")
-
-# A LogArchive's role carries the archive's IAM document (deploy/iam-archive-policy.json): S3 lets
-# only a caller with iam:PassRole put the replication rule or create the Batch Replication job,
-# and so does the emulator. moto's validator refuses an S3 job ARN with a Region, which IAM accepts
-# (a moto bug): that statement is scoped to "*" here.
-archive_policy = json.load(open("deploy/iam-archive-policy.json"))
-for statement in archive_policy["Statement"]:
-    if ":job/" in str(statement.get("Resource", "")):
-        statement["Resource"] = "*"
-for path in sorted(glob.glob("examples/*.yaml")):
-    text = open(path).read()
-    if re.search(r"^kind: LogArchive$", text, re.M):
-        for account, role in re.findall(r"assumeRoleArn: arn:aws:iam::(\d{12}):role/([\w+=,.@-]+)$", text, re.M):
-            client("iam", account).put_role_policy(RoleName=role, PolicyName="trailkeeper-archive",
-                                                   PolicyDocument=json.dumps(archive_policy))
-            print(f"   {account}'s {role} role: the archive's IAM policy")
 PY
 }
 

@@ -11,6 +11,7 @@
 //!   for each event source"), among the services that record them;
 //! - the other fields a network activity selector may use are `eventName`, `errorCode` and
 //!   `vpcEndpointId`; "The only valid value for errorCode is VpceAccessDenied".
+//!
 //! https://docs.aws.amazon.com/awscloudtrail/latest/userguide/logging-network-events-with-cloudtrail.html
 //! https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_AdvancedFieldSelector.html
 

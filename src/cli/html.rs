@@ -189,7 +189,9 @@ fn what_to_set(page: &mut String, rows: &[Row<'_>]) {
         page.push_str("<p class=\"meta\">Every control judged passes.</p>\n");
         return;
     }
-    let mut grouped: Vec<(Vec<(&str, &str)>, String, &str)> = Vec::new();
+    // (controls, the accounts they fail in, what to set): one row per accounts and advice.
+    type Row<'a> = (Vec<(&'a str, &'a str)>, String, &'a str);
+    let mut grouped: Vec<Row> = Vec::new();
     for (id, title, accounts) in failing {
         let advice = crate::judge::remedies::what_to_set(id).unwrap_or("see the evidence below");
         let accounts = accounts.join(", ");

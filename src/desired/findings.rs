@@ -13,6 +13,7 @@
 //!   Remediation.Recommendation.Text of at most 512; Types from the ASFF types taxonomy; Severity
 //!   and Types given through FindingProviderFields (providers "should not use BatchImportFindings
 //!   to update" the top-level ones).
+//!
 //! https://docs.aws.amazon.com/securityhub/latest/userguide/asff-required-attributes.html
 //! https://docs.aws.amazon.com/securityhub/latest/partnerguide/guidelines-asff-mapping.html
 //! https://docs.aws.amazon.com/securityhub/latest/userguide/securityhub-findings-format-type-taxonomy.html

@@ -81,7 +81,7 @@ pub async fn sweep_account(clients: &AccountClients, specs: &AccountSpecs<'_>, o
     // A region read again needs the others' verdicts from a sweep that read them all: without
     // one (or after one that failed), the whole account is swept.
     let mut options = options;
-    if !options.previous.as_ref().is_some_and(|p| p.error.is_none()) {
+    if options.previous.as_ref().is_none_or(|p| p.error.is_some()) {
         options.scope = Scope::Account;
     }
     outcome.whole = options.scope == Scope::Account;
@@ -152,7 +152,8 @@ pub async fn sweep_account(clients: &AccountClients, specs: &AccountSpecs<'_>, o
         let failed: Vec<String> = rules
             .iter()
             .flat_map(|o| o.parts.iter())
-            .filter_map(|(_, state, detail)| matches!(state, ComponentState::Failed(_)).then(|| detail.clone()))
+            .filter(|(_, state, _)| matches!(state, ComponentState::Failed(_)))
+            .map(|(_, _, detail)| detail.clone())
             .collect();
         for o in rules {
             outcome.applied.extend(o.applied);

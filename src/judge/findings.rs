@@ -175,12 +175,12 @@ mod tests {
             &[observed(&kept, "NEW", 31), gone.clone()],
             NOW,
         );
-        assert_eq!(p.archive, [gone.clone()]);
+        assert_eq!(p.archive, std::slice::from_ref(&gone));
         assert_eq!(p.import.len(), 1, "31 days without an update: imported again");
         let mut archived = gone;
         archived.record_state = "ARCHIVED".into();
         assert!(
-            plan(&[], &[archived.clone()], NOW).is_empty(),
+            plan(&[], std::slice::from_ref(&archived), NOW).is_empty(),
             "archived stays archived"
         );
         // Judged again: imported, and a passing one (reset to NEW by Security Hub) resolved.

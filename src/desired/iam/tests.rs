@@ -136,10 +136,7 @@ fn the_trust_policy_admits_the_operator_with_the_external_id() {
 /// exports findings.
 #[test]
 fn security_hub_grants_the_own_integration_and_resolving_only() {
-    #[path = "../../../tests/common/policy_eval.rs"]
-    #[allow(dead_code)]
-    mod policy_eval;
-    use policy_eval::{decisions, request};
+    use crate::policy_eval::{decisions, request};
     let policy = account_policy(&IamSettings::default());
     let who = serde_json::json!({"AWS": "arn:aws:iam::111122223333:role/trailkeeper"});
     let own = "arn:aws:securityhub:eu-west-1:111122223333:product/111122223333/default";
