@@ -76,7 +76,7 @@ pub struct Settings {
     pub events: Option<crate::drift_events::queue::EventSettings>,
     /// The account-wide sweep (None: off; the controls then judge the kept regions only, and say
     /// the others are not swept).
-    pub compliance_sweep: Option<super::sweep::SweepSettings>,
+    pub compliance_sweep: Option<super::sweep_schedule::SweepSettings>,
     /// How many baselines keep their SDK clients between reconciles.
     pub client_baselines: usize,
 }
@@ -92,7 +92,7 @@ impl Default for Settings {
             selector: None,
             reconcile_timeout: Duration::from_secs(300),
             events: None,
-            compliance_sweep: Some(super::sweep::SweepSettings::default()),
+            compliance_sweep: Some(super::sweep_schedule::SweepSettings::default()),
             client_baselines: DEFAULT_CLIENT_BASELINES,
         }
     }
@@ -315,7 +315,7 @@ pub struct Context {
     /// forget (another controller of the process, a test's, keeps its own).
     seen: Mutex<Seen>,
     /// Account-wide sweeps done and not yet written into status by a reconcile.
-    pub(super) sweeps: super::sweep::Sweeps,
+    pub(super) sweeps: super::sweep_schedule::Sweeps,
 }
 
 #[derive(Default)]

@@ -10,4 +10,5 @@ pub mod policy_status;
 pub mod sets;
 pub mod status;
 pub mod sweep;
+pub mod sweep_schedule;
 pub mod writer;

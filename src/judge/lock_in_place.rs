@@ -3,9 +3,7 @@
 //! retention. Pure functions.
 
 use super::diff::{Action, Delta};
-use super::retention_review::{Change, Verdict};
 use crate::api::LockExistingBucket;
-use crate::manifests::ResolvedBaseline;
 
 /// What status says of a bucket whose Object Lock was turned on in place.
 pub fn note(bucket: &str, lock: &LockExistingBucket) -> String {
@@ -52,42 +50,11 @@ pub fn restore(delta: &mut Delta, taken: Option<(usize, Action)>) {
     }
 }
 
-/// The `trailkeeper diff` line of a baseline that starts asking for the in-place lock: approved
-/// with an approval whose reference is new in the change, else rejected. Nothing when the request
-/// is unchanged or withdrawn (a lock once on stays on: S3 cannot turn it off).
-pub fn review(base: Option<&ResolvedBaseline>, head: &ResolvedBaseline) -> Option<Change> {
-    let spec = &head.baseline.spec;
-    let lock = spec.storage.lock_existing_bucket.as_ref()?;
-    let before = base.and_then(|b| b.baseline.spec.storage.lock_existing_bucket.as_ref());
-    if before == Some(lock) {
-        return None;
-    }
-    let reference = &lock.approval.reference;
-    let new = before.map(|b| &b.approval.reference) != Some(reference);
-    let verdict = if new && lock.acknowledge_irreversible {
-        Verdict::Approved
-    } else {
-        Verdict::Rejected
-    };
-    Some(Change {
-        baseline: head.id.clone(),
-        account_id: spec.account_id.clone(),
-        setting: "trail bucket Object Lock".into(),
-        before: "off (an existing bucket trailkeeper did not create)".into(),
-        after: format!(
-            "turned on in place for s3://{}, irreversibly; the log files already there keep no lock",
-            crate::desired::trail_bucket_name(spec)
-        ),
-        verdict,
-        approval: (verdict == Verdict::Approved).then(|| reference.clone()),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::Approval;
     use crate::api::LockMode;
-    use crate::api::{Approval, LoggingBaseline};
     use crate::desired::LockRetention;
 
     fn lock(reference: &str) -> LockExistingBucket {
@@ -138,49 +105,5 @@ mod tests {
         assert_eq!(take_allowed(&mut unacknowledged, Some(&l)), None);
         assert_eq!(take_allowed(&mut unacknowledged, None), None);
         assert!(hold(&mut unacknowledged, "b").is_some());
-    }
-
-    fn resolved(lock: Option<LockExistingBucket>) -> ResolvedBaseline {
-        let mut baseline: LoggingBaseline = serde_json::from_value(serde_json::json!({
-            "apiVersion": "trailkeeper.io/v1alpha1", "kind": "LoggingBaseline",
-            "metadata": {"name": "payments", "namespace": "accounts"},
-            "spec": {"accountId": "111122223333", "primaryRegion": "us-east-1",
-                     "storage": {"bucketName": "payments-cloudtrail"}}
-        }))
-        .unwrap();
-        baseline.spec.storage.lock_existing_bucket = lock;
-        ResolvedBaseline {
-            id: "accounts/payments".into(),
-            baseline,
-            trail_policy: Default::default(),
-            retention: Default::default(),
-            retention_policy_name: "default".into(),
-            archive: None,
-        }
-    }
-
-    #[test]
-    fn diff_approves_a_new_request_with_a_new_reference_and_rejects_a_reused_one() {
-        let change = review(Some(&resolved(None)), &resolved(Some(lock("CHG-7")))).expect("a line");
-        assert_eq!(change.verdict, Verdict::Approved);
-        assert_eq!(
-            change.sentence(),
-            "trail bucket Object Lock: off (an existing bucket trailkeeper did not create) -> turned on in place for s3://payments-cloudtrail, irreversibly; the log files already there keep no lock (approval CHG-7)"
-        );
-        assert_eq!(
-            review(Some(&resolved(Some(lock("CHG-7")))), &resolved(Some(lock("CHG-7")))),
-            None
-        );
-        let mut changed = lock("CHG-7");
-        changed.approval.reason = Some("again".into());
-        assert_eq!(
-            review(Some(&resolved(Some(lock("CHG-7")))), &resolved(Some(changed))).map(|c| c.verdict),
-            Some(Verdict::Rejected)
-        );
-        assert_eq!(review(Some(&resolved(Some(lock("CHG-7")))), &resolved(None)), None);
-        assert_eq!(
-            review(None, &resolved(Some(lock("CHG-8")))).map(|c| c.verdict),
-            Some(Verdict::Approved)
-        );
     }
 }

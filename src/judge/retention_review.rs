@@ -146,7 +146,7 @@ pub fn diff(base: &[ResolvedBaseline], head: &[ResolvedBaseline]) -> Vec<Change>
     let (base, head) = (by_account(base), by_account(head));
     let mut out = Vec::new();
     for (account, h) in &head {
-        out.extend(super::lock_in_place::review(base.get(account), h));
+        out.extend(lock_in_place(base.get(account), h));
         match base.get(account) {
             Some(b) => out.extend(changes(b, h)),
             None => out.push(Change {
@@ -257,6 +257,37 @@ pub fn merged(mut changes: Vec<Change>, more: Vec<Change>) -> Vec<Change> {
     changes
 }
 
+/// The `trailkeeper diff` line of a baseline that starts asking for the in-place lock: approved
+/// with an approval whose reference is new in the change, else rejected. Nothing when the request
+/// is unchanged or withdrawn (a lock once on stays on: S3 cannot turn it off).
+fn lock_in_place(base: Option<&ResolvedBaseline>, head: &ResolvedBaseline) -> Option<Change> {
+    let spec = &head.baseline.spec;
+    let lock = spec.storage.lock_existing_bucket.as_ref()?;
+    let before = base.and_then(|b| b.baseline.spec.storage.lock_existing_bucket.as_ref());
+    if before == Some(lock) {
+        return None;
+    }
+    let reference = &lock.approval.reference;
+    let new = before.map(|b| &b.approval.reference) != Some(reference);
+    let verdict = if new && lock.acknowledge_irreversible {
+        Verdict::Approved
+    } else {
+        Verdict::Rejected
+    };
+    Some(Change {
+        baseline: head.id.clone(),
+        account_id: spec.account_id.clone(),
+        setting: "trail bucket Object Lock".into(),
+        before: "off (an existing bucket trailkeeper did not create)".into(),
+        after: format!(
+            "turned on in place for s3://{}, irreversibly; the log files already there keep no lock",
+            crate::desired::trail_bucket_name(spec)
+        ),
+        verdict,
+        approval: (verdict == Verdict::Approved).then(|| reference.clone()),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,6 +377,71 @@ mod tests {
         assert_eq!(
             changes[0].sentence(),
             "trail logs lock: Governance 365 days -> Governance 30 days: REJECTED, approval required"
+        );
+    }
+
+    fn lock(reference: &str) -> crate::api::LockExistingBucket {
+        crate::api::LockExistingBucket {
+            acknowledge_irreversible: true,
+            approval: Approval {
+                reference: reference.into(),
+                reason: None,
+            },
+        }
+    }
+
+    fn resolved_locking(lock: Option<crate::api::LockExistingBucket>) -> ResolvedBaseline {
+        let mut baseline: LoggingBaseline = serde_json::from_value(serde_json::json!({
+            "apiVersion": "trailkeeper.io/v1alpha1", "kind": "LoggingBaseline",
+            "metadata": {"name": "payments", "namespace": "accounts"},
+            "spec": {"accountId": "111122223333", "primaryRegion": "us-east-1",
+                     "storage": {"bucketName": "payments-cloudtrail"}}
+        }))
+        .unwrap();
+        baseline.spec.storage.lock_existing_bucket = lock;
+        ResolvedBaseline {
+            id: "accounts/payments".into(),
+            baseline,
+            trail_policy: Default::default(),
+            retention: Default::default(),
+            retention_policy_name: "default".into(),
+            archive: None,
+        }
+    }
+
+    #[test]
+    fn diff_approves_a_new_request_with_a_new_reference_and_rejects_a_reused_one() {
+        let change =
+            lock_in_place(Some(&resolved_locking(None)), &resolved_locking(Some(lock("CHG-7")))).expect("a line");
+        assert_eq!(change.verdict, Verdict::Approved);
+        assert_eq!(
+            change.sentence(),
+            "trail bucket Object Lock: off (an existing bucket trailkeeper did not create) -> turned on in place for s3://payments-cloudtrail, irreversibly; the log files already there keep no lock (approval CHG-7)"
+        );
+        assert_eq!(
+            lock_in_place(
+                Some(&resolved_locking(Some(lock("CHG-7")))),
+                &resolved_locking(Some(lock("CHG-7")))
+            ),
+            None
+        );
+        let mut changed = lock("CHG-7");
+        changed.approval.reason = Some("again".into());
+        assert_eq!(
+            lock_in_place(
+                Some(&resolved_locking(Some(lock("CHG-7")))),
+                &resolved_locking(Some(changed))
+            )
+            .map(|c| c.verdict),
+            Some(Verdict::Rejected)
+        );
+        assert_eq!(
+            lock_in_place(Some(&resolved_locking(Some(lock("CHG-7")))), &resolved_locking(None)),
+            None
+        );
+        assert_eq!(
+            lock_in_place(None, &resolved_locking(Some(lock("CHG-8")))).map(|c| c.verdict),
+            Some(Verdict::Approved)
         );
     }
 }
