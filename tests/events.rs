@@ -741,7 +741,10 @@ async fn a_message_whose_route_failed_stays_and_is_routed_once_the_controller_is
             loop {
                 let messages = trailkeeper::aws::sqs::receive(&sqs, &url, 1).await.unwrap();
                 if !messages.is_empty() {
-                    let done = route_messages(messages, &mut Router::default(), &known, &mut reconcile).await;
+                    let owns_all = |_: &str| true;
+                    let handled =
+                        route_messages(messages, &mut Router::default(), &known, &owns_all, &mut reconcile).await;
+                    let done = handled.done;
                     if !done.is_empty() {
                         trailkeeper::aws::sqs::delete(&sqs, &url, &done).await.unwrap();
                     }

@@ -12,11 +12,21 @@ use kube::ResourceExt;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 
+use super::shard::Writers;
 use crate::api::{LoggingBaseline, RetentionPolicy, TrailPolicy};
 use crate::aws::{AccountClients, AccountIdentity, CallCounts, CallRecorder, ErrorKind, WriteFence};
 use crate::engine::report::{AccountReport, ComponentState, EngineError};
 use crate::fence::WriteGate;
 use crate::runtime::http::Health;
+use crate::runtime::leader::shards::Shards;
+
+/// Who writes the controllers' Events: trailkeeper, this pod.
+pub fn reporter() -> Reporter {
+    Reporter {
+        controller: MANAGER.into(),
+        instance: std::env::var("POD_NAME").ok(),
+    }
+}
 
 pub const FINALIZER: &str = "trailkeeper.io/cleanup";
 /// The field manager of status patches and the reporting controller of events.
@@ -98,8 +108,9 @@ impl Default for Settings {
 /// region's dozen clients cost far more memory than a reconcile's CPU to build them (issue 17).
 pub struct AwsClients {
     pub(super) base: SdkConfig,
-    /// Shut while this replica does not lead: the clients refuse AWS writes.
-    pub(super) gate: WriteGate,
+    /// The write gate of each account's shard: shut while this replica does not hold it, the
+    /// account's clients then refuse AWS writes.
+    pub(super) shards: Arc<Shards>,
     cache: Mutex<HashMap<String, CachedIdentity>>,
     /// One STS client per region, shared by every account's role assumption.
     sts: Mutex<HashMap<String, aws_sdk_sts::Client>>,
@@ -113,10 +124,10 @@ struct CachedIdentity {
 }
 
 impl AwsClients {
-    pub fn new(base: SdkConfig, gate: WriteGate) -> Self {
+    pub fn new(base: SdkConfig, shards: Arc<Shards>) -> Self {
         Self {
             base,
-            gate,
+            shards,
             cache: Mutex::new(HashMap::new()),
             sts: Mutex::new(HashMap::new()),
         }
@@ -174,8 +185,13 @@ impl AwsClients {
             account_identity,
             &spec.primary_region,
             calls,
-            Some(WriteFence::new(self.gate.clone())),
+            Some(WriteFence::new(self.gate_of(&spec.account_id).clone())),
         )
+    }
+
+    /// The write gate of `account`'s shard.
+    pub fn gate_of(&self, account: &str) -> &WriteGate {
+        self.shards.gate(self.shards.of(account))
     }
 
     /// Drops the identity of a deleted baseline.
@@ -212,8 +228,13 @@ impl AwsClients {
 }
 
 pub struct Context {
+    /// Reads and watches; its writes are fenced on the single Lease, or, with sharding, always
+    /// refused: an object's writes go through its shard's writer (`writers`).
     pub client: Client,
     pub recorder: Recorder,
+    /// The shards (one, the single Lease's, without sharding) and their writers.
+    pub shards: Arc<Shards>,
+    pub writers: Arc<Writers>,
     pub aws: AwsClients,
     pub settings: Settings,
     /// What /readyz reports; the controller marks its caches synced here.
@@ -245,14 +266,28 @@ impl Context {
         gate: WriteGate,
         health: Arc<Health>,
     ) -> Self {
-        let reporter = Reporter {
-            controller: MANAGER.into(),
-            instance: std::env::var("POD_NAME").ok(),
-        };
+        let identity = std::env::var("POD_NAME").unwrap_or_default();
+        let shards = Shards::single(&identity, gate);
+        let writers = Writers::single(client.clone(), reporter());
+        Self::sharded(client, writers, shards, base, settings, health)
+    }
+
+    /// A context whose writes about an object go through the writer and AWS clients of its
+    /// shard (`writers`, fenced on `shards`' gates); `client` reads.
+    pub fn sharded(
+        client: Client,
+        writers: Writers,
+        shards: Arc<Shards>,
+        base: SdkConfig,
+        settings: Settings,
+        health: Arc<Health>,
+    ) -> Self {
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            recorder: Recorder::new(client.clone(), reporter()),
             client,
-            aws: AwsClients::new(base, gate),
+            aws: AwsClients::new(base, shards.clone()),
+            shards,
+            writers: Arc::new(writers),
             settings,
             health,
             policies: std::sync::OnceLock::new(),

@@ -7,5 +7,6 @@ pub mod context;
 pub mod policies;
 pub mod policy_status;
 pub mod sets;
+pub mod shard;
 pub mod status;
 pub mod writer;

@@ -385,6 +385,8 @@ pub fn from_report(
         // Verified on its own schedule (the controller): the last result stands until the next.
         integrity: previous.and_then(|p| p.integrity.clone()),
         duplicate_trails: report.duplicate_trails.clone(),
+        // With sharding, stamped when written (`baselines::patch_status`).
+        reconciled_by: None,
     }
 }
 

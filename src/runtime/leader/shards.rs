@@ -115,6 +115,16 @@ pub struct Shards {
     terms: watch::Sender<Vec<u64>>,
 }
 
+impl std::fmt::Debug for Shards {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shards")
+            .field("count", &self.count)
+            .field("identity", &self.identity)
+            .field("held", &self.held())
+            .finish()
+    }
+}
+
 /// A reconcile of a held shard, counted until dropped.
 pub struct Turn {
     shards: Arc<Shards>,
@@ -877,6 +887,10 @@ impl LeaseDirectory for MemoryLeases {
 mod tests {
     use super::*;
 
+    /// The simulated clock's zero, an hour ahead of this process's monotonic clock: the gates,
+    /// which read the real clock, stay open while the simulated Leases are held.
+    const T: i64 = 3_600_000;
+
     fn timing() -> Timing {
         Timing {
             duration: Duration::from_secs(15),
@@ -899,13 +913,13 @@ mod tests {
     fn led(replicas: &[&ShardManager<MemoryLeases>], count: u32, now: i64) -> Vec<Vec<u32>> {
         replicas
             .iter()
-            .map(|r| (0..count).filter(|s| r.leads(*s, now)).collect())
+            .map(|r| (0..count).filter(|s| r.leads(*s, T + now)).collect())
             .collect()
     }
 
     fn assert_one_leader_at_most(replicas: &[&ShardManager<MemoryLeases>], count: u32, now: i64) {
         for shard in 0..count {
-            let leaders = replicas.iter().filter(|r| r.leads(shard, now)).count();
+            let leaders = replicas.iter().filter(|r| r.leads(shard, T + now)).count();
             assert!(leaders <= 1, "shard {shard} led by {leaders} replicas at {now} ms");
         }
     }
@@ -951,7 +965,7 @@ mod tests {
     async fn a_replica_alone_holds_every_shard_and_each_shard_has_its_own_lease() {
         let leases = MemoryLeases::default();
         let mut a = replica(&leases, "a", 4);
-        a.round(0, 0).await.unwrap();
+        a.round(T, 0).await.unwrap();
         assert_eq!(led(&[&a], 4, 1), [vec![0, 1, 2, 3]]);
         assert_eq!(a.shards().held(), [0, 1, 2, 3]);
         assert_eq!(
@@ -966,14 +980,14 @@ mod tests {
     async fn a_joining_replica_gets_its_share_after_the_holder_hands_the_extras_back() {
         let leases = MemoryLeases::default();
         let (mut a, mut b) = (replica(&leases, "a", 12), replica(&leases, "b", 12));
-        a.round(0, 0).await.unwrap();
+        a.round(T, 0).await.unwrap();
         assert_eq!(a.shards().held().len(), 12);
         let mut now = 0;
         while now < 10_000 {
             now += 500;
-            b.round(now, now).await.unwrap();
+            b.round(T + now, now).await.unwrap();
             assert_one_leader_at_most(&[&a, &b], 12, now);
-            a.round(now + 250, now + 250).await.unwrap();
+            a.round(T + now + 250, now + 250).await.unwrap();
             assert_one_leader_at_most(&[&a, &b], 12, now + 250);
         }
         let held = led(&[&a, &b], 12, now + 300);
@@ -985,11 +999,11 @@ mod tests {
     async fn a_shard_handed_back_waits_for_its_reconcile_in_flight_before_its_lease_is_released() {
         let leases = MemoryLeases::default();
         let (mut a, mut b) = (replica(&leases, "a", 2), replica(&leases, "b", 2));
-        a.round(0, 0).await.unwrap();
+        a.round(T, 0).await.unwrap();
         // A reconcile of each shard in flight on a when b joins.
         let turns = [a.shards().begin(0).unwrap(), a.shards().begin(1).unwrap()];
-        b.round(100, 100).await.unwrap();
-        a.round(200, 200).await.unwrap();
+        b.round(T + 100, 100).await.unwrap();
+        a.round(T + 200, 200).await.unwrap();
         // a is over its share: one shard takes no new work, its Lease still a's (renewed).
         let leaving: Vec<u32> = (0..2).filter(|s| !a.shards().holds(*s)).collect();
         assert_eq!(leaving.len(), 1);
@@ -997,44 +1011,44 @@ mod tests {
         assert!(a.shards().begin(shard).is_none(), "no new work for a shard handed back");
         assert!(a.shards().gate(shard).is_open(), "its work in flight may still write");
         for now in [2_000, 4_000, 6_000] {
-            b.round(now, now).await.unwrap();
-            a.round(now + 100, now + 100).await.unwrap();
-            assert!(!b.leads(shard, now + 200), "taken while its work was in flight");
+            b.round(T + now, now).await.unwrap();
+            a.round(T + now + 100, now + 100).await.unwrap();
+            assert!(!b.leads(shard, T + now + 200), "taken while its work was in flight");
             assert_eq!(leases.holder(&shard_lease("tk", shard)).as_deref(), Some("a"));
         }
         drop(turns);
-        a.round(6_500, 6_500).await.unwrap();
+        a.round(T + 6_500, 6_500).await.unwrap();
         assert!(
             !a.shards().gate(shard).is_open(),
             "its gate shut before its Lease was released"
         );
         assert_eq!(leases.holder(&shard_lease("tk", shard)), None, "released");
-        b.round(7_000, 7_000).await.unwrap();
-        assert!(b.leads(shard, 7_001), "taken at once once released");
-        assert!(a.leads(1 - shard, 7_001));
+        b.round(T + 7_000, 7_000).await.unwrap();
+        assert!(b.leads(shard, T + 7_001), "taken at once once released");
+        assert!(a.leads(1 - shard, T + 7_001));
     }
 
     #[tokio::test]
     async fn a_handed_back_shard_is_released_after_the_drain_even_if_its_work_hangs() {
         let leases = MemoryLeases::default();
         let (mut a, mut b) = (replica(&leases, "a", 2), replica(&leases, "b", 2));
-        a.round(0, 0).await.unwrap();
+        a.round(T, 0).await.unwrap();
         let _hung = [a.shards().begin(0).unwrap(), a.shards().begin(1).unwrap()];
-        b.round(100, 100).await.unwrap();
-        a.round(200, 200).await.unwrap();
+        b.round(T + 100, 100).await.unwrap();
+        a.round(T + 200, 200).await.unwrap();
         let mut now = 200;
         while now < 19_000 {
             now += 1_000;
-            b.round(now, now).await.unwrap();
-            a.round(now + 100, now + 100).await.unwrap();
+            b.round(T + now, now).await.unwrap();
+            a.round(T + now + 100, now + 100).await.unwrap();
             assert_eq!(a.shards().held().len(), 1, "one shard draining at {now} ms");
             assert!(
-                (0..2).all(|s| a.leads(s, now + 101)),
+                (0..2).all(|s| a.leads(s, T + now + 101)),
                 "both Leases still a's at {now} ms"
             );
         }
-        a.round(20_300, 20_300).await.unwrap();
-        let released: Vec<u32> = (0..2).filter(|s| !a.leads(*s, 20_301)).collect();
+        a.round(T + 20_300, 20_300).await.unwrap();
+        let released: Vec<u32> = (0..2).filter(|s| !a.leads(*s, T + 20_301)).collect();
         assert_eq!(released.len(), 1, "released after the 20 s drain");
         assert!(!a.shards().gate(released[0]).is_open(), "what still runs is refused");
     }
@@ -1051,7 +1065,7 @@ mod tests {
         while now < 20_000 {
             now += 1_000;
             for r in [&mut a, &mut b, &mut c] {
-                r.round(now, now).await.unwrap();
+                r.round(T + now, now).await.unwrap();
             }
         }
         let held = led(&[&a, &b, &c], 12, now);
@@ -1062,11 +1076,11 @@ mod tests {
         let mut taken_at = None;
         while now < died + 40_000 {
             now += 1_000;
-            a.round(now, now).await.unwrap();
-            b.round(now, now).await.unwrap();
-            assert!(!c.leads(c_shards[0], now) || now < died + 10_000);
+            a.round(T + now, now).await.unwrap();
+            b.round(T + now, now).await.unwrap();
+            assert!(!c.leads(c_shards[0], T + now) || now < died + 10_000);
             assert_one_leader_at_most(&[&a, &b, &c], 12, now);
-            if taken_at.is_none() && c_shards.iter().all(|s| a.leads(*s, now) || b.leads(*s, now)) {
+            if taken_at.is_none() && c_shards.iter().all(|s| a.leads(*s, T + now) || b.leads(*s, T + now)) {
                 taken_at = Some(now);
             }
         }
@@ -1115,7 +1129,7 @@ mod tests {
                 if now < joins[i] || (from..to).contains(&now) || next() % 3 != 0 {
                     continue;
                 }
-                r.round(now, now).await.unwrap();
+                r.round(T + now, now).await.unwrap();
             }
             let refs: Vec<&ShardManager<MemoryLeases>> = replicas.iter().collect();
             assert_one_leader_at_most(&refs, count, now);
