@@ -95,8 +95,14 @@ where
     }
     let mut terms = shards.terms();
     tokio::spawn(async move {
-        if store.wait_until_ready().await.is_err() {
-            return;
+        // `Store::wait_until_ready` wakes one of its waiters only (a oneshot keeps one waker),
+        // and others wait on the same store: asked again every second until it answers.
+        loop {
+            match tokio::time::timeout(std::time::Duration::from_secs(1), store.wait_until_ready()).await {
+                Ok(Ok(())) => break,
+                Ok(Err(_)) => return,
+                Err(_) => continue,
+            }
         }
         let mut known = vec![0u64; shards.count() as usize];
         loop {
@@ -108,8 +114,17 @@ where
                 })
                 .collect();
             known = now;
-            for object in store.state() {
-                if new.contains(&shard_of(&object)) && tx.send(ObjectRef::from_obj(object.as_ref())).await.is_err() {
+            let mine: Vec<ObjectRef<K>> = store
+                .state()
+                .iter()
+                .filter(|object| new.contains(&shard_of(object)))
+                .map(|object| ObjectRef::from_obj(object.as_ref()))
+                .collect();
+            if !new.is_empty() {
+                tracing::info!(kind = %K::kind(&()), shards = ?new, objects = mine.len(), "shards newly held: reconciling their objects");
+            }
+            for object in mine {
+                if tx.send(object).await.is_err() {
                     return;
                 }
             }
