@@ -375,6 +375,7 @@ def install():
     trailkeeper_delegated.install()
     trailkeeper_trail_access.install()
     __import__("trailkeeper_batch").install()
+    __import__("trailkeeper_sqs_visibility").install()
     from moto.cloudtrail import models as cloudtrail
     from moto.ec2.models import flow_logs
     from moto.iam import models as iam
