@@ -1059,8 +1059,13 @@ async fn an_event_of_another_replicas_shard_is_handed_back_to_the_queue_not_repa
     let handled = route_messages(received, &mut router, &known, &|_: &str| false, &mut reconcile).await;
     assert!(handled.done.is_empty(), "{handled:?}");
     assert_eq!(handled.elsewhere.len(), 1);
-    assert!(receiver.try_recv().is_err(), "not repaired by a replica that does not hold it");
-    trailkeeper::aws::sqs::release(&sqs, &url, &handled.elsewhere).await.unwrap();
+    assert!(
+        receiver.try_recv().is_err(),
+        "not repaired by a replica that does not hold it"
+    );
+    trailkeeper::aws::sqs::release(&sqs, &url, &handled.elsewhere)
+        .await
+        .unwrap();
 
     // Visible again at once (the queue's visibility timeout is 30 s): the holder receives it.
     let again = trailkeeper::aws::sqs::receive(&sqs, &url, 1).await.unwrap();
@@ -1092,7 +1097,10 @@ async fn an_event_of_another_replicas_shard_is_handed_back_to_the_queue_not_repa
         .send()
         .await
         .expect_err("more than 10 entries");
-    assert!(format!("{refused:?}").contains("TooManyEntriesInBatchRequest"), "{refused:?}");
+    assert!(
+        format!("{refused:?}").contains("TooManyEntriesInBatchRequest"),
+        "{refused:?}"
+    );
     let repeated = sqs
         .change_message_visibility_batch()
         .queue_url(&url)
@@ -1100,7 +1108,10 @@ async fn an_event_of_another_replicas_shard_is_handed_back_to_the_queue_not_repa
         .send()
         .await
         .expect_err("two entries with one Id");
-    assert!(format!("{repeated:?}").contains("BatchEntryIdsNotDistinct"), "{repeated:?}");
+    assert!(
+        format!("{repeated:?}").contains("BatchEntryIdsNotDistinct"),
+        "{repeated:?}"
+    );
     let ten: Vec<_> = (0..10).map(|i| entry(&i.to_string())).collect();
     sqs.change_message_visibility_batch()
         .queue_url(&url)
