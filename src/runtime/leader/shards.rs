@@ -930,7 +930,7 @@ mod tests {
         assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
         assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
-        // Pinned: docs/sharding.md gives these, and a version that moved an account would have
+        // Pinned: docs/performance.md ("Several replicas: sharding") gives these, and a version that moved an account would have
         // two replicas write it during an upgrade.
         assert_eq!(shard_of("111122223333", 12), (fnv1a64(b"111122223333") % 12) as u32);
         assert_eq!(
