@@ -31,6 +31,8 @@ const ROUND: Duration = Duration::from_secs(2);
 
 struct Replica {
     name: String,
+    /// `/healthz`, `/readyz`, `/metrics` on 127.0.0.1.
+    http_port: u16,
     user: String,
     child: Child,
     proxy: Proxy,
@@ -51,8 +53,13 @@ impl Replica {
         let kubeconfig = server.write_kubeconfig(&format!("{namespace}-{name}"), &token);
         let proxy = Proxy::start(None).await;
         let log = server.dir.join(format!("{namespace}-{name}.log"));
+        let http_port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
         let child = Command::new(env!("CARGO_BIN_EXE_trailkeeper"))
-            .args(["run", "--http-addr", "127.0.0.1:0", "--resync-seconds", "30"])
+            .args(["run", "--resync-seconds", "30"])
+            .args(["--http-addr", &format!("127.0.0.1:{http_port}")])
             .args(["--shards", &SHARDS.to_string()])
             .args([
                 "--watch-namespace",
@@ -75,11 +82,26 @@ impl Replica {
             .expect("trailkeeper run starts");
         Replica {
             name: name.to_string(),
+            http_port,
             user,
             child,
             proxy,
             log,
         }
+    }
+
+    /// The status line and body of `GET path` on the replica's HTTP endpoint.
+    async fn get(&self, path: &str) -> (String, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", self.http_port)).await else {
+            return (String::new(), String::new());
+        };
+        let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        let _ = stream.read_to_string(&mut response).await;
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        (head.lines().next().unwrap_or_default().to_string(), body.to_string())
     }
 
     fn log(&self) -> String {
@@ -200,6 +222,30 @@ async fn three_replicas_share_the_shards_one_writer_per_account_a_killed_replica
         accounts.len(),
         started.elapsed()
     );
+
+    // Each replica is ready and says which shards it holds; its metrics say so per shard.
+    for replica in &replicas {
+        let held: Vec<String> = holders
+            .iter()
+            .filter(|(_, h)| **h == replica.name)
+            .map(|(s, _)| s.to_string())
+            .collect();
+        let expected = format!("ready: cache synced, holding shards {} of {SHARDS}", held.join(", "));
+        cluster::eventually(&format!("{} /readyz: {expected}", replica.name), TIMEOUT, || async {
+            let (status, body) = replica.get("/readyz").await;
+            status.contains("200") && body.trim() == expected
+        })
+        .await;
+        let (_, metrics) = replica.get("/metrics").await;
+        assert!(metrics.contains(&format!("trailkeeper_shards {SHARDS}")), "{metrics}");
+        assert!(metrics.contains("trailkeeper_shards_held 2"), "{metrics}");
+        for shard in &held {
+            assert!(
+                metrics.contains(&format!("trailkeeper_shard_held{{shard=\"{shard}\"}} 1")),
+                "{metrics}"
+            );
+        }
+    }
 
     // The status says who: the account's shard, and the replica holding it.
     for account in &accounts {

@@ -670,7 +670,7 @@ async fn run_baselines(
     {
         let (store, health) = (store.clone(), ctx.health.clone());
         tokio::spawn(async move {
-            if store.wait_until_ready().await.is_ok() {
+            if super::shard::cache_synced(&store).await {
                 health.synced.store(true, std::sync::atomic::Ordering::Relaxed);
             }
         });
