@@ -12,6 +12,12 @@
 //!   not polling;
 //! - time from a tamper call (StopLogging) to its repair, p50 and p95 over the tampers.
 //!
+//! - the account-wide sweep (issue 43, on by default): each account's controls judge every region
+//!   enabled (no complianceRegions); the emulator's enabled regions are narrowed to
+//!   `TRAILKEEPER_EMULATOR_REGIONS` (default us-east-1,eu-west-1,eu-north-1: two swept per account)
+//!   so that hundreds of accounts do not each build an EC2 backend per region in the emulator; the
+//!   product keeps AWS's. Prints the sweeps, their reads per account, and the clients built.
+//!
 //! `TRAILKEEPER_BENCH_WRAP="heaptrack -o /tmp/controller"` profiles the controller's heap.
 
 #[path = "../tests/common/mod.rs"]
@@ -54,6 +60,21 @@ impl Controller {
             gauge("trailkeeper_heap_allocated_bytes"),
             gauge("trailkeeper_heap_free_bytes"),
         )
+    }
+
+    /// A counter of `/metrics` (the first line that starts with `name`).
+    async fn counter(&self, name: &str) -> u64 {
+        let text = reqwest_get(&self.metrics_url).await;
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<u64>().ok())
+            .unwrap_or(0)
+    }
+
+    async fn counter_f64(&self, name: &str) -> f64 {
+        let text = reqwest_get(&self.metrics_url).await;
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+            .unwrap_or(0.0)
     }
 
     /// Sums of `trailkeeper_aws_calls_total` by (service:operation), ok and error alike.
@@ -285,6 +306,8 @@ async fn bench(n: usize, tampers: usize) {
     };
     for (i, account) in accounts.iter().enumerate() {
         let mut b = common::baseline(account);
+        // Every enabled region judged: the kept one by each reconcile, the others by the sweep.
+        b.spec.compliance_regions.clear();
         b.metadata.name = Some(format!("acct-{i:04}"));
         b.metadata.namespace = Some(ns.clone());
         api.create(&PostParams::default(), &b).await.unwrap();
@@ -307,9 +330,26 @@ async fn bench(n: usize, tampers: usize) {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     let converge = first.started.elapsed();
+    // Every account's first sweep (at once, a few at a time), each folded into status by a reconcile.
+    let swept_all = loop {
+        let swept = first
+            .counter("trailkeeper_compliance_sweeps_total{outcome=\"account\"}")
+            .await;
+        peak = peak.max(first.rss_kib("VmRSS"));
+        if swept as usize >= n || first.started.elapsed() > Duration::from_secs(3600) {
+            break first.started.elapsed();
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    let sweeps = first
+        .counter("trailkeeper_compliance_sweeps_total{outcome=\"account\"}")
+        .await;
+    let sweep_reads = first.counter("trailkeeper_compliance_sweep_reads_total").await;
+    let sweep_seconds = first.counter_f64("trailkeeper_compliance_sweep_seconds_sum").await;
     // Settle: the events of its own writes, the status writes.
     tokio::time::sleep(Duration::from_secs(10)).await;
     let converge_calls = first.aws_calls().await;
+    let converge_clients = first.counter("trailkeeper_aws_clients_built_total").await;
     let (first_hwm, first_rss) = (first.rss_kib("VmHWM"), first.rss_kib("VmRSS"));
     first.stop();
     let (first_requests, audit_mid) = api_requests(&user, audit_from);
@@ -341,6 +381,7 @@ async fn bench(n: usize, tampers: usize) {
         );
     }
     let pass = last.clone();
+    let restart_clients = second.counter("trailkeeper_aws_clients_built_total").await;
     let (reads, writes) = split(&pass);
     // The one-time central wiring check of the new process (its four reads) is in `pass` too.
     let events_reads: u64 = pass
@@ -376,12 +417,24 @@ async fn bench(n: usize, tampers: usize) {
         first_rss / 1024
     );
     println!(
+        "account-wide sweep: {sweeps} sweeps done {:.1} s after the start ({:.1} reads and {:.2} s each; regions enabled in the emulator: {}), then one reconcile each to fold it in; SDK clients built {} (converge process)",
+        swept_all.as_secs_f64(),
+        sweep_reads as f64 / sweeps.max(1) as f64,
+        sweep_seconds / sweeps.max(1) as f64,
+        std::env::var("TRAILKEEPER_EMULATOR_REGIONS").unwrap_or_default(),
+        converge_clients
+    );
+    println!(
         "restart, every baseline in sync: {:.1} s; reads per account {per_account:.1} ({without_events:.1} without events' rule and role), writes {writes}; RSS peak {} MiB, steady {} MiB ({} MiB anonymous, {} MiB file)",
         in_sync.as_secs_f64(),
         steady_hwm / 1024,
         steady_rss / 1024,
         steady_anon / 1024,
         steady_file / 1024
+    );
+    println!(
+        "SDK clients built by the restart pass: {restart_clients} ({:.1} per reconcile; kept between reconciles for the 16 most recent baselines)",
+        restart_clients as f64 / n as f64
     );
     println!(
         "heap after the pass: {} MiB allocated, {} MiB free in the arenas; {} s later: RSS {} MiB ({} MiB anonymous, {} MiB file), heap {} MiB allocated, {} MiB free",
@@ -439,6 +492,10 @@ async fn bench(n: usize, tampers: usize) {
 }
 
 fn main() {
+    if std::env::var_os("TRAILKEEPER_EMULATOR_REGIONS").is_none() {
+        // SAFETY: no other thread runs yet; the emulator (started later) inherits it.
+        unsafe { std::env::set_var("TRAILKEEPER_EMULATOR_REGIONS", "us-east-1,eu-west-1,eu-north-1") };
+    }
     let sizes: Vec<usize> = std::env::var("TRAILKEEPER_BENCH_N")
         .unwrap_or_else(|_| "100".into())
         .split(',')

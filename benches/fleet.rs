@@ -205,6 +205,69 @@ fn cache_memory(n: usize) {
     );
 }
 
+/// What a user of the command line sees (issue 43): N accounts whose controls judge every region
+/// enabled (no complianceRegions: the default), converged by this build's binary with `apply`,
+/// then `plan` of the N in sync: reads per account (from its JSON, less each role's AssumeRole)
+/// against the floor, and the peak RSS of each `plan` and `apply` process.
+fn cli(n: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let manifests: Vec<String> = (0..n)
+        .map(|i| {
+            let mut b = bench_baseline(&common::new_account());
+            b.metadata.name = Some(format!("acct-{i:03}"));
+            b.spec.compliance_regions.clear();
+            serde_yaml::to_string(&b).unwrap()
+        })
+        .collect();
+    let file = dir.path().join("accounts.yaml");
+    std::fs::write(&file, manifests.join("---\n")).unwrap();
+    let run = |command: &str| {
+        use std::io::Read;
+        let started = Instant::now();
+        // Reaped by wait4 below (for its rusage), not by Child::wait.
+        #[allow(clippy::zombie_processes)]
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_trailkeeper"))
+            .args([command, "-f", file.to_str().unwrap(), "-o", "json"])
+            .env("AWS_ENDPOINT_URL", &common::moto().endpoint)
+            .env("AWS_REGION", common::REGION)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdout = Vec::new();
+        child.stdout.take().unwrap().read_to_end(&mut stdout).unwrap();
+        // This process's own peak RSS (ru_maxrss) of this child: wait4 reports it.
+        let mut status = 0;
+        let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+        // SAFETY: waits for our own child; wait4 writes the status and the usage it is given.
+        let waited = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, usage.as_mut_ptr()) };
+        assert_eq!(waited, child.id() as libc::pid_t, "wait4");
+        let peak_kib = unsafe { usage.assume_init() }.ru_maxrss;
+        let wall = started.elapsed();
+        let report: serde_json::Value = serde_json::from_slice(&stdout).unwrap_or_default();
+        let reads: u64 = report["accounts"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|r| r["calls"]["reads"].as_u64().unwrap_or(0).saturating_sub(1))
+                    .sum()
+            })
+            .unwrap_or(0);
+        let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+        (code, wall, reads as f64 / n as f64, peak_kib / 1024)
+    };
+    let (applied, apply_wall, _, apply_peak) = run("apply");
+    let (planned, plan_wall, plan_reads, plan_peak) = run("plan");
+    println!(
+        "cli, {n} accounts judging every enabled region: apply exit {applied:?} in {:.1} s, peak RSS {apply_peak} MiB; plan (in sync) exit {planned:?} in {:.1} s, {plan_reads:.1} reads per account (floor {FLOOR_READS}: {:.2}), peak RSS {plan_peak} MiB",
+        apply_wall.as_secs_f64(),
+        plan_wall.as_secs_f64(),
+        plan_reads / f64::from(FLOOR_READS)
+    );
+}
+
 #[tokio::main]
 async fn main() {
     if std::env::args().any(|a| a == "--list" || a == "--test") {
@@ -218,6 +281,11 @@ async fn main() {
         "trailkeeper fleet benchmark on {} cores",
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
     );
+    // TRAILKEEPER_BENCH_CLI=20: the command line's plan of 20 accounts only.
+    if let Some(n) = std::env::var("TRAILKEEPER_BENCH_CLI").ok().and_then(|v| v.parse().ok()) {
+        tokio::task::block_in_place(|| cli(n));
+        return;
+    }
     for n in [1_000, 10_000] {
         cache_memory(n);
     }

@@ -36,5 +36,47 @@ fn main() {
         for _ in 0..100 { objs.push(std::sync::Arc::new(b.clone())); }
         let after = live();
         println!("LoggingBaseline without status: {} bytes each", (after - before) / 100);
+        per_service(&base);
     });
+}
+
+/// One SDK client of each service, built as `AccountIdentity` builds them (its retry partition,
+/// the call recorder): what a client cached per account and region would cost.
+fn per_service(base: &aws_types::SdkConfig) {
+    let partition = aws_smithy_runtime::client::retries::RetryPartition::custom("probe")
+        .token_bucket(aws_smithy_runtime::client::retries::TokenBucket::default())
+        .build();
+    let calls = trailkeeper::aws::CallRecorder::new();
+    macro_rules! probe {
+        ($sdk:ident) => {{
+            let n = 50;
+            let before = live();
+            let mut keep = Vec::new();
+            for _ in 0..n {
+                keep.push($sdk::Client::from_conf(
+                    $sdk::config::Builder::from(base)
+                        .retry_partition(partition.clone())
+                        .interceptor(calls.clone())
+                        .build(),
+                ));
+            }
+            let after = live();
+            println!("{:<24} {:>7} bytes a client", stringify!($sdk), (after - before) / n);
+        }};
+    }
+    probe!(aws_sdk_sts);
+    probe!(aws_sdk_kms);
+    probe!(aws_sdk_s3);
+    probe!(aws_sdk_cloudtrail);
+    probe!(aws_sdk_ec2);
+    probe!(aws_sdk_cloudwatchlogs);
+    probe!(aws_sdk_iam);
+    probe!(aws_sdk_ssm);
+    probe!(aws_sdk_config);
+    probe!(aws_sdk_glue);
+    probe!(aws_sdk_athena);
+    probe!(aws_sdk_organizations);
+    probe!(aws_sdk_eventbridge);
+    probe!(aws_sdk_cloudwatch);
+    probe!(aws_sdk_sns);
 }

@@ -106,11 +106,110 @@ print(f"   Organization {org_id}, trail {trail['TrailARN']} (stopped, no log fil
 PY
 }
 
+# seed_roles: the IAM roles examples/ names (its credentials, key administrators, operators and
+# auditors), made in their accounts as each account's administrator makes them before trailkeeper
+# runs: S3 and KMS refuse a bucket or key policy naming a role that does not exist, and so does the
+# emulator. A role named for every account of a set (`{{accountId}}`) is made in each account of
+# the Organization. Run after seed_org_trail.
+# https://repost.aws/knowledge-center/s3-invalid-principal-in-policy-error
+seed_roles() {
+  echo "== seeding the emulator: the IAM roles examples/ names"
+  # trailkeeper's own role in each account carries what `trailkeeper iam-policy` prints for it (the
+  # emulator judges a role's own policies where AWS does: iam:PassRole, kms:Decrypt for CloudTrail).
+  local tk
+  tk=$(scripts/ensure-bin.sh)
+  TK_ACCOUNT_POLICY=$("$tk" iam-policy -f examples/ --document account) \
+  TK_ARCHIVE_POLICY=$("$tk" iam-policy -f examples/ --document archive) \
+  .tools/moto/bin/python - <<'PY'
+import glob, json, os, re
+import boto3
+
+session = boto3.Session(region_name="us-east-1")
+
+def client(service, account):
+    c = session.client(service, endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+    c.meta.events.register("before-sign.*.*", lambda request, **_: request.headers.__setitem__("x-moto-account-id", account))
+    return c
+
+named = set()
+for path in sorted(glob.glob("examples/*.yaml")):
+    named.update(re.findall(r"arn:aws:iam::(\d{12}|\{\{accountId\}\}):role/([\w+=,.@/-]+)", open(path).read()))
+organization = [a["Id"] for a in client("organizations", "444455556666").list_accounts()["Accounts"]]
+archives = set()
+for path in sorted(glob.glob("examples/*.yaml")):
+    archives.update(re.findall(r"kind: LogArchive\n(?:.*\n)*?\s+accountId: \"?(\d{12})", open(path).read()))
+made = 0
+for account, name in sorted(named):
+    for target in (organization if account == "{{accountId}}" else [account]):
+        path, _, role = name.rpartition("/")
+        trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                 "Principal": {"AWS": f"arn:aws:iam::{target}:root"}}]}
+        iam = client("iam", target)
+        try:
+            iam.create_role(RoleName=role, Path=f"/{path}/" if path else "/", AssumeRolePolicyDocument=json.dumps(trust))
+            made += 1
+        except iam.exceptions.EntityAlreadyExistsException:
+            pass
+        if name == "trailkeeper":
+            policy = json.loads(os.environ["TK_ARCHIVE_POLICY" if target in archives else "TK_ACCOUNT_POLICY"])
+            # moto's policy validator refuses an S3 ARN with a region (arn:aws:s3:*:*:job/*), which
+            # IAM accepts for S3 Batch Operations jobs: scoped to "*" here (a moto bug).
+            for statement in policy["Statement"]:
+                resources = statement.get("Resource")
+                if isinstance(resources, str) and ":job/" in resources or isinstance(resources, list) and any(":job/" in r for r in resources):
+                    statement["Resource"] = "*"
+            iam.put_role_policy(RoleName=role, PolicyName="trailkeeper", PolicyDocument=json.dumps(policy, separators=(",", ":")))
+print(f"   {made} roles made")
+PY
+}
+
 # emulator_examples DIR: examples/ copied into DIR with instance logs and Config rules off: moto
 # has no SSM associations and no Config compliance API (against AWS, use examples/ as they are).
+# The recorders a baseline keeps (configRules.createRecorder) stay: the emulator has those.
 emulator_examples() {
-  local dir=$1 f
-  for f in examples/*.yaml; do
-    sed 's/^  trail:$/  instanceLogs: {enabled: false}\n  configRules: {enabled: false}\n  trail:/' "$f" > "$dir/$(basename "$f")"
-  done
+  .tools/moto/bin/python - "$1" examples/*.yaml <<'PY'
+import os, sys
+import yaml
+
+out = sys.argv[1]
+for path in sys.argv[2:]:
+    documents = [d for d in yaml.safe_load_all(open(path)) if d is not None]
+    for d in documents:
+        if d.get("kind") == "LoggingBaseline":
+            spec = d["spec"]
+            spec.setdefault("instanceLogs", {})["enabled"] = False
+            spec.setdefault("configRules", {})["enabled"] = False
+    with open(os.path.join(out, os.path.basename(path)), "w") as f:
+        yaml.safe_dump_all(documents, f, sort_keys=False)
+PY
+}
+
+# seed_trail_log_group: what examples/policies.yaml's TrailPolicy `payments` names in the payments
+# account (111122223333), made as its administrator makes them: the trail's CloudWatch Logs group,
+# and the role CloudTrail writes to it with (trusting cloudtrail.amazonaws.com, allowed
+# CreateLogStream and PutLogEvents on that group).
+# https://docs.aws.amazon.com/awscloudtrail/latest/userguide/send-cloudtrail-events-to-cloudwatch-logs.html
+seed_trail_log_group() {
+  echo "== seeding the emulator: the payments account's CloudWatch Logs group for its trail"
+  .tools/moto/bin/python - <<'PY'
+import json, os
+import boto3
+
+ACCOUNT, REGION, GROUP = "111122223333", "us-east-1", "aws-cloudtrail-logs-payments"
+session = boto3.Session(region_name=REGION)
+
+def client(service):
+    c = session.client(service, endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+    c.meta.events.register("before-sign.*.*", lambda request, **_: request.headers.__setitem__("x-moto-account-id", ACCOUNT))
+    return c
+
+client("logs").create_log_group(logGroupName=GROUP)
+trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
+                                                 "Action": "sts:AssumeRole"}]}
+client("iam").create_role(RoleName="cloudtrail-to-cloudwatch-logs", AssumeRolePolicyDocument=json.dumps(trust))
+client("iam").put_role_policy(RoleName="cloudtrail-to-cloudwatch-logs", PolicyName="deliver", PolicyDocument=json.dumps({
+    "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+    "Resource": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{GROUP}:log-stream:*"}]}))
+print(f"   log group {GROUP} and role cloudtrail-to-cloudwatch-logs in {ACCOUNT}")
+PY
 }

@@ -18,6 +18,9 @@ bin=$(scripts/ensure-kube.sh --kubectl)
 export TRAILKEEPER_KUBE_BIN=$bin
 start_moto
 seed_org_trail
+# The trail's log-group role first: it trusts CloudTrail, as seed_roles's would not.
+seed_trail_log_group
+seed_roles
 echo "== starting a local control plane (etcd, kube-apiserver)"
 scripts/kube-up.sh "$work/kube" $$ >/dev/null
 export KUBECONFIG="$work/kube/admin.kubeconfig"

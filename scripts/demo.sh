@@ -13,6 +13,9 @@ demo_log_dir=$demo
 trap 'kill "${demo_pids[@]}" 2>/dev/null || true; rm -rf "$demo"' EXIT
 start_moto
 seed_org_trail
+# The trail's log-group role first: it trusts CloudTrail, as seed_roles's would not.
+seed_trail_log_group
+seed_roles
 
 tk=$(scripts/ensure-bin.sh)
 echo "== trailkeeper validate -f examples/"
@@ -38,6 +41,7 @@ else
   echo "(no chromium: the page's screenshot check is skipped; scripts/ensure-chromium.sh installs it)"
 fi
 [ -z "${DEMO_KEEP:-}" ] || cp "$demo/report.html" "${DEMO_REPORT:-/tmp/trailkeeper-report.html}"
+[ -z "${DEMO_KEEP:-}" ] || [ ! -f "$demo/report.png" ] || cp "$demo/report.png" "${DEMO_SCREENSHOT:-/tmp/trailkeeper-report.png}"
 cat <<NEXT
 
 == The demo ran to its end. What to look at next:

@@ -147,15 +147,9 @@ async fn key_policy(archive: &str, key: &str) -> String {
 /// replication roles and its s3:CreateJob.
 async fn operator_role(archive: &str) {
     let aws = inspector(archive).await;
-    let trust = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
-        "Principal": {"AWS": format!("arn:aws:iam::{archive}:root")}, "Action": "sts:AssumeRole"}]});
-    aws.iam
-        .create_role()
-        .role_name("trailkeeper")
-        .assume_role_policy_document(trust.to_string())
-        .send()
-        .await
-        .unwrap();
+    // The role itself is one of the account's seeded roles (common::ACCOUNT_ROLES), assumable by
+    // the account; only its policy is the archive's.
+    common::create_roles_in(archive, &["trailkeeper"]).await;
     let mut policy = trailkeeper::desired::iam::archive_policy(&Default::default());
     // moto's policy validator refuses an S3 ARN with a region (`arn:aws:s3:*:*:job/*`), which IAM
     // accepts for S3 Batch Operations jobs: the job statement scoped to "*" here (a moto bug).
@@ -566,18 +560,48 @@ async fn verify_checks_a_members_digests_in_the_archive() {
     assert!(out.contains(tampered.as_str()), "{out}");
 }
 
-/// Athena in the archive account: one table whose account partition lists the members, each
-/// member's projected partition holding its logs and no one else's; results encrypted with the
-/// archive's key.
+/// The Glue table `name` of the archive's audit database: its projected accounts and the
+/// storage template Athena reads a partition from.
+async fn projection_of(aws: &common::Inspector, database: &str, name: &str) -> (String, String) {
+    let table = aws
+        .glue
+        .get_table()
+        .database_name(database)
+        .name(name)
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+    let parameters = table.parameters.unwrap_or_default();
+    (
+        parameters.get("projection.account.values").cloned().unwrap_or_default(),
+        parameters.get("storage.location.template").cloned().unwrap_or_default(),
+    )
+}
+
+/// Athena in the archive account: a table whose account partition lists the members, one per
+/// layout of their logs (members with trails of their own under `AWSLogs/{account}/`, the
+/// Organization trail's accounts under `AWSLogs/{o-id}/{account}/`), each member's projected
+/// partition holding its logs and no one else's; the named queries read both tables; results
+/// encrypted with the archive's key.
 #[tokio::test]
 async fn the_archives_athena_table_answers_a_query_per_member_account() {
-    let archive_account = new_account();
-    let spec = archive_spec(&archive_account, None);
-    let members: Vec<LoggingBaselineSpec> = (0..3).map(|_| member_spec(&new_account())).collect();
-    let admitted: Vec<Member> = members
+    let management = new_account();
+    let organization = common::create_organization(&inspector(&management).await).await;
+    let archive_account = common::create_member_account(&inspector(&management).await, "log-archive").await;
+    let spec = archive_spec(&archive_account, Some(&organization));
+    let members: Vec<LoggingBaselineSpec> = (0..2).map(|_| member_spec(&new_account())).collect();
+    let organization_member = member_spec(&management);
+    let organization_trail = TrailPolicySpec {
+        organization_trail: true,
+        ..TrailPolicySpec::default()
+    };
+    let mut admitted: Vec<Member> = members
         .iter()
         .map(|m| member_of(m, &TrailPolicySpec::default()))
         .collect();
+    admitted.push(member_of(&organization_member, &organization_trail));
     let report = reconcile(&spec, &admitted).await;
     assert!(
         !report.account.failed(),
@@ -589,33 +613,56 @@ async fn the_archives_athena_table_answers_a_query_per_member_account() {
     for member in &members {
         deliver_into(&archive_account, &bucket, &member.account_id, "CloudTrail", 3).await;
     }
-    let status = report.audit_queries.clone().unwrap();
     let aws = inspector(&archive_account).await;
-    let table = aws
-        .glue
-        .get_table()
-        .database_name(&status.database)
-        .name(&status.table)
+    // The Organization trail's log file of the management account, where CloudTrail puts it.
+    let today = trailkeeper::judge::archive_delivery::day_of(common::now_secs());
+    let stamp = aws_smithy_types::DateTime::from_secs(common::now_secs() - 180)
+        .fmt(aws_smithy_types::date_time::Format::DateTime)
+        .unwrap();
+    let digits: String = stamp.chars().filter(|c| c.is_ascii_digit() || *c == 'T').collect();
+    aws.s3
+        .put_object()
+        .bucket(&bucket)
+        .key(format!(
+            "AWS/CloudTrail/AWSLogs/{organization}/{management}/CloudTrail/{REGION}/{}/{management}_CloudTrail_{REGION}_{}Z_org.json.gz",
+            stamp[..10].replace('-', "/"),
+            &digits[..13]
+        ))
+        .body(b"{}".to_vec().into())
         .send()
         .await
-        .unwrap()
-        .table
         .unwrap();
-    let parameters = table.parameters.unwrap_or_default();
+
+    let status = report.audit_queries.clone().unwrap();
+    let organization_table = status
+        .organization_table
+        .clone()
+        .expect("a table over the Organization trail's accounts");
+    let (own_accounts, own_template) = projection_of(&aws, &status.database, &status.table).await;
     let mut accounts: Vec<String> = members.iter().map(|m| m.account_id.clone()).collect();
     accounts.sort();
-    assert_eq!(parameters.get("projection.account.values"), Some(&accounts.join(",")));
-    let template = parameters.get("storage.location.template").cloned().unwrap();
+    assert_eq!(own_accounts, accounts.join(","));
     assert_eq!(
-        template,
+        own_template,
         format!("s3://{bucket}/AWS/CloudTrail/AWSLogs/${{account}}/CloudTrail/${{region}}/${{date}}")
     );
+    let (organization_accounts, organization_template) =
+        projection_of(&aws, &status.database, &organization_table).await;
+    assert_eq!(organization_accounts, management);
+    assert_eq!(
+        organization_template,
+        format!("s3://{bucket}/AWS/CloudTrail/AWSLogs/{organization}/${{account}}/CloudTrail/${{region}}/${{date}}")
+    );
     // What Athena reads for `WHERE account = '...' AND region = ... AND date = today`: the
-    // partition's location, from the template.
-    let today = trailkeeper::judge::archive_delivery::day_of(common::now_secs());
-    for member in &members {
+    // partition's location, from the template of the member's table.
+    let mut queried: Vec<(&str, &str)> = members
+        .iter()
+        .map(|m| (m.account_id.as_str(), own_template.as_str()))
+        .collect();
+    queried.push((management.as_str(), organization_template.as_str()));
+    for (account, template) in queried {
         let location = template
-            .replace("${account}", &member.account_id)
+            .replace("${account}", account)
             .replace("${region}", REGION)
             .replace("${date}", &today);
         let prefix = location.strip_prefix(&format!("s3://{bucket}/")).unwrap();
@@ -628,11 +675,8 @@ async fn the_archives_athena_table_answers_a_query_per_member_account() {
             .await
             .unwrap();
         let keys: Vec<_> = listed.contents().iter().filter_map(|o| o.key()).collect();
-        assert_eq!(keys.len(), 1, "{keys:?}");
-        assert!(
-            keys[0].contains(&format!("/{}_CloudTrail_", member.account_id)),
-            "{keys:?}"
-        );
+        assert_eq!(keys.len(), 1, "{account}: {keys:?}");
+        assert!(keys[0].contains(&format!("/{account}_CloudTrail_")), "{keys:?}");
     }
     let work_group = aws
         .athena
@@ -650,6 +694,25 @@ async fn the_archives_athena_table_answers_a_query_per_member_account() {
     assert_eq!(encryption.kms_key.as_deref(), report.account.key_arn.as_deref());
     assert_eq!(configuration.enforce_work_group_configuration, Some(true));
     assert!(status.named_queries > 0);
+    // Each named query reads both tables: a member is found whichever holds it.
+    let ids = aws
+        .athena
+        .list_named_queries()
+        .work_group(&status.work_group)
+        .send()
+        .await
+        .unwrap()
+        .named_query_ids
+        .unwrap_or_default();
+    for id in ids {
+        let query = aws.athena.get_named_query().named_query_id(id).send().await.unwrap();
+        let sql = query.named_query.unwrap().query_string;
+        for table in [&status.table, &organization_table] {
+            assert!(sql.contains(&format!("\"{}\".\"{table}\"", status.database)), "{sql}");
+        }
+    }
+    let again = reconcile(&spec, &admitted).await;
+    assert_eq!(again.account.calls.writes, 0, "{:?}", again.account.calls.by_action);
 }
 
 fn with_replica(mut spec: LogArchiveSpec) -> LogArchiveSpec {
@@ -1395,7 +1458,7 @@ async fn a_members_trail_refused_just_after_its_admission_waits_for_the_policies
     let waiting = reconcile_member(&member, &trail_policy, target.clone()).await;
     match waiting.components.get(&Component::Trail) {
         Some(ComponentState::WaitingForArchive(message)) => assert!(
-            message.contains("still refuses it (InsufficientS3BucketPolicyException)") && message.contains(ARCHIVE),
+            message.contains("still refuses it (InsufficientS3BucketPolicyException: ") && message.contains(ARCHIVE),
             "{message}"
         ),
         other => panic!("the member waits for the archive's policies: {other:?}"),

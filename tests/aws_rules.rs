@@ -5,6 +5,7 @@
 mod common;
 
 use aws_sdk_s3::types::{ObjectOwnership, OwnershipControls, OwnershipControlsRule};
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use common::*;
 use serde_json::Value;
 use trailkeeper::api::{FlowLogDestination, LoggingBaselineSpec, RetentionPolicySpec, TrailPolicySpec, TrailSource};
@@ -825,6 +826,407 @@ async fn the_emulator_evaluates_ifexists_conditions_and_action_names_as_iam_does
             }
         }
     }
+}
+
+/// The strict CloudTrail rules judge Null and the negated operators as IAM does (M6): an Allow
+/// conditioned on `Null` holds when the key's presence is as required; a Deny with
+/// `StringNotEqualsIfExists aws:SourceOrgID` (a resource control policy's guard, in a bucket
+/// policy) bites a request from outside the Organization and not one from within it, and
+/// `StringNotEquals` on a key the request lacks is true ("If the key that you specify in a policy
+/// condition is not present in the request context, the values do not match" and the negated
+/// operator holds).
+/// https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html#Conditions_Null
+/// https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html#Conditions_String
+#[tokio::test]
+async fn the_emulator_judges_null_and_negated_conditions_in_cloudtrails_bucket_policy_as_iam_does() {
+    let management = new_account();
+    let aws = inspector(&management).await;
+    let organization = create_organization(&aws).await;
+    let bucket = format!("negated-{management}");
+    aws.s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let acl = serde_json::json!({"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control"}});
+    let deny_outside = |org: &str| {
+        serde_json::json!({"Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
+            "Resource": format!("arn:aws:s3:::{bucket}/*"),
+            "Condition": {"StringNotEqualsIfExists": {"aws:SourceOrgID": org}}})
+    };
+    // CloudTrail's requests carry aws:SourceArn and, in an Organization, aws:SourceOrgID; never
+    // aws:PrincipalOrgID (a service principal has no Organization of its own).
+    let cases = [
+        (
+            "Allow if aws:SourceArn is present (Null false)",
+            serde_json::json!({"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control"}, "Null": {"aws:SourceArn": "false"}}),
+            None,
+            true,
+        ),
+        (
+            "Allow if aws:SourceArn is absent (Null true)",
+            serde_json::json!({"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control"}, "Null": {"aws:SourceArn": "true"}}),
+            None,
+            false,
+        ),
+        (
+            "Allow if aws:PrincipalOrgID is absent",
+            serde_json::json!({"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control"}, "Null": {"aws:PrincipalOrgID": "true"}}),
+            None,
+            true,
+        ),
+        (
+            "Deny from outside the Organization, the trail's own",
+            acl.clone(),
+            Some(deny_outside(&organization)),
+            true,
+        ),
+        (
+            "Deny from outside another Organization",
+            acl.clone(),
+            Some(deny_outside("o-zzzz999999")),
+            false,
+        ),
+        (
+            "Deny when aws:PrincipalOrgID is not the Organization's (absent: the negation holds)",
+            acl.clone(),
+            Some(
+                serde_json::json!({"Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
+             "Resource": format!("arn:aws:s3:::{bucket}/*"),
+             "Condition": {"StringNotEquals": {"aws:PrincipalOrgID": organization}}}),
+            ),
+            false,
+        ),
+    ];
+    for (i, (case, condition, deny, accepted)) in cases.into_iter().enumerate() {
+        let mut policy: Value = serde_json::from_str(&cloudtrail_bucket_policy(
+            &bucket,
+            &management,
+            "s3:GetBucketAcl",
+            "s3:PutObject",
+            condition,
+        ))
+        .unwrap();
+        if let Some(deny) = deny {
+            policy["Statement"].as_array_mut().unwrap().push(deny);
+        }
+        aws.s3
+            .put_bucket_policy()
+            .bucket(&bucket)
+            .policy(policy.to_string())
+            .send()
+            .await
+            .unwrap();
+        let created = aws
+            .cloudtrail
+            .create_trail()
+            .name(format!("negated-{i}"))
+            .s3_bucket_name(&bucket)
+            .send()
+            .await;
+        match created {
+            Ok(_) => assert!(accepted, "{case}: must be refused"),
+            Err(e) => {
+                assert!(!accepted, "{case}: must be accepted: {e:?}");
+                assert_eq!(
+                    code_of(&e.into_service_error()),
+                    "InsufficientS3BucketPolicyException",
+                    "{case}"
+                );
+            }
+        }
+    }
+}
+
+/// `policy` with its first statement's Sid padded so that the document, as sent, is `size` bytes.
+fn padded_to(mut policy: Value, size: usize) -> String {
+    policy["Statement"][0]["Sid"] = Value::String(String::new());
+    let bare = policy.to_string().len();
+    assert!(bare <= size, "the policy is already {bare} bytes");
+    policy["Statement"][0]["Sid"] = Value::String("P".repeat(size - bare));
+    let text = policy.to_string();
+    assert_eq!(text.len(), size);
+    text
+}
+
+/// S3 refuses a bucket policy over 20 KB ("Bucket policies are limited to 20 KB in size":
+/// https://docs.aws.amazon.com/AmazonS3/latest/userguide/using-iam-policies.html), counted on the
+/// document as sent: 20,480 bytes are accepted, one more is refused.
+#[tokio::test]
+async fn the_emulator_refuses_a_bucket_policy_over_20_kb() {
+    let account = new_account();
+    let aws = inspector(&account).await;
+    let bucket = format!("sized-{account}");
+    aws.s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let policy = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Sid": "", "Effect": "Allow",
+        "Principal": {"Service": "cloudtrail.amazonaws.com"}, "Action": "s3:GetBucketAcl",
+        "Resource": format!("arn:aws:s3:::{bucket}")}]});
+    aws.s3
+        .put_bucket_policy()
+        .bucket(&bucket)
+        .policy(padded_to(policy.clone(), 20_480))
+        .send()
+        .await
+        .expect("a policy of 20,480 bytes is accepted");
+    let refused = aws
+        .s3
+        .put_bucket_policy()
+        .bucket(&bucket)
+        .policy(padded_to(policy, 20_481))
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert_eq!(code_of(&refused), "PolicyTooLarge");
+    let kept = bucket_policy(&aws, &bucket).await;
+    assert_eq!(
+        kept.to_string().len(),
+        20_480,
+        "the policy in force is the one accepted"
+    );
+}
+
+/// A key policy the account's root administers (so that its caller may put it again: the lockout
+/// check), padded to `size` bytes.
+fn key_policy_of_size(account: &str, size: usize) -> String {
+    padded_to(
+        serde_json::json!({"Version": "2012-10-17", "Statement": [{"Sid": "", "Effect": "Allow",
+            "Principal": {"AWS": format!("arn:aws:iam::{account}:root")}, "Action": "kms:*", "Resource": "*"}]}),
+        size,
+    )
+}
+
+/// KMS refuses a key policy over 32 KB ("Up to 32 kilobytes (32,768 bytes)":
+/// https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-overview.html#key-policy-format)
+/// with LimitExceededException, at CreateKey and at PutKeyPolicy.
+#[tokio::test]
+async fn the_emulator_refuses_a_key_policy_over_32_kb() {
+    let account = new_account();
+    let aws = inspector(&account).await;
+    let key = aws
+        .kms
+        .create_key()
+        .policy(key_policy_of_size(&account, 32_768))
+        .send()
+        .await
+        .expect("a key policy of 32,768 bytes is accepted")
+        .key_metadata
+        .unwrap()
+        .key_id;
+    let refused = aws
+        .kms
+        .create_key()
+        .policy(key_policy_of_size(&account, 32_769))
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert_eq!(code_of(&refused), "LimitExceededException");
+    aws.kms
+        .put_key_policy()
+        .key_id(&key)
+        .policy_name("default")
+        .policy(key_policy_of_size(&account, 32_768))
+        .send()
+        .await
+        .expect("PutKeyPolicy of 32,768 bytes is accepted");
+    let refused = aws
+        .kms
+        .put_key_policy()
+        .key_id(&key)
+        .policy_name("default")
+        .policy(key_policy_of_size(&account, 32_769))
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert_eq!(code_of(&refused), "LimitExceededException");
+}
+
+/// S3 refuses a bucket policy naming an IAM role that does not exist (MalformedPolicy "Invalid
+/// principal in policy": https://repost.aws/knowledge-center/s3-invalid-principal-in-policy-error)
+/// and accepts it once the role exists (a role with a path by its path and name); a role named in
+/// a condition only is not looked up.
+#[tokio::test]
+async fn the_emulator_refuses_a_bucket_policy_naming_a_role_that_does_not_exist() {
+    let account = new_account();
+    let aws = inspector(&account).await;
+    let bucket = format!("principals-{account}");
+    aws.s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let naming = |principal: &str| {
+        serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+            "Principal": {"AWS": [format!("arn:aws:iam::{account}:root"), principal]},
+            "Action": "s3:GetObject", "Resource": format!("arn:aws:s3:::{bucket}/*")}]})
+        .to_string()
+    };
+    for principal in [
+        format!("arn:aws:iam::{account}:role/reader"),
+        format!("arn:aws:iam::{account}:role/ops/reader"),
+        format!("arn:aws:iam::{account}:user/reader"),
+    ] {
+        let refused = aws
+            .s3
+            .put_bucket_policy()
+            .bucket(&bucket)
+            .policy(naming(&principal))
+            .send()
+            .await
+            .unwrap_err()
+            .into_service_error();
+        assert_eq!(code_of(&refused), "MalformedPolicy", "{principal}");
+        assert_eq!(refused.message(), Some("Invalid principal in policy"));
+    }
+    let by_condition = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"AWS": "*"}, "Action": "s3:GetObject", "Resource": format!("arn:aws:s3:::{bucket}/*"),
+        "Condition": {"ArnEquals": {"aws:PrincipalArn": format!("arn:aws:iam::{account}:role/reader")}}}]});
+    aws.s3
+        .put_bucket_policy()
+        .bucket(&bucket)
+        .policy(by_condition.to_string())
+        .send()
+        .await
+        .expect("a principal named in a condition is not looked up");
+    aws.iam
+        .create_role()
+        .role_name("reader")
+        .path("/ops/")
+        .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[]}"#)
+        .send()
+        .await
+        .unwrap();
+    aws.s3
+        .put_bucket_policy()
+        .bucket(&bucket)
+        .policy(naming(&format!("arn:aws:iam::{account}:role/ops/reader")))
+        .send()
+        .await
+        .expect("the role exists now");
+    let refused = aws
+        .s3
+        .put_bucket_policy()
+        .bucket(&bucket)
+        .policy(naming(&format!("arn:aws:iam::{account}:role/reader")))
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert_eq!(
+        code_of(&refused),
+        "MalformedPolicy",
+        "role/reader is not role/ops/reader"
+    );
+}
+
+/// KMS refuses a key policy naming an IAM role that does not exist ("The principals in the key
+/// policy must exist and be visible to KMS": MalformedPolicyDocumentException), and one that would
+/// not let its caller put the key policy again unless BypassPolicyLockoutSafetyCheck is set
+/// (https://docs.aws.amazon.com/kms/latest/APIReference/API_CreateKey.html#KMS-CreateKey-request-Policy).
+#[tokio::test]
+async fn the_emulator_refuses_a_key_policy_naming_a_role_that_does_not_exist_or_locking_its_caller_out() {
+    let account = new_account();
+    let aws = inspector(&account).await;
+    let root = format!("arn:aws:iam::{account}:root");
+    let policy = |principal: &str| {
+        serde_json::json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": root}, "Action": "kms:*", "Resource": "*"},
+            {"Effect": "Allow", "Principal": {"AWS": principal}, "Action": "kms:Decrypt", "Resource": "*"}]})
+        .to_string()
+    };
+    let missing = format!("arn:aws:iam::{account}:role/decrypter");
+    let refused = aws
+        .kms
+        .create_key()
+        .policy(policy(&missing))
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert_eq!(code_of(&refused), "MalformedPolicyDocumentException");
+    let key = aws
+        .kms
+        .create_key()
+        .policy(policy(&root))
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap()
+        .key_id;
+    let refused = aws
+        .kms
+        .put_key_policy()
+        .key_id(&key)
+        .policy_name("default")
+        .policy(policy(&missing))
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert_eq!(code_of(&refused), "MalformedPolicyDocumentException");
+    create_roles(&account, &["decrypter"]);
+    aws.kms
+        .put_key_policy()
+        .key_id(&key)
+        .policy_name("default")
+        .policy(policy(&missing))
+        .send()
+        .await
+        .expect("the role exists now");
+
+    // The caller here acts as the account: a policy admitting only the admin role locks it out.
+    let admins_only = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"AWS": format!("arn:aws:iam::{account}:role/admin")}, "Action": "kms:*", "Resource": "*"}]})
+    .to_string();
+    let refused = aws
+        .kms
+        .create_key()
+        .policy(&admins_only)
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert_eq!(code_of(&refused), "MalformedPolicyDocumentException");
+    assert!(
+        refused.message().unwrap_or_default().contains("update the key policy"),
+        "{refused:?}"
+    );
+    let refused = aws
+        .kms
+        .put_key_policy()
+        .key_id(&key)
+        .policy_name("default")
+        .policy(&admins_only)
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert_eq!(code_of(&refused), "MalformedPolicyDocumentException");
+    aws.kms
+        .create_key()
+        .policy(&admins_only)
+        .bypass_policy_lockout_safety_check(true)
+        .send()
+        .await
+        .expect("the check can be bypassed");
+}
+
+/// A baseline whose operators name a role the account does not have: KMS refuses the key, and the
+/// status says which principals the policy names and that the missing one must be created.
+#[tokio::test]
+async fn a_key_policy_naming_a_role_that_does_not_exist_fails_naming_the_principals_to_create() {
+    let account = new_account();
+    let mut spec = trail_only(&account);
+    let missing = format!("arn:aws:iam::{account}:role/security-operator");
+    spec.encryption.operators = vec![missing.clone()];
+    let report = run_with(&spec, &TrailPolicySpec::default(), RunMode::Apply).await;
+    let Some(ComponentState::Failed(e)) = report.components.get(&Component::Key) else {
+        panic!("{:?}", report.components);
+    };
+    assert_eq!(e.kind, ErrorKind::Precondition, "{e}");
+    let text = e.to_string();
+    assert!(
+        text.contains(&missing) && text.contains("create the one missing"),
+        "{text}"
+    );
+
+    create_roles(&account, &["security-operator"]);
+    assert_clean(&run_with(&spec, &TrailPolicySpec::default(), RunMode::Apply).await);
 }
 
 // trailkeeper against those rules.

@@ -981,3 +981,36 @@ async fn a_log_archive_admits_the_organization_only_with_its_id_and_a_new_approv
         .await;
     judge.accepts(&log_archive("  keyPrefix: org-logs")).await;
 }
+
+/// `regions: ["*"]` keeps every enabled region, alone; a recorder trailkeeper keeps needs its
+/// access-log bucket (issue 43): both ways, offline and on the API server.
+#[tokio::test]
+async fn every_region_is_named_alone_and_a_kept_recorder_needs_trailkeepers_bucket() {
+    let judge = Judge::new().await;
+    judge.accepts(&baseline("  regions: ['*']")).await;
+    judge.accepts(&baseline("  regions: [us-east-1, eu-west-1]")).await;
+    judge
+        .rejects(&baseline("  regions: ['*', eu-west-1]"), "names no other region")
+        .await;
+    judge.rejects(&baseline("  regions: ['eu-*']"), "regions").await;
+    judge
+        .accepts(&baseline(
+            "  regions: ['*']\n  configRules: {enabled: false, createRecorder: true}",
+        ))
+        .await;
+    let existing =
+        "  trail: {source: Existing, existingTrailArn: 'arn:aws:cloudtrail:us-east-1:111122223333:trail/org'}";
+    judge
+        .rejects(
+            &baseline(&format!("{existing}\n  configRules: {{createRecorder: true}}")),
+            "configRules.createRecorder",
+        )
+        .await;
+    judge.accepts(&baseline(existing)).await;
+    judge
+        .rejects(
+            &baseline("  storage: {archiveRef: {name: org}}\n  configRules: {createRecorder: true}"),
+            "configRules.createRecorder",
+        )
+        .await;
+}

@@ -252,6 +252,8 @@ async fn a_flow_log_whose_delivery_failed_is_reported() {
     assert!(problem.contains("FAILED") && problem.contains(&vpc_id), "{problem}");
 }
 
+/// A stopped recorder trailkeeper keeps is reported by a plan (or in Observe mode), and started
+/// again by an apply (issue 43: logging is never left stopped), which reports it delivering.
 #[tokio::test]
 async fn a_configuration_recorder_that_stopped_recording_is_reported() {
     let account = new_account();
@@ -274,7 +276,9 @@ async fn a_configuration_recorder_that_stopped_recording_is_reported() {
         .send()
         .await
         .unwrap();
-    let report = run(&spec).await;
+    let mut observed = spec.clone();
+    observed.mode = trailkeeper::api::Mode::Observe;
+    let report = run(&observed).await;
     let failing = delivery::first_problem(&report.delivery).expect("a failing part");
     assert_eq!(failing.component, format!("aws-config/{REGION}"));
     assert!(
@@ -284,5 +288,19 @@ async fn a_configuration_recorder_that_stopped_recording_is_reported() {
             .unwrap()
             .contains(&format!("recorder {name} is not recording")),
         "{failing:?}"
+    );
+    let repaired = run(&spec).await;
+    assert!(
+        repaired
+            .applied
+            .iter()
+            .any(|c| c.action == "start the configuration recorder"),
+        "{:?}",
+        repaired.applied
+    );
+    assert!(
+        delivery::first_problem(&repaired.delivery).is_none(),
+        "{:?}",
+        repaired.delivery
     );
 }

@@ -598,10 +598,11 @@ async fn a_key_scheduled_for_deletion_is_recovered() {
 
 #[tokio::test]
 async fn a_replaced_key_policy_and_removed_tags_are_restored() {
-    let repaired = drift_is_found_and_repaired("policy", |aws, _spec| async move {
+    let repaired = drift_is_found_and_repaired("policy", |aws, spec| async move {
         let key_id = aws.trail_key_id().await;
+        // The account root alone (KMS refuses a policy that would lock its caller out).
         let policy = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Sid": "RootOnly", "Effect": "Allow",
-            "Principal": {"AWS": "arn:aws:iam::000000000000:root"}, "Action": "kms:*", "Resource": "*"}]});
+            "Principal": {"AWS": format!("arn:aws:iam::{}:root", spec.account_id)}, "Action": "kms:*", "Resource": "*"}]});
         aws.kms
             .put_key_policy()
             .key_id(&key_id)

@@ -582,6 +582,9 @@ async fn a_foreign_account_cannot_feed_the_tamper_channel() {
         baseline: ObjectRef::new("managed").within("ns"),
         account: managed.clone(),
         role_arn: None,
+        // Every region kept: each event reconciles (as before the account-wide sweep).
+        kept: None,
+        forwarded: Vec::new(),
     }];
     let reached = drain_routed(&events, &known, Duration::from_secs(3)).await;
     assert!(reached.is_empty(), "forged events reached the queue: {reached:?}");
@@ -637,6 +640,9 @@ async fn every_tampering_call_on_trailkeepers_roles_and_recorder_reaches_the_rou
         baseline: ObjectRef::new("calls").within("ns"),
         account: account.clone(),
         role_arn: Some(format!("arn:aws:iam::{account}:role/trailkeeper")),
+        // Every region kept: each event reconciles (as before the account-wide sweep).
+        kept: None,
+        forwarded: Vec::new(),
     }];
     drain_routed(&events, &known, Duration::from_secs(2)).await;
 
@@ -732,6 +738,9 @@ async fn a_message_whose_route_failed_stays_and_is_routed_once_the_controller_is
         baseline: ObjectRef::new("loss").within("ns"),
         account: account.clone(),
         role_arn: None,
+        // Every region kept: each event reconciles (as before the account-wide sweep).
+        kept: None,
+        forwarded: Vec::new(),
     }];
     let receive_and_route = |reconcile: futures::channel::mpsc::Sender<ObjectRef<LoggingBaseline>>| {
         let (sqs, url, known) = (sqs.clone(), events.queue_url.clone(), known.clone());
@@ -741,9 +750,17 @@ async fn a_message_whose_route_failed_stays_and_is_routed_once_the_controller_is
             loop {
                 let messages = trailkeeper::aws::sqs::receive(&sqs, &url, 1).await.unwrap();
                 if !messages.is_empty() {
+                    let (mut sweep, _swept) = futures::channel::mpsc::channel(4);
                     let owns_all = |_: &str| true;
-                    let handled =
-                        route_messages(messages, &mut Router::default(), &known, &owns_all, &mut reconcile).await;
+                    let handled = route_messages(
+                        messages,
+                        &mut Router::default(),
+                        &known,
+                        &owns_all,
+                        &mut reconcile,
+                        &mut sweep,
+                    )
+                    .await;
                     let done = handled.done;
                     if !done.is_empty() {
                         trailkeeper::aws::sqs::delete(&sqs, &url, &done).await.unwrap();
@@ -868,6 +885,9 @@ async fn every_tampering_call_on_the_monitoring_controls_reaches_the_router() {
         baseline: ObjectRef::new("monitoring").within("ns"),
         account: account.clone(),
         role_arn: Some(format!("arn:aws:iam::{account}:role/trailkeeper")),
+        // Every region kept: each event reconciles (as before the account-wide sweep).
+        kept: None,
+        forwarded: Vec::new(),
     }];
     drain_routed(&events, &known, Duration::from_secs(2)).await;
 
@@ -999,6 +1019,7 @@ async fn past_the_bus_policy_quota_the_loop_counts_setup_error_and_writes_no_pol
             Vec::new()
         },
         reconcile,
+        futures::channel::mpsc::channel(16).0,
     );
     // Two attempts: at once, then after a second's backoff.
     let _ = tokio::time::timeout(Duration::from_secs(2), run).await;
@@ -1047,6 +1068,8 @@ async fn an_event_of_another_replicas_shard_is_handed_back_to_the_queue_not_repa
         baseline: ObjectRef::new("theirs").within("ns"),
         account: account.clone(),
         role_arn: None,
+        kept: None,
+        forwarded: Vec::new(),
     }];
     let url = events.queue_url.clone();
 
@@ -1055,8 +1078,17 @@ async fn an_event_of_another_replicas_shard_is_handed_back_to_the_queue_not_repa
     assert_eq!(received.len(), 1);
     assert_eq!(received[0].receive_count, 1);
     let (mut reconcile, mut receiver) = futures::channel::mpsc::channel(4);
+    let (mut sweep, _swept) = futures::channel::mpsc::channel(4);
     let mut router = Router::default();
-    let handled = route_messages(received, &mut router, &known, &|_: &str| false, &mut reconcile).await;
+    let handled = route_messages(
+        received,
+        &mut router,
+        &known,
+        &|_: &str| false,
+        &mut reconcile,
+        &mut sweep,
+    )
+    .await;
     assert!(handled.done.is_empty(), "{handled:?}");
     assert_eq!(handled.elsewhere.len(), 1);
     assert!(
@@ -1071,7 +1103,15 @@ async fn an_event_of_another_replicas_shard_is_handed_back_to_the_queue_not_repa
     let again = trailkeeper::aws::sqs::receive(&sqs, &url, 1).await.unwrap();
     assert_eq!(again.len(), 1, "the handed-back message is visible again at once");
     assert_eq!(again[0].receive_count, 2);
-    let handled = route_messages(again.clone(), &mut router, &known, &|_: &str| true, &mut reconcile).await;
+    let handled = route_messages(
+        again.clone(),
+        &mut router,
+        &known,
+        &|_: &str| true,
+        &mut reconcile,
+        &mut sweep,
+    )
+    .await;
     assert_eq!(handled.done.len(), 1);
     assert_eq!(receiver.try_recv().ok(), Some(ObjectRef::new("theirs").within("ns")));
     trailkeeper::aws::sqs::delete(&sqs, &url, &handled.done).await.unwrap();

@@ -114,7 +114,7 @@ async fn queue_loop(proxy: &Proxy, tag: &str) -> Work {
             writer.apply_watcher_event(&kube::runtime::watcher::Event::InitDone);
             let (reconcile, _received) = futures::channel::mpsc::channel(16);
             tokio::select! {
-                _ = queue::run(settings, base, store, gate, |_| Vec::new(), reconcile) => {}
+                _ = queue::run(settings, base, store, gate, |_| Vec::new(), reconcile, futures::channel::mpsc::channel(16).0) => {}
                 _ = stop => {}
             }
         })

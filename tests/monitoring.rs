@@ -366,8 +366,9 @@ async fn a_member_under_the_organization_trail_passes_with_the_owners_evidence()
     assert!(d.trails.contains(&trail), "{:?}", d.trails);
 }
 
-/// An hour of events in trailkeeper's trail bucket: `files` log files of `records` events each,
-/// delivered in the last hour, gzipped JSON as CloudTrail writes them.
+/// An hour of events in trailkeeper's trail bucket: `files` log files of `records` management
+/// events each (every other one read-only) and as many S3 data events, delivered in the last
+/// hour, gzipped JSON as CloudTrail writes them.
 async fn deliver_events(aws: &Inspector, spec: &LoggingBaselineSpec, files: usize, records: usize) {
     use std::io::Write;
     let account = &spec.account_id;
@@ -383,7 +384,15 @@ async fn deliver_events(aws: &Inspector, spec: &LoggingBaselineSpec, files: usiz
             &stamp[..10].replace('-', "/"),
             &compact[..13]
         );
-        let log = serde_json::json!({"Records": (0..records).map(|n| serde_json::json!({"eventName": format!("Call{n}")})).collect::<Vec<_>>()});
+        let management = (0..records).map(|n| {
+            serde_json::json!({"eventCategory": "Management", "managementEvent": true, "readOnly": n % 2 == 0,
+                               "eventSource": "iam.amazonaws.com", "eventName": format!("Call{n}")})
+        });
+        let data = (0..records).map(|_| {
+            serde_json::json!({"eventCategory": "Data", "managementEvent": false, "readOnly": true,
+                               "eventSource": "s3.amazonaws.com", "eventName": "GetObject"})
+        });
+        let log = serde_json::json!({"Records": management.chain(data).collect::<Vec<_>>()});
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         gz.write_all(log.to_string().as_bytes()).unwrap();
         aws.s3
@@ -399,7 +408,8 @@ async fn deliver_events(aws: &Inspector, spec: &LoggingBaselineSpec, files: usiz
 
 /// CloudTrail charges every copy of management events after the first in a Region: a second
 /// trail beside trailkeeper's is reported with the monthly cost of its copy, estimated from the
-/// last hour of the account's events; with one trail nothing is reported.
+/// last hour of the account's management events (data events are not management events); a
+/// second trail of write events only copies those; with one trail nothing is reported.
 #[tokio::test]
 async fn a_second_trail_recording_management_events_is_reported_with_its_estimated_cost() {
     let account = new_account();
@@ -422,18 +432,41 @@ async fn a_second_trail_recording_management_events_is_reported_with_its_estimat
     assert_eq!(d.region, REGION);
     assert_eq!(d.paid_copies, 1);
     assert!(d.trails.contains(&team), "{:?}", d.trails);
-    // 80 events in the last hour x 730 hours; x $2.00 per 100,000 copied events.
+    // 80 management events in the last hour (the 80 data events are not) x 730 hours, each
+    // copied once; x $2.00 per 100,000 copied events.
     assert_eq!(d.events_per_month, Some(58_400));
+    assert_eq!(d.copied_events_per_month, Some(58_400));
     assert_eq!(d.estimated_monthly_cost_usd, Some(1.17));
     assert!(d.note.contains("AWS CloudTrail pricing"), "{}", d.note);
+    assert!(d.note.contains("the primary Region"), "{}", d.note);
     let markdown = trailkeeper::cli::output::render_compliance(
         &[("accounts/a".to_string(), report)],
         trailkeeper::cli::Format::Markdown,
     );
     assert!(
-        markdown.contains("Duplicate trails in us-east-1") && markdown.contains("about $1.17 a month"),
+        markdown.contains("Duplicate trails in us-east-1 (the primary Region only)")
+            && markdown.contains("about $1.17 a month"),
         "{markdown}"
     );
+
+    // The team's trail records write events only: only the 40 write events an hour are copies.
+    aws.cloudtrail
+        .put_event_selectors()
+        .trail_name(&team)
+        .event_selectors(
+            aws_sdk_cloudtrail::types::EventSelector::builder()
+                .read_write_type(aws_sdk_cloudtrail::types::ReadWriteType::WriteOnly)
+                .include_management_events(true)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let writes_only = run(&spec, &policy, RunMode::Plan).await;
+    let d = writes_only.duplicate_trails.expect("the write events are copied");
+    assert_eq!(d.events_per_month, Some(58_400));
+    assert_eq!(d.copied_events_per_month, Some(29_200));
+    assert_eq!(d.estimated_monthly_cost_usd, Some(0.58));
 }
 
 /// An account whose trail delivers its events to the log group (CloudTrail may write there),

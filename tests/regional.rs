@@ -408,21 +408,25 @@ async fn with_create_recorder_a_recorder_is_created_delivering_to_the_access_log
             .config_rules()
             .is_empty()
     );
-    // moto names the service-linked role AWSServiceRoleForconfig (AWS: AWSServiceRoleForConfig), so
-    // trailkeeper would not find it again: make the role AWS would have made.
-    let iam = aws_sdk_iam::Client::from_conf(
-        aws_sdk_iam::config::Builder::from(&base_config().await)
-            .interceptor(common::MotoAccount(account.clone()))
-            .build(),
-    );
-    iam.create_role()
+    // Config's service-linked role is AWSServiceRoleForConfig, as AWS names it: found again, not
+    // created again (it was sent with every apply while moto named it AWSServiceRoleForconfig).
+    let role = aws
+        .iam
+        .get_role()
         .role_name("AWSServiceRoleForConfig")
-        .path("/aws-service-role/config.amazonaws.com/")
-        .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[]}"#)
         .send()
         .await
-        .unwrap();
+        .expect("the service-linked role, by AWS's name");
+    assert_eq!(
+        role.role().map(|r| r.path()),
+        Some("/aws-service-role/config.amazonaws.com/")
+    );
     let again = apply(&spec).await;
+    assert!(
+        !again.calls.by_action.contains_key("iam:CreateServiceLinkedRole"),
+        "{:?}",
+        again.calls.by_action
+    );
     assert_eq!(again.calls.writes, 0, "{:?}", again.calls.by_action);
 }
 

@@ -78,7 +78,7 @@ async fn the_status_carries_each_control_with_its_evidence() {
         (
             ControlResult::Fail,
             format!(
-                "1 of 1 regions without a recorder of all supported resource types that records with lastStatus SUCCESS: \
+                "1 of 1 regions without a recorder of all supported resource types that records with lastStatus Success: \
                  {REGION}: no configuration recorder; global resource types recorded in no region"
             )
         )
@@ -121,7 +121,7 @@ async fn the_status_carries_each_control_with_its_evidence() {
     // With S3 data events in the TrailPolicy, they pass once applied.
     let baselines = [resolved(&account, s3_data_events())];
     trailkeeper::cli::run_all(&base, &baselines, RunMode::Apply).await;
-    let reports = trailkeeper::cli::run_all(&base, &baselines, RunMode::Plan).await;
+    let reports = trailkeeper::cli::report_all(&base, &baselines).await;
     let controls = trailkeeper::judge::compliance::evaluate(&reports[0].1.evidence);
     assert!(
         controls
@@ -154,12 +154,13 @@ async fn report_on_two_accounts_gives_the_expected_markdown() {
     let base = base_config().await;
     // This test binary has its own emulator: fixed account ids keep the golden file stable.
     let (converged, untouched) = ("111111111111", "222222222222");
+    create_roles(converged, &ACCOUNT_ROLES);
     trailkeeper::cli::run_all(&base, &[resolved(converged, s3_data_events())], RunMode::Apply).await;
     let baselines = [
         resolved(converged, s3_data_events()),
         resolved(untouched, TrailPolicySpec::default()),
     ];
-    let reports = trailkeeper::cli::run_all(&base, &baselines, RunMode::Plan).await;
+    let reports = trailkeeper::cli::report_all(&base, &baselines).await;
     let markdown = normalize(&trailkeeper::cli::output::render_compliance(&reports, Format::Markdown));
     let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/report.md");
     if std::env::var("TRAILKEEPER_BLESS").is_ok() {
@@ -215,7 +216,7 @@ async fn the_account_wide_controls_judge_the_account_whoever_manages_it() {
     let judge = |baseline: ResolvedBaseline| {
         let base = base.clone();
         async move {
-            let reports = trailkeeper::cli::run_all(&base, &[baseline], RunMode::Plan).await;
+            let reports = trailkeeper::cli::report_all(&base, &[baseline]).await;
             trailkeeper::judge::compliance::evaluate(&reports[0].1.evidence)
         }
     };
@@ -289,7 +290,7 @@ async fn every_enabled_region_is_judged_when_no_compliance_regions_are_named() {
     let account = new_account();
     let mut baseline = resolved(&account, TrailPolicySpec::default());
     baseline.baseline.spec.compliance_regions.clear();
-    let reports = trailkeeper::cli::run_all(&base, &[baseline], RunMode::Plan).await;
+    let reports = trailkeeper::cli::report_all(&base, &[baseline]).await;
     let report = &reports[0].1;
     assert_eq!(
         report.calls.by_action.get("ec2:DescribeRegions").map(|(n, _)| *n),
@@ -317,8 +318,9 @@ async fn every_enabled_region_is_judged_when_no_compliance_regions_are_named() {
 }
 
 /// 3.3 with someone else's recorder of one resource type fails, naming the recorder and what it
-/// lacks. moto keeps a started recorder's lastStatus at PENDING (AWS reports SUCCESS after its
-/// first delivery), so a recorder of every type cannot pass here: the unit tables judge that case.
+/// lacks; the same recorder of every resource type, delivering, passes (the emulator reports a
+/// recording recorder whose bucket admits AWS Config as lastStatus Success, as AWS does after its
+/// first delivery: scripts/emulator/trailkeeper_account_wide.py).
 #[tokio::test]
 async fn a_recorder_of_one_resource_type_fails_3_3() {
     use aws_sdk_config::types::{ConfigurationRecorder, DeliveryChannel, RecordingGroup, ResourceType};
@@ -342,12 +344,28 @@ async fn a_recorder_of_one_resource_type_fails_3_3() {
         .send()
         .await
         .unwrap();
+    // AWS Config checks the channel's bucket and its policy (PutDeliveryChannel): someone's own.
+    let bucket = format!("someone-{account}");
+    aws.s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let delivery = serde_json::json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "config.amazonaws.com"}, "Action": "s3:GetBucketAcl",
+         "Resource": format!("arn:aws:s3:::{bucket}")},
+        {"Effect": "Allow", "Principal": {"Service": "config.amazonaws.com"}, "Action": "s3:PutObject",
+         "Resource": format!("arn:aws:s3:::{bucket}/AWSLogs/{account}/Config/*"),
+         "Condition": {"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control"}}}]});
+    aws.s3
+        .put_bucket_policy()
+        .bucket(&bucket)
+        .policy(delivery.to_string())
+        .send()
+        .await
+        .unwrap();
     aws.config
         .put_delivery_channel()
         .delivery_channel(
             DeliveryChannel::builder()
                 .name("default")
-                .s3_bucket_name(format!("someone-{account}"))
+                .s3_bucket_name(&bucket)
                 .build(),
         )
         .send()
@@ -361,17 +379,38 @@ async fn a_recorder_of_one_resource_type_fails_3_3() {
         .unwrap();
     let baseline = resolved(&account, TrailPolicySpec::default());
     assert!(!baseline.baseline.spec.config_rules.enabled);
-    let reports = trailkeeper::cli::run_all(&base, &[baseline], RunMode::Plan).await;
+    let reports = trailkeeper::cli::report_all(&base, std::slice::from_ref(&baseline)).await;
     let controls = trailkeeper::judge::compliance::evaluate(&reports[0].1.evidence);
     let config = controls.iter().find(|c| c.id == "3.3").unwrap();
     assert_eq!(config.result, ControlResult::Fail);
     assert!(
         config.evidence.contains(&format!(
-            "{REGION}: recorder buckets-only: allSupported=false, includeGlobalResourceTypes=false, recording=true"
+            "{REGION}: recorder buckets-only: allSupported=false, includeGlobalResourceTypes=false, recording=true, lastStatus=Success"
         )),
         "{}",
         config.evidence
     );
+    // The same recorder of every resource type: it passes.
+    let everything = RecordingGroup::builder()
+        .all_supported(true)
+        .include_global_resource_types(true)
+        .build();
+    aws.config
+        .put_configuration_recorder()
+        .configuration_recorder(
+            ConfigurationRecorder::builder()
+                .name("buckets-only")
+                .role_arn(format!("arn:aws:iam::{account}:role/someone"))
+                .recording_group(everything)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let reports = trailkeeper::cli::report_all(&base, &[baseline]).await;
+    let controls = trailkeeper::judge::compliance::evaluate(&reports[0].1.evidence);
+    let config = controls.iter().find(|c| c.id == "3.3").unwrap();
+    assert_eq!(config.result, ControlResult::Pass, "{}", config.evidence);
 }
 
 /// Runs this build's binary with the emulator's endpoint and static credentials (what a user of

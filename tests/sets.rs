@@ -137,6 +137,8 @@ async fn organization() -> Organization {
             .account_id()
             .unwrap()
             .to_string();
+        // The roles the set's template names, as the account's administrator makes them.
+        common::create_roles_in(&id, &common::ACCOUNT_ROLES).await;
         let destination = match target {
             "a" => Some(&ou_a),
             "a1" => Some(&ou_a1),

@@ -368,20 +368,26 @@ def _public_key_of(region):
 def install():
     """Wraps the moto backends the rules apply to. Idempotent."""
     import trailkeeper_cbor
+    import trailkeeper_policies
     import trailkeeper_replication
 
     trailkeeper_cbor.install()
+    trailkeeper_policies.install()
     trailkeeper_replication.install()
     trailkeeper_delegated.install()
     trailkeeper_trail_access.install()
     __import__("trailkeeper_batch").install()
     __import__("trailkeeper_sqs_visibility").install()
+    __import__("trailkeeper_account_wide").install()
     from moto.cloudtrail import models as cloudtrail
     from moto.ec2.models import flow_logs
     from moto.iam import models as iam
 
     # The service-linked role's name as AWS spells it (moto would make AWSServiceRoleForcloudtrail).
     iam.SERVICE_NAME_CONVERSION.setdefault("cloudtrail", "CloudTrail")
+    # Config's too: AWSServiceRoleForConfig (moto: AWSServiceRoleForconfig), so a second apply finds it.
+    # https://docs.aws.amazon.com/config/latest/developerguide/using-service-linked-roles-config.html
+    iam.SERVICE_NAME_CONVERSION.setdefault("config", "Config")
 
     # CloudTrail supports a delegated administrator (moto's list omits it):
     # https://docs.aws.amazon.com/organizations/latest/userguide/services-that-can-integrate-cloudtrail.html

@@ -33,13 +33,15 @@ use super::{LoggingBaselineStatus, PolicyRef, patterns};
         json_path = ".status.conditions[?(@.type==\"DeliveryHealthy\")].status"
     ),
     printcolumn(name = "CIS", type_ = "string", json_path = ".status.compliance.summary"),
+    printcolumn(name = "Swept", type_ = "date", json_path = ".status.complianceSweep.time"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
     validation = super::rules::results_bucket_is_its_own(),
     validation = super::rules::generated_bucket_names_fit(),
-    validation = super::rules::archive_member_keeps_nothing_of_its_own()
+    validation = super::rules::archive_member_keeps_nothing_of_its_own(),
+    validation = super::rules::recorder_has_a_bucket()
 )]
 pub struct LoggingBaselineSpec {
     /// The AWS account; trailkeeper refuses to act when its credentials resolve to another one.
@@ -49,15 +51,19 @@ pub struct LoggingBaselineSpec {
     /// The region of the trail and its buckets.
     #[schemars(pattern(patterns::REGION), length(max = 32))]
     pub primary_region: String,
-    /// Regions where flow logs, instance logs and Config rules are enforced; empty means the
-    /// primary region only.
+    /// Regions where flow logs, instance logs, Config rules and recorders are enforced; empty
+    /// means the primary region only; `["*"]` every region enabled for the account
+    /// (ec2:DescribeRegions, read at each reconcile: a region enabled later is kept from then on).
     #[serde(default)]
-    #[schemars(inner(pattern(patterns::REGION)), length(max = 40))]
+    #[schemars(inner(pattern(patterns::REGION_OR_EVERY)), length(max = 40))]
+    #[x_kube(validation = kube::core::Rule::new("!self.exists(r, r == '*') || size(self) == 1").message("regions: [\"*\"] keeps every region enabled for the account and names no other region"))]
     pub regions: Vec<String>,
     /// Regions judged, besides the enforced ones, by the CIS controls that read the whole account
     /// (3.3 AWS Config, 3.6 KMS key rotation, 3.7 VPC flow logs) for status.compliance and `report`;
     /// empty means every region enabled for the account (ec2:DescribeRegions). Name the regions the
-    /// account may use when others are denied to it (a service control policy).
+    /// account may use when others are denied to it (a service control policy). The regions not
+    /// enforced are read by the controller's account-wide sweep (`--compliance-sweep-hours`), not
+    /// by every reconcile.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(inner(pattern(patterns::REGION)), length(max = 40))]
     pub compliance_regions: Vec<String>,
@@ -449,7 +455,9 @@ pub struct ConfigRulesSpec {
     /// Whether trailkeeper deploys the Config rules (in regions with a configuration recorder).
     #[serde(default = "yes")]
     pub enabled: bool,
-    /// Create a configuration recorder where a region has none (opt-in: it has a cost).
+    /// Keep a configuration recorder in every region the baseline keeps, with or without the
+    /// rules: created (with its delivery channel, into the access-log bucket) where a region has
+    /// none, started when stopped (opt-in: AWS Config charges per configuration item recorded).
     #[serde(default)]
     pub create_recorder: bool,
 }

@@ -62,6 +62,10 @@ pub struct LoggingBaselineStatus {
     /// The logging controls of the CIS benchmark, judged at the last reconcile, with evidence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compliance: Option<ComplianceStatus>,
+    /// The account-wide sweep: CIS 3.3, 3.6 and 3.7 in the regions this baseline does not keep
+    /// (the controller's `--compliance-sweep-hours`), folded into `compliance`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compliance_sweep: Option<ComplianceSweep>,
     /// The last integrity verification (spec.verifyIntegrity).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub integrity: Option<IntegrityStatus>,
@@ -99,6 +103,72 @@ pub struct ComplianceStatus {
     pub controls: Vec<Control>,
 }
 
+/// The last account-wide sweep: the regions a reconcile does not read (it reads the regions it
+/// keeps), judged for the controls of the whole account (CIS 3.3 AWS Config, 3.6 key rotation,
+/// 3.7 flow logs), once per interval and again for a region when a tampering event concerns it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ComplianceSweep {
+    /// When every region was last read (RFC 3339).
+    pub time: String,
+    /// The generation of the spec the regions were chosen by (a new one sweeps again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// When a region was last read again because an event concerned it (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refreshed: Option<String>,
+    /// AWS read calls the last sweep made.
+    #[serde(default)]
+    pub reads: u32,
+    /// AWS write calls the last sweep made (the forwarding rules it keeps; 0 in line).
+    #[serde(default)]
+    pub writes: u32,
+    /// Why the regions could not be swept (ec2:DescribeRegions failed, another account's
+    /// credentials), when they could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// With tampering events on: the forwarding rules the sweep keeps in these regions, or why
+    /// they are not kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarding: Option<String>,
+    /// Each region swept, with what fails there.
+    #[serde(default)]
+    pub regions: Vec<RegionVerdict>,
+}
+
+/// What one region holds of the account-wide controls; a region without failures passes them.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RegionVerdict {
+    /// The region, e.g. `eu-north-1`.
+    pub region: String,
+    /// 3.3: why the region has no recorder of all supported resource types that records with
+    /// lastStatus Success (absent: it has one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
+    /// 3.3: such a recorder here records the global resource types too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub global_types: bool,
+    /// 3.6: the customer-managed symmetric keys judged here that rotate...
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rotating_keys: Vec<String>,
+    /// ...and those that do not.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys_without_rotation: Vec<String>,
+    /// 3.6: why the keys could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_error: Option<String>,
+    /// 3.7: the VPCs here.
+    #[serde(default)]
+    pub vpcs: u32,
+    /// 3.7: those without a flow log of REJECT or ALL traffic, with what they have.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vpcs_without_flow_logs: Vec<String>,
+    /// 3.7: why the VPCs or flow logs could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpc_error: Option<String>,
+}
+
 /// One control of the benchmark, judged, with its evidence.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -128,6 +198,11 @@ pub struct AuditQueriesStatus {
     pub database: String,
     /// The CloudTrail table.
     pub table: String,
+    /// A LogArchive's second table, over the accounts an Organization trail delivers for (under
+    /// `AWSLogs/{o-id}/`), when members with trails of their own are in `table`; the named queries
+    /// read both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization_table: Option<String>,
     /// The Athena workgroup that holds the named queries.
     pub work_group: String,
     /// The `s3://` location the workgroup writes (encrypted) results to.
@@ -214,20 +289,27 @@ pub struct AppliedRetention {
     pub approval: Option<String>,
 }
 
-/// Management events recorded more than once in a Region, with the estimated monthly cost.
+/// Management events recorded more than once in the baseline's primary Region, with the estimated
+/// monthly cost there (other Regions of a multi-Region trail are copied the same way, not counted).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DuplicateTrails {
     /// The Region judged (the baseline's primary Region).
     pub region: String,
-    /// The trails that record the account's management events there.
+    /// The trails that record some of the account's management events twice there.
     pub trails: Vec<String>,
-    /// Copies after the first: each is charged.
+    /// The most copies of one event after the first: each is charged.
     pub paid_copies: u32,
-    /// Management events a month, estimated from the last hour's log files (absent: not counted).
+    /// Management events a month in the primary Region, estimated from the last hour's log files
+    /// (absent: not counted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub events_per_month: Option<u64>,
-    /// paidCopies x eventsPerMonth x the price per 100,000, in US dollars (absent: not counted).
+    /// Copies after the first a month in the primary Region: each event counted once per further
+    /// trail that records it (absent: not counted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copied_events_per_month: Option<u64>,
+    /// copiedEventsPerMonth x the price per 100,000, in US dollars, for the primary Region only
+    /// (absent: not counted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub estimated_monthly_cost_usd: Option<f64>,
     /// How the estimate was made, and what it leaves out.

@@ -37,6 +37,8 @@ pub mod patterns {
     /// An AWS Organization id.
     pub const ORGANIZATION_ID: &str = r"^o-[a-z0-9]{10,32}$";
     pub const REGION: &str = r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}$";
+    /// A region, or `*`: every region enabled for the account.
+    pub const REGION_OR_EVERY: &str = r"^(\*|[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2})$";
     pub const IAM_ROLE_ARN: &str = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$";
     /// A principal of a key policy: an IAM role or user ARN, or an account root.
     pub const IAM_PRINCIPAL_ARN: &str =

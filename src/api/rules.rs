@@ -142,3 +142,15 @@ pub fn tag_keys_aws_accepts() -> Rule {
         "tag keys must have 1 to 128 characters and may not start with aws: (AWS reserves that prefix)".to_string(),
     ))
 }
+
+/// A recorder trailkeeper keeps delivers into the baseline's access-log bucket: a baseline with an
+/// Existing trail or a LogArchive has none.
+pub fn recorder_has_a_bucket() -> Rule {
+    Rule::new(
+        "!has(self.configRules) || !has(self.configRules.createRecorder) || !self.configRules.createRecorder || ((!has(self.trail) || !has(self.trail.source) || self.trail.source == 'Managed') && (!has(self.storage) || !has(self.storage.archiveRef)))",
+    )
+    .message(Message::Message(
+        "configRules.createRecorder: the recorders trailkeeper keeps deliver into its access-log bucket, which a baseline with an Existing trail or a storage.archiveRef does not have: set up AWS Config in the account (or its Organization) instead"
+            .to_string(),
+    ))
+}

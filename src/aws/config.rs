@@ -63,7 +63,21 @@ pub struct ObservedRecorder {
     pub include_global: bool,
     /// As its status says (a recorder without a status: not recording, no last status).
     pub recording: bool,
+    /// Pending, Success or Failure (API_ConfigurationRecorderStatus), with the last error.
     pub last_status: Option<String>,
+    pub last_error: Option<String>,
+}
+
+impl ObservedRecorder {
+    /// What the recorder says of itself.
+    pub fn status(&self) -> RecorderStatus {
+        RecorderStatus {
+            name: self.name.clone(),
+            recording: self.recording,
+            last_status: self.last_status.clone(),
+            last_error: self.last_error.clone(),
+        }
+    }
 }
 
 /// Every recorder of the region with its recording group and status (the two reads).
@@ -91,6 +105,7 @@ pub async fn observe_recorders(clients: &AccountClients) -> Result<Vec<ObservedR
                 include_global: group.is_some_and(|g| g.include_global_resource_types()),
                 recording: state.is_some_and(|s| s.recording),
                 last_status: state.and_then(|s| s.last_status.clone()),
+                last_error: state.and_then(|s| s.last_error.clone()),
                 name,
             }
         })
@@ -203,6 +218,18 @@ pub async fn compliance(
             })
             .collect()
     }))
+}
+
+/// Starts a recorder that exists (its delivery channel must exist: AWS refuses otherwise).
+pub async fn start_recorder(clients: &AccountClients, name: &str) -> Result<(), AwsError> {
+    let sent = clients
+        .config
+        .start_configuration_recorder()
+        .configuration_recorder_name(name)
+        .send()
+        .await;
+    let resource = format!("the configuration recorder {name} of {}", clients.region);
+    check(sent, "Config Service", "StartConfigurationRecorder", &resource).map(|_| ())
 }
 
 /// Creates and starts the recorder `default` with its delivery channel.

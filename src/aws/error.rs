@@ -57,7 +57,7 @@ impl AwsError {
             resource: resource.to_string(),
             code: BOUND_REACHED.into(),
             message: format!(
-                "did not finish within {} s: AWS did not answer in time; trailkeeper will try again",
+                "did not finish within {} s: AWS did not answer in time",
                 bound.as_secs()
             ),
         }
@@ -77,6 +77,40 @@ impl AwsError {
 
     pub fn is_not_found(&self) -> bool {
         self.kind == ErrorKind::NotFound
+    }
+
+    /// A refusal of `policy` (a bucket or key policy) because a principal it names does not
+    /// exist, said so that a person can act on it: which IAM roles and users the policy names (AWS
+    /// does not say which one is missing), that each must exist, and that trailkeeper tries again
+    /// once it does. S3 answers MalformedPolicy "Invalid principal in policy"
+    /// (https://repost.aws/knowledge-center/s3-invalid-principal-in-policy-error); KMS
+    /// MalformedPolicyDocumentException, "The principals in the key policy must exist and be
+    /// visible to KMS" (https://docs.aws.amazon.com/kms/latest/APIReference/API_PutKeyPolicy.html).
+    /// Any other error is returned as it is.
+    pub fn naming_principals_of(mut self, policy: &serde_json::Value) -> Self {
+        let invalid_principal = matches!(
+            self.code.as_str(),
+            "MalformedPolicy" | "MalformedPolicyDocumentException"
+        ) && self.message.to_ascii_lowercase().contains("invalid principal");
+        if !invalid_principal {
+            return self;
+        }
+        let named = aws_principals(policy);
+        let identities: Vec<&String> = named.iter().filter(|p| is_iam_identity(p)).collect();
+        let listed = if identities.is_empty() {
+            named.iter().collect::<Vec<_>>()
+        } else {
+            identities
+        };
+        let listed: Vec<&str> = listed.iter().map(|p| p.as_str()).collect();
+        self.kind = ErrorKind::Precondition;
+        self.message = format!(
+            "{} (AWS refuses a policy naming an IAM role or user that does not exist; this one names {}: \
+             create the one missing, or take it out of the spec)",
+            self.message.trim_end_matches('.'),
+            listed.join(", ")
+        );
+        self
     }
 
     /// The reason used in conditions, events and metrics.
@@ -111,7 +145,7 @@ impl fmt::Display for AwsError {
             ),
             ErrorKind::Throttled => write!(
                 f,
-                "{} on {} was throttled after retries with backoff; trailkeeper will try again later ({detail})",
+                "{} on {} was throttled after retries with backoff ({detail}): worth trying again later",
                 self.action, self.resource
             ),
             ErrorKind::NotFound => write!(f, "{} on {}: not found ({detail})", self.action, self.resource),
@@ -122,8 +156,13 @@ impl fmt::Display for AwsError {
                 "{} on {} is refused until a precondition is met ({}): {detail}; trailkeeper tries again at the next resync",
                 self.action, self.resource, self.code
             ),
+            // Who tries again says so (the controller's backoff, `apply`'s retries in its run).
             ErrorKind::Transient => {
-                write!(f, "{} on {} failed, will retry: {detail}", self.action, self.resource)
+                write!(
+                    f,
+                    "{} on {} failed ({detail}): a network or AWS error that may pass",
+                    self.action, self.resource
+                )
             }
         }
     }
@@ -202,6 +241,36 @@ const CONFLICT_CODES: [&str; 6] = [
     "AlreadyExistsException",
 ];
 
+/// The AWS principals (ARNs, account ids) named by a policy's Principal and NotPrincipal
+/// elements, sorted, without duplicates and without "*".
+fn aws_principals(policy: &serde_json::Value) -> Vec<String> {
+    let statements = match &policy["Statement"] {
+        serde_json::Value::Array(list) => list.iter().collect::<Vec<_>>(),
+        one => vec![one],
+    };
+    let mut out = std::collections::BTreeSet::new();
+    for statement in statements {
+        for element in ["Principal", "NotPrincipal"] {
+            match &statement[element]["AWS"] {
+                serde_json::Value::String(p) => {
+                    out.insert(p.clone());
+                }
+                serde_json::Value::Array(list) => {
+                    out.extend(list.iter().filter_map(|p| p.as_str().map(str::to_string)));
+                }
+                _ => {}
+            }
+        }
+    }
+    out.remove("*");
+    out.into_iter().collect()
+}
+
+/// An IAM role or user ARN (`arn:aws:iam::111122223333:role/name`), what must exist.
+fn is_iam_identity(principal: &str) -> bool {
+    principal.starts_with("arn:") && (principal.contains(":role/") || principal.contains(":user/"))
+}
+
 /// Classify a failed call. `action` is the IAM action and `resource` what it was called on.
 pub fn classify<E, R>(err: &SdkError<E, R>, action: &str, resource: &str) -> AwsError
 where
@@ -251,7 +320,11 @@ fn kind_of_code(code: &str, message: &str) -> ErrorKind {
         ErrorKind::AccessDenied
     } else if CONFLICT_CODES.contains(&code) {
         ErrorKind::Conflict
-    } else if code.starts_with("Invalid") || code.contains("Validation") || code.starts_with("Malformed") {
+    } else if code.starts_with("Invalid")
+        || code.contains("Validation")
+        || code.starts_with("Malformed")
+        || code == "PolicyTooLarge"
+    {
         ErrorKind::Invalid
     } else {
         ErrorKind::Transient
@@ -285,6 +358,55 @@ mod tests {
             kind_of_code("LimitExceededException", "Rate exceeded"),
             ErrorKind::Throttled
         );
+    }
+
+    #[test]
+    fn an_oversized_bucket_policy_is_a_refused_request_not_one_to_retry() {
+        assert_eq!(kind_of_code("PolicyTooLarge", ""), ErrorKind::Invalid);
+        assert_eq!(kind_of_code("MalformedPolicy", ""), ErrorKind::Invalid);
+    }
+
+    #[test]
+    fn a_policy_refused_for_a_principal_that_does_not_exist_names_the_principals_to_create() {
+        let policy = serde_json::json!({"Statement": [
+            {"Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "kms:*"},
+            {"Principal": {"AWS": ["arn:aws:iam::111122223333:role/operator", "arn:aws:iam::111122223333:role/admin"]}},
+            {"Principal": {"Service": "cloudtrail.amazonaws.com"}},
+            {"Principal": "*"}
+        ]});
+        for (action, code, message) in [
+            (
+                "kms:PutKeyPolicy",
+                "MalformedPolicyDocumentException",
+                "Policy contains a statement with one or more invalid principals.",
+            ),
+            ("s3:PutBucketPolicy", "MalformedPolicy", "Invalid principal in policy"),
+        ] {
+            let e = AwsError {
+                kind: kind_of_code(code, message),
+                action: action.into(),
+                resource: "key k".into(),
+                code: code.into(),
+                message: message.into(),
+            }
+            .naming_principals_of(&policy);
+            assert_eq!(e.kind, ErrorKind::Precondition, "{e}");
+            let text = e.to_string();
+            assert!(
+                text.contains("names arn:aws:iam::111122223333:role/admin, arn:aws:iam::111122223333:role/operator: create the one missing"),
+                "{text}"
+            );
+            assert!(!text.contains(":root"), "an account root always exists: {text}");
+        }
+        // Another refusal of a policy is left as AWS said it.
+        let syntax = AwsError {
+            kind: ErrorKind::Invalid,
+            action: "s3:PutBucketPolicy".into(),
+            resource: "bucket b".into(),
+            code: "MalformedPolicy".into(),
+            message: "Policy has invalid resource".into(),
+        };
+        assert_eq!(syntax.clone().naming_principals_of(&policy), syntax);
     }
 
     #[test]

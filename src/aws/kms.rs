@@ -116,6 +116,11 @@ fn usable(m: &aws_sdk_kms::types::KeyMetadata) -> bool {
 
 /// The ids of the region's keys (ListKeys, every page).
 async fn key_ids(clients: &AccountClients) -> Result<Vec<String>, AwsError> {
+    Ok(keys_of_region(clients).await?.into_iter().map(|(id, _)| id).collect())
+}
+
+/// The id and ARN of each key of the region (ListKeys, every page).
+async fn keys_of_region(clients: &AccountClients) -> Result<Vec<(String, Option<String>)>, AwsError> {
     let mut ids = Vec::new();
     let mut marker = None;
     loop {
@@ -131,7 +136,11 @@ async fn key_ids(clients: &AccountClients) -> Result<Vec<String>, AwsError> {
             "ListKeys",
             &format!("the keys of {}", clients.region),
         )?;
-        ids.extend(page.keys().iter().filter_map(|k| k.key_id()).map(str::to_string));
+        ids.extend(
+            page.keys()
+                .iter()
+                .filter_map(|k| Some((k.key_id()?.to_string(), k.key_arn().map(str::to_string)))),
+        );
         match (page.truncated(), page.next_marker()) {
             (true, Some(next)) => marker = Some(next.to_string()),
             _ => return Ok(ids),
@@ -225,7 +234,8 @@ pub async fn create_key(
         "KMS",
         "CreateKey",
         "a new key",
-    )?;
+    )
+    .map_err(|e| e.naming_principals_of(policy))?;
     let m = out.key_metadata();
     let id = m.map(|m| m.key_id().to_string()).unwrap_or_default();
     let arn = m.and_then(|m| m.arn()).unwrap_or_default().to_string();
@@ -252,7 +262,9 @@ pub async fn put_key_policy(clients: &AccountClients, key_id: &str, policy: &Val
         .policy(policy.to_string())
         .send()
         .await;
-    check(sent, "KMS", "PutKeyPolicy", &format!("key {key_id}")).map(|_| ())
+    check(sent, "KMS", "PutKeyPolicy", &format!("key {key_id}"))
+        .map(|_| ())
+        .map_err(|e| e.naming_principals_of(policy))
 }
 
 pub async fn enable_rotation(clients: &AccountClients, key_id: &str) -> Result<(), AwsError> {
@@ -309,10 +321,19 @@ pub async fn schedule_deletion(clients: &AccountClients, key_id: &str) -> Result
 /// The customer-managed symmetric encryption keys of the region that are enabled, each with
 /// whether automatic rotation is on (ListKeys, DescribeKey, GetKeyRotationStatus): the keys CIS
 /// 3.6 judges. AWS-managed keys, asymmetric and HMAC keys, keys of imported or external material
-/// (they cannot rotate automatically) and keys not enabled are left out.
-pub async fn rotation_of_customer_keys(clients: &AccountClients) -> Result<Vec<(String, bool)>, AwsError> {
+/// (they cannot rotate automatically) and keys not enabled are left out. `known`: keys (by ARN)
+/// whose rotation the caller read already, as such keys.
+pub async fn rotation_of_customer_keys(
+    clients: &AccountClients,
+    known: &BTreeMap<String, bool>,
+) -> Result<Vec<(String, bool)>, AwsError> {
     let mut keys = Vec::new();
-    for id in key_ids(clients).await? {
+    for (id, arn) in keys_of_region(clients).await? {
+        // Read already by this reconcile (trailkeeper's own keys): not described again.
+        if let Some(rotation) = arn.as_ref().and_then(|a| known.get(a)) {
+            keys.push((arn.unwrap_or(id), *rotation));
+            continue;
+        }
         let Some(m) = describe(clients, &id).await? else {
             continue;
         };

@@ -52,6 +52,19 @@ pub const MAX_ATTEMPTS: u32 = 5;
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
 pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How long resolving credentials may take (an AssumeRole, a web identity token exchanged): as
+/// long as one attempt of a call. The SDK's default is 5 s ("identity resolver timed out after
+/// 5s"), which a slow STS, or a loaded machine with many accounts assuming roles at once,
+/// exceeds while nothing is wrong.
+pub const IDENTITY_TIMEOUT: Duration = ATTEMPT_TIMEOUT;
+
+/// The identity cache of every credentials provider trailkeeper uses: lazy, with `IDENTITY_TIMEOUT`.
+pub fn identity_cache() -> aws_smithy_runtime_api::client::identity::SharedIdentityCache {
+    aws_config::identity::IdentityCache::lazy()
+        .load_timeout(IDENTITY_TIMEOUT)
+        .build()
+}
+
 /// The timeouts of every AWS call trailkeeper makes.
 pub fn timeouts() -> TimeoutConfig {
     TimeoutConfig::builder()
@@ -73,6 +86,7 @@ pub fn base_config_loader() -> aws_config::ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest())
         .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
         .timeout_config(timeouts())
+        .identity_cache(identity_cache())
         .http_client(shared_http_client())
 }
 
@@ -107,9 +121,13 @@ pub struct AccountClients {
     /// `from_parts`, which serve every region).
     identity: Option<std::sync::Arc<AccountIdentity>>,
     cloudtrail_writes: std::sync::Arc<Pacer>,
-    /// The other regions' clients, built on first use by `for_region` and dropped with these.
-    regions: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Services>>>,
+    /// The regions' clients, built on first use by `for_region` and dropped with these (or kept
+    /// by whoever gave them: the controller keeps a baseline's for its next reconcile).
+    regions: RegionServices,
 }
+
+/// The clients of an account's regions, by region, shared by every clone of its `AccountClients`.
+pub type RegionServices = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Services>>>;
 
 /// An account's identity: its configuration with one credentials provider and identity cache for
 /// every region and service (one AssumeRole per credential lifetime, not per region or reconcile),
@@ -162,7 +180,7 @@ impl AccountIdentity {
                 // An identity cache of the account's own: the process-wide one holds a bounded
                 // number of credential sources and stops caching past it, which with many
                 // accounts would assume the role again for every call.
-                .identity_cache(aws_config::identity::IdentityCache::lazy().build())
+                .identity_cache(identity_cache())
                 .build(),
             None => regional,
         };
@@ -213,7 +231,24 @@ impl AccountClients {
         calls: CallRecorder,
         fence: Option<WriteFence>,
     ) -> Self {
-        let services = identity.services(region, &calls, fence.as_ref());
+        Self::from_identity_reusing(identity, region, calls, fence, Default::default())
+    }
+
+    /// `from_identity_fenced`, with the clients of each region taken from `regions` (built there
+    /// on first use): clients kept from an earlier reconcile of the same identity are reused.
+    pub fn from_identity_reusing(
+        identity: std::sync::Arc<AccountIdentity>,
+        region: &str,
+        calls: CallRecorder,
+        fence: Option<WriteFence>,
+        regions: RegionServices,
+    ) -> Self {
+        let services = regions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(region.to_string())
+            .or_insert_with(|| identity.services(region, &calls, fence.as_ref()))
+            .clone();
         AccountClients {
             region: region.to_string(),
             services,
@@ -221,7 +256,7 @@ impl AccountClients {
             fence,
             cloudtrail_writes: identity.cloudtrail_writes.clone(),
             identity: Some(identity),
-            regions: Default::default(),
+            regions,
         }
     }
 
@@ -252,71 +287,210 @@ impl AccountClients {
 impl AccountIdentity {
     fn services(&self, region: &str, calls: &CallRecorder, fence: Option<&WriteFence>) -> Services {
         let config = self.config.to_builder().region(Region::new(region.to_string())).build();
-        // Emulators and S3-compatible endpoints do not resolve virtual-hosted bucket names.
-        let path_style = config.endpoint_url().is_some();
-        // The SDK's retry token bucket is shared per service and region unless partitioned: one
-        // throttled account would drain the retries of the whole fleet. Each account has its own.
-        macro_rules! client {
-            ($sdk:ident) => {{
-                let mut builder = $sdk::config::Builder::from(&config)
-                    .retry_partition(self.retries.clone())
-                    .interceptor(calls.clone());
-                if let Some(fence) = fence {
-                    builder.push_interceptor(SharedInterceptor::new(fence.clone()));
-                }
-                $sdk::Client::from_conf(builder.build())
-            }};
+        Services::deferred(std::sync::Arc::new(RegionConfig {
+            // Emulators and S3-compatible endpoints do not resolve virtual-hosted bucket names.
+            path_style: config.endpoint_url().is_some(),
+            config,
+            retries: self.retries.clone(),
+            calls: calls.clone(),
+            fence: fence.cloned(),
+        }))
+    }
+}
+
+/// What every SDK client of one account in one region is built from.
+#[derive(Debug)]
+pub struct RegionConfig {
+    config: SdkConfig,
+    /// The SDK's retry token bucket is shared per service and region unless partitioned: one
+    /// throttled account would drain the retries of the whole fleet. Each account has its own.
+    retries: RetryPartition,
+    calls: CallRecorder,
+    fence: Option<WriteFence>,
+    path_style: bool,
+}
+
+/// SDK clients built so far, by every `Lazy` of the process (`trailkeeper_aws_clients_built_total`):
+/// what a reuse of clients saves shows here.
+static CLIENTS_BUILT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// SDK clients built since the process started.
+pub fn clients_built() -> u64 {
+    CLIENTS_BUILT.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+macro_rules! client_builder {
+    ($name:ident, $sdk:ident) => {
+        fn $name(c: &RegionConfig) -> $sdk::Client {
+            CLIENTS_BUILT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut builder = $sdk::config::Builder::from(&c.config)
+                .retry_partition(c.retries.clone())
+                .interceptor(c.calls.clone());
+            if let Some(fence) = &c.fence {
+                builder.push_interceptor(SharedInterceptor::new(fence.clone()));
+            }
+            $sdk::Client::from_conf(builder.build())
         }
-        Services {
-            sts: client!(aws_sdk_sts),
-            kms: client!(aws_sdk_kms),
-            s3: {
-                let mut builder = aws_sdk_s3::config::Builder::from(&config)
-                    .force_path_style(path_style)
-                    .retry_partition(self.retries.clone())
-                    .interceptor(calls.clone());
-                if let Some(fence) = fence {
-                    builder.push_interceptor(SharedInterceptor::new(fence.clone()));
-                }
-                aws_sdk_s3::Client::from_conf(builder.build())
-            },
-            s3control: client!(aws_sdk_s3control),
-            cloudtrail: client!(aws_sdk_cloudtrail),
-            ec2: client!(aws_sdk_ec2),
-            logs: client!(aws_sdk_cloudwatchlogs),
-            iam: client!(aws_sdk_iam),
-            ssm: client!(aws_sdk_ssm),
-            config: client!(aws_sdk_config),
-            glue: client!(aws_sdk_glue),
-            athena: client!(aws_sdk_athena),
-            organizations: client!(aws_sdk_organizations),
-            events: client!(aws_sdk_eventbridge),
-            cloudwatch: client!(aws_sdk_cloudwatch),
-            sns: client!(aws_sdk_sns),
+    };
+}
+
+client_builder!(build_sts, aws_sdk_sts);
+client_builder!(build_kms, aws_sdk_kms);
+client_builder!(build_s3control, aws_sdk_s3control);
+client_builder!(build_cloudtrail, aws_sdk_cloudtrail);
+client_builder!(build_ec2, aws_sdk_ec2);
+client_builder!(build_logs, aws_sdk_cloudwatchlogs);
+client_builder!(build_iam, aws_sdk_iam);
+client_builder!(build_ssm, aws_sdk_ssm);
+client_builder!(build_config, aws_sdk_config);
+client_builder!(build_glue, aws_sdk_glue);
+client_builder!(build_athena, aws_sdk_athena);
+client_builder!(build_organizations, aws_sdk_organizations);
+client_builder!(build_events, aws_sdk_eventbridge);
+client_builder!(build_cloudwatch, aws_sdk_cloudwatch);
+client_builder!(build_sns, aws_sdk_sns);
+
+fn build_s3(c: &RegionConfig) -> aws_sdk_s3::Client {
+    CLIENTS_BUILT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut builder = aws_sdk_s3::config::Builder::from(&c.config)
+        .force_path_style(c.path_style)
+        .retry_partition(c.retries.clone())
+        .interceptor(c.calls.clone());
+    if let Some(fence) = &c.fence {
+        builder.push_interceptor(SharedInterceptor::new(fence.clone()));
+    }
+    aws_sdk_s3::Client::from_conf(builder.build())
+}
+
+/// An SDK client built on its first use, then shared by every clone. An SDK client costs about
+/// 16 KiB (S3's 23 KiB, `cargo bench --bench heap_probe`); a region's reconcile calls about ten
+/// of the fifteen services, a sweep of a region three (EC2, Config, KMS), so a region pays for
+/// the clients it uses, not for all.
+#[derive(Clone)]
+pub enum Lazy<T> {
+    /// Built elsewhere (tests with mocked services).
+    Ready(T),
+    Deferred {
+        built: std::sync::Arc<std::sync::OnceLock<T>>,
+        config: std::sync::Arc<RegionConfig>,
+        build: fn(&RegionConfig) -> T,
+    },
+}
+
+impl<T> Lazy<T> {
+    fn deferred(config: &std::sync::Arc<RegionConfig>, build: fn(&RegionConfig) -> T) -> Self {
+        Lazy::Deferred {
+            built: Default::default(),
+            config: config.clone(),
+            build,
+        }
+    }
+
+    /// Whether the client exists (a `Ready` one always does).
+    pub fn is_built(&self) -> bool {
+        match self {
+            Lazy::Ready(_) => true,
+            Lazy::Deferred { built, .. } => built.get().is_some(),
         }
     }
 }
 
-/// One client per service.
+impl<T> std::ops::Deref for Lazy<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        match self {
+            Lazy::Ready(client) => client,
+            Lazy::Deferred { built, config, build } => built.get_or_init(|| build(config)),
+        }
+    }
+}
+
+impl<T> From<T> for Lazy<T> {
+    fn from(client: T) -> Self {
+        Lazy::Ready(client)
+    }
+}
+
+impl<T> std::fmt::Debug for Lazy<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.is_built() {
+            "Lazy(built)"
+        } else {
+            "Lazy(not built)"
+        })
+    }
+}
+
+/// One client per service, each built on first use.
 #[derive(Clone, Debug)]
 pub struct Services {
-    pub sts: aws_sdk_sts::Client,
-    pub kms: aws_sdk_kms::Client,
-    pub s3: aws_sdk_s3::Client,
+    pub sts: Lazy<aws_sdk_sts::Client>,
+    pub kms: Lazy<aws_sdk_kms::Client>,
+    pub s3: Lazy<aws_sdk_s3::Client>,
     /// S3 Batch Operations (a log archive's Batch Replication jobs).
-    pub s3control: aws_sdk_s3control::Client,
-    pub cloudtrail: aws_sdk_cloudtrail::Client,
-    pub ec2: aws_sdk_ec2::Client,
-    pub logs: aws_sdk_cloudwatchlogs::Client,
-    pub iam: aws_sdk_iam::Client,
-    pub ssm: aws_sdk_ssm::Client,
-    pub config: aws_sdk_config::Client,
-    pub glue: aws_sdk_glue::Client,
-    pub athena: aws_sdk_athena::Client,
-    pub organizations: aws_sdk_organizations::Client,
-    pub events: aws_sdk_eventbridge::Client,
-    pub cloudwatch: aws_sdk_cloudwatch::Client,
-    pub sns: aws_sdk_sns::Client,
+    pub s3control: Lazy<aws_sdk_s3control::Client>,
+    pub cloudtrail: Lazy<aws_sdk_cloudtrail::Client>,
+    pub ec2: Lazy<aws_sdk_ec2::Client>,
+    pub logs: Lazy<aws_sdk_cloudwatchlogs::Client>,
+    pub iam: Lazy<aws_sdk_iam::Client>,
+    pub ssm: Lazy<aws_sdk_ssm::Client>,
+    pub config: Lazy<aws_sdk_config::Client>,
+    pub glue: Lazy<aws_sdk_glue::Client>,
+    pub athena: Lazy<aws_sdk_athena::Client>,
+    pub organizations: Lazy<aws_sdk_organizations::Client>,
+    pub events: Lazy<aws_sdk_eventbridge::Client>,
+    pub cloudwatch: Lazy<aws_sdk_cloudwatch::Client>,
+    pub sns: Lazy<aws_sdk_sns::Client>,
+}
+
+impl Services {
+    fn deferred(config: std::sync::Arc<RegionConfig>) -> Self {
+        let c = &config;
+        Services {
+            sts: Lazy::deferred(c, build_sts),
+            kms: Lazy::deferred(c, build_kms),
+            s3: Lazy::deferred(c, build_s3),
+            s3control: Lazy::deferred(c, build_s3control),
+            cloudtrail: Lazy::deferred(c, build_cloudtrail),
+            ec2: Lazy::deferred(c, build_ec2),
+            logs: Lazy::deferred(c, build_logs),
+            iam: Lazy::deferred(c, build_iam),
+            ssm: Lazy::deferred(c, build_ssm),
+            config: Lazy::deferred(c, build_config),
+            glue: Lazy::deferred(c, build_glue),
+            athena: Lazy::deferred(c, build_athena),
+            organizations: Lazy::deferred(c, build_organizations),
+            events: Lazy::deferred(c, build_events),
+            cloudwatch: Lazy::deferred(c, build_cloudwatch),
+            sns: Lazy::deferred(c, build_sns),
+        }
+    }
+
+    /// The clients built so far.
+    pub fn built(&self) -> usize {
+        [
+            self.sts.is_built(),
+            self.kms.is_built(),
+            self.s3.is_built(),
+            self.s3control.is_built(),
+            self.cloudtrail.is_built(),
+            self.ec2.is_built(),
+            self.logs.is_built(),
+            self.iam.is_built(),
+            self.ssm.is_built(),
+            self.config.is_built(),
+            self.glue.is_built(),
+            self.athena.is_built(),
+            self.organizations.is_built(),
+            self.events.is_built(),
+            self.cloudwatch.is_built(),
+            self.sns.is_built(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count()
+    }
 }
 
 impl AccountClients {

@@ -360,7 +360,9 @@ pub async fn put_policy(clients: &AccountClients, name: &str, policy: &Value) ->
         .policy(policy.to_string())
         .send()
         .await;
-    check(sent, "S3", "PutBucketPolicy", &format!("bucket {name}")).map(|_| ())
+    check(sent, "S3", "PutBucketPolicy", &format!("bucket {name}"))
+        .map(|_| ())
+        .map_err(|e| e.naming_principals_of(policy))
 }
 
 pub async fn put_access_logging(

@@ -158,12 +158,63 @@ pub fn render(benchmark: &str, rows: &[Row<'_>]) -> String {
         page.push_str(&integrity_cell(row.integrity.as_ref()));
         page.push_str("</tr>\n");
     }
-    page.push_str("</tbody></table>\n<h2>Evidence</h2>\n");
+    page.push_str("</tbody></table>\n");
+    what_to_set(&mut page, rows);
+    page.push_str("<h2>Evidence</h2>\n");
     for row in rows {
         evidence_section(&mut page, row);
     }
     page.push_str("</body></html>\n");
     page
+}
+
+/// For each control that fails, what to set (`judge::remedies`), with the accounts it fails in;
+/// controls with the same advice failing in the same accounts (section 4's fifteen) share a row.
+fn what_to_set(page: &mut String, rows: &[Row<'_>]) {
+    let mut failing: Vec<(&str, &str, Vec<&str>)> = Vec::new();
+    for row in rows.iter().filter(|r| r.error.is_none()) {
+        for c in row
+            .compliance
+            .controls
+            .iter()
+            .filter(|c| c.result == ControlResult::Fail)
+        {
+            match failing.iter_mut().find(|(id, _, _)| *id == c.id) {
+                Some((_, _, accounts)) => accounts.push(row.account),
+                None => failing.push((&c.id, &c.title, vec![row.account])),
+            }
+        }
+    }
+    if failing.is_empty() {
+        page.push_str("<p class=\"meta\">Every control judged passes.</p>\n");
+        return;
+    }
+    // (controls, the accounts they fail in, what to set): one row per accounts and advice.
+    type Row<'a> = (Vec<(&'a str, &'a str)>, String, &'a str);
+    let mut grouped: Vec<Row> = Vec::new();
+    for (id, title, accounts) in failing {
+        let advice = crate::judge::remedies::what_to_set(id).unwrap_or("see the evidence below");
+        let accounts = accounts.join(", ");
+        match grouped.iter_mut().find(|(_, a, adv)| *a == accounts && *adv == advice) {
+            Some((controls, _, _)) => controls.push((id, title)),
+            None => grouped.push((vec![(id, title)], accounts, advice)),
+        }
+    }
+    page.push_str("<h2>What to set for each FAIL</h2>\n<table id=\"remedies\"><tr><th>Control</th><th>Fails in</th><th>To pass</th></tr>\n");
+    for (controls, accounts, advice) in grouped {
+        let named = match controls.as_slice() {
+            [(id, title)] => format!("{id} {title}"),
+            several => several.iter().map(|(id, _)| *id).collect::<Vec<_>>().join(", "),
+        };
+        let _ = writeln!(
+            page,
+            "<tr><td>{}</td><td>{}</td><td class=\"evidence\">{}</td></tr>",
+            escape(&named),
+            escape(&accounts),
+            escape(advice)
+        );
+    }
+    page.push_str("</table>\n");
 }
 
 fn evidence_section(page: &mut String, row: &Row<'_>) {
@@ -244,5 +295,62 @@ mod tests {
         assert!(!page.contains("<script") && !page.contains("<img"), "{page}");
         assert!(!page.contains("src=") || !page.contains("<img"));
         assert!(page.contains("FAIL"));
+    }
+
+    fn row<'a>(account: &'a str, results: &[(&str, ControlResult)]) -> Row<'a> {
+        let controls = results
+            .iter()
+            .map(|(id, result)| crate::api::Control {
+                id: id.to_string(),
+                title: format!("control {id}"),
+                result: result.clone(),
+                evidence: String::new(),
+            })
+            .collect();
+        Row {
+            baseline: account,
+            account,
+            error: None,
+            compliance: ComplianceStatus {
+                benchmark: "b".into(),
+                summary: String::new(),
+                controls,
+            },
+            delivery: None,
+            integrity: None,
+        }
+    }
+
+    #[test]
+    fn each_failing_control_says_what_to_set_and_where_it_fails() {
+        use ControlResult::{Fail, Pass};
+        let page = render(
+            "b",
+            &[
+                row("111122223333", &[("3.3", Fail), ("3.6", Pass)]),
+                row("444455556666", &[("3.3", Fail), ("3.6", Fail)]),
+            ],
+        );
+        let remedies = page
+            .split("<table id=\"remedies\">")
+            .nth(1)
+            .expect("a table of remedies");
+        assert!(
+            remedies.contains("<td>111122223333, 444455556666</td>")
+                && remedies.contains("configRules.createRecorder: true"),
+            "{remedies}"
+        );
+        assert!(remedies.contains("<td>444455556666</td>") && remedies.contains("enable rotation"));
+        // The same advice for the same accounts: one row naming the controls.
+        let section4 = render(
+            "b",
+            &[row("111122223333", &[("4.1", Fail), ("4.2", Fail), ("4.3", Pass)])],
+        );
+        let remedies = section4.split("<table id=\"remedies\">").nth(1).unwrap();
+        let remedies = remedies.split("</table>").next().unwrap();
+        assert_eq!(remedies.matches("<tr><td>").count(), 1, "{remedies}");
+        assert!(remedies.contains("<td>4.1, 4.2</td>"), "{remedies}");
+        let passing = render("b", &[row("111122223333", &[("3.3", Pass)])]);
+        assert!(passing.contains("Every control judged passes") && !passing.contains("id=\"remedies\""));
     }
 }

@@ -33,7 +33,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use futures::StreamExt;
 
-use crate::engine::account::{self, AccountReport, ReconcileOptions, RunMode};
+use crate::engine::account::{self, AccountReport, EvidenceScope, ReconcileOptions, RunMode};
 use crate::manifests::{self, ManifestSet, ResolvedBaseline};
 use crate::progress::Progress;
 
@@ -646,7 +646,10 @@ async fn reconcile(files: &[PathBuf], mode: RunMode, format: Format) -> ExitCode
         .into_iter()
         .map(|(id, report)| (format!("LogArchive/{id}"), report.account))
         .collect();
-    reports.extend(run_all_with_archives(&base, &resolved, &targets, mode, &progress).await);
+    let mut accounts =
+        run_all_with_archives(&base, &resolved, &targets, mode, EvidenceScope::KeptRegions, &progress).await;
+    retry_transient_failures(&base, &resolved, &targets, mode, &mut accounts).await;
+    reports.extend(accounts);
     progress::finish(shown).await;
     out!("{}", output::render(&reports, mode, format));
     let code = if reports.iter().any(|(_, r)| r.failed()) {
@@ -666,7 +669,16 @@ async fn report(files: &[PathBuf], format: Format, verify_hours: u32) -> ExitCod
     };
     let base = crate::aws::load_base_config().await;
     let (progress, shown) = progress::start("report".to_string(), "accounts");
-    let reports = run_all_counting(&base, &baselines, RunMode::Plan, &progress).await;
+    // Every region judged, read now: report is the audit, not a reconcile.
+    let reports = run_all_with_archives(
+        &base,
+        &baselines,
+        &[],
+        RunMode::Plan,
+        EvidenceScope::EveryRegion,
+        &progress,
+    )
+    .await;
     progress::finish(shown).await;
     if format == Format::Html {
         let integrity = integrity_of(&base, &baselines, verify_hours).await;
@@ -784,7 +796,69 @@ pub async fn run_all_counting(
     mode: RunMode,
     progress: &Progress,
 ) -> Vec<(String, AccountReport)> {
-    run_all_with_archives(base, baselines, &[], mode, progress).await
+    run_all_with_archives(base, baselines, &[], mode, EvidenceScope::KeptRegions, progress).await
+}
+
+/// What `report` reads: each account planned, with the account-wide controls read in every
+/// region judged (a reconcile reads the regions it keeps).
+pub async fn report_all(base: &aws_types::SdkConfig, baselines: &[ResolvedBaseline]) -> Vec<(String, AccountReport)> {
+    run_all_with_archives(
+        base,
+        baselines,
+        &[],
+        RunMode::Plan,
+        EvidenceScope::EveryRegion,
+        &Progress::none(),
+    )
+    .await
+}
+
+/// How often `plan` and `apply` try an account again within their run when it failed only for
+/// what may pass (a network error, a timeout, throttling), and how long they wait before each.
+pub const RETRIES_IN_A_RUN: [std::time::Duration; 2] =
+    [std::time::Duration::from_secs(5), std::time::Duration::from_secs(20)];
+
+/// Tries again, after `RETRIES_IN_A_RUN`'s waits, the accounts whose reconcile failed only
+/// transiently; what still fails says so (`output`: "run apply again").
+async fn retry_transient_failures(
+    base: &aws_types::SdkConfig,
+    baselines: &[ResolvedBaseline],
+    targets: &[(String, crate::desired::archive::ArchiveTarget)],
+    mode: RunMode,
+    reports: &mut [(String, AccountReport)],
+) {
+    for wait in RETRIES_IN_A_RUN {
+        let again: Vec<ResolvedBaseline> = baselines
+            .iter()
+            .filter(|b| reports.iter().any(|(id, r)| *id == b.id && r.failed_transiently()))
+            .cloned()
+            .collect();
+        if again.is_empty() {
+            return;
+        }
+        errln!(
+            "{} accounts failed for what may pass (a network or AWS error, a timeout, throttling): trying them again in {} s",
+            again.len(),
+            wait.as_secs()
+        );
+        tokio::time::sleep(wait).await;
+        let retried = run_all_with_archives(
+            base,
+            &again,
+            targets,
+            mode,
+            EvidenceScope::KeptRegions,
+            &Progress::none(),
+        )
+        .await;
+        for (id, report) in retried {
+            if let Some((_, slot)) = reports.iter_mut().find(|(i, _)| *i == id) {
+                let attempts = slot.attempts + 1;
+                *slot = report;
+                slot.attempts = attempts;
+            }
+        }
+    }
 }
 
 /// Each LogArchive of the manifests reconciled (or planned) for its members.
@@ -820,6 +894,7 @@ async fn run_all_with_archives(
     baselines: &[ResolvedBaseline],
     targets: &[(String, crate::desired::archive::ArchiveTarget)],
     mode: RunMode,
+    evidence: EvidenceScope,
     progress: &Progress,
 ) -> Vec<(String, AccountReport)> {
     progress.add_total(baselines.len() as u64);
@@ -829,6 +904,7 @@ async fn run_all_with_archives(
             let clients = account::account_clients(base, &specs);
             let options = ReconcileOptions {
                 archive: targets.iter().find(|(id, _)| *id == b.id).map(|(_, t)| t.clone()),
+                evidence,
                 ..ReconcileOptions::new(mode)
             };
             let report = account::reconcile_account(clients, &specs, options).await;

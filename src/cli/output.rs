@@ -37,11 +37,21 @@ pub fn state_name(state: &ComponentState) -> String {
 }
 
 fn headline(r: &AccountReport, mode: RunMode) -> String {
+    // What happens next is the reader's: the run is over.
+    let again = match mode {
+        RunMode::Apply => "run apply again",
+        RunMode::Plan => "run plan again",
+    };
+    let after = if r.failed_transiently() {
+        format!(" (tried {} times in this run; it may pass: {again})", r.attempts)
+    } else {
+        String::new()
+    };
     if let Some(e) = &r.error {
-        return format!("error: {e}");
+        return format!("error: {e}{after}");
     }
     if r.failed() {
-        return "failed".into();
+        return format!("failed{after}");
     }
     let not_compliant = if r.not_compliant.is_empty() {
         String::new()
@@ -345,7 +355,7 @@ pub fn render_compliance(reports: &[(String, AccountReport)], format: Format) ->
                 .estimated_monthly_cost_usd
                 .map_or("cost not estimated".to_string(), |c| format!("about ${c:.2} a month"));
             out.push_str(&format!(
-                "\nDuplicate trails in {}: {} record the management events, {} paid cop{} ({cost}; {}).\n",
+                "\nDuplicate trails in {} (the primary Region only): {} record management events twice, {} paid cop{} ({cost}; {}).\n",
                 cell(&d.region),
                 cell(&d.trails.join(", ")),
                 d.paid_copies,
@@ -360,6 +370,40 @@ pub fn render_compliance(reports: &[(String, AccountReport)], format: Format) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// apply's words say what happens next (issue 43): what may pass was tried again in the run
+    /// and the reader runs apply again; what needs a person is not retried and not promised.
+    #[test]
+    fn a_transient_failure_says_it_was_tried_again_and_to_run_apply_again() {
+        use crate::aws::{AwsError, ErrorKind};
+        let failure = |kind| AwsError {
+            kind,
+            action: "sts:GetCallerIdentity".into(),
+            resource: "the caller".into(),
+            code: "DispatchFailure".into(),
+            message: "identity resolver timed out after 20s".into(),
+        };
+        let mut slow = AccountReport::new("111122223333", "us-east-1", crate::api::Mode::Enforce);
+        slow.error = Some(crate::engine::report::EngineError::Aws(failure(ErrorKind::Transient)));
+        slow.attempts = 3;
+        assert!(slow.failed_transiently());
+        let line = headline(&slow, RunMode::Apply);
+        assert!(
+            line.contains("tried 3 times in this run; it may pass: run apply again"),
+            "{line}"
+        );
+        assert!(!line.contains("will retry"), "{line}");
+        let mut denied = slow.clone();
+        denied.error = Some(crate::engine::report::EngineError::Aws(failure(
+            ErrorKind::AccessDenied,
+        )));
+        assert!(!denied.failed_transiently());
+        let line = headline(&denied, RunMode::Apply);
+        assert!(
+            line.contains("grant sts:GetCallerIdentity") && !line.contains("run apply again"),
+            "{line}"
+        );
+    }
 
     #[test]
     fn a_cell_cannot_split_the_table_nor_carry_html_links_or_line_breaks() {

@@ -23,6 +23,7 @@ use crate::controller::{status, writer};
 use crate::desired::AccountSpecs;
 use crate::engine::account::{AccountReport, LastApplied, ReconcileOptions, RunMode, reconcile_account};
 use crate::engine::cleanup;
+use crate::judge::evidence::OtherRegions;
 
 pub use super::context::{AwsClients, Context, Error, FINALIZER, MANAGER, PolicyStores, Settings, slim};
 use super::context::{FailureKind, account_keeper, failure_kind, key_of, now};
@@ -92,6 +93,7 @@ fn ready_of(status: &LoggingBaselineStatus) -> Option<(String, String)> {
 
 async fn apply(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Action, Error> {
     let key = key_of(&baseline);
+    ctx.saw(&baseline);
     let generation = baseline.metadata.generation;
     let previous = baseline.status.as_ref();
     if let Some(keeper) = ctx
@@ -134,6 +136,7 @@ async fn apply(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Acti
         archive: archive
             .as_ref()
             .and_then(|a| crate::desired::archive::target_of(&archive_name(a), a.status.as_ref()?, &baseline.spec)),
+        evidence: Default::default(),
     };
     // One bound for the reconcile and its verification together: a verification due gets what
     // the reconcile left of it, so a pod's shutdown never waits for two.
@@ -151,7 +154,21 @@ async fn apply(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Acti
         crate::runtime::metrics::record_reconcile_timeout();
         return Ok(Action::requeue(ctx.failure_delay(&key, FailureKind::Transient)));
     };
+    // The regions a reconcile does not read, as the account-wide sweep last judged them.
+    let mut report = report;
+    let sweep = super::sweep::needs_sweep(&baseline.spec)
+        .then(|| {
+            ctx.sweeps
+                .latest(&key, previous.and_then(|p| p.compliance_sweep.as_ref()))
+        })
+        .flatten();
+    if report.evidence.other_regions == OtherRegions::NotSwept
+        && let Some(sweep) = &sweep
+    {
+        report.evidence.other_regions = OtherRegions::Swept(sweep.clone());
+    }
     let mut next = status::from_report(&report, previous, generation, &now(), &retention, &policy_name);
+    next.compliance_sweep = sweep.clone();
     // Section 4 of a member of another account's Organization trail: judged where the trail is.
     if let Some((trail_arn, owner)) = crate::judge::coverage::covering_owner(&report.evidence)
         && let Some(compliance) = next.compliance.take()
@@ -167,6 +184,10 @@ async fn apply(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Acti
         verify_integrity(&ctx, &baseline, &trail_policy, archive.as_ref(), deadline, &mut next).await;
     }
     patch_status(&ctx, &baseline, &next).await?;
+    if let Some(sweep) = &sweep {
+        ctx.sweeps.written(&key, sweep);
+        crate::runtime::metrics::set_sweep_time(&baseline.spec.account_id, &sweep.time);
+    }
     crate::runtime::metrics::record_drift_repairs(report.applied.len());
     let ready = ready_of(&next);
     crate::runtime::metrics::set_baseline_ready(&key, ready.as_ref().map(|(s, _)| s == "True"));
@@ -685,6 +706,10 @@ async fn run_baselines(
         retention: retention_store,
     });
     let (tamper_tx, tamper_rx) = futures::channel::mpsc::channel(1024);
+    // Regions events ask the sweep to read again, and the baselines whose sweep is done.
+    let (sweep_tx, sweep_rx) = futures::channel::mpsc::channel(1024);
+    let (swept_tx, swept_rx) = futures::channel::mpsc::channel(1024);
+    let sweeper = super::sweep::run(ctx.clone(), store.clone(), sweep_rx, swept_tx);
     // The queue loop is part of this future, not a task of its own: when the controller stops,
     // or is cancelled on the lease's loss, the loop stops with it (mid long poll too).
     let drift_events = {
@@ -698,7 +723,7 @@ async fn run_baselines(
                     unforwarded.lock().unwrap_or_else(|e| e.into_inner()).drain().collect()
                 };
                 let gates = crate::drift_events::queue::EventGates::of(&shards, &events.queue_url);
-                crate::drift_events::queue::run(events, base, store, gates, ready, tamper_tx).await;
+                crate::drift_events::queue::run(events, base, store, gates, ready, tamper_tx, sweep_tx).await;
             }
             // Without events (or once the loop returns), only the controller runs.
             std::future::pending::<()>().await
@@ -712,7 +737,7 @@ async fn run_baselines(
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 every.tick().await;
-                if store.wait_until_ready().await.is_ok() {
+                if super::shard::cache_synced(&store).await {
                     // With sharding, those of the shards handed back or lost are gone too.
                     let mut present = store.state();
                     present.retain(|b| ctx.shards.holds(ctx.shards.of(&b.spec.account_id)));
@@ -734,7 +759,7 @@ async fn run_baselines(
         .predicate_filter(what_an_archive_admits, PredicateConfig::default());
     let controller = controller
         .with_config(kube::runtime::controller::Config::default().concurrency(settings.concurrency))
-        .reconcile_on(tamper_rx)
+        .reconcile_on(futures::stream::select(tamper_rx, swept_rx))
         .reconcile_on(newly_held)
         .watches_stream(trail_policies, move |p| baselines_using_trail_policy(&store_tp, &p))
         .watches_stream(retention_policies, move |p| {
@@ -752,6 +777,7 @@ async fn run_baselines(
     tokio::select! {
         _ = controller => {}
         _ = drift_events => {}
+        _ = sweeper => {}
         _ = departed => {}
         _ = crate::runtime::allocator::return_free_pages_periodically() => {}
     }

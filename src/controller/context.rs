@@ -84,6 +84,11 @@ pub struct Settings {
     pub reconcile_timeout: Duration,
     /// Reconcile on tampering events from this queue (None: on resync and spec changes only).
     pub events: Option<crate::drift_events::queue::EventSettings>,
+    /// The account-wide sweep (None: off; the controls then judge the kept regions only, and say
+    /// the others are not swept).
+    pub compliance_sweep: Option<super::sweep::SweepSettings>,
+    /// How many baselines keep their SDK clients between reconciles.
+    pub client_baselines: usize,
 }
 
 impl Default for Settings {
@@ -97,6 +102,8 @@ impl Default for Settings {
             selector: None,
             reconcile_timeout: Duration::from_secs(300),
             events: None,
+            compliance_sweep: Some(super::sweep::SweepSettings::default()),
+            client_baselines: DEFAULT_CLIENT_BASELINES,
         }
     }
 }
@@ -104,8 +111,10 @@ impl Default for Settings {
 /// The AWS identity of each baseline (its credentials provider and identity cache, and its call
 /// recorder), kept across reconciles so assumed-role credentials are reused for their lifetime;
 /// rebuilt when the baseline's account, region or credentials change, and dropped with the
-/// baseline. The SDK clients themselves are built per reconcile from it and dropped after: a
-/// region's dozen clients cost far more memory than a reconcile's CPU to build them (issue 17).
+/// baseline. Its SDK clients (built per service on first use, about 16 KiB each) are kept for the
+/// next reconcile too, for the `client_baselines` baselines reconciled last: keeping every
+/// baseline's would cost about 160 KiB a baseline (docs/performance.md), so past that number
+/// the least recently reconciled ones are rebuilt when next used.
 pub struct AwsClients {
     pub(super) base: SdkConfig,
     /// The write gate of each account's shard: shut while this replica does not hold it, the
@@ -114,6 +123,10 @@ pub struct AwsClients {
     cache: Mutex<HashMap<String, CachedIdentity>>,
     /// One STS client per region, shared by every account's role assumption.
     sts: Mutex<HashMap<String, aws_sdk_sts::Client>>,
+    /// How many baselines keep their SDK clients between reconciles.
+    client_baselines: usize,
+    /// Counts uses, for least-recently-used eviction.
+    uses: std::sync::atomic::AtomicU64,
 }
 
 struct CachedIdentity {
@@ -121,32 +134,85 @@ struct CachedIdentity {
     key: String,
     account_identity: Arc<AccountIdentity>,
     calls: CallRecorder,
+    /// The clients of the regions its reconciles use, kept while it is among the recently used.
+    regions: crate::aws::RegionServices,
+    last_used: u64,
 }
+
+/// How many baselines keep their SDK clients between reconciles by default: about 2.5 MiB of
+/// clients when each keeps one region.
+pub const DEFAULT_CLIENT_BASELINES: usize = 16;
 
 impl AwsClients {
     pub fn new(base: SdkConfig, shards: Arc<Shards>) -> Self {
+        Self::keeping(base, shards, DEFAULT_CLIENT_BASELINES)
+    }
+
+    /// `new`, keeping the SDK clients of `client_baselines` baselines between reconciles.
+    pub fn keeping(base: SdkConfig, shards: Arc<Shards>, client_baselines: usize) -> Self {
         Self {
             base,
             shards,
             cache: Mutex::new(HashMap::new()),
             sts: Mutex::new(HashMap::new()),
+            client_baselines,
+            uses: Default::default(),
         }
     }
 
-    /// The clients of the baseline `key` (namespace/name).
+    /// The clients of the baseline `key` (namespace/name), those of its regions kept from its
+    /// last reconcile when it is among the recently used.
     pub fn for_baseline(&self, key: &str, spec: &crate::api::LoggingBaselineSpec) -> AccountClients {
+        let (identity, calls, regions) = self.identity_of(key, spec);
+        AccountClients::from_identity_reusing(
+            identity,
+            &spec.primary_region,
+            calls,
+            Some(WriteFence::new(self.gate_of(&spec.account_id).clone())),
+            regions,
+        )
+    }
+
+    /// The clients of the baseline `key` for its sweep: its identity, but clients of their own,
+    /// built for the regions swept and dropped after (a sweep runs once per interval).
+    pub fn for_sweep(&self, key: &str, spec: &crate::api::LoggingBaselineSpec) -> AccountClients {
+        let (identity, calls, _) = self.identity_of(key, spec);
+        AccountClients::from_identity_fenced(
+            identity,
+            &spec.primary_region,
+            calls,
+            Some(WriteFence::new(self.gate_of(&spec.account_id).clone())),
+        )
+    }
+
+    /// SDK clients kept between reconciles, in all.
+    pub fn clients_kept(&self) -> usize {
+        self.lock()
+            .values()
+            .map(|c| {
+                let regions = c.regions.lock().unwrap_or_else(|e| e.into_inner());
+                regions.values().map(|s| s.built()).sum::<usize>()
+            })
+            .sum()
+    }
+
+    fn identity_of(
+        &self,
+        key: &str,
+        spec: &crate::api::LoggingBaselineSpec,
+    ) -> (Arc<AccountIdentity>, CallRecorder, crate::aws::RegionServices) {
         let identity = format!(
             "{}|{}|{:?}",
             spec.account_id,
             spec.primary_region,
             spec.credentials.as_ref().map(|c| (&c.assume_role_arn, &c.external_id))
         );
-        let cached = self
-            .lock()
-            .get(key)
-            .filter(|c| c.key == identity)
-            .map(|c| (c.account_identity.clone(), c.calls.clone()));
-        let (account_identity, calls) = match cached {
+        let used = self.uses.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let cached = self.lock().get_mut(key).filter(|c| c.key == identity).map(|c| {
+            c.last_used = used;
+            (c.account_identity.clone(), c.calls.clone(), c.regions.clone())
+        });
+        let found = match cached {
             Some(found) => found,
             None => {
                 let calls = CallRecorder::new();
@@ -170,23 +236,39 @@ impl AwsClients {
                     .clone();
                 let account_identity =
                     AccountIdentity::with_sts(&self.base, &spec.primary_region, spec.credentials.as_ref(), &sts);
+                let regions = crate::aws::RegionServices::default();
                 self.lock().insert(
                     key.to_string(),
                     CachedIdentity {
                         key: identity,
                         account_identity: account_identity.clone(),
                         calls: calls.clone(),
+                        regions: regions.clone(),
+                        last_used: used,
                     },
                 );
-                (account_identity, calls)
+                (account_identity, calls, regions)
             }
         };
-        AccountClients::from_identity_fenced(
-            account_identity,
-            &spec.primary_region,
-            calls,
-            Some(WriteFence::new(self.gate_of(&spec.account_id).clone())),
-        )
+        self.drop_clients_of_least_recently_used();
+        found
+    }
+
+    /// Past `client_baselines` baselines with clients kept, the least recently used drop theirs
+    /// (their identity stays: credentials are not assumed again).
+    fn drop_clients_of_least_recently_used(&self) {
+        let cache = self.lock();
+        let mut holding: Vec<&CachedIdentity> = cache
+            .values()
+            .filter(|c| !c.regions.lock().unwrap_or_else(|e| e.into_inner()).is_empty())
+            .collect();
+        if holding.len() <= self.client_baselines {
+            return;
+        }
+        holding.sort_by_key(|c| std::cmp::Reverse(c.last_used));
+        for c in &holding[self.client_baselines..] {
+            c.regions.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        }
     }
 
     /// The write gate of `account`'s shard.
@@ -250,6 +332,17 @@ pub struct Context {
     /// Baselines reconciled with events on before the forwarding was known: reconciled again
     /// once it is (their rules could not be set up).
     pub(super) unforwarded: Arc<Mutex<std::collections::HashSet<ObjectRef<LoggingBaseline>>>>,
+    /// The baselines (keys) and accounts this controller has seen: only their series are its to
+    /// forget (another controller of the process, a test's, keeps its own).
+    seen: Mutex<Seen>,
+    /// Account-wide sweeps done and not yet written into status by a reconcile.
+    pub(super) sweeps: super::sweep::Sweeps,
+}
+
+#[derive(Default)]
+struct Seen {
+    keys: std::collections::HashSet<String>,
+    accounts: std::collections::HashSet<String>,
 }
 
 impl Context {
@@ -285,7 +378,7 @@ impl Context {
         Self {
             recorder: Recorder::new(client.clone(), reporter()),
             client,
-            aws: AwsClients::new(base, shards.clone()),
+            aws: AwsClients::keeping(base, shards.clone(), settings.client_baselines),
             shards,
             writers: Arc::new(writers),
             settings,
@@ -295,13 +388,23 @@ impl Context {
             failures: Mutex::new(HashMap::new()),
             forwarding: Default::default(),
             unforwarded: Default::default(),
+            seen: Mutex::default(),
+            sweeps: Default::default(),
         }
+    }
+
+    /// Notes a baseline this controller reconciles (its series become this controller's).
+    pub(super) fn saw(&self, baseline: &LoggingBaseline) {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.keys.insert(key_of(baseline));
+        seen.accounts.insert(baseline.spec.account_id.clone());
     }
 
     /// Forgets what is kept per baseline (clients, failure count, its series) once it is deleted.
     pub(super) fn forget(&self, baseline: &LoggingBaseline) {
         let key = key_of(baseline);
         self.aws.forget(&key);
+        self.sweeps.forget(&key);
         self.succeeded(&key);
         crate::runtime::metrics::forget_baseline(&key);
         crate::runtime::metrics::forget_account(&baseline.spec.account_id);
@@ -320,6 +423,7 @@ impl Context {
         let refs: std::collections::HashSet<ObjectRef<LoggingBaseline>> =
             present.iter().map(|b| ObjectRef::from_obj(b.as_ref())).collect();
         self.aws.retain(&keys);
+        self.sweeps.retain(|key| keys.contains(key));
         self.failures
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -328,8 +432,16 @@ impl Context {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|r| refs.contains(r));
-        crate::runtime::metrics::retain_baselines(|key| keys.contains(key));
-        crate::runtime::metrics::retain_accounts(|account| accounts.contains(account));
+        // Only what this controller saw and no longer sees: the registry is the process's.
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        for key in seen.keys.iter().filter(|k| !keys.contains(k.as_str())) {
+            crate::runtime::metrics::forget_baseline(key);
+        }
+        for account in seen.accounts.iter().filter(|a| !accounts.contains(a.as_str())) {
+            crate::runtime::metrics::forget_account(account);
+        }
+        seen.keys = keys;
+        seen.accounts = accounts.into_iter().map(str::to_string).collect();
     }
 
     /// Records a failure and returns how long to wait: doubling from `retry_base`, longer for
@@ -454,6 +566,8 @@ pub fn slim(baseline: &mut LoggingBaseline) {
     baseline
         .annotations_mut()
         .remove("kubectl.kubernetes.io/last-applied-configuration");
+    // The account-wide sweep's verdicts stay: the next reconcile folds them into the compliance
+    // (a few hundred bytes: the failures of each region swept).
     if let Some(status) = baseline.status.as_mut() {
         status.compliance = None;
         status.drift = Vec::new();

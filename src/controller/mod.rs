@@ -1,5 +1,5 @@
-//! The Kubernetes controllers: LoggingBaselines (`baselines`) and LoggingBaselineSets (`sets`),
-//! and the status they write.
+//! The Kubernetes controllers: LoggingBaselines (`baselines`, with the account-wide `sweep`) and
+//! LoggingBaselineSets (`sets`), and the status they write.
 
 pub mod archives;
 pub mod baselines;
@@ -9,4 +9,5 @@ pub mod policy_status;
 pub mod sets;
 pub mod shard;
 pub mod status;
+pub mod sweep;
 pub mod writer;

@@ -3,7 +3,7 @@
 //! cost of the reconcile. Pure functions.
 
 use crate::api::{AppliedRetention, Condition, LastReconcile, LoggingBaselineStatus, RetentionPolicySpec};
-use crate::engine::account::{AccountReport, Component, ComponentState};
+use crate::engine::account::{AccountReport, Component, ComponentState, EngineError};
 
 /// Condition types.
 /// The Ready condition among `conditions`, when there is one.
@@ -190,7 +190,7 @@ fn component_condition_alone(c: Component, state: &ComponentState, report: &Acco
             )
         }
         ComponentState::ApprovalRequired(message) => condition(t, false, reasons::APPROVAL_REQUIRED, message.clone()),
-        ComponentState::Failed(e) => condition(t, false, e.reason(), e.to_string()),
+        ComponentState::Failed(e) => condition(t, false, e.reason(), failure_message(e)),
         ComponentState::Waiting(on) => condition(
             t,
             false,
@@ -207,7 +207,11 @@ fn component_condition_alone(c: Component, state: &ComponentState, report: &Acco
 /// The conditions of a reconcile, Ready last.
 pub fn conditions(report: &AccountReport) -> Vec<Condition> {
     if let Some(error) = &report.error {
-        let ready = condition(types::READY, false, error.reason(), error.to_string());
+        let message = match error {
+            EngineError::Aws(e) => failure_message(e),
+            other => other.to_string(),
+        };
+        let ready = condition(types::READY, false, error.reason(), message);
         return kstatus_condition(&ready).into_iter().chain([ready]).collect();
     }
     let mut out: Vec<Condition> = Component::ALL
@@ -384,6 +388,8 @@ pub fn from_report(
             .then(|| crate::judge::compliance::status(&report.evidence)),
         // Verified on its own schedule (the controller): the last result stands until the next.
         integrity: previous.and_then(|p| p.integrity.clone()),
+        // Swept on its own schedule too (the controller sets the new one).
+        compliance_sweep: previous.and_then(|p| p.compliance_sweep.clone()),
         duplicate_trails: report.duplicate_trails.clone(),
         // With sharding, stamped when written (`baselines::patch_status`).
         reconciled_by: None,
@@ -415,6 +421,17 @@ pub fn not_ready(
     status.conditions = merge_conditions(&status.conditions, next, now, generation);
     status.observed_generation = generation;
     status
+}
+
+/// A failure as the controller reports it: what may pass on its own says it is tried again
+/// (the controller's backoff), what needs a person says what to do (the error's own words).
+fn failure_message(e: &crate::aws::AwsError) -> String {
+    match e.kind {
+        crate::aws::ErrorKind::Transient | crate::aws::ErrorKind::Throttled => {
+            format!("{e}; trailkeeper tries again with backoff")
+        }
+        _ => e.to_string(),
+    }
 }
 
 #[cfg(test)]

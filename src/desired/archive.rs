@@ -415,7 +415,7 @@ pub fn bucket_policy(spec: &LogArchiveSpec, members: &[Member], admission: Admis
     match (admission, spec.organization_id.as_deref()) {
         _ if members.is_empty() => {}
         (Admission::Organization, Some(organization)) => {
-            let source = organization_source(&part, organization, members);
+            let source = organization_source(part, organization, members);
             statements.push(acl_check(source.clone()));
             let mut write = source;
             write["StringEquals"]["s3:x-amz-acl"] = json!("bucket-owner-full-control");
@@ -529,15 +529,15 @@ pub fn key_policy(
     match (admission, spec.organization_id.as_deref()) {
         _ if members.is_empty() => {}
         (Admission::Organization, Some(organization)) => {
-            let names = trail_name_patterns(&part, members);
+            let names = trail_name_patterns(part, members);
             statements.extend(super::cloudtrail_key_statements(
-                organization_source(&part, organization, members),
+                organization_source(part, organization, members),
                 json!(names),
             ));
             // Each role of the Organization by the members' roles' path and name, for a trail of its
             // own account bearing a member's trail name (`aws:PrincipalAccount` as a variable); an
             // Organization trail's roles below, by ARN (its trail is the management account's).
-            let roles = role_patterns(&part, members);
+            let roles = role_patterns(part, members);
             let own_trails: Vec<String> = members
                 .iter()
                 .map(|m| {
@@ -661,8 +661,8 @@ fn admits(spec: &LogArchiveSpec, members: &[Member], admission: Admission) -> St
         (Admission::Organization, Some(organization)) => format!(
             "any trail of Organization {organization} named {} (CloudTrail's aws:SourceOrgID and aws:SourceArn), each under its own account's path ({prefix}/AWSLogs/{{its account}}/*; the members' Organization trails also {prefix}/AWSLogs/{organization}/*); \
              kms:Decrypt to create a trail for the roles {} of any account of the Organization, each for its own account's trail so named",
-            trail_name_patterns(&part, members).join(", "),
-            role_patterns(&part, members).join(", ")
+            trail_name_patterns(part, members).join(", "),
+            role_patterns(part, members).join(", ")
         ),
         _ => format!(
             "the {} members' trails, each by its ARN and under its own account's path only ({prefix}/AWSLogs/{{account}}/*; an Organization trail also {prefix}/AWSLogs/{{organizationId}}/*); \

@@ -301,7 +301,8 @@ pub fn cloudtrail_table_over(
         .map(str::to_string)
         .collect::<Vec<_>>();
     // Regions newer than this list still get a partition when the baseline names them.
-    for region in std::iter::once(&spec.primary_region).chain(&spec.regions) {
+    let named = spec.regions.iter().filter(|r| *r != super::regional::EVERY_REGION);
+    for region in std::iter::once(&spec.primary_region).chain(named) {
         if !regions.contains(region) {
             regions.push(region.clone());
         }
@@ -346,6 +347,46 @@ pub fn cloudtrail_table_over(
         serde_library: SERDE_LIBRARY.to_string(),
         parameters,
     }
+}
+
+/// The suffix of a LogArchive's second table, over the accounts an Organization trail delivers for.
+pub const ORGANIZATION_TABLE_SUFFIX: &str = "_organization";
+
+/// The tables over a LogArchive's members (`members`: account and whether its trail is an
+/// Organization trail), one per layout CloudTrail writes in the bucket: a member's own trail
+/// under `AWSLogs/{account}/`, an Organization trail under `AWSLogs/{o-id}/{account}/` (AWS
+/// CloudTrail user guide, "Finding your CloudTrail log files"). One storage template cannot
+/// project both, so when both are present the members under the Organization trail get a table of
+/// their own, `{table}_organization`; otherwise the one table (`{table}`) is over the one layout.
+/// Without the Organization's id, the Organization trail's accounts cannot be located and have no
+/// table (the archive refuses such members before any call).
+/// https://docs.aws.amazon.com/awscloudtrail/latest/userguide/get-and-view-cloudtrail-log-files.html
+pub fn archive_tables(
+    spec: &LoggingBaselineSpec,
+    bucket: &str,
+    key_prefix: Option<&str>,
+    organization_id: Option<&str>,
+    members: &[(String, bool)],
+) -> Vec<TableDefinition> {
+    let own: Vec<String> = members.iter().filter(|m| !m.1).map(|m| m.0.clone()).collect();
+    let under_organization: Vec<String> = members.iter().filter(|m| m.1).map(|m| m.0.clone()).collect();
+    let location = |organization_id: Option<&str>| TrailLocation {
+        bucket: bucket.to_string(),
+        key_prefix: key_prefix.map(str::to_string),
+        organization_id: organization_id.map(str::to_string),
+    };
+    let mut tables = Vec::new();
+    if !own.is_empty() {
+        tables.push(cloudtrail_table_over(spec, &location(None), &own));
+    }
+    if let (Some(organization_id), false) = (organization_id, under_organization.is_empty()) {
+        let mut table = cloudtrail_table_over(spec, &location(Some(organization_id)), &under_organization);
+        if !own.is_empty() {
+            table.name = format!("{}{ORGANIZATION_TABLE_SUFFIX}", spec.audit_queries.table);
+        }
+        tables.push(table);
+    }
+    tables
 }
 
 pub fn database(spec: &LoggingBaselineSpec) -> DesiredDatabase {
@@ -416,7 +457,25 @@ pub fn work_group(spec: &LoggingBaselineSpec, kms_key: Option<&str>) -> DesiredW
 /// The ready-made audits, over the last `QUERY_WINDOW_DAYS` days. `trail_bucket` is the bucket
 /// the trail delivers to (its policy and lock changes are audited).
 pub fn named_queries(spec: &LoggingBaselineSpec, trail_bucket: &str) -> Vec<NamedQuery> {
-    let table = format!("\"{}\".\"{}\"", spec.audit_queries.database, spec.audit_queries.table);
+    named_queries_over(spec, trail_bucket, &[spec.audit_queries.table.as_str()])
+}
+
+/// The ready-made audits over `tables` of the database: one table, or every row of several (a
+/// LogArchive's two layouts, `archive_tables`), so that a query names an account whichever table
+/// holds it.
+pub fn named_queries_over(spec: &LoggingBaselineSpec, trail_bucket: &str, tables: &[&str]) -> Vec<NamedQuery> {
+    let quoted = |t: &str| format!("\"{}\".\"{t}\"", spec.audit_queries.database);
+    let table = match tables {
+        [one] => quoted(one),
+        several => format!(
+            "(\n  {}\n) AS logs",
+            several
+                .iter()
+                .map(|t| format!("SELECT * FROM {}", quoted(t)))
+                .collect::<Vec<_>>()
+                .join("\n  UNION ALL\n  ")
+        ),
+    };
     let window = format!("\"date\" >= date_format(current_date - interval '{QUERY_WINDOW_DAYS}' day, '%Y/%m/%d')");
     let bucket = trail_bucket.replace('\'', "''");
     let query = |name: &str, description: &str, sql: String| NamedQuery {

@@ -144,16 +144,72 @@ pub const TAMPER_EVENTS: &[(&str, &[&str])] = &[
     ),
 ];
 
-/// Whether an event name is one the forwarding rule matches.
+/// The calls that change what the account-wide controls judge in a region, whoever's resources
+/// they touch: CIS 3.3 (a recorder stopped, deleted, redefined, its channel gone), 3.6 (a key's
+/// rotation disabled, a key created or disabled) and 3.7 (a VPC created, a flow log deleted), and
+/// the calls that set them right again. In a region the baseline keeps they reconcile it; in the
+/// others they make the controller's sweep read that region again (`engine::sweep`).
+pub const ACCOUNT_WIDE_EVENTS: &[(&str, &[&str])] = &[
+    (
+        "aws.config",
+        &[
+            "StopConfigurationRecorder",
+            "StartConfigurationRecorder",
+            "DeleteConfigurationRecorder",
+            "PutConfigurationRecorder",
+            "PutDeliveryChannel",
+            "DeleteDeliveryChannel",
+        ],
+    ),
+    (
+        "aws.kms",
+        &[
+            "CreateKey",
+            "EnableKeyRotation",
+            "DisableKeyRotation",
+            "EnableKey",
+            "DisableKey",
+            "ScheduleKeyDeletion",
+        ],
+    ),
+    (
+        "aws.ec2",
+        &["CreateVpc", "DeleteVpc", "CreateFlowLogs", "DeleteFlowLogs"],
+    ),
+];
+
+/// The calls on a forwarding rule itself (its region's rule is repaired on them).
+pub const RULE_EVENTS: (&str, &[&str]) = (
+    "aws.events",
+    &["DeleteRule", "DisableRule", "RemoveTargets", "PutRule", "PutTargets"],
+);
+
+/// Whether an event name is one the forwarding rule matches as tampering with the baseline.
 pub fn is_tamper_event(name: &str) -> bool {
     TAMPER_EVENTS.iter().any(|(_, names)| names.contains(&name))
 }
 
-/// The forwarding rule's event pattern, compact (EventBridge stores it as sent, and a pattern is
-/// compared as JSON, not text).
-pub fn forward_pattern() -> Value {
-    let sources: Vec<&str> = TAMPER_EVENTS.iter().map(|(s, _)| *s).collect();
-    let mut names: Vec<&str> = TAMPER_EVENTS.iter().flat_map(|(_, n)| n.iter().copied()).collect();
+/// Whether an event name changes what the account-wide controls judge (`ACCOUNT_WIDE_EVENTS`).
+pub fn is_account_wide_event(name: &str) -> bool {
+    ACCOUNT_WIDE_EVENTS.iter().any(|(_, names)| names.contains(&name))
+}
+
+/// Whether an event name is a call on a forwarding rule.
+pub fn is_rule_event(name: &str) -> bool {
+    RULE_EVENTS.1.contains(&name)
+}
+
+/// An event pattern of API calls of these services and names, compact (EventBridge stores it as
+/// sent, and a pattern is compared as JSON, not text).
+fn pattern_of<'a>(events: impl Iterator<Item = &'a (&'a str, &'a [&'a str])>) -> Value {
+    let mut sources: Vec<&str> = Vec::new();
+    let mut names: Vec<&str> = Vec::new();
+    for (source, of_source) in events {
+        if !sources.contains(source) {
+            sources.push(source);
+        }
+        names.extend(of_source.iter().copied());
+    }
     names.sort_unstable();
     names.dedup();
     json!({
@@ -161,6 +217,33 @@ pub fn forward_pattern() -> Value {
         "detail-type": [API_CALL],
         "detail": {"eventName": names},
     })
+}
+
+/// The forwarding rule's event pattern in a region the baseline keeps: tampering with what it
+/// keeps, and the account-wide controls' calls.
+pub fn forward_pattern() -> Value {
+    pattern_of(TAMPER_EVENTS.iter().chain(ACCOUNT_WIDE_EVENTS))
+}
+
+/// The forwarding rule's event pattern in a region the baseline does not keep, kept there by the
+/// controller's sweep: the account-wide controls' calls and the calls on the rule itself, nothing
+/// of what only a kept region holds.
+pub fn sweep_pattern() -> Value {
+    pattern_of(ACCOUNT_WIDE_EVENTS.iter().chain(std::iter::once(&RULE_EVENTS)))
+}
+
+/// The regions whose forwarding rule a reconcile keeps: the kept ones, the primary, and the Region
+/// where global services' events arrive when the trail records them. The sweep keeps the rule of
+/// every other region it judges.
+pub fn forwarding_regions(kept: &[String], primary: &str, global_service_events: bool) -> Vec<String> {
+    let mut regions = kept.to_vec();
+    regions.push(primary.to_string());
+    if global_service_events {
+        regions.push(global_events_region(super::partition(primary)).to_string());
+    }
+    regions.sort();
+    regions.dedup();
+    regions
 }
 
 /// The central rule's pattern: every forwarded API call event whose source is an AWS service.
@@ -387,6 +470,54 @@ mod tests {
         }
         // EventBridge refuses event patterns over 4096 characters.
         assert!(pattern.to_string().len() < 2048, "{}", pattern.to_string().len());
+    }
+
+    #[test]
+    fn a_region_not_kept_forwards_only_what_the_account_wide_controls_judge() {
+        let names = |p: &Value| -> Vec<String> {
+            p["detail"]["eventName"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n.as_str().unwrap().to_string())
+                .collect()
+        };
+        let (full, sweep) = (names(&forward_pattern()), names(&sweep_pattern()));
+        for name in [
+            "StopConfigurationRecorder",
+            "DisableKeyRotation",
+            "DeleteFlowLogs",
+            "CreateVpc",
+        ] {
+            assert!(
+                full.contains(&name.to_string()) && sweep.contains(&name.to_string()),
+                "{name}"
+            );
+            assert!(is_account_wide_event(name), "{name}");
+        }
+        // What only a kept region holds (the trail, buckets, log groups) is not forwarded there.
+        for name in ["StopLogging", "PutBucketPolicy", "DeleteLogGroup", "DeleteRolePolicy"] {
+            assert!(
+                full.contains(&name.to_string()) && !sweep.contains(&name.to_string()),
+                "{name}"
+            );
+        }
+        // The sweep's own rule is repaired when it is touched.
+        assert!(sweep.contains(&"DeleteRule".to_string()) && sweep.contains(&"PutTargets".to_string()));
+        assert_eq!(
+            sweep_pattern()["source"],
+            json!(["aws.config", "aws.kms", "aws.ec2", "aws.events"])
+        );
+    }
+
+    #[test]
+    fn a_reconcile_forwards_from_its_kept_regions_the_primary_and_the_global_events_region() {
+        let kept = vec!["eu-west-1".to_string()];
+        assert_eq!(forwarding_regions(&kept, "eu-west-1", true), ["eu-west-1", "us-east-1"]);
+        assert_eq!(
+            forwarding_regions(&kept, "eu-central-1", false),
+            ["eu-central-1", "eu-west-1"]
+        );
     }
 
     #[test]

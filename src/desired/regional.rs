@@ -23,10 +23,25 @@ pub const AGENT_DOCUMENT: &str = "AmazonCloudWatch-ManageAgent";
 /// Config rules trailkeeper deploys are named with this prefix.
 pub const CONFIG_RULE_PREFIX: &str = "trailkeeper-";
 
-/// The regions of a baseline: `spec.regions`, or the primary region alone.
-pub fn regions(specs: &AccountSpecs) -> Vec<String> {
+/// `spec.regions: ["*"]`: keep every region enabled for the account.
+pub const EVERY_REGION: &str = "*";
+
+/// Whether the baseline keeps every region enabled for the account (`regions: ["*"]`).
+pub fn keeps_every_region(spec: &crate::api::LoggingBaselineSpec) -> bool {
+    spec.regions.iter().any(|r| r == EVERY_REGION)
+}
+
+/// The regions a baseline keeps (its flow logs, log groups, Config rules and recorders, the
+/// forwarding of tampering): `spec.regions`, or the primary region alone; with `["*"]`, the
+/// regions `enabled` for the account and the primary region (`enabled` None: not known, the
+/// primary region alone).
+pub fn regions(specs: &AccountSpecs, enabled: Option<&[String]>) -> Vec<String> {
     let spec = specs.baseline;
-    let mut regions = if spec.regions.is_empty() {
+    let mut regions = if keeps_every_region(spec) {
+        let mut every = enabled.unwrap_or_default().to_vec();
+        every.push(spec.primary_region.clone());
+        every
+    } else if spec.regions.is_empty() {
         vec![spec.primary_region.clone()]
     } else {
         spec.regions.clone()
@@ -357,8 +372,9 @@ pub const CONFIG_SERVICE_ROLE: &str = "AWSServiceRoleForConfig";
 /// Where those recorders deliver: the access-log bucket (SSE-S3, so Config needs no key grant).
 pub const CONFIG_DELIVERY_PREFIX: &str = "AWS/Config";
 
-/// A configuration recorder trailkeeper creates (`configRules.createRecorder`), recording all
-/// supported resources (global ones in the primary region only), delivering to the access-log bucket.
+/// A configuration recorder trailkeeper keeps (`configRules.createRecorder`, with or without the
+/// rules) in each region it keeps: recording all supported resources (global ones in the primary
+/// region only), delivering to the access-log bucket.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DesiredRecorder {
     pub role_arn: String,
@@ -369,8 +385,7 @@ pub struct DesiredRecorder {
 
 pub fn recorder(specs: &AccountSpecs, region: &str) -> Option<DesiredRecorder> {
     let spec = specs.baseline;
-    let rules = &spec.config_rules;
-    (rules.enabled && rules.create_recorder).then(|| DesiredRecorder {
+    spec.config_rules.create_recorder.then(|| DesiredRecorder {
         role_arn: format!(
             "arn:{}:iam::{}:role/aws-service-role/config.amazonaws.com/{CONFIG_SERVICE_ROLE}",
             partition(&spec.primary_region),

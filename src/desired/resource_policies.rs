@@ -292,7 +292,7 @@ pub fn access_log_bucket_policy(spec: &LoggingBaselineSpec) -> Value {
             "StringEquals": {"aws:SourceAccount": spec.account_id}
         }
     })];
-    if spec.config_rules.enabled && spec.config_rules.create_recorder {
+    if spec.config_rules.create_recorder {
         // The recorders trailkeeper creates deliver here, for this account only.
         let account = &spec.account_id;
         statements.push(json!({

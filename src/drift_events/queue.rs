@@ -146,7 +146,8 @@ pub fn queue_client(base: &aws_types::SdkConfig, gate: &WriteGate) -> aws_sdk_sq
 /// (which returns the baselines reconciled without it meanwhile: they are reconciled again, to
 /// get their rules), then long-polls the queue while this replica leads, and sends the baselines
 /// to reconcile into `reconcile`. The bus's policy follows the accounts as baselines come and go.
-/// Runs until `reconcile` is closed.
+/// Runs until `reconcile` is closed. An event of the account-wide controls from a region a
+/// baseline does not keep goes to `sweep` (that region read again) instead.
 pub async fn run(
     settings: EventSettings,
     base: aws_types::SdkConfig,
@@ -154,6 +155,7 @@ pub async fn run(
     gates: impl Into<EventGates>,
     forwarding_ready: impl FnOnce(Forwarding) -> Vec<ObjectRef<LoggingBaseline>> + Send,
     mut reconcile: Sender<ObjectRef<LoggingBaseline>>,
+    mut sweep: Sender<SweepRequest>,
 ) {
     let gates: EventGates = gates.into();
     let gate = gates.central.clone();
@@ -165,7 +167,7 @@ pub async fn run(
         .unwrap_or_else(|| "us-east-1".into());
     let central = AccountClients::new_fenced(&base, &region, None, CallRecorder::new(), WriteFence::new(gate.clone()));
     // The accounts the bus admits are those of the baselines: wait for their first list.
-    if store.wait_until_ready().await.is_err() {
+    if !crate::controller::shard::cache_synced(&store).await {
         return;
     }
     let mut admitted = admitted(&settings, &store);
@@ -199,7 +201,7 @@ pub async fn run(
 
     // The bus's policy follows the accounts beside the long poll (which waits up to 20 s).
     let admission = follow_accounts(&central, &sqs_client, &settings, &store, &gate, admitted);
-    let polling = poll(&messages_client, &settings, &store, &gates, &mut reconcile);
+    let polling = poll(&messages_client, &settings, &store, &gates, &mut reconcile, &mut sweep);
     tokio::select! {
         _ = admission => {}
         _ = polling => {}
@@ -251,6 +253,7 @@ async fn poll(
     store: &Store<LoggingBaseline>,
     gates: &EventGates,
     reconcile: &mut Sender<ObjectRef<LoggingBaseline>>,
+    sweep: &mut Sender<SweepRequest>,
 ) {
     let gate = &gates.messages;
     let mut router = Router::default();
@@ -283,7 +286,7 @@ async fn poll(
             continue;
         }
         let owns = |account: &str| gates.owns(account);
-        let handled = route_messages(messages, &mut router, &targets(store), &owns, reconcile).await;
+        let handled = route_messages(messages, &mut router, &targets(store), &owns, reconcile, sweep).await;
         if !handled.elsewhere.is_empty()
             && let Err(e) = sqs::release(sqs_client, &settings.queue_url, &handled.elsewhere).await
         {
@@ -364,6 +367,7 @@ pub async fn route_messages(
     known: &[Target],
     owns: &(dyn Fn(&str) -> bool + Sync),
     reconcile: &mut Sender<ObjectRef<LoggingBaseline>>,
+    sweep: &mut Sender<SweepRequest>,
 ) -> Handled {
     let mut done = Vec::with_capacity(messages.len());
     let mut elsewhere = Vec::new();
@@ -378,7 +382,7 @@ pub async fn route_messages(
             }
         };
         let routed = router.route(&event, known);
-        if matches!(routed, Routed::Reconcile(_)) && !owns(&event.account) {
+        if matches!(routed, Routed::Reconcile(_) | Routed::Sweep(_)) && !owns(&event.account) {
             // Its holder's to repair: routed again when it comes back (here, if this replica
             // holds the account by then).
             router.forget(&event.id);
@@ -387,14 +391,31 @@ pub async fn route_messages(
             elsewhere.push((message.receipt, bounce_delay(message.receive_count)));
             continue;
         }
-        if let Routed::Reconcile(baselines) = &routed {
+        if matches!(routed, Routed::Reconcile(_) | Routed::Sweep(_)) {
             // Waits while the controller's queue is full; fails only once the controller stopped.
             let mut handed = true;
-            for baseline in baselines {
-                if reconcile.send(baseline.clone()).await.is_err() {
-                    handed = false;
-                    break;
+            match &routed {
+                Routed::Reconcile(baselines) => {
+                    for baseline in baselines {
+                        if reconcile.send(baseline.clone()).await.is_err() {
+                            handed = false;
+                            break;
+                        }
+                    }
                 }
+                Routed::Sweep(regions) => {
+                    for (baseline, region) in regions {
+                        let request = SweepRequest {
+                            baseline: baseline.clone(),
+                            region: region.clone(),
+                        };
+                        if sweep.send(request).await.is_err() {
+                            handed = false;
+                            break;
+                        }
+                    }
+                }
+                _ => {}
             }
             if !handed {
                 router.forget(&event.id);
@@ -415,6 +436,13 @@ pub async fn route_messages(
 
 /// The handle through which reconciles read the forwarding once it is known.
 pub type SharedForwarding = Arc<std::sync::OnceLock<Forwarding>>;
+
+/// A region of a baseline to sweep again (an account-wide control's event came from it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SweepRequest {
+    pub baseline: ObjectRef<LoggingBaseline>,
+    pub region: String,
+}
 
 #[cfg(test)]
 mod tests {
@@ -448,8 +476,9 @@ mod tests {
         };
         let (store, _writer) = kube::runtime::reflector::store::<LoggingBaseline>();
         let (mut reconcile, _receiver) = futures::channel::mpsc::channel(1);
+        let (mut sweep, _swept) = futures::channel::mpsc::channel(1);
         let gates = EventGates::from(WriteGate::open());
-        let polling = poll(&client, &settings, &store, &gates, &mut reconcile);
+        let polling = poll(&client, &settings, &store, &gates, &mut reconcile, &mut sweep);
         let _ = tokio::time::timeout(Duration::from_millis(300), polling).await;
         assert!(
             receive.num_calls() >= 1,
@@ -483,6 +512,8 @@ mod tests {
             baseline: ObjectRef::new("a").within("ns"),
             account: "111122223333".into(),
             role_arn: None,
+            kept: Some(vec!["us-east-1".into()]),
+            forwarded: vec!["us-east-1".into()],
         }]
     }
 
@@ -501,13 +532,14 @@ mod tests {
         };
         // The controller stopped: the event to route stays in the queue, the rest goes.
         let (mut closed, receiver) = futures::channel::mpsc::channel(4);
+        let (mut sweep, _swept) = futures::channel::mpsc::channel(4);
         drop(receiver);
         let mut router = Router::default();
-        let done = route_messages(batch(), &mut router, &known(), &|_| true, &mut closed).await;
+        let done = route_messages(batch(), &mut router, &known(), &|_| true, &mut closed, &mut sweep).await;
         assert_eq!(done.done, ["unknown", "malformed"]);
         // Redelivered to a controller that runs: routed (not a duplicate) and deleted.
         let (mut open, mut receiver) = futures::channel::mpsc::channel(4);
-        let done = route_messages(batch(), &mut router, &known(), &|_| true, &mut open).await;
+        let done = route_messages(batch(), &mut router, &known(), &|_| true, &mut open, &mut sweep).await;
         assert_eq!(done.done, ["routed", "unknown", "malformed"]);
         assert_eq!(receiver.try_recv().ok(), Some(ObjectRef::new("a").within("ns")));
     }
@@ -520,19 +552,20 @@ mod tests {
             vec![m, message("unknown", "StopLogging", "999988887777")]
         };
         let (mut open, mut receiver) = futures::channel::mpsc::channel(4);
+        let (mut sweep, _swept) = futures::channel::mpsc::channel(4);
         let mut router = Router::default();
-        let handled = route_messages(batch(1), &mut router, &known(), &|_| false, &mut open).await;
+        let handled = route_messages(batch(1), &mut router, &known(), &|_| false, &mut open, &mut sweep).await;
         assert_eq!(handled.done, ["unknown"], "an unknown account is nobody's: deleted");
         assert_eq!(handled.elsewhere, [("theirs".to_string(), 0)], "visible again at once");
         assert!(receiver.try_recv().is_err(), "not repaired here");
-        let handled = route_messages(batch(5), &mut router, &known(), &|_| false, &mut open).await;
+        let handled = route_messages(batch(5), &mut router, &known(), &|_| false, &mut open, &mut sweep).await;
         assert_eq!(
             handled.elsewhere,
             [("theirs".to_string(), 4)],
             "later when it keeps coming back"
         );
         // Received by this replica once it holds the account: routed, not a duplicate.
-        let handled = route_messages(batch(6), &mut router, &known(), &|_| true, &mut open).await;
+        let handled = route_messages(batch(6), &mut router, &known(), &|_| true, &mut open, &mut sweep).await;
         assert_eq!(handled.done, ["theirs", "unknown"]);
         assert_eq!(receiver.try_recv().ok(), Some(ObjectRef::new("a").within("ns")));
     }

@@ -8,7 +8,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use serde_json::Value;
 
 use crate::api::LoggingBaseline;
-use crate::desired::events::{API_CALL, is_tamper_event};
+use crate::desired::events::{API_CALL, is_account_wide_event, is_rule_event, is_tamper_event};
 
 /// Event ids remembered to drop duplicates (EventBridge and SQS deliver at least once).
 const REMEMBERED_IDS: usize = 10_000;
@@ -24,6 +24,9 @@ pub struct TamperEvent {
     pub caller: Option<String>,
     /// When the call was made (RFC 3339), as EventBridge stamps it.
     pub time: Option<String>,
+    /// The Region the call was made in (the envelope's `region`, which EventBridge keeps when it
+    /// forwards the event to a bus in another Region).
+    pub region: Option<String>,
 }
 
 /// Reads an EventBridge event as SQS delivers it. Err: why it is not one.
@@ -49,21 +52,54 @@ pub fn parse(body: &str) -> Result<TamperEvent, String> {
         name: text(&detail["eventName"]).ok_or("no eventName")?,
         caller: text(&detail["userIdentity"]["arn"]),
         time: text(&event["time"]),
+        region: text(&event["region"]),
     })
 }
 
-/// A baseline as the router needs it: its reference, account and the role trailkeeper assumes.
+/// A baseline as the router needs it: its reference, account, the role trailkeeper assumes, and
+/// where a reconcile reads (the rest is the sweep's).
 #[derive(Clone, Debug)]
 pub struct Target {
     pub baseline: ObjectRef<LoggingBaseline>,
     pub account: String,
     pub role_arn: Option<String>,
+    /// The regions it keeps (None: every region).
+    pub kept: Option<Vec<String>>,
+    /// The regions whose forwarding rule its reconcile keeps (`desired::events::forwarding_regions`).
+    pub forwarded: Vec<String>,
+}
+
+impl Target {
+    /// Whether a reconcile of this baseline reads `region` (None: unknown, so it does).
+    fn keeps(&self, region: Option<&str>) -> bool {
+        match (region, &self.kept) {
+            (None, _) | (_, None) => true,
+            (Some(r), Some(kept)) => kept.iter().any(|k| k == r),
+        }
+    }
+
+    /// What an event concerning this baseline wakes: a reconcile, or a sweep of the event's
+    /// region (which reconciles after it).
+    fn wake(&self, event: &TamperEvent) -> Option<String> {
+        let region = event.region.as_deref();
+        let reconciled = if is_account_wide_event(&event.name) {
+            self.keeps(region)
+        } else if is_rule_event(&event.name) {
+            self.keeps(region) || region.is_some_and(|r| self.forwarded.iter().any(|f| f == r))
+        } else {
+            true
+        };
+        if reconciled { None } else { region.map(str::to_string) }
+    }
 }
 
 /// What became of an event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Routed {
     Reconcile(Vec<ObjectRef<LoggingBaseline>>),
+    /// An account-wide control's event (or one on a sweep's forwarding rule) from a region these
+    /// baselines do not keep: the sweep reads that region again, then reconciles them.
+    Sweep(Vec<(ObjectRef<LoggingBaseline>, String)>),
     Duplicate,
     UnknownAccount,
     /// A call trailkeeper made itself (its repairs): nothing to repair.
@@ -76,6 +112,7 @@ impl Routed {
     pub fn metric(&self) -> &'static str {
         match self {
             Routed::Reconcile(_) => "reconcile",
+            Routed::Sweep(_) => "sweep",
             Routed::Duplicate => "duplicate",
             Routed::UnknownAccount => "unknown_account",
             Routed::OwnWrite => "own_write",
@@ -96,7 +133,7 @@ impl Router {
         if !self.remember(&event.id) {
             return Routed::Duplicate;
         }
-        if !is_tamper_event(&event.name) {
+        if !(is_tamper_event(&event.name) || is_account_wide_event(&event.name) || is_rule_event(&event.name)) {
             return Routed::Ignored;
         }
         let of_account: Vec<&Target> = targets.iter().filter(|t| t.account == event.account).collect();
@@ -109,7 +146,18 @@ impl Router {
         {
             return Routed::OwnWrite;
         }
-        Routed::Reconcile(of_account.into_iter().map(|t| t.baseline.clone()).collect())
+        let woken: Vec<(&Target, Option<String>)> = of_account.into_iter().map(|t| (t, t.wake(event))).collect();
+        if woken.iter().all(|(_, region)| region.is_some()) {
+            Routed::Sweep(
+                woken
+                    .into_iter()
+                    .filter_map(|(t, region)| Some((t.baseline.clone(), region?)))
+                    .collect(),
+            )
+        } else {
+            // A reconcile of each (several baselines claim one account: only its keeper acts).
+            Routed::Reconcile(woken.into_iter().map(|(t, _)| t.baseline.clone()).collect())
+        }
     }
 
     /// Forgets an id, so that its redelivery is routed again (its routing did not finish).
@@ -155,15 +203,32 @@ fn is_own(caller: Option<&str>, role_arn: Option<&str>) -> bool {
 
 /// The baselines the controller knows, as the router needs them.
 pub fn targets(store: &Store<LoggingBaseline>) -> Vec<Target> {
-    store
-        .state()
-        .iter()
-        .map(|b| Target {
-            baseline: ObjectRef::from_obj(b.as_ref()),
-            account: b.spec.account_id.clone(),
-            role_arn: b.spec.credentials.as_ref().map(|c| c.assume_role_arn.clone()),
-        })
-        .collect()
+    store.state().iter().map(|b| target(b)).collect()
+}
+
+/// A baseline as the router needs it. Its forwarded regions assume the trail records global
+/// services' events (the TrailPolicy's default): their Region's rule is then a reconcile's.
+pub fn target(b: &LoggingBaseline) -> Target {
+    use crate::desired::regional;
+    let spec = &b.spec;
+    let kept = (!regional::keeps_every_region(spec)).then(|| {
+        let mut kept = if spec.regions.is_empty() {
+            vec![spec.primary_region.clone()]
+        } else {
+            spec.regions.clone()
+        };
+        kept.sort();
+        kept
+    });
+    let forwarded =
+        crate::desired::events::forwarding_regions(kept.as_deref().unwrap_or_default(), &spec.primary_region, true);
+    Target {
+        baseline: ObjectRef::from_obj(b),
+        account: spec.account_id.clone(),
+        role_arn: spec.credentials.as_ref().map(|c| c.assume_role_arn.clone()),
+        kept,
+        forwarded,
+    }
 }
 
 #[cfg(test)]
@@ -184,7 +249,61 @@ mod tests {
             baseline: ObjectRef::new(name).within("ns"),
             account: account.into(),
             role_arn: Some(format!("arn:aws:iam::{account}:role/trailkeeper")),
+            kept: Some(vec!["us-east-1".into()]),
+            forwarded: vec!["us-east-1".into()],
         }
+    }
+
+    fn in_region(name: &str, account: &str, region: &str) -> TamperEvent {
+        let mut body: Value = serde_json::from_str(&event(name, account, Some("arn:aws:iam::1:user/mallory"))).unwrap();
+        body["region"] = region.into();
+        body["id"] = format!("id-{name}-{region}").into();
+        parse(&body.to_string()).unwrap()
+    }
+
+    #[test]
+    fn an_account_wide_event_from_a_region_not_kept_sweeps_that_region() {
+        let targets = [target("a", "111122223333")];
+        let mut router = Router::default();
+        let a = ObjectRef::new("a").within("ns");
+        // A recorder stopped where the baseline keeps nothing: the sweep reads that region.
+        let stopped = in_region("StopConfigurationRecorder", "111122223333", "eu-north-1");
+        assert_eq!(stopped.region.as_deref(), Some("eu-north-1"));
+        assert_eq!(
+            router.route(&stopped, &targets),
+            Routed::Sweep(vec![(a.clone(), "eu-north-1".into())])
+        );
+        // In a region it keeps, the reconcile reads it.
+        let kept = in_region("DisableKeyRotation", "111122223333", "us-east-1");
+        assert_eq!(router.route(&kept, &targets), Routed::Reconcile(vec![a.clone()]));
+        // A new VPC, a deleted flow log: the same.
+        let vpc = in_region("CreateVpc", "111122223333", "ap-south-1");
+        assert_eq!(
+            router.route(&vpc, &targets),
+            Routed::Sweep(vec![(a.clone(), "ap-south-1".into())])
+        );
+        // The sweep's own forwarding rule touched: repaired by the sweep; the reconcile's, by it.
+        let rule = in_region("RemoveTargets", "111122223333", "ap-south-1");
+        assert_eq!(
+            router.route(&rule, &targets),
+            Routed::Sweep(vec![(a.clone(), "ap-south-1".into())])
+        );
+        let own_rule = in_region("DisableRule", "111122223333", "us-east-1");
+        assert_eq!(router.route(&own_rule, &targets), Routed::Reconcile(vec![a.clone()]));
+        // Tampering with what a kept region holds reconciles, wherever it is reported from.
+        let stop = in_region("StopLogging", "111122223333", "ap-south-1");
+        assert_eq!(router.route(&stop, &targets), Routed::Reconcile(vec![a]));
+    }
+
+    #[test]
+    fn a_baseline_that_keeps_every_region_is_reconciled_on_any_of_its_events() {
+        let mut every = target("a", "111122223333");
+        every.kept = None;
+        let e = in_region("StopConfigurationRecorder", "111122223333", "eu-north-1");
+        assert_eq!(
+            Router::default().route(&e, &[every]),
+            Routed::Reconcile(vec![ObjectRef::new("a").within("ns")])
+        );
     }
 
     #[test]

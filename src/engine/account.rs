@@ -19,6 +19,7 @@ use crate::desired::archive::ArchiveTarget;
 use crate::desired::events::Forwarding;
 use crate::desired::{self, AccountSpecs, DesiredAccount, DesiredBucket, DesiredTrail, athena};
 use crate::judge::diff::{Action, Delta};
+use crate::judge::evidence::OtherRegions;
 
 pub use super::report::{AccountReport, Change, Component, ComponentState, EngineError, LastApplied, RunMode};
 
@@ -43,6 +44,17 @@ pub(super) struct AccountReconcile<'a> {
     pub(super) report: AccountReport,
 }
 
+/// Where the account-wide controls (CIS 3.3, 3.6, 3.7) are read by a reconcile.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EvidenceScope {
+    /// The regions the baseline keeps (plan, apply, the controller): a reconcile reads what it may
+    /// write; the controller's sweep judges the other regions.
+    #[default]
+    KeptRegions,
+    /// Every region judged, read now (`report`).
+    EveryRegion,
+}
+
 /// How one account is reconciled.
 #[derive(Clone, Debug)]
 pub struct ReconcileOptions {
@@ -55,6 +67,8 @@ pub struct ReconcileOptions {
     /// For a baseline with `storage.archiveRef`: its LogArchive as last reported (None: not found
     /// or without a key yet; the trail then waits).
     pub archive: Option<ArchiveTarget>,
+    /// Where the account-wide controls are read.
+    pub evidence: EvidenceScope,
 }
 
 impl ReconcileOptions {
@@ -65,6 +79,7 @@ impl ReconcileOptions {
             last_applied: LastApplied::default(),
             forwarding: None,
             archive: None,
+            evidence: EvidenceScope::default(),
         }
     }
 }
@@ -92,6 +107,7 @@ pub async fn reconcile_account(
         last_applied,
         forwarding,
         archive,
+        evidence,
     } = options;
     let started = Instant::now();
     let spec = specs.baseline;
@@ -122,7 +138,7 @@ pub async fn reconcile_account(
         report,
     };
     // Boxed so that callers on small-stack threads (tokio workers, tests) can hold it.
-    Box::pin(run.reconcile(&last_applied)).await;
+    Box::pin(run.reconcile(&last_applied, evidence)).await;
     let mut report = run.report;
     report.calls = calls.snapshot().since(&calls_before);
     report.duration = started.elapsed();
@@ -153,10 +169,11 @@ impl AccountReconcile<'_> {
         }
     }
 
-    async fn reconcile(&mut self, last_applied: &LastApplied) {
+    async fn reconcile(&mut self, last_applied: &LastApplied, evidence: EvidenceScope) {
         if !self.check_identity().await {
             return;
         }
+        self.report.regions = self.kept_regions().await;
 
         if matches!(&self.desired.trail, DesiredTrail::Managed(s) if s.organization) {
             let found = organizations::describe(&self.clients).await;
@@ -248,7 +265,64 @@ impl AccountReconcile<'_> {
         Box::pin(self.judge_duplicate_trails()).await;
         self.reconcile_audit_queries(key_arn.as_deref(), trail_ok).await;
         self.reconcile_regions().await;
-        self.report.evidence.regions = Some(super::cis_evidence::gather(&self.clients, self.specs).await);
+        self.read_account_wide_evidence(evidence).await;
+    }
+
+    /// The regions this baseline keeps: with `regions: ["*"]`, every region enabled for the
+    /// account (one DescribeRegions; when it fails, the primary region alone, and FlowLogs says
+    /// why the others are not kept).
+    async fn kept_regions(&mut self) -> Vec<String> {
+        if !crate::desired::regional::keeps_every_region(self.specs.baseline) {
+            return crate::desired::regional::regions(self.specs, None);
+        }
+        match crate::aws::ec2::enabled_regions(&self.clients).await {
+            Ok(enabled) => crate::desired::regional::regions(self.specs, Some(&enabled)),
+            Err(e) => {
+                self.report
+                    .details
+                    .entry(Component::FlowLogs)
+                    .or_default()
+                    .push(format!(
+                        "regions: [\"*\"]: the enabled regions could not be listed: {e}"
+                    ));
+                self.merge_state(Component::FlowLogs, ComponentState::Failed(e));
+                crate::desired::regional::regions(self.specs, None)
+            }
+        }
+    }
+
+    /// CIS 3.3, 3.6 and 3.7: read in the regions kept (sharing what the parts read there), and
+    /// for `report` in every region judged. A reconcile leaves the others to the sweep.
+    async fn read_account_wide_evidence(&mut self, scope: EvidenceScope) {
+        let spec = self.specs.baseline;
+        let kept = &self.report.regions;
+        let (regions, other) = match scope {
+            EvidenceScope::KeptRegions => {
+                let complete = super::cis_evidence::kept_covers_judged(self.specs, kept);
+                let other = if complete {
+                    OtherRegions::None
+                } else {
+                    OtherRegions::NotSwept
+                };
+                (Ok(kept.clone()), other)
+            }
+            EvidenceScope::EveryRegion => {
+                let listed = &spec.compliance_regions;
+                let enabled = if listed.is_empty() && !crate::desired::regional::keeps_every_region(spec) {
+                    super::cis_evidence::enabled_regions(&self.clients).await.map(Some)
+                } else {
+                    Ok(None)
+                };
+                let judged =
+                    enabled.map(|enabled| super::cis_evidence::judged_regions(kept, listed, enabled.as_deref()));
+                (judged, OtherRegions::None)
+            }
+        };
+        self.report.evidence.regions = Some(match regions {
+            Ok(regions) => Ok(super::cis_evidence::gather(&self.clients, &regions, &self.report.known).await),
+            Err(e) => Err(e),
+        });
+        self.report.evidence.other_regions = other;
     }
 
     /// For a member of a LogArchive: why its trail may not be created or changed yet (the archive
@@ -420,8 +494,8 @@ impl AccountReconcile<'_> {
             specs,
             self.write,
             key.as_deref(),
-            &location,
-            std::slice::from_ref(&spec.account_id),
+            &location.bucket,
+            &[athena::cloudtrail_table(spec, &location)],
             &mut outcome,
         ))
         .await;
@@ -481,7 +555,7 @@ impl AccountReconcile<'_> {
     /// The regional parts, in every region concurrently (the flow log role, global, first).
     async fn reconcile_regions(&mut self) {
         let specs = self.specs;
-        let regions = crate::desired::regional::regions(specs);
+        let regions = self.report.regions.clone();
         let needs_role = matches!(
             crate::desired::regional::flow_logs(specs).map(|f| f.target),
             Some(crate::desired::regional::FlowLogTarget::CloudWatchLogs { .. })
@@ -503,7 +577,7 @@ impl AccountReconcile<'_> {
             }
             outcomes.push(outcome);
         }
-        if specs.baseline.config_rules.enabled && specs.baseline.config_rules.create_recorder {
+        if specs.baseline.config_rules.create_recorder {
             let mut outcome = regional::RegionOutcome {
                 region: "global".into(),
                 ..Default::default()
@@ -535,7 +609,13 @@ impl AccountReconcile<'_> {
             .collect();
         let regional: Vec<_> = futures::stream::iter(runs).buffered(REGION_CONCURRENCY).collect().await;
         outcomes.extend(regional);
-        for outcome in outcomes {
+        for mut outcome in outcomes {
+            let known = std::mem::take(&mut outcome.known);
+            self.report
+                .known
+                .entry(outcome.region.clone())
+                .or_default()
+                .merge(known);
             self.absorb(outcome);
         }
         if let Some(forwarding) = self.forwarding.clone() {

@@ -389,8 +389,9 @@ async fn organization_accounts(
 }
 
 impl AccountReconcile<'_> {
-    /// Athena over every member: one table whose account partition lists the members, under the
-    /// accounts' root (the Organization's, when a member's trail is an Organization trail).
+    /// Athena over every member: a table whose account partition lists the members, one per
+    /// layout of their logs (members with trails of their own under `AWSLogs/`, those of an
+    /// Organization trail under `AWSLogs/{o-id}/`: `athena::archive_tables`).
     async fn reconcile_archive_queries(
         &mut self,
         spec: &LogArchiveSpec,
@@ -410,15 +411,20 @@ impl AccountReconcile<'_> {
             self.merge_state(Component::AuditQueries, ComponentState::Waiting(Component::Storage));
             return None;
         }
-        let location = athena::TrailLocation {
-            bucket: archive::bucket_name(spec),
-            key_prefix: Some(spec.key_prefix.trim_end_matches('/').to_string()),
-            organization_id: spec
-                .organization_id
-                .clone()
-                .filter(|_| members.iter().any(|m| m.organization)),
-        };
-        let accounts: Vec<String> = members.iter().map(|m| m.account_id.clone()).collect();
+        let bucket = archive::bucket_name(spec);
+        let layouts: Vec<(String, bool)> = members.iter().map(|m| (m.account_id.clone(), m.organization)).collect();
+        let tables = athena::archive_tables(
+            self.specs.baseline,
+            &bucket,
+            Some(spec.key_prefix.trim_end_matches('/')),
+            spec.organization_id.as_deref(),
+            &layouts,
+        );
+        if tables.is_empty() {
+            // Only Organization-trail members and no Organization id: refused before this.
+            self.merge_state(Component::AuditQueries, ComponentState::NotManaged);
+            return None;
+        }
         let mut outcome = RegionOutcome {
             region: spec.region.clone(),
             ..Default::default()
@@ -428,8 +434,8 @@ impl AccountReconcile<'_> {
             self.specs,
             self.write,
             key_arn,
-            &location,
-            &accounts,
+            &bucket,
+            &tables,
             &mut outcome,
         ))
         .await;

@@ -6,7 +6,7 @@ use crate::api::AuditQueriesStatus;
 use crate::aws::athena::{self, ObservedNamedQuery, ObservedWorkGroup};
 use crate::aws::{AccountClients, AwsError, glue, s3};
 use crate::desired::AccountSpecs;
-use crate::desired::athena::{self as desired, DesiredWorkGroup, NamedQuery, TableDefinition, TrailLocation};
+use crate::desired::athena::{self as desired, DesiredWorkGroup, NamedQuery, TableDefinition};
 use crate::engine::regional::{Part, RegionOutcome};
 use crate::engine::report::Component;
 use crate::engine::writes::apply_bucket;
@@ -149,14 +149,16 @@ pub fn named_query_fixes(desired: &[NamedQuery], observed: &[ObservedNamedQuery]
 }
 
 /// Reconciles the audit queries. `kms_key`: the key results are encrypted with (None before the
-/// key exists); `location`: where the trail delivers.
+/// key exists); `trail_bucket`: where the trail delivers; `tables`: the CloudTrail tables over its
+/// logs (an account's one, `desired::cloudtrail_table`; a LogArchive's one per layout,
+/// `desired::archive_tables`), at least one.
 pub async fn reconcile_audit_queries(
     clients: &AccountClients,
     specs: &AccountSpecs<'_>,
     write: bool,
     kms_key: Option<&str>,
-    location: &TrailLocation,
-    accounts: &[String],
+    trail_bucket: &str,
+    tables: &[TableDefinition],
     outcome: &mut RegionOutcome,
 ) -> AuditQueriesStatus {
     let spec = specs.baseline;
@@ -168,12 +170,15 @@ pub async fn reconcile_audit_queries(
     };
     let status = AuditQueriesStatus {
         database: spec.audit_queries.database.clone(),
-        table: spec.audit_queries.table.clone(),
+        table: tables
+            .first()
+            .map_or_else(|| spec.audit_queries.table.clone(), |t| t.name.clone()),
+        organization_table: tables.get(1).map(|t| t.name.clone()),
         work_group: spec.audit_queries.work_group.clone(),
         results_location: desired::results_location(spec),
         named_queries: 0,
     };
-    let result = reconcile(clients, specs, kms_key, location, accounts, &mut part).await;
+    let result = reconcile(clients, specs, kms_key, trail_bucket, tables, &mut part).await;
     let named_queries = *result.as_ref().unwrap_or(&0);
     part.finish(result.map(|n| {
         format!(
@@ -192,24 +197,28 @@ async fn reconcile(
     clients: &AccountClients,
     specs: &AccountSpecs<'_>,
     kms_key: Option<&str>,
-    location: &TrailLocation,
-    accounts: &[String],
+    trail_bucket: &str,
+    tables: &[TableDefinition],
     part: &mut Part<'_>,
 ) -> Result<u32, AwsError> {
     let spec = specs.baseline;
     let bucket = desired::results_bucket(specs);
     let database = desired::database(spec);
-    let table = desired::cloudtrail_table_over(spec, location, accounts);
     let work_group = desired::work_group(spec, kms_key);
-    let queries = desired::named_queries(spec, &location.bucket);
+    let names: Vec<&str> = tables.iter().map(|t| t.name.as_str()).collect();
+    let queries = desired::named_queries_over(spec, trail_bucket, &names);
     let reads = s3::Reads {
         object_lock: false,
         access_logging: false,
     };
-    let (observed_bucket, database_exists, observed_table, observed_wg) = tokio::join!(
+    let (observed_bucket, database_exists, observed_tables, observed_wg) = tokio::join!(
         Box::pin(s3::observe_bucket(clients, &bucket.name, reads)),
         glue::database_exists(clients, &database.name),
-        glue::observe_table(clients, &database.name, &table.name),
+        futures::future::join_all(
+            tables
+                .iter()
+                .map(|t| glue::observe_table(clients, &database.name, &t.name))
+        ),
         athena::observe_work_group(clients, &work_group.name),
     );
 
@@ -226,7 +235,11 @@ async fn reconcile(
         .await?;
     }
 
-    reconcile_catalog(clients, &database, database_exists?, &table, observed_table?, part).await?;
+    let database_exists = database_exists?;
+    for (i, (table, observed)) in tables.iter().zip(observed_tables).enumerate() {
+        // The database is made with the first table.
+        reconcile_catalog(clients, &database, database_exists || i > 0, table, observed?, part).await?;
+    }
     let observed_queries = reconcile_work_group(clients, &work_group, observed_wg?, part).await?;
 
     for (query, fix) in named_query_fixes(&queries, &observed_queries) {
@@ -259,7 +272,7 @@ async fn reconcile(
     Ok(queries.len() as u32)
 }
 
-/// The Glue database and the CloudTrail table over the trail's logs.
+/// The Glue database and a CloudTrail table over the trail's logs.
 async fn reconcile_catalog(
     clients: &AccountClients,
     database: &desired::DesiredDatabase,
@@ -341,6 +354,7 @@ async fn reconcile_work_group(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::desired::athena::TrailLocation;
 
     fn table() -> TableDefinition {
         let spec =

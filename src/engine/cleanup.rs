@@ -114,12 +114,19 @@ pub async fn cleanup(clients: &AccountClients, specs: &AccountSpecs<'_>) -> Resu
 }
 
 /// Deletes the bucket unless it holds objects.
-/// The forwarding of tampering events: the rule of each region (enforced ones and the primary)
-/// and the role EventBridge forwards as. Whether or not events are on now: a baseline may have
-/// had them.
+/// The forwarding of tampering events: the rule of each region (the kept ones and the primary,
+/// and those the controller's sweep keeps a rule in: every region judged) and the role
+/// EventBridge forwards as. Whether or not events are on now: a baseline may have had them.
 async fn cleanup_forwarding(clients: &AccountClients, specs: &AccountSpecs<'_>) -> Result<Vec<Step>, AwsError> {
     use crate::desired::events::{FORWARD_ROLE, FORWARD_ROLE_POLICY, FORWARD_RULE};
-    let mut regions = desired::regional::regions(specs);
+    let listed = &specs.baseline.compliance_regions;
+    let enabled = if listed.is_empty() {
+        Some(crate::aws::ec2::enabled_regions(clients).await?)
+    } else {
+        None
+    };
+    let kept = desired::regional::regions(specs, enabled.as_deref());
+    let mut regions = super::cis_evidence::judged_regions(&kept, listed, enabled.as_deref());
     regions.push(clients.region.clone());
     regions.sort();
     regions.dedup();

@@ -1,27 +1,16 @@
 //! Management events recorded more than once in the primary Region: the trails that apply there,
-//! and an hour of the account's events counted from its trail's log files, for the estimate.
+//! which management events each records (its selectors), and an hour of the account's management
+//! events counted from its trail's log files, for the estimate.
 
 use super::account::AccountReconcile;
 use crate::aws::{cloudtrail, s3};
-use crate::desired::{DesiredTrail, EventSelectors};
+use crate::desired::DesiredTrail;
 use crate::judge::archive_delivery::{day_of, delivered_at};
-use crate::judge::duplicate_trails::{HourOfEvents, TrailCopy, duplicates};
+use crate::judge::duplicate_trails::{HourOfEvents, Recording, TrailCopy, duplicates};
 
 /// Log files read to count an hour of events (CloudTrail delivers about one every five minutes
 /// per Region; a busier account's count says "at least").
 const LOG_FILES_COUNTED: usize = 12;
-
-/// Whether any selector records management events.
-fn records_management(selectors: &EventSelectors) -> bool {
-    match selectors {
-        EventSelectors::Basic(basic) => basic.iter().any(|s| s.include_management_events),
-        EventSelectors::Advanced(advanced) => advanced.iter().any(|s| {
-            s.field_selectors
-                .iter()
-                .any(|f| f.field == "eventCategory" && f.equals.iter().any(|v| v == "Management"))
-        }),
-    }
-}
 
 impl AccountReconcile<'_> {
     /// Reads the trails of the primary Region (one read); with more than one, their status and
@@ -39,28 +28,26 @@ impl AccountReconcile<'_> {
         let mut copies = Vec::new();
         for (arn, home) in trails {
             let own = arn.split(':').nth(4) == Some(account.as_str());
-            let records = if own {
+            let recording = if own {
                 let clients = self.clients.for_region(&home);
                 match cloudtrail::observe_trail(&clients, &arn).await {
-                    Ok(Some(t)) => t.logging && records_management(&t.event_selectors),
-                    _ => false,
+                    Ok(Some(t)) if t.logging => Recording::Selected(t.event_selectors),
+                    _ => Recording::Nothing,
                 }
             } else {
-                true
+                Recording::Everything
             };
-            copies.push(TrailCopy {
-                arn,
-                records_management_events: records,
-            });
+            copies.push(TrailCopy { arn, recording });
         }
-        if copies.iter().filter(|c| c.records_management_events).count() < 2 {
+        // Counting the events costs reads: only when some events are recorded twice.
+        if duplicates(&self.clients.region, &copies, None).is_none() {
             return;
         }
         let hour = self.hour_of_events().await;
-        self.report.duplicate_trails = duplicates(&self.clients.region, &copies, hour);
+        self.report.duplicate_trails = duplicates(&self.clients.region, &copies, hour.as_ref());
     }
 
-    /// The management events of the last hour in the log files of trailkeeper's trail (None:
+    /// The management events of the last hour in the log files of trailkeeper's trail, by kind (None:
     /// the trail or its bucket is not trailkeeper's, or nothing could be read).
     async fn hour_of_events(&self) -> Option<HourOfEvents> {
         let DesiredTrail::Managed(settings) = &self.desired.trail else {
@@ -85,17 +72,19 @@ impl AccountReconcile<'_> {
             recent.extend(keys.into_iter().filter(|k| delivered_at(k).is_some_and(|t| t >= since)));
         }
         recent.sort();
-        let at_least = recent.len() > LOG_FILES_COUNTED;
-        let mut events = 0u64;
+        let mut hour = HourOfEvents {
+            at_least: recent.len() > LOG_FILES_COUNTED,
+            ..HourOfEvents::default()
+        };
         for key in recent.iter().rev().take(LOG_FILES_COUNTED) {
             let Ok(Some((bytes, _))) = s3::get_object(&self.clients, bucket, key).await else {
                 continue;
             };
             let text = super::verify::gunzip(&bytes).unwrap_or(bytes);
             if let Ok(log) = serde_json::from_slice::<serde_json::Value>(&text) {
-                events += log["Records"].as_array().map_or(0, |r| r.len() as u64);
+                hour.add_log_file(&log);
             }
         }
-        Some(HourOfEvents { events, at_least })
+        Some(hour)
     }
 }

@@ -37,11 +37,13 @@ pub async fn reconcile_forwarding_role(
     reconcile_service_role(clients, &role, Component::DriftEvents, write, outcome).await
 }
 
-/// The forwarding rule of one region and its one target, the central bus.
+/// The forwarding rule of one region and its one target, the central bus: with `pattern`, the
+/// full one (`desired::forward_pattern`) in a region the baseline keeps, the sweep's elsewhere.
 pub async fn reconcile_forwarding_rule(
     clients: &AccountClients,
     account: &str,
     forwarding: &Forwarding,
+    pattern: &serde_json::Value,
     tags: &std::collections::BTreeMap<String, String>,
     write: bool,
     outcome: &mut RegionOutcome,
@@ -52,7 +54,7 @@ pub async fn reconcile_forwarding_rule(
         component: Component::DriftEvents,
         changed: false,
     };
-    let result = forwarding_rule(clients, account, forwarding, tags, &mut part).await;
+    let result = forwarding_rule(clients, account, forwarding, pattern, tags, &mut part).await;
     part.finish(result);
 }
 
@@ -60,10 +62,10 @@ async fn forwarding_rule(
     clients: &AccountClients,
     account: &str,
     forwarding: &Forwarding,
+    pattern: &serde_json::Value,
     tags: &std::collections::BTreeMap<String, String>,
     part: &mut Part<'_>,
 ) -> Result<String, AwsError> {
-    let pattern = desired::forward_pattern();
     let pattern_text = pattern.to_string();
     let target = ObservedTarget {
         id: FORWARD_TARGET_ID.into(),
@@ -74,7 +76,7 @@ async fn forwarding_rule(
     let observed = events::observe_rule(clients, None, FORWARD_RULE).await?;
     let rule_ok = observed
         .as_ref()
-        .is_some_and(|r| r.enabled && desired::same_pattern(r.pattern.as_deref(), &pattern));
+        .is_some_and(|r| r.enabled && desired::same_pattern(r.pattern.as_deref(), pattern));
     if !rule_ok {
         match &observed {
             None => part.differs(&resource, "exists", true, false),
@@ -82,7 +84,7 @@ async fn forwarding_rule(
             Some(r) => part.differs(
                 &resource,
                 "eventPattern",
-                &pattern,
+                pattern,
                 r.pattern.as_deref().unwrap_or("(none)"),
             ),
         }
@@ -229,7 +231,7 @@ impl AccountReconcile<'_> {
     pub(super) async fn reconcile_forwarding(
         &self,
         forwarding: &Forwarding,
-        mut regions: Vec<String>,
+        regions: Vec<String>,
     ) -> Vec<RegionOutcome> {
         let account = self.desired.account_id.as_str();
         let tags = crate::desired::resource_tags(self.specs.baseline);
@@ -247,18 +249,13 @@ impl AccountReconcile<'_> {
             ));
             return vec![role];
         }
-        regions.push(self.clients.region.clone());
         let settings = match &self.desired.trail {
             crate::desired::DesiredTrail::Managed(settings) => settings,
             crate::desired::DesiredTrail::Existing { expected, .. } => expected,
         };
-        if settings.global_service_events {
-            let partition = crate::desired::partition(&self.clients.region);
-            regions.push(desired::global_events_region(partition).to_string());
-        }
-        regions.sort();
-        regions.dedup();
-        let (clients, tags, write) = (&self.clients, &tags, self.write);
+        let regions = desired::forwarding_regions(&regions, &self.clients.region, settings.global_service_events);
+        let pattern = desired::forward_pattern();
+        let (clients, tags, write, pattern) = (&self.clients, &tags, self.write, &pattern);
         let runs: Vec<futures::future::BoxFuture<'_, _>> = regions
             .into_iter()
             .map(|region| {
@@ -268,7 +265,7 @@ impl AccountReconcile<'_> {
                         ..Default::default()
                     };
                     let clients = clients.for_region(&region);
-                    reconcile_forwarding_rule(&clients, account, forwarding, tags, write, &mut outcome).await;
+                    reconcile_forwarding_rule(&clients, account, forwarding, pattern, tags, write, &mut outcome).await;
                     outcome
                 }) as futures::future::BoxFuture<'_, _>
             })

@@ -29,6 +29,13 @@ impl AccountReconcile<'_> {
             }
         };
         let delta = diff::diff_key(&desired, observed.as_ref());
+        if let (Some(known), true) = (
+            super::regional::known_key(&desired, observed.as_ref()),
+            delta.actions.is_empty(),
+        ) {
+            let region = self.clients.region.clone();
+            self.report.known.entry(region).or_default().keys.push(known);
+        }
         let resource = delta.drift.first().map(|d| d.resource.clone()).unwrap_or_default();
         let mut key = observed.map(|k| (k.key_id, k.arn));
         let actions = self.begin(Component::Key, &resource, &delta);

@@ -13,6 +13,7 @@ mod monitoring;
 pub mod regional;
 pub mod report;
 mod storage;
+pub mod sweep;
 mod trail;
 pub mod verify;
 pub mod writes;

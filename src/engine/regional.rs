@@ -30,6 +30,23 @@ pub struct RegionOutcome {
     /// A write AWS applies lazily (a key policy) is not in effect yet for a part that waits on it:
     /// reconcile again soon.
     pub retry_soon: bool,
+    /// What the parts read that the account-wide controls judge too.
+    pub known: super::cis_evidence::Known,
+}
+
+/// A key trailkeeper created, as CIS 3.6 judges it (customer-managed, symmetric, of KMS's own
+/// material), when it is enabled: its rotation as read. None for a key named by the baseline
+/// (`kmsKeyArn`: not known to be such a key) or not enabled.
+pub(crate) fn known_key(
+    desired: &crate::desired::DesiredKey,
+    observed: Option<&kms::ObservedKey>,
+) -> Option<crate::judge::evidence::KeyEvidence> {
+    let observed = observed?;
+    let created = matches!(desired.source, crate::desired::KeySource::Create { .. });
+    (created && observed.state == "Enabled").then(|| crate::judge::evidence::KeyEvidence {
+        arn: observed.arn.clone(),
+        rotation: observed.rotation,
+    })
 }
 
 /// The code of a write refused because a key policy written in the same reconcile is not in
@@ -323,18 +340,48 @@ pub async fn reconcile_region(
         let result = agents::reconcile_agents(clients, &agents, &tags, &mut part).await;
         part.finish(result);
     }
-    if !rules.is_empty() {
+    let recorder = regional::recorder(specs, &clients.region);
+    if !rules.is_empty() || recorder.is_some() {
         let mut part = Part {
             outcome: &mut outcome,
             write,
             component: Component::ConfigRules,
             changed: false,
         };
-        let recorder = regional::recorder(specs, &clients.region);
-        let result = config_rules::reconcile_rules(clients, &rules, recorder.as_ref(), &mut part).await;
+        let result = match config_rules::reconcile_recorder(clients, recorder.as_ref(), &mut part).await {
+            Ok((recorders, exists)) => {
+                if !(part.write && part.changed) {
+                    part.outcome.known.recorders = Some(
+                        recorders
+                            .iter()
+                            .cloned()
+                            .map(super::cis_evidence::recorder_evidence)
+                            .collect(),
+                    );
+                }
+                if rules.is_empty() {
+                    Ok(recorder_detail(&recorders, part.changed))
+                } else {
+                    config_rules::reconcile_rules(clients, &rules, exists, &recorders, &mut part).await
+                }
+            }
+            Err(e) => Err(e),
+        };
         part.finish(result);
     }
     outcome
+}
+
+/// The line of a region's recorder kept without rules.
+fn recorder_detail(recorders: &[crate::aws::config::ObservedRecorder], changed: bool) -> String {
+    match recorders {
+        [] => "configuration recorder created and started".into(),
+        _ if changed => "configuration recorder started".into(),
+        found => format!(
+            "configuration recorder {} recording",
+            found.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", ")
+        ),
+    }
 }
 
 /// A key trailkeeper keeps in one region (the log groups', the monitoring topic's): found by its
@@ -347,6 +394,9 @@ pub(super) async fn reconcile_region_key(
 ) -> Result<Option<String>, AwsError> {
     let observed = kms::observe_key(clients, &desired.source, None).await?;
     let delta = diff::diff_key(desired, observed.as_ref());
+    if let (Some(known), true) = (known_key(desired, observed.as_ref()), delta.actions.is_empty()) {
+        part.outcome.known.keys.push(known);
+    }
     let alias = match &desired.source {
         crate::desired::KeySource::Create { alias, .. } => alias.as_str(),
         _ => "",
@@ -477,6 +527,8 @@ async fn reconcile_flow_logs(
         Box::pin(ec2::list_flow_logs(clients))
     );
     let (vpcs, flows) = (vpcs?, flows?);
+    // As read; the writes below make it unknown again (read after them).
+    let read = super::cis_evidence::vpc_evidence(&vpcs, &flows);
     let mut by_vpc: BTreeMap<&str, Vec<&ec2::ObservedFlowLog>> = BTreeMap::new();
     for f in &flows {
         by_vpc.entry(f.resource_id.as_str()).or_default().push(f);
@@ -531,6 +583,9 @@ async fn reconcile_flow_logs(
             ec2::create_flow_logs(clients, &uncovered, desired, &desired.tags)
         })
         .await?;
+    }
+    if !(part.write && part.changed) {
+        part.outcome.known.vpcs = Some(read);
     }
     let destination = match &desired.target {
         FlowLogTarget::CloudWatchLogs { log_group, .. } => log_group.clone(),

@@ -157,8 +157,14 @@ pub struct AccountReport {
     /// Something written elsewhere or just now is not yet in force (a LogArchive's new policies, a
     /// key policy AWS applies lazily): reconcile again soon, not at the next resync.
     pub retry_soon: bool,
+    /// The regions this reconcile kept (its regional parts, the forwarding of tampering).
+    pub regions: Vec<String>,
+    /// What the parts read that the account-wide controls judge too, by region: read once.
+    pub known: std::collections::BTreeMap<String, super::cis_evidence::Known>,
     pub calls: CallCounts,
     pub duration: Duration,
+    /// Reconciles of the account in this run (`plan` and `apply` try a transient failure again).
+    pub attempts: u32,
 }
 
 impl AccountReport {
@@ -187,8 +193,11 @@ impl AccountReport {
             evidence: Default::default(),
             duplicate_trails: None,
             retry_soon: false,
+            regions: Vec::new(),
+            known: Default::default(),
             calls: CallCounts::default(),
             duration: Duration::ZERO,
+            attempts: 1,
         }
     }
 
@@ -207,6 +216,31 @@ impl AccountReport {
 
     pub fn failed(&self) -> bool {
         self.error.is_some() || self.components.values().any(|s| matches!(s, ComponentState::Failed(_)))
+    }
+
+    /// Failed, and only for what may pass on its own (a network error, a timeout, AWS unavailable
+    /// or throttling): worth another try soon. Not what a person must fix (AccessDenied, an
+    /// invalid request, another account's credentials).
+    pub fn failed_transiently(&self) -> bool {
+        let transient = |e: &crate::aws::AwsError| {
+            matches!(
+                e.kind,
+                crate::aws::ErrorKind::Transient | crate::aws::ErrorKind::Throttled
+            )
+        };
+        let errors: Vec<&crate::aws::AwsError> = match &self.error {
+            Some(EngineError::WrongAccount { .. }) => return false,
+            Some(EngineError::Aws(e)) => vec![e],
+            None => self
+                .components
+                .values()
+                .filter_map(|s| match s {
+                    ComponentState::Failed(e) => Some(e),
+                    _ => None,
+                })
+                .collect(),
+        };
+        !errors.is_empty() && errors.into_iter().all(transient)
     }
 }
 

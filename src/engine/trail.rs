@@ -167,7 +167,7 @@ impl AccountReconcile<'_> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
         let alarm_after = i64::from(self.specs.trail_policy.delivery_alarm_after_minutes) * 60;
-        let regions = crate::desired::regional::regions(self.specs);
+        let regions = self.report.regions.clone();
         for region in regions.iter().filter(|r| **r != self.clients.region) {
             let clients = self.clients.for_region(region);
             match cloudtrail::observe_status_in_region(&clients, &trail.arn).await {
@@ -235,9 +235,10 @@ impl AccountReconcile<'_> {
                 ..e.clone()
             })),
             _ => Some(Ok(format!(
-                "the LogArchive {} admits {trail}, but CloudTrail still refuses it ({}): S3 and KMS apply new policies after a moment; trying again shortly, for up to {} minutes after the admission",
+                "the LogArchive {} admits {trail}, but CloudTrail still refuses it ({}: {}): S3 and KMS apply new policies after a moment; trying again shortly, for up to {} minutes after the admission",
                 target.name,
                 e.code,
+                e.message,
                 window / 60
             ))),
         }

@@ -3,20 +3,143 @@
 //! created what they read. A region whose read failed fails the control (it cannot be shown to
 //! pass), with the error in the evidence. Pure functions.
 //!
+//! Each region is first reduced to its verdict (`verdict`: what fails there), the form the
+//! controller's account-wide sweep keeps in status for the regions a reconcile does not read; a
+//! control then folds the verdicts of the regions read fresh and, for the others, the sweep's.
+//!
 //! The benchmark is the CIS Amazon Web Services Foundations Benchmark v3.0.0, section 3; each
 //! function says where its verdict follows Prowler's and Steampipe's (`cis_v300`) checks of it.
 
-use super::evidence::{Control, ControlResult, Evidence, RecorderEvidence, RegionEvidence, VpcEvidence, control, pass};
+use super::evidence::{
+    Control, ControlResult, Evidence, OtherRegions, RecorderEvidence, RegionEvidence, VpcEvidence, control, pass,
+};
+use crate::api::RegionVerdict;
 
 /// Items named in one control's evidence; the rest are counted.
 const LISTED: usize = 10;
 
-/// The regions judged, or why there are none to judge.
-fn judged(e: &Evidence) -> Result<&[RegionEvidence], String> {
-    match &e.regions {
-        None => Err("not read: the reconcile stopped before the account-wide reads".into()),
-        Some(Err(error)) => Err(format!("the account's regions could not be listed: {error}")),
-        Some(Ok(regions)) => Ok(regions),
+/// A recorder that records every supported resource type, is on, and last succeeded (lastStatus
+/// `Success`: "Valid Values: Pending | Success | Failure", API_ConfigurationRecorderStatus).
+fn records_everything(r: &RecorderEvidence) -> bool {
+    r.all_supported && r.recording && r.last_status.as_deref() == Some("Success")
+}
+
+fn describe_recorder(r: &RecorderEvidence) -> String {
+    format!(
+        "recorder {}: allSupported={}, includeGlobalResourceTypes={}, recording={}, lastStatus={}",
+        r.name,
+        r.all_supported,
+        r.include_global,
+        r.recording,
+        r.last_status.as_deref().unwrap_or("(none)")
+    )
+}
+
+/// Whether a VPC's flow logs capture rejected traffic (a REJECT or an ALL log).
+fn captures_rejects(vpc: &VpcEvidence) -> bool {
+    vpc.traffic_types.iter().any(|t| t == "REJECT" || t == "ALL")
+}
+
+/// What one region holds of 3.3, 3.6 and 3.7: what fails there, and what passes that the
+/// evidence names (the global resource types' recorder, the rotating keys).
+pub fn verdict(region: &RegionEvidence) -> RegionVerdict {
+    let (config, global_types) = match &region.recorders {
+        Err(error) => (Some(format!("not read ({error})")), false),
+        Ok(recorders) if recorders.is_empty() => (Some("no configuration recorder".into()), false),
+        Ok(recorders) => {
+            let good: Vec<&RecorderEvidence> = recorders.iter().filter(|r| records_everything(r)).collect();
+            let described: Vec<String> = recorders.iter().map(describe_recorder).collect();
+            (
+                good.is_empty().then(|| described.join("; ")),
+                good.iter().any(|r| r.include_global),
+            )
+        }
+    };
+    let (rotating_keys, keys_without_rotation, key_error) = match &region.keys {
+        Err(error) => (Vec::new(), Vec::new(), Some(error.clone())),
+        Ok(keys) => (
+            keys.iter().filter(|k| k.rotation).map(|k| k.arn.clone()).collect(),
+            keys.iter().filter(|k| !k.rotation).map(|k| k.arn.clone()).collect(),
+            None,
+        ),
+    };
+    let (vpcs, vpcs_without_flow_logs, vpc_error) = match &region.vpcs {
+        Err(error) => (0, Vec::new(), Some(error.clone())),
+        Ok(found) => (
+            found.len() as u32,
+            found
+                .iter()
+                .filter(|v| !captures_rejects(v))
+                .map(|v| {
+                    let logs = if v.traffic_types.is_empty() {
+                        "no flow log".to_string()
+                    } else {
+                        format!("flow logs of {} traffic only", v.traffic_types.join(", "))
+                    };
+                    format!("{} ({logs})", v.id)
+                })
+                .collect(),
+            None,
+        ),
+    };
+    RegionVerdict {
+        region: region.region.clone(),
+        config,
+        global_types,
+        rotating_keys,
+        keys_without_rotation,
+        key_error,
+        vpcs,
+        vpcs_without_flow_logs,
+        vpc_error,
+    }
+}
+
+/// The regions judged and, when some were not read by this reconcile, where their verdicts come
+/// from (`; other regions as swept at ...`); or why the controls cannot be judged.
+fn judged(e: &Evidence) -> Result<(Vec<RegionVerdict>, String), String> {
+    let fresh: Vec<RegionVerdict> = match &e.regions {
+        None => return Err("not read: the reconcile stopped before the account-wide reads".into()),
+        Some(Err(error)) => return Err(format!("the account's regions could not be listed: {error}")),
+        Some(Ok(regions)) => regions.iter().map(verdict).collect(),
+    };
+    match &e.other_regions {
+        OtherRegions::None => Ok((fresh, String::new())),
+        OtherRegions::NotSwept => Err(format!(
+            "{} regions kept by this baseline read; the account's other regions are read by the controller's \
+             account-wide sweep, which has not run yet for this account (plan and apply read the regions a baseline \
+             keeps; `trailkeeper report` reads every region)",
+            fresh.len()
+        )),
+        OtherRegions::Swept(sweep) => {
+            if let Some(error) = &sweep.error {
+                return Err(format!(
+                    "the account's regions could not be listed at the sweep of {}: {error}",
+                    sweep.time
+                ));
+            }
+            let mut all = fresh;
+            let others: Vec<RegionVerdict> = sweep
+                .regions
+                .iter()
+                .filter(|s| !all.iter().any(|f| f.region == s.region))
+                .cloned()
+                .collect();
+            let note = if others.is_empty() {
+                String::new()
+            } else {
+                let when = sweep.refreshed.as_deref().filter(|r| *r > sweep.time.as_str());
+                format!(
+                    " ({} of them as the account-wide sweep of {} read them{})",
+                    others.len(),
+                    sweep.time,
+                    when.map(|r| format!(", one again at {r}")).unwrap_or_default()
+                )
+            };
+            all.extend(others);
+            all.sort_by(|a, b| a.region.cmp(&b.region));
+            Ok((all, note))
+        }
     }
 }
 
@@ -30,24 +153,8 @@ fn listing(items: &[String]) -> String {
 }
 
 /// `us-east-1, eu-west-1` (the regions judged, for the evidence of a pass).
-fn region_names(regions: &[RegionEvidence]) -> String {
+fn region_names(regions: &[RegionVerdict]) -> String {
     listing(&regions.iter().map(|r| r.region.clone()).collect::<Vec<_>>())
-}
-
-/// A recorder that records every supported resource type, is on, and last succeeded.
-fn records_everything(r: &RecorderEvidence) -> bool {
-    r.all_supported && r.recording && r.last_status.as_deref() == Some("SUCCESS")
-}
-
-fn describe_recorder(r: &RecorderEvidence) -> String {
-    format!(
-        "recorder {}: allSupported={}, includeGlobalResourceTypes={}, recording={}, lastStatus={}",
-        r.name,
-        r.all_supported,
-        r.include_global,
-        r.recording,
-        r.last_status.as_deref().unwrap_or("(none)")
-    )
 }
 
 /// 3.3: in every region, a recorder of all supported resource types that records and last
@@ -62,42 +169,32 @@ fn describe_recorder(r: &RecorderEvidence) -> String {
 pub fn config_all_regions(e: &Evidence) -> Control {
     const ID: &str = "3.3";
     const TITLE: &str = "Ensure AWS Config is enabled in all regions";
-    let regions = match judged(e) {
-        Ok(regions) => regions,
+    let (regions, note) = match judged(e) {
+        Ok(judged) => judged,
         Err(why) => return control(ID, TITLE, ControlResult::Fail, why),
     };
-    let mut failing = Vec::new();
-    let mut global = Vec::new();
-    for region in regions {
-        match &region.recorders {
-            Err(error) => failing.push(format!("{}: not read ({error})", region.region)),
-            Ok(recorders) => {
-                let good: Vec<&RecorderEvidence> = recorders.iter().filter(|r| records_everything(r)).collect();
-                if good.iter().any(|r| r.include_global) {
-                    global.push(region.region.clone());
-                }
-                if recorders.is_empty() {
-                    failing.push(format!("{}: no configuration recorder", region.region));
-                } else if good.is_empty() {
-                    let described: Vec<String> = recorders.iter().map(describe_recorder).collect();
-                    failing.push(format!("{}: {}", region.region, described.join("; ")));
-                }
-            }
-        }
-    }
+    let failing: Vec<String> = regions
+        .iter()
+        .filter_map(|r| r.config.as_ref().map(|why| format!("{}: {why}", r.region)))
+        .collect();
+    let global: Vec<String> = regions
+        .iter()
+        .filter(|r| r.global_types)
+        .map(|r| r.region.clone())
+        .collect();
     let mut evidence = Vec::new();
     if !failing.is_empty() {
         evidence.push(format!(
-            "{} of {} regions without a recorder of all supported resource types that records with lastStatus SUCCESS: {}",
+            "{} of {} regions{note} without a recorder of all supported resource types that records with lastStatus Success: {}",
             failing.len(),
             regions.len(),
             listing(&failing)
         ));
     } else {
         evidence.push(format!(
-            "{} regions ({}) each with a recorder of all supported resource types that records with lastStatus SUCCESS",
+            "{} regions ({}){note} each with a recorder of all supported resource types that records with lastStatus Success",
             regions.len(),
-            region_names(regions)
+            region_names(&regions)
         ));
     }
     if global.is_empty() {
@@ -123,55 +220,46 @@ pub fn config_all_regions(e: &Evidence) -> Control {
 pub fn key_rotation(e: &Evidence) -> Control {
     const ID: &str = "3.6";
     const TITLE: &str = "Ensure rotation for customer-created symmetric CMKs is enabled";
-    let regions = match judged(e) {
-        Ok(regions) => regions,
+    let (regions, note) = match judged(e) {
+        Ok(judged) => judged,
         Err(why) => return control(ID, TITLE, ControlResult::Fail, why),
     };
     let mut failing = Vec::new();
     let mut judged_keys = 0;
-    for region in regions {
-        match &region.keys {
-            Err(error) => failing.push(format!("{}: not read ({error})", region.region)),
-            Ok(keys) => {
-                judged_keys += keys.len();
-                failing.extend(
-                    keys.iter()
-                        .filter(|k| !k.rotation)
-                        .map(|k| format!("{}: KeyRotationEnabled=false", k.arn)),
-                );
-            }
+    for region in &regions {
+        if let Some(error) = &region.key_error {
+            failing.push(format!("{}: not read ({error})", region.region));
         }
+        judged_keys += region.rotating_keys.len() + region.keys_without_rotation.len();
+        failing.extend(
+            region
+                .keys_without_rotation
+                .iter()
+                .map(|arn| format!("{arn}: KeyRotationEnabled=false")),
+        );
     }
     let evidence = if failing.is_empty() {
-        let rotating: Vec<String> = regions
-            .iter()
-            .flat_map(|r| r.keys.iter().flatten().map(|k| k.arn.clone()))
-            .collect();
+        let rotating: Vec<String> = regions.iter().flat_map(|r| r.rotating_keys.clone()).collect();
         if rotating.is_empty() {
             format!(
-                "no customer-managed symmetric key enabled in the {} regions judged ({})",
+                "no customer-managed symmetric key enabled in the {} regions judged ({}){note}",
                 regions.len(),
-                region_names(regions)
+                region_names(&regions)
             )
         } else {
             format!(
-                "{judged_keys} customer-managed symmetric keys, all with KeyRotationEnabled=true: {}",
+                "{judged_keys} customer-managed symmetric keys{note}, all with KeyRotationEnabled=true: {}",
                 listing(&rotating)
             )
         }
     } else {
         format!(
-            "{judged_keys} customer-managed symmetric keys in {} regions; without rotation: {}",
+            "{judged_keys} customer-managed symmetric keys in {} regions{note}; without rotation: {}",
             regions.len(),
             listing(&failing)
         )
     };
     control(ID, TITLE, pass(failing.is_empty()), evidence)
-}
-
-/// Whether a VPC's flow logs capture rejected traffic (a REJECT or an ALL log).
-fn captures_rejects(vpc: &VpcEvidence) -> bool {
-    vpc.traffic_types.iter().any(|t| t == "REJECT" || t == "ALL")
 }
 
 /// 3.7: every VPC of every region judged has a flow log that captures at least rejected traffic
@@ -183,37 +271,33 @@ fn captures_rejects(vpc: &VpcEvidence) -> bool {
 pub fn vpc_flow_logs(e: &Evidence) -> Control {
     const ID: &str = "3.7";
     const TITLE: &str = "Ensure VPC flow logging is enabled in all VPCs";
-    let regions = match judged(e) {
-        Ok(regions) => regions,
+    let (regions, note) = match judged(e) {
+        Ok(judged) => judged,
         Err(why) => return control(ID, TITLE, ControlResult::Fail, why),
     };
     let mut failing = Vec::new();
     let mut vpcs = 0;
-    for region in regions {
-        match &region.vpcs {
-            Err(error) => failing.push(format!("{}: not read ({error})", region.region)),
-            Ok(found) => {
-                vpcs += found.len();
-                failing.extend(found.iter().filter(|v| !captures_rejects(v)).map(|v| {
-                    let logs = if v.traffic_types.is_empty() {
-                        "no flow log".to_string()
-                    } else {
-                        format!("flow logs of {} traffic only", v.traffic_types.join(", "))
-                    };
-                    format!("{}:{} ({logs})", region.region, v.id)
-                }));
-            }
+    for region in &regions {
+        if let Some(error) = &region.vpc_error {
+            failing.push(format!("{}: not read ({error})", region.region));
         }
+        vpcs += region.vpcs;
+        failing.extend(
+            region
+                .vpcs_without_flow_logs
+                .iter()
+                .map(|v| format!("{}:{v}", region.region)),
+        );
     }
     let evidence = if failing.is_empty() {
         format!(
-            "{vpcs} VPCs in {} regions ({}), each with a flow log of REJECT or ALL traffic",
+            "{vpcs} VPCs in {} regions ({}){note}, each with a flow log of REJECT or ALL traffic",
             regions.len(),
-            region_names(regions)
+            region_names(&regions)
         )
     } else {
         format!(
-            "{vpcs} VPCs in {} regions; without a flow log of REJECT or ALL traffic: {}",
+            "{vpcs} VPCs in {} regions{note}; without a flow log of REJECT or ALL traffic: {}",
             regions.len(),
             listing(&failing)
         )

@@ -3,8 +3,8 @@
 //! resource and the setting). Pure functions.
 
 pub use super::evidence::{
-    BucketEvidence, Control, ControlResult, Evidence, KeyEvidence, RecorderEvidence, RegionEvidence, TrailEvidence,
-    VpcEvidence, selectors,
+    BucketEvidence, Control, ControlResult, Evidence, KeyEvidence, OtherRegions, RecorderEvidence, RegionEvidence,
+    TrailEvidence, VpcEvidence, selectors,
 };
 use super::evidence::{control, pass};
 

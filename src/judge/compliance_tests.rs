@@ -13,7 +13,7 @@ fn recorder() -> RecorderEvidence {
         all_supported: true,
         include_global: true,
         recording: true,
-        last_status: Some("SUCCESS".into()),
+        last_status: Some("Success".into()),
     }
 }
 
@@ -53,6 +53,7 @@ fn compliant() -> Evidence {
         }),
         regions: Some(Ok(vec![region("eu-west-1")])),
         monitoring: None,
+        other_regions: OtherRegions::None,
     }
 }
 
@@ -546,4 +547,41 @@ fn object_level_logging_reads_basic_and_advanced_selectors() {
         },
     ]);
     assert_eq!(selectors(&advanced), (true, false, true));
+}
+
+/// The regions a reconcile did not read are judged as the account-wide sweep left them (issue
+/// 43): a swept region that fails fails the control; a region read now wins over the sweep's
+/// older verdict of it; no sweep yet cannot pass, and says why.
+#[test]
+fn regions_not_read_by_the_reconcile_are_judged_by_the_sweep() {
+    let swept = |regions: Vec<RegionEvidence>| {
+        OtherRegions::Swept(crate::api::ComplianceSweep {
+            time: "2026-12-07T00:00:00Z".into(),
+            regions: regions.iter().map(super::super::account_controls::verdict).collect(),
+            ..Default::default()
+        })
+    };
+    let mut e = compliant();
+    let mut north = region("eu-north-1");
+    north.recorders = Ok(Vec::new());
+    e.other_regions = swept(vec![north]);
+    let (result, evidence) = result_of(&e, "3.3");
+    assert_eq!(result, Fail);
+    assert!(
+        evidence.contains("1 of 2 regions (1 of them as the account-wide sweep of 2026-12-07T00:00:00Z read them)")
+            && evidence.contains("eu-north-1: no configuration recorder"),
+        "{evidence}"
+    );
+    // The kept region read now: the sweep's verdict of it (without a recorder) is old.
+    let mut old = region("eu-west-1");
+    old.recorders = Ok(Vec::new());
+    e.other_regions = swept(vec![old, region("eu-north-1")]);
+    assert_eq!(result_of(&e, "3.3").0, Pass, "{}", result_of(&e, "3.3").1);
+    assert_eq!(result_of(&e, "3.7").0, Pass);
+    e.other_regions = OtherRegions::NotSwept;
+    for id in ["3.3", "3.6", "3.7"] {
+        let (result, evidence) = result_of(&e, id);
+        assert_eq!(result, Fail, "{id}");
+        assert!(evidence.contains("has not run yet"), "{evidence}");
+    }
 }

@@ -16,10 +16,26 @@ pub struct Evidence {
     /// judged, whoever manages what they read. None: not read (the reconcile stopped before);
     /// Err: the account's regions could not be listed.
     pub regions: Option<Result<Vec<RegionEvidence>, String>>,
+    /// The regions judged that `regions` does not cover: none (it covers them all: `report`, a
+    /// baseline that keeps every region or lists complianceRegions it keeps), or those a
+    /// reconcile does not read, judged by the controller's account-wide sweep.
+    pub other_regions: OtherRegions,
     /// The metric filters of the trail's CloudWatch Logs group, the alarms of its region and the
     /// subscriptions of their topics (section 4). None: not read (the trail has no log group, or
     /// the reconcile stopped before); Err: a read failed.
     pub monitoring: Option<Result<MonitoringEvidence, String>>,
+}
+
+/// Where the verdicts of the regions a reconcile did not read come from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum OtherRegions {
+    /// `Evidence::regions` covers every region judged.
+    #[default]
+    None,
+    /// Some regions were not read and no sweep has judged them yet: the controls cannot pass.
+    NotSwept,
+    /// As the last sweep judged them (the controller's, from status).
+    Swept(crate::api::ComplianceSweep),
 }
 
 /// What section 4 is judged on, read in the region of the trail's log group.
@@ -86,7 +102,7 @@ pub struct RecorderEvidence {
     pub all_supported: bool,
     /// recordingGroup.includeGlobalResourceTypes.
     pub include_global: bool,
-    /// The recorder's status: recording, and lastStatus (SUCCESS, PENDING, FAILURE).
+    /// The recorder's status: recording, and lastStatus (Pending, Success, Failure).
     pub recording: bool,
     pub last_status: Option<String>,
 }

@@ -11,4 +11,5 @@ pub mod duplicate_trails;
 pub mod evidence;
 pub mod key_policy;
 pub mod monitoring_controls;
+pub mod remedies;
 pub mod retention_review;

@@ -41,6 +41,12 @@ struct Registry {
     shards: Option<(u32, Vec<u32>, usize)>,
     /// With sharding: reconciles started per shard.
     shard_reconciles: BTreeMap<u32, u64>,
+    /// Account-wide sweeps by outcome (`account`, `region`, `failed`), their reads and seconds.
+    sweeps: BTreeMap<&'static str, u64>,
+    sweep_reads: u64,
+    sweep_seconds: f64,
+    /// Per account: when its last sweep ran (Unix seconds).
+    sweep_time: BTreeMap<String, i64>,
 }
 
 fn registry() -> &'static Mutex<Registry> {
@@ -116,18 +122,14 @@ pub fn forget_account(account: &str) {
     retain_accounts(|a| a != account);
 }
 
-/// Keeps the readiness series of these baselines only.
-pub fn retain_baselines(keep: impl Fn(&str) -> bool) {
-    with(|r| r.baselines.retain(|baseline, _| keep(baseline)));
-}
-
 /// Keeps the delivery and integrity series of these accounts only.
-pub fn retain_accounts(keep: impl Fn(&str) -> bool) {
+fn retain_accounts(keep: impl Fn(&str) -> bool) {
     with(|r| {
         r.delivery.retain(|(account, _), _| keep(account));
         r.integrity.retain(|account, _| keep(account));
         r.cis_controls.retain(|account, _| keep(account));
         r.duplicate_trail_cost.retain(|account, _| keep(account));
+        r.sweep_time.retain(|account, _| keep(account));
     });
 }
 
@@ -230,6 +232,24 @@ pub fn set_shards(count: u32, held: &[u32], replicas: usize) {
 /// A reconcile started on a shard this replica holds.
 pub fn record_shard_reconcile(shard: u32) {
     with(|r| *r.shard_reconciles.entry(shard).or_default() += 1);
+}
+
+/// One account-wide sweep: `account` (every region), `region` (one, on an event) or `failed`.
+pub fn record_sweep(outcome: &'static str, reads: u32, took: Duration) {
+    with(|r| {
+        *r.sweeps.entry(outcome).or_default() += 1;
+        r.sweep_reads += u64::from(reads);
+        r.sweep_seconds += took.as_secs_f64();
+    });
+}
+
+/// When an account's sweep in status ran (RFC 3339).
+pub fn set_sweep_time(account: &str, time: &str) {
+    if let Ok(at) = time.parse::<jiff::Timestamp>() {
+        with(|r| {
+            r.sweep_time.insert(account.to_string(), at.as_second());
+        });
+    }
 }
 
 /// The metrics in the Prometheus text format.
@@ -340,6 +360,36 @@ pub fn render() -> String {
     );
     let _ = writeln!(
         out,
+        "# HELP trailkeeper_compliance_sweeps_total Account-wide sweeps (CIS 3.3, 3.6, 3.7 in the regions not kept) by outcome: account (every region), region (one, on an event), failed.\n# TYPE trailkeeper_compliance_sweeps_total counter"
+    );
+    for outcome in ["account", "region", "failed"] {
+        let n = r.sweeps.get(outcome).copied().unwrap_or(0);
+        let _ = writeln!(out, "trailkeeper_compliance_sweeps_total{{outcome=\"{outcome}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP trailkeeper_compliance_sweep_reads_total AWS reads of the account-wide sweeps.\n# TYPE trailkeeper_compliance_sweep_reads_total counter\ntrailkeeper_compliance_sweep_reads_total {}\n# HELP trailkeeper_compliance_sweep_seconds Duration of the account-wide sweeps.\n# TYPE trailkeeper_compliance_sweep_seconds summary\ntrailkeeper_compliance_sweep_seconds_sum {}\ntrailkeeper_compliance_sweep_seconds_count {}",
+        r.sweep_reads,
+        r.sweep_seconds,
+        r.sweeps.values().sum::<u64>()
+    );
+    let _ = writeln!(
+        out,
+        "# HELP trailkeeper_compliance_sweep_timestamp_seconds When the account's last account-wide sweep in status ran.\n# TYPE trailkeeper_compliance_sweep_timestamp_seconds gauge"
+    );
+    for (account, at) in &r.sweep_time {
+        let _ = writeln!(
+            out,
+            "trailkeeper_compliance_sweep_timestamp_seconds{{account=\"{account}\"}} {at}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP trailkeeper_aws_clients_built_total AWS SDK clients built (each about 16 KiB; kept ones are reused).\n# TYPE trailkeeper_aws_clients_built_total counter\ntrailkeeper_aws_clients_built_total {}",
+        crate::aws::clients_built()
+    );
+    let _ = writeln!(
+        out,
         "# HELP trailkeeper_leader Whether this replica holds the leader lease.\n# TYPE trailkeeper_leader gauge\ntrailkeeper_leader {}",
         u8::from(r.leader)
     );
@@ -419,7 +469,7 @@ fn render_compliance(out: &mut String, r: &Registry) {
     }
     let _ = writeln!(
         out,
-        "# HELP trailkeeper_duplicate_trail_monthly_cost_dollars Estimated monthly cost of the account's management events recorded by more than one trail in its primary region (copies after the first, at CloudTrail's published price).\n# TYPE trailkeeper_duplicate_trail_monthly_cost_dollars gauge"
+        "# HELP trailkeeper_duplicate_trail_monthly_cost_dollars Estimated monthly cost of the account's management events recorded by more than one trail, in its primary region only (copies after the first, at CloudTrail's published price; other regions of a multi-region trail are copied the same way and not counted).\n# TYPE trailkeeper_duplicate_trail_monthly_cost_dollars gauge"
     );
     for (account, cost) in &r.duplicate_trail_cost {
         let _ = writeln!(
@@ -489,6 +539,7 @@ mod tests {
                 trails: vec!["a".into(), "b".into()],
                 paid_copies: 1,
                 events_per_month: Some(1_000_000),
+                copied_events_per_month: Some(1_000_000),
                 estimated_monthly_cost_usd: Some(20.0),
                 note: String::new(),
             }),

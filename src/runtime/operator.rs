@@ -49,6 +49,19 @@ pub struct RunArgs {
     /// LoggingBaselines reconciled at once.
     #[arg(long, env = "TRAILKEEPER_CONCURRENCY", default_value_t = 8)]
     pub concurrency: u16,
+    /// Hours between two account-wide sweeps of an account: CIS 3.3, 3.6 and 3.7 read in the
+    /// regions its baseline does not keep (a reconcile reads the regions it keeps), each account
+    /// at its own moment of the interval; a region is read again at once when an event concerns
+    /// it there. 0 turns the sweep off (those controls then say the other regions are not read).
+    #[arg(long, env = "TRAILKEEPER_COMPLIANCE_SWEEP_HOURS", default_value_t = crate::controller::sweep::DEFAULT_INTERVAL_HOURS)]
+    pub compliance_sweep_hours: u64,
+    /// Accounts swept at once.
+    #[arg(long, env = "TRAILKEEPER_COMPLIANCE_SWEEP_CONCURRENCY", default_value_t = 2)]
+    pub compliance_sweep_concurrency: u16,
+    /// Baselines whose AWS SDK clients are kept between reconciles (the most recently reconciled;
+    /// about 16 KiB a client, ten or so a region).
+    #[arg(long, env = "TRAILKEEPER_CLIENT_CACHE_BASELINES", default_value_t = crate::controller::context::DEFAULT_CLIENT_BASELINES)]
+    pub client_cache_baselines: usize,
     /// Address of /healthz, /readyz and /metrics.
     #[arg(long, env = "TRAILKEEPER_HTTP_ADDR", default_value = "0.0.0.0:8080")]
     pub http_addr: String,
@@ -116,6 +129,12 @@ pub fn settings_of(args: &RunArgs) -> Settings {
         watch_namespace: args.watch_namespace.clone(),
         selector: args.selector.clone(),
         reconcile_timeout: Duration::from_secs(args.reconcile_timeout_seconds.clamp(30, 3600)),
+        // At most a week: what it judges must not go unread longer.
+        compliance_sweep: (args.compliance_sweep_hours > 0).then(|| crate::controller::sweep::SweepSettings {
+            interval: Duration::from_secs(args.compliance_sweep_hours.min(7 * 24) * 3600),
+            concurrency: usize::from(args.compliance_sweep_concurrency.max(1)),
+        }),
+        client_baselines: args.client_cache_baselines,
         ..Settings::default()
     }
 }
@@ -316,6 +335,26 @@ mod tests {
             panic!("not run")
         };
         assert!(!off.leader_election, "--leader-election false turns it off");
+    }
+
+    #[test]
+    fn the_account_wide_sweep_is_daily_by_default_bounded_and_can_be_turned_off() {
+        use std::time::Duration;
+        if std::env::var_os("TRAILKEEPER_COMPLIANCE_SWEEP_HOURS").is_none() {
+            let sweep = settings(&[]).compliance_sweep.expect("on by default");
+            assert_eq!(sweep.interval, Duration::from_secs(24 * 3600));
+            assert_eq!(sweep.concurrency, 2);
+        }
+        let weekly = settings(&[
+            "--compliance-sweep-hours",
+            "1000",
+            "--compliance-sweep-concurrency",
+            "0",
+        ]);
+        let weekly = weekly.compliance_sweep.expect("on");
+        assert_eq!(weekly.interval, Duration::from_secs(7 * 24 * 3600), "at most a week");
+        assert_eq!(weekly.concurrency, 1, "at least one at a time");
+        assert!(settings(&["--compliance-sweep-hours", "0"]).compliance_sweep.is_none());
     }
 
     #[test]

@@ -4,10 +4,7 @@ use serde_json::{Value, json};
 
 use super::*;
 
-#[path = "../../../tests/common/policy_eval.rs"]
-mod policy_eval;
-
-use policy_eval::{decide, decisions, request};
+use crate::policy_eval::{decide, decisions, request};
 
 const ACCOUNT: &str = "999988887777";
 const SOURCE_KEY: &str = "arn:aws:kms:eu-west-1:999988887777:key/source";

@@ -4,9 +4,7 @@ use super::*;
 use crate::api::{Admission, LogArchiveSpec, RetentionPolicySpec};
 
 // The policies judged as IAM judges them (scripts/emulator/iam_policy.py), both ways.
-#[allow(dead_code)]
-#[path = "../../../tests/common/policy_eval.rs"]
-mod policy_eval;
+use crate::policy_eval;
 
 const ORGANIZATION: &str = "o-abcdefghij";
 const BUCKET: &str = "arn:aws:s3:::trailkeeper-999988887777-log-archive-eu-west-1";

@@ -193,3 +193,67 @@ fn named_queries_cover_the_common_audits_in_the_baseline_database() {
             .all(|q| q.sql.contains("FROM \"trailkeeper_audit\".\"cloudtrail_logs\""))
     );
 }
+
+/// F6: an archive whose members deliver in both layouts gets a table per layout, each projecting
+/// its own accounts, and named queries that read both; one layout, one table named as configured.
+#[test]
+fn an_archive_with_own_and_organization_trails_gets_a_table_per_layout_and_queries_over_both() {
+    let members = [
+        ("111111111111".to_string(), false),
+        ("222222222222".to_string(), true),
+        ("333333333333".to_string(), false),
+    ];
+    let tables = archive_tables(&spec(), "archive", Some("AWS/CloudTrail"), Some("o-abc123"), &members);
+    let summary: Vec<(&str, &str, &str)> = tables
+        .iter()
+        .map(|t| {
+            (
+                t.name.as_str(),
+                t.parameters["projection.account.values"].as_str(),
+                t.parameters["storage.location.template"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (
+                "cloudtrail_logs",
+                "111111111111,333333333333",
+                "s3://archive/AWS/CloudTrail/AWSLogs/${account}/CloudTrail/${region}/${date}"
+            ),
+            (
+                "cloudtrail_logs_organization",
+                "222222222222",
+                "s3://archive/AWS/CloudTrail/AWSLogs/o-abc123/${account}/CloudTrail/${region}/${date}"
+            ),
+        ]
+    );
+    let names: Vec<&str> = tables.iter().map(|t| t.name.as_str()).collect();
+    for query in named_queries_over(&spec(), "archive", &names) {
+        assert!(
+            query.sql.contains(
+                "SELECT * FROM \"trailkeeper_audit\".\"cloudtrail_logs\"\n  UNION ALL\n  SELECT * FROM \"trailkeeper_audit\".\"cloudtrail_logs_organization\""
+            ),
+            "{}",
+            query.sql
+        );
+    }
+
+    // One layout: one table, under the configured name.
+    let organization_only = archive_tables(&spec(), "archive", None, Some("o-abc123"), &members[1..2]);
+    assert_eq!(organization_only.len(), 1);
+    assert_eq!(organization_only[0].name, "cloudtrail_logs");
+    assert!(organization_only[0].location.contains("/AWSLogs/o-abc123/"));
+    let own_only = archive_tables(&spec(), "archive", None, None, &members[..1]);
+    assert_eq!(own_only.len(), 1);
+    assert_eq!(
+        named_queries_over(&spec(), "archive", &["cloudtrail_logs"]),
+        named_queries(&spec(), "archive")
+    );
+    // Without the Organization's id, its trail's accounts cannot be located: no table for them.
+    assert_eq!(
+        archive_tables(&spec(), "archive", None, None, &members[1..2]),
+        Vec::new()
+    );
+}
