@@ -106,6 +106,20 @@ print(f"   Organization {org_id}, trail {trail['TrailARN']} (stopped, no log fil
 PY
 }
 
+# seed_security_hub ACCOUNT: Security Hub enabled in the account's us-east-1, as its security team
+# would have it: examples/payments-prod.yaml exports its findings there (the operator does).
+seed_security_hub() {
+  echo "== seeding the emulator: Security Hub enabled in account $1"
+  ACCOUNT=$1 .tools/moto/bin/python - <<'PY'
+import os
+import boto3
+
+client = boto3.Session(region_name="us-east-1").client("securityhub", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+client.meta.events.register("before-sign.*.*", lambda request, **_: request.headers.__setitem__("x-moto-account-id", os.environ["ACCOUNT"]))
+client.enable_security_hub()
+PY
+}
+
 # seed_roles: the IAM roles examples/ names (its credentials, key administrators, operators and
 # auditors), made in their accounts as each account's administrator makes them before trailkeeper
 # runs: S3 and KMS refuse a bucket or key policy naming a role that does not exist, and so does the

@@ -21,6 +21,7 @@ seed_org_trail
 # The trail's log-group role first: it trusts CloudTrail, as seed_roles's would not.
 seed_trail_log_group
 seed_roles
+seed_security_hub 111122223333
 echo "== starting a local control plane (etcd, kube-apiserver)"
 scripts/kube-up.sh "$work/kube" $$ >/dev/null
 export KUBECONFIG="$work/kube/admin.kubeconfig"
@@ -50,6 +51,10 @@ kubectl get lb -A
 [ "$ready" -eq 2 ] || { echo "not every baseline became Ready; the operator's log:"; tail -n 40 "$work/operator.log"; exit 1; }
 echo "== kubectl get lb -n accounts payments-prod -o jsonpath='{.status.conditions}'"
 kubectl get lb -n accounts payments-prod -o jsonpath='{range .status.conditions[*]}{.type}={.status} {.reason}{"\n"}{end}'
+echo "== kubectl get lb -n accounts payments-prod -o jsonpath='{.status.securityHub}'   (its findings in Security Hub)"
+exported=$(kubectl get lb -n accounts payments-prod -o jsonpath='{.status.conditions[?(@.type=="FindingsExported")].status}')
+kubectl get lb -n accounts payments-prod -o jsonpath='{.status.securityHub}{"\n"}'
+[ "$exported" = True ] || { echo "payments-prod exported no findings to Security Hub; the operator's log:"; tail -n 40 "$work/operator.log"; exit 1; }
 echo "== kubectl get events -n accounts"
 kubectl get events -n accounts --sort-by=.metadata.creationTimestamp | tail -n 10
 cat <<NEXT

@@ -16,6 +16,7 @@ seed_org_trail
 # The trail's log-group role first: it trusts CloudTrail, as seed_roles's would not.
 seed_trail_log_group
 seed_roles
+seed_security_hub 111122223333
 
 tk=$(scripts/ensure-bin.sh)
 echo "== trailkeeper validate -f examples/"

@@ -1064,7 +1064,9 @@ async fn logs_delivered_before_replication_was_added_reach_the_replica_by_batch_
 
 /// S3 accepts a replication rule from a locked bucket into a replica without Object Lock and fails
 /// every object (DstBucketObjectLockConfigMissing: the emulator as S3); trailkeeper locks the
-/// replica before it puts the rule, and when the replica cannot be locked the rule is never sent.
+/// replica before it puts the rule, and when the replica is not locked (an existing bucket:
+/// turning Object Lock on in place is irreversible, so trailkeeper holds it back) the rule is never
+/// sent.
 #[tokio::test]
 async fn a_replication_into_an_unlocked_replica_is_never_attempted() {
     let archive_account = new_account();
@@ -1082,9 +1084,8 @@ async fn a_replication_into_an_unlocked_replica_is_never_attempted() {
         .send()
         .await
         .unwrap();
-    // Someone's object in it: the lock cannot be enabled now (moto refuses Object Lock on a bucket
-    // that holds objects; S3 allows it on a versioned bucket since 2023, so on AWS this replica
-    // would be locked and the rule put).
+    // Someone's object in it: S3 would lock it in place (allowed on a versioned bucket since
+    // 2023), but that cannot be undone and leaves the object unlocked: trailkeeper holds it back.
     eu.s3
         .put_object()
         .bucket(&replica)
@@ -1098,7 +1099,7 @@ async fn a_replication_into_an_unlocked_replica_is_never_attempted() {
     assert!(
         matches!(
             report.account.components.get(&Component::Replication),
-            Some(ComponentState::Failed(_))
+            Some(ComponentState::ApprovalRequired(m)) if m.contains("has no Object Lock")
         ),
         "{:?}",
         report.account.components
@@ -1116,7 +1117,7 @@ async fn a_replication_into_an_unlocked_replica_is_never_attempted() {
     let aws = inspector(&archive_account).await;
     let bucket = report.account.bucket_name.clone().unwrap();
     let replica_key = report.replication.as_ref().and_then(|r| r.key_arn.clone()).unwrap();
-    // The replica could not be locked, so trailkeeper went no further: a role of the test's own.
+    // trailkeeper put no rule: the test's own, with a role of its own.
     let trust = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
         "Principal": {"Service": "s3.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
     let role = aws

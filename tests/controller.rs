@@ -547,3 +547,81 @@ async fn the_lease_is_created_renewed_with_its_version_and_lost_on_conflict() {
         "a renewal keeps acquireTime"
     );
 }
+
+/// spec.securityHub: the reconcile exports the account's findings once its status is judged, and
+/// says so (FindingsExported, status.securityHub); deleting the baseline, even under Retain,
+/// archives them (nothing judges them any more) before the finalizer goes.
+#[tokio::test]
+async fn findings_are_exported_with_the_status_and_archived_when_the_baseline_goes() {
+    let account = common::new_account();
+    let aws = common::inspector(&account).await;
+    aws.securityhub.enable_security_hub().send().await.unwrap();
+    let mut b = baseline_object(&account, true);
+    b.spec.security_hub.enabled = true;
+    let (ctx, mut api) = context().await;
+    let status_path = format!("{}/status", path(&b));
+    let reply = serde_json::to_value(&b).unwrap();
+    let server = tokio::spawn(async move {
+        api.not_found(&policy_path("trailpolicies", "default")).await;
+        api.not_found(&policy_path("retentionpolicies", "default")).await;
+        let patch = api.expect("PATCH", &status_path, 200, reply).await;
+        api.event(NS).await;
+        patch
+    });
+    reconcile(Arc::new(b.clone()), ctx).await.unwrap();
+    let patch = server.await.unwrap();
+    let status = &patch["status"];
+    let conditions = status["conditions"].as_array().unwrap();
+    let exported = conditions
+        .iter()
+        .find(|c| c["type"] == "FindingsExported")
+        .unwrap_or_else(|| panic!("{conditions:?}"));
+    assert_eq!(
+        (&exported["status"], &exported["reason"]),
+        (&json!("True"), &json!("Exported"))
+    );
+    assert_eq!(conditions.last().unwrap()["type"], "Ready", "Ready stays last");
+    let findings = status["securityHub"]["findings"].as_u64().unwrap();
+    assert!(findings >= 24, "{status}");
+    assert_eq!(status["securityHub"]["imported"].as_u64(), Some(findings));
+    assert_eq!(
+        status["securityHub"]["productArn"],
+        format!("arn:aws:securityhub:us-east-1:{account}:product/{account}/default")
+    );
+    let hub = || async {
+        tokio::spawn(aws.securityhub.get_findings().send())
+            .await
+            .unwrap()
+            .unwrap()
+            .findings()
+            .iter()
+            .map(|f| f.record_state().map(|r| r.as_str().to_string()).unwrap_or_default())
+            .collect::<Vec<_>>()
+    };
+    let states = hub().await;
+    assert_eq!(states.len() as u64, findings);
+    assert!(states.iter().all(|s| s == "ACTIVE"));
+
+    let (ctx, mut api) = context().await;
+    let gone = deleting(b);
+    let object_path = path(&gone);
+    let reply = serde_json::to_value(&gone).unwrap();
+    let server = tokio::spawn(async move {
+        let archived = api.event(NS).await;
+        let retained = api.event(NS).await;
+        api.expect("PATCH", &object_path, 200, reply).await;
+        (archived, retained)
+    });
+    reconcile(Arc::new(gone), ctx).await.unwrap();
+    let (archived, retained) = server.await.unwrap();
+    assert_eq!(archived["reason"], "FindingsArchived", "{archived}");
+    assert!(
+        archived["note"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{findings} findings archived"))
+    );
+    assert_eq!(retained["reason"], "Retained");
+    let states = hub().await;
+    assert!(states.iter().all(|s| s == "ARCHIVED"), "{states:?}");
+}

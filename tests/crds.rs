@@ -982,6 +982,123 @@ async fn a_log_archive_admits_the_organization_only_with_its_id_and_a_new_approv
     judge.accepts(&log_archive("  keyPrefix: org-logs")).await;
 }
 
+/// Network activity events, as CloudTrail takes them: a NetworkActivity selector names one event
+/// source it records them for, with Equals; its fields are those CloudTrail supports; errorCode is
+/// VpceAccessDenied. The TrailPolicy's own field lists each source once.
+#[tokio::test]
+async fn network_activity_selectors_are_judged_as_cloudtrail_judges_them() {
+    let judge = Judge::new().await;
+    let selector = |fields: &str| {
+        trail_policy(&format!(
+            "  advancedEventSelectors: [{{name: n, fieldSelectors: [{fields}]}}]"
+        ))
+    };
+    let category = "{field: eventCategory, equals: [NetworkActivity]}";
+    judge
+        .accepts(&selector(&format!(
+            "{category}, {{field: eventSource, equals: [kms.amazonaws.com]}}, {{field: errorCode, equals: [VpceAccessDenied]}}, {{field: vpcEndpointId, startsWith: [vpce-]}}"
+        )))
+        .await;
+    judge
+        .accepts(&trail_policy(
+            "  networkActivityEvents: {eventSources: [kms.amazonaws.com, ec2.amazonaws.com], onlyAccessDenied: true}",
+        ))
+        .await;
+    for (fields, needle) in [
+        (category.to_string(), "needs one eventSource field"),
+        (
+            format!("{category}, {{field: eventSource, equals: [kms.amazonaws.com, ec2.amazonaws.com]}}"),
+            "one selector per event source",
+        ),
+        (
+            format!("{category}, {{field: eventSource, equals: [iam.amazonaws.com]}}"),
+            "needs one eventSource field",
+        ),
+        (
+            format!("{category}, {{field: eventSource, startsWith: [kms]}}"),
+            "needs one eventSource field",
+        ),
+        (
+            format!("{category}, {{field: eventSource, equals: [kms.amazonaws.com]}}, {{field: readOnly, equals: ['true']}}"),
+            "filters on eventCategory, eventSource, eventName, errorCode, vpcEndpointId only",
+        ),
+        (
+            format!("{category}, {{field: eventSource, equals: [kms.amazonaws.com]}}, {{field: errorCode, equals: [AccessDenied]}}"),
+            "errorCode takes Equals VpceAccessDenied",
+        ),
+        (
+            "{field: eventCategory, equals: [NetworkActivity, Management]}, {field: eventSource, equals: [kms.amazonaws.com]}".to_string(),
+            "takes the Equals operator with that one value",
+        ),
+    ] {
+        judge.rejects(&selector(&fields), needle).await;
+    }
+    // A service outside the list does not even decode into the typed policy: judged as raw YAML.
+    let unknown: serde_json::Value = serde_yaml::from_str(
+        "apiVersion: trailkeeper.io/v1alpha1\nkind: TrailPolicy\nmetadata: {name: default, namespace: n}\nspec:\n  networkActivityEvents: {eventSources: [iam.amazonaws.com]}",
+    )
+    .unwrap();
+    let documents = [trailkeeper::manifests::Document {
+        file: "test.yaml".into(),
+        index: 0,
+        value: unknown.clone(),
+    }];
+    let (_, problems) = trailkeeper::manifests::validate(&documents);
+    rejected_with(
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{problems:?}"))
+        },
+        "iam.amazonaws.com",
+        "trailkeeper validate",
+    );
+    let mut object: kube::api::DynamicObject = serde_json::from_value(unknown).unwrap();
+    object.metadata.name = Some(fresh_name());
+    object.metadata.namespace = Some(judge.namespace.clone());
+    let resource = kube::discovery::ApiResource::erase::<TrailPolicy>(&());
+    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(judge.client.clone(), &judge.namespace, &resource);
+    rejected_with(
+        api.create(&dry_run(), &object)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        "iam.amazonaws.com",
+        "the API server",
+    );
+    judge
+        .rejects(
+            &trail_policy("  networkActivityEvents: {eventSources: [kms.amazonaws.com, kms.amazonaws.com]}"),
+            "lists each service once",
+        )
+        .await;
+}
+
+/// Locking an existing trail bucket in place is acknowledged, carries an approval, and concerns
+/// the bucket of a Managed trail only.
+#[tokio::test]
+async fn locking_an_existing_bucket_in_place_needs_the_acknowledgement_and_an_approval() {
+    let judge = Judge::new().await;
+    let lock = |ack: bool| {
+        format!(
+            "  storage:\n    bucketName: payments-cloudtrail\n    lockExistingBucket: {{acknowledgeIrreversible: {ack}, approval: {{reference: CHG-1}}}}"
+        )
+    };
+    judge.accepts(&baseline(&lock(true))).await;
+    judge
+        .rejects(&baseline(&lock(false)), "set acknowledgeIrreversible: true")
+        .await;
+    judge
+        .rejects(
+            &baseline(&format!(
+                "{}\n  trail: {{source: Existing, existingTrailArn: 'arn:aws:cloudtrail:us-east-1:111122223333:trail/org-trail'}}",
+                lock(true)
+            )),
+            "locks the trail bucket of a Managed trail",
+        )
+        .await;
+}
+
 /// `regions: ["*"]` keeps every enabled region, alone; a recorder trailkeeper keeps needs its
 /// access-log bucket (issue 43): both ways, offline and on the API server.
 #[tokio::test]

@@ -41,6 +41,7 @@ use super::{LoggingBaselineStatus, PolicyRef, patterns};
     validation = super::rules::results_bucket_is_its_own(),
     validation = super::rules::generated_bucket_names_fit(),
     validation = super::rules::archive_member_keeps_nothing_of_its_own(),
+    validation = super::lock_in_place::lock_existing_bucket_of_a_managed_trail(),
     validation = super::rules::recorder_has_a_bucket()
 )]
 pub struct LoggingBaselineSpec {
@@ -100,6 +101,9 @@ pub struct LoggingBaselineSpec {
     /// Athena over the trail's logs: a Glue table, a workgroup with encrypted results and named audit queries.
     #[serde(default)]
     pub audit_queries: AuditQueriesSpec,
+    /// Import this account's verdicts into AWS Security Hub as findings (off by default).
+    #[serde(default, skip_serializing_if = "is_off")]
+    pub security_hub: super::SecurityHubSpec,
     /// Validate the integrity of the delivered logs on a schedule (digest signatures, the chain, every log file's hash), as `trailkeeper verify` does; the result goes to status.integrity.
     #[serde(default)]
     pub verify_integrity: VerifyIntegritySpec,
@@ -160,6 +164,11 @@ pub struct TrailSpec {
     /// The TrailPolicy in this namespace; absent: the one named `default`, else the built-in baseline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_ref: Option<PolicyRef>,
+    /// With source Managed in an account AWS Control Tower's trail already records: create the
+    /// trail anyway, and pay for the second copy of management events ($2.00 per 100,000). Off by
+    /// default: trailkeeper then refuses (reason ControlTowerTrail) and says how to integrate it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_beside_control_tower: bool,
 }
 
 impl Default for TrailSpec {
@@ -169,6 +178,7 @@ impl Default for TrailSpec {
             name: default_trail_name(),
             existing_trail_arn: None,
             policy_ref: None,
+            allow_beside_control_tower: false,
         }
     }
 }
@@ -212,6 +222,11 @@ pub struct StorageSpec {
     /// or key of its own. The trail is created only once the archive admits it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archive_ref: Option<PolicyRef>,
+    /// Turn Object Lock on in place for the trail bucket when it exists without it (a bucket named
+    /// by bucketName that trailkeeper did not create): irreversible, so only with the
+    /// acknowledgement and an approval; the log files written before keep no lock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_existing_bucket: Option<super::LockExistingBucket>,
 }
 
 impl Default for StorageSpec {
@@ -222,6 +237,7 @@ impl Default for StorageSpec {
             key_prefix: default_key_prefix(),
             access_log_bucket_name: None,
             archive_ref: None,
+            lock_existing_bucket: None,
         }
     }
 }
@@ -308,6 +324,10 @@ impl Default for FlowLogsSpec {
 
 fn yes() -> bool {
     true
+}
+
+fn is_off(s: &super::SecurityHubSpec) -> bool {
+    s == &super::SecurityHubSpec::default()
 }
 
 fn default_aggregation_interval() -> i32 {

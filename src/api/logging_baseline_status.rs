@@ -73,10 +73,30 @@ pub struct LoggingBaselineStatus {
     /// (copies after the first are charged), with the estimated monthly cost. Absent: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duplicate_trails: Option<DuplicateTrails>,
+    /// AWS Control Tower's trail, when it records the account's events (the baseline integrates
+    /// it, or creates no second trail beside it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_tower: Option<ControlTowerStatus>,
+    /// The account's findings in AWS Security Hub (spec.securityHub).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_hub: Option<super::SecurityHubStatus>,
     /// With sharding (`--shards` above 1): the shard of the account and the replica that last
     /// reconciled it. Absent with one shard.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reconciled_by: Option<ReconciledBy>,
+}
+
+/// A landing zone's trail that records the account's events.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ControlTowerStatus {
+    /// The ARN of Control Tower's trail (aws-controltower-BaselineCloudTrail).
+    pub trail_arn: String,
+    /// Its log archive bucket (aws-controltower-logs-...), when readable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_archive_bucket: Option<String>,
+    /// `covered by Control Tower's trail ...`.
+    pub message: String,
 }
 
 /// Who last reconciled a baseline, with sharding.
@@ -308,8 +328,12 @@ pub struct DuplicateTrails {
     /// trail that records it (absent: not counted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub copied_events_per_month: Option<u64>,
-    /// copiedEventsPerMonth x the price per 100,000, in US dollars, for the primary Region only
-    /// (absent: not counted).
+    /// Network activity events a month recorded by the baseline's trail, estimated the same way
+    /// (absent: none recorded, or not counted); in the estimate at their own price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_activity_events_per_month: Option<u64>,
+    /// copiedEventsPerMonth x the price per 100,000, plus the network activity events at their
+    /// price, in US dollars, for the primary Region only (absent: not counted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub estimated_monthly_cost_usd: Option<f64>,
     /// How the estimate was made, and what it leaves out.

@@ -1,22 +1,28 @@
 //! The five custom resources of trailkeeper (group `trailkeeper.io`, version `v1alpha1`), their
 //! defaults (the baseline of the AWS logging reference) and their validation rules.
 
+mod lock_in_place;
 mod log_archive;
 mod logging_baseline;
 mod logging_baseline_set;
 mod logging_baseline_status;
 pub mod names;
+mod network_activity;
 mod policy_status;
 mod retention_policy;
 mod rules;
+mod security_hub;
 mod trail_policy;
 
+pub use lock_in_place::*;
 pub use log_archive::*;
 pub use logging_baseline::*;
 pub use logging_baseline_set::*;
 pub use logging_baseline_status::*;
+pub use network_activity::*;
 pub use policy_status::*;
 pub use retention_policy::*;
+pub use security_hub::*;
 pub use trail_policy::*;
 
 use std::collections::BTreeMap;

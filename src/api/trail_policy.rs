@@ -51,7 +51,12 @@ pub struct TrailPolicySpec {
     pub data_events: Vec<DataEventSelector>,
     /// Advanced event selectors; when set they replace managementEvents and dataEvents.
     #[serde(default)]
+    #[schemars(length(max = 100))]
     pub advanced_event_selectors: Vec<AdvancedEventSelector>,
+    /// Network activity events: the AWS API calls made through the account's VPC endpoints (all
+    /// of them, or only those a VPC endpoint policy denied), recorded besides the other events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_activity_events: Option<super::NetworkActivityEvents>,
     /// CloudTrail Insights: unusual API call rates or error rates.
     #[serde(default)]
     pub insight_selectors: Vec<InsightType>,
@@ -90,6 +95,7 @@ impl Default for TrailPolicySpec {
             management_events: ManagementEvents::default(),
             data_events: Vec::new(),
             advanced_event_selectors: Vec::new(),
+            network_activity_events: None,
             insight_selectors: Vec::new(),
             cloud_watch_logs: None,
             monitoring: None,
@@ -156,6 +162,10 @@ pub struct DataEventSelector {
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = super::network_activity::network_fields_supported(),
+    validation = super::network_activity::network_event_source_named()
+)]
 pub struct AdvancedEventSelector {
     /// A name for the selector.
     #[schemars(length(min = 1, max = 1000))]
@@ -167,28 +177,38 @@ pub struct AdvancedEventSelector {
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = kube::core::Rule::new("size(self.equals) + size(self.notEquals) + size(self.startsWith) + size(self.notStartsWith) + size(self.endsWith) + size(self.notEndsWith) > 0").message("a field selector needs at least one operator"))]
+#[x_kube(
+    validation = kube::core::Rule::new("size(self.equals) + size(self.notEquals) + size(self.startsWith) + size(self.notStartsWith) + size(self.endsWith) + size(self.notEndsWith) > 0").message("a field selector needs at least one operator"),
+    validation = super::network_activity::network_category_is_equals_only(),
+    validation = super::network_activity::error_code_is_vpce_access_denied()
+)]
 pub struct AdvancedFieldSelector {
     /// The event field, e.g. eventCategory, resources.type, eventName, readOnly.
     #[schemars(pattern(r"^[A-Za-z.]{1,1000}$"))]
     pub field: String,
     /// Values the field must equal (one of).
     #[serde(default)]
+    #[schemars(length(max = 500), inner(length(min = 1, max = 2048)))]
     pub equals: Vec<String>,
     /// Values the field must not equal.
     #[serde(default)]
+    #[schemars(length(max = 500), inner(length(min = 1, max = 2048)))]
     pub not_equals: Vec<String>,
     /// Prefixes the field must start with (one of).
     #[serde(default)]
+    #[schemars(length(max = 500), inner(length(min = 1, max = 2048)))]
     pub starts_with: Vec<String>,
     /// Prefixes the field must not start with.
     #[serde(default)]
+    #[schemars(length(max = 500), inner(length(min = 1, max = 2048)))]
     pub not_starts_with: Vec<String>,
     /// Suffixes the field must end with (one of).
     #[serde(default)]
+    #[schemars(length(max = 500), inner(length(min = 1, max = 2048)))]
     pub ends_with: Vec<String>,
     /// Suffixes the field must not end with.
     #[serde(default)]
+    #[schemars(length(max = 500), inner(length(min = 1, max = 2048)))]
     pub not_ends_with: Vec<String>,
 }
 

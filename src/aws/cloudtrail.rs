@@ -515,3 +515,26 @@ pub async fn trails_in_region(clients: &AccountClients) -> Result<Vec<(String, S
         })
         .collect())
 }
+
+/// The trails that apply in the clients' Region (as `trails_in_region`), with the settings
+/// DescribeTrails gives: name, bucket, multi-Region, Organization (status, selectors and tags are
+/// not read).
+pub async fn describe_trails_in_region(clients: &AccountClients) -> Result<Vec<ObservedTrail>, AwsError> {
+    let sent = clients
+        .cloudtrail
+        .describe_trails()
+        .include_shadow_trails(true)
+        .send()
+        .await;
+    let out = check(
+        sent,
+        "CloudTrail",
+        "DescribeTrails",
+        &format!("the trails of {}", clients.region),
+    )?;
+    Ok(out
+        .trail_list()
+        .iter()
+        .filter_map(|t| Some(settings_of(t, t.trail_arn()?)))
+        .collect())
+}

@@ -17,6 +17,7 @@ pub mod logs;
 pub mod organizations;
 pub mod s3;
 pub mod s3control;
+pub mod securityhub;
 pub mod sns;
 pub mod sqs;
 pub mod ssm;
@@ -349,6 +350,7 @@ client_builder!(build_organizations, aws_sdk_organizations);
 client_builder!(build_events, aws_sdk_eventbridge);
 client_builder!(build_cloudwatch, aws_sdk_cloudwatch);
 client_builder!(build_sns, aws_sdk_sns);
+client_builder!(build_securityhub, aws_sdk_securityhub);
 
 fn build_s3(c: &RegionConfig) -> aws_sdk_s3::Client {
     CLIENTS_BUILT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -442,6 +444,8 @@ pub struct Services {
     pub events: Lazy<aws_sdk_eventbridge::Client>,
     pub cloudwatch: Lazy<aws_sdk_cloudwatch::Client>,
     pub sns: Lazy<aws_sdk_sns::Client>,
+    /// Security Hub (the baseline's findings, `spec.securityHub`).
+    pub securityhub: Lazy<aws_sdk_securityhub::Client>,
 }
 
 impl Services {
@@ -464,6 +468,7 @@ impl Services {
             events: Lazy::deferred(c, build_events),
             cloudwatch: Lazy::deferred(c, build_cloudwatch),
             sns: Lazy::deferred(c, build_sns),
+            securityhub: Lazy::deferred(c, build_securityhub),
         }
     }
 
@@ -486,6 +491,7 @@ impl Services {
             self.events.is_built(),
             self.cloudwatch.is_built(),
             self.sns.is_built(),
+            self.securityhub.is_built(),
         ]
         .iter()
         .filter(|b| **b)

@@ -471,6 +471,7 @@ fn iam_policy(args: IamPolicyArgs) -> ExitCode {
         own_identity: args.own_identity,
         archive_keys: Vec::new(),
         own_storage: true,
+        security_hub: true,
     };
     if !args.files.is_empty() {
         let baselines = match resolved(&args.files, "input") {
@@ -478,6 +479,7 @@ fn iam_policy(args: IamPolicyArgs) -> ExitCode {
             Err(code) => return ExitCode::from(code),
         };
         settings.own_storage = baselines.is_empty() || baselines.iter().any(|b| b.archive.is_none());
+        settings.security_hub = baselines.is_empty() || baselines.iter().any(|b| b.baseline.spec.security_hub.enabled);
         for b in &baselines {
             if let Some(archive) = &b.archive {
                 let spec = &archive.spec;
@@ -625,6 +627,11 @@ async fn reconcile(files: &[PathBuf], mode: RunMode, format: Format) -> ExitCode
             return ExitCode::from(exit::INVALID);
         }
     };
+    if mode == RunMode::Apply && resolved.iter().any(|b| b.baseline.spec.security_hub.enabled) {
+        errln!(
+            "note: spec.securityHub findings are exported by the operator (trailkeeper run), once it has judged the account's status; apply does not export them"
+        );
+    }
     let base = crate::aws::load_base_config().await;
     let label = match mode {
         RunMode::Apply => "apply",

@@ -32,6 +32,7 @@ pub fn state_name(state: &ComponentState) -> String {
         ComponentState::Failed(e) => format!("Failed: {e}"),
         ComponentState::Waiting(c) => format!("Waiting for {c:?}"),
         ComponentState::WaitingForArchive(m) => format!("WaitingForLogArchive: {m}"),
+        ComponentState::Refused { reason, message } => format!("{reason}: {message}"),
         ComponentState::NotEffective { reason, message } => format!("{reason}: {message}"),
     }
 }
@@ -319,6 +320,7 @@ pub fn render_compliance(reports: &[(String, AccountReport)], format: Format) ->
                     "compliance": c,
                     "configRules": r.details.get(&Component::ConfigRules),
                     "duplicateTrails": r.duplicate_trails,
+                    "controlTower": r.control_tower.as_ref().map(|t| t.covered()),
                 })
             })
             .collect();
@@ -346,6 +348,9 @@ pub fn render_compliance(reports: &[(String, AccountReport)], format: Format) ->
                 control.result,
                 cell(&control.evidence)
             ));
+        }
+        if let Some(ct) = &r.control_tower {
+            out.push_str(&format!("\nThe account is {}.\n", cell(&ct.covered())));
         }
         if let Some(rules) = r.details.get(&Component::ConfigRules) {
             out.push_str(&format!("\nAWS Config rules: {}\n", cell(&rules.join("; "))));

@@ -183,6 +183,7 @@ async fn apply(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Acti
     if baseline.spec.verify_integrity.enabled && report.error.is_none() {
         verify_integrity(&ctx, &baseline, &trail_policy, archive.as_ref(), deadline, &mut next).await;
     }
+    super::findings::export_findings(&ctx, &baseline, &trail_policy, &key, deadline, &mut next).await;
     patch_status(&ctx, &baseline, &next).await?;
     if let Some(sweep) = &sweep {
         ctx.sweeps.written(&key, sweep);
@@ -477,6 +478,8 @@ async fn cleanup(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Ac
         ctx.forget(&baseline);
         return Ok(Action::await_change());
     }
+    // Whatever the deletion policy: nothing judges the account's findings any more.
+    super::findings::archive_findings(&ctx, &baseline, &key).await;
     if baseline.spec.deletion_policy == crate::api::DeletionPolicy::Retain {
         let note = "deletionPolicy Retain: the trail, its buckets and key are left in place".to_string();
         publish(&ctx, &baseline, EventType::Normal, "Retained", "Delete", note).await;

@@ -4,6 +4,7 @@
 pub mod archives;
 pub mod baselines;
 pub mod context;
+mod findings;
 pub mod policies;
 pub mod policy_status;
 pub mod sets;

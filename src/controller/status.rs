@@ -27,6 +27,8 @@ pub mod types {
     pub const REPLICATION_READY: &str = "ReplicationReady";
     /// Logs arrive: not part of Ready (which is about settings), an alarm of its own.
     pub const DELIVERY_HEALTHY: &str = "DeliveryHealthy";
+    /// The account's findings are in Security Hub (spec.securityHub): beside Ready, like delivery.
+    pub const FINDINGS_EXPORTED: &str = "FindingsExported";
     /// kstatus' abnormal-true conditions (read by Flux, `kubectl wait`, Helm's `--wait`): True
     /// while the baseline is not Ready and another reconcile can get it there...
     pub const RECONCILING: &str = "Reconciling";
@@ -61,6 +63,8 @@ pub mod reasons {
     /// DeliveryHealthy Unknown: the deliveries were not read yet (the trail was just created).
     pub const AWAITING_FIRST_DELIVERY: &str = "AwaitingFirstDelivery";
     pub const DELIVERY_FAILING: &str = "DeliveryFailing";
+    /// The findings were imported (or were in line) in Security Hub.
+    pub const EXPORTED: &str = "Exported";
 }
 
 /// DeliveryHealthy, when the trail's deliveries could be read: the first failing part named.
@@ -200,6 +204,7 @@ fn component_condition_alone(c: Component, state: &ComponentState, report: &Acco
         ComponentState::WaitingForArchive(message) => {
             condition(t, false, reasons::WAITING_FOR_ARCHIVE, message.clone())
         }
+        ComponentState::Refused { reason, message } => condition(t, false, reason, message.clone()),
         ComponentState::NotEffective { reason, message } => condition(t, false, reason, message.clone()),
     }
 }
@@ -227,7 +232,12 @@ pub fn conditions(report: &AccountReport) -> Vec<Condition> {
             "the account is at the baseline".into(),
         )
     } else {
-        let first = not_ready[0];
+        // The cause first: a component waiting for another says less than the one it waits for.
+        let first = not_ready
+            .iter()
+            .find(|c| c.reason != reasons::WAITING)
+            .copied()
+            .unwrap_or(not_ready[0]);
         let names: Vec<&str> = not_ready.iter().map(|c| c.type_.as_str()).collect();
         condition(
             types::READY,
@@ -257,6 +267,8 @@ const STALLED_REASONS: &[&str] = &[
     reasons::NOT_COMPLIANT,
     // Observe mode: trailkeeper will not repair it.
     reasons::DRIFT_DETECTED,
+    // A second trail beside AWS Control Tower's: a person chooses how to proceed.
+    crate::judge::control_tower::REASON,
     // The job that was to bring the replica's missing objects over failed: never run twice.
     crate::engine::archive::BATCH_REPLICATION_FAILED,
 ];
@@ -391,6 +403,13 @@ pub fn from_report(
         // Swept on its own schedule too (the controller sets the new one).
         compliance_sweep: previous.and_then(|p| p.compliance_sweep.clone()),
         duplicate_trails: report.duplicate_trails.clone(),
+        control_tower: report.control_tower.as_ref().map(|t| crate::api::ControlTowerStatus {
+            trail_arn: t.arn.clone(),
+            log_archive_bucket: t.bucket.clone(),
+            message: t.covered(),
+        }),
+        // Exported after the status is judged (the controller): the last export stands until then.
+        security_hub: previous.and_then(|p| p.security_hub.clone()),
         // With sharding, stamped when written (`baselines::patch_status`).
         reconciled_by: None,
     }

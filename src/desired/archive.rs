@@ -134,6 +134,7 @@ pub fn as_baseline(spec: &LogArchiveSpec) -> LoggingBaselineSpec {
             key_prefix: spec.key_prefix.clone(),
             access_log_bucket_name: Some(access_log_bucket_name(spec)),
             archive_ref: None,
+            lock_existing_bucket: None,
         },
         encryption: EncryptionSpec {
             kms_key_arn: None,
@@ -156,6 +157,7 @@ pub fn as_baseline(spec: &LogArchiveSpec) -> LoggingBaselineSpec {
         },
         audit_queries: spec.audit_queries.clone(),
         verify_integrity: VerifyIntegritySpec::default(),
+        security_hub: Default::default(),
         tags: spec.tags.clone(),
     }
 }

@@ -74,6 +74,8 @@ pub struct IamSettings {
     /// Some baseline keeps its own trail bucket (false when every one delivers into a LogArchive:
     /// the policy then grants nothing on trail buckets).
     pub own_storage: bool,
+    /// Some baseline exports its findings to Security Hub (spec.securityHub).
+    pub security_hub: bool,
 }
 
 impl Default for IamSettings {
@@ -97,6 +99,7 @@ impl Default for IamSettings {
             own_identity: false,
             archive_keys: Vec::new(),
             own_storage: true,
+            security_hub: true,
         }
     }
 }

@@ -4,8 +4,10 @@
 pub mod archive;
 pub mod athena;
 pub mod events;
+pub mod findings;
 pub mod iam;
 pub mod monitoring;
+pub mod network_activity;
 pub mod policy;
 pub mod regional;
 mod resource_policies;
@@ -397,34 +399,47 @@ pub fn trail_settings(specs: &AccountSpecs) -> TrailSettings {
 }
 
 pub fn event_selectors(policy: &TrailPolicySpec) -> EventSelectors {
-    if !policy.advanced_event_selectors.is_empty() {
-        let mut selectors: Vec<AdvancedSelector> = policy
-            .advanced_event_selectors
-            .iter()
-            .map(|s| {
-                let mut fields: Vec<AdvancedField> = s
-                    .field_selectors
-                    .iter()
-                    .map(|f| AdvancedField {
-                        field: f.field.clone(),
-                        equals: sorted(&f.equals),
-                        starts_with: sorted(&f.starts_with),
-                        ends_with: sorted(&f.ends_with),
-                        not_equals: sorted(&f.not_equals),
-                        not_starts_with: sorted(&f.not_starts_with),
-                        not_ends_with: sorted(&f.not_ends_with),
-                    })
-                    .collect();
-                fields.sort();
-                AdvancedSelector {
-                    name: s.name.clone(),
-                    field_selectors: fields,
-                }
-            })
-            .collect();
-        selectors.sort();
-        return EventSelectors::Advanced(selectors);
+    if let Some(network) = &policy.network_activity_events {
+        return network_activity::selectors(policy, network);
     }
+    if !policy.advanced_event_selectors.is_empty() {
+        return advanced_selectors(policy);
+    }
+    basic_selectors(policy)
+}
+
+/// The policy's `advancedEventSelectors`, sorted.
+fn advanced_selectors(policy: &TrailPolicySpec) -> EventSelectors {
+    let mut selectors: Vec<AdvancedSelector> = policy
+        .advanced_event_selectors
+        .iter()
+        .map(|s| {
+            let mut fields: Vec<AdvancedField> = s
+                .field_selectors
+                .iter()
+                .map(|f| AdvancedField {
+                    field: f.field.clone(),
+                    equals: sorted(&f.equals),
+                    starts_with: sorted(&f.starts_with),
+                    ends_with: sorted(&f.ends_with),
+                    not_equals: sorted(&f.not_equals),
+                    not_starts_with: sorted(&f.not_starts_with),
+                    not_ends_with: sorted(&f.not_ends_with),
+                })
+                .collect();
+            fields.sort();
+            AdvancedSelector {
+                name: s.name.clone(),
+                field_selectors: fields,
+            }
+        })
+        .collect();
+    selectors.sort();
+    EventSelectors::Advanced(selectors)
+}
+
+/// The policy's `managementEvents` and `dataEvents` as one basic selector.
+fn basic_selectors(policy: &TrailPolicySpec) -> EventSelectors {
     let events = &policy.management_events;
     let read_write_type = match events.read_write_type {
         ReadWriteType::All => "All",

@@ -213,8 +213,25 @@ impl AccountReconcile<'_> {
             }),
         );
 
-        let key_arn = self.reconcile_key(key).await;
+        // Beside AWS Control Tower's trail, a trail trailkeeper will not create needs no key or
+        // buckets either: nothing is created until a person decides.
+        let refused = match (&self.desired.trail, &trail) {
+            (DesiredTrail::Managed(settings), Ok(None)) => {
+                let settings = settings.clone();
+                Box::pin(self.control_tower_refusal(&settings)).await
+            }
+            _ => false,
+        };
+        if refused {
+            for component in [Component::Key, Component::Storage, Component::Retention] {
+                self.report
+                    .components
+                    .insert(component, ComponentState::Waiting(Component::Trail));
+            }
+        }
+        let key_arn = if refused { None } else { self.reconcile_key(key).await };
         let storage_ok = match &storage {
+            Some(_) if refused => false,
             Some(storage) => {
                 self.report.bucket_name = Some(storage.trail_bucket.name.clone());
                 self.report.access_log_bucket_name = Some(storage.access_log_bucket.name.clone());
@@ -249,8 +266,10 @@ impl AccountReconcile<'_> {
             }
         };
         self.observed_trail = trail.as_ref().ok().and_then(|t| t.clone());
-        let trail_ok = trail.is_ok();
-        self.reconcile_trail(trail, key_arn.as_deref(), storage_ok).await;
+        let trail_ok = trail.is_ok() && !refused;
+        if !refused {
+            self.reconcile_trail(trail, key_arn.as_deref(), storage_ok).await;
+        }
         if let Some(late) = self.archive.as_ref().and_then(|a| a.late.clone()) {
             // The archive's own listing of this account's path: what arrives there is the proof.
             self.report.delivery.push(crate::judge::delivery::DeliveryFinding {

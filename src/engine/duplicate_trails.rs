@@ -1,16 +1,28 @@
 //! Management events recorded more than once in the primary Region: the trails that apply there,
 //! which management events each records (its selectors), and an hour of the account's management
-//! events counted from its trail's log files, for the estimate.
+//! and network activity events counted from its trail's log files, for the estimate.
 
 use super::account::AccountReconcile;
 use crate::aws::{cloudtrail, s3};
-use crate::desired::DesiredTrail;
+use crate::desired::{DesiredTrail, EventSelectors};
 use crate::judge::archive_delivery::{day_of, delivered_at};
 use crate::judge::duplicate_trails::{HourOfEvents, Recording, TrailCopy, duplicates};
 
 /// Log files read to count an hour of events (CloudTrail delivers about one every five minutes
 /// per Region; a busier account's count says "at least").
 const LOG_FILES_COUNTED: usize = 12;
+
+/// Whether any selector records management events.
+pub(super) fn records_management(selectors: &EventSelectors) -> bool {
+    match selectors {
+        EventSelectors::Basic(basic) => basic.iter().any(|s| s.include_management_events),
+        EventSelectors::Advanced(advanced) => advanced.iter().any(|s| {
+            s.field_selectors
+                .iter()
+                .any(|f| f.field == "eventCategory" && f.equals.iter().any(|v| v == "Management"))
+        }),
+    }
+}
 
 impl AccountReconcile<'_> {
     /// Reads the trails of the primary Region (one read); with more than one, their status and
@@ -25,6 +37,16 @@ impl AccountReconcile<'_> {
                 return;
             }
         };
+        if self.report.control_tower.is_none()
+            && let Some((arn, _)) = trails
+                .iter()
+                .find(|(arn, _)| crate::judge::control_tower::names_control_tower(arn))
+        {
+            self.report.control_tower = Some(crate::judge::control_tower::ControlTowerTrail {
+                arn: arn.clone(),
+                bucket: None,
+            });
+        }
         let mut copies = Vec::new();
         for (arn, home) in trails {
             let own = arn.split(':').nth(4) == Some(account.as_str());
@@ -47,7 +69,8 @@ impl AccountReconcile<'_> {
         self.report.duplicate_trails = duplicates(&self.clients.region, &copies, hour.as_ref());
     }
 
-    /// The management events of the last hour in the log files of trailkeeper's trail, by kind (None:
+    /// The management events (by kind) and network activity events of the last hour in the log
+    /// files of trailkeeper's trail (None:
     /// the trail or its bucket is not trailkeeper's, or nothing could be read).
     async fn hour_of_events(&self) -> Option<HourOfEvents> {
         let DesiredTrail::Managed(settings) = &self.desired.trail else {

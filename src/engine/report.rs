@@ -72,6 +72,12 @@ pub enum ComponentState {
     /// A member of a LogArchive whose policies do not admit its trail yet: the message names the
     /// archive.
     WaitingForArchive(String),
+    /// trailkeeper will not do what the spec asks until a person decides (its own refusal, not
+    /// AWS's): the reason (a condition reason) and what to do.
+    Refused {
+        reason: &'static str,
+        message: String,
+    },
     /// In line with the spec, but AWS reports that it does not work, or not yet for everything (a
     /// replicated object FAILED, a Batch Replication job running): why, and what to check.
     NotEffective {
@@ -154,6 +160,8 @@ pub struct AccountReport {
     pub evidence: crate::judge::compliance::Evidence,
     /// Trails recording the account's management events more than once in the primary Region.
     pub duplicate_trails: Option<crate::judge::duplicate_trails::DuplicateTrails>,
+    /// AWS Control Tower's trail, when it records this account's events.
+    pub control_tower: Option<crate::judge::control_tower::ControlTowerTrail>,
     /// Something written elsewhere or just now is not yet in force (a LogArchive's new policies, a
     /// key policy AWS applies lazily): reconcile again soon, not at the next resync.
     pub retry_soon: bool,
@@ -192,6 +200,7 @@ impl AccountReport {
             delivery_observed: false,
             evidence: Default::default(),
             duplicate_trails: None,
+            control_tower: None,
             retry_soon: false,
             regions: Vec::new(),
             known: Default::default(),
@@ -268,7 +277,7 @@ impl ComponentState {
                 4
             }
             ComponentState::NotCompliant => 5,
-            ComponentState::ApprovalRequired(_) => 6,
+            ComponentState::ApprovalRequired(_) | ComponentState::Refused { .. } => 6,
             ComponentState::Failed(_) => 7,
         }
     }

@@ -8,6 +8,7 @@ use crate::aws::AwsError;
 use crate::aws::s3::ObservedBucket;
 use crate::desired;
 use crate::judge::diff::{self, Action, Delta};
+use crate::judge::lock_in_place::{hold, note, restore, take_allowed};
 
 impl AccountReconcile<'_> {
     pub(super) async fn reconcile_storage(
@@ -46,6 +47,9 @@ impl AccountReconcile<'_> {
         let access_delta = diff::diff_bucket(&storage.access_log_bucket, access_log_bucket.as_ref(), key_arn);
         let mut trail_delta = diff::diff_bucket(&storage.trail_bucket, trail_bucket.as_ref(), key_arn);
         let mut access_delta = access_delta;
+        // The trail bucket's in-place lock, when the baseline acknowledges it, passes the guard.
+        let lock_in_place = self.specs.baseline.storage.lock_existing_bucket.as_ref();
+        let allowed = take_allowed(&mut trail_delta, lock_in_place);
         let blocked = retention_guard(
             &mut access_delta,
             &mut trail_delta,
@@ -54,10 +58,18 @@ impl AccountReconcile<'_> {
             self.specs.retention.approval.as_ref().map(|a| a.reference.as_str()),
             last_applied,
         );
+        restore(&mut trail_delta, allowed);
+        let locking_in_place = trail_delta
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::EnableObjectLockInPlace(_)));
         let retention_changes = [&access_delta, &trail_delta].iter().any(|d| {
-            d.actions
-                .iter()
-                .any(|a| matches!(a, Action::PutLifecycle(_) | Action::PutObjectLock(_)))
+            d.actions.iter().any(|a| {
+                matches!(
+                    a,
+                    Action::PutLifecycle(_) | Action::PutObjectLock(_) | Action::EnableObjectLockInPlace(_)
+                )
+            })
         });
 
         let mut ok = true;
@@ -79,6 +91,16 @@ impl AccountReconcile<'_> {
             if !ok {
                 break;
             }
+        }
+        // Once on (found on, or turned on now), what it leaves unlocked is said at every reconcile.
+        let locked =
+            trail_bucket.as_ref().is_some_and(|b| b.object_lock_enabled) || (locking_in_place && ok && self.write);
+        if let Some(lock) = lock_in_place.filter(|_| locked) {
+            self.report
+                .details
+                .entry(Component::Retention)
+                .or_default()
+                .push(note(&storage.trail_bucket.name, lock));
         }
         let logging_now = if ok && self.write {
             storage
@@ -109,8 +131,9 @@ impl AccountReconcile<'_> {
 }
 
 /// Removes the retention writes that would shorten how long logs are kept, or weaken the lock,
-/// unless the RetentionPolicy carries an approval that is new (not the one already in force).
-/// Returns the reason when something was held back.
+/// unless the RetentionPolicy carries an approval that is new (not the one already in force), and
+/// every Object Lock turned on in place (irreversible: only a baseline's own acknowledgement lets
+/// it through, taken out before). Returns the reason when something was held back.
 pub(super) fn retention_guard(
     access_delta: &mut Delta,
     trail_delta: &mut Delta,
@@ -119,9 +142,16 @@ pub(super) fn retention_guard(
     approval: Option<&str>,
     last_applied: &LastApplied,
 ) -> Option<String> {
+    let in_place: Vec<String> = [
+        (&mut *trail_delta, trail_observed),
+        (&mut *access_delta, access_observed),
+    ]
+    .into_iter()
+    .filter_map(|(delta, observed)| hold(delta, &observed?.name))
+    .collect();
     let approved = approval.is_some_and(|a| last_applied.approval_reference.as_deref() != Some(a));
     if approved {
-        return None;
+        return (!in_place.is_empty()).then(|| in_place.join("; "));
     }
     let mut held = Vec::new();
     for (delta, observed, label) in [
@@ -155,10 +185,12 @@ pub(super) fn retention_guard(
             }
         });
     }
-    (!held.is_empty()).then(|| {
+    let weakened = (!held.is_empty()).then(|| {
         format!(
             "{}: set spec.approval in the RetentionPolicy with a reference that is new in this change",
             held.join("; ")
         )
-    })
+    });
+    let all: Vec<String> = weakened.into_iter().chain(in_place).collect();
+    (!all.is_empty()).then(|| all.join("; "))
 }

@@ -42,6 +42,10 @@ impl AccountReconcile<'_> {
         if foreign {
             self.note_foreign_trail();
         }
+        if let (DesiredTrail::Existing { arn, .. }, Some(trail)) = (&self.desired.trail, observed.as_ref()) {
+            let arn = arn.clone();
+            self.note_control_tower(&arn, trail.bucket.as_deref());
+        }
         self.report.trail_arn = observed
             .as_ref()
             .map(|t| t.arn.clone())

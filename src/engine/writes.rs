@@ -39,7 +39,9 @@ pub(crate) async fn apply_bucket(
     match action {
         Action::CreateBucket { object_lock } => s3::create_bucket(clients, name, *object_lock).await,
         Action::EnableVersioning => s3::enable_versioning(clients, name).await,
-        Action::PutObjectLock(retention) => s3::put_object_lock(clients, name, retention.as_ref()).await,
+        Action::PutObjectLock(retention) | Action::EnableObjectLockInPlace(retention) => {
+            s3::put_object_lock(clients, name, retention.as_ref()).await
+        }
         Action::PutEncryption => {
             let kms_key = match bucket.encryption {
                 BucketEncryption::KmsTrailKey => key_arn,

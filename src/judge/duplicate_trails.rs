@@ -18,6 +18,11 @@ use crate::desired::{AdvancedField, EventSelectors};
 /// 100,000 events delivered (AWS CloudTrail pricing, "Trails": $2.00 per 100,000).
 pub const PRICE_PER_100K_COPIED_EVENTS_USD: f64 = 2.00;
 
+/// The price of network activity events, charged as data events are: on every trail that records
+/// them, the first copy included ($0.10 per 100,000 events delivered; "Additional charges apply
+/// for network activity events", CloudTrail user guide, "Logging network activity events").
+pub const PRICE_PER_100K_NETWORK_ACTIVITY_EVENTS_USD: f64 = 0.10;
+
 /// Hours in an average month (365 * 24 / 12), for a monthly estimate from an hour of events.
 pub const HOURS_PER_MONTH: f64 = 730.0;
 
@@ -99,21 +104,28 @@ pub struct TrailCopy {
     pub recording: Recording,
 }
 
-/// The management events the account's trail delivered in the last hour, counted from its log
-/// files, by what selectors choose them by.
+/// The events the account's trail delivered in the last hour, counted from its log files: the
+/// management events by what selectors choose them by, and the network activity events.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HourOfEvents {
     pub events: BTreeMap<ManagementEvent, u64>,
+    /// Network activity events (`eventCategory` NetworkActivity): charged on the trail that
+    /// records them whatever the other trails do.
+    pub network_activity: u64,
     /// The count stopped at the files read: the real number is higher.
     pub at_least: bool,
 }
 
 impl HourOfEvents {
-    /// Adds the management events of one CloudTrail log file (`{"Records": [...]}`).
+    /// Adds the management and network activity events of one CloudTrail log file (`{"Records": [...]}`).
     pub fn add_log_file(&mut self, log: &Value) {
         for event in management_events(log) {
             *self.events.entry(event).or_default() += 1;
         }
+        let records = log["Records"].as_array().into_iter().flatten();
+        self.network_activity += records
+            .filter(|r| r["eventCategory"] == crate::api::NETWORK_ACTIVITY)
+            .count() as u64;
     }
 
     pub fn total(&self) -> u64 {
@@ -214,20 +226,29 @@ pub fn duplicates(region: &str, trails: &[TrailCopy], hour: Option<&HourOfEvents
             .sum::<u64>()
     });
     let copied_per_month = copied.map(per_month);
+    let network = hour.map(|h| per_month(h.network_activity)).filter(|n| *n > 0);
     let cost = copied_per_month.map(|copies| {
-        let dollars = copies as f64 / 100_000.0 * PRICE_PER_100K_COPIED_EVENTS_USD;
-        (dollars * 100.0).round() / 100.0
+        let copies = copies as f64 / 100_000.0 * PRICE_PER_100K_COPIED_EVENTS_USD;
+        let network = network.unwrap_or(0) as f64 / 100_000.0 * PRICE_PER_100K_NETWORK_ACTIVITY_EVENTS_USD;
+        ((copies + network) * 100.0).round() / 100.0
     });
     let partial = trails.iter().any(|t| matches!(t.recording, Recording::Selected(_)))
         && overlapping.len() < kinds.iter().filter(|e| copies_of(trails, e) > 0).count();
     let mut note = match hour {
-        Some(h) => format!(
-            "{}{} management events in the last hour of the trail's log files in {region}, each priced by the trails that record it ({}{} copies after the first) x {HOURS_PER_MONTH} hours, at ${PRICE_PER_100K_COPIED_EVENTS_USD:.2} per 100,000 copied events (AWS CloudTrail pricing); data and network activity events, Insights and CloudWatch Logs ingestion are not included",
-            if h.at_least { "at least " } else { "" },
-            h.total(),
-            if h.at_least { "at least " } else { "" },
-            copied.unwrap_or_default(),
-        ),
+        Some(h) => {
+            let at_least = if h.at_least { "at least " } else { "" };
+            let network = match h.network_activity {
+                0 => String::new(),
+                n => format!(
+                    "; {at_least}{n} network activity events in the same hour x {HOURS_PER_MONTH} hours at ${PRICE_PER_100K_NETWORK_ACTIVITY_EVENTS_USD:.2} per 100,000, charged on this trail whatever the others record"
+                ),
+            };
+            format!(
+                "{at_least}{} management events in the last hour of the trail's log files in {region}, each priced by the trails that record it ({at_least}{} copies after the first) x {HOURS_PER_MONTH} hours, at ${PRICE_PER_100K_COPIED_EVENTS_USD:.2} per 100,000 copied events (AWS CloudTrail pricing){network}; data events, Insights and CloudWatch Logs ingestion are not included",
+                h.total(),
+                copied.unwrap_or_default(),
+            )
+        }
         None => format!(
             "events not counted (the trail's log files are not in a bucket trailkeeper reads); each copy after the first costs ${PRICE_PER_100K_COPIED_EVENTS_USD:.2} per 100,000 management events"
         ),
@@ -247,6 +268,7 @@ pub fn duplicates(region: &str, trails: &[TrailCopy], hour: Option<&HourOfEvents
         paid_copies: paid,
         events_per_month: hour.map(|h| per_month(h.total())),
         copied_events_per_month: copied_per_month,
+        network_activity_events_per_month: network,
         estimated_monthly_cost_usd: cost,
         note,
     })
@@ -315,6 +337,7 @@ mod tests {
         let mut h = HourOfEvents::default();
         h.add_log_file(&serde_json::json!({ "Records": records }));
         assert_eq!(h.total(), 10);
+        assert_eq!(h.network_activity, 1, "priced apart");
         assert_eq!(
             h.events[&ManagementEvent {
                 read_only: true,
@@ -360,6 +383,23 @@ mod tests {
             duplicates("us-east-1", &[copy("a", basic("All")), copy("b", basic("All"))], None).expect("a duplicate");
         assert_eq!(uncounted.estimated_monthly_cost_usd, None);
         assert!(uncounted.note.contains("not counted"));
+    }
+
+    #[test]
+    fn network_activity_events_are_priced_apart_from_the_copies_of_management_events() {
+        let mut h = hour(500, 500, "iam.amazonaws.com");
+        h.network_activity = 10_000;
+        let d = duplicates(
+            "us-east-1",
+            &[copy("org", Recording::Everything), copy("own", basic("All"))],
+            Some(&h),
+        )
+        .expect("a duplicate");
+        assert_eq!(d.events_per_month, Some(730_000));
+        assert_eq!(d.network_activity_events_per_month, Some(7_300_000));
+        // 730,000 x $2.00 / 100,000 + 7,300,000 x $0.10 / 100,000.
+        assert_eq!(d.estimated_monthly_cost_usd, Some(14.6 + 7.3));
+        assert!(d.note.contains("10000 network activity events"), "{}", d.note);
     }
 
     #[test]

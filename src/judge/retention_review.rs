@@ -146,6 +146,7 @@ pub fn diff(base: &[ResolvedBaseline], head: &[ResolvedBaseline]) -> Vec<Change>
     let (base, head) = (by_account(base), by_account(head));
     let mut out = Vec::new();
     for (account, h) in &head {
+        out.extend(super::lock_in_place::review(base.get(account), h));
         match base.get(account) {
             Some(b) => out.extend(changes(b, h)),
             None => out.push(Change {

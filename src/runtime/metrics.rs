@@ -540,6 +540,7 @@ mod tests {
                 paid_copies: 1,
                 events_per_month: Some(1_000_000),
                 copied_events_per_month: Some(1_000_000),
+                network_activity_events_per_month: None,
                 estimated_monthly_cost_usd: Some(20.0),
                 note: String::new(),
             }),

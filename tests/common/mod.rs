@@ -267,6 +267,7 @@ pub struct Inspector {
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub sns: aws_sdk_sns::Client,
     pub sqs: aws_sdk_sqs::Client,
+    pub securityhub: aws_sdk_securityhub::Client,
 }
 
 impl Inspector {
@@ -348,6 +349,7 @@ pub async fn inspector_in(account: &str, region: &str) -> Inspector {
         cloudwatch: client!(aws_sdk_cloudwatch),
         sns: client!(aws_sdk_sns),
         sqs: client!(aws_sdk_sqs),
+        securityhub: client!(aws_sdk_securityhub),
     }
 }
 
@@ -497,6 +499,7 @@ pub fn mocked_clients(
         events: client!(aws_sdk_eventbridge),
         cloudwatch: client!(aws_sdk_cloudwatch),
         sns: client!(aws_sdk_sns),
+        securityhub: client!(aws_sdk_securityhub),
     };
     trailkeeper::aws::AccountClients::from_parts(REGION, services, calls.clone())
 }

@@ -147,6 +147,7 @@ impl Account {
             events: client_in!(aws_sdk_eventbridge, &config).into(),
             cloudwatch: client_in!(aws_sdk_cloudwatch, &config).into(),
             sns: client_in!(aws_sdk_sns, &config).into(),
+            securityhub: client_in!(aws_sdk_securityhub, &config).into(),
         };
         trailkeeper::aws::AccountClients::from_parts(region, services, trailkeeper::aws::CallRecorder::new())
     }

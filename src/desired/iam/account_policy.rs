@@ -15,6 +15,9 @@ pub fn account_policy(s: &IamSettings) -> Value {
     statements.extend(config_queries_and_organization(s, &scope));
     statements.extend(drift_events_and_deletion(&scope));
     statements.extend(monitoring_controls(&scope));
+    if s.security_hub {
+        statements.extend(security_hub_findings(&scope));
+    }
     if !s.buckets.is_empty() {
         let named: Vec<String> = s.buckets.iter().map(|b| format!("arn:{p}:s3:::{b}")).collect();
         statements.push(statement("UserNamedBuckets", &BUCKET_ACTIONS, named.clone()));
@@ -488,6 +491,36 @@ fn monitoring_controls(scope: &AccountScope) -> Vec<Value> {
 }
 
 /// The ARNs and conditions the statements of the account policy are scoped to.
+/// spec.securityHub: findings imported under the account's own custom integration (its product
+/// ARN `product/{account}/default`), read back from its hub, and marked RESOLVED when they pass:
+/// BatchUpdateFindings may set the workflow status to RESOLVED only (condition key
+/// `securityhub:ASFFSyntaxPath/Workflow.Status`, Security Hub user guide, "Configuring access to
+/// BatchUpdateFindings").
+/// https://docs.aws.amazon.com/securityhub/latest/userguide/finding-update-batchupdatefindings.html
+fn security_hub_findings(scope: &AccountScope) -> Vec<Value> {
+    let p = scope.p;
+    vec![
+        statement(
+            "SecurityHubFindingsOfTheAccountsOwnIntegration",
+            &["securityhub:BatchImportFindings"],
+            vec![format!("arn:{p}:securityhub:*:*:product/*/default")],
+        ),
+        statement(
+            "SecurityHubFindingsRead",
+            &["securityhub:GetFindings"],
+            vec![format!("arn:{p}:securityhub:*:*:hub/default")],
+        ),
+        with_condition(
+            statement(
+                "SecurityHubFindingsResolved",
+                &["securityhub:BatchUpdateFindings"],
+                vec![format!("arn:{p}:securityhub:*:*:hub/default")],
+            ),
+            json!({"StringEquals": {"securityhub:ASFFSyntaxPath/Workflow.Status": "RESOLVED"}}),
+        ),
+    ]
+}
+
 struct AccountScope<'a> {
     p: &'a str,
     prefix: &'a str,

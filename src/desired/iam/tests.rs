@@ -130,3 +130,69 @@ fn the_trust_policy_admits_the_operator_with_the_external_id() {
         "tk-123"
     );
 }
+
+/// Security Hub: findings imported under each account's own custom integration only, read from
+/// its hub, and marked RESOLVED (no other workflow status); nothing of it without a baseline that
+/// exports findings.
+#[test]
+fn security_hub_grants_the_own_integration_and_resolving_only() {
+    use crate::policy_eval::{decisions, request};
+    let policy = account_policy(&IamSettings::default());
+    let who = serde_json::json!({"AWS": "arn:aws:iam::111122223333:role/trailkeeper"});
+    let own = "arn:aws:securityhub:eu-west-1:111122223333:product/111122223333/default";
+    let partner = "arn:aws:securityhub:eu-west-1:222233334444:product/crowdstrike/crowdstrike-falcon";
+    let hub = "arn:aws:securityhub:eu-west-1:111122223333:hub/default";
+    let status = |s: &str| serde_json::json!({"securityhub:ASFFSyntaxPath/Workflow.Status": s});
+    let found = decisions(
+        &policy,
+        &[
+            request(
+                who.clone(),
+                "securityhub:BatchImportFindings",
+                Some(own),
+                serde_json::json!({}),
+            ),
+            request(
+                who.clone(),
+                "securityhub:BatchImportFindings",
+                Some(partner),
+                serde_json::json!({}),
+            ),
+            request(who.clone(), "securityhub:GetFindings", Some(hub), serde_json::json!({})),
+            request(
+                who.clone(),
+                "securityhub:BatchUpdateFindings",
+                Some(hub),
+                status("RESOLVED"),
+            ),
+            request(
+                who.clone(),
+                "securityhub:BatchUpdateFindings",
+                Some(hub),
+                status("SUPPRESSED"),
+            ),
+            request(
+                who.clone(),
+                "securityhub:DisableSecurityHub",
+                Some(hub),
+                serde_json::json!({}),
+            ),
+        ],
+    );
+    assert_eq!(
+        found,
+        [
+            "Allow",
+            "ImplicitDeny",
+            "Allow",
+            "Allow",
+            "ImplicitDeny",
+            "ImplicitDeny"
+        ]
+    );
+    let without = account_policy(&IamSettings {
+        security_hub: false,
+        ..Default::default()
+    });
+    assert!(!without.to_string().contains("securityhub:"), "{without}");
+}

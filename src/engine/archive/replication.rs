@@ -134,11 +134,23 @@ impl AccountReconcile<'_> {
         if !self.finish(C, result) {
             return Some(report);
         }
+        // An existing replica left without Object Lock (the guard holds an in-place lock back) is
+        // never replicated into.
+        let locked = observed_bucket.as_ref().is_none_or(|b| b.object_lock_enabled);
         if let Some(message) = held {
-            self.merge_state(C, ComponentState::ApprovalRequired(format!("replica: {message}")));
+            let message = if locked {
+                format!("replica: {message}")
+            } else {
+                format!(
+                    "replica: {message}; it is not replicated into until it has Object Lock (turned on by its owner: s3api put-object-lock-configuration)"
+                )
+            };
+            self.merge_state(C, ComponentState::ApprovalRequired(message));
         }
         // What the replica is now: as desired when every write was made, else as observed.
-        let replica_ready = if delta.actions.is_empty() || (self.write && wrote_all) {
+        let replica_ready = if !locked {
+            false
+        } else if delta.actions.is_empty() || (self.write && wrote_all) {
             true
         } else {
             observed_bucket
@@ -219,6 +231,11 @@ impl AccountReconcile<'_> {
                 observed_rule.map_or("(none)".into(), |o| describe(o.rule.as_ref(), &o.role, &o.other_rules)),
             );
             delta.act(diff::Action::PutReplication);
+            if !locked {
+                // Held back by the guard: ApprovalRequired already says why and what to do.
+                self.report.drift.extend(delta.drift);
+                return Some(report);
+            }
             if !replica_ready {
                 let e = AwsError {
                     kind: ErrorKind::Invalid,

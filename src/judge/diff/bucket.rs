@@ -100,7 +100,11 @@ impl BucketDiff<'_> {
                 "disabled".into()
             };
             self.differs("objectLock", describe_lock(&desired.lock_retention), actual);
-            self.delta.act(Action::PutObjectLock(desired.lock_retention.clone()));
+            self.delta.act(if bucket.object_lock_enabled {
+                Action::PutObjectLock(desired.lock_retention.clone())
+            } else {
+                Action::EnableObjectLockInPlace(desired.lock_retention.clone())
+            });
         }
     }
 

@@ -34,6 +34,9 @@ pub enum Action {
     },
     EnableVersioning,
     PutObjectLock(Option<LockRetention>),
+    /// Object Lock turned on for a bucket that exists without it: irreversible, and the objects
+    /// already there keep no lock (held back unless `storage.lockExistingBucket` allows it).
+    EnableObjectLockInPlace(Option<LockRetention>),
     PutEncryption,
     BlockPublicAccess,
     EnforceBucketOwner,
@@ -76,6 +79,10 @@ impl fmt::Display for Action {
                 format!("set the Object Lock default retention to {:?} {} days", r.mode, r.days)
             }
             Action::PutObjectLock(None) => "enable Object Lock without a default retention".to_string(),
+            Action::EnableObjectLockInPlace(retention) => format!(
+                "turn Object Lock on in place, irreversibly ({}; the objects already there keep no lock)",
+                describe_lock(retention)
+            ),
             Action::PutEncryption => "set default encryption".to_string(),
             Action::BlockPublicAccess => "block public access".to_string(),
             Action::EnforceBucketOwner => "turn ACLs off (Object Ownership BucketOwnerEnforced)".to_string(),
