@@ -45,6 +45,8 @@ echo 'leaderElecton: {enabled: true}' > "$out/typo.yaml"
 check "an unknown key is rejected" rejects "additional properties 'leaderElecton' not allowed" "$helm" template tk "$chart" -f "$out/typo.yaml"
 printf 'replicaCount: 2\nleaderElection: {enabled: false}\n' > "$out/no-election.yaml"
 check "two replicas without leader election are rejected" rejects "replicaCount > 1 needs leaderElection.enabled: true" "$helm" template tk "$chart" -f "$out/no-election.yaml"
+printf 'leaderElection: {enabled: false}\nsharding: {shards: 4}\n' > "$out/shards-no-election.yaml"
+check "sharding without leader election is rejected" rejects "sharding.shards above 1 needs leaderElection.enabled" "$helm" template tk "$chart" -f "$out/shards-no-election.yaml"
 printf 'podDisruptionBudget: {enabled: true}\n' > "$out/pdb-one.yaml"
 check "a disruption budget with one replica is rejected (it would block every drain)" rejects "podDisruptionBudget.enabled needs replicaCount > 1" "$helm" template tk "$chart" -f "$out/pdb-one.yaml"
 printf 'replicaCount: 2\npodDisruptionBudget: {enabled: true, minAvailable: 2}\n' > "$out/pdb-all.yaml"
@@ -65,6 +67,12 @@ assert $expr, \"not as documented\"'"
 expect "PodDisruptionBudget: maxUnavailable 1 by default" \
   'kind("PodDisruptionBudget")[0]["spec"] == {"maxUnavailable": 1, "selector": kind("PodDisruptionBudget")[0]["spec"]["selector"]}' \
   --set replicaCount=2 --set podDisruptionBudget.enabled=true
+expect "sharding: the shards in the env, and the Leases listed and deleted" \
+  '{"name": "TRAILKEEPER_SHARDS", "value": "4"} in kind("Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["env"] and any(r["verbs"] == ["list", "delete"] for r in kind("Role")[0]["rules"])' \
+  -f "$chart/ci/sharded-values.yaml"
+expect "without sharding: no shards in the env, no Lease listed or deleted" \
+  'not any(e["name"] == "TRAILKEEPER_SHARDS" for e in kind("Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["env"]) and not any("list" in r["verbs"] for r in kind("Role")[0]["rules"])' \
+  --set replicaCount=2
 expect "NetworkPolicy without metricsFrom admits the namespace's pods only" \
   'kind("NetworkPolicy")[0]["spec"]["ingress"][0]["from"] == [{"podSelector": {}}] and kind("NetworkPolicy")[0]["spec"]["policyTypes"] == ["Ingress"]' \
   --set networkPolicy.enabled=true

@@ -751,8 +751,17 @@ async fn a_message_whose_route_failed_stays_and_is_routed_once_the_controller_is
                 let messages = trailkeeper::aws::sqs::receive(&sqs, &url, 1).await.unwrap();
                 if !messages.is_empty() {
                     let (mut sweep, _swept) = futures::channel::mpsc::channel(4);
-                    let done =
-                        route_messages(messages, &mut Router::default(), &known, &mut reconcile, &mut sweep).await;
+                    let owns_all = |_: &str| true;
+                    let handled = route_messages(
+                        messages,
+                        &mut Router::default(),
+                        &known,
+                        &owns_all,
+                        &mut reconcile,
+                        &mut sweep,
+                    )
+                    .await;
+                    let done = handled.done;
                     if !done.is_empty() {
                         trailkeeper::aws::sqs::delete(&sqs, &url, &done).await.unwrap();
                     }
@@ -1030,4 +1039,124 @@ async fn past_the_bus_policy_quota_the_loop_counts_setup_error_and_writes_no_pol
         policy.as_deref().is_none_or(|p| !p.contains("300000000000")),
         "a policy naming the accounts was written: {policy:?}"
     );
+}
+
+/// With sharding (issue 46): an event of an account another replica holds is not repaired and not
+/// deleted: ChangeMessageVisibility makes it visible again at once, and the replica that holds
+/// the account receives it (its receive count says how often it came back). ChangeMessageVisibility
+/// Batch as AWS documents it, both ways: an entry of a message no longer in flight fails alone
+/// (HTTP 200, the others applied); more than 10 entries, or two with one Id, refuse the request
+/// (scripts/emulator/trailkeeper_sqs_visibility.py).
+#[tokio::test]
+async fn an_event_of_another_replicas_shard_is_handed_back_to_the_queue_not_repaired_nor_deleted() {
+    let events = events_settings("shards").await;
+    let base = common::base_config().await;
+    let sqs = trailkeeper::drift_events::queue::queue_client(&base, &trailkeeper::fence::WriteGate::open());
+    let account = common::new_account();
+    let body = serde_json::json!({"id": "theirs-1", "detail-type": "AWS API Call via CloudTrail", "source": "aws.cloudtrail",
+        "account": account, "detail": {"eventName": "StopLogging"}});
+    let operator = common::inspector(OPERATOR_ACCOUNT).await;
+    operator
+        .sqs
+        .send_message()
+        .queue_url(&events.queue_url)
+        .message_body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let known = [Target {
+        baseline: ObjectRef::new("theirs").within("ns"),
+        account: account.clone(),
+        role_arn: None,
+        kept: None,
+        forwarded: Vec::new(),
+    }];
+    let url = events.queue_url.clone();
+
+    // This replica does not hold the account: handed back, nothing routed, nothing deleted.
+    let received = trailkeeper::aws::sqs::receive(&sqs, &url, 5).await.unwrap();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].receive_count, 1);
+    let (mut reconcile, mut receiver) = futures::channel::mpsc::channel(4);
+    let (mut sweep, _swept) = futures::channel::mpsc::channel(4);
+    let mut router = Router::default();
+    let handled = route_messages(
+        received,
+        &mut router,
+        &known,
+        &|_: &str| false,
+        &mut reconcile,
+        &mut sweep,
+    )
+    .await;
+    assert!(handled.done.is_empty(), "{handled:?}");
+    assert_eq!(handled.elsewhere.len(), 1);
+    assert!(
+        receiver.try_recv().is_err(),
+        "not repaired by a replica that does not hold it"
+    );
+    trailkeeper::aws::sqs::release(&sqs, &url, &handled.elsewhere)
+        .await
+        .unwrap();
+
+    // Visible again at once (the queue's visibility timeout is 30 s): the holder receives it.
+    let again = trailkeeper::aws::sqs::receive(&sqs, &url, 1).await.unwrap();
+    assert_eq!(again.len(), 1, "the handed-back message is visible again at once");
+    assert_eq!(again[0].receive_count, 2);
+    let handled = route_messages(
+        again.clone(),
+        &mut router,
+        &known,
+        &|_: &str| true,
+        &mut reconcile,
+        &mut sweep,
+    )
+    .await;
+    assert_eq!(handled.done.len(), 1);
+    assert_eq!(receiver.try_recv().ok(), Some(ObjectRef::new("theirs").within("ns")));
+    trailkeeper::aws::sqs::delete(&sqs, &url, &handled.done).await.unwrap();
+
+    // An entry of a message no longer in flight (deleted) fails alone: HTTP 200, no error.
+    trailkeeper::aws::sqs::release(&sqs, &url, &[(again[0].receipt.clone(), 0)])
+        .await
+        .expect("a failed entry is reported in the response, not as an error");
+    // The request's own errors refuse it whole.
+    let entry = |id: &str| {
+        aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry::builder()
+            .id(id)
+            .receipt_handle(&again[0].receipt)
+            .visibility_timeout(0)
+            .build()
+            .unwrap()
+    };
+    let eleven: Vec<_> = (0..11).map(|i| entry(&i.to_string())).collect();
+    let refused = sqs
+        .change_message_visibility_batch()
+        .queue_url(&url)
+        .set_entries(Some(eleven))
+        .send()
+        .await
+        .expect_err("more than 10 entries");
+    assert!(
+        format!("{refused:?}").contains("TooManyEntriesInBatchRequest"),
+        "{refused:?}"
+    );
+    let repeated = sqs
+        .change_message_visibility_batch()
+        .queue_url(&url)
+        .set_entries(Some(vec![entry("a"), entry("a")]))
+        .send()
+        .await
+        .expect_err("two entries with one Id");
+    assert!(
+        format!("{repeated:?}").contains("BatchEntryIdsNotDistinct"),
+        "{repeated:?}"
+    );
+    let ten: Vec<_> = (0..10).map(|i| entry(&i.to_string())).collect();
+    sqs.change_message_visibility_batch()
+        .queue_url(&url)
+        .set_entries(Some(ten))
+        .send()
+        .await
+        .expect("10 entries with distinct Ids are accepted (each failing alone here)");
 }

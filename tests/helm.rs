@@ -164,14 +164,22 @@ async fn install_and_run(values: Option<&str>, baseline_namespace: Option<&str>,
     );
 
     let leases: Api<Lease> = Api::namespaced(client.clone(), &release.namespace);
-    let lease_name = release.object("Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["name"] == "TRAILKEEPER_LEASE_NAME")
-        .and_then(|e| e["value"].as_str())
-        .expect("the chart sets the Lease name")
-        .to_string();
+    let env = |name: &str| {
+        release.object("Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == name)
+            .and_then(|e| e["value"].as_str())
+            .map(str::to_string)
+    };
+    let mut lease_name = env("TRAILKEEPER_LEASE_NAME").expect("the chart sets the Lease name");
+    // With sharding, the Lease of the account's shard.
+    if let Some(shards) = env("TRAILKEEPER_SHARDS") {
+        let shards: u32 = shards.parse().expect("a number of shards");
+        let shard = trailkeeper::runtime::leader::shards::shard_of(&account, shards);
+        lease_name = trailkeeper::runtime::leader::shards::shard_lease(&lease_name, shard);
+    }
     let lease = leases.get(&lease_name).await.expect("the Lease exists");
     assert_eq!(
         lease.spec.and_then(|s| s.holder_identity).as_deref(),
@@ -243,7 +251,12 @@ async fn with_each_ci_values_file_the_chart_installs_and_the_operator_runs_as_co
     files.sort();
     assert_eq!(
         files,
-        ["ha-values.yaml", "monitoring-values.yaml", "namespaced-values.yaml"]
+        [
+            "ha-values.yaml",
+            "monitoring-values.yaml",
+            "namespaced-values.yaml",
+            "sharded-values.yaml"
+        ]
     );
     for file in &files {
         let text = std::fs::read_to_string(root().join("charts/trailkeeper/ci").join(file)).unwrap();

@@ -380,6 +380,7 @@ def install():
     __import__("trailkeeper_securityhub").install()
     __import__("trailkeeper_object_lock").install()
     __import__("trailkeeper_batch").install()
+    __import__("trailkeeper_sqs_visibility").install()
     __import__("trailkeeper_account_wide").install()
     from moto.cloudtrail import models as cloudtrail
     from moto.ec2.models import flow_logs

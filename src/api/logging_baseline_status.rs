@@ -80,6 +80,10 @@ pub struct LoggingBaselineStatus {
     /// The account's findings in AWS Security Hub (spec.securityHub).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_hub: Option<super::SecurityHubStatus>,
+    /// With sharding (`--shards` above 1): the shard of the account and the replica that last
+    /// reconciled it. Absent with one shard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconciled_by: Option<ReconciledBy>,
 }
 
 /// A landing zone's trail that records the account's events.
@@ -93,6 +97,18 @@ pub struct ControlTowerStatus {
     pub log_archive_bucket: Option<String>,
     /// `covered by Control Tower's trail ...`.
     pub message: String,
+}
+
+/// Who last reconciled a baseline, with sharding.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReconciledBy {
+    /// The replica (its pod's name).
+    pub replica: String,
+    /// The account's shard: FNV-1a 64 of the account id, modulo `shards`.
+    pub shard: u32,
+    /// How many shards the fleet is split into.
+    pub shards: u32,
 }
 
 /// Audit evidence: each logging control of a benchmark, passed or failed, and what was read.

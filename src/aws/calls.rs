@@ -136,6 +136,7 @@ pub fn iam_action(service: &str, operation: &str) -> String {
         ("s3", "PutBucketReplication") => "PutReplicationConfiguration",
         ("s3", "HeadObject") => "GetObject",
         ("sqs", "DeleteMessageBatch") => "DeleteMessage",
+        ("sqs", "ChangeMessageVisibilityBatch") => "ChangeMessageVisibility",
         (_, op) => op,
     };
     format!("{prefix}:{action}")

@@ -1,14 +1,19 @@
 //! SQS: the queue the operator long-polls for tampering events, and its policy.
 
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, QueueAttributeName};
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, MessageSystemAttributeName,
+    QueueAttributeName,
+};
 
 use super::{AwsError, check};
 
-/// A message as received: its receipt (to delete it) and body.
+/// A message as received: its receipt (to delete it), body, and how many times it was received
+/// (this time included; 1 when SQS does not say).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Message {
     pub receipt: String,
     pub body: String,
+    pub receive_count: u32,
 }
 
 /// The queue's ARN and policy.
@@ -52,6 +57,7 @@ pub async fn receive(sqs: &aws_sdk_sqs::Client, url: &str, wait_seconds: i32) ->
         .queue_url(url)
         .max_number_of_messages(10)
         .wait_time_seconds(wait_seconds)
+        .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
         .send()
         .await;
     let out = check(sent, "SQS", "ReceiveMessage", &format!("queue {url}"))?;
@@ -62,6 +68,11 @@ pub async fn receive(sqs: &aws_sdk_sqs::Client, url: &str, wait_seconds: i32) ->
             Some(Message {
                 receipt: m.receipt_handle()?.to_string(),
                 body: m.body().unwrap_or_default().to_string(),
+                receive_count: m
+                    .attributes()
+                    .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(1),
             })
         })
         .collect())
@@ -90,4 +101,35 @@ pub async fn delete(sqs: &aws_sdk_sqs::Client, url: &str, receipts: &[String]) -
         .send()
         .await;
     check(sent, "SQS", "DeleteMessageBatch", &format!("queue {url}")).map(|_| ())
+}
+
+/// Makes received messages visible again after `seconds` (0: at once), for another consumer:
+/// ChangeMessageVisibilityBatch, at most 10 (as received). AWS: the timeout is 0 to 43,200 s and
+/// the message must be in flight (received, not deleted, its visibility timeout not passed):
+/// <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ChangeMessageVisibility.html>.
+/// An entry refused (its message visible again already, or deleted) needs nothing more: it is
+/// in the queue for the next receive, or gone.
+pub async fn release(sqs: &aws_sdk_sqs::Client, url: &str, messages: &[(String, i32)]) -> Result<(), AwsError> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let entries = messages
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (receipt, seconds))| {
+            ChangeMessageVisibilityBatchRequestEntry::builder()
+                .id(i.to_string())
+                .receipt_handle(receipt)
+                .visibility_timeout((*seconds).clamp(0, 43_200))
+                .build()
+                .ok()
+        })
+        .collect();
+    let sent = sqs
+        .change_message_visibility_batch()
+        .queue_url(url)
+        .set_entries(Some(entries))
+        .send()
+        .await;
+    check(sent, "SQS", "ChangeMessageVisibilityBatch", &format!("queue {url}")).map(|_| ())
 }

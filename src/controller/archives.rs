@@ -48,7 +48,12 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
             archive_spec_or_deletion,
             PredicateConfig::default().ttl(ctx.predicate_ttl()),
         );
+    let newly_held = super::shard::newly_held(ctx.shards.clone(), store.clone(), {
+        let shards = ctx.shards.clone();
+        move |archive: &LogArchive| shards.of(&archive.spec.account_id)
+    });
     Controller::for_stream(archives, store)
+        .reconcile_on(newly_held)
         .with_config(kube::runtime::controller::Config::default().concurrency(ctx.settings.concurrency))
         .watches_stream(members, |b: LoggingBaseline| {
             let archive = b.spec.storage.archive_ref.as_ref()?;
@@ -110,6 +115,10 @@ async fn reconcile(archive: Arc<LogArchive>, ctx: Arc<Context>) -> Result<Action
         // Retain: the archive's bucket and key hold the members' logs; nothing is removed.
         return Ok(Action::await_change());
     }
+    // The archive account's shard's holder writes it (its policies, its status).
+    let Some(_turn) = ctx.shards.begin(ctx.shards.of(&archive.spec.account_id)) else {
+        return Ok(Action::await_change());
+    };
     if let Err(e) = crate::api::check_cel(archive.as_ref()) {
         // What admission would refuse (an object stored before a rule existed) never reaches AWS.
         let message = format!("the LogArchive breaks its CRD's rules: {e}");
@@ -189,7 +198,7 @@ async fn reconcile(archive: Arc<LogArchive>, ctx: Arc<Context>) -> Result<Action
         && was_ready != Some(false)
     {
         writer::publish_event(
-            &ctx.recorder,
+            ctx.writers.recorder(ctx.shards.of(&archive.spec.account_id)),
             archive.as_ref(),
             EventType::Warning,
             &ready.reason,
@@ -460,6 +469,7 @@ fn not_ready_status(archive: &LogArchive, reason: &str, message: String) -> LogA
 }
 
 async fn patch_status(ctx: &Context, archive: &LogArchive, next: LogArchiveStatus) -> Result<(), Error> {
-    writer::apply_status(&ctx.client, archive, MANAGER, &next).await?;
+    let client = ctx.writers.client(ctx.shards.of(&archive.spec.account_id));
+    writer::apply_status(client, archive, MANAGER, &next).await?;
     Ok(())
 }

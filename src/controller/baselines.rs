@@ -32,9 +32,17 @@ pub use super::policies::{baselines_using_retention_policy, baselines_using_trai
 
 /// The reconcile entry: the finalizer calls `apply` or `cleanup`.
 pub async fn reconcile(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Action, Error> {
+    // The account's shard's holder writes it; this replica, when it holds it, from then on.
+    let shard = ctx.shards.of(&baseline.spec.account_id);
+    let Some(_turn) = ctx.shards.begin(shard) else {
+        return Ok(Action::await_change());
+    };
+    if ctx.shards.is_sharded() {
+        crate::runtime::metrics::record_shard_reconcile(shard);
+    }
     let started = Instant::now();
     let ns = baseline.namespace().unwrap_or_default();
-    let api: Api<LoggingBaseline> = Api::namespaced(ctx.client.clone(), &ns);
+    let api: Api<LoggingBaseline> = Api::namespaced(ctx.writers.client(shard).clone(), &ns);
     let result = finalizer(&api, FINALIZER, baseline, |event| async {
         match event {
             Finalizer::Apply(b) => apply(b, ctx.clone()).await,
@@ -54,7 +62,16 @@ pub fn error_policy(baseline: Arc<LoggingBaseline>, error: &Error, ctx: Arc<Cont
 }
 
 async fn patch_status(ctx: &Context, baseline: &LoggingBaseline, status: &LoggingBaselineStatus) -> Result<(), Error> {
-    writer::apply_status(&ctx.client, baseline, MANAGER, status).await?;
+    let shard = ctx.shards.of(&baseline.spec.account_id);
+    let mut status = std::borrow::Cow::Borrowed(status);
+    if ctx.shards.is_sharded() {
+        status.to_mut().reconciled_by = Some(crate::api::ReconciledBy {
+            replica: ctx.shards.identity().to_string(),
+            shard,
+            shards: ctx.shards.count(),
+        });
+    }
+    writer::apply_status(ctx.writers.client(shard), baseline, MANAGER, status.as_ref()).await?;
     Ok(())
 }
 
@@ -66,7 +83,8 @@ async fn publish(
     action: &str,
     note: String,
 ) {
-    writer::publish_event(&ctx.recorder, baseline, type_, reason, action, note).await;
+    let recorder = ctx.writers.recorder(ctx.shards.of(&baseline.spec.account_id));
+    writer::publish_event(recorder, baseline, type_, reason, action, note).await;
 }
 
 fn ready_of(status: &LoggingBaselineStatus) -> Option<(String, String)> {
@@ -626,7 +644,8 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         ctx.recorder.clone(),
         ctx.settings.resync,
         cached,
-    );
+    )
+    .with_shards(ctx.shards.clone(), ctx.writers.clone());
     sets.timeout = ctx.settings.reconcile_timeout;
     let set_settings = super::sets::SetSettings {
         namespace: ctx.settings.watch_namespace.clone(),
@@ -635,6 +654,8 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     };
     let policies = Arc::new(super::policy_status::PolicyContext {
         client: ctx.client.clone(),
+        shards: ctx.shards.clone(),
+        writers: ctx.writers.clone(),
         baselines: ctx.settings.selector.is_none().then(|| store.clone()),
         resync: ctx.settings.resync,
     });
@@ -673,7 +694,7 @@ async fn run_baselines(
     {
         let (store, health) = (store.clone(), ctx.health.clone());
         tokio::spawn(async move {
-            if store.wait_until_ready().await.is_ok() {
+            if super::shard::cache_synced(&store).await {
                 health.synced.store(true, std::sync::atomic::Ordering::Relaxed);
             }
         });
@@ -696,7 +717,7 @@ async fn run_baselines(
     // or is cancelled on the lease's loss, the loop stops with it (mid long poll too).
     let drift_events = {
         let (forwarding, unforwarded) = (ctx.forwarding.clone(), ctx.unforwarded.clone());
-        let (store, base, gate) = (store.clone(), ctx.aws.base.clone(), ctx.aws.gate.clone());
+        let (store, base, shards) = (store.clone(), ctx.aws.base.clone(), ctx.shards.clone());
         let events = settings.events.clone();
         async move {
             if let Some(events) = events {
@@ -704,7 +725,8 @@ async fn run_baselines(
                     let _ = forwarding.set(f);
                     unforwarded.lock().unwrap_or_else(|e| e.into_inner()).drain().collect()
                 };
-                crate::drift_events::queue::run(events, base, store, gate, ready, tamper_tx, sweep_tx).await;
+                let gates = crate::drift_events::queue::EventGates::of(&shards, &events.queue_url);
+                crate::drift_events::queue::run(events, base, store, gates, ready, tamper_tx, sweep_tx).await;
             }
             // Without events (or once the loop returns), only the controller runs.
             std::future::pending::<()>().await
@@ -718,12 +740,19 @@ async fn run_baselines(
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 every.tick().await;
-                if store.wait_until_ready().await.is_ok() {
-                    ctx.forget_departed(&store.state());
+                if super::shard::cache_synced(&store).await {
+                    // With sharding, those of the shards handed back or lost are gone too.
+                    let mut present = store.state();
+                    present.retain(|b| ctx.shards.holds(ctx.shards.of(&b.spec.account_id)));
+                    ctx.forget_departed(&present);
                 }
             }
         }
     };
+    let newly_held = super::shard::newly_held(ctx.shards.clone(), store.clone(), {
+        let shards = ctx.shards.clone();
+        move |b: &LoggingBaseline| shards.of(&b.spec.account_id)
+    });
     let (store_tp, store_rp, store_la) = (store.clone(), store.clone(), store);
     // A member's trail waits until its archive admits it: each change of what an archive admits
     // (not its every status write) brings its members back.
@@ -734,6 +763,7 @@ async fn run_baselines(
     let controller = controller
         .with_config(kube::runtime::controller::Config::default().concurrency(settings.concurrency))
         .reconcile_on(futures::stream::select(tamper_rx, swept_rx))
+        .reconcile_on(newly_held)
         .watches_stream(trail_policies, move |p| baselines_using_trail_policy(&store_tp, &p))
         .watches_stream(retention_policies, move |p| {
             baselines_using_retention_policy(&store_rp, &p)

@@ -12,11 +12,21 @@ use kube::ResourceExt;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 
+use super::shard::Writers;
 use crate::api::{LoggingBaseline, RetentionPolicy, TrailPolicy};
 use crate::aws::{AccountClients, AccountIdentity, CallCounts, CallRecorder, ErrorKind, WriteFence};
 use crate::engine::report::{AccountReport, ComponentState, EngineError};
 use crate::fence::WriteGate;
 use crate::runtime::http::Health;
+use crate::runtime::leader::shards::Shards;
+
+/// Who writes the controllers' Events: trailkeeper, this pod.
+pub fn reporter() -> Reporter {
+    Reporter {
+        controller: MANAGER.into(),
+        instance: std::env::var("POD_NAME").ok(),
+    }
+}
 
 pub const FINALIZER: &str = "trailkeeper.io/cleanup";
 /// The field manager of status patches and the reporting controller of events.
@@ -107,8 +117,9 @@ impl Default for Settings {
 /// the least recently reconciled ones are rebuilt when next used.
 pub struct AwsClients {
     pub(super) base: SdkConfig,
-    /// Shut while this replica does not lead: the clients refuse AWS writes.
-    pub(super) gate: WriteGate,
+    /// The write gate of each account's shard: shut while this replica does not hold it, the
+    /// account's clients then refuse AWS writes.
+    pub(super) shards: Arc<Shards>,
     cache: Mutex<HashMap<String, CachedIdentity>>,
     /// One STS client per region, shared by every account's role assumption.
     sts: Mutex<HashMap<String, aws_sdk_sts::Client>>,
@@ -133,15 +144,15 @@ struct CachedIdentity {
 pub const DEFAULT_CLIENT_BASELINES: usize = 16;
 
 impl AwsClients {
-    pub fn new(base: SdkConfig, gate: WriteGate) -> Self {
-        Self::keeping(base, gate, DEFAULT_CLIENT_BASELINES)
+    pub fn new(base: SdkConfig, shards: Arc<Shards>) -> Self {
+        Self::keeping(base, shards, DEFAULT_CLIENT_BASELINES)
     }
 
     /// `new`, keeping the SDK clients of `client_baselines` baselines between reconciles.
-    pub fn keeping(base: SdkConfig, gate: WriteGate, client_baselines: usize) -> Self {
+    pub fn keeping(base: SdkConfig, shards: Arc<Shards>, client_baselines: usize) -> Self {
         Self {
             base,
-            gate,
+            shards,
             cache: Mutex::new(HashMap::new()),
             sts: Mutex::new(HashMap::new()),
             client_baselines,
@@ -157,7 +168,7 @@ impl AwsClients {
             identity,
             &spec.primary_region,
             calls,
-            Some(WriteFence::new(self.gate.clone())),
+            Some(WriteFence::new(self.gate_of(&spec.account_id).clone())),
             regions,
         )
     }
@@ -170,7 +181,7 @@ impl AwsClients {
             identity,
             &spec.primary_region,
             calls,
-            Some(WriteFence::new(self.gate.clone())),
+            Some(WriteFence::new(self.gate_of(&spec.account_id).clone())),
         )
     }
 
@@ -260,6 +271,11 @@ impl AwsClients {
         }
     }
 
+    /// The write gate of `account`'s shard.
+    pub fn gate_of(&self, account: &str) -> &WriteGate {
+        self.shards.gate(self.shards.of(account))
+    }
+
     /// Drops the identity of a deleted baseline.
     pub fn forget(&self, key: &str) {
         self.lock().remove(key);
@@ -294,8 +310,13 @@ impl AwsClients {
 }
 
 pub struct Context {
+    /// Reads and watches; its writes are fenced on the single Lease, or, with sharding, always
+    /// refused: an object's writes go through its shard's writer (`writers`).
     pub client: Client,
     pub recorder: Recorder,
+    /// The shards (one, the single Lease's, without sharding) and their writers.
+    pub shards: Arc<Shards>,
+    pub writers: Arc<Writers>,
     pub aws: AwsClients,
     pub settings: Settings,
     /// What /readyz reports; the controller marks its caches synced here.
@@ -338,14 +359,28 @@ impl Context {
         gate: WriteGate,
         health: Arc<Health>,
     ) -> Self {
-        let reporter = Reporter {
-            controller: MANAGER.into(),
-            instance: std::env::var("POD_NAME").ok(),
-        };
+        let identity = std::env::var("POD_NAME").unwrap_or_default();
+        let shards = Shards::single(&identity, gate);
+        let writers = Writers::single(client.clone(), reporter());
+        Self::sharded(client, writers, shards, base, settings, health)
+    }
+
+    /// A context whose writes about an object go through the writer and AWS clients of its
+    /// shard (`writers`, fenced on `shards`' gates); `client` reads.
+    pub fn sharded(
+        client: Client,
+        writers: Writers,
+        shards: Arc<Shards>,
+        base: SdkConfig,
+        settings: Settings,
+        health: Arc<Health>,
+    ) -> Self {
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            recorder: Recorder::new(client.clone(), reporter()),
             client,
-            aws: AwsClients::keeping(base, gate, settings.client_baselines),
+            aws: AwsClients::keeping(base, shards.clone(), settings.client_baselines),
+            shards,
+            writers: Arc::new(writers),
             settings,
             health,
             policies: std::sync::OnceLock::new(),

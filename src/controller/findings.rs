@@ -63,7 +63,7 @@ pub(super) async fn export_findings(
     match (before.as_deref(), exported.status.as_str()) {
         (b, "False") if b != Some("False") => {
             writer::publish_event(
-                &ctx.recorder,
+                ctx.writers.recorder(ctx.shards.of(&baseline.spec.account_id)),
                 baseline,
                 EventType::Warning,
                 &exported.reason,
@@ -74,7 +74,7 @@ pub(super) async fn export_findings(
         }
         (Some("False"), "True") => {
             writer::publish_event(
-                &ctx.recorder,
+                ctx.writers.recorder(ctx.shards.of(&baseline.spec.account_id)),
                 baseline,
                 EventType::Normal,
                 "FindingsExported",
@@ -126,7 +126,7 @@ async fn withdraw(ctx: &Context, baseline: &LoggingBaseline, key: &str, next: &m
                 target.account, target.region
             );
             writer::publish_event(
-                &ctx.recorder,
+                ctx.writers.recorder(ctx.shards.of(&baseline.spec.account_id)),
                 baseline,
                 EventType::Normal,
                 "FindingsArchived",
@@ -180,5 +180,13 @@ pub(super) async fn archive_findings(ctx: &Context, baseline: &LoggingBaseline, 
             "Security Hub did not answer in time; the findings stay active until Security Hub expires them, 90 days after their last update".to_string(),
         ),
     };
-    writer::publish_event(&ctx.recorder, baseline, type_, reason, "Delete", note).await;
+    writer::publish_event(
+        ctx.writers.recorder(ctx.shards.of(&baseline.spec.account_id)),
+        baseline,
+        type_,
+        reason,
+        "Delete",
+        note,
+    )
+    .await;
 }

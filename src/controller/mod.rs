@@ -8,6 +8,7 @@ mod findings;
 pub mod policies;
 pub mod policy_status;
 pub mod sets;
+pub mod shard;
 pub mod status;
 pub mod sweep;
 pub mod sweep_schedule;

@@ -34,8 +34,8 @@ where
         Some(store) => {
             // Until the cache has listed the policies, an absent one would read as "none": wait,
             // boundedly (a watch that cannot list must not hold the reconcile forever).
-            let synced = tokio::time::timeout(POLICY_CACHE_WAIT, store.wait_until_ready()).await;
-            if !matches!(synced, Ok(Ok(()))) {
+            let synced = tokio::time::timeout(POLICY_CACHE_WAIT, super::shard::cache_synced(store)).await;
+            if !matches!(synced, Ok(true)) {
                 return Err(Error::CacheNotSynced(K::plural(&()).to_string()));
             }
             store.get(&ObjectRef::new(name).within(ns)).map(|p| p.as_ref().clone())

@@ -18,9 +18,11 @@ use serde::de::DeserializeOwned;
 
 use super::context::MANAGER;
 use super::policies::{baselines_using_retention_policy, baselines_using_trail_policy};
+use super::shard::Writers;
 use super::status::{self, kstatus_condition, merge_conditions, reasons, types};
 use super::writer;
 use crate::api::{LoggingBaseline, PolicyStatus, RetentionPolicy, TrailPolicy};
+use crate::runtime::leader::shards::Shards;
 
 /// A policy kind with a PolicyStatus.
 pub trait Policy:
@@ -58,8 +60,11 @@ impl Policy for RetentionPolicy {
 }
 
 pub struct PolicyContext {
-    /// The controllers' client: its writes are fenced on the lease.
+    /// Reads and watches (with sharding its writes are refused).
     pub client: Client,
+    /// A policy's status is written by the holder of its shard, through that shard's writer.
+    pub shards: Arc<Shards>,
+    pub writers: Arc<Writers>,
     /// The baselines this operator sees; None when it is a shard (`--selector`): every shard then
     /// writes the same status, without a count that only the whole fleet could give.
     pub baselines: Option<Store<LoggingBaseline>>,
@@ -117,12 +122,16 @@ async fn reconcile<K: Policy>(policy: Arc<K>, ctx: Arc<PolicyContext>) -> Result
     if policy.meta().deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
+    let shard = ctx.shards.of(&super::shard::key_of(policy.as_ref()));
+    let Some(_turn) = ctx.shards.begin(shard) else {
+        return Ok(Action::await_change());
+    };
     let used_by = match &ctx.baselines {
         Some(store) => {
             // Bounded, as the policy resolution's wait: a baseline cache that cannot list must
             // not hold this reconcile (and the controller's graceful shutdown) forever.
-            let synced = tokio::time::timeout(CACHE_WAIT, store.wait_until_ready()).await;
-            if !matches!(synced, Ok(Ok(()))) {
+            let synced = tokio::time::timeout(CACHE_WAIT, super::shard::cache_synced(store)).await;
+            if !matches!(synced, Ok(true)) {
                 return Ok(Action::requeue(CACHE_WAIT));
             }
             Some(policy.used_by(store))
@@ -131,7 +140,7 @@ async fn reconcile<K: Policy>(policy: Arc<K>, ctx: Arc<PolicyContext>) -> Result
     };
     let next = next_status(policy.as_ref(), used_by, &super::context::now());
     if policy.policy_status() != Some(&next) {
-        writer::apply_status(&ctx.client, policy.as_ref(), MANAGER, &next).await?;
+        writer::apply_status(ctx.writers.client(shard), policy.as_ref(), MANAGER, &next).await?;
     }
     Ok(Action::requeue(ctx.resync))
 }
@@ -151,7 +160,13 @@ pub async fn run<K: Policy>(
         Some(ns) => Api::namespaced(ctx.client.clone(), ns),
         None => Api::all(ctx.client.clone()),
     };
-    Controller::new(api, watcher::Config::default())
+    let controller = Controller::new(api, watcher::Config::default());
+    let newly_held = super::shard::newly_held(ctx.shards.clone(), controller.store(), {
+        let shards = ctx.shards.clone();
+        move |policy: &K| shards.of(&super::shard::key_of(policy))
+    });
+    controller
+        .reconcile_on(newly_held)
         .graceful_shutdown_on(shutdown)
         .run(reconcile::<K>, error_policy::<K>, ctx)
         .for_each(|result| async move {

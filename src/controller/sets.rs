@@ -22,17 +22,24 @@ use crate::api::{
 };
 use crate::aws::organizations::{self, LIST_INTERVAL};
 use crate::aws::{AccountClients, AwsError, CallRecorder, Pacer};
+use crate::controller::shard::Writers;
 use crate::controller::status::{self, reasons};
 use crate::controller::writer;
 use crate::desired::set::{self, SelectedAccount};
+use crate::runtime::leader::shards::Shards;
 
 /// The field manager of the baselines a set writes (server-side apply).
 pub const SET_MANAGER: &str = "trailkeeper-set";
 
 pub struct SetContext {
+    /// Reads and watches (with sharding its writes are refused: see `writers`).
     pub client: Client,
     pub base: SdkConfig,
     pub recorder: Recorder,
+    /// A set is written (its children, its status, its Events) by the holder of its shard,
+    /// through that shard's writer.
+    pub shards: Arc<Shards>,
+    pub writers: Arc<Writers>,
     /// How long an Organizations read is reused.
     pub resync: Duration,
     /// The bound of one set's reconcile (Organizations reads included).
@@ -66,6 +73,8 @@ impl SetContext {
             let _ = cache.set(store);
         }
         Self {
+            shards: Shards::single("", crate::fence::WriteGate::open()),
+            writers: Arc::new(Writers::from_parts(client.clone(), recorder.clone())),
             client,
             base,
             recorder,
@@ -77,12 +86,23 @@ impl SetContext {
         }
     }
 
+    /// Writes through `writers`, each set by the holder of its shard in `shards`.
+    pub fn with_shards(mut self, shards: Arc<Shards>, writers: Arc<Writers>) -> Self {
+        self.shards = shards;
+        self.writers = writers;
+        self
+    }
+
+    fn shard_of(&self, set: &LoggingBaselineSet) -> u32 {
+        self.shards.of(&super::shard::key_of(set))
+    }
+
     /// The baselines of a namespace, from a cache once it has synced (no request).
     async fn baselines_in(&self, namespace: &str) -> Vec<LoggingBaseline> {
         let Some(store) = self.baselines.get() else {
             return Vec::new();
         };
-        let _ = store.wait_until_ready().await;
+        let _ = super::shard::cache_synced(store).await;
         store
             .state()
             .iter()
@@ -235,7 +255,8 @@ pub enum SetError {
 }
 
 async fn publish(ctx: &SetContext, set: &LoggingBaselineSet, type_: EventType, reason: &str, note: String) {
-    writer::publish_event(&ctx.recorder, set, type_, reason, "Reconcile", note).await;
+    let recorder = ctx.writers.recorder(ctx.shard_of(set));
+    writer::publish_event(recorder, set, type_, reason, "Reconcile", note).await;
 }
 
 async fn patch_status(
@@ -243,7 +264,7 @@ async fn patch_status(
     set: &LoggingBaselineSet,
     status: &LoggingBaselineSetStatus,
 ) -> Result<(), SetError> {
-    writer::apply_status(&ctx.client, set, SET_MANAGER, status).await?;
+    writer::apply_status(ctx.writers.client(ctx.shard_of(set)), set, SET_MANAGER, status).await?;
     Ok(())
 }
 
@@ -267,6 +288,9 @@ fn carry_transition(previous: Option<&LoggingBaselineSetStatus>, mut now: Condit
 
 pub async fn reconcile(set: Arc<LoggingBaselineSet>, ctx: Arc<SetContext>) -> Result<Action, SetError> {
     ctx.forget_departed_sets();
+    let Some(_turn) = ctx.shards.begin(ctx.shard_of(&set)) else {
+        return Ok(Action::await_change());
+    };
     match tokio::time::timeout(ctx.timeout, reconcile_set(&set, &ctx)).await {
         Ok(result) => result,
         Err(_) => Err(SetError::Timeout(ctx.timeout.as_secs())),
@@ -276,7 +300,7 @@ pub async fn reconcile(set: Arc<LoggingBaselineSet>, ctx: Arc<SetContext>) -> Re
 async fn reconcile_set(set: &Arc<LoggingBaselineSet>, ctx: &Arc<SetContext>) -> Result<Action, SetError> {
     let (set, ctx) = (set.clone(), ctx.clone());
     let ns = set.namespace().unwrap_or_default();
-    let baselines: Api<LoggingBaseline> = Api::namespaced(ctx.client.clone(), &ns);
+    let baselines: Api<LoggingBaseline> = Api::namespaced(ctx.writers.client(ctx.shard_of(&set)).clone(), &ns);
     let previous = set.status.as_ref();
     let generation = set.metadata.generation;
     // A set being deleted: its children go with it (ownerReferences), nothing to read or write.
@@ -540,7 +564,12 @@ pub async fn run(
         .predicate_filter(counted_change, Default::default());
     let controller = Controller::new(sets, set_config);
     let _ = ctx.sets.set(controller.store());
+    let newly_held = super::shard::newly_held(ctx.shards.clone(), controller.store(), {
+        let shards = ctx.shards.clone();
+        move |set: &LoggingBaselineSet| shards.of(&super::shard::key_of(set))
+    });
     controller
+        .reconcile_on(newly_held)
         .owns_stream(children)
         .with_config(
             kube::runtime::controller::Config::default()

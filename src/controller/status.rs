@@ -410,6 +410,8 @@ pub fn from_report(
         }),
         // Exported after the status is judged (the controller): the last export stands until then.
         security_hub: previous.and_then(|p| p.security_hub.clone()),
+        // With sharding, stamped when written (`baselines::patch_status`).
+        reconciled_by: None,
     }
 }
 

@@ -51,7 +51,7 @@ pub async fn run(
         }
         return std::future::pending().await;
     };
-    if store.wait_until_ready().await.is_err() {
+    if !super::shard::cache_synced(&store).await {
         return std::future::pending().await;
     }
     let mut requests_open = true;
@@ -113,7 +113,9 @@ pub async fn run(
             .state()
             .into_iter()
             .filter(|b| {
-                b.metadata.deletion_timestamp.is_none()
+                // With sharding, the holder of the account's shard sweeps it.
+                ctx.shards.holds(ctx.shards.of(&b.spec.account_id))
+                    && b.metadata.deletion_timestamp.is_none()
                     && b.status.as_ref().is_some_and(|s| s.observed_generation.is_some())
                     && needs_sweep(&b.spec)
                     && !busy.contains(&key_of(b))
@@ -165,6 +167,16 @@ async fn sweep_one(
     full: bool,
 ) -> Swept {
     let key = key_of(&baseline);
+    // With sharding, the holder of the account's shard sweeps it (its rules, its Events); the
+    // shard is not handed back while the sweep runs.
+    let shard = ctx.shards.of(&baseline.spec.account_id);
+    let Some(_turn) = ctx.shards.begin(shard) else {
+        return Swept {
+            key,
+            full,
+            rules_failed: false,
+        };
+    };
     let policies = super::policies::policies(&ctx.client, ctx.policies.get(), &baseline).await;
     let Ok(Ok((trail_policy, retention, _))) = policies else {
         // The reconcile says why the policies are not usable; the sweep waits for them.
@@ -224,7 +236,7 @@ async fn sweep_one(
             .map(|c| format!("{}: {}", c.resource, c.action))
             .collect();
         super::writer::publish_event(
-            &ctx.recorder,
+            ctx.writers.recorder(shard),
             baseline.as_ref(),
             EventType::Normal,
             "DriftRepaired",

@@ -185,6 +185,8 @@ pub fn operator_policy(s: &IamSettings) -> Value {
             statement(
                 "TamperEventsQueue",
                 &[
+                    // With sharding: an event of another replica's shard is made visible again.
+                    "sqs:ChangeMessageVisibility",
                     "sqs:DeleteMessage",
                     "sqs:GetQueueAttributes",
                     "sqs:ReceiveMessage",

@@ -6,6 +6,12 @@
 //! baselines handed to the controller's queue); one that could not be (the controller stopping)
 //! stays in the queue for the replica that leads next. An event lost after its hand-over (the
 //! process killed before the reconcile ran) is caught by the resync.
+//!
+//! With sharding every replica polls the one queue; an event of an account another replica holds
+//! is not repaired here: it is made visible again (`Handled::elsewhere`), at once the first
+//! times, then later and later (a second more each receive, at most `MAX_BOUNCE_DELAY`), until
+//! the account's holder receives it. Nothing is lost: a shard's new holder reconciles all of its
+//! accounts anyway when its term begins.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +26,75 @@ use crate::api::LoggingBaseline;
 use crate::aws::{AccountClients, CallRecorder, WriteFence, sqs};
 use crate::desired::events::{Admitted, Forwarding};
 use crate::fence::WriteGate;
+use crate::runtime::leader::shards::Shards;
+
+/// Which writes of the events loop this replica may make, and which accounts it repairs.
+#[derive(Clone)]
+pub struct EventGates {
+    /// The central bus, its rule and the queue's policy: the gate of the shard of the queue's
+    /// account (`queue_account`).
+    pub central: WriteGate,
+    /// The queue's messages (delete, make visible again): this replica's while it takes part.
+    pub messages: WriteGate,
+    /// With sharding: the accounts this replica repairs are those of the shards it holds.
+    pub shards: Option<Arc<Shards>>,
+}
+
+impl From<WriteGate> for EventGates {
+    /// One Lease: everything behind its gate, every account this replica's.
+    fn from(gate: WriteGate) -> Self {
+        Self {
+            central: gate.clone(),
+            messages: gate,
+            shards: None,
+        }
+    }
+}
+
+impl EventGates {
+    /// The gates of `shards` (in one-shard mode, the single Lease's).
+    pub fn of(shards: &Arc<Shards>, queue_url: &str) -> Self {
+        if !shards.is_sharded() {
+            return shards.gate(0).clone().into();
+        }
+        Self {
+            central: shards.gate(shards.of(&queue_account(queue_url))).clone(),
+            messages: shards.member_gate().clone(),
+            shards: Some(shards.clone()),
+        }
+    }
+
+    /// Whether this replica polls now: it takes part and holds a shard.
+    fn polls(&self) -> bool {
+        self.messages.is_open() && self.shards.as_ref().is_none_or(|s| !s.held().is_empty())
+    }
+
+    /// Whether this replica repairs `account` now.
+    pub fn owns(&self, account: &str) -> bool {
+        self.shards.as_ref().is_none_or(|s| s.holds(s.of(account)))
+    }
+}
+
+/// The account of an SQS queue URL (`https://sqs.<region>.amazonaws.com/<account>/<name>`), whose
+/// shard's holder keeps the central wiring; the URL itself when it names none.
+pub fn queue_account(url: &str) -> String {
+    let path: Vec<&str> = url.trim_end_matches('/').rsplit('/').take(2).collect();
+    match path.as_slice() {
+        [_, account] if account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()) => account.to_string(),
+        _ => url.to_string(),
+    }
+}
+
+/// The longest an event of another replica's shard waits before it is visible again.
+pub const MAX_BOUNCE_DELAY: i32 = 20;
+
+/// How long an event received `receive_count` times, of an account another replica holds, stays
+/// invisible: at once the first time, then a second more each time, at most `MAX_BOUNCE_DELAY`
+/// (the holder polls too, and receives it soon; a shard without a holder must not make the
+/// replicas spin on its events).
+pub fn bounce_delay(receive_count: u32) -> i32 {
+    (receive_count.saturating_sub(1) as i32).min(MAX_BOUNCE_DELAY)
+}
 
 /// The operator's events settings (`--events-queue-url` and friends).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,30 +152,40 @@ pub async fn run(
     settings: EventSettings,
     base: aws_types::SdkConfig,
     store: Store<LoggingBaseline>,
-    gate: WriteGate,
+    gates: impl Into<EventGates>,
     forwarding_ready: impl FnOnce(Forwarding) -> Vec<ObjectRef<LoggingBaseline>> + Send,
     mut reconcile: Sender<ObjectRef<LoggingBaseline>>,
     mut sweep: Sender<SweepRequest>,
 ) {
+    let gates: EventGates = gates.into();
+    let gate = gates.central.clone();
     let sqs_client = queue_client(&base, &gate);
+    let messages_client = queue_client(&base, &gates.messages);
     let region = base
         .region()
         .map(|r| r.to_string())
         .unwrap_or_else(|| "us-east-1".into());
     let central = AccountClients::new_fenced(&base, &region, None, CallRecorder::new(), WriteFence::new(gate.clone()));
     // The accounts the bus admits are those of the baselines: wait for their first list.
-    if store.wait_until_ready().await.is_err() {
+    if !crate::controller::shard::cache_synced(&store).await {
         return;
     }
     let mut admitted = admitted(&settings, &store);
     let mut backoff = FIRST_BACKOFF;
     let forwarding = loop {
-        if !gate.is_open() {
+        // With sharding, a replica that does not hold the central wiring's shard observes it
+        // until its holder has set it up (its writes are refused here).
+        let observer = gates.shards.is_some() && !gate.is_open();
+        if !gate.is_open() && !observer {
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         }
-        match ensure_central(&central, &sqs_client, &settings, &admitted).await {
+        match ensure_central(&central, &sqs_client, &settings, &admitted, observer).await {
             Ok(forwarding) => break forwarding,
+            Err(()) if observer => {
+                tokio::time::sleep(2 * FIRST_BACKOFF).await;
+                admitted = self::admitted(&settings, &store);
+            }
             Err(()) => {
                 tokio::time::sleep(backoff).await;
                 backoff = next_backoff(backoff);
@@ -116,7 +201,7 @@ pub async fn run(
 
     // The bus's policy follows the accounts beside the long poll (which waits up to 20 s).
     let admission = follow_accounts(&central, &sqs_client, &settings, &store, &gate, admitted);
-    let polling = poll(&sqs_client, &settings, &store, &gate, &mut reconcile, &mut sweep);
+    let polling = poll(&messages_client, &settings, &store, &gates, &mut reconcile, &mut sweep);
     tokio::select! {
         _ = admission => {}
         _ = polling => {}
@@ -137,13 +222,19 @@ async fn follow_accounts(
     mut admitted: Admitted,
 ) {
     let mut retry_at = tokio::time::Instant::now();
+    let mut was_open = gate.is_open();
     loop {
         tokio::time::sleep(ADMISSION_CHECK).await;
         let now_admitted = self::admitted(settings, store);
-        if now_admitted == admitted || !gate.is_open() || tokio::time::Instant::now() < retry_at {
+        // A replica that comes to hold the central wiring's shard checks it once at least: its
+        // last holder may have died before following the accounts.
+        let open = gate.is_open();
+        let opened = open && !was_open;
+        was_open = open;
+        if (now_admitted == admitted && !opened) || !open || tokio::time::Instant::now() < retry_at {
             continue;
         }
-        if ensure_central(central, sqs_client, settings, &now_admitted)
+        if ensure_central(central, sqs_client, settings, &now_admitted, false)
             .await
             .is_ok()
         {
@@ -160,18 +251,19 @@ async fn poll(
     sqs_client: &aws_sdk_sqs::Client,
     settings: &EventSettings,
     store: &Store<LoggingBaseline>,
-    gate: &WriteGate,
+    gates: &EventGates,
     reconcile: &mut Sender<ObjectRef<LoggingBaseline>>,
     sweep: &mut Sender<SweepRequest>,
 ) {
+    let gate = &gates.messages;
     let mut router = Router::default();
     let mut backoff = FIRST_BACKOFF;
     loop {
         if reconcile.is_closed() {
             return;
         }
-        // A replica that does not lead leaves the messages to the one that does.
-        if !gate.is_open() {
+        // A replica that does not lead (or holds no shard) leaves the messages to the others.
+        if !gates.polls() {
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         }
@@ -193,11 +285,18 @@ async fn poll(
         if messages.is_empty() || !gate.is_open() {
             continue;
         }
-        let done = route_messages(messages, &mut router, &targets(store), reconcile, sweep).await;
-        if done.is_empty() {
+        let owns = |account: &str| gates.owns(account);
+        let handled = route_messages(messages, &mut router, &targets(store), &owns, reconcile, sweep).await;
+        if !handled.elsewhere.is_empty()
+            && let Err(e) = sqs::release(sqs_client, &settings.queue_url, &handled.elsewhere).await
+        {
+            // Visible again after the queue's visibility timeout.
+            tracing::warn!(error = %e, "tampering events: ChangeMessageVisibilityBatch failed");
+        }
+        if handled.done.is_empty() {
             continue;
         }
-        if let Err(e) = sqs::delete(sqs_client, &settings.queue_url, &done).await {
+        if let Err(e) = sqs::delete(sqs_client, &settings.queue_url, &handled.done).await {
             // Redelivered after the visibility timeout, then dropped as duplicates.
             tracing::warn!(error = %e, "tampering events: DeleteMessageBatch failed");
         }
@@ -212,12 +311,14 @@ fn admitted(settings: &EventSettings, store: &Store<LoggingBaseline>) -> Admitte
     }
 }
 
-/// The central side set up for `admitted`; a failure is logged and counted (the caller retries).
+/// The central side set up for `admitted`; a failure is logged and counted (the caller retries),
+/// unless this replica only `observes` it (another replica's to set up): then it waits quietly.
 async fn ensure_central(
     central: &AccountClients,
     sqs_client: &aws_sdk_sqs::Client,
     settings: &EventSettings,
     admitted: &Admitted,
+    observes: bool,
 ) -> Result<Forwarding, ()> {
     let result = crate::engine::forwarding::ensure_central(
         central,
@@ -232,6 +333,10 @@ async fn ensure_central(
             tracing::info!(bus = %forwarding.bus_arn, ?writes, "tampering events: central bus and queue ready");
             Ok(forwarding)
         }
+        Err(e) if observes => {
+            tracing::debug!(error = %e, "tampering events: waiting for the replica that holds the central bus's shard to set it up");
+            Err(())
+        }
         Err(e) => {
             tracing::warn!(error = %e, "tampering events: the central bus or queue cannot be set up");
             crate::runtime::metrics::record_drift_event("setup_error");
@@ -240,19 +345,32 @@ async fn ensure_central(
     }
 }
 
-/// Routes a batch of messages and returns the receipts of those done with: routed (their
-/// baselines handed to the controller), dropped (duplicates, unknown accounts, own writes, other
-/// calls) or malformed (never retried). A message whose baselines could not be handed over (the
-/// controller stopped) is not done: it stays in the queue and becomes visible again after its
-/// visibility timeout, for whichever replica leads then.
+/// What became of a batch of messages.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Handled {
+    /// Receipts of the messages done with (deleted).
+    pub done: Vec<String>,
+    /// Receipts of the events of accounts another replica holds, with how long each stays
+    /// invisible (`bounce_delay`): made visible again for their holder.
+    pub elsewhere: Vec<(String, i32)>,
+}
+
+/// Routes a batch of messages: done with are those routed (their baselines handed to the
+/// controller), dropped (duplicates, unknown accounts, own writes, other calls) or malformed
+/// (never retried). A message whose baselines could not be handed over (the controller stopped)
+/// is not done: it stays in the queue and becomes visible again after its visibility timeout,
+/// for whichever replica leads then. The event of an account this replica does not hold
+/// (`owns`: with sharding) is never repaired here: it goes back to the queue for its holder.
 pub async fn route_messages(
     messages: Vec<sqs::Message>,
     router: &mut Router,
     known: &[Target],
+    owns: &(dyn Fn(&str) -> bool + Sync),
     reconcile: &mut Sender<ObjectRef<LoggingBaseline>>,
     sweep: &mut Sender<SweepRequest>,
-) -> Vec<String> {
+) -> Handled {
     let mut done = Vec::with_capacity(messages.len());
+    let mut elsewhere = Vec::new();
     for message in messages {
         let event = match parse(&message.body) {
             Ok(e) => e,
@@ -264,6 +382,15 @@ pub async fn route_messages(
             }
         };
         let routed = router.route(&event, known);
+        if matches!(routed, Routed::Reconcile(_) | Routed::Sweep(_)) && !owns(&event.account) {
+            // Its holder's to repair: routed again when it comes back (here, if this replica
+            // holds the account by then).
+            router.forget(&event.id);
+            crate::runtime::metrics::record_drift_event("other_shard");
+            tracing::debug!(account = %event.account, event = %event.name, receive_count = message.receive_count, "tampering event of another replica's shard: back to the queue");
+            elsewhere.push((message.receipt, bounce_delay(message.receive_count)));
+            continue;
+        }
         if matches!(routed, Routed::Reconcile(_) | Routed::Sweep(_)) {
             // Waits while the controller's queue is full; fails only once the controller stopped.
             let mut handed = true;
@@ -304,7 +431,7 @@ pub async fn route_messages(
         crate::runtime::metrics::record_drift_event(routed.metric());
         done.push(message.receipt);
     }
-    done
+    Handled { done, elsewhere }
 }
 
 /// The handle through which reconciles read the forwarding once it is known.
@@ -350,8 +477,8 @@ mod tests {
         let (store, _writer) = kube::runtime::reflector::store::<LoggingBaseline>();
         let (mut reconcile, _receiver) = futures::channel::mpsc::channel(1);
         let (mut sweep, _swept) = futures::channel::mpsc::channel(1);
-        let gate = WriteGate::open();
-        let polling = poll(&client, &settings, &store, &gate, &mut reconcile, &mut sweep);
+        let gates = EventGates::from(WriteGate::open());
+        let polling = poll(&client, &settings, &store, &gates, &mut reconcile, &mut sweep);
         let _ = tokio::time::timeout(Duration::from_millis(300), polling).await;
         assert!(
             receive.num_calls() >= 1,
@@ -376,6 +503,7 @@ mod tests {
         sqs::Message {
             receipt: receipt.into(),
             body: body.to_string(),
+            receive_count: 1,
         }
     }
 
@@ -398,6 +526,7 @@ mod tests {
                 sqs::Message {
                     receipt: "malformed".into(),
                     body: "not json".into(),
+                    receive_count: 1,
                 },
             ]
         };
@@ -406,12 +535,54 @@ mod tests {
         let (mut sweep, _swept) = futures::channel::mpsc::channel(4);
         drop(receiver);
         let mut router = Router::default();
-        let done = route_messages(batch(), &mut router, &known(), &mut closed, &mut sweep).await;
-        assert_eq!(done, ["unknown", "malformed"]);
+        let done = route_messages(batch(), &mut router, &known(), &|_| true, &mut closed, &mut sweep).await;
+        assert_eq!(done.done, ["unknown", "malformed"]);
         // Redelivered to a controller that runs: routed (not a duplicate) and deleted.
         let (mut open, mut receiver) = futures::channel::mpsc::channel(4);
-        let done = route_messages(batch(), &mut router, &known(), &mut open, &mut sweep).await;
-        assert_eq!(done, ["routed", "unknown", "malformed"]);
+        let done = route_messages(batch(), &mut router, &known(), &|_| true, &mut open, &mut sweep).await;
+        assert_eq!(done.done, ["routed", "unknown", "malformed"]);
         assert_eq!(receiver.try_recv().ok(), Some(ObjectRef::new("a").within("ns")));
+    }
+
+    #[tokio::test]
+    async fn an_event_of_another_replicas_shard_goes_back_to_the_queue_and_is_routed_when_held() {
+        let batch = |count: u32| {
+            let mut m = message("theirs", "StopLogging", "111122223333");
+            m.receive_count = count;
+            vec![m, message("unknown", "StopLogging", "999988887777")]
+        };
+        let (mut open, mut receiver) = futures::channel::mpsc::channel(4);
+        let (mut sweep, _swept) = futures::channel::mpsc::channel(4);
+        let mut router = Router::default();
+        let handled = route_messages(batch(1), &mut router, &known(), &|_| false, &mut open, &mut sweep).await;
+        assert_eq!(handled.done, ["unknown"], "an unknown account is nobody's: deleted");
+        assert_eq!(handled.elsewhere, [("theirs".to_string(), 0)], "visible again at once");
+        assert!(receiver.try_recv().is_err(), "not repaired here");
+        let handled = route_messages(batch(5), &mut router, &known(), &|_| false, &mut open, &mut sweep).await;
+        assert_eq!(
+            handled.elsewhere,
+            [("theirs".to_string(), 4)],
+            "later when it keeps coming back"
+        );
+        // Received by this replica once it holds the account: routed, not a duplicate.
+        let handled = route_messages(batch(6), &mut router, &known(), &|_| true, &mut open, &mut sweep).await;
+        assert_eq!(handled.done, ["theirs", "unknown"]);
+        assert_eq!(receiver.try_recv().ok(), Some(ObjectRef::new("a").within("ns")));
+    }
+
+    #[test]
+    fn a_bounced_event_waits_a_second_more_each_receive_up_to_twenty() {
+        let delays: Vec<i32> = [1, 2, 3, 10, 21, 22, 1000].map(bounce_delay).to_vec();
+        assert_eq!(delays, [0, 1, 2, 9, 20, 20, 20]);
+    }
+
+    #[test]
+    fn the_central_wiring_belongs_to_the_queues_account() {
+        assert_eq!(
+            queue_account("https://sqs.us-east-1.amazonaws.com/111122223333/trailkeeper-events"),
+            "111122223333"
+        );
+        assert_eq!(queue_account("http://127.0.0.1:5000/123456789012/q/"), "123456789012");
+        assert_eq!(queue_account("not a url"), "not a url");
     }
 }

@@ -16,18 +16,40 @@ pub struct Health {
     pub leading: AtomicBool,
     /// The controller's cache of LoggingBaselines has synced.
     pub synced: AtomicBool,
+    /// With sharding: the shards, to say which this replica holds.
+    pub shards: std::sync::OnceLock<Arc<crate::runtime::leader::shards::Shards>>,
 }
 
 impl Health {
-    /// Whether the replica is ready, and in what role.
-    pub fn readiness(&self) -> (bool, &'static str) {
+    /// Whether the replica is ready, and in what role. With sharding every replica runs the
+    /// controllers (each reconciles the shards it holds): ready once its cache has synced, whether
+    /// it holds shards now or stands by for some.
+    pub fn readiness(&self) -> (bool, std::borrow::Cow<'static, str>) {
         let flag = |f: &AtomicBool| f.load(Ordering::Relaxed);
-        match (flag(&self.api_reachable), flag(&self.leading), flag(&self.synced)) {
+        if let Some(shards) = self.shards.get() {
+            return match (flag(&self.api_reachable), flag(&self.synced)) {
+                (false, _) => (false, "not ready: the API server has not answered".into()),
+                (true, false) => (false, "not ready: the cache is filling".into()),
+                (true, true) => {
+                    let held: Vec<String> = shards.held().iter().map(u32::to_string).collect();
+                    let holding = match held.is_empty() {
+                        true => "no shard (standing by)".to_string(),
+                        false => format!("shards {}", held.join(", ")),
+                    };
+                    (
+                        true,
+                        format!("ready: cache synced, holding {holding} of {}", shards.count()).into(),
+                    )
+                }
+            };
+        }
+        let (ready, what) = match (flag(&self.api_reachable), flag(&self.leading), flag(&self.synced)) {
             (false, _, _) => (false, "not ready: the API server has not answered"),
             (true, true, false) => (false, "not ready: leading, the cache is filling"),
             (true, true, true) => (true, "ready: leading, cache synced"),
             (true, false, _) => (true, "ready: standing by for the lease"),
-        }
+        };
+        (ready, what.into())
     }
 }
 
@@ -101,5 +123,24 @@ mod tests {
         assert_eq!(status, "200 OK");
         assert!(body.contains("# TYPE trailkeeper_reconciles_total counter"));
         assert_eq!(respond("GET /nope HTTP/1.1", &health).0, "404 Not Found");
+    }
+
+    #[test]
+    fn with_shards_a_synced_replica_is_ready_and_says_which_shards_it_holds() {
+        let health = Health::default();
+        let shards = crate::runtime::leader::shards::Shards::sharded("a", 12);
+        let _ = health.shards.set(shards);
+        health.api_reachable.store(true, Ordering::Relaxed);
+        assert_eq!(
+            respond("GET /readyz HTTP/1.1", &health).0,
+            "503 Service Unavailable",
+            "cache filling"
+        );
+        health.synced.store(true, Ordering::Relaxed);
+        let (status, _, body) = respond("GET /readyz HTTP/1.1", &health);
+        assert_eq!(
+            (status, body.as_str()),
+            ("200 OK", "ready: cache synced, holding no shard (standing by) of 12\n")
+        );
     }
 }

@@ -37,6 +37,10 @@ struct Registry {
     /// Seconds from a tampering call (the event's time) to the reconcile it triggered starting.
     event_lag_sum: f64,
     event_lag_count: u64,
+    /// With sharding: the shards, those this replica holds, and the replicas alive.
+    shards: Option<(u32, Vec<u32>, usize)>,
+    /// With sharding: reconciles started per shard.
+    shard_reconciles: BTreeMap<u32, u64>,
     /// Account-wide sweeps by outcome (`account`, `region`, `failed`), their reads and seconds.
     sweeps: BTreeMap<&'static str, u64>,
     sweep_reads: u64,
@@ -216,6 +220,20 @@ pub fn set_leader(leader: bool) {
     with(|r| r.leader = leader);
 }
 
+/// The shards (`count` > 1), those this replica holds and the replicas alive; `leader` is then
+/// whether it holds any.
+pub fn set_shards(count: u32, held: &[u32], replicas: usize) {
+    with(|r| {
+        r.leader = !held.is_empty();
+        r.shards = Some((count, held.to_vec(), replicas));
+    });
+}
+
+/// A reconcile started on a shard this replica holds.
+pub fn record_shard_reconcile(shard: u32) {
+    with(|r| *r.shard_reconciles.entry(shard).or_default() += 1);
+}
+
 /// One account-wide sweep: `account` (every region), `region` (one, on an event) or `failed`.
 pub fn record_sweep(outcome: &'static str, reads: u32, took: Duration) {
     with(|r| {
@@ -375,6 +393,7 @@ pub fn render() -> String {
         "# HELP trailkeeper_leader Whether this replica holds the leader lease.\n# TYPE trailkeeper_leader gauge\ntrailkeeper_leader {}",
         u8::from(r.leader)
     );
+    render_shards(&mut out, &r);
     if let Some(heap) = crate::runtime::allocator::heap_usage() {
         let _ = writeln!(
             out,
@@ -388,6 +407,40 @@ pub fn render() -> String {
         );
     }
     out
+}
+
+/// With sharding: the shards held, the replicas, reconciles per shard.
+fn render_shards(out: &mut String, r: &Registry) {
+    let Some((count, held, replicas)) = &r.shards else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "# HELP trailkeeper_shards Shards the fleet is split into.\n# TYPE trailkeeper_shards gauge\ntrailkeeper_shards {count}"
+    );
+    let _ = writeln!(
+        out,
+        "# HELP trailkeeper_shards_held Shards whose Lease this replica holds.\n# TYPE trailkeeper_shards_held gauge\ntrailkeeper_shards_held {}",
+        held.len()
+    );
+    let _ = writeln!(
+        out,
+        "# HELP trailkeeper_shard_held Each shard this replica holds.\n# TYPE trailkeeper_shard_held gauge"
+    );
+    for shard in held {
+        let _ = writeln!(out, "trailkeeper_shard_held{{shard=\"{shard}\"}} 1");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP trailkeeper_replicas Replicas alive, as this one sees their membership Leases.\n# TYPE trailkeeper_replicas gauge\ntrailkeeper_replicas {replicas}"
+    );
+    let _ = writeln!(
+        out,
+        "# HELP trailkeeper_shard_reconciles_total Reconciles started by this replica, per shard.\n# TYPE trailkeeper_shard_reconciles_total counter"
+    );
+    for (shard, n) in &r.shard_reconciles {
+        let _ = writeln!(out, "trailkeeper_shard_reconciles_total{{shard=\"{shard}\"}} {n}");
+    }
 }
 
 /// The CIS controls per account and the sets' conflicts.

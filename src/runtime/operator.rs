@@ -76,6 +76,12 @@ pub struct RunArgs {
     /// This replica's identity in the Lease (default: the pod's name, POD_NAME, else the host name).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
+    /// Split the fleet into this many shards (by a stable hash of each account id), each with a
+    /// Lease and a write gate of its own, shared evenly by the replicas (1 to 256; 1: one Lease,
+    /// one replica writes everything). Every replica of a Deployment must be given the same.
+    #[arg(long, env = "TRAILKEEPER_SHARDS", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=crate::runtime::leader::shards::MAX_SHARDS as i64))]
+    pub shards: u32,
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
@@ -153,6 +159,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     baselines.list(&kube::api::ListParams::default().limit(1)).await?;
     health.api_reachable.store(true, Ordering::Relaxed);
 
+    if args.shards > 1 {
+        anyhow::ensure!(
+            args.leader_election,
+            "--shards {} needs leader election (--leader-election true): each shard is a Lease",
+            args.shards
+        );
+        return run_sharded(&args, config, client, base, settings, health).await;
+    }
     if !args.leader_election {
         crate::runtime::metrics::set_leader(true);
         health.leading.store(true, Ordering::Relaxed);
@@ -164,10 +178,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         return Ok(());
     }
 
-    let identity = args
-        .identity
-        .clone()
-        .unwrap_or_else(|| std::env::var("HOSTNAME").unwrap_or_else(|_| format!("trailkeeper-{}", std::process::id())));
+    let identity = identity_of(&args);
     // The Lease is written with a client of its own: election writes while it does not lead.
     let elector = Elector::new(
         KubeLease::new(client, &args.lease_namespace, &args.lease_name),
@@ -198,6 +209,56 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             anyhow::bail!("lost the leader lease: stopped at once, the lease left to the replica that takes over")
         }
     }
+}
+
+/// This replica in the Leases: `--identity`, else the host name, else one of this process.
+fn identity_of(args: &RunArgs) -> String {
+    args.identity
+        .clone()
+        .unwrap_or_else(|| std::env::var("HOSTNAME").unwrap_or_else(|_| format!("trailkeeper-{}", std::process::id())))
+}
+
+/// `trailkeeper run --shards N`: every replica runs the controllers from the start; each object
+/// is reconciled and written only by the replica that holds its shard, through that shard's
+/// writer and AWS clients, fenced on the shard's Lease. SIGTERM: in-flight reconciles finish
+/// (for `--shutdown-drain-seconds` at most) while the shards are held, then they are released.
+async fn run_sharded(
+    args: &RunArgs,
+    config: kube::Config,
+    client: Client,
+    base: aws_types::SdkConfig,
+    settings: Settings,
+    health: Arc<Health>,
+) -> anyhow::Result<()> {
+    use crate::controller::shard::Writers;
+    use crate::runtime::leader::shards::{KubeLeases, ShardManager, Shards, serve_shards};
+    let identity = identity_of(args);
+    let shards = Shards::sharded(&identity, args.shards);
+    let writers = Writers::fenced(&config, &shards, &crate::controller::context::reporter())?;
+    // Reads and watches: its writes are always refused, every write goes through its object's
+    // shard's writer.
+    let reads = controller_client(config, &WriteGate::shut())?;
+    let _ = health.shards.set(shards.clone());
+    health.leading.store(true, Ordering::Relaxed);
+    let ctx = Arc::new(Context::sharded(
+        reads,
+        writers,
+        shards.clone(),
+        base,
+        settings,
+        health.clone(),
+    ));
+    let drain = Duration::from_secs(args.shutdown_drain_seconds);
+    let leases = KubeLeases::new(client, &args.lease_namespace, &args.lease_name);
+    let manager = ShardManager::new(leases, &args.lease_name, shards, Timing::default(), drain);
+    tracing::info!(shards = args.shards, %identity, "starting with sharding: this replica takes its share of the shards");
+    let bounds = crate::runtime::leader::TermBounds {
+        drain,
+        cancel: CANCEL_GRACE,
+    };
+    serve_shards(manager, termination(), bounds, move |stop| baselines::run(ctx, stop)).await;
+    health.leading.store(false, Ordering::Relaxed);
+    Ok(())
 }
 
 /// How long cancelled reconciles may take to unwind after the lease is lost (their writes are
@@ -262,6 +323,12 @@ mod tests {
         }
         if unset("TRAILKEEPER_SHUTDOWN_DRAIN_SECONDS") {
             assert_eq!(args.shutdown_drain_seconds, 20);
+        }
+        if unset("TRAILKEEPER_SHARDS") {
+            assert_eq!(args.shards, 1, "one shard: one Lease, as without sharding");
+        }
+        for out_of_range in ["0", "257"] {
+            assert!(crate::cli::Cli::try_parse_from(["trailkeeper", "run", "--shards", out_of_range]).is_err());
         }
         let off = crate::cli::Cli::try_parse_from(["trailkeeper", "run", "--leader-election", "false"]).unwrap();
         let crate::cli::Command::Run(off) = off.command else {

@@ -28,6 +28,10 @@ pub struct Proxy {
     /// Requests in flight per access key (an account's session: the operator assumes a role per
     /// account), STS's own calls left out.
     keys: Arc<Mutex<InFlight>>,
+    /// The account of each access key the proxy saw issued by AssumeRole (the role's account).
+    key_accounts: Arc<Mutex<std::collections::HashMap<String, String>>>,
+    /// Each forwarded write with the account its access key acts in (the key when unknown).
+    account_writes: Arc<Mutex<Vec<(String, String, std::time::Instant)>>>,
 }
 
 /// Requests in flight now per name, and the most names seen in flight at once.
@@ -69,6 +73,8 @@ impl Proxy {
             regions: Arc::default(),
             requests: Arc::default(),
             keys: Arc::default(),
+            key_accounts: Arc::default(),
+            account_writes: Arc::default(),
         };
         let shared = proxy.clone();
         tokio::spawn(async move {
@@ -132,6 +138,12 @@ impl Proxy {
             .collect()
     }
 
+    /// The writes forwarded so far, each with the account it acts in (as AssumeRole issued its
+    /// access key) and when.
+    pub fn account_writes(&self) -> Vec<(String, String, std::time::Instant)> {
+        self.account_writes.lock().unwrap().clone()
+    }
+
     /// The writes forwarded so far.
     pub fn writes(&self) -> Vec<String> {
         let forwarded = self.forwarded.lock().unwrap();
@@ -166,6 +178,20 @@ fn operation(head: &str, body: &[u8]) -> (String, bool) {
             (format!("S3 {method}"), write)
         }
     }
+}
+
+/// The account of the role an AssumeRole request (query protocol) names in `RoleArn`.
+fn role_account(body: &[u8]) -> Option<String> {
+    let body = String::from_utf8_lossy(body);
+    let arn = body.split('&').find_map(|kv| kv.strip_prefix("RoleArn="))?;
+    let arn = arn.replace("%3A", ":").replace("%3a", ":");
+    arn.split(':').nth(4).map(str::to_string)
+}
+
+fn between(text: &str, start: &str, end: &str) -> Option<String> {
+    let from = text.find(start)? + start.len();
+    let to = text[from..].find(end)? + from;
+    Some(text[from..to].to_string())
 }
 
 /// The access key, region and service a request is signed for:
@@ -246,6 +272,18 @@ async fn serve_one(
             .unwrap()
             .push((service.clone(), op.clone(), at));
     }
+    if write && let Some((key, _, _)) = &signed {
+        let account = proxy
+            .key_accounts
+            .lock()
+            .unwrap()
+            .get(key)
+            .cloned()
+            .unwrap_or(key.clone());
+        let at = std::time::Instant::now();
+        proxy.account_writes.lock().unwrap().push((account, op.clone(), at));
+    }
+    let assumed_account = (op == "AssumeRole").then(|| role_account(&body)).flatten();
     proxy.forwarded.lock().unwrap().push((op, write));
     if let Some((key, region, service)) = signed {
         proxy.regions.lock().unwrap().start(&region);
@@ -268,6 +306,11 @@ async fn serve_one(
     server.write_all(&forward).await?;
     let mut response = Vec::new();
     server.read_to_end(&mut response).await?;
+    if let Some(account) = assumed_account
+        && let Some(key) = between(&String::from_utf8_lossy(&response), "<AccessKeyId>", "</AccessKeyId>")
+    {
+        proxy.key_accounts.lock().unwrap().insert(key, account);
+    }
     let delay = *proxy.delay.lock().unwrap();
     if let Some(delay) = delay {
         proxy.held.fetch_add(1, std::sync::atomic::Ordering::SeqCst);

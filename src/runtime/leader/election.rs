@@ -60,6 +60,20 @@ pub fn wall_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
 
+/// What the last round saw of the lease.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Seen {
+    /// No round has read it yet, or the last read failed.
+    #[default]
+    Unknown,
+    /// This replica holds it.
+    Mine,
+    /// Nobody holds it: none, released, or expired as observed here.
+    Free,
+    /// Another replica holds it (or this one, by a lease it does not take: see `round_taking`).
+    Held(String),
+}
+
 /// The record of another holder as last seen, and when (locally) it was first seen so.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Observed {
@@ -77,6 +91,7 @@ pub struct Elector<S> {
     leading_until_ms: Option<i64>,
     observed: Option<Observed>,
     acquired_at_ms: Option<i64>,
+    seen: Seen,
 }
 
 impl<S: LeaseStore> Elector<S> {
@@ -88,7 +103,17 @@ impl<S: LeaseStore> Elector<S> {
             leading_until_ms: None,
             observed: None,
             acquired_at_ms: None,
+            seen: Seen::Unknown,
         }
+    }
+
+    /// What the last round saw.
+    pub fn seen(&self) -> &Seen {
+        &self.seen
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
     }
 
     pub fn identity(&self) -> &str {
@@ -113,13 +138,25 @@ impl<S: LeaseStore> Elector<S> {
     /// or take it when it is free or has not changed for `duration` as observed here.
     /// Returns whether this replica leads.
     pub async fn round(&mut self, now_ms: i64, wall_ms: i64) -> Result<bool, kube::Error> {
+        self.round_taking(now_ms, wall_ms, true).await
+    }
+
+    /// A round that writes only when `take`: otherwise it observes (the lease's expiry is judged
+    /// as in any round) and leads not, even where the lease still names this replica (a shard
+    /// over this replica's share is left to expire rather than renewed).
+    pub async fn round_taking(&mut self, now_ms: i64, wall_ms: i64, take: bool) -> Result<bool, kube::Error> {
         let duration_ms = self.timing.duration.as_millis() as i64;
+        self.seen = Seen::Unknown;
         let won = match self.store.get().await? {
-            None => {
+            None if take => {
                 let record = self.record_as_holder(0, None, wall_ms, wall_ms);
                 self.store.create(&record).await?
             }
-            Some(current) if current.holder.as_deref() == Some(self.identity.as_str()) => {
+            None => {
+                self.seen = Seen::Free;
+                false
+            }
+            Some(current) if current.holder.as_deref() == Some(self.identity.as_str()) && take => {
                 let acquired = self.acquired_at_ms.unwrap_or(current.acquired_at_ms);
                 let record = self.record_as_holder(current.transitions, current.version, wall_ms, acquired);
                 self.store.replace(&record).await?
@@ -145,10 +182,15 @@ impl<S: LeaseStore> Elector<S> {
                     }
                 };
                 let expired = now_ms - unchanged_since > duration_ms;
-                if current.holder.as_deref().is_none_or(str::is_empty) || expired {
+                let free = current.holder.as_deref().is_none_or(str::is_empty) || expired;
+                if free && take {
                     let record = self.record_as_holder(current.transitions + 1, current.version, wall_ms, wall_ms);
                     self.store.replace(&record).await?
                 } else {
+                    self.seen = match current.holder {
+                        Some(holder) if !free => Seen::Held(holder),
+                        _ => Seen::Free,
+                    };
                     false
                 }
             }
@@ -156,6 +198,7 @@ impl<S: LeaseStore> Elector<S> {
         if won {
             self.acquired_at_ms.get_or_insert(wall_ms);
             self.observed = None;
+            self.seen = Seen::Mine;
         }
         self.leading_until_ms = won.then(|| now_ms + self.timing.renew_deadline.as_millis() as i64);
         Ok(won)
