@@ -18,6 +18,9 @@
 //!   so that hundreds of accounts do not each build an EC2 backend per region in the emulator; the
 //!   product keeps AWS's. Prints the sweeps, their reads per account, and the clients built.
 //!
+//! `TRAILKEEPER_BENCH_REPLICAS=3` (issue 46): three replicas share the fleet by shards (`--shards
+//! 12`); prints the time to all Ready and every replica's RSS instead of the single-replica figures.
+//!
 //! `TRAILKEEPER_BENCH_WRAP="heaptrack -o /tmp/controller"` profiles the controller's heap.
 
 #[path = "../tests/common/mod.rs"]
@@ -145,12 +148,20 @@ fn since(after: &BTreeMap<String, u64>, before: &BTreeMap<String, u64>) -> BTree
         .collect()
 }
 
+/// One replica of a sharded fleet (`TRAILKEEPER_BENCH_REPLICAS`).
+#[derive(Clone, Copy)]
+struct Sharding<'a> {
+    shards: u32,
+    identity: &'a str,
+}
+
 fn start_controller(
     kubeconfig: &std::path::Path,
     ns: &str,
     queue_url: &str,
     bus: &str,
     organization: Option<&str>,
+    sharding: Option<Sharding<'_>>,
 ) -> Controller {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -168,8 +179,15 @@ fn start_controller(
         }
         None => Command::new(env!("CARGO_BIN_EXE_trailkeeper")),
     };
+    match sharding {
+        // Each replica its Leases (one per shard) in the bench's namespace.
+        Some(sharding) => command
+            .args(["run", "--leader-election", "true", "--concurrency", "16"])
+            .args(["--shards", &sharding.shards.to_string()])
+            .args(["--lease-namespace", ns, "--identity", sharding.identity]),
+        None => command.args(["run", "--leader-election", "false", "--concurrency", "16"]),
+    };
     let child = command
-        .args(["run", "--leader-election", "false", "--concurrency", "16"])
         .args(["--watch-namespace", ns])
         .args(["--http-addr", &format!("127.0.0.1:{port}")])
         .env("KUBECONFIG", kubeconfig)
@@ -272,7 +290,95 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
-async fn bench(n: usize, tampers: usize) {
+/// Sharding (issue 46): `replicas` processes of `trailkeeper run --shards 4 x replicas` share the
+/// fleet; the time to all Ready and each replica's RSS, peak and settled (every baseline cached
+/// by every replica: the informers watch the whole fleet, each replica works its shards only).
+#[allow(clippy::too_many_arguments)]
+async fn sharded(
+    n: usize,
+    replicas: usize,
+    api: &Api<LoggingBaseline>,
+    kubeconfig: &std::path::Path,
+    ns: &str,
+    queue: &str,
+    bus: &str,
+    organization: Option<&str>,
+) {
+    let shards = 4 * replicas as u32;
+    let names: Vec<String> = (0..replicas).map(|r| format!("replica-{r}")).collect();
+    let fleet: Vec<Controller> = names
+        .iter()
+        .map(|identity| {
+            let sharding = Sharding { shards, identity };
+            start_controller(kubeconfig, ns, queue, bus, organization, Some(sharding))
+        })
+        .collect();
+    let started = Instant::now();
+    let mut peaks = vec![0; replicas];
+    let sample = |peaks: &mut Vec<u64>| {
+        for (peak, replica) in peaks.iter_mut().zip(&fleet) {
+            *peak = (*peak).max(replica.rss_kib("VmRSS"));
+        }
+    };
+    loop {
+        sample(&mut peaks);
+        let ready = ready_count(api).await;
+        if ready == n {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(3600),
+            "only {ready}/{n} Ready after an hour"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let converge = started.elapsed();
+    // Every account's first sweep, by its shard's holder.
+    loop {
+        let mut swept = 0;
+        for replica in &fleet {
+            swept += replica
+                .counter("trailkeeper_compliance_sweeps_total{outcome=\"account\"}")
+                .await;
+        }
+        sample(&mut peaks);
+        if swept as usize >= n || started.elapsed() > Duration::from_secs(3600) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let swept = started.elapsed();
+    // Settled: the status writes of the sweeps done, the allocator's free pages returned.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    sample(&mut peaks);
+    let mut calls = Vec::new();
+    for replica in &fleet {
+        let (reads, writes) = split(&replica.aws_calls().await);
+        calls.push((reads, writes, replica.counter("trailkeeper_shards_held").await));
+    }
+    println!(
+        "\n## N = {n}, {replicas} replicas sharing {shards} shards (controller: {} build, concurrency 16 each, events on, resync 1 h)",
+        if cfg!(debug_assertions) { "debug" } else { "release" }
+    );
+    println!(
+        "all Ready after {:.1} s; every account swept after {:.1} s",
+        converge.as_secs_f64(),
+        swept.as_secs_f64()
+    );
+    for (i, replica) in fleet.iter().enumerate() {
+        let (reads, writes, held) = calls[i];
+        println!(
+            "{}: {held} shards held; AWS reads {reads}, writes {writes}; RSS peak {} MiB, settled {} MiB ({} MiB anonymous, {} MiB file)",
+            names[i],
+            replica.rss_kib("VmHWM").max(peaks[i]) / 1024,
+            replica.rss_kib("VmRSS") / 1024,
+            replica.rss_kib("RssAnon") / 1024,
+            replica.rss_kib("RssFile") / 1024
+        );
+    }
+}
+
+async fn bench(n: usize, tampers: usize, replicas: usize) {
     let client = cluster::admin().await;
     cluster::install_crds(&client).await;
     let ns = cluster::fresh_namespace(&client, "bench").await;
@@ -313,9 +419,23 @@ async fn bench(n: usize, tampers: usize) {
         api.create(&PostParams::default(), &b).await.unwrap();
     }
 
+    if replicas > 1 {
+        return sharded(
+            n,
+            replicas,
+            &api,
+            &kubeconfig,
+            &ns,
+            &queue,
+            &bus,
+            organization.as_deref(),
+        )
+        .await;
+    }
+
     // 1. From empty accounts to all Ready.
     let (_, audit_from) = api_requests(&user, 0);
-    let first = start_controller(&kubeconfig, &ns, &queue, &bus, organization.as_deref());
+    let first = start_controller(&kubeconfig, &ns, &queue, &bus, organization.as_deref(), None);
     let mut peak = 0;
     loop {
         peak = peak.max(first.rss_kib("VmRSS"));
@@ -355,7 +475,7 @@ async fn bench(n: usize, tampers: usize) {
     let (first_requests, audit_mid) = api_requests(&user, audit_from);
 
     // 2. A fresh process: every baseline reconciled once, in sync.
-    let second = start_controller(&kubeconfig, &ns, &queue, &bus, organization.as_deref());
+    let second = start_controller(&kubeconfig, &ns, &queue, &bus, organization.as_deref(), None);
     let mut in_sync = Duration::ZERO;
     let mut last = BTreeMap::new();
     let mut stable_since = Instant::now();
@@ -505,8 +625,12 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
+    let replicas = std::env::var("TRAILKEEPER_BENCH_REPLICAS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     for n in sizes {
-        runtime.block_on(bench(n, tampers));
+        runtime.block_on(bench(n, tampers, replicas));
     }
 }
