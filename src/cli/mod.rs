@@ -136,7 +136,7 @@ pub enum Command {
 }
 
 /// The flags of `trailkeeper run`, defined with the operator they configure.
-pub use crate::runtime::operator::RunArgs;
+pub use crate::operator::RunArgs;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct IamPolicyArgs {
@@ -278,7 +278,7 @@ fn crds(dir: Option<PathBuf>) -> ExitCode {
 }
 
 async fn run_controller(args: RunArgs) -> ExitCode {
-    match crate::runtime::operator::run(args).await {
+    match crate::operator::run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "trailkeeper stopped");

@@ -193,7 +193,12 @@ async fn apply(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Acti
     let ready = ready_of(&next);
     crate::runtime::metrics::set_baseline_ready(&key, ready.as_ref().map(|(s, _)| s == "True"));
     if report.delivery_observed {
-        crate::runtime::metrics::set_delivery(&baseline.spec.account_id, &report.delivery);
+        let deliveries = report.delivery.iter().map(|f| crate::runtime::metrics::Delivery {
+            component: &f.component,
+            age_seconds: f.age_seconds,
+            failing: f.problem.is_some(),
+        });
+        crate::runtime::metrics::set_delivery(&baseline.spec.account_id, deliveries);
     }
     if let Some(compliance) = &next.compliance {
         crate::runtime::metrics::set_cis_controls(&baseline.spec.account_id, compliance);
@@ -607,7 +612,6 @@ where
         })
 }
 
-/// Runs the controller until `shutdown` resolves; in-flight reconciles are finished first.
 /// The forwarding of tampering events for this reconcile, when known. With events on and the
 /// central bus not set up yet, the baseline is noted first (then the forwarding read), so that
 /// the events loop reconciles it again once the bus is ready, whichever happens first.
@@ -623,53 +627,9 @@ fn forwarding_for(ctx: &Context, baseline: &LoggingBaseline) -> Option<crate::de
     forwarding
 }
 
-pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
-    // One shutdown for both controllers: the baselines' and the sets'.
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-    let (store, writer) = reflector::store();
-    // The sets find their namespace's baselines in the baselines' cache, without a request; a
-    // shard (`--selector`) sees only its own baselines there, so its set controller caches its
-    // children's watch instead.
-    let cached = ctx.settings.selector.is_none().then(|| store.clone());
-    let mut sets = super::sets::SetContext::new(
-        ctx.client.clone(),
-        ctx.aws.base.clone(),
-        ctx.recorder.clone(),
-        ctx.settings.resync,
-        cached,
-    )
-    .with_shards(ctx.shards.clone(), ctx.writers.clone());
-    sets.timeout = ctx.settings.reconcile_timeout;
-    let set_settings = super::sets::SetSettings {
-        namespace: ctx.settings.watch_namespace.clone(),
-        selector: ctx.settings.selector.clone(),
-        concurrency: ctx.settings.concurrency,
-    };
-    let policies = Arc::new(super::policy_status::PolicyContext {
-        client: ctx.client.clone(),
-        shards: ctx.shards.clone(),
-        writers: ctx.writers.clone(),
-        baselines: ctx.settings.selector.is_none().then(|| store.clone()),
-        resync: ctx.settings.resync,
-    });
-    let ns = ctx.settings.watch_namespace.clone();
-    tokio::join!(
-        run_baselines(ctx.clone(), store, writer, stopped(stop_rx.clone())),
-        super::sets::run(Arc::new(sets), set_settings, stopped(stop_rx.clone())),
-        super::policy_status::run::<TrailPolicy>(policies.clone(), ns.as_deref(), stopped(stop_rx.clone())),
-        super::policy_status::run::<RetentionPolicy>(policies, ns.as_deref(), stopped(stop_rx.clone())),
-        super::archives::run(ctx.clone(), stopped(stop_rx)),
-    );
-}
-
-async fn run_baselines(
+/// The LoggingBaseline controller, with its side loops (the drift-events queue, the account-wide
+/// sweep, forgetting departed baselines, returning free pages), until `shutdown` resolves.
+pub(super) async fn run_baselines(
     ctx: Arc<Context>,
     store: Store<LoggingBaseline>,
     writer: reflector::store::Writer<LoggingBaseline>,
@@ -694,7 +654,7 @@ async fn run_baselines(
     {
         let (store, health) = (store.clone(), ctx.health.clone());
         tokio::spawn(async move {
-            if super::shard::cache_synced(&store).await {
+            if crate::runtime::cache::cache_synced(&store).await {
                 health.synced.store(true, std::sync::atomic::Ordering::Relaxed);
             }
         });
@@ -740,7 +700,7 @@ async fn run_baselines(
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 every.tick().await;
-                if super::shard::cache_synced(&store).await {
+                if crate::runtime::cache::cache_synced(&store).await {
                     // With sharding, those of the shards handed back or lost are gone too.
                     let mut present = store.state();
                     present.retain(|b| ctx.shards.holds(ctx.shards.of(&b.spec.account_id)));

@@ -130,7 +130,7 @@ async fn reconcile<K: Policy>(policy: Arc<K>, ctx: Arc<PolicyContext>) -> Result
         Some(store) => {
             // Bounded, as the policy resolution's wait: a baseline cache that cannot list must
             // not hold this reconcile (and the controller's graceful shutdown) forever.
-            let synced = tokio::time::timeout(CACHE_WAIT, super::shard::cache_synced(store)).await;
+            let synced = tokio::time::timeout(CACHE_WAIT, crate::runtime::cache::cache_synced(store)).await;
             if !matches!(synced, Ok(true)) {
                 return Ok(Action::requeue(CACHE_WAIT));
             }
