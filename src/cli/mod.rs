@@ -1,4 +1,5 @@
-//! The subcommands: argument parsing and wiring only.
+//! The subcommands: argument parsing, dispatch (to the operator, the engine's fleet run and
+//! verification, the desired IAM documents) and output.
 
 // Output goes through these instead of `print!`/`eprintln!`, which panic when the reader has gone
 // (`trailkeeper crds | head -1`, stderr into a closed pipe). A reader that stopped reading is not
@@ -415,6 +416,19 @@ async fn verify(files: &[PathBuf], account: Option<&str>, start: &str, end: Opti
             }
         }
     }
+    print_verified(&reports, format);
+    ExitCode::from(if all_valid && !reports.is_empty() {
+        exit::OK
+    } else {
+        exit::INVALID
+    })
+}
+
+/// What `verify` found, per baseline: its report, the reads it took and how long.
+type Verified = (String, crate::engine::verify::VerifyReport, u32, std::time::Duration);
+
+/// `verify`'s output: one line per baseline (and one per problem), or JSON.
+fn print_verified(reports: &[Verified], format: Format) {
     if format == Format::Json {
         let json: Vec<_> = reports
             .iter()
@@ -422,7 +436,7 @@ async fn verify(files: &[PathBuf], account: Option<&str>, start: &str, end: Opti
             .collect();
         outln!("{}", serde_json::to_string_pretty(&json).unwrap_or_default());
     } else {
-        for (id, r, reads, took) in &reports {
+        for (id, r, reads, took) in reports {
             outln!(
                 "{id}: {} digest files and {} log files checked in {:.1} s ({reads} reads): {}",
                 r.digests,
@@ -441,11 +455,6 @@ async fn verify(files: &[PathBuf], account: Option<&str>, start: &str, end: Opti
             }
         }
     }
-    ExitCode::from(if all_valid && !reports.is_empty() {
-        exit::OK
-    } else {
-        exit::INVALID
-    })
 }
 
 fn iam_policy(args: IamPolicyArgs) -> ExitCode {

@@ -559,6 +559,17 @@ pub fn slim(baseline: &mut LoggingBaseline) {
     }
 }
 
+/// The API of a namespaced kind in `namespace`, or in all namespaces.
+pub(super) fn api_for<K>(client: &Client, namespace: Option<&str>) -> kube::Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => kube::Api::namespaced(client.clone(), ns),
+        None => kube::Api::all(client.clone()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

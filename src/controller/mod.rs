@@ -6,7 +6,9 @@
 pub mod archives;
 pub mod baselines;
 pub mod context;
+mod events;
 mod findings;
+mod integrity;
 pub mod policies;
 pub mod policy_status;
 pub mod sets;

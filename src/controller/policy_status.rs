@@ -156,10 +156,7 @@ pub async fn run<K: Policy>(
     namespace: Option<&str>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let api: Api<K> = match namespace {
-        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
-        None => Api::all(ctx.client.clone()),
-    };
+    let api: Api<K> = super::context::api_for(&ctx.client, namespace);
     let controller = Controller::new(api, watcher::Config::default());
     let newly_held = super::shard::newly_held(ctx.shards.clone(), controller.store(), {
         let shards = ctx.shards.clone();
