@@ -148,6 +148,12 @@ pub struct AccountIdentity {
 #[derive(Default)]
 pub struct StsByRegion(std::sync::Mutex<std::collections::HashMap<String, aws_sdk_sts::Client>>);
 
+/// An STS client of the base identity in `region`, its calls recorded by `calls`.
+fn regional_sts(base: &SdkConfig, region: &str, calls: CallRecorder) -> aws_sdk_sts::Client {
+    let regional = base.to_builder().region(Region::new(region.to_string())).build();
+    aws_sdk_sts::Client::from_conf(aws_sdk_sts::config::Builder::from(&regional).interceptor(calls).build())
+}
+
 impl AccountIdentity {
     /// The identity of the base configuration, or the role of `credentials` assumed through STS
     /// (refreshed by the SDK's identity cache before it expires).
@@ -157,13 +163,7 @@ impl AccountIdentity {
         credentials: Option<&Credentials>,
         calls: &CallRecorder,
     ) -> std::sync::Arc<AccountIdentity> {
-        let regional = base.to_builder().region(Region::new(region.to_string())).build();
-        let sts = aws_sdk_sts::Client::from_conf(
-            aws_sdk_sts::config::Builder::from(&regional)
-                .interceptor(calls.clone())
-                .build(),
-        );
-        Self::with_sts(base, region, credentials, &sts)
+        Self::with_sts(base, region, credentials, &regional_sts(base, region, calls.clone()))
     }
 
     /// An account's identity with the STS client of its primary region from `sts` (built there
@@ -179,14 +179,7 @@ impl AccountIdentity {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .entry(region.to_string())
-            .or_insert_with(|| {
-                let regional = base.to_builder().region(Region::new(region.to_string())).build();
-                aws_sdk_sts::Client::from_conf(
-                    aws_sdk_sts::config::Builder::from(&regional)
-                        .interceptor(CallRecorder::new())
-                        .build(),
-                )
-            })
+            .or_insert_with(|| regional_sts(base, region, CallRecorder::new()))
             .clone();
         Self::with_sts(base, region, credentials, &client)
     }

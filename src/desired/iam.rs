@@ -227,6 +227,22 @@ fn with_condition(mut statement: Value, condition: Value) -> Value {
     statement
 }
 
+/// CreateKey, which names no resource: only a symmetric encryption key of KMS's own material,
+/// never bypassing the lockout check (its policy must let the account role maintain it).
+fn create_key_statement(sid: &str) -> Value {
+    with_condition(
+        statement(sid, &["kms:CreateKey"], any()),
+        json!({
+            "StringEquals": {
+                "kms:KeySpec": "SYMMETRIC_DEFAULT",
+                "kms:KeyUsage": "ENCRYPT_DECRYPT",
+                "kms:KeyOrigin": "AWS_KMS"
+            },
+            "Bool": {"kms:BypassPolicyLockoutSafetyCheck": "false"}
+        }),
+    )
+}
+
 fn any() -> Vec<String> {
     vec!["*".to_string()]
 }
