@@ -61,11 +61,11 @@ async fn fleet(n: usize) {
     let baselines: Vec<ResolvedBaseline> = (0..n).map(|_| resolved(&common::new_account())).collect();
     let cpu0 = cpu_seconds();
     let started = Instant::now();
-    let converge = trailkeeper::cli::run_all(&base, &baselines, RunMode::Apply).await;
+    let converge = trailkeeper::engine::fleet::run_all(&base, &baselines, RunMode::Apply).await;
     let converge_wall = started.elapsed();
     let failed = converge.iter().filter(|(_, r)| r.failed()).count();
     let started = Instant::now();
-    let in_sync = trailkeeper::cli::run_all(&base, &baselines, RunMode::Apply).await;
+    let in_sync = trailkeeper::engine::fleet::run_all(&base, &baselines, RunMode::Apply).await;
     let sync_wall = started.elapsed();
     let cpu = cpu_seconds() - cpu0;
     let (c_reads, c_writes) = per_account(&converge);
@@ -127,8 +127,8 @@ async fn crowded(groups: usize, keys: usize) {
         aws.kms.create_key().send().await.unwrap();
     }
     let baselines = [quiet, busy];
-    trailkeeper::cli::run_all(&base, &baselines, RunMode::Apply).await;
-    let in_sync = trailkeeper::cli::run_all(&base, &baselines, RunMode::Apply).await;
+    trailkeeper::engine::fleet::run_all(&base, &baselines, RunMode::Apply).await;
+    let in_sync = trailkeeper::engine::fleet::run_all(&base, &baselines, RunMode::Apply).await;
     let reads = |i: usize| in_sync[i].1.calls.reads.saturating_sub(1);
     println!(
         "crowded account: in-sync reads {} alone, {} with {groups} foreign log groups and {keys} foreign keys",

@@ -10,6 +10,7 @@ pub mod engine;
 pub mod fence;
 pub mod judge;
 pub mod manifests;
+pub mod operator;
 pub mod progress;
 pub mod runtime;
 

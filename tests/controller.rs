@@ -449,7 +449,7 @@ async fn a_policy_that_breaks_the_crd_rules_is_reported_and_never_reaches_aws() 
 async fn the_controller_lists_and_watches_its_five_kinds_and_stops_on_shutdown() {
     let (ctx, mut api) = context().await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let run = tokio::spawn(trailkeeper::controller::baselines::run(ctx, async move {
+    let run = tokio::spawn(trailkeeper::controller::run(ctx, async move {
         let _ = stopped.await;
     }));
     let mut seen = std::collections::BTreeSet::new();

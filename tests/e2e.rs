@@ -320,7 +320,7 @@ async fn a_policy_whose_labels_or_annotations_change_triggers_no_reconcile() {
         },
     ));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let controller = tokio::spawn(baselines::run(ctx.clone(), async move {
+    let controller = tokio::spawn(trailkeeper::controller::run(ctx.clone(), async move {
         let _ = stopped.await;
     }));
     let retention: Api<RetentionPolicy> = Api::namespaced(client.clone(), &ns);

@@ -557,7 +557,7 @@ async fn two_accounts_in_one_apply_converge_in_parallel_without_interference() {
         })
         .collect();
     let started = std::time::Instant::now();
-    let reports = trailkeeper::cli::run_all(&base, &baselines, RunMode::Apply).await;
+    let reports = trailkeeper::engine::fleet::run_all(&base, &baselines, RunMode::Apply).await;
     let elapsed = started.elapsed();
     for (_, r) in &reports {
         assert_clean(r);
@@ -577,7 +577,7 @@ async fn two_accounts_in_one_apply_converge_in_parallel_without_interference() {
             "{account}: {buckets:?}"
         );
     }
-    let plans = trailkeeper::cli::run_all(&base, &baselines, RunMode::Plan).await;
+    let plans = trailkeeper::engine::fleet::run_all(&base, &baselines, RunMode::Plan).await;
     assert!(plans.iter().all(|(_, r)| r.in_sync() && r.calls.writes == 0));
 }
 

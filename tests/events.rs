@@ -715,8 +715,10 @@ async fn a_message_whose_route_failed_stays_and_is_routed_once_the_controller_is
     let events = events_settings("loss").await;
     let base = common::base_config().await;
     let sqs = trailkeeper::drift_events::queue::queue_client(&base, &trailkeeper::fence::WriteGate::open());
-    // A short visibility timeout, so the message comes back within the test.
-    sqs.set_queue_attributes()
+    // A short visibility timeout, so the message comes back within the test (the SDK client: no
+    // adapter sets it).
+    aws_sdk_sqs::Client::new(&base)
+        .set_queue_attributes()
         .queue_url(&events.queue_url)
         .attributes(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout, "2")
         .send()
@@ -1130,7 +1132,8 @@ async fn an_event_of_another_replicas_shard_is_handed_back_to_the_queue_not_repa
             .unwrap()
     };
     let eleven: Vec<_> = (0..11).map(|i| entry(&i.to_string())).collect();
-    let refused = sqs
+    let raw = aws_sdk_sqs::Client::new(&base);
+    let refused = raw
         .change_message_visibility_batch()
         .queue_url(&url)
         .set_entries(Some(eleven))
@@ -1141,7 +1144,7 @@ async fn an_event_of_another_replicas_shard_is_handed_back_to_the_queue_not_repa
         format!("{refused:?}").contains("TooManyEntriesInBatchRequest"),
         "{refused:?}"
     );
-    let repeated = sqs
+    let repeated = raw
         .change_message_visibility_batch()
         .queue_url(&url)
         .set_entries(Some(vec![entry("a"), entry("a")]))
@@ -1153,7 +1156,7 @@ async fn an_event_of_another_replicas_shard_is_handed_back_to_the_queue_not_repa
         "{repeated:?}"
     );
     let ten: Vec<_> = (0..10).map(|i| entry(&i.to_string())).collect();
-    sqs.change_message_visibility_batch()
+    raw.change_message_visibility_batch()
         .queue_url(&url)
         .set_entries(Some(ten))
         .send()

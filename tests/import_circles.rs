@@ -1,6 +1,7 @@
-//! The files of src/ import each other without a circle: each layer (api, desired, judge, aws,
-//! engine, controller, drift_events, runtime, cli) reads only from those below it, so any file
-//! can be read, tested and moved with what it imports and nothing that imports it.
+//! The files of src/ import each other without a circle, and each folder reads only from the
+//! floors below its own (`FLOORS`): the house reads in run order, from `cli` and `operator` at the
+//! top down to `api` and `fence` on the ground, so any file can be read, tested and moved with what
+//! it imports and nothing that imports it. No SDK type (`aws_sdk_*`) is named outside src/aws/.
 //!
 //! A file depends on another when it names it by a `crate::` or `super::` path (in a `use`, a
 //! group `use crate::{a, b::c}`, or a path written out in code), mapped to the longest module
@@ -282,4 +283,142 @@ fn a_circle_through_a_group_import_or_super_is_found() {
     let (graph, _) = graph_of(&dir);
     assert!(circles(&graph).is_empty());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The floors of src/, from the ground up: a top-level module imports only from floors below its
+/// own (modules on one floor do not import each other). A new top-level module must be given one.
+const FLOORS: &[&[&str]] = &[
+    &["api", "fence", "progress"],
+    &["runtime"],
+    &["desired"],
+    &["manifests", "aws"],
+    &["judge"],
+    &["engine"],
+    &["drift_events"],
+    &["controller"],
+    &["operator"],
+    &["cli"],
+];
+
+fn floor_of(top: &str) -> Option<usize> {
+    FLOORS.iter().position(|floor| floor.contains(&top))
+}
+
+/// Each import of `graph` that does not run down the floors (`from -> to`), and each top-level
+/// module that stands on no floor. Test files (`tests.rs`, `*_tests.rs`: modules compiled under
+/// `#[cfg(test)]` only) may read from any floor.
+fn imports_running_up(graph: &Graph, files: &BTreeMap<Module, PathBuf>, src: &Path) -> Vec<String> {
+    let name = |m: &Module| files[m].strip_prefix(src).unwrap_or(&files[m]).display().to_string();
+    let mut found = Vec::new();
+    for (module, dependencies) in graph {
+        let Some(top) = module.first() else { continue };
+        if module.last().is_some_and(|m| m == "tests" || m.ends_with("_tests")) {
+            continue;
+        }
+        let Some(floor) = floor_of(top) else {
+            found.push(format!("{} stands on no floor of FLOORS", name(module)));
+            continue;
+        };
+        for dependency in dependencies {
+            let Some(to) = dependency.first() else { continue };
+            if to == top {
+                continue;
+            }
+            if floor_of(to).is_none_or(|to_floor| to_floor >= floor) {
+                found.push(format!("{} -> {}", name(module), name(dependency)));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn no_import_of_src_runs_back_up_the_floors() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let (graph, files) = graph_of(&src);
+    let found = imports_running_up(&graph, &files, &src);
+    assert!(
+        found.is_empty(),
+        "imports that run back up the floors of src/ (see FLOORS):\n{}",
+        found.join("\n")
+    );
+}
+
+/// The check itself finds an import from a lower floor to a higher one, and a module on no floor.
+#[test]
+fn an_import_running_up_or_a_module_on_no_floor_is_found() {
+    let dir = std::env::temp_dir().join(format!("trailkeeper-floors-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("runtime")).unwrap();
+    std::fs::write(
+        dir.join("lib.rs"),
+        "pub mod api;\npub mod runtime;\npub mod controller;\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("api.rs"), "pub struct Kind;\n").unwrap();
+    std::fs::write(dir.join("runtime/mod.rs"), "pub mod metrics;\n").unwrap();
+    std::fs::write(
+        dir.join("runtime/metrics.rs"),
+        "use crate::api::Kind;\nuse crate::{controller::Context};\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("controller.rs"),
+        "use crate::runtime::metrics;\npub struct Context;\n",
+    )
+    .unwrap();
+    let (graph, files) = graph_of(&dir);
+    assert_eq!(
+        imports_running_up(&graph, &files, &dir),
+        vec!["runtime/metrics.rs -> controller.rs".to_string()]
+    );
+    std::fs::write(dir.join("lib.rs"), "pub mod api;\npub mod attic;\n").unwrap();
+    std::fs::write(dir.join("attic.rs"), "use crate::api::Kind;\n").unwrap();
+    let (graph, files) = graph_of(&dir);
+    assert!(imports_running_up(&graph, &files, &dir).contains(&"attic.rs stands on no floor of FLOORS".to_string()));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `aws_sdk_*` paths named in a file's text before its tests.
+fn sdk_paths(text: &str) -> BTreeSet<String> {
+    let text = text.split("#[cfg(test)]").next().unwrap_or_default();
+    let mut found = BTreeSet::new();
+    let mut at = 0;
+    while let Some(offset) = text[at..].find("aws_sdk_") {
+        let start = at + offset;
+        at = start + "aws_sdk_".len();
+        if text[..start].ends_with(is_ident) {
+            continue;
+        }
+        let end = text[start..]
+            .find(|c: char| !is_ident(c))
+            .map_or(text.len(), |e| start + e);
+        found.insert(text[start..end].to_string());
+    }
+    found
+}
+
+#[test]
+fn no_sdk_type_is_named_outside_src_aws() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut found = Vec::new();
+    for (module, path) in modules(&src) {
+        if module.first().map(String::as_str) == Some("aws") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("a source file is readable");
+        for sdk in sdk_paths(&text) {
+            found.push(format!("{}: {sdk}", path.strip_prefix(&src).unwrap_or(&path).display()));
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "SDK crates named outside src/aws/:\n{}",
+        found.join("\n")
+    );
+    assert_eq!(
+        sdk_paths("use aws_sdk_sqs::Client;\nfn f(c: &my_aws_sdk_s3::X) {}\n#[cfg(test)]\nuse aws_sdk_kms;"),
+        BTreeSet::from(["aws_sdk_sqs".to_string()]),
+        "the check reads paths, before the tests"
+    );
 }

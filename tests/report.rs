@@ -42,8 +42,8 @@ async fn the_status_carries_each_control_with_its_evidence() {
     let base = base_config().await;
     let account = new_account();
     let baselines = [resolved(&account, TrailPolicySpec::default())];
-    trailkeeper::cli::run_all(&base, &baselines, RunMode::Apply).await;
-    let reports = trailkeeper::cli::run_all(&base, &baselines, RunMode::Apply).await;
+    trailkeeper::engine::fleet::run_all(&base, &baselines, RunMode::Apply).await;
+    let reports = trailkeeper::engine::fleet::run_all(&base, &baselines, RunMode::Apply).await;
     let (_, report) = &reports[0];
     let next = status::from_report(
         report,
@@ -120,8 +120,8 @@ async fn the_status_carries_each_control_with_its_evidence() {
 
     // With S3 data events in the TrailPolicy, they pass once applied.
     let baselines = [resolved(&account, s3_data_events())];
-    trailkeeper::cli::run_all(&base, &baselines, RunMode::Apply).await;
-    let reports = trailkeeper::cli::report_all(&base, &baselines).await;
+    trailkeeper::engine::fleet::run_all(&base, &baselines, RunMode::Apply).await;
+    let reports = trailkeeper::engine::fleet::report_all(&base, &baselines).await;
     let controls = trailkeeper::judge::compliance::evaluate(&reports[0].1.evidence);
     assert!(
         controls
@@ -155,12 +155,12 @@ async fn report_on_two_accounts_gives_the_expected_markdown() {
     // This test binary has its own emulator: fixed account ids keep the golden file stable.
     let (converged, untouched) = ("111111111111", "222222222222");
     create_roles(converged, &ACCOUNT_ROLES);
-    trailkeeper::cli::run_all(&base, &[resolved(converged, s3_data_events())], RunMode::Apply).await;
+    trailkeeper::engine::fleet::run_all(&base, &[resolved(converged, s3_data_events())], RunMode::Apply).await;
     let baselines = [
         resolved(converged, s3_data_events()),
         resolved(untouched, TrailPolicySpec::default()),
     ];
-    let reports = trailkeeper::cli::report_all(&base, &baselines).await;
+    let reports = trailkeeper::engine::fleet::report_all(&base, &baselines).await;
     let markdown = normalize(&trailkeeper::cli::output::render_compliance(&reports, Format::Markdown));
     let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/report.md");
     if std::env::var("TRAILKEEPER_BLESS").is_ok() {
@@ -212,11 +212,11 @@ async fn the_account_wide_controls_judge_the_account_whoever_manages_it() {
         .collect();
     assert!(!vpcs.is_empty(), "moto's default VPC");
     someone_elses_flow_log(&aws, &account, &vpcs, TrafficType::Accept).await;
-    trailkeeper::cli::run_all(&base, std::slice::from_ref(&baseline), RunMode::Apply).await;
+    trailkeeper::engine::fleet::run_all(&base, std::slice::from_ref(&baseline), RunMode::Apply).await;
     let judge = |baseline: ResolvedBaseline| {
         let base = base.clone();
         async move {
-            let reports = trailkeeper::cli::report_all(&base, &[baseline]).await;
+            let reports = trailkeeper::engine::fleet::report_all(&base, &[baseline]).await;
             trailkeeper::judge::compliance::evaluate(&reports[0].1.evidence)
         }
     };
@@ -290,7 +290,7 @@ async fn every_enabled_region_is_judged_when_no_compliance_regions_are_named() {
     let account = new_account();
     let mut baseline = resolved(&account, TrailPolicySpec::default());
     baseline.baseline.spec.compliance_regions.clear();
-    let reports = trailkeeper::cli::report_all(&base, &[baseline]).await;
+    let reports = trailkeeper::engine::fleet::report_all(&base, &[baseline]).await;
     let report = &reports[0].1;
     assert_eq!(
         report.calls.by_action.get("ec2:DescribeRegions").map(|(n, _)| *n),
@@ -379,7 +379,7 @@ async fn a_recorder_of_one_resource_type_fails_3_3() {
         .unwrap();
     let baseline = resolved(&account, TrailPolicySpec::default());
     assert!(!baseline.baseline.spec.config_rules.enabled);
-    let reports = trailkeeper::cli::report_all(&base, std::slice::from_ref(&baseline)).await;
+    let reports = trailkeeper::engine::fleet::report_all(&base, std::slice::from_ref(&baseline)).await;
     let controls = trailkeeper::judge::compliance::evaluate(&reports[0].1.evidence);
     let config = controls.iter().find(|c| c.id == "3.3").unwrap();
     assert_eq!(config.result, ControlResult::Fail);
@@ -407,7 +407,7 @@ async fn a_recorder_of_one_resource_type_fails_3_3() {
         .send()
         .await
         .unwrap();
-    let reports = trailkeeper::cli::report_all(&base, &[baseline]).await;
+    let reports = trailkeeper::engine::fleet::report_all(&base, &[baseline]).await;
     let controls = trailkeeper::judge::compliance::evaluate(&reports[0].1.evidence);
     let config = controls.iter().find(|c| c.id == "3.3").unwrap();
     assert_eq!(config.result, ControlResult::Pass, "{}", config.evidence);

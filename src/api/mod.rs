@@ -1,5 +1,6 @@
 //! The five custom resources of trailkeeper (group `trailkeeper.io`, version `v1alpha1`), their
-//! defaults (the baseline of the AWS logging reference) and their validation rules.
+//! defaults (the baseline of the AWS logging reference) and their validation rules, with the
+//! structural validation of a value against a kind's schema (`schema`).
 
 mod lock_in_place;
 mod log_archive;
@@ -11,6 +12,7 @@ mod network_activity;
 mod policy_status;
 mod retention_policy;
 mod rules;
+pub mod schema;
 mod security_hub;
 mod trail_policy;
 

@@ -143,6 +143,17 @@ pub struct AccountIdentity {
     retries: RetryPartition,
 }
 
+/// One STS client per region, of the base identity, shared by every account's role assumption
+/// there (`AccountIdentity::in_region`).
+#[derive(Default)]
+pub struct StsByRegion(std::sync::Mutex<std::collections::HashMap<String, aws_sdk_sts::Client>>);
+
+/// An STS client of the base identity in `region`, its calls recorded by `calls`.
+fn regional_sts(base: &SdkConfig, region: &str, calls: CallRecorder) -> aws_sdk_sts::Client {
+    let regional = base.to_builder().region(Region::new(region.to_string())).build();
+    aws_sdk_sts::Client::from_conf(aws_sdk_sts::config::Builder::from(&regional).interceptor(calls).build())
+}
+
 impl AccountIdentity {
     /// The identity of the base configuration, or the role of `credentials` assumed through STS
     /// (refreshed by the SDK's identity cache before it expires).
@@ -152,13 +163,25 @@ impl AccountIdentity {
         credentials: Option<&Credentials>,
         calls: &CallRecorder,
     ) -> std::sync::Arc<AccountIdentity> {
-        let regional = base.to_builder().region(Region::new(region.to_string())).build();
-        let sts = aws_sdk_sts::Client::from_conf(
-            aws_sdk_sts::config::Builder::from(&regional)
-                .interceptor(calls.clone())
-                .build(),
-        );
-        Self::with_sts(base, region, credentials, &sts)
+        Self::with_sts(base, region, credentials, &regional_sts(base, region, calls.clone()))
+    }
+
+    /// An account's identity with the STS client of its primary region from `sts` (built there
+    /// once, shared by every account's role assumption).
+    pub fn in_region(
+        base: &SdkConfig,
+        region: &str,
+        credentials: Option<&Credentials>,
+        sts: &StsByRegion,
+    ) -> std::sync::Arc<AccountIdentity> {
+        let client = sts
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(region.to_string())
+            .or_insert_with(|| regional_sts(base, region, CallRecorder::new()))
+            .clone();
+        Self::with_sts(base, region, credentials, &client)
     }
 
     /// `new`, assuming the role through `sts`: a client of the base identity in `region`, which
@@ -311,19 +334,10 @@ pub struct RegionConfig {
     path_style: bool,
 }
 
-/// SDK clients built so far, by every `Lazy` of the process (`trailkeeper_aws_clients_built_total`):
-/// what a reuse of clients saves shows here.
-static CLIENTS_BUILT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// SDK clients built since the process started.
-pub fn clients_built() -> u64 {
-    CLIENTS_BUILT.load(std::sync::atomic::Ordering::Relaxed)
-}
-
 macro_rules! client_builder {
     ($name:ident, $sdk:ident) => {
         fn $name(c: &RegionConfig) -> $sdk::Client {
-            CLIENTS_BUILT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            crate::runtime::metrics::record_client_built();
             let mut builder = $sdk::config::Builder::from(&c.config)
                 .retry_partition(c.retries.clone())
                 .interceptor(c.calls.clone());
@@ -353,7 +367,7 @@ client_builder!(build_sns, aws_sdk_sns);
 client_builder!(build_securityhub, aws_sdk_securityhub);
 
 fn build_s3(c: &RegionConfig) -> aws_sdk_s3::Client {
-    CLIENTS_BUILT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    crate::runtime::metrics::record_client_built();
     let mut builder = aws_sdk_s3::config::Builder::from(&c.config)
         .force_path_style(c.path_style)
         .retry_partition(c.retries.clone())

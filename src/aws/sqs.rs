@@ -5,7 +5,38 @@ use aws_sdk_sqs::types::{
     QueueAttributeName,
 };
 
-use super::{AwsError, check};
+use super::{AwsError, CallRecorder, WriteFence, check};
+use crate::fence::WriteGate;
+
+/// An SQS client of the operator's own identity (the SDK's client stays in this adapter).
+#[derive(Clone, Debug)]
+pub struct SqsClient(aws_sdk_sqs::Client);
+
+impl SqsClient {
+    /// With each attempt's timeout at `attempt_timeout` (above a long poll's wait); its writes
+    /// (DeleteMessageBatch, SetQueueAttributes...) go out only while `gate` is open.
+    pub fn new(base: &aws_types::SdkConfig, gate: &WriteGate, attempt_timeout: std::time::Duration) -> Self {
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(std::time::Duration::from_millis(3100))
+            .operation_attempt_timeout(attempt_timeout)
+            .operation_timeout(std::time::Duration::from_secs(90))
+            .build();
+        Self(aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::config::Builder::from(base)
+                .timeout_config(timeouts)
+                .interceptor(CallRecorder::new())
+                .interceptor(WriteFence::new(gate.clone()))
+                .build(),
+        ))
+    }
+}
+
+/// A client built otherwise (tests: a mocked one).
+impl From<aws_sdk_sqs::Client> for SqsClient {
+    fn from(client: aws_sdk_sqs::Client) -> Self {
+        Self(client)
+    }
+}
 
 /// A message as received: its receipt (to delete it), body, and how many times it was received
 /// (this time included; 1 when SQS does not say).
@@ -17,8 +48,9 @@ pub struct Message {
 }
 
 /// The queue's ARN and policy.
-pub async fn queue_arn_and_policy(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<(String, Option<String>), AwsError> {
+pub async fn queue_arn_and_policy(sqs: &SqsClient, url: &str) -> Result<(String, Option<String>), AwsError> {
     let sent = sqs
+        .0
         .get_queue_attributes()
         .queue_url(url)
         .attribute_names(QueueAttributeName::QueueArn)
@@ -35,12 +67,9 @@ pub async fn queue_arn_and_policy(sqs: &aws_sdk_sqs::Client, url: &str) -> Resul
     Ok((arn, policy))
 }
 
-pub async fn set_queue_policy(
-    sqs: &aws_sdk_sqs::Client,
-    url: &str,
-    policy: &serde_json::Value,
-) -> Result<(), AwsError> {
+pub async fn set_queue_policy(sqs: &SqsClient, url: &str, policy: &serde_json::Value) -> Result<(), AwsError> {
     let sent = sqs
+        .0
         .set_queue_attributes()
         .queue_url(url)
         .attributes(QueueAttributeName::Policy, policy.to_string())
@@ -51,8 +80,9 @@ pub async fn set_queue_policy(
 
 /// Up to 10 messages, waiting up to `wait_seconds` for the first (long polling: an idle queue
 /// costs one request per wait, not a loop of empty answers).
-pub async fn receive(sqs: &aws_sdk_sqs::Client, url: &str, wait_seconds: i32) -> Result<Vec<Message>, AwsError> {
+pub async fn receive(sqs: &SqsClient, url: &str, wait_seconds: i32) -> Result<Vec<Message>, AwsError> {
     let sent = sqs
+        .0
         .receive_message()
         .queue_url(url)
         .max_number_of_messages(10)
@@ -79,7 +109,7 @@ pub async fn receive(sqs: &aws_sdk_sqs::Client, url: &str, wait_seconds: i32) ->
 }
 
 /// Deletes handled messages (at most 10, as received).
-pub async fn delete(sqs: &aws_sdk_sqs::Client, url: &str, receipts: &[String]) -> Result<(), AwsError> {
+pub async fn delete(sqs: &SqsClient, url: &str, receipts: &[String]) -> Result<(), AwsError> {
     if receipts.is_empty() {
         return Ok(());
     }
@@ -95,6 +125,7 @@ pub async fn delete(sqs: &aws_sdk_sqs::Client, url: &str, receipts: &[String]) -
         })
         .collect();
     let sent = sqs
+        .0
         .delete_message_batch()
         .queue_url(url)
         .set_entries(Some(entries))
@@ -109,7 +140,7 @@ pub async fn delete(sqs: &aws_sdk_sqs::Client, url: &str, receipts: &[String]) -
 /// <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ChangeMessageVisibility.html>.
 /// An entry refused (its message visible again already, or deleted) needs nothing more: it is
 /// in the queue for the next receive, or gone.
-pub async fn release(sqs: &aws_sdk_sqs::Client, url: &str, messages: &[(String, i32)]) -> Result<(), AwsError> {
+pub async fn release(sqs: &SqsClient, url: &str, messages: &[(String, i32)]) -> Result<(), AwsError> {
     if messages.is_empty() {
         return Ok(());
     }
@@ -126,6 +157,7 @@ pub async fn release(sqs: &aws_sdk_sqs::Client, url: &str, messages: &[(String, 
         })
         .collect();
     let sent = sqs
+        .0
         .change_message_visibility_batch()
         .queue_url(url)
         .set_entries(Some(entries))

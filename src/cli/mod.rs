@@ -1,4 +1,5 @@
-//! The subcommands: argument parsing and wiring only.
+//! The subcommands: argument parsing, dispatch (to the operator, the engine's fleet run and
+//! verification, the desired IAM documents) and output.
 
 // Output goes through these instead of `print!`/`eprintln!`, which panic when the reader has gone
 // (`trailkeeper crds | head -1`, stderr into a closed pipe). A reader that stopped reading is not
@@ -33,9 +34,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use futures::StreamExt;
 
-use crate::engine::account::{self, AccountReport, EvidenceScope, ReconcileOptions, RunMode};
+use crate::engine::account::{AccountReport, EvidenceScope, RunMode};
+use crate::engine::fleet;
 use crate::manifests::{self, ManifestSet, ResolvedBaseline};
-use crate::progress::Progress;
 
 /// Exit codes shared by the subcommands.
 pub mod exit {
@@ -136,7 +137,7 @@ pub enum Command {
 }
 
 /// The flags of `trailkeeper run`, defined with the operator they configure.
-pub use crate::runtime::operator::RunArgs;
+pub use crate::operator::RunArgs;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct IamPolicyArgs {
@@ -217,8 +218,6 @@ pub enum Format {
 }
 
 /// How many accounts are reconciled at once by `plan` and `apply`.
-const ACCOUNT_CONCURRENCY: usize = 16;
-
 pub async fn run(cli: Cli) -> ExitCode {
     let html_elsewhere = match &cli.command {
         Command::Plan { output, .. } | Command::Apply { output, .. } | Command::Diff { output, .. } => {
@@ -278,7 +277,7 @@ fn crds(dir: Option<PathBuf>) -> ExitCode {
 }
 
 async fn run_controller(args: RunArgs) -> ExitCode {
-    match crate::runtime::operator::run(args).await {
+    match crate::operator::run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "trailkeeper stopped");
@@ -417,6 +416,19 @@ async fn verify(files: &[PathBuf], account: Option<&str>, start: &str, end: Opti
             }
         }
     }
+    print_verified(&reports, format);
+    ExitCode::from(if all_valid && !reports.is_empty() {
+        exit::OK
+    } else {
+        exit::INVALID
+    })
+}
+
+/// What `verify` found, per baseline: its report, the reads it took and how long.
+type Verified = (String, crate::engine::verify::VerifyReport, u32, std::time::Duration);
+
+/// `verify`'s output: one line per baseline (and one per problem), or JSON.
+fn print_verified(reports: &[Verified], format: Format) {
     if format == Format::Json {
         let json: Vec<_> = reports
             .iter()
@@ -424,7 +436,7 @@ async fn verify(files: &[PathBuf], account: Option<&str>, start: &str, end: Opti
             .collect();
         outln!("{}", serde_json::to_string_pretty(&json).unwrap_or_default());
     } else {
-        for (id, r, reads, took) in &reports {
+        for (id, r, reads, took) in reports {
             outln!(
                 "{id}: {} digest files and {} log files checked in {:.1} s ({reads} reads): {}",
                 r.digests,
@@ -443,11 +455,6 @@ async fn verify(files: &[PathBuf], account: Option<&str>, start: &str, end: Opti
             }
         }
     }
-    ExitCode::from(if all_valid && !reports.is_empty() {
-        exit::OK
-    } else {
-        exit::INVALID
-    })
 }
 
 fn iam_policy(args: IamPolicyArgs) -> ExitCode {
@@ -478,73 +485,22 @@ fn iam_policy(args: IamPolicyArgs) -> ExitCode {
             Ok(b) => b,
             Err(code) => return ExitCode::from(code),
         };
-        settings.own_storage = baselines.is_empty() || baselines.iter().any(|b| b.archive.is_none());
-        settings.security_hub = baselines.is_empty() || baselines.iter().any(|b| b.baseline.spec.security_hub.enabled);
-        for b in &baselines {
-            if let Some(archive) = &b.archive {
-                let spec = &archive.spec;
-                settings.archive_keys.push(format!(
-                    "arn:{}:kms:{}:{}:key/*",
-                    settings.partition, spec.region, spec.account_id
-                ));
-            }
-            let spec = &b.baseline.spec;
-            settings.trail_names.push(spec.trail.name.clone());
-            settings.buckets.extend(
-                [
-                    &spec.storage.bucket_name,
-                    &spec.storage.access_log_bucket_name,
-                    &spec.audit_queries.results_bucket_name,
-                ]
-                .into_iter()
-                .flatten()
-                .cloned(),
+        let covered: Vec<iam::Covered<'_>> = baselines
+            .iter()
+            .map(|b| iam::Covered {
+                id: &b.id,
+                specs: b.specs(),
+                archive: b.archive.as_ref().map(|a| &a.spec),
+            })
+            .collect();
+        for (id, prefix) in settings.cover(&covered) {
+            errln!(
+                "warning: {id} uses namePrefix {prefix:?}, not {:?}: pass --name-prefix, or print one policy per prefix",
+                settings.name_prefix
             );
-            settings.kms_keys.extend(spec.encryption.kms_key_arn.clone());
-            if let Some(arn) = &spec.trail.existing_trail_arn
-                && !b.trail_policy.manage_existing.is_empty()
-            {
-                settings.existing_trails.push(arn.clone());
-            }
-            if b.trail_policy.monitoring.is_some()
-                && let Some(logs) = &b.trail_policy.cloud_watch_logs
-                && let Some((_, _, group)) = crate::desired::monitoring::parse_log_group_arn(&logs.log_group_arn)
-            {
-                settings.monitored_log_groups.push(group);
-            }
-            let instance = &spec.instance_logs;
-            settings.log_groups.extend(
-                instance
-                    .linux_files
-                    .iter()
-                    .chain(&instance.windows_files)
-                    .map(|f| crate::desired::regional::log_group_name(f)),
-            );
-            if spec.storage.name_prefix != settings.name_prefix {
-                errln!(
-                    "warning: {} uses namePrefix {:?}, not {:?}: pass --name-prefix, or print one policy per prefix",
-                    b.id,
-                    spec.storage.name_prefix,
-                    settings.name_prefix
-                );
-            }
         }
     }
-    if settings.trail_names.is_empty() {
-        settings.trail_names.push("trailkeeper".into());
-    }
-    for list in [
-        &mut settings.trail_names,
-        &mut settings.archive_keys,
-        &mut settings.buckets,
-        &mut settings.kms_keys,
-        &mut settings.existing_trails,
-        &mut settings.log_groups,
-        &mut settings.monitored_log_groups,
-    ] {
-        list.sort();
-        list.dedup();
-    }
+    settings.settle();
     let document = match args.document {
         IamDocument::Account => iam::account_policy(&settings),
         IamDocument::Operator => iam::operator_policy(&settings),
@@ -639,7 +595,7 @@ async fn reconcile(files: &[PathBuf], mode: RunMode, format: Format) -> ExitCode
     };
     let (progress, shown) = progress::start(label.to_string(), "accounts");
     // The archives first: a member's trail goes where its archive says, once it admits it.
-    let archived = run_archives(&base, &archives, mode, &progress).await;
+    let archived = fleet::run_archives(&base, &archives, mode, &progress).await;
     let targets: Vec<(String, crate::desired::archive::ArchiveTarget)> = archives
         .iter()
         .zip(&archived)
@@ -654,8 +610,14 @@ async fn reconcile(files: &[PathBuf], mode: RunMode, format: Format) -> ExitCode
         .map(|(id, report)| (format!("LogArchive/{id}"), report.account))
         .collect();
     let mut accounts =
-        run_all_with_archives(&base, &resolved, &targets, mode, EvidenceScope::KeptRegions, &progress).await;
-    retry_transient_failures(&base, &resolved, &targets, mode, &mut accounts).await;
+        fleet::run_all_with_archives(&base, &resolved, &targets, mode, EvidenceScope::KeptRegions, &progress).await;
+    fleet::retry_transient_failures(&base, &resolved, &targets, mode, &mut accounts, |accounts, wait| {
+        errln!(
+            "{accounts} accounts failed for what may pass (a network or AWS error, a timeout, throttling): trying them again in {} s",
+            wait.as_secs()
+        )
+    })
+    .await;
     reports.extend(accounts);
     progress::finish(shown).await;
     out!("{}", output::render(&reports, mode, format));
@@ -677,7 +639,7 @@ async fn report(files: &[PathBuf], format: Format, verify_hours: u32) -> ExitCod
     let base = crate::aws::load_base_config().await;
     let (progress, shown) = progress::start("report".to_string(), "accounts");
     // Every region judged, read now: report is the audit, not a reconcile.
-    let reports = run_all_with_archives(
+    let reports = fleet::run_all_with_archives(
         &base,
         &baselines,
         &[],
@@ -757,7 +719,7 @@ async fn integrity_of(
                 })
             }
         })
-        .buffered(ACCOUNT_CONCURRENCY)
+        .buffered(fleet::ACCOUNT_CONCURRENCY)
         .collect()
         .await;
     progress::finish(shown).await;
@@ -785,140 +747,4 @@ fn render_html(reports: &[(String, AccountReport)], integrity: &[Option<html::In
         })
         .collect();
     html::render(crate::judge::compliance::BENCHMARK, &rows)
-}
-
-/// Reconciles the accounts in parallel (each account's own calls are paced by its clients).
-pub async fn run_all(
-    base: &aws_types::SdkConfig,
-    baselines: &[ResolvedBaseline],
-    mode: RunMode,
-) -> Vec<(String, AccountReport)> {
-    run_all_counting(base, baselines, mode, &Progress::none()).await
-}
-
-/// `run_all`, counting the accounts done on `progress`.
-pub async fn run_all_counting(
-    base: &aws_types::SdkConfig,
-    baselines: &[ResolvedBaseline],
-    mode: RunMode,
-    progress: &Progress,
-) -> Vec<(String, AccountReport)> {
-    run_all_with_archives(base, baselines, &[], mode, EvidenceScope::KeptRegions, progress).await
-}
-
-/// What `report` reads: each account planned, with the account-wide controls read in every
-/// region judged (a reconcile reads the regions it keeps).
-pub async fn report_all(base: &aws_types::SdkConfig, baselines: &[ResolvedBaseline]) -> Vec<(String, AccountReport)> {
-    run_all_with_archives(
-        base,
-        baselines,
-        &[],
-        RunMode::Plan,
-        EvidenceScope::EveryRegion,
-        &Progress::none(),
-    )
-    .await
-}
-
-/// How often `plan` and `apply` try an account again within their run when it failed only for
-/// what may pass (a network error, a timeout, throttling), and how long they wait before each.
-pub const RETRIES_IN_A_RUN: [std::time::Duration; 2] =
-    [std::time::Duration::from_secs(5), std::time::Duration::from_secs(20)];
-
-/// Tries again, after `RETRIES_IN_A_RUN`'s waits, the accounts whose reconcile failed only
-/// transiently; what still fails says so (`output`: "run apply again").
-async fn retry_transient_failures(
-    base: &aws_types::SdkConfig,
-    baselines: &[ResolvedBaseline],
-    targets: &[(String, crate::desired::archive::ArchiveTarget)],
-    mode: RunMode,
-    reports: &mut [(String, AccountReport)],
-) {
-    for wait in RETRIES_IN_A_RUN {
-        let again: Vec<ResolvedBaseline> = baselines
-            .iter()
-            .filter(|b| reports.iter().any(|(id, r)| *id == b.id && r.failed_transiently()))
-            .cloned()
-            .collect();
-        if again.is_empty() {
-            return;
-        }
-        errln!(
-            "{} accounts failed for what may pass (a network or AWS error, a timeout, throttling): trying them again in {} s",
-            again.len(),
-            wait.as_secs()
-        );
-        tokio::time::sleep(wait).await;
-        let retried = run_all_with_archives(
-            base,
-            &again,
-            targets,
-            mode,
-            EvidenceScope::KeptRegions,
-            &Progress::none(),
-        )
-        .await;
-        for (id, report) in retried {
-            if let Some((_, slot)) = reports.iter_mut().find(|(i, _)| *i == id) {
-                let attempts = slot.attempts + 1;
-                *slot = report;
-                slot.attempts = attempts;
-            }
-        }
-    }
-}
-
-/// Each LogArchive of the manifests reconciled (or planned) for its members.
-async fn run_archives(
-    base: &aws_types::SdkConfig,
-    archives: &[crate::manifests::ResolvedArchive],
-    mode: RunMode,
-    progress: &Progress,
-) -> Vec<(String, crate::engine::archive::ArchiveReport)> {
-    use crate::engine::archive::{ArchiveOptions, archive_clients, reconcile_archive};
-    progress.add_total(archives.len() as u64);
-    let mut reports = Vec::new();
-    for a in archives {
-        let clients = archive_clients(base, &a.archive.spec);
-        let members: Vec<_> = a.members.iter().map(|(_, m)| m.clone()).collect();
-        let report = reconcile_archive(
-            clients,
-            &a.archive.spec,
-            &a.retention,
-            &members,
-            ArchiveOptions::new(mode),
-        )
-        .await;
-        progress.advance(1);
-        reports.push((a.id.clone(), report));
-    }
-    reports
-}
-
-/// `run_all_counting`, the members of an archive delivering where `targets` (by baseline id) say.
-async fn run_all_with_archives(
-    base: &aws_types::SdkConfig,
-    baselines: &[ResolvedBaseline],
-    targets: &[(String, crate::desired::archive::ArchiveTarget)],
-    mode: RunMode,
-    evidence: EvidenceScope,
-    progress: &Progress,
-) -> Vec<(String, AccountReport)> {
-    progress.add_total(baselines.len() as u64);
-    futures::stream::iter(baselines)
-        .map(|b| async move {
-            let specs = b.specs();
-            let clients = account::account_clients(base, &specs);
-            let options = ReconcileOptions {
-                archive: targets.iter().find(|(id, _)| *id == b.id).map(|(_, t)| t.clone()),
-                evidence,
-                ..ReconcileOptions::new(mode)
-            };
-            let report = account::reconcile_account(clients, &specs, options).await;
-            progress.advance(1);
-            (b.id.clone(), report)
-        })
-        .buffered(ACCOUNT_CONCURRENCY)
-        .collect()
-        .await
 }

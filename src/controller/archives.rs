@@ -1,6 +1,6 @@
 //! The LogArchive controller: reconciles each archive's account for the LoggingBaselines that name
 //! it (its members), and reports in its status which members its policies admit; a member's
-//! trail waits for that (see `baselines::archive_target`).
+//! trail waits for that (see `desired::archive::target_of`).
 
 use std::sync::Arc;
 
@@ -12,7 +12,7 @@ use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 
-use super::context::{ARCHIVE_KEY_PREFIX, Context, Error, FailureKind, MANAGER, now};
+use super::context::{ARCHIVE_KEY_PREFIX, Context, Error, FailureKind, MANAGER, api_for, now};
 use super::{status, writer};
 use crate::api::{
     ArchiveMember, Condition, DeliveredFile, LastReconcile, LogArchive, LogArchiveStatus, LoggingBaseline,
@@ -25,8 +25,8 @@ use crate::engine::report::{LastApplied, RunMode};
 /// Runs the LogArchive controller until `shutdown` resolves.
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
     let ns = ctx.settings.watch_namespace.clone();
-    let archives: Api<LogArchive> = api_for(&ctx, ns.as_deref());
-    let baselines: Api<LoggingBaseline> = api_for(&ctx, ns.as_deref());
+    let archives: Api<LogArchive> = api_for(&ctx.client, ns.as_deref());
+    let baselines: Api<LoggingBaseline> = api_for(&ctx.client, ns.as_deref());
     // Members come and go with their spec (a new archiveRef, a deletion), not with their status.
     let members = watcher(baselines, watcher::Config::default().any_semantic())
         .default_backoff()
@@ -85,16 +85,6 @@ fn spec_or_deletion(baseline: &LoggingBaseline) -> Option<u64> {
     baseline.metadata.generation.hash(&mut hasher);
     baseline.metadata.deletion_timestamp.is_some().hash(&mut hasher);
     Some(hasher.finish())
-}
-
-fn api_for<K>(ctx: &Context, namespace: Option<&str>) -> Api<K>
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-{
-    match namespace {
-        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
-        None => Api::all(ctx.client.clone()),
-    }
 }
 
 pub(super) fn key_of(archive: &LogArchive) -> String {

@@ -13,7 +13,7 @@ use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
-use kube::{Client, Resource, ResourceExt};
+use kube::{Resource, ResourceExt};
 
 use crate::api::{
     LogArchive, LoggingBaseline, LoggingBaselineStatus, RetentionPolicy, RetentionPolicySpec, TrailPolicy,
@@ -26,7 +26,9 @@ use crate::engine::cleanup;
 use crate::judge::evidence::OtherRegions;
 
 pub use super::context::{AwsClients, Context, Error, FINALIZER, MANAGER, PolicyStores, Settings, slim};
-use super::context::{FailureKind, account_keeper, failure_kind, key_of, now};
+use super::context::{FailureKind, account_keeper, api_for, failure_kind, key_of, now};
+use super::events::{publish, publish_outcome, ready_of};
+use super::integrity::verify_integrity;
 use super::policies::policies;
 pub use super::policies::{baselines_using_retention_policy, baselines_using_trail_policy};
 
@@ -73,22 +75,6 @@ async fn patch_status(ctx: &Context, baseline: &LoggingBaseline, status: &Loggin
     }
     writer::apply_status(ctx.writers.client(shard), baseline, MANAGER, status.as_ref()).await?;
     Ok(())
-}
-
-async fn publish(
-    ctx: &Context,
-    baseline: &LoggingBaseline,
-    type_: EventType,
-    reason: &str,
-    action: &str,
-    note: String,
-) {
-    let recorder = ctx.writers.recorder(ctx.shards.of(&baseline.spec.account_id));
-    writer::publish_event(recorder, baseline, type_, reason, action, note).await;
-}
-
-fn ready_of(status: &LoggingBaselineStatus) -> Option<(String, String)> {
-    status::ready_condition(&status.conditions).map(|c| (c.status.clone(), c.reason.clone()))
 }
 
 async fn apply(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -156,17 +142,7 @@ async fn apply(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Acti
     };
     // The regions a reconcile does not read, as the account-wide sweep last judged them.
     let mut report = report;
-    let sweep = super::sweep::needs_sweep(&baseline.spec)
-        .then(|| {
-            ctx.sweeps
-                .latest(&key, previous.and_then(|p| p.compliance_sweep.as_ref()))
-        })
-        .flatten();
-    if report.evidence.other_regions == OtherRegions::NotSwept
-        && let Some(sweep) = &sweep
-    {
-        report.evidence.other_regions = OtherRegions::Swept(sweep.clone());
-    }
+    let sweep = latest_sweep(&ctx, &baseline, &key, &mut report);
     let mut next = status::from_report(&report, previous, generation, &now(), &retention, &policy_name);
     next.compliance_sweep = sweep.clone();
     // Section 4 of a member of another account's Organization trail: judged where the trail is.
@@ -189,18 +165,7 @@ async fn apply(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Acti
         ctx.sweeps.written(&key, sweep);
         crate::runtime::metrics::set_sweep_time(&baseline.spec.account_id, &sweep.time);
     }
-    crate::runtime::metrics::record_drift_repairs(report.applied.len());
-    let ready = ready_of(&next);
-    crate::runtime::metrics::set_baseline_ready(&key, ready.as_ref().map(|(s, _)| s == "True"));
-    if report.delivery_observed {
-        crate::runtime::metrics::set_delivery(&baseline.spec.account_id, &report.delivery);
-    }
-    if let Some(compliance) = &next.compliance {
-        crate::runtime::metrics::set_cis_controls(&baseline.spec.account_id, compliance);
-    }
-    if report.error.is_none() {
-        crate::runtime::metrics::set_duplicate_trail_cost(&baseline.spec.account_id, next.duplicate_trails.as_ref());
-    }
+    record_metrics(&baseline, &key, &report, &next);
     publish_outcome(&ctx, &baseline, &report, &next).await;
     match failure_kind(&report) {
         // A failure, or something not yet in force (`retry_soon`: AWS has not seen the archive's
@@ -210,6 +175,51 @@ async fn apply(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Acti
             ctx.succeeded(&key);
             Ok(Action::requeue(ctx.resync()))
         }
+    }
+}
+
+/// The account-wide sweep last written for `baseline`, when it needs one: what it judged of the
+/// regions the reconcile does not read goes into `report`'s evidence.
+fn latest_sweep(
+    ctx: &Context,
+    baseline: &LoggingBaseline,
+    key: &str,
+    report: &mut AccountReport,
+) -> Option<crate::api::ComplianceSweep> {
+    let previous = baseline.status.as_ref();
+    let sweep = super::sweep::needs_sweep(&baseline.spec)
+        .then(|| {
+            ctx.sweeps
+                .latest(key, previous.and_then(|p| p.compliance_sweep.as_ref()))
+        })
+        .flatten();
+    if report.evidence.other_regions == OtherRegions::NotSwept
+        && let Some(sweep) = &sweep
+    {
+        report.evidence.other_regions = OtherRegions::Swept(sweep.clone());
+    }
+    sweep
+}
+
+/// The series of a reconcile: the drift repaired, Ready, delivery, the CIS controls and the cost
+/// of duplicate trails.
+fn record_metrics(baseline: &LoggingBaseline, key: &str, report: &AccountReport, next: &LoggingBaselineStatus) {
+    crate::runtime::metrics::record_drift_repairs(report.applied.len());
+    let ready = ready_of(next);
+    crate::runtime::metrics::set_baseline_ready(key, ready.as_ref().map(|(s, _)| s == "True"));
+    if report.delivery_observed {
+        let deliveries = report.delivery.iter().map(|f| crate::runtime::metrics::Delivery {
+            component: &f.component,
+            age_seconds: f.age_seconds,
+            failing: f.problem.is_some(),
+        });
+        crate::runtime::metrics::set_delivery(&baseline.spec.account_id, deliveries);
+    }
+    if let Some(compliance) = &next.compliance {
+        crate::runtime::metrics::set_cis_controls(&baseline.spec.account_id, compliance);
+    }
+    if report.error.is_none() {
+        crate::runtime::metrics::set_duplicate_trail_cost(&baseline.spec.account_id, next.duplicate_trails.as_ref());
     }
 }
 
@@ -264,196 +274,6 @@ async fn mark_not_ready(
     }
     crate::runtime::metrics::set_baseline_ready(&key_of(baseline), Some(false));
     Ok(())
-}
-
-/// The integrity of the delivered logs, when a verification is due: into `next`, with an Event
-/// when they are not intact.
-async fn verify_integrity(
-    ctx: &Context,
-    baseline: &LoggingBaseline,
-    trail_policy: &TrailPolicySpec,
-    archive: Option<&crate::api::LogArchive>,
-    deadline: tokio::time::Instant,
-    next: &mut LoggingBaselineStatus,
-) {
-    // A member's logs are in the archive, read with the archive account's credentials.
-    let (clients, location) = match archive {
-        Some(a) => (
-            ctx.aws.for_baseline(
-                &super::archives::key_of(a),
-                &crate::desired::archive::as_baseline(&a.spec),
-            ),
-            Some(crate::engine::verify::archive_location(
-                &a.spec,
-                &baseline.spec,
-                trail_policy,
-            )),
-        ),
-        None => (ctx.aws.for_baseline(&key_of(baseline), &baseline.spec), None),
-    };
-    let previous = baseline.status.as_ref();
-    let due = verify_if_due(baseline, trail_policy, &clients, location, previous, deadline);
-    let Some(verified) = due.await else {
-        return;
-    };
-    if !verified.valid {
-        let message = format!(
-            "the delivered logs of {} to {} are not intact: {}",
-            verified.from,
-            verified.to,
-            verified.problems.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
-        );
-        publish(
-            ctx,
-            baseline,
-            EventType::Warning,
-            "IntegrityViolated",
-            "Verify",
-            message,
-        )
-        .await;
-    }
-    crate::runtime::metrics::set_integrity(&baseline.spec.account_id, verified.valid);
-    next.integrity = Some(verified);
-}
-
-/// The Events of a reconcile: the changes applied, a change of delivery health, and a Ready that
-/// turned false.
-async fn publish_outcome(
-    ctx: &Context,
-    baseline: &LoggingBaseline,
-    report: &AccountReport,
-    next: &LoggingBaselineStatus,
-) {
-    let previous = baseline.status.as_ref();
-    if !report.applied.is_empty() {
-        let changes: Vec<String> = report
-            .applied
-            .iter()
-            .map(|c| format!("{}: {}", c.resource, c.action))
-            .collect();
-        let reason = if report.drift.iter().any(|d| d.field == "exists") {
-            "Provisioned"
-        } else {
-            "DriftRepaired"
-        };
-        publish(ctx, baseline, EventType::Normal, reason, "Apply", changes.join("; ")).await;
-    }
-    let delivery_of = |s: &LoggingBaselineStatus| {
-        s.conditions
-            .iter()
-            .find(|c| c.type_ == status::types::DELIVERY_HEALTHY)
-            .map(|c| (c.status.clone(), c.message.clone()))
-    };
-    let delivery_before = previous.and_then(delivery_of).map(|(s, _)| s);
-    if let Some((now_status, message)) = delivery_of(next)
-        && delivery_before.as_deref() != Some(now_status.as_str())
-    {
-        // Failing is news; healthy is news only after failing (the first healthy observation of a
-        // new baseline, after AwaitingFirstDelivery, is not); Unknown never is.
-        match now_status.as_str() {
-            "False" => {
-                let reason = status::reasons::DELIVERY_FAILING;
-                publish(ctx, baseline, EventType::Warning, reason, "Deliver", message).await;
-            }
-            "True" if delivery_before.as_deref() == Some("False") => {
-                publish(
-                    ctx,
-                    baseline,
-                    EventType::Normal,
-                    "DeliveryRecovered",
-                    "Deliver",
-                    message,
-                )
-                .await;
-            }
-            _ => {}
-        }
-    }
-    if previous.and_then(ready_of) != ready_of(next)
-        && let Some(c) = next
-            .conditions
-            .iter()
-            .find(|c| c.type_ == status::types::READY && c.status != "True")
-    {
-        publish(
-            ctx,
-            baseline,
-            EventType::Warning,
-            &c.reason,
-            "Reconcile",
-            c.message.clone(),
-        )
-        .await;
-    }
-}
-
-/// The scheduled integrity verification (spec.verifyIntegrity), when its interval has passed since
-/// the last: the digests of the period before, ending an hour ago (digests are hourly).
-async fn verify_if_due(
-    baseline: &LoggingBaseline,
-    trail_policy: &TrailPolicySpec,
-    clients: &crate::aws::AccountClients,
-    location: Option<crate::engine::verify::LogLocation>,
-    previous: Option<&crate::api::LoggingBaselineStatus>,
-    deadline: tokio::time::Instant,
-) -> Option<crate::api::IntegrityStatus> {
-    use aws_smithy_types::DateTime;
-    use aws_smithy_types::date_time::Format;
-    let now_text = now();
-    let now_secs = DateTime::from_str(&now_text, Format::DateTime).ok()?.secs();
-    let interval = i64::from(baseline.spec.verify_integrity.interval_hours.max(1)) * 3600;
-    let last = previous
-        .and_then(|p| p.integrity.as_ref())
-        .and_then(|i| DateTime::from_str(&i.verified_at, Format::DateTime).ok())
-        .map(|t| t.secs());
-    if last.is_some_and(|t| now_secs - t < interval) {
-        return None;
-    }
-    let to = now_secs - 3600;
-    let from = to - interval;
-    let text = |t: i64| DateTime::from_secs(t).fmt(Format::DateTime).unwrap_or_default();
-    let run = async {
-        let location = match location {
-            Some(l) => l,
-            None => crate::engine::verify::location_of(clients, &baseline.spec, trail_policy).await?,
-        };
-        crate::engine::verify::verify(clients, &location, from, to).await
-    };
-    let outcome = tokio::time::timeout_at(deadline, run).await;
-    let (valid, digests, log_files, problems) = match outcome {
-        Ok(Ok(report)) => (
-            report.valid(),
-            report.digests as u32,
-            report.log_files as u32,
-            if report.digests == 0 {
-                vec!["no digest file in the period: is log file validation on, and does the trail deliver?".to_string()]
-            } else {
-                report
-                    .problems
-                    .iter()
-                    .take(20)
-                    .map(|p| format!("{:?} {}: {}", p.verdict, p.key, p.detail))
-                    .collect()
-            },
-        ),
-        Ok(Err(e)) => (false, 0, 0, vec![format!("not verified: {e}")]),
-        Err(_) => (
-            false,
-            0,
-            0,
-            vec!["not verified: the verification did not finish in time".to_string()],
-        ),
-    };
-    Some(crate::api::IntegrityStatus {
-        verified_at: now_text,
-        from: text(from),
-        to: text(to),
-        valid,
-        digests,
-        log_files,
-        problems,
-    })
 }
 
 async fn cleanup(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -527,16 +347,6 @@ async fn cleanup(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Ac
     }
 }
 
-fn api_for<K>(client: &Client, namespace: Option<&str>) -> Api<K>
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-{
-    match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
-}
-
 /// A hash of where an archive's members deliver, which of them it admits and which are late.
 fn what_an_archive_admits(archive: &LogArchive) -> Option<u64> {
     use std::hash::{Hash, Hasher};
@@ -607,7 +417,6 @@ where
         })
 }
 
-/// Runs the controller until `shutdown` resolves; in-flight reconciles are finished first.
 /// The forwarding of tampering events for this reconcile, when known. With events on and the
 /// central bus not set up yet, the baseline is noted first (then the forwarding read), so that
 /// the events loop reconciles it again once the bus is ready, whichever happens first.
@@ -623,53 +432,9 @@ fn forwarding_for(ctx: &Context, baseline: &LoggingBaseline) -> Option<crate::de
     forwarding
 }
 
-pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
-    // One shutdown for both controllers: the baselines' and the sets'.
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-    let (store, writer) = reflector::store();
-    // The sets find their namespace's baselines in the baselines' cache, without a request; a
-    // shard (`--selector`) sees only its own baselines there, so its set controller caches its
-    // children's watch instead.
-    let cached = ctx.settings.selector.is_none().then(|| store.clone());
-    let mut sets = super::sets::SetContext::new(
-        ctx.client.clone(),
-        ctx.aws.base.clone(),
-        ctx.recorder.clone(),
-        ctx.settings.resync,
-        cached,
-    )
-    .with_shards(ctx.shards.clone(), ctx.writers.clone());
-    sets.timeout = ctx.settings.reconcile_timeout;
-    let set_settings = super::sets::SetSettings {
-        namespace: ctx.settings.watch_namespace.clone(),
-        selector: ctx.settings.selector.clone(),
-        concurrency: ctx.settings.concurrency,
-    };
-    let policies = Arc::new(super::policy_status::PolicyContext {
-        client: ctx.client.clone(),
-        shards: ctx.shards.clone(),
-        writers: ctx.writers.clone(),
-        baselines: ctx.settings.selector.is_none().then(|| store.clone()),
-        resync: ctx.settings.resync,
-    });
-    let ns = ctx.settings.watch_namespace.clone();
-    tokio::join!(
-        run_baselines(ctx.clone(), store, writer, stopped(stop_rx.clone())),
-        super::sets::run(Arc::new(sets), set_settings, stopped(stop_rx.clone())),
-        super::policy_status::run::<TrailPolicy>(policies.clone(), ns.as_deref(), stopped(stop_rx.clone())),
-        super::policy_status::run::<RetentionPolicy>(policies, ns.as_deref(), stopped(stop_rx.clone())),
-        super::archives::run(ctx.clone(), stopped(stop_rx)),
-    );
-}
-
-async fn run_baselines(
+/// The LoggingBaseline controller, with its side loops (the drift-events queue, the account-wide
+/// sweep, forgetting departed baselines, returning free pages), until `shutdown` resolves.
+pub(super) async fn run_baselines(
     ctx: Arc<Context>,
     store: Store<LoggingBaseline>,
     writer: reflector::store::Writer<LoggingBaseline>,
@@ -694,7 +459,7 @@ async fn run_baselines(
     {
         let (store, health) = (store.clone(), ctx.health.clone());
         tokio::spawn(async move {
-            if super::shard::cache_synced(&store).await {
+            if crate::runtime::cache::cache_synced(&store).await {
                 health.synced.store(true, std::sync::atomic::Ordering::Relaxed);
             }
         });
@@ -713,42 +478,9 @@ async fn run_baselines(
     let (sweep_tx, sweep_rx) = futures::channel::mpsc::channel(1024);
     let (swept_tx, swept_rx) = futures::channel::mpsc::channel(1024);
     let sweeper = super::sweep::run(ctx.clone(), store.clone(), sweep_rx, swept_tx);
-    // The queue loop is part of this future, not a task of its own: when the controller stops,
-    // or is cancelled on the lease's loss, the loop stops with it (mid long poll too).
-    let drift_events = {
-        let (forwarding, unforwarded) = (ctx.forwarding.clone(), ctx.unforwarded.clone());
-        let (store, base, shards) = (store.clone(), ctx.aws.base.clone(), ctx.shards.clone());
-        let events = settings.events.clone();
-        async move {
-            if let Some(events) = events {
-                let ready = move |f| {
-                    let _ = forwarding.set(f);
-                    unforwarded.lock().unwrap_or_else(|e| e.into_inner()).drain().collect()
-                };
-                let gates = crate::drift_events::queue::EventGates::of(&shards, &events.queue_url);
-                crate::drift_events::queue::run(events, base, store, gates, ready, tamper_tx, sweep_tx).await;
-            }
-            // Without events (or once the loop returns), only the controller runs.
-            std::future::pending::<()>().await
-        }
-    };
+    let drift_events = drift_events(&ctx, store.clone(), tamper_tx, sweep_tx);
     // What is kept per baseline is dropped once it leaves this controller's view.
-    let departed = {
-        let (store, ctx) = (store.clone(), ctx.clone());
-        async move {
-            let mut every = tokio::time::interval(FORGET_DEPARTED_EVERY);
-            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                every.tick().await;
-                if super::shard::cache_synced(&store).await {
-                    // With sharding, those of the shards handed back or lost are gone too.
-                    let mut present = store.state();
-                    present.retain(|b| ctx.shards.holds(ctx.shards.of(&b.spec.account_id)));
-                    ctx.forget_departed(&present);
-                }
-            }
-        }
-    };
+    let departed = forget_departed(ctx.clone(), store.clone());
     let newly_held = super::shard::newly_held(ctx.shards.clone(), store.clone(), {
         let shards = ctx.shards.clone();
         move |b: &LoggingBaseline| shards.of(&b.spec.account_id)
@@ -783,6 +515,47 @@ async fn run_baselines(
         _ = sweeper => {}
         _ = departed => {}
         _ = crate::runtime::allocator::return_free_pages_periodically() => {}
+    }
+}
+
+/// The queue loop of tampering events, when events are on; it never returns (without events, or
+/// once the loop returns, only the controller runs). It is part of the controller's future, not
+/// a task of its own: when the controller stops, or is cancelled on the lease's loss, the loop
+/// stops with it (mid long poll too).
+fn drift_events(
+    ctx: &Context,
+    store: Store<LoggingBaseline>,
+    tamper_tx: futures::channel::mpsc::Sender<ObjectRef<LoggingBaseline>>,
+    sweep_tx: futures::channel::mpsc::Sender<crate::drift_events::queue::SweepRequest>,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let (forwarding, unforwarded) = (ctx.forwarding.clone(), ctx.unforwarded.clone());
+    let (base, shards) = (ctx.aws.base.clone(), ctx.shards.clone());
+    let events = ctx.settings.events.clone();
+    async move {
+        if let Some(events) = events {
+            let ready = move |f| {
+                let _ = forwarding.set(f);
+                unforwarded.lock().unwrap_or_else(|e| e.into_inner()).drain().collect()
+            };
+            let gates = crate::drift_events::queue::EventGates::of(&shards, &events.queue_url);
+            crate::drift_events::queue::run(events, base, store, gates, ready, tamper_tx, sweep_tx).await;
+        }
+        std::future::pending::<()>().await
+    }
+}
+
+/// Every `FORGET_DEPARTED_EVERY`, what is kept of the baselines gone from this controller's view
+/// (with sharding, those of the shards handed back or lost too) is dropped.
+async fn forget_departed(ctx: Arc<Context>, store: Store<LoggingBaseline>) {
+    let mut every = tokio::time::interval(FORGET_DEPARTED_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        if crate::runtime::cache::cache_synced(&store).await {
+            let mut present = store.state();
+            present.retain(|b| ctx.shards.holds(ctx.shards.of(&b.spec.account_id)));
+            ctx.forget_departed(&present);
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::shard::Writers;
 use crate::api::{LoggingBaseline, RetentionPolicy, TrailPolicy};
-use crate::aws::{AccountClients, AccountIdentity, CallCounts, CallRecorder, ErrorKind, WriteFence};
+use crate::aws::{AccountClients, AccountIdentity, CallCounts, CallRecorder, ErrorKind, StsByRegion, WriteFence};
 use crate::engine::report::{AccountReport, ComponentState, EngineError};
 use crate::fence::WriteGate;
 use crate::runtime::http::Health;
@@ -122,7 +122,7 @@ pub struct AwsClients {
     pub(super) shards: Arc<Shards>,
     cache: Mutex<HashMap<String, CachedIdentity>>,
     /// One STS client per region, shared by every account's role assumption.
-    sts: Mutex<HashMap<String, aws_sdk_sts::Client>>,
+    sts: StsByRegion,
     /// How many baselines keep their SDK clients between reconciles.
     client_baselines: usize,
     /// Counts uses, for least-recently-used eviction.
@@ -154,7 +154,7 @@ impl AwsClients {
             base,
             shards,
             cache: Mutex::new(HashMap::new()),
-            sts: Mutex::new(HashMap::new()),
+            sts: StsByRegion::default(),
             client_baselines,
             uses: Default::default(),
         }
@@ -216,26 +216,8 @@ impl AwsClients {
             Some(found) => found,
             None => {
                 let calls = CallRecorder::new();
-                let sts = self
-                    .sts
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .entry(spec.primary_region.clone())
-                    .or_insert_with(|| {
-                        let regional = self
-                            .base
-                            .to_builder()
-                            .region(aws_types::region::Region::new(spec.primary_region.clone()))
-                            .build();
-                        aws_sdk_sts::Client::from_conf(
-                            aws_sdk_sts::config::Builder::from(&regional)
-                                .interceptor(CallRecorder::new())
-                                .build(),
-                        )
-                    })
-                    .clone();
                 let account_identity =
-                    AccountIdentity::with_sts(&self.base, &spec.primary_region, spec.credentials.as_ref(), &sts);
+                    AccountIdentity::in_region(&self.base, &spec.primary_region, spec.credentials.as_ref(), &self.sts);
                 let regions = crate::aws::RegionServices::default();
                 self.lock().insert(
                     key.to_string(),
@@ -574,6 +556,17 @@ pub fn slim(baseline: &mut LoggingBaseline) {
         status.audit_queries = None;
         status.duplicate_trails = None;
         status.last_reconcile = None;
+    }
+}
+
+/// The API of a namespaced kind in `namespace`, or in all namespaces.
+pub(super) fn api_for<K>(client: &Client, namespace: Option<&str>) -> kube::Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => kube::Api::namespaced(client.clone(), ns),
+        None => kube::Api::all(client.clone()),
     }
 }
 

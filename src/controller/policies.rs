@@ -34,7 +34,7 @@ where
         Some(store) => {
             // Until the cache has listed the policies, an absent one would read as "none": wait,
             // boundedly (a watch that cannot list must not hold the reconcile forever).
-            let synced = tokio::time::timeout(POLICY_CACHE_WAIT, super::shard::cache_synced(store)).await;
+            let synced = tokio::time::timeout(POLICY_CACHE_WAIT, crate::runtime::cache::cache_synced(store)).await;
             if !matches!(synced, Ok(true)) {
                 return Err(Error::CacheNotSynced(K::plural(&()).to_string()));
             }

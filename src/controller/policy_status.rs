@@ -130,7 +130,7 @@ async fn reconcile<K: Policy>(policy: Arc<K>, ctx: Arc<PolicyContext>) -> Result
         Some(store) => {
             // Bounded, as the policy resolution's wait: a baseline cache that cannot list must
             // not hold this reconcile (and the controller's graceful shutdown) forever.
-            let synced = tokio::time::timeout(CACHE_WAIT, super::shard::cache_synced(store)).await;
+            let synced = tokio::time::timeout(CACHE_WAIT, crate::runtime::cache::cache_synced(store)).await;
             if !matches!(synced, Ok(true)) {
                 return Ok(Action::requeue(CACHE_WAIT));
             }
@@ -156,10 +156,7 @@ pub async fn run<K: Policy>(
     namespace: Option<&str>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let api: Api<K> = match namespace {
-        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
-        None => Api::all(ctx.client.clone()),
-    };
+    let api: Api<K> = super::context::api_for(&ctx.client, namespace);
     let controller = Controller::new(api, watcher::Config::default());
     let newly_held = super::shard::newly_held(ctx.shards.clone(), controller.store(), {
         let shards = ctx.shards.clone();

@@ -102,7 +102,7 @@ impl SetContext {
         let Some(store) = self.baselines.get() else {
             return Vec::new();
         };
-        let _ = super::shard::cache_synced(store).await;
+        let _ = crate::runtime::cache::cache_synced(store).await;
         store
             .state()
             .iter()

@@ -75,22 +75,6 @@ impl Writers {
     }
 }
 
-/// Waits until `store` has synced (false: its writer is gone). `Store::wait_until_ready` wakes
-/// one of its waiters only (kube-runtime's `DelayedInit` polls a oneshot, which keeps one waker),
-/// and several tasks wait on one store: each asks again every second until it answers.
-pub async fn cache_synced<K>(store: &Store<K>) -> bool
-where
-    K: Resource<DynamicType = ()> + Clone + 'static,
-{
-    loop {
-        match tokio::time::timeout(std::time::Duration::from_secs(1), store.wait_until_ready()).await {
-            Ok(Ok(())) => return true,
-            Ok(Err(_)) => return false,
-            Err(_) => continue,
-        }
-    }
-}
-
 /// The objects of `store` in each shard this replica starts holding (a new term), for a
 /// controller's `reconcile_on`: they were left to another replica, or to nobody, until now.
 /// The shards held when it starts count as new (their objects' first reconciles may have come
@@ -111,7 +95,7 @@ where
     }
     let mut terms = shards.terms();
     tokio::spawn(async move {
-        if !cache_synced(&store).await {
+        if !crate::runtime::cache::cache_synced(&store).await {
             return;
         }
         let mut known = vec![0u64; shards.count() as usize];

@@ -51,7 +51,7 @@ pub async fn run(
         }
         return std::future::pending().await;
     };
-    if !super::shard::cache_synced(&store).await {
+    if !crate::runtime::cache::cache_synced(&store).await {
         return std::future::pending().await;
     }
     let mut requests_open = true;

@@ -104,6 +104,88 @@ impl Default for IamSettings {
     }
 }
 
+/// One baseline as its IAM documents see it: its id, specs, and the LogArchive it delivers into.
+pub struct Covered<'a> {
+    pub id: &'a str,
+    pub specs: super::AccountSpecs<'a>,
+    pub archive: Option<&'a crate::api::LogArchiveSpec>,
+}
+
+impl IamSettings {
+    /// Widened to what `baselines` name (trails, buckets, keys, existing trails, log groups, the
+    /// archives' keys), with storage and Security Hub granted only when some baseline needs them.
+    /// Returns the ids of the baselines whose `storage.namePrefix` is not `name_prefix`, with
+    /// theirs: their buckets are not covered.
+    pub fn cover(&mut self, baselines: &[Covered<'_>]) -> Vec<(String, String)> {
+        self.own_storage = baselines.is_empty() || baselines.iter().any(|b| b.archive.is_none());
+        self.security_hub = baselines.is_empty() || baselines.iter().any(|b| b.specs.baseline.security_hub.enabled);
+        let mut other_prefixes = Vec::new();
+        for b in baselines {
+            if let Some(archive) = b.archive {
+                self.archive_keys.push(format!(
+                    "arn:{}:kms:{}:{}:key/*",
+                    self.partition, archive.region, archive.account_id
+                ));
+            }
+            let (spec, trail_policy) = (b.specs.baseline, b.specs.trail_policy);
+            self.trail_names.push(spec.trail.name.clone());
+            self.buckets.extend(
+                [
+                    &spec.storage.bucket_name,
+                    &spec.storage.access_log_bucket_name,
+                    &spec.audit_queries.results_bucket_name,
+                ]
+                .into_iter()
+                .flatten()
+                .cloned(),
+            );
+            self.kms_keys.extend(spec.encryption.kms_key_arn.clone());
+            if let Some(arn) = &spec.trail.existing_trail_arn
+                && !trail_policy.manage_existing.is_empty()
+            {
+                self.existing_trails.push(arn.clone());
+            }
+            if trail_policy.monitoring.is_some()
+                && let Some(logs) = &trail_policy.cloud_watch_logs
+                && let Some((_, _, group)) = super::monitoring::parse_log_group_arn(&logs.log_group_arn)
+            {
+                self.monitored_log_groups.push(group);
+            }
+            let instance = &spec.instance_logs;
+            self.log_groups.extend(
+                instance
+                    .linux_files
+                    .iter()
+                    .chain(&instance.windows_files)
+                    .map(|f| log_group_name(f)),
+            );
+            if spec.storage.name_prefix != self.name_prefix {
+                other_prefixes.push((b.id.to_string(), spec.storage.name_prefix.clone()));
+            }
+        }
+        other_prefixes
+    }
+
+    /// Each list sorted, without repeats, and one trail name at least (`trailkeeper`).
+    pub fn settle(&mut self) {
+        if self.trail_names.is_empty() {
+            self.trail_names.push("trailkeeper".into());
+        }
+        for list in [
+            &mut self.trail_names,
+            &mut self.archive_keys,
+            &mut self.buckets,
+            &mut self.kms_keys,
+            &mut self.existing_trails,
+            &mut self.log_groups,
+            &mut self.monitored_log_groups,
+        ] {
+            list.sort();
+            list.dedup();
+        }
+    }
+}
+
 /// What trailkeeper does to a key it created (or one the baseline names), granted by the key's
 /// own policy to the account role: read it, restore it, keep its policy, rotation and tags, give
 /// it its alias, and `kms:Decrypt`, which CloudTrail requires of whoever creates or updates a
@@ -143,6 +225,22 @@ fn statement(sid: &str, actions: &[&str], resources: Vec<String>) -> Value {
 fn with_condition(mut statement: Value, condition: Value) -> Value {
     statement["Condition"] = condition;
     statement
+}
+
+/// CreateKey, which names no resource: only a symmetric encryption key of KMS's own material,
+/// never bypassing the lockout check (its policy must let the account role maintain it).
+fn create_key_statement(sid: &str) -> Value {
+    with_condition(
+        statement(sid, &["kms:CreateKey"], any()),
+        json!({
+            "StringEquals": {
+                "kms:KeySpec": "SYMMETRIC_DEFAULT",
+                "kms:KeyUsage": "ENCRYPT_DECRYPT",
+                "kms:KeyOrigin": "AWS_KMS"
+            },
+            "Bool": {"kms:BypassPolicyLockoutSafetyCheck": "false"}
+        }),
+    )
 }
 
 fn any() -> Vec<String> {

@@ -1,5 +1,6 @@
-//! The desired state of an account's AWS resources, as pure functions of the specs. No SDK and no
-//! Kubernetes types: every value here is data that tests can compare.
+//! The desired state of an account's AWS resources, as pure functions of the specs. No SDK types,
+//! and Kubernetes types only where the desired thing is a Kubernetes object (`set`: the
+//! LoggingBaselines a set renders): every value here is data that tests can compare.
 
 pub mod archive;
 pub mod athena;

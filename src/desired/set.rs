@@ -62,7 +62,7 @@ pub fn check(set: &LoggingBaselineSet) -> Vec<SetProblem> {
     }
     let template = &set.spec.template;
     for (key, value) in &template.labels {
-        let path = crate::manifests::schema::join("spec.template.labels", key);
+        let path = crate::api::schema::join("spec.template.labels", key);
         if let Err(e) = names::check_qualified_name(key) {
             problem(path.clone(), format!("{key:?} is not a valid label key: {e}"));
         }
@@ -75,7 +75,7 @@ pub fn check(set: &LoggingBaselineSet) -> Vec<SetProblem> {
     for key in template.annotations.keys() {
         if let Err(e) = names::check_qualified_name(key) {
             problem(
-                crate::manifests::schema::join("spec.template.annotations", key),
+                crate::api::schema::join("spec.template.annotations", key),
                 format!("{key:?} is not a valid annotation key: {e}"),
             );
         }
@@ -86,7 +86,7 @@ pub fn check(set: &LoggingBaselineSet) -> Vec<SetProblem> {
             "must be an object (a LoggingBaseline spec)".into(),
         );
     }
-    for e in crate::manifests::schema::unknown_fields(baseline_spec_schema(), &template.spec, "spec.template.spec") {
+    for e in crate::api::schema::unknown_fields(baseline_spec_schema(), &template.spec, "spec.template.spec") {
         problem(e.path, e.message);
     }
     problems
@@ -159,7 +159,7 @@ pub fn render(set: &LoggingBaselineSet, account: &SelectedAccount) -> Result<Log
         substitute(&mut rendered, account)?;
         let rendered = rendered.as_str().unwrap_or_default().to_string();
         names::check_label_value(&rendered).map_err(|e| {
-            let path = crate::manifests::schema::join("spec.template.labels", key);
+            let path = crate::api::schema::join("spec.template.labels", key);
             format!("{path} renders to {rendered:?}, not a valid label value: {e}")
         })?;
         labels.insert(key.clone(), rendered);

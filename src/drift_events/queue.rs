@@ -126,19 +126,8 @@ fn age_seconds(time: &str) -> Option<f64> {
 
 /// The SQS client of the operator's own identity, its attempt timeout above the long poll's wait;
 /// its writes (DeleteMessageBatch, SetQueueAttributes) go out only while `gate` is open.
-pub fn queue_client(base: &aws_types::SdkConfig, gate: &WriteGate) -> aws_sdk_sqs::Client {
-    let timeouts = aws_config::timeout::TimeoutConfig::builder()
-        .connect_timeout(Duration::from_millis(3100))
-        .operation_attempt_timeout(Duration::from_secs(WAIT_SECONDS as u64 + 10))
-        .operation_timeout(Duration::from_secs(90))
-        .build();
-    aws_sdk_sqs::Client::from_conf(
-        aws_sdk_sqs::config::Builder::from(base)
-            .timeout_config(timeouts)
-            .interceptor(CallRecorder::new())
-            .interceptor(WriteFence::new(gate.clone()))
-            .build(),
-    )
+pub fn queue_client(base: &aws_types::SdkConfig, gate: &WriteGate) -> sqs::SqsClient {
+    sqs::SqsClient::new(base, gate, Duration::from_secs(WAIT_SECONDS as u64 + 10))
 }
 
 /// Sets up the central bus (admitting the managed accounts' forwarding roles), rule and queue
@@ -167,7 +156,7 @@ pub async fn run(
         .unwrap_or_else(|| "us-east-1".into());
     let central = AccountClients::new_fenced(&base, &region, None, CallRecorder::new(), WriteFence::new(gate.clone()));
     // The accounts the bus admits are those of the baselines: wait for their first list.
-    if !crate::controller::shard::cache_synced(&store).await {
+    if !crate::runtime::cache::cache_synced(&store).await {
         return;
     }
     let mut admitted = admitted(&settings, &store);
@@ -215,7 +204,7 @@ const ADMISSION_CHECK: Duration = Duration::from_secs(2);
 /// first: only a difference is written). Never returns.
 async fn follow_accounts(
     central: &AccountClients,
-    sqs_client: &aws_sdk_sqs::Client,
+    sqs_client: &sqs::SqsClient,
     settings: &EventSettings,
     store: &Store<LoggingBaseline>,
     gate: &WriteGate,
@@ -248,7 +237,7 @@ async fn follow_accounts(
 /// Long-polls the queue while this replica leads and routes what arrives; returns once the
 /// controller's queue is closed.
 async fn poll(
-    sqs_client: &aws_sdk_sqs::Client,
+    sqs_client: &sqs::SqsClient,
     settings: &EventSettings,
     store: &Store<LoggingBaseline>,
     gates: &EventGates,
@@ -315,7 +304,7 @@ fn admitted(settings: &EventSettings, store: &Store<LoggingBaseline>) -> Admitte
 /// unless this replica only `observes` it (another replica's to set up): then it waits quietly.
 async fn ensure_central(
     central: &AccountClients,
-    sqs_client: &aws_sdk_sqs::Client,
+    sqs_client: &sqs::SqsClient,
     settings: &EventSettings,
     admitted: &Admitted,
     observes: bool,
@@ -456,7 +445,7 @@ mod tests {
         let receive = mock!(aws_sdk_sqs::Client::receive_message)
             .match_requests(|r| r.wait_time_seconds() == Some(20) && r.max_number_of_messages() == Some(10))
             .then_output(|| aws_sdk_sqs::operation::receive_message::ReceiveMessageOutput::builder().build());
-        let client = aws_sdk_sqs::Client::from_conf(
+        let client = sqs::SqsClient::from(aws_sdk_sqs::Client::from_conf(
             aws_sdk_sqs::Config::builder()
                 .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
                 .region(aws_sdk_sqs::config::Region::new("us-east-1"))
@@ -468,7 +457,7 @@ mod tests {
                         .with_rule(&receive),
                 )
                 .build(),
-        );
+        ));
         let settings = EventSettings {
             queue_url: "https://sqs.us-east-1.amazonaws.com/111122223333/tamper".into(),
             bus_name: "trailkeeper-events".into(),

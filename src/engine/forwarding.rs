@@ -148,7 +148,7 @@ pub async fn delete_forwarding_rule(clients: &AccountClients) -> Result<bool, Aw
 /// forward to, and the writes made.
 pub async fn ensure_central(
     clients: &AccountClients,
-    sqs_client: &aws_sdk_sqs::Client,
+    sqs_client: &sqs::SqsClient,
     queue_url: &str,
     bus_name: &str,
     admitted: &Admitted,

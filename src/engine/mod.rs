@@ -9,6 +9,7 @@ pub mod cleanup;
 mod control_tower;
 mod duplicate_trails;
 pub mod findings;
+pub mod fleet;
 pub mod forwarding;
 mod key;
 mod monitoring;

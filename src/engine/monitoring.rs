@@ -397,7 +397,7 @@ impl AccountReconcile<'_> {
             apply.topic(observed, key_arn.as_deref(), &mut part).await?;
             apply.filters(observed, &mut part).await?;
             apply.alarms(observed, &mut part).await?;
-            Ok(format!(
+            Ok::<_, AwsError>(format!(
                 "{} controls: metric filters on {}, alarms into {}",
                 desired.filters.len(),
                 desired.log_group,

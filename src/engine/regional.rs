@@ -49,9 +49,26 @@ pub(crate) fn known_key(
     })
 }
 
-/// The code of a write refused because a key policy written in the same reconcile is not in
-/// effect yet (the part waits on its key, and is retried soon).
-pub const KEY_POLICY_NOT_YET_IN_EFFECT: &str = "KeyPolicyNotYetInEffect";
+/// Why a part stopped short: an AWS call failed, or trailkeeper held a write back itself.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum PartError {
+    Aws(AwsError),
+    /// Writes held back until spec.approval carries a new reference in the RetentionPolicy: the
+    /// resources, and what to do.
+    ApprovalRequired {
+        resources: String,
+        message: String,
+    },
+    /// A write refused right after the key policy it needs was written (AWS applies a policy
+    /// change lazily): the part waits for its key and is reconciled again soon. What happened.
+    KeyPolicyNotYetInEffect(String),
+}
+
+impl From<AwsError> for PartError {
+    fn from(e: AwsError) -> Self {
+        PartError::Aws(e)
+    }
+}
 
 /// The writes of one part, recorded as drift and applied (or left pending) in order.
 pub(crate) struct Part<'a> {
@@ -75,10 +92,10 @@ impl Part<'_> {
     }
 
     /// Runs `write` when writing is allowed; records it as applied or pending.
-    pub(crate) async fn act<F, Fut>(&mut self, resource: &str, action: &str, write: F) -> Result<(), AwsError>
+    pub(crate) async fn act<F, Fut, E>(&mut self, resource: &str, action: &str, write: F) -> Result<(), E>
     where
         F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = Result<(), AwsError>>,
+        Fut: std::future::Future<Output = Result<(), E>>,
     {
         self.changed = true;
         let change = Change {
@@ -94,20 +111,23 @@ impl Part<'_> {
         Ok(())
     }
 
-    pub(crate) fn finish(self, result: Result<String, AwsError>) {
-        let (state, detail) = match result {
+    pub(crate) fn finish(self, result: Result<String, impl Into<PartError>>) {
+        let (state, detail) = match result.map_err(Into::into) {
             Ok(detail) if !self.changed => (ComponentState::InSync, detail),
             Ok(detail) if self.write => (ComponentState::Repaired, detail),
             Ok(detail) => (ComponentState::Drifted, detail),
-            Err(e) if e.code == "ApprovalRequired" => (
-                ComponentState::ApprovalRequired(format!("{}: {}", e.resource, e.message)),
-                e.message.clone(),
+            Err(PartError::ApprovalRequired { resources, message }) => (
+                ComponentState::ApprovalRequired(format!("{resources}: {message}")),
+                message,
             ),
-            Err(e) if e.code == KEY_POLICY_NOT_YET_IN_EFFECT => {
+            Err(PartError::KeyPolicyNotYetInEffect(message)) => {
                 self.outcome.retry_soon = true;
-                (ComponentState::Waiting(Component::Key), e.message.clone())
+                (ComponentState::Waiting(Component::Key), message)
             }
-            Err(e) => (ComponentState::Failed(e.clone()), format!("{e}")),
+            Err(PartError::Aws(e)) => {
+                let detail = format!("{e}");
+                (ComponentState::Failed(e), detail)
+            }
         };
         let region = self.outcome.region.clone();
         self.outcome
@@ -426,19 +446,14 @@ impl LogKey<'_> {
     /// lazily, and CloudWatch Logs says an association "can take up to five minutes to take
     /// effect" (https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html):
     /// the group waits for its key and is retried soon, rather than failing.
-    fn settling(&self, e: AwsError) -> AwsError {
+    fn settling(&self, e: AwsError) -> PartError {
         if !self.written || e.kind != crate::aws::ErrorKind::AccessDenied {
-            return e;
+            return PartError::Aws(e);
         }
-        AwsError {
-            kind: crate::aws::ErrorKind::Transient,
-            code: KEY_POLICY_NOT_YET_IN_EFFECT.into(),
-            message: format!(
-                "{} was refused right after the log key's policy was written ({}): CloudWatch Logs can take up to five minutes to see a key policy change; retried shortly",
-                e.action, e.message
-            ),
-            ..e
-        }
+        PartError::KeyPolicyNotYetInEffect(format!(
+            "{} was refused right after the log key's policy was written ({}): CloudWatch Logs can take up to five minutes to see a key policy change; retried shortly",
+            e.action, e.message
+        ))
     }
 }
 
@@ -448,7 +463,7 @@ async fn reconcile_log_groups(
     log_key: LogKey<'_>,
     approved: bool,
     part: &mut Part<'_>,
-) -> Result<String, AwsError> {
+) -> Result<String, PartError> {
     let names: Vec<String> = groups.iter().map(|g| g.name.clone()).collect();
     let observed = logs::observe_log_groups(clients, &names).await?;
     let mut held = Vec::new();
@@ -505,11 +520,8 @@ async fn reconcile_log_groups(
         }
     }
     if !held.is_empty() {
-        return Err(AwsError {
-            kind: crate::aws::ErrorKind::Invalid,
-            action: "logs:PutRetentionPolicy".into(),
-            resource: held.join(", "),
-            code: "ApprovalRequired".into(),
+        return Err(PartError::ApprovalRequired {
+            resources: held.join(", "),
             message: "shortening the retention of these log groups needs spec.approval with a new reference in the RetentionPolicy".into(),
         });
     }

@@ -4,7 +4,6 @@
 
 mod files;
 mod resolve;
-pub mod schema;
 
 pub use files::{collect_files, load};
 pub use resolve::{ResolvedArchive, ResolvedBaseline, resolve};
@@ -18,6 +17,7 @@ use serde_json::Value;
 
 use crate::api::{
     API_VERSION, LogArchive, LoggingBaseline, LoggingBaselineSet, PolicyRef, RetentionPolicy, TrailPolicy, names,
+    schema,
 };
 
 /// Files larger than this are refused rather than parsed.

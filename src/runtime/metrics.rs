@@ -146,6 +146,15 @@ pub fn set_duplicate_trail_cost(account: &str, duplicates: Option<&crate::api::D
     });
 }
 
+/// SDK clients built so far, by every `Lazy` of the process (`trailkeeper_aws_clients_built_total`):
+/// what a reuse of clients saves shows here.
+static CLIENTS_BUILT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// One more SDK client built (`aws`'s client builders call it).
+pub fn record_client_built() {
+    CLIENTS_BUILT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// The result of an account's last integrity verification.
 pub fn set_integrity(account: &str, valid: bool) {
     with(|r| {
@@ -153,14 +162,23 @@ pub fn set_integrity(account: &str, valid: bool) {
     });
 }
 
-/// The delivery findings of one account's last reconcile (replacing the account's previous ones).
-pub fn set_delivery(account: &str, findings: &[crate::judge::delivery::DeliveryFinding]) {
+/// One component's delivery in an account's last reconcile: the age of its newest delivery, and
+/// whether delivery is failing.
+pub struct Delivery<'a> {
+    pub component: &'a str,
+    pub age_seconds: Option<i64>,
+    pub failing: bool,
+}
+
+/// The delivery of one account's components in its last reconcile (replacing the account's
+/// previous ones).
+pub fn set_delivery<'a>(account: &str, deliveries: impl IntoIterator<Item = Delivery<'a>>) {
     with(|r| {
         r.delivery.retain(|(a, _), _| a != account);
-        for f in findings {
+        for d in deliveries {
             r.delivery.insert(
-                (account.to_string(), f.component.clone()),
-                (f.age_seconds, f.problem.is_some()),
+                (account.to_string(), d.component.to_string()),
+                (d.age_seconds, d.failing),
             );
         }
     });
@@ -386,7 +404,7 @@ pub fn render() -> String {
     let _ = writeln!(
         out,
         "# HELP trailkeeper_aws_clients_built_total AWS SDK clients built (each about 16 KiB; kept ones are reused).\n# TYPE trailkeeper_aws_clients_built_total counter\ntrailkeeper_aws_clients_built_total {}",
-        crate::aws::clients_built()
+        CLIENTS_BUILT.load(std::sync::atomic::Ordering::Relaxed)
     );
     let _ = writeln!(
         out,
@@ -506,11 +524,10 @@ mod tests {
         set_baseline_ready("metrics-test/a", Some(false));
         set_delivery(
             account,
-            &[crate::judge::delivery::DeliveryFinding {
-                component: "cloudtrail".into(),
+            [Delivery {
+                component: "cloudtrail",
                 age_seconds: Some(42),
-                error: None,
-                problem: Some("late".into()),
+                failing: true,
             }],
         );
         set_integrity(account, false);

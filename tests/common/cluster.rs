@@ -319,10 +319,10 @@ pub async fn start_controller(
     base: aws_types::SdkConfig,
     settings: trailkeeper::controller::baselines::Settings,
 ) -> Running {
-    use trailkeeper::controller::baselines::{self, Context};
+    use trailkeeper::controller::baselines::Context;
     let ctx = std::sync::Arc::new(Context::new(operator().await, base, settings));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let controller = tokio::spawn(baselines::run(ctx.clone(), async move {
+    let controller = tokio::spawn(trailkeeper::controller::run(ctx.clone(), async move {
         let _ = stopped.await;
     }));
     (stop, controller, ctx)

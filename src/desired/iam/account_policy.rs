@@ -158,19 +158,7 @@ fn trail_storage_and_regional(scope: &AccountScope) -> Vec<Value> {
         ..
     } = scope;
     vec![
-        // CreateKey names no resource: a symmetric encryption key of KMS's own material, never
-        // bypassing the lockout check (its policy must let the account role maintain it).
-        with_condition(
-            statement("CreateTrailKeyWithoutResourceScope", &["kms:CreateKey"], any()),
-            json!({
-                "StringEquals": {
-                    "kms:KeySpec": "SYMMETRIC_DEFAULT",
-                    "kms:KeyUsage": "ENCRYPT_DECRYPT",
-                    "kms:KeyOrigin": "AWS_KMS"
-                },
-                "Bool": {"kms:BypassPolicyLockoutSafetyCheck": "false"}
-            }),
-        ),
+        create_key_statement("CreateTrailKeyWithoutResourceScope"),
         statement(
             "TrailKeyAliases",
             &["kms:CreateAlias"],

@@ -46,17 +46,7 @@ pub fn archive_policy(s: &IamSettings) -> Value {
             ],
             any(),
         ),
-        with_condition(
-            statement("CreateArchiveKeysWithoutResourceScope", &["kms:CreateKey"], any()),
-            json!({
-                "StringEquals": {
-                    "kms:KeySpec": "SYMMETRIC_DEFAULT",
-                    "kms:KeyUsage": "ENCRYPT_DECRYPT",
-                    "kms:KeyOrigin": "AWS_KMS"
-                },
-                "Bool": {"kms:BypassPolicyLockoutSafetyCheck": "false"}
-            }),
-        ),
+        create_key_statement("CreateArchiveKeysWithoutResourceScope"),
         statement(
             "ArchiveKeyAliases",
             &["kms:CreateAlias"],

@@ -1,4 +1,5 @@
-//! `trailkeeper run`: wiring of the controller, leader election, the HTTP endpoint and shutdown.
+//! `trailkeeper run`, the top of the process: its flags, and the wiring of the controllers
+//! (`controller::run`), leader election, the HTTP endpoint and shutdown.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -6,7 +7,7 @@ use std::time::Duration;
 
 use kube::Client;
 
-use crate::controller::baselines::{self, Context, Settings};
+use crate::controller::context::{Context, Settings};
 use crate::controller::writer::FencedWrites;
 use crate::fence::WriteGate;
 use crate::runtime::http::Health;
@@ -174,7 +175,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         let gate = WriteGate::open();
         let writer = controller_client(config, &gate)?;
         let ctx = Context::with_gate(writer, base, settings, gate, health);
-        baselines::run(Arc::new(ctx), termination()).await;
+        crate::controller::run(Arc::new(ctx), termination()).await;
         return Ok(());
     }
 
@@ -199,7 +200,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         cancel: CANCEL_GRACE,
     };
     let end = crate::runtime::leader::serve(elector, gate, on_leading, termination(), bounds, move |stop| {
-        baselines::run(ctx, stop)
+        crate::controller::run(ctx, stop)
     })
     .await;
     health.leading.store(false, Ordering::Relaxed);
@@ -256,7 +257,10 @@ async fn run_sharded(
         drain,
         cancel: CANCEL_GRACE,
     };
-    serve_shards(manager, termination(), bounds, move |stop| baselines::run(ctx, stop)).await;
+    serve_shards(manager, termination(), bounds, move |stop| {
+        crate::controller::run(ctx, stop)
+    })
+    .await;
     health.leading.store(false, Ordering::Relaxed);
     Ok(())
 }
@@ -284,7 +288,7 @@ mod tests {
     }
 
     /// The settings `trailkeeper run` builds from its flags, parsed as the binary parses them.
-    fn settings(flags: &[&str]) -> crate::controller::baselines::Settings {
+    fn settings(flags: &[&str]) -> crate::controller::context::Settings {
         use clap::Parser as _;
         let cli = crate::cli::Cli::try_parse_from(["trailkeeper", "run"].iter().chain(flags)).unwrap();
         let crate::cli::Command::Run(args) = cli.command else {
