@@ -46,8 +46,20 @@ impl Drop for Replica {
     }
 }
 
+/// How a replica learns of drift: by a resync every 30 s, or by the events queue (and a resync of
+/// an hour, so that only the events repair in time).
+#[derive(Clone, Copy)]
+enum Drift<'a> {
+    Resync,
+    Events { queue_url: &'a str, bus: &'a str },
+}
+
 impl Replica {
     async fn start(client: &Client, namespace: &str, name: &str) -> Replica {
+        Replica::start_with(client, namespace, name, Drift::Resync).await
+    }
+
+    async fn start_with(client: &Client, namespace: &str, name: &str, drift: Drift<'_>) -> Replica {
         let (token, user) = cluster::chart_identity(client, namespace, name).await;
         let server = cluster::api_server();
         let kubeconfig = server.write_kubeconfig(&format!("{namespace}-{name}"), &token);
@@ -57,8 +69,15 @@ impl Replica {
             .and_then(|l| l.local_addr())
             .unwrap()
             .port();
-        let child = Command::new(env!("CARGO_BIN_EXE_trailkeeper"))
-            .args(["run", "--resync-seconds", "30"])
+        let mut command = Command::new(env!("CARGO_BIN_EXE_trailkeeper"));
+        match drift {
+            Drift::Resync => command.args(["run", "--resync-seconds", "30"]),
+            Drift::Events { queue_url, bus } => command
+                .args(["run", "--resync-seconds", "3600"])
+                .env("TRAILKEEPER_EVENTS_QUEUE_URL", queue_url)
+                .env("TRAILKEEPER_EVENTS_BUS_NAME", bus),
+        };
+        let child = command
             .args(["--http-addr", &format!("127.0.0.1:{http_port}")])
             .args(["--shards", &SHARDS.to_string()])
             .args([
@@ -74,7 +93,7 @@ impl Replica {
             .env("AWS_REGION", common::REGION)
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", "info,trailkeeper::drift_events=debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -106,6 +125,23 @@ impl Replica {
 
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn signal(&self, signal: &str) {
+        let sent = Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -{signal} {}", self.name);
+    }
+
+    /// A counter of its `/metrics` (0 when absent).
+    async fn counter(&self, name: &str) -> u64 {
+        let (_, metrics) = self.get("/metrics").await;
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0)
     }
 
     /// The accounts this replica wrote to in AWS, each with its first and last write.
@@ -193,8 +229,14 @@ async fn three_replicas_share_the_shards_one_writer_per_account_a_killed_replica
     // Accounts until every replica holds at least one, and at least 6.
     let baselines: Api<LoggingBaseline> = Api::namespaced(client.clone(), &ns);
     let holders = shard_holders(&client, &ns).await;
+    // TRAILKEEPER_SHARDING_BASELINES=300 runs the fleet at issue 46's size (a minute of the
+    // test's time per ~100 baselines on this machine); the test command keeps it small.
+    let wanted: usize = std::env::var("TRAILKEEPER_SHARDING_BASELINES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6);
     let mut accounts: Vec<String> = Vec::new();
-    while accounts.len() < 6
+    while accounts.len() < wanted
         || replicas
             .iter()
             .any(|r| !accounts.iter().any(|a| holders[&shard_of(a, SHARDS)] == r.name))
@@ -209,7 +251,8 @@ async fn three_replicas_share_the_shards_one_writer_per_account_a_killed_replica
         baselines.create(&PostParams::default(), &baseline).await.unwrap();
     }
     let started = Instant::now();
-    cluster::eventually(&format!("{} baselines Ready", accounts.len()), TIMEOUT, || {
+    let ready_within = TIMEOUT + Duration::from_secs(3 * accounts.len() as u64);
+    cluster::eventually(&format!("{} baselines Ready", accounts.len()), ready_within, || {
         let baselines = baselines.clone();
         async move {
             let listed = baselines.list(&ListParams::default()).await.unwrap();
@@ -410,6 +453,315 @@ async fn three_replicas_share_the_shards_one_writer_per_account_a_killed_replica
                 "{account} written by {} and {} at overlapping times",
                 pair[0].2,
                 pair[1].2
+            );
+        }
+    }
+}
+
+/// The holders of the shards' Leases over time, polled every 100 ms.
+#[derive(Clone, Default)]
+struct LeaseHistory(std::sync::Arc<std::sync::Mutex<Vec<(Instant, std::time::SystemTime, BTreeMap<u32, String>)>>>);
+
+impl LeaseHistory {
+    fn record(client: &Client, namespace: &str) -> (LeaseHistory, tokio::task::JoinHandle<()>) {
+        let history = LeaseHistory::default();
+        let (client, namespace, samples) = (client.clone(), namespace.to_string(), history.0.clone());
+        let poller = tokio::spawn(async move {
+            loop {
+                let holders = shard_holders(&client, &namespace).await;
+                samples
+                    .lock()
+                    .unwrap()
+                    .push((Instant::now(), std::time::SystemTime::now(), holders));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        (history, poller)
+    }
+
+    /// Whether `replica` held `shard` at a sample from 1.5 s before `at` to 0.2 s after it (the
+    /// poll's granularity): a write sent by a replica whose Lease had passed to another shows
+    /// another holder in every sample of that window.
+    fn held(
+        &self,
+        shard: u32,
+        replica: &str,
+        at: impl Fn(&Instant, &std::time::SystemTime) -> Option<Duration>,
+    ) -> bool {
+        self.0.lock().unwrap().iter().any(|(instant, time, holders)| {
+            at(instant, time).is_some() && holders.get(&shard).is_some_and(|h| h == replica)
+        })
+    }
+}
+
+/// Whether `sample` lies within 1.5 s before to 0.2 s after `at`.
+fn near(sample: Instant, at: Instant) -> Option<Duration> {
+    if sample <= at {
+        Some(at - sample).filter(|d| *d <= Duration::from_millis(1500))
+    } else {
+        Some(sample - at).filter(|d| *d <= Duration::from_millis(200))
+    }
+}
+
+fn near_time(sample: std::time::SystemTime, at: std::time::SystemTime) -> Option<Duration> {
+    match at.duration_since(sample) {
+        Ok(before) => Some(before).filter(|d| *d <= Duration::from_millis(1500)),
+        Err(after) => Some(after.duration()).filter(|d| *d <= Duration::from_millis(200)),
+    }
+}
+
+fn counts(holders: &BTreeMap<u32, String>) -> BTreeMap<String, usize> {
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for holder in holders.values() {
+        *counts.entry(holder.clone()).or_default() += 1;
+    }
+    counts
+}
+
+/// Events on (one queue for the fleet, resync an hour): tampering in accounts of every replica's
+/// shards is repaired by each account's holder, also when the event reached another replica
+/// (handed back to the queue). A fourth replica joins: each holds its share within one shard.
+/// One frozen (SIGSTOP) past its Leases: its shards are taken over and its account's drift
+/// repaired by the new holder; woken (SIGCONT), it writes nothing for shards it no longer holds.
+/// Over the run, every write to an account, in AWS and in Kubernetes, was sent by the holder of
+/// its shard's Lease at that time.
+///
+/// Ignored: on its first runs (2026-12-07) the holder never received the event of its own
+/// account: the other replicas received it and handed it back 14 times in 80 s (receive_count
+/// 1 to 14, `tampering event of another replica's shard: back to the queue`), and the holder's
+/// log shows no receipt. Issue 46 stays open on it.
+#[tokio::test]
+#[ignore = "issue 46: an event of another replica's shard is handed back but its holder never receives it"]
+async fn tamper_events_reach_their_shards_holder_a_fourth_replica_gets_its_share_and_a_frozen_one_writes_nothing_once_woken()
+ {
+    let client = cluster::admin().await;
+    cluster::install_crds(&client).await;
+    let ns = cluster::fresh_namespace(&client, "shard-events").await;
+    let operator = common::inspector("123456789012").await;
+    let queue_url = operator
+        .sqs
+        .create_queue()
+        .queue_name(format!("tk-{ns}"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
+    let bus = format!("tk-{ns}");
+    let drift = Drift::Events {
+        queue_url: &queue_url,
+        bus: &bus,
+    };
+    let (history, poller) = LeaseHistory::record(&client, &ns);
+    let mut replicas = Vec::new();
+    for name in ["replica-a", "replica-b", "replica-c"] {
+        replicas.push(Replica::start_with(&client, &ns, name, drift).await);
+    }
+    cluster::eventually("each replica holds 2 shards", TIMEOUT, || {
+        let (client, ns) = (client.clone(), ns.clone());
+        async move {
+            let holders = shard_holders(&client, &ns).await;
+            let counts = counts(&holders);
+            holders.len() == SHARDS as usize && counts.len() == 3 && counts.values().all(|n| *n == 2)
+        }
+    })
+    .await;
+    let holders = shard_holders(&client, &ns).await;
+    // Two accounts of each replica's shards.
+    let mut accounts: Vec<String> = Vec::new();
+    while replicas.iter().any(|r| {
+        accounts
+            .iter()
+            .filter(|a| holders[&shard_of(a, SHARDS)] == r.name)
+            .count()
+            < 2
+    }) {
+        let account = common::new_account();
+        let holder = &holders[&shard_of(&account, SHARDS)];
+        if accounts
+            .iter()
+            .filter(|a| holders[&shard_of(a, SHARDS)] == *holder)
+            .count()
+            < 2
+        {
+            accounts.push(account);
+        }
+    }
+    let baselines: Api<LoggingBaseline> = Api::namespaced(client.clone(), &ns);
+    for account in &accounts {
+        let mut baseline = common::baseline(account);
+        baseline.metadata.namespace = Some(ns.clone());
+        baseline.spec.flow_logs.enabled = false;
+        baselines.create(&PostParams::default(), &baseline).await.unwrap();
+    }
+    cluster::eventually(&format!("{} baselines Ready", accounts.len()), TIMEOUT, || {
+        let baselines = baselines.clone();
+        async move {
+            let listed = baselines.list(&ListParams::default()).await.unwrap();
+            listed.items.iter().all(is_ready)
+        }
+    })
+    .await;
+
+    // Tampering, one account of each replica at a time, until an event reached a replica that
+    // does not hold its account (each event goes to one of three pollers: most rounds have one).
+    let mut other_shard = 0;
+    for round in 0..6 {
+        for replica in &replicas {
+            let account = accounts
+                .iter()
+                .filter(|a| holders[&shard_of(a, SHARDS)] == replica.name)
+                .nth(round % 2)
+                .unwrap();
+            let aws = common::inspector(account).await;
+            let trail = desired::trail_arn(&common::spec(account));
+            let tampered = Instant::now();
+            aws.cloudtrail.stop_logging().name(&trail).send().await.unwrap();
+            let deadline = tampered + Duration::from_secs(90);
+            while !logging(&aws, &trail).await {
+                if Instant::now() >= deadline {
+                    let status = baselines.get(&format!("acct-{account}")).await.unwrap().status;
+                    let logs: Vec<String> = replicas
+                        .iter()
+                        .map(|r| format!("--- {}\n{}", r.name, r.log()))
+                        .collect();
+                    panic!(
+                        "StopLogging of {account} (held by {}) not repaired by its event\n{status:#?}\n{}",
+                        replica.name,
+                        logs.join("\n")
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            // Repaired by its holder, and by no other replica.
+            for other in &replicas {
+                let repaired = other
+                    .proxy
+                    .account_writes()
+                    .iter()
+                    .any(|(a, _, at)| a == account && *at >= tampered);
+                assert_eq!(
+                    repaired,
+                    other.name == replica.name,
+                    "{account}: repaired by {}?",
+                    other.name
+                );
+            }
+        }
+        other_shard = 0;
+        for replica in &replicas {
+            other_shard += replica
+                .counter("trailkeeper_drift_events_total{outcome=\"other_shard\"}")
+                .await;
+        }
+        if other_shard > 0 {
+            break;
+        }
+    }
+    assert!(other_shard > 0, "no event reached a replica not holding its account");
+    eprintln!("{other_shard} tamper events reached a replica of another shard; each repaired by its holder");
+
+    // A fourth replica: 6 shards over 4, each within one of its share (1.5).
+    replicas.push(Replica::start_with(&client, &ns, "replica-d", drift).await);
+    cluster::eventually("the shards rebalanced over 4 replicas", TIMEOUT, || {
+        let (client, ns) = (client.clone(), ns.clone());
+        async move {
+            let holders = shard_holders(&client, &ns).await;
+            let counts = counts(&holders);
+            holders.len() == SHARDS as usize && counts.len() == 4 && counts.values().all(|n| (1..=2).contains(n))
+        }
+    })
+    .await;
+    eprintln!("rebalanced over 4: {:?}", counts(&shard_holders(&client, &ns).await));
+
+    // replica-a frozen past its Leases; drift in one of its accounts meanwhile.
+    let holders = shard_holders(&client, &ns).await;
+    let frozen_shards: Vec<u32> = holders
+        .iter()
+        .filter(|(_, h)| *h == "replica-a")
+        .map(|(s, _)| *s)
+        .collect();
+    let account = accounts
+        .iter()
+        .find(|a| frozen_shards.contains(&shard_of(a, SHARDS)))
+        .cloned();
+    replicas[0].signal("STOP");
+    let frozen = Instant::now();
+    cluster::eventually("the frozen replica's shards taken over", TIMEOUT, || {
+        let (client, ns, frozen_shards) = (client.clone(), ns.clone(), frozen_shards.clone());
+        async move {
+            let holders = shard_holders(&client, &ns).await;
+            frozen_shards
+                .iter()
+                .all(|s| holders.get(s).is_some_and(|h| h != "replica-a"))
+        }
+    })
+    .await;
+    eprintln!(
+        "replica-a's shards {frozen_shards:?} taken over {:?} after its SIGSTOP",
+        frozen.elapsed()
+    );
+    if let Some(account) = &account {
+        let aws = common::inspector(account).await;
+        let trail = desired::trail_arn(&common::spec(account));
+        aws.cloudtrail.stop_logging().name(&trail).send().await.unwrap();
+        let deadline = Instant::now() + TIMEOUT;
+        while !logging(&aws, &trail).await {
+            assert!(
+                Instant::now() < deadline,
+                "the frozen replica's account {account} not repaired by its new holder"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    replicas[0].signal("CONT");
+    // Awake, it finds its Leases gone; whatever it had in flight is refused at its fence. Given
+    // time to rejoin (it may get shards back, handed over by the others).
+    tokio::time::sleep(LEASE_DURATION).await;
+    poller.abort();
+
+    // Every AWS write to an account was sent by the holder of its shard at the time.
+    for replica in &replicas {
+        for (account, operation, at) in replica.proxy.account_writes() {
+            if !accounts.contains(&account) {
+                continue; // the operator's own account: the queue and the central bus
+            }
+            let shard = shard_of(&account, SHARDS);
+            assert!(
+                history.held(shard, &replica.name, |sample, _| near(*sample, at)),
+                "{} sent {operation} to {account} without holding shard {shard}\n{}",
+                replica.name,
+                replica.log()
+            );
+        }
+    }
+    // And in Kubernetes: every write of a baseline (its status, its finalizer) by its holder.
+    let names: BTreeMap<String, u32> = accounts
+        .iter()
+        .map(|a| (format!("acct-{a}"), shard_of(a, SHARDS)))
+        .collect();
+    for replica in &replicas {
+        for event in cluster::api_server().audit_events_of(&replica.user) {
+            if event["stage"] != "ResponseComplete"
+                || !matches!(event["verb"].as_str(), Some("create" | "update" | "patch" | "delete"))
+                || event["objectRef"]["resource"] != "loggingbaselines"
+            {
+                continue;
+            }
+            let Some(shard) = event["objectRef"]["name"].as_str().and_then(|n| names.get(n)) else {
+                continue;
+            };
+            let at: std::time::SystemTime = event["requestReceivedTimestamp"]
+                .as_str()
+                .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                .and_then(|t| std::time::SystemTime::try_from(t).ok())
+                .expect("the audit event's time");
+            assert!(
+                history.held(*shard, &replica.name, |_, sample| near_time(*sample, at)),
+                "{} wrote {} without holding shard {shard}",
+                replica.name,
+                event["objectRef"]["name"]
             );
         }
     }
