@@ -458,9 +458,12 @@ async fn three_replicas_share_the_shards_one_writer_per_account_a_killed_replica
     }
 }
 
+/// The holders of each shard's Lease at one time.
+type LeaseSample = (Instant, std::time::SystemTime, BTreeMap<u32, String>);
+
 /// The holders of the shards' Leases over time, polled every 100 ms.
 #[derive(Clone, Default)]
-struct LeaseHistory(std::sync::Arc<std::sync::Mutex<Vec<(Instant, std::time::SystemTime, BTreeMap<u32, String>)>>>);
+struct LeaseHistory(std::sync::Arc<std::sync::Mutex<Vec<LeaseSample>>>);
 
 impl LeaseHistory {
     fn record(client: &Client, namespace: &str) -> (LeaseHistory, tokio::task::JoinHandle<()>) {
@@ -755,7 +758,7 @@ async fn tamper_events_reach_their_shards_holder_a_fourth_replica_gets_its_share
             let at: std::time::SystemTime = event["requestReceivedTimestamp"]
                 .as_str()
                 .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-                .and_then(|t| std::time::SystemTime::try_from(t).ok())
+                .map(std::time::SystemTime::from)
                 .expect("the audit event's time");
             assert!(
                 history.held(*shard, &replica.name, |_, sample| near_time(*sample, at)),
