@@ -8,6 +8,7 @@ use aws_sdk_s3::types::{ObjectOwnership, OwnershipControls, OwnershipControlsRul
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use common::*;
 use serde_json::Value;
+use std::time::Duration;
 use trailkeeper::api::{FlowLogDestination, LoggingBaselineSpec, RetentionPolicySpec, TrailPolicySpec, TrailSource};
 use trailkeeper::aws::ErrorKind;
 use trailkeeper::desired::{self, AccountSpecs};
@@ -1997,4 +1998,82 @@ async fn the_emulator_evaluates_bus_policies_and_role_trust_with_the_sending_rul
             "bus policy for rule/{bus_admits}, role trust for {role_trusts:?}"
         );
     }
+}
+
+// SQS long polling: "Long polling lets you consume messages from your Amazon SQS queue as soon as
+// they become available" (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/best-practices-using-appropriate-polling-mode.html),
+// also one made visible again; never before (scripts/emulator/trailkeeper_sqs_visibility.py).
+
+/// A waiting ReceiveMessage gets a message changed to visible (ChangeMessageVisibility 0) within
+/// a fraction of a second; one changed to 2 s is not received by a 1 s long poll. moto alone saw
+/// it only on the waiter's next check, a second after its last: the consumer that began its
+/// request just after always won it.
+#[tokio::test]
+async fn the_emulators_long_poll_receives_a_message_as_soon_as_it_is_visible_again_and_not_before() {
+    let aws = inspector(&new_account()).await;
+    let url = aws
+        .sqs
+        .create_queue()
+        .queue_name("long-poll")
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
+    aws.sqs
+        .send_message()
+        .queue_url(&url)
+        .message_body("event")
+        .send()
+        .await
+        .unwrap();
+    let receive = |wait: i32| {
+        let (sqs, url) = (aws.sqs.clone(), url.clone());
+        async move {
+            let out = sqs
+                .receive_message()
+                .queue_url(&url)
+                .wait_time_seconds(wait)
+                .send()
+                .await
+                .unwrap();
+            out.messages()
+                .first()
+                .and_then(|m| m.receipt_handle())
+                .map(str::to_string)
+        }
+    };
+    let mut receipt = receive(1).await.expect("the message");
+    let mut latencies = Vec::new();
+    for _ in 0..3 {
+        let waiting = tokio::spawn(receive(10));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let changed = std::time::Instant::now();
+        aws.sqs
+            .change_message_visibility()
+            .queue_url(&url)
+            .receipt_handle(&receipt)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .unwrap();
+        receipt = waiting.await.unwrap().expect("received once visible again");
+        latencies.push(changed.elapsed());
+    }
+    latencies.sort();
+    assert!(
+        latencies[1] < Duration::from_millis(350),
+        "a waiting long poll saw the message {latencies:?} after it became visible (moto alone: 700 ms)"
+    );
+    aws.sqs
+        .change_message_visibility()
+        .queue_url(&url)
+        .receipt_handle(&receipt)
+        .visibility_timeout(2)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(receive(1).await, None, "received before its visibility timeout ended");
+    assert!(receive(5).await.is_some(), "visible again after 2 s");
 }

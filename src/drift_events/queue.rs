@@ -10,7 +10,8 @@
 //! With sharding every replica polls the one queue; an event of an account another replica holds
 //! is not repaired here: it is made visible again (`Handled::elsewhere`), at once the first
 //! times, then later and later (a second more each receive, at most `MAX_BOUNCE_DELAY`), until
-//! the account's holder receives it. Nothing is lost: a shard's new holder reconciles all of its
+//! the account's holder receives it; the replica that handed it back steps aside meanwhile
+//! (`hand_back_pause`), so that it is not the first to see it again. Nothing is lost: a shard's new holder reconciles all of its
 //! accounts anyway when its term begins.
 
 use std::sync::Arc;
@@ -282,14 +283,30 @@ async fn poll(
             // Visible again after the queue's visibility timeout.
             tracing::warn!(error = %e, "tampering events: ChangeMessageVisibilityBatch failed");
         }
-        if handled.done.is_empty() {
-            continue;
-        }
-        if let Err(e) = sqs::delete(sqs_client, &settings.queue_url, &handled.done).await {
+        if !handled.done.is_empty()
+            && let Err(e) = sqs::delete(sqs_client, &settings.queue_url, &handled.done).await
+        {
             // Redelivered after the visibility timeout, then dropped as duplicates.
             tracing::warn!(error = %e, "tampering events: DeleteMessageBatch failed");
         }
+        if let Some(pause) = hand_back_pause(&handled.elsewhere) {
+            tokio::time::sleep(pause).await;
+        }
     }
+}
+
+/// The longest a replica that handed events back stays out of the queue.
+const MAX_HAND_BACK_PAUSE: Duration = Duration::from_secs(5);
+
+/// How long a replica that handed events back (`elsewhere`, with their delays) waits before it
+/// receives again: until a second after they are visible again, at most `MAX_HAND_BACK_PAUSE`.
+/// Receiving again at once, it would be the first poller to see them again and take them back
+/// from their holder time after time; out of the queue meanwhile, it leaves them to the others,
+/// the holder among them, and each replica that hands one back steps aside in turn. Its own
+/// events wait that long at most (the holder's events are never handed back).
+fn hand_back_pause(elsewhere: &[(String, i32)]) -> Option<Duration> {
+    let latest = elsewhere.iter().map(|(_, delay)| *delay).max()?;
+    Some((Duration::from_secs(latest.max(0) as u64) + Duration::from_secs(1)).min(MAX_HAND_BACK_PAUSE))
 }
 
 /// Whom the central bus admits now: the Organization given, or the baselines' accounts.
@@ -563,6 +580,18 @@ mod tests {
     fn a_bounced_event_waits_a_second_more_each_receive_up_to_twenty() {
         let delays: Vec<i32> = [1, 2, 3, 10, 21, 22, 1000].map(bounce_delay).to_vec();
         assert_eq!(delays, [0, 1, 2, 9, 20, 20, 20]);
+    }
+
+    #[test]
+    fn a_replica_that_hands_events_back_steps_aside_until_a_second_after_they_return() {
+        assert_eq!(hand_back_pause(&[]), None, "nothing handed back: receives at once");
+        let pause = |delays: &[i32]| {
+            let handed: Vec<(String, i32)> = delays.iter().map(|d| ("r".to_string(), *d)).collect();
+            hand_back_pause(&handed).unwrap().as_secs()
+        };
+        assert_eq!(pause(&[0]), 1);
+        assert_eq!(pause(&[0, 2]), 3, "the latest of the batch");
+        assert_eq!(pause(&[20]), 5, "at most five seconds: its own events wait meanwhile");
     }
 
     #[test]
