@@ -384,16 +384,7 @@ async fn bench(n: usize, tampers: usize, replicas: usize) {
     let ns = cluster::fresh_namespace(&client, "bench").await;
     let (kubeconfig, user) = controller_identity(&client, &ns).await;
     let operator = common::inspector(OPERATOR_ACCOUNT).await;
-    let queue = operator
-        .sqs
-        .create_queue()
-        .queue_name(format!("bench-{ns}"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url()
-        .unwrap()
-        .to_string();
+    let queue = operator.new_queue(&format!("bench-{ns}")).await;
     let bus = format!("bench-{ns}");
 
     let api: Api<LoggingBaseline> = Api::namespaced(client.clone(), &ns);

@@ -252,9 +252,8 @@ async fn a_recorder_stopped_where_the_baseline_keeps_nothing_fails_3_3_within_se
     let ns = cluster::fresh_namespace(&client, "sweep").await;
     let operator = inspector("123456789012").await;
     let name = format!("tk-sweep-{}", std::process::id());
-    let queue = operator.sqs.create_queue().queue_name(&name).send().await.unwrap();
     let events = trailkeeper::drift_events::queue::EventSettings {
-        queue_url: queue.queue_url().unwrap().to_string(),
+        queue_url: operator.new_queue(&name).await,
         bus_name: format!("tk-bus-sweep-{}", std::process::id()),
         organization_id: None,
     };

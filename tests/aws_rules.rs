@@ -2011,16 +2011,7 @@ async fn the_emulator_evaluates_bus_policies_and_role_trust_with_the_sending_rul
 #[tokio::test]
 async fn the_emulators_long_poll_receives_a_message_as_soon_as_it_is_visible_again_and_not_before() {
     let aws = inspector(&new_account()).await;
-    let url = aws
-        .sqs
-        .create_queue()
-        .queue_name("long-poll")
-        .send()
-        .await
-        .unwrap()
-        .queue_url()
-        .unwrap()
-        .to_string();
+    let url = aws.new_queue("long-poll").await;
     aws.sqs
         .send_message()
         .queue_url(&url)

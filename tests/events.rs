@@ -30,9 +30,8 @@ const OPERATOR_ACCOUNT: &str = "123456789012";
 async fn events_settings(tag: &str) -> EventSettings {
     let operator = common::inspector(OPERATOR_ACCOUNT).await;
     let name = format!("tk-events-{tag}-{}", std::process::id());
-    let queue = operator.sqs.create_queue().queue_name(&name).send().await.unwrap();
     EventSettings {
-        queue_url: queue.queue_url().unwrap().to_string(),
+        queue_url: operator.new_queue(&name).await,
         bus_name: format!("tk-bus-{tag}-{}", std::process::id()),
         organization_id: None,
     }

@@ -99,9 +99,8 @@ type Work =
 async fn queue_loop(proxy: &Proxy, tag: &str) -> Work {
     let operator = common::inspector("123456789012").await;
     let name = format!("tk-lease-{tag}-{}", std::process::id());
-    let queue = operator.sqs.create_queue().queue_name(&name).send().await.unwrap();
     let settings = EventSettings {
-        queue_url: queue.queue_url().unwrap().to_string(),
+        queue_url: operator.new_queue(&name).await,
         bus_name: format!("tk-lease-bus-{tag}-{}", std::process::id()),
         organization_id: None,
     };

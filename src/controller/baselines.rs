@@ -39,6 +39,12 @@ pub async fn reconcile(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Res
     let Some(_turn) = ctx.shards.begin(shard) else {
         return Ok(Action::await_change());
     };
+    if ctx.defers_resync(&baseline) {
+        crate::runtime::metrics::record_deferred_resync();
+        return Ok(Action::requeue(ctx.resync()));
+    }
+    // Attempted: no longer waited for by others' resyncs, whatever comes of it.
+    ctx.attempt(&baseline);
     if ctx.shards.is_sharded() {
         crate::runtime::metrics::record_shard_reconcile(shard);
     }
@@ -492,15 +498,30 @@ pub(super) async fn run_baselines(
         .default_backoff()
         .applied_objects()
         .predicate_filter(what_an_archive_admits, PredicateConfig::default());
+    // What these bring is never a resync: marked, so that it is not deferred (`defers_resync`).
+    let urgent = |ctx: &Arc<Context>| {
+        let ctx = ctx.clone();
+        move |baseline: &ObjectRef<LoggingBaseline>| ctx.mark_urgent([baseline.clone()])
+    };
+    let urgent_all = |ctx: &Arc<Context>| {
+        let ctx = ctx.clone();
+        move |baselines: Vec<ObjectRef<LoggingBaseline>>| {
+            ctx.mark_urgent(baselines.iter().cloned());
+            baselines
+        }
+    };
+    let (for_trail, for_retention, for_archive) = (urgent_all(&ctx), urgent_all(&ctx), urgent_all(&ctx));
     let controller = controller
         .with_config(kube::runtime::controller::Config::default().concurrency(settings.concurrency))
-        .reconcile_on(futures::stream::select(tamper_rx, swept_rx))
-        .reconcile_on(newly_held)
-        .watches_stream(trail_policies, move |p| baselines_using_trail_policy(&store_tp, &p))
-        .watches_stream(retention_policies, move |p| {
-            baselines_using_retention_policy(&store_rp, &p)
+        .reconcile_on(futures::stream::select(tamper_rx, swept_rx).inspect(urgent(&ctx)))
+        .reconcile_on(newly_held.inspect(urgent(&ctx)))
+        .watches_stream(trail_policies, move |p| {
+            for_trail(baselines_using_trail_policy(&store_tp, &p))
         })
-        .watches_stream(admissions, move |a| members_of_archive(&store_la, &a))
+        .watches_stream(retention_policies, move |p| {
+            for_retention(baselines_using_retention_policy(&store_rp, &p))
+        })
+        .watches_stream(admissions, move |a| for_archive(members_of_archive(&store_la, &a)))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {

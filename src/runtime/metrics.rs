@@ -17,6 +17,8 @@ struct Registry {
     duration_count: u64,
     duration_sum: f64,
     drift_repairs: u64,
+    /// Resyncs deferred while baselines never reconciled waited (`Context::defers_resync`).
+    resyncs_deferred: u64,
     /// Ready state per baseline (`namespace/name`): "true", "false" or "unknown".
     baselines: BTreeMap<String, &'static str>,
     /// Per account and delivering component: seconds since its last delivery (when it delivered),
@@ -89,6 +91,11 @@ pub fn record_reconcile(duration: Duration, error_reason: Option<&str>) {
         r.duration_count += 1;
         r.duration_sum += secs;
     });
+}
+
+/// A resync deferred: baselines never reconciled by this replica waited for a slot.
+pub fn record_deferred_resync() {
+    with(|r| r.resyncs_deferred += 1);
 }
 
 pub fn record_drift_repairs(changes: usize) {
@@ -320,6 +327,11 @@ pub fn render() -> String {
         out,
         "# HELP trailkeeper_drift_repairs_total Changes written to bring accounts back to the baseline.\n# TYPE trailkeeper_drift_repairs_total counter\ntrailkeeper_drift_repairs_total {}",
         r.drift_repairs
+    );
+    let _ = writeln!(
+        out,
+        "# HELP trailkeeper_resyncs_deferred_total Resyncs of in-sync baselines put off for a resync period while baselines never reconciled waited for a slot.\n# TYPE trailkeeper_resyncs_deferred_total counter\ntrailkeeper_resyncs_deferred_total {}",
+        r.resyncs_deferred
     );
     let _ = writeln!(
         out,
@@ -621,7 +633,11 @@ mod tests {
         );
         assert!(value_of(&text, "trailkeeper_drift_events_total{outcome=\"setup_error\"}") >= 1.0);
         assert!(value_of(&text, "trailkeeper_drift_event_lag_seconds_count") >= 1.0);
-        for name in ["trailkeeper_drift_repairs_total", "trailkeeper_leader"] {
+        for name in [
+            "trailkeeper_drift_repairs_total",
+            "trailkeeper_resyncs_deferred_total",
+            "trailkeeper_leader",
+        ] {
             assert!(line_of(&text, name).is_some(), "{name} missing");
         }
         // glibc's heap: what this test process holds is more than the metrics' own strings.

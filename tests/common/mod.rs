@@ -271,6 +271,12 @@ pub struct Inspector {
 }
 
 impl Inspector {
+    /// A new SQS queue of the account: its URL.
+    pub async fn new_queue(&self, name: &str) -> String {
+        let created = self.sqs.create_queue().queue_name(name).send().await.unwrap();
+        created.queue_url().unwrap().to_string()
+    }
+
     /// The id of the key trailkeeper created (found by its alias).
     pub async fn trail_key_id(&self) -> String {
         self.trail_key().await.key_id
