@@ -322,8 +322,9 @@ pub struct Context {
     /// Baselines asked for by something other than their resync (a tamper event, a sweep, a
     /// policy's change, a shard newly held), until their reconcile begins: never deferred.
     urgent: Mutex<std::collections::HashSet<ObjectRef<LoggingBaseline>>>,
-    /// Baselines whose reconcile this replica has begun at least once (`defers_resync`).
-    attempted: Mutex<std::collections::HashSet<ObjectRef<LoggingBaseline>>>,
+    /// Baselines whose reconcile this replica has begun, and whether they had the finalizer
+    /// then (the first reconcile only adds it; the second applies) (`defers_resync`).
+    attempted: Mutex<HashMap<ObjectRef<LoggingBaseline>, bool>>,
 }
 
 #[derive(Default)]
@@ -402,7 +403,7 @@ impl Context {
         let in_sync = baseline.metadata.deletion_timestamp.is_none()
             && baseline.status.as_ref().and_then(|s| s.observed_generation) == baseline.metadata.generation;
         let attempted = self.attempted.lock().unwrap_or_else(|e| e.into_inner());
-        if !in_sync || !attempted.contains(&reference) {
+        if !in_sync || attempted.get(&reference) != Some(&true) {
             return false;
         }
         let Some(store) = self.baselines.get() else {
@@ -411,7 +412,12 @@ impl Context {
         store.state().iter().any(|b| {
             b.metadata.deletion_timestamp.is_none()
                 && self.shards.holds(self.shards.of(&b.spec.account_id))
-                && !attempted.contains(&ObjectRef::from_obj(b.as_ref()))
+                && match attempted.get(&ObjectRef::from_obj(b.as_ref())) {
+                    None => true,
+                    // Its finalizer added since: its first apply still waits.
+                    Some(false) => has_finalizer(b),
+                    Some(true) => false,
+                }
         })
     }
 
@@ -421,7 +427,7 @@ impl Context {
         self.attempted
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(ObjectRef::from_obj(baseline));
+            .insert(ObjectRef::from_obj(baseline), has_finalizer(baseline));
     }
 
     pub(super) fn saw(&self, baseline: &LoggingBaseline) {
@@ -465,7 +471,7 @@ impl Context {
         self.attempted
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|r| refs.contains(r));
+            .retain(|r, _| refs.contains(r));
         // Only what this controller saw and no longer sees: the registry is the process's.
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         for key in seen.keys.iter().filter(|k| !keys.contains(k.as_str())) {
@@ -547,6 +553,11 @@ pub(super) fn failure_kind(report: &AccountReport) -> Option<FailureKind> {
             _ => None,
         })
         .or(report.retry_soon.then_some(FailureKind::Transient))
+}
+
+/// Whether trailkeeper's finalizer is on `baseline` (its reconciles apply from then on).
+fn has_finalizer(baseline: &LoggingBaseline) -> bool {
+    baseline.finalizers().iter().any(|f| f == FINALIZER)
 }
 
 pub(super) fn key_of(b: &LoggingBaseline) -> String {
@@ -637,7 +648,7 @@ mod tests {
     fn baseline(name: &str, observed: Option<i64>) -> LoggingBaseline {
         serde_json::from_value(serde_json::json!({
             "apiVersion": "trailkeeper.io/v1alpha1", "kind": "LoggingBaseline",
-            "metadata": {"name": name, "namespace": "ns", "generation": 1},
+            "metadata": {"name": name, "namespace": "ns", "generation": 1, "finalizers": [FINALIZER]},
             "spec": {"accountId": "111122223333", "primaryRegion": "us-east-1",
                      "credentials": {"assumeRoleArn": "arn:aws:iam::111122223333:role/trailkeeper"}},
             "status": {"observedGeneration": observed},
@@ -666,6 +677,11 @@ mod tests {
         assert!(!ctx.defers_resync(&old), "asked for by an event");
         assert!(ctx.defers_resync(&old), "once");
         assert!(!ctx.defers_resync(&baseline("old", Some(0))), "its spec changed");
+        // Its finalizer only added so far: its first apply still waits.
+        let mut fresh = new.clone();
+        fresh.metadata.finalizers = None;
+        ctx.attempt(&fresh);
+        assert!(ctx.defers_resync(&old), "\"new\" only has its finalizer");
         // Known to the replica (its caches kept) is not reconciled: it still waits.
         ctx.forget_departed(&[std::sync::Arc::new(old.clone()), std::sync::Arc::new(new.clone())]);
         assert!(ctx.defers_resync(&old), "\"new\" still never reconciled");
