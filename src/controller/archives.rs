@@ -13,6 +13,7 @@ use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 
 use super::context::{ARCHIVE_KEY_PREFIX, Context, Error, FailureKind, MANAGER, api_for, now};
+use super::predicates::hash_of;
 use super::{status, writer};
 use crate::api::{
     ArchiveMember, Condition, DeliveredFile, LastReconcile, LogArchive, LogArchiveStatus, LoggingBaseline,
@@ -71,20 +72,18 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
 
 /// An archive's spec and its deletion.
 fn archive_spec_or_deletion(archive: &LogArchive) -> Option<u64> {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    archive.metadata.generation.hash(&mut hasher);
-    archive.metadata.deletion_timestamp.is_some().hash(&mut hasher);
-    Some(hasher.finish())
+    hash_of((
+        archive.metadata.generation,
+        archive.metadata.deletion_timestamp.is_some(),
+    ))
 }
 
 /// A member's spec (its archiveRef, its trail) and its deletion: a member being deleted leaves.
 fn spec_or_deletion(baseline: &LoggingBaseline) -> Option<u64> {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    baseline.metadata.generation.hash(&mut hasher);
-    baseline.metadata.deletion_timestamp.is_some().hash(&mut hasher);
-    Some(hasher.finish())
+    hash_of((
+        baseline.metadata.generation,
+        baseline.metadata.deletion_timestamp.is_some(),
+    ))
 }
 
 pub(super) fn key_of(archive: &LogArchive) -> String {
