@@ -10,6 +10,7 @@ mod common;
 use std::time::Instant;
 
 use trailkeeper::aws::{AccountClients, CallRecorder};
+use trailkeeper::desired::athena::TrailLocation;
 use trailkeeper::engine::verify::{self, LogLocation};
 
 #[tokio::main]
@@ -57,9 +58,11 @@ async fn main() {
         CallRecorder::new(),
     );
     let location = LogLocation {
-        bucket,
-        prefix: Some("AWS/CloudTrail".into()),
-        organization_id: None,
+        trail: TrailLocation {
+            bucket,
+            key_prefix: Some("AWS/CloudTrail".into()),
+            organization_id: None,
+        },
         account,
     };
     let started = Instant::now();

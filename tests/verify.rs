@@ -9,6 +9,7 @@ mod common;
 use common::chain::{self, Chain};
 use common::*;
 use trailkeeper::aws::{AccountClients, CallRecorder};
+use trailkeeper::desired::athena::TrailLocation;
 use trailkeeper::engine::verify::{self, DigestFile, LogLocation, Verdict, VerifyReport, sha256_hex, signing_string};
 
 const HOUR: i64 = 3600;
@@ -48,9 +49,11 @@ async fn setup_in(hours: i64, organization: Option<&str>, bucket_region: &str) -
     let now = now_secs();
     let end = now - now % HOUR - HOUR;
     let location = LogLocation {
-        bucket: bucket.clone(),
-        prefix: Some(PREFIX.into()),
-        organization_id: organization.map(str::to_string),
+        trail: TrailLocation {
+            bucket: bucket.clone(),
+            key_prefix: Some(PREFIX.into()),
+            organization_id: organization.map(str::to_string),
+        },
         account: account.clone(),
     };
     let root = match organization {
@@ -145,7 +148,7 @@ async fn awscli_invalid(s: &Setup, regions: &[&str]) -> Vec<(String, String)> {
                 &format!("arn:aws:cloudtrail:{REGION}:{}:trail/trailkeeper", s.account),
             ])
             .args(["--start-time", &stamp(s.start), "--end-time", &stamp(s.end)])
-            .args(["--s3-bucket", &s.location.bucket, "--s3-prefix", PREFIX])
+            .args(["--s3-bucket", &s.location.trail.bucket, "--s3-prefix", PREFIX])
             .env("AWS_ENDPOINT_URL", &moto().endpoint)
             .env("AWS_ACCESS_KEY_ID", credentials.access_key_id())
             .env("AWS_SECRET_ACCESS_KEY", credentials.secret_access_key())
@@ -167,7 +170,7 @@ async fn awscli_invalid(s: &Setup, regions: &[&str]) -> Vec<(String, String)> {
             !stdout.contains("No digests found"),
             "awscli found no digest in {region}:\n{stdout}"
         );
-        let objects = format!("s3://{}/", s.location.bucket);
+        let objects = format!("s3://{}/", s.location.trail.bucket);
         for line in stderr.lines() {
             let fields: Vec<&str> = line.split('\t').collect();
             let [kind, path, verdict] = fields[..] else {
@@ -206,7 +209,7 @@ async fn put_raw(s: &Setup, key: &str, body: Vec<u8>, metadata: &[(&str, &str)])
         .aws
         .s3
         .put_object()
-        .bucket(&s.location.bucket)
+        .bucket(&s.location.trail.bucket)
         .key(key)
         .body(body.into());
     for (name, value) in metadata {
@@ -220,7 +223,7 @@ async fn object_bytes(s: &Setup, key: &str) -> (Vec<u8>, std::collections::HashM
         .aws
         .s3
         .get_object()
-        .bucket(&s.location.bucket)
+        .bucket(&s.location.trail.bucket)
         .key(key)
         .send()
         .await
@@ -234,7 +237,7 @@ async fn read_digest(s: &Setup, key: &str) -> DigestFile {
         .aws
         .s3
         .get_object()
-        .bucket(&s.location.bucket)
+        .bucket(&s.location.trail.bucket)
         .key(key)
         .send()
         .await
@@ -268,7 +271,7 @@ async fn a_changed_log_file_is_modified_and_a_removed_one_deleted() {
     s.aws
         .s3
         .put_object()
-        .bucket(&s.location.bucket)
+        .bucket(&s.location.trail.bucket)
         .key(changed)
         .body(chain::gzip(br#"{"Records":[]}"#).into())
         .send()
@@ -278,7 +281,7 @@ async fn a_changed_log_file_is_modified_and_a_removed_one_deleted() {
     s.aws
         .s3
         .delete_object()
-        .bucket(&s.location.bucket)
+        .bucket(&s.location.trail.bucket)
         .key(removed)
         .send()
         .await
@@ -300,7 +303,7 @@ async fn a_deleted_digest_is_missing_from_the_chain() {
     s.aws
         .s3
         .delete_object()
-        .bucket(&s.location.bucket)
+        .bucket(&s.location.trail.bucket)
         .key(gone)
         .send()
         .await
@@ -319,7 +322,7 @@ async fn a_digest_signed_by_another_key_is_invalid() {
         &chain::fixture("other-test-key.pk8"),
         signing_string(&digest, &sha256_hex(&content)).as_bytes(),
     );
-    chain::put_digest(&s.aws, &s.location.bucket, forged, &content, &signature).await;
+    chain::put_digest(&s.aws, &s.location.trail.bucket, forged, &content, &signature).await;
     let report = verified_as_awscli(&s, &[REGION]).await;
     assert!(
         verdicts(&report).contains(&(Verdict::InvalidSignature, forged.clone())),
@@ -341,7 +344,7 @@ async fn a_digest_that_does_not_name_its_predecessor_breaks_the_chain() {
         &chain::fixture("cloudtrail-test-key.pk8"),
         signing_string(&digest, &sha256_hex(&content)).as_bytes(),
     );
-    chain::put_digest(&s.aws, &s.location.bucket, broken, &content, &signature).await;
+    chain::put_digest(&s.aws, &s.location.trail.bucket, broken, &content, &signature).await;
     let report = verified(&s).await;
     // awscli reports all valid here: it checks each digest's own signature and follows
     // previousDigestS3Object, but never compares previousDigestSignature/previousDigestHashValue
@@ -457,7 +460,7 @@ async fn each_regions_digests_are_verified_with_that_regions_public_key() {
     let west = chain::write_chain(
         &s.aws,
         chain::ChainSpec {
-            bucket: &s.location.bucket,
+            bucket: &s.location.trail.bucket,
             root: &s.root,
             account: &s.account,
             region: "eu-west-1",
@@ -481,7 +484,7 @@ async fn each_regions_digests_are_verified_with_that_regions_public_key() {
         &chain::region_key(REGION),
         signing_string(&digest, &sha256_hex(&content)).as_bytes(),
     );
-    chain::put_digest(&s.aws, &s.location.bucket, foreign, &content, &signature).await;
+    chain::put_digest(&s.aws, &s.location.trail.bucket, foreign, &content, &signature).await;
     let report = verified_as_awscli(&s, &[REGION, "eu-west-1"]).await;
     assert_eq!(verdicts(&report), [(Verdict::UnknownKey, foreign.clone())]);
 }

@@ -136,80 +136,115 @@ fn walk(schema: &Value, value: &Value, path: &str, errors: &mut Vec<SchemaError>
         fail(format!("must be one of {}, got {value}", names.join(", ")));
     }
     match value {
-        Value::String(s) => {
-            if let Some(p) = schema["pattern"].as_str()
-                && regex(p).is_some_and(|r| !r.is_match(s))
-            {
-                fail(format!("{s:?} does not match the pattern {p}"));
-            }
-            let len = s.chars().count() as u64;
-            if schema["minLength"].as_u64().is_some_and(|m| len < m) {
-                fail(format!("must be at least {} characters long", schema["minLength"]));
-            }
-            if schema["maxLength"].as_u64().is_some_and(|m| len > m) {
-                fail(format!("must be at most {} characters long", schema["maxLength"]));
-            }
-        }
-        Value::Number(n) => {
-            let n = n.as_f64().unwrap_or_default();
-            if schema["minimum"].as_f64().is_some_and(|m| n < m) {
-                fail(format!("must be at least {}", schema["minimum"]));
-            }
-            if schema["maximum"].as_f64().is_some_and(|m| n > m) {
-                fail(format!("must be at most {}", schema["maximum"]));
-            }
-        }
-        Value::Array(items) => {
-            if schema["minItems"].as_u64().is_some_and(|m| (items.len() as u64) < m) {
-                fail(format!("must have at least {} items", schema["minItems"]));
-            }
-            if schema["maxItems"].as_u64().is_some_and(|m| (items.len() as u64) > m) {
-                fail(format!("must have at most {} items", schema["maxItems"]));
-            }
-            if let Some(item_schema) = schema.get("items") {
-                for (i, item) in items.iter().enumerate() {
-                    walk(item_schema, item, &format!("{path}[{i}]"), errors);
-                }
-            }
-        }
-        Value::Object(map) => {
-            if schema["maxProperties"].as_u64().is_some_and(|m| (map.len() as u64) > m) {
-                fail(format!("must have at most {} entries", schema["maxProperties"]));
-            }
-            if let Some(required) = schema["required"].as_array() {
-                for field in required.iter().filter_map(Value::as_str) {
-                    if !map.contains_key(field) {
-                        errors.push(SchemaError {
-                            path: join(path, field),
-                            message: "is required".into(),
-                        });
-                    }
-                }
-            }
-            let properties = schema["properties"].as_object();
-            let additional = schema.get("additionalProperties");
-            for (field, child) in map {
-                let child_path = join(path, field);
-                match (properties.and_then(|p| p.get(field)), additional) {
-                    (Some(child_schema), _) => walk(child_schema, child, &child_path, errors),
-                    // A map's keys (tags) reach AWS, which refuses control characters in them.
-                    (None, Some(a)) if a.is_object() && field.chars().any(char::is_control) => {
-                        errors.push(SchemaError {
-                            path: child_path,
-                            message: "the key holds control characters (AWS refuses them)".into(),
-                        })
-                    }
-                    (None, Some(a)) if a.is_object() => walk(a, child, &child_path, errors),
-                    (None, Some(Value::Bool(true))) => {}
-                    (None, _) if properties.is_some() => errors.push(SchemaError {
-                        path: child_path,
-                        message: UNKNOWN_FIELD.into(),
-                    }),
-                    (None, _) => {}
-                }
-            }
-        }
+        Value::String(s) => check_string(schema, s, path, errors),
+        Value::Number(n) => check_number(schema, n, path, errors),
+        Value::Array(items) => walk_array(schema, items, path, errors),
+        Value::Object(map) => walk_object(schema, map, path, errors),
         _ => {}
+    }
+}
+
+/// A string's pattern and length.
+fn check_string(schema: &Value, s: &str, path: &str, errors: &mut Vec<SchemaError>) {
+    let mut fail = |message: String| {
+        errors.push(SchemaError {
+            path: path.to_string(),
+            message,
+        })
+    };
+    if let Some(p) = schema["pattern"].as_str()
+        && regex(p).is_some_and(|r| !r.is_match(s))
+    {
+        fail(format!("{s:?} does not match the pattern {p}"));
+    }
+    let len = s.chars().count() as u64;
+    if schema["minLength"].as_u64().is_some_and(|m| len < m) {
+        fail(format!("must be at least {} characters long", schema["minLength"]));
+    }
+    if schema["maxLength"].as_u64().is_some_and(|m| len > m) {
+        fail(format!("must be at most {} characters long", schema["maxLength"]));
+    }
+}
+
+/// A number's bounds.
+fn check_number(schema: &Value, n: &serde_json::Number, path: &str, errors: &mut Vec<SchemaError>) {
+    let mut fail = |message: String| {
+        errors.push(SchemaError {
+            path: path.to_string(),
+            message,
+        })
+    };
+    let n = n.as_f64().unwrap_or_default();
+    if schema["minimum"].as_f64().is_some_and(|m| n < m) {
+        fail(format!("must be at least {}", schema["minimum"]));
+    }
+    if schema["maximum"].as_f64().is_some_and(|m| n > m) {
+        fail(format!("must be at most {}", schema["maximum"]));
+    }
+}
+
+/// An array's length, and each item against the items' schema.
+fn walk_array(schema: &Value, items: &[Value], path: &str, errors: &mut Vec<SchemaError>) {
+    let mut fail = |message: String| {
+        errors.push(SchemaError {
+            path: path.to_string(),
+            message,
+        })
+    };
+    if schema["minItems"].as_u64().is_some_and(|m| (items.len() as u64) < m) {
+        fail(format!("must have at least {} items", schema["minItems"]));
+    }
+    if schema["maxItems"].as_u64().is_some_and(|m| (items.len() as u64) > m) {
+        fail(format!("must have at most {} items", schema["maxItems"]));
+    }
+    if let Some(item_schema) = schema.get("items") {
+        for (i, item) in items.iter().enumerate() {
+            walk(item_schema, item, &format!("{path}[{i}]"), errors);
+        }
+    }
+}
+
+/// An object's size and required fields, and each field against its property's schema (or the
+/// map's values' schema); a field the schema does not know is an error.
+fn walk_object(schema: &Value, map: &serde_json::Map<String, Value>, path: &str, errors: &mut Vec<SchemaError>) {
+    let mut fail = |message: String| {
+        errors.push(SchemaError {
+            path: path.to_string(),
+            message,
+        })
+    };
+    if schema["maxProperties"].as_u64().is_some_and(|m| (map.len() as u64) > m) {
+        fail(format!("must have at most {} entries", schema["maxProperties"]));
+    }
+    if let Some(required) = schema["required"].as_array() {
+        for field in required.iter().filter_map(Value::as_str) {
+            if !map.contains_key(field) {
+                errors.push(SchemaError {
+                    path: join(path, field),
+                    message: "is required".into(),
+                });
+            }
+        }
+    }
+    let properties = schema["properties"].as_object();
+    let additional = schema.get("additionalProperties");
+    for (field, child) in map {
+        let child_path = join(path, field);
+        match (properties.and_then(|p| p.get(field)), additional) {
+            (Some(child_schema), _) => walk(child_schema, child, &child_path, errors),
+            // A map's keys (tags) reach AWS, which refuses control characters in them.
+            (None, Some(a)) if a.is_object() && field.chars().any(char::is_control) => errors.push(SchemaError {
+                path: child_path,
+                message: "the key holds control characters (AWS refuses them)".into(),
+            }),
+            (None, Some(a)) if a.is_object() => walk(a, child, &child_path, errors),
+            (None, Some(Value::Bool(true))) => {}
+            (None, _) if properties.is_some() => errors.push(SchemaError {
+                path: child_path,
+                message: UNKNOWN_FIELD.into(),
+            }),
+            (None, _) => {}
+        }
     }
 }
 

@@ -1,5 +1,7 @@
 //! One adapter per AWS service: each observes (reads) and applies (writes) and classifies SDK
-//! errors into `AwsError`. Nothing above this module sees an SDK type.
+//! errors into `AwsError`. Nothing above this module sees an SDK client, request, response or
+//! error: above it go only the shared `aws_types::SdkConfig` (handed down to build clients) and
+//! `aws_smithy_types::DateTime`, used as an RFC 3339 date reader and writer.
 
 pub mod athena;
 pub mod calls;

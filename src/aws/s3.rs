@@ -126,35 +126,15 @@ pub async fn observe_bucket(
         encryption: encryption
             .as_ref()
             .and_then(|e| e.server_side_encryption_configuration())
-            .and_then(|c| c.rules().first())
-            .map(|rule| ObservedEncryption {
-                algorithm: rule
-                    .apply_server_side_encryption_by_default()
-                    .map(|d| d.sse_algorithm().as_str().to_string())
-                    .unwrap_or_default(),
-                kms_key: rule
-                    .apply_server_side_encryption_by_default()
-                    .and_then(|d| d.kms_master_key_id())
-                    .map(str::to_string),
-                bucket_key: rule.bucket_key_enabled() == Some(true),
-            }),
+            .and_then(default_encryption),
         public_access_blocked: pab
             .as_ref()
             .and_then(|p| p.public_access_block_configuration())
-            .is_some_and(|c| {
-                c.block_public_acls() == Some(true)
-                    && c.ignore_public_acls() == Some(true)
-                    && c.block_public_policy() == Some(true)
-                    && c.restrict_public_buckets() == Some(true)
-            }),
+            .is_some_and(blocks_all_public_access),
         owner_enforced: ownership
             .as_ref()
             .and_then(|o| o.ownership_controls())
-            .is_some_and(|c| {
-                c.rules()
-                    .iter()
-                    .any(|r| r.object_ownership() == &ObjectOwnership::BucketOwnerEnforced)
-            }),
+            .is_some_and(enforces_bucket_owner),
         policy: policy
             .as_ref()
             .and_then(|p| p.policy())
@@ -180,6 +160,37 @@ pub async fn observe_bucket(
             })
             .unwrap_or_default(),
     }))
+}
+
+/// The bucket's default encryption (its first rule: S3 keeps one).
+fn default_encryption(configuration: &ServerSideEncryptionConfiguration) -> Option<ObservedEncryption> {
+    let rule = configuration.rules().first()?;
+    Some(ObservedEncryption {
+        algorithm: rule
+            .apply_server_side_encryption_by_default()
+            .map(|d| d.sse_algorithm().as_str().to_string())
+            .unwrap_or_default(),
+        kms_key: rule
+            .apply_server_side_encryption_by_default()
+            .and_then(|d| d.kms_master_key_id())
+            .map(str::to_string),
+        bucket_key: rule.bucket_key_enabled() == Some(true),
+    })
+}
+
+/// All four settings of Block Public Access on.
+fn blocks_all_public_access(c: &PublicAccessBlockConfiguration) -> bool {
+    c.block_public_acls() == Some(true)
+        && c.ignore_public_acls() == Some(true)
+        && c.block_public_policy() == Some(true)
+        && c.restrict_public_buckets() == Some(true)
+}
+
+/// Object Ownership is BucketOwnerEnforced (ACLs disabled).
+fn enforces_bucket_owner(c: &OwnershipControls) -> bool {
+    c.rules()
+        .iter()
+        .any(|r| r.object_ownership() == &ObjectOwnership::BucketOwnerEnforced)
 }
 
 fn lock_retention(d: &DefaultRetention) -> Option<LockRetention> {

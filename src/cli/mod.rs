@@ -1,5 +1,7 @@
 //! The subcommands: argument parsing, dispatch (to the operator, the engine's fleet run and
-//! verification, the desired IAM documents) and output.
+//! verification, the desired IAM documents) and output. The offline runs over manifests are
+//! driven from here: per baseline, the clients it is read with (its own account's, or its
+//! archive's) and where its logs are.
 
 // Output goes through these instead of `print!`/`eprintln!`, which panic when the reader has gone
 // (`trailkeeper crds | head -1`, stderr into a closed pipe). A reader that stopped reading is not

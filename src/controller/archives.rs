@@ -13,6 +13,7 @@ use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 
 use super::context::{ARCHIVE_KEY_PREFIX, Context, Error, FailureKind, MANAGER, api_for, now};
+use super::predicates::hash_of;
 use super::{status, writer};
 use crate::api::{
     ArchiveMember, Condition, DeliveredFile, LastReconcile, LogArchive, LogArchiveStatus, LoggingBaseline,
@@ -71,20 +72,18 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
 
 /// An archive's spec and its deletion.
 fn archive_spec_or_deletion(archive: &LogArchive) -> Option<u64> {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    archive.metadata.generation.hash(&mut hasher);
-    archive.metadata.deletion_timestamp.is_some().hash(&mut hasher);
-    Some(hasher.finish())
+    hash_of((
+        archive.metadata.generation,
+        archive.metadata.deletion_timestamp.is_some(),
+    ))
 }
 
 /// A member's spec (its archiveRef, its trail) and its deletion: a member being deleted leaves.
 fn spec_or_deletion(baseline: &LoggingBaseline) -> Option<u64> {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    baseline.metadata.generation.hash(&mut hasher);
-    baseline.metadata.deletion_timestamp.is_some().hash(&mut hasher);
-    Some(hasher.finish())
+    hash_of((
+        baseline.metadata.generation,
+        baseline.metadata.deletion_timestamp.is_some(),
+    ))
 }
 
 pub(super) fn key_of(archive: &LogArchive) -> String {
@@ -142,23 +141,7 @@ async fn reconcile(archive: Arc<LogArchive>, ctx: Arc<Context>) -> Result<Action
     };
     let members = members_of(&ctx, &archive).await?;
     let previous = archive.status.clone().unwrap_or_default();
-    let options = ArchiveOptions {
-        mode: RunMode::Apply,
-        last_applied: LastApplied {
-            key_arn: previous.kms_key_arn.clone(),
-            ..Default::default()
-        },
-        delivered_before: previous
-            .members
-            .iter()
-            .filter(|m| m.newest_log_file.is_some() || m.newest_digest.is_some())
-            .map(|m| m.account_id.clone())
-            .collect(),
-        admission_in_force: previous.admission,
-        admission_approval: previous.admission_approval.clone(),
-        // What was found to need Batch Replication, and its job, stay known across reconciles.
-        batch_replication: previous.replication.as_ref().and_then(|r| r.batch_replication.clone()),
-    };
+    let options = options_from(&previous);
     let clients = ctx.aws.for_baseline(&key_of(&archive), &as_baseline(&archive.spec));
     let admitting: Vec<Member> = members.iter().map(|(m, _)| m.clone()).collect();
     let run = reconcile_archive(clients, &archive.spec, &retention, &admitting, options);
@@ -180,23 +163,7 @@ async fn reconcile(archive: Arc<LogArchive>, ctx: Arc<Context>) -> Result<Action
         ));
     };
     let next = status_of(&archive, &report, &members, &previous);
-    let ready = status::ready_condition(&next.conditions).cloned();
-    let was_ready = status::ready_condition(&previous.conditions).map(|c| c.status == "True");
-    patch_status(&ctx, &archive, next).await?;
-    if let Some(ready) = ready
-        && ready.status != "True"
-        && was_ready != Some(false)
-    {
-        writer::publish_event(
-            ctx.writers.recorder(ctx.shards.of(&archive.spec.account_id)),
-            archive.as_ref(),
-            EventType::Warning,
-            &ready.reason,
-            "Reconcile",
-            ready.message.clone(),
-        )
-        .await;
-    }
+    write_status_and_warn(&ctx, &archive, next, &previous).await?;
     if let Some(kind) = super::context::failure_kind(&report.account) {
         return Ok(Action::requeue(ctx.failure_delay(&key_of(&archive), kind)));
     }
@@ -206,6 +173,54 @@ async fn reconcile(archive: Arc<LogArchive>, ctx: Arc<Context>) -> Result<Action
         return Ok(Action::requeue(BATCH_JOB_RECHECK.min(ctx.resync())));
     }
     Ok(Action::requeue(ctx.resync()))
+}
+
+/// The engine's options of a reconcile, from what the previous status remembers.
+fn options_from(previous: &LogArchiveStatus) -> ArchiveOptions {
+    ArchiveOptions {
+        mode: RunMode::Apply,
+        last_applied: LastApplied {
+            key_arn: previous.kms_key_arn.clone(),
+            ..Default::default()
+        },
+        delivered_before: previous
+            .members
+            .iter()
+            .filter(|m| m.newest_log_file.is_some() || m.newest_digest.is_some())
+            .map(|m| m.account_id.clone())
+            .collect(),
+        admission_in_force: previous.admission,
+        admission_approval: previous.admission_approval.clone(),
+        // What was found to need Batch Replication, and its job, stay known across reconciles.
+        batch_replication: previous.replication.as_ref().and_then(|r| r.batch_replication.clone()),
+    }
+}
+
+/// Writes `next`, and a Warning Event when its Ready turns False (or is False for the first time).
+async fn write_status_and_warn(
+    ctx: &Context,
+    archive: &LogArchive,
+    next: LogArchiveStatus,
+    previous: &LogArchiveStatus,
+) -> Result<(), Error> {
+    let ready = status::ready_condition(&next.conditions).cloned();
+    let was_ready = status::ready_condition(&previous.conditions).map(|c| c.status == "True");
+    patch_status(ctx, archive, next).await?;
+    if let Some(ready) = ready
+        && ready.status != "True"
+        && was_ready != Some(false)
+    {
+        writer::publish_event(
+            ctx.writers.recorder(ctx.shards.of(&archive.spec.account_id)),
+            archive,
+            EventType::Warning,
+            &ready.reason,
+            "Reconcile",
+            ready.message.clone(),
+        )
+        .await;
+    }
+    Ok(())
 }
 
 /// How soon a running Batch Replication job is looked at again.
@@ -277,68 +292,7 @@ fn status_of(
     // Nothing written this time (refused before any call, or a write failed): what was admitted
     // stays admitted.
     let written = report.admission.is_some();
-    let admitted = |m: &Member| match written {
-        true => report
-            .members
-            .iter()
-            .any(|(r, ok)| *ok && r.is(&m.account_id, &m.trail_arn)),
-        false => previous
-            .members
-            .iter()
-            .any(|p| p.admitted && m.is(&p.account_id, &p.trail_arn)),
-    };
-    let file = |found: &Option<(String, i64)>| {
-        found.as_ref().map(|(key, at)| DeliveredFile {
-            key: key.clone(),
-            delivered_at: jiff::Timestamp::from_second(*at)
-                .map(|t| t.to_string())
-                .unwrap_or_default(),
-        })
-    };
-    let members: Vec<ArchiveMember> = members
-        .iter()
-        .map(|(m, baseline)| {
-            let delivery = report.delivery.iter().find(|d| d.account_id == m.account_id);
-            let before = previous.members.iter().find(|p| p.account_id == m.account_id);
-            // The trail as the archive names it (an Organization trail: by its management account).
-            let trail_arn = report
-                .members
-                .iter()
-                .find(|(r, _)| r.is(&m.account_id, &m.trail_arn))
-                .map_or_else(|| m.trail_arn.clone(), |(r, _)| r.trail_arn.clone());
-            let admitted = admitted(m);
-            // Since when the policies in force admit it: kept while it stays admitted.
-            let admitted_at = match (admitted, before) {
-                (false, _) => None,
-                (true, Some(b)) if b.admitted => b.admitted_at.clone().or_else(|| Some(now())),
-                (true, _) => Some(now()),
-            };
-            ArchiveMember {
-                account_id: m.account_id.clone(),
-                trail_arn,
-                baseline: baseline.clone(),
-                admitted,
-                admitted_at,
-                // Not listed this time (the bucket could not be read): what was last seen stands.
-                newest_log_file: delivery
-                    .map_or_else(|| before.and_then(|b| b.newest_log_file.clone()), |d| file(&d.log_file)),
-                newest_digest: delivery
-                    .map_or_else(|| before.and_then(|b| b.newest_digest.clone()), |d| file(&d.digest)),
-                late: delivery.map_or_else(|| before.and_then(|b| b.late.clone()), |d| d.problem.clone()),
-                organization_accounts: delivery.map_or_else(
-                    || before.and_then(|b| b.organization_accounts.clone()),
-                    |d| {
-                        d.organization_accounts
-                            .as_ref()
-                            .map(|(delivering, quiet)| OrganizationDelivery {
-                                delivering: delivering.clone(),
-                                quiet: quiet.clone(),
-                            })
-                    },
-                ),
-            }
-        })
-        .collect();
+    let members = member_statuses(report, members, previous);
     let late_members: Vec<String> = members
         .iter()
         .filter(|m| m.late.is_some())
@@ -392,6 +346,80 @@ fn status_of(
             duration_ms: u64::try_from(report.account.duration.as_millis()).unwrap_or(u64::MAX),
         }),
     }
+}
+
+/// Each member as the status reports it: its trail, whether the policies in force admit it (and
+/// since when), and what was last delivered of it.
+fn member_statuses(
+    report: &ArchiveReport,
+    members: &[(Member, String)],
+    previous: &LogArchiveStatus,
+) -> Vec<ArchiveMember> {
+    // Nothing written this time (refused before any call, or a write failed): what was admitted
+    // stays admitted.
+    let written = report.admission.is_some();
+    let admitted = |m: &Member| match written {
+        true => report
+            .members
+            .iter()
+            .any(|(r, ok)| *ok && r.is(&m.account_id, &m.trail_arn)),
+        false => previous
+            .members
+            .iter()
+            .any(|p| p.admitted && m.is(&p.account_id, &p.trail_arn)),
+    };
+    let file = |found: &Option<(String, i64)>| {
+        found.as_ref().map(|(key, at)| DeliveredFile {
+            key: key.clone(),
+            delivered_at: jiff::Timestamp::from_second(*at)
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
+        })
+    };
+    members
+        .iter()
+        .map(|(m, baseline)| {
+            let delivery = report.delivery.iter().find(|d| d.account_id == m.account_id);
+            let before = previous.members.iter().find(|p| p.account_id == m.account_id);
+            // The trail as the archive names it (an Organization trail: by its management account).
+            let trail_arn = report
+                .members
+                .iter()
+                .find(|(r, _)| r.is(&m.account_id, &m.trail_arn))
+                .map_or_else(|| m.trail_arn.clone(), |(r, _)| r.trail_arn.clone());
+            let admitted = admitted(m);
+            // Since when the policies in force admit it: kept while it stays admitted.
+            let admitted_at = match (admitted, before) {
+                (false, _) => None,
+                (true, Some(b)) if b.admitted => b.admitted_at.clone().or_else(|| Some(now())),
+                (true, _) => Some(now()),
+            };
+            ArchiveMember {
+                account_id: m.account_id.clone(),
+                trail_arn,
+                baseline: baseline.clone(),
+                admitted,
+                admitted_at,
+                // Not listed this time (the bucket could not be read): what was last seen stands.
+                newest_log_file: delivery
+                    .map_or_else(|| before.and_then(|b| b.newest_log_file.clone()), |d| file(&d.log_file)),
+                newest_digest: delivery
+                    .map_or_else(|| before.and_then(|b| b.newest_digest.clone()), |d| file(&d.digest)),
+                late: delivery.map_or_else(|| before.and_then(|b| b.late.clone()), |d| d.problem.clone()),
+                organization_accounts: delivery.map_or_else(
+                    || before.and_then(|b| b.organization_accounts.clone()),
+                    |d| {
+                        d.organization_accounts
+                            .as_ref()
+                            .map(|(delivering, quiet)| OrganizationDelivery {
+                                delivering: delivering.clone(),
+                                quiet: quiet.clone(),
+                            })
+                    },
+                ),
+            }
+        })
+        .collect()
 }
 
 /// DeliveryHealthy of the archive: every member's logs arrive, or the late ones named.

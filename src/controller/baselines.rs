@@ -31,6 +31,7 @@ use super::events::{publish, publish_outcome, ready_of};
 use super::integrity::verify_integrity;
 use super::policies::policies;
 pub use super::policies::{baselines_using_retention_policy, baselines_using_trail_policy};
+use super::predicates::hash_of;
 
 /// The reconcile entry: the finalizer calls `apply` or `cleanup`.
 pub async fn reconcile(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -355,15 +356,14 @@ async fn cleanup(baseline: Arc<LoggingBaseline>, ctx: Arc<Context>) -> Result<Ac
 
 /// A hash of where an archive's members deliver, which of them it admits and which are late.
 fn what_an_archive_admits(archive: &LogArchive) -> Option<u64> {
-    use std::hash::{Hash, Hasher};
     let status = archive.status.as_ref()?;
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    (&status.bucket_name, &status.key_prefix, &status.kms_key_arn).hash(&mut hasher);
-    for member in &status.members {
+    let members: Vec<_> = status
+        .members
+        .iter()
         // Its late verdict too: the member's DeliveryHealthy follows the archive's at once.
-        (&member.trail_arn, member.admitted, member.late.is_some()).hash(&mut hasher);
-    }
-    Some(hasher.finish())
+        .map(|member| (&member.trail_arn, member.admitted, member.late.is_some()))
+        .collect();
+    hash_of((&status.bucket_name, &status.key_prefix, &status.kms_key_arn, members))
 }
 
 /// The baselines that name `archive` as theirs.
@@ -383,12 +383,11 @@ fn members_of_archive(store: &Store<LoggingBaseline>, archive: &LogArchive) -> V
 /// A hash of what should trigger a reconcile: the spec (its generation), the finalizers and the
 /// deletion mark.
 fn spec_or_lifecycle(baseline: &LoggingBaseline) -> Option<u64> {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    baseline.metadata.generation.hash(&mut hasher);
-    baseline.metadata.finalizers.hash(&mut hasher);
-    baseline.metadata.deletion_timestamp.is_some().hash(&mut hasher);
-    Some(hasher.finish())
+    hash_of((
+        baseline.metadata.generation,
+        &baseline.metadata.finalizers,
+        baseline.metadata.deletion_timestamp.is_some(),
+    ))
 }
 
 /// The policies, cached in `cache`, and a stream of those whose spec changed (a new

@@ -11,6 +11,7 @@ mod findings;
 mod integrity;
 pub mod policies;
 pub mod policy_status;
+mod predicates;
 pub mod sets;
 pub mod shard;
 pub mod status;

@@ -19,7 +19,7 @@ use serde::de::DeserializeOwned;
 use super::context::MANAGER;
 use super::policies::{baselines_using_retention_policy, baselines_using_trail_policy};
 use super::shard::Writers;
-use super::status::{self, kstatus_condition, merge_conditions, reasons, types};
+use super::status::{self, merge_conditions, reasons, types};
 use super::writer;
 use crate::api::{LoggingBaseline, PolicyStatus, RetentionPolicy, TrailPolicy};
 use crate::runtime::leader::shards::Shards;
@@ -105,8 +105,7 @@ pub fn next_status<K: Policy>(policy: &K, used_by: Option<usize>, now: &str) -> 
             )
         }
     };
-    let mut next: Vec<_> = kstatus_condition(&ready).into_iter().collect();
-    next.push(ready);
+    let next = status::with_kstatus(ready);
     let previous = policy
         .policy_status()
         .map(|s| s.conditions.as_slice())

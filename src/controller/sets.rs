@@ -233,17 +233,6 @@ fn ready(b: &LoggingBaseline) -> bool {
         .is_some_and(|c| c.status == "True")
 }
 
-fn condition(ok: bool, reason: &str, message: String) -> Condition {
-    Condition {
-        type_: status::types::READY.into(),
-        status: if ok { "True" } else { "False" }.into(),
-        reason: reason.into(),
-        message,
-        last_transition_time: Some(jiff::Timestamp::now().to_string()),
-        observed_generation: None,
-    }
-}
-
 #[derive(thiserror::Error, Debug)]
 pub enum SetError {
     #[error("Kubernetes API: {0}")]
@@ -268,22 +257,19 @@ async fn patch_status(
     Ok(())
 }
 
-/// Keeps the conditions' transition time while their status holds.
 /// The set's conditions: Ready, and kstatus' Stalled (a conflict or an invalid set: a person must
-/// act) or Reconciling while it is not Ready.
-fn set_conditions(previous: Option<&LoggingBaselineSetStatus>, ready: Condition) -> Vec<Condition> {
-    let ready = carry_transition(previous, ready);
-    let kstatus = super::status::kstatus_condition(&ready).map(|c| carry_transition(previous, c));
-    kstatus.into_iter().chain([ready]).collect()
-}
-
-fn carry_transition(previous: Option<&LoggingBaselineSetStatus>, mut now: Condition) -> Condition {
-    if let Some(before) = previous.and_then(|s| s.conditions.iter().find(|c| c.type_ == now.type_))
-        && before.status == now.status
-    {
-        now.last_transition_time = before.last_transition_time.clone();
-    }
-    now
+/// act) or Reconciling while it is not Ready; each keeps its transition time while its status holds.
+fn set_conditions(
+    previous: Option<&LoggingBaselineSetStatus>,
+    ok: bool,
+    reason: &str,
+    message: String,
+) -> Vec<Condition> {
+    let previous = previous.map(|s| s.conditions.as_slice()).unwrap_or_default();
+    let ready = status::condition(status::types::READY, ok, reason, message);
+    // A set's times keep their sub-second digits, as they always have (a baseline's are rounded).
+    let now = jiff::Timestamp::now().to_string();
+    status::merge_conditions(previous, status::with_kstatus(ready), &now, None)
 }
 
 pub async fn reconcile(set: Arc<LoggingBaselineSet>, ctx: Arc<SetContext>) -> Result<Action, SetError> {
@@ -319,7 +305,7 @@ async fn reconcile_set(set: &Arc<LoggingBaselineSet>, ctx: &Arc<SetContext>) -> 
         Err(e) => {
             // The children stay as they are: a failed read never deletes a baseline.
             let mut status = previous.cloned().unwrap_or_default();
-            status.conditions = set_conditions(previous, condition(false, e.reason(), e.to_string()));
+            status.conditions = set_conditions(previous, false, e.reason(), e.to_string());
             status.observed_generation = generation;
             publish(&ctx, &set, EventType::Warning, e.reason(), e.to_string()).await;
             patch_status(&ctx, &set, &status).await?;
@@ -351,7 +337,7 @@ async fn refuse_invalid(
         found.join("; ")
     );
     let mut status = previous.cloned().unwrap_or_default();
-    status.conditions = set_conditions(previous, condition(false, reasons::INVALID_SPEC, message.clone()));
+    status.conditions = set_conditions(previous, false, reasons::INVALID_SPEC, message.clone());
     status.observed_generation = set.metadata.generation;
     if previous != Some(&status) {
         publish(ctx, set, EventType::Warning, reasons::INVALID_SPEC, message).await;
@@ -496,10 +482,7 @@ fn set_status(
         conflict_count: plan.conflicts.len() as i32,
         conflicts: plan.conflicts,
         last_organizations_read: read_at.or_else(|| previous.and_then(|s| s.last_organizations_read.clone())),
-        conditions: set_conditions(
-            previous,
-            condition(ok, if ok { "Reconciled" } else { "Conflict" }, message),
-        ),
+        conditions: set_conditions(previous, ok, if ok { "Reconciled" } else { "Conflict" }, message),
         observed_generation: set.metadata.generation,
     }
 }
@@ -512,13 +495,12 @@ fn error_policy(_set: Arc<LoggingBaselineSet>, error: &SetError, _ctx: Arc<SetCo
 /// What of a child changes its set's status: its Ready (counted), its labels (ownership), its
 /// deletion. A status patch that leaves Ready as it was triggers no reconcile of the set.
 fn counted_change(baseline: &LoggingBaseline) -> Option<u64> {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    baseline.metadata.generation.hash(&mut hasher);
-    baseline.metadata.labels.hash(&mut hasher);
-    baseline.metadata.deletion_timestamp.is_some().hash(&mut hasher);
-    ready(baseline).hash(&mut hasher);
-    Some(hasher.finish())
+    super::predicates::hash_of((
+        baseline.metadata.generation,
+        &baseline.metadata.labels,
+        baseline.metadata.deletion_timestamp.is_some(),
+        ready(baseline),
+    ))
 }
 
 /// The set controller's settings (the baselines' controller's, where they apply).

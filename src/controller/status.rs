@@ -292,6 +292,13 @@ pub fn kstatus_condition(ready: &Condition) -> Option<Condition> {
     })
 }
 
+/// `ready` and, before it, its kstatus reading (`kstatus_condition`).
+pub fn with_kstatus(ready: Condition) -> Vec<Condition> {
+    let mut next: Vec<Condition> = kstatus_condition(&ready).into_iter().collect();
+    next.push(ready);
+    next
+}
+
 /// DeliveryHealthy when this reconcile did not read the deliveries: the last verdict stands, and
 /// a baseline that never had one awaits its first delivery (Unknown, not blank).
 fn delivery_not_read(previous: &[Condition]) -> Condition {
@@ -435,8 +442,7 @@ pub fn not_ready(
         .cloned()
         .collect();
     let mut next = others;
-    next.extend(kstatus_condition(&ready));
-    next.push(ready);
+    next.extend(with_kstatus(ready));
     status.conditions = merge_conditions(&status.conditions, next, now, generation);
     status.observed_generation = generation;
     status

@@ -43,13 +43,7 @@ pub async fn run(
     wake: Sender<ObjectRef<LoggingBaseline>>,
 ) {
     let Some(settings) = ctx.settings.compliance_sweep.clone() else {
-        let mut wake = wake;
-        while let Some(request) = requests.next().await {
-            if wake.send(request.baseline).await.is_err() {
-                break;
-            }
-        }
-        return std::future::pending().await;
+        return wake_on_events_only(requests, wake).await;
     };
     if !crate::runtime::cache::cache_synced(&store).await {
         return std::future::pending().await;
@@ -108,33 +102,7 @@ pub async fn run(
         if full >= concurrency || (ctx.settings.events.is_some() && ctx.forwarding.get().is_none()) {
             continue;
         }
-        let now_secs = jiff::Timestamp::now().as_second();
-        let mut due_now: Vec<(Option<i64>, Arc<LoggingBaseline>)> = store
-            .state()
-            .into_iter()
-            .filter(|b| {
-                // With sharding, the holder of the account's shard sweeps it.
-                ctx.shards.holds(ctx.shards.of(&b.spec.account_id))
-                    && b.metadata.deletion_timestamp.is_none()
-                    && b.status.as_ref().is_some_and(|s| s.observed_generation.is_some())
-                    && needs_sweep(&b.spec)
-                    && !busy.contains(&key_of(b))
-            })
-            .filter_map(|b| {
-                let key = key_of(&b);
-                let in_status = b.status.as_ref().and_then(|s| s.compliance_sweep.as_ref());
-                let latest = ctx.sweeps.latest(&key, in_status);
-                // The spec changed since (its regions, say): the sweep's choice of regions is old.
-                let respec = latest
-                    .as_ref()
-                    .is_some_and(|s| s.observed_generation != b.metadata.generation);
-                let last = latest.and_then(|s| Some((seconds(&s.time)?, s.error.is_some())));
-                let retry = retry_at.get(&key).is_some_and(|at| *at <= now_secs);
-                (respec || retry || due(&key, last, settings.interval, now_secs)).then(|| (last.map(|(t, _)| t), b))
-            })
-            .collect();
-        // Never swept first, then the longest unswept.
-        due_now.sort_by_key(|(last, _)| last.unwrap_or(i64::MIN));
+        let due_now = due_baselines(&ctx, &store, &busy, &retry_at, settings.interval);
         for (_, baseline) in due_now.into_iter().take(concurrency - full) {
             busy.insert(key_of(&baseline));
             full += 1;
@@ -147,6 +115,55 @@ pub async fn run(
             )));
         }
     }
+}
+
+/// Without a sweep interval: each event's baseline has its reconcile woken, nothing swept.
+async fn wake_on_events_only(mut requests: Receiver<SweepRequest>, mut wake: Sender<ObjectRef<LoggingBaseline>>) {
+    while let Some(request) = requests.next().await {
+        if wake.send(request.baseline).await.is_err() {
+            break;
+        }
+    }
+    std::future::pending().await
+}
+
+/// The baselines whose whole-account sweep is due now (or to be retried, or whose spec changed
+/// since), never swept first, then the longest unswept; with the time of their last sweep.
+fn due_baselines(
+    ctx: &Context,
+    store: &Store<LoggingBaseline>,
+    busy: &BTreeSet<String>,
+    retry_at: &HashMap<String, i64>,
+    interval: Duration,
+) -> Vec<(Option<i64>, Arc<LoggingBaseline>)> {
+    let now_secs = jiff::Timestamp::now().as_second();
+    let mut due_now: Vec<(Option<i64>, Arc<LoggingBaseline>)> = store
+        .state()
+        .into_iter()
+        .filter(|b| {
+            // With sharding, the holder of the account's shard sweeps it.
+            ctx.shards.holds(ctx.shards.of(&b.spec.account_id))
+                && b.metadata.deletion_timestamp.is_none()
+                && b.status.as_ref().is_some_and(|s| s.observed_generation.is_some())
+                && needs_sweep(&b.spec)
+                && !busy.contains(&key_of(b))
+        })
+        .filter_map(|b| {
+            let key = key_of(&b);
+            let in_status = b.status.as_ref().and_then(|s| s.compliance_sweep.as_ref());
+            let latest = ctx.sweeps.latest(&key, in_status);
+            // The spec changed since (its regions, say): the sweep's choice of regions is old.
+            let respec = latest
+                .as_ref()
+                .is_some_and(|s| s.observed_generation != b.metadata.generation);
+            let last = latest.and_then(|s| Some((seconds(&s.time)?, s.error.is_some())));
+            let retry = retry_at.get(&key).is_some_and(|at| *at <= now_secs);
+            (respec || retry || due(&key, last, interval, now_secs)).then(|| (last.map(|(t, _)| t), b))
+        })
+        .collect();
+    // Never swept first, then the longest unswept.
+    due_now.sort_by_key(|(last, _)| last.unwrap_or(i64::MIN));
+    due_now
 }
 
 /// What became of one sweep.
@@ -202,22 +219,7 @@ async fn sweep_one(
     };
     let started = std::time::Instant::now();
     let bounded = tokio::time::timeout(ctx.settings.reconcile_timeout, sweep_account(&clients, &specs, options)).await;
-    let outcome = match bounded {
-        Ok(outcome) => outcome,
-        Err(_) => {
-            let mut failed = ctx.sweeps.latest(&key, in_status).unwrap_or_default();
-            failed.time = now();
-            failed.error = Some(format!(
-                "the sweep did not finish within {} s: AWS did not answer in time; trailkeeper tries again in {} minutes",
-                ctx.settings.reconcile_timeout.as_secs(),
-                RETRY_AFTER.as_secs() / 60
-            ));
-            crate::engine::sweep::SweepOutcome {
-                sweep: failed,
-                ..Default::default()
-            }
-        }
-    };
+    let outcome = bounded.unwrap_or_else(|_| timed_out(&ctx, &key, in_status));
     crate::runtime::metrics::record_sweep(
         if outcome.sweep.error.is_some() {
             "failed"
@@ -229,22 +231,7 @@ async fn sweep_one(
         outcome.sweep.reads,
         started.elapsed(),
     );
-    if !outcome.applied.is_empty() {
-        let changes: Vec<String> = outcome
-            .applied
-            .iter()
-            .map(|c| format!("{}: {}", c.resource, c.action))
-            .collect();
-        super::writer::publish_event(
-            ctx.writers.recorder(shard),
-            baseline.as_ref(),
-            EventType::Normal,
-            "DriftRepaired",
-            "Sweep",
-            changes.join("; "),
-        )
-        .await;
-    }
+    publish_repairs(&ctx, shard, &baseline, &outcome.applied).await;
     tracing::info!(
         baseline = %key,
         regions = outcome.sweep.regions.len(),
@@ -262,6 +249,50 @@ async fn sweep_one(
         full,
         rules_failed,
     }
+}
+
+/// A sweep that did not finish in time: the last one's findings stand, with the error and time.
+fn timed_out(
+    ctx: &Context,
+    key: &str,
+    in_status: Option<&crate::api::ComplianceSweep>,
+) -> crate::engine::sweep::SweepOutcome {
+    let mut failed = ctx.sweeps.latest(key, in_status).unwrap_or_default();
+    failed.time = now();
+    failed.error = Some(format!(
+        "the sweep did not finish within {} s: AWS did not answer in time; trailkeeper tries again in {} minutes",
+        ctx.settings.reconcile_timeout.as_secs(),
+        RETRY_AFTER.as_secs() / 60
+    ));
+    crate::engine::sweep::SweepOutcome {
+        sweep: failed,
+        ..Default::default()
+    }
+}
+
+/// A Normal Event naming what the sweep repaired, when it repaired anything.
+async fn publish_repairs(
+    ctx: &Context,
+    shard: u32,
+    baseline: &LoggingBaseline,
+    applied: &[crate::engine::report::Change],
+) {
+    if applied.is_empty() {
+        return;
+    }
+    let changes: Vec<String> = applied
+        .iter()
+        .map(|c| format!("{}: {}", c.resource, c.action))
+        .collect();
+    super::writer::publish_event(
+        ctx.writers.recorder(shard),
+        baseline,
+        EventType::Normal,
+        "DriftRepaired",
+        "Sweep",
+        changes.join("; "),
+    )
+    .await;
 }
 
 #[cfg(test)]

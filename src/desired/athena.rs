@@ -22,6 +22,25 @@ pub struct TrailLocation {
     pub organization_id: Option<String>,
 }
 
+impl TrailLocation {
+    /// `prefix/AWSLogs/[o-id/]`: the key under which the trail's files of every account start.
+    pub fn logs_key_root(&self) -> String {
+        let prefix = self
+            .key_prefix
+            .as_deref()
+            .map(|p| p.trim_matches('/'))
+            .filter(|p| !p.is_empty())
+            .map(|p| format!("{p}/"))
+            .unwrap_or_default();
+        let organization = self
+            .organization_id
+            .as_deref()
+            .map(|o| format!("{o}/"))
+            .unwrap_or_default();
+        format!("{prefix}AWSLogs/{organization}")
+    }
+}
+
 /// A Hive column type, kept as a tree so that tests (and the audit queries' checks) can walk the
 /// fields of the CloudTrail record; rendered the way Glue stores it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -258,19 +277,7 @@ pub fn partition_regions(region: &str) -> Vec<&'static str> {
 
 /// `s3://bucket/prefix/AWSLogs/[o-id/]` : where the trail's log files of every account start.
 fn logs_root(location: &TrailLocation) -> String {
-    let prefix = location
-        .key_prefix
-        .as_deref()
-        .map(|p| p.trim_matches('/'))
-        .filter(|p| !p.is_empty())
-        .map(|p| format!("{p}/"))
-        .unwrap_or_default();
-    let organization = location
-        .organization_id
-        .as_deref()
-        .map(|o| format!("{o}/"))
-        .unwrap_or_default();
-    format!("s3://{}/{prefix}AWSLogs/{organization}", location.bucket)
+    format!("s3://{}/{}", location.bucket, location.logs_key_root())
 }
 
 /// The CloudTrail table over this account's logs in the trail's bucket, with partition

@@ -11,33 +11,23 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::aws::{AccountClients, AwsError, cloudtrail, s3};
+use crate::desired::athena::TrailLocation;
 use crate::progress::Progress;
 
 /// Log files read at once.
 const CONCURRENCY: usize = 32;
 
-/// Where a trail's files are: `{prefix/}AWSLogs/{o-id/}{account}/CloudTrail[-Digest]/{region}/...`.
+/// Where one account's files of a trail are:
+/// `{prefix/}AWSLogs/{o-id/}{account}/CloudTrail[-Digest]/{region}/...`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogLocation {
-    pub bucket: String,
-    pub prefix: Option<String>,
-    pub organization_id: Option<String>,
+    pub trail: TrailLocation,
     pub account: String,
 }
 
 impl LogLocation {
     fn account_root(&self) -> String {
-        let prefix = self
-            .prefix
-            .as_deref()
-            .map(|p| p.trim_matches('/'))
-            .filter(|p| !p.is_empty())
-            .map(|p| format!("{p}/"))
-            .unwrap_or_default();
-        match &self.organization_id {
-            Some(o) => format!("{prefix}AWSLogs/{o}/{}/", self.account),
-            None => format!("{prefix}AWSLogs/{}/", self.account),
-        }
+        format!("{}{}/", self.trail.logs_key_root(), self.account)
     }
 }
 
@@ -78,9 +68,11 @@ pub async fn location_of(
         None
     };
     Ok(LogLocation {
-        bucket,
-        prefix,
-        organization_id,
+        trail: TrailLocation {
+            bucket,
+            key_prefix: prefix,
+            organization_id,
+        },
         account: spec.account_id.clone(),
     })
 }
@@ -94,12 +86,14 @@ pub fn archive_location(
     trail_policy: &crate::api::TrailPolicySpec,
 ) -> LogLocation {
     LogLocation {
-        bucket: crate::desired::archive::bucket_name(archive),
-        prefix: Some(archive.key_prefix.clone()),
-        organization_id: archive
-            .organization_id
-            .clone()
-            .filter(|_| trail_policy.organization_trail),
+        trail: TrailLocation {
+            bucket: crate::desired::archive::bucket_name(archive),
+            key_prefix: Some(archive.key_prefix.clone()),
+            organization_id: archive
+                .organization_id
+                .clone()
+                .filter(|_| trail_policy.organization_trail),
+        },
         account: member.account_id.clone(),
     }
 }
@@ -371,7 +365,7 @@ pub async fn verify_counting(
     end: i64,
     progress: &Progress,
 ) -> Result<VerifyReport, AwsError> {
-    let bucket = &location.bucket;
+    let bucket = &location.trail.bucket;
     let mut buckets = BucketClients::new(clients);
     let trail_bucket = buckets.of(bucket).await?;
     let keys = digest_keys(&trail_bucket, location, start, end).await?;
@@ -397,7 +391,7 @@ async fn digest_keys(
     start: i64,
     end: i64,
 ) -> Result<Vec<(String, String)>, AwsError> {
-    let bucket = &location.bucket;
+    let bucket = &location.trail.bucket;
     let digest_root = format!("{}CloudTrail-Digest/", location.account_root());
     let mut keys = Vec::new();
     for folder in s3::list_folders(trail_bucket, bucket, &digest_root).await? {

@@ -72,9 +72,11 @@ fn days_cover_the_range() {
 #[test]
 fn the_organization_layout_has_the_organization_id() {
     let location = LogLocation {
-        bucket: "b".into(),
-        prefix: Some("org/".into()),
-        organization_id: Some("o-abc".into()),
+        trail: TrailLocation {
+            bucket: "b".into(),
+            key_prefix: Some("org/".into()),
+            organization_id: Some("o-abc".into()),
+        },
         account: "111122223333".into(),
     };
     assert_eq!(location.account_root(), "org/AWSLogs/o-abc/111122223333/");

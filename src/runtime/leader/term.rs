@@ -42,6 +42,26 @@ pub struct TermBounds {
 /// and stop (termination).
 pub type StopSignal = std::pin::Pin<Box<dyn Future<Output = ()> + Send + Sync>>;
 
+/// Keeps `gate` on the published deadline of the lease, telling `on_leading` each change. The
+/// gate also shuts on its own once the deadline passes (the clock is read at each check), even
+/// if this task or the process stalled.
+async fn follow_leadership(
+    gate: WriteGate,
+    mut leading: watch::Receiver<Option<i64>>,
+    on_leading: impl Fn(bool) + Send + 'static,
+) {
+    loop {
+        let until = *leading.borrow_and_update();
+        gate.lead_until(until);
+        on_leading(until.is_some());
+        if leading.changed().await.is_err() {
+            gate.lead_until(None);
+            on_leading(false);
+            return;
+        }
+    }
+}
+
 /// Campaigns on `elector` and, once elected, runs `work` under `gate` until termination or the
 /// lease's loss. `on_leading` hears each change of leadership (health, metrics).
 pub async fn serve<S, W, F>(
@@ -63,23 +83,7 @@ where
     let campaign = tokio::spawn(campaign(elector, leading_tx, async move {
         let _ = campaign_stopped.await;
     }));
-    // The gate follows the published deadline; it also shuts on its own once the deadline
-    // passes (the clock is read at each check), even if this task or the process stalled.
-    let follower = {
-        let (gate, mut leading) = (gate.clone(), leading.clone());
-        tokio::spawn(async move {
-            loop {
-                let until = *leading.borrow_and_update();
-                gate.lead_until(until);
-                on_leading(until.is_some());
-                if leading.changed().await.is_err() {
-                    gate.lead_until(None);
-                    on_leading(false);
-                    return;
-                }
-            }
-        })
-    };
+    let follower = tokio::spawn(follow_leadership(gate.clone(), leading.clone(), on_leading));
     let stop_campaign = move |campaign: tokio::task::JoinHandle<Elector<S>>| {
         let _ = stop_campaign.send(());
         async move { campaign.await.ok() }
