@@ -349,16 +349,7 @@ async fn three_replicas_share_the_shards_one_writer_per_account_a_killed_replica
     let trail = desired::trail_arn(&common::spec(&account));
     aws.cloudtrail.stop_logging().name(&trail).send().await.unwrap();
 
-    cluster::eventually("the killed replica's shards taken over", TIMEOUT, || {
-        let (client, ns, victims_shards) = (client.clone(), ns.clone(), victims_shards.clone());
-        async move {
-            let holders = shard_holders(&client, &ns).await;
-            victims_shards
-                .iter()
-                .all(|s| holders.get(s).is_some_and(|h| h != "replica-c"))
-        }
-    })
-    .await;
+    taken_over(&client, &ns, &victims_shards, "replica-c").await;
     let taken = killed.elapsed();
     eprintln!("replica-c's shards {victims_shards:?} taken over {taken:?} after its SIGKILL");
     // Its Leases were renewed at most a round before the kill; the others saw that renewal at
@@ -511,6 +502,15 @@ fn near_time(sample: std::time::SystemTime, at: std::time::SystemTime) -> Option
         Ok(before) => Some(before).filter(|d| *d <= Duration::from_millis(1500)),
         Err(after) => Some(after.duration()).filter(|d| *d <= Duration::from_millis(200)),
     }
+}
+
+/// Waits until each of `shards` is held by a replica other than `from`.
+async fn taken_over(client: &Client, namespace: &str, shards: &[u32], from: &str) {
+    cluster::eventually(&format!("{from}'s shards {shards:?} taken over"), TIMEOUT, || async {
+        let holders = shard_holders(client, namespace).await;
+        shards.iter().all(|s| holders.get(s).is_some_and(|h| h != from))
+    })
+    .await;
 }
 
 /// How many shards each replica holds.
@@ -691,16 +691,7 @@ async fn tamper_events_reach_their_shards_holder_a_fourth_replica_gets_its_share
         .cloned();
     replicas[0].signal("STOP");
     let frozen = Instant::now();
-    cluster::eventually("the frozen replica's shards taken over", TIMEOUT, || {
-        let (client, ns, frozen_shards) = (client.clone(), ns.clone(), frozen_shards.clone());
-        async move {
-            let holders = shard_holders(&client, &ns).await;
-            frozen_shards
-                .iter()
-                .all(|s| holders.get(s).is_some_and(|h| h != "replica-a"))
-        }
-    })
-    .await;
+    taken_over(&client, &ns, &frozen_shards, "replica-a").await;
     eprintln!(
         "replica-a's shards {frozen_shards:?} taken over {:?} after its SIGSTOP",
         frozen.elapsed()

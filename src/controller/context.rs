@@ -472,6 +472,11 @@ impl Context {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|r, _| refs.contains(r));
+        // Marked by an event of another replica's shard and never consumed here: dropped too.
+        self.urgent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|r| refs.contains(r));
         // Only what this controller saw and no longer sees: the registry is the process's.
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         for key in seen.keys.iter().filter(|k| !keys.contains(k.as_str())) {
